@@ -1,0 +1,101 @@
+"""The application factory: configuration, extensions, blueprints, CLI. Nothing else.
+
+``create_app`` never touches the database or the network: migrations run from the CLI
+(``flask db upgrade``), data from ``flask jackpotx seed-demo``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import load_config
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    settings = load_config(**(config or {}))
+    app = Flask(__name__, instance_path=settings["INSTANCE_DIR"])
+    # The embedded SQLite file, uploads and the dev mail folder live here.
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(settings)
+    app.config.update(
+        SQLALCHEMY_TRACK_MODIFICATIONS=False,
+        RATELIMIT_STORAGE_URI=settings["REDIS_URL"] or "memory://",
+        RATELIMIT_DEFAULT=settings["RATE_LIMIT_API"],
+        RATELIMIT_HEADERS_ENABLED=True,
+        JSON_SORT_KEYS=False,
+    )
+    if settings["PROXY_COUNT"]:
+        n = settings["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    from app import auth, errors, observability, security
+    from app.blueprints import docs, register_blueprints
+    from app.cli import register_cli
+    from app.extensions import (
+        api,
+        cors,
+        csrf,
+        db,
+        jwt,
+        limiter,
+        login_manager,
+        migrate,
+        redis_store,
+        socketio,
+    )
+    from app.jobs import queues
+
+    observability.configure_logging(settings["LOG_LEVEL"])
+    observability.init_app(app)
+    db.init_app(app)
+    from app import models  # noqa: F401 - registers every table on the metadata
+
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True)
+    redis_store.init_app(app)
+    queues.init_app(app)
+    jwt.init_app(app)
+    auth.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": settings["CORS_ORIGINS"]}},
+        expose_headers=["X-Correlation-ID", "Retry-After"],
+        allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", "X-Device-Fingerprint"],
+        supports_credentials=False,
+    )
+    socketio.init_app(
+        app,
+        async_mode=settings["SOCKETIO_ASYNC_MODE"],
+        message_queue=settings["REDIS_URL"] or None,
+        cors_allowed_origins=settings["CORS_ORIGINS"],
+        logger=False,
+        engineio_logger=False,
+    )
+    api.init_app(
+        app,
+        spec_kwargs={
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    "providerSignature": {
+                        "type": "apiKey",
+                        "in": "header",
+                        "name": "X-Signature",
+                    },
+                }
+            }
+        },
+    )
+    # After api.init_app: our envelope handlers replace flask-smorest's defaults.
+    errors.init_app(app)
+    security.init_app(app)
+    docs.init_app(app)
+    register_blueprints(app)
+    register_cli(app)
+    return app

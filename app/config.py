@@ -1,0 +1,174 @@
+"""Settings from the environment.
+
+Three profiles: ``development`` (the embedded default: SQLite file, in-process jobs, in-memory
+limiter, one-process Socket.IO), ``testing`` and ``production`` (PostgreSQL + Redis, refuses
+development secrets). Every knob is an environment variable with a safe development default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__version__ = "0.1.0"
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+#: Values that must never reach production; the factory refuses to start with them.
+DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
+DEV_JWT_SECRET_KEY = "dev-jwt-secret-key-change-me-please"  # noqa: S105 - refused in production
+DEV_ENCRYPTION_KEY = "ZGV2LWVuY3J5cHRpb24ta2V5LWNoYW5nZS1tZS0wMDA="
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a safe configuration."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _list(env: Mapping[str, str], name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env.get(name, default).split(",") if item.strip()]
+
+
+def normalize_database_url(url: str) -> str:
+    """Map plain ``postgres(ql)://`` URLs onto the psycopg2 driver we ship."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
+
+
+def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Read the settings from ``env`` (default ``os.environ``) at call time.
+
+    ``overrides`` win over the environment (tests and tools pass them).
+    """
+    env = os.environ if env is None else env
+    profile = (overrides.get("ENV") or env.get("ENV") or "development").strip().lower()
+    if profile not in PROFILES:
+        raise ConfigError(f"ENV must be one of {', '.join(PROFILES)}, got {profile!r}")
+    instance_dir = Path(env.get("INSTANCE_DIR", BASE_DIR / "instance"))
+    get = env.get
+
+    cfg: dict[str, Any] = {
+        "ENV": profile,
+        "VERSION": __version__,
+        "DEBUG": _bool(env, "FLASK_DEBUG", False) and profile == "development",
+        "TESTING": profile == "testing",
+        "SECRET_KEY": get("SECRET_KEY", DEV_SECRET_KEY),
+        "JWT_SECRET_KEY": get("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY),
+        # Fernet key (urlsafe base64 of 32 bytes) for secrets stored in the DB.
+        "ENCRYPTION_KEY": get("ENCRYPTION_KEY", DEV_ENCRYPTION_KEY),
+        "SQLALCHEMY_DATABASE_URI": normalize_database_url(
+            get("DATABASE_URL", f"sqlite:///{instance_dir / 'jackpotx.sqlite3'}")
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Empty = embedded mode: fakeredis in-process, RQ jobs run synchronously.
+        "REDIS_URL": get("REDIS_URL", ""),
+        "INSTANCE_DIR": str(instance_dir),
+        "JWT_ALGORITHM": "HS256",
+        "JWT_DECODE_ALGORITHMS": ["HS256"],
+        "JWT_ACCESS_TOKEN_EXPIRES": _int(env, "JWT_ACCESS_TOKEN_EXPIRES", 15 * 60),
+        "JWT_REFRESH_TOKEN_EXPIRES": _int(env, "JWT_REFRESH_TOKEN_EXPIRES", 30 * 24 * 3600),
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "CAPTCHA_REQUIRED": _bool(env, "CAPTCHA_REQUIRED", True),
+        "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", True),
+        "RATE_LIMIT_AUTH": get("RATE_LIMIT_AUTH", "20 per minute"),
+        "RATE_LIMIT_API": get("RATE_LIMIT_API", "300 per minute"),
+        "RATE_LIMIT_CALLBACK": get("RATE_LIMIT_CALLBACK", "20000 per minute"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5),
+        "API_DOCS_PASSWORD": get("API_DOCS_PASSWORD", ""),
+        "DEFAULT_CURRENCY": get("DEFAULT_CURRENCY", "EUR").upper(),
+        # Minor units; withdrawals at or above need approved KYC.
+        "KYC_WITHDRAWAL_THRESHOLD": _int(env, "KYC_WITHDRAWAL_THRESHOLD", 200_00),
+        "UPLOAD_DIR": get("UPLOAD_DIR", str(instance_dir / "uploads")),
+        "MAIL_DIR": get("MAIL_DIR", str(instance_dir / "mail")),
+        "CORS_ORIGINS": _list(env, "CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
+        "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),
+        # Public base URL for links we hand out (launch URLs, checkout pages, e-mails).
+        "PUBLIC_URL": get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # Header a trusted proxy sets with the client's ISO-3166 country code.
+        "COUNTRY_HEADER": get("COUNTRY_HEADER", "CF-IPCountry"),
+        # How many proxies in front of us append to X-Forwarded-For (0 = trust none).
+        "PROXY_COUNT": _int(env, "PROXY_COUNT", 0),
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 12 * 1024 * 1024),
+        # Argon2id cost; OWASP's floor is m=19 MiB, t=2, p=1.
+        "ARGON2_TIME_COST": _int(env, "ARGON2_TIME_COST", 2),
+        "ARGON2_MEMORY_COST": _int(env, "ARGON2_MEMORY_COST", 19 * 1024),
+        "ARGON2_PARALLELISM": _int(env, "ARGON2_PARALLELISM", 1),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": _int(env, "CONSOLE_IDLE_TIMEOUT", 30 * 60),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "API_TITLE": "JackpotX API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "SOCKETIO_ASYNC_MODE": get("SOCKETIO_ASYNC_MODE", "gevent"),
+    }
+    if profile == "testing":
+        cfg.update(
+            CAPTCHA_REQUIRED=False,
+            SQLALCHEMY_DATABASE_URI="sqlite://",
+            REDIS_URL="",
+            ARGON2_TIME_COST=1,
+            ARGON2_MEMORY_COST=8,
+            WTF_CSRF_ENABLED=False,
+            SOCKETIO_ASYNC_MODE="threading",
+        )
+    if profile == "production":
+        cfg.update(
+            SESSION_COOKIE_SECURE=True,
+            SESSION_COOKIE_NAME="__Host-jackpotx",
+            REMEMBER_COOKIE_SECURE=True,
+        )
+    cfg.update(overrides)
+    if "SQLALCHEMY_DATABASE_URI" in overrides:
+        cfg["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(cfg["SQLALCHEMY_DATABASE_URI"])
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite serializes writers; wait for the lock instead of failing at once.
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    if profile == "production":
+        validate_production(cfg)
+    return cfg
+
+
+def validate_production(cfg: Mapping[str, Any]) -> None:
+    """Refuse development secrets and embedded services in production."""
+    problems = []
+    for key, dev_value in (
+        ("SECRET_KEY", DEV_SECRET_KEY),
+        ("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY),
+    ):
+        if cfg[key] == dev_value or len(cfg[key]) < 32:
+            problems.append(f"{key} is a development default or shorter than 32 characters")
+    if cfg["ENCRYPTION_KEY"] == DEV_ENCRYPTION_KEY:
+        problems.append("ENCRYPTION_KEY is the development default")
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        problems.append("DATABASE_URL must be set to a PostgreSQL URL")
+    if not cfg["REDIS_URL"]:
+        problems.append("REDIS_URL is required")
+    if problems:
+        raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+PROFILES = ("development", "testing", "production")

@@ -1,0 +1,79 @@
+"""Extensions, created unbound here and bound to the app in ``create_app``."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+# Stable constraint names so Alembic can alter them on SQLite (batch mode) and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def client_ip() -> str:
+    """The caller's address; ``ProxyFix`` (PROXY_COUNT) has already resolved forwarding."""
+    return request.remote_addr or "0.0.0.0"  # noqa: S104 - a key, not a bind address
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+jwt = JWTManager()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=client_ip)
+socketio = SocketIO()
+cors = CORS()
+api = Api()
+
+
+class RedisHolder:
+    """The app's Redis connection: a real server when ``REDIS_URL`` is set, else fakeredis.
+
+    The embedded default runs with no servers at all; fakeredis keeps the same API so RQ and
+    the rest of the code do not branch on it.
+    """
+
+    def __init__(self) -> None:
+        self._fake_server = None
+
+    def init_app(self, app: Flask) -> None:
+        url = app.config["REDIS_URL"]
+        if url:
+            import redis
+
+            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        else:
+            import fakeredis
+
+            if self._fake_server is None:
+                self._fake_server = fakeredis.FakeServer()
+            client = fakeredis.FakeRedis(server=self._fake_server)
+        app.extensions["redis"] = client
+
+    @staticmethod
+    def client():
+        from flask import current_app
+
+        return current_app.extensions["redis"]
+
+
+redis_store = RedisHolder()

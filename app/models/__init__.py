@@ -1,0 +1,7 @@
+"""All tables; importing this module registers every model on the metadata."""
+
+from app.models.audit import AuditLog
+from app.models.settings import Setting
+from app.models.user import Role, User
+
+__all__ = ["AuditLog", "Role", "Setting", "User"]

@@ -1,0 +1,148 @@
+"""Money in integer minor units with an ISO-4217 currency.
+
+Invariants:
+* Amounts are ``int`` minor units everywhere inside the system; floats never hold money.
+* Parsing is exact: a JSON number or decimal string with more decimals than the currency's
+  exponent, a non-finite value, a boolean or anything not a number is refused.
+* Output is a decimal string with exactly the currency's exponent (``"152.40"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+#: ISO-4217 exponents of the currencies we accept (crypto with their customary precision).
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "EUR": 2,
+    "USD": 2,
+    "GBP": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "CHF": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "BRL": 2,
+    "MXN": 2,
+    "TRY": 2,
+    "INR": 2,
+    "ZAR": 2,
+    "NZD": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "ISK": 0,
+    "KWD": 3,
+    "BHD": 3,
+    "BTC": 8,
+    "ETH": 8,
+    "USDT": 2,
+}
+
+#: Largest amount we accept in one request: 15 significant digits survive a JSON float exactly.
+MAX_SIGNIFICANT_DIGITS = 15
+
+
+class MoneyError(ValueError):
+    """An amount or currency that cannot be represented exactly."""
+
+
+def exponent(currency: str) -> int:
+    try:
+        return CURRENCY_EXPONENTS[currency]
+    except KeyError:
+        raise MoneyError(f"Unsupported currency {currency!r}") from None
+
+
+def normalize_currency(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise MoneyError("Currency must be an ISO-4217 code such as EUR")
+    code = value.strip().upper()
+    exponent(code)
+    return code
+
+
+def to_decimal(value: object) -> Decimal:
+    """A JSON number or decimal string as an exact ``Decimal``; refuses anything else."""
+    if isinstance(value, bool) or value is None:
+        raise MoneyError("Amount must be a number or a decimal string")
+    if isinstance(value, float):
+        # repr() is the shortest string that round-trips, i.e. what the client typed.
+        value = repr(value)
+    if isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str | Decimal):
+        text = str(value).strip()
+        if not text or any(c in text for c in "_ ") or text.lower().startswith(("0x", "+")):
+            raise MoneyError("Amount must be a decimal number")
+        try:
+            result = Decimal(text)
+        except InvalidOperation:
+            raise MoneyError("Amount must be a decimal number") from None
+    else:
+        raise MoneyError("Amount must be a number or a decimal string")
+    if not result.is_finite():
+        raise MoneyError("Amount must be a finite number")
+    return result
+
+
+def parse_minor(value: object, currency: str, *, allow_negative: bool = False) -> int:
+    """Parse a client amount into minor units of ``currency``, exactly."""
+    exp = exponent(currency)
+    amount = to_decimal(value)
+    if amount < 0 and not allow_negative:
+        raise MoneyError("Amount must not be negative")
+    minor = amount.scaleb(exp)
+    if minor != minor.to_integral_value():
+        raise MoneyError(f"{currency} amounts have at most {exp} decimal places")
+    if len(str(abs(int(minor)))) > MAX_SIGNIFICANT_DIGITS:
+        raise MoneyError("Amount is too large")
+    return int(minor)
+
+
+def format_minor(minor: int, currency: str) -> str:
+    """``15240, "EUR"`` → ``"152.40"``."""
+    exp = exponent(currency)
+    if exp == 0:
+        return str(int(minor))
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(int(minor)), 10**exp)
+    return f"{sign}{whole}.{frac:0{exp}d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.minor, int) or isinstance(self.minor, bool):
+            raise MoneyError("Money holds integer minor units")
+        exponent(self.currency)
+
+    @classmethod
+    def parse(cls, value: object, currency: object, *, allow_negative: bool = False) -> Money:
+        code = normalize_currency(currency)
+        return cls(parse_minor(value, code, allow_negative=allow_negative), code)
+
+    def __str__(self) -> str:
+        return format_minor(self.minor, self.currency)
+
+    def _same(self, other: Money) -> None:
+        if self.currency != other.currency:
+            raise MoneyError(f"Cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.minor + other.minor, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.minor - other.minor, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor, self.currency)
+
+    def as_json(self) -> dict[str, str]:
+        return {"amount": str(self), "currency": self.currency}

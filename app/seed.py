@@ -1,0 +1,99 @@
+"""Demo data for ``make run``: idempotent, so re-running ``seed-demo`` is safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyotp
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models.user import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
+from app.services import access, users
+
+#: Fixed TOTP secrets for demo staff so a newcomer can add them to an authenticator app.
+DEMO_TOTP = {"admin": "JBSWY3DPEHPK3PXPADMINAAA", "manager": "JBSWY3DPEHPK3PXPMANAGERA"}
+
+DEMO_USERS: list[dict[str, Any]] = [
+    {
+        "username": "admin",
+        "role_id": ADMIN,
+        "password": "Admin123!",
+        "email": "admin@jackpotx.local",
+    },
+    {
+        "username": "manager",
+        "role_id": MANAGER,
+        "password": "Manager123!",
+        "email": "manager@jackpotx.local",
+    },
+    {
+        "username": "support",
+        "role_id": SUPPORT,
+        "password": "Support123!",
+        "email": "support@jackpotx.local",
+    },
+    {
+        "username": "agent",
+        "role_id": AGENT,
+        "password": "Agent123!",
+        "email": "agent@jackpotx.local",
+    },
+    {
+        "username": "player1",
+        "role_id": PLAYER,
+        "password": "Player123!",
+        "email": "player1@jackpotx.local",
+        "first_name": "Ada",
+        "last_name": "Player",
+        "country": "MT",
+    },
+    {
+        "username": "player2",
+        "role_id": PLAYER,
+        "password": "Player123!",
+        "email": "player2@jackpotx.local",
+        "first_name": "Bo",
+        "last_name": "Player",
+        "country": "DE",
+    },
+]
+
+ROLE_NAMES = {
+    ADMIN: "Admin",
+    MANAGER: "Manager",
+    SUPPORT: "Support",
+    AGENT: "Agent",
+    PLAYER: "Player",
+}
+
+
+def seed_users() -> list[dict[str, str]]:
+    access.ensure_roles()
+    logins = []
+    for spec in DEMO_USERS:
+        spec = dict(spec)
+        password = spec.pop("password")
+        secret = DEMO_TOTP.get(spec["username"])
+        exists = db.session.scalar(
+            select(User.id).where(func.lower(User.username) == spec["username"])
+        )
+        if not exists:
+            users.create_user(password=password, totp_secret=secret, **spec)
+        note = f"TOTP secret {secret} (code now: {pyotp.TOTP(secret).now()})" if secret else ""
+        logins.append(
+            {
+                "role": ROLE_NAMES[spec["role_id"]],
+                "username": spec["username"],
+                "password": password,
+                "note": note,
+            }
+        )
+    return logins
+
+
+def seed_demo() -> list[dict[str, str]]:
+    """Every domain adds its demo data here; each step must be idempotent."""
+    logins = seed_users()
+    db.session.flush()
+    return logins

@@ -1,0 +1,29 @@
+"""gunicorn for Flask-SocketIO on gevent: one worker per process, WebSocket-capable.
+
+Scale out with more instances behind a load balancer (sticky sessions for Socket.IO); the
+Redis message queue joins them. Settings come from the environment.
+"""
+
+import os
+
+# A container listens on all interfaces; outside one, set HOST or BIND.
+_host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104
+bind = os.environ.get("BIND", f"{_host}:{os.environ.get('PORT', '5000')}")
+# Flask-SocketIO needs one worker per process (sticky sessions); scale with instances.
+workers = int(os.environ.get("WEB_WORKERS", "1"))
+worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+accesslog = os.environ.get("ACCESS_LOG", "-")
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_fork(server, worker):
+    # psycopg2 blocks the event loop unless it waits through gevent.
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()

@@ -1,0 +1,236 @@
+"""Test fixtures: real PostgreSQL and Redis when they answer (always in CI), else SQLite.
+
+* The session creates its own database (``jackpotx_test_<worker>``) from scratch.
+* Each test runs inside an outer transaction and sees ``db.session`` as a session that turns
+  every commit into a SAVEPOINT release; the outer transaction is rolled back afterwards.
+* Tests that need real commits on several connections (concurrency) use ``committed_db``,
+  which truncates every table afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask_jwt_extended import create_access_token
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from app import create_app
+from app.db import atomic
+from app.extensions import db
+from app.models.user import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _postgres_admin_engine() -> sa.Engine | None:
+    from app.config import normalize_database_url
+
+    engine = sa.create_engine(normalize_database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError:
+        engine.dispose()
+        return None
+    return engine
+
+
+def _redis_ok() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.exceptions.RedisError:
+        return False
+
+
+def _worker_suffix() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    admin = _postgres_admin_engine()
+    if admin is None:
+        if IN_CI:
+            pytest.exit("CI=true but PostgreSQL does not answer at TEST_DATABASE_URL", returncode=3)
+        tmp = Path(tempfile.mkdtemp(prefix="jackpotx-test-"))
+        yield f"sqlite:///{tmp / 'test.sqlite3'}"
+        return
+    name = f"jackpotx_test_{_worker_suffix()}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if _redis_ok():
+        return REDIS_URL
+    if IN_CI:
+        pytest.exit("CI=true but Redis does not answer at TEST_REDIS_URL", returncode=3)
+    return ""
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, redis_url: str, tmp_path_factory):
+    instance = tmp_path_factory.mktemp("instance")
+    application = create_app(
+        {
+            "ENV": "testing",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "RQ_SYNC": True,
+            "INSTANCE_DIR": str(instance),
+            "UPLOAD_DIR": str(instance / "uploads"),
+            "MAIL_DIR": str(instance / "mail"),
+            "SERVER_NAME": "localhost",
+        }
+    )
+    from tests.probe import register_probe_routes
+
+    register_probe_routes(application)
+    with application.app_context():
+        db.create_all()
+        from app.services.access import ensure_roles
+
+        with atomic():
+            ensure_roles()
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def is_postgres(app) -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+@pytest.fixture
+def requires_postgres(is_postgres):
+    if not is_postgres:
+        pytest.skip("needs PostgreSQL (set TEST_DATABASE_URL or run the local server)")
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(app):
+    client = app.extensions["redis"]
+    client.flushdb()
+    from app.extensions import limiter
+
+    limiter.reset()
+    return
+
+
+@pytest.fixture(autouse=True)
+def _db_savepoint(request, app):
+    """Every test in one rolled-back transaction, unless it asked for ``committed_db``."""
+    if "committed_db" in request.fixturenames:
+        yield
+        return
+    connection = db.engine.connect()
+    outer = connection.begin()
+    original = db.session
+    db.session = scoped_session(
+        sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
+    )
+    try:
+        yield
+    finally:
+        db.session.remove()
+        db.session = original
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def committed_db(app) -> Iterator[None]:
+    """Real commits (for tests racing several connections); every table emptied afterwards."""
+    db.session.remove()
+    yield
+    db.session.remove()
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(sa.text(f"DELETE FROM {name}"))
+    from app.services.access import ensure_roles
+
+    with atomic():
+        ensure_roles()
+    db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Factory:
+    """Builds rows through the same services the app uses."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def _next(self) -> int:
+        self._n += 1
+        return self._n
+
+    def user(self, role_id: int = PLAYER, password: str = "Passw0rd!", **kw) -> User:
+        from app.services.users import create_user
+
+        n = self._next()
+        kw.setdefault("username", f"user{n}_{os.urandom(3).hex()}")
+        kw.setdefault("email", f"{kw['username']}@example.test")
+        with atomic():
+            user = create_user(password=password, role_id=role_id, **kw)
+        return user
+
+    def player(self, **kw) -> User:
+        return self.user(PLAYER, **kw)
+
+    def staff(self, role: str, **kw) -> User:
+        role_id = {"admin": ADMIN, "manager": MANAGER, "support": SUPPORT, "agent": AGENT}[role]
+        return self.user(role_id, **kw)
+
+
+@pytest.fixture
+def factory(app) -> Factory:
+    return Factory()
+
+
+@pytest.fixture
+def token_for(app):
+    def make(user: User) -> dict[str, str]:
+        return {"Authorization": f"Bearer {create_access_token(identity=user)}"}
+
+    return make
+
+
+def pytest_report_header(config):
+    pg = _postgres_admin_engine()
+    where = "PostgreSQL" if pg is not None else "SQLite (PostgreSQL not reachable)"
+    if pg is not None:
+        pg.dispose()
+    return [f"jackpotx: database={where}, redis={'server' if _redis_ok() else 'fakeredis'}"]

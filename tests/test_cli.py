@@ -1,0 +1,83 @@
+"""Operator commands keep their names and flags."""
+
+from __future__ import annotations
+
+import pyotp
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models.user import MANAGER, User
+
+
+def test_users_create_prints_the_new_id_and_enables_totp(runner):
+    secret = pyotp.random_base32()
+    result = runner.invoke(
+        args=[
+            "jackpotx",
+            "users",
+            "create",
+            "--username",
+            "opsmgr",
+            "--email",
+            "ops@x.test",
+            "--password",
+            "Str0ng!pass",
+            "--role",
+            "Manager",
+            "--totp-secret",
+            secret,
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.get(User, int(result.output.strip()))
+    assert user.role_id == MANAGER
+    assert user.totp_enabled
+    assert user.password_hash.startswith("$argon2id$")
+
+
+def test_users_create_refuses_weak_password_and_unknown_role(runner):
+    weak = runner.invoke(
+        args=[
+            "jackpotx",
+            "users",
+            "create",
+            "--username",
+            "w",
+            "--email",
+            "w@x.test",
+            "--password",
+            "short",
+        ]
+    )
+    assert weak.exit_code == 1
+    assert "Password must contain" in weak.output
+    role = runner.invoke(
+        args=[
+            "jackpotx",
+            "users",
+            "create",
+            "--username",
+            "r",
+            "--email",
+            "r@x.test",
+            "--password",
+            "Str0ng!pass",
+            "--role",
+            "Emperor",
+        ]
+    )
+    assert role.exit_code == 2
+    assert (
+        db.session.scalar(sa.select(sa.func.count(User.id)).where(User.username.in_(["w", "r"])))
+        == 0
+    )
+
+
+def test_seed_demo_is_idempotent(runner):
+    first = runner.invoke(args=["jackpotx", "seed-demo"])
+    assert first.exit_code == 0, first.output
+    count = db.session.scalar(sa.select(sa.func.count(User.id)))
+    second = runner.invoke(args=["jackpotx", "seed-demo"])
+    assert second.exit_code == 0, second.output
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == count
+    assert "admin" in first.output

@@ -1,0 +1,183 @@
+"""Health, maintenance mode, API docs, rate limits, configuration safety, transactions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app import create_app
+from app.config import ConfigError, load_config
+from app.db import atomic, on_commit
+from app.extensions import db
+from app.models.settings import Setting
+from app.services import settings
+
+
+def test_health_reports_database_and_redis(client, is_postgres):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "healthy"
+    assert body["environment"] == "testing"
+    assert body["version"]
+    assert body["database"]["status"] == "up"
+    assert body["database"]["engine"] == ("postgresql" if is_postgres else "sqlite")
+    assert body["redis"]["status"] == "up"
+
+
+def test_health_is_degraded_when_redis_is_down(app, client, monkeypatch):
+    class Down:
+        def ping(self):
+            import redis
+
+            raise redis.exceptions.ConnectionError("refused")
+
+    monkeypatch.setitem(app.extensions, "redis", Down())
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "degraded"
+    assert response.get_json()["redis"]["status"] == "down"
+
+
+def test_maintenance_mode_blocks_player_api_but_not_health_or_staff(client, runner):
+    result = runner.invoke(args=["jackpotx", "maintenance", "on", "--message", "Back at 10"])
+    assert result.exit_code == 0, result.output
+    assert "maintenance mode: on" in result.output
+
+    blocked = client.get("/api/probe/conflict")
+    assert blocked.status_code == 503
+    assert blocked.get_json()["code"] == "MAINTENANCE_MODE"
+    assert blocked.get_json()["message"] == "Back at 10"
+    assert client.get("/health").status_code == 200
+    status = client.get("/api/status").get_json()["data"]
+    assert status["maintenance"] is True
+    assert client.get("/api/admin/anything").get_json()["code"] == "NOT_FOUND"
+
+    runner.invoke(args=["jackpotx", "maintenance", "off"])
+    assert client.get("/api/probe/conflict").status_code == 409
+
+
+def test_maintenance_toggle_is_audited(runner):
+    from app.services import audit
+
+    runner.invoke(args=["jackpotx", "maintenance", "on"])
+    from sqlalchemy import select
+
+    from app.models.audit import AuditLog
+
+    row = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc())).first()
+    assert row.action == "settings.update"
+    assert row.after == {"value": {"enabled": True, "message": None}}
+    assert audit.verify().ok
+
+
+def test_openapi_document_and_docs_are_served_locally(client):
+    spec = client.get("/api/openapi.json")
+    assert spec.status_code == 200
+    assert spec.get_json()["openapi"].startswith("3.")
+    assert "/api/status" in spec.get_json()["paths"]
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    external = re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
+    assert external == []
+    assert "swagger-ui-bundle.js" in html
+    asset = client.get("/api/docs/static/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    asset.close()
+
+
+def test_docs_password_protects_docs_and_spec(app, client):
+    app.config["API_DOCS_PASSWORD"] = "s3cret-docs"
+    try:
+        denied = client.get("/api/docs")
+        assert denied.status_code == 401
+        assert denied.headers["WWW-Authenticate"].startswith("Basic")
+        assert client.get("/api/openapi.json").status_code == 401
+        ok = client.get("/api/openapi.json", auth=("any", "s3cret-docs"))
+        assert ok.status_code == 200
+    finally:
+        app.config["API_DOCS_PASSWORD"] = ""
+
+
+def test_rate_limit_answers_429_envelope_with_retry_after(client):
+    codes = [client.get("/api/probe/limited").status_code for _ in range(3)]
+    assert codes == [200, 200, 200]
+    response = client.get("/api/probe/limited")
+    assert response.status_code == 429
+    body = response.get_json()
+    assert body["code"] == "RATE_LIMITED"
+    assert body["success"] is False
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_production_refuses_development_secrets():
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config({"ENV": "production"})
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        load_config(
+            {
+                "ENV": "production",
+                "SECRET_KEY": "x" * 40,
+                "JWT_SECRET_KEY": "y" * 40,
+                "ENCRYPTION_KEY": "k" * 44,
+                "REDIS_URL": "redis://localhost",
+            }
+        )
+
+
+def test_production_starts_with_real_settings():
+    cfg = load_config(
+        {
+            "ENV": "production",
+            "SECRET_KEY": "x" * 40,
+            "JWT_SECRET_KEY": "y" * 40,
+            "ENCRYPTION_KEY": "a" * 43 + "=",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "DATABASE_URL": "postgresql://u@db/jackpotx",
+        }
+    )
+    assert cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg2://")
+    assert cfg["SESSION_COOKIE_NAME"].startswith("__Host-")
+
+
+def test_create_app_touches_no_database(tmp_path):
+    # A database URL nobody listens on: the factory must still build the app.
+    app = create_app(
+        {"ENV": "testing", "SQLALCHEMY_DATABASE_URI": "postgresql://nobody@127.0.0.1:1/none"}
+    )
+    assert app.name == "app"
+
+
+def test_on_commit_runs_after_commit_only(app):
+    fired: list[str] = []
+    with atomic():
+        on_commit(lambda: fired.append("outer"))
+        db.session.add(Setting(key="t1", value=1))
+        assert fired == []
+    assert fired == ["outer"]
+
+    with pytest.raises(RuntimeError), atomic():
+        on_commit(lambda: fired.append("rolled back"))
+        raise RuntimeError("boom")
+    assert fired == ["outer"]
+
+
+def test_nested_atomic_is_a_savepoint(app):
+    fired: list[str] = []
+    with atomic():
+        db.session.add(Setting(key="kept", value=1))
+        with pytest.raises(ValueError, match="inner fails"), atomic():
+            db.session.add(Setting(key="dropped", value=2))
+            on_commit(lambda: fired.append("inner"))
+            raise ValueError("inner fails")
+        on_commit(lambda: fired.append("outer"))
+    assert settings.get("kept") == 1
+    assert settings.get("dropped") is None
+    assert fired == ["outer"]
+
+
+def test_on_commit_outside_a_transaction_is_a_programming_error(app):
+    with pytest.raises(RuntimeError, match="outside atomic"):
+        on_commit(lambda: None)
