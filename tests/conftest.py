@@ -54,7 +54,8 @@ def _redis_ok() -> bool:
 
 
 def _worker_suffix() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # Parallel runs on one server (several checkouts, xdist) each get their own database.
+    return os.environ.get("JX_TEST_DB_SUFFIX") or os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @pytest.fixture(scope="session")
