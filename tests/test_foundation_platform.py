@@ -181,3 +181,23 @@ def test_nested_atomic_is_a_savepoint(app):
 def test_on_commit_outside_a_transaction_is_a_programming_error(app):
     with pytest.raises(RuntimeError, match="outside atomic"):
         on_commit(lambda: None)
+
+
+def test_database_outage_is_a_503_envelope_logged_with_correlation_id(committed_db, caplog):
+    # Nothing listens on port 1: every query fails like a database that went away.
+    down = create_app(
+        {"ENV": "testing", "SQLALCHEMY_DATABASE_URI": "postgresql://nobody@127.0.0.1:1/none"}
+    )
+    client = down.test_client()
+    response = client.get("/api/status", headers={"X-Correlation-ID": "db-down-1"})
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["code"] == "SERVICE_UNAVAILABLE"
+    assert "127.0.0.1" not in body["message"]
+    assert any(
+        r.getMessage().startswith("database unavailable") and r.correlation_id == "db-down-1"
+        for r in caplog.records
+    )
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.get_json()["database"]["status"] == "down"
