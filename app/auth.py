@@ -31,6 +31,15 @@ def deny_jti(jti: str, expires_at: int) -> None:
     redis_store.client().set(DENYLIST_PREFIX + jti, "1", ex=ttl)
 
 
+def issued_at_us(payload: dict) -> int:
+    """When the token was issued, in microseconds.
+
+    Our tokens carry ``iat_us``; ``iat`` alone has one-second resolution, so a token without
+    it counts as issued at the start of its second (a cut-off in that second kills it).
+    """
+    return int(payload.get("iat_us") or payload["iat"] * 1_000_000)
+
+
 def _is_revoked(payload: dict) -> bool:
     if redis_store.client().exists(DENYLIST_PREFIX + payload["jti"]):
         return True
@@ -38,7 +47,16 @@ def _is_revoked(payload: dict) -> bool:
     if user is None:
         return True
     cutoff = user.tokens_valid_after
-    return cutoff is not None and payload["iat"] < int(cutoff.timestamp())
+    if cutoff is not None and issued_at_us(payload) < int(cutoff.timestamp() * 1_000_000):
+        return True
+    family_id = payload.get("fam")
+    if family_id:
+        # The login session the token belongs to (logout, refresh reuse, password change).
+        from app.models.identity import TokenFamily
+
+        family = db.session.get(TokenFamily, family_id)
+        return family is None or family.revoked_at is not None
+    return False
 
 
 def init_app(app: Flask) -> None:
@@ -105,6 +123,10 @@ def _active_user() -> User:
     user: User = current_user
     if user.status in {"banned", "closed"}:
         raise AccessDenied("This account is closed")
+    if user.status == "suspended" and (
+        user.status_until is None or user.status_until > datetime.now(UTC)
+    ):
+        raise AccessDenied("This account is suspended")
     g.user = user
     return user
 

@@ -95,6 +95,19 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "RATE_LIMIT_CALLBACK": get("RATE_LIMIT_CALLBACK", "20000 per minute"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5),
+        # Failures count within this window (minutes); reaching the max locks for LOCKOUT.
+        "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "LOGIN_FAILURE_WINDOW_MINUTES", 15),
+        "LOGIN_LOCKOUT_MINUTES": _int(env, "LOGIN_LOCKOUT_MINUTES", 30),
+        "CAPTCHA_TTL": _int(env, "CAPTCHA_TTL", 300),
+        "PASSWORD_RESET_TTL": _int(env, "PASSWORD_RESET_TTL", 3600),
+        # ``file`` writes each mail to MAIL_DIR and logs it; ``smtp`` sends through SMTP_HOST.
+        "MAIL_BACKEND": get("MAIL_BACKEND", "file"),
+        "MAIL_FROM": get("MAIL_FROM", "JackpotX <no-reply@jackpotx.local>"),
+        "SMTP_HOST": get("SMTP_HOST", ""),
+        "SMTP_PORT": _int(env, "SMTP_PORT", 587),
+        "SMTP_USERNAME": get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool(env, "SMTP_STARTTLS", True),
         "API_DOCS_PASSWORD": get("API_DOCS_PASSWORD", ""),
         "DEFAULT_CURRENCY": get("DEFAULT_CURRENCY", "EUR").upper(),
         # Minor units; withdrawals at or above need approved KYC.

@@ -50,6 +50,9 @@ def atomic() -> Iterator[Session]:
                 session.info.pop(_CALLBACKS, None)
                 raise
             callbacks = session.info.pop(_CALLBACKS, [])
+            # The transaction is over: a callback (a synchronous job) that opens its own
+            # ``atomic()`` must get a real transaction that commits, not a savepoint.
+            session.info[_DEPTH] = depth
             _run_callbacks(callbacks)
         else:
             marker = len(session.info.get(_CALLBACKS, []))
@@ -86,5 +89,10 @@ def _run_callbacks(callbacks: list[Callable[[], Any]]) -> None:
 
 
 def lock_one(model: type[T], *criteria: Any) -> T | None:
-    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway."""
-    return _session().execute(select(model).where(*criteria).with_for_update()).scalar_one_or_none()
+    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway.
+
+    ``OF <model>``: only the model's own row is locked, so joined eager loads (``User.role``)
+    do not turn the statement into the refused ``FOR UPDATE`` on an outer join.
+    """
+    stmt = select(model).where(*criteria).with_for_update(of=model)
+    return _session().execute(stmt).scalar_one_or_none()

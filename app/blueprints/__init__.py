@@ -10,12 +10,15 @@ from app.extensions import csrf, limiter
 
 def register_blueprints(app: Flask) -> None:
     from app.blueprints import health
-    from app.blueprints.api import system
+    from app.blueprints.api import admin_auth, admin_users, auth, system, user_account
+    from app.blueprints.api.identity_common import init_access_gate
 
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
 
-    for blp in (system.blp,):
+    init_access_gate(app)
+    identity_blps = (auth.blp, user_account.blp, admin_auth.blp, admin_users.blp)
+    for blp in (system.blp, *identity_blps):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)

@@ -7,7 +7,9 @@ import logging
 log = logging.getLogger(__name__)
 
 #: (job function path, interval seconds, queue)
-PERIODIC_JOBS: list[tuple[str, int, str]] = []
+PERIODIC_JOBS: list[tuple[str, int, str]] = [
+    ("app.jobs.mail.deliver_pending", 60, "notifications"),
+]
 
 
 def register_periodic_jobs(scheduler) -> None:

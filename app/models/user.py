@@ -62,18 +62,28 @@ class User(db.Model):
     city: Mapped[str | None] = mapped_column(String(100))
     postal_code: Mapped[str | None] = mapped_column(String(20))
     avatar_url: Mapped[str | None] = mapped_column(String(500))
+    gender: Mapped[str | None] = mapped_column(String(16))
+    nationality: Mapped[str | None] = mapped_column(String(64))
+    #: Free-form UI preferences the player app stores (theme, notifications ...).
+    preferences: Mapped[dict | None] = mapped_column(JSON)
 
     #: Base32 TOTP secret, encrypted at rest (Fernet).
     totp_secret_enc: Mapped[str | None] = mapped_column(String(255))
     totp_enabled: Mapped[bool] = mapped_column(default=False)
     #: Last accepted TOTP time step: a code is accepted once per step.
     totp_last_step: Mapped[int | None] = mapped_column()
+    #: The player chose to skip 2FA enrolment (never possible for Admin and Manager).
+    totp_skipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     #: Tokens issued before this instant are dead (logout-all, ban, password change).
     tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_logins: Mapped[int] = mapped_column(default=0)
+    #: Start of the current failed-login window (``LOGIN_FAILURE_WINDOW``).
+    failed_logins_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_ip: Mapped[str | None] = mapped_column(String(64))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     kyc_status: Mapped[str] = mapped_column(String(16), default="none")
     kyc_level: Mapped[int] = mapped_column(default=0)

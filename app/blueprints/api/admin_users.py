@@ -1,0 +1,222 @@
+"""Staff management of user accounts: ``/api/admin/users`` and network access rules."""
+
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.auth import permission_required
+from app.blueprints.api.identity_common import ProfileSchema, limit_blueprint
+from app.blueprints.api.user_account import LoginEventSchema
+from app.db import atomic
+from app.schemas import PageArgs, envelope_of, page_meta
+from app.services import access_rules, identity, staff_actions
+
+blp = Blueprint("admin_users", __name__, url_prefix="/api/admin", description="Staff: users")
+limit_blueprint(blp, "RATE_LIMIT_API")
+SECURITY = [{"bearerAuth": []}]
+
+
+class UserListArgs(PageArgs):
+    username = fields.String(validate=validate.Length(max=50))
+    email = fields.String(validate=validate.Length(max=255))
+    status = fields.String(validate=validate.Length(max=16))
+    country = fields.String(validate=validate.Length(max=2))
+    role = fields.String(validate=validate.Length(max=32))
+    search = fields.String(validate=validate.Length(max=100))
+    sort = fields.String(load_default="created_at:desc", validate=validate.Length(max=40))
+
+
+class StaffUserSchema(ProfileSchema):
+    role_id = fields.Integer()
+    status_reason = fields.String(allow_none=True)
+    status_until = fields.DateTime(allow_none=True)
+    agent_id = fields.Integer(allow_none=True)
+    referred_by_id = fields.Integer(allow_none=True)
+    locked_until = fields.DateTime(allow_none=True)
+    last_login_ip = fields.String(allow_none=True)
+    is_2fa_enabled = fields.Function(lambda user: user.totp_enabled)
+
+
+class SessionSchema(Schema):
+    id = fields.String()
+    portal = fields.String()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    device_fingerprint = fields.String(allow_none=True)
+
+
+class StaffUserDetailSchema(StaffUserSchema):
+    login_history = fields.List(fields.Nested(LoginEventSchema))
+    active_sessions = fields.List(fields.Nested(SessionSchema))
+
+
+class StaffUserEditArgs(Schema):
+    """Everything is passed to the service, which refuses what staff may not set by name."""
+
+    class Meta:
+        unknown = "include"
+
+    first_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    last_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    email = fields.Email(validate=validate.Length(max=255))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=32))
+    country = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
+    status = fields.String(validate=validate.Length(max=16))
+    status_reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+    role = fields.Raw()
+
+
+class ReasonArgs(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
+
+
+class SuspendArgs(ReasonArgs):
+    duration_days = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=3650))
+
+
+class AgentArgs(Schema):
+    agent_id = fields.Integer(required=True, allow_none=True)
+
+
+class ActionResultSchema(Schema):
+    message = fields.String()
+    user = fields.Nested(StaffUserSchema)
+    sessions_revoked = fields.Integer()
+
+
+class AccessRulesSchema(Schema):
+    ip_blocklist = fields.List(fields.String())
+    ip_allowlist = fields.List(fields.String())
+    admin_ip_allowlist = fields.List(fields.String())
+    restricted_countries = fields.List(fields.String())
+
+
+class AccessRulesArgs(AccessRulesSchema):
+    reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @permission_required("players.read")
+    @blp.arguments(UserListArgs, location="query")
+    @blp.response(200, envelope_of(StaffUserSchema, many=True))
+    @blp.doc(security=SECURITY)
+    def get(self, args):
+        """Search accounts: username, email, status, country, role, search; sort field:dir."""
+        page, limit = args.pop("page"), args.pop("limit")
+        rows, total = staff_actions.list_users(
+            g.user, staff_actions.UserFilters(**args), page=page, limit=limit
+        )
+        return {"data": rows, "meta": page_meta(page, limit, total)}
+
+
+@blp.route("/users/<int:user_id>")
+class UserDetail(MethodView):
+    @permission_required("players.read")
+    @blp.response(200, envelope_of(StaffUserDetailSchema))
+    @blp.doc(security=SECURITY)
+    def get(self, user_id: int):
+        """Full account view with recent logins and open sessions."""
+        user = staff_actions.get_user(g.user, user_id)
+        history, _total = identity.login_history(user.id, page=1, limit=20)
+        user.login_history = history
+        user.active_sessions = identity.active_sessions(user.id)
+        return {"data": user}
+
+    @permission_required("players.manage")
+    @blp.arguments(StaffUserEditArgs)
+    @blp.response(200, envelope_of(StaffUserSchema))
+    @blp.doc(security=SECURITY)
+    def put(self, args, user_id: int):
+        """Edit profile fields, status (with status_reason) or, with staff.manage, role."""
+        return {"data": staff_actions.update_user(g.user, user_id, args)}
+
+
+def _result(message: str, user, revoked: int | None = None) -> dict:
+    data = {"message": message, "user": user}
+    if revoked is not None:
+        data["sessions_revoked"] = revoked
+    return {"data": data}
+
+
+@blp.route("/users/<int:user_id>/ban")
+class Ban(MethodView):
+    @permission_required("players.manage")
+    @blp.arguments(ReasonArgs)
+    @blp.response(200, envelope_of(ActionResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args, user_id: int):
+        """Ban: status banned, every token revoked, session.logout pushed."""
+        return _result("User banned", staff_actions.ban(g.user, user_id, args["reason"]))
+
+
+@blp.route("/users/<int:user_id>/suspend")
+class Suspend(MethodView):
+    @permission_required("players.manage")
+    @blp.arguments(SuspendArgs)
+    @blp.response(200, envelope_of(ActionResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args, user_id: int):
+        """Suspend for ``duration_days`` (none = until lifted); tokens revoked."""
+        user = staff_actions.suspend(g.user, user_id, args["reason"], args.get("duration_days"))
+        return _result("User suspended", user)
+
+
+@blp.route("/users/<int:user_id>/reset-password")
+class ResetPassword(MethodView):
+    @permission_required("players.manage")
+    @blp.response(200, envelope_of(ActionResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, user_id: int):
+        """Invalidate the password, end sessions and mail the user a one-time reset link."""
+        user = staff_actions.reset_password(g.user, user_id)
+        return _result("Password reset; a reset link was e-mailed to the user", user)
+
+
+@blp.route("/users/<int:user_id>/logout")
+class ForceLogout(MethodView):
+    @permission_required("players.manage")
+    @blp.response(200, envelope_of(ActionResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, user_id: int):
+        """Force logout: every token of the user stops working now."""
+        revoked = staff_actions.force_logout(g.user, user_id)
+        return _result("User logged out", staff_actions.get_user(g.user, user_id), revoked)
+
+
+@blp.route("/users/<int:user_id>/assign-agent")
+class AssignAgent(MethodView):
+    @permission_required("affiliates.manage")
+    @blp.arguments(AgentArgs)
+    @blp.response(200, envelope_of(ActionResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args, user_id: int):
+        """Attach the player to an agent (``agent_id: null`` detaches)."""
+        user = staff_actions.assign_agent(g.user, user_id, args["agent_id"])
+        return _result("Agent assigned", user)
+
+
+@blp.route("/security/access-rules")
+class AccessRules(MethodView):
+    @permission_required("settings.manage")
+    @blp.response(200, envelope_of(AccessRulesSchema))
+    @blp.doc(security=SECURITY)
+    def get(self):
+        """IP block/allow lists, staff IP allow list, restricted countries."""
+        return {"data": access_rules.get_rules()}
+
+    @permission_required("settings.manage")
+    @blp.arguments(AccessRulesArgs)
+    @blp.response(200, envelope_of(AccessRulesSchema))
+    @blp.doc(security=SECURITY)
+    def put(self, args):
+        """Replace the lists given in the body (others unchanged); audited."""
+        reason = args.pop("reason", None)
+        with atomic():
+            rules = access_rules.set_rules(args, actor=g.user, reason=reason)
+        return {"data": rules}

@@ -1,0 +1,197 @@
+"""Player identity: ``/api/auth/*`` (captcha, register, login, refresh, logout, me, passwords)."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.auth import login_required
+from app.blueprints.api.identity_common import (
+    LoginArgs,
+    MessageSchema,
+    ProfileSchema,
+    RefreshArgs,
+    TokenEnvelope,
+    client_info,
+    limit_blueprint,
+)
+from app.schemas import envelope_of
+from app.services import captcha, identity
+
+blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Player identity")
+limit_blueprint(blp, "RATE_LIMIT_AUTH")
+
+
+class CaptchaSchema(Schema):
+    id = fields.String(required=True)
+    svg = fields.String(required=True)
+
+
+class RegisterArgs(Schema):
+    username = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=3, max=30),
+            validate.Regexp(r"^[A-Za-z0-9_.-]+$", error="Letters, digits, _ . - only"),
+        ],
+    )
+    email = fields.Email(required=True, validate=validate.Length(max=255))
+    password = fields.String(required=True, validate=validate.Length(max=256))
+    captcha_id = fields.String(allow_none=True, validate=validate.Length(max=100))
+    captcha_text = fields.String(allow_none=True, validate=validate.Length(max=20))
+    ref_code = fields.String(allow_none=True, validate=validate.Length(max=32))
+
+
+class RegisteredUserSchema(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    email = fields.String()
+
+
+class RegistrationSchema(Schema):
+    qr_code = fields.String(required=True)
+    auth_secret = fields.String(required=True)
+    user = fields.Nested(RegisteredUserSchema)
+
+
+class RegisteredEnvelope(Schema):
+    success = fields.Constant(True)
+    message = fields.String()
+    data = fields.Nested(RegistrationSchema)
+
+
+class MeSchema(ProfileSchema):
+    permissions = fields.Function(lambda user: sorted(user.role.permissions or []))
+
+
+class ForgotArgs(Schema):
+    email = fields.String(required=True, validate=validate.Length(max=255))
+
+
+class ResetArgs(Schema):
+    token = fields.String(required=True, validate=validate.Length(max=256))
+    new_password = fields.String(required=True, validate=validate.Length(max=256))
+    confirm_password = fields.String(allow_none=True, validate=validate.Length(max=256))
+
+
+class MessageEnvelope(Schema):
+    success = fields.Constant(True)
+    message = fields.String()
+    data = fields.Nested(MessageSchema)
+
+
+def _message(text: str) -> dict:
+    return {"message": text, "data": {"message": text}}
+
+
+def token_answer(token: dict, message: str, result=None) -> dict:
+    answer = {"message": message, "token": token}
+    if result is not None:
+        answer["previous_login_at"] = result.previous_login_at
+        answer["previous_login_ip"] = result.previous_login_ip
+    return answer
+
+
+@blp.route("/captcha")
+class Captcha(MethodView):
+    @blp.response(200, envelope_of(CaptchaSchema))
+    def get(self):
+        """A new one-use captcha (expires after CAPTCHA_TTL seconds)."""
+        challenge = captcha.new_challenge()
+        return {"data": {"id": challenge.id, "svg": challenge.svg}}
+
+    @blp.response(200, envelope_of(CaptchaSchema))
+    def post(self):
+        """Same as GET (the guide documents both)."""
+        return self.get()
+
+
+@blp.route("/register")
+class Register(MethodView):
+    @blp.arguments(RegisterArgs)
+    @blp.response(201, RegisteredEnvelope)
+    def post(self, args):
+        """Create a player account; answers the TOTP secret to enrol (2FA not yet enabled)."""
+        result = identity.register(client=client_info(), **args)
+        user = result.user
+        return {
+            "message": "Registered Successfully",
+            "data": {
+                "qr_code": result.qr_code,
+                "auth_secret": result.auth_secret,
+                "user": {"id": user.id, "username": user.username, "email": user.email},
+            },
+        }
+
+
+@blp.route("/login")
+class Login(MethodView):
+    @blp.arguments(LoginArgs)
+    @blp.response(200, TokenEnvelope)
+    def post(self, args):
+        """Log in with username or e-mail (+ ``auth_code`` when 2FA is on)."""
+        result = identity.login(
+            args.get("username") or args.get("email"),
+            args["password"],
+            auth_code=args.get("auth_code"),
+            portal=identity.PLAYER_PORTAL,
+            client=client_info(),
+        )
+        return token_answer(result.token, "Logged in successfully", result)
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    @blp.arguments(RefreshArgs)
+    @blp.response(200, TokenEnvelope)
+    def post(self, args):
+        """Spend a refresh token for a new pair (a used token revokes the session)."""
+        token = identity.refresh(args["refresh_token"], portal=identity.PLAYER_PORTAL)
+        return token_answer(token, "Token refreshed")
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @login_required
+    @blp.response(200, MessageEnvelope)
+    @blp.doc(security=[{"bearerAuth": []}])
+    def post(self):
+        """End this session: its access and refresh tokens stop working now."""
+        from flask import g
+
+        identity.logout(g.user, get_jwt())
+        return _message("Logged out")
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @login_required
+    @blp.response(200, envelope_of(MeSchema))
+    @blp.doc(security=[{"bearerAuth": []}])
+    def get(self):
+        """The account behind the access token."""
+        from flask import g
+
+        return {"data": g.user}
+
+
+@blp.route("/forgot-password")
+class ForgotPassword(MethodView):
+    @blp.arguments(ForgotArgs)
+    @blp.response(200, MessageEnvelope)
+    def post(self, args):
+        """Mail a one-time reset link (same answer whether or not the address is known)."""
+        identity.forgot_password(args["email"])
+        return _message("If the address belongs to an account, a reset link has been sent")
+
+
+@blp.route("/reset-password")
+class ResetPassword(MethodView):
+    @blp.arguments(ResetArgs)
+    @blp.response(200, MessageEnvelope)
+    def post(self, args):
+        """Choose a new password with the mailed token; every session ends."""
+        identity.reset_password(args["token"], args["new_password"], args.get("confirm_password"))
+        return _message("Password has been reset; log in with the new password")

@@ -1,0 +1,216 @@
+"""The player's own account: ``/api/user/profile``, password, 2FA, activity."""
+
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.auth import login_required
+from app.blueprints.api.identity_common import (
+    MessageSchema,
+    ProfileEditFields,
+    ProfileSchema,
+    limit_blueprint,
+)
+from app.schemas import PageArgs, envelope_of, page_meta
+from app.services import identity
+
+blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
+limit_blueprint(blp, "RATE_LIMIT_API")
+SECURITY = [{"bearerAuth": []}]
+
+
+class PasswordChangeArgs(Schema):
+    current_password = fields.String(required=True, validate=validate.Length(max=256))
+    new_password = fields.String(required=True, validate=validate.Length(max=256))
+    confirm_password = fields.String(allow_none=True, validate=validate.Length(max=256))
+
+
+class PasswordChangedSchema(MessageSchema):
+    sessions_revoked = fields.Integer()
+
+
+class TwoFactorStatusSchema(Schema):
+    is_enabled = fields.Boolean()
+    has_secret = fields.Boolean()
+    has_secret_setup = fields.Boolean()
+    mandatory = fields.Boolean()
+    can_skip = fields.Boolean()
+    skipped = fields.Boolean()
+
+
+class TwoFactorSetupSchema(Schema):
+    qr_code = fields.String()
+    auth_secret = fields.String()
+
+
+class CodeArgs(Schema):
+    auth_code = fields.String(required=True, validate=validate.Length(max=16))
+
+
+class DisableArgs(Schema):
+    auth_code = fields.String(allow_none=True, validate=validate.Length(max=16))
+    password = fields.String(allow_none=True, validate=validate.Length(max=256))
+
+
+class PasswordArgs(Schema):
+    password = fields.String(required=True, validate=validate.Length(max=256))
+
+
+class TwoFactorResultSchema(Schema):
+    message = fields.String()
+    is_enabled = fields.Boolean()
+
+
+class LoginEventSchema(Schema):
+    id = fields.Integer()
+    created_at = fields.DateTime()
+    success = fields.Boolean()
+    reason = fields.String(allow_none=True)
+    portal = fields.String()
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    device_fingerprint = fields.String(allow_none=True)
+    country = fields.String(allow_none=True)
+
+
+class ActivitySummarySchema(Schema):
+    user_id = fields.Integer()
+    username = fields.String()
+    member_since = fields.DateTime()
+    login_count = fields.Integer()
+    failed_login_count = fields.Integer()
+    active_days = fields.Integer()
+    unique_ips = fields.Integer()
+    unique_devices = fields.Integer()
+    last_login = fields.DateTime(allow_none=True)
+    active_sessions = fields.Integer()
+    two_factor_enabled = fields.Boolean()
+
+
+def _edit(args: dict) -> dict:
+    user = identity.update_profile(g.user, args)
+    return {"data": user}
+
+
+@blp.route("/profile")
+class Profile(MethodView):
+    @login_required
+    @blp.response(200, envelope_of(ProfileSchema))
+    @blp.doc(security=SECURITY)
+    def get(self):
+        """The caller's profile."""
+        return {"data": g.user}
+
+    @login_required
+    @blp.arguments(ProfileEditFields)
+    @blp.response(200, envelope_of(ProfileSchema))
+    @blp.doc(security=SECURITY)
+    def put(self, args):
+        """Update editable profile fields; balance, role, status, KYC ... are refused (400)."""
+        return _edit(args)
+
+
+@blp.route("/profile/update")
+class ProfileUpdate(MethodView):
+    @login_required
+    @blp.arguments(ProfileEditFields)
+    @blp.response(200, envelope_of(ProfileSchema))
+    @blp.doc(security=SECURITY)
+    def put(self, args):
+        """Alias of ``PUT /api/user/profile`` (integration guide path)."""
+        return _edit(args)
+
+
+@blp.route("/password/change")
+class PasswordChange(MethodView):
+    @login_required
+    @blp.arguments(PasswordChangeArgs)
+    @blp.response(200, envelope_of(PasswordChangedSchema))
+    @blp.doc(security=SECURITY)
+    def put(self, args):
+        """Change the password; every other session is logged out."""
+        revoked = identity.change_password(g.user, current_session=get_jwt().get("fam"), **args)
+        return {"data": {"message": "Password changed", "sessions_revoked": revoked}}
+
+
+@blp.route("/2fa/status")
+class TwoFactorStatus(MethodView):
+    @login_required
+    @blp.response(200, envelope_of(TwoFactorStatusSchema))
+    @blp.doc(security=SECURITY)
+    def get(self):
+        return {"data": identity.two_factor_status(g.user)}
+
+
+@blp.route("/2fa/setup")
+class TwoFactorSetup(MethodView):
+    @login_required
+    @blp.response(200, envelope_of(TwoFactorSetupSchema))
+    @blp.doc(security=SECURITY)
+    def post(self):
+        """A new secret + QR code to enrol (replaces a pending, not-yet-enabled one)."""
+        return {"data": identity.two_factor_setup(g.user)}
+
+
+@blp.route("/2fa/enable")
+class TwoFactorEnable(MethodView):
+    @login_required
+    @blp.arguments(CodeArgs)
+    @blp.response(200, envelope_of(TwoFactorResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Turn 2FA on with a current code from the authenticator app."""
+        identity.two_factor_enable(g.user, args["auth_code"])
+        return {"data": {"message": "2FA enabled successfully", "is_enabled": True}}
+
+
+@blp.route("/2fa/disable")
+class TwoFactorDisable(MethodView):
+    @login_required
+    @blp.arguments(DisableArgs)
+    @blp.response(200, envelope_of(TwoFactorResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Turn 2FA off with a code or the password (not allowed for Admin and Manager)."""
+        identity.two_factor_disable(
+            g.user, auth_code=args.get("auth_code"), password=args.get("password")
+        )
+        return {"data": {"message": "2FA disabled successfully", "is_enabled": False}}
+
+
+@blp.route("/2fa/skip")
+class TwoFactorSkip(MethodView):
+    @login_required
+    @blp.arguments(PasswordArgs)
+    @blp.response(200, envelope_of(TwoFactorResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Record that the player chose not to enrol now (confirmed with the password)."""
+        identity.two_factor_skip(g.user, args["password"])
+        return {"data": {"message": "2FA setup skipped", "is_enabled": False}}
+
+
+@blp.route("/activity")
+class Activity(MethodView):
+    @login_required
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, envelope_of(LoginEventSchema, many=True))
+    @blp.doc(security=SECURITY)
+    def get(self, args):
+        """Login history: time, IP, device, outcome (newest first)."""
+        rows, total = identity.login_history(g.user.id, page=args["page"], limit=args["limit"])
+        return {"data": rows, "meta": page_meta(args["page"], args["limit"], total)}
+
+
+@blp.route("/activity-summary")
+class ActivitySummary(MethodView):
+    @login_required
+    @blp.response(200, envelope_of(ActivitySummarySchema))
+    @blp.doc(security=SECURITY)
+    def get(self):
+        """Counts over the login history and open sessions."""
+        return {"data": identity.activity_summary(g.user)}
