@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:22:57.859509
+Create Date: 2026-11-23 15:37:07.096786
 
 """
 from alembic import op
@@ -45,6 +45,25 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_log_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_target_id'), ['target_id'], unique=False)
 
+    op.create_table('email_outbox',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=True),
+    sa.Column('to_address', sa.String(length=255), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('template', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=8), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.String(length=1000), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'sent', 'failed')", name=op.f('ck_email_outbox_status')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_outbox'))
+    )
+    with op.batch_alter_table('email_outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_email_outbox_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_email_outbox_user_id'), ['user_id'], unique=False)
+
     op.create_table('roles',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('name', sa.String(length=32), nullable=False),
@@ -81,13 +100,20 @@ def upgrade():
     sa.Column('city', sa.String(length=100), nullable=True),
     sa.Column('postal_code', sa.String(length=20), nullable=True),
     sa.Column('avatar_url', sa.String(length=500), nullable=True),
+    sa.Column('gender', sa.String(length=16), nullable=True),
+    sa.Column('nationality', sa.String(length=64), nullable=True),
+    sa.Column('preferences', sa.JSON(), nullable=True),
     sa.Column('totp_secret_enc', sa.String(length=255), nullable=True),
     sa.Column('totp_enabled', sa.Boolean(), nullable=False),
     sa.Column('totp_last_step', sa.Integer(), nullable=True),
+    sa.Column('totp_skipped_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('tokens_valid_after', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
+    sa.Column('failed_logins_since', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('locked_until', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_login_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_login_ip', sa.String(length=64), nullable=True),
+    sa.Column('password_changed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('kyc_status', sa.String(length=16), nullable=False),
     sa.Column('kyc_level', sa.Integer(), nullable=False),
     sa.Column('referral_code', sa.String(length=32), nullable=True),
@@ -109,11 +135,96 @@ def upgrade():
         batch_op.create_index('uq_users_email_lower', [sa.literal_column('lower(email)')], unique=True)
         batch_op.create_index('uq_users_username_lower', [sa.literal_column('lower(username)')], unique=True)
 
+    op.create_table('login_history',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=True),
+    sa.Column('login', sa.String(length=255), nullable=False),
+    sa.Column('portal', sa.String(length=8), nullable=False),
+    sa.Column('success', sa.Boolean(), nullable=False),
+    sa.Column('reason', sa.String(length=32), nullable=True),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('user_agent', sa.String(length=500), nullable=True),
+    sa.Column('device_fingerprint', sa.String(length=128), nullable=True),
+    sa.Column('country', sa.String(length=2), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_login_history_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_history'))
+    )
+    with op.batch_alter_table('login_history', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_history_created_at'), ['created_at'], unique=False)
+        batch_op.create_index('ix_login_history_user_created', ['user_id', 'created_at'], unique=False)
+
+    op.create_table('password_reset_tokens',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('origin', sa.String(length=8), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_password_reset_tokens_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_password_reset_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_password_reset_tokens_token_hash'))
+    )
+    with op.batch_alter_table('password_reset_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_password_reset_tokens_user_id'), ['user_id'], unique=False)
+
+    op.create_table('token_families',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('portal', sa.String(length=8), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_reason', sa.String(length=64), nullable=True),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('user_agent', sa.String(length=500), nullable=True),
+    sa.Column('device_fingerprint', sa.String(length=128), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_token_families_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_token_families'))
+    )
+    with op.batch_alter_table('token_families', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_token_families_user_id'), ['user_id'], unique=False)
+
+    op.create_table('refresh_tokens',
+    sa.Column('jti', sa.String(length=64), nullable=False),
+    sa.Column('family_id', sa.String(length=36), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('issued_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('parent_jti', sa.String(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['family_id'], ['token_families.id'], name=op.f('fk_refresh_tokens_family_id_token_families'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_refresh_tokens_user_id_users')),
+    sa.PrimaryKeyConstraint('jti', name=op.f('pk_refresh_tokens'))
+    )
+    with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_refresh_tokens_family_id'), ['family_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_refresh_tokens_user_id'), ['user_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_refresh_tokens_user_id'))
+        batch_op.drop_index(batch_op.f('ix_refresh_tokens_family_id'))
+
+    op.drop_table('refresh_tokens')
+    with op.batch_alter_table('token_families', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_token_families_user_id'))
+
+    op.drop_table('token_families')
+    with op.batch_alter_table('password_reset_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_password_reset_tokens_user_id'))
+
+    op.drop_table('password_reset_tokens')
+    with op.batch_alter_table('login_history', schema=None) as batch_op:
+        batch_op.drop_index('ix_login_history_user_created')
+        batch_op.drop_index(batch_op.f('ix_login_history_created_at'))
+
+    op.drop_table('login_history')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index('uq_users_username_lower')
         batch_op.drop_index('uq_users_email_lower')
@@ -124,6 +235,11 @@ def downgrade():
     op.drop_table('users')
     op.drop_table('settings')
     op.drop_table('roles')
+    with op.batch_alter_table('email_outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_outbox_user_id'))
+        batch_op.drop_index(batch_op.f('ix_email_outbox_status'))
+
+    op.drop_table('email_outbox')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_target_id'))
         batch_op.drop_index(batch_op.f('ix_audit_log_created_at'))
