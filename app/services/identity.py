@@ -205,6 +205,24 @@ def refresh(raw_token: str, *, portal: str = PLAYER_PORTAL) -> dict[str, Any]:
             failure = AuthenticationError("This session has been revoked")
         elif blocked := _status_problem(user):
             failure = blocked
+        elif row.used_at is not None:
+            # Presented again after it was spent: stolen or replayed. The whole session dies.
+            revoked = db.session.execute(
+                update(TokenFamily)
+                .where(TokenFamily.id == family.id, TokenFamily.revoked_at.is_(None))
+                .values(revoked_at=utcnow(), revoked_reason="refresh_reuse")
+            ).rowcount
+            if revoked:
+                audit.record(
+                    "auth.refresh_reuse",
+                    target_type="user",
+                    target_id=user.id,
+                    after={"session": family.id, "jti": row.jti},
+                )
+                _publish_logout(user.id, "refresh_reuse", session=family.id)
+            failure = AuthenticationError(
+                "This refresh token was already used; the session has been revoked"
+            )
         else:
             spent = db.session.execute(
                 update(RefreshToken)
@@ -212,23 +230,10 @@ def refresh(raw_token: str, *, portal: str = PLAYER_PORTAL) -> dict[str, Any]:
                 .values(used_at=utcnow())
             ).rowcount
             if spent != 1:
-                # Already used: stolen, replayed or raced. The whole session dies.
-                revoked = db.session.execute(
-                    update(TokenFamily)
-                    .where(TokenFamily.id == family.id, TokenFamily.revoked_at.is_(None))
-                    .values(revoked_at=utcnow(), revoked_reason="refresh_reuse")
-                ).rowcount
-                if revoked:
-                    audit.record(
-                        "auth.refresh_reuse",
-                        target_type="user",
-                        target_id=user.id,
-                        after={"session": family.id, "jti": row.jti},
-                    )
-                    _publish_logout(user.id, "refresh_reuse", session=family.id)
-                failure = AuthenticationError(
-                    "This refresh token was already used; the session has been revoked"
-                )
+                # Unused when we read it, spent by the time we wrote: a simultaneous refresh
+                # of the same token (two tabs, a retry) won. Not a replay, so the session
+                # stays; this request just loses.
+                failure = Conflict("This refresh token is being used by another request")
             else:
                 token = _issue(user, family, parent_jti=row.jti)
     if failure is not None:
