@@ -86,5 +86,10 @@ def _run_callbacks(callbacks: list[Callable[[], Any]]) -> None:
 
 
 def lock_one(model: type[T], *criteria: Any) -> T | None:
-    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway."""
-    return _session().execute(select(model).where(*criteria).with_for_update()).scalar_one_or_none()
+    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway.
+
+    ``OF <table>``: a model with a joined-eager relationship (``User.role``) is loaded with a
+    LEFT OUTER JOIN, and PostgreSQL refuses FOR UPDATE on the nullable side of an outer join.
+    """
+    query = select(model).where(*criteria).with_for_update(of=model)
+    return _session().execute(query).scalar_one_or_none()

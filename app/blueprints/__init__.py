@@ -9,12 +9,14 @@ from app.extensions import csrf, limiter
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.blueprints import health
+    from app.blueprints import console, health
     from app.blueprints.api import system
 
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
+    # The back office: session cookie + CSRF token on every form (never exempted).
+    app.register_blueprint(console.bp)
 
     for blp in (system.blp,):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
