@@ -65,13 +65,14 @@ def make_staff(factory):
 
 
 def login(client, staff: Staff, *, code: str | None = None, follow: bool = False):
+    """Sign in through the real form (with its CSRF token when CSRF is enforced)."""
     if code is None and staff.secret:
         code = staff.code()
-    return client.post(
-        "/admin/login",
-        data={"username": staff.user.username, "password": PASSWORD, "code": code or ""},
-        follow_redirects=follow,
-    )
+    data = {"username": staff.user.username, "password": PASSWORD, "code": code or ""}
+    page = client.get("/admin/login").get_data(as_text=True)
+    if 'name="csrf_token"' in page:
+        data["csrf_token"] = csrf_token_of(page)
+    return client.post("/admin/login", data=data, follow_redirects=follow)
 
 
 @pytest.fixture

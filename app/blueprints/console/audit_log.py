@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from flask import render_template, request
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.listing import paginate
@@ -64,7 +64,7 @@ def audit_log():
         if actor_ids
         else {}
     )
-    actions = db.session.scalars(select(distinct(AuditLog.action)).order_by(AuditLog.action)).all()
+    actions = db.session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action)).all()
     return render_template(
         "console/audit/list.html", listing=listing, actors=actors, actions=actions
     )

@@ -13,6 +13,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from app.models.user import ADMIN, AGENT, MANAGER, SUPPORT
@@ -48,10 +49,10 @@ class SuspendForm(PlayerActionForm):
     duration = RadioField(
         "Length",
         choices=[
-            ("24h", "24 hours"),
-            ("7d", "7 days"),
-            ("30d", "30 days"),
-            ("indefinite", "Until lifted"),
+            SelectChoice("24h", "24 hours"),
+            SelectChoice("7d", "7 days"),
+            SelectChoice("30d", "30 days"),
+            SelectChoice("indefinite", "Until lifted"),
         ],
         default="7d",
     )
@@ -63,10 +64,10 @@ class MaintenanceForm(FlaskForm):
 
 
 STAFF_ROLE_CHOICES = [
-    (str(SUPPORT), "Support"),
-    (str(MANAGER), "Manager"),
-    (str(AGENT), "Agent"),
-    (str(ADMIN), "Admin"),
+    SelectChoice(str(SUPPORT), "Support"),
+    SelectChoice(str(MANAGER), "Manager"),
+    SelectChoice(str(AGENT), "Agent"),
+    SelectChoice(str(ADMIN), "Admin"),
 ]
 
 
