@@ -86,3 +86,12 @@ def test_line_chart_and_daily_labels():
     assert "<polyline" in svg
     assert "21 Nov" in svg
     assert "Signups per UTC day" in svg
+
+
+def test_axis_ticks_are_whole_numbers_for_counts():
+    from app.blueprints.console.charts import _axis_top, _ticks
+
+    assert _ticks(_axis_top([0, 4, 1])) == [0, 1, 2, 3, 4]
+    assert _axis_top([0, 0]) == 4
+    assert _axis_top([37]) == 40
+    assert _axis_top([0.3, 0.9]) == 1.0

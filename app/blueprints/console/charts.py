@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 640, 240
+WIDTH, HEIGHT = 900, 260
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 16, 16, 44
 
 
@@ -53,16 +53,22 @@ class Chart:
         return render_svg(self)
 
 
-def _nice_max(value: float) -> float:
-    """The axis top: 1, 2, 2.5 or 5 times a power of ten, at least the data maximum."""
-    if value <= 0:
-        return 1
-    exponent = math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        top = step * 10**exponent
-        if top >= value:
-            return top
-    return 10 ** (exponent + 1)
+def _axis_top(values: Sequence[float], count: int = 4) -> float:
+    """The axis top: ``count`` equal steps of 1, 2, 2.5 or 5 times a power of ten.
+
+    Whole-number data (counts) gets whole-number steps, so no "2.5 registrations" tick.
+    """
+    peak = max(values, default=0)
+    if peak <= 0:
+        return count
+    whole = all(float(v).is_integer() for v in values)
+    raw = peak / count
+    exponent = math.floor(math.log10(raw))
+    multipliers = (1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)
+    step = next(m * 10**exponent for m in multipliers if m * 10**exponent >= raw)
+    if whole:
+        step = max(1, step)
+    return step * count
 
 
 def _ticks(top: float, count: int = 4) -> list[float]:
@@ -73,7 +79,7 @@ def render_svg(chart: Chart) -> Markup:
     uid = secrets.token_hex(4)
     plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
-    top = _nice_max(max(chart.values, default=0))
+    top = _axis_top(chart.values)
     n = max(1, len(chart.values))
     slot = plot_w / n
 
