@@ -9,13 +9,15 @@ from app.extensions import csrf, limiter
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.blueprints import health
+    from app.blueprints import console, health
     from app.blueprints.api import admin_auth, admin_users, auth, system, user_account
     from app.blueprints.api.identity_common import init_access_gate
 
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
+    # The back office: session cookie + CSRF token on every form (never exempted).
+    app.register_blueprint(console.bp)
 
     init_access_gate(app)
     identity_blps = (auth.blp, user_account.blp, admin_auth.blp, admin_users.blp)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import asc, desc, func, select
 
 from app.db import atomic, lock_one
-from app.errors import AccessDenied, NotFound, ValidationError
+from app.errors import AccessDenied, Conflict, NotFound, ValidationError
 from app.events import publish, user_room
 from app.extensions import db
 from app.models.base import utcnow
@@ -287,7 +287,32 @@ def reset_password(actor: User, user_id: int) -> User:
     return user
 
 
-def force_logout(actor: User, user_id: int) -> int:
+def reactivate(actor: User, user_id: int, reason: str) -> User:
+    """Lift a ban, suspension or lock; the reason is recorded."""
+    _require(actor, "players.manage")
+    if not reason or not reason.strip():
+        raise ValidationError.field("reason", "A reason is required")
+    with atomic():
+        user = _target(actor, user_id)
+        _not_self(actor, user, "reactivate")
+        if user.status not in {"suspended", "banned", "locked"}:
+            raise Conflict(f"A {user.status} account cannot be changed this way")
+        before = {"status": user.status, "status_reason": user.status_reason}
+        user.status, user.status_reason, user.status_until = "active", None, None
+        user.failed_logins, user.locked_until = 0, None
+        audit.record(
+            "admin.user_reactivate",
+            actor=actor,
+            target_type="user",
+            target_id=user.id,
+            before=before,
+            after={"status": "active"},
+            reason=reason.strip(),
+        )
+    return user
+
+
+def force_logout(actor: User, user_id: int, reason: str | None = None) -> int:
     _require(actor, "players.manage")
     with atomic():
         user = _target(actor, user_id)
@@ -298,6 +323,7 @@ def force_logout(actor: User, user_id: int) -> int:
             target_type="user",
             target_id=user.id,
             after={"sessions_revoked": revoked},
+            reason=reason,
         )
         _logout_event(user.id, "forced_logout")
     return revoked

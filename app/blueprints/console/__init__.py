@@ -1,0 +1,15 @@
+"""The staff back office at ``/admin``: server-rendered pages with HTMX partial updates.
+
+Importing this package registers every console view on ``bp``.
+"""
+
+from app.blueprints.console import (  # noqa: F401 - each module registers its views
+    admin_settings,
+    audit_log,
+    auth_views,
+    dashboard,
+    players,
+)
+from app.blueprints.console.core import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,70 @@
+"""The audit log viewer: read-only, filtered by action, actor, target and date."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from flask import render_template, request
+from sqlalchemy import func, select
+
+from app.blueprints.console.core import bp, console_view
+from app.blueprints.console.listing import paginate
+from app.extensions import db
+from app.models.audit import AuditLog
+from app.models.user import User
+
+SORTABLE = {"id": AuditLog.id, "action": AuditLog.action, "actor": AuditLog.actor_id}
+
+
+def _day(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _actor_id(value: str) -> int | None:
+    """An actor filter is a user id or a username; ``-1`` matches nothing when unknown."""
+    if value.isdigit():
+        return int(value)
+    found = db.session.scalar(select(User.id).where(func.lower(User.username) == value.lower()))
+    return found if found is not None else -1
+
+
+@bp.get("/audit")
+@console_view("audit.read")
+def audit_log():
+    args = request.args
+    filters = {
+        key: args.get(key, "").strip()[:100]
+        for key in ("action", "actor", "target_type", "target_id", "since", "until")
+    }
+    query = select(AuditLog)
+    if filters["action"]:
+        # "admin." lists every staff decision; a full name matches exactly.
+        if filters["action"].endswith("."):
+            query = query.where(AuditLog.action.startswith(filters["action"], autoescape=True))
+        else:
+            query = query.where(AuditLog.action == filters["action"])
+    if filters["actor"]:
+        query = query.where(AuditLog.actor_id == _actor_id(filters["actor"]))
+    if filters["target_type"]:
+        query = query.where(AuditLog.target_type == filters["target_type"])
+    if filters["target_id"]:
+        query = query.where(AuditLog.target_id == filters["target_id"])
+    since, until = _day(filters["since"]), _day(filters["until"])
+    if since:
+        query = query.where(AuditLog.created_at >= since)
+    if until:
+        query = query.where(AuditLog.created_at < until + timedelta(days=1))
+    listing = paginate(query, sortable=SORTABLE, default_sort="id", filters=filters)
+    actor_ids = {row.actor_id for row in listing.items if row.actor_id}
+    actors = (
+        dict(db.session.execute(select(User.id, User.username).where(User.id.in_(actor_ids))).all())
+        if actor_ids
+        else {}
+    )
+    actions = db.session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action)).all()
+    return render_template(
+        "console/audit/list.html", listing=listing, actors=actors, actions=actions
+    )

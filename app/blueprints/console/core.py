@@ -1,0 +1,169 @@
+"""The console blueprint, its one permission guard, navigation and error pages.
+
+Every console view is wrapped in ``console_view(permission)``: anonymous → redirect to the
+login page, signed in without the permission → 403 page. Permission names come from
+``app.services.access`` and are checked with ``User.can``, like the JSON API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, logout_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.errors import AppError
+from app.services import console_sessions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+bp = Blueprint("console", __name__, url_prefix="/admin")
+
+SESSION_ID = "console_sid"
+SESSION_STARTED = "console_started_at"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: str
+    permission: str | None
+    #: Other endpoints that highlight this item (detail pages of a list).
+    also: tuple[str, ...] = ()
+
+
+#: The console menu; later areas (KYC, withdrawals, reports...) add a line here.
+NAV: list[NavItem] = [
+    NavItem("console.dashboard", "Dashboard", None),
+    NavItem("console.players", "Players", "players.read", ("console.player_detail",)),
+    NavItem("console.audit_log", "Audit log", "audit.read"),
+    NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
+    NavItem("console.settings", "Settings", "settings.manage"),
+]
+
+
+def nav_for(user: Any) -> list[NavItem]:
+    return [item for item in NAV if item.permission is None or user.can(item.permission)]
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path inside the console: never another host or a scheme-relative URL."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/admin") or "\\" in target:
+        return None
+    return target
+
+
+def hx_redirect(url: str) -> Response:
+    """Redirect that also works when the request came from HTMX (full page load)."""
+    if is_htmx():
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)  # type: ignore[return-value]
+
+
+def console_view(permission: str | None = None) -> Callable[[F], F]:
+    """The one guard for console pages: signed-in staff, plus ``permission`` when given."""
+
+    def decorator(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args, **kwargs):
+            if not current_user.is_authenticated:
+                nxt = request.full_path if request.method == "GET" else None
+                return hx_redirect(url_for("console.login", next=safe_next(nxt)))
+            if permission is not None and not current_user.can(permission):
+                abort(403)
+            return fn(*args, **kwargs)
+
+        wrapper.required_permission = permission  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+@bp.before_request
+def _live_session_only():
+    """A cookie alone is not enough: its session must still be open server-side."""
+    if not current_user.is_authenticated:
+        return None
+    alive = console_sessions.touch(session.get(SESSION_ID), current_user.id)
+    cutoff = current_user.tokens_valid_after
+    if alive and cutoff is not None and cutoff.timestamp() > session.get(SESSION_STARTED, 0):
+        alive = False  # revoked (force logout, password change) after this session started
+    if alive:
+        session.permanent = True
+        return None
+    console_sessions.close(session.get(SESSION_ID))
+    logout_user()
+    session.clear()
+    flash("Your session has ended. Please sign in again.", "info")
+    return hx_redirect(url_for("console.login"))
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Staff pages carry personal data: never cached by the browser or a proxy.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("Vary", "Cookie")
+    return response
+
+
+@bp.app_context_processor
+def _console_globals() -> dict[str, Any]:
+    return {"console_nav": nav_for, "is_htmx": is_htmx, "now_ts": time.time}
+
+
+def _error_page(status: int, title: str, message: str):
+    return render_template(
+        "console/error.html", status=status, title=title, message=message
+    ), status
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_error(exc: CSRFError):
+    return _error_page(
+        400, "Form expired", "The form was missing its security token. Reload and try again."
+    )
+
+
+@bp.errorhandler(AppError)
+def _domain_error(exc: AppError):
+    return _error_page(exc.status, "Not possible", exc.message)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    titles = {
+        403: ("Access denied", "Your role does not allow this page or action."),
+        404: ("Not found", "There is nothing here."),
+        405: ("Not allowed", "This address does not accept that kind of request."),
+        429: ("Too many attempts", "Wait a minute before trying again."),
+    }
+    title, message = titles.get(status, (exc.name, exc.description or ""))
+    return _error_page(status, title, message)

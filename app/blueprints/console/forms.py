@@ -1,0 +1,85 @@
+"""WTForms for the console; Flask-WTF adds and checks the CSRF token on every one."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional, Regexp
+
+from app.models.user import ADMIN, AGENT, MANAGER, SUPPORT
+
+_CODE = Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message="Enter the 6-digit code from your app")
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username or e-mail", validators=[DataRequired(), Length(max=255)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
+    code = StringField(
+        "Authentication code",
+        validators=[Optional(), Length(max=8)],
+        description="6 digits from your authenticator app (required for Admin and Manager).",
+    )
+    next = HiddenField()
+
+
+class EnrolForm(FlaskForm):
+    code = StringField("Code from your app", validators=[DataRequired(), _CODE])
+
+
+class PlayerActionForm(FlaskForm):
+    """Every player decision needs a reason; ``context`` says which fragment to swap back."""
+
+    reason = TextAreaField(
+        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+    )
+    context = HiddenField(default="panel")
+
+
+class SuspendForm(PlayerActionForm):
+    duration = RadioField(
+        "Length",
+        choices=[
+            SelectChoice("24h", "24 hours"),
+            SelectChoice("7d", "7 days"),
+            SelectChoice("30d", "30 days"),
+            SelectChoice("indefinite", "Until lifted"),
+        ],
+        default="7d",
+    )
+
+
+class MaintenanceForm(FlaskForm):
+    enabled = BooleanField("Maintenance mode on (the player API answers 503)")
+    message = StringField("Message shown to players", validators=[Optional(), Length(max=300)])
+
+
+STAFF_ROLE_CHOICES = [
+    SelectChoice(str(SUPPORT), "Support"),
+    SelectChoice(str(MANAGER), "Manager"),
+    SelectChoice(str(AGENT), "Agent"),
+    SelectChoice(str(ADMIN), "Admin"),
+]
+
+
+class StaffCreateForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=50)])
+    email = EmailField("E-mail", validators=[DataRequired(), Length(max=255)])
+    first_name = StringField("First name", validators=[Optional(), Length(max=100)])
+    last_name = StringField("Last name", validators=[Optional(), Length(max=100)])
+    role = SelectField("Role", choices=STAFF_ROLE_CHOICES, default=str(SUPPORT))
+    password = PasswordField(
+        "Initial password",
+        validators=[DataRequired(), Length(max=128)],
+        description="At least 8 characters with upper and lower case, a digit and a symbol. "
+        "Admins and Managers set up their authenticator at first sign-in.",
+    )

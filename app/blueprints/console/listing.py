@@ -1,0 +1,109 @@
+"""Sorting, filtering and pagination for console tables, driven by the query string.
+
+A view declares which columns may be sorted (by a public name, never a raw column name from
+the request) and hands its filtered ``select()`` to ``paginate``; the ``table`` macros in
+``console/components/table.html`` render the headers, rows and pager from the ``Listing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import request, url_for
+from sqlalchemy import Select, func, select
+
+from app.extensions import db
+
+DEFAULT_PER_PAGE = 25
+MAX_PER_PAGE = 100
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(request.args.get(name, default))
+    except (TypeError, ValueError):
+        return default
+    return min(max(value, low), high)
+
+
+@dataclass
+class Listing:
+    items: list[Any]
+    total: int
+    page: int
+    per_page: int
+    sort: str
+    direction: str
+    filters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first_index(self) -> int:
+        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+    def _url(self, **changes: Any) -> str:
+        args = {k: v for k, v in self.filters.items() if v}
+        args.update(sort=self.sort, dir=self.direction, page=self.page)
+        if self.per_page != DEFAULT_PER_PAGE:
+            args["per_page"] = self.per_page
+        args.update(changes)
+        return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+    def page_url(self, page: int) -> str:
+        return self._url(page=page)
+
+    def sort_url(self, column: str) -> str:
+        direction = "desc" if self.sort == column and self.direction == "asc" else "asc"
+        return self._url(sort=column, dir=direction, page=1)
+
+    def sort_state(self, column: str) -> str | None:
+        """``ascending`` / ``descending`` for aria-sort, ``None`` when not sorted by it."""
+        if column != self.sort:
+            return None
+        return "ascending" if self.direction == "asc" else "descending"
+
+
+def paginate(
+    query: Select,
+    *,
+    sortable: Mapping[str, Any],
+    default_sort: str,
+    default_direction: str = "desc",
+    filters: Mapping[str, str] | None = None,
+    tiebreak: Any = None,
+) -> Listing:
+    sort = request.args.get("sort", default_sort)
+    if sort not in sortable:
+        sort = default_sort
+    direction = request.args.get("dir", default_direction)
+    if direction not in ("asc", "desc"):
+        direction = default_direction
+    per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    pages = max(1, -(-(total or 0) // per_page))
+    page = _int_arg("page", 1, 1, pages)
+    column = sortable[sort]
+    order = [column.asc() if direction == "asc" else column.desc()]
+    if tiebreak is not None:
+        order.append(tiebreak.asc() if direction == "asc" else tiebreak.desc())
+    rows = db.session.scalars(
+        query.order_by(*order).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return Listing(
+        items=list(rows),
+        total=total or 0,
+        page=page,
+        per_page=per_page,
+        sort=sort,
+        direction=direction,
+        filters=dict(filters or {}),
+    )

@@ -1,0 +1,145 @@
+"""Players: search, profile, and account decisions through the shared modal form."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, or_, select
+
+from app.blueprints.console.core import bp, console_view, is_htmx
+from app.blueprints.console.forms import PlayerActionForm, SuspendForm
+from app.blueprints.console.listing import paginate
+from app.errors import AppError
+from app.extensions import db
+from app.models.audit import AuditLog
+from app.models.user import PLAYER, USER_STATUSES, User
+from app.services import player_admin
+
+SORTABLE = {
+    "id": User.id,
+    "username": User.username,
+    "email": User.email,
+    "status": User.status,
+    "country": User.country,
+    "created": User.created_at,
+    "last_login": User.last_login_at,
+}
+
+#: Where a decision's result is swapped back: the list row or the profile's status panel.
+CONTEXTS = {"row": "#player-row-{id}", "panel": "#player-panel"}
+
+
+def _player_or_404(player_id: int) -> User:
+    user = db.session.get(User, player_id)
+    if user is None or user.role_id != PLAYER:
+        abort(404)
+    return user
+
+
+@bp.get("/players")
+@console_view("players.read")
+def players():
+    args = request.args
+    filters = {
+        "q": args.get("q", "").strip()[:100],
+        "status": args.get("status", "") if args.get("status") in USER_STATUSES else "",
+        "country": args.get("country", "").strip().upper()[:2],
+    }
+    query = select(User).where(User.role_id == PLAYER)
+    if filters["q"]:
+        needle = f"%{filters['q'].lower()}%"
+        conditions = [func.lower(User.username).like(needle), func.lower(User.email).like(needle)]
+        if filters["q"].isdigit():
+            conditions.append(User.id == int(filters["q"]))
+        query = query.where(or_(*conditions))
+    if filters["status"]:
+        query = query.where(User.status == filters["status"])
+    if filters["country"]:
+        query = query.where(User.country == filters["country"])
+    listing = paginate(
+        query, sortable=SORTABLE, default_sort="created", filters=filters, tiebreak=User.id
+    )
+    return render_template("console/players/list.html", listing=listing, statuses=USER_STATUSES)
+
+
+@bp.get("/players/<int:player_id>")
+@console_view("players.read")
+def player_detail(player_id: int):
+    player = _player_or_404(player_id)
+    history = []
+    if current_user.can("audit.read"):
+        history = db.session.scalars(
+            select(AuditLog)
+            .where(AuditLog.target_type == "user", AuditLog.target_id == str(player.id))
+            .order_by(AuditLog.id.desc())
+            .limit(20)
+        ).all()
+    return render_template("console/players/detail.html", player=player, history=history)
+
+
+@bp.route(
+    "/players/<int:player_id>/<any(ban, suspend, reactivate, 'force-logout'):action>",
+    methods=["GET", "POST"],
+)
+@console_view("players.manage")
+def player_action(player_id: int, action: str):
+    service, label, permission = player_admin.ACTIONS[action]
+    if not current_user.can(permission):
+        abort(403)
+    player = _player_or_404(player_id)
+    form = SuspendForm() if action == "suspend" else PlayerActionForm()
+    if request.method == "GET":
+        form.context.data = request.args.get("context", "panel")
+    context = form.context.data if form.context.data in CONTEXTS else "panel"
+    form.context.data = context
+    error = None
+    if form.validate_on_submit():
+        kwargs = {"actor": current_user, "reason": form.reason.data}
+        if action == "suspend":
+            kwargs["duration"] = form.duration.data
+        try:
+            player = service(player.id, **kwargs)
+        except AppError as exc:
+            error = exc.message
+        else:
+            flash(f"{label}: {player.username} done.", "success")
+            if not is_htmx():
+                return redirect(url_for("console.player_detail", player_id=player.id))
+            fragment = "_row.html" if context == "row" else "_panel.html"
+            return render_template(f"console/players/{fragment}", player=player, swapped=True)
+    dialog = {
+        "title": f"{label} {player.username}",
+        "action_url": url_for("console.player_action", player_id=player.id, action=action),
+        "target": CONTEXTS[context].format(id=player.id),
+        "submit_label": label,
+        "danger": action in ("ban", "suspend", "force-logout"),
+        "description": _describe(action, player),
+        "error": error,
+    }
+    status = 200 if request.method == "GET" else (409 if error else 400)
+    if is_htmx():
+        # Re-render the form inside the open modal rather than in the row or panel.
+        headers = {"HX-Retarget": "#modal-root", "HX-Reswap": "innerHTML"}
+        html = render_template("console/components/modal_form.html", form=form, dialog=dialog)
+        return html, 200, headers
+    return render_template("console/modal_page.html", form=form, dialog=dialog), status
+
+
+def _describe(action: str, player: User) -> str:
+    return {
+        "ban": "The account is closed to play and every session is signed out at once. "
+        "Reactivating it later is possible.",
+        "suspend": "The player cannot sign in or play until the suspension ends; every "
+        "session is signed out at once.",
+        "reactivate": f"The account goes from {player.status} back to active.",
+        "force-logout": "Every token and session of this player stops working now. "
+        "The account status does not change.",
+    }[action]
+
+
+@bp.context_processor
+def _player_helpers() -> dict:
+    return {
+        "player_actions": player_admin.available_actions,
+        "action_label": lambda name: player_admin.ACTIONS[name][1],
+    }

@@ -1,0 +1,219 @@
+"""Who may open what: every console page for every role, CSRF on every change, headers."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+
+from app import create_app
+from app.blueprints.console.core import NAV
+from app.extensions import db
+from app.models.audit import AuditLog
+from app.models.user import User
+from tests.console.conftest import PASSWORD, csrf_token_of, login
+
+ALL_STAFF = {"admin", "manager", "support", "agent"}
+
+#: page → roles that may open it (the role table in app/services/access.py, spelled out).
+PAGES = {
+    "/admin/": ALL_STAFF,
+    "/admin/players": {"admin", "manager", "support"},
+    "/admin/players/{player}": {"admin", "manager", "support"},
+    "/admin/players/{player}/suspend": {"admin", "manager"},
+    "/admin/players/{player}/ban": {"admin", "manager"},
+    "/admin/players/{player}/reactivate": {"admin", "manager"},
+    "/admin/players/{player}/force-logout": {"admin", "manager"},
+    "/admin/audit": {"admin", "manager"},
+    "/admin/settings": {"admin"},
+    "/admin/staff": {"admin"},
+    "/admin/staff/new": {"admin"},
+}
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+@pytest.mark.parametrize("role", ["admin", "manager", "support", "agent", "player", "anonymous"])
+def test_every_page_for_every_role(role, path, signed_in, client, factory, player):
+    url = path.format(player=player.id)
+    if role == "anonymous":
+        response = client.get(url)
+    elif role == "player":
+        # A player can never hold a console session: the closest they get is a forged cookie.
+        someone = factory.player(password=PASSWORD)
+        with client.session_transaction() as session:
+            session["_user_id"] = str(someone.id)
+        response = client.get(url)
+    else:
+        client, _staff = signed_in(role)
+        response = client.get(url)
+    if role in PAGES[path]:
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    elif role in ("anonymous", "player"):
+        assert response.status_code == 302
+        assert "/admin/login" in response.headers["Location"]
+    else:
+        assert response.status_code == 403
+        assert "Access denied" in response.get_data(as_text=True)
+
+
+def test_every_console_view_goes_through_the_guard(app):
+    """A new page cannot forget the permission check: each view is wrapped by console_view."""
+    public = {"console.login", "console.enrol_totp"}
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("console.") or rule.endpoint in public:
+            continue
+        view = app.view_functions[rule.endpoint]
+        assert hasattr(view, "required_permission"), f"{rule.endpoint} is not guarded"
+
+
+@pytest.mark.parametrize(
+    ("role", "visible", "hidden"),
+    [
+        ("admin", {"Players", "Audit log", "Staff", "Settings"}, set()),
+        ("manager", {"Players", "Audit log"}, {"Staff", "Settings"}),
+        ("support", {"Players"}, {"Audit log", "Staff", "Settings"}),
+        ("agent", set(), {"Players", "Audit log", "Staff", "Settings"}),
+    ],
+)
+def test_navigation_shows_only_what_the_role_may_open(signed_in, role, visible, hidden):
+    client, _staff = signed_in(role)
+    html = client.get("/admin/").get_data(as_text=True)
+    nav = html[html.index('<ul class="nav">') : html.index("</ul>", html.index('<ul class="nav">'))]
+    for label in visible:
+        assert f">{label}</a>" in nav
+    for label in hidden:
+        assert f">{label}</a>" not in nav
+    assert {item.label for item in NAV} >= visible | hidden
+
+
+def _audit_count() -> int:
+    return db.session.scalar(select(func.count(AuditLog.id)))
+
+
+def _state_changing_requests(player_id: int) -> list[tuple[str, dict]]:
+    reason = {"reason": "Chargeback fraud", "context": "panel"}
+    return [
+        (f"/admin/players/{player_id}/suspend", {**reason, "duration": "7d"}),
+        (f"/admin/players/{player_id}/ban", reason),
+        (f"/admin/players/{player_id}/reactivate", reason),
+        (f"/admin/players/{player_id}/force-logout", reason),
+        ("/admin/settings", {"enabled": "y", "message": "Back soon"}),
+        (
+            "/admin/staff/new",
+            {
+                "username": "newbie",
+                "email": "newbie@example.test",
+                "role": "5",
+                "password": PASSWORD,
+            },
+        ),
+        ("/admin/logout", {}),
+    ]
+
+
+def test_every_state_changing_route_refuses_a_post_without_csrf_token(
+    signed_in, player, csrf_enforced
+):
+    client, _admin = signed_in("admin")
+    for url, data in _state_changing_requests(player.id):
+        before = _audit_count()
+        response = client.post(url, data=data)
+        assert response.status_code == 400, url
+        assert "security token" in response.get_data(as_text=True), url
+        assert _audit_count() == before, url
+        hx = client.post(url, data=data, headers={"HX-Request": "true"})
+        assert hx.status_code == 400, url
+    assert db.session.get(User, player.id).status == "active"
+    assert client.get("/admin/").status_code == 200  # the logout was refused too
+
+
+def test_login_and_enrolment_refuse_a_post_without_csrf_token(client, make_staff, csrf_enforced):
+    manager = make_staff("manager")
+    response = client.post(
+        "/admin/login",
+        data={"username": manager.user.username, "password": PASSWORD, "code": manager.code()},
+    )
+    assert response.status_code == 400
+    assert client.get("/admin/").status_code == 302
+    assert client.post("/admin/login/totp-setup", data={"code": "123456"}).status_code == 400
+
+
+def test_a_token_from_the_page_lets_forms_and_htmx_requests_through(
+    client, make_staff, player, csrf_enforced
+):
+    manager = make_staff("manager")
+    token = csrf_token_of(client.get("/admin/login").get_data(as_text=True))
+    response = client.post(
+        "/admin/login",
+        data={
+            "username": manager.user.username,
+            "password": PASSWORD,
+            "code": manager.code(),
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 302
+    # The session was renewed at sign-in: a fresh token comes from the next page.
+    page = client.get(f"/admin/players/{player.id}").get_data(as_text=True)
+    fresh = csrf_token_of(page)
+    response = client.post(
+        f"/admin/players/{player.id}/force-logout",
+        data={"reason": "Shared device", "context": "panel"},
+        headers={"HX-Request": "true", "X-CSRFToken": fresh},
+    )
+    assert response.status_code == 200
+    assert 'id="player-panel"' in response.get_data(as_text=True)
+
+
+def test_console_pages_carry_the_security_headers(signed_in):
+    client, _staff = signed_in("manager")
+    for url in ("/admin/login", "/admin/", "/admin/players"):
+        headers = client.get(url).headers
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] == "no-store"
+
+
+def test_session_cookie_is_httponly_and_samesite(client, make_staff):
+    response = login(client, make_staff("support"))
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Expires=" in cookie  # a permanent session: the idle timeout applies
+
+
+def test_production_uses_a_host_prefixed_secure_cookie(database_url, redis_url, tmp_path):
+    if not redis_url:
+        pytest.skip("needs Redis for the production profile")
+    prod = create_app(
+        {
+            "ENV": "production",
+            "SECRET_KEY": "s" * 40,
+            "JWT_SECRET_KEY": "j" * 40,
+            "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "INSTANCE_DIR": str(tmp_path),
+        }
+    )
+    response = prod.test_client().get("/admin/login", base_url="https://localhost")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-jackpotx=")
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+    assert "Path=/" in cookie
+    assert "Domain=" not in cookie
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_static_assets_are_served_locally(client):
+    for path, marker in (
+        ("/static/vendor/htmx.min.js", b"htmx"),
+        ("/static/console/console.js", b"X-CSRFToken"),
+        ("/static/console/console.css", b"--accent"),
+    ):
+        with client.get(path) as response:
+            assert response.status_code == 200
+            assert marker in response.data

@@ -1,0 +1,207 @@
+"""The back office in a real browser: headless Chromium driven by Selenium.
+
+The app runs in a background thread (werkzeug) against the test PostgreSQL database with real
+commits (``committed_db``), with CSRF enforced as in production. Screenshots go to
+``test-artifacts/`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pyotp
+import pytest
+from werkzeug.serving import make_server
+
+from app.extensions import db
+from app.models.user import User
+from tests.console.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="module")
+def browser_available():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        if IN_CI:
+            pytest.fail(f"CI=true but {', '.join(missing)} is missing")
+        pytest.skip(
+            f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)"
+        )
+
+
+@pytest.fixture
+def live_server(app, committed_db, csrf_enforced):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(browser_available):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="jx-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1366,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(driver, condition, timeout: float = 10):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def _shot(driver, name: str) -> None:
+    driver.save_screenshot(str(ARTIFACTS / f"console-{name}.png"))
+
+
+def _sign_in(driver, base: str, username: str, code: str = "") -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{base}/admin/login")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    if code:
+        driver.find_element(By.ID, "code").send_keys(code)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+
+def _console_errors(driver) -> list[str]:
+    """Console messages that mean something broke (CSP violations, script errors)."""
+    try:
+        logs = driver.get_log("browser")
+    except Exception:  # not every driver exposes the log; the assertions still run
+        return []
+    return [entry["message"] for entry in logs if entry["level"] == "SEVERE"]
+
+
+def test_manager_signs_in_with_totp_and_suspends_a_player_through_the_modal(
+    live_server, browser, make_staff, factory
+):
+    from selenium.webdriver.common.by import By
+
+    manager = make_staff("manager")
+    player = factory.player(username="ada_browser", country="MT", email="ada@browser.test")
+    for n in range(3):
+        factory.player(username=f"filler{n}", country="DE")
+    player_id = player.id
+
+    browser.get(f"{live_server}/admin/login")
+    _shot(browser, "01-login")
+    _sign_in(browser, live_server, manager.user.username, manager.code())
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
+    assert "Dashboard" in browser.title
+    _shot(browser, "02-dashboard-manager")
+
+    browser.find_element(By.LINK_TEXT, "Players").click()
+    row_css = f"#player-row-{player_id}"
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, row_css))
+    _shot(browser, "03-players")
+    # A marker on the page: it survives only if the update is a partial swap, not a reload.
+    browser.execute_script("window.__stillSamePage = true;")
+
+    browser.find_element(By.CSS_SELECTOR, f'{row_css} a[data-action="suspend"]').click()
+    dialog = _wait(
+        browser,
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, "#modal-root dialog") if e.is_displayed()),
+            None,
+        ),
+    )
+    assert browser.execute_script("return document.querySelector('#modal-root dialog').open")
+    dialog.find_element(By.NAME, "reason").send_keys("Chargeback under review")
+    dialog.find_element(By.CSS_SELECTOR, 'input[value="24h"]').click()
+    _shot(browser, "04-suspend-modal")
+    dialog.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    _wait(
+        browser,
+        lambda d: (
+            "badge-suspended" in d.find_element(By.CSS_SELECTOR, row_css).get_attribute("innerHTML")
+        ),
+    )
+    assert browser.execute_script("return window.__stillSamePage === true")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#modal-root dialog")
+    flash = browser.find_element(By.CSS_SELECTOR, "#flash-region .flash-success").text
+    assert "Suspend" in flash
+    assert "ada_browser" in flash
+    _shot(browser, "05-player-suspended")
+
+    db.session.remove()
+    user = db.session.get(User, player_id)
+    assert user.status == "suspended"
+    assert user.status_reason == "Chargeback under review"
+    assert _console_errors(browser) == []
+
+
+def test_support_does_not_see_settings_in_the_navigation(live_server, browser, make_staff):
+    from selenium.webdriver.common.by import By
+
+    support = make_staff("support")
+    _sign_in(browser, live_server, support.user.username)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "nav .nav"))
+    labels = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav .nav a")]
+    assert "Players" in labels
+    assert "Settings" not in labels
+    assert "Staff" not in labels
+    assert "Audit log" not in labels
+    _shot(browser, "06-dashboard-support")
+    browser.get(f"{live_server}/admin/settings")
+    assert "Access denied" in browser.page_source
+    _shot(browser, "07-support-settings-403")
+
+
+def test_a_new_manager_enrols_totp_from_the_qr_page_and_signs_in(live_server, browser, make_staff):
+    from selenium.webdriver.common.by import By
+
+    manager = make_staff("manager", with_totp=False)
+    _sign_in(browser, live_server, manager.user.username)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".qr svg"))
+    _shot(browser, "08-totp-setup")
+    secret = browser.find_element(By.CSS_SELECTOR, "code.secret").text
+    assert re.fullmatch(r"[A-Z2-7]{16,}", secret)
+    browser.find_element(By.ID, "code").send_keys(pyotp.TOTP(secret).now())
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
+    assert "Two-factor authentication is set up" in browser.page_source
+
+    browser.get(f"{live_server}/admin/audit")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#audit-table"))
+    assert "staff.totp.enrol" in browser.page_source
+    _shot(browser, "09-audit-log")
+    db.session.remove()
+    assert db.session.get(User, manager.user.id).totp_enabled
