@@ -50,6 +50,10 @@ def atomic() -> Iterator[Session]:
                 session.info.pop(_CALLBACKS, None)
                 raise
             callbacks = session.info.pop(_CALLBACKS, [])
+            # Callbacks run outside the finished transaction: an ``atomic()`` inside one (a
+            # synchronous job, an in-process webhook) must be a new outermost transaction that
+            # commits, not a savepoint of the one that just ended.
+            session.info[_DEPTH] = depth
             _run_callbacks(callbacks)
         else:
             marker = len(session.info.get(_CALLBACKS, []))
@@ -87,4 +91,7 @@ def _run_callbacks(callbacks: list[Callable[[], Any]]) -> None:
 
 def lock_one(model: type[T], *criteria: Any) -> T | None:
     """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway."""
-    return _session().execute(select(model).where(*criteria).with_for_update()).scalar_one_or_none()
+    # ``OF model``: lock only this table's row; eager-joined relationships (``User.role``) are
+    # LEFT OUTER JOINs, which PostgreSQL refuses to lock.
+    stmt = select(model).where(*criteria).with_for_update(of=model)
+    return _session().execute(stmt).unique().scalar_one_or_none()

@@ -9,13 +9,21 @@ from app.extensions import csrf, limiter
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.blueprints import health
-    from app.blueprints.api import system
+    from app.blueprints import health, sandbox
+    from app.blueprints.api import admin_payments, kyc, payments, responsible_gaming, system
 
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
 
-    for blp in (system.blp,):
+    app.register_blueprint(sandbox.bp)  # HTML checkout page: CSRF-protected forms
+
+    for blp in (
+        system.blp,
+        payments.blp,
+        admin_payments.blp,
+        kyc.blp,
+        responsible_gaming.blp,
+    ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)
