@@ -1,7 +1,34 @@
 """All tables; importing this module registers every model on the metadata."""
 
 from app.models.audit import AuditLog
+from app.models.games import (
+    Game,
+    GameCategory,
+    GameFavorite,
+    GameRound,
+    GameSession,
+    Provider,
+    ProviderCallback,
+    ProviderTransaction,
+)
 from app.models.settings import Setting
 from app.models.user import Role, User
+from app.models.wallet import LedgerEntry, LedgerTransaction, Wallet
 
-__all__ = ["AuditLog", "Role", "Setting", "User"]
+__all__ = [
+    "AuditLog",
+    "Game",
+    "GameCategory",
+    "GameFavorite",
+    "GameRound",
+    "GameSession",
+    "LedgerEntry",
+    "LedgerTransaction",
+    "Provider",
+    "ProviderCallback",
+    "ProviderTransaction",
+    "Role",
+    "Setting",
+    "User",
+    "Wallet",
+]
