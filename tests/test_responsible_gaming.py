@@ -227,3 +227,63 @@ def test_staff_see_a_players_limits_and_exclusions(client, factory, token_for):
     assert client.get(
         f"/api/admin/responsible-gaming/{player.id}", headers=token_for(factory.player())
     ).status_code == 403
+
+
+def test_self_excluded_player_gets_player_blocked_on_a_signed_bet_callback(client, factory):
+    from tests.moneykit import open_table, reconcile_clean
+
+    table = open_table(client, factory, cash=50_00)
+    player = db_user(table.user_id)
+    rg.self_exclude(player, "1_year")
+    answer = table.bet("b-excluded", "1.00")
+    assert answer["status"] == "error"
+    assert answer["code"] == "PLAYER_BLOCKED"
+    assert table.balances() == (50_00, 0)
+    reconcile_clean()
+
+
+def test_loss_limit_refuses_the_bet_that_could_pass_it(client, factory):
+    from tests.moneykit import open_table
+
+    table = open_table(client, factory, cash=100_00)
+    player = db_user(table.user_id)
+    rg.set_limit(player, limit_type="loss", period="daily", value=10_00, currency="EUR")
+    assert table.bet("b1", "6.00")["status"] == "ok"
+    assert table.win("w1", "1.00")["status"] == "ok"  # net loss 5.00
+    refused = table.bet("b2", "5.01", round_id="r2")
+    assert refused["status"] == "error"
+    assert refused["code"] == "LIMIT_EXCEEDED"
+    assert table.bet("b3", "5.00", round_id="r3")["status"] == "ok"
+    totals = rg.play_totals(player.id, "EUR", utcnow() - timedelta(days=1))
+    assert (totals.stakes, totals.wins, totals.loss) == (11_00, 1_00, 10_00)
+
+
+def test_wager_limit_counts_stakes_not_net(client, factory):
+    from tests.moneykit import open_table
+
+    table = open_table(client, factory, cash=100_00)
+    player = db_user(table.user_id)
+    rg.set_limit(player, limit_type="wager", period="weekly", value=20_00, currency="EUR")
+    assert table.bet("b1", "15.00")["status"] == "ok"
+    assert table.win("w1", "15.00")["status"] == "ok"
+    assert table.bet("b2", "5.01", round_id="r2")["code"] == "LIMIT_EXCEEDED"
+
+
+def test_game_launch_is_refused_while_self_excluded(factory):
+    from app.services import games
+    from tests.moneykit import make_game, make_provider
+
+    provider = make_provider()
+    game = make_game(provider.code, "roulette")
+    player = factory.player()
+    rg.self_exclude(player, "1_month")
+    with pytest.raises(SelfExcluded) as refused:
+        games.launch(player, game.id)
+    assert refused.value.status == 403  # the launch endpoint answers 403 SELF_EXCLUDED
+
+
+def db_user(user_id):
+    from app.extensions import db
+    from app.models.user import User
+
+    return db.session.get(User, user_id)

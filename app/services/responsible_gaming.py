@@ -593,3 +593,36 @@ def overview(user: User) -> dict[str, Any]:
         "exclusion": exclusion,
         "reality_check_minutes": reality_check_minutes(user.id),
     }
+
+
+# --- hooks into the money path ---------------------------------------------------------------
+
+
+def _bet_guard(user_id: int, amount_minor: int, currency: str) -> None:
+    """The provider bet callback's hook: an excluded player is PLAYER_BLOCKED; a limit breach
+    stays ``LimitExceeded`` (the callback answers LIMIT_EXCEEDED)."""
+    from app.services.play_guard import PlayerBlocked
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise PlayerBlocked()
+    try:
+        check_bet_allowed(user, amount_minor, currency)
+    except SelfExcluded as exc:
+        raise PlayerBlocked(exc.message) from None
+
+
+def _launch_guard(user_id: int) -> None:
+    user = db.session.get(User, user_id)
+    if user is not None:
+        check_game_launch_allowed(user)
+
+
+def install_guards() -> None:
+    from app.services import play_guard
+
+    play_guard.register_bet_check(_bet_guard)
+    play_guard.register_play_check(_launch_guard)
+
+
+install_guards()
