@@ -34,9 +34,12 @@ def deposit(client, headers, amount, **extra):
 def test_a_deposit_over_the_daily_limit_is_refused(client, factory, token_for, gateway):
     player = factory.player()
     headers = token_for(player)
-    assert set_limit(client, headers, type="deposit", period="daily", amount="100.00").json[
-        "data"
-    ]["outcome"] == "applied"
+    assert (
+        set_limit(client, headers, type="deposit", period="daily", amount="100.00").json["data"][
+            "outcome"
+        ]
+        == "applied"
+    )
     first = deposit(client, headers, "60.00")
     assert first.status_code == 201, first.json
     assert first.json["data"]["status"] == "pending"
@@ -95,9 +98,10 @@ def test_removing_a_limit_waits_out_the_cooling_off(client, factory, token_for, 
     with freeze_time(utcnow() + timedelta(hours=25)):
         headers = token_for(player)
         assert deposit(client, headers, "11").status_code == 201
-        assert client.get("/api/responsible-gaming/limits", headers=headers).json["data"][
-            "limits"
-        ] == []
+        assert (
+            client.get("/api/responsible-gaming/limits", headers=headers).json["data"]["limits"]
+            == []
+        )
 
 
 def test_setting_the_current_value_again_cancels_a_pending_raise(client, factory, token_for):
@@ -114,9 +118,12 @@ def test_limit_validation(client, factory, token_for):
     headers = token_for(factory.player())
     assert set_limit(client, headers, type="deposit", period="yearly", amount=1).status_code == 400
     assert set_limit(client, headers, type="deposit", period="daily", amount=0).status_code == 400
-    assert set_limit(client, headers, type="deposit", period="daily", amount="1.001").json[
-        "errors"
-    ][0]["field"] == "amount"
+    assert (
+        set_limit(client, headers, type="deposit", period="daily", amount="1.001").json["errors"][
+            0
+        ]["field"]
+        == "amount"
+    )
     assert set_limit(client, headers, type="session_time", period="daily").status_code == 400
 
 
@@ -159,9 +166,7 @@ def test_self_excluded_player_is_blocked_from_deposit_launch_bet_and_promotions(
     assert client.get("/api/kyc/status", headers=headers).status_code == 200
 
 
-def test_self_exclusion_cannot_be_shortened_and_does_not_end_silently(
-    client, factory, token_for
-):
+def test_self_exclusion_cannot_be_shortened_and_does_not_end_silently(client, factory, token_for):
     player = factory.player()
     admin = factory.staff("admin")
     headers = token_for(player)
@@ -219,14 +224,15 @@ def test_staff_see_a_players_limits_and_exclusions(client, factory, token_for):
     player = factory.player()
     support = factory.staff("support")
     rg.time_out(player, "7_days")
-    response = client.get(
-        f"/api/admin/responsible-gaming/{player.id}", headers=token_for(support)
-    )
+    response = client.get(f"/api/admin/responsible-gaming/{player.id}", headers=token_for(support))
     assert response.status_code == 200
     assert response.json["data"]["exclusions"][0]["kind"] == "time_out"
-    assert client.get(
-        f"/api/admin/responsible-gaming/{player.id}", headers=token_for(factory.player())
-    ).status_code == 403
+    assert (
+        client.get(
+            f"/api/admin/responsible-gaming/{player.id}", headers=token_for(factory.player())
+        ).status_code
+        == 403
+    )
 
 
 def test_self_excluded_player_gets_player_blocked_on_a_signed_bet_callback(client, factory):
