@@ -112,5 +112,70 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@jackpotx.group("gateways")
+def gateways_group() -> None:
+    """Payment gateways."""
+
+
+@gateways_group.command("add")
+@click.option("--code", required=True, help="Unique code; also the webhook path segment.")
+@click.option("--name", required=True)
+@click.option("--type", "type_", required=True, help="card, bank_transfer, ewallet, crypto ...")
+@click.option("--secret", required=True, help="Webhook signing secret (stored encrypted).")
+@click.option("--adapter", default=None, help="sandbox or stripe (default: the code if known).")
+@click.option("--direction", default="both", type=click.Choice(["deposit", "withdrawal", "both"]))
+@click.option("--currencies", default="EUR", show_default=True, help="Comma separated.")
+@click.option("--countries", default="", help="Comma separated ISO codes; empty = all.")
+@click.option("--min-amount", default=None, help="Major units, e.g. 10.00")
+@click.option("--max-amount", default=None, help="Major units, e.g. 5000.00")
+@click.option("--fee-percent", default="0", show_default=True)
+@click.option("--fee-fixed", default="0", show_default=True)
+@click.option("--api-key", default=None)
+@click.option("--api-secret", default=None)
+@click.option("--requires-kyc", is_flag=True)
+@click.option("--inactive", is_flag=True)
+def gateways_add(**opts) -> None:
+    """Register a payment gateway and print its id."""
+    from decimal import Decimal, InvalidOperation
+
+    from app.errors import AppError
+    from app.services import payments
+
+    def dec(name: str) -> Decimal | None:
+        raw = opts[name]
+        if raw in (None, ""):
+            return None
+        try:
+            return Decimal(raw)
+        except InvalidOperation:
+            raise click.BadParameter("not a decimal number", param_hint=name) from None
+
+    data = {
+        "code": opts["code"],
+        "name": opts["name"],
+        "type": opts["type_"],
+        "direction": opts["direction"],
+        "webhook_secret": opts["secret"],
+        "api_key": opts["api_key"],
+        "api_secret": opts["api_secret"],
+        "supported_currencies": [c.strip().upper() for c in opts["currencies"].split(",") if c],
+        "supported_countries": [c.strip().upper() for c in opts["countries"].split(",") if c],
+        "min_amount": dec("min_amount"),
+        "max_amount": dec("max_amount"),
+        "fees_percentage": dec("fee_percent") or Decimal(0),
+        "fees_fixed": dec("fee_fixed") or Decimal(0),
+        "requires_kyc": opts["requires_kyc"],
+        "is_active": not opts["inactive"],
+    }
+    if opts["adapter"]:
+        data["adapter"] = opts["adapter"]
+    try:
+        gw = payments.create_gateway(data)
+    except AppError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(gw.id)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(jackpotx)

@@ -113,6 +113,20 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Minor units; withdrawals at or above need approved KYC.
         "KYC_WITHDRAWAL_THRESHOLD": _int(env, "KYC_WITHDRAWAL_THRESHOLD", 200_00),
         "UPLOAD_DIR": get("UPLOAD_DIR", str(instance_dir / "uploads")),
+        # Payments / KYC / responsible gaming (docs/payments.md). Amounts in minor units.
+        "KYC_MAX_FILE_BYTES": _int(env, "KYC_MAX_FILE_BYTES", 8 * 1024 * 1024),
+        "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD": _int(
+            env, "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD", 1000_00
+        ),
+        "RG_COOLING_OFF_HOURS": _int(env, "RG_COOLING_OFF_HOURS", 24),
+        "RG_SESSION_IDLE_MINUTES": _int(env, "RG_SESSION_IDLE_MINUTES", 30),
+        "AML_LARGE_DEPOSIT": _int(env, "AML_LARGE_DEPOSIT", 5000_00),
+        "AML_LARGE_WITHDRAWAL": _int(env, "AML_LARGE_WITHDRAWAL", 5000_00),
+        "AML_VELOCITY_COUNT": _int(env, "AML_VELOCITY_COUNT", 5),
+        "AML_VELOCITY_WINDOW_MINUTES": _int(env, "AML_VELOCITY_WINDOW_MINUTES", 60),
+        # Percent of deposits since the last withdrawal that must be wagered before a
+        # withdrawal is not "deposit then cash out with little play".
+        "AML_MIN_PLAY_PERCENT": _int(env, "AML_MIN_PLAY_PERCENT", 50),
         "MAIL_DIR": get("MAIL_DIR", str(instance_dir / "mail")),
         "CORS_ORIGINS": _list(env, "CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
         "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),

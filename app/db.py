@@ -50,8 +50,9 @@ def atomic() -> Iterator[Session]:
                 session.info.pop(_CALLBACKS, None)
                 raise
             callbacks = session.info.pop(_CALLBACKS, [])
-            # The transaction is over: a callback (a synchronous job) that opens its own
-            # ``atomic()`` must get a real transaction that commits, not a savepoint.
+            # Callbacks run outside the finished transaction: an ``atomic()`` inside one (a
+            # synchronous job, an in-process webhook) must be a new outermost transaction that
+            # commits, not a savepoint of the one that just ended.
             session.info[_DEPTH] = depth
             _run_callbacks(callbacks)
         else:
@@ -89,10 +90,8 @@ def _run_callbacks(callbacks: list[Callable[[], Any]]) -> None:
 
 
 def lock_one(model: type[T], *criteria: Any) -> T | None:
-    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway.
-
-    ``OF <model>``: only the model's own row is locked, so joined eager loads (``User.role``)
-    do not turn the statement into the refused ``FOR UPDATE`` on an outer join.
-    """
+    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway."""
+    # ``OF model``: lock only this table's row; eager-joined relationships (``User.role``) are
+    # LEFT OUTER JOINs, which PostgreSQL refuses to lock.
     stmt = select(model).where(*criteria).with_for_update(of=model)
-    return _session().execute(stmt).scalar_one_or_none()
+    return _session().execute(stmt).unique().scalar_one_or_none()

@@ -96,4 +96,36 @@ def seed_demo() -> list[dict[str, str]]:
     """Every domain adds its demo data here; each step must be idempotent."""
     logins = seed_users()
     db.session.flush()
+    seed_gateways()
     return logins
+
+
+#: Demo webhook secret of the local sandbox gateway (development only; rotate with the API).
+DEMO_SANDBOX_SECRET = "sandbox-demo-webhook-secret"  # noqa: S105 - demo data
+
+
+def seed_gateways() -> None:
+    """The sandbox gateway, so deposits and withdrawals work out of the box."""
+    from decimal import Decimal
+
+    from app.models.payments import PaymentGateway
+    from app.services import payments
+
+    if db.session.scalar(select(PaymentGateway.id).where(PaymentGateway.code == "sandbox")):
+        return
+    payments.create_gateway(
+        {
+            "code": "sandbox",
+            "name": "Sandbox (test payments)",
+            "type": "sandbox",
+            "adapter": "sandbox",
+            "description": "Local test gateway: hosted checkout, signed webhooks, payouts",
+            "webhook_secret": DEMO_SANDBOX_SECRET,
+            "supported_currencies": ["EUR", "USD", "GBP"],
+            "min_amount": Decimal("5"),
+            "max_amount": Decimal("10000"),
+            "processing_time": "instant",
+            "fees_percentage": Decimal("2.5"),
+            "fees_fixed": Decimal("0.30"),
+        }
+    )

@@ -9,8 +9,18 @@ from app.extensions import csrf, limiter
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.blueprints import console, health
-    from app.blueprints.api import admin_auth, admin_users, auth, system, user_account
+    from app.blueprints import console, health, sandbox
+    from app.blueprints.api import (
+        admin_auth,
+        admin_payments,
+        admin_users,
+        auth,
+        kyc,
+        payments,
+        responsible_gaming,
+        system,
+        user_account,
+    )
     from app.blueprints.api.identity_common import init_access_gate
 
     app.register_blueprint(health.bp)
@@ -19,8 +29,38 @@ def register_blueprints(app: Flask) -> None:
     # The back office: session cookie + CSRF token on every form (never exempted).
     app.register_blueprint(console.bp)
 
+    app.register_blueprint(sandbox.bp)  # HTML checkout page: CSRF-protected forms
+
     init_access_gate(app)
-    identity_blps = (auth.blp, user_account.blp, admin_auth.blp, admin_users.blp)
-    for blp in (system.blp, *identity_blps):
+    for blp in (
+        system.blp,
+        auth.blp,
+        user_account.blp,
+        admin_auth.blp,
+        admin_users.blp,
+        payments.blp,
+        admin_payments.blp,
+        kyc.blp,
+        responsible_gaming.blp,
+    ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)
+
+    register_money_blueprints(app)
+
+
+def register_money_blueprints(app: Flask) -> None:
+    """Wallet, games and the provider callback endpoint (issue 4)."""
+    from flask import current_app, request
+
+    from app.blueprints.provider import callbacks
+    from app.extensions import client_ip
+
+    # Providers sign every request and call at casino throughput: their own, high limit,
+    # counted per provider and source address.
+    limiter.limit(
+        lambda: current_app.config["RATE_LIMIT_CALLBACK"],
+        key_func=lambda: f"cb:{(request.view_args or {}).get('provider_code')}:{client_ip()}",
+    )(callbacks.blp)
+    csrf.exempt(callbacks.blp)  # signed server-to-server calls, no cookies
+    rest_api.register_blueprint(callbacks.blp)

@@ -1,19 +1,17 @@
-"""All tables; importing this module registers every model on the metadata."""
+"""All tables: importing this package registers every model module on the metadata.
 
-from app.models.audit import AuditLog
-from app.models.identity import LoginEvent, PasswordResetToken, RefreshToken, TokenFamily
-from app.models.mail import OutboxEmail
-from app.models.settings import Setting
-from app.models.user import Role, User
+Import models from their own module (``from app.models.wallet import Wallet``).
+"""
 
-__all__ = [
-    "AuditLog",
-    "LoginEvent",
-    "OutboxEmail",
-    "PasswordResetToken",
-    "RefreshToken",
-    "Role",
-    "Setting",
-    "TokenFamily",
-    "User",
-]
+from app.models import (  # noqa: F401 - imported for their table definitions
+    audit,
+    games,
+    identity,
+    kyc,
+    mail,
+    payments,
+    responsible_gaming,
+    settings,
+    user,
+    wallet,
+)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:37:07.096786
+Create Date: 2026-11-23 15:49:34.183688
 
 """
 from alembic import op
@@ -64,6 +64,114 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_email_outbox_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_email_outbox_user_id'), ['user_id'], unique=False)
 
+    op.create_table('game_categories',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('slug', sa.String(length=50), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('sort_order', sa.Integer(), nullable=False),
+    sa.Column('icon', sa.String(length=255), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_game_categories')),
+    sa.UniqueConstraint('slug', name=op.f('uq_game_categories_slug'))
+    )
+    op.create_table('game_providers',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('secret_enc', sa.String(length=500), nullable=False),
+    sa.Column('protocol', sa.String(length=16), nullable=False),
+    sa.Column('currencies', sa.JSON(), nullable=False),
+    sa.Column('ip_allowlist', sa.JSON(), nullable=False),
+    sa.Column('launch_url', sa.String(length=500), nullable=True),
+    sa.Column('stale_round_policy', sa.String(length=16), nullable=False),
+    sa.Column('logo_url', sa.String(length=500), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("protocol IN ('native', 'pragmatic')", name=op.f('ck_game_providers_protocol')),
+    sa.CheckConstraint("stale_round_policy IN ('refund', 'close')", name=op.f('ck_game_providers_stale_round_policy')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_game_providers')),
+    sa.UniqueConstraint('code', name=op.f('uq_game_providers_code'))
+    )
+    op.create_table('payment_gateways',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sa.String(length=50), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('type', sa.String(length=50), nullable=False),
+    sa.Column('adapter', sa.String(length=32), nullable=False),
+    sa.Column('direction', sa.String(length=16), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('logo_url', sa.String(length=500), nullable=True),
+    sa.Column('website_url', sa.String(length=500), nullable=True),
+    sa.Column('api_endpoint', sa.String(length=500), nullable=True),
+    sa.Column('api_key_enc', sa.Text(), nullable=True),
+    sa.Column('api_secret_enc', sa.Text(), nullable=True),
+    sa.Column('webhook_secret_enc', sa.Text(), nullable=True),
+    sa.Column('supported_currencies', sa.JSON(), nullable=False),
+    sa.Column('supported_countries', sa.JSON(), nullable=False),
+    sa.Column('min_amount', sa.Numeric(precision=20, scale=8), nullable=True),
+    sa.Column('max_amount', sa.Numeric(precision=20, scale=8), nullable=True),
+    sa.Column('processing_time', sa.String(length=50), nullable=True),
+    sa.Column('fees_percentage', sa.Numeric(precision=6, scale=3), nullable=False),
+    sa.Column('fees_fixed', sa.Numeric(precision=20, scale=8), nullable=False),
+    sa.Column('auto_approval', sa.Boolean(), nullable=False),
+    sa.Column('requires_kyc', sa.Boolean(), nullable=False),
+    sa.Column('is_active', sa.Boolean(), nullable=False),
+    sa.Column('config', sa.JSON(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("direction IN ('deposit', 'withdrawal', 'both')", name=op.f('ck_payment_gateways_direction')),
+    sa.CheckConstraint('fees_fixed >= 0', name=op.f('ck_payment_gateways_fee_fixed_not_negative')),
+    sa.CheckConstraint('fees_percentage >= 0 AND fees_percentage < 100', name=op.f('ck_payment_gateways_fee_pct_range')),
+    sa.CheckConstraint('max_amount IS NULL OR min_amount IS NULL OR max_amount >= min_amount', name=op.f('ck_payment_gateways_max_ge_min')),
+    sa.CheckConstraint('min_amount IS NULL OR min_amount >= 0', name=op.f('ck_payment_gateways_min_not_negative')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_gateways')),
+    sa.UniqueConstraint('code', name=op.f('uq_payment_gateways_code'))
+    )
+    op.create_table('payment_webhooks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('gateway_code', sa.String(length=50), nullable=False),
+    sa.Column('event', sa.String(length=64), nullable=True),
+    sa.Column('transaction_public_id', sa.String(length=64), nullable=True),
+    sa.Column('signature_valid', sa.Boolean(), nullable=False),
+    sa.Column('verdict', sa.String(length=32), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('received_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_webhooks'))
+    )
+    with op.batch_alter_table('payment_webhooks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_webhooks_gateway_code'), ['gateway_code'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payment_webhooks_transaction_public_id'), ['transaction_public_id'], unique=False)
+
+    op.create_table('provider_callbacks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('provider_code', sa.String(length=32), nullable=False),
+    sa.Column('action', sa.String(length=32), nullable=True),
+    sa.Column('transaction_id', sa.String(length=100), nullable=True),
+    sa.Column('round_id', sa.String(length=100), nullable=True),
+    sa.Column('user_id', sa.BigInteger(), nullable=True),
+    sa.Column('payload', sa.JSON(), nullable=True),
+    sa.Column('verdict', sa.String(length=32), nullable=False),
+    sa.Column('response', sa.JSON(), nullable=True),
+    sa.Column('signature_valid', sa.Boolean(), nullable=False),
+    sa.Column('duplicate', sa.Boolean(), nullable=False),
+    sa.Column('balance_before', sa.BigInteger(), nullable=True),
+    sa.Column('balance_after', sa.BigInteger(), nullable=True),
+    sa.Column('latency_ms', sa.Numeric(precision=10, scale=3), nullable=True),
+    sa.Column('correlation_id', sa.String(length=128), nullable=True),
+    sa.Column('remote_ip', sa.String(length=64), nullable=True),
+    sa.Column('replay_of_id', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_provider_callbacks'))
+    )
+    with op.batch_alter_table('provider_callbacks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_provider_callbacks_action'), ['action'], unique=False)
+        batch_op.create_index(batch_op.f('ix_provider_callbacks_created_at'), ['created_at'], unique=False)
+        batch_op.create_index('ix_provider_callbacks_provider_created', ['provider_code', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_provider_callbacks_transaction_id'), ['transaction_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_provider_callbacks_user_id'), ['user_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_provider_callbacks_verdict'), ['verdict'], unique=False)
+
     op.create_table('roles',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('name', sa.String(length=32), nullable=False),
@@ -79,6 +187,45 @@ def upgrade():
     sa.Column('updated_by', sa.BigInteger(), nullable=True),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_settings'))
     )
+    op.create_table('games',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('provider_id', sa.BigInteger(), nullable=False),
+    sa.Column('category_id', sa.BigInteger(), nullable=True),
+    sa.Column('external_id', sa.String(length=100), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('slug', sa.String(length=200), nullable=True),
+    sa.Column('game_type', sa.String(length=32), nullable=True),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('rtp', sa.Numeric(precision=5, scale=2), nullable=True),
+    sa.Column('volatility', sa.String(length=16), nullable=True),
+    sa.Column('min_bet', sa.BigInteger(), nullable=False),
+    sa.Column('max_bet', sa.BigInteger(), nullable=False),
+    sa.Column('thumbnail_url', sa.String(length=500), nullable=True),
+    sa.Column('banner_url', sa.String(length=500), nullable=True),
+    sa.Column('is_featured', sa.Boolean(), nullable=False),
+    sa.Column('is_new', sa.Boolean(), nullable=False),
+    sa.Column('is_hot', sa.Boolean(), nullable=False),
+    sa.Column('has_demo', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('sort_order', sa.Integer(), nullable=False),
+    sa.Column('play_count', sa.BigInteger(), nullable=False),
+    sa.Column('favorite_count', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('active', 'inactive', 'maintenance')", name=op.f('ck_games_status')),
+    sa.CheckConstraint('min_bet >= 0 AND max_bet >= min_bet', name=op.f('ck_games_bet_range')),
+    sa.CheckConstraint('rtp IS NULL OR (rtp > 0 AND rtp <= 100)', name=op.f('ck_games_rtp_range')),
+    sa.ForeignKeyConstraint(['category_id'], ['game_categories.id'], name=op.f('fk_games_category_id_game_categories')),
+    sa.ForeignKeyConstraint(['provider_id'], ['game_providers.id'], name=op.f('fk_games_provider_id_game_providers')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_games')),
+    sa.UniqueConstraint('provider_id', 'external_id', name='uq_games_provider_external')
+    )
+    with op.batch_alter_table('games', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_games_category_id'), ['category_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_games_name'), ['name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_games_provider_id'), ['provider_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_games_status'), ['status'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('username', sa.String(length=50), nullable=False),
@@ -135,6 +282,90 @@ def upgrade():
         batch_op.create_index('uq_users_email_lower', [sa.literal_column('lower(email)')], unique=True)
         batch_op.create_index('uq_users_username_lower', [sa.literal_column('lower(username)')], unique=True)
 
+    op.create_table('game_favorites',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('game_id', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['game_id'], ['games.id'], name=op.f('fk_game_favorites_game_id_games')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_game_favorites_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_game_favorites')),
+    sa.UniqueConstraint('user_id', 'game_id', name='uq_game_favorites_user_game')
+    )
+    with op.batch_alter_table('game_favorites', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_game_favorites_game_id'), ['game_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_game_favorites_user_id'), ['user_id'], unique=False)
+
+    op.create_table('game_rounds',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('provider_id', sa.BigInteger(), nullable=False),
+    sa.Column('external_round_id', sa.String(length=100), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('game_id', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('total_bet', sa.BigInteger(), nullable=False),
+    sa.Column('total_win', sa.BigInteger(), nullable=False),
+    sa.Column('total_refund', sa.BigInteger(), nullable=False),
+    sa.Column('bet_cash', sa.BigInteger(), nullable=False),
+    sa.Column('bet_bonus', sa.BigInteger(), nullable=False),
+    sa.Column('bets_count', sa.Integer(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('open', 'closed', 'cancelled')", name=op.f('ck_game_rounds_status')),
+    sa.CheckConstraint('total_bet >= 0 AND total_win >= 0 AND total_refund >= 0 AND bet_cash >= 0 AND bet_bonus >= 0', name=op.f('ck_game_rounds_totals_non_negative')),
+    sa.ForeignKeyConstraint(['game_id'], ['games.id'], name=op.f('fk_game_rounds_game_id_games')),
+    sa.ForeignKeyConstraint(['provider_id'], ['game_providers.id'], name=op.f('fk_game_rounds_provider_id_game_providers')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_game_rounds_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_game_rounds')),
+    sa.UniqueConstraint('provider_id', 'external_round_id', name='uq_game_rounds_provider_round')
+    )
+    with op.batch_alter_table('game_rounds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_game_rounds_game_id'), ['game_id'], unique=False)
+        batch_op.create_index('ix_game_rounds_status_updated', ['status', 'updated_at'], unique=False)
+        batch_op.create_index('ix_game_rounds_user_created', ['user_id', 'created_at'], unique=False)
+
+    op.create_table('game_sessions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('token', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('game_id', sa.BigInteger(), nullable=False),
+    sa.Column('provider_id', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('demo', sa.Boolean(), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['game_id'], ['games.id'], name=op.f('fk_game_sessions_game_id_games')),
+    sa.ForeignKeyConstraint(['provider_id'], ['game_providers.id'], name=op.f('fk_game_sessions_provider_id_game_providers')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_game_sessions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_game_sessions')),
+    sa.UniqueConstraint('token', name=op.f('uq_game_sessions_token'))
+    )
+    with op.batch_alter_table('game_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_game_sessions_user_id'), ['user_id'], unique=False)
+
+    op.create_table('kyc_submissions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=True),
+    sa.Column('reviewer_id', sa.BigInteger(), nullable=True),
+    sa.Column('reason', sa.String(length=500), nullable=True),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('submitted_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name=op.f('ck_kyc_submissions_status')),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_kyc_submissions_reviewer_id_users')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_kyc_submissions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kyc_submissions'))
+    )
+    with op.batch_alter_table('kyc_submissions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kyc_submissions_submitted_at'), ['submitted_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_kyc_submissions_user_id'), ['user_id'], unique=False)
+        batch_op.create_index('uq_kyc_submissions_one_pending', ['user_id'], unique=True, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+
     op.create_table('login_history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=True),
@@ -169,6 +400,150 @@ def upgrade():
     with op.batch_alter_table('password_reset_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_password_reset_tokens_user_id'), ['user_id'], unique=False)
 
+    op.create_table('payment_transactions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('public_id', sa.String(length=40), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('gateway_id', sa.BigInteger(), nullable=False),
+    sa.Column('type', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('fee_minor', sa.BigInteger(), nullable=False),
+    sa.Column('gateway_reference', sa.String(length=255), nullable=True),
+    sa.Column('payment_url', sa.String(length=500), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=True),
+    sa.Column('gateway_response', sa.JSON(), nullable=True),
+    sa.Column('description', sa.String(length=500), nullable=True),
+    sa.Column('return_url', sa.String(length=500), nullable=True),
+    sa.Column('cancel_url', sa.String(length=500), nullable=True),
+    sa.Column('reason', sa.String(length=500), nullable=True),
+    sa.Column('ledger_refs', sa.JSON(), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('processed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('pending', 'approved', 'processing', 'completed', 'failed', 'rejected', 'cancelled')", name=op.f('ck_payment_transactions_status')),
+    sa.CheckConstraint("type IN ('deposit', 'withdrawal')", name=op.f('ck_payment_transactions_type')),
+    sa.CheckConstraint('amount_minor > 0', name=op.f('ck_payment_transactions_amount_positive')),
+    sa.CheckConstraint('fee_minor >= 0', name=op.f('ck_payment_transactions_fee_not_negative')),
+    sa.ForeignKeyConstraint(['gateway_id'], ['payment_gateways.id'], name=op.f('fk_payment_transactions_gateway_id_payment_gateways')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_payment_transactions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_transactions')),
+    sa.UniqueConstraint('gateway_id', 'gateway_reference', name='gateway_reference'),
+    sa.UniqueConstraint('public_id', name=op.f('uq_payment_transactions_public_id'))
+    )
+    with op.batch_alter_table('payment_transactions', schema=None) as batch_op:
+        batch_op.create_index('ix_payment_transactions_type_status', ['type', 'status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payment_transactions_user_id'), ['user_id'], unique=False)
+        batch_op.create_index('ix_payment_transactions_user_type_created', ['user_id', 'type', 'created_at'], unique=False)
+
+    op.create_table('provider_transactions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('provider_id', sa.BigInteger(), nullable=False),
+    sa.Column('external_id', sa.String(length=100), nullable=False),
+    sa.Column('action', sa.String(length=16), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=True),
+    sa.Column('external_round_id', sa.String(length=100), nullable=True),
+    sa.Column('reference_external_id', sa.String(length=100), nullable=True),
+    sa.Column('currency', sa.String(length=8), nullable=True),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('balance_after', sa.BigInteger(), nullable=True),
+    sa.Column('bonus_balance_after', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('applied', 'noop', 'tombstone')", name=op.f('ck_provider_transactions_state')),
+    sa.ForeignKeyConstraint(['provider_id'], ['game_providers.id'], name=op.f('fk_provider_transactions_provider_id_game_providers')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_provider_transactions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_provider_transactions')),
+    sa.UniqueConstraint('provider_id', 'external_id', name='uq_provider_transactions_provider_external')
+    )
+    with op.batch_alter_table('provider_transactions', schema=None) as batch_op:
+        batch_op.create_index('ix_provider_transactions_reference', ['provider_id', 'reference_external_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_provider_transactions_user_id'), ['user_id'], unique=False)
+
+    op.create_table('rg_exclusions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('duration', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=True),
+    sa.Column('starts_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lifted_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lifted_by_id', sa.BigInteger(), nullable=True),
+    sa.CheckConstraint("kind IN ('self_exclusion', 'time_out')", name=op.f('ck_rg_exclusions_kind')),
+    sa.ForeignKeyConstraint(['lifted_by_id'], ['users.id'], name=op.f('fk_rg_exclusions_lifted_by_id_users')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_rg_exclusions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rg_exclusions'))
+    )
+    with op.batch_alter_table('rg_exclusions', schema=None) as batch_op:
+        batch_op.create_index('ix_rg_exclusions_user_active', ['user_id', 'lifted_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rg_exclusions_user_id'), ['user_id'], unique=False)
+
+    op.create_table('rg_limits',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('limit_type', sa.String(length=16), nullable=False),
+    sa.Column('period', sa.String(length=8), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('value', sa.BigInteger(), nullable=False),
+    sa.Column('pending_value', sa.BigInteger(), nullable=True),
+    sa.Column('pending_remove', sa.Boolean(), nullable=False),
+    sa.Column('pending_effective_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("limit_type IN ('deposit', 'loss', 'wager', 'session_time')", name=op.f('ck_rg_limits_limit_type')),
+    sa.CheckConstraint("period IN ('daily', 'weekly', 'monthly')", name=op.f('ck_rg_limits_period')),
+    sa.CheckConstraint('pending_value IS NULL OR pending_value >= 0', name=op.f('ck_rg_limits_pending_not_negative')),
+    sa.CheckConstraint('value >= 0', name=op.f('ck_rg_limits_value_not_negative')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_rg_limits_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rg_limits')),
+    sa.UniqueConstraint('user_id', 'limit_type', 'period', 'currency', name='one_per_kind')
+    )
+    with op.batch_alter_table('rg_limits', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rg_limits_user_id'), ['user_id'], unique=False)
+
+    op.create_table('rg_sessions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('started_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_rg_sessions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rg_sessions'))
+    )
+    with op.batch_alter_table('rg_sessions', schema=None) as batch_op:
+        batch_op.create_index('ix_rg_sessions_user_seen', ['user_id', 'last_seen_at'], unique=False)
+
+    op.create_table('rg_settings',
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('reality_check_minutes', sa.Integer(), nullable=True),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_rg_settings_user_id_users')),
+    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_rg_settings'))
+    )
+    op.create_table('risk_flags',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=True),
+    sa.Column('kind', sa.String(length=48), nullable=False),
+    sa.Column('severity', sa.String(length=8), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('reference', sa.String(length=100), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reviewed_by_id', sa.BigInteger(), nullable=True),
+    sa.Column('reviewed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('open', 'reviewed', 'dismissed')", name=op.f('ck_risk_flags_status')),
+    sa.ForeignKeyConstraint(['reviewed_by_id'], ['users.id'], name=op.f('fk_risk_flags_reviewed_by_id_users')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_risk_flags_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_risk_flags'))
+    )
+    with op.batch_alter_table('risk_flags', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_risk_flags_reference'), ['reference'], unique=False)
+        batch_op.create_index('ix_risk_flags_status_created', ['status', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_risk_flags_user_id'), ['user_id'], unique=False)
+
     op.create_table('token_families',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -186,6 +561,95 @@ def upgrade():
     with op.batch_alter_table('token_families', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_token_families_user_id'), ['user_id'], unique=False)
 
+    op.create_table('wallets',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('balance', sa.BigInteger(), nullable=False),
+    sa.Column('bonus_balance', sa.BigInteger(), nullable=False),
+    sa.Column('held_balance', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('balance >= 0', name=op.f('ck_wallets_balance_non_negative')),
+    sa.CheckConstraint('bonus_balance >= 0', name=op.f('ck_wallets_bonus_balance_non_negative')),
+    sa.CheckConstraint('held_balance >= 0', name=op.f('ck_wallets_held_balance_non_negative')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_wallets_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_wallets')),
+    sa.UniqueConstraint('user_id', 'currency', name='uq_wallets_user_currency')
+    )
+    with op.batch_alter_table('wallets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_wallets_user_id'), ['user_id'], unique=False)
+
+    op.create_table('kyc_documents',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('submission_id', sa.BigInteger(), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('doc_type', sa.String(length=32), nullable=False),
+    sa.Column('storage_name', sa.String(length=255), nullable=False),
+    sa.Column('original_filename', sa.String(length=255), nullable=True),
+    sa.Column('mime_type', sa.String(length=64), nullable=False),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=True),
+    sa.Column('height', sa.Integer(), nullable=True),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('uploaded_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['submission_id'], ['kyc_submissions.id'], name=op.f('fk_kyc_documents_submission_id_kyc_submissions')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_kyc_documents_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kyc_documents')),
+    sa.UniqueConstraint('storage_name', name=op.f('uq_kyc_documents_storage_name'))
+    )
+    with op.batch_alter_table('kyc_documents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kyc_documents_sha256'), ['sha256'], unique=False)
+        batch_op.create_index(batch_op.f('ix_kyc_documents_submission_id'), ['submission_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_kyc_documents_user_id'), ['user_id'], unique=False)
+
+    op.create_table('kyc_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('submission_id', sa.BigInteger(), nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=True),
+    sa.Column('action', sa.String(length=32), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_kyc_events_actor_id_users')),
+    sa.ForeignKeyConstraint(['submission_id'], ['kyc_submissions.id'], name=op.f('fk_kyc_events_submission_id_kyc_submissions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kyc_events'))
+    )
+    with op.batch_alter_table('kyc_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kyc_events_submission_id'), ['submission_id'], unique=False)
+
+    op.create_table('ledger_transactions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('wallet_id', sa.BigInteger(), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('type', sa.String(length=32), nullable=False),
+    sa.Column('source', sa.String(length=64), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=191), nullable=False),
+    sa.Column('reference_type', sa.String(length=32), nullable=True),
+    sa.Column('reference_id', sa.String(length=64), nullable=True),
+    sa.Column('cash_delta', sa.BigInteger(), nullable=False),
+    sa.Column('bonus_delta', sa.BigInteger(), nullable=False),
+    sa.Column('held_delta', sa.BigInteger(), nullable=False),
+    sa.Column('balance_after', sa.BigInteger(), nullable=False),
+    sa.Column('bonus_balance_after', sa.BigInteger(), nullable=False),
+    sa.Column('description', sa.String(length=500), nullable=True),
+    sa.Column('meta', sa.JSON(), nullable=True),
+    sa.Column('actor_id', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("type IN ('deposit', 'withdrawal', 'withdrawal_hold', 'withdrawal_release', 'bet', 'win', 'refund', 'rollback', 'bonus_grant', 'bonus_convert', 'bonus_forfeit', 'adjustment', 'jackpot_win', 'tournament_prize', 'commission')", name=op.f('ck_ledger_transactions_type')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_ledger_transactions_user_id_users')),
+    sa.ForeignKeyConstraint(['wallet_id'], ['wallets.id'], name=op.f('fk_ledger_transactions_wallet_id_wallets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_transactions')),
+    sa.UniqueConstraint('source', 'idempotency_key', name='uq_ledger_transactions_source_key')
+    )
+    with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ledger_transactions_created_at'), ['created_at'], unique=False)
+        batch_op.create_index('ix_ledger_transactions_reference', ['reference_type', 'reference_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_transactions_type'), ['type'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_transactions_user_id'), ['user_id'], unique=False)
+        batch_op.create_index('ix_ledger_transactions_wallet_created', ['wallet_id', 'created_at'], unique=False)
+
     op.create_table('refresh_tokens',
     sa.Column('jti', sa.String(length=64), nullable=False),
     sa.Column('family_id', sa.String(length=36), nullable=False),
@@ -202,20 +666,110 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_refresh_tokens_family_id'), ['family_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_refresh_tokens_user_id'), ['user_id'], unique=False)
 
+    op.create_table('withdrawal_approvals',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('transaction_id', sa.BigInteger(), nullable=False),
+    sa.Column('approver_id', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['approver_id'], ['users.id'], name=op.f('fk_withdrawal_approvals_approver_id_users')),
+    sa.ForeignKeyConstraint(['transaction_id'], ['payment_transactions.id'], name=op.f('fk_withdrawal_approvals_transaction_id_payment_transactions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_withdrawal_approvals')),
+    sa.UniqueConstraint('transaction_id', 'approver_id', name='once_per_approver')
+    )
+    with op.batch_alter_table('withdrawal_approvals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_withdrawal_approvals_transaction_id'), ['transaction_id'], unique=False)
+
+    op.create_table('ledger_entries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('transaction_id', sa.BigInteger(), nullable=False),
+    sa.Column('wallet_id', sa.BigInteger(), nullable=True),
+    sa.Column('account', sa.String(length=48), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['transaction_id'], ['ledger_transactions.id'], name=op.f('fk_ledger_entries_transaction_id_ledger_transactions')),
+    sa.ForeignKeyConstraint(['wallet_id'], ['wallets.id'], name=op.f('fk_ledger_entries_wallet_id_wallets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries'))
+    )
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ledger_entries_transaction_id'), ['transaction_id'], unique=False)
+        batch_op.create_index('ix_ledger_entries_wallet_account', ['wallet_id', 'account'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_ledger_entries_wallet_account')
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_transaction_id'))
+
+    op.drop_table('ledger_entries')
+    with op.batch_alter_table('withdrawal_approvals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_withdrawal_approvals_transaction_id'))
+
+    op.drop_table('withdrawal_approvals')
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_user_id'))
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_family_id'))
 
     op.drop_table('refresh_tokens')
+    with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
+        batch_op.drop_index('ix_ledger_transactions_wallet_created')
+        batch_op.drop_index(batch_op.f('ix_ledger_transactions_user_id'))
+        batch_op.drop_index(batch_op.f('ix_ledger_transactions_type'))
+        batch_op.drop_index('ix_ledger_transactions_reference')
+        batch_op.drop_index(batch_op.f('ix_ledger_transactions_created_at'))
+
+    op.drop_table('ledger_transactions')
+    with op.batch_alter_table('kyc_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kyc_events_submission_id'))
+
+    op.drop_table('kyc_events')
+    with op.batch_alter_table('kyc_documents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kyc_documents_user_id'))
+        batch_op.drop_index(batch_op.f('ix_kyc_documents_submission_id'))
+        batch_op.drop_index(batch_op.f('ix_kyc_documents_sha256'))
+
+    op.drop_table('kyc_documents')
+    with op.batch_alter_table('wallets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_wallets_user_id'))
+
+    op.drop_table('wallets')
     with op.batch_alter_table('token_families', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_token_families_user_id'))
 
     op.drop_table('token_families')
+    with op.batch_alter_table('risk_flags', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_risk_flags_user_id'))
+        batch_op.drop_index('ix_risk_flags_status_created')
+        batch_op.drop_index(batch_op.f('ix_risk_flags_reference'))
+
+    op.drop_table('risk_flags')
+    op.drop_table('rg_settings')
+    with op.batch_alter_table('rg_sessions', schema=None) as batch_op:
+        batch_op.drop_index('ix_rg_sessions_user_seen')
+
+    op.drop_table('rg_sessions')
+    with op.batch_alter_table('rg_limits', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rg_limits_user_id'))
+
+    op.drop_table('rg_limits')
+    with op.batch_alter_table('rg_exclusions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rg_exclusions_user_id'))
+        batch_op.drop_index('ix_rg_exclusions_user_active')
+
+    op.drop_table('rg_exclusions')
+    with op.batch_alter_table('provider_transactions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_provider_transactions_user_id'))
+        batch_op.drop_index('ix_provider_transactions_reference')
+
+    op.drop_table('provider_transactions')
+    with op.batch_alter_table('payment_transactions', schema=None) as batch_op:
+        batch_op.drop_index('ix_payment_transactions_user_type_created')
+        batch_op.drop_index(batch_op.f('ix_payment_transactions_user_id'))
+        batch_op.drop_index('ix_payment_transactions_type_status')
+
+    op.drop_table('payment_transactions')
     with op.batch_alter_table('password_reset_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_password_reset_tokens_user_id'))
 
@@ -225,6 +779,27 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_login_history_created_at'))
 
     op.drop_table('login_history')
+    with op.batch_alter_table('kyc_submissions', schema=None) as batch_op:
+        batch_op.drop_index('uq_kyc_submissions_one_pending', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+        batch_op.drop_index(batch_op.f('ix_kyc_submissions_user_id'))
+        batch_op.drop_index(batch_op.f('ix_kyc_submissions_submitted_at'))
+
+    op.drop_table('kyc_submissions')
+    with op.batch_alter_table('game_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_game_sessions_user_id'))
+
+    op.drop_table('game_sessions')
+    with op.batch_alter_table('game_rounds', schema=None) as batch_op:
+        batch_op.drop_index('ix_game_rounds_user_created')
+        batch_op.drop_index('ix_game_rounds_status_updated')
+        batch_op.drop_index(batch_op.f('ix_game_rounds_game_id'))
+
+    op.drop_table('game_rounds')
+    with op.batch_alter_table('game_favorites', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_game_favorites_user_id'))
+        batch_op.drop_index(batch_op.f('ix_game_favorites_game_id'))
+
+    op.drop_table('game_favorites')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index('uq_users_username_lower')
         batch_op.drop_index('uq_users_email_lower')
@@ -233,8 +808,32 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_users_agent_id'))
 
     op.drop_table('users')
+    with op.batch_alter_table('games', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_games_status'))
+        batch_op.drop_index(batch_op.f('ix_games_provider_id'))
+        batch_op.drop_index(batch_op.f('ix_games_name'))
+        batch_op.drop_index(batch_op.f('ix_games_category_id'))
+
+    op.drop_table('games')
     op.drop_table('settings')
     op.drop_table('roles')
+    with op.batch_alter_table('provider_callbacks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_provider_callbacks_verdict'))
+        batch_op.drop_index(batch_op.f('ix_provider_callbacks_user_id'))
+        batch_op.drop_index(batch_op.f('ix_provider_callbacks_transaction_id'))
+        batch_op.drop_index('ix_provider_callbacks_provider_created')
+        batch_op.drop_index(batch_op.f('ix_provider_callbacks_created_at'))
+        batch_op.drop_index(batch_op.f('ix_provider_callbacks_action'))
+
+    op.drop_table('provider_callbacks')
+    with op.batch_alter_table('payment_webhooks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payment_webhooks_transaction_public_id'))
+        batch_op.drop_index(batch_op.f('ix_payment_webhooks_gateway_code'))
+
+    op.drop_table('payment_webhooks')
+    op.drop_table('payment_gateways')
+    op.drop_table('game_providers')
+    op.drop_table('game_categories')
     with op.batch_alter_table('email_outbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_email_outbox_user_id'))
         batch_op.drop_index(batch_op.f('ix_email_outbox_status'))

@@ -1,0 +1,38 @@
+"""The sandbox gateway's hosted checkout page (HTML, no scripts: CSP script-src 'self')."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template
+
+from app.errors import AppError
+from app.services import payments
+from app.services.gateways.sandbox import checkout_summary
+
+bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
+
+
+@bp.get("/checkout/<string:public_id>")
+def checkout(public_id: str):
+    txn = payments.get_payment(public_id)
+    if txn.type != "deposit" or txn.gateway.adapter != "sandbox":
+        return render_template("sandbox/result.html", title="Not found", ok=False), 404
+    return render_template("sandbox/checkout.html", payment=checkout_summary(txn))
+
+
+@bp.post("/checkout/<string:public_id>/<any(pay, decline):outcome>")
+def submit(public_id: str, outcome: str):
+    try:
+        txn = payments.sandbox_checkout(public_id, outcome)
+    except AppError as exc:
+        return render_template(
+            "sandbox/result.html", title="Payment not possible", message=exc.message, ok=False
+        ), exc.status
+    target = txn.return_url if outcome == "pay" else (txn.cancel_url or txn.return_url)
+    if target:
+        return redirect(target, code=303)
+    return render_template(
+        "sandbox/result.html",
+        title="Payment submitted" if outcome == "pay" else "Payment declined",
+        message="You can close this page and return to the casino.",
+        ok=outcome == "pay",
+    )

@@ -1,0 +1,55 @@
+"""Shared builders for the payments/KYC/RG tests."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+from PIL import Image
+
+SANDBOX_SECRET = "whsec_sandbox_test_secret"
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), color: str = "red") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def jpeg_bytes(size: tuple[int, int] = (320, 200)) -> bytes:
+    buf = io.BytesIO()
+    img = Image.effect_noise(size, 64).convert("RGB")
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def pdf_bytes() -> bytes:
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+
+
+def elf_bytes() -> bytes:
+    # The start of a real x86-64 ELF executable header followed by padding.
+    return b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 512
+
+
+def sandbox_gateway(**overrides):
+    from app.services import payments
+
+    data = {
+        "code": "sandbox",
+        "name": "Sandbox",
+        "type": "sandbox",
+        "adapter": "sandbox",
+        "direction": "both",
+        "webhook_secret": SANDBOX_SECRET,
+        "supported_currencies": ["EUR", "USD"],
+        "min_amount": Decimal("5"),
+        "max_amount": Decimal("10000"),
+        "fees_percentage": Decimal("2.5"),
+        "fees_fixed": Decimal("0.30"),
+    }
+    data.update(overrides)
+    return payments.create_gateway(data)
