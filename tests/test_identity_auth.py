@@ -562,3 +562,20 @@ def test_activity_lists_logins_and_the_summary_counts_them(client, factory):
     assert summary["failed_login_count"] == 1
     assert summary["unique_devices"] == 1
     assert summary["active_sessions"] == 1
+
+
+def test_registration_opens_an_empty_wallet_in_the_default_currency(client, app):
+    from app.models.wallet import Wallet
+
+    response = client.post(
+        "/api/auth/register",
+        json={"username": "walletowner", "email": "wo@example.test", "password": PASSWORD},
+    )
+    assert response.status_code == 201
+    user_id = db.session.scalar(sa.select(User.id).where(User.username == "walletowner"))
+    wallet = db.session.scalars(sa.select(Wallet).where(Wallet.user_id == user_id)).one()
+    assert (wallet.currency, wallet.balance, wallet.bonus_balance) == (
+        app.config["DEFAULT_CURRENCY"],
+        0,
+        0,
+    )

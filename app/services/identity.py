@@ -45,7 +45,7 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.models.identity import LoginEvent, PasswordResetToken, RefreshToken, TokenFamily
 from app.models.user import ADMIN, AGENT, MANAGER, PLAYER, User
-from app.services import audit, captcha, mail, passwords, totp
+from app.services import audit, captcha, mail, passwords, totp, wallet
 from app.services.users import create_user
 
 PLAYER_PORTAL, STAFF_PORTAL = "player", "staff"
@@ -490,6 +490,8 @@ def register(
                 referred_by_id=referrer.id if referrer else None,
                 agent_id=referrer.id if referrer and referrer.role_id == AGENT else None,
             )
+            # Every player has a wallet in their currency from the first second.
+            wallet.get_or_create_wallet(user.id, user.currency)
             secret = totp.new_secret()
             totp.store_secret(user, secret)
             qr = totp.qr_svg(totp.provisioning_uri(user, secret))
