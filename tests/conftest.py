@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
 from sqlalchemy.orm import scoped_session, sessionmaker
 
@@ -87,6 +89,21 @@ def redis_url() -> str:
     return ""
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request starts with an empty ``g``, as in production.
+
+    The session-wide ``app`` fixture keeps an app context pushed and Flask reuses it for test
+    requests, so ``g`` (where Flask-Login caches the current user, Flask-WTF the CSRF token and
+    flask-jwt-extended the token) would otherwise leak from one request, or client, to the next.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():  # a thread of its own has no context to leak
+            for name in list(vars(g)):
+                delattr(g, name)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(database_url: str, redis_url: str, tmp_path_factory):
     instance = tmp_path_factory.mktemp("instance")
@@ -105,6 +122,7 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
     from tests.probe import register_probe_routes
 
     register_probe_routes(application)
+    application.test_client_class = IsolatedClient
     with application.app_context():
         db.create_all()
         from app.services.access import ensure_roles

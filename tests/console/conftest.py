@@ -6,8 +6,6 @@ import re
 
 import pyotp
 import pytest
-from flask import g
-from flask.testing import FlaskClient
 
 from app.events import subscribe
 from app.models.user import PLAYER, User
@@ -17,23 +15,9 @@ PASSWORD = "Str0ng-Pass!"
 ROLES = ("admin", "manager", "support", "agent")
 
 
-class IsolatedClient(FlaskClient):
-    """A test client whose every request starts with an empty ``g``, as in production.
-
-    The session-wide ``app`` fixture keeps an app context pushed and Flask reuses it for test
-    requests, so ``g`` (where Flask-Login caches the current user and Flask-WTF the CSRF
-    token) would otherwise leak from one request, or one client, to the next.
-    """
-
-    def open(self, *args, **kwargs):
-        for name in list(vars(g)):
-            delattr(g, name)
-        return super().open(*args, **kwargs)
-
-
 @pytest.fixture
 def new_client(app):
-    return lambda: IsolatedClient(app, app.response_class, use_cookies=True)
+    return lambda: app.test_client(use_cookies=True)
 
 
 @pytest.fixture
