@@ -11,11 +11,16 @@ from app.extensions import csrf, limiter
 def register_blueprints(app: Flask) -> None:
     from app.blueprints import health
     from app.blueprints.api import system
+    from app.blueprints.originals import api as originals_api
+    from app.blueprints.originals import pages as originals_pages
 
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
 
-    for blp in (system.blp,):
+    # JxOriginals pages are GETs; its JSON API carries the session in the path, not a cookie.
+    app.register_blueprint(originals_pages.bp)
+
+    for blp in (system.blp, originals_api.blp):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)
