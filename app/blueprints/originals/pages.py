@@ -14,7 +14,12 @@ bp = Blueprint("originals", __name__, url_prefix="/originals")
 @bp.get("/launch/<game_code>")
 def launch(game_code: str):
     """Where the casino's launch URL points: authenticate the session, then open the game."""
-    demo = request.args.get("mode", "real") == "demo"
+    # The casino fills ``demo={demo}`` in its launch URL template; ``mode=demo`` also works.
+    demo = request.args.get("mode") == "demo" or request.args.get("demo", "").lower() in {
+        "1",
+        "true",
+        "yes",
+    }
     try:
         token = service.launch(
             game_code,
