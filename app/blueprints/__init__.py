@@ -24,3 +24,22 @@ def register_blueprints(app: Flask) -> None:
     for blp in (system.blp, originals_api.blp):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)
+
+    register_money_blueprints(app)
+
+
+def register_money_blueprints(app: Flask) -> None:
+    """Wallet, games and the provider callback endpoint (issue 4)."""
+    from flask import current_app, request
+
+    from app.blueprints.provider import callbacks
+    from app.extensions import client_ip
+
+    # Providers sign every request and call at casino throughput: their own, high limit,
+    # counted per provider and source address.
+    limiter.limit(
+        lambda: current_app.config["RATE_LIMIT_CALLBACK"],
+        key_func=lambda: f"cb:{(request.view_args or {}).get('provider_code')}:{client_ip()}",
+    )(callbacks.blp)
+    csrf.exempt(callbacks.blp)  # signed server-to-server calls, no cookies
+    rest_api.register_blueprint(callbacks.blp)

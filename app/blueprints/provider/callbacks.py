@@ -1,0 +1,110 @@
+"""``POST /api/provider-callback/<provider>``: the seamless wallet's door for game providers.
+
+No JWT and no CSRF: the provider proves itself with a signature over the exact bytes it sent
+(and optionally its IP). Answers are HTTP 200 in the provider's own protocol, ok or error;
+an unknown provider is a 404.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.services import seamless
+from app.services.provider_adapters import ADAPTERS, BadSignature
+
+blp = Blueprint(
+    "provider_callbacks",
+    __name__,
+    url_prefix="/api/provider-callback",
+    description="Seamless-wallet callbacks from game providers (signed; see docs/money.md)",
+)
+
+
+def _dispatch(provider_code: str, path_action: str | None):
+    started = time.perf_counter()
+    provider = seamless.provider_config(provider_code)
+    if provider is None:
+        response = jsonify({"status": "error", "code": "NOT_FOUND", "message": "Unknown provider"})
+        response.status_code = 404
+        return response
+    adapter = ADAPTERS[provider.protocol]
+    body = request.get_data(cache=True)
+    form = request.form if provider.protocol == "pragmatic" else {}
+
+    def answer(result):
+        if provider.protocol == "pragmatic":
+            return jsonify(adapter.render(result, (path_action or "").removesuffix(".html")))
+        return jsonify(adapter.render(result))
+
+    def raw_request(action: str | None) -> seamless.CallbackRequest:
+        payload = (
+            adapter.raw_payload(form, path_action)
+            if provider.protocol == "pragmatic"
+            else adapter.raw_payload(body)
+        )
+        return seamless.CallbackRequest(action=action or "", payload=payload)
+
+    ip = request.remote_addr
+    if not provider.ip_allowed(ip):
+        return answer(
+            seamless.refuse(
+                provider.code,
+                raw_request(path_action),
+                "ACCESS_DENIED",
+                f"Calls from {ip} are not allowed for this provider",
+                signature_valid=False,
+                remote_ip=ip,
+                started=started,
+            )
+        )
+    try:
+        req = adapter.parse(provider, body, request.headers, form, path_action)
+    except BadSignature as exc:
+        return answer(
+            seamless.refuse(
+                provider.code,
+                raw_request(path_action),
+                "INVALID_SIGNATURE",
+                str(exc),
+                signature_valid=False,
+                remote_ip=ip,
+                started=started,
+            )
+        )
+    except seamless.CallbackError as exc:
+        return answer(
+            seamless.refuse(
+                provider.code,
+                raw_request(path_action),
+                exc.code,
+                exc.message,
+                signature_valid=True,
+                remote_ip=ip,
+                started=started,
+            )
+        )
+    return answer(seamless.handle(provider, req, remote_ip=ip, started=started))
+
+
+@blp.route("/<string:provider_code>")
+class ProviderCallback(MethodView):
+    @blp.doc(security=[{"providerSignature": []}])
+    def post(self, provider_code: str):
+        """Native protocol: JSON body, `X-Signature` = hex HMAC-SHA256 of the raw body.
+
+        Actions authenticate, balance, bet, win, refund, rollback, end_round. Always HTTP 200
+        with `{"status": "ok", ...}` or `{"status": "error", "code", "message"}`.
+        """
+        return _dispatch(provider_code, None)
+
+
+@blp.route("/<string:provider_code>/<string:action>")
+class ProviderCallbackAction(MethodView):
+    @blp.doc(security=[{"providerSignature": []}])
+    def post(self, provider_code: str, action: str):
+        """Adapter protocols with one URL per action (Pragmatic-style: form params + `hash`)."""
+        return _dispatch(provider_code, action)
