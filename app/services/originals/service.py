@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from flask import current_app
@@ -450,7 +450,7 @@ def _mark(
 
 
 def _call_with_retries(
-    client: WalletClient, action: str, round_id: int, **fields: Any
+    client: WalletClient, action: str, round_pk: int, /, **fields: Any
 ) -> dict[str, Any] | None:
     """The same callback (same transaction id) until answered; ``None`` if it never was."""
     for delay in RETRY_DELAYS:
@@ -459,7 +459,7 @@ def _call_with_retries(
         try:
             return client.call(action, **fields)
         except WalletUnreachable:
-            _mark_attempt(round_id)
+            _mark_attempt(round_pk)
     return None
 
 
@@ -711,15 +711,27 @@ def verify_round(rnd: OriginalsRound, seed: OriginalsSeed) -> dict[str, Any]:
 
 
 def game_catalog() -> list[dict[str, Any]]:
-    """What the studio publishes for ``games import`` (external ids are our game codes)."""
+    """What the studio publishes for ``games import`` (external ids are our game codes).
+
+    The casino's catalog keeps RTP to two decimals; the exact figure is on the rules page.
+    """
     return [
         {
             "external_id": game.code,
             "name": game.name,
             "category": game.category,
-            "rtp": str(game.rtp_percent),
+            "type": game.category,
+            "description": game.describe()["rules"],
+            "rtp": str(game.rtp_percent.quantize(Decimal("0.01"), rounding=ROUND_DOWN)),
             "min_bet": str(MIN_BET),
             "max_bet": str(MAX_BET),
+            "has_demo": True,
         }
         for game in GAMES.values()
     ]
+
+
+#: The launch URL template the casino fills in (``games.build_launch_url`` placeholders).
+LAUNCH_URL_TEMPLATE = (
+    "/originals/launch/{game}?token={token}&currency={currency}&lang={lang}&demo={demo}"
+)
