@@ -177,5 +177,37 @@ def gateways_add(**opts) -> None:
     click.echo(gw.id)
 
 
+@jackpotx.group("originals")
+def originals_group() -> None:
+    """JxOriginals, the built-in game studio."""
+
+
+@originals_group.command("retry-pending")
+@click.option(
+    "--older-than",
+    default="30s",
+    show_default=True,
+    help="Only rounds at least this old (e.g. 30s, 5m, 1h).",
+)
+def originals_retry_pending(older_than: str) -> None:
+    """Finish studio rounds an outage left behind: roll back unconfirmed bets, pay owed wins."""
+    from datetime import timedelta
+
+    from app.services.originals import service
+
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        age = timedelta(seconds=int(older_than[:-1]) * units[older_than[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise click.BadParameter("use a number and s, m or h", param_hint="--older-than") from None
+    done = service.retry_pending(age)
+    click.echo(
+        f"rolled back {done['rolled_back']}, settled {done['settled']}, "
+        f"still pending {done['still_pending']}"
+    )
+    if done["still_pending"]:
+        sys.exit(1)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(jackpotx)

@@ -151,6 +151,11 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
         "SOCKETIO_ASYNC_MODE": get("SOCKETIO_ASYNC_MODE", "gevent"),
+        # JxOriginals (the built-in studio): its callback secret (else generated and stored
+        # encrypted), the casino base URL it calls back over HTTP, and that call's timeout.
+        "JXORIGINALS_SECRET": get("JXORIGINALS_SECRET", ""),
+        "JXORIGINALS_WALLET_URL": get("JXORIGINALS_WALLET_URL", "").rstrip("/"),
+        "JXORIGINALS_TIMEOUT": float(get("JXORIGINALS_TIMEOUT", "5") or 5),
     }
     if profile == "testing":
         cfg.update(

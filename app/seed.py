@@ -92,11 +92,34 @@ def seed_users() -> list[dict[str, str]]:
     return logins
 
 
+def seed_originals() -> None:
+    """Register the built-in JxOriginals studio as a provider with its games.
+
+    Like an operator onboarding a studio: the studio's callback secret (``JXORIGINALS_SECRET`` or
+    the one it generated and keeps encrypted) is registered with the casino, and its published
+    game list imported. Re-running keeps the provider and refreshes the games.
+    """
+    from app.models.games import Provider
+    from app.services import games
+    from app.services.originals import service as originals
+    from app.services.originals.wallet_client import PROVIDER_CODE
+
+    if not db.session.scalar(select(Provider.id).where(Provider.code == PROVIDER_CODE)):
+        games.create_provider(
+            code=PROVIDER_CODE,
+            name="JxOriginals",
+            secret=originals.provider_secret(),
+            launch_url=originals.LAUNCH_URL_TEMPLATE,
+        )
+    games.import_games(PROVIDER_CODE, originals.game_catalog())
+
+
 def seed_demo() -> list[dict[str, str]]:
     """Every domain adds its demo data here; each step must be idempotent."""
     logins = seed_users()
     db.session.flush()
     seed_gateways()
+    seed_originals()
     return logins
 
 

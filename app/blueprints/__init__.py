@@ -22,6 +22,8 @@ def register_blueprints(app: Flask) -> None:
         user_account,
     )
     from app.blueprints.api.identity_common import init_access_gate
+    from app.blueprints.originals import api as originals_api
+    from app.blueprints.originals import pages as originals_pages
 
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
@@ -29,6 +31,8 @@ def register_blueprints(app: Flask) -> None:
     # The back office: session cookie + CSRF token on every form (never exempted).
     app.register_blueprint(console.bp)
 
+    # JxOriginals pages are GETs; its JSON API carries the session in the path, not a cookie.
+    app.register_blueprint(originals_pages.bp)
     app.register_blueprint(sandbox.bp)  # HTML checkout page: CSRF-protected forms
 
     init_access_gate(app)
@@ -42,6 +46,7 @@ def register_blueprints(app: Flask) -> None:
         admin_payments.blp,
         kyc.blp,
         responsible_gaming.blp,
+        originals_api.blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)

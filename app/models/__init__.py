@@ -9,6 +9,7 @@ from app.models import (  # noqa: F401 - imported for their table definitions
     identity,
     kyc,
     mail,
+    originals,
     payments,
     responsible_gaming,
     settings,

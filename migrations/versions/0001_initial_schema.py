@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:49:34.183688
+Create Date: 2026-11-23 15:56:01.568247
 
 """
 from alembic import op
@@ -91,6 +91,49 @@ def upgrade():
     sa.CheckConstraint("stale_round_policy IN ('refund', 'close')", name=op.f('ck_game_providers_stale_round_policy')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_game_providers')),
     sa.UniqueConstraint('code', name=op.f('uq_game_providers_code'))
+    )
+    op.create_table('originals_credentials',
+    sa.Column('provider_code', sa.String(length=50), nullable=False),
+    sa.Column('secret_encrypted', sa.Text(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('provider_code', name=op.f('pk_originals_credentials'))
+    )
+    op.create_table('originals_seeds',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('player_ref', sa.String(length=100), nullable=False),
+    sa.Column('server_seed_encrypted', sa.Text(), nullable=False),
+    sa.Column('server_seed_hash', sa.String(length=64), nullable=False),
+    sa.Column('server_seed', sa.String(length=64), nullable=True),
+    sa.Column('client_seed', sa.String(length=64), nullable=False),
+    sa.Column('next_nonce', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revealed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('active', 'revealed')", name=op.f('ck_originals_seeds_status')),
+    sa.CheckConstraint('next_nonce >= 0', name=op.f('ck_originals_seeds_nonce_non_negative')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_originals_seeds')),
+    sa.UniqueConstraint('server_seed_hash', name=op.f('uq_originals_seeds_server_seed_hash'))
+    )
+    with op.batch_alter_table('originals_seeds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_originals_seeds_player_ref'), ['player_ref'], unique=False)
+        batch_op.create_index('uq_originals_seeds_active_player', ['player_ref'], unique=True, postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"))
+
+    op.create_table('originals_sessions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('token', sa.String(length=64), nullable=False),
+    sa.Column('casino_session_token', sa.String(length=255), nullable=True),
+    sa.Column('player_ref', sa.String(length=100), nullable=False),
+    sa.Column('game_code', sa.String(length=50), nullable=False),
+    sa.Column('demo', sa.Boolean(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('balance', sa.BigInteger(), nullable=False),
+    sa.Column('bonus_balance', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('balance >= 0', name=op.f('ck_originals_sessions_balance_non_negative')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_originals_sessions')),
+    sa.UniqueConstraint('casino_session_token', name=op.f('uq_originals_sessions_casino_session_token')),
+    sa.UniqueConstraint('token', name=op.f('uq_originals_sessions_token'))
     )
     op.create_table('payment_gateways',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -225,6 +268,39 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_games_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_games_provider_id'), ['provider_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_games_status'), ['status'], unique=False)
+
+    op.create_table('originals_rounds',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('round_ref', sa.String(length=40), nullable=False),
+    sa.Column('session_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('seed_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('nonce', sa.Integer(), nullable=False),
+    sa.Column('game_code', sa.String(length=50), nullable=False),
+    sa.Column('demo', sa.Boolean(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('stake', sa.BigInteger(), nullable=False),
+    sa.Column('payout', sa.BigInteger(), nullable=True),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('error_code', sa.String(length=40), nullable=True),
+    sa.Column('balance_after', sa.BigInteger(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('settled_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('placing', 'rejected', 'rollback_pending', 'rolled_back', 'win_pending', 'closing', 'settled')", name=op.f('ck_originals_rounds_status')),
+    sa.CheckConstraint('payout IS NULL OR payout >= 0', name=op.f('ck_originals_rounds_payout_non_negative')),
+    sa.CheckConstraint('stake > 0', name=op.f('ck_originals_rounds_stake_positive')),
+    sa.ForeignKeyConstraint(['seed_id'], ['originals_seeds.id'], name=op.f('fk_originals_rounds_seed_id_originals_seeds')),
+    sa.ForeignKeyConstraint(['session_id'], ['originals_sessions.id'], name=op.f('fk_originals_rounds_session_id_originals_sessions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_originals_rounds')),
+    sa.UniqueConstraint('round_ref', name=op.f('uq_originals_rounds_round_ref')),
+    sa.UniqueConstraint('seed_id', 'nonce', name='uq_originals_rounds_seed_nonce')
+    )
+    with op.batch_alter_table('originals_rounds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_originals_rounds_session_id'), ['session_id'], unique=False)
+        batch_op.create_index('ix_originals_rounds_status_created', ['status', 'created_at'], unique=False)
 
     op.create_table('users',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -808,6 +884,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_users_agent_id'))
 
     op.drop_table('users')
+    with op.batch_alter_table('originals_rounds', schema=None) as batch_op:
+        batch_op.drop_index('ix_originals_rounds_status_created')
+        batch_op.drop_index(batch_op.f('ix_originals_rounds_session_id'))
+
+    op.drop_table('originals_rounds')
     with op.batch_alter_table('games', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_games_status'))
         batch_op.drop_index(batch_op.f('ix_games_provider_id'))
@@ -832,6 +913,13 @@ def downgrade():
 
     op.drop_table('payment_webhooks')
     op.drop_table('payment_gateways')
+    op.drop_table('originals_sessions')
+    with op.batch_alter_table('originals_seeds', schema=None) as batch_op:
+        batch_op.drop_index('uq_originals_seeds_active_player', postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"))
+        batch_op.drop_index(batch_op.f('ix_originals_seeds_player_ref'))
+
+    op.drop_table('originals_seeds')
+    op.drop_table('originals_credentials')
     op.drop_table('game_providers')
     op.drop_table('game_categories')
     with op.batch_alter_table('email_outbox', schema=None) as batch_op:
