@@ -50,6 +50,9 @@ def atomic() -> Iterator[Session]:
                 session.info.pop(_CALLBACKS, None)
                 raise
             callbacks = session.info.pop(_CALLBACKS, [])
+            # The transaction is over: a callback that opens its own atomic() must get a new
+            # outermost transaction (that commits), not a savepoint of a finished one.
+            session.info[_DEPTH] = depth
             _run_callbacks(callbacks)
         else:
             marker = len(session.info.get(_CALLBACKS, []))

@@ -10,12 +10,12 @@ from app.extensions import csrf, limiter
 
 def register_blueprints(app: Flask) -> None:
     from app.blueprints import health
-    from app.blueprints.api import system
+    from app.blueprints.api import admin_jobs, notifications, system
 
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
 
-    for blp in (system.blp,):
+    for blp in (system.blp, notifications.blp, admin_jobs.blp):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)
