@@ -345,3 +345,50 @@ def test_a_client_flooding_events_is_rate_limited(live, committed_db, factory, m
     limited = [a for a in answers if a.get("code") == "rate_limited"]
     assert 5 <= len(limited) <= 12  # burst of 20, refilled at 2 per second
     assert answers[0]["success"] is True
+
+
+def _console_cookie(app, live, monkeypatch, user) -> str:
+    """The signed session cookie the back office sets after login (production name)."""
+    monkeypatch.setitem(app.config, "SECRET_KEY", live.env["SECRET_KEY"])
+    value = app.session_interface.get_signing_serializer(app).dumps(
+        {"_user_id": str(user.id), "_fresh": True}
+    )
+    return f"__Host-jackpotx={value}"
+
+
+def test_staff_connect_with_their_console_session_and_hear_the_admin_room(
+    app, live, committed_db, factory, probes, monkeypatch
+):
+    staff = factory.staff("manager")
+    probe = probes()
+    probe.connect(live.url, headers={"Cookie": _console_cookie(app, live, monkeypatch, staff)})
+    live.run(
+        "-m", "flask", "--app", "wsgi", "jackpotx", "realtime", "broadcast",
+        "--event", "kyc.update", "--room", "admin", "--data", '{"user_id": 5}',
+    )  # fmt: skip
+    assert probe.wait_for("kyc.update") == {"user_id": 5}
+
+
+def test_a_player_id_in_a_console_session_does_not_open_a_socket(
+    app, live, committed_db, factory, probes, monkeypatch
+):
+    player = factory.player()
+    cookie = _console_cookie(app, live, monkeypatch, player)
+    payload = _refusal(probes(), live.url, headers={"Cookie": cookie})
+    assert payload["code"] == "unauthorized"
+
+
+def test_connections_per_account_are_capped(live, committed_db, factory, mint, probes):
+    player = factory.player()
+    token = mint(player)
+    held = []
+    for _ in range(10):
+        probe = probes()
+        probe.connect(live.url, auth={"token": token})
+        held.append(probe)
+    payload = _refusal(probes(), live.url, auth={"token": token})
+    assert payload["code"] == "too_many_connections"
+    held[0].close()
+    assert held[0].disconnected.wait(5)
+    time.sleep(0.3)
+    probes().connect(live.url, auth={"token": token})  # the slot was freed

@@ -30,14 +30,20 @@ def _exc_summary(exc_info: str | None) -> str | None:
     return lines[-1][:300] if lines else None
 
 
+def _status(job: Job) -> str:
+    status = job.get_status(refresh=False)
+    return getattr(status, "value", status) or ""
+
+
 def _job_json(job: Job, *, full: bool = False) -> dict[str, Any]:
-    exc_info = job.exc_info
+    result = job.latest_result()
+    exc_info = result.exc_string if result is not None else None
     data = {
         "id": job.id,
         "queue": job.origin,
         "func": job.func_name,
         "call": (job.get_call_string() or "")[:300],
-        "status": str(job.get_status(refresh=False) or ""),
+        "status": _status(job),
         "enqueued_at": _iso(job.enqueued_at),
         "started_at": _iso(job.started_at),
         "ended_at": _iso(job.ended_at),
