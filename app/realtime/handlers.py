@@ -126,8 +126,8 @@ def on_connect(auth=None):
         if len(presence.sessions(principal.user_id)) >= cap:
             raise Refused("too_many_connections", "Too many open connections for this account")
         presence.add(principal.user_id, request.sid)
-    except RedisError:
-        log.warning("socket connect refused: redis unavailable")
+    except RedisError as exc:
+        log.warning("socket connect refused: redis unavailable (%s)", exc)
         raise Refused("service_unavailable", "Real-time service unavailable, retry later") from None
     burst, _ = _rate()
     session = LiveSession(principal=principal, tokens=burst)
