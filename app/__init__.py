@@ -32,7 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         n = settings["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from app import auth, errors, observability, security
+    from app import auth, errors, observability, realtime, security
     from app.blueprints import docs, register_blueprints
     from app.cli import register_cli
     from app.extensions import (
@@ -45,7 +45,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         login_manager,
         migrate,
         redis_store,
-        socketio,
     )
     from app.jobs import queues
 
@@ -69,14 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", "X-Device-Fingerprint"],
         supports_credentials=False,
     )
-    socketio.init_app(
-        app,
-        async_mode=settings["SOCKETIO_ASYNC_MODE"],
-        message_queue=settings["REDIS_URL"] or None,
-        cors_allowed_origins=settings["CORS_ORIGINS"],
-        logger=False,
-        engineio_logger=False,
-    )
+    realtime.init_app(app)
     api.init_app(
         app,
         spec_kwargs={

@@ -209,5 +209,76 @@ def originals_retry_pending(older_than: str) -> None:
         sys.exit(1)
 
 
+@jackpotx.group("outbox")
+def outbox_group() -> None:
+    """The transactional outbox (events and jobs waiting for Redis)."""
+
+
+@outbox_group.command("relay")
+def outbox_relay() -> None:
+    """Deliver everything pending to Redis now; exit 1 if Redis refused."""
+    from app.services import outbox
+
+    report = outbox.drain()
+    click.echo(f"delivered={report.delivered} pending={report.pending}")
+    if report.error:
+        click.echo(f"error: {report.error}", err=True)
+        sys.exit(1)
+
+
+@outbox_group.command("status")
+def outbox_status() -> None:
+    """How many messages wait, since when, and the last error."""
+    from app.services import outbox
+
+    state = outbox.status()
+    click.echo(" ".join(f"{key}={value}" for key, value in state.items()))
+
+
+@jackpotx.group("realtime")
+def realtime_group() -> None:
+    """Socket.IO events."""
+
+
+@realtime_group.command("broadcast")
+@click.option("--event", "name", required=True, help="Event name, e.g. notification.")
+@click.option("--room", default="global", show_default=True, help="global, admin, user:<id>...")
+@click.option("--data", "raw", default="{}", help="JSON object payload.")
+@click.option("--durable/--no-durable", default=True, show_default=True)
+def realtime_broadcast(name: str, room: str, raw: str, durable: bool) -> None:
+    """Emit an event to a room from the command line (announcements, maintenance alerts)."""
+    import json
+
+    from app.events import publish
+
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--data") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--data")
+    with atomic():
+        publish(name, data, room=room, durable=durable)
+    click.echo(f"published {name} to {room}")
+
+
+@jackpotx.group("jobs")
+def jobs_group() -> None:
+    """Background jobs."""
+
+
+@jobs_group.command("schedule")
+def jobs_schedule() -> None:
+    """(Re)register the periodic jobs with rq-scheduler (idempotent; worker.py does it too)."""
+    from flask import current_app
+    from rq_scheduler import Scheduler
+
+    from app.jobs.schedule import register_periodic_jobs
+
+    scheduler = Scheduler(connection=current_app.extensions["redis"])
+    for job_id in register_periodic_jobs(scheduler):
+        click.echo(job_id)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(jackpotx)

@@ -156,6 +156,15 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "JXORIGINALS_SECRET": get("JXORIGINALS_SECRET", ""),
         "JXORIGINALS_WALLET_URL": get("JXORIGINALS_WALLET_URL", "").rstrip("/"),
         "JXORIGINALS_TIMEOUT": float(get("JXORIGINALS_TIMEOUT", "5") or 5),
+        # Pub/sub channel; default derives from the Redis db so environments never cross.
+        "SOCKETIO_CHANNEL": get("SOCKETIO_CHANNEL", ""),
+        "SOCKETIO_PING_INTERVAL": _int(env, "SOCKETIO_PING_INTERVAL", 25),
+        "SOCKETIO_PING_TIMEOUT": _int(env, "SOCKETIO_PING_TIMEOUT", 20),
+        # Live connections re-check token expiry/revocation this often (seconds).
+        "SOCKETIO_AUTH_RECHECK_SECONDS": _int(env, "SOCKETIO_AUTH_RECHECK_SECONDS", 30),
+        # Client events per connection: "<events>/<seconds>" token bucket.
+        "SOCKETIO_EVENT_RATE": get("SOCKETIO_EVENT_RATE", "20/10"),
+        "SOCKETIO_MAX_CONNECTIONS_PER_USER": _int(env, "SOCKETIO_MAX_CONNECTIONS_PER_USER", 10),
     }
     if profile == "testing":
         cfg.update(

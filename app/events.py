@@ -35,16 +35,31 @@ def subscribe(subscriber: Subscriber) -> Callable[[], None]:
     return lambda: _subscribers.remove(subscriber) if subscriber in _subscribers else None
 
 
-def deliver(event: Event) -> None:
+def deliver(event: Event, *, strict: bool = False) -> None:
+    """Hand ``event`` to every subscriber; ``strict`` re-raises a failure (the outbox relay
+    must know whether Redis took the event)."""
     for subscriber in list(_subscribers):
         try:
             subscriber(event)
         except Exception:
+            if strict:
+                raise
             log.exception("event subscriber failed for %s", event.name)
 
 
-def publish(name: str, data: dict[str, Any], *, room: str | None = None) -> None:
-    """Queue ``name`` for delivery after the current transaction commits."""
+def publish(
+    name: str, data: dict[str, Any], *, room: str | None = None, durable: bool = False
+) -> None:
+    """Queue ``name`` for delivery after the current transaction commits.
+
+    ``durable=True`` writes the event to the PostgreSQL outbox in the current transaction
+    instead: it is delivered even if Redis is down at commit time (relayed once it is back).
+    """
+    if durable:
+        from app.services import outbox
+
+        outbox.add_event(name, data, room=room)
+        return
     event = Event(name=name, data=data, room=room)
     on_commit(lambda: deliver(event))
 

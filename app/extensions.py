@@ -60,7 +60,16 @@ class RedisHolder:
         if url:
             import redis
 
-            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+            # Blocking pool: under gevent hundreds of greenlets share it; past the cap they
+            # wait (up to 5 s) for a free connection instead of failing "Too many connections".
+            pool = redis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=int(app.config.get("REDIS_MAX_CONNECTIONS", 100)),
+                timeout=5,
+                socket_timeout=5,
+                socket_connect_timeout=2,
+            )
+            client = redis.Redis(connection_pool=pool)
         else:
             import fakeredis
 

@@ -12,10 +12,12 @@ def register_blueprints(app: Flask) -> None:
     from app.blueprints import console, health, sandbox
     from app.blueprints.api import (
         admin_auth,
+        admin_jobs,
         admin_payments,
         admin_users,
         auth,
         kyc,
+        notifications,
         payments,
         responsible_gaming,
         system,
@@ -47,6 +49,8 @@ def register_blueprints(app: Flask) -> None:
         kyc.blp,
         responsible_gaming.blp,
         originals_api.blp,
+        notifications.blp,
+        admin_jobs.blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)

@@ -11,6 +11,7 @@ from app.models import (  # noqa: F401 - imported for their table definitions
     mail,
     originals,
     payments,
+    realtime,
     responsible_gaming,
     settings,
     user,

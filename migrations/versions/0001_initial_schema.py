@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:56:01.568247
+Create Date: 2026-11-23 15:57:54.746205
 
 """
 from alembic import op
@@ -135,6 +135,22 @@ def upgrade():
     sa.UniqueConstraint('casino_session_token', name=op.f('uq_originals_sessions_casino_session_token')),
     sa.UniqueConstraint('token', name=op.f('uq_originals_sessions_token'))
     )
+    op.create_table('outbox',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('target', sa.String(length=200), nullable=True),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('delivered_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("kind IN ('event', 'job')", name=op.f('ck_outbox_kind')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_pending', ['id'], unique=False, postgresql_where=sa.text('delivered_at IS NULL'), sqlite_where=sa.text('delivered_at IS NULL'))
+
     op.create_table('payment_gateways',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('code', sa.String(length=50), nullable=False),
@@ -461,6 +477,23 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_login_history_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_login_history_user_created', ['user_id', 'created_at'], unique=False)
 
+    op.create_table('notifications',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('type', sa.String(length=32), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('message', sa.String(length=2000), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=True),
+    sa.Column('dedupe_key', sa.String(length=200), nullable=True),
+    sa.Column('read_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notifications_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications')),
+    sa.UniqueConstraint('dedupe_key', name=op.f('uq_notifications_dedupe_key'))
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_user_id_id', ['user_id', 'id'], unique=False)
+
     op.create_table('password_reset_tokens',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -539,6 +572,14 @@ def upgrade():
         batch_op.create_index('ix_provider_transactions_reference', ['provider_id', 'reference_external_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_provider_transactions_user_id'), ['user_id'], unique=False)
 
+    op.create_table('reality_check_settings',
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('interval_minutes', sa.Integer(), nullable=True),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('interval_minutes IS NULL OR interval_minutes BETWEEN 5 AND 1440', name=op.f('ck_reality_check_settings_interval_minutes')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_reality_check_settings_user_id_users')),
+    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_reality_check_settings'))
+    )
     op.create_table('rg_exclusions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -835,6 +876,7 @@ def downgrade():
         batch_op.drop_index('ix_rg_exclusions_user_active')
 
     op.drop_table('rg_exclusions')
+    op.drop_table('reality_check_settings')
     with op.batch_alter_table('provider_transactions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_provider_transactions_user_id'))
         batch_op.drop_index('ix_provider_transactions_reference')
@@ -850,6 +892,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_password_reset_tokens_user_id'))
 
     op.drop_table('password_reset_tokens')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_user_id_id')
+
+    op.drop_table('notifications')
     with op.batch_alter_table('login_history', schema=None) as batch_op:
         batch_op.drop_index('ix_login_history_user_created')
         batch_op.drop_index(batch_op.f('ix_login_history_created_at'))
@@ -913,6 +959,10 @@ def downgrade():
 
     op.drop_table('payment_webhooks')
     op.drop_table('payment_gateways')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_pending', postgresql_where=sa.text('delivered_at IS NULL'), sqlite_where=sa.text('delivered_at IS NULL'))
+
+    op.drop_table('outbox')
     op.drop_table('originals_sessions')
     with op.batch_alter_table('originals_seeds', schema=None) as batch_op:
         batch_op.drop_index('uq_originals_seeds_active_player', postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"))

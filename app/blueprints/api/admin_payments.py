@@ -169,7 +169,7 @@ class StaffPaymentSchema(PaymentSchema):
     kyc_status = fields.String()
 
 
-class QueueSchema(Schema):
+class PaymentQueueSchema(Schema):
     items = fields.List(fields.Nested(StaffPaymentSchema))
     summary = fields.List(fields.Dict())
 
@@ -214,7 +214,7 @@ def _queue(type_: str, args: dict) -> dict:
 class WithdrawalQueue(MethodView):
     @permission_required("withdrawals.read")
     @blp.arguments(QueueQuery, location="query")
-    @blp.response(200, envelope_of(QueueSchema))
+    @blp.response(200, envelope_of(PaymentQueueSchema))
     def get(self, args):
         """Withdrawals with filters and a per-status/currency summary."""
         return _queue("withdrawal", args)
@@ -224,7 +224,7 @@ class WithdrawalQueue(MethodView):
 class DepositQueue(MethodView):
     @permission_required("withdrawals.read")
     @blp.arguments(QueueQuery, location="query")
-    @blp.response(200, envelope_of(QueueSchema))
+    @blp.response(200, envelope_of(PaymentQueueSchema))
     def get(self, args):
         """Deposits with filters and a per-status/currency summary."""
         return _queue("deposit", args)

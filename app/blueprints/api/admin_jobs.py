@@ -1,0 +1,99 @@
+"""``/api/admin/jobs``: background queues, failed jobs and re-runs (permission ``jobs.manage``)."""
+
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.auth import permission_required
+from app.db import atomic
+from app.schemas import envelope_of
+from app.services import jobs_admin
+
+blp = Blueprint(
+    "admin_jobs", __name__, url_prefix="/api/admin/jobs", description="Background jobs (staff)"
+)
+
+
+class JobSchema(Schema):
+    id = fields.String()
+    queue = fields.String()
+    func = fields.String(allow_none=True)
+    call = fields.String()
+    status = fields.String()
+    enqueued_at = fields.String(allow_none=True)
+    started_at = fields.String(allow_none=True)
+    ended_at = fields.String(allow_none=True)
+    retries_left = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class JobDetailSchema(JobSchema):
+    exc_info = fields.String(allow_none=True)
+
+
+class JobQueueSchema(Schema):
+    name = fields.String()
+    queued = fields.Integer()
+    started = fields.Integer()
+    scheduled = fields.Integer()
+    deferred = fields.Integer()
+    failed_count = fields.Integer()
+    failed = fields.List(fields.Nested(JobSchema))
+
+
+class OutboxStatusSchema(Schema):
+    pending = fields.Integer()
+    oldest_pending_at = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    attempts = fields.Integer()
+
+
+class PeriodicSchema(Schema):
+    id = fields.String()
+    func = fields.String(allow_none=True)
+    queue = fields.String()
+    interval_seconds = fields.Integer(allow_none=True)
+    next_run_at = fields.String(allow_none=True)
+
+
+class OverviewSchema(Schema):
+    queues = fields.List(fields.Nested(JobQueueSchema))
+    outbox = fields.Nested(OutboxStatusSchema)
+    periodic = fields.List(fields.Nested(PeriodicSchema))
+
+
+class OverviewArgs(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=0, max=500))
+
+
+@blp.route("")
+class JobOverview(MethodView):
+    @permission_required("jobs.manage")
+    @blp.arguments(OverviewArgs, location="query")
+    @blp.response(200, envelope_of(OverviewSchema))
+    def get(self, args):
+        """Queues with counts and their newest failed jobs (error summary), outbox, schedule."""
+        return {"data": jobs_admin.overview(limit=args["limit"])}
+
+
+@blp.route("/<string:job_id>")
+class JobDetail(MethodView):
+    @permission_required("jobs.manage")
+    @blp.response(200, envelope_of(JobDetailSchema))
+    def get(self, job_id: str):
+        """One job with its full traceback."""
+        return {"data": jobs_admin.detail(job_id)}
+
+
+@blp.route("/<string:job_id>/requeue")
+class JobRequeue(MethodView):
+    @permission_required("jobs.manage")
+    @blp.response(200, envelope_of(JobSchema))
+    def post(self, job_id: str):
+        """Re-run a failed job (audited)."""
+        with atomic():
+            data = jobs_admin.requeue(job_id, actor=g.user)
+        return {"data": data}

@@ -1,0 +1,48 @@
+"""Jobs of the real-time layer. Each takes plain values, opens its own transaction and is
+idempotent: running it twice has the effect of running it once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.db import atomic
+from app.jobs.context import job
+
+
+@job
+def relay_outbox() -> dict[str, Any]:
+    """Drain the outbox to Redis (periodic; also the recovery path after an outage)."""
+    from app.services import outbox
+
+    report = outbox.drain()
+    if report.error:
+        # Failing makes RQ keep the job in the failed registry: staff see the outage.
+        raise RuntimeError(f"outbox relay stopped: {report.error}")
+    return {"delivered": report.delivered, "pending": report.pending, "skipped": report.skipped}
+
+
+@job
+def send_reality_checks() -> int:
+    """Reality-check reminders that are due (periodic; dedupe keys make reruns harmless)."""
+    from app.services import reality_check
+
+    return reality_check.send_due()
+
+
+@job
+def send_notification(
+    user_id: int,
+    type: str,
+    title: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> int | None:
+    """Store and push one notification; with a ``dedupe_key`` a rerun sends nothing."""
+    from app.services import notifications
+
+    with atomic():
+        created = notifications.notify(
+            user_id, type, title, message, data=data, dedupe_key=dedupe_key
+        )
+        return created.id if created else None

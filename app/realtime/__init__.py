@@ -1,0 +1,48 @@
+"""Real time: Socket.IO on gevent, fed by the event bus (``app.events``).
+
+``init_app`` binds the Socket.IO server (listening on the Redis channel when ``REDIS_URL`` is
+set), picks this process's emitter and subscribes it to the bus once per process.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+_subscribed = False
+
+
+def allowed_origins(app: Flask) -> list[str]:
+    """Browser origins that may open a socket: the player front ends plus our own console."""
+    origins = list(app.config["CORS_ORIGINS"])
+    if app.config["PUBLIC_URL"] not in origins:
+        origins.append(app.config["PUBLIC_URL"])
+    return origins
+
+
+def init_app(app: Flask) -> None:
+    global _subscribed
+    # Handlers register on the SocketIO object before its server exists, so every app built
+    # in this process (tests build several) gets them.
+    from app import events
+    from app.extensions import socketio
+    from app.realtime import delivery, handlers  # noqa: F401 - registers the handlers
+    from app.realtime.emitter import channel_for, make_emitter
+
+    options = {}
+    if app.config["REDIS_URL"]:
+        options = {"message_queue": app.config["REDIS_URL"], "channel": channel_for(app)}
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        cors_allowed_origins=allowed_origins(app),
+        logger=False,
+        engineio_logger=False,
+        ping_interval=app.config["SOCKETIO_PING_INTERVAL"],
+        ping_timeout=app.config["SOCKETIO_PING_TIMEOUT"],
+        max_http_buffer_size=64 * 1024,
+        **options,
+    )
+    app.extensions["jx_emitter"] = make_emitter(app)
+    if not _subscribed:
+        events.subscribe(delivery.deliver)
+        _subscribed = True

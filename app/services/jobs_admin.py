@@ -1,0 +1,129 @@
+"""Background jobs as staff see them: queue depths, failed jobs with their error, re-runs.
+
+Invariants: reads and re-runs go through RQ's own registries (no parallel bookkeeping);
+a re-run is audited in the same transaction, and happens only if the audit row commits.
+Needs Redis: when it is down the API answers 503 (``redis.ConnectionError`` → envelope).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from app.errors import Conflict, NotFound
+from app.extensions import redis_store
+from app.jobs.queues import QUEUE_NAMES, queue
+from app.services import audit, outbox
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _exc_summary(exc_info: str | None) -> str | None:
+    if not exc_info:
+        return None
+    lines = [line for line in exc_info.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else None
+
+
+def _status(job: Job) -> str:
+    status = job.get_status(refresh=False)
+    return getattr(status, "value", status) or ""
+
+
+def _job_json(job: Job, *, full: bool = False) -> dict[str, Any]:
+    result = job.latest_result()
+    exc_info = result.exc_string if result is not None else None
+    data = {
+        "id": job.id,
+        "queue": job.origin,
+        "func": job.func_name,
+        "call": (job.get_call_string() or "")[:300],
+        "status": _status(job),
+        "enqueued_at": _iso(job.enqueued_at),
+        "started_at": _iso(job.started_at),
+        "ended_at": _iso(job.ended_at),
+        "retries_left": job.retries_left,
+        "error": _exc_summary(exc_info),
+    }
+    if full:
+        data["exc_info"] = exc_info
+    return data
+
+
+def _periodic() -> list[dict[str, Any]]:
+    from rq_scheduler import Scheduler
+
+    scheduler = Scheduler(connection=redis_store.client())
+    out = []
+    for job, at in scheduler.get_jobs(with_times=True):
+        if job.meta.get("jackpotx_periodic"):
+            out.append(
+                {
+                    "id": job.id,
+                    "func": job.func_name,
+                    "queue": job.origin,
+                    "interval_seconds": job.meta.get("interval"),
+                    "next_run_at": _iso(at),
+                }
+            )
+    return out
+
+
+def overview(limit: int = 50) -> dict[str, Any]:
+    """Every queue with its counts and newest failed jobs; the outbox; the periodic jobs."""
+    connection = redis_store.client()
+    queues = []
+    for name in QUEUE_NAMES:
+        q = queue(name)
+        failed = q.failed_job_registry
+        ids = failed.get_job_ids(0, limit - 1, desc=True) if limit else []
+        jobs = [j for j in Job.fetch_many(ids, connection=connection) if j is not None]
+        queues.append(
+            {
+                "name": name,
+                "queued": q.count,
+                "started": q.started_job_registry.count,
+                "scheduled": q.scheduled_job_registry.count,
+                "deferred": q.deferred_job_registry.count,
+                "failed_count": failed.count,
+                "failed": [_job_json(j) for j in jobs],
+            }
+        )
+    return {"queues": queues, "outbox": outbox.status(), "periodic": _periodic()}
+
+
+def _fetch(job_id: str) -> Job:
+    try:
+        return Job.fetch(job_id, connection=redis_store.client())
+    except NoSuchJobError:
+        raise NotFound("Job not found") from None
+
+
+def detail(job_id: str) -> dict[str, Any]:
+    return _job_json(_fetch(job_id), full=True)
+
+
+def requeue(job_id: str, *, actor: Any) -> dict[str, Any]:
+    """Put a failed job back on its queue (caller owns the transaction: the audit row)."""
+    job = _fetch(job_id)
+    if job.origin not in QUEUE_NAMES:
+        raise NotFound("Job not found")
+    registry = queue(job.origin).failed_job_registry
+    if job.id not in registry:
+        raise Conflict("Only a failed job can be re-run")
+    before = _job_json(job)
+    audit.record(
+        "jobs.requeue",
+        actor=actor,
+        target_type="job",
+        target_id=job.id,
+        before={"status": before["status"], "queue": job.origin, "error": before["error"]},
+        after={"status": "queued"},
+    )
+    registry.requeue(job.id)
+    return _job_json(_fetch(job_id))
