@@ -113,4 +113,7 @@ def audit_verify() -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from app import cli_money
+
+    cli_money.register(jackpotx)
     app.cli.add_command(jackpotx)
