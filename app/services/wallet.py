@@ -836,6 +836,17 @@ def wallet_json(w: Wallet) -> dict[str, Any]:
     }
 
 
+def empty_wallet_json(currency: str) -> dict[str, Any]:
+    zero = format_minor(0, currency)
+    return {
+        "currency": currency,
+        "balance": zero,
+        "bonus_balance": zero,
+        "held_balance": zero,
+        "total_balance": zero,
+    }
+
+
 def posting_json(p: Posting) -> dict[str, Any]:
     c = p.currency
     return {
