@@ -281,4 +281,7 @@ def jobs_schedule() -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from app import cli_money
+
+    cli_money.register(jackpotx)
     app.cli.add_command(jackpotx)

@@ -118,6 +118,7 @@ def seed_demo() -> list[dict[str, str]]:
     """Every domain adds its demo data here; each step must be idempotent."""
     logins = seed_users()
     db.session.flush()
+    seed_money()
     seed_gateways()
     seed_originals()
     return logins
@@ -152,3 +153,49 @@ def seed_gateways() -> None:
             "fees_fixed": Decimal("0.30"),
         }
     )
+
+
+#: Demo money for demo players: (username, currency, cash, bonus) in minor units.
+DEMO_WALLETS = [
+    ("player1", "EUR", 500_00, 50_00),
+    ("player1", "USD", 100_00, 0),
+    ("player2", "EUR", 250_00, 0),
+]
+
+DEMO_CATEGORIES = [
+    ("slots", "Slots", 1),
+    ("dice", "Dice", 2),
+    ("table", "Table Games", 3),
+    ("live", "Live Casino", 4),
+    ("crash", "Crash", 5),
+]
+
+
+def seed_money() -> list[str]:
+    """Game categories and funded demo wallets, credited through the ledger (idempotent)."""
+    from app.models.games import GameCategory
+    from app.services import wallet
+
+    for slug, name, order in DEMO_CATEGORIES:
+        if not db.session.scalar(select(GameCategory.id).where(GameCategory.slug == slug)):
+            db.session.add(GameCategory(slug=slug, name=name, sort_order=order))
+    lines = []
+    for username, currency, cash, bonus in DEMO_WALLETS:
+        user = db.session.scalar(select(User).where(func.lower(User.username) == username))
+        if user is None:
+            continue
+        wallet.get_or_create_wallet(user.id, currency)
+        for kind, amount in (("cash", cash), ("bonus", bonus)):
+            if amount:
+                wallet.post(
+                    user.id,
+                    currency,
+                    "adjustment" if kind == "cash" else "bonus_grant",
+                    cash_delta=amount if kind == "cash" else 0,
+                    bonus_delta=amount if kind == "bonus" else 0,
+                    source="seed",
+                    idempotency_key=f"demo:{username}:{currency}:{kind}",
+                    description="Demo credit",
+                )
+        lines.append(f"{username}: {currency} wallet funded")
+    return lines

@@ -62,8 +62,13 @@ def register_money_blueprints(app: Flask) -> None:
     """Wallet, games and the provider callback endpoint (issue 4)."""
     from flask import current_app, request
 
+    from app.blueprints.api import admin_games, admin_money, games, wallet
     from app.blueprints.provider import callbacks
     from app.extensions import client_ip
+
+    for blp in (wallet.blp, games.blp, admin_money.blp, admin_games.blp):
+        csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
+        rest_api.register_blueprint(blp)
 
     # Providers sign every request and call at casino throughput: their own, high limit,
     # counted per provider and source address.

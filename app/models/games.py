@@ -208,7 +208,7 @@ class ProviderTransaction(db.Model):
     #: applied (money moved or round changed), noop (answered ok, nothing to do),
     #: tombstone (reserved by a rollback that arrived first).
     state: Mapped[str] = mapped_column(String(16), default="applied")
-    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
     external_round_id: Mapped[str | None] = mapped_column(String(100))
     reference_external_id: Mapped[str | None] = mapped_column(String(100))
     currency: Mapped[str | None] = mapped_column(String(8))
@@ -229,14 +229,14 @@ class ProviderCallback(db.Model):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     provider_code: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str | None] = mapped_column(String(32), index=True)
+    action: Mapped[str | None] = mapped_column(String(32))
     transaction_id: Mapped[str | None] = mapped_column(String(100), index=True)
     round_id: Mapped[str | None] = mapped_column(String(100))
     user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     #: The request as received (parsed; the raw body when it was not parseable).
     payload: Mapped[Any] = mapped_column(JSON, nullable=True)
     #: ``ok`` or the error code answered.
-    verdict: Mapped[str] = mapped_column(String(32), index=True)
+    verdict: Mapped[str] = mapped_column(String(32))
     response: Mapped[Any] = mapped_column(JSON, nullable=True)
     signature_valid: Mapped[bool] = mapped_column(Boolean, default=False)
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False)

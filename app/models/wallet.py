@@ -64,7 +64,8 @@ class Wallet(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    #: Indexed by the unique (user_id, currency) constraint.
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
     currency: Mapped[str] = mapped_column(String(8))
     #: Withdrawable cash, minor units.
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -81,15 +82,16 @@ class LedgerTransaction(db.Model):
     __table_args__ = (
         UniqueConstraint("source", "idempotency_key", name="uq_ledger_transactions_source_key"),
         CheckConstraint("type IN (" + ", ".join(f"'{t}'" for t in LEDGER_TYPES) + ")", name="type"),
-        Index("ix_ledger_transactions_wallet_created", "wallet_id", "created_at"),
+        # Statements: one player's movements, newest first.
+        Index("ix_ledger_transactions_user_created", "user_id", "created_at"),
         Index("ix_ledger_transactions_reference", "reference_type", "reference_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     wallet_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("wallets.id"))
-    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
     currency: Mapped[str] = mapped_column(String(8))
-    type: Mapped[str] = mapped_column(String(32), index=True)
+    type: Mapped[str] = mapped_column(String(32))
     #: Who asks for the movement: ``provider:<code>``, ``admin``, ``payments``, ``bonus`` ...
     source: Mapped[str] = mapped_column(String(64))
     #: Unique per source: the same request twice is one movement.

@@ -958,9 +958,14 @@ def _short(value: Any) -> str | None:
     return None if value is None else str(value)[:100]
 
 
-def replay(callback_id: int) -> tuple[ProviderCallback, CallbackResult]:
-    """Re-run a logged callback through the same service (idempotency makes it safe)."""
+def replay(callback_id: int, *, actor: Any = None) -> tuple[ProviderCallback, CallbackResult]:
+    """Re-run a logged callback through the same service (idempotency makes it safe).
+
+    Useful after an INTERNAL_ERROR (deadlock victim, outage): the provider's request is
+    applied once; a callback that was applied answers its first answer again. Audited.
+    """
     from app.errors import NotFound, ValidationError
+    from app.services import audit
     from app.services.provider_adapters import request_from_log
 
     row = db.session.get(ProviderCallback, callback_id)
@@ -971,5 +976,54 @@ def replay(callback_id: int) -> tuple[ProviderCallback, CallbackResult]:
     provider = provider_config(row.provider_code)
     if provider is None:
         raise NotFound("The provider no longer exists")
-    req = request_from_log(provider, row.payload)
-    return row, handle(provider, req, replay_of=row.id)
+    try:
+        req = request_from_log(provider, row.payload)
+    except CallbackError as exc:
+        raise ValidationError(exc.message) from None
+    result = handle(provider, req, replay_of=row.id)
+    with atomic():
+        audit.record(
+            "callback.replay",
+            actor=actor,
+            target_type="provider_callback",
+            target_id=row.id,
+            before={"verdict": row.verdict},
+            after={"verdict": "ok" if result.ok else result.code, "duplicate": result.duplicate},
+        )
+    return row, result
+
+
+def callback_log(
+    *,
+    provider: str | None = None,
+    action: str | None = None,
+    verdict: str | None = None,
+    user_id: int | None = None,
+    transaction_id: str | None = None,
+    round_id: str | None = None,
+    date_from: Any = None,
+    date_to: Any = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[ProviderCallback], int]:
+    from sqlalchemy import func
+
+    c = ProviderCallback
+    stmt = select(c)
+    for column, value in (
+        (c.provider_code, provider),
+        (c.action, action),
+        (c.verdict, verdict),
+        (c.user_id, user_id),
+        (c.transaction_id, transaction_id),
+        (c.round_id, round_id),
+    ):
+        if value is not None and value != "":
+            stmt = stmt.where(column == value)
+    if date_from is not None:
+        stmt = stmt.where(c.created_at >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(c.created_at < date_to)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(c.id.desc()).offset(offset).limit(limit)).all()
+    return list(rows), int(total or 0)

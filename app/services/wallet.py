@@ -731,3 +731,131 @@ def wallet_for(user_id: int, currency: str) -> Wallet | None:
         .where(and_(Wallet.user_id == user_id, Wallet.currency == currency))
         .execution_options(populate_existing=True)
     )
+
+
+# --- statements ------------------------------------------------------------------------------
+
+
+@dataclass
+class LedgerFilter:
+    user_id: int | None = None
+    types: list[str] | None = None
+    currency: str | None = None
+    source: str | None = None
+    date_from: Any = None
+    date_to: Any = None
+
+
+def _ledger_query(f: LedgerFilter):
+    t = LedgerTransaction
+    stmt = select(t)
+    if f.user_id is not None:
+        stmt = stmt.where(t.user_id == f.user_id)
+    if f.types:
+        stmt = stmt.where(t.type.in_(f.types))
+    if f.currency:
+        stmt = stmt.where(t.currency == f.currency)
+    if f.source:
+        stmt = stmt.where(t.source == f.source)
+    if f.date_from is not None:
+        stmt = stmt.where(t.created_at >= f.date_from)
+    if f.date_to is not None:
+        stmt = stmt.where(t.created_at < f.date_to)
+    return stmt
+
+
+def transactions(
+    f: LedgerFilter, *, offset: int, limit: int
+) -> tuple[list[LedgerTransaction], int]:
+    stmt = _ledger_query(f)
+    total = _session().scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = (
+        _session()
+        .scalars(
+            stmt.order_by(LedgerTransaction.created_at.desc(), LedgerTransaction.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        .all()
+    )
+    return list(rows), int(total or 0)
+
+
+def transaction_summary(f: LedgerFilter) -> dict[str, dict[str, Any]]:
+    """Per currency: count and sum (cash + bonus) of each movement type in the filter."""
+    sub = _ledger_query(f).subquery()
+    rows = (
+        _session()
+        .execute(
+            select(
+                sub.c.currency,
+                sub.c.type,
+                func.count(),
+                func.coalesce(func.sum(sub.c.cash_delta + sub.c.bonus_delta), 0),
+            ).group_by(sub.c.currency, sub.c.type)
+        )
+        .all()
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for currency, type_, count, total in rows:
+        entry = out.setdefault(currency, {"count": 0, "by_type": {}})
+        entry["count"] += count
+        entry["by_type"][type_] = {"count": count, "amount": format_minor(int(total), currency)}
+    return out
+
+
+def transaction_json(tx: LedgerTransaction) -> dict[str, Any]:
+    c = tx.currency
+    return {
+        "id": tx.id,
+        "user_id": tx.user_id,
+        "type": tx.type,
+        "amount": format_minor(tx.cash_delta + tx.bonus_delta, c),
+        "cash_amount": format_minor(tx.cash_delta, c),
+        "bonus_amount": format_minor(tx.bonus_delta, c),
+        "held_amount": format_minor(tx.held_delta, c),
+        "balance_after": format_minor(tx.balance_after, c),
+        "bonus_balance_after": format_minor(tx.bonus_balance_after, c),
+        "currency": c,
+        "status": "completed",
+        "description": tx.description,
+        "source": tx.source,
+        "reference_type": tx.reference_type,
+        "reference_id": tx.reference_id,
+        "created_at": tx.created_at,
+    }
+
+
+def wallet_json(w: Wallet) -> dict[str, Any]:
+    return {
+        "currency": w.currency,
+        "balance": format_minor(w.balance, w.currency),
+        "bonus_balance": format_minor(w.bonus_balance, w.currency),
+        "held_balance": format_minor(w.held_balance, w.currency),
+        "total_balance": format_minor(w.balance + w.bonus_balance, w.currency),
+    }
+
+
+def empty_wallet_json(currency: str) -> dict[str, Any]:
+    zero = format_minor(0, currency)
+    return {
+        "currency": currency,
+        "balance": zero,
+        "bonus_balance": zero,
+        "held_balance": zero,
+        "total_balance": zero,
+    }
+
+
+def posting_json(p: Posting) -> dict[str, Any]:
+    c = p.currency
+    return {
+        "transaction_id": p.transaction_id,
+        "user_id": p.user_id,
+        "type": p.type,
+        "amount": format_minor(p.cash_delta + p.bonus_delta + p.held_delta, c),
+        "currency": c,
+        "balance": format_minor(p.balance, c),
+        "bonus_balance": format_minor(p.bonus_balance, c),
+        "replayed": p.replayed,
+    }

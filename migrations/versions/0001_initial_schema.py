@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:57:54.746205
+Create Date: 2026-11-23 16:00:12.774217
 
 """
 from alembic import op
@@ -224,12 +224,10 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_provider_callbacks'))
     )
     with op.batch_alter_table('provider_callbacks', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_provider_callbacks_action'), ['action'], unique=False)
         batch_op.create_index(batch_op.f('ix_provider_callbacks_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_provider_callbacks_provider_created', ['provider_code', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_provider_callbacks_transaction_id'), ['transaction_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_provider_callbacks_user_id'), ['user_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_provider_callbacks_verdict'), ['verdict'], unique=False)
 
     op.create_table('roles',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
@@ -570,7 +568,6 @@ def upgrade():
     )
     with op.batch_alter_table('provider_transactions', schema=None) as batch_op:
         batch_op.create_index('ix_provider_transactions_reference', ['provider_id', 'reference_external_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_provider_transactions_user_id'), ['user_id'], unique=False)
 
     op.create_table('reality_check_settings',
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -694,9 +691,6 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_wallets')),
     sa.UniqueConstraint('user_id', 'currency', name='uq_wallets_user_currency')
     )
-    with op.batch_alter_table('wallets', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_wallets_user_id'), ['user_id'], unique=False)
-
     op.create_table('kyc_documents',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('submission_id', sa.BigInteger(), nullable=False),
@@ -763,9 +757,7 @@ def upgrade():
     with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ledger_transactions_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_ledger_transactions_reference', ['reference_type', 'reference_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_transactions_type'), ['type'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_transactions_user_id'), ['user_id'], unique=False)
-        batch_op.create_index('ix_ledger_transactions_wallet_created', ['wallet_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_ledger_transactions_user_created', ['user_id', 'created_at'], unique=False)
 
     op.create_table('refresh_tokens',
     sa.Column('jti', sa.String(length=64), nullable=False),
@@ -831,9 +823,7 @@ def downgrade():
 
     op.drop_table('refresh_tokens')
     with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
-        batch_op.drop_index('ix_ledger_transactions_wallet_created')
-        batch_op.drop_index(batch_op.f('ix_ledger_transactions_user_id'))
-        batch_op.drop_index(batch_op.f('ix_ledger_transactions_type'))
+        batch_op.drop_index('ix_ledger_transactions_user_created')
         batch_op.drop_index('ix_ledger_transactions_reference')
         batch_op.drop_index(batch_op.f('ix_ledger_transactions_created_at'))
 
@@ -848,9 +838,6 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_kyc_documents_sha256'))
 
     op.drop_table('kyc_documents')
-    with op.batch_alter_table('wallets', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_wallets_user_id'))
-
     op.drop_table('wallets')
     with op.batch_alter_table('token_families', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_token_families_user_id'))
@@ -878,7 +865,6 @@ def downgrade():
     op.drop_table('rg_exclusions')
     op.drop_table('reality_check_settings')
     with op.batch_alter_table('provider_transactions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_provider_transactions_user_id'))
         batch_op.drop_index('ix_provider_transactions_reference')
 
     op.drop_table('provider_transactions')
@@ -945,12 +931,10 @@ def downgrade():
     op.drop_table('settings')
     op.drop_table('roles')
     with op.batch_alter_table('provider_callbacks', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_provider_callbacks_verdict'))
         batch_op.drop_index(batch_op.f('ix_provider_callbacks_user_id'))
         batch_op.drop_index(batch_op.f('ix_provider_callbacks_transaction_id'))
         batch_op.drop_index('ix_provider_callbacks_provider_created')
         batch_op.drop_index(batch_op.f('ix_provider_callbacks_created_at'))
-        batch_op.drop_index(batch_op.f('ix_provider_callbacks_action'))
 
     op.drop_table('provider_callbacks')
     with op.batch_alter_table('payment_webhooks', schema=None) as batch_op:

@@ -29,7 +29,7 @@ class VerifyArgs(Schema):
     server_seed_hash = fields.String(validate=validate.Length(equal=64))
 
 
-class PlayArgs(Schema):
+class OriginalsPlayArgs(Schema):
     stake = Amount(required=True)
     #: Dice only: roll-under target, 1.00-98.00.
     target = fields.Raw()
@@ -65,7 +65,7 @@ class SessionState(MethodView):
 
 @blp.route("/api/sessions/<token>/rounds")
 class Rounds(MethodView):
-    @blp.arguments(PlayArgs)
+    @blp.arguments(OriginalsPlayArgs)
     def post(self, args, token: str):
         """Play one round: the bet, the outcome and the win settle through the wallet."""
         params = {"target": args["target"]} if "target" in args else {}

@@ -1,0 +1,150 @@
+"""Operator commands of the money path: providers, games, wallets, callbacks, rounds."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import timedelta
+
+import click
+from flask.cli import AppGroup
+
+providers = AppGroup("providers", help="Game providers.")
+games_group = AppGroup("games", help="Game catalog.")
+wallets = AppGroup("wallets", help="Wallets and the ledger.")
+callbacks = AppGroup("callbacks", help="Provider callback log.")
+rounds_group = AppGroup("rounds", help="Game rounds.")
+
+
+def _csv(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+@providers.command("add")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--secret", required=True, help="Callback signing secret (16+ characters).")
+@click.option("--currencies", default="", help="Comma list, e.g. EUR,USD (empty = any).")
+@click.option("--launch-url", default=None, help="Template with {token} {game} {currency} ...")
+@click.option(
+    "--protocol", type=click.Choice(["native", "pragmatic"]), default="native", show_default=True
+)
+@click.option("--ip-allowlist", default="", help="Comma list of IPs/CIDRs (empty = any).")
+@click.option(
+    "--stale-policy", type=click.Choice(["refund", "close"]), default="refund", show_default=True
+)
+def providers_add(code, name, secret, currencies, launch_url, protocol, ip_allowlist, stale_policy):
+    """Register a game provider and its callback secret; print its id."""
+    from app.errors import AppError
+    from app.services import games
+
+    try:
+        provider = games.create_provider(
+            code=code,
+            name=name,
+            secret=secret,
+            currencies=_csv(currencies),
+            launch_url=launch_url,
+            protocol=protocol,
+            ip_allowlist=_csv(ip_allowlist),
+            stale_round_policy=stale_policy,
+        )
+    except AppError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(provider.id)
+
+
+@games_group.command("import")
+@click.option("--provider", "provider_code", required=True, help="Provider code.")
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
+def games_import(provider_code: str, path: str) -> None:
+    """Upsert a provider's games from a JSON array of {external_id, name, category, ...}."""
+    from app.errors import AppError
+    from app.services import games
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            items = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read JSON: {exc}", param_hint="--file") from None
+    if not isinstance(items, list):
+        raise click.BadParameter("the file must hold a JSON array", param_hint="--file")
+    try:
+        with click.progressbar(length=len(items), label="importing games") as bar:
+            report = games.import_games(provider_code, items, progress=bar.update)
+    except AppError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"imported {report.imported}, updated {report.updated}, failed {report.failed}")
+    for error in report.errors or []:
+        click.echo(f"  item {error['index']}: {error['message']}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@wallets.command("reconcile")
+def wallets_reconcile() -> None:
+    """Check ledger sum == balance for every wallet and that every transaction balances."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models.wallet import LedgerTransaction, Wallet
+    from app.services import wallet
+
+    problems = wallet.reconcile()
+    n_wallets = db.session.scalar(select(func.count(Wallet.id)))
+    n_tx = db.session.scalar(select(func.count(LedgerTransaction.id)))
+    if not problems:
+        click.echo(f"ledger reconciled: {n_wallets} wallets, {n_tx} transactions, all balanced")
+        return
+    click.echo(f"ledger DOES NOT reconcile: {len(problems)} problem(s)", err=True)
+    for problem in problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
+
+
+@callbacks.command("replay")
+@click.argument("callback_id", type=int)
+def callbacks_replay(callback_id: int) -> None:
+    """Re-run a logged provider callback through the same service; print the answer."""
+    from app.errors import AppError
+    from app.services import seamless
+
+    try:
+        _row, result = seamless.replay(callback_id)
+    except AppError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(result.as_native(), sort_keys=True))
+    if not result.ok:
+        sys.exit(1)
+
+
+def parse_duration(text: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text or "")
+    if not match:
+        raise click.BadParameter("a duration like 30m, 1h or 2d", param_hint="--older-than")
+    n, unit = int(match.group(1)), match.group(2)
+    return timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+@rounds_group.command("settle-stale")
+@click.option("--older-than", default="1h", show_default=True, help="Idle time: 30m, 1h, 2d.")
+def rounds_settle_stale(older_than: str) -> None:
+    """Refund (or close, per provider policy) rounds a provider never finished; audited."""
+    from app.money import format_minor
+    from app.services import rounds
+
+    report = rounds.settle_stale(parse_duration(older_than))
+    refunded = ", ".join(f"{format_minor(v, c)} {c}" for c, v in report.refunded.items()) or "none"
+    click.echo(
+        f"settled {report.rounds} round(s): {report.cancelled} refunded and cancelled, "
+        f"{report.closed} closed; {report.refunded_bets} bet(s) refunded ({refunded})"
+    )
+
+
+def register(group: AppGroup) -> None:
+    for sub in (providers, games_group, wallets, callbacks, rounds_group):
+        group.add_command(sub)
