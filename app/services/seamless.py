@@ -51,7 +51,7 @@ from app.models.user import User
 from app.models.wallet import LedgerTransaction, Wallet
 from app.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.observability import correlation_id
-from app.services import play_guard, wallet
+from app.services import play_events, play_guard, wallet
 from app.services.crypto import decrypt
 from app.services.wallet import _dialect_insert
 
@@ -556,6 +556,12 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     else:
         balance, bonus = w.balance, w.bonus_balance
         _record_answer(claim, balance, bonus)
+    play_events.emit(
+        play_events.PlayEvent(
+            "bet", player.user_id, currency, amount, cash_part, bonus_part,
+            provider.id, game_id, round_ext, claim,
+        )
+    )  # fmt: skip
     return CallbackResult(
         "ok",
         balance=balance,
@@ -645,6 +651,12 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     else:
         balance, bonus = w.balance, w.bonus_balance
         _record_answer(claim, balance, bonus)
+    play_events.emit(
+        play_events.PlayEvent(
+            "win", player.user_id, currency, amount, cash_part, bonus_part,
+            provider.id, rnd.game_id, round_ext, claim,
+        )
+    )  # fmt: skip
     return CallbackResult(
         "ok",
         balance=balance,
@@ -793,6 +805,13 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         .where(r.provider_id == provider.id, r.external_round_id == target.external_round_id)
         .values(updated_at=utcnow(), **values)
     )
+    play_events.emit(
+        play_events.PlayEvent(
+            action, player.user_id, currency, target.amount,
+            abs(original.cash_delta), abs(original.bonus_delta),
+            provider.id, None, target.external_round_id, claim, reverses=target.action,
+        )
+    )  # fmt: skip
     return CallbackResult(
         "ok",
         balance=posting.balance,
