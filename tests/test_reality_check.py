@@ -22,9 +22,18 @@ def ledger_source():
         calls.append((user_id, since))
         return [{"currency": "EUR", "wagered": 50_00, "won": 37_50, "net": -12_50}]
 
+    previous = reality_check._net_result_source
     reality_check.register_net_result_source(source)
     yield calls
+    reality_check.register_net_result_source(previous)
+
+
+@pytest.fixture
+def no_ledger_source():
+    previous = reality_check._net_result_source
     reality_check.register_net_result_source(None)
+    yield
+    reality_check.register_net_result_source(previous)
 
 
 def _reminders(user_id: int) -> list[Notification]:
@@ -106,7 +115,9 @@ def test_the_session_starts_at_the_last_login_when_that_is_later(factory, ledger
     assert ledger_source[-1][1] == login.replace(microsecond=0)
 
 
-def test_without_a_ledger_source_the_reminder_says_the_result_is_unavailable(factory):
+def test_without_a_ledger_source_the_reminder_says_the_result_is_unavailable(
+    factory, no_ledger_source
+):
     player = factory.player()
     _enable(player, 30)
     presence.add(player.id, "sid-1")
@@ -114,3 +125,17 @@ def test_without_a_ledger_source_the_reminder_says_the_result_is_unavailable(fac
     (reminder,) = _reminders(player.id)
     assert "not available" in reminder.message
     assert reminder.data["net_result"] is None
+
+
+def test_the_wallet_ledger_is_the_registered_source_of_session_results(client, factory):
+    from app.services import responsible_gaming
+    from tests import moneykit
+
+    assert reality_check._net_result_source is responsible_gaming.session_results
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    table = moneykit.open_table(client, factory, cash=100_00)
+    table.bet("b1", "20.00")
+    table.win("w1", "5.00")
+    assert responsible_gaming.session_results(table.user_id, started) == [
+        {"currency": "EUR", "wagered": 20_00, "won": 5_00, "net": -15_00}
+    ]

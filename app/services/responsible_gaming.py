@@ -618,11 +618,32 @@ def _launch_guard(user_id: int) -> None:
         check_game_launch_allowed(user)
 
 
+def session_results(user_id: int, since: datetime) -> list[dict[str, Any]]:
+    """Per wallet currency: wagered, won and net since ``since`` (for reality checks)."""
+    from app.models.wallet import Wallet
+
+    currencies = db.session.scalars(select(Wallet.currency).where(Wallet.user_id == user_id))
+    results = []
+    for currency in currencies:
+        totals = play_totals(user_id, currency, since)
+        if totals.stakes or totals.wins:
+            results.append(
+                {
+                    "currency": currency,
+                    "wagered": totals.stakes,
+                    "won": totals.wins,
+                    "net": totals.wins - totals.stakes,
+                }
+            )
+    return results
+
+
 def install_guards() -> None:
-    from app.services import play_guard
+    from app.services import play_guard, reality_check
 
     play_guard.register_bet_check(_bet_guard)
     play_guard.register_play_check(_launch_guard)
+    reality_check.register_net_result_source(session_results)
 
 
 install_guards()
