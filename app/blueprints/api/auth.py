@@ -147,7 +147,7 @@ class Refresh(MethodView):
     @blp.arguments(RefreshArgs)
     @blp.response(200, TokenEnvelope)
     def post(self, args):
-        """Spend a refresh token for a new pair (a used token revokes the session)."""
+        """Spend a refresh token for a new pair (replaying a spent one revokes the session)."""
         token = identity.refresh(args["refresh_token"], portal=identity.PLAYER_PORTAL)
         return token_answer(token, "Token refreshed")
 
