@@ -124,6 +124,8 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
     register_probe_routes(application)
     application.test_client_class = IsolatedClient
     with application.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _sqlite_savepoints_work(db.engine)
         db.create_all()
         from app.services.access import ensure_roles
 
@@ -132,6 +134,20 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
         yield application
         db.session.remove()
         db.engine.dispose()
+
+
+def _sqlite_savepoints_work(engine: sa.Engine) -> None:
+    """pysqlite commits on its own, which defeats the savepoint-per-test fixture; let
+    SQLAlchemy own the transactions (the documented pysqlite recipe). Tests only: the
+    embedded server keeps pysqlite's default, which holds no lock while only reading."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,9 @@ def browser_available():
 
 
 @pytest.fixture
-def live_server(app, committed_db, csrf_enforced):
+def live_server(app, requires_postgres, committed_db, csrf_enforced):
+    # A threaded server and the test both write with real commits: PostgreSQL's row locks
+    # handle that; one SQLite file would answer "database is locked".
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
