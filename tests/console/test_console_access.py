@@ -10,6 +10,7 @@ from app import create_app
 from app.blueprints.console.core import NAV
 from app.extensions import db
 from app.models.audit import AuditLog
+from app.models.kyc import KycSubmission
 from app.models.user import User
 from tests.console.conftest import PASSWORD, csrf_token_of, login
 
@@ -25,16 +26,28 @@ PAGES = {
     "/admin/players/{player}/reactivate": {"admin", "manager"},
     "/admin/players/{player}/force-logout": {"admin", "manager"},
     "/admin/audit": {"admin", "manager"},
+    "/admin/kyc": {"admin", "manager", "support"},
+    "/admin/kyc/{kyc}": {"admin", "manager", "support"},
+    "/admin/kyc/{kyc}/approve": {"admin", "manager"},
+    "/admin/kyc/{kyc}/reject": {"admin", "manager"},
     "/admin/settings": {"admin"},
     "/admin/staff": {"admin"},
     "/admin/staff/new": {"admin"},
 }
 
 
+@pytest.fixture
+def subjects(player) -> dict[str, int]:
+    """Ids for the pages that show one record (a KYC submission, a withdrawal...)."""
+    from tests.console.seeding import kyc_submission
+
+    return {"kyc": kyc_submission(player, docs=("passport",)).id}
+
+
 @pytest.mark.parametrize("path", sorted(PAGES))
 @pytest.mark.parametrize("role", ["admin", "manager", "support", "agent", "player", "anonymous"])
-def test_every_page_for_every_role(role, path, signed_in, client, factory, player):
-    url = path.format(player=player.id)
+def test_every_page_for_every_role(role, path, signed_in, client, factory, player, subjects):
+    url = path.format(player=player.id, **subjects)
     if role == "anonymous":
         response = client.get(url)
     elif role == "player":
@@ -69,10 +82,10 @@ def test_every_console_view_goes_through_the_guard(app):
 @pytest.mark.parametrize(
     ("role", "visible", "hidden"),
     [
-        ("admin", {"Players", "Audit log", "Staff", "Settings"}, set()),
-        ("manager", {"Players", "Audit log"}, {"Staff", "Settings"}),
-        ("support", {"Players"}, {"Audit log", "Staff", "Settings"}),
-        ("agent", set(), {"Players", "Audit log", "Staff", "Settings"}),
+        ("admin", {"Players", "KYC review", "Audit log", "Staff", "Settings"}, set()),
+        ("manager", {"Players", "KYC review", "Audit log"}, {"Staff", "Settings"}),
+        ("support", {"Players", "KYC review"}, {"Audit log", "Staff", "Settings"}),
+        ("agent", set(), {"Players", "KYC review", "Audit log", "Staff", "Settings"}),
     ],
 )
 def test_navigation_shows_only_what_the_role_may_open(signed_in, role, visible, hidden):
@@ -90,9 +103,11 @@ def _audit_count() -> int:
     return db.session.scalar(select(func.count(AuditLog.id)))
 
 
-def _state_changing_requests(player_id: int) -> list[tuple[str, dict]]:
+def _state_changing_requests(player_id: int, subjects: dict) -> list[tuple[str, dict]]:
     reason = {"reason": "Chargeback fraud", "context": "panel"}
     return [
+        (f"/admin/kyc/{subjects['kyc']}/approve", {"context": "panel"}),
+        (f"/admin/kyc/{subjects['kyc']}/reject", reason),
         (f"/admin/players/{player_id}/suspend", {**reason, "duration": "7d"}),
         (f"/admin/players/{player_id}/ban", reason),
         (f"/admin/players/{player_id}/reactivate", reason),
@@ -112,10 +127,10 @@ def _state_changing_requests(player_id: int) -> list[tuple[str, dict]]:
 
 
 def test_every_state_changing_route_refuses_a_post_without_csrf_token(
-    signed_in, player, csrf_enforced
+    signed_in, player, subjects, csrf_enforced
 ):
     client, _admin = signed_in("admin")
-    for url, data in _state_changing_requests(player.id):
+    for url, data in _state_changing_requests(player.id, subjects):
         before = _audit_count()
         response = client.post(url, data=data)
         assert response.status_code == 400, url
@@ -124,6 +139,7 @@ def test_every_state_changing_route_refuses_a_post_without_csrf_token(
         hx = client.post(url, data=data, headers={"HX-Request": "true"})
         assert hx.status_code == 400, url
     assert db.session.get(User, player.id).status == "active"
+    assert db.session.get(KycSubmission, subjects["kyc"]).status == "pending"
     assert client.get("/admin/").status_code == 200  # the logout was refused too
 
 

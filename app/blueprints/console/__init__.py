@@ -8,6 +8,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     audit_log,
     auth_views,
     dashboard,
+    kyc_review,
     players,
 )
 from app.blueprints.console.core import bp

@@ -54,6 +54,7 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("console.dashboard", "Dashboard", None),
     NavItem("console.players", "Players", "players.read", ("console.player_detail",)),
+    NavItem("console.kyc_queue", "KYC review", "kyc.read", ("console.kyc_detail",)),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
