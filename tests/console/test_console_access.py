@@ -11,6 +11,7 @@ from app.blueprints.console.core import NAV
 from app.extensions import db
 from app.models.audit import AuditLog
 from app.models.kyc import KycSubmission
+from app.models.payments import PaymentTransaction
 from app.models.user import User
 from tests.console.conftest import PASSWORD, csrf_token_of, login
 
@@ -30,6 +31,12 @@ PAGES = {
     "/admin/kyc/{kyc}": {"admin", "manager", "support"},
     "/admin/kyc/{kyc}/approve": {"admin", "manager"},
     "/admin/kyc/{kyc}/reject": {"admin", "manager"},
+    "/admin/withdrawals": {"admin", "manager"},
+    "/admin/withdrawals/{withdrawal}": {"admin", "manager"},
+    "/admin/withdrawals/{withdrawal}/approve": {"admin", "manager"},
+    "/admin/withdrawals/{withdrawal}/reject": {"admin", "manager"},
+    "/admin/deposits": {"admin", "manager"},
+    "/admin/transactions": {"admin", "manager", "support"},
     "/admin/settings": {"admin"},
     "/admin/staff": {"admin"},
     "/admin/staff/new": {"admin"},
@@ -37,11 +44,15 @@ PAGES = {
 
 
 @pytest.fixture
-def subjects(player) -> dict[str, int]:
+def subjects(player, factory, gateway) -> dict[str, int]:
     """Ids for the pages that show one record (a KYC submission, a withdrawal...)."""
-    from tests.console.seeding import kyc_submission
+    from tests.console.seeding import kyc_submission, verified_player, withdrawal
 
-    return {"kyc": kyc_submission(player, docs=("passport",)).id}
+    payee = verified_player(factory, 100_00)
+    return {
+        "kyc": kyc_submission(player, docs=("passport",)).id,
+        "withdrawal": withdrawal(payee, "40.00").id,
+    }
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))
@@ -108,6 +119,8 @@ def _state_changing_requests(player_id: int, subjects: dict) -> list[tuple[str, 
     return [
         (f"/admin/kyc/{subjects['kyc']}/approve", {"context": "panel"}),
         (f"/admin/kyc/{subjects['kyc']}/reject", reason),
+        (f"/admin/withdrawals/{subjects['withdrawal']}/approve", {"context": "panel"}),
+        (f"/admin/withdrawals/{subjects['withdrawal']}/reject", reason),
         (f"/admin/players/{player_id}/suspend", {**reason, "duration": "7d"}),
         (f"/admin/players/{player_id}/ban", reason),
         (f"/admin/players/{player_id}/reactivate", reason),
@@ -140,6 +153,7 @@ def test_every_state_changing_route_refuses_a_post_without_csrf_token(
         assert hx.status_code == 400, url
     assert db.session.get(User, player.id).status == "active"
     assert db.session.get(KycSubmission, subjects["kyc"]).status == "pending"
+    assert db.session.get(PaymentTransaction, subjects["withdrawal"]).status == "pending"
     assert client.get("/admin/").status_code == 200  # the logout was refused too
 
 

@@ -9,6 +9,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     auth_views,
     dashboard,
     kyc_review,
+    payments_views,
     players,
 )
 from app.blueprints.console.core import bp
