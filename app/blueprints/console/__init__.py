@@ -10,6 +10,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     dashboard,
     kyc_review,
     payments_views,
+    play_views,
     players,
 )
 from app.blueprints.console.core import bp
