@@ -45,6 +45,7 @@ PAGES = {
     "/admin/callbacks/{callback}/replay": {"admin"},
     "/admin/games": {"admin", "manager"},
     "/admin/providers": {"admin", "manager"},
+    "/admin/reports/financial": {"admin", "manager"},
     "/admin/settings": {"admin"},
     "/admin/staff": {"admin"},
     "/admin/staff/new": {"admin"},
@@ -112,8 +113,16 @@ def test_every_console_view_goes_through_the_guard(app):
     ("role", "visible", "hidden"),
     [
         ("admin", {"Players", "KYC review", "Audit log", "Staff", "Settings"}, set()),
-        ("manager", {"Players", "KYC review", "Audit log"}, {"Staff", "Settings"}),
-        ("support", {"Players", "KYC review"}, {"Audit log", "Staff", "Settings"}),
+        (
+            "manager",
+            {"Players", "KYC review", "Withdrawals", "Reports", "Audit log"},
+            {"Staff", "Settings"},
+        ),
+        (
+            "support",
+            {"Players", "KYC review", "Ledger"},
+            {"Reports", "Audit log", "Staff", "Settings"},
+        ),
         (
             "agent",
             set(),

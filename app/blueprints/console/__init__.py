@@ -12,6 +12,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     payments_views,
     play_views,
     players,
+    reports_views,
 )
 from app.blueprints.console.core import bp
 
