@@ -62,11 +62,11 @@ def register_money_blueprints(app: Flask) -> None:
     """Wallet, games and the provider callback endpoint (issue 4)."""
     from flask import current_app, request
 
-    from app.blueprints.api import admin_games, admin_money, games, wallet
+    from app.blueprints.api import admin_games, admin_money, admin_reports, games, wallet
     from app.blueprints.provider import callbacks
     from app.extensions import client_ip
 
-    for blp in (wallet.blp, games.blp, admin_money.blp, admin_games.blp):
+    for blp in (wallet.blp, games.blp, admin_money.blp, admin_games.blp, admin_reports.blp):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
 

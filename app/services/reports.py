@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.user import PLAYER, STAFF_ROLES, User
+from app.money import format_minor
 
 
 @dataclass(frozen=True)
@@ -115,13 +116,58 @@ def player_kpis(*, now: datetime | None = None) -> list[Kpi]:
     ]
 
 
-def dashboard_overview(*, now: datetime | None = None) -> dict[str, Any]:
-    """Every dashboard section; other domains add theirs here (money, KYC, providers)."""
+def money_overview(currency: str, *, now: datetime | None = None, days: int = 14) -> dict:
+    """Today's money KPIs and the per-day money series, from the financial report."""
+    from app.models.kyc import KycSubmission
+    from app.models.payments import PaymentTransaction
+    from app.services import financial_reports
+
     now = now or utcnow()
+    today = now.astimezone(UTC).date()
+    report = financial_reports.financial(today - timedelta(days=days - 1), today, currency=currency)
+    last = report.rows[-1]
+    pending_withdrawals = db.session.scalar(
+        select(func.count(PaymentTransaction.id)).where(
+            PaymentTransaction.type == "withdrawal", PaymentTransaction.status == "pending"
+        )
+    )
+    pending_kyc = db.session.scalar(
+        select(func.count(KycSubmission.id)).where(KycSubmission.status == "pending")
+    )
+
+    def money(minor: int) -> str:
+        return f"{format_minor(minor, currency)} {currency}"
+
+    kpis = [
+        Kpi("bets_today", "Bets today", money(last.bets), hint="Stakes net of refunds, UTC day"),
+        Kpi("ggr_today", "GGR today", money(last.ggr), hint="Bets - wins"),
+        Kpi("ggr_14d", f"GGR ({days} days)", money(report.totals.ggr)),
+        Kpi("deposits_today", "Deposits today", money(last.deposits)),
+        Kpi("withdrawals_today", "Withdrawals paid today", money(last.withdrawals)),
+        Kpi("pending_withdrawals", "Pending withdrawals", int(pending_withdrawals or 0)),
+        Kpi("pending_kyc", "KYC submissions to review", int(pending_kyc or 0)),
+    ]
+    series = {
+        name: [SeriesPoint(r.period, getattr(r, name)) for r in report.rows]
+        for name in ("ggr", "deposits", "withdrawals")
+    }
+    return {"currency": currency, "kpis": kpis, "series": series}
+
+
+def dashboard_overview(
+    *, now: datetime | None = None, currency: str | None = None
+) -> dict[str, Any]:
+    """Every dashboard section; other domains add theirs here (money, KYC, providers)."""
+    from flask import current_app
+
+    now = now or utcnow()
+    money = money_overview(currency or current_app.config["DEFAULT_CURRENCY"], now=now)
     return {
         "generated_at": now,
-        "sections": {"players": player_kpis(now=now)},
+        "sections": {"players": player_kpis(now=now), "money": money["kpis"]},
         "series": {"registrations_per_day": registrations_per_day(14, now=now)},
+        "currency": money["currency"],
+        "money_series": money["series"],
     }
 
 
@@ -135,5 +181,14 @@ def as_json(overview: dict[str, Any]) -> dict[str, Any]:
         "series": {
             name: [{"day": p.day.isoformat(), "value": p.value} for p in points]
             for name, points in overview["series"].items()
+        },
+        "currency": overview["currency"],
+        # Money per day as exact decimal strings in ``currency`` (DESIGN.md money format).
+        "money_series": {
+            f"{name}_per_day": [
+                {"day": p.day.isoformat(), "value": format_minor(p.value, overview["currency"])}
+                for p in points
+            ]
+            for name, points in overview["money_series"].items()
         },
     }

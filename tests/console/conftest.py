@@ -104,3 +104,22 @@ def csrf_token_of(html: str) -> str:
 
 
 __all__ = ["PASSWORD", "PLAYER", "ROLES", "Staff", "csrf_token_of", "login"]
+
+
+@pytest.fixture
+def gateway(app):
+    from tests.payments_helpers import sandbox_gateway
+
+    return sandbox_gateway()
+
+
+@pytest.fixture
+def payout_wire(monkeypatch):
+    """The sandbox gateway's outgoing webhooks, recorded instead of sent over the network."""
+    from app.services.gateways import sandbox
+
+    sent: list[tuple[str, bytes, dict]] = []
+    monkeypatch.setattr(
+        sandbox, "http_post", lambda url, body, headers: sent.append((url, body, headers)) or 202
+    )
+    return sent

@@ -10,7 +10,11 @@ from app import create_app
 from app.blueprints.console.core import NAV
 from app.extensions import db
 from app.models.audit import AuditLog
+from app.models.games import Game
+from app.models.kyc import KycSubmission
+from app.models.payments import PaymentTransaction
 from app.models.user import User
+from app.services import wallet
 from tests.console.conftest import PASSWORD, csrf_token_of, login
 
 ALL_STAFF = {"admin", "manager", "support", "agent"}
@@ -25,16 +29,55 @@ PAGES = {
     "/admin/players/{player}/reactivate": {"admin", "manager"},
     "/admin/players/{player}/force-logout": {"admin", "manager"},
     "/admin/audit": {"admin", "manager"},
+    "/admin/kyc": {"admin", "manager", "support"},
+    "/admin/kyc/{kyc}": {"admin", "manager", "support"},
+    "/admin/kyc/{kyc}/approve": {"admin", "manager"},
+    "/admin/kyc/{kyc}/reject": {"admin", "manager"},
+    "/admin/withdrawals": {"admin", "manager"},
+    "/admin/withdrawals/{withdrawal}": {"admin", "manager"},
+    "/admin/withdrawals/{withdrawal}/approve": {"admin", "manager"},
+    "/admin/withdrawals/{withdrawal}/reject": {"admin", "manager"},
+    "/admin/deposits": {"admin", "manager"},
+    "/admin/transactions": {"admin", "manager", "support"},
+    "/admin/players/{player}/adjust-balance": {"admin", "manager"},
+    "/admin/bets": {"admin", "manager", "support"},
+    "/admin/callbacks": {"admin", "manager"},
+    "/admin/callbacks/{callback}/replay": {"admin"},
+    "/admin/games": {"admin", "manager"},
+    "/admin/providers": {"admin", "manager"},
+    "/admin/reports/financial": {"admin", "manager"},
     "/admin/settings": {"admin"},
     "/admin/staff": {"admin"},
     "/admin/staff/new": {"admin"},
 }
 
 
+@pytest.fixture
+def subjects(app, player, factory, gateway) -> dict[str, int]:
+    """Ids for the pages that show one record (a KYC submission, a withdrawal...)."""
+    from app.models.games import Game, ProviderCallback
+    from tests.console.seeding import kyc_submission, verified_player, withdrawal
+    from tests.moneykit import open_table
+
+    payee = verified_player(factory, 100_00)
+    table = open_table(app.test_client(), factory)
+    table.bet("b-subject", "1.00")
+    game = db.session.scalar(select(Game).where(Game.external_id == table.game_external))
+    return {
+        "kyc": kyc_submission(player, docs=("passport",)).id,
+        "withdrawal": withdrawal(payee, "40.00").id,
+        "callback": db.session.scalar(
+            select(ProviderCallback.id).order_by(ProviderCallback.id.desc())
+        ),
+        "game": game.id,
+        "provider": game.provider_id,
+    }
+
+
 @pytest.mark.parametrize("path", sorted(PAGES))
 @pytest.mark.parametrize("role", ["admin", "manager", "support", "agent", "player", "anonymous"])
-def test_every_page_for_every_role(role, path, signed_in, client, factory, player):
-    url = path.format(player=player.id)
+def test_every_page_for_every_role(role, path, signed_in, client, factory, player, subjects):
+    url = path.format(player=player.id, **subjects)
     if role == "anonymous":
         response = client.get(url)
     elif role == "player":
@@ -69,10 +112,32 @@ def test_every_console_view_goes_through_the_guard(app):
 @pytest.mark.parametrize(
     ("role", "visible", "hidden"),
     [
-        ("admin", {"Players", "Audit log", "Staff", "Settings"}, set()),
-        ("manager", {"Players", "Audit log"}, {"Staff", "Settings"}),
-        ("support", {"Players"}, {"Audit log", "Staff", "Settings"}),
-        ("agent", set(), {"Players", "Audit log", "Staff", "Settings"}),
+        ("admin", {"Players", "KYC review", "Audit log", "Staff", "Settings"}, set()),
+        (
+            "manager",
+            {"Players", "KYC review", "Withdrawals", "Reports", "Audit log"},
+            {"Staff", "Settings"},
+        ),
+        (
+            "support",
+            {"Players", "KYC review", "Ledger"},
+            {"Reports", "Audit log", "Staff", "Settings"},
+        ),
+        (
+            "agent",
+            set(),
+            {
+                "Players",
+                "KYC review",
+                "Withdrawals",
+                "Ledger",
+                "Bets",
+                "Games",
+                "Audit log",
+                "Staff",
+                "Settings",
+            },
+        ),
     ],
 )
 def test_navigation_shows_only_what_the_role_may_open(signed_in, role, visible, hidden):
@@ -90,9 +155,21 @@ def _audit_count() -> int:
     return db.session.scalar(select(func.count(AuditLog.id)))
 
 
-def _state_changing_requests(player_id: int) -> list[tuple[str, dict]]:
+def _state_changing_requests(player_id: int, subjects: dict) -> list[tuple[str, dict]]:
     reason = {"reason": "Chargeback fraud", "context": "panel"}
     return [
+        (f"/admin/kyc/{subjects['kyc']}/approve", {"context": "panel"}),
+        (f"/admin/kyc/{subjects['kyc']}/reject", reason),
+        (f"/admin/withdrawals/{subjects['withdrawal']}/approve", {"context": "panel"}),
+        (f"/admin/withdrawals/{subjects['withdrawal']}/reject", reason),
+        (
+            f"/admin/players/{player_id}/adjust-balance",
+            {"currency": "EUR", "balance_type": "cash", "amount": "5", "reason": "Goodwill"},
+        ),
+        (f"/admin/callbacks/{subjects['callback']}/replay", {"context": "row"}),
+        (f"/admin/games/{subjects['game']}/toggle/active", {}),
+        (f"/admin/games/{subjects['game']}/toggle/featured", {}),
+        (f"/admin/providers/{subjects['provider']}/toggle", {}),
         (f"/admin/players/{player_id}/suspend", {**reason, "duration": "7d"}),
         (f"/admin/players/{player_id}/ban", reason),
         (f"/admin/players/{player_id}/reactivate", reason),
@@ -112,10 +189,10 @@ def _state_changing_requests(player_id: int) -> list[tuple[str, dict]]:
 
 
 def test_every_state_changing_route_refuses_a_post_without_csrf_token(
-    signed_in, player, csrf_enforced
+    signed_in, player, subjects, csrf_enforced
 ):
     client, _admin = signed_in("admin")
-    for url, data in _state_changing_requests(player.id):
+    for url, data in _state_changing_requests(player.id, subjects):
         before = _audit_count()
         response = client.post(url, data=data)
         assert response.status_code == 400, url
@@ -124,6 +201,11 @@ def test_every_state_changing_route_refuses_a_post_without_csrf_token(
         hx = client.post(url, data=data, headers={"HX-Request": "true"})
         assert hx.status_code == 400, url
     assert db.session.get(User, player.id).status == "active"
+    assert db.session.get(KycSubmission, subjects["kyc"]).status == "pending"
+    assert db.session.get(PaymentTransaction, subjects["withdrawal"]).status == "pending"
+    game = db.session.get(Game, subjects["game"])
+    assert (game.status, game.is_featured, game.provider.active) == ("active", False, True)
+    assert wallet.wallet_for(player.id, "EUR") is None  # no adjustment went through
     assert client.get("/admin/").status_code == 200  # the logout was refused too
 
 

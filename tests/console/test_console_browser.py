@@ -207,3 +207,118 @@ def test_a_new_manager_enrols_totp_from_the_qr_page_and_signs_in(live_server, br
     _shot(browser, "09-audit-log")
     db.session.remove()
     assert db.session.get(User, manager.user.id).totp_enabled
+
+
+def _open_modal(driver):
+    from selenium.webdriver.common.by import By
+
+    return _wait(
+        driver,
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, "#modal-root dialog") if e.is_displayed()),
+            None,
+        ),
+    )
+
+
+def test_manager_clears_kyc_and_withdrawals_and_exports_the_financial_report(
+    live_server, browser, make_staff, factory, payout_wire
+):
+    from selenium.webdriver.common.by import By
+
+    from app.models.kyc import KycSubmission
+    from app.models.payments import PaymentTransaction
+    from tests.console.seeding import kyc_submission, verified_player, withdrawal
+    from tests.payments_helpers import sandbox_gateway
+
+    sandbox_gateway()
+    manager = make_staff("manager")
+    applicant = factory.player(username="kyc_applicant", first_name="Grace", last_name="Hopper")
+    submission_id = kyc_submission(applicant).id
+    payee = verified_player(factory, 400_00, username="payee_ok")
+    doubtful = verified_player(factory, 300_00, username="payee_doubtful")
+    good_id = withdrawal(payee, "75.00").id
+    bad_id = withdrawal(doubtful, "120.00").id
+    downloads = tempfile.mkdtemp(prefix="jx-downloads-")
+    browser.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads}
+    )
+
+    _sign_in(browser, live_server, manager.user.username, manager.code())
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
+    _shot(browser, "10-dashboard-money")
+
+    # KYC: open the submission, see the document inline, approve through the modal.
+    browser.find_element(By.LINK_TEXT, "KYC review").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, f"kyc-row-{submission_id}"))
+    _shot(browser, "11-kyc-queue")
+    browser.find_element(By.LINK_TEXT, f"#{submission_id}").click()
+    image = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".doc img"))[0]
+    _wait(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
+    browser.execute_script("window.__stillSamePage = true;")
+    browser.find_element(By.CSS_SELECTOR, '#kyc-panel a[data-action="approve"]').click()
+    dialog = _open_modal(browser)
+    dialog.find_element(By.NAME, "note").send_keys("Passport and bill match")
+    _shot(browser, "12-kyc-approve-modal")
+    dialog.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(
+        browser,
+        lambda d: "badge-approved" in d.find_element(By.ID, "kyc-panel").get_attribute("innerHTML"),
+    )
+    assert browser.execute_script("return window.__stillSamePage === true")
+    _shot(browser, "13-kyc-approved")
+
+    # Withdrawals: approve one, reject the other, each through the modal, rows swapped.
+    browser.find_element(By.LINK_TEXT, "Withdrawals").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, f"withdrawal-row-{bad_id}"))
+    _shot(browser, "14-withdrawals-queue")
+    browser.find_element(
+        By.CSS_SELECTOR, f'#withdrawal-row-{good_id} a[data-action="approve"]'
+    ).click()
+    _open_modal(browser).find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(
+        browser,
+        lambda d: (
+            "badge-approved"
+            in d.find_element(By.ID, f"withdrawal-row-{good_id}").get_attribute("innerHTML")
+            or "badge-processing"
+            in d.find_element(By.ID, f"withdrawal-row-{good_id}").get_attribute("innerHTML")
+        ),
+    )
+    _wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#modal-root dialog"))
+    browser.find_element(
+        By.CSS_SELECTOR, f'#withdrawal-row-{bad_id} a[data-action="reject"]'
+    ).click()
+    dialog = _open_modal(browser)
+    dialog.find_element(By.NAME, "reason").send_keys("Deposit source not verified")
+    _shot(browser, "15-withdrawal-reject-modal")
+    dialog.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(
+        browser,
+        lambda d: (
+            "badge-rejected"
+            in d.find_element(By.ID, f"withdrawal-row-{bad_id}").get_attribute("innerHTML")
+        ),
+    )
+    _shot(browser, "16-withdrawals-decided")
+
+    # The financial report, its chart, and the CSV export.
+    browser.find_element(By.LINK_TEXT, "Reports").click()
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#financial-table svg, svg.chart"))
+    _shot(browser, "17-financial-report")
+    browser.find_element(By.ID, "export-csv").click()
+    csv_files = _wait(browser, lambda d: list(Path(downloads).glob("financial-*.csv")), timeout=15)
+    text = csv_files[0].read_text()
+    assert text.splitlines()[0] == (
+        "period,currency,bets,wins,ggr,bonus_cost,payment_fees,ngr,deposits,withdrawals"
+    )
+    assert text.splitlines()[-1].startswith("total,EUR,")
+    assert ",700.00," in text.splitlines()[-1]  # deposits: the two payees funded 400 + 300
+    assert _console_errors(browser) == []
+
+    db.session.remove()
+    assert db.session.get(KycSubmission, submission_id).status == "approved"
+    assert db.session.get(PaymentTransaction, good_id).status in ("approved", "processing")
+    rejected = db.session.get(PaymentTransaction, bad_id)
+    assert (rejected.status, rejected.reason) == ("rejected", "Deposit source not verified")
+    shutil.rmtree(downloads, ignore_errors=True)

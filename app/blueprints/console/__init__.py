@@ -8,7 +8,11 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     audit_log,
     auth_views,
     dashboard,
+    kyc_review,
+    payments_views,
+    play_views,
     players,
+    reports_views,
 )
 from app.blueprints.console.core import bp
 

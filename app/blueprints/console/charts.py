@@ -155,3 +155,28 @@ def daily_chart(
         unit=unit,
         caption=f"{value_label} per UTC day",
     )
+
+
+def money_chart(
+    title: str,
+    labels: Sequence[str],
+    minor_values: Sequence[int],
+    currency: str,
+    *,
+    value_label: str,
+    kind: str = "bar",
+    caption: str = "",
+) -> Chart:
+    """A chart of money: drawn in major units (display only; the report keeps minor units)."""
+    from app.money import exponent
+
+    scale = 10 ** exponent(currency)
+    return Chart(
+        title=title,
+        labels=list(labels),
+        values=[v / scale for v in minor_values],
+        kind=kind,
+        value_label=f"{value_label} ({currency})",
+        unit=f" {currency}",
+        caption=caption,
+    )

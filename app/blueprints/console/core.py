@@ -54,6 +54,18 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("console.dashboard", "Dashboard", None),
     NavItem("console.players", "Players", "players.read", ("console.player_detail",)),
+    NavItem("console.kyc_queue", "KYC review", "kyc.read", ("console.kyc_detail",)),
+    NavItem(
+        "console.withdrawals",
+        "Withdrawals",
+        "withdrawals.read",
+        ("console.withdrawal_detail", "console.deposits"),
+    ),
+    NavItem("console.transactions", "Ledger", "transactions.read"),
+    NavItem("console.bets", "Bets", "transactions.read"),
+    NavItem("console.callbacks", "Callbacks", "callbacks.read"),
+    NavItem("console.games_list", "Games", "games.manage", ("console.providers",)),
+    NavItem("console.financial_report", "Reports", "reports.read"),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
@@ -167,3 +179,11 @@ def _http_error(exc: HTTPException):
     }
     title, message = titles.get(status, (exc.name, exc.description or ""))
     return _error_page(status, title, message)
+
+
+@bp.app_template_filter("money")
+def _money(minor: int | None, currency: str) -> str:
+    """Integer minor units → ``"152.40 EUR"`` (the currency's own exponent)."""
+    from app.money import format_minor
+
+    return f"{format_minor(int(minor or 0), currency)} {currency}"

@@ -83,3 +83,43 @@ class StaffCreateForm(FlaskForm):
         description="At least 8 characters with upper and lower case, a digit and a symbol. "
         "Admins and Managers set up their authenticator at first sign-in.",
     )
+
+
+class DecisionForm(FlaskForm):
+    """A money or KYC decision with a required reason (rejections)."""
+
+    reason = TextAreaField(
+        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+    )
+    context = HiddenField(default="panel")
+
+
+class ApproveForm(FlaskForm):
+    """An approval: an optional note for the record."""
+
+    note = TextAreaField("Note (optional)", validators=[Optional(), Length(max=500)])
+    context = HiddenField(default="panel")
+
+
+class ConfirmForm(FlaskForm):
+    """A decision whose service takes no free text (a withdrawal approval): confirm only."""
+
+    context = HiddenField(default="panel")
+
+
+class AdjustBalanceForm(FlaskForm):
+    currency = SelectField("Currency", choices=[])
+    balance_type = RadioField(
+        "Balance",
+        choices=[SelectChoice("cash", "Cash"), SelectChoice("bonus", "Bonus")],
+        default="cash",
+    )
+    amount = StringField(
+        "Amount",
+        validators=[DataRequired(), Length(max=32)],
+        description="Positive credits the player, negative (e.g. -12.50) debits.",
+    )
+    reason = TextAreaField(
+        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+    )
+    context = HiddenField(default="panel")

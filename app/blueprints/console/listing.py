@@ -107,3 +107,30 @@ def paginate(
         direction=direction,
         filters=dict(filters or {}),
     )
+
+
+def paged(
+    fetch,
+    *,
+    filters: Mapping[str, str] | None = None,
+    sort: str = "created",
+    direction: str = "desc",
+) -> Listing:
+    """A Listing over a service's own ``fetch(offset, limit) -> (rows, total)`` query (its
+    order is the service's; the pager and filters work as for ``paginate``)."""
+    per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+    page = _int_arg("page", 1, 1, 1_000_000)
+    rows, total = fetch((page - 1) * per_page, per_page)
+    pages = max(1, -(-total // per_page))
+    if page > pages:
+        page = pages
+        rows, total = fetch((page - 1) * per_page, per_page)
+    return Listing(
+        items=list(rows),
+        total=total,
+        page=page,
+        per_page=per_page,
+        sort=sort,
+        direction=direction,
+        filters=dict(filters or {}),
+    )

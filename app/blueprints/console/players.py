@@ -6,14 +6,18 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
+from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view, is_htmx
-from app.blueprints.console.forms import PlayerActionForm, SuspendForm
+from app.blueprints.console.forms import AdjustBalanceForm, PlayerActionForm, SuspendForm
 from app.blueprints.console.listing import paginate
-from app.errors import AppError
+from app.errors import AppError, ValidationError
 from app.extensions import db
 from app.models.audit import AuditLog
+from app.models.kyc import KycSubmission
 from app.models.user import PLAYER, USER_STATUSES, User
-from app.services import player_admin
+from app.money import format_minor, parse_minor
+from app.services import identity, player_admin, rounds, wallet
+from app.services import responsible_gaming as rg
 
 SORTABLE = {
     "id": User.id,
@@ -74,7 +78,83 @@ def player_detail(player_id: int):
             .order_by(AuditLog.id.desc())
             .limit(20)
         ).all()
-    return render_template("console/players/detail.html", player=player, history=history)
+    return render_template(
+        "console/players/detail.html",
+        player=player,
+        history=history,
+        **_money_context(player),
+        **_profile_context(player),
+    )
+
+
+def _money_context(player: User) -> dict:
+    return {"wallets": wallet.balances(player.id)}
+
+
+def _profile_context(player: User) -> dict:
+    """Ledger, bets, limits, KYC and sign-ins, each read through its own service."""
+    context: dict = {"ledger": [], "bets": [], "bet_summary": {}}
+    if current_user.can("transactions.read"):
+        context["ledger"], context["ledger_total"] = wallet.transactions(
+            wallet.LedgerFilter(user_id=player.id), offset=0, limit=10
+        )
+        bet_filter = rounds.BetFilter(user_id=player.id)
+        context["bets"], context["bets_total"] = rounds.bets(bet_filter, offset=0, limit=10)
+        context["bet_summary"] = rounds.bet_summary(bet_filter)
+    context["limits"] = rg.limits_of(player.id)
+    context["exclusion"] = rg.active_exclusion(player.id)
+    context["kyc_submissions"] = db.session.scalars(
+        select(KycSubmission)
+        .where(KycSubmission.user_id == player.id)
+        .order_by(KycSubmission.id.desc())
+        .limit(5)
+    ).all()
+    context["logins"], context["logins_total"] = identity.login_history(player.id, page=1, limit=10)
+    return context
+
+
+@bp.route("/players/<int:player_id>/adjust-balance", methods=["GET", "POST"])
+@console_view("balances.adjust")
+def player_adjust(player_id: int):
+    """A manual credit or debit through ``wallet.adjust`` (audited there), reason required."""
+    player = _player_or_404(player_id)
+    form = AdjustBalanceForm()
+    currencies = sorted({w.currency for w in wallet.balances(player.id)} | {player.currency})
+    form.currency.choices = [(c, c) for c in currencies]
+    if request.method == "GET":
+        form.currency.data = player.currency
+
+    def act(context: str):
+        try:
+            amount = parse_minor(form.amount.data, form.currency.data, allow_negative=True)
+        except ValueError as exc:
+            raise ValidationError.field("amount", str(exc)) from None
+        posting = wallet.adjust(
+            player.id,
+            form.currency.data,
+            amount,
+            reason=form.reason.data,
+            balance_type=form.balance_type.data,
+            actor=current_user,
+        )
+        verb = "Credited" if amount > 0 else "Debited"
+        shown = format_minor(abs(amount), posting.currency)
+        return (
+            "console/players/_wallets.html",
+            {"player": player, **_money_context(player)},
+            f"{verb} {shown} {posting.currency} ({form.balance_type.data}) for {player.username}.",
+            url_for("console.player_detail", player_id=player.id),
+        )
+
+    dialog = {
+        "title": f"Adjust balance of {player.username}",
+        "action_url": url_for("console.player_adjust", player_id=player.id),
+        "submit_label": "Post adjustment",
+        "danger": False,
+        "description": "The movement is written to the ledger as an adjustment with your "
+        "name and reason. A debit cannot take the balance below zero.",
+    }
+    return decisions.run(form, contexts={"panel": "#player-wallets"}, dialog=dialog, act=act)
 
 
 @bp.route(

@@ -1,0 +1,92 @@
+"""``/api/admin/reports/*`` and ``/api/admin/dashboard/overview`` (permission ``reports.read``):
+the JSON twins of the console's reports, from the same service functions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.auth import permission_required
+from app.errors import ValidationError
+from app.models.base import utcnow
+from app.schemas import Currency, envelope_of
+from app.services import financial_reports, reports
+
+blp = Blueprint("admin_reports", __name__, url_prefix="/api/admin", description="Staff: reports")
+
+_FIGURES = {
+    name: fields.String(metadata={"example": "152.40"}) for name in financial_reports.FIGURES
+}
+FiguresSchema = Schema.from_dict(_FIGURES, name="FinancialFigures")
+PeriodSchema = Schema.from_dict(
+    {
+        "period": fields.String(metadata={"description": "First day of the period (UTC), ISO"}),
+        **_FIGURES,
+    },
+    name="FinancialPeriod",
+)
+
+
+class FinancialReportSchema(Schema):
+    currency = fields.String()
+    group = fields.String()
+    date_from = fields.String()
+    date_to = fields.String()
+    rows = fields.List(fields.Nested(PeriodSchema))
+    totals = fields.Nested(FiguresSchema)
+
+
+class FinancialArgs(Schema):
+    date_from = fields.Date(metadata={"description": "Default: 29 days before date_to"})
+    date_to = fields.Date(metadata={"description": "Inclusive; default: today (UTC)"})
+    currency = Currency()
+    group = fields.String(load_default="day", validate=validate.OneOf(financial_reports.GROUPS))
+
+
+@blp.route("/reports/financial")
+class FinancialReport(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(FinancialArgs, location="query")
+    @blp.response(200, envelope_of(FinancialReportSchema))
+    def get(self, args):
+        """Bets, wins, GGR, bonus cost, payment fees, NGR, deposits and withdrawals per period,
+        computed from the ledger (definitions: docs/console.md)."""
+        date_to = args.get("date_to") or utcnow().date()
+        date_from = args.get("date_from") or date_to - timedelta(days=29)
+        currency = args.get("currency") or current_app.config["DEFAULT_CURRENCY"]
+        try:
+            report = financial_reports.financial(
+                date_from, date_to, currency=currency, group=args["group"]
+            )
+        except ValueError as exc:
+            raise ValidationError.field("date_from", str(exc)) from None
+        return {"data": financial_reports.report_json(report)}
+
+
+class DashboardOverviewArgs(Schema):
+    currency = Currency()
+
+
+class DashboardOverviewSchema(Schema):
+    generated_at = fields.String()
+    currency = fields.String()
+    sections = fields.Dict(metadata={"description": "KPI rows per section (players, money)"})
+    series = fields.Dict(metadata={"description": "Counts per UTC day"})
+    money_series = fields.Dict(metadata={"description": "Decimal strings per UTC day"})
+
+
+@blp.route("/dashboard/overview")
+class DashboardOverview(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(DashboardOverviewArgs, location="query")
+    @blp.response(200, envelope_of(DashboardOverviewSchema))
+    def get(self, args):
+        """The console dashboard as JSON: KPI sections and per-day series."""
+        overview = reports.dashboard_overview(currency=args.get("currency"))
+        return {"data": reports.as_json(overview)}

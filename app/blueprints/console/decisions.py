@@ -1,0 +1,52 @@
+"""One flow for every decision taken through the shared modal form.
+
+GET renders the form (in ``#modal-root`` for HTMX, as a plain page otherwise). A valid POST
+calls the service; on success the fragment named by the view (a table row or a detail panel)
+is rendered with ``swapped=True`` so ``after_action.html`` closes the modal and shows the
+flash; without HTMX it redirects. A domain error or an invalid form re-renders the form in the
+modal (``HX-Retarget``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import flash, redirect, render_template, request
+from flask_wtf import FlaskForm
+
+from app.blueprints.console.core import is_htmx
+from app.errors import AppError
+
+
+def run(
+    form: FlaskForm,
+    *,
+    contexts: dict[str, str],
+    dialog: dict[str, Any],
+    act: Callable[[str], tuple[str, dict[str, Any], str, str]],
+):
+    """``act(context)`` performs the decision and returns
+    ``(fragment_template, template_vars, flash_message, redirect_url)``."""
+    if request.method == "GET":
+        form.context.data = request.args.get("context", "panel")
+    context = form.context.data if form.context.data in contexts else "panel"
+    form.context.data = context
+    error = None
+    if form.validate_on_submit():
+        try:
+            fragment, values, message, url = act(context)
+        except AppError as exc:
+            error = exc.message
+        else:
+            flash(message, "success")
+            if not is_htmx():
+                return redirect(url)
+            return render_template(fragment, swapped=True, **values)
+    dialog = {**dialog, "target": contexts[context], "error": error}
+    status = 200 if request.method == "GET" else (409 if error else 400)
+    if is_htmx():
+        headers = {"HX-Retarget": "#modal-root", "HX-Reswap": "innerHTML"}
+        html = render_template("console/components/modal_form.html", form=form, dialog=dialog)
+        return html, 200, headers
+    return render_template("console/modal_page.html", form=form, dialog=dialog), status

@@ -1,0 +1,86 @@
+"""Reports: the financial report with its chart and CSV export."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Response, current_app, render_template, request
+
+from app.blueprints.console.charts import money_chart
+from app.blueprints.console.core import bp, console_view
+from app.models.base import utcnow
+from app.services import financial_reports
+
+
+def report_args(args) -> tuple[date, date, str, str, str | None]:
+    """Dates, currency and grouping from a query string; an error message instead of a 500."""
+    today = utcnow().date()
+    error = None
+    try:
+        date_to = date.fromisoformat(args.get("date_to") or today.isoformat())
+        date_from = date.fromisoformat(
+            args.get("date_from") or (date_to - timedelta(days=29)).isoformat()
+        )
+    except ValueError:
+        date_from, date_to, error = today - timedelta(days=29), today, "Dates are YYYY-MM-DD."
+    group = args.get("group", "day")
+    if group not in financial_reports.GROUPS:
+        group = "day"
+    currency = (args.get("currency") or current_app.config["DEFAULT_CURRENCY"]).strip().upper()
+    if not currency.isalpha() or len(currency) > 8:
+        currency, error = current_app.config["DEFAULT_CURRENCY"], "Unknown currency."
+    return date_from, date_to, currency, group, error
+
+
+@bp.get("/reports/financial")
+@console_view("reports.read")
+def financial_report():
+    date_from, date_to, currency, group, error = report_args(request.args)
+    try:
+        report = financial_reports.financial(date_from, date_to, currency=currency, group=group)
+    except ValueError as exc:
+        error = str(exc).capitalize() + "."
+        date_to = utcnow().date()
+        date_from = date_to - timedelta(days=29)
+        report = financial_reports.financial(date_from, date_to, currency=currency, group=group)
+    if request.args.get("format") == "csv":
+        name = f"financial-{currency}-{date_from}-{date_to}-{group}.csv"
+        return Response(
+            financial_reports.report_csv(report),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    labels = [r.period.isoformat() for r in report.rows]
+    charts = [
+        money_chart(
+            f"GGR per {group}",
+            labels,
+            [r.ggr for r in report.rows],
+            currency,
+            value_label="GGR",
+            caption=f"GGR (bets - wins) per {group}, UTC",
+        ),
+        money_chart(
+            f"NGR per {group}",
+            labels,
+            [r.ngr for r in report.rows],
+            currency,
+            value_label="NGR",
+            kind="line",
+            caption=f"NGR (GGR - bonus cost - payment fees) per {group}, UTC",
+        ),
+    ]
+    return render_template(
+        "console/reports/financial.html",
+        report=report,
+        charts=charts,
+        error=error,
+        figures=financial_reports.FIGURES,
+        groups=financial_reports.GROUPS,
+        filters={
+            "date_from": date_from.isoformat(),
+            "date_to": date_to.isoformat(),
+            "currency": currency,
+            "group": group,
+        },
+    )

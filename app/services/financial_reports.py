@@ -1,0 +1,234 @@
+"""The financial report: money per period from the ledger, one currency at a time.
+
+Definitions (minor units of ``currency``; every figure is a sum over ledger rows, whose
+``cash_delta + bonus_delta`` is the signed movement of the player's wallet):
+
+* **bets**: stakes (``bet`` rows, negated) minus stakes given back (``refund`` rows, and
+  ``rollback`` rows that credit the player, i.e. reverse a bet).
+* **wins**: ``win`` and ``jackpot_win`` rows, minus ``rollback`` rows that debit the player
+  (they reverse a win).
+* **GGR** = bets - wins.
+* **bonus cost**: bonus money granted (``bonus_grant``) minus bonus money forfeited
+  (``bonus_forfeit``).
+* **payment fees**: the gateway fees of the deposits and withdrawals completed in the period
+  (``payment_transactions.fee_minor``, bucketed by ``processed_at``): the ledger moves the
+  player's money, the fee is the operator's cost recorded on the payment.
+* **NGR** = GGR - bonus cost - payment fees.
+* **deposits**: ``deposit`` rows (cash credited); **withdrawals**: ``withdrawal`` rows (money
+  paid out of the held balance).
+
+Periods are UTC calendar days, ISO weeks (starting Monday) or calendar months, zero-filled.
+Read-only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from app.extensions import db
+from app.models.payments import PaymentTransaction
+from app.models.wallet import LedgerTransaction
+from app.money import format_minor
+
+GROUPS = ("day", "week", "month")
+FIGURES = (
+    "bets",
+    "wins",
+    "ggr",
+    "bonus_cost",
+    "payment_fees",
+    "ngr",
+    "deposits",
+    "withdrawals",
+)
+#: Longest window one request may ask for (a report, not a data export of the ledger).
+MAX_DAYS = 731
+
+
+@dataclass
+class FinancialRow:
+    period: date
+    bets: int = 0
+    wins: int = 0
+    bonus_cost: int = 0
+    payment_fees: int = 0
+    deposits: int = 0
+    withdrawals: int = 0
+
+    @property
+    def ggr(self) -> int:
+        return self.bets - self.wins
+
+    @property
+    def ngr(self) -> int:
+        return self.ggr - self.bonus_cost - self.payment_fees
+
+    def add(self, other: FinancialRow) -> None:
+        for f in fields(self):
+            if f.name != "period":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def figures(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in FIGURES}
+
+
+@dataclass
+class FinancialReport:
+    currency: str
+    group: str
+    date_from: date
+    date_to: date
+    rows: list[FinancialRow]
+    totals: FinancialRow
+
+
+def period_of(day: date, group: str) -> date:
+    if group == "week":
+        return day - timedelta(days=day.weekday())
+    if group == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _periods(date_from: date, date_to: date, group: str) -> list[date]:
+    out: list[date] = []
+    day = date_from
+    while day <= date_to:
+        start = period_of(day, group)
+        if not out or out[-1] != start:
+            out.append(start)
+        day += timedelta(days=1)
+    return out
+
+
+def _utc_day(column):
+    """The UTC calendar day of a timestamp column, as SQL."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
+    start = datetime(date_from.year, date_from.month, date_from.day, tzinfo=UTC)
+    end = datetime(date_to.year, date_to.month, date_to.day, tzinfo=UTC) + timedelta(days=1)
+    return start, end
+
+
+def financial(
+    date_from: date, date_to: date, *, currency: str, group: str = "day"
+) -> FinancialReport:
+    if group not in GROUPS:
+        raise ValueError(f"group is one of {', '.join(GROUPS)}")
+    if date_to < date_from:
+        raise ValueError("date_to is before date_from")
+    if (date_to - date_from).days >= MAX_DAYS:
+        raise ValueError(f"at most {MAX_DAYS} days per report")
+    currency = currency.upper()
+    start, end = _bounds(date_from, date_to)
+    rows = {p: FinancialRow(p) for p in _periods(date_from, date_to, group)}
+
+    t = LedgerTransaction
+    moved = t.cash_delta + t.bonus_delta
+    day = _utc_day(t.created_at).label("day")
+    credit = case((moved > 0, True), else_=False).label("credit")
+    ledger = db.session.execute(
+        select(
+            day,
+            t.type,
+            credit,
+            func.coalesce(func.sum(moved), 0),
+            func.coalesce(func.sum(t.held_delta), 0),
+        )
+        .where(t.currency == currency, t.created_at >= start, t.created_at < end)
+        .where(
+            t.type.in_(
+                (
+                    "bet",
+                    "refund",
+                    "rollback",
+                    "win",
+                    "jackpot_win",
+                    "bonus_grant",
+                    "bonus_forfeit",
+                    "deposit",
+                    "withdrawal",
+                )
+            )
+        )
+        .group_by(day, t.type, credit)
+    ).all()
+    for raw_day, type_, is_credit, amount, held in ledger:
+        row = rows[period_of(_as_date(raw_day), group)]
+        amount, held = int(amount), int(held)
+        if type_ == "bet" or type_ == "refund" or (type_ == "rollback" and is_credit):
+            row.bets -= amount
+        elif type_ in ("win", "jackpot_win") or type_ == "rollback":
+            row.wins += amount
+        elif type_ in ("bonus_grant", "bonus_forfeit"):
+            row.bonus_cost += amount
+        elif type_ == "deposit":
+            row.deposits += amount
+        elif type_ == "withdrawal":
+            row.withdrawals -= amount + held
+
+    p = PaymentTransaction
+    fee_day = _utc_day(p.processed_at).label("day")
+    fees = db.session.execute(
+        select(fee_day, func.coalesce(func.sum(p.fee_minor), 0))
+        .where(
+            p.currency == currency,
+            p.status == "completed",
+            p.processed_at >= start,
+            p.processed_at < end,
+        )
+        .group_by(fee_day)
+    ).all()
+    for raw_day, amount in fees:
+        rows[period_of(_as_date(raw_day), group)].payment_fees += int(amount)
+
+    ordered = [rows[k] for k in sorted(rows)]
+    totals = FinancialRow(date_from)
+    for row in ordered:
+        totals.add(row)
+    return FinancialReport(currency, group, date_from, date_to, ordered, totals)
+
+
+def report_json(report: FinancialReport) -> dict[str, Any]:
+    c = report.currency
+
+    def money(row: FinancialRow) -> dict[str, str]:
+        return {name: format_minor(value, c) for name, value in row.figures().items()}
+
+    return {
+        "currency": c,
+        "group": report.group,
+        "date_from": report.date_from.isoformat(),
+        "date_to": report.date_to.isoformat(),
+        "rows": [{"period": r.period.isoformat(), **money(r)} for r in report.rows],
+        "totals": money(report.totals),
+    }
+
+
+def report_csv(report: FinancialReport) -> str:
+    """One line per period plus a total line; amounts as exact decimal strings."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["period", "currency", *FIGURES])
+    c = report.currency
+    for row in [*report.rows, report.totals]:
+        label = row.period.isoformat() if row is not report.totals else "total"
+        writer.writerow([label, c, *(format_minor(v, c) for v in row.figures().values())])
+    return buf.getvalue()
+
+
+__all__ = ["FIGURES", "GROUPS", "FinancialReport", "FinancialRow", "financial"]
