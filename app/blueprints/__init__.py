@@ -84,9 +84,16 @@ def register_money_blueprints(app: Flask) -> None:
 def register_engagement_blueprints(app: Flask) -> None:
     """Jackpots, tournaments (issue 9); their play listeners join the callback transaction."""
     from app.blueprints.api import jackpots as jackpots_api
-    from app.services import jackpots
+    from app.blueprints.api import tournaments as tournaments_api
+    from app.services import jackpots, tournaments
 
-    for blp in (jackpots_api.blp, jackpots_api.admin_blp):
+    for blp in (
+        jackpots_api.blp,
+        jackpots_api.admin_blp,
+        tournaments_api.blp,
+        tournaments_api.admin_blp,
+    ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
     jackpots.install()
+    tournaments.install()

@@ -22,3 +22,11 @@ def jackpots_periodic() -> dict[str, int]:
     from app.services import jackpots
 
     return jackpots.run_periodic()
+
+
+@job
+def settle_tournaments() -> list[int]:
+    """Settle every tournament that has ended (a rerun pays nothing twice)."""
+    from app.services import tournaments
+
+    return tournaments.settle_due()
