@@ -82,8 +82,9 @@ def register_money_blueprints(app: Flask) -> None:
 
 
 def register_engagement_blueprints(app: Flask) -> None:
-    """Jackpots, tournaments (issue 9); their play listeners join the callback transaction."""
+    """Jackpots, tournaments, lottery draws (issue 9); play listeners join the bet transaction."""
     from app.blueprints.api import jackpots as jackpots_api
+    from app.blueprints.api import lottery as lottery_api
     from app.blueprints.api import tournaments as tournaments_api
     from app.services import jackpots, tournaments
 
@@ -92,6 +93,9 @@ def register_engagement_blueprints(app: Flask) -> None:
         jackpots_api.admin_blp,
         tournaments_api.blp,
         tournaments_api.admin_blp,
+        lottery_api.blp,
+        lottery_api.user_blp,
+        lottery_api.admin_blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)

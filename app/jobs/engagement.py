@@ -30,3 +30,11 @@ def settle_tournaments() -> list[int]:
     from app.services import tournaments
 
     return tournaments.settle_due()
+
+
+@job
+def run_lottery_draws() -> list[int]:
+    """Draw every lottery draw whose time has come (a rerun pays nothing twice)."""
+    from app.services import lottery
+
+    return lottery.draw_due()

@@ -13,6 +13,7 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.jobs.realtime.send_reality_checks", 60, "notifications"),
     ("app.jobs.engagement.jackpots_periodic", 10, "default"),
     ("app.jobs.engagement.settle_tournaments", 60, "payouts"),
+    ("app.jobs.engagement.run_lottery_draws", 60, "payouts"),
 ]
 
 #: Scheduled periodic jobs have fixed ids, so registering again overwrites instead of adding.

@@ -208,3 +208,79 @@ class TournamentParticipant(db.Model):
     rank: Mapped[int | None] = mapped_column(Integer)
     prize: Mapped[int | None] = mapped_column(BigInteger)
     ledger_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+LOTTERY_STATUSES = ("scheduled", "drawn", "cancelled")
+LOTTERY_PRIZE_TYPES = ("cash", "item")
+
+
+class LotteryDraw(db.Model):
+    """A draw: tickets on sale in a window, one winning ticket drawn provably fairly.
+
+    Fairness: ``server_seed_hash`` = sha256(server_seed) is public from creation (before sales
+    open); after sales close ``public_value`` = sha256 of the sold ticket ids; the winner is
+    derived from HMAC-SHA256(server_seed, public_value) and ``server_seed`` is revealed.
+    """
+
+    __tablename__ = "lottery_draws"
+    __table_args__ = (
+        CheckConstraint(_in("status", LOTTERY_STATUSES), name="status"),
+        CheckConstraint(_in("prize_type", LOTTERY_PRIZE_TYPES), name="prize_type"),
+        CheckConstraint("ticket_price > 0", name="price_positive"),
+        CheckConstraint("prize_amount >= 0", name="prize_non_negative"),
+        CheckConstraint("max_tickets > 0", name="max_tickets_positive"),
+        CheckConstraint("max_per_player > 0", name="max_per_player_positive"),
+        CheckConstraint("tickets_sold >= 0 AND tickets_sold <= max_tickets", name="sold_range"),
+        CheckConstraint(
+            "sales_close_at > sales_open_at AND draw_at >= sales_close_at", name="schedule"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(String(8))
+    prize_type: Mapped[str] = mapped_column(String(8), default="cash")
+    #: Cash prize in minor units (0 for an item prize, described in ``prize_description``).
+    prize_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    prize_description: Mapped[str | None] = mapped_column(Text)
+    ticket_price: Mapped[int] = mapped_column(BigInteger)
+    max_tickets: Mapped[int] = mapped_column(Integer)
+    max_per_player: Mapped[int] = mapped_column(Integer)
+    tickets_sold: Mapped[int] = mapped_column(Integer, default=0)
+    sales_open_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sales_close_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    draw_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(10), default="scheduled")
+    #: Secret until the draw; its hash is the public commitment.
+    server_seed: Mapped[str] = mapped_column(String(64))
+    server_seed_hash: Mapped[str] = mapped_column(String(64))
+    public_value: Mapped[str | None] = mapped_column(String(64))
+    winning_ticket_id: Mapped[int | None] = mapped_column(BigInteger)
+    winner_user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    prize_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LotteryTicket(db.Model):
+    __tablename__ = "lottery_tickets"
+    __table_args__ = (
+        UniqueConstraint("draw_id", "number", name="uq_lottery_ticket_number"),
+        CheckConstraint(_in("status", ("active", "refunded")), name="status"),
+        Index("ix_lottery_tickets_user", "user_id", "draw_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    draw_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("lottery_draws.id"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    #: 1..max_tickets within the draw, in sale order.
+    number: Mapped[int] = mapped_column(Integer)
+    price: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    #: The purchase's ledger transaction (one per purchase of ``count`` tickets).
+    purchase_transaction_id: Mapped[int] = mapped_column(BigInteger)
+    refund_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

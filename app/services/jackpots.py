@@ -398,7 +398,6 @@ def run_periodic() -> dict[str, int]:
         db.session.scalars(select(JackpotPool.id).where(JackpotPool.status == "active"))
     )
     pending = list(db.session.scalars(select(JackpotWin.id).where(JackpotWin.status == "pending")))
-    db.session.rollback()
     for win_id in pending:
         award(win_id)
     dropped = 0

@@ -314,7 +314,6 @@ def settle_due() -> list[int]:
             )
         )
     )
-    db.session.rollback()
     for tid in ids:
         settle(tid)
     return ids
