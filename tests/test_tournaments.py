@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from app.events import subscribe
@@ -250,4 +255,42 @@ def test_prize_posting_balances_in_the_ledger(client, factory):
     tournaments.settle(tour.id)
     wallet_rows = wallet.balances(table.user_id)
     assert [w.balance for w in wallet_rows] == [100_00 - 1_00 + 5_00]
+    reconcile_clean()
+
+
+@pytest.mark.postgres
+def test_racing_first_bets_fill_a_capped_free_tournament_exactly_without_deadlock(
+    app, requires_postgres, committed_db, client, factory
+):
+    tour = make_tournament(factory, max_participants=3)
+    tables = [open_table(client, factory) for _ in range(8)]
+    barrier = threading.Barrier(8, timeout=30)
+
+    def send(table: Table) -> str:
+        body = json.dumps(
+            {
+                "action": "bet",
+                "session_token": table.token,
+                "game_id": table.game_external,
+                "currency": "EUR",
+                "transaction_id": "t1",
+                "round_id": "r1",
+                "amount": "1.00",
+            }
+        ).encode()
+        with app.test_client() as c:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            r = c.post(
+                f"/api/provider-callback/{table.provider_code}",
+                data=body,
+                headers={"Content-Type": "application/json", "X-Signature": table.sign(body)},
+            )
+            db.session.remove()
+            return r.get_json()["status"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(send, tables))
+    assert statuses == ["ok"] * 8
+    assert len(board(tour.id)) == 3
     reconcile_clean()

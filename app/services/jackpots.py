@@ -208,12 +208,14 @@ def drop_commitment(point: int, salt: str) -> str:
 def award(win_id: int) -> JackpotWin:
     """Pay a pending win (job; idempotent: a paid win is returned as it is)."""
     with atomic():
-        win = lock_one(JackpotWin, JackpotWin.id == win_id)
-        if win is None:
+        pool_id = db.session.scalar(select(JackpotWin.pool_id).where(JackpotWin.id == win_id))
+        if pool_id is None:
             raise NotFound("Jackpot win not found")
+        # Pool first, then win: the same order as every other writer (no deadlock).
+        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
+        win = lock_one(JackpotWin, JackpotWin.id == win_id)
         if win.status == "paid":
             return win
-        pool = lock_one(JackpotPool, JackpotPool.id == win.pool_id)
         _pay_locked(pool, win)
         return win
 

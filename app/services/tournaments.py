@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -106,6 +106,19 @@ def on_play(event: play_events.PlayEvent) -> None:
         on_commit(lambda: tick(touched))
 
 
+_ENROL_LOCK = 0x4A58_5452  # "JXTR"
+
+
+def enrolment_lock(tournament_id: int) -> None:
+    """Transaction-scoped advisory lock serializing enrolments of one tournament (PostgreSQL;
+    SQLite serializes writers anyway)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(:a, :b)"),
+            {"a": _ENROL_LOCK, "b": tournament_id % (1 << 31)},
+        )
+
+
 def _enrol_free(tour: Any, user_id: int) -> bool:
     """Free entry: the first qualifying bet enrols the player (while places remain)."""
     p = TournamentParticipant
@@ -113,8 +126,10 @@ def _enrol_free(tour: Any, user_id: int) -> bool:
     if exists is not None:
         return True
     if tour.max_participants is not None:
-        # Rare (first bet per player): serialize on the tournament row to honour the cap.
-        lock_one(Tournament, Tournament.id == tour.id)
+        # Rare (first bet per player): serialize enrolments to honour the cap. Not the row
+        # lock: this transaction holds the row FOR KEY SHARE, and two bets upgrading it would
+        # deadlock.
+        enrolment_lock(tour.id)
         count = db.session.scalar(select(func.count(p.id)).where(p.tournament_id == tour.id))
         if count >= tour.max_participants:
             return False
@@ -201,6 +216,7 @@ def join(tournament_id: int, user: Any) -> TournamentParticipant:
             raise NotFound("Tournament not found")
         if tour.status != "scheduled" or tour.ends_at <= utcnow():
             raise Conflict("This tournament is over")
+        enrolment_lock(tour.id)
         p = TournamentParticipant
         existing = db.session.scalar(
             select(p).where(p.tournament_id == tour.id, p.user_id == user.id)
