@@ -15,6 +15,7 @@ from app.events import subscribe
 from app.extensions import db
 from app.models.audit import AuditLog
 from app.models.engagement import JackpotContribution, JackpotPool, JackpotWin
+from app.models.realtime import Notification
 from app.models.wallet import LedgerTransaction
 from app.services import jackpots
 from tests.moneykit import open_table, reconcile_clean
@@ -97,6 +98,10 @@ def test_a_random_hit_pays_the_pool_once_and_restarts_it_at_the_seed(client, fac
     assert updates
     assert updates[-1].room == "global"
     assert any(e.data.get("won", {}).get("amount") == "51.00" for e in updates)
+    inbox = db.session.scalars(
+        sa.select(Notification.type).where(Notification.user_id == table.user_id)
+    ).all()
+    assert inbox == ["jackpot_win"]
     clean_books()
 
 

@@ -35,14 +35,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.db import atomic, lock_one, on_commit
 from app.errors import AccessDenied, Conflict, NotFound, ValidationError
-from app.events import publish, user_room
+from app.events import publish
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.engagement import JackpotContribution, JackpotPool, JackpotWin
 from app.models.user import ADMIN
 from app.models.wallet import LedgerTransaction
 from app.money import MoneyError, format_minor, normalize_currency, parse_minor
-from app.services import audit, play_events, wallet
+from app.services import audit, notifications, play_events, wallet
 
 SOURCE = "jackpots"
 ROOM = "global"
@@ -261,15 +261,13 @@ def _pay_locked(pool: JackpotPool, win: JackpotWin) -> None:
         },
     }
     publish("jackpot.update", payload, room=ROOM)
-    publish(
-        "notification",
-        {
-            "type": "jackpot_win",
-            "title": "Jackpot!",
-            "message": f"You won {format_minor(won, win.currency)} {win.currency} ({pool.name})",
-            "data": {"win_id": win.id, "pool_id": pool.id},
-        },
-        room=user_room(win.user_id),
+    notifications.notify(
+        win.user_id,
+        "jackpot_win",
+        "Jackpot!",
+        f"You won {format_minor(won, win.currency)} {win.currency} ({pool.name})",
+        data={"win_id": win.id, "pool_id": pool.id},
+        dedupe_key=f"jackpot_win:{win.id}",
     )
 
 

@@ -27,12 +27,11 @@ from sqlalchemy import func, select
 
 from app.db import atomic, lock_one
 from app.errors import Conflict, NotFound, ValidationError
-from app.events import publish, user_room
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.engagement import LotteryDraw, LotteryTicket
 from app.money import MoneyError, format_minor, normalize_currency, parse_minor
-from app.services import audit, play_guard, wallet
+from app.services import audit, notifications, play_guard, wallet
 
 SOURCE = "lottery"
 HOUSE = "house:lottery"
@@ -290,15 +289,13 @@ def run_draw(draw_id: int) -> LotteryDraw:
             )
             draw.prize_transaction_id = posting.transaction_id
         db.session.flush()
-        publish(
-            "notification",
-            {
-                "type": "lottery_win",
-                "title": draw.title,
-                "message": f"Your ticket #{ticket.number} won the draw",
-                "data": {"draw_id": draw.id, "ticket_id": ticket.id},
-            },
-            room=user_room(ticket.user_id),
+        notifications.notify(
+            ticket.user_id,
+            "lottery_win",
+            draw.title,
+            f"Your ticket #{ticket.number} won the draw",
+            data={"draw_id": draw.id, "ticket_id": ticket.id},
+            dedupe_key=f"lottery_win:{draw.id}",
         )
         return draw
 

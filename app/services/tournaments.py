@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.db import atomic, lock_one, on_commit
 from app.errors import Conflict, NotFound, ValidationError
-from app.events import publish, user_room
+from app.events import publish
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.engagement import (
@@ -40,7 +40,7 @@ from app.models.engagement import (
 )
 from app.models.games import GameRound
 from app.money import MoneyError, format_minor, normalize_currency, parse_minor
-from app.services import audit, play_events, wallet
+from app.services import audit, notifications, play_events, wallet
 
 SOURCE = "tournaments"
 MULTIPLIER_SCALE = 10_000
@@ -304,16 +304,13 @@ def settle(tournament_id: int) -> Tournament:
             )
             part.prize = prize
             part.ledger_transaction_id = posting.transaction_id
-            publish(
-                "notification",
-                {
-                    "type": "tournament_prize",
-                    "title": tour.name,
-                    "message": f"Rank {rank}: you won {format_minor(prize, tour.currency)} "
-                    f"{tour.currency}",
-                    "data": {"tournament_id": tour.id, "rank": rank},
-                },
-                room=user_room(part.user_id),
+            notifications.notify(
+                part.user_id,
+                "tournament_prize",
+                tour.name,
+                f"Rank {rank}: you won {format_minor(prize, tour.currency)} {tour.currency}",
+                data={"tournament_id": tour.id, "rank": rank},
+                dedupe_key=f"tournament_prize:{tour.id}:{rank}",
             )
         tour.status = "settled"
         tour.settled_at = utcnow()
