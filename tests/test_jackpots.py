@@ -247,3 +247,28 @@ def test_concurrent_bets_contribute_exactly(app, requires_postgres, committed_db
     jackpots.rollup(pool.id)
     assert amount(pool.id) == 10_00 + expected
     clean_books()
+
+
+def test_ticker_updates_are_throttled_per_pool(app, client, factory, monkeypatch):
+    monkeypatch.setitem(
+        app.config, "JACKPOT_TICK_SECONDS", 60
+    )  # a slow machine stays in the window
+    pool = make_pool(factory)
+    table = open_table(client, factory)
+    seen = []
+    unsubscribe = subscribe(seen.append)
+    try:
+        for n in range(5):
+            table.bet(f"b{n}", "1.00", round_id=f"r{n}")
+    finally:
+        unsubscribe()
+    ticks = [e for e in seen if e.name == "jackpot.update"]
+    assert len(ticks) == 1  # one push per window
+    assert ticks[0].data["id"] == pool.id
+    assert ticks[0].room == "global"
+
+
+def test_unknown_jackpot_is_not_found(client):
+    r = client.get("/api/jackpots/999999")
+    assert r.status_code == 404
+    assert r.get_json()["code"] == "NOT_FOUND"

@@ -294,3 +294,22 @@ def test_racing_first_bets_fill_a_capped_free_tournament_exactly_without_deadloc
     assert statuses == ["ok"] * 8
     assert len(board(tour.id)) == 3
     reconcile_clean()
+
+
+def test_live_board_pushes_are_throttled_per_tournament(app, client, factory, monkeypatch):
+    monkeypatch.setitem(
+        app.config, "TOURNAMENT_TICK_SECONDS", 60
+    )  # a slow machine stays in the window
+    tour = make_tournament(factory)
+    table = open_table(client, factory)
+    seen = []
+    unsubscribe = subscribe(seen.append)
+    try:
+        for n in range(4):
+            bet(table, f"b{n}", "1.00")
+    finally:
+        unsubscribe()
+    pushes = [e for e in seen if e.name == "tournament.update"]
+    assert len(pushes) == 1
+    assert pushes[0].room == f"tournament:{tour.id}"
+    assert pushes[0].data["top"][0]["score"] == "1.00"
