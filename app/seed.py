@@ -121,6 +121,7 @@ def seed_demo() -> list[dict[str, str]]:
     seed_money()
     seed_gateways()
     seed_originals()
+    seed_engagement()
     return logins
 
 
@@ -199,3 +200,90 @@ def seed_money() -> list[str]:
                 )
         lines.append(f"{username}: {currency} wallet funded")
     return lines
+
+
+def seed_engagement() -> None:
+    """A tiered jackpot, a running tournament and a lottery draw on JxOriginals (idempotent)."""
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+    from app.models.engagement import JackpotPool, LotteryDraw, Tournament
+    from app.models.games import Game, Provider
+    from app.services import jackpots, lottery, tournaments
+    from app.services.originals.wallet_client import PROVIDER_CODE
+
+    game_ids = list(
+        db.session.scalars(
+            select(Game.id)
+            .join(Provider, Provider.id == Game.provider_id)
+            .where(Provider.code == PROVIDER_CODE)
+        )
+    )
+    if not game_ids:
+        return
+    for tier, seed, percent, must_drop, odds in (
+        ("mini", "10.00", "0.5", "50.00", 20_000),
+        ("major", "100.00", "0.5", "1000.00", 500_000),
+    ):
+        name = f"JxOriginals {tier.title()}"
+        if db.session.scalar(select(JackpotPool.id).where(JackpotPool.name == name)):
+            continue
+        jackpots.create_pool(
+            {
+                "name": name,
+                "currency": "EUR",
+                "tier": tier,
+                "group_code": "jxoriginals",
+                "seed_amount": seed,
+                "contribution_percent": percent,
+                "must_drop_by": must_drop,
+                "hit_odds": odds,
+                "min_bet": "0.10",
+                "game_ids": game_ids,
+            },
+            actor=None,
+        )
+    now = utcnow()
+    running = db.session.scalar(
+        select(Tournament.id).where(
+            Tournament.name == "JxOriginals Weekly Race",
+            Tournament.status == "scheduled",
+            Tournament.ends_at > now,
+        )
+    )
+    if running is None:
+        tournaments.create(
+            {
+                "name": "JxOriginals Weekly Race",
+                "description": "Most wagered on JxOriginals in a week wins.",
+                "currency": "EUR",
+                "game_ids": game_ids,
+                "starts_at": now,
+                "ends_at": now + timedelta(days=7),
+                "entry": "free",
+                "scoring": "wagered",
+                "min_bet": "0.10",
+                "prizes": ["100.00", "50.00", "25.00"],
+            },
+            actor=None,
+        )
+    open_draw = db.session.scalar(
+        select(LotteryDraw.id).where(
+            LotteryDraw.title == "JackpotX Demo Draw", LotteryDraw.status == "scheduled"
+        )
+    )
+    if open_draw is None:
+        lottery.create(
+            {
+                "title": "JackpotX Demo Draw",
+                "description": "One ticket in the draw, one winner of EUR 100.",
+                "currency": "EUR",
+                "prize_amount": "100.00",
+                "ticket_price": "1.00",
+                "max_tickets": 1000,
+                "max_per_player": 50,
+                "sales_open_at": now,
+                "sales_close_at": now + timedelta(days=3),
+            },
+            actor=None,
+        )

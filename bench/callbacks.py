@@ -81,6 +81,11 @@ def parse_args() -> argparse.Namespace:
         "--profile-idle", action="store_true", help="py-spy also samples waits (wall time)"
     )
     p.add_argument("--keep-db", action="store_true", help="do not drop the database afterwards")
+    p.add_argument(
+        "--engagement",
+        action="store_true",
+        help="an active jackpot pool and a running free tournament hear every bet (issue 9)",
+    )
     args = p.parse_args()
     if args.hot:
         args.players = 1
@@ -131,7 +136,9 @@ def app_env(args: argparse.Namespace, db_url: str) -> dict[str, str]:
     }
 
 
-def seed(env: dict[str, str], players: int) -> tuple[str, list[str], list[int]]:
+def seed(
+    env: dict[str, str], players: int, engagement: bool = False
+) -> tuple[str, list[str], list[int]]:
     """Tables, provider, game, funded players with open sessions: (secret, tokens, wallet ids)."""
     from app import create_app
     from app.db import atomic
@@ -153,6 +160,8 @@ def seed(env: dict[str, str], players: int) -> tuple[str, list[str], list[int]]:
                 PROVIDER, [{"external_id": GAME, "name": "Bench", "category": "dice"}]
             )
         game_id = db.session.execute(sa.text("SELECT id FROM games")).scalar_one()
+        if engagement:
+            seed_engagement()
         for i in range(players):
             with atomic():
                 user = users.create_user(
@@ -175,6 +184,36 @@ def seed(env: dict[str, str], players: int) -> tuple[str, list[str], list[int]]:
         db.session.remove()
         db.engine.dispose()
     return secret, tokens, wallets
+
+
+def seed_engagement() -> None:
+    """One jackpot pool (1 %, no random hit) and one running free tournament in EUR."""
+    from datetime import timedelta
+
+    from app.db import atomic
+    from app.models.base import utcnow
+    from app.services import jackpots, tournaments
+
+    with atomic():
+        jackpots.create_pool(
+            {
+                "name": "Bench",
+                "currency": CURRENCY,
+                "seed_amount": "100",
+                "contribution_percent": "1",
+            },
+            actor=None,
+        )
+        tournaments.create(
+            {
+                "name": "Bench race",
+                "currency": CURRENCY,
+                "starts_at": utcnow() - timedelta(minutes=1),
+                "ends_at": utcnow() + timedelta(days=1),
+                "prizes": ["10"],
+            },
+            actor=None,
+        )
 
 
 def reconcile(env: dict[str, str]) -> list[str]:
@@ -452,7 +491,7 @@ def main() -> None:
     try:
         env = app_env(args, db_url)
         t0 = time.monotonic()
-        secret, tokens, wallet_ids = seed(env, args.players)
+        secret, tokens, wallet_ids = seed(env, args.players, args.engagement)
         print(f"seeded {len(tokens)} players in {time.monotonic() - t0:.1f} s")
         port = free_port()
         server = start_server(env, port)

@@ -56,6 +56,7 @@ def register_blueprints(app: Flask) -> None:
         rest_api.register_blueprint(blp)
 
     register_money_blueprints(app)
+    register_engagement_blueprints(app)
 
 
 def register_money_blueprints(app: Flask) -> None:
@@ -78,3 +79,25 @@ def register_money_blueprints(app: Flask) -> None:
     )(callbacks.blp)
     csrf.exempt(callbacks.blp)  # signed server-to-server calls, no cookies
     rest_api.register_blueprint(callbacks.blp)
+
+
+def register_engagement_blueprints(app: Flask) -> None:
+    """Jackpots, tournaments, lottery draws (issue 9); play listeners join the bet transaction."""
+    from app.blueprints.api import jackpots as jackpots_api
+    from app.blueprints.api import lottery as lottery_api
+    from app.blueprints.api import tournaments as tournaments_api
+    from app.services import jackpots, tournaments
+
+    for blp in (
+        jackpots_api.blp,
+        jackpots_api.admin_blp,
+        tournaments_api.blp,
+        tournaments_api.admin_blp,
+        lottery_api.blp,
+        lottery_api.user_blp,
+        lottery_api.admin_blp,
+    ):
+        csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
+        rest_api.register_blueprint(blp)
+    jackpots.install()
+    tournaments.install()

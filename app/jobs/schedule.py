@@ -12,6 +12,9 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.jobs.realtime.relay_outbox", 10, "default"),
     ("app.jobs.realtime.send_reality_checks", 60, "notifications"),
     ("app.jobs.rounds.settle_stale_rounds", 600, "settlement"),
+    ("app.jobs.engagement.jackpots_periodic", 10, "default"),
+    ("app.jobs.engagement.settle_tournaments", 60, "payouts"),
+    ("app.jobs.engagement.run_lottery_draws", 60, "payouts"),
 ]
 
 #: Scheduled periodic jobs have fixed ids, so registering again overwrites instead of adding.

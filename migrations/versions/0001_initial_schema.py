@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 16:00:12.774217
+Create Date: 2026-11-23 16:49:41.867797
 
 """
 from alembic import op
@@ -92,6 +92,42 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_game_providers')),
     sa.UniqueConstraint('code', name=op.f('uq_game_providers_code'))
     )
+    op.create_table('jackpot_pools',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('tier', sa.String(length=20), nullable=True),
+    sa.Column('group_code', sa.String(length=40), nullable=True),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('seed_amount', sa.BigInteger(), nullable=False),
+    sa.Column('contribution_bps', sa.Integer(), nullable=False),
+    sa.Column('cap_amount', sa.BigInteger(), nullable=True),
+    sa.Column('must_drop_by', sa.BigInteger(), nullable=True),
+    sa.Column('hit_odds', sa.BigInteger(), nullable=True),
+    sa.Column('min_bet', sa.BigInteger(), nullable=False),
+    sa.Column('game_ids', sa.JSON(), nullable=True),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('base_contribution_id', sa.BigInteger(), nullable=False),
+    sa.Column('rolled_through_id', sa.BigInteger(), nullable=False),
+    sa.Column('rolled_amount', sa.BigInteger(), nullable=False),
+    sa.Column('drop_point', sa.BigInteger(), nullable=True),
+    sa.Column('drop_salt', sa.String(length=64), nullable=True),
+    sa.Column('drop_commitment', sa.String(length=64), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('active', 'paused')", name=op.f('ck_jackpot_pools_status')),
+    sa.CheckConstraint('cap_amount IS NULL OR cap_amount > seed_amount', name=op.f('ck_jackpot_pools_cap_above_seed')),
+    sa.CheckConstraint('contribution_bps > 0 AND contribution_bps <= 10000', name=op.f('ck_jackpot_pools_bps_range')),
+    sa.CheckConstraint('hit_odds IS NULL OR hit_odds >= 1', name=op.f('ck_jackpot_pools_hit_odds_positive')),
+    sa.CheckConstraint('min_bet >= 0', name=op.f('ck_jackpot_pools_min_bet_non_negative')),
+    sa.CheckConstraint('must_drop_by IS NULL OR must_drop_by > seed_amount', name=op.f('ck_jackpot_pools_must_drop_above_seed')),
+    sa.CheckConstraint('rolled_amount >= 0', name=op.f('ck_jackpot_pools_rolled_non_negative')),
+    sa.CheckConstraint('seed_amount >= 0', name=op.f('ck_jackpot_pools_seed_non_negative')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jackpot_pools'))
+    )
+    with op.batch_alter_table('jackpot_pools', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_jackpot_pools_currency'), ['currency'], unique=False)
+
     op.create_table('originals_credentials',
     sa.Column('provider_code', sa.String(length=50), nullable=False),
     sa.Column('secret_encrypted', sa.Text(), nullable=False),
@@ -436,6 +472,53 @@ def upgrade():
     with op.batch_alter_table('game_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_game_sessions_user_id'), ['user_id'], unique=False)
 
+    op.create_table('jackpot_contributions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('pool_id', sa.BigInteger(), nullable=False),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('transaction_id', sa.BigInteger(), nullable=False),
+    sa.Column('bet_amount', sa.BigInteger(), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('amount > 0', name=op.f('ck_jackpot_contributions_amount_positive')),
+    sa.ForeignKeyConstraint(['pool_id'], ['jackpot_pools.id'], name=op.f('fk_jackpot_contributions_pool_id_jackpot_pools')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_jackpot_contributions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jackpot_contributions')),
+    sa.UniqueConstraint('transaction_id', 'pool_id', name='uq_jackpot_contribution_bet')
+    )
+    with op.batch_alter_table('jackpot_contributions', schema=None) as batch_op:
+        batch_op.create_index('ix_jackpot_contributions_pool_id', ['pool_id', 'id'], unique=False)
+
+    op.create_table('jackpot_wins',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('pool_id', sa.BigInteger(), nullable=False),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('trigger', sa.String(length=12), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('contribution_id', sa.BigInteger(), nullable=True),
+    sa.Column('amount', sa.BigInteger(), nullable=True),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('ledger_transaction_id', sa.BigInteger(), nullable=True),
+    sa.Column('actor_id', sa.BigInteger(), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('paid_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'paid')", name=op.f('ck_jackpot_wins_status')),
+    sa.CheckConstraint("trigger IN ('random', 'must_drop', 'manual')", name=op.f('ck_jackpot_wins_trigger')),
+    sa.CheckConstraint('amount IS NULL OR amount >= 0', name=op.f('ck_jackpot_wins_amount_non_negative')),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_jackpot_wins_actor_id_users')),
+    sa.ForeignKeyConstraint(['pool_id'], ['jackpot_pools.id'], name=op.f('fk_jackpot_wins_pool_id_jackpot_pools')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_jackpot_wins_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jackpot_wins')),
+    sa.UniqueConstraint('pool_id', 'cycle', name='uq_jackpot_win_cycle')
+    )
+    with op.batch_alter_table('jackpot_wins', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_jackpot_wins_pool_id'), ['pool_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_jackpot_wins_user_id'), ['user_id'], unique=False)
+
     op.create_table('kyc_submissions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -474,6 +557,47 @@ def upgrade():
     with op.batch_alter_table('login_history', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_login_history_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_login_history_user_created', ['user_id', 'created_at'], unique=False)
+
+    op.create_table('lottery_draws',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('prize_type', sa.String(length=8), nullable=False),
+    sa.Column('prize_amount', sa.BigInteger(), nullable=False),
+    sa.Column('prize_description', sa.Text(), nullable=True),
+    sa.Column('ticket_price', sa.BigInteger(), nullable=False),
+    sa.Column('max_tickets', sa.Integer(), nullable=False),
+    sa.Column('max_per_player', sa.Integer(), nullable=False),
+    sa.Column('tickets_sold', sa.Integer(), nullable=False),
+    sa.Column('sales_open_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sales_close_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('draw_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('server_seed', sa.String(length=64), nullable=False),
+    sa.Column('server_seed_hash', sa.String(length=64), nullable=False),
+    sa.Column('public_value', sa.String(length=64), nullable=True),
+    sa.Column('winning_ticket_id', sa.BigInteger(), nullable=True),
+    sa.Column('winner_user_id', sa.BigInteger(), nullable=True),
+    sa.Column('prize_transaction_id', sa.BigInteger(), nullable=True),
+    sa.Column('drawn_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_reason', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("prize_type IN ('cash', 'item')", name=op.f('ck_lottery_draws_prize_type')),
+    sa.CheckConstraint("status IN ('scheduled', 'drawn', 'cancelled')", name=op.f('ck_lottery_draws_status')),
+    sa.CheckConstraint('max_per_player > 0', name=op.f('ck_lottery_draws_max_per_player_positive')),
+    sa.CheckConstraint('max_tickets > 0', name=op.f('ck_lottery_draws_max_tickets_positive')),
+    sa.CheckConstraint('prize_amount >= 0', name=op.f('ck_lottery_draws_prize_non_negative')),
+    sa.CheckConstraint('sales_close_at > sales_open_at AND draw_at >= sales_close_at', name=op.f('ck_lottery_draws_schedule')),
+    sa.CheckConstraint('ticket_price > 0', name=op.f('ck_lottery_draws_price_positive')),
+    sa.CheckConstraint('tickets_sold >= 0 AND tickets_sold <= max_tickets', name=op.f('ck_lottery_draws_sold_range')),
+    sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_lottery_draws_created_by_users')),
+    sa.ForeignKeyConstraint(['winner_user_id'], ['users.id'], name=op.f('fk_lottery_draws_winner_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lottery_draws'))
+    )
+    with op.batch_alter_table('lottery_draws', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_lottery_draws_draw_at'), ['draw_at'], unique=False)
 
     op.create_table('notifications',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -675,6 +799,36 @@ def upgrade():
     with op.batch_alter_table('token_families', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_token_families_user_id'), ['user_id'], unique=False)
 
+    op.create_table('tournaments',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('game_ids', sa.JSON(), nullable=True),
+    sa.Column('starts_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('entry', sa.String(length=10), nullable=False),
+    sa.Column('scoring', sa.String(length=12), nullable=False),
+    sa.Column('min_bet', sa.BigInteger(), nullable=False),
+    sa.Column('max_participants', sa.Integer(), nullable=True),
+    sa.Column('prizes', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('settled_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_by', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("entry IN ('free', 'opt_in')", name=op.f('ck_tournaments_entry')),
+    sa.CheckConstraint("scoring IN ('wagered', 'won', 'multiplier', 'net')", name=op.f('ck_tournaments_scoring')),
+    sa.CheckConstraint("status IN ('scheduled', 'settled', 'cancelled')", name=op.f('ck_tournaments_status')),
+    sa.CheckConstraint('ends_at > starts_at', name=op.f('ck_tournaments_window')),
+    sa.CheckConstraint('max_participants IS NULL OR max_participants > 0', name=op.f('ck_tournaments_max_participants_positive')),
+    sa.CheckConstraint('min_bet >= 0', name=op.f('ck_tournaments_min_bet_non_negative')),
+    sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_tournaments_created_by_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tournaments'))
+    )
+    with op.batch_alter_table('tournaments', schema=None) as batch_op:
+        batch_op.create_index('ix_tournaments_window', ['status', 'ends_at'], unique=False)
+
     op.create_table('wallets',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -759,6 +913,25 @@ def upgrade():
         batch_op.create_index('ix_ledger_transactions_reference', ['reference_type', 'reference_id'], unique=False)
         batch_op.create_index('ix_ledger_transactions_user_created', ['user_id', 'created_at'], unique=False)
 
+    op.create_table('lottery_tickets',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('draw_id', sa.BigInteger(), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('price', sa.BigInteger(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('purchase_transaction_id', sa.BigInteger(), nullable=False),
+    sa.Column('refund_transaction_id', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('active', 'refunded')", name=op.f('ck_lottery_tickets_status')),
+    sa.ForeignKeyConstraint(['draw_id'], ['lottery_draws.id'], name=op.f('fk_lottery_tickets_draw_id_lottery_draws')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_lottery_tickets_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lottery_tickets')),
+    sa.UniqueConstraint('draw_id', 'number', name='uq_lottery_ticket_number')
+    )
+    with op.batch_alter_table('lottery_tickets', schema=None) as batch_op:
+        batch_op.create_index('ix_lottery_tickets_user', ['user_id', 'draw_id'], unique=False)
+
     op.create_table('refresh_tokens',
     sa.Column('jti', sa.String(length=64), nullable=False),
     sa.Column('family_id', sa.String(length=36), nullable=False),
@@ -774,6 +947,28 @@ def upgrade():
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_refresh_tokens_family_id'), ['family_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_refresh_tokens_user_id'), ['user_id'], unique=False)
+
+    op.create_table('tournament_participants',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('tournament_id', sa.BigInteger(), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('score', sa.BigInteger(), nullable=False),
+    sa.Column('wagered', sa.BigInteger(), nullable=False),
+    sa.Column('won', sa.BigInteger(), nullable=False),
+    sa.Column('bets', sa.Integer(), nullable=False),
+    sa.Column('score_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('joined_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('rank', sa.Integer(), nullable=True),
+    sa.Column('prize', sa.BigInteger(), nullable=True),
+    sa.Column('ledger_transaction_id', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['tournament_id'], ['tournaments.id'], name=op.f('fk_tournament_participants_tournament_id_tournaments')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_tournament_participants_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tournament_participants')),
+    sa.UniqueConstraint('tournament_id', 'user_id', name='uq_tournament_participant')
+    )
+    with op.batch_alter_table('tournament_participants', schema=None) as batch_op:
+        batch_op.create_index('ix_tournament_participants_board', ['tournament_id', 'score'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tournament_participants_user_id'), ['user_id'], unique=False)
 
     op.create_table('withdrawal_approvals',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -817,11 +1012,20 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_withdrawal_approvals_transaction_id'))
 
     op.drop_table('withdrawal_approvals')
+    with op.batch_alter_table('tournament_participants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tournament_participants_user_id'))
+        batch_op.drop_index('ix_tournament_participants_board')
+
+    op.drop_table('tournament_participants')
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_user_id'))
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_family_id'))
 
     op.drop_table('refresh_tokens')
+    with op.batch_alter_table('lottery_tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_lottery_tickets_user')
+
+    op.drop_table('lottery_tickets')
     with op.batch_alter_table('ledger_transactions', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_transactions_user_created')
         batch_op.drop_index('ix_ledger_transactions_reference')
@@ -839,6 +1043,10 @@ def downgrade():
 
     op.drop_table('kyc_documents')
     op.drop_table('wallets')
+    with op.batch_alter_table('tournaments', schema=None) as batch_op:
+        batch_op.drop_index('ix_tournaments_window')
+
+    op.drop_table('tournaments')
     with op.batch_alter_table('token_families', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_token_families_user_id'))
 
@@ -882,6 +1090,10 @@ def downgrade():
         batch_op.drop_index('ix_notifications_user_id_id')
 
     op.drop_table('notifications')
+    with op.batch_alter_table('lottery_draws', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_lottery_draws_draw_at'))
+
+    op.drop_table('lottery_draws')
     with op.batch_alter_table('login_history', schema=None) as batch_op:
         batch_op.drop_index('ix_login_history_user_created')
         batch_op.drop_index(batch_op.f('ix_login_history_created_at'))
@@ -893,6 +1105,15 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_kyc_submissions_submitted_at'))
 
     op.drop_table('kyc_submissions')
+    with op.batch_alter_table('jackpot_wins', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_jackpot_wins_user_id'))
+        batch_op.drop_index(batch_op.f('ix_jackpot_wins_pool_id'))
+
+    op.drop_table('jackpot_wins')
+    with op.batch_alter_table('jackpot_contributions', schema=None) as batch_op:
+        batch_op.drop_index('ix_jackpot_contributions_pool_id')
+
+    op.drop_table('jackpot_contributions')
     with op.batch_alter_table('game_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_game_sessions_user_id'))
 
@@ -954,6 +1175,10 @@ def downgrade():
 
     op.drop_table('originals_seeds')
     op.drop_table('originals_credentials')
+    with op.batch_alter_table('jackpot_pools', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_jackpot_pools_currency'))
+
+    op.drop_table('jackpot_pools')
     op.drop_table('game_providers')
     op.drop_table('game_categories')
     with op.batch_alter_table('email_outbox', schema=None) as batch_op:

@@ -1,0 +1,40 @@
+"""Jobs of jackpots and tournaments: plain ids in, own transaction, idempotent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.jobs.context import job
+
+
+@job
+def award_jackpot(win_id: int) -> dict[str, Any]:
+    """Pay a jackpot win (enqueued after the winning bet commits; a rerun pays nothing more)."""
+    from app.services import jackpots
+
+    win = jackpots.award(win_id)
+    return {"win_id": win.id, "status": win.status, "amount": win.amount}
+
+
+@job
+def jackpots_periodic() -> dict[str, int]:
+    """Pending wins, contribution rollup, must-drop checks, amount broadcast."""
+    from app.services import jackpots
+
+    return jackpots.run_periodic()
+
+
+@job
+def settle_tournaments() -> list[int]:
+    """Settle every tournament that has ended (a rerun pays nothing twice)."""
+    from app.services import tournaments
+
+    return tournaments.settle_due()
+
+
+@job
+def run_lottery_draws() -> list[int]:
+    """Draw every lottery draw whose time has come (a rerun pays nothing twice)."""
+    from app.services import lottery
+
+    return lottery.draw_due()

@@ -1,0 +1,650 @@
+"""Progressive jackpots: contributions, draws, payouts.
+
+Invariants:
+* No hot row on the bet path. A bet (``play_events`` listener, inside the callback's money
+  transaction) reads the currency's active pools ``FOR KEY SHARE`` (shared locks do not wait
+  for each other) and appends one ``jackpot_contributions`` row per eligible pool. The pool
+  amount is ``seed + rolled_amount + sum(contributions with id > rolled_through_id)``.
+* Anything that changes a pool's cycle or folds contributions (win, rollup, must-drop check)
+  takes the pool row ``FOR UPDATE``: it waits for the in-flight bets holding the key-share lock
+  to commit, so every contribution of the cycle is visible, and any later contribution gets a
+  larger id and reads the new cycle. Id watermarks are therefore exact.
+* At most one win per (pool, cycle) (unique index). A win is paid exactly once: the ledger
+  posting's idempotency key is ``jackpot_win:<win id>`` and the win row is locked and marked
+  paid in the same transaction. The pool then restarts at its seed, plus the contributions made
+  after the winning bet.
+* Draws use ``secrets`` (CSPRNG) and keep their evidence on the win row: the odds and drawn
+  number for a random hit; for must-drop the secret drop point, its salt and the commitment
+  ``sha256("<point>:<salt>")`` that was public since the cycle started.
+* Funding: contributions are an earmark of the house's game revenue (``house:games`` legs of the
+  bets), kept in this sub-ledger; a payout is a ``jackpot_win`` ledger transaction whose other leg
+  is ``house:jackpots``. ``reconcile()`` proves every paid win has exactly its ledger posting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.db import atomic, lock_one, on_commit
+from app.errors import AccessDenied, Conflict, NotFound, ValidationError
+from app.events import publish
+from app.extensions import db
+from app.models.base import utcnow
+from app.models.engagement import JackpotContribution, JackpotPool, JackpotWin
+from app.models.user import ADMIN
+from app.models.wallet import LedgerTransaction
+from app.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.services import audit, notifications, play_events, wallet
+
+SOURCE = "jackpots"
+ROOM = "global"
+EDITABLE = (
+    "name",
+    "status",
+    "tier",
+    "group_code",
+    "seed_amount",
+    "contribution_bps",
+    "cap_amount",
+    "must_drop_by",
+    "hit_odds",
+    "min_bet",
+    "game_ids",
+)
+
+
+def _insert(model):
+    return (pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert)(
+        model
+    )
+
+
+# --------------------------------------------------------------------------- bet path
+
+
+def on_play(event: play_events.PlayEvent) -> None:
+    """Listener: append this bet's contributions and draw the random hits (cheap, no raise)."""
+    if event.kind != "bet" or event.amount <= 0:
+        return
+    session = db.session
+    p = JackpotPool
+    pools = session.execute(
+        select(
+            p.id,
+            p.cycle,
+            p.contribution_bps,
+            p.min_bet,
+            p.game_ids,
+            p.cap_amount,
+            p.seed_amount,
+            p.rolled_amount,
+            p.hit_odds,
+        )
+        .where(p.currency == event.currency, p.status == "active")
+        .with_for_update(read=True, key_share=True)
+    ).all()
+    touched: list[int] = []
+    for pool in pools:
+        if event.amount < pool.min_bet:
+            continue
+        if pool.game_ids is not None and event.game_id not in pool.game_ids:
+            continue
+        share = event.amount * pool.contribution_bps // 10_000
+        capped = pool.cap_amount is not None and (
+            pool.seed_amount + pool.rolled_amount >= pool.cap_amount
+        )
+        contribution_id = None
+        if share > 0 and not capped:
+            contribution_id = session.execute(
+                _insert(JackpotContribution)
+                .values(
+                    pool_id=pool.id,
+                    cycle=pool.cycle,
+                    user_id=event.user_id,
+                    transaction_id=event.transaction_id,
+                    bet_amount=event.amount,
+                    amount=share,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["transaction_id", "pool_id"])
+                .returning(JackpotContribution.id)
+            ).scalar_one_or_none()
+            touched.append(pool.id)
+        if pool.hit_odds:
+            drawn = secrets.randbelow(pool.hit_odds)
+            if drawn == 0:
+                _record_hit(pool, event, contribution_id, drawn)
+    if touched:
+        on_commit(lambda: tick(touched))
+
+
+def _record_hit(pool: Any, event: play_events.PlayEvent, contribution_id: int | None, drawn: int):
+    from app.jobs.queues import enqueue_after_commit
+
+    win_id = db.session.execute(
+        _insert(JackpotWin)
+        .values(
+            pool_id=pool.id,
+            cycle=pool.cycle,
+            user_id=event.user_id,
+            currency=event.currency,
+            trigger="random",
+            status="pending",
+            contribution_id=contribution_id,
+            evidence={
+                "rng": "secrets.randbelow",
+                "odds": f"1/{pool.hit_odds}",
+                "drawn": drawn,
+                "winning_value": 0,
+                "bet_amount": event.amount,
+                "transaction_id": event.transaction_id,
+                "round_id": event.round_id,
+            },
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["pool_id", "cycle"])
+        .returning(JackpotWin.id)
+    ).scalar_one_or_none()
+    # None: this cycle already has a win awaiting payout; a cycle is won once.
+    if win_id is not None:
+        enqueue_after_commit("app.jobs.engagement.award_jackpot", win_id)
+
+
+# --------------------------------------------------------------------------- amounts
+
+
+def _tail_sum(pool_id: int, after_id: int, through_id: int | None = None) -> int:
+    c = JackpotContribution
+    q = select(func.coalesce(func.sum(c.amount), 0)).where(c.pool_id == pool_id, c.id > after_id)
+    if through_id is not None:
+        q = q.where(c.id <= through_id)
+    return int(db.session.scalar(q))
+
+
+def _max_contribution_id(pool_id: int) -> int:
+    c = JackpotContribution
+    return int(
+        db.session.scalar(select(func.coalesce(func.max(c.id), 0)).where(c.pool_id == pool_id))
+    )
+
+
+def _bounded(pool: JackpotPool, amount: int) -> int:
+    for bound in (pool.cap_amount, pool.must_drop_by):
+        if bound is not None:
+            amount = min(amount, bound)
+    return amount
+
+
+def amount_of(pool: JackpotPool) -> int:
+    """Current amount: seed + contributions of the cycle (aggregated on read), bounded."""
+    raw = pool.seed_amount + pool.rolled_amount + _tail_sum(pool.id, pool.rolled_through_id)
+    return _bounded(pool, raw)
+
+
+def _new_drop_point(pool: JackpotPool) -> None:
+    if pool.must_drop_by is None:
+        pool.drop_point = pool.drop_salt = pool.drop_commitment = None
+        return
+    pool.drop_point = pool.seed_amount + secrets.randbelow(pool.must_drop_by - pool.seed_amount)
+    pool.drop_salt = secrets.token_hex(16)
+    pool.drop_commitment = drop_commitment(pool.drop_point, pool.drop_salt)
+
+
+def drop_commitment(point: int, salt: str) -> str:
+    return hashlib.sha256(f"{point}:{salt}".encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- wins
+
+
+def award(win_id: int) -> JackpotWin:
+    """Pay a pending win (job; idempotent: a paid win is returned as it is)."""
+    with atomic():
+        pool_id = db.session.scalar(select(JackpotWin.pool_id).where(JackpotWin.id == win_id))
+        if pool_id is None:
+            raise NotFound("Jackpot win not found")
+        # Pool first, then win: the same order as every other writer (no deadlock).
+        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
+        win = lock_one(JackpotWin, JackpotWin.id == win_id)
+        if win.status == "paid":
+            return win
+        _pay_locked(pool, win)
+        return win
+
+
+def _pay_locked(pool: JackpotPool, win: JackpotWin) -> None:
+    """With pool and win locked: pay, close the cycle, restart at the seed."""
+    if win.cycle != pool.cycle:  # unique (pool, cycle) + cycle moves only here
+        raise Conflict("Jackpot win does not belong to the pool's current cycle")
+    last_id = _max_contribution_id(pool.id)
+    end_id = win.contribution_id or last_id
+    won = _bounded(pool, pool.seed_amount + _tail_sum(pool.id, pool.base_contribution_id, end_id))
+    if won > 0:
+        posting = wallet.post(
+            win.user_id,
+            win.currency,
+            "jackpot_win",
+            cash_delta=won,
+            source=SOURCE,
+            idempotency_key=f"jackpot_win:{win.id}",
+            reference_type="jackpot_win",
+            reference_id=win.id,
+            description=f"Jackpot {pool.name}",
+            meta={"pool_id": pool.id, "cycle": pool.cycle, "trigger": win.trigger},
+            actor=win.actor_id,
+        )
+        win.ledger_transaction_id = posting.transaction_id
+    win.amount = won
+    win.status = "paid"
+    win.paid_at = utcnow()
+    # Bets after the winning one start the next cycle.
+    pool.cycle += 1
+    pool.base_contribution_id = end_id
+    pool.rolled_amount = _tail_sum(pool.id, end_id, last_id)
+    pool.rolled_through_id = max(end_id, last_id)
+    _new_drop_point(pool)
+    db.session.flush()
+    payload = {
+        **pool_json(pool),
+        "won": {
+            "win_id": win.id,
+            "amount": format_minor(won, win.currency),
+            "trigger": win.trigger,
+        },
+    }
+    publish("jackpot.update", payload, room=ROOM)
+    notifications.notify(
+        win.user_id,
+        "jackpot_win",
+        "Jackpot!",
+        f"You won {format_minor(won, win.currency)} {win.currency} ({pool.name})",
+        data={"win_id": win.id, "pool_id": pool.id},
+        dedupe_key=f"jackpot_win:{win.id}",
+    )
+
+
+def check_must_drop(pool_id: int) -> JackpotWin | None:
+    """Award the must-drop win if the cycle's contributions reached the drop point.
+
+    The winner is the bet whose contribution makes the running total (in contribution id
+    order) reach the drop point.
+    """
+    with atomic():
+        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
+        if pool is None or pool.status != "active" or pool.drop_point is None:
+            return None
+        pending = db.session.scalar(
+            select(JackpotWin).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
+        )
+        if pending is not None:
+            if pending.status == "pending":
+                lock_one(JackpotWin, JackpotWin.id == pending.id)
+                _pay_locked(pool, pending)
+            return pending
+        c = JackpotContribution
+        running = (
+            select(
+                c.id,
+                c.user_id,
+                func.sum(c.amount).over(order_by=c.id).label("running"),
+            )
+            .where(c.pool_id == pool.id, c.id > pool.base_contribution_id)
+            .subquery()
+        )
+        needed = max(pool.drop_point - pool.seed_amount, 1)
+        crossing = db.session.execute(
+            select(running.c.id, running.c.user_id, running.c.running)
+            .where(running.c.running >= needed)
+            .order_by(running.c.id)
+            .limit(1)
+        ).first()
+        if crossing is None:
+            return None
+        win = JackpotWin(
+            pool_id=pool.id,
+            cycle=pool.cycle,
+            user_id=crossing.user_id,
+            currency=pool.currency,
+            trigger="must_drop",
+            status="pending",
+            contribution_id=crossing.id,
+            evidence={
+                "rng": "secrets.randbelow",
+                "must_drop_by": pool.must_drop_by,
+                "drop_point": pool.drop_point,
+                "salt": pool.drop_salt,
+                "commitment": pool.drop_commitment,
+                "rule": "first contribution (id order) whose running total reaches the point",
+                "running_total": int(crossing.running),
+            },
+        )
+        db.session.add(win)
+        db.session.flush()
+        _pay_locked(pool, win)
+        return win
+
+
+def manual_payout(pool_id: int, user_id: int, *, actor: Any, reason: str) -> JackpotWin:
+    """Staff payout of the whole current amount to a player (Admin only, audited)."""
+    if getattr(actor, "role_id", None) != ADMIN:
+        raise AccessDenied("Only an Admin may pay a jackpot manually")
+    if not reason or not reason.strip():
+        raise ValidationError.field("reason", "A reason is required")
+    from app.models.user import User
+
+    with atomic():
+        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
+        if pool is None:
+            raise NotFound("Jackpot not found")
+        if db.session.get(User, user_id) is None:
+            raise ValidationError.field("user_id", "Unknown player")
+        existing = db.session.scalar(
+            select(JackpotWin).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
+        )
+        if existing is not None:
+            raise Conflict("This jackpot cycle already has a win awaiting payout")
+        win = JackpotWin(
+            pool_id=pool.id,
+            cycle=pool.cycle,
+            user_id=user_id,
+            currency=pool.currency,
+            trigger="manual",
+            status="pending",
+            contribution_id=None,
+            evidence={"manual": True},
+            actor_id=actor.id,
+            reason=reason.strip(),
+        )
+        db.session.add(win)
+        db.session.flush()
+        _pay_locked(pool, win)
+        audit.record(
+            "jackpot.manual_payout",
+            actor=actor,
+            target_type="jackpot_pool",
+            target_id=pool.id,
+            after={"win_id": win.id, "user_id": user_id, "amount": win.amount},
+            reason=reason.strip(),
+        )
+        return win
+
+
+# --------------------------------------------------------------------------- periodic
+
+
+def rollup(pool_id: int) -> None:
+    """Fold the cycle's new contributions into the pool row (keeps reads O(tail))."""
+    with atomic():
+        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
+        if pool is None:
+            return
+        last_id = _max_contribution_id(pool.id)
+        if last_id > pool.rolled_through_id:
+            pool.rolled_amount += _tail_sum(pool.id, pool.rolled_through_id, last_id)
+            pool.rolled_through_id = last_id
+
+
+def run_periodic() -> dict[str, int]:
+    """Pay pending wins, fold contributions, settle must-drops, broadcast amounts."""
+    pool_ids = list(
+        db.session.scalars(select(JackpotPool.id).where(JackpotPool.status == "active"))
+    )
+    pending = list(db.session.scalars(select(JackpotWin.id).where(JackpotWin.status == "pending")))
+    for win_id in pending:
+        award(win_id)
+    dropped = 0
+    for pool_id in pool_ids:
+        rollup(pool_id)
+        if check_must_drop(pool_id) is not None:
+            dropped += 1
+    with atomic():
+        for pool in db.session.scalars(select(JackpotPool).where(JackpotPool.id.in_(pool_ids))):
+            publish("jackpot.update", pool_json(pool), room=ROOM)
+    return {"pools": len(pool_ids), "paid": len(pending), "dropped": dropped}
+
+
+def tick(pool_ids: list[int]) -> None:
+    """After a bet committed: broadcast the new amounts, at most once per pool per
+    ``JACKPOT_TICK_SECONDS``; a pool past its must-drop point is settled right away."""
+    from app.extensions import redis_store
+
+    seconds = int(current_app.config.get("JACKPOT_TICK_SECONDS", 2))
+    redis = redis_store.client()
+    due = [pid for pid in pool_ids if redis.set(f"jx:jackpot:tick:{pid}", 1, nx=True, ex=seconds)]
+    if not due:
+        return
+    drop: list[int] = []
+    with atomic():
+        for pool in db.session.scalars(select(JackpotPool).where(JackpotPool.id.in_(due))):
+            data = pool_json(pool)
+            publish("jackpot.update", data, room=ROOM)
+            if pool.drop_point is not None and data["amount_minor"] >= pool.drop_point:
+                drop.append(pool.id)
+    for pool_id in drop:
+        check_must_drop(pool_id)
+
+
+# --------------------------------------------------------------------------- staff
+
+
+MONEY_FIELDS = ("seed_amount", "cap_amount", "must_drop_by", "min_bet")
+
+
+def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
+    """Request values (decimal amounts, ``contribution_percent``) → column values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in MONEY_FIELDS:
+            if value is None:
+                out[key] = None
+                continue
+            try:
+                out[key] = parse_minor(value, currency)
+            except MoneyError as exc:
+                raise ValidationError.field(key, str(exc)) from None
+        elif key == "contribution_percent":
+            bps = Decimal(str(value)) * 100
+            if bps != bps.to_integral_value():
+                raise ValidationError.field(key, "At most two decimals (basis points)")
+            out["contribution_bps"] = int(bps)
+        elif key in EDITABLE:
+            out[key] = value
+    return out
+
+
+def create_pool(data: dict[str, Any], *, actor: Any) -> JackpotPool:
+    with atomic():
+        currency = normalize_currency(data["currency"])
+        fields = parse_fields(data, currency)
+        fields.setdefault("seed_amount", 0)
+        fields.setdefault("min_bet", 0)
+        fields.setdefault("status", "active")
+        pool = JackpotPool(currency=currency, **fields)
+        _validate(pool)
+        _new_drop_point(pool)
+        db.session.add(pool)
+        db.session.flush()
+        audit.record(
+            "jackpot.create",
+            actor=actor,
+            target_type="jackpot_pool",
+            target_id=pool.id,
+            after=pool_admin_json(pool),
+        )
+        return pool
+
+
+def update_pool(pool_id: int, data: dict[str, Any], *, actor: Any) -> JackpotPool:
+    with atomic():
+        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
+        if pool is None:
+            raise NotFound("Jackpot not found")
+        before = pool_admin_json(pool)
+        data = parse_fields(data, pool.currency)
+        redraw = "must_drop_by" in data or "seed_amount" in data
+        for key, value in data.items():
+            if key in EDITABLE:
+                setattr(pool, key, value)
+        _validate(pool)
+        if redraw:
+            _new_drop_point(pool)
+        db.session.flush()
+        audit.record(
+            "jackpot.update",
+            actor=actor,
+            target_type="jackpot_pool",
+            target_id=pool.id,
+            before=before,
+            after=pool_admin_json(pool),
+        )
+        return pool
+
+
+def _validate(pool: JackpotPool) -> None:
+    if pool.seed_amount is None or pool.seed_amount < 0:
+        raise ValidationError.field("seed_amount", "Must be zero or more")
+    if not pool.contribution_bps or not 0 < pool.contribution_bps <= 10_000:
+        raise ValidationError.field("contribution_percent", "Must be above 0 and at most 100")
+    if pool.cap_amount is not None and pool.cap_amount <= pool.seed_amount:
+        raise ValidationError.field("cap_amount", "Must be above the seed")
+    if pool.must_drop_by is not None and pool.must_drop_by <= pool.seed_amount:
+        raise ValidationError.field("must_drop_by", "Must be above the seed")
+    if pool.hit_odds is not None and pool.hit_odds < 1:
+        raise ValidationError.field("hit_odds", "Must be 1 or more")
+    if pool.status not in (None, "active", "paused"):
+        raise ValidationError.field("status", "active or paused")
+
+
+def get_pool(pool_id: int) -> JackpotPool:
+    pool = db.session.get(JackpotPool, pool_id)
+    if pool is None:
+        raise NotFound("Jackpot not found")
+    return pool
+
+
+def active_pools(currency: str | None = None) -> list[JackpotPool]:
+    q = select(JackpotPool).where(JackpotPool.status == "active")
+    if currency:
+        q = q.where(JackpotPool.currency == normalize_currency(currency))
+    return list(db.session.scalars(q.order_by(JackpotPool.currency, JackpotPool.id)))
+
+
+def all_pools() -> list[JackpotPool]:
+    return list(db.session.scalars(select(JackpotPool).order_by(JackpotPool.id)))
+
+
+def wins_of(pool_id: int, limit: int = 20) -> list[JackpotWin]:
+    return list(
+        db.session.scalars(
+            select(JackpotWin)
+            .where(JackpotWin.pool_id == pool_id, JackpotWin.status == "paid")
+            .order_by(JackpotWin.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def reconcile() -> list[str]:
+    """Every paid win with money has exactly its ``jackpot_win`` ledger posting, same amount."""
+    t = LedgerTransaction
+    problems: list[str] = []
+    rows = db.session.execute(
+        select(
+            JackpotWin.id, JackpotWin.amount, JackpotWin.ledger_transaction_id, t.id, t.cash_delta
+        )
+        .outerjoin(
+            t,
+            (t.source == SOURCE)
+            & (t.idempotency_key == func.concat("jackpot_win:", JackpotWin.id)),
+        )
+        .where(JackpotWin.status == "paid")
+    ).all()
+    for win_id, amount, linked, tx_id, cash in rows:
+        if amount and (tx_id is None or tx_id != linked or cash != amount):
+            problems.append(f"jackpot win #{win_id}: paid {amount}, ledger {tx_id} {cash}")
+    orphans = db.session.scalar(
+        select(func.count(t.id)).where(t.type == "jackpot_win", t.source == SOURCE)
+    )
+    paid = db.session.scalar(
+        select(func.count(JackpotWin.id)).where(JackpotWin.status == "paid", JackpotWin.amount > 0)
+    )
+    if orphans != paid:
+        problems.append(f"{orphans} jackpot_win postings for {paid} paid wins")
+    return problems
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def pool_json(pool: JackpotPool) -> dict[str, Any]:
+    amount = amount_of(pool)
+    return {
+        "id": pool.id,
+        "name": pool.name,
+        "tier": pool.tier,
+        "group": pool.group_code,
+        "currency": pool.currency,
+        "amount": format_minor(amount, pool.currency),
+        "amount_minor": amount,
+        "seed": format_minor(pool.seed_amount, pool.currency),
+        "cap": None if pool.cap_amount is None else format_minor(pool.cap_amount, pool.currency),
+        "must_drop_by": None
+        if pool.must_drop_by is None
+        else format_minor(pool.must_drop_by, pool.currency),
+        "drop_commitment": pool.drop_commitment,
+        "contribution_percent": f"{pool.contribution_bps / 100:.2f}",
+        "hit_odds": None if pool.hit_odds is None else f"1/{pool.hit_odds}",
+        "min_bet": format_minor(pool.min_bet, pool.currency),
+        "game_ids": pool.game_ids,
+        "cycle": pool.cycle,
+        "status": pool.status,
+    }
+
+
+def pool_admin_json(pool: JackpotPool) -> dict[str, Any]:
+    return {
+        "id": pool.id,
+        "name": pool.name,
+        "currency": pool.currency,
+        "status": pool.status,
+        "seed_amount": pool.seed_amount,
+        "contribution_bps": pool.contribution_bps,
+        "cap_amount": pool.cap_amount,
+        "must_drop_by": pool.must_drop_by,
+        "hit_odds": pool.hit_odds,
+        "min_bet": pool.min_bet,
+        "game_ids": pool.game_ids,
+        "tier": pool.tier,
+        "group_code": pool.group_code,
+    }
+
+
+def win_json(win: JackpotWin, *, staff: bool = False) -> dict[str, Any]:
+    data = {
+        "id": win.id,
+        "pool_id": win.pool_id,
+        "cycle": win.cycle,
+        "currency": win.currency,
+        "amount": None if win.amount is None else format_minor(win.amount, win.currency),
+        "trigger": win.trigger,
+        "status": win.status,
+        # The must-drop point and salt are revealed once the cycle is won.
+        "evidence": win.evidence if win.status == "paid" else {},
+        "transaction_id": win.ledger_transaction_id,
+        "won_at": (win.paid_at or win.created_at).isoformat(),
+    }
+    if staff:
+        data.update(user_id=win.user_id, actor_id=win.actor_id, reason=win.reason)
+    return data
+
+
+def install() -> None:
+    play_events.register(on_play)

@@ -1,0 +1,533 @@
+"""Tournaments: scores from play, leaderboards, settlement paid exactly once.
+
+Invariants:
+* Scores live in PostgreSQL (``tournament_participants``) and change only inside the bet/win's
+  money transaction (``play_events`` listener): a score never exists without its bet.
+  The listener reads the running tournaments ``FOR KEY SHARE``; settlement takes the row
+  ``FOR UPDATE``, so it waits for in-flight bets and later bets see the tournament settled.
+* Scoring: ``wagered`` (sum of qualifying stakes), ``won`` (sum of wins), ``net`` (wins minus
+  stakes), ``multiplier`` (best win / round stake, stored times 10 000). Refunds and rollbacks
+  of a bet take its stake back out of ``wagered``/``net``.
+* Tie rule: higher score first; on equal scores the player who reached that score first ranks
+  higher (``score_at``); then the earlier participant (row id). Only participants with at least
+  one qualifying bet are ranked for prizes.
+* Settlement pays each prize through ``wallet.post(... "tournament_prize" ...)`` with the key
+  ``tournament:<id>:rank:<rank>``: a re-run (or a crash half-way and a rerun) pays nothing twice.
+* ``tournament.update`` goes to room ``tournament:<id>`` after commit, at most once per
+  ``TOURNAMENT_TICK_SECONDS`` per tournament.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import case, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.db import atomic, lock_one, on_commit
+from app.errors import Conflict, NotFound, ValidationError
+from app.events import publish
+from app.extensions import db
+from app.models.base import utcnow
+from app.models.engagement import (
+    TOURNAMENT_ENTRIES,
+    TOURNAMENT_SCORING,
+    Tournament,
+    TournamentParticipant,
+)
+from app.models.games import GameRound
+from app.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.services import audit, notifications, play_events, wallet
+
+SOURCE = "tournaments"
+MULTIPLIER_SCALE = 10_000
+BEFORE_START_ONLY = ("currency", "game_ids", "entry", "scoring", "min_bet", "starts_at")
+EDITABLE = (
+    "name",
+    "description",
+    "currency",
+    "game_ids",
+    "starts_at",
+    "ends_at",
+    "entry",
+    "scoring",
+    "min_bet",
+    "max_participants",
+    "prizes",
+)
+
+
+def room(tournament_id: int) -> str:
+    return f"tournament:{tournament_id}"
+
+
+def _insert(model):
+    return (pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert)(
+        model
+    )
+
+
+# --------------------------------------------------------------------------- play path
+
+
+def on_play(event: play_events.PlayEvent) -> None:
+    """Listener: move the player's score in every running tournament the event qualifies for."""
+    if event.amount <= 0:
+        return
+    reverses_bet = event.kind in ("refund", "rollback") and event.reverses == "bet"
+    if event.kind not in ("bet", "win") and not reverses_bet:
+        return
+    now = utcnow()
+    t = Tournament
+    running = db.session.execute(
+        select(t.id, t.game_ids, t.scoring, t.min_bet, t.entry, t.max_participants)
+        .where(
+            t.currency == event.currency,
+            t.status == "scheduled",
+            t.starts_at <= now,
+            t.ends_at > now,
+        )
+        .with_for_update(read=True, key_share=True)
+    ).all()
+    touched: list[int] = []
+    for tour in running:
+        if tour.game_ids is not None and event.game_id not in tour.game_ids:
+            continue
+        if event.kind == "bet" and event.amount < tour.min_bet:
+            continue
+        if event.kind == "bet" and tour.entry == "free" and not _enrol_free(tour, event.user_id):
+            continue
+        if _score(tour, event, now):
+            touched.append(tour.id)
+    if touched:
+        on_commit(lambda: tick(touched))
+
+
+_ENROL_LOCK = 0x4A58_5452  # "JXTR"
+
+
+def enrolment_lock(tournament_id: int) -> None:
+    """Transaction-scoped advisory lock serializing enrolments of one tournament (PostgreSQL;
+    SQLite serializes writers anyway)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(:a, :b)"),
+            {"a": _ENROL_LOCK, "b": tournament_id % (1 << 31)},
+        )
+
+
+def _enrol_free(tour: Any, user_id: int) -> bool:
+    """Free entry: the first qualifying bet enrols the player (while places remain)."""
+    p = TournamentParticipant
+    exists = db.session.scalar(select(p.id).where(p.tournament_id == tour.id, p.user_id == user_id))
+    if exists is not None:
+        return True
+    if tour.max_participants is not None:
+        # Rare (first bet per player): serialize enrolments to honour the cap. Not the row
+        # lock: this transaction holds the row FOR KEY SHARE, and two bets upgrading it would
+        # deadlock.
+        enrolment_lock(tour.id)
+        count = db.session.scalar(select(func.count(p.id)).where(p.tournament_id == tour.id))
+        if count >= tour.max_participants:
+            return False
+    db.session.execute(
+        _insert(p)
+        .values(tournament_id=tour.id, user_id=user_id, joined_at=utcnow(), score_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["tournament_id", "user_id"])
+    )
+    return True
+
+
+def _score(tour: Any, event: play_events.PlayEvent, now: datetime) -> bool:
+    p = TournamentParticipant
+    stake = event.amount if event.kind == "bet" else 0
+    win = event.amount if event.kind == "win" else 0
+    back = event.amount if event.kind in ("refund", "rollback") else 0
+    values: dict[str, Any] = {
+        "wagered": p.wagered + stake - back,
+        "won": p.won + win,
+        "bets": p.bets + (1 if stake else 0),
+    }
+    if tour.scoring == "wagered":
+        new_score = p.score + stake - back
+    elif tour.scoring == "won":
+        new_score = p.score + win
+    elif tour.scoring == "net":
+        new_score = p.score + win - stake + back
+    else:  # multiplier: best win over the round's stake
+        multiple = _multiple(event) if win else None
+        if multiple is None:
+            new_score = p.score
+        else:
+            new_score = case((p.score < multiple, multiple), else_=p.score)
+    values["score"] = new_score
+    values["score_at"] = case((new_score != p.score, now), else_=p.score_at)
+    result = db.session.execute(
+        update(p)
+        .where(p.tournament_id == tour.id, p.user_id == event.user_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount > 0
+
+
+def _multiple(event: play_events.PlayEvent) -> int | None:
+    if not event.round_id:
+        return None
+    stake = db.session.scalar(
+        select(GameRound.total_bet).where(
+            GameRound.provider_id == event.provider_id,
+            GameRound.external_round_id == event.round_id,
+            GameRound.user_id == event.user_id,
+        )
+    )
+    if not stake:
+        return None
+    return event.amount * MULTIPLIER_SCALE // stake
+
+
+def tick(tournament_ids: list[int]) -> None:
+    """After commit: push the live top 10, at most once per tournament per interval."""
+    from app.extensions import redis_store
+
+    seconds = int(current_app.config.get("TOURNAMENT_TICK_SECONDS", 2))
+    redis = redis_store.client()
+    due = [
+        t for t in tournament_ids if redis.set(f"jx:tournament:tick:{t}", 1, nx=True, ex=seconds)
+    ]
+    if not due:
+        return
+    with atomic():
+        for tour in db.session.scalars(select(Tournament).where(Tournament.id.in_(due))):
+            publish("tournament.update", board_event(tour), room=room(tour.id))
+
+
+# --------------------------------------------------------------------------- players
+
+
+def join(tournament_id: int, user: Any) -> TournamentParticipant:
+    """Opt in (idempotent); refused once the tournament has ended or is full."""
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.status != "scheduled" or tour.ends_at <= utcnow():
+            raise Conflict("This tournament is over")
+        enrolment_lock(tour.id)
+        p = TournamentParticipant
+        existing = db.session.scalar(
+            select(p).where(p.tournament_id == tour.id, p.user_id == user.id)
+        )
+        if existing is not None:
+            return existing
+        if tour.max_participants is not None:
+            count = db.session.scalar(select(func.count(p.id)).where(p.tournament_id == tour.id))
+            if count >= tour.max_participants:
+                raise Conflict("This tournament is full")
+        row = TournamentParticipant(tournament_id=tour.id, user_id=user.id)
+        db.session.add(row)
+        db.session.flush()
+        return row
+
+
+def ordering():
+    p = TournamentParticipant
+    return (p.score.desc(), p.score_at.asc(), p.id.asc())
+
+
+def leaderboard(tournament_id: int, limit: int = 10) -> list[TournamentParticipant]:
+    p = TournamentParticipant
+    return list(
+        db.session.scalars(
+            select(p).where(p.tournament_id == tournament_id).order_by(*ordering()).limit(limit)
+        )
+    )
+
+
+def position(tournament_id: int, user_id: int) -> tuple[int, TournamentParticipant] | None:
+    p = TournamentParticipant
+    me = db.session.scalar(select(p).where(p.tournament_id == tournament_id, p.user_id == user_id))
+    if me is None:
+        return None
+    ahead = db.session.scalar(
+        select(func.count(p.id)).where(
+            p.tournament_id == tournament_id,
+            or_(
+                p.score > me.score,
+                (p.score == me.score) & (p.score_at < me.score_at),
+                (p.score == me.score) & (p.score_at == me.score_at) & (p.id < me.id),
+            ),
+        )
+    )
+    return ahead + 1, me
+
+
+# --------------------------------------------------------------------------- settlement
+
+
+def settle(tournament_id: int) -> Tournament:
+    """Rank from PostgreSQL and pay the prize table (idempotent; refuses before the end)."""
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.status != "scheduled":
+            return tour
+        if tour.ends_at > utcnow():
+            raise Conflict("The tournament has not ended yet")
+        p = TournamentParticipant
+        ranked = db.session.scalars(
+            select(p)
+            .where(p.tournament_id == tour.id, p.bets > 0)
+            .order_by(*ordering())
+            .with_for_update(of=p)
+        ).all()
+        for rank, part in enumerate(ranked, start=1):
+            part.rank = rank
+            prize = tour.prizes[rank - 1] if rank <= len(tour.prizes) else 0
+            if prize <= 0:
+                continue
+            posting = wallet.post(
+                part.user_id,
+                tour.currency,
+                "tournament_prize",
+                cash_delta=prize,
+                source=SOURCE,
+                idempotency_key=f"tournament:{tour.id}:rank:{rank}",
+                reference_type="tournament",
+                reference_id=tour.id,
+                description=f"{tour.name}: rank {rank}",
+                meta={"tournament_id": tour.id, "rank": rank, "score": part.score},
+            )
+            part.prize = prize
+            part.ledger_transaction_id = posting.transaction_id
+            notifications.notify(
+                part.user_id,
+                "tournament_prize",
+                tour.name,
+                f"Rank {rank}: you won {format_minor(prize, tour.currency)} {tour.currency}",
+                data={"tournament_id": tour.id, "rank": rank},
+                dedupe_key=f"tournament_prize:{tour.id}:{rank}",
+            )
+        tour.status = "settled"
+        tour.settled_at = utcnow()
+        db.session.flush()
+        publish("tournament.update", board_event(tour), room=room(tour.id))
+        return tour
+
+
+def settle_due() -> list[int]:
+    ids = list(
+        db.session.scalars(
+            select(Tournament.id).where(
+                Tournament.status == "scheduled", Tournament.ends_at <= utcnow()
+            )
+        )
+    )
+    for tid in ids:
+        settle(tid)
+    return ids
+
+
+# --------------------------------------------------------------------------- staff
+
+
+def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in EDITABLE:
+            continue
+        try:
+            if key == "min_bet":
+                value = parse_minor(value, currency)
+            elif key == "prizes":
+                value = [parse_minor(v, currency) for v in value]
+        except MoneyError as exc:
+            raise ValidationError.field(key, str(exc)) from None
+        out[key] = value
+    return out
+
+
+def _validate(tour: Tournament) -> None:
+    if tour.ends_at <= tour.starts_at:
+        raise ValidationError.field("ends_at", "Must be after starts_at")
+    if tour.entry not in TOURNAMENT_ENTRIES:
+        raise ValidationError.field("entry", "free or opt_in")
+    if tour.scoring not in TOURNAMENT_SCORING:
+        raise ValidationError.field("scoring", ", ".join(TOURNAMENT_SCORING))
+    if any(p < 0 for p in tour.prizes or []):
+        raise ValidationError.field("prizes", "Prizes cannot be negative")
+
+
+def create(data: dict[str, Any], *, actor: Any) -> Tournament:
+    with atomic():
+        currency = normalize_currency(data["currency"])
+        fields = parse_fields({**data, "currency": currency}, currency)
+        fields.setdefault("prizes", [])
+        fields.setdefault("entry", "free")
+        fields.setdefault("scoring", "wagered")
+        fields.setdefault("min_bet", 0)
+        tour = Tournament(created_by=getattr(actor, "id", None), status="scheduled", **fields)
+        _validate(tour)
+        db.session.add(tour)
+        db.session.flush()
+        audit.record(
+            "tournament.create",
+            actor=actor,
+            target_type="tournament",
+            target_id=tour.id,
+            after=admin_json(tour),
+        )
+        return tour
+
+
+def update_tournament(tournament_id: int, data: dict[str, Any], *, actor: Any) -> Tournament:
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.status != "scheduled":
+            raise Conflict("A settled or cancelled tournament cannot change")
+        started = tour.starts_at <= utcnow()
+        fields = parse_fields(data, normalize_currency(data.get("currency") or tour.currency))
+        if started:
+            frozen = sorted(k for k in fields if k in BEFORE_START_ONLY)
+            if frozen:
+                raise Conflict(f"Cannot change {', '.join(frozen)} after the start")
+        before = admin_json(tour)
+        for key, value in fields.items():
+            setattr(tour, key, value)
+        _validate(tour)
+        db.session.flush()
+        audit.record(
+            "tournament.update",
+            actor=actor,
+            target_type="tournament",
+            target_id=tour.id,
+            before=before,
+            after=admin_json(tour),
+        )
+        return tour
+
+
+def delete_tournament(tournament_id: int, *, actor: Any) -> None:
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.starts_at <= utcnow():
+            raise Conflict("A tournament can be deleted only before it starts")
+        before = admin_json(tour)
+        db.session.execute(
+            delete(TournamentParticipant).where(TournamentParticipant.tournament_id == tour.id)
+        )
+        db.session.delete(tour)
+        audit.record(
+            "tournament.delete",
+            actor=actor,
+            target_type="tournament",
+            target_id=tournament_id,
+            before=before,
+        )
+
+
+def get(tournament_id: int) -> Tournament:
+    tour = db.session.get(Tournament, tournament_id)
+    if tour is None:
+        raise NotFound("Tournament not found")
+    return tour
+
+
+def active() -> list[Tournament]:
+    """Running and upcoming tournaments."""
+    return list(
+        db.session.scalars(
+            select(Tournament)
+            .where(Tournament.status == "scheduled", Tournament.ends_at > utcnow())
+            .order_by(Tournament.starts_at, Tournament.id)
+        )
+    )
+
+
+def all_tournaments() -> list[Tournament]:
+    return list(db.session.scalars(select(Tournament).order_by(Tournament.id.desc())))
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def state(tour: Tournament) -> str:
+    if tour.status != "scheduled":
+        return tour.status
+    now = utcnow()
+    if now < tour.starts_at:
+        return "upcoming"
+    return "running" if now < tour.ends_at else "finished"
+
+
+def score_text(tour: Tournament, score: int) -> str:
+    if tour.scoring == "multiplier":
+        return f"{score / MULTIPLIER_SCALE:.4f}"
+    return format_minor(score, tour.currency)
+
+
+def as_json(tour: Tournament) -> dict[str, Any]:
+    participants = db.session.scalar(
+        select(func.count(TournamentParticipant.id)).where(
+            TournamentParticipant.tournament_id == tour.id
+        )
+    )
+    return {
+        "id": tour.id,
+        "name": tour.name,
+        "description": tour.description,
+        "currency": tour.currency,
+        "game_ids": tour.game_ids,
+        "starts_at": tour.starts_at.isoformat(),
+        "ends_at": tour.ends_at.isoformat(),
+        "entry": tour.entry,
+        "scoring": tour.scoring,
+        "min_bet": format_minor(tour.min_bet, tour.currency),
+        "max_participants": tour.max_participants,
+        "participants": participants,
+        "prizes": [
+            {"rank": i, "amount": format_minor(a, tour.currency)}
+            for i, a in enumerate(tour.prizes or [], start=1)
+        ],
+        "state": state(tour),
+        "settled_at": tour.settled_at.isoformat() if tour.settled_at else None,
+    }
+
+
+def admin_json(tour: Tournament) -> dict[str, Any]:
+    return {k: getattr(tour, k) for k in EDITABLE} | {"id": tour.id, "status": tour.status}
+
+
+def entry_json(tour: Tournament, rank: int, part: TournamentParticipant) -> dict[str, Any]:
+    from app.models.user import User
+
+    user = db.session.get(User, part.user_id)
+    name = user.username if user else "?"
+    return {
+        "rank": rank,
+        "player": name[:2] + "***" if len(name) > 2 else name + "***",
+        "score": score_text(tour, part.score),
+        "bets": part.bets,
+        "prize": None if part.prize is None else format_minor(part.prize, tour.currency),
+    }
+
+
+def board_event(tour: Tournament) -> dict[str, Any]:
+    top = leaderboard(tour.id, 10)
+    return {
+        "tournament_id": tour.id,
+        "state": state(tour),
+        "top": [entry_json(tour, i, part) for i, part in enumerate(top, start=1)],
+    }
+
+
+def install() -> None:
+    play_events.register(on_play)

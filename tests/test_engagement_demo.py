@@ -1,0 +1,42 @@
+"""The demo: a jackpot and a tournament live on JxOriginals move with real play."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.db import atomic
+from app.extensions import db
+from app.models.engagement import JackpotContribution, JackpotPool, LotteryDraw, Tournament
+from app.seed import seed_engagement
+from app.services import jackpots, tournaments
+from tests.moneykit import fund, reconcile_clean
+from tests.test_originals_wallet import _open, _play, studio  # noqa: F401 - fixture
+
+
+def test_seeded_jackpot_and_tournament_follow_jxoriginals_play(client, factory, studio):  # noqa: F811
+    with atomic():
+        seed_engagement()
+        seed_engagement()  # idempotent
+    assert db.session.scalar(sa.select(sa.func.count(JackpotPool.id))) == 2
+    assert db.session.scalar(sa.select(sa.func.count(Tournament.id))) == 1
+    assert db.session.scalar(sa.select(sa.func.count(LotteryDraw.id))) == 1
+    # The random hits (1 in 20 000 and 500 000) would make this test flaky; draws have their own.
+    db.session.execute(sa.update(JackpotPool).values(hit_odds=None))
+    player = factory.player()
+    fund(player.id, cash=50_00)
+    token = _open(client, player)
+    for _ in range(3):
+        response = _play(client, token, "2.50", target="49.50")
+        assert response.status_code == 201, response.get_json()
+    db.session.expire_all()
+    pools = db.session.scalars(sa.select(JackpotPool).order_by(JackpotPool.id)).all()
+    for pool in pools:
+        shares = db.session.scalars(
+            sa.select(JackpotContribution.amount).where(JackpotContribution.pool_id == pool.id)
+        ).all()
+        assert shares == [1, 1, 1]  # 0.5 % of 2.50, rounded down
+        assert jackpots.amount_of(pool) == pool.seed_amount + 3
+    tour = db.session.scalar(sa.select(Tournament))
+    (top,) = tournaments.leaderboard(tour.id)
+    assert (top.user_id, top.score, top.bets) == (player.id, 7_50, 3)
+    reconcile_clean()
