@@ -27,6 +27,7 @@ import csv
 import io
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -124,6 +125,20 @@ def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _apply(row: FinancialRow, type_: str, is_credit: bool, amount: int, held: int) -> None:
+    """Add one grouped ledger sum to a row (the definitions in the module docstring)."""
+    if type_ == "bet" or type_ == "refund" or (type_ == "rollback" and is_credit):
+        row.bets -= amount
+    elif type_ in ("win", "jackpot_win") or type_ == "rollback":
+        row.wins += amount
+    elif type_ in ("bonus_grant", "bonus_forfeit"):
+        row.bonus_cost += amount
+    elif type_ == "deposit":
+        row.deposits += amount
+    elif type_ == "withdrawal":
+        row.withdrawals -= amount + held
+
+
 def financial(
     date_from: date, date_to: date, *, currency: str, group: str = "day"
 ) -> FinancialReport:
@@ -168,18 +183,7 @@ def financial(
         .group_by(day, t.type, credit)
     ).all()
     for raw_day, type_, is_credit, amount, held in ledger:
-        row = rows[period_of(_as_date(raw_day), group)]
-        amount, held = int(amount), int(held)
-        if type_ == "bet" or type_ == "refund" or (type_ == "rollback" and is_credit):
-            row.bets -= amount
-        elif type_ in ("win", "jackpot_win") or type_ == "rollback":
-            row.wins += amount
-        elif type_ in ("bonus_grant", "bonus_forfeit"):
-            row.bonus_cost += amount
-        elif type_ == "deposit":
-            row.deposits += amount
-        elif type_ == "withdrawal":
-            row.withdrawals -= amount + held
+        _apply(rows[period_of(_as_date(raw_day), group)], type_, is_credit, int(amount), int(held))
 
     p = PaymentTransaction
     fee_day = _utc_day(p.processed_at).label("day")
@@ -231,4 +235,127 @@ def report_csv(report: FinancialReport) -> str:
     return buf.getvalue()
 
 
-__all__ = ["FIGURES", "GROUPS", "FinancialReport", "FinancialRow", "financial"]
+# --- providers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ProviderRow:
+    code: str
+    name: str
+    rounds: int = 0
+    bets: int = 0
+    wins: int = 0
+    callbacks: int = 0
+    callback_errors: int = 0
+
+    @property
+    def ggr(self) -> int:
+        return self.bets - self.wins
+
+    @property
+    def rtp(self) -> Decimal | None:
+        """Wins / bets in percent (2 decimals); ``None`` without bets."""
+        if self.bets <= 0:
+            return None
+        return (Decimal(self.wins) * 100 / Decimal(self.bets)).quantize(
+            Decimal("0.01"), ROUND_HALF_UP
+        )
+
+
+def providers(date_from: date, date_to: date, *, currency: str) -> list[ProviderRow]:
+    """Per provider: rounds started, bets, wins, GGR, RTP (from the ledger rows the provider's
+    callbacks posted, source ``provider:<code>``) and callbacks / callbacks not answered ok."""
+    from app.models.games import GameRound, Provider, ProviderCallback
+
+    if date_to < date_from or (date_to - date_from).days >= MAX_DAYS:
+        raise ValueError(f"date_to must not be before date_from, at most {MAX_DAYS} days")
+    currency = currency.upper()
+    start, end = _bounds(date_from, date_to)
+    out = {
+        p.code: ProviderRow(p.code, p.name)
+        for p in db.session.scalars(select(Provider).order_by(Provider.name))
+    }
+    t = LedgerTransaction
+    moved = t.cash_delta + t.bonus_delta
+    credit = case((moved > 0, True), else_=False).label("credit")
+    ledger = db.session.execute(
+        select(t.source, t.type, credit, func.coalesce(func.sum(moved), 0))
+        .where(
+            t.currency == currency,
+            t.created_at >= start,
+            t.created_at < end,
+            t.source.like("provider:%"),
+            t.type.in_(("bet", "refund", "rollback", "win", "jackpot_win")),
+        )
+        .group_by(t.source, t.type, credit)
+    ).all()
+    for source, type_, is_credit, amount in ledger:
+        code = source.split(":", 1)[1]
+        row = out.setdefault(code, ProviderRow(code, code))
+        money = FinancialRow(date_from)
+        _apply(money, type_, is_credit, int(amount), 0)
+        row.bets += money.bets
+        row.wins += money.wins
+    rounds = db.session.execute(
+        select(Provider.code, func.count(GameRound.id))
+        .join(Provider, Provider.id == GameRound.provider_id)
+        .where(
+            GameRound.currency == currency,
+            GameRound.created_at >= start,
+            GameRound.created_at < end,
+        )
+        .group_by(Provider.code)
+    ).all()
+    for code, n in rounds:
+        out.setdefault(code, ProviderRow(code, code)).rounds = int(n)
+    c = ProviderCallback
+    calls = db.session.execute(
+        select(
+            c.provider_code,
+            func.count(c.id),
+            func.coalesce(func.sum(case((c.verdict != "ok", 1), else_=0)), 0),
+        )
+        .where(c.created_at >= start, c.created_at < end)
+        .group_by(c.provider_code)
+    ).all()
+    for code, n, errors in calls:
+        row = out.setdefault(code, ProviderRow(code, code))
+        row.callbacks, row.callback_errors = int(n), int(errors)
+    return list(out.values())
+
+
+PROVIDER_COLUMNS = ("rounds", "bets", "wins", "ggr", "rtp", "callbacks", "callback_errors")
+
+
+def provider_json(row: ProviderRow, currency: str) -> dict[str, Any]:
+    return {
+        "code": row.code,
+        "name": row.name,
+        "rounds": row.rounds,
+        "bets": format_minor(row.bets, currency),
+        "wins": format_minor(row.wins, currency),
+        "ggr": format_minor(row.ggr, currency),
+        "rtp": None if row.rtp is None else str(row.rtp),
+        "callbacks": row.callbacks,
+        "callback_errors": row.callback_errors,
+    }
+
+
+def providers_csv(rows: list[ProviderRow], currency: str) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["code", "name", "currency", *PROVIDER_COLUMNS])
+    for row in rows:
+        data = provider_json(row, currency)
+        writer.writerow(
+            [
+                row.code,
+                row.name,
+                currency,
+                *("" if data[k] is None else data[k] for k in PROVIDER_COLUMNS),
+            ]
+        )
+    return buf.getvalue()
+
+
+__all__ = ["FIGURES", "GROUPS", "FinancialReport", "FinancialRow", "financial", "providers"]

@@ -84,3 +84,45 @@ def financial_report():
             "group": group,
         },
     )
+
+
+@bp.get("/reports/providers")
+@console_view("reports.read")
+def providers_report():
+    date_from, date_to, currency, _group, error = report_args(request.args)
+    try:
+        rows = financial_reports.providers(date_from, date_to, currency=currency)
+    except ValueError as exc:
+        error = str(exc).capitalize() + "."
+        date_to = utcnow().date()
+        date_from = date_to - timedelta(days=29)
+        rows = financial_reports.providers(date_from, date_to, currency=currency)
+    if request.args.get("format") == "csv":
+        name = f"providers-{currency}-{date_from}-{date_to}.csv"
+        return Response(
+            financial_reports.providers_csv(rows, currency),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    charts = [
+        money_chart(
+            "GGR per provider",
+            [r.name for r in rows],
+            [r.ggr for r in rows],
+            currency,
+            value_label="GGR",
+            caption=f"GGR (bets - wins) per provider, {date_from} to {date_to}",
+        )
+    ]
+    return render_template(
+        "console/reports/providers.html",
+        rows=rows,
+        charts=charts,
+        error=error,
+        currency=currency,
+        filters={
+            "date_from": date_from.isoformat(),
+            "date_to": date_to.isoformat(),
+            "currency": currency,
+        },
+    )
