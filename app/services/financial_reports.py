@@ -359,3 +359,150 @@ def providers_csv(rows: list[ProviderRow], currency: str) -> str:
 
 
 __all__ = ["FIGURES", "GROUPS", "FinancialReport", "FinancialRow", "financial", "providers"]
+
+
+# --- players ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlayersDay:
+    day: date
+    registrations: int = 0
+    first_deposits: int = 0
+    active: int = 0
+
+
+@dataclass
+class PlayersReport:
+    date_from: date
+    date_to: date
+    days: list[PlayersDay]
+    #: country → (registrations, first-time depositors) in the range.
+    countries: list[tuple[str, int, int]]
+    #: "R1"/"R7"/"R30" → (cohort size, returned, percent or None).
+    retention: dict[str, tuple[int, int, Decimal | None]]
+
+
+RETENTION_DAYS = (1, 7, 30)
+
+
+def players(date_from: date, date_to: date) -> PlayersReport:
+    """Registrations, first-time depositors (first ``deposit`` ledger row of a player, any
+    currency) and active players (distinct players with a ``bet`` ledger row) per UTC day;
+    the country split of registrations and first deposits; and play retention: of the players
+    registered in the range, how many placed a bet exactly N days after their registration day
+    (R1, R7, R30; a cohort member whose day N is still in the future is not counted)."""
+    from app.models.user import PLAYER, User
+
+    if date_to < date_from or (date_to - date_from).days >= MAX_DAYS:
+        raise ValueError(f"date_to must not be before date_from, at most {MAX_DAYS} days")
+    start, end = _bounds(date_from, date_to)
+    days = {
+        date_from + timedelta(days=i): PlayersDay(date_from + timedelta(days=i))
+        for i in range((date_to - date_from).days + 1)
+    }
+
+    reg_day = _utc_day(User.created_at).label("day")
+    registered = db.session.execute(
+        select(User.id, reg_day, User.country).where(
+            User.role_id == PLAYER, User.created_at >= start, User.created_at < end
+        )
+    ).all()
+    countries: dict[str, list[int]] = {}
+    for _id, day, country in registered:
+        days[_as_date(day)].registrations += 1
+        countries.setdefault(country or "—", [0, 0])[0] += 1
+
+    t = LedgerTransaction
+    first = (
+        select(t.user_id, func.min(t.created_at).label("first_at"))
+        .where(t.type == "deposit")
+        .group_by(t.user_id)
+        .subquery()
+    )
+    first_day = _utc_day(first.c.first_at).label("day")
+    ftds = db.session.execute(
+        select(first_day, User.country)
+        .join(User, User.id == first.c.user_id)
+        .where(User.role_id == PLAYER, first.c.first_at >= start, first.c.first_at < end)
+    ).all()
+    for day, country in ftds:
+        days[_as_date(day)].first_deposits += 1
+        countries.setdefault(country or "—", [0, 0])[1] += 1
+
+    bet_day = _utc_day(t.created_at).label("day")
+    active = db.session.execute(
+        select(bet_day, func.count(func.distinct(t.user_id)))
+        .where(t.type == "bet", t.created_at >= start, t.created_at < end)
+        .group_by(bet_day)
+    ).all()
+    for day, n in active:
+        days[_as_date(day)].active = int(n)
+
+    today = datetime.now(UTC).date()
+    cohort = {uid: _as_date(day) for uid, day, _c in registered}
+    retention: dict[str, tuple[int, int, Decimal | None]] = {}
+    played: set[tuple[int, date]] = set()
+    if cohort:
+        window_end = _bounds(date_to, date_to + timedelta(days=max(RETENTION_DAYS)))[1]
+        played = {
+            (uid, _as_date(day))
+            for uid, day in db.session.execute(
+                select(t.user_id, bet_day)
+                .where(
+                    t.type == "bet",
+                    t.user_id.in_(list(cohort)),
+                    t.created_at >= start,
+                    t.created_at < window_end,
+                )
+                .distinct()
+            ).all()
+        }
+    for n in RETENTION_DAYS:
+        eligible = [uid for uid, day in cohort.items() if day + timedelta(days=n) <= today]
+        back = sum(1 for uid in eligible if (uid, cohort[uid] + timedelta(days=n)) in played)
+        pct = (
+            (Decimal(back) * 100 / Decimal(len(eligible))).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            if eligible
+            else None
+        )
+        retention[f"R{n}"] = (len(eligible), back, pct)
+    return PlayersReport(
+        date_from,
+        date_to,
+        [days[k] for k in sorted(days)],
+        sorted(((c, r, f) for c, (r, f) in countries.items()), key=lambda x: (-x[1], x[0])),
+        retention,
+    )
+
+
+def players_json(report: PlayersReport) -> dict[str, Any]:
+    return {
+        "date_from": report.date_from.isoformat(),
+        "date_to": report.date_to.isoformat(),
+        "days": [
+            {
+                "day": d.day.isoformat(),
+                "registrations": d.registrations,
+                "first_deposits": d.first_deposits,
+                "active": d.active,
+            }
+            for d in report.days
+        ],
+        "countries": [
+            {"country": c, "registrations": r, "first_deposits": f} for c, r, f in report.countries
+        ],
+        "retention": {
+            name: {"cohort": size, "returned": back, "percent": None if pct is None else str(pct)}
+            for name, (size, back, pct) in report.retention.items()
+        },
+    }
+
+
+def players_csv(report: PlayersReport) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["day", "registrations", "first_deposits", "active"])
+    for d in report.days:
+        writer.writerow([d.day.isoformat(), d.registrations, d.first_deposits, d.active])
+    return buf.getvalue()

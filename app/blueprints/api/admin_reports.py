@@ -118,6 +118,40 @@ class ProvidersReport(MethodView):
         }
 
 
+class UsersReportSchema(Schema):
+    date_from = fields.String()
+    date_to = fields.String()
+    days = fields.List(
+        fields.Dict(), metadata={"description": "day, registrations, first_deposits, active"}
+    )
+    countries = fields.List(
+        fields.Dict(), metadata={"description": "country, registrations, first_deposits"}
+    )
+    retention = fields.Dict(metadata={"description": "R1/R7/R30: cohort, returned, percent"})
+
+
+class UsersArgs(Schema):
+    date_from = fields.Date()
+    date_to = fields.Date()
+
+
+@blp.route("/reports/users")
+class UsersReport(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(UsersArgs, location="query")
+    @blp.response(200, envelope_of(UsersReportSchema))
+    def get(self, args):
+        """Registrations, first-time depositors, active players per day; countries; R1/R7/R30."""
+        date_to = args.get("date_to") or utcnow().date()
+        date_from = args.get("date_from") or date_to - timedelta(days=29)
+        try:
+            report = financial_reports.players(date_from, date_to)
+        except ValueError as exc:
+            raise ValidationError.field("date_from", str(exc)) from None
+        return {"data": financial_reports.players_json(report)}
+
+
 class DashboardOverviewArgs(Schema):
     currency = Currency()
 

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from flask import Response, current_app, render_template, request
 
-from app.blueprints.console.charts import money_chart
+from app.blueprints.console.charts import Chart, money_chart
 from app.blueprints.console.core import bp, console_view
 from app.models.base import utcnow
 from app.services import financial_reports
@@ -125,4 +125,47 @@ def providers_report():
             "date_to": date_to.isoformat(),
             "currency": currency,
         },
+    )
+
+
+@bp.get("/reports/players")
+@console_view("reports.read")
+def players_report():
+    date_from, date_to, _currency, _group, error = report_args(request.args)
+    try:
+        report = financial_reports.players(date_from, date_to)
+    except ValueError as exc:
+        error = str(exc).capitalize() + "."
+        date_to = utcnow().date()
+        date_from = date_to - timedelta(days=29)
+        report = financial_reports.players(date_from, date_to)
+    filters = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
+    if request.args.get("format") == "csv":
+        return Response(
+            financial_reports.players_csv(report),
+            mimetype="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="players-{date_from}-{date_to}.csv"'
+            },
+        )
+    labels = [d.day.strftime("%d %b") for d in report.days]
+    charts = [
+        Chart(
+            title="Registrations per day",
+            labels=labels,
+            values=[d.registrations for d in report.days],
+            value_label="Registrations",
+            caption="New players per UTC day",
+        ),
+        Chart(
+            title="Active players per day",
+            labels=labels,
+            values=[d.active for d in report.days],
+            kind="line",
+            value_label="Active players",
+            caption="Players with at least one bet per UTC day",
+        ),
+    ]
+    return render_template(
+        "console/reports/players.html", report=report, charts=charts, error=error, filters=filters
     )
