@@ -122,6 +122,7 @@ def seed_demo() -> list[dict[str, str]]:
     seed_gateways()
     seed_originals()
     seed_engagement()
+    seed_console_queues()
     return logins
 
 
@@ -287,3 +288,53 @@ def seed_engagement() -> None:
             },
             actor=None,
         )
+
+
+def _demo_document(title: str) -> bytes:
+    """A clearly fake ID card image for the demo KYC queue (PNG)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (480, 300), "#e8eef7")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((12, 12, 467, 287), outline="#3b6fe0", width=4)
+    draw.rectangle((32, 70, 152, 230), fill="#c5d3ea")
+    for y, line in enumerate((title, "DEMO - NOT A REAL DOCUMENT", "Ada Player", "MT 1990-01-01")):
+        draw.text((172, 70 + 36 * y), line, fill="#14203a")
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+DEMO_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def seed_console_queues() -> None:
+    """Work for the back office: a pending KYC submission (player1) and two pending
+    withdrawals (player2), made through the real services. Skipped once they exist."""
+    from app.models.kyc import KycSubmission
+    from app.models.payments import PaymentTransaction
+    from app.services import kyc, payments
+
+    player1 = db.session.scalar(select(User).where(User.username == "player1"))
+    player2 = db.session.scalar(select(User).where(User.username == "player2"))
+    if player1 and not db.session.scalar(
+        select(KycSubmission.id).where(KycSubmission.user_id == player1.id)
+    ):
+        kyc.upload_document(
+            player1, doc_type="passport", data=_demo_document("PASSPORT"), filename=None, ip=None
+        )
+        kyc.upload_document(
+            player1, doc_type="proof_of_address", data=DEMO_PDF, filename=None, ip=None
+        )
+    if player2 and not db.session.scalar(
+        select(PaymentTransaction.id).where(
+            PaymentTransaction.user_id == player2.id, PaymentTransaction.type == "withdrawal"
+        )
+    ):
+        for amount in ("40.00", "60.00"):
+            payments.request_withdrawal(player2, amount=amount, currency="EUR", method="sandbox")

@@ -46,6 +46,8 @@ PAGES = {
     "/admin/games": {"admin", "manager"},
     "/admin/providers": {"admin", "manager"},
     "/admin/reports/financial": {"admin", "manager"},
+    "/admin/reports/providers": {"admin", "manager"},
+    "/admin/reports/players": {"admin", "manager"},
     "/admin/settings": {"admin"},
     "/admin/staff": {"admin"},
     "/admin/staff/new": {"admin"},

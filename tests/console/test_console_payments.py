@@ -149,3 +149,27 @@ def test_deposits_and_ledger_lists_filter_and_total(signed_in, factory, gateway)
     support, _ = signed_in("support")
     assert support.get("/admin/transactions").status_code == 200
     assert support.get("/admin/deposits").status_code == 403
+
+
+def test_the_demo_data_leaves_a_kyc_submission_and_two_withdrawals_to_work_on(runner, signed_in):
+    from app.models.kyc import KycSubmission
+
+    for _ in range(2):  # idempotent
+        result = runner.invoke(args=["jackpotx", "seed-demo"])
+        assert result.exit_code == 0, result.output
+    pending = list(
+        db.session.scalars(select(KycSubmission).where(KycSubmission.status == "pending"))
+    )
+    assert [len(s.documents) for s in pending] == [2]
+    withdrawals = list(
+        db.session.scalars(
+            select(PaymentTransaction).where(
+                PaymentTransaction.type == "withdrawal", PaymentTransaction.status == "pending"
+            )
+        )
+    )
+    assert sorted(w.amount_minor for w in withdrawals) == [40_00, 60_00]
+    client, _ = signed_in("manager")
+    queue = client.get("/admin/withdrawals").get_data(as_text=True)
+    assert "player2" in queue
+    assert "player1" in client.get("/admin/kyc").get_data(as_text=True)

@@ -69,6 +69,7 @@ def scenario(client, factory, gateway, payout_wire):
             db.session.get(User, table.user_id), amount="40.00", currency="EUR", method="sandbox"
         )
         payments.approve_withdrawal(txn.id, factory.staff("manager"))
+        table.raw(b'{"action": "bet", "transaction_id": "forged"}', signature="0" * 64)
         ((url, body, headers),) = payout_wire
         assert client.post(urlsplit(url).path, data=body, headers=headers).status_code == 200
 
@@ -208,3 +209,30 @@ def test_the_dashboard_overview_json_twin_has_money_and_queue_figures(
         "/api/admin/dashboard/overview", headers=token_for(factory.staff("support"))
     )
     assert denied.status_code == 403
+
+
+def test_the_providers_report_matches_the_scenario(scenario, signed_in, client, factory, token_for):
+    (row,) = [
+        r
+        for r in financial_reports.providers(D0, D2, currency="EUR")
+        if r.code == scenario.provider_code
+    ]
+    # 4 rounds (r1, r2, r3, r4; r6 is on day 3), bets 30.00, wins 7.00, RTP 7 / 30 = 23.33 %,
+    # 10 money callbacks answered ok + 1 forged one refused.
+    assert (row.rounds, row.bets, row.wins, row.ggr) == (4, 30_00, 7_00, 23_00)
+    assert str(row.rtp) == "23.33"
+    assert (row.callbacks, row.callback_errors) == (11, 1)
+    manager, _ = signed_in("manager")
+    query = "date_from=2026-11-19&date_to=2026-11-21&currency=EUR"
+    html = manager.get(f"/admin/reports/providers?{query}").get_data(as_text=True)
+    assert f'data-provider="{scenario.provider_code}"' in html
+    assert "23.33 %" in html
+    export = manager.get(f"/admin/reports/providers?{query}&format=csv").get_data(as_text=True)
+    (line,) = [x for x in export.splitlines() if x.startswith(scenario.provider_code)]
+    assert line.endswith(",EUR,4,30.00,7.00,23.00,23.33,11,1")
+    api = client.get(
+        f"/api/admin/reports/providers?{query}", headers=token_for(factory.staff("manager"))
+    )
+    (entry,) = [p for p in api.json["data"]["providers"] if p["code"] == scenario.provider_code]
+    assert entry["rtp"] == "23.33"
+    assert entry["ggr"] == "23.00"

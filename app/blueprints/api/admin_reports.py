@@ -68,6 +68,90 @@ class FinancialReport(MethodView):
         return {"data": financial_reports.report_json(report)}
 
 
+class ProviderReportRowSchema(Schema):
+    code = fields.String()
+    name = fields.String()
+    rounds = fields.Integer()
+    bets = fields.String()
+    wins = fields.String()
+    ggr = fields.String()
+    rtp = fields.String(allow_none=True, metadata={"description": "wins / bets in %"})
+    callbacks = fields.Integer()
+    callback_errors = fields.Integer()
+
+
+class ProvidersReportSchema(Schema):
+    currency = fields.String()
+    date_from = fields.String()
+    date_to = fields.String()
+    providers = fields.List(fields.Nested(ProviderReportRowSchema))
+
+
+class ProvidersArgs(Schema):
+    date_from = fields.Date()
+    date_to = fields.Date()
+    currency = Currency()
+
+
+@blp.route("/reports/providers")
+class ProvidersReport(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(ProvidersArgs, location="query")
+    @blp.response(200, envelope_of(ProvidersReportSchema))
+    def get(self, args):
+        """Per provider: rounds, bets, wins, GGR, RTP and callback errors (from the ledger)."""
+        date_to = args.get("date_to") or utcnow().date()
+        date_from = args.get("date_from") or date_to - timedelta(days=29)
+        currency = args.get("currency") or current_app.config["DEFAULT_CURRENCY"]
+        try:
+            rows = financial_reports.providers(date_from, date_to, currency=currency)
+        except ValueError as exc:
+            raise ValidationError.field("date_from", str(exc)) from None
+        return {
+            "data": {
+                "currency": currency,
+                "date_from": date_from.isoformat(),
+                "date_to": date_to.isoformat(),
+                "providers": [financial_reports.provider_json(r, currency) for r in rows],
+            }
+        }
+
+
+class UsersReportSchema(Schema):
+    date_from = fields.String()
+    date_to = fields.String()
+    days = fields.List(
+        fields.Dict(), metadata={"description": "day, registrations, first_deposits, active"}
+    )
+    countries = fields.List(
+        fields.Dict(), metadata={"description": "country, registrations, first_deposits"}
+    )
+    retention = fields.Dict(metadata={"description": "R1/R7/R30: cohort, returned, percent"})
+
+
+class UsersArgs(Schema):
+    date_from = fields.Date()
+    date_to = fields.Date()
+
+
+@blp.route("/reports/users")
+class UsersReport(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(UsersArgs, location="query")
+    @blp.response(200, envelope_of(UsersReportSchema))
+    def get(self, args):
+        """Registrations, first-time depositors, active players per day; countries; R1/R7/R30."""
+        date_to = args.get("date_to") or utcnow().date()
+        date_from = args.get("date_from") or date_to - timedelta(days=29)
+        try:
+            report = financial_reports.players(date_from, date_to)
+        except ValueError as exc:
+            raise ValidationError.field("date_from", str(exc)) from None
+        return {"data": financial_reports.players_json(report)}
+
+
 class DashboardOverviewArgs(Schema):
     currency = Currency()
 

@@ -65,7 +65,12 @@ NAV: list[NavItem] = [
     NavItem("console.bets", "Bets", "transactions.read"),
     NavItem("console.callbacks", "Callbacks", "callbacks.read"),
     NavItem("console.games_list", "Games", "games.manage", ("console.providers",)),
-    NavItem("console.financial_report", "Reports", "reports.read"),
+    NavItem(
+        "console.financial_report",
+        "Reports",
+        "reports.read",
+        ("console.providers_report", "console.players_report"),
+    ),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),

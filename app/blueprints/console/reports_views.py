@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from flask import Response, current_app, render_template, request
 
-from app.blueprints.console.charts import money_chart
+from app.blueprints.console.charts import Chart, money_chart
 from app.blueprints.console.core import bp, console_view
 from app.models.base import utcnow
 from app.services import financial_reports
@@ -83,4 +83,89 @@ def financial_report():
             "currency": currency,
             "group": group,
         },
+    )
+
+
+@bp.get("/reports/providers")
+@console_view("reports.read")
+def providers_report():
+    date_from, date_to, currency, _group, error = report_args(request.args)
+    try:
+        rows = financial_reports.providers(date_from, date_to, currency=currency)
+    except ValueError as exc:
+        error = str(exc).capitalize() + "."
+        date_to = utcnow().date()
+        date_from = date_to - timedelta(days=29)
+        rows = financial_reports.providers(date_from, date_to, currency=currency)
+    if request.args.get("format") == "csv":
+        name = f"providers-{currency}-{date_from}-{date_to}.csv"
+        return Response(
+            financial_reports.providers_csv(rows, currency),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    charts = [
+        money_chart(
+            "GGR per provider",
+            [r.name for r in rows],
+            [r.ggr for r in rows],
+            currency,
+            value_label="GGR",
+            caption=f"GGR (bets - wins) per provider, {date_from} to {date_to}",
+        )
+    ]
+    return render_template(
+        "console/reports/providers.html",
+        rows=rows,
+        charts=charts,
+        error=error,
+        currency=currency,
+        filters={
+            "date_from": date_from.isoformat(),
+            "date_to": date_to.isoformat(),
+            "currency": currency,
+        },
+    )
+
+
+@bp.get("/reports/players")
+@console_view("reports.read")
+def players_report():
+    date_from, date_to, _currency, _group, error = report_args(request.args)
+    try:
+        report = financial_reports.players(date_from, date_to)
+    except ValueError as exc:
+        error = str(exc).capitalize() + "."
+        date_to = utcnow().date()
+        date_from = date_to - timedelta(days=29)
+        report = financial_reports.players(date_from, date_to)
+    filters = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
+    if request.args.get("format") == "csv":
+        return Response(
+            financial_reports.players_csv(report),
+            mimetype="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="players-{date_from}-{date_to}.csv"'
+            },
+        )
+    labels = [d.day.strftime("%d %b") for d in report.days]
+    charts = [
+        Chart(
+            title="Registrations per day",
+            labels=labels,
+            values=[d.registrations for d in report.days],
+            value_label="Registrations",
+            caption="New players per UTC day",
+        ),
+        Chart(
+            title="Active players per day",
+            labels=labels,
+            values=[d.active for d in report.days],
+            kind="line",
+            value_label="Active players",
+            caption="Players with at least one bet per UTC day",
+        ),
+    ]
+    return render_template(
+        "console/reports/players.html", report=report, charts=charts, error=error, filters=filters
     )
