@@ -11,6 +11,7 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.jobs.mail.deliver_pending", 60, "notifications"),
     ("app.jobs.realtime.relay_outbox", 10, "default"),
     ("app.jobs.realtime.send_reality_checks", 60, "notifications"),
+    ("app.jobs.promotions.expire_bonuses", 300, "default"),
 ]
 
 #: Scheduled periodic jobs have fixed ids, so registering again overwrites instead of adding.

@@ -11,9 +11,11 @@ from app.models import (  # noqa: F401 - imported for their table definitions
     mail,
     originals,
     payments,
+    promotions,
     realtime,
     responsible_gaming,
     settings,
+    support,
     user,
     wallet,
 )
