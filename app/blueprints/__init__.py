@@ -61,9 +61,9 @@ def register_blueprints(app: Flask) -> None:
 
 def register_engagement_blueprints(app: Flask) -> None:
     """Promotions and bonuses, support, home feed (issue 8)."""
-    from app.blueprints.api import affiliate, home, promotions, support
+    from app.blueprints.api import admin_crm, affiliate, home, promotions, support
 
-    for blp in (promotions.blp, support.blp, home.blp, affiliate.blp):
+    for blp in (promotions.blp, support.blp, home.blp, affiliate.blp, admin_crm.blp):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
 

@@ -5,6 +5,7 @@ Import models from their own module (``from app.models.wallet import Wallet``).
 
 from app.models import (  # noqa: F401 - imported for their table definitions
     audit,
+    crm,
     games,
     identity,
     kyc,
