@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from app.db import atomic
 from app.errors import ValidationError
@@ -124,3 +125,57 @@ def test_staff_store_preview_and_recount_segments(client, factory, token_for):
     assert again.json["data"]["count"] == before + 1
     listed = client.get("/api/admin/crm/segments", headers=crm_staff).json["data"]
     assert listed[0]["name"] == "German whales"
+
+
+def test_a_segment_broadcast_reaches_consenting_matching_players_only_once(
+    client, factory, token_for
+):
+    from app.jobs.crm import fan_out_broadcast
+    from app.models.mail import OutboxEmail
+    from app.models.realtime import Notification
+
+    yes = {"marketing_consent": True}
+    target = factory.player(country="DE", preferences=yes)
+    no_consent = factory.player(country="DE")
+    excluded = factory.player(country="DE", preferences=yes)
+    elsewhere = factory.player(country="MT", preferences=yes)
+    answer = client.post(
+        "/api/responsible-gaming/self-exclude",
+        headers=token_for(excluded),
+        json={"duration": "6_months"},
+    )
+    assert answer.status_code in (200, 201), answer.json
+    staff = token_for(factory.staff("manager"))
+    seg = client.post(
+        "/api/admin/crm/segments",
+        headers=staff,
+        json={"name": "Germany", "condition": "country = 'DE'"},
+    ).json["data"]
+    queued = client.post(
+        "/api/admin/crm/broadcast",
+        headers=staff,
+        json={"segment_id": seg["id"], "title": "Weekend reload", "message": "50% today",
+              "email": True},
+    )  # fmt: skip
+    assert queued.status_code == 201, queued.json
+    bid = queued.json["data"]["id"]
+    fan_out_broadcast(bid)
+    fan_out_broadcast(bid)  # a rerun sends nothing twice
+
+    def got(user):
+        notes = db.session.scalars(
+            select(Notification).where(Notification.user_id == user.id)
+        ).all()
+        mails = db.session.scalars(select(OutboxEmail).where(OutboxEmail.user_id == user.id)).all()
+        return (
+            sum(1 for n in notes if n.title == "Weekend reload"),
+            sum(1 for m in mails if m.template == "crm_broadcast"),
+        )
+
+    assert got(target) == (1, 1)
+    for user in (no_consent, excluded, elsewhere):
+        assert got(user) == (0, 0)
+    report = client.get(f"/api/admin/crm/broadcast/{bid}", headers=staff).json["data"]
+    assert report["status"] == "done"
+    assert report["skipped_excluded"] >= 1
+    assert report["skipped_no_consent"] >= 1

@@ -25,3 +25,23 @@ class CrmSegment(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CrmBroadcast(db.Model):
+    """A message to a segment; fanned out by a job (``app.jobs.crm.fan_out_broadcast``)."""
+
+    __tablename__ = "crm_broadcasts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("crm_segments.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    send_email: Mapped[bool] = mapped_column(default=False)
+    #: queued -> done
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_no_consent: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_excluded: Mapped[int] = mapped_column(Integer, default=0)
+    created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

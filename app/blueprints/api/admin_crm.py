@@ -92,3 +92,63 @@ class Segment(MethodView):
     def get(self, segment_id):
         """A segment, recounted now."""
         return {"data": segment_json(crm.recount(segment_id))}
+
+
+class BroadcastArgs(Schema):
+    segment_id = fields.Integer(required=True)
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    message = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    email = fields.Boolean(load_default=False)
+
+
+class BroadcastSchema(Schema):
+    id = fields.Integer()
+    segment_id = fields.Integer()
+    title = fields.String()
+    message = fields.String()
+    email = fields.Boolean()
+    status = fields.String()
+    recipients = fields.Integer()
+    skipped_no_consent = fields.Integer()
+    skipped_excluded = fields.Integer()
+    created_at = fields.String()
+    finished_at = fields.String(allow_none=True)
+
+
+def broadcast_json(row) -> dict:
+    return {
+        "id": row.id,
+        "segment_id": row.segment_id,
+        "title": row.title,
+        "message": row.message,
+        "email": row.send_email,
+        "status": row.status,
+        "recipients": row.recipients,
+        "skipped_no_consent": row.skipped_no_consent,
+        "skipped_excluded": row.skipped_excluded,
+        "created_at": row.created_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+    }
+
+
+@blp.route("/broadcast")
+class Broadcast(MethodView):
+    @permission_required("crm.manage")
+    @blp.arguments(BroadcastArgs)
+    @blp.response(201, envelope_of(BroadcastSchema))
+    def post(self, args):
+        """Queue an in-app notification (and optionally an e-mail) to a segment's players
+        who opted in to marketing and are not self-excluded; a job fans it out."""
+        row = crm.create_broadcast(
+            args["segment_id"], args["title"], args["message"], args["email"], g.user
+        )
+        return {"data": broadcast_json(row)}, 201
+
+
+@blp.route("/broadcast/<int:broadcast_id>")
+class BroadcastOne(MethodView):
+    @permission_required("crm.manage")
+    @blp.response(200, envelope_of(BroadcastSchema))
+    def get(self, broadcast_id):
+        """A broadcast's delivery counts."""
+        return {"data": broadcast_json(crm.get_broadcast(broadcast_id))}
