@@ -14,8 +14,10 @@ def activate(**kw):
     return promotions.set_status(p.id, "active")
 
 
-def test_anonymous_home_shows_games_promotions_and_masked_big_wins(client, factory, app):
-    app.config["HOME_CACHE_SECONDS"] = 0
+def test_anonymous_home_shows_games_promotions_and_masked_big_wins(
+    client, factory, app, monkeypatch
+):
+    monkeypatch.setitem(app.config, "HOME_CACHE_SECONDS", 0)
     table = open_table(client, factory, cash=100_00)
     from app.extensions import db
     from app.models.games import Game
@@ -45,9 +47,9 @@ def test_anonymous_home_shows_games_promotions_and_masked_big_wins(client, facto
 
 
 def test_a_logged_in_player_also_sees_balances_bonus_and_recent_activity(
-    client, factory, token_for, app
+    client, factory, token_for, app, monkeypatch
 ):
-    app.config["HOME_CACHE_SECONDS"] = 0
+    monkeypatch.setitem(app.config, "HOME_CACHE_SECONDS", 0)
     p = activate(wagering_multiplier=10)
     player = factory.player()
     headers = token_for(player)
@@ -67,9 +69,9 @@ def test_a_logged_in_player_also_sees_balances_bonus_and_recent_activity(
 
 
 def test_the_public_part_is_cached_briefly_and_the_personal_part_never(
-    client, factory, token_for, app
+    client, factory, token_for, app, monkeypatch
 ):
-    app.config["HOME_CACHE_SECONDS"] = 30
+    monkeypatch.setitem(app.config, "HOME_CACHE_SECONDS", 30)
     first = client.get("/api/home").json["data"]
     assert first["promotions"] == []
     activate()
