@@ -493,3 +493,67 @@ def test_one_player_racing_the_same_claim_gets_one_bonus(app, committed_db):
         assert db.session.scalar(select(func.count(PlayerBonus.id))) == 1
         reconcile_clean()
         db.session.remove()
+
+
+# --- cashback --------------------------------------------------------------------------------
+
+
+def test_cashback_pays_a_percentage_of_last_periods_net_loss_once(client, factory, token_for):
+    from app.jobs.promotions import pay_cashback
+
+    cashback = promo(
+        name="Weekly cashback",
+        type="cashback",
+        match_percent=0,
+        cashback_percent=10,
+        cashback_period_days=7,
+        wagering_multiplier=0,
+    )
+    loser = open_table(client, factory, cash=100_00)
+    winner = open_table(client, factory, cash=100_00)
+    _index, start, _end = promotions.cashback_period(cashback, utcnow())
+    with freeze_time(start + timedelta(days=1)):
+        loser.bet("b1", "60.00")
+        loser.win("w1", "10.00")  # net loss 50.00
+        winner.bet("b1", "10.00")
+        winner.win("w1", "30.00")  # net win
+    # A bonus being wagered is left alone by a cash cashback.
+    free = promo(type="no_deposit", bonus_amount_minor=5_00, match_percent=0)
+    client.post(f"/api/promotions/claim/{free.id}",
+                headers=token_for(db.session.get(User, loser.user_id)), json={})  # fmt: skip
+    assert loser.balances() == (50_00, 5_00)
+    report = pay_cashback()
+    assert report["paid"] == 1
+    assert loser.balances() == (55_00, 5_00)  # 10 % of 50.00 as cash
+    assert winner.balances() == (120_00, 0)
+    assert pay_cashback()["paid"] == 0  # idempotent
+    assert loser.balances() == (55_00, 5_00)
+    assert ledger_types(loser.user_id)[-2:] == ["bonus_grant", "bonus_convert"]
+    statuses = sorted(b.status for b in bonuses_of(loser.user_id))
+    assert statuses == ["active", "completed"]
+    reconcile_clean()
+
+
+def test_cashback_with_wagering_waits_for_a_player_without_a_bonus_in_progress(
+    client, factory, token_for
+):
+    from app.jobs.promotions import pay_cashback
+
+    cashback = promo(name="Cashback 1x", type="cashback", match_percent=0,
+                     cashback_percent=20, wagering_multiplier=1)  # fmt: skip
+    busy = open_table(client, factory, cash=100_00)
+    free = open_table(client, factory, cash=100_00)
+    _index, start, _end = promotions.cashback_period(cashback, utcnow())
+    with freeze_time(start + timedelta(hours=5)):
+        busy.bet("b1", "10.00")
+        free.bet("b1", "10.00")
+    other = promo(type="no_deposit", bonus_amount_minor=5_00, match_percent=0)
+    client.post(f"/api/promotions/claim/{other.id}",
+                headers=token_for(db.session.get(User, busy.user_id)), json={})  # fmt: skip
+    report = pay_cashback()
+    assert (report["paid"], report["skipped_open_bonus"]) == (1, 1)
+    assert free.balances() == (90_00, 2_00)  # a 2.00 bonus to wager once
+    (bonus,) = bonuses_of(free.user_id)
+    assert (bonus.status, bonus.wagering_required_minor) == ("active", 2_00)
+    assert busy.balances() == (90_00, 5_00)
+    reconcile_clean()

@@ -11,3 +11,11 @@ def expire_bonuses() -> int:
     from app.services import promotions
 
     return promotions.expire_due()
+
+
+@job
+def pay_cashback() -> dict[str, int]:
+    """Cashback for the last completed period of every active cashback promotion (periodic)."""
+    from app.services import promotions
+
+    return promotions.pay_cashback()

@@ -12,6 +12,7 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.jobs.realtime.relay_outbox", 10, "default"),
     ("app.jobs.realtime.send_reality_checks", 60, "notifications"),
     ("app.jobs.promotions.expire_bonuses", 300, "default"),
+    ("app.jobs.promotions.pay_cashback", 3600, "default"),
 ]
 
 #: Scheduled periodic jobs have fixed ids, so registering again overwrites instead of adding.

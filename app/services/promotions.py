@@ -695,6 +695,102 @@ def expire_due(now: datetime | None = None) -> int:
     return done
 
 
+# --- cashback --------------------------------------------------------------------------------
+
+PLAY_TYPES = ("bet", "win", "refund", "rollback")
+
+
+def cashback_period(p: Promotion, now: datetime) -> tuple[int, datetime, datetime]:
+    """The last *completed* period: periods are ``cashback_period_days`` long, counted from
+    the Unix epoch (UTC), so every run agrees on the boundaries."""
+    from datetime import UTC
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    length = timedelta(days=p.cashback_period_days)
+    index = (now - epoch) // length - 1
+    start = epoch + index * length
+    return index, start, start + length
+
+
+def pay_cashback(now: datetime | None = None) -> dict[str, int]:
+    """Pay every active cashback promotion for its last completed period (job; idempotent:
+    one bonus per promotion, player and period, ``trigger_ref`` unique, checked under the
+    wallet lock). Net loss = stakes - wins - refunds over the period in the promotion's
+    currency, from the ledger. Without wagering the cashback is cash (``bonus_grant`` then
+    ``bonus_convert`` of exactly that amount, so another bonus in progress is untouched);
+    with wagering it waits for a player with no bonus open (skipped, reported)."""
+    from app.models.wallet import LedgerTransaction as Ltx
+    from app.services import responsible_gaming as rg
+
+    now = now or utcnow()
+    report = {"paid": 0, "skipped_open_bonus": 0, "skipped_ineligible": 0}
+    for p in db.session.scalars(
+        select(Promotion).where(Promotion.type == "cashback", Promotion.status == "active")
+    ).all():
+        if not _live(p, now):
+            continue
+        index, start, end = cashback_period(p, now)
+        losses = db.session.execute(
+            select(Ltx.user_id, -func.sum(Ltx.cash_delta + Ltx.bonus_delta))
+            .where(
+                Ltx.currency == p.currency,
+                Ltx.type.in_(PLAY_TYPES),
+                Ltx.created_at >= start,
+                Ltx.created_at < end,
+            )
+            .group_by(Ltx.user_id)
+            .having(-func.sum(Ltx.cash_delta + Ltx.bonus_delta) > 0)
+        ).all()
+        for user_id, loss in losses:
+            amount = int(loss) * p.cashback_percent // 100
+            if p.max_bonus_minor is not None:
+                amount = min(amount, p.max_bonus_minor)
+            if amount <= 0:
+                continue
+            ref = f"cashback:{p.id}:{index}"
+            with atomic():
+                wallet.lock(user_id, p.currency)
+                if db.session.scalar(
+                    select(PlayerBonus.id).where(PlayerBonus.trigger_ref == f"{ref}:{user_id}")
+                ):
+                    continue
+                user = db.session.get(User, user_id)
+                if (
+                    user.role_id != PLAYER
+                    or rg.is_excluded(user.id)
+                    or play_guard.status_blocks(user.status, user.status_until)
+                    or (p.countries and (user.country or "").upper() not in p.countries)
+                ):
+                    report["skipped_ineligible"] += 1
+                    continue
+                promo = _locked(Promotion, p.id)
+                trigger = {"trigger_ref": f"{ref}:{user_id}"}
+                if p.wagering_multiplier == 0:
+                    # Never open: it must not collide with a bonus being wagered.
+                    bonus = _new_bonus(promo, user, "completed", **trigger)
+                    bonus.amount_minor = bonus.converted_minor = amount
+                    bonus.granted_at = bonus.ended_at = utcnow()
+                    bonus.end_reason = "cashback paid as cash"
+                    grant = wallet.post(
+                        user_id, p.currency, "bonus_grant", bonus_delta=amount, source=SOURCE,
+                        idempotency_key=f"bonus-grant:{bonus.id}", reference_type="player_bonus",
+                        reference_id=bonus.id, description=f"Cashback: {p.name}",
+                    )  # fmt: skip
+                    convert = _move(bonus, "bonus_convert", amount, "cashback", cash=True)
+                    bonus.ledger_refs = {"grant": grant.transaction_id, "convert": convert}
+                    _notify(bonus, "cashback", f"{p.name}: {format_minor(amount, p.currency)} "
+                            f"{p.currency} cashback paid")  # fmt: skip
+                    _bonus_event(bonus, "completed")
+                elif _open_bonus(user_id, p.currency) is not None:
+                    report["skipped_open_bonus"] += 1
+                    continue
+                else:
+                    bonus = _new_bonus(promo, user, "active", **trigger)
+                    _grant(bonus, promo, amount)
+                report["paid"] += 1
+    return report
+
+
 # --- player views ----------------------------------------------------------------------------
 
 
