@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, g
+from flask import Flask, g, request
 from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
 
 from app.errors import AccessDenied, AuthenticationError, envelope
@@ -137,6 +137,20 @@ def login_required(fn: F) -> F:
     @wraps(fn)
     def wrapper(*args, **kwargs):
         _active_user()
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def login_optional(fn: F) -> F:
+    """Public endpoint that personalizes for a caller who sends a token: ``g.user`` is the
+    user or ``None``. A token that is sent must be valid (a bad one is refused, not ignored)."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        g.user = None
+        if request.headers.get("Authorization"):
+            _active_user()
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -123,7 +123,39 @@ def seed_demo() -> list[dict[str, str]]:
     seed_originals()
     seed_engagement()
     seed_console_queues()
+    seed_promotions()
     return logins
+
+
+def seed_promotions() -> None:
+    """A welcome deposit bonus, applied to a new player's first deposit (idempotent)."""
+    from app.models.promotions import Promotion
+    from app.services import promotions
+
+    name = "Welcome bonus 100%"
+    if db.session.scalar(select(Promotion.id).where(Promotion.name == name)):
+        return
+    p = promotions.create_promotion(
+        {
+            "name": name,
+            "description": "100% of your first deposit up to 200.00 EUR",
+            "terms": "Wager the bonus 30 times within 30 days; max bet 5.00 EUR while wagering; "
+            "slots count 100%. Withdrawing before completion forfeits the bonus.",
+            "type": "deposit_match",
+            "currency": "EUR",
+            "match_percent": 100,
+            "max_bonus_minor": 200_00,
+            "min_deposit_minor": 20_00,
+            "wagering_multiplier": 30,
+            "max_bet_minor": 5_00,
+            "bonus_valid_days": 30,
+            "max_claims_per_player": 1,
+            "first_deposit_only": True,
+            "auto_apply": True,
+            "priority": 100,
+        }
+    )
+    promotions.set_status(p.id, "active")
 
 
 #: Demo webhook secret of the local sandbox gateway (development only; rotate with the API).

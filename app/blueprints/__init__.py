@@ -57,6 +57,16 @@ def register_blueprints(app: Flask) -> None:
 
     register_money_blueprints(app)
     register_engagement_blueprints(app)
+    register_promotion_blueprints(app)
+
+
+def register_promotion_blueprints(app: Flask) -> None:
+    """Promotions and bonuses, support, home feed (issue 8)."""
+    from app.blueprints.api import admin_crm, affiliate, home, promotions, support
+
+    for blp in (promotions.blp, support.blp, home.blp, affiliate.blp, admin_crm.blp):
+        csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
+        rest_api.register_blueprint(blp)
 
 
 def register_money_blueprints(app: Flask) -> None:

@@ -15,6 +15,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.jobs.engagement.jackpots_periodic", 10, "default"),
     ("app.jobs.engagement.settle_tournaments", 60, "payouts"),
     ("app.jobs.engagement.run_lottery_draws", 60, "payouts"),
+    ("app.jobs.promotions.expire_bonuses", 300, "default"),
+    ("app.jobs.promotions.pay_cashback", 3600, "default"),
 ]
 
 #: Scheduled periodic jobs have fixed ids, so registering again overwrites instead of adding.

@@ -5,6 +5,7 @@ Import models from their own module (``from app.models.wallet import Wallet``).
 
 from app.models import (  # noqa: F401 - imported for their table definitions
     audit,
+    crm,
     engagement,
     games,
     identity,
@@ -12,9 +13,11 @@ from app.models import (  # noqa: F401 - imported for their table definitions
     mail,
     originals,
     payments,
+    promotions,
     realtime,
     responsible_gaming,
     settings,
+    support,
     user,
     wallet,
 )

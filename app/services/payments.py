@@ -104,6 +104,29 @@ def register_withdrawal_check(check: WithdrawalCheck) -> None:
         _withdrawal_checks.append(check)
 
 
+#: Called when the player asks to give up restricted funds (``forfeit_bonus``) with a
+#: withdrawal: ``hook(user_id, currency, actor)``, inside the withdrawal's transaction and
+#: before the checks, so a refused withdrawal forfeits nothing.
+WithdrawalForfeit = Callable[[int, str, Any], None]
+_withdrawal_forfeits: list[WithdrawalForfeit] = []
+
+#: Called inside a deposit's credit transaction, right after the wallet credit (wallet row
+#: locked): ``hook(payment)``. What a hook writes commits or rolls back with the deposit; hooks
+#: must not raise for business reasons (a deposit is never refused because of a bonus).
+DepositHook = Callable[[PaymentTransaction], None]
+_deposit_hooks: list[DepositHook] = []
+
+
+def register_withdrawal_forfeit(hook: WithdrawalForfeit) -> None:
+    if hook not in _withdrawal_forfeits:
+        _withdrawal_forfeits.append(hook)
+
+
+def register_deposit_credited(hook: DepositHook) -> None:
+    if hook not in _deposit_hooks:
+        _deposit_hooks.append(hook)
+
+
 # --- gateways --------------------------------------------------------------------------------
 
 
@@ -576,6 +599,8 @@ def _deposit_succeeded(txn: PaymentTransaction, event: Any) -> str:
     txn.status = "completed"
     txn.processed_at = utcnow()
     txn.ledger_refs = {**(txn.ledger_refs or {}), "deposit": posting.transaction_id}
+    for hook in _deposit_hooks:
+        hook(txn)
     _record_response(txn, event)
     audit.record(
         "payment.deposit.complete",
@@ -755,6 +780,7 @@ def request_withdrawal(
     iban: str | None = None,
     details: dict[str, Any] | None = None,
     ip: str | None = None,
+    forfeit_bonus: bool = False,
 ) -> PaymentTransaction:
     from app.services import wallet
 
@@ -776,9 +802,12 @@ def request_withdrawal(
             "Verify your identity (KYC) before withdrawing this amount",
             threshold=format_minor(threshold, currency),
         )
-    for check in _withdrawal_checks:
-        check(user.id, amount_minor, currency)
     with atomic():
+        if forfeit_bonus:
+            for forfeit in _withdrawal_forfeits:
+                forfeit(user.id, currency, user)
+        for check in _withdrawal_checks:
+            check(user.id, amount_minor, currency)
         txn = PaymentTransaction(
             public_id=_new_public_id(),
             user_id=user.id,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 16:49:41.867797
+Create Date: 2026-11-23 16:54:52.752043
 
 """
 from alembic import op
@@ -408,6 +408,19 @@ def upgrade():
         batch_op.create_index('uq_users_email_lower', [sa.literal_column('lower(email)')], unique=True)
         batch_op.create_index('uq_users_username_lower', [sa.literal_column('lower(username)')], unique=True)
 
+    op.create_table('crm_segments',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('condition', sa.Text(), nullable=False),
+    sa.Column('last_count', sa.Integer(), nullable=True),
+    sa.Column('last_counted_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_by_id', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_crm_segments_created_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_crm_segments'))
+    )
     op.create_table('game_favorites',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -669,6 +682,59 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_payment_transactions_user_id'), ['user_id'], unique=False)
         batch_op.create_index('ix_payment_transactions_user_type_created', ['user_id', 'type', 'created_at'], unique=False)
 
+    op.create_table('promotions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('terms', sa.Text(), nullable=True),
+    sa.Column('image_url', sa.String(length=500), nullable=True),
+    sa.Column('type', sa.String(length=20), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('match_percent', sa.Integer(), nullable=False),
+    sa.Column('max_bonus_minor', sa.BigInteger(), nullable=True),
+    sa.Column('min_deposit_minor', sa.BigInteger(), nullable=False),
+    sa.Column('bonus_amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('cashback_percent', sa.Integer(), nullable=False),
+    sa.Column('cashback_period_days', sa.Integer(), nullable=False),
+    sa.Column('wagering_multiplier', sa.Integer(), nullable=False),
+    sa.Column('default_contribution', sa.Integer(), nullable=False),
+    sa.Column('game_contributions', sa.JSON(), nullable=False),
+    sa.Column('max_bet_minor', sa.BigInteger(), nullable=True),
+    sa.Column('max_cashout_minor', sa.BigInteger(), nullable=True),
+    sa.Column('bonus_valid_days', sa.Integer(), nullable=False),
+    sa.Column('starts_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ends_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('max_claims_per_player', sa.Integer(), nullable=True),
+    sa.Column('max_claims_total', sa.Integer(), nullable=True),
+    sa.Column('claims_count', sa.Integer(), nullable=False),
+    sa.Column('countries', sa.JSON(), nullable=False),
+    sa.Column('voucher_code', sa.String(length=64), nullable=True),
+    sa.Column('first_deposit_only', sa.Boolean(), nullable=False),
+    sa.Column('auto_apply', sa.Boolean(), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('created_by_id', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('draft', 'active', 'inactive')", name=op.f('ck_promotions_status')),
+    sa.CheckConstraint("type IN ('deposit_match', 'reload', 'no_deposit', 'cashback')", name=op.f('ck_promotions_type')),
+    sa.CheckConstraint('bonus_amount_minor >= 0', name=op.f('ck_promotions_bonus_amount_non_negative')),
+    sa.CheckConstraint('cashback_percent >= 0 AND cashback_percent <= 100', name=op.f('ck_promotions_cashback')),
+    sa.CheckConstraint('claims_count >= 0', name=op.f('ck_promotions_claims_count_non_negative')),
+    sa.CheckConstraint('default_contribution >= 0 AND default_contribution <= 100', name=op.f('ck_promotions_contrib')),
+    sa.CheckConstraint('match_percent >= 0 AND match_percent <= 1000', name=op.f('ck_promotions_match_percent')),
+    sa.CheckConstraint('max_bet_minor IS NULL OR max_bet_minor > 0', name=op.f('ck_promotions_max_bet')),
+    sa.CheckConstraint('max_bonus_minor IS NULL OR max_bonus_minor > 0', name=op.f('ck_promotions_max_bonus')),
+    sa.CheckConstraint('max_cashout_minor IS NULL OR max_cashout_minor >= 0', name=op.f('ck_promotions_max_cashout')),
+    sa.CheckConstraint('min_deposit_minor >= 0', name=op.f('ck_promotions_min_deposit_non_negative')),
+    sa.CheckConstraint('wagering_multiplier >= 0', name=op.f('ck_promotions_wagering_multiplier')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_promotions_created_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_promotions'))
+    )
+    with op.batch_alter_table('promotions', schema=None) as batch_op:
+        batch_op.create_index('ix_promotions_status_priority', ['status', 'priority'], unique=False)
+        batch_op.create_index('uq_promotions_voucher_code', [sa.literal_column('lower(voucher_code)')], unique=True, postgresql_where=sa.text('voucher_code IS NOT NULL'), sqlite_where=sa.text('voucher_code IS NOT NULL'))
+
     op.create_table('provider_transactions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('provider_id', sa.BigInteger(), nullable=False),
@@ -782,6 +848,30 @@ def upgrade():
         batch_op.create_index('ix_risk_flags_status_created', ['status', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_risk_flags_user_id'), ['user_id'], unique=False)
 
+    op.create_table('support_tickets',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('subject', sa.String(length=200), nullable=False),
+    sa.Column('category', sa.String(length=32), nullable=False),
+    sa.Column('priority', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('assigned_to_id', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_message_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_by_id', sa.BigInteger(), nullable=True),
+    sa.CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name=op.f('ck_support_tickets_priority')),
+    sa.CheckConstraint("status IN ('open', 'answered', 'closed')", name=op.f('ck_support_tickets_status')),
+    sa.ForeignKeyConstraint(['assigned_to_id'], ['users.id'], name=op.f('fk_support_tickets_assigned_to_id_users')),
+    sa.ForeignKeyConstraint(['closed_by_id'], ['users.id'], name=op.f('fk_support_tickets_closed_by_id_users')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_support_tickets_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_support_tickets'))
+    )
+    with op.batch_alter_table('support_tickets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_support_tickets_assigned_to_id'), ['assigned_to_id'], unique=False)
+        batch_op.create_index('ix_support_tickets_status_updated', ['status', 'last_message_at'], unique=False)
+        batch_op.create_index('ix_support_tickets_user_created', ['user_id', 'created_at'], unique=False)
+
     op.create_table('token_families',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -844,6 +934,23 @@ def upgrade():
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_wallets_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_wallets')),
     sa.UniqueConstraint('user_id', 'currency', name='uq_wallets_user_currency')
+    )
+    op.create_table('crm_broadcasts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('segment_id', sa.BigInteger(), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('send_email', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('recipients', sa.Integer(), nullable=False),
+    sa.Column('skipped_no_consent', sa.Integer(), nullable=False),
+    sa.Column('skipped_excluded', sa.Integer(), nullable=False),
+    sa.Column('created_by_id', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_crm_broadcasts_created_by_id_users')),
+    sa.ForeignKeyConstraint(['segment_id'], ['crm_segments.id'], name=op.f('fk_crm_broadcasts_segment_id_crm_segments')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_crm_broadcasts'))
     )
     op.create_table('kyc_documents',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -932,6 +1039,49 @@ def upgrade():
     with op.batch_alter_table('lottery_tickets', schema=None) as batch_op:
         batch_op.create_index('ix_lottery_tickets_user', ['user_id', 'draw_id'], unique=False)
 
+    op.create_table('player_bonuses',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('promotion_id', sa.BigInteger(), nullable=False),
+    sa.Column('user_id', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=8), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('wagering_required_minor', sa.BigInteger(), nullable=False),
+    sa.Column('wagering_progress_minor', sa.BigInteger(), nullable=False),
+    sa.Column('max_bet_minor', sa.BigInteger(), nullable=True),
+    sa.Column('max_cashout_minor', sa.BigInteger(), nullable=True),
+    sa.Column('default_contribution', sa.Integer(), nullable=False),
+    sa.Column('game_contributions', sa.JSON(), nullable=False),
+    sa.Column('trigger_ref', sa.String(length=80), nullable=True),
+    sa.Column('deposit_minor', sa.BigInteger(), nullable=True),
+    sa.Column('voucher_code', sa.String(length=64), nullable=True),
+    sa.Column('converted_minor', sa.BigInteger(), nullable=False),
+    sa.Column('forfeited_minor', sa.BigInteger(), nullable=False),
+    sa.Column('ledger_refs', sa.JSON(), nullable=False),
+    sa.Column('end_reason', sa.String(length=200), nullable=True),
+    sa.Column('claimed_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('granted_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('pending', 'active', 'completed', 'forfeited', 'expired', 'cancelled')", name=op.f('ck_player_bonuses_status')),
+    sa.CheckConstraint('amount_minor >= 0', name=op.f('ck_player_bonuses_amount_non_negative')),
+    sa.CheckConstraint('converted_minor >= 0', name=op.f('ck_player_bonuses_converted_non_negative')),
+    sa.CheckConstraint('forfeited_minor >= 0', name=op.f('ck_player_bonuses_forfeited_non_negative')),
+    sa.CheckConstraint('wagering_progress_minor >= 0', name=op.f('ck_player_bonuses_wagering_progress_non_negative')),
+    sa.CheckConstraint('wagering_required_minor >= 0', name=op.f('ck_player_bonuses_wagering_required_non_negative')),
+    sa.ForeignKeyConstraint(['promotion_id'], ['promotions.id'], name=op.f('fk_player_bonuses_promotion_id_promotions')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_player_bonuses_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_player_bonuses'))
+    )
+    with op.batch_alter_table('player_bonuses', schema=None) as batch_op:
+        batch_op.create_index('ix_player_bonuses_promotion_user', ['promotion_id', 'user_id'], unique=False)
+        batch_op.create_index('ix_player_bonuses_status_expires', ['status', 'expires_at'], unique=False)
+        batch_op.create_index('ix_player_bonuses_user_created', ['user_id', 'created_at'], unique=False)
+        batch_op.create_index('uq_player_bonuses_open', ['user_id', 'currency'], unique=True, postgresql_where=sa.text("status IN ('pending', 'active')"), sqlite_where=sa.text("status IN ('pending', 'active')"))
+        batch_op.create_index('uq_player_bonuses_trigger_ref', ['trigger_ref'], unique=True)
+
     op.create_table('refresh_tokens',
     sa.Column('jti', sa.String(length=64), nullable=False),
     sa.Column('family_id', sa.String(length=36), nullable=False),
@@ -947,6 +1097,21 @@ def upgrade():
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_refresh_tokens_family_id'), ['family_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_refresh_tokens_user_id'), ['user_id'], unique=False)
+
+    op.create_table('support_messages',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('ticket_id', sa.BigInteger(), nullable=False),
+    sa.Column('author_id', sa.BigInteger(), nullable=False),
+    sa.Column('author_kind', sa.String(length=8), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("author_kind IN ('player', 'staff')", name=op.f('ck_support_messages_author_kind')),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_support_messages_author_id_users')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['support_tickets.id'], name=op.f('fk_support_messages_ticket_id_support_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_support_messages'))
+    )
+    with op.batch_alter_table('support_messages', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_support_messages_ticket_id'), ['ticket_id'], unique=False)
 
     op.create_table('tournament_participants',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -1017,11 +1182,23 @@ def downgrade():
         batch_op.drop_index('ix_tournament_participants_board')
 
     op.drop_table('tournament_participants')
+    with op.batch_alter_table('support_messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_support_messages_ticket_id'))
+
+    op.drop_table('support_messages')
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_user_id'))
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_family_id'))
 
     op.drop_table('refresh_tokens')
+    with op.batch_alter_table('player_bonuses', schema=None) as batch_op:
+        batch_op.drop_index('uq_player_bonuses_trigger_ref')
+        batch_op.drop_index('uq_player_bonuses_open', postgresql_where=sa.text("status IN ('pending', 'active')"), sqlite_where=sa.text("status IN ('pending', 'active')"))
+        batch_op.drop_index('ix_player_bonuses_user_created')
+        batch_op.drop_index('ix_player_bonuses_status_expires')
+        batch_op.drop_index('ix_player_bonuses_promotion_user')
+
+    op.drop_table('player_bonuses')
     with op.batch_alter_table('lottery_tickets', schema=None) as batch_op:
         batch_op.drop_index('ix_lottery_tickets_user')
 
@@ -1042,6 +1219,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_kyc_documents_sha256'))
 
     op.drop_table('kyc_documents')
+    op.drop_table('crm_broadcasts')
     op.drop_table('wallets')
     with op.batch_alter_table('tournaments', schema=None) as batch_op:
         batch_op.drop_index('ix_tournaments_window')
@@ -1051,6 +1229,12 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_token_families_user_id'))
 
     op.drop_table('token_families')
+    with op.batch_alter_table('support_tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_support_tickets_user_created')
+        batch_op.drop_index('ix_support_tickets_status_updated')
+        batch_op.drop_index(batch_op.f('ix_support_tickets_assigned_to_id'))
+
+    op.drop_table('support_tickets')
     with op.batch_alter_table('risk_flags', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_risk_flags_user_id'))
         batch_op.drop_index('ix_risk_flags_status_created')
@@ -1076,6 +1260,11 @@ def downgrade():
         batch_op.drop_index('ix_provider_transactions_reference')
 
     op.drop_table('provider_transactions')
+    with op.batch_alter_table('promotions', schema=None) as batch_op:
+        batch_op.drop_index('uq_promotions_voucher_code', postgresql_where=sa.text('voucher_code IS NOT NULL'), sqlite_where=sa.text('voucher_code IS NOT NULL'))
+        batch_op.drop_index('ix_promotions_status_priority')
+
+    op.drop_table('promotions')
     with op.batch_alter_table('payment_transactions', schema=None) as batch_op:
         batch_op.drop_index('ix_payment_transactions_user_type_created')
         batch_op.drop_index(batch_op.f('ix_payment_transactions_user_id'))
@@ -1129,6 +1318,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_game_favorites_game_id'))
 
     op.drop_table('game_favorites')
+    op.drop_table('crm_segments')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index('uq_users_username_lower')
         batch_op.drop_index('uq_users_email_lower')

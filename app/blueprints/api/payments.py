@@ -231,6 +231,8 @@ class WithdrawArgs(Schema):
     gateway_id = fields.Integer(load_default=None)
     iban = fields.String(load_default=None, validate=validate.Length(max=64))
     details = fields.Dict(keys=fields.String(), load_default=None)
+    #: Confirms giving up a bonus still being wagered (otherwise BONUS_WAGERING_OPEN).
+    forfeit_bonus = fields.Boolean(load_default=False)
 
 
 class WithdrawalCreated(Schema):
@@ -258,6 +260,7 @@ def _withdraw_routes(prefix: str, suffix: str) -> None:
                 iban=args["iban"],
                 details=args["details"],
                 ip=client_ip(),
+                forfeit_bonus=args["forfeit_bonus"],
             )
             return {
                 "data": {
