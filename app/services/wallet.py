@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -57,14 +57,6 @@ COUNTER_ACCOUNTS: dict[str, str] = {
     "tournament_prize": "house:tournaments",
     "commission": "house:commissions",
 }
-
-_WALLET_COLS = (
-    Wallet.id,
-    Wallet.user_id,
-    Wallet.balance,
-    Wallet.bonus_balance,
-    Wallet.held_balance,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +102,63 @@ def _dialect_insert(table):
     if name == "sqlite":
         return sqlite.insert(table)
     return insert(table)  # pragma: no cover - we ship PostgreSQL and SQLite only
+
+
+_statements: dict[tuple[str, str], Any] = {}
+
+
+def hot_statement(name: str, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
+    """A statement of the money hot path, built once per SQL dialect.
+
+    ``build(dialect_insert)`` returns a statement whose varying parts are ``bindparam()``s or
+    are passed as execution parameters (``session.execute(stmt, {...})``). Built once, the
+    statement's cache key is computed once: SQLAlchemy then finds the compiled SQL in its cache
+    without walking fresh literals on every call (the cost a per-call ``insert().values(...)``
+    pays on every callback).
+    """
+    dialect = _session().get_bind().dialect.name
+    key = (dialect, name)
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = build(_dialect_insert)
+    return stmt
+
+
+_wt = Wallet.__table__.c
+_lt = LedgerTransaction.__table__.c
+
+
+def _build_lock(_insert: Any) -> Any:
+    return (
+        select(_wt.id, _wt.user_id, _wt.balance, _wt.bonus_balance, _wt.held_balance)
+        .where(_wt.user_id == bindparam("user_id"), _wt.currency == bindparam("currency"))
+        .with_for_update()
+    )
+
+
+def _build_ledger_insert(dialect_insert: Any) -> Any:
+    return (
+        dialect_insert(LedgerTransaction.__table__)
+        .on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
+        .returning(_lt.id)
+    )
+
+
+def _build_balance_update(_insert: Any) -> Any:
+    return (
+        update(Wallet.__table__)
+        .where(_wt.id == bindparam("wallet_id"))
+        .values(
+            balance=_wt.balance + bindparam("d_cash"),
+            bonus_balance=_wt.bonus_balance + bindparam("d_bonus"),
+            held_balance=_wt.held_balance + bindparam("d_held"),
+            updated_at=bindparam("now"),
+        )
+    )
+
+
+def _build_entries_insert(_insert: Any) -> Any:
+    return insert(LedgerEntry.__table__)
 
 
 @contextlib.contextmanager
@@ -195,18 +244,15 @@ def lock(user_id: int, currency: str, *, create: bool = True) -> LockedWallet:
     if not in_atomic():
         raise RuntimeError("wallet.lock() outside atomic(): the lock would end at once")
     currency = _currency(currency)
-    stmt = (
-        select(*_WALLET_COLS)
-        .where(Wallet.user_id == user_id, Wallet.currency == currency)
-        .with_for_update()
-    )
+    stmt = hot_statement("wallet.lock", _build_lock)
+    params = {"user_id": user_id, "currency": currency}
     session = _session()
-    row = session.execute(stmt).one_or_none()
+    row = session.execute(stmt, params).one_or_none()
     if row is None:
         if not create:
             raise ValidationError.field("currency", f"No {currency} wallet for this player")
         get_or_create_wallet(user_id, currency)
-        row = session.execute(stmt).one()
+        row = session.execute(stmt, params).one()
     return LockedWallet(
         row.id, row.user_id, currency, row.balance, row.bonus_balance, row.held_balance
     )
@@ -345,29 +391,28 @@ def _apply(
             currency=w.currency,
         )
     session = _session()
+    now = utcnow()
     tx_id = session.execute(
-        _dialect_insert(LedgerTransaction)
-        .values(
-            wallet_id=w.id,
-            user_id=w.user_id,
-            currency=w.currency,
-            type=type_,
-            source=source,
-            idempotency_key=key,
-            reference_type=reference_type,
-            reference_id=None if reference_id is None else str(reference_id),
-            cash_delta=cash,
-            bonus_delta=bonus,
-            held_delta=held,
-            balance_after=new_cash,
-            bonus_balance_after=new_bonus,
-            description=description,
-            meta=meta,
-            actor_id=getattr(actor, "id", actor),
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
-        .returning(LedgerTransaction.id)
+        hot_statement("wallet.ledger_insert", _build_ledger_insert),
+        {
+            "wallet_id": w.id,
+            "user_id": w.user_id,
+            "currency": w.currency,
+            "type": type_,
+            "source": source,
+            "idempotency_key": key,
+            "reference_type": reference_type,
+            "reference_id": None if reference_id is None else str(reference_id),
+            "cash_delta": cash,
+            "bonus_delta": bonus,
+            "held_delta": held,
+            "balance_after": new_cash,
+            "bonus_balance_after": new_bonus,
+            "description": description,
+            "meta": meta,
+            "actor_id": getattr(actor, "id", actor),
+            "created_at": now,
+        },
     ).scalar_one_or_none()
     if tx_id is None:
         # A concurrent request with the same key committed first: its movement stands.
@@ -375,17 +420,12 @@ def _apply(
         _same_request(existing, w.user_id, w.currency, type_, deltas)
         return _replay(existing)
     session.execute(
-        update(Wallet)
-        .where(Wallet.id == w.id)
-        .values(
-            balance=Wallet.balance + cash,
-            bonus_balance=Wallet.bonus_balance + bonus,
-            held_balance=Wallet.held_balance + held,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
+        hot_statement("wallet.balance_update", _build_balance_update),
+        {"wallet_id": w.id, "d_cash": cash, "d_bonus": bonus, "d_held": held, "now": now},
     )
     counter = counter_account or COUNTER_ACCOUNTS[type_]
+    # Every row carries the same keys (the house leg's wallet_id is an explicit NULL): one
+    # multi-row INSERT instead of one statement per key set.
     entries = [
         {
             "transaction_id": tx_id,
@@ -407,7 +447,7 @@ def _apply(
                 "amount": -(cash + bonus + held),
             }
         )
-    session.execute(insert(LedgerEntry), entries)
+    session.execute(hot_statement("wallet.entries_insert", _build_entries_insert), entries)
     _expire_cached(w.id)
     publish(
         "balance.update",
