@@ -25,14 +25,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm.util import identity_key
 
 from app.db import atomic, in_atomic, lock_one
 from app.errors import Conflict, LimitExceeded, NotFound, SelfExcluded, ValidationError
 from app.extensions import db
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.models.payments import PaymentTransaction
 from app.models.responsible_gaming import (
     LIMIT_PERIODS,
@@ -202,20 +202,25 @@ def set_limit(
 # --- exclusions ------------------------------------------------------------------------------
 
 
+def _in_force(user_id: Any, now: Any) -> tuple[Any, ...]:
+    """Conditions of an exclusion in force (plain values or ``bindparam()``s)."""
+    return (
+        RgExclusion.user_id == user_id,
+        RgExclusion.lifted_at.is_(None),
+        or_(
+            RgExclusion.kind == "self_exclusion",
+            RgExclusion.ends_at.is_(None),
+            RgExclusion.ends_at > now,
+        ),
+    )
+
+
 def active_exclusion(user_id: int, now: datetime | None = None) -> RgExclusion | None:
     """The exclusion in force: an unexpired time-out, or any self-exclusion not yet lifted."""
     now = now or utcnow()
     return db.session.scalar(
         select(RgExclusion)
-        .where(
-            RgExclusion.user_id == user_id,
-            RgExclusion.lifted_at.is_(None),
-            or_(
-                RgExclusion.kind == "self_exclusion",
-                RgExclusion.ends_at.is_(None),
-                RgExclusion.ends_at > now,
-            ),
-        )
+        .where(*_in_force(user_id, now))
         .order_by(RgExclusion.ends_at.is_(None).desc(), RgExclusion.ends_at.desc())
         .limit(1)
     )
@@ -557,12 +562,17 @@ def check_bet_allowed(user: Any, amount_minor: int, currency: str) -> None:
 
     The loss check assumes the stake is lost (worst case), so a loss limit can never be passed.
     The bet callback maps ``SelfExcluded`` to PLAYER_BLOCKED and ``LimitExceeded`` to
-    LIMIT_EXCEEDED. ``user`` needs only an ``id``. Every bet callback runs this: the exclusion
-    and all the limits that can bind a bet are read in two queries (most players have none).
+    LIMIT_EXCEEDED. ``user`` needs only an ``id``. Every bet callback runs this: one query
+    says whether an exclusion or any limit that can bind a bet exists (most players have
+    none); only then are they read.
     """
-    _raise_if_excluded(user, "betting")
     now = utcnow()
-    session_limits, money_limits = _bet_limits(user.id, currency, now)
+    excluded, limited = db.session.execute(
+        _BET_RG_STATE, {"rg_user_id": user.id, "rg_now": now, "rg_currency": currency}
+    ).one()
+    if excluded:
+        _raise_if_excluded(user, "betting")
+    session_limits, money_limits = _bet_limits(user.id, currency, now) if limited else ([], [])
     for limit, value in session_limits:
         used = session_minutes_since(user.id, now - PERIOD_WINDOWS[limit.period], now)
         if used >= value:
@@ -581,6 +591,20 @@ def check_bet_allowed(user: Any, amount_minor: int, currency: str) -> None:
 
 
 _BET_LIMIT_TYPES = ("session_time", "wager", "loss")
+
+#: (exclusion in force?, any bet-binding limit?) in one round trip; built once.
+_BET_RG_STATE = select(
+    select(RgExclusion.id)
+    .where(*_in_force(bindparam("rg_user_id"), bindparam("rg_now", type_=UTCDateTime())))
+    .exists(),
+    select(RgLimit.id)
+    .where(
+        RgLimit.user_id == bindparam("rg_user_id"),
+        RgLimit.limit_type.in_(_BET_LIMIT_TYPES),
+        RgLimit.currency.in_([bindparam("rg_currency"), ""]),
+    )
+    .exists(),
+)
 
 
 def _bet_limits(
