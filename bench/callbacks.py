@@ -448,6 +448,8 @@ def summarize_profile(path: str, top: int = 25) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.profile and not Path(sys.executable).with_name("py-spy").exists():
+        raise SystemExit(f"--profile needs py-spy: {sys.executable} -m pip install py-spy")
     mode = "hot (one wallet)" if args.hot else f"{args.players} wallets"
     print(f"bench: {mode}, {args.concurrency} concurrent clients, {args.seconds:.0f} s per phase")
     db_url = create_database(args.pg, args.db_name)
