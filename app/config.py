@@ -178,6 +178,14 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         )
     if profile == "production":
         cfg.update(
+            # No ping round trip before every request's first query (the callback hot path pays
+            # it on every call): connections are recycled before PostgreSQL or a proxy drops
+            # them, and a connection that died anyway fails its request (a callback answers
+            # INTERNAL_ERROR, nothing moved, the provider retries) and invalidates the pool.
+            SQLALCHEMY_ENGINE_OPTIONS={
+                "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", False),
+                "pool_recycle": _int(env, "DB_POOL_RECYCLE", 1800),
+            },
             SESSION_COOKIE_SECURE=True,
             SESSION_COOKIE_NAME="__Host-jackpotx",
             REMEMBER_COOKIE_SECURE=True,

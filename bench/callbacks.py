@@ -57,6 +57,8 @@ PROVIDER = "benchstudio"
 GAME = "bench-dice"
 CURRENCY = "EUR"
 STAKE = "1.00"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/5"
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,11 +71,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rollbacks", type=float, default=0.02, help="share of rounds rolled back")
     p.add_argument(
         "--pg",
-        default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=os.environ.get("BENCH_PG_URL", DEFAULT_PG),
         help="PostgreSQL server (maintenance database URL)",
     )
     p.add_argument("--db-name", default="jackpotx_bench")
-    p.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"))
+    p.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     p.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     p.add_argument("--log-level", default="WARNING", help="app LOG_LEVEL during the run")
     p.add_argument("--profile", default=None, help="py-spy raw (folded) output file")
@@ -485,6 +487,8 @@ def summarize_profile(path: str, top: int = 25) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.profile and not Path(sys.executable).with_name("py-spy").exists():
+        raise SystemExit(f"--profile needs py-spy: {sys.executable} -m pip install py-spy")
     mode = "hot (one wallet)" if args.hot else f"{args.players} wallets"
     print(f"bench: {mode}, {args.concurrency} concurrent clients, {args.seconds:.0f} s per phase")
     db_url = create_database(args.pg, args.db_name)

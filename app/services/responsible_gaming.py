@@ -19,18 +19,20 @@ Each raises ``SelfExcluded`` or ``LimitExceeded`` and otherwise returns None.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm.util import identity_key
 
-from app.db import atomic, lock_one
+from app.db import atomic, in_atomic, lock_one
 from app.errors import Conflict, LimitExceeded, NotFound, SelfExcluded, ValidationError
 from app.extensions import db
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.models.payments import PaymentTransaction
 from app.models.responsible_gaming import (
     LIMIT_PERIODS,
@@ -200,20 +202,25 @@ def set_limit(
 # --- exclusions ------------------------------------------------------------------------------
 
 
+def _in_force(user_id: Any, now: Any) -> tuple[Any, ...]:
+    """Conditions of an exclusion in force (plain values or ``bindparam()``s)."""
+    return (
+        RgExclusion.user_id == user_id,
+        RgExclusion.lifted_at.is_(None),
+        or_(
+            RgExclusion.kind == "self_exclusion",
+            RgExclusion.ends_at.is_(None),
+            RgExclusion.ends_at > now,
+        ),
+    )
+
+
 def active_exclusion(user_id: int, now: datetime | None = None) -> RgExclusion | None:
     """The exclusion in force: an unexpired time-out, or any self-exclusion not yet lifted."""
     now = now or utcnow()
     return db.session.scalar(
         select(RgExclusion)
-        .where(
-            RgExclusion.user_id == user_id,
-            RgExclusion.lifted_at.is_(None),
-            or_(
-                RgExclusion.kind == "self_exclusion",
-                RgExclusion.ends_at.is_(None),
-                RgExclusion.ends_at > now,
-            ),
-        )
+        .where(*_in_force(user_id, now))
         .order_by(RgExclusion.ends_at.is_(None).desc(), RgExclusion.ends_at.desc())
         .limit(1)
     )
@@ -475,23 +482,46 @@ def _check_session_time(user: User) -> None:
             raise _exceeded(limit, value, used, currency=None)
 
 
-def _touch_session(user: User, *, start: bool) -> None:
+def _touch_session(user: Any, *, start: bool) -> None:
+    """Extend the player's open play session (last seen within the idle gap) or open one.
+
+    One ``UPDATE ... RETURNING`` on the hot path (every bet callback runs this): the row lock it
+    takes serializes two bets of one player like the ``SELECT ... FOR UPDATE`` it replaces.
+    Inside a caller's transaction it joins it (no savepoint: it writes nothing that a refusal
+    would have to undo). ``start`` is kept for the callers' intent; either way a player with no
+    open session gets a new one (a bet can arrive after the idle gap).
+    """
     now = utcnow()
-    with atomic():
-        current = db.session.scalar(
-            select(RgSession)
-            .where(RgSession.user_id == user.id, RgSession.last_seen_at > now - _session_idle())
-            .order_by(RgSession.last_seen_at.desc())
-            .limit(1)
-            .with_for_update()
-        )
-        if current is not None:
-            current.last_seen_at = now
-        elif start:
-            db.session.add(RgSession(user_id=user.id, started_at=now, last_seen_at=now))
+    s = RgSession.__table__.c
+    newest = (
+        select(s.id)
+        .where(s.user_id == user.id, s.last_seen_at > now - _session_idle())
+        .order_by(s.last_seen_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    with contextlib.nullcontext() if in_atomic() else atomic():
+        touched = db.session.execute(
+            update(RgSession.__table__)
+            .where(s.id == newest)
+            .values(last_seen_at=now)
+            .returning(s.id)
+        ).scalar_one_or_none()
+        if touched is None:
+            db.session.execute(
+                insert(RgSession.__table__).values(
+                    user_id=user.id, started_at=now, last_seen_at=now
+                )
+            )
         else:
-            # A bet with no open session (provider kept a game open past the idle gap).
-            db.session.add(RgSession(user_id=user.id, started_at=now, last_seen_at=now))
+            _expire_session(touched)
+
+
+def _expire_session(session_id: int) -> None:
+    """Core UPDATEs bypass the ORM: drop a stale ``RgSession`` from the identity map."""
+    obj = db.session.identity_map.get(identity_key(RgSession, session_id))
+    if obj is not None:
+        db.session.expire(obj)
 
 
 # --- enforcement points ----------------------------------------------------------------------
@@ -527,19 +557,28 @@ def check_game_launch_allowed(user: User) -> None:
     _touch_session(user, start=True)
 
 
-def check_bet_allowed(user: User, amount_minor: int, currency: str) -> None:
+def check_bet_allowed(user: Any, amount_minor: int, currency: str) -> None:
     """Refuse a bet an exclusion, a wager/loss limit or a session-time limit forbids.
 
     The loss check assumes the stake is lost (worst case), so a loss limit can never be passed.
     The bet callback maps ``SelfExcluded`` to PLAYER_BLOCKED and ``LimitExceeded`` to
-    LIMIT_EXCEEDED.
+    LIMIT_EXCEEDED. ``user`` needs only an ``id``. Every bet callback runs this: one query
+    says whether an exclusion or any limit that can bind a bet exists (most players have
+    none); only then are they read.
     """
-    _raise_if_excluded(user, "betting")
-    _check_session_time(user)
     now = utcnow()
-    limits = _binding(user.id, "wager", currency) + _binding(user.id, "loss", currency)
+    excluded, limited = db.session.execute(
+        _BET_RG_STATE, {"rg_user_id": user.id, "rg_now": now, "rg_currency": currency}
+    ).one()
+    if excluded:
+        _raise_if_excluded(user, "betting")
+    session_limits, money_limits = _bet_limits(user.id, currency, now) if limited else ([], [])
+    for limit, value in session_limits:
+        used = session_minutes_since(user.id, now - PERIOD_WINDOWS[limit.period], now)
+        if used >= value:
+            raise _exceeded(limit, value, used, currency=None)
     totals_by_window: dict[str, PlayTotals] = {}
-    for limit, value in limits:
+    for limit, value in money_limits:
         if limit.period not in totals_by_window:
             totals_by_window[limit.period] = play_totals(
                 user.id, currency, now - PERIOD_WINDOWS[limit.period]
@@ -549,6 +588,50 @@ def check_bet_allowed(user: User, amount_minor: int, currency: str) -> None:
         if used + amount_minor > value:
             raise _exceeded(limit, value, used, currency=currency)
     _touch_session(user, start=False)
+
+
+_BET_LIMIT_TYPES = ("session_time", "wager", "loss")
+
+#: (exclusion in force?, any bet-binding limit?) in one round trip; built once.
+_BET_RG_STATE = select(
+    select(RgExclusion.id)
+    .where(*_in_force(bindparam("rg_user_id"), bindparam("rg_now", type_=UTCDateTime())))
+    .exists(),
+    select(RgLimit.id)
+    .where(
+        RgLimit.user_id == bindparam("rg_user_id"),
+        RgLimit.limit_type.in_(_BET_LIMIT_TYPES),
+        RgLimit.currency.in_([bindparam("rg_currency"), ""]),
+    )
+    .exists(),
+)
+
+
+def _bet_limits(
+    user_id: int, currency: str, now: datetime
+) -> tuple[list[tuple[RgLimit, int]], list[tuple[RgLimit, int]]]:
+    """(session-time limits, wager then loss limits in ``currency``) that bind now."""
+    rows = db.session.scalars(
+        select(RgLimit).where(
+            RgLimit.user_id == user_id,
+            RgLimit.limit_type.in_(_BET_LIMIT_TYPES),
+            RgLimit.currency.in_(("", currency)),
+        )
+    )
+    session_limits: list[tuple[RgLimit, int]] = []
+    wager: list[tuple[RgLimit, int]] = []
+    loss: list[tuple[RgLimit, int]] = []
+    for row in rows:
+        value = effective_value(row, now)
+        if value is None:
+            continue
+        if row.limit_type == "session_time" and row.currency == "":
+            session_limits.append((row, value))
+        elif row.limit_type == "wager" and row.currency == currency:
+            wager.append((row, value))
+        elif row.limit_type == "loss" and row.currency == currency:
+            loss.append((row, value))
+    return session_limits, wager + loss
 
 
 def check_promotions_allowed(user: User) -> None:
@@ -598,16 +681,20 @@ def overview(user: User) -> dict[str, Any]:
 # --- hooks into the money path ---------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _PlayerRef:
+    id: int
+
+
 def _bet_guard(user_id: int, amount_minor: int, currency: str) -> None:
     """The provider bet callback's hook: an excluded player is PLAYER_BLOCKED; a limit breach
     stays ``LimitExceeded`` (the callback answers LIMIT_EXCEEDED)."""
     from app.services.play_guard import PlayerBlocked
 
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise PlayerBlocked()
+    # The callback has just read the player (and their status) with the session: only the id
+    # is needed here, so no User row is loaded on the hot path.
     try:
-        check_bet_allowed(user, amount_minor, currency)
+        check_bet_allowed(_PlayerRef(user_id), amount_minor, currency)
     except SelfExcluded as exc:
         raise PlayerBlocked(exc.message) from None
 

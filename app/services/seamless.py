@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from app.db import atomic
@@ -53,7 +53,7 @@ from app.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.observability import correlation_id
 from app.services import play_events, play_guard, wallet
 from app.services.crypto import decrypt
-from app.services.wallet import _dialect_insert
+from app.services.wallet import hot_statement
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +301,14 @@ _SESSION_COLS = (
 )
 
 
+def _build_player_by_token(_insert: Any) -> Any:
+    return (
+        select(*_SESSION_COLS)
+        .join(User, User.id == GameSession.user_id)
+        .where(GameSession.token == bindparam("token"))
+    )
+
+
 def _player(provider: ProviderConfig, req: CallbackRequest, *, live: bool) -> _Player:
     """Who the callback is about: its session token, or (adapters) our player id.
 
@@ -309,9 +317,7 @@ def _player(provider: ProviderConfig, req: CallbackRequest, *, live: bool) -> _P
     token = _text(req.session_token, "session_token", required=False, limit=200)
     if token:
         row = db.session.execute(
-            select(*_SESSION_COLS)
-            .join(User, User.id == GameSession.user_id)
-            .where(GameSession.token == token)
+            hot_statement("seamless.player_by_token", _build_player_by_token), {"token": token}
         ).one_or_none()
         if row is None or row.provider_id != provider.id:
             raise CallbackError("INVALID_SESSION", "Unknown session token")
@@ -354,15 +360,24 @@ def _balances(user_id: int, currency: str) -> tuple[int, int]:
 # --- idempotency -----------------------------------------------------------------------------
 
 
+def _build_claim(dialect_insert: Any) -> Any:
+    return (
+        dialect_insert(ProviderTransaction.__table__)
+        .on_conflict_do_nothing(index_elements=["provider_id", "external_id"])
+        .returning(ProviderTransaction.__table__.c.id)
+    )
+
+
 def _claim(provider: ProviderConfig, req: CallbackRequest, **values: Any) -> int | None:
     """Claim the provider's transaction id; ``None`` when it is already taken."""
+    return _insert_claim(
+        provider_id=provider.id, external_id=req.transaction_id, created_at=utcnow(), **values
+    )
+
+
+def _insert_claim(**values: Any) -> int | None:
     return db.session.execute(
-        _dialect_insert(ProviderTransaction)
-        .values(
-            provider_id=provider.id, external_id=req.transaction_id, created_at=utcnow(), **values
-        )
-        .on_conflict_do_nothing(index_elements=["provider_id", "external_id"])
-        .returning(ProviderTransaction.id)
+        hot_statement("seamless.claim", _build_claim), values
     ).scalar_one_or_none()
 
 
@@ -460,6 +475,27 @@ def _resolve_game(provider: ProviderConfig, req: CallbackRequest, *, for_bet: bo
     return found[0]
 
 
+def _build_round_upsert(dialect_insert: Any) -> Any:
+    """A bet opens its round or adds to it, if the round is still open and is this player's,
+    currency's and game's (otherwise nothing is returned and the bet is refused)."""
+    stmt = dialect_insert(GameRound.__table__)
+    r = GameRound.__table__.c
+    return stmt.on_conflict_do_update(
+        index_elements=["provider_id", "external_round_id"],
+        set_={
+            "total_bet": r.total_bet + stmt.excluded.total_bet,
+            "bet_cash": r.bet_cash + stmt.excluded.bet_cash,
+            "bet_bonus": r.bet_bonus + stmt.excluded.bet_bonus,
+            "bets_count": r.bets_count + 1,
+            "updated_at": stmt.excluded.updated_at,
+        },
+        where=(r.status == "open")
+        & (r.user_id == stmt.excluded.user_id)
+        & (r.currency == stmt.excluded.currency)
+        & (r.game_id == stmt.excluded.game_id),
+    ).returning(r.id)
+
+
 def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
@@ -497,38 +533,24 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         )
     cash_part, bonus_part = wallet.split_stake(w, amount)
     now = utcnow()
-    stmt = _dialect_insert(GameRound).values(
-        provider_id=provider.id,
-        external_round_id=round_ext,
-        user_id=player.user_id,
-        game_id=game_id,
-        currency=currency,
-        status="open",
-        total_bet=amount,
-        total_win=0,
-        total_refund=0,
-        bet_cash=cash_part,
-        bet_bonus=bonus_part,
-        bets_count=1,
-        created_at=now,
-        updated_at=now,
-    )
-    r = GameRound.__table__.c
     round_id = db.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["provider_id", "external_round_id"],
-            set_={
-                "total_bet": r.total_bet + stmt.excluded.total_bet,
-                "bet_cash": r.bet_cash + stmt.excluded.bet_cash,
-                "bet_bonus": r.bet_bonus + stmt.excluded.bet_bonus,
-                "bets_count": r.bets_count + 1,
-                "updated_at": stmt.excluded.updated_at,
-            },
-            where=(r.status == "open")
-            & (r.user_id == stmt.excluded.user_id)
-            & (r.currency == stmt.excluded.currency)
-            & (r.game_id == stmt.excluded.game_id),
-        ).returning(r.id)
+        hot_statement("seamless.round_upsert", _build_round_upsert),
+        {
+            "provider_id": provider.id,
+            "external_round_id": round_ext,
+            "user_id": player.user_id,
+            "game_id": game_id,
+            "currency": currency,
+            "status": "open",
+            "total_bet": amount,
+            "total_win": 0,
+            "total_refund": 0,
+            "bet_cash": cash_part,
+            "bet_bonus": bonus_part,
+            "bets_count": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
     ).scalar_one_or_none()
     if round_id is None:
         existing = _round(provider, round_ext)
@@ -598,6 +620,42 @@ def win_split(amount: int, bet_cash: int, bet_bonus: int) -> tuple[int, int]:
     return amount - bonus_part, bonus_part
 
 
+def _build_win_round(_insert: Any) -> Any:
+    r = GameRound.__table__.c
+    return (
+        update(GameRound.__table__)
+        .where(
+            r.provider_id == bindparam("w_provider_id"),
+            r.external_round_id == bindparam("round_ext"),
+            r.user_id == bindparam("w_user_id"),
+            r.currency == bindparam("w_currency"),
+            r.status != "cancelled",
+        )
+        .values(total_win=r.total_win + bindparam("amount"), updated_at=bindparam("now"))
+        .returning(r.id, r.bet_cash, r.bet_bonus, r.game_id)
+    )
+
+
+def _build_win_round_game(_insert: Any) -> Any:
+    return _build_win_round(_insert).where(GameRound.__table__.c.game_id == bindparam("w_game_id"))
+
+
+def _why_no_win_round(
+    provider: ProviderConfig, round_ext: str, user_id: int, game_id: int | None, currency: str
+) -> None:
+    """Raise the reason a win found no round to settle (checked in this order)."""
+    rnd = _round(provider, round_ext)
+    if rnd is None or rnd.user_id != user_id:
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
+    if game_id is not None and rnd.game_id != game_id:
+        raise CallbackError("ROUND_NOT_FOUND", "The round was played on another game")
+    if rnd.currency != currency:
+        raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
+    if rnd.status == "cancelled":
+        raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
+    raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")  # pragma: no cover
+
+
 def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
@@ -619,20 +677,24 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     if claim is None:
         return _replay(provider, req, fingerprint)
     w = wallet.lock(player.user_id, currency)
-    rnd = _round(provider, round_ext)
-    if rnd is None or rnd.user_id != player.user_id:
-        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
-    if game_id is not None and rnd.game_id != game_id:
-        raise CallbackError("ROUND_NOT_FOUND", "The round was played on another game")
-    if rnd.currency != currency:
-        raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
-    if rnd.status == "cancelled":
-        raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
-    db.session.execute(
-        update(GameRound)
-        .where(GameRound.id == rnd.id)
-        .values(total_win=GameRound.total_win + amount, updated_at=utcnow())
-    )
+    # Happy path in one statement: the round must be this player's, in this currency, on
+    # this game (when named) and not cancelled. If no row matched, read it to say why.
+    params = {
+        "w_provider_id": provider.id,
+        "round_ext": round_ext,
+        "w_user_id": player.user_id,
+        "w_currency": currency,
+        "amount": amount,
+        "now": utcnow(),
+    }
+    if game_id is None:
+        stmt = hot_statement("seamless.win_round", _build_win_round)
+    else:
+        stmt = hot_statement("seamless.win_round_game", _build_win_round_game)
+        params["w_game_id"] = game_id
+    rnd = db.session.execute(stmt, params).one_or_none()
+    if rnd is None:
+        _why_no_win_round(provider, round_ext, player.user_id, game_id, currency)
     cash_part, bonus_part = win_split(amount, rnd.bet_cash, rnd.bet_bonus)
     if amount:
         posting = wallet.post(
@@ -694,23 +756,18 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     # Reserve the referenced id before taking the wallet lock: if the bet is in flight we wait
     # for it here (never while holding the lock it needs); if it never came, this tombstone
     # makes sure it never will.
-    tombstone = db.session.execute(
-        _dialect_insert(ProviderTransaction)
-        .values(
-            provider_id=provider.id,
-            external_id=reference,
-            action="bet",
-            state="tombstone",
-            user_id=player.user_id,
-            external_round_id=round_ext,
-            currency=currency,
-            amount=0,
-            fingerprint="tombstone",
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["provider_id", "external_id"])
-        .returning(ProviderTransaction.id)
-    ).scalar_one_or_none()
+    tombstone = _insert_claim(
+        provider_id=provider.id,
+        external_id=reference,
+        action="bet",
+        state="tombstone",
+        user_id=player.user_id,
+        external_round_id=round_ext,
+        currency=currency,
+        amount=0,
+        fingerprint="tombstone",
+        created_at=utcnow(),
+    )
     if tombstone is not None:
         balance, bonus = _balances(player.user_id, currency)
         _record_answer(claim, balance, bonus, state="noop")
@@ -951,26 +1008,32 @@ def _log(
 ) -> None:
     corr = g.get("correlation_id") if has_request_context() else None
     db.session.execute(
-        insert(ProviderCallback).values(
-            provider_code=provider_code[:32],
-            action=(req.action or None) and str(req.action)[:32],
-            transaction_id=_short(req.transaction_id),
-            round_id=_short(req.round_id),
-            user_id=result.user_id,
-            payload=req.payload,
-            verdict="ok" if result.ok else (result.code or "ERROR"),
-            response=result.as_native() if result.currency or not result.ok else None,
-            signature_valid=signature_valid,
-            duplicate=result.duplicate,
-            balance_before=result.balance_before,
-            balance_after=result.balance,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            correlation_id=corr or (correlation_id.get() if correlation_id.get() != "-" else None),
-            remote_ip=remote_ip,
-            replay_of_id=replay_of,
-            created_at=utcnow(),
-        )
+        hot_statement("seamless.log", _build_log),
+        {
+            "provider_code": provider_code[:32],
+            "action": (req.action or None) and str(req.action)[:32],
+            "transaction_id": _short(req.transaction_id),
+            "round_id": _short(req.round_id),
+            "user_id": result.user_id,
+            "payload": req.payload,
+            "verdict": "ok" if result.ok else (result.code or "ERROR"),
+            "response": result.as_native() if result.currency or not result.ok else None,
+            "signature_valid": signature_valid,
+            "duplicate": result.duplicate,
+            "balance_before": result.balance_before,
+            "balance_after": result.balance,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "correlation_id": corr
+            or (correlation_id.get() if correlation_id.get() != "-" else None),
+            "remote_ip": remote_ip,
+            "replay_of_id": replay_of,
+            "created_at": utcnow(),
+        },
     )
+
+
+def _build_log(_insert: Any) -> Any:
+    return insert(ProviderCallback.__table__)
 
 
 def _short(value: Any) -> str | None:

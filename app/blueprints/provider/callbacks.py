@@ -13,6 +13,7 @@ from flask import jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from app.extensions import limiter
 from app.services import seamless
 from app.services.provider_adapters import ADAPTERS, BadSignature
 
@@ -22,6 +23,21 @@ blp = Blueprint(
     url_prefix="/api/provider-callback",
     description="Seamless-wallet callbacks from game providers (signed; see docs/money.md)",
 )
+
+
+@blp.after_request
+def _no_rate_limit_headers(response):
+    """Providers ignore ``X-RateLimit-*`` headers, and writing them costs two extra Redis round
+    trips per callback (the limiter reads the window back after counting the hit). The limit
+    itself still applies; a refused (429) answer keeps its headers and ``Retry-After``.
+
+    Blueprint ``after_request`` functions run before the application's, where Flask-Limiter
+    writes the headers from ``limiter.current_limit``.
+    """
+    current = limiter.current_limit
+    if current is not None and not current.breached:
+        limiter.context.view_rate_limit = None
+    return response
 
 
 def _dispatch(provider_code: str, path_action: str | None):

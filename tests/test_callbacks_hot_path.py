@@ -1,0 +1,190 @@
+"""The callback hot path after its round trips were cut: every check that was folded into
+fewer statements must still refuse exactly what it refused before."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from freezegun import freeze_time
+
+from app.db import atomic
+from app.extensions import db
+from app.models.base import utcnow
+from app.models.games import GameRound
+from app.models.responsible_gaming import RgSession
+from app.models.user import User
+from app.models.wallet import LedgerEntry, LedgerTransaction
+from app.services import responsible_gaming as rg
+from tests.moneykit import Table, make_game, open_table, reconcile_clean
+
+
+@pytest.fixture
+def table(client, factory) -> Table:
+    return open_table(client, factory)
+
+
+def _user(user_id: int) -> User:
+    return db.session.get(User, user_id)
+
+
+def test_callback_answers_carry_no_rate_limit_headers_but_the_provider_limit_still_bites(
+    app, table, monkeypatch
+):
+    body = b'{"action":"balance","session_token":"%s"}' % table.token.encode()
+    ok = table.raw(body)
+    assert ok.status_code == 200
+    assert ok.get_json()["status"] == "ok"
+    assert not [h for h, _ in ok.headers if h.lower().startswith("x-ratelimit")]
+    monkeypatch.setitem(app.config, "RATE_LIMIT_CALLBACK", "2 per minute")
+    statuses = [table.raw(body) for _ in range(4)]
+    codes = [a.status_code for a in statuses]
+    assert codes[-1] == 429
+    assert codes == sorted(codes)  # some (at most two) answered, then refused
+    assert codes.count(200) <= 2
+    assert statuses[-1].headers.get("Retry-After")
+
+
+def test_every_movement_writes_balanced_entries_with_a_null_wallet_on_the_house_leg(table):
+    assert table.bet("b1", "2.50")["status"] == "ok"
+    assert table.win("w1", "4.00")["status"] == "ok"
+    for key, wallet_leg in (("b1", -2_50), ("w1", 4_00)):
+        tx_id = db.session.scalar(
+            sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == key)
+        )
+        legs = db.session.execute(
+            sa.select(LedgerEntry.account, LedgerEntry.wallet_id, LedgerEntry.amount)
+            .where(LedgerEntry.transaction_id == tx_id)
+            .order_by(LedgerEntry.id)
+        ).all()
+        assert [(a, w is None, amount) for a, w, amount in legs] == [
+            ("cash", False, wallet_leg),
+            ("house:games", True, -wallet_leg),
+        ]
+    reconcile_clean()
+
+
+def test_bets_extend_one_play_session_instead_of_opening_one_per_bet(table):
+    start = utcnow()
+    with freeze_time(start + timedelta(minutes=1)):
+        assert table.bet("b1", "1.00")["status"] == "ok"
+    with freeze_time(start + timedelta(minutes=5)):
+        assert table.bet("b2", "1.00", round_id="r2")["status"] == "ok"
+    sessions = db.session.scalars(
+        sa.select(RgSession).where(RgSession.user_id == table.user_id)
+    ).all()
+    assert len(sessions) == 1
+    assert sessions[0].last_seen_at >= start + timedelta(minutes=5)
+
+
+def test_a_bet_after_the_idle_gap_opens_a_new_play_session(table):
+    start = utcnow()
+    with freeze_time(start + timedelta(hours=3)):
+        assert table.bet("b1", "1.00")["status"] == "ok"
+    count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(RgSession).where(RgSession.user_id == table.user_id)
+    )
+    assert count == 2  # the launch's session went idle; the late bet started another
+
+
+def test_used_up_session_time_limit_refuses_the_bet_callback(table):
+    player = _user(table.user_id)
+    rg.set_limit(player, limit_type="session_time", period="daily", value=30)
+    start = utcnow()
+    with freeze_time(start + timedelta(minutes=20)):
+        assert table.bet("b1", "1.00")["status"] == "ok"
+    with freeze_time(start + timedelta(minutes=40)):
+        assert table.bet("b2", "1.00", round_id="r2")["status"] == "ok"  # 40 min now used
+        refused = table.bet("b3", "1.00", round_id="r3")
+    assert refused["code"] == "LIMIT_EXCEEDED"
+    reconcile_clean()
+
+
+def test_a_limit_in_another_currency_does_not_bind_this_bet(table):
+    player = _user(table.user_id)
+    rg.set_limit(player, limit_type="wager", period="daily", value=1_00, currency="USD")
+    assert table.bet("b1", "5.00")["status"] == "ok"
+    rg.set_limit(player, limit_type="wager", period="daily", value=6_00, currency="EUR")
+    assert table.bet("b2", "1.01", round_id="r2")["code"] == "LIMIT_EXCEEDED"
+    assert table.bet("b3", "1.00", round_id="r3")["status"] == "ok"
+
+
+def test_time_out_blocks_bets_at_once_and_not_after_it_ends(app, client, factory, monkeypatch):
+    monkeypatch.setitem(app.config, "GAME_SESSION_SECONDS", 3 * 24 * 3600)
+    fresh = open_table(client, factory, cash=10_00)
+    player = _user(fresh.user_id)
+    rg.time_out(player, "24_hours")
+    assert fresh.bet("b1", "1.00")["code"] == "PLAYER_BLOCKED"
+    with freeze_time(utcnow() + timedelta(days=2)):
+        assert fresh.bet("b2", "1.00", round_id="r2")["status"] == "ok"
+
+
+def test_a_status_change_blocks_the_very_next_bet(table):
+    assert table.bet("b1", "1.00")["status"] == "ok"
+    with atomic():
+        db.session.execute(
+            sa.update(User).where(User.id == table.user_id).values(status="suspended")
+        )
+    assert table.bet("b2", "1.00", round_id="r2")["code"] == "PLAYER_BLOCKED"
+
+
+def test_win_refusals_still_name_the_reason(client, factory, table):
+    assert table.bet("b1", "1.00")["status"] == "ok"
+    other = make_game(table.provider_code, "other-game")
+    assert table.win("w1", "1.00", game_id=other.external_id)["code"] == "ROUND_NOT_FOUND"
+    assert table.win("w2", "1.00", round_id="nope")["code"] == "ROUND_NOT_FOUND"
+    with atomic():
+        db.session.execute(
+            sa.update(GameRound)
+            .where(GameRound.external_round_id == "r1")
+            .values(status="cancelled")
+        )
+    assert table.win("w3", "1.00")["code"] == "ROUND_CLOSED"
+    stranger = open_table(client, factory)
+    assert stranger.bet("sb1", "1.00", round_id="theirs")["status"] == "ok"
+    stolen = table.win("w4", "1.00", round_id="theirs")
+    assert stolen["code"] in ("ROUND_NOT_FOUND", "INVALID_SESSION")
+    total_win = db.session.scalar(
+        sa.select(GameRound.total_win).where(GameRound.external_round_id == "theirs")
+    )
+    assert total_win == 0
+    reconcile_clean()
+
+
+def test_a_taken_key_under_the_lock_replays_and_moves_nothing_more(factory):
+    from app.services import wallet
+    from tests.moneykit import fund
+
+    player = factory.player()
+    fund(player.id, 10_00)
+    with atomic():
+        first = wallet.post(
+            player.id,
+            "EUR",
+            "bet",
+            cash_delta=-3_00,
+            source="t",
+            idempotency_key="k",
+            locked=wallet.lock(player.id, "EUR"),
+        )
+        again = wallet.post(
+            player.id,
+            "EUR",
+            "bet",
+            cash_delta=-3_00,
+            source="t",
+            idempotency_key="k",
+            locked=wallet.lock(player.id, "EUR"),
+        )
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.transaction_id == first.transaction_id
+    w = wallet.wallet_for(player.id, "EUR")
+    assert w.balance == 7_00
+    legs = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(LedgerEntry)
+        .where(LedgerEntry.transaction_id == first.transaction_id)
+    )
+    assert legs == 2
+    reconcile_clean()
