@@ -82,11 +82,14 @@ def register_money_blueprints(app: Flask) -> None:
         rest_api.register_blueprint(blp)
 
     # Providers sign every request and call at casino throughput: their own, high limit,
-    # counted per provider and source address.
-    limiter.limit(
-        lambda: current_app.config["RATE_LIMIT_CALLBACK"],
-        key_func=lambda: f"cb:{(request.view_args or {}).get('provider_code')}:{client_ip()}",
-    )(callbacks.blp)
+    # counted per provider and source address. The blueprint and the limiter are process-wide,
+    # so a second create_app() (tests, tools) must not add the same limit twice.
+    if not getattr(callbacks.blp, "jx_rate_limited", False):
+        limiter.limit(
+            lambda: current_app.config["RATE_LIMIT_CALLBACK"],
+            key_func=lambda: f"cb:{(request.view_args or {}).get('provider_code')}:{client_ip()}",
+        )(callbacks.blp)
+        callbacks.blp.jx_rate_limited = True
     csrf.exempt(callbacks.blp)  # signed server-to-server calls, no cookies
     rest_api.register_blueprint(callbacks.blp)
 
