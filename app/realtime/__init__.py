@@ -19,6 +19,21 @@ def allowed_origins(app: Flask) -> list[str]:
     return origins
 
 
+def origin_check(app: Flask):
+    """The configured origins, plus same-origin pages (the console talking to its own host,
+    whatever name or port it is served under). A browser always sends the real Host, so a
+    cross-site page cannot pass as same-origin."""
+    configured = frozenset(allowed_origins(app))
+
+    def allowed(origin: str | None, environ: dict) -> bool:
+        if origin in configured:
+            return True
+        host = environ.get("HTTP_HOST")
+        return bool(host) and origin == f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+
+    return allowed
+
+
 def init_app(app: Flask) -> None:
     global _subscribed
     # Handlers register on the SocketIO object before its server exists, so every app built
@@ -34,7 +49,7 @@ def init_app(app: Flask) -> None:
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        cors_allowed_origins=allowed_origins(app),
+        cors_allowed_origins=origin_check(app),
         logger=False,
         engineio_logger=False,
         ping_interval=app.config["SOCKETIO_PING_INTERVAL"],

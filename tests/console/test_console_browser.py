@@ -322,3 +322,37 @@ def test_manager_clears_kyc_and_withdrawals_and_exports_the_financial_report(
     rejected = db.session.get(PaymentTransaction, bad_id)
     assert (rejected.status, rejected.reason) == ("rejected", "Deposit source not verified")
     shutil.rmtree(downloads, ignore_errors=True)
+
+
+def test_staff_see_a_new_withdrawal_appear_live_without_reloading(
+    live_server, browser, make_staff, factory
+):
+    from selenium.webdriver.common.by import By
+
+    from tests.console.seeding import verified_player, withdrawal
+    from tests.payments_helpers import sandbox_gateway
+
+    sandbox_gateway()
+    manager = make_staff("manager")
+    payee = verified_player(factory, 200_00, username="live_payee")
+    _sign_in(browser, live_server, manager.user.username, manager.code())
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
+    _wait(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#live-toasts[data-live="connected"]'),
+        timeout=20,
+    )
+    browser.execute_script("window.__stillSamePage = true;")
+
+    withdrawal(payee, "50.00")  # the player asks, in another "process" than the console
+
+    toast = _wait(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '.toast[data-type="withdrawal_requested"]'),
+        timeout=20,
+    )[0]
+    assert "live_payee" in toast.text
+    assert "50.00 EUR" in toast.text
+    assert browser.execute_script("return window.__stillSamePage === true")
+    _shot(browser, "18-live-withdrawal-toast")
+    assert _console_errors(browser) == []

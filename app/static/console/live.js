@@ -1,0 +1,58 @@
+// Live staff notifications: the console's own session cookie authenticates the socket
+// (staff join the "admin" room); each admin.notification shows as a toast with a link.
+(function () {
+  "use strict";
+  if (typeof io === "undefined") { return; }
+  var box = document.getElementById("live-toasts");
+  if (!box) { return; }
+
+  var LINKS = {
+    withdrawal_requested: "/admin/withdrawals",
+    payout_failed: "/admin/withdrawals",
+    kyc_submitted: "/admin/kyc"
+  };
+
+  function describe(n) {
+    if (n.type === "withdrawal_requested") {
+      return "New withdrawal: " + (n.username || ("player " + n.user_id)) + " asks for " +
+        n.amount + " " + n.currency;
+    }
+    if (n.type === "payout_failed") { return "Payout failed for player " + n.user_id; }
+    return n.message || n.title || String(n.type || "Notification").replace(/_/g, " ");
+  }
+
+  function toast(n) {
+    var el = document.createElement("div");
+    el.className = "toast";
+    el.setAttribute("role", "status");
+    el.setAttribute("data-type", n.type || "");
+    var text = document.createElement("span");
+    text.textContent = describe(n);
+    el.appendChild(text);
+    var href = LINKS[n.type];
+    if (href) {
+      var link = document.createElement("a");
+      link.href = href;
+      link.textContent = "Open";
+      el.appendChild(link);
+    }
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn btn-ghost btn-small";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", function () { el.remove(); });
+    el.appendChild(close);
+    box.appendChild(el);
+    setTimeout(function () { el.remove(); }, 30000);
+  }
+
+  var socket = io({ withCredentials: true });
+  socket.on("connect", function () { box.setAttribute("data-live", "connected"); });
+  socket.on("disconnect", function () { box.setAttribute("data-live", "disconnected"); });
+  socket.on("admin.notification", function (n) {
+    toast(n || {});
+    document.body.dispatchEvent(new CustomEvent("jx:admin-notification", { detail: n }));
+  });
+  socket.on("session.logout", function () { window.location.assign("/admin/login"); });
+})();
