@@ -45,12 +45,30 @@ def browser_available():
 def live_server(app, requires_postgres, committed_db, csrf_enforced):
     # A threaded server and the test both write with real commits: PostgreSQL's row locks
     # handle that; one SQLite file would answer "database is locked".
+    from app.extensions import socketio
+
+    # Flask-SocketIO keeps one process-wide ``socketio.server``, and every create_app() in the
+    # suite replaces it; room joins (``join_room``) go through it. Point it back at the
+    # Socket.IO server this app actually serves, for the live server's lifetime.
+    previous = socketio.server
+    socketio.server = _served_socketio_server(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://localhost:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
+    socketio.server = previous
+
+
+def _served_socketio_server(app):
+    from engineio import WSGIApp
+
+    layer = app.wsgi_app
+    while not isinstance(layer, WSGIApp):
+        layer = getattr(layer, "app", None) or getattr(layer, "wsgi_app", None)
+        assert layer is not None, "the app is not wrapped by Socket.IO"
+    return layer.engineio_app
 
 
 @pytest.fixture
