@@ -191,16 +191,10 @@ def originals_group() -> None:
 )
 def originals_retry_pending(older_than: str) -> None:
     """Finish studio rounds an outage left behind: roll back unconfirmed bets, pay owed wins."""
-    from datetime import timedelta
-
+    from app.cli_money import parse_duration
     from app.services.originals import service
 
-    units = {"s": 1, "m": 60, "h": 3600}
-    try:
-        age = timedelta(seconds=int(older_than[:-1]) * units[older_than[-1]])
-    except (KeyError, ValueError, IndexError):
-        raise click.BadParameter("use a number and s, m or h", param_hint="--older-than") from None
-    done = service.retry_pending(age)
+    done = service.retry_pending(parse_duration(older_than))
     click.echo(
         f"rolled back {done['rolled_back']}, settled {done['settled']}, "
         f"still pending {done['still_pending']}"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Integer, select
+from sqlalchemy import BigInteger, Integer, func, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
@@ -95,3 +95,19 @@ def lock_one(model: type[T], *criteria: Any) -> T | None:
     # LEFT OUTER JOINs, which PostgreSQL refuses to lock.
     stmt = select(model).where(*criteria).with_for_update(of=model)
     return _session().execute(stmt).unique().scalar_one_or_none()
+
+
+def dialect_insert(table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's database (PostgreSQL, SQLite)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    name = _session().get_bind().dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+def page_of(query: Any, *order_by: Any, page: int, limit: int) -> tuple[list[Any], int]:
+    """One page of ``query`` (1-based) in ``order_by`` order, and how many rows match in all."""
+    session = _session()
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(*order_by).offset((page - 1) * limit).limit(limit))
+    return list(rows), int(total)

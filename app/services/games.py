@@ -23,7 +23,7 @@ from urllib.parse import quote
 from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
 
-from app.db import atomic
+from app.db import atomic, dialect_insert
 from app.errors import AppError, Conflict, NotFound, ValidationError
 from app.extensions import db
 from app.models.base import utcnow
@@ -39,7 +39,6 @@ from app.models.user import PLAYER, User
 from app.money import MoneyError, normalize_currency
 from app.services import audit, play_guard, seamless, wallet
 from app.services.crypto import encrypt
-from app.services.wallet import _dialect_insert
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
 
@@ -541,7 +540,7 @@ def add_favorite(user_id: int, game_id: int) -> bool:
     with atomic():
         get_game(game_id)
         added = db.session.execute(
-            _dialect_insert(GameFavorite)
+            dialect_insert(GameFavorite)
             .values(user_id=user_id, game_id=game_id, created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["user_id", "game_id"])
             .returning(GameFavorite.id)

@@ -30,7 +30,7 @@ from sqlalchemy import distinct, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import deny_jti, issued_at_us
-from app.db import atomic, lock_one
+from app.db import atomic, lock_one, page_of
 from app.errors import (
     AccessDenied,
     AppError,
@@ -734,13 +734,9 @@ def get_user(user_id: int) -> User:
 
 def login_history(user_id: int, *, page: int, limit: int) -> tuple[list[LoginEvent], int]:
     query = select(LoginEvent).where(LoginEvent.user_id == user_id)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db.session.scalars(
-        query.order_by(LoginEvent.created_at.desc(), LoginEvent.id.desc())
-        .offset((page - 1) * limit)
-        .limit(limit)
-    ).all()
-    return list(rows), total
+    return page_of(
+        query, LoginEvent.created_at.desc(), LoginEvent.id.desc(), page=page, limit=limit
+    )
 
 
 def active_sessions(user_id: int) -> list[TokenFamily]:

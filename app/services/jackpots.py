@@ -30,10 +30,8 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.db import atomic, lock_one, on_commit
+from app.db import atomic, dialect_insert, lock_one, on_commit
 from app.errors import AccessDenied, Conflict, NotFound, ValidationError
 from app.events import publish
 from app.extensions import db
@@ -59,12 +57,6 @@ EDITABLE = (
     "min_bet",
     "game_ids",
 )
-
-
-def _insert(model):
-    return (pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert)(
-        model
-    )
 
 
 # --------------------------------------------------------------------------- bet path
@@ -104,7 +96,7 @@ def on_play(event: play_events.PlayEvent) -> None:
         contribution_id = None
         if share > 0 and not capped:
             contribution_id = session.execute(
-                _insert(JackpotContribution)
+                dialect_insert(JackpotContribution)
                 .values(
                     pool_id=pool.id,
                     cycle=pool.cycle,
@@ -130,7 +122,7 @@ def _record_hit(pool: Any, event: play_events.PlayEvent, contribution_id: int | 
     from app.jobs.queues import enqueue_after_commit
 
     win_id = db.session.execute(
-        _insert(JackpotWin)
+        dialect_insert(JackpotWin)
         .values(
             pool_id=pool.id,
             cycle=pool.cycle,

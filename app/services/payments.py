@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from stdnum import iban as iban_number
 
 from app import events
-from app.db import atomic, lock_one
+from app.db import atomic, lock_one, page_of
 from app.errors import (
     AccessDenied,
     AppError,
@@ -445,11 +445,7 @@ def _history(user: User, type_: str, page: int, limit: int):
     query = select(PaymentTransaction).where(
         PaymentTransaction.user_id == user.id, PaymentTransaction.type == type_
     )
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(
-        query.order_by(PaymentTransaction.id.desc()).offset((page - 1) * limit).limit(limit)
-    ).all()
-    return list(rows), int(total or 0)
+    return page_of(query, PaymentTransaction.id.desc(), page=page, limit=limit)
 
 
 # --- webhooks --------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app import events
-from app.db import atomic
+from app.db import atomic, page_of
 from app.errors import AppError, Conflict, NotFound, SelfExcluded, ValidationError
 from app.extensions import db
 from app.models.base import utcnow
@@ -207,20 +207,12 @@ def list_promotions(status: str | None, page: int, limit: int) -> tuple[list[Pro
     stmt = select(Promotion)
     if status:
         stmt = stmt.where(Promotion.status == status)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(
-        stmt.order_by(Promotion.id.desc()).offset((page - 1) * limit).limit(limit)
-    ).all()
-    return list(rows), total
+    return page_of(stmt, Promotion.id.desc(), page=page, limit=limit)
 
 
 def bonuses_of_promotion(promotion_id: int, page: int, limit: int):
     stmt = select(PlayerBonus).where(PlayerBonus.promotion_id == promotion_id)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(
-        stmt.order_by(PlayerBonus.id.desc()).offset((page - 1) * limit).limit(limit)
-    ).all()
-    return list(rows), total
+    return page_of(stmt, PlayerBonus.id.desc(), page=page, limit=limit)
 
 
 # --- eligibility -----------------------------------------------------------------------------
@@ -796,11 +788,7 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
 
 def history(user: User, page: int, limit: int) -> tuple[list[PlayerBonus], int]:
     stmt = select(PlayerBonus).where(PlayerBonus.user_id == user.id)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(
-        stmt.order_by(PlayerBonus.id.desc()).offset((page - 1) * limit).limit(limit)
-    ).all()
-    return list(rows), total
+    return page_of(stmt, PlayerBonus.id.desc(), page=page, limit=limit)
 
 
 def bonus_json(b: PlayerBonus) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.db import atomic, lock_one
+from app.db import atomic, lock_one, page_of
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models.base import utcnow
@@ -151,11 +151,7 @@ def list_flags(
         query = query.where(RiskFlag.status == status)
     if user_id:
         query = query.where(RiskFlag.user_id == user_id)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(
-        query.order_by(RiskFlag.id.desc()).offset((page - 1) * limit).limit(limit)
-    ).all()
-    return list(rows), int(total or 0)
+    return page_of(query, RiskFlag.id.desc(), page=page, limit=limit)
 
 
 def review_flag(flag_id: int, staff: Any, *, status: str, note: str | None) -> RiskFlag:

@@ -21,14 +21,13 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import aliased
 
-from app.db import atomic
+from app.db import atomic, dialect_insert
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.games import Game, GameRound, Provider, ProviderTransaction
 from app.models.wallet import LedgerTransaction
 from app.money import format_minor
 from app.services import audit, wallet
-from app.services.wallet import _dialect_insert
 
 #: API status ← round status (the guide's bet statuses).
 API_STATUS = {"open": "pending", "closed": "completed", "cancelled": "cancelled"}
@@ -218,7 +217,7 @@ def _settle_one(round_id: int, cutoff, actor: Any, report: SettleReport) -> None
             for bet in open_bets:
                 key = f"jx-stale:{bet.external_id}"
                 claim = db.session.execute(
-                    _dialect_insert(ProviderTransaction)
+                    dialect_insert(ProviderTransaction)
                     .values(
                         provider_id=rnd.provider_id,
                         external_id=key,

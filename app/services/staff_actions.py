@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import asc, desc, func, select
 
-from app.db import atomic, lock_one
+from app.db import atomic, lock_one, page_of
 from app.errors import AccessDenied, Conflict, NotFound, ValidationError
 from app.events import publish, user_room
 from app.extensions import db
@@ -124,13 +124,7 @@ def list_users(actor: User, filters: UserFilters, *, page: int, limit: int):
             "sort", f"Use <field>:asc|desc with field one of {', '.join(sorted(SORTABLE))}"
         )
     order = desc if direction in {"", "desc"} else asc
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db.session.scalars(
-        query.order_by(order(getattr(User, field)), order(User.id))
-        .offset((page - 1) * limit)
-        .limit(limit)
-    ).all()
-    return list(rows), total
+    return page_of(query, order(getattr(User, field)), order(User.id), page=page, limit=limit)
 
 
 def get_user(actor: User, user_id: int) -> User:

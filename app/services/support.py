@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app import events
-from app.db import atomic
+from app.db import atomic, page_of
 from app.errors import Conflict, NotFound, ValidationError
 from app.extensions import db
 from app.models.base import utcnow
@@ -147,13 +147,9 @@ def player_reply(user: User, ticket_id: int, message: str) -> SupportMessage:
 
 
 def _page(stmt, page: int, limit: int):
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(
-        stmt.order_by(SupportTicket.last_message_at.desc(), SupportTicket.id.desc())
-        .offset((page - 1) * limit)
-        .limit(limit)
-    ).all()
-    return list(rows), total
+    return page_of(
+        stmt, SupportTicket.last_message_at.desc(), SupportTicket.id.desc(), page=page, limit=limit
+    )
 
 
 def list_for_staff(

@@ -24,10 +24,8 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import case, delete, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.db import atomic, lock_one, on_commit
+from app.db import atomic, dialect_insert, lock_one, on_commit
 from app.errors import Conflict, NotFound, ValidationError
 from app.events import publish
 from app.extensions import db
@@ -62,12 +60,6 @@ EDITABLE = (
 
 def room(tournament_id: int) -> str:
     return f"tournament:{tournament_id}"
-
-
-def _insert(model):
-    return (pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert)(
-        model
-    )
 
 
 # --------------------------------------------------------------------------- play path
@@ -134,7 +126,7 @@ def _enrol_free(tour: Any, user_id: int) -> bool:
         if count >= tour.max_participants:
             return False
     db.session.execute(
-        _insert(p)
+        dialect_insert(p)
         .values(tournament_id=tour.id, user_id=user_id, joined_at=utcnow(), score_at=utcnow())
         .on_conflict_do_nothing(index_elements=["tournament_id", "user_id"])
     )

@@ -29,11 +29,11 @@ from flask import current_app
 from sqlalchemy import and_, bindparam, func, insert, select, union_all, update
 from sqlalchemy import literal as sa_literal
 from sqlalchemy import null as sa_null
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from app.db import atomic, in_atomic
+from app.db import atomic, dialect_insert, in_atomic
 from app.errors import Conflict, InsufficientBalance, ValidationError
 from app.events import publish, user_room
 from app.extensions import db
@@ -97,15 +97,6 @@ def _session() -> Session:
     return db.session()
 
 
-def _dialect_insert(table):
-    name = _session().get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    return insert(table)  # pragma: no cover - we ship PostgreSQL and SQLite only
-
-
 _statements: dict[tuple[str, str], Any] = {}
 
 
@@ -122,7 +113,7 @@ def hot_statement(name: str, build: Callable[[Callable[[Any], Any]], Any]) -> An
     key = (dialect, name)
     stmt = _statements.get(key)
     if stmt is None:
-        stmt = _statements[key] = build(_dialect_insert)
+        stmt = _statements[key] = build(dialect_insert)
     return stmt
 
 
@@ -296,7 +287,7 @@ def get_or_create_wallet(user_id: int, currency: str) -> Wallet:
         return wallet
     with _transaction():
         session.execute(
-            _dialect_insert(Wallet)
+            dialect_insert(Wallet)
             .values(user_id=user_id, currency=currency, balance=0, bonus_balance=0, held_balance=0)
             .on_conflict_do_nothing(index_elements=["user_id", "currency"])
         )
