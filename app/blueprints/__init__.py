@@ -71,25 +71,13 @@ def register_promotion_blueprints(app: Flask) -> None:
 
 def register_money_blueprints(app: Flask) -> None:
     """Wallet, games and the provider callback endpoint (issue 4)."""
-    from flask import current_app, request
-
     from app.blueprints.api import admin_games, admin_money, admin_reports, games, wallet
     from app.blueprints.provider import callbacks
-    from app.extensions import client_ip
 
     for blp in (wallet.blp, games.blp, admin_money.blp, admin_games.blp, admin_reports.blp):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
 
-    # Providers sign every request and call at casino throughput: their own, high limit,
-    # counted per provider and source address. The blueprint and the limiter are process-wide,
-    # so a second create_app() (tests, tools) must not add the same limit twice.
-    if not getattr(callbacks.blp, "jx_rate_limited", False):
-        limiter.limit(
-            lambda: current_app.config["RATE_LIMIT_CALLBACK"],
-            key_func=lambda: f"cb:{(request.view_args or {}).get('provider_code')}:{client_ip()}",
-        )(callbacks.blp)
-        callbacks.blp.jx_rate_limited = True
     csrf.exempt(callbacks.blp)  # signed server-to-server calls, no cookies
     rest_api.register_blueprint(callbacks.blp)
 

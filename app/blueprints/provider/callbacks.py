@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.extensions import limiter
+from app.extensions import client_ip, limiter
 from app.services import seamless
 from app.services.provider_adapters import ADAPTERS, BadSignature
 
@@ -23,6 +23,13 @@ blp = Blueprint(
     url_prefix="/api/provider-callback",
     description="Seamless-wallet callbacks from game providers (signed; see docs/money.md)",
 )
+
+# Providers sign every request and call at casino throughput: their own, high limit, counted
+# per provider and source address. Declared with the blueprint, so once per process.
+limiter.limit(
+    lambda: current_app.config["RATE_LIMIT_CALLBACK"],
+    key_func=lambda: f"cb:{(request.view_args or {}).get('provider_code')}:{client_ip()}",
+)(blp)
 
 
 @blp.after_request
