@@ -56,6 +56,7 @@ PAGES = {
     "/admin/promotions/{promotion}/edit": {"admin", "manager"},
     "/admin/promotions/{promotion}/bonuses": {"admin", "manager"},
     "/admin/jackpots": {"admin", "manager"},
+    "/admin/jackpots/new": {"admin", "manager"},
     "/admin/jackpots/{pool}": {"admin", "manager"},
     "/admin/jackpots/{pool}/edit": {"admin", "manager"},
     "/admin/jackpots/{pool}/payout": {"admin"},
@@ -252,6 +253,7 @@ def _state_changing_requests(player_id: int, subjects: dict) -> list[tuple[str, 
         (f"/admin/promotions/{subjects['promotion']}/edit", {"name": "Renamed"}),
         (f"/admin/promotions/{subjects['promotion']}/activate", {}),
         (f"/admin/jackpots/{subjects['pool']}/edit", {"name": "Renamed"}),
+        ("/admin/jackpots/new", {"name": "X", "currency": "EUR", "contribution_percent": "1"}),
         (f"/admin/jackpots/{subjects['pool']}/payout",
          {"player": str(player_id), "reason": "csrf test", "confirm": "y"}),
         ("/admin/lottery/new", {"title": "X", "currency": "EUR", "prize_amount": "1",
@@ -290,6 +292,7 @@ def test_every_state_changing_route_refuses_a_post_without_csrf_token(
     assert (promotion.name, promotion.status) == ("Matrix", "draft")
     assert db.session.scalar(select(func.count(Promotion.id))) == 1
     assert db.session.get(JackpotPool, subjects["pool"]).name == "Matrix pot"
+    assert db.session.scalar(select(func.count(JackpotPool.id))) == 1
     assert db.session.get(LotteryDraw, subjects["draw"]).status == "scheduled"
     assert db.session.scalar(select(func.count(LotteryDraw.id))) == 1
     assert client.get("/admin/").status_code == 200  # the logout was refused too

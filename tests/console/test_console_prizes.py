@@ -129,6 +129,52 @@ def test_the_jackpot_list_shows_current_amounts_and_recent_wins(signed_in, facto
     assert 'data-action="payout"' not in detail  # a Manager may not pay manually
 
 
+def test_a_jackpot_is_created_through_the_form_and_bad_input_saves_nothing(signed_in):
+    client, manager = signed_in("manager")
+    form = {
+        "name": "Daily drop",
+        "currency": "EUR",
+        "status": "active",
+        "tier": "mini",
+        "group_code": "daily",
+        "seed_amount": "10",
+        "contribution_percent": "0.25",
+        "cap_amount": "",
+        "must_drop_by": "50.00",
+        "hit_odds": "",
+        "min_bet": "0.20",
+        "game_ids": "",
+    }
+    for bad, field in (
+        ({"must_drop_by": "5.00"}, "must_drop_by"),  # not above the seed
+        ({"contribution_percent": ""}, "contribution_percent"),
+        ({"currency": "XX"}, "currency"),
+        ({"min_bet": "0.205"}, "min_bet"),
+    ):
+        response = client.post("/admin/jackpots/new", data={**form, **bad})
+        assert response.status_code == 400
+        assert _errors(response.get_data(as_text=True)).get(field), bad
+    assert db.session.scalar(sa.select(sa.func.count(JackpotPool.id))) == 0
+    response = client.post("/admin/jackpots/new", data=form)
+    assert response.status_code == 302, response.get_data(as_text=True)[:1500]
+    pool = db.session.scalars(sa.select(JackpotPool)).one()
+    assert (pool.seed_amount, pool.contribution_bps, pool.must_drop_by, pool.min_bet) == (
+        10_00,
+        25,
+        50_00,
+        20,
+    )
+    assert (pool.tier, pool.group_code, pool.cap_amount, pool.hit_odds) == (
+        "mini",
+        "daily",
+        None,
+        None,
+    )
+    assert pool.drop_commitment
+    (row,) = _audit("jackpot.create")
+    assert row.actor_id == manager.user.id
+
+
 def test_editing_a_jackpot_sends_only_changed_fields_to_the_service(signed_in):
     pool = _pool()
     commitment = pool.drop_commitment

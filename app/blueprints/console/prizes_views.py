@@ -9,7 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
-from app.blueprints.api.jackpots import PoolWriteSchema
+from app.blueprints.api.jackpots import PoolCreateSchema, PoolWriteSchema
 from app.blueprints.api.lottery import DrawCreateSchema
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
@@ -38,6 +38,34 @@ def jackpots_list():
         wins=[(w, jackpots.win_json(w, staff=True)) for w in wins],
         users=_users(w.user_id for w in wins),
     )
+
+
+@bp.route("/jackpots/new", methods=["GET", "POST"])
+@console_view("promotions.manage")
+def jackpot_new():
+    defaults = {"currency": current_app.config["DEFAULT_CURRENCY"], "status": "active"}
+    form = schema_form(PoolCreateSchema, defaults)
+    if form.validate_on_submit():
+        args = form.payload()
+        if args is not None:
+            try:
+                pool = jackpots.create_pool(args, actor=current_user)
+            except AppError as exc:
+                form.add_app_error(exc)
+            else:
+                flash(f"Jackpot {pool.name} created.", "success")
+                return redirect(url_for("console.jackpot_detail", pool_id=pool.id))
+    return render_template(
+        "console/engagement/form_page.html",
+        form=form,
+        title="New jackpot pool",
+        action=url_for("console.jackpot_new"),
+        submit_label="Create jackpot",
+        back_url=url_for("console.jackpots_list"),
+        back_label="Jackpots",
+        intro="Contribution in percent of each eligible bet (two decimals at most). Tiers are "
+        "pools sharing a group code. A must-drop pool draws its secret drop point now.",
+    ), (400 if request.method == "POST" else 200)
 
 
 def _pool_values(pool) -> dict:
