@@ -324,9 +324,14 @@ def check_must_drop(pool_id: int) -> JackpotWin | None:
         return win
 
 
+def may_pay_manually(actor: Any) -> bool:
+    """Manual payouts are for Admins only (on top of ``promotions.manage``)."""
+    return getattr(actor, "role_id", None) == ADMIN
+
+
 def manual_payout(pool_id: int, user_id: int, *, actor: Any, reason: str) -> JackpotWin:
     """Staff payout of the whole current amount to a player (Admin only, audited)."""
-    if getattr(actor, "role_id", None) != ADMIN:
+    if not may_pay_manually(actor):
         raise AccessDenied("Only an Admin may pay a jackpot manually")
     if not reason or not reason.strip():
         raise ValidationError.field("reason", "A reason is required")
@@ -542,6 +547,11 @@ def wins_of(pool_id: int, limit: int = 20) -> list[JackpotWin]:
             .limit(limit)
         )
     )
+
+
+def recent_wins(limit: int = 20) -> list[JackpotWin]:
+    """The newest wins of every pool, pending ones included (staff view)."""
+    return list(db.session.scalars(select(JackpotWin).order_by(JackpotWin.id.desc()).limit(limit)))
 
 
 def reconcile() -> list[str]:

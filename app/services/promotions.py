@@ -203,10 +203,24 @@ def set_status(promotion_id: int, status: str, actor: Any = None) -> Promotion:
     return p
 
 
-def list_promotions(status: str | None, page: int, limit: int) -> tuple[list[Promotion], int]:
+def list_promotions(
+    status: str | None,
+    page: int,
+    limit: int,
+    *,
+    type_: str | None = None,
+    query: str | None = None,
+) -> tuple[list[Promotion], int]:
+    """Newest first; ``query`` matches the name or the voucher code (case-insensitive)."""
     stmt = select(Promotion)
     if status:
         stmt = stmt.where(Promotion.status == status)
+    if type_:
+        stmt = stmt.where(Promotion.type == type_)
+    if query:
+        needle = f"%{query.lower()}%"
+        name, voucher = func.lower(Promotion.name), func.lower(Promotion.voucher_code)
+        stmt = stmt.where(name.like(needle) | voucher.like(needle))
     return page_of(stmt, Promotion.id.desc(), page=page, limit=limit)
 
 

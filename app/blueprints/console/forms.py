@@ -123,3 +123,17 @@ class AdjustBalanceForm(FlaskForm):
         "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
     context = HiddenField(default="panel")
+
+
+class JackpotPayoutForm(FlaskForm):
+    """A manual jackpot payout: who, why, and an explicit confirmation."""
+
+    player = StringField("Player (id or username)", validators=[DataRequired(), Length(max=255)])
+    reason = TextAreaField(
+        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+    )
+    confirm = BooleanField(
+        "I confirm: pay the whole current amount of this jackpot to this player",
+        validators=[DataRequired(message="Tick the box to confirm the payout")],
+    )
+    context = HiddenField(default="panel")
