@@ -13,6 +13,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     play_views,
     players,
     reports_views,
+    tournaments_views,
 )
 from app.blueprints.console.core import bp
 

@@ -71,6 +71,12 @@ NAV: list[NavItem] = [
         "reports.read",
         ("console.providers_report", "console.players_report"),
     ),
+    NavItem(
+        "console.tournaments_list",
+        "Tournaments",
+        "promotions.manage",
+        ("console.tournament_detail", "console.tournament_new", "console.tournament_edit"),
+    ),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
