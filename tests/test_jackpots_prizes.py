@@ -402,3 +402,32 @@ def test_a_refunded_bet_cannot_be_the_one_that_reaches_the_must_drop_point(
     win = jackpots.check_must_drop(pool.id)
     assert (win.user_id, win.amount) == (small.user_id, 10_05)
     clean_books(pool.id)
+
+
+def test_staff_api_sets_the_drop_window_and_reporting_provider(client, factory, token_for):
+    table = open_table(client, factory)
+    manager = factory.staff("manager")
+    body = {
+        "name": "Hourly",
+        "currency": "EUR",
+        "seed_amount": "5.00",
+        "contribution_percent": "1",
+        "must_drop_within": "1h",
+        "provider_id": provider_id(table),
+    }
+    r = client.post("/api/admin/jackpots", json=body, headers=token_for(manager))
+    assert r.status_code == 201, r.get_json()
+    data = r.get_json()["data"]
+    assert data["drop_deadline"]
+    assert data["drop_time_commitment"]
+    pool = db.session.get(JackpotPool, data["id"])
+    assert (pool.drop_window_seconds, pool.provider_id) == (3600, provider_id(table))
+    for bad in ({"must_drop_within": "1y"}, {"provider_id": 999_999}, {"must_drop_within": []}):
+        r = client.put(f"/api/admin/jackpots/{pool.id}", json=bad, headers=token_for(manager))
+        assert r.status_code == 400, bad
+    off = {"must_drop_within": None}
+    r = client.put(f"/api/admin/jackpots/{pool.id}", json=off, headers=token_for(manager))
+    assert r.status_code == 200
+    assert r.get_json()["data"]["drop_deadline"] is None
+    public = client.get(f"/api/jackpots/{pool.id}").get_json()["data"]
+    assert "drop_at" not in public  # the secret time is never published before the win
