@@ -104,6 +104,24 @@ def test_a_player_who_cannot_pay_or_may_not_stake_does_not_join(client, factory,
     reconcile_clean()
 
 
+def test_fees_count_against_wager_limits_like_any_stake(client, factory, token_for):
+    from app.services import responsible_gaming as rg
+
+    cheap = make_tournament(factory, entry_fee="2.00")
+    dear = make_tournament(factory, entry_fee="2.50")
+    player = funded_player(factory)
+    rg.set_limit(player, limit_type="wager", period="daily", value=4_00, currency="EUR")
+    assert (
+        client.post(f"/api/tournaments/{cheap.id}/join", headers=token_for(player)).status_code
+        == 200
+    )
+    r = client.post(f"/api/tournaments/{dear.id}/join", headers=token_for(player))
+    assert r.status_code >= 400  # 2.00 already staked today + 2.50 > 4.00
+    assert r.get_json()["code"] == "LIMIT_EXCEEDED"
+    assert cash_of(player.id) == 18_00
+    reconcile_clean()
+
+
 def test_fees_need_opt_in_and_valid_amounts(factory):
     for bad in ({"entry": "free"}, {"entry_fee": "-5"}, {"entry_fee": "0.001"}):
         with pytest.raises(ValidationError) as exc:
