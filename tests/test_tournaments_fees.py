@@ -164,7 +164,7 @@ def test_delete_before_start_refunds_fees(client, factory, token_for):
     reconcile_clean()
 
 
-def _bonus_promotion():
+def _bonus_promotion(*, offered: bool = True):
     p = promotions.create_promotion(
         {
             "name": "Tournament bonus terms",
@@ -174,11 +174,11 @@ def _bonus_promotion():
             "wagering_multiplier": 20,
         }
     )
-    return promotions.set_status(p.id, "active")
+    return promotions.set_status(p.id, "active") if offered else p
 
 
 def test_a_bonus_prize_is_a_bonus_with_wagering_not_cash(client, factory):
-    promo = _bonus_promotion()
+    promo = _bonus_promotion(offered=False)  # terms only: players cannot claim it themselves
     tour = make_tournament(
         factory,
         entry="free",
