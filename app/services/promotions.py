@@ -425,6 +425,37 @@ def _grant(bonus: PlayerBonus, p: Promotion, amount: int, *, actor: Any = None) 
         _complete(bonus)
 
 
+def grant_prize(
+    user_id: int, promotion_id: int, amount: int, trigger_ref: str, *, description: str
+) -> PlayerBonus | None:
+    """A prize paid as bonus money (tournaments): a bonus of ``promotion_id``'s terms
+    (wagering multiplier, max bet, validity) for ``amount``, keyed by ``trigger_ref`` (unique:
+    a rerun returns the first bonus). Joins the caller's transaction.
+
+    Returns ``None`` while the player has another bonus open (one contract per wallet); the
+    caller retries later. A prize is not a promotion claim: claim limits and the offer's
+    window do not apply, but a blocked account receives nothing until unblocked (``None``).
+    """
+    existing = db.session.scalar(select(PlayerBonus).where(PlayerBonus.trigger_ref == trigger_ref))
+    if existing is not None:
+        return existing
+    p = db.session.get(Promotion, promotion_id)
+    if p is None:
+        raise NotFound("Promotion not found")
+    wallet.lock(user_id, p.currency)
+    if _open_bonus(user_id, p.currency) is not None:
+        return None
+    user = db.session.get(User, user_id)
+    if play_guard.status_blocks(user.status, user.status_until):
+        return None
+    promo = _locked(Promotion, p.id)
+    bonus = _new_bonus(promo, user, "active", trigger_ref=trigger_ref)
+    _grant(bonus, promo, amount)
+    audit.record("bonus.prize", actor=None, target_type="player_bonus", target_id=bonus.id,
+                 after={"trigger": trigger_ref, "description": description})  # fmt: skip
+    return bonus
+
+
 def _match_amount(p: Promotion, deposit_minor: int) -> int:
     amount = deposit_minor * p.match_percent // 100
     if p.max_bonus_minor is not None:

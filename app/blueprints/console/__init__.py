@@ -16,6 +16,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     prizes_views,
     promotions_views,
     reports_views,
+    tournaments_views,
 )
 from app.blueprints.console.core import bp
 

@@ -89,6 +89,12 @@ NAV: list[NavItem] = [
         "promotions.manage",
         ("console.lottery_detail", "console.lottery_new"),
     ),
+    NavItem(
+        "console.tournaments_list",
+        "Tournaments",
+        "promotions.manage",
+        ("console.tournament_detail", "console.tournament_new", "console.tournament_edit"),
+    ),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
