@@ -35,44 +35,62 @@ sys.path.insert(0, str(ROOT))
 
 
 def client_main(url: str, token_file: str, out: str, concurrency: int) -> None:
+    """A bare Engine.IO 4 / Socket.IO 5 client per connection: one greenlet that answers pings
+    and records pushes. python-socketio's client costs several greenlets and far more CPU per
+    connection, which on a small machine starves the server the bench is measuring."""
     from gevent import monkey
 
     monkey.patch_all()
     import gevent
-    import socketio
-    from gevent.pool import Pool
+    import websocket
+    from gevent.lock import Semaphore
 
     rows = [line.split() for line in Path(token_file).read_text().splitlines() if line]
+    ws_url = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
     received: list[tuple[int, float]] = []
-    state = {"failed": 0, "lost": 0, "stopping": False}
-    clients = []
+    state = {"ready": 0, "failed": 0, "lost": 0, "stopping": False}
+    connecting = Semaphore(concurrency)
 
-    def open_one(token: str) -> None:
-        sio = socketio.Client(reconnection=False)
+    def connect(token: str):
+        ws = websocket.create_connection(ws_url, timeout=60)
+        if not ws.recv().startswith("0{"):  # Engine.IO open
+            raise ConnectionError("no Engine.IO handshake")
+        ws.send("40" + json.dumps({"token": token}))
+        answer = ws.recv()
+        if not answer.startswith("40{"):  # Socket.IO CONNECT ack (44 = refused)
+            raise ConnectionError(answer[:200])
+        ws.settimeout(None)
+        return ws
 
-        @sio.on("notification")
-        def _push(data):
-            received.append((data["data"]["seq"], time.time()))
-
-        @sio.on("disconnect")
-        def _gone(*_args):
-            if not state["stopping"]:
-                state["lost"] += 1
-
+    def hold(token: str) -> None:
         try:
-            sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=60)
-            clients.append(sio)
+            with connecting:
+                ws = connect(token)
         except Exception as exc:
             state["failed"] += 1
             state.setdefault("error", f"{type(exc).__name__}: {exc}")
+            return
+        state["ready"] += 1
+        try:
+            while True:
+                frame = ws.recv()
+                if frame == "2":
+                    ws.send("3")
+                elif frame.startswith('42["notification"'):
+                    data = json.loads(frame[2:])[1]
+                    received.append((data["data"]["seq"], time.time()))
+                elif not frame or frame.startswith(("1", "41")):
+                    break
+        except Exception as exc:  # the connection dropped: counted below unless we are stopping
+            state.setdefault("lost_reason", f"{type(exc).__name__}: {exc}")
+        if not state["stopping"]:
+            state["lost"] += 1
 
-    pool = Pool(concurrency)
-    for _uid, token in rows:
-        pool.spawn(open_one, token)
-    pool.join()
-    Path(out + ".ready").write_text(
-        json.dumps({"ready": len(clients), "failed": state["failed"], "error": state.get("error")})
-    )
+    holders = [gevent.spawn(hold, token) for _uid, token in rows]
+    while state["ready"] + state["failed"] < len(rows):
+        gevent.sleep(0.2)
+    summary = {"ready": state["ready"], "failed": state["failed"], "error": state.get("error")}
+    Path(out + ".ready").write_text(json.dumps(summary))
     stop = Path(out + ".stop")
     while not stop.exists():
         gevent.sleep(0.2)
@@ -80,7 +98,8 @@ def client_main(url: str, token_file: str, out: str, concurrency: int) -> None:
     Path(out).write_text(
         json.dumps({"received": received, "lost": state["lost"], "failed": state["failed"]})
     )
-    os._exit(0)  # closing 2,500 sockets politely only slows the bench down
+    del holders
+    os._exit(0)  # closing thousands of sockets politely only slows the bench down
 
 
 # --- the conductor ----------------------------------------------------------------------------
