@@ -28,7 +28,7 @@ from flask import current_app
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.db import atomic, page_of
+from app.db import atomic, lock_one, page_of
 from app.errors import AccessDenied, Conflict, NotFound, SelfExcluded, ValidationError
 from app.extensions import db
 from app.models.affiliates import (
@@ -176,7 +176,7 @@ def apply(
         raise ValidationError.field("website", "A website application names the website")
     try:
         with atomic():
-            user = db.session.get(User, user.id, with_for_update=True)
+            user = lock_one(User, User.id == user.id)
             _check_can_become_agent(user)
             if _pending_of(user.id) is not None:
                 raise Conflict("You already have an application under review")
@@ -262,7 +262,7 @@ def decide_application(
     if not approve and not reason:
         raise ValidationError.field("reason", "A rejection needs a reason")
     with atomic():
-        row = db.session.get(AffiliateApplication, application_id, with_for_update=True)
+        row = lock_one(AffiliateApplication, AffiliateApplication.id == application_id)
         if row is None:
             raise NotFound("No such application")
         if row.status != "pending":
@@ -310,7 +310,7 @@ def make_agent(
     with atomic():
         pending = _pending_of(user_id)
         if pending is not None:
-            pending = db.session.get(AffiliateApplication, pending.id, with_for_update=True)
+            pending = lock_one(AffiliateApplication, AffiliateApplication.id == pending.id)
             pending.status, pending.reviewed_by_id = "approved", actor.id
             pending.reviewed_at, pending.decision_reason = utcnow(), reason
         user = _make_agent(actor, user_id, parent_agent_id, reason)
@@ -320,7 +320,7 @@ def make_agent(
 def _make_agent(actor: User, user_id: int, parent_agent_id: int | None, reason: str | None) -> User:
     from app.services import identity
 
-    user = db.session.get(User, user_id, with_for_update=True)
+    user = lock_one(User, User.id == user_id)
     if user is None:
         raise NotFound("No such user")
     _check_can_become_agent(user)
