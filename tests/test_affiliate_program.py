@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models.affiliates import AffiliateApplication, CommissionPlan
 from app.models.audit import AuditLog
 from app.models.user import AGENT, PLAYER, User
+from tests.test_originals_wallet import studio  # noqa: F401 - fixture
 
 APPLY = {"channel": "website", "website": "https://slots-reviews.example", "message": "Hi"}
 
@@ -293,3 +294,27 @@ def test_affiliate_admin_role_matrix(
         assert (
             db.session.get(AffiliateApplication, application.json["data"]["id"]).status == "pending"
         )
+
+
+def test_the_demo_agent_has_a_plan_and_referred_players_with_activity(client, token_for, studio):  # noqa: F811
+    from app.db import atomic
+    from app.models.loyalty import LoyaltyAccount
+    from app.seed import seed_affiliates, seed_gateways, seed_users
+
+    with atomic():
+        seed_users()
+        seed_gateways()
+        first = seed_affiliates()
+        again = seed_affiliates()  # idempotent
+    assert (len(first), again) == (2, [])
+    agent = db.session.scalar(select(User).where(User.username == "agent"))
+    stats = client.get("/api/affiliate/stats", headers=token_for(agent)).json["data"]
+    assert (stats["referrals"], stats["qualified_referrals"]) == (2, 2)
+    assert stats["deposits"] == [{"currency": "EUR", "amount": "85.00"}]
+    assert stats["wagered"] == [{"currency": "EUR", "amount": "27.00"}]
+    assert stats["ggr"] == [{"currency": "EUR", "amount": "16.00"}]
+    manager = token_for(db.session.scalar(select(User).where(User.username == "manager")))
+    plan = client.get(f"/api/admin/affiliate/commission?agent_id={agent.id}", headers=manager)
+    assert plan.json["data"]["effective"]["revenue_share_percent"] == "25.00"
+    ana = db.session.scalar(select(User).where(User.username == "ref_ana"))
+    assert db.session.get(LoyaltyAccount, ana.id).points == 20

@@ -98,7 +98,7 @@ def statement(agent_id, start):
 def test_two_agents_and_a_sub_agent_are_paid_what_the_ledger_says(
     client, factory, token_for, runner
 ):
-    ((start, end),) = closed_periods(1)
+    ((start, _end),) = closed_periods(1)
     a, b = factory.staff("agent"), factory.staff("agent")
     s = factory.staff("agent", agent_id=a.id)  # A's sub-agent
     plan(a.id, share=25, level2=10, cpa=20_00, min_deposit=10_00)
