@@ -20,6 +20,12 @@ def levels(app):
         loyalty.ensure_levels()
 
 
+def ok(answer: dict) -> dict:
+    # A listener that raised would turn the callback into INTERNAL_ERROR (still HTTP 200).
+    assert answer["status"] == "ok", answer
+    return answer
+
+
 def points_of(user_id: int) -> int:
     db.session.expire_all()
     account = db.session.get(LoyaltyAccount, user_id)
@@ -37,10 +43,10 @@ def events_of(user_id: int) -> list[tuple[str, int]]:
 
 def test_each_applied_cash_stake_earns_points_once(client, factory):
     table = open_table(client, factory, cash=100_00)
-    table.bet("b1", "12.34")
-    table.bet("b1", "12.34")  # the provider retries: same answer, no new points
-    table.bet("b2", "0.99", round_id="r2")  # less than a unit: no points, no event
-    table.win("w1", "50.00")  # wins earn nothing
+    ok(table.bet("b1", "12.34"))
+    ok(table.bet("b1", "12.34"))  # the provider retries: same answer, no new points
+    ok(table.bet("b2", "0.99", round_id="r2"))  # less than a unit: no points, no event
+    ok(table.win("w1", "50.00"))  # wins earn nothing
     assert points_of(table.user_id) == 12
     assert events_of(table.user_id) == [("wager", 12)]
     # Points are not money: the wallet's ledger has only the deposit, bets and the win.
@@ -53,24 +59,24 @@ def test_each_applied_cash_stake_earns_points_once(client, factory):
 
 def test_a_refund_takes_the_points_back_once_and_a_win_rollback_does_not(client, factory):
     table = open_table(client, factory, cash=100_00)
-    table.bet("b1", "20.00")
-    table.bet("b2", "5.00", round_id="r2")
-    table.win("w2", "1.00", round_id="r2")
+    ok(table.bet("b1", "20.00"))
+    ok(table.bet("b2", "5.00", round_id="r2"))
+    ok(table.win("w2", "1.00", round_id="r2"))
     assert points_of(table.user_id) == 25
-    table.refund("rf1", "b1")
-    table.refund("rf1", "b1")  # replay
-    table.rollback("rb1", "b1")  # already refunded: a no-op
-    table.rollback("rb2", "w2")  # undoing a win leaves the stake's points alone
+    ok(table.refund("rf1", "b1"))
+    ok(table.refund("rf1", "b1"))  # replay
+    ok(table.rollback("rb1", "b1"))  # already refunded: a no-op
+    ok(table.rollback("rb2", "w2"))  # undoing a win leaves the stake's points alone
     assert points_of(table.user_id) == 5
     assert events_of(table.user_id) == [("wager", 20), ("wager", 5), ("reversal", -20)]
-    table.rollback("rb3", "b2")
+    ok(table.rollback("rb3", "b2"))
     assert points_of(table.user_id) == 0
     reconcile_clean()
 
 
 def test_bonus_money_earns_no_points(client, factory):
     table = open_table(client, factory, cash=0, bonus=50_00)
-    table.bet("b1", "30.00")
+    ok(table.bet("b1", "30.00"))
     assert points_of(table.user_id) == 0
 
 
@@ -78,7 +84,7 @@ def test_points_raise_the_level_and_a_rollback_lowers_it(client, factory, token_
     app.config["LOYALTY_POINTS_PER_UNIT"] = 100
     try:
         table = open_table(client, factory, cash=500_00)
-        table.bet("b1", "5.00")  # 500 points: Bronze, half-way to Silver
+        ok(table.bet("b1", "5.00"))  # 500 points: Bronze, half-way to Silver
         from app.models.user import User
 
         headers = token_for(db.session.get(User, table.user_id))
@@ -89,7 +95,7 @@ def test_points_raise_the_level_and_a_rollback_lowers_it(client, factory, token_
         assert (me["points_to_next_level"], me["progress_percent"]) == (500, 50)
         assert [lv["code"] for lv in me["levels"]] == ["bronze", "silver", "gold", "platinum"]
         assert me["history"][0]["points"] == 500
-        table.bet("b2", "6.00", round_id="r2")  # 1100 points: Silver
+        ok(table.bet("b2", "6.00", round_id="r2"))  # 1100 points: Silver
         profile = client.get("/api/user/profile", headers=headers).json["data"]
         assert profile["loyalty"]["level"]["code"] == "silver"
         assert profile["loyalty"]["next_level"]["code"] == "gold"
@@ -102,7 +108,7 @@ def test_points_raise_the_level_and_a_rollback_lowers_it(client, factory, token_
             )
         )
         assert notes == 1
-        table.rollback("rb2", "b2")
+        ok(table.rollback("rb2", "b2"))
         me = client.get("/api/user/loyalty", headers=headers).json["data"]
         assert (me["points"], me["level"]["code"]) == (500, "bronze")
         assert me["history_total"] == 3

@@ -72,18 +72,28 @@ def _level_for(points: int) -> str | None:
 
 def _move(user_id: int, delta: int) -> None:
     """Add ``delta`` to the account (created on first use) and keep its level in step."""
-    db.session.execute(
-        dialect_insert(LoyaltyAccount.__table__)
-        .values(user_id=user_id, points=0, updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["user_id"])
-    )
     a = LoyaltyAccount.__table__.c
-    row = db.session.execute(
-        update(LoyaltyAccount.__table__)
-        .where(a.user_id == user_id)
-        .values(points=a.points + delta, updated_at=utcnow())
-        .returning(a.points, a.level_code)
-    ).one()
+    if delta > 0:
+        # One round trip on the bet path: the upsert creates or locks and adds.
+        stmt = dialect_insert(LoyaltyAccount.__table__).values(
+            user_id=user_id, points=delta, updated_at=utcnow()
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={
+                "points": a.points + stmt.excluded.points,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    else:
+        # A reversal follows a wager, so the account exists. (Not an upsert: PostgreSQL checks
+        # the proposed row, negative here, against the CHECK before it sees the conflict.)
+        stmt = (
+            update(LoyaltyAccount.__table__)
+            .where(a.user_id == user_id)
+            .values(points=a.points + delta, updated_at=utcnow())
+        )
+    row = db.session.execute(stmt.returning(a.points, a.level_code)).one()
     level = _level_for(row.points)
     if level != row.level_code:
         db.session.execute(
@@ -91,7 +101,7 @@ def _move(user_id: int, delta: int) -> None:
             .where(a.user_id == user_id)
             .values(level_code=level, level_reached_at=utcnow())
         )
-        if delta > 0 and row.level_code is not None and level is not None:
+        if delta > 0 and level is not None:
             _level_up_notice(user_id, level)
     # The ORM may hold a stale copy of this row (profile read earlier in the request).
     cached = db.session.identity_map.get(db.session.identity_key(LoyaltyAccount, (user_id,)))
@@ -102,7 +112,10 @@ def _move(user_id: int, delta: int) -> None:
 def _level_up_notice(user_id: int, code: str) -> None:
     from app.services import notifications
 
-    name = db.session.get(LoyaltyLevel, code).name
+    level = db.session.get(LoyaltyLevel, code)
+    if level.min_points == 0:
+        return  # the starting level is not news
+    name = level.name
     notifications.notify(
         user_id,
         "loyalty",
