@@ -4,6 +4,7 @@ carry-over across periods, CPA once per referral."""
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import timedelta
 
 import pytest
@@ -309,3 +310,77 @@ def test_inactive_agents_and_agents_without_a_plan_are_not_paid(client, factory)
     assert (report["statements"], report["skipped_inactive"]) == (0, 1)
     assert commission_rows() == []
     assert db.session.get(User, banned.id).role_id == AGENT
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+def _race(app, n, work):
+    barrier = threading.Barrier(n)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                outcomes.append(work())
+            except Exception as exc:  # the outcome is what the test asserts
+                outcomes.append(type(exc).__name__)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=attempt) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_racing_commission_runs_pay_once(app, committed_db):
+    from app.services import wallet
+    from tests.conftest import Factory
+
+    with app.app_context():
+        ((start, _end),) = closed_periods(1)
+        agent = Factory().staff("agent")
+        player = Factory().player(agent_id=agent.id)
+        plan(agent.id, share=40, cpa=10_00)
+        fund(player.id, cash=100_00)
+        with freeze_time(start + timedelta(hours=1)), atomic():
+            wallet.post(player.id, "EUR", "bet", cash_delta=-50_00, source="test",
+                        idempotency_key="race-bet")  # fmt: skip
+        completed_deposit(player.id, 20_00, start + timedelta(hours=1))
+        agent_id = agent.id
+        db.session.remove()
+    outcomes = _race(app, 4, lambda: str(commissions.run()["statements"]))
+    assert sorted(outcomes) == ["0", "0", "0", "1"]
+    with app.app_context():
+        rows = commission_rows(agent_id)
+        assert sorted(r.cash_delta for r in rows) == [10_00, 20_00]  # CPA, 40 % of 50.00
+        assert db.session.scalar(select(func.count(CommissionStatement.id))) == 1
+        reconcile_clean()
+        db.session.remove()
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_racing_applications_leave_one_pending(app, committed_db):
+    from app.services import affiliates
+    from tests.conftest import Factory
+
+    with app.app_context():
+        uid = Factory().player().id
+        db.session.remove()
+
+    def apply() -> str:
+        user = db.session.get(User, uid)
+        return affiliates.apply(user, channel="social").status
+
+    outcomes = _race(app, 6, apply)
+    assert sorted(outcomes) == ["Conflict"] * 5 + ["pending"]
+    with app.app_context():
+        from app.models.affiliates import AffiliateApplication
+
+        assert db.session.scalar(select(func.count(AffiliateApplication.id))) == 1
+        db.session.remove()
