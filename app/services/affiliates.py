@@ -369,6 +369,11 @@ def list_agents(page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     agents, total = page_of(
         select(User).where(User.role_id == AGENT), User.id.desc(), page=page, limit=limit
     )
+    return agents_json(agents), total
+
+
+def agents_json(agents: list[User]) -> list[dict[str, Any]]:
+    """Agents with parent, player and sub-agent counts and plan kind (three queries)."""
     ids = [a.id for a in agents]
     counts = dict(
         db.session.execute(
@@ -400,7 +405,7 @@ def list_agents(page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
             "created_at": a.created_at.isoformat(),
         }
         for a in agents
-    ], total
+    ]
 
 
 # --- commission plans -----------------------------------------------------------------------

@@ -14,7 +14,9 @@ from app.blueprints.api.affiliate import (
     CommissionStatementSchema,
     MoneyRowSchema,
 )
+from app.extensions import db
 from app.models.affiliates import APPLICATION_STATUSES
+from app.models.user import User
 from app.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
 from app.services import affiliates, commissions
 
@@ -158,13 +160,12 @@ class Agents(MethodView):
                 reason=args["reason"],
                 parent_agent_id=args["parent_agent_id"],
             )
-            user_id = row.user_id
+            user = db.session.get(User, row.user_id)
         else:
-            user_id = affiliates.make_agent(
+            user = affiliates.make_agent(
                 g.user, args["user_id"], args["parent_agent_id"], args["reason"]
-            ).id
-        rows = [r for r in affiliates.list_agents(1, 100)[0] if r["id"] == user_id]
-        return {"data": rows[0] if rows else {"id": user_id}}, 201
+            )
+        return {"data": affiliates.agents_json([user])[0]}, 201
 
 
 @blp.route("/applications")
