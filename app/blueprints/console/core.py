@@ -71,6 +71,7 @@ NAV: list[NavItem] = [
         "reports.read",
         ("console.providers_report", "console.players_report"),
     ),
+    NavItem("console.affiliates_page", "Affiliates", "affiliates.read"),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
