@@ -318,3 +318,26 @@ def test_the_demo_agent_has_a_plan_and_referred_players_with_activity(client, to
     assert plan.json["data"]["effective"]["revenue_share_percent"] == "25.00"
     ana = db.session.scalar(select(User).where(User.username == "ref_ana"))
     assert db.session.get(LoyaltyAccount, ana.id).points == 20
+
+
+def test_a_plan_keeps_its_cpa_currency_unless_both_amounts_move_with_it(client, factory, token_for):
+    headers = token_for(factory.staff("manager"))
+    url = "/api/admin/affiliate/commission"
+    usd = {"cpa_amount": "30", "cpa_currency": "usd", "cpa_min_deposit": "20"}
+    assert client.put(url, headers=headers, json=usd).json["data"]["cpa_currency"] == "USD"
+    kept = client.put(url, headers=headers, json={"revenue_share_percent": 15}).json["data"]
+    assert (kept["cpa_currency"], kept["cpa_amount"], kept["cpa_min_deposit"]) == (
+        "USD",
+        "30.00",
+        "20.00",
+    )
+    half = client.put(url, headers=headers, json={"cpa_currency": "EUR", "cpa_amount": "5"})
+    assert half.status_code == 400
+    jpy = client.put(
+        url,
+        headers=headers,
+        json={"cpa_currency": "JPY", "cpa_amount": "100.5", "cpa_min_deposit": "100"},
+    )
+    assert jpy.status_code == 400  # JPY has no minor unit
+    shown = client.get(url, headers=headers).json["data"]["default"]
+    assert (shown["cpa_currency"], shown["revenue_share_percent"]) == ("USD", "15.00")

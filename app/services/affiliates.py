@@ -452,7 +452,27 @@ def set_plan(actor: User, values: dict[str, Any]) -> CommissionPlan:
     if agent_id is not None:
         _agent(int(agent_id))
     try:
-        currency = normalize_currency(values.get("cpa_currency") or "EUR")
+        with atomic():
+            return _set_plan(actor, agent_id, values)
+    except IntegrityError:
+        # Two first PUTs for the same plan raced on the unique index: the other one won.
+        raise Conflict("The plan was created concurrently; send the change again") from None
+
+
+def _set_plan(actor: User, agent_id: int | None, values: dict[str, Any]) -> CommissionPlan:
+    plan = db.session.scalar(
+        select(CommissionPlan)
+        .where(
+            CommissionPlan.agent_id == agent_id
+            if agent_id is not None
+            else CommissionPlan.agent_id.is_(None)
+        )
+        .with_for_update()
+    )
+    # Amounts are read in the currency the plan will have (left out: the plan's own).
+    current = plan.cpa_currency if plan is not None else "EUR"
+    try:
+        currency = normalize_currency(values.get("cpa_currency") or current)
     except MoneyError as exc:
         raise ValidationError.field("cpa_currency", str(exc)) from None
     changes: dict[str, Any] = {}
@@ -468,43 +488,41 @@ def set_plan(actor: User, values: dict[str, Any]) -> CommissionPlan:
         changes["cpa_min_deposit"] = _minor("cpa_min_deposit", values["cpa_min_deposit"], currency)
     if not changes:
         raise ValidationError.field("revenue_share_percent", "Nothing to change")
-    with atomic():
-        plan = db.session.scalar(
-            select(CommissionPlan)
-            .where(
-                CommissionPlan.agent_id == agent_id
-                if agent_id is not None
-                else CommissionPlan.agent_id.is_(None)
-            )
-            .with_for_update()
+    if (
+        plan is not None
+        and currency != plan.cpa_currency
+        and not {
+            "cpa_amount",
+            "cpa_min_deposit",
+        }
+        <= set(changes)
+    ):
+        raise ValidationError.field(
+            "cpa_currency", "Changing the CPA currency needs cpa_amount and cpa_min_deposit in it"
         )
-        before = plan_json(plan) if plan is not None else None
-        if plan is None:
-            plan = CommissionPlan(
-                agent_id=agent_id,
-                revenue_share_bps=0,
-                level2_share_bps=0,
-                cpa_amount=0,
-                cpa_min_deposit=0,
-            )
-            db.session.add(plan)
-        elif plan.cpa_currency != currency and "cpa_amount" not in changes and plan.cpa_amount:
-            raise ValidationError.field(
-                "cpa_amount", "Changing the CPA currency needs the CPA amount in that currency"
-            )
-        plan.cpa_currency = currency
-        for key, value in changes.items():
-            setattr(plan, key, value)
-        plan.updated_by_id = actor.id
-        db.session.flush()
-        audit.record(
-            "affiliate.commission_plan",
-            actor=actor,
-            target_type="commission_plan",
-            target_id=plan.id,
-            before=before,
-            after=plan_json(plan),
+    before = plan_json(plan) if plan is not None else None
+    if plan is None:
+        plan = CommissionPlan(
+            agent_id=agent_id,
+            revenue_share_bps=0,
+            level2_share_bps=0,
+            cpa_amount=0,
+            cpa_min_deposit=0,
         )
+        db.session.add(plan)
+    plan.cpa_currency = currency
+    for key, value in changes.items():
+        setattr(plan, key, value)
+    plan.updated_by_id = actor.id
+    db.session.flush()  # the id goes into the audit row
+    audit.record(
+        "affiliate.commission_plan",
+        actor=actor,
+        target_type="commission_plan",
+        target_id=plan.id,
+        before=before,
+        after=plan_json(plan),
+    )
     return plan
 
 

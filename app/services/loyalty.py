@@ -24,7 +24,7 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.models.games import ProviderTransaction
 from app.models.loyalty import LoyaltyAccount, LoyaltyEvent, LoyaltyLevel
-from app.money import exponent
+from app.money import exponent, format_minor
 from app.services import play_events
 
 #: The seeded level table: (code, name, min points, description).
@@ -234,8 +234,6 @@ def history(user_id: int, page: int, limit: int) -> tuple[list[dict[str, Any]], 
         page=page,
         limit=limit,
     )
-    from app.money import format_minor
-
     return [
         {
             "id": e.id,
