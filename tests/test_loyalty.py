@@ -122,3 +122,24 @@ def test_loyalty_needs_a_token_and_pages_are_checked(client, factory, token_for)
     assert client.get("/api/user/loyalty?limit=abc", headers=headers).status_code == 400
     empty = client.get("/api/user/loyalty", headers=headers).json["data"]
     assert (empty["points"], empty["level"]["code"], empty["history"]) == (0, "bronze", [])
+
+
+def test_a_stale_round_refund_takes_the_points_back(client, factory):
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from app.models.base import utcnow
+    from app.models.games import GameRound
+    from app.services import rounds
+
+    table = open_table(client, factory, cash=50_00)
+    ok(table.bet("b1", "30.00", round_id="never-finished"))
+    assert points_of(table.user_id) == 30
+    with atomic():
+        db.session.execute(sa.update(GameRound).values(updated_at=utcnow() - timedelta(hours=2)))
+    report = rounds.settle_stale(timedelta(hours=1))
+    assert report.refunded_bets == 1
+    assert points_of(table.user_id) == 0
+    assert events_of(table.user_id) == [("wager", 30), ("reversal", -30)]
+    reconcile_clean()
