@@ -229,6 +229,29 @@ def outbox_status() -> None:
     click.echo(" ".join(f"{key}={value}" for key, value in state.items()))
 
 
+@jackpotx.group("affiliates")
+def affiliates_group() -> None:
+    """Agents and their commissions."""
+
+
+@affiliates_group.command("pay-commissions")
+@click.option(
+    "--period",
+    default=None,
+    help="A date (YYYY-MM-DD) inside the closed period to settle; default: the last closed one.",
+)
+def affiliates_pay_commissions(period: str | None) -> None:
+    """Compute and pay agent commissions (idempotent: settled agents are skipped)."""
+    from app.errors import AppError
+    from app.jobs.affiliates import pay_commissions
+
+    try:
+        report = pay_commissions(period)
+    except (ValueError, AppError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from None
+    click.echo(" ".join(f"{key}={value}" for key, value in report.items()))
+
+
 @jackpotx.group("realtime")
 def realtime_group() -> None:
     """Socket.IO events."""

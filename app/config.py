@@ -127,6 +127,11 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Percent of deposits since the last withdrawal that must be wagered before a
         # withdrawal is not "deposit then cash out with little play".
         "AML_MIN_PLAY_PERCENT": _int(env, "AML_MIN_PLAY_PERCENT", 50),
+        # Affiliate commission periods: "monthly" (UTC calendar months) or a number of days
+        # counted from the Unix epoch (UTC), so every run agrees on the boundaries.
+        "COMMISSION_PERIOD": get("COMMISSION_PERIOD", "monthly").strip().lower(),
+        # Loyalty points per whole currency unit of cash wagered (1 = a point per EUR 1).
+        "LOYALTY_POINTS_PER_UNIT": _int(env, "LOYALTY_POINTS_PER_UNIT", 1),
         "MAIL_DIR": get("MAIL_DIR", str(instance_dir / "mail")),
         "CORS_ORIGINS": _list(env, "CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
         "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),

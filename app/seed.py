@@ -124,6 +124,11 @@ def seed_demo() -> list[dict[str, str]]:
     seed_engagement()
     seed_console_queues()
     seed_promotions()
+    seed_affiliates()
+    logins += [
+        {"role": "Player", "username": name, "password": REFERRAL_PASSWORD, "note": "referred"}
+        for name, *_rest in DEMO_REFERRALS
+    ]
     return logins
 
 
@@ -402,3 +407,121 @@ def seed_console_queues() -> None:
     ):
         for amount in ("40.00", "60.00"):
             payments.request_withdrawal(player2, amount=amount, currency="EUR", method="sandbox")
+
+
+#: Players the demo agent referred: (username, country, first deposit, plays) where plays are
+#: (round, action, amount) callbacks on JxOriginals dice.
+DEMO_REFERRALS = [
+    (
+        "ref_ana",
+        "MT",
+        "60.00",
+        [
+            (1, "bet", "5.00"),
+            (1, "win", "2.00"),
+            (2, "bet", "5.00"),
+            (3, "bet", "5.00"),
+            (4, "bet", "5.00"),
+        ],
+    ),
+    ("ref_ben", "DE", "25.00", [(1, "bet", "4.00"), (1, "win", "9.00"), (2, "bet", "3.00")]),
+]
+#: A published demo login, like the ones in ``DEMO_USERS``.
+REFERRAL_PASSWORD = "Player123!"  # noqa: S105
+#: The seeded welcome bonus caps bets at 5.00 while it is wagered: the demo plays within it.
+
+
+def seed_affiliates() -> list[str]:
+    """Loyalty levels; a default commission plan and the demo agent's own plan; two players the
+    agent referred, who deposited through the sandbox gateway (signed webhook) and played
+    through the provider callback service, so the agent's and staff's statistics, the tree and
+    the players' loyalty points show real figures (idempotent). Commission statements appear
+    once the current period closes and the job runs (``flask jackpotx affiliates
+    pay-commissions``)."""
+    from app.services import affiliates, loyalty
+
+    loyalty.ensure_levels()
+    agent = db.session.scalar(select(User).where(User.username == "agent"))
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    if agent is None or admin is None:
+        return []
+    if affiliates.plan_for(None) is None:
+        affiliates.set_plan(admin, {"revenue_share_percent": "20"})
+    plan = affiliates.plan_for(agent.id)
+    if plan is None or plan.agent_id != agent.id:
+        affiliates.set_plan(
+            admin,
+            {
+                "agent_id": agent.id,
+                "revenue_share_percent": "25",
+                "level2_share_percent": "10",
+                "cpa_amount": "20.00",
+                "cpa_currency": "EUR",
+                "cpa_min_deposit": "10.00",
+            },
+        )
+    lines = []
+    for username, country, deposit, plays in DEMO_REFERRALS:
+        if db.session.scalar(select(User.id).where(User.username == username)):
+            continue
+        player = users.create_user(
+            username=username,
+            email=f"{username}@jackpotx.local",
+            password=REFERRAL_PASSWORD,
+            role_id=PLAYER,
+            country=country,
+            referred_by_id=agent.id,
+            agent_id=agent.id,
+        )
+        db.session.flush()
+        _demo_deposit(player, deposit)
+        _demo_play(player, plays)
+        lines.append(f"{username}: referred by agent, deposited {deposit} EUR and played")
+    return lines
+
+
+def _demo_deposit(player: User, amount: str) -> None:
+    import json
+
+    from app.services import payments
+    from app.services.gateways import sandbox
+
+    txn = payments.create_deposit(player, amount=amount, currency="EUR", method="sandbox")
+    body = json.dumps(
+        {
+            "event": "payment.succeeded",
+            "transaction_id": txn.public_id,
+            "gateway_reference": txn.gateway_reference,
+            "amount": amount,
+            "currency": "EUR",
+        }
+    ).encode()
+    signature = sandbox.sign(payments.webhook_secret_of("sandbox"), body)
+    payments.handle_webhook("sandbox", body, {sandbox.SIGNATURE_HEADER: signature}, None)
+
+
+def _demo_play(player: User, plays: list[tuple[int, str, str]]) -> None:
+    from app.models.games import Game
+    from app.services import games, seamless
+    from app.services.originals.wallet_client import PROVIDER_CODE
+
+    game = db.session.scalar(select(Game).where(Game.external_id == "jxo-dice"))
+    provider = seamless.provider_config(PROVIDER_CODE)
+    if game is None or provider is None:
+        return
+    token = games.launch(player, game.id).session_token
+    for n, (round_no, action, amount) in enumerate(plays):
+        result = seamless.handle(
+            provider,
+            seamless.CallbackRequest(
+                action=action,
+                transaction_id=f"seed-{player.username}-{n}",
+                round_id=f"seed-{player.username}-{round_no}",
+                game_id=game.external_id,
+                session_token=token,
+                amount=amount,
+                currency="EUR",
+            ),
+        )
+        if result.status != "ok":
+            raise RuntimeError(f"demo play refused: {result.code} {result.message}")

@@ -62,11 +62,29 @@ def register_blueprints(app: Flask) -> None:
 
 def register_promotion_blueprints(app: Flask) -> None:
     """Promotions and bonuses, support, home feed (issue 8)."""
-    from app.blueprints.api import admin_crm, affiliate, home, promotions, support
+    from app.blueprints.api import (
+        admin_affiliate,
+        admin_crm,
+        affiliate,
+        home,
+        loyalty,
+        promotions,
+        support,
+    )
+    from app.services import loyalty as loyalty_service
 
-    for blp in (promotions.blp, support.blp, home.blp, affiliate.blp, admin_crm.blp):
+    for blp in (
+        promotions.blp,
+        support.blp,
+        home.blp,
+        affiliate.blp,
+        admin_crm.blp,
+        admin_affiliate.blp,
+        loyalty.blp,
+    ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
+    loyalty_service.install()  # points join the bet callback transaction
 
 
 def register_money_blueprints(app: Flask) -> None:

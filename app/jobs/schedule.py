@@ -17,6 +17,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.jobs.engagement.run_lottery_draws", 60, "payouts"),
     ("app.jobs.promotions.expire_bonuses", 300, "default"),
     ("app.jobs.promotions.pay_cashback", 3600, "default"),
+    # Settles the last closed commission period; a run after it is settled pays nothing.
+    ("app.jobs.affiliates.pay_commissions", 6 * 3600, "payouts"),
 ]
 
 #: Scheduled periodic jobs have fixed ids, so registering again overwrites instead of adding.

@@ -4,12 +4,14 @@ Import models from their own module (``from app.models.wallet import Wallet``).
 """
 
 from app.models import (  # noqa: F401 - imported for their table definitions
+    affiliates,
     audit,
     crm,
     engagement,
     games,
     identity,
     kyc,
+    loyalty,
     mail,
     originals,
     payments,

@@ -26,7 +26,8 @@ PERMISSIONS = {
     "promotions.manage": "Manage promotions, tournaments, jackpots and lotteries",
     "reports.read": "See financial, player and provider reports",
     "support.manage": "Answer and manage support tickets",
-    "affiliates.manage": "Manage agents, affiliates and commissions",
+    "affiliates.read": "See agents, affiliate applications, agent statistics and the agent tree",
+    "affiliates.manage": "Decide affiliate applications, make agents, set commission plans",
     "affiliates.own": "See the agent's own referred players and commissions",
     "crm.manage": "Manage CRM segments and broadcasts",
     "risk.read": "See AML and risk flags",
@@ -62,6 +63,7 @@ ROLES: dict[int, tuple[str, str, list[str]]] = {
             "promotions.manage",
             "reports.read",
             "support.manage",
+            "affiliates.read",
             "affiliates.manage",
             "crm.manage",
             "risk.read",
@@ -71,7 +73,14 @@ ROLES: dict[int, tuple[str, str, list[str]]] = {
     SUPPORT: (
         "Support",
         "Customer support: reads players and KYC, manages tickets",
-        ["players.read", "players.notes", "kyc.read", "support.manage", "transactions.read"],
+        [
+            "players.read",
+            "players.notes",
+            "kyc.read",
+            "support.manage",
+            "transactions.read",
+            "affiliates.read",
+        ],
     ),
 }
 

@@ -130,7 +130,7 @@ def public_feed() -> dict[str, Any]:
 
 
 def personal_feed(user: User) -> dict[str, Any]:
-    from app.services import notifications, promotions, wallet
+    from app.services import loyalty, notifications, promotions, wallet
 
     wallets = [
         {
@@ -165,6 +165,7 @@ def personal_feed(user: User) -> dict[str, Any]:
         "user": {"id": user.id, "username": user.username, "currency": user.currency},
         "wallets": wallets,
         "active_bonus": None if bonus is None else promotions.bonus_json(bonus),
+        "loyalty": loyalty.progress(user.id),
         "recent_activity": [
             {
                 "id": tx.id,

@@ -27,7 +27,7 @@ from app.models.base import utcnow
 from app.models.games import Game, GameRound, Provider, ProviderTransaction
 from app.models.wallet import LedgerTransaction
 from app.money import format_minor
-from app.services import audit, wallet
+from app.services import audit, play_events, wallet
 
 #: API status ← round status (the guide's bet statuses).
 API_STATUS = {"open": "pending", "closed": "completed", "cancelled": "cancelled"}
@@ -263,6 +263,16 @@ def _settle_one(round_id: int, cutoff, actor: Any, report: SettleReport) -> None
                     posting.bonus_balance,
                     w.held_balance,
                 )
+                # A stake given back like a provider's refund: bonus wagering, tournament
+                # scores and loyalty points that followed it are taken back too.
+                play_events.emit(
+                    play_events.PlayEvent(
+                        "refund", rnd.user_id, rnd.currency, bet.amount,
+                        abs(original.cash_delta), abs(original.bonus_delta),
+                        rnd.provider_id, rnd.game_id, rnd.external_round_id, claim,
+                        reverses="bet",
+                    )
+                )  # fmt: skip
                 refunded_total += bet.amount
                 refunded_bets += 1
             if refunded_total:

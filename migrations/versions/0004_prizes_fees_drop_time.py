@@ -2,7 +2,7 @@
 tournament entry fees and bonus prizes
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 from alembic import op
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import app.models.base
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

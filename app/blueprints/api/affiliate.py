@@ -1,17 +1,19 @@
-"""Referral / affiliate statistics for the signed-in referrer or agent."""
+"""Referral / affiliate statistics, affiliate applications and commission statements for the
+signed-in referrer or agent."""
 
 from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from app.auth import login_required
 from app.errors import AccessDenied
+from app.models.affiliates import APPLICATION_CHANNELS
 from app.models.user import AGENT, PLAYER
 from app.schemas import PageArgs, envelope_of, page_meta
-from app.services import affiliates
+from app.services import affiliates, commissions
 
 blp = Blueprint("affiliate", __name__, url_prefix="/api", description="Affiliates and referrals")
 
@@ -71,3 +73,88 @@ class Referrals(MethodView):
         """The players you referred (or manage, as an agent), newest first."""
         rows, total = affiliates.referrals(_referrer(), args["page"], args["limit"])
         return {"data": rows, "meta": page_meta(args["page"], args["limit"], total)}
+
+
+class ApplyArgs(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(APPLICATION_CHANNELS))
+    website = fields.String(load_default=None, validate=validate.Length(max=255))
+    audience = fields.String(load_default=None, validate=validate.Length(max=120))
+    message = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class ApplicationSchema(Schema):
+    id = fields.Integer()
+    user_id = fields.Integer()
+    username = fields.String(allow_none=True)
+    status = fields.String()
+    channel = fields.String()
+    website = fields.String(allow_none=True)
+    audience = fields.String(allow_none=True)
+    message = fields.String(allow_none=True)
+    decision_reason = fields.String(allow_none=True)
+    reviewed_by_id = fields.Integer(allow_none=True)
+    reviewed_at = fields.String(allow_none=True)
+    created_at = fields.String()
+
+
+class CommissionStatementSchema(Schema):
+    id = fields.Integer()
+    agent_id = fields.Integer()
+    period_start = fields.String()
+    period_end = fields.String()
+    currency = fields.String()
+    players = fields.Integer()
+    stakes = fields.String()
+    refunds = fields.String()
+    wins = fields.String()
+    bonus_cost = fields.String()
+    ngr = fields.String()
+    carry_in = fields.String()
+    commission_l1 = fields.String()
+    carry_out = fields.String()
+    ngr_level2 = fields.String()
+    carry_in_level2 = fields.String()
+    commission_l2 = fields.String()
+    carry_out_level2 = fields.String()
+    cpa_count = fields.Integer()
+    cpa_total = fields.String()
+    total = fields.String()
+    plan = fields.Dict(allow_none=True)
+    created_at = fields.String()
+
+
+@blp.route("/affiliate/apply")
+class Apply(MethodView):
+    @login_required
+    @blp.arguments(ApplyArgs)
+    @blp.response(201, envelope_of(ApplicationSchema))
+    def post(self, args):
+        """Apply to become an agent (one pending application at a time; staff review it)."""
+        if g.user.role_id != PLAYER:
+            raise AccessDenied("Only player accounts can apply")
+        row = affiliates.apply(g.user, **args)
+        return {"data": affiliates.application_json(row)}, 201
+
+
+@blp.route("/affiliate/applications")
+class MyApplications(MethodView):
+    @login_required
+    @blp.response(200, envelope_of(ApplicationSchema, many=True))
+    def get(self):
+        """Your affiliate applications and their decisions, newest first."""
+        rows = affiliates.my_applications(_referrer())
+        return {"data": [affiliates.application_json(r) for r in rows]}
+
+
+@blp.route("/affiliate/commissions")
+class Commissions(MethodView):
+    @login_required
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, envelope_of(CommissionStatementSchema, many=True))
+    def get(self, args):
+        """Your commission statements (agents), newest period first."""
+        rows, total = commissions.statements(_referrer().id, args["page"], args["limit"])
+        return {
+            "data": [commissions.statement_json(r) for r in rows],
+            "meta": page_meta(args["page"], args["limit"], total),
+        }

@@ -16,7 +16,7 @@ from app.blueprints.api.identity_common import (
     limit_blueprint,
 )
 from app.schemas import PageArgs, envelope_of, page_meta
-from app.services import identity
+from app.services import identity, loyalty
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
 limit_blueprint(blp, "RATE_LIMIT_API")
@@ -91,6 +91,11 @@ class ActivitySummarySchema(Schema):
     two_factor_enabled = fields.Boolean()
 
 
+class PlayerProfileSchema(ProfileSchema):
+    #: Points, level, next level and progress % (``GET /api/user/loyalty`` has the history).
+    loyalty = fields.Function(lambda user: loyalty.progress(user.id))
+
+
 def _edit(args: dict) -> dict:
     user = identity.update_profile(g.user, args)
     return {"data": user}
@@ -99,10 +104,10 @@ def _edit(args: dict) -> dict:
 @blp.route("/profile")
 class Profile(MethodView):
     @login_required
-    @blp.response(200, envelope_of(ProfileSchema))
+    @blp.response(200, envelope_of(PlayerProfileSchema))
     @blp.doc(security=SECURITY)
     def get(self):
-        """The caller's profile."""
+        """The caller's profile, with loyalty level progress."""
         return {"data": g.user}
 
     @login_required

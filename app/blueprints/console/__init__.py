@@ -5,6 +5,7 @@ Importing this package registers every console view on ``bp``.
 
 from app.blueprints.console import (  # noqa: F401 - each module registers its views
     admin_settings,
+    affiliates_views,
     audit_log,
     auth_views,
     dashboard,

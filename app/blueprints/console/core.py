@@ -95,6 +95,7 @@ NAV: list[NavItem] = [
         "promotions.manage",
         ("console.tournament_detail", "console.tournament_new", "console.tournament_edit"),
     ),
+    NavItem("console.affiliates_page", "Affiliates", "affiliates.read"),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
