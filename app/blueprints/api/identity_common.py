@@ -146,6 +146,8 @@ class ProfileSchema(Schema):
     language = fields.String(allow_none=True)
     currency = fields.String()
     preferences = fields.Dict(allow_none=True)
+    marketing_consent = fields.Boolean()
+    marketing_consent_at = fields.DateTime(allow_none=True)
     status = fields.String()
     role = fields.Function(lambda user: user.role.as_json())
     kyc_status = fields.String()
@@ -211,6 +213,8 @@ class ProfileEditFields(Schema):
         allow_none=True, validate=validate.Regexp(r"^[a-z]{2}(-[A-Z]{2})?$", error="e.g. en, pt-BR")
     )
     preferences = fields.Dict(allow_none=True)
+    #: Opt-in to marketing; the change time is recorded (``marketing_consent_at``).
+    marketing_consent = fields.Boolean()
 
     @pre_load
     def _refuse_protected(self, data, **kwargs):
