@@ -127,6 +127,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Percent of deposits since the last withdrawal that must be wagered before a
         # withdrawal is not "deposit then cash out with little play".
         "AML_MIN_PLAY_PERCENT": _int(env, "AML_MIN_PLAY_PERCENT", 50),
+        # Which shared identities refuse a second welcome bonus: device, ip, payment.
+        "WELCOME_DUPLICATE_SIGNALS": _list(env, "WELCOME_DUPLICATE_SIGNALS", "device,ip,payment"),
         "MAIL_DIR": get("MAIL_DIR", str(instance_dir / "mail")),
         "CORS_ORIGINS": _list(env, "CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
         "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),

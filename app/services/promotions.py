@@ -78,6 +78,17 @@ class PromotionUnavailable(AppError):
         super().__init__(errors=[{"field": "promotion", "message": detail}], reason=reason)
 
 
+class DuplicateIdentity(PromotionUnavailable):
+    """A welcome bonus already went to another account sharing a device, IP or card."""
+
+    def __init__(self, promotion_id: int, matches: list[Any]) -> None:
+        from app.services import bonus_abuse
+
+        super().__init__("duplicate_identity", bonus_abuse.explain(matches))
+        self.promotion_id = promotion_id
+        self.matches = matches
+
+
 class BonusWageringOpen(AppError):
     status, code = 409, "BONUS_WAGERING_OPEN"
     message = "A bonus is still being wagered"
@@ -348,7 +359,23 @@ def _new_bonus(p: Promotion, user: User, status: str, **kw: Any) -> PlayerBonus:
 
 def claim(user: User, promotion_id: int, *, voucher: str | None = None) -> PlayerBonus:
     """Claim an offer: a no-deposit bonus is granted now; a deposit offer waits (``pending``)
-    for the next qualifying deposit. Refusals raise ``PromotionUnavailable`` with the reason."""
+    for the next qualifying deposit. Refusals raise ``PromotionUnavailable`` with the reason.
+
+    A welcome offer refused as a duplicate identity raises a staff flag, written (and
+    audited) in its own transaction once the claim's has been rolled back."""
+    from app.services import bonus_abuse
+
+    try:
+        return _claim(user, promotion_id, voucher=voucher)
+    except DuplicateIdentity as exc:
+        with atomic():
+            bonus_abuse.flag(user.id, exc.promotion_id, exc.matches, context="claim")
+        raise
+
+
+def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus:
+    from app.services import bonus_abuse
+
     with atomic():
         p = db.session.get(Promotion, promotion_id)
         if p is None:
@@ -356,6 +383,10 @@ def claim(user: User, promotion_id: int, *, voucher: str | None = None) -> Playe
         wallet.lock(user.id, p.currency)
         p = _locked(Promotion, promotion_id)
         _refuse_if_needed(p, user, voucher=voucher)
+        if bonus_abuse.is_welcome(p):
+            matches = bonus_abuse.duplicates(user.id)
+            if matches:
+                raise DuplicateIdentity(p.id, matches)
         if p.type in DEPOSIT_TYPES:
             bonus = _new_bonus(p, user, "pending", voucher_code=voucher)
             audit.record("bonus.claim", actor=user, target_type="player_bonus", target_id=bonus.id,
@@ -420,7 +451,11 @@ def _match_amount(p: Promotion, deposit_minor: int) -> int:
 
 def on_deposit_credited(txn: Any) -> None:
     """Payments hook, inside the deposit's transaction (wallet already locked): match the
-    deposit once, for the player's pending claim or else the best auto-applied offer."""
+    deposit once, for the player's pending claim or else the best auto-applied offer. A
+    welcome offer is not granted to a duplicate identity (a pending claim is cancelled; the
+    flag is raised in the deposit's transaction, which never fails because of a bonus)."""
+    from app.services import bonus_abuse
+
     user = db.session.get(User, txn.user_id)
     ref = f"payment:{txn.public_id}"
     if user is None or db.session.scalar(
@@ -436,6 +471,13 @@ def on_deposit_credited(txn: Any) -> None:
             return
         if _receives_nothing(user):
             return
+        if bonus_abuse.is_welcome(p):
+            matches = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
+            if matches:
+                bonus = _locked(PlayerBonus, bonus.id)
+                _end(bonus, "cancelled", "duplicate_identity")
+                bonus_abuse.flag(user.id, p.id, matches, context="deposit")
+                return
         bonus.trigger_ref, bonus.deposit_minor = ref, txn.amount_minor
         _grant(bonus, p, _match_amount(p, txn.amount_minor))
         return
@@ -452,10 +494,17 @@ def on_deposit_credited(txn: Any) -> None:
         .order_by(Promotion.priority.desc(), Promotion.id)
     ).all()
     before = _completed_deposits(user.id, other_than=txn.id)
+    matches = None
     for candidate in candidates:
         p = _locked(Promotion, candidate.id)
         if refusal(p, user, deposits_before=before) is not None:
             continue
+        if bonus_abuse.is_welcome(p):
+            if matches is None:
+                matches = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
+            if matches:
+                bonus_abuse.flag(user.id, p.id, matches, context="deposit")
+                continue
         bonus = _new_bonus(p, user, "active", trigger_ref=ref, deposit_minor=txn.amount_minor)
         _grant(bonus, p, _match_amount(p, txn.amount_minor))
         return

@@ -69,9 +69,24 @@ def upgrade():
     op.add_column("users", sa.Column("registration_ip", sa.String(length=64), nullable=True))
     op.add_column("users", sa.Column("registration_device", sa.String(length=128), nullable=True))
     _move_consent_out_of_preferences()
+    op.add_column(
+        "payment_transactions",
+        sa.Column("instrument_fingerprint", sa.String(length=128), nullable=True),
+    )
+    op.create_index(
+        op.f("ix_payment_transactions_instrument_fingerprint"),
+        "payment_transactions",
+        ["instrument_fingerprint"],
+        unique=False,
+    )
 
 
 def downgrade():
+    op.drop_index(
+        op.f("ix_payment_transactions_instrument_fingerprint"), table_name="payment_transactions"
+    )
+    with op.batch_alter_table("payment_transactions", schema=None) as batch_op:
+        batch_op.drop_column("instrument_fingerprint")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("registration_device")
         batch_op.drop_column("registration_ip")
