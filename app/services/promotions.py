@@ -64,6 +64,10 @@ EDITABLE = (
     "first_deposit_only",
     "auto_apply",
     "priority",
+    "free_spins_count",
+    "free_spins_game_id",
+    "free_spin_value_minor",
+    "free_spins_valid_days",
 )
 
 
@@ -124,6 +128,18 @@ def _validate(p: Promotion) -> None:
         bad("bonus_amount", "A no-deposit bonus needs an amount")
     if p.type == "cashback" and not p.cashback_percent:
         bad("cashback_percent", "A cashback needs a percentage")
+    if p.type == "free_spins":
+        from app.services import free_spins
+
+        if not p.free_spins_count or p.free_spins_count <= 0:
+            bad("free_spins_count", "Free spins need a number of spins")
+        if not p.free_spin_value_minor or p.free_spin_value_minor <= 0:
+            bad("free_spin_value", "Free spins need a stake per spin")
+        found = free_spins.supports(p.free_spins_game_id)
+        if found is None:
+            bad("free_spins_game_id", "Free spins need a game whose provider supports free rounds")
+        if p.auto_apply:
+            bad("auto_apply", "Free spins are claimed, not applied to a deposit")
     if p.starts_at and p.ends_at and p.ends_at <= p.starts_at:
         bad("ends_at", "ends_at must be after starts_at")
     for key, pct in (p.game_contributions or {}).items():
@@ -392,6 +408,13 @@ def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus
             audit.record("bonus.claim", actor=user, target_type="player_bonus", target_id=bonus.id,
                          after={"promotion": p.id, "status": "pending"})  # fmt: skip
             _bonus_event(bonus, "claimed")
+        elif p.type == "free_spins":
+            from app.services import free_spins
+
+            bonus = _new_bonus(p, user, "active", voucher_code=voucher)
+            free_spins.grant(bonus, p)
+            _notify(bonus, "free_spins_granted", f"{p.name}: {p.free_spins_count} free spins")
+            _bonus_event(bonus, "granted")
         else:
             bonus = _new_bonus(p, user, "active", voucher_code=voucher)
             _grant(bonus, p, p.bonus_amount_minor, actor=user)
@@ -540,6 +563,10 @@ def on_play(event: play_events.PlayEvent) -> None:
         bonus = _active_bonus(event.user_id, event.currency)
         if bonus is None or not event.amount:
             return
+        from app.services import free_spins
+
+        if free_spins.spins_pending(bonus.id):
+            return  # wagering of free-spin winnings starts once the spins are played
         game_id = event.game_id
         if game_id is None and event.round_id is not None:
             # Refund/rollback events don't name the game; their round does.
@@ -649,6 +676,9 @@ def _end(bonus: PlayerBonus, status: str, reason: str, *, actor: Any = None) -> 
                 "forfeit": _move(bonus, "bonus_forfeit", balance, status, cash=False),
             }
             bonus.forfeited_minor += balance
+        from app.services import free_spins
+
+        free_spins.close_for_bonus(bonus, status)
     else:
         # Never granted: give the claim slot back.
         p = _locked(Promotion, bonus.promotion_id)
@@ -719,7 +749,10 @@ def check_bet(user_id: int, amount_minor: int, currency: str) -> None:
 def expire_due(now: datetime | None = None) -> int:
     """End open bonuses past their validity (job). Each in its own transaction; re-checked
     under the locks, so a run racing a conversion or another run does nothing twice."""
+    from app.services import free_spins
+
     now = now or utcnow()
+    free_spins.expire_due(now)
     due = db.session.execute(
         select(PlayerBonus.id, PlayerBonus.user_id, PlayerBonus.currency).where(
             PlayerBonus.status.in_(OPEN_BONUS_STATUSES), PlayerBonus.expires_at <= now
@@ -865,7 +898,17 @@ def bonus_json(b: PlayerBonus) -> dict[str, Any]:
         "expires_at": b.expires_at.isoformat() if b.expires_at else None,
         "ended_at": b.ended_at.isoformat() if b.ended_at else None,
         "end_reason": b.end_reason,
+        "free_spins": _free_spins_of(b),
     }
+
+
+def _free_spins_of(b: PlayerBonus) -> dict[str, Any] | None:
+    if b.promotion is None or b.promotion.type != "free_spins":
+        return None
+    from app.services import free_spins
+
+    row = free_spins.grant_of_bonus(b.id)
+    return None if row is None else free_spins.grant_json(row)
 
 
 def _bonus_event(bonus: PlayerBonus, action: str) -> None:

@@ -68,6 +68,7 @@ class NativeAdapter:
             amount=payload.get("amount"),
             currency=payload.get("currency"),
             reference_transaction_id=payload.get("reference_transaction_id"),
+            free_round_id=payload.get("free_round_id"),
             payload=payload,
         )
 
