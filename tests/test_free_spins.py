@@ -438,3 +438,18 @@ def test_racing_free_bets_never_use_more_spins_than_granted(app, committed_db):
     finally:
         app.extensions.pop("originals_transport", None)
         seamless.clear_caches()
+
+
+def test_a_free_round_closed_without_a_win_settles_the_last_spin(factory, studio):
+    p = free_spins_promo(free_spins_count=1)
+    player = factory.player()
+    bonus, grant = claim(player, p)
+    token = casino_session(player)
+    free_bet(token, grant.public_id, 1)
+    assert refreshed(grant).status == "active"  # the spin is in flight
+    call("end_round", transaction_id="fs-1:end", round_id="fs-1", game_id="jxo-slot",
+         session_token=token, amount="0.00", currency="EUR")  # fmt: skip
+    assert refreshed(grant).status == "used"
+    bonus = refreshed(bonus)
+    assert (bonus.status, bonus.end_reason) == ("completed", "free spins won nothing")
+    assert wallet_of(player.id) == (0, 0)

@@ -985,15 +985,17 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
             GameRound.status == "open",
         )
         .values(status="closed", closed_at=utcnow(), updated_at=utcnow())
-        .returning(GameRound.id)
-    ).scalar_one_or_none()
+        .returning(GameRound.total_bet)
+    ).one_or_none()
     if closed is None:
         rnd = _round(provider, round_ext)
         if rnd is None or rnd.user_id != player.user_id:
             raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
-    from app.services import free_spins
+    elif closed.total_bet == 0:
+        # Only a stake-less round can be a free round (settled here when it had no win).
+        from app.services import free_spins
 
-    free_spins.round_ended(provider.id, round_ext, player.user_id, player.currency)
+        free_spins.round_ended(provider.id, round_ext, player.user_id, player.currency)
     balance, bonus = _balances(player.user_id, player.currency)
     if claim is not None:
         _record_answer(claim, balance, bonus)
