@@ -9,7 +9,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-import app.models.base  # noqa: F401 - custom column types (UTCDateTime)
+import app.models.base  # custom column types (UTCDateTime)
 
 revision = "0005"
 down_revision = "0002"
@@ -268,6 +268,7 @@ def upgrade():
 
 
 def downgrade():
+    sqlite = op.get_bind().dialect.name == "sqlite"
     op.drop_table("free_spin_rounds")
     op.drop_table("free_spin_grants")
     op.drop_table("originals_free_rounds")
@@ -277,20 +278,35 @@ def downgrade():
     for table, columns in (
         ("payment_transactions", ("instrument_fingerprint",)),
         ("originals_rounds", ("free_round_ref",)),
-        (
-            "promotions",
-            (
-                "free_spins_valid_days",
-                "free_spin_value_minor",
-                "free_spins_game_id",
-                "free_spins_count",
-            ),
-        ),
-        (
-            "users",
-            ("registration_device", "registration_ip", "marketing_consent_at", "marketing_consent"),
-        ),
-    ):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            for column in columns:
+        ("users", ("registration_device", "registration_ip", "marketing_consent_at",
+                   "marketing_consent")),
+    ):  # fmt: skip
+        for column in columns:
+            if sqlite:
+                # Native DROP COLUMN (SQLite 3.35+): a batch rebuild would lose the table's
+                # expression indexes (lower(username) ...), which SQLite cannot reflect.
+                op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+            else:
+                op.drop_column(table, column)
+    fs_columns = ("free_spins_valid_days", "free_spin_value_minor", "free_spins_game_id",
+                  "free_spins_count")  # fmt: skip
+    if sqlite:
+        # A column with REFERENCES cannot be dropped natively: rebuild, then restore the
+        # expression index the rebuild could not copy.
+        with op.batch_alter_table("promotions", schema=None) as batch_op:
+            for column in fs_columns:
                 batch_op.drop_column(column)
+        op.execute("DROP INDEX IF EXISTS uq_promotions_voucher_code")
+        op.create_index(
+            "uq_promotions_voucher_code",
+            "promotions",
+            [sa.literal_column("lower(voucher_code)")],
+            unique=True,
+            sqlite_where=sa.text("voucher_code IS NOT NULL"),
+        )
+    else:
+        op.drop_constraint(
+            op.f("fk_promotions_free_spins_game_id_games"), "promotions", type_="foreignkey"
+        )
+        for column in fs_columns:
+            op.drop_column("promotions", column)
