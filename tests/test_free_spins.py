@@ -453,3 +453,23 @@ def test_a_free_round_closed_without_a_win_settles_the_last_spin(factory, studio
     bonus = refreshed(bonus)
     assert (bonus.status, bonus.end_reason) == ("completed", "free spins won nothing")
     assert wallet_of(player.id) == (0, 0)
+
+
+def test_a_round_the_provider_never_settles_does_not_hold_the_bonus_forever(factory, studio):
+    p = free_spins_promo(free_spins_valid_days=1, free_spins_count=2)
+    player = factory.player()
+    bonus, grant = claim(player, p)
+    token = casino_session(player)
+    free_bet(token, grant.public_id, 1)  # the provider never sends the win
+    with freeze_time(utcnow() + timedelta(days=1, minutes=30)):
+        promotions.expire_due()
+    assert refreshed(grant).status == "active"  # still within the grace period
+    with freeze_time(utcnow() + timedelta(days=1, hours=2)):
+        promotions.expire_due()
+    assert refreshed(grant).status == "expired"
+    assert refreshed(bonus).status == "completed"
+    # The win finally arrives: paid, and forfeited under the ended (wagered) contract.
+    answer = win(token, 1, "9.00")
+    assert (answer["balance"], answer["bonus_balance"]) == ("0.00", "0.00")
+    assert refreshed(bonus).forfeited_minor == 9_00
+    reconcile_clean()

@@ -45,6 +45,9 @@ from app.models.promotions import FreeSpinGrant, FreeSpinRound, PlayerBonus, Pro
 from app.money import format_minor
 from app.services import audit, wallet
 
+#: An expired grant's free round that the provider has not settled after this long is closed.
+ABANDONED_AFTER = timedelta(hours=1)
+
 # --- the provider seam -----------------------------------------------------------------------
 
 
@@ -444,8 +447,22 @@ def expire_due(now: datetime | None = None) -> int:
         with atomic():
             wallet.lock(user_id, currency)
             row, bonus = _lock_pair(grant_id)
-            # A spin in flight finishes the grant when its win arrives.
-            if row.status == "active" and row.expires_at <= now and _unsettled(row.id) == 0:
+            if row.status != "active" or row.expires_at > now:
+                continue
+            # A spin in flight finishes the grant when its win arrives; one the provider
+            # never settled (an hour after the expiry) is closed with nothing, so a lost
+            # round cannot hold the bonus's wagering back. A later win is still paid.
+            if row.expires_at < now - ABANDONED_AFTER:
+                db.session.execute(
+                    update(FreeSpinRound)
+                    .where(
+                        FreeSpinRound.grant_id == row.id,
+                        FreeSpinRound.status == "played",
+                        FreeSpinRound.created_at < now - ABANDONED_AFTER,
+                    )
+                    .values(status="settled", settled_at=now)
+                )
+            if _unsettled(row.id) == 0:
                 _maybe_finish(row, bonus, now=now)
                 done += 1
     return done
