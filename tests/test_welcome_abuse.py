@@ -223,3 +223,19 @@ def test_a_no_deposit_voucher_is_a_welcome_bonus_too(client, token_for):
     assert answer.status_code == 400
     assert answer.json["reason"] == "duplicate_identity"
     assert len(flags_of(second)) == 1
+
+
+def test_the_x_device_id_header_is_a_device_fingerprint_too(client, token_for):
+    p = no_deposit()
+    first = client.post(
+        "/api/auth/register",
+        json={"username": "sierra", "email": "sierra@example.test", "password": "StrongPass123!"},
+        headers={"X-Device-Id": "phone-42"},
+        environ_base={"REMOTE_ADDR": IP_A},
+    )
+    assert first.status_code == 201
+    sierra = db.session.get(User, first.json["data"]["user"]["id"])
+    assert sierra.registration_device == "phone-42"
+    assert claim(client, token_for, sierra, p).status_code == 201
+    second = register(client, "tango", ip=IP_B, device="phone-42")
+    assert claim(client, token_for, second, p).json["reason"] == "duplicate_identity"

@@ -13,6 +13,8 @@ from app.extensions import client_ip, limiter
 from app.services.identity import ClientInfo
 
 FINGERPRINT_HEADER = "X-Device-Fingerprint"
+#: Same meaning; some player apps send this name.
+FINGERPRINT_ALIAS = "X-Device-Id"
 
 
 def client_info() -> ClientInfo:
@@ -20,7 +22,10 @@ def client_info() -> ClientInfo:
     return ClientInfo(
         ip=client_ip(),
         user_agent=request.user_agent.string or None,
-        device_fingerprint=(request.headers.get(FINGERPRINT_HEADER) or "")[:128] or None,
+        device_fingerprint=(
+            request.headers.get(FINGERPRINT_HEADER) or request.headers.get(FINGERPRINT_ALIAS) or ""
+        )[:128]
+        or None,
         country=country if len(country) == 2 and country.isalpha() else None,
     )
 
