@@ -6,12 +6,33 @@ Redis message queue joins them. Settings come from the environment.
 
 import os
 
+from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
+from geventwebsocket.handler import WebSocketHandler
+
+#: Read buffer per connection. pywsgi's default (8 KiB) is allocated for every socket and kept
+#: for its whole life; requests and client frames here are small, larger ones take more reads.
+RFILE_BUFFER = int(os.environ.get("WS_READ_BUFFER", "1024"))
+
+
+class SlimWebSocketHandler(WebSocketHandler):
+    def __init__(self, sock, address, server, rfile=None):
+        if rfile is None:
+            rfile = sock.makefile("rb", RFILE_BUFFER)
+        super().__init__(sock, address, server, rfile)
+
+
+class WebSocketWorker(GeventWebSocketWorker):
+    """gevent + WebSocket worker whose held sockets cost less memory (docs/realtime.md)."""
+
+    wsgi_handler = SlimWebSocketHandler
+
+
 # A container listens on all interfaces; outside one, set HOST or BIND.
 _host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104
 bind = os.environ.get("BIND", f"{_host}:{os.environ.get('PORT', '5000')}")
 # Flask-SocketIO needs one worker per process (sticky sessions); scale with instances.
 workers = int(os.environ.get("WEB_WORKERS", "1"))
-worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+worker_class = WebSocketWorker
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))

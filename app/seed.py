@@ -267,7 +267,8 @@ def seed_money() -> list[str]:
 
 
 def seed_engagement() -> None:
-    """A tiered jackpot, a running tournament and a lottery draw on JxOriginals (idempotent)."""
+    """A tiered jackpot, a free and an entry-fee tournament and a lottery draw on JxOriginals
+    (idempotent)."""
     from datetime import timedelta
 
     from app.models.base import utcnow
@@ -285,12 +286,17 @@ def seed_engagement() -> None:
     )
     if not game_ids:
         return
-    for tier, seed, percent, must_drop, odds in (
-        ("mini", "10.00", "0.5", "50.00", 20_000),
-        ("major", "100.00", "0.5", "1000.00", 500_000),
+    # Mini: must drop by 50.00 or within a day, whichever comes first; Major: by 1 000.00 or
+    # within a week (the secret drop time is committed at each cycle's start).
+    for tier, seed, percent, must_drop, odds, within in (
+        ("mini", "10.00", "0.5", "50.00", 20_000, "24h"),
+        ("major", "100.00", "0.5", "1000.00", 500_000, "7d"),
     ):
         name = f"JxOriginals {tier.title()}"
-        if db.session.scalar(select(JackpotPool.id).where(JackpotPool.name == name)):
+        existing = db.session.scalar(select(JackpotPool).where(JackpotPool.name == name))
+        if existing is not None:
+            if existing.drop_window_seconds is None:  # seeded before must-drop by time
+                jackpots.update_pool(existing.id, {"must_drop_within": within}, actor=None)
             continue
         jackpots.create_pool(
             {
@@ -304,6 +310,7 @@ def seed_engagement() -> None:
                 "hit_odds": odds,
                 "min_bet": "0.10",
                 "game_ids": game_ids,
+                "must_drop_within": within,
             },
             actor=None,
         )
@@ -328,6 +335,31 @@ def seed_engagement() -> None:
                 "scoring": "wagered",
                 "min_bet": "0.10",
                 "prizes": ["100.00", "50.00", "25.00"],
+            },
+            actor=None,
+        )
+    duel = db.session.scalar(
+        select(Tournament.id).where(
+            Tournament.name == "JxOriginals Daily Duel",
+            Tournament.status == "scheduled",
+            Tournament.ends_at > now,
+        )
+    )
+    if duel is None:
+        tournaments.create(
+            {
+                "name": "JxOriginals Daily Duel",
+                "description": "Join for 1.00; the best multiplier of the day wins.",
+                "currency": "EUR",
+                "game_ids": game_ids,
+                "starts_at": now,
+                "ends_at": now + timedelta(days=1),
+                "entry": "opt_in",
+                "entry_fee": "1.00",
+                "scoring": "multiplier",
+                "min_bet": "0.10",
+                "max_participants": 100,
+                "prizes": ["40.00", "20.00", "10.00"],
             },
             actor=None,
         )

@@ -13,12 +13,35 @@ from tests.moneykit import fund, reconcile_clean
 from tests.test_originals_wallet import _open, _play, studio  # noqa: F401 - fixture
 
 
+def fund_left(user_id: int) -> int:
+    from app.models.wallet import Wallet
+
+    db.session.expire_all()
+    return db.session.scalar(sa.select(Wallet.balance).where(Wallet.user_id == user_id))
+
+
+def wins_of(user_id: int) -> int:
+    from app.models.wallet import LedgerTransaction
+
+    return db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(LedgerTransaction.cash_delta), 0)).where(
+            LedgerTransaction.user_id == user_id, LedgerTransaction.type == "win"
+        )
+    )
+
+
 def test_seeded_jackpot_and_tournament_follow_jxoriginals_play(client, factory, studio):  # noqa: F811
     with atomic():
         seed_engagement()
         seed_engagement()  # idempotent
     assert db.session.scalar(sa.select(sa.func.count(JackpotPool.id))) == 2
-    assert db.session.scalar(sa.select(sa.func.count(Tournament.id))) == 1
+    assert db.session.scalar(sa.select(sa.func.count(Tournament.id))) == 2
+    free = db.session.scalar(sa.select(Tournament).where(Tournament.entry == "free"))
+    paid = db.session.scalar(sa.select(Tournament).where(Tournament.entry_fee > 0))
+    assert (free.entry_fee, paid.entry, paid.entry_fee) == (0, "opt_in", 1_00)
+    for pool in db.session.scalars(sa.select(JackpotPool)):
+        assert pool.drop_at_commitment  # must drop by time as well as by amount
+        assert pool.drop_deadline > pool.cycle_started_at
     assert db.session.scalar(sa.select(sa.func.count(LotteryDraw.id))) == 1
     # The random hits (1 in 20 000 and 500 000) would make this test flaky; draws have their own.
     db.session.execute(sa.update(JackpotPool).values(hit_odds=None))
@@ -36,7 +59,10 @@ def test_seeded_jackpot_and_tournament_follow_jxoriginals_play(client, factory, 
         ).all()
         assert shares == [1, 1, 1]  # 0.5 % of 2.50, rounded down
         assert jackpots.amount_of(pool) == pool.seed_amount + 3
-    tour = db.session.scalar(sa.select(Tournament))
-    (top,) = tournaments.leaderboard(tour.id)
+    (top,) = tournaments.leaderboard(free.id)
     assert (top.user_id, top.score, top.bets) == (player.id, 7_50, 3)
+    assert tournaments.leaderboard(paid.id) == []  # opt-in: play alone does not enter
+    tournaments.join(paid.id, player)
+    tournaments.join(paid.id, player)  # the fee is charged once
+    assert fund_left(player.id) == 50_00 - 7_50 + wins_of(player.id) - 1_00
     reconcile_clean()

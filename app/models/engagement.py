@@ -37,7 +37,7 @@ from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
 
 JACKPOT_STATUSES = ("active", "paused")
-JACKPOT_TRIGGERS = ("random", "must_drop", "manual")
+JACKPOT_TRIGGERS = ("random", "must_drop", "drop_time", "manual", "provider")
 WIN_STATUSES = ("pending", "paid")
 
 
@@ -58,6 +58,10 @@ class JackpotPool(db.Model):
         CheckConstraint("hit_odds IS NULL OR hit_odds >= 1", name="hit_odds_positive"),
         CheckConstraint("min_bet >= 0", name="min_bet_non_negative"),
         CheckConstraint("rolled_amount >= 0", name="rolled_non_negative"),
+        CheckConstraint("carry_amount >= 0", name="carry_non_negative"),
+        CheckConstraint(
+            "drop_window_seconds IS NULL OR drop_window_seconds > 0", name="drop_window_positive"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -93,16 +97,33 @@ class JackpotPool(db.Model):
     drop_point: Mapped[int | None] = mapped_column(BigInteger)
     drop_salt: Mapped[str | None] = mapped_column(String(64))
     drop_commitment: Mapped[str | None] = mapped_column(String(64))
+    #: Left in the pool by a provider-reported win smaller than the pool: part of the next
+    #: cycle (so seed + contributions - payouts stays exact).
+    carry_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The one game provider allowed to report wins of this pool (``jackpot_win`` callback);
+    #: NULL = provider reports are refused.
+    provider_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("game_providers.id"))
+    #: Must-drop by time: each cycle drops within this many seconds of its start.
+    drop_window_seconds: Mapped[int | None] = mapped_column(Integer)
+    cycle_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Public: the cycle is won no later than this.
+    drop_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Secret drop time of this cycle (in [cycle start, deadline)), drawn with ``secrets``;
+    #: ``drop_at_commitment`` = sha256(f"{epoch seconds}:{drop_at_salt}") is public.
+    drop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    drop_at_salt: Mapped[str | None] = mapped_column(String(64))
+    drop_at_commitment: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class JackpotContribution(db.Model):
-    """Append-only: one row per eligible bet and pool."""
+    """Append-only: one row per eligible bet and pool; a refunded bet's contribution is
+    reversed by a negative row (``reversal_of_id``) while its cycle is still open."""
 
     __tablename__ = "jackpot_contributions"
     __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount <> 0", name="amount_non_zero"),
         # A bet contributes once per pool (also the lookup of a bet's contribution).
         UniqueConstraint("transaction_id", "pool_id", name="uq_jackpot_contribution_bet"),
         Index("ix_jackpot_contributions_pool_id", "pool_id", "id"),
@@ -116,6 +137,8 @@ class JackpotContribution(db.Model):
     transaction_id: Mapped[int] = mapped_column(BigInteger)
     bet_amount: Mapped[int] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(BigInteger)
+    #: A reversal row (negative amount): the contribution it takes back.
+    reversal_of_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -141,6 +164,8 @@ class JackpotWin(db.Model):
     #: How the draw was made: odds and drawn number, or the must-drop point, salt, commitment.
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ledger_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: Provider-reported wins: the game round the provider names.
+    game_round_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("game_rounds.id"))
     actor_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -163,6 +188,7 @@ class Tournament(db.Model):
         CheckConstraint(
             "max_participants IS NULL OR max_participants > 0", name="max_participants_positive"
         ),
+        CheckConstraint("entry_fee >= 0", name="entry_fee_non_negative"),
         Index("ix_tournaments_window", "status", "ends_at"),
     )
 
@@ -178,10 +204,17 @@ class Tournament(db.Model):
     scoring: Mapped[str] = mapped_column(String(12), default="wagered")
     min_bet: Mapped[int] = mapped_column(BigInteger, default=0)
     max_participants: Mapped[int | None] = mapped_column(Integer)
-    #: Cash prize per rank, minor units: ``[first, second, ...]``.
-    prizes: Mapped[list[int]] = mapped_column(JSON, default=list)
+    #: Paid from the cash wallet at ``join`` (``tournament_fee``), minor units; refunded if the
+    #: tournament is cancelled or deleted. Needs ``entry = opt_in``.
+    entry_fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Prize per rank: ``[{"amount": minor units, "type": "cash" | "bonus"}, ...]`` (a bare
+    #: integer is a cash prize).
+    prizes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Bonus prizes are granted as bonuses of this promotion (its wagering terms apply).
+    bonus_promotion_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("promotions.id"))
     status: Mapped[str] = mapped_column(String(12), default="scheduled")
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -207,7 +240,16 @@ class TournamentParticipant(db.Model):
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     rank: Mapped[int | None] = mapped_column(Integer)
     prize: Mapped[int | None] = mapped_column(BigInteger)
+    #: cash | bonus
+    prize_type: Mapped[str | None] = mapped_column(String(8))
+    #: paid (cash posted / bonus granted) | awaiting (a bonus prize waits for the player's
+    #: open bonus to end; the settlement job retries)
+    prize_status: Mapped[str | None] = mapped_column(String(10))
+    bonus_id: Mapped[int | None] = mapped_column(BigInteger)
     ledger_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    fee_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    fee_refund_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 LOTTERY_STATUSES = ("scheduled", "drawn", "cancelled")

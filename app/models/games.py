@@ -36,7 +36,9 @@ from app.models.base import UTCDateTime, utcnow
 
 GAME_STATUSES = ("active", "inactive", "maintenance")
 ROUND_STATUSES = ("open", "closed", "cancelled")
-PROVIDER_ACTIONS = ("authenticate", "balance", "bet", "win", "refund", "rollback", "end_round")
+PROVIDER_ACTIONS = (
+    "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
+)  # fmt: skip
 
 
 class Provider(db.Model):

@@ -47,6 +47,7 @@ LEDGER_TYPES = (
     "adjustment",
     "jackpot_win",
     "tournament_prize",
+    "tournament_fee",
     "commission",
 )
 

@@ -40,9 +40,10 @@ def init_app(app: Flask) -> None:
     # in this process (tests build several) gets them.
     from app import events
     from app.extensions import socketio
-    from app.realtime import delivery, handlers  # noqa: F401 - registers the handlers
+    from app.realtime import delivery, handlers, lean  # noqa: F401 - registers the handlers
     from app.realtime.emitter import channel_for, make_emitter
 
+    lean.install()
     options = {}
     if app.config["REDIS_URL"]:
         options = {"message_queue": app.config["REDIS_URL"], "channel": channel_for(app)}

@@ -39,7 +39,7 @@ class Refused(SocketRefused):
         self.error_args = {**error_payload(code, message), "data": error_payload(code, message)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Principal:
     user_id: int
     is_staff: bool

@@ -38,7 +38,7 @@ JOINABLE = {"game": "game_id", "tournament": "tournament_id"}
 MAX_JOINED_ROOMS = 20
 
 
-@dataclass
+@dataclass(slots=True)
 class LiveSession:
     principal: Principal
     rooms: set[str] = field(default_factory=set)

@@ -24,7 +24,9 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +58,8 @@ EDITABLE = (
     "hit_odds",
     "min_bet",
     "game_ids",
+    "drop_window_seconds",
+    "provider_id",
 )
 
 
@@ -63,7 +67,11 @@ EDITABLE = (
 
 
 def on_play(event: play_events.PlayEvent) -> None:
-    """Listener: append this bet's contributions and draw the random hits (cheap, no raise)."""
+    """Listener: append this bet's contributions and draw the random hits (cheap, no raise);
+    a refunded/rolled-back bet's contributions are reversed while their cycle is open."""
+    if event.kind in ("refund", "rollback") and event.reverses == "bet":
+        _reverse_contributions(event)
+        return
     if event.kind != "bet" or event.amount <= 0:
         return
     session = db.session
@@ -79,6 +87,7 @@ def on_play(event: play_events.PlayEvent) -> None:
             p.seed_amount,
             p.rolled_amount,
             p.hit_odds,
+            p.drop_at,
         )
         .where(p.currency == event.currency, p.status == "active")
         .with_for_update(read=True, key_share=True)
@@ -110,7 +119,10 @@ def on_play(event: play_events.PlayEvent) -> None:
                 .returning(JackpotContribution.id)
             ).scalar_one_or_none()
             touched.append(pool.id)
-        if pool.hit_odds:
+        if pool.drop_at is not None and utcnow() >= pool.drop_at:
+            # Must-drop by time: the first eligible bet at/after the secret time wins.
+            _record_hit(pool, event, contribution_id, None, trigger="drop_time")
+        elif pool.hit_odds:
             drawn = secrets.randbelow(pool.hit_odds)
             if drawn == 0:
                 _record_hit(pool, event, contribution_id, drawn)
@@ -118,9 +130,27 @@ def on_play(event: play_events.PlayEvent) -> None:
         on_commit(lambda: tick(touched))
 
 
-def _record_hit(pool: Any, event: play_events.PlayEvent, contribution_id: int | None, drawn: int):
+def _record_hit(
+    pool: Any,
+    event: play_events.PlayEvent,
+    contribution_id: int | None,
+    drawn: int | None,
+    *,
+    trigger: str = "random",
+):
     from app.jobs.queues import enqueue_after_commit
 
+    evidence: dict[str, Any] = {
+        "bet_amount": event.amount,
+        "transaction_id": event.transaction_id,
+        "round_id": event.round_id,
+    }
+    if trigger == "random":
+        evidence.update(
+            rng="secrets.randbelow", odds=f"1/{pool.hit_odds}", drawn=drawn, winning_value=0
+        )
+    else:
+        evidence.update(rule="first eligible bet at or after the committed drop time")
     win_id = db.session.execute(
         dialect_insert(JackpotWin)
         .values(
@@ -128,18 +158,10 @@ def _record_hit(pool: Any, event: play_events.PlayEvent, contribution_id: int | 
             cycle=pool.cycle,
             user_id=event.user_id,
             currency=event.currency,
-            trigger="random",
+            trigger=trigger,
             status="pending",
             contribution_id=contribution_id,
-            evidence={
-                "rng": "secrets.randbelow",
-                "odds": f"1/{pool.hit_odds}",
-                "drawn": drawn,
-                "winning_value": 0,
-                "bet_amount": event.amount,
-                "transaction_id": event.transaction_id,
-                "round_id": event.round_id,
-            },
+            evidence=evidence,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["pool_id", "cycle"])
@@ -148,6 +170,58 @@ def _record_hit(pool: Any, event: play_events.PlayEvent, contribution_id: int | 
     # None: this cycle already has a win awaiting payout; a cycle is won once.
     if win_id is not None:
         enqueue_after_commit("app.jobs.engagement.award_jackpot", win_id)
+
+
+def _reverse_contributions(event: play_events.PlayEvent) -> None:
+    """A refunded or rolled-back bet takes its contributions back, by a negative row in the
+    same pool, if the contribution's cycle is still the pool's current one and has no win
+    drawn yet. A cycle that was won (or whose win is pending) keeps the contribution: the win
+    was computed with it."""
+    bet_claim = event.reverses_transaction_id
+    if bet_claim is None:
+        return
+    c = JackpotContribution
+    rows = db.session.execute(
+        select(c.id, c.pool_id, c.cycle, c.amount, c.bet_amount).where(
+            c.transaction_id == bet_claim, c.reversal_of_id.is_(None), c.amount > 0
+        )
+    ).all()
+    if not rows:
+        return
+    pools = {
+        row.id: row.cycle
+        for row in db.session.execute(
+            select(JackpotPool.id, JackpotPool.cycle)
+            .where(JackpotPool.id.in_({r.pool_id for r in rows}))
+            .with_for_update(read=True, key_share=True)
+        )
+    }
+    won = set(
+        db.session.execute(
+            select(JackpotWin.pool_id, JackpotWin.cycle).where(JackpotWin.pool_id.in_(list(pools)))
+        ).all()
+    )
+    touched: list[int] = []
+    for row in rows:
+        if pools.get(row.pool_id) != row.cycle or (row.pool_id, row.cycle) in won:
+            continue
+        db.session.execute(
+            dialect_insert(c)
+            .values(
+                pool_id=row.pool_id,
+                cycle=row.cycle,
+                user_id=event.user_id,
+                transaction_id=event.transaction_id,
+                bet_amount=-row.bet_amount,
+                amount=-row.amount,
+                reversal_of_id=row.id,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["transaction_id", "pool_id"])
+        )
+        touched.append(row.pool_id)
+    if touched:
+        on_commit(lambda: tick(touched))
 
 
 # --------------------------------------------------------------------------- amounts
@@ -177,11 +251,18 @@ def _bounded(pool: JackpotPool, amount: int) -> int:
 
 def amount_of(pool: JackpotPool) -> int:
     """Current amount: seed + contributions of the cycle (aggregated on read), bounded."""
-    raw = pool.seed_amount + pool.rolled_amount + _tail_sum(pool.id, pool.rolled_through_id)
+    raw = (
+        pool.seed_amount
+        + pool.carry_amount
+        + pool.rolled_amount
+        + _tail_sum(pool.id, pool.rolled_through_id)
+    )
     return _bounded(pool, raw)
 
 
 def _new_drop_point(pool: JackpotPool) -> None:
+    """Start of a cycle: draw (and commit to) the secret must-drop amount and time."""
+    _new_drop_time(pool)
     if pool.must_drop_by is None:
         pool.drop_point = pool.drop_salt = pool.drop_commitment = None
         return
@@ -190,8 +271,26 @@ def _new_drop_point(pool: JackpotPool) -> None:
     pool.drop_commitment = drop_commitment(pool.drop_point, pool.drop_salt)
 
 
+def _new_drop_time(pool: JackpotPool) -> None:
+    """Must-drop by time: a secret time, uniform to the second in [now, now + window)."""
+    now = utcnow().replace(microsecond=0)
+    pool.cycle_started_at = now
+    if not pool.drop_window_seconds:
+        pool.drop_deadline = pool.drop_at = pool.drop_at_salt = pool.drop_at_commitment = None
+        return
+    pool.drop_deadline = now + timedelta(seconds=pool.drop_window_seconds)
+    pool.drop_at = now + timedelta(seconds=secrets.randbelow(pool.drop_window_seconds))
+    pool.drop_at_salt = secrets.token_hex(16)
+    pool.drop_at_commitment = drop_time_commitment(pool.drop_at, pool.drop_at_salt)
+
+
 def drop_commitment(point: int, salt: str) -> str:
     return hashlib.sha256(f"{point}:{salt}".encode()).hexdigest()
+
+
+def drop_time_commitment(at: datetime, salt: str) -> str:
+    """sha256("<unix seconds>:<salt>") of the secret drop time."""
+    return hashlib.sha256(f"{int(at.timestamp())}:{salt}".encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- wins
@@ -212,13 +311,24 @@ def award(win_id: int) -> JackpotWin:
         return win
 
 
-def _pay_locked(pool: JackpotPool, win: JackpotWin) -> None:
-    """With pool and win locked: pay, close the cycle, restart at the seed."""
+def _pay_locked(pool: JackpotPool, win: JackpotWin, pay: int | None = None) -> None:
+    """With pool and win locked: pay, close the cycle, restart at the seed.
+
+    ``pay`` (a provider-reported win) pays less than the pool holds; the rest is carried into
+    the next cycle (``carry_amount``)."""
     if win.cycle != pool.cycle:  # unique (pool, cycle) + cycle moves only here
         raise Conflict("Jackpot win does not belong to the pool's current cycle")
     last_id = _max_contribution_id(pool.id)
     end_id = win.contribution_id or last_id
-    won = _bounded(pool, pool.seed_amount + _tail_sum(pool.id, pool.base_contribution_id, end_id))
+    full = _bounded(
+        pool,
+        pool.seed_amount
+        + pool.carry_amount
+        + _tail_sum(pool.id, pool.base_contribution_id, end_id),
+    )
+    won = full if pay is None else pay
+    if won > full:
+        raise Conflict("The amount is larger than the jackpot")
     if won > 0:
         posting = wallet.post(
             win.user_id,
@@ -234,11 +344,21 @@ def _pay_locked(pool: JackpotPool, win: JackpotWin) -> None:
             actor=win.actor_id,
         )
         win.ledger_transaction_id = posting.transaction_id
+    if win.trigger == "drop_time":
+        win.evidence = {
+            **(win.evidence or {}),
+            "cycle_started_at": _iso(pool.cycle_started_at),
+            "drop_deadline": _iso(pool.drop_deadline),
+            "drop_at": int(pool.drop_at.timestamp()) if pool.drop_at else None,
+            "salt": pool.drop_at_salt,
+            "commitment": pool.drop_at_commitment,
+        }
     win.amount = won
     win.status = "paid"
     win.paid_at = utcnow()
     # Bets after the winning one start the next cycle.
     pool.cycle += 1
+    pool.carry_amount = full - won
     pool.base_contribution_id = end_id
     pool.rolled_amount = _tail_sum(pool.id, end_id, last_id)
     pool.rolled_through_id = max(end_id, last_id)
@@ -282,16 +402,26 @@ def check_must_drop(pool_id: int) -> JackpotWin | None:
                 _pay_locked(pool, pending)
             return pending
         c = JackpotContribution
+        reversed_ids = select(c.reversal_of_id).where(
+            c.pool_id == pool.id, c.reversal_of_id.is_not(None)
+        )
+        # Reversed contributions (refunded bets) and their reversals are left out: a refunded
+        # bet cannot be the one that reached the point.
         running = (
             select(
                 c.id,
                 c.user_id,
                 func.sum(c.amount).over(order_by=c.id).label("running"),
             )
-            .where(c.pool_id == pool.id, c.id > pool.base_contribution_id)
+            .where(
+                c.pool_id == pool.id,
+                c.id > pool.base_contribution_id,
+                c.reversal_of_id.is_(None),
+                c.id.not_in(reversed_ids),
+            )
             .subquery()
         )
-        needed = max(pool.drop_point - pool.seed_amount, 1)
+        needed = max(pool.drop_point - pool.seed_amount - pool.carry_amount, 1)
         crossing = db.session.execute(
             select(running.c.id, running.c.user_id, running.c.running)
             .where(running.c.running >= needed)
@@ -324,9 +454,130 @@ def check_must_drop(pool_id: int) -> JackpotWin | None:
         return win
 
 
+def may_pay_manually(actor: Any) -> bool:
+    """Manual payouts are for Admins only (on top of ``promotions.manage``)."""
+    return getattr(actor, "role_id", None) == ADMIN
+
+
+def check_drop_deadline(pool_id: int) -> JackpotWin | None:
+    """Must-drop by time, the job's half: at the deadline, a cycle that no bet won since its
+    drop time goes to the last eligible bettor of the cycle (the newest contribution that was
+    not reversed). A cycle without any contribution starts a new time window."""
+    with atomic():
+        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
+        if pool is None or pool.status != "active" or pool.drop_deadline is None:
+            return None
+        if utcnow() < pool.drop_deadline:
+            return None
+        pending = db.session.scalar(
+            select(JackpotWin).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
+        )
+        if pending is not None:
+            if pending.status == "pending":
+                lock_one(JackpotWin, JackpotWin.id == pending.id)
+                _pay_locked(pool, pending)
+            return pending
+        c = JackpotContribution
+        reversed_ids = select(c.reversal_of_id).where(
+            c.pool_id == pool.id, c.reversal_of_id.is_not(None)
+        )
+        last = db.session.execute(
+            select(c.id, c.user_id, c.transaction_id)
+            .where(
+                c.pool_id == pool.id,
+                c.id > pool.base_contribution_id,
+                c.reversal_of_id.is_(None),
+                c.id.not_in(reversed_ids),
+            )
+            .order_by(c.id.desc())
+            .limit(1)
+        ).first()
+        if last is None:
+            _new_drop_time(pool)  # nobody played this window: a new secret time, same amount
+            return None
+        win = JackpotWin(
+            pool_id=pool.id,
+            cycle=pool.cycle,
+            user_id=last.user_id,
+            currency=pool.currency,
+            trigger="drop_time",
+            status="pending",
+            contribution_id=last.id,
+            evidence={
+                "rule": "no bet since the drop time: the last eligible bettor at the deadline",
+                "transaction_id": last.transaction_id,
+            },
+        )
+        db.session.add(win)
+        db.session.flush()
+        _pay_locked(pool, win)
+        return win
+
+
+class JackpotRefused(ValidationError):
+    """A provider-reported win this pool cannot pay (unknown pool, currency, amount...)."""
+
+
+class JackpotBusy(Conflict):
+    """The pool's current cycle has a drawn win awaiting payout: retry in a moment."""
+
+
+def pay_reported(
+    pool_id: int,
+    *,
+    provider_id: int,
+    user_id: int,
+    currency: str,
+    amount: int,
+    game_id: int | None,
+    game_round_id: int,
+    evidence: dict[str, Any],
+) -> JackpotWin:
+    """A provider-reported jackpot win (``jackpot_win`` callback), inside the callback's
+    transaction (the player's wallet is already locked). Pool-funded: ``amount`` is paid from
+    the pool, which must hold at least that much; the rest of the pool is carried into the
+    next cycle, which starts at its seed."""
+    pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
+    if pool is None or pool.provider_id is None or pool.provider_id != provider_id:
+        raise JackpotRefused("Unknown jackpot")
+    if pool.status != "active":
+        raise JackpotRefused("This jackpot is paused")
+    if pool.currency != currency:
+        raise JackpotRefused(f"This jackpot is in {pool.currency}")
+    if pool.game_ids is not None and game_id not in pool.game_ids:
+        raise JackpotRefused("The round's game does not take part in this jackpot")
+    if amount <= 0:
+        raise JackpotRefused("amount must be positive")
+    pending = db.session.scalar(
+        select(JackpotWin.id).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
+    )
+    if pending is not None:
+        raise JackpotBusy("A draw of this jackpot is being paid; retry")
+    available = amount_of(pool)
+    if amount > available:
+        raise JackpotRefused(
+            f"amount is larger than the jackpot ({format_minor(available, currency)})"
+        )
+    win = JackpotWin(
+        pool_id=pool.id,
+        cycle=pool.cycle,
+        user_id=user_id,
+        currency=currency,
+        trigger="provider",
+        status="pending",
+        contribution_id=None,
+        game_round_id=game_round_id,
+        evidence={**evidence, "pool_amount": available, "funded_by": "pool"},
+    )
+    db.session.add(win)
+    db.session.flush()
+    _pay_locked(pool, win, pay=amount)
+    return win
+
+
 def manual_payout(pool_id: int, user_id: int, *, actor: Any, reason: str) -> JackpotWin:
     """Staff payout of the whole current amount to a player (Admin only, audited)."""
-    if getattr(actor, "role_id", None) != ADMIN:
+    if not may_pay_manually(actor):
         raise AccessDenied("Only an Admin may pay a jackpot manually")
     if not reason or not reason.strip():
         raise ValidationError.field("reason", "A reason is required")
@@ -395,7 +646,7 @@ def run_periodic() -> dict[str, int]:
     dropped = 0
     for pool_id in pool_ids:
         rollup(pool_id)
-        if check_must_drop(pool_id) is not None:
+        if check_must_drop(pool_id) is not None or check_drop_deadline(pool_id) is not None:
             dropped += 1
     with atomic():
         for pool in db.session.scalars(select(JackpotPool).where(JackpotPool.id.in_(pool_ids))):
@@ -428,6 +679,8 @@ def tick(pool_ids: list[int]) -> None:
 
 
 MONEY_FIELDS = ("seed_amount", "cap_amount", "must_drop_by", "min_bet")
+#: Shortest must-drop time window (the periodic job runs every 10 s).
+MIN_DROP_WINDOW = 60
 
 
 def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
@@ -442,6 +695,10 @@ def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
                 out[key] = parse_minor(value, currency)
             except MoneyError as exc:
                 raise ValidationError.field(key, str(exc)) from None
+        elif key == "must_drop_within":
+            out["drop_window_seconds"] = _window_seconds(value)
+        elif key == "provider_id":
+            out["provider_id"] = _provider_id(value)
         elif key == "contribution_percent":
             bps = Decimal(str(value)) * 100
             if bps != bps.to_integral_value():
@@ -450,6 +707,34 @@ def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
         elif key in EDITABLE:
             out[key] = value
     return out
+
+
+def _window_seconds(value: Any) -> int | None:
+    """``must_drop_within``: seconds (integer) or a duration text ("90m", "24h", "7d")."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValidationError.field("must_drop_within", "Seconds or a duration like 24h")
+    match = re.fullmatch(r"\s*(\d{1,9})\s*([smhd]?)\s*", str(value))
+    if not isinstance(value, int | str) or match is None:
+        raise ValidationError.field("must_drop_within", "Seconds or a duration like 24h")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[match.group(2)]
+    seconds = int(match.group(1)) * unit
+    if not MIN_DROP_WINDOW <= seconds <= 366 * 86_400:
+        raise ValidationError.field("must_drop_within", "Between 60 seconds and 366 days")
+    return seconds
+
+
+def _provider_id(value: Any) -> int | None:
+    from app.models.games import Provider
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise ValidationError.field("provider_id", "A provider id")
+    if db.session.get(Provider, int(value)) is None:
+        raise ValidationError.field("provider_id", "Unknown provider")
+    return int(value)
 
 
 def create_pool(data: dict[str, Any], *, actor: Any) -> JackpotPool:
@@ -481,7 +766,7 @@ def update_pool(pool_id: int, data: dict[str, Any], *, actor: Any) -> JackpotPoo
             raise NotFound("Jackpot not found")
         before = pool_admin_json(pool)
         data = parse_fields(data, pool.currency)
-        redraw = "must_drop_by" in data or "seed_amount" in data
+        redraw = bool({"must_drop_by", "seed_amount", "drop_window_seconds"} & set(data))
         for key, value in data.items():
             if key in EDITABLE:
                 setattr(pool, key, value)
@@ -544,6 +829,11 @@ def wins_of(pool_id: int, limit: int = 20) -> list[JackpotWin]:
     )
 
 
+def recent_wins(limit: int = 20) -> list[JackpotWin]:
+    """The newest wins of every pool, pending ones included (staff view)."""
+    return list(db.session.scalars(select(JackpotWin).order_by(JackpotWin.id.desc()).limit(limit)))
+
+
 def reconcile() -> list[str]:
     """Every paid win with money has exactly its ``jackpot_win`` ledger posting, same amount."""
     t = LedgerTransaction
@@ -592,6 +882,8 @@ def pool_json(pool: JackpotPool) -> dict[str, Any]:
         if pool.must_drop_by is None
         else format_minor(pool.must_drop_by, pool.currency),
         "drop_commitment": pool.drop_commitment,
+        "drop_deadline": _iso(pool.drop_deadline),
+        "drop_time_commitment": pool.drop_at_commitment,
         "contribution_percent": f"{pool.contribution_bps / 100:.2f}",
         "hit_odds": None if pool.hit_odds is None else f"1/{pool.hit_odds}",
         "min_bet": format_minor(pool.min_bet, pool.currency),
@@ -616,7 +908,13 @@ def pool_admin_json(pool: JackpotPool) -> dict[str, Any]:
         "game_ids": pool.game_ids,
         "tier": pool.tier,
         "group_code": pool.group_code,
+        "drop_window_seconds": pool.drop_window_seconds,
+        "provider_id": pool.provider_id,
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def win_json(win: JackpotWin, *, staff: bool = False) -> dict[str, Any]:

@@ -56,21 +56,43 @@ def _job_json(job: Job, *, full: bool = False) -> dict[str, Any]:
 
 
 def _periodic() -> list[dict[str, Any]]:
+    """Every periodic job of ``PERIODIC_JOBS`` with its schedule state: whether the scheduler
+    holds it (a worker registered the schedule), its next run, and its last run from RQ's
+    result record (a periodic job keeps one id, so its latest result is its last run). Scheduled
+    entries no longer in ``PERIODIC_JOBS`` are listed too (``configured: false``) until a
+    worker start removes them."""
     from rq_scheduler import Scheduler
 
+    from app.jobs.schedule import PERIODIC_JOBS, periodic_job_id
+
     scheduler = Scheduler(connection=redis_store.client())
+    scheduled = {
+        job.id: (job, at)
+        for job, at in scheduler.get_jobs(with_times=True)
+        if job.meta.get("jackpotx_periodic")
+    }
     out = []
-    for job, at in scheduler.get_jobs(with_times=True):
-        if job.meta.get("jackpotx_periodic"):
-            out.append(
-                {
-                    "id": job.id,
-                    "func": job.func_name,
-                    "queue": job.origin,
-                    "interval_seconds": job.meta.get("interval"),
-                    "next_run_at": _iso(at),
-                }
-            )
+    wanted = [(periodic_job_id(f), f, interval, q) for f, interval, q in PERIODIC_JOBS]
+    known = {job_id for job_id, *_rest in wanted}
+    stale = [(job_id, job.func_name, job.meta.get("interval"), job.origin)
+             for job_id, (job, _at) in scheduled.items() if job_id not in known]  # fmt: skip
+    for job_id, func, interval, queue_name in [*wanted, *stale]:
+        job, at = scheduled.get(job_id, (None, None))
+        result = job.latest_result() if job is not None else None
+        out.append(
+            {
+                "id": job_id,
+                "func": func,
+                "queue": queue_name,
+                "interval_seconds": interval,
+                "configured": job_id in known,
+                "scheduled": job is not None,
+                "next_run_at": _iso(at),
+                "last_run_at": _iso(result.created_at) if result is not None else None,
+                "last_status": result.type.name.lower() if result is not None else None,
+                "last_error": _exc_summary(result.exc_string) if result is not None else None,
+            }
+        )
     return out
 
 

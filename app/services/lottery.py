@@ -249,55 +249,77 @@ def tickets_of(user_id: int, draw_id: int | None = None) -> list[LotteryTicket]:
 # --------------------------------------------------------------------------- draw
 
 
-def run_draw(draw_id: int) -> LotteryDraw:
-    """Draw the winner and pay the cash prize, once (a drawn draw is returned as it is)."""
+def run_draw(draw_id: int, *, actor: Any = None) -> LotteryDraw:
+    """Draw the winner and pay the cash prize, once (a drawn draw is returned as it is).
+    Run by staff (``actor``), the draw is audited in its transaction; the job runs it as the
+    system, unaudited like every scheduled settlement."""
     with atomic():
         draw = _locked(draw_id)
         if draw.status != "scheduled":
             return draw
         if utcnow() < draw.draw_at:
             raise Conflict("The draw time has not come yet")
-        ids = list(
-            db.session.scalars(
-                select(LotteryTicket.id)
-                .where(LotteryTicket.draw_id == draw.id, LotteryTicket.status == "active")
-                .order_by(LotteryTicket.id)
+        _draw_locked(draw)
+        if actor is not None:
+            audit.record(
+                "lottery.draw",
+                actor=actor,
+                target_type="lottery_draw",
+                target_id=draw.id,
+                before={"status": "scheduled"},
+                after={
+                    "status": draw.status,
+                    "tickets": draw.tickets_sold,
+                    "public_value": draw.public_value,
+                    "winning_ticket_id": draw.winning_ticket_id,
+                    "winner_user_id": draw.winner_user_id,
+                },
             )
-        )
-        draw.public_value = public_value_of(ids)
-        draw.drawn_at = utcnow()
-        draw.status = "drawn"
-        if not ids:
-            return draw
-        ticket = db.session.get(
-            LotteryTicket, ids[winning_index(draw.server_seed, draw.public_value, len(ids))]
-        )
-        draw.winning_ticket_id = ticket.id
-        draw.winner_user_id = ticket.user_id
-        if draw.prize_type == "cash" and draw.prize_amount > 0:
-            posting = wallet.post(
-                ticket.user_id,
-                draw.currency,
-                "win",
-                cash_delta=draw.prize_amount,
-                source=SOURCE,
-                idempotency_key=f"lottery:{draw.id}:prize",
-                reference_type="lottery_draw",
-                reference_id=draw.id,
-                description=f"Lottery prize: {draw.title}",
-                counter_account=HOUSE,
-            )
-            draw.prize_transaction_id = posting.transaction_id
-        db.session.flush()
-        notifications.notify(
-            ticket.user_id,
-            "lottery_win",
-            draw.title,
-            f"Your ticket #{ticket.number} won the draw",
-            data={"draw_id": draw.id, "ticket_id": ticket.id},
-            dedupe_key=f"lottery_win:{draw.id}",
-        )
         return draw
+
+
+def _draw_locked(draw: LotteryDraw) -> None:
+    """The draw itself, on the locked scheduled row (the caller owns the transaction)."""
+    ids = list(
+        db.session.scalars(
+            select(LotteryTicket.id)
+            .where(LotteryTicket.draw_id == draw.id, LotteryTicket.status == "active")
+            .order_by(LotteryTicket.id)
+        )
+    )
+    draw.public_value = public_value_of(ids)
+    draw.drawn_at = utcnow()
+    draw.status = "drawn"
+    if not ids:
+        return
+    ticket = db.session.get(
+        LotteryTicket, ids[winning_index(draw.server_seed, draw.public_value, len(ids))]
+    )
+    draw.winning_ticket_id = ticket.id
+    draw.winner_user_id = ticket.user_id
+    if draw.prize_type == "cash" and draw.prize_amount > 0:
+        posting = wallet.post(
+            ticket.user_id,
+            draw.currency,
+            "win",
+            cash_delta=draw.prize_amount,
+            source=SOURCE,
+            idempotency_key=f"lottery:{draw.id}:prize",
+            reference_type="lottery_draw",
+            reference_id=draw.id,
+            description=f"Lottery prize: {draw.title}",
+            counter_account=HOUSE,
+        )
+        draw.prize_transaction_id = posting.transaction_id
+    db.session.flush()
+    notifications.notify(
+        ticket.user_id,
+        "lottery_win",
+        draw.title,
+        f"Your ticket #{ticket.number} won the draw",
+        data={"draw_id": draw.id, "ticket_id": ticket.id},
+        dedupe_key=f"lottery_win:{draw.id}",
+    )
 
 
 def draw_due() -> list[int]:

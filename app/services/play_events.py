@@ -36,6 +36,8 @@ class PlayEvent:
     transaction_id: int
     #: For refund/rollback: which action was undone ("bet" or "win").
     reverses: str | None = None
+    #: For refund/rollback: our provider-transaction id of the undone bet or win.
+    reverses_transaction_id: int | None = None
 
 
 Listener = Callable[[PlayEvent], None]

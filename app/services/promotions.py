@@ -230,10 +230,24 @@ def set_status(promotion_id: int, status: str, actor: Any = None) -> Promotion:
     return p
 
 
-def list_promotions(status: str | None, page: int, limit: int) -> tuple[list[Promotion], int]:
+def list_promotions(
+    status: str | None,
+    page: int,
+    limit: int,
+    *,
+    type_: str | None = None,
+    query: str | None = None,
+) -> tuple[list[Promotion], int]:
+    """Newest first; ``query`` matches the name or the voucher code (case-insensitive)."""
     stmt = select(Promotion)
     if status:
         stmt = stmt.where(Promotion.status == status)
+    if type_:
+        stmt = stmt.where(Promotion.type == type_)
+    if query:
+        needle = f"%{query.lower()}%"
+        name, voucher = func.lower(Promotion.name), func.lower(Promotion.voucher_code)
+        stmt = stmt.where(name.like(needle) | voucher.like(needle))
     return page_of(stmt, Promotion.id.desc(), page=page, limit=limit)
 
 
@@ -463,6 +477,37 @@ def _grant(bonus: PlayerBonus, p: Promotion, amount: int, *, actor: Any = None) 
     _bonus_event(bonus, "granted")
     if bonus.wagering_required_minor == 0:
         _complete(bonus)
+
+
+def grant_prize(
+    user_id: int, promotion_id: int, amount: int, trigger_ref: str, *, description: str
+) -> PlayerBonus | None:
+    """A prize paid as bonus money (tournaments): a bonus of ``promotion_id``'s terms
+    (wagering multiplier, max bet, validity) for ``amount``, keyed by ``trigger_ref`` (unique:
+    a rerun returns the first bonus). Joins the caller's transaction.
+
+    Returns ``None`` while the player has another bonus open (one contract per wallet); the
+    caller retries later. A prize is not a promotion claim: claim limits and the offer's
+    window do not apply, but a blocked account receives nothing until unblocked (``None``).
+    """
+    existing = db.session.scalar(select(PlayerBonus).where(PlayerBonus.trigger_ref == trigger_ref))
+    if existing is not None:
+        return existing
+    p = db.session.get(Promotion, promotion_id)
+    if p is None:
+        raise NotFound("Promotion not found")
+    wallet.lock(user_id, p.currency)
+    if _open_bonus(user_id, p.currency) is not None:
+        return None
+    user = db.session.get(User, user_id)
+    if play_guard.status_blocks(user.status, user.status_until):
+        return None
+    promo = _locked(Promotion, p.id)
+    bonus = _new_bonus(promo, user, "active", trigger_ref=trigger_ref)
+    _grant(bonus, promo, amount)
+    audit.record("bonus.prize", actor=None, target_type="player_bonus", target_id=bonus.id,
+                 after={"trigger": trigger_ref, "description": description})  # fmt: skip
+    return bonus
 
 
 def _match_amount(p: Promotion, deposit_minor: int) -> int:

@@ -6,7 +6,8 @@ An adapter verifies the request's signature, turns the wire format into a
 * ``native`` (DESIGN.md): JSON body, ``X-Signature`` = hex HMAC-SHA256 of the raw body.
 * ``pragmatic``: a Pragmatic-Play-style seamless API: form-encoded parameters, ``hash`` = MD5
   of the parameters sorted by name as ``key=value&...`` followed by the secret, one URL per
-  action (``/authenticate``, ``/balance``, ``/bet``, ``/result``, ``/refund``, ``/endRound``),
+  action (``/authenticate``, ``/balance``, ``/bet``, ``/result``, ``/refund``, ``/endRound``,
+  ``/jackpotWin`` with ``jackpotId`` = our pool id),
   numeric error codes (0 ok, 1 insufficient funds, 4 invalid token, 5 wrong hash, 6 blocked).
 
 Signatures are compared in constant time and checked before anything is parsed or looked up.
@@ -68,6 +69,7 @@ class NativeAdapter:
             amount=payload.get("amount"),
             currency=payload.get("currency"),
             reference_transaction_id=payload.get("reference_transaction_id"),
+            jackpot_id=payload.get("jackpot_id"),
             free_round_id=payload.get("free_round_id"),
             payload=payload,
         )
@@ -92,6 +94,7 @@ PRAGMATIC_ACTIONS = {
     "result": "win",
     "refund": "refund",
     "endRound": "end_round",
+    "jackpotWin": "jackpot_win",
 }
 
 #: Our error codes → Pragmatic's numeric ones.
@@ -150,9 +153,10 @@ class PragmaticAdapter:
             game_id=params.get("gameId"),
             amount=params.get("amount"),
             currency=params.get("currency"),
+            jackpot_id=params.get("jackpotId"),
             payload=payload,
         )
-        if action in ("bet", "win"):
+        if action in ("bet", "win", "jackpot_win"):
             req.transaction_id = reference
         elif action == "refund":
             # A refund carries the bet's reference only; it is that bet's one refund.

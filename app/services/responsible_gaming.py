@@ -72,9 +72,10 @@ TIME_OUT_DURATIONS: dict[str, timedelta] = {
 REALITY_CHECK_CHOICES = (15, 30, 45, 60, 90, 120)
 
 #: Ledger types that count as play, and how they move the loss figure.
-_STAKE_TYPES = ("bet",)
+#: A tournament entry fee is a stake (its refund a ``refund``), a tournament prize a win.
+_STAKE_TYPES = ("bet", "tournament_fee")
 _RETURN_TYPES = ("refund", "rollback")
-_WIN_TYPES = ("win", "jackpot_win")
+_WIN_TYPES = ("win", "jackpot_win", "tournament_prize")
 
 
 def _cooling_off() -> timedelta:

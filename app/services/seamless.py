@@ -60,8 +60,10 @@ from app.services.wallet import hot_statement
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("authenticate", "balance", "bet", "win", "refund", "rollback", "end_round")
-MONEY_ACTIONS = ("bet", "win", "refund", "rollback")
+ACTIONS = (
+    "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
+)  # fmt: skip
+MONEY_ACTIONS = ("bet", "win", "refund", "rollback", "jackpot_win")
 
 #: Protocol error codes (DESIGN.md) plus VALIDATION_ERROR for malformed fields.
 ERROR_CODES = (
@@ -101,6 +103,8 @@ class CallbackRequest:
     amount: Any = None
     currency: Any = None
     reference_transaction_id: str | None = None
+    #: jackpot_win: our id of the jackpot pool the provider reports as won.
+    jackpot_id: Any = None
     #: Protocols without a currency field: the player's session currency applies.
     currency_from_player: bool = False
     #: A free round: the provider plays one spin of this free-spin grant (amount 0).
@@ -942,12 +946,94 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             action, player.user_id, currency, target.amount,
             abs(original.cash_delta), abs(original.bonus_delta),
             provider.id, None, target.external_round_id, claim, reverses=target.action,
+            reverses_transaction_id=target.id,
         )
     )  # fmt: skip
     return CallbackResult(
         "ok",
         balance=posting.balance,
         bonus_balance=posting.bonus_balance,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    """A jackpot the provider's game reports as hit in a round: paid from the named pool
+    (``app.services.jackpots.pay_reported``), once per ``transaction_id``.
+
+    Like a win it needs no live session and pays a player whose account was suspended after
+    the round's bet was accepted; the round must exist (a report that arrives before the
+    round's bet is ``ROUND_NOT_FOUND``, nothing written, and the provider's retry pays).
+    """
+    from app.services import jackpots
+
+    _text(req.transaction_id, "transaction_id")
+    round_ext = _text(req.round_id, "round_id")
+    pool_ref = _text(req.jackpot_id, "jackpot_id", limit=20)
+    player = _player(provider, req, live=False)
+    currency, amount = _money(req, player)
+    _check_currency(provider, currency, player.currency)
+    if not amount or amount <= 0:
+        raise CallbackError("VALIDATION_ERROR", "amount must be positive")
+    if not pool_ref.isdigit():
+        raise CallbackError("VALIDATION_ERROR", "Unknown jackpot")
+    game_id = _resolve_game(provider, req, for_bet=False)
+    fingerprint = _fingerprint(
+        "jackpot_win", player.user_id, round_ext, req.game_id, amount, currency, pool_ref
+    )
+    claim = _claim(
+        provider,
+        req,
+        action="jackpot_win",
+        user_id=player.user_id,
+        external_round_id=round_ext,
+        reference_external_id=f"jackpot:{pool_ref}",
+        currency=currency,
+        amount=amount,
+        fingerprint=fingerprint,
+    )
+    if claim is None:
+        return _replay(provider, req, fingerprint)
+    w = wallet.lock(player.user_id, currency)
+    rnd = _round(provider, round_ext)
+    if rnd is None or rnd.user_id != player.user_id:
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
+    if game_id is not None and rnd.game_id != game_id:
+        raise CallbackError("ROUND_NOT_FOUND", "The round was played on another game")
+    if rnd.currency != currency:
+        raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
+    if rnd.status == "cancelled":
+        raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
+    try:
+        win = jackpots.pay_reported(
+            int(pool_ref),
+            provider_id=provider.id,
+            user_id=player.user_id,
+            currency=currency,
+            amount=amount,
+            game_id=rnd.game_id,
+            game_round_id=rnd.id,
+            evidence={
+                "provider": provider.code,
+                "provider_transaction_id": req.transaction_id,
+                "round_id": round_ext,
+                "claim": claim,
+            },
+        )
+    except jackpots.JackpotBusy as exc:
+        raise CallbackError("INTERNAL_ERROR", exc.message) from None
+    except AppError as exc:
+        raise CallbackError("VALIDATION_ERROR", exc.message) from None
+    balance, bonus = _balances(player.user_id, currency)
+    _record_answer(claim, balance, bonus)
+    log.info("jackpot win %s paid from pool %s by callback %s", win.id, pool_ref, claim)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
         currency=currency,
         transaction_id=str(claim),
         user_id=player.user_id,
@@ -1017,6 +1103,7 @@ _HANDLERS = {
     "refund": _reverse,
     "rollback": _reverse,
     "end_round": _end_round,
+    "jackpot_win": _jackpot_win,
 }
 
 

@@ -38,11 +38,15 @@ from app.models.engagement import (
 )
 from app.models.games import GameRound
 from app.money import MoneyError, format_minor, normalize_currency, parse_minor
-from app.services import audit, notifications, play_events, wallet
+from app.services import audit, notifications, play_events, play_guard, wallet
 
 SOURCE = "tournaments"
+HOUSE = "house:tournaments"
 MULTIPLIER_SCALE = 10_000
-BEFORE_START_ONLY = ("currency", "game_ids", "entry", "scoring", "min_bet", "starts_at")
+BEFORE_START_ONLY = (
+    "currency", "game_ids", "entry", "scoring", "min_bet", "starts_at", "entry_fee",
+)  # fmt: skip
+PRIZE_TYPES = ("cash", "bonus")
 EDITABLE = (
     "name",
     "description",
@@ -55,6 +59,8 @@ EDITABLE = (
     "min_bet",
     "max_participants",
     "prizes",
+    "entry_fee",
+    "bonus_promotion_id",
 )
 
 
@@ -201,11 +207,17 @@ def tick(tournament_ids: list[int]) -> None:
 
 
 def join(tournament_id: int, user: Any) -> TournamentParticipant:
-    """Opt in (idempotent); refused once the tournament has ended or is full."""
+    """Opt in (idempotent: a second join returns the first and charges nothing); refused once
+    the tournament has ended or is full. An entry fee is paid from the cash wallet
+    (``tournament_fee``) after the responsible-gaming checks of a stake."""
+    currency = db.session.scalar(select(Tournament.currency).where(Tournament.id == tournament_id))
+    if currency is None:
+        raise NotFound("Tournament not found")
     with atomic():
+        # Wallet before tournament: the order of the bet path (wallet lock, then the running
+        # tournaments FOR KEY SHARE), so a join never deadlocks with the player's own bet.
+        wallet.lock(user.id, currency)
         tour = lock_one(Tournament, Tournament.id == tournament_id)
-        if tour is None:
-            raise NotFound("Tournament not found")
         if tour.status != "scheduled" or tour.ends_at <= utcnow():
             raise Conflict("This tournament is over")
         enrolment_lock(tour.id)
@@ -219,10 +231,54 @@ def join(tournament_id: int, user: Any) -> TournamentParticipant:
             count = db.session.scalar(select(func.count(p.id)).where(p.tournament_id == tour.id))
             if count >= tour.max_participants:
                 raise Conflict("This tournament is full")
-        row = TournamentParticipant(tournament_id=tour.id, user_id=user.id)
+        row = TournamentParticipant(tournament_id=tour.id, user_id=user.id, fee_paid=0)
+        if tour.entry_fee > 0:
+            play_guard.check_bet_allowed(
+                user.id, tour.entry_fee, tour.currency, user.status, user.status_until
+            )
+            posting = wallet.post(
+                user.id,
+                tour.currency,
+                "tournament_fee",
+                cash_delta=-tour.entry_fee,
+                source=SOURCE,
+                idempotency_key=f"tournament:{tour.id}:fee:{user.id}",
+                reference_type="tournament",
+                reference_id=tour.id,
+                description=f"Entry fee: {tour.name}",
+            )
+            row.fee_paid = tour.entry_fee
+            row.fee_transaction_id = posting.transaction_id
         db.session.add(row)
         db.session.flush()
         return row
+
+
+def _refund_fees(tour: Tournament) -> int:
+    """Give every paid entry fee back (``refund``, other leg ``house:tournaments``), once."""
+    p = TournamentParticipant
+    refunded = 0
+    for part in db.session.scalars(
+        select(p)
+        .where(p.tournament_id == tour.id, p.fee_paid > 0, p.fee_refund_transaction_id.is_(None))
+        .order_by(p.user_id)
+        .with_for_update(of=p)
+    ).all():
+        posting = wallet.post(
+            part.user_id,
+            tour.currency,
+            "refund",
+            cash_delta=part.fee_paid,
+            source=SOURCE,
+            idempotency_key=f"tournament:{tour.id}:fee:{part.user_id}:refund",
+            reference_type="tournament",
+            reference_id=tour.id,
+            description=f"Entry fee refund: {tour.name}",
+            counter_account=HOUSE,
+        )
+        part.fee_refund_transaction_id = posting.transaction_id
+        refunded += 1
+    return refunded
 
 
 def ordering():
@@ -277,10 +333,16 @@ def settle(tournament_id: int) -> Tournament:
             .order_by(*ordering())
             .with_for_update(of=p)
         ).all()
+        table = prize_table(tour)
         for rank, part in enumerate(ranked, start=1):
             part.rank = rank
-            prize = tour.prizes[rank - 1] if rank <= len(tour.prizes) else 0
+            prize, kind = table[rank - 1] if rank <= len(table) else (0, "cash")
             if prize <= 0:
+                continue
+            part.prize = prize
+            part.prize_type = kind
+            if kind == "bonus":
+                _grant_bonus_prize(tour, part)
                 continue
             posting = wallet.post(
                 part.user_id,
@@ -294,7 +356,7 @@ def settle(tournament_id: int) -> Tournament:
                 description=f"{tour.name}: rank {rank}",
                 meta={"tournament_id": tour.id, "rank": rank, "score": part.score},
             )
-            part.prize = prize
+            part.prize_status = "paid"
             part.ledger_transaction_id = posting.transaction_id
             notifications.notify(
                 part.user_id,
@@ -311,6 +373,40 @@ def settle(tournament_id: int) -> Tournament:
         return tour
 
 
+def _grant_bonus_prize(tour: Tournament, part: TournamentParticipant) -> None:
+    """A bonus prize: a bonus of the tournament's promotion (its wagering terms), keyed by
+    tournament and rank. While the player has another bonus open it waits (``awaiting``) and
+    the settlement job grants it later."""
+    from app.services import promotions
+
+    bonus = promotions.grant_prize(
+        part.user_id,
+        tour.bonus_promotion_id,
+        part.prize,
+        f"tournament:{tour.id}:rank:{part.rank}",
+        description=f"{tour.name}: rank {part.rank}",
+    )
+    if bonus is None:
+        part.prize_status = "awaiting"
+        return
+    part.prize_status = "paid"
+    part.bonus_id = bonus.id
+
+
+def grant_awaiting_prizes() -> int:
+    """Retry the bonus prizes that waited for the winner's open bonus to end."""
+    p = TournamentParticipant
+    granted = 0
+    for part_id in list(db.session.scalars(select(p.id).where(p.prize_status == "awaiting"))):
+        with atomic():
+            part = lock_one(p, p.id == part_id)
+            if part.prize_status != "awaiting":
+                continue
+            _grant_bonus_prize(db.session.get(Tournament, part.tournament_id), part)
+            granted += part.prize_status == "paid"
+    return granted
+
+
 def settle_due() -> list[int]:
     ids = list(
         db.session.scalars(
@@ -321,6 +417,7 @@ def settle_due() -> list[int]:
     )
     for tid in ids:
         settle(tid)
+    grant_awaiting_prizes()
     return ids
 
 
@@ -333,14 +430,47 @@ def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
         if key not in EDITABLE:
             continue
         try:
-            if key == "min_bet":
+            if key in ("min_bet", "entry_fee"):
                 value = parse_minor(value, currency)
             elif key == "prizes":
-                value = [parse_minor(v, currency) for v in value]
+                value = _parse_prizes(value, currency)
+            elif key == "bonus_promotion_id" and value not in (None, ""):
+                if isinstance(value, bool) or not str(value).isdigit():
+                    raise ValidationError.field(key, "A promotion id")
+                value = int(value)
+            elif key == "bonus_promotion_id":
+                value = None
         except MoneyError as exc:
             raise ValidationError.field(key, str(exc)) from None
         out[key] = value
     return out
+
+
+def _parse_prizes(items: Any, currency: str) -> list[dict[str, Any]]:
+    """``["100.00", {"amount": "50", "type": "bonus"}]`` → ``[{"amount": minor, "type": ..}]``."""
+    if not isinstance(items, list) or len(items) > 100:
+        raise ValidationError.field("prizes", "A list of at most 100 prizes")
+    out = []
+    for item in items:
+        kind = "cash"
+        if isinstance(item, dict):
+            kind = item.get("type") or "cash"
+            item = item.get("amount")
+        if kind not in PRIZE_TYPES:
+            raise ValidationError.field("prizes", "A prize is cash or bonus")
+        out.append({"amount": parse_minor(item, currency), "type": kind})
+    return out
+
+
+def prize_table(tour: Tournament) -> list[tuple[int, str]]:
+    """(amount, cash|bonus) per rank; a bare integer (older rows) is a cash prize."""
+    table = []
+    for item in tour.prizes or []:
+        if isinstance(item, dict):
+            table.append((int(item["amount"]), item.get("type") or "cash"))
+        else:
+            table.append((int(item), "cash"))
+    return table
 
 
 def _validate(tour: Tournament) -> None:
@@ -350,8 +480,31 @@ def _validate(tour: Tournament) -> None:
         raise ValidationError.field("entry", "free or opt_in")
     if tour.scoring not in TOURNAMENT_SCORING:
         raise ValidationError.field("scoring", ", ".join(TOURNAMENT_SCORING))
-    if any(p < 0 for p in tour.prizes or []):
+    table = prize_table(tour)
+    if any(amount < 0 for amount, _ in table):
         raise ValidationError.field("prizes", "Prizes cannot be negative")
+    if tour.entry_fee and tour.entry != "opt_in":
+        raise ValidationError.field("entry_fee", "An entry fee needs entry opt_in (paid at join)")
+    if tour.max_participants is not None and (
+        isinstance(tour.max_participants, bool)
+        or not isinstance(tour.max_participants, int)
+        or tour.max_participants <= 0
+    ):
+        raise ValidationError.field("max_participants", "A positive whole number")
+    if any(kind == "bonus" for _, kind in table):
+        from app.models.promotions import Promotion
+
+        promo = (
+            db.session.get(Promotion, tour.bonus_promotion_id) if tour.bonus_promotion_id else None
+        )
+        if promo is None:
+            raise ValidationError.field(
+                "bonus_promotion_id", "Bonus prizes need the promotion whose terms they follow"
+            )
+        if promo.currency != tour.currency:
+            raise ValidationError.field(
+                "bonus_promotion_id", f"The promotion is in {promo.currency}"
+            )
 
 
 def create(data: dict[str, Any], *, actor: Any) -> Tournament:
@@ -362,6 +515,7 @@ def create(data: dict[str, Any], *, actor: Any) -> Tournament:
         fields.setdefault("entry", "free")
         fields.setdefault("scoring", "wagered")
         fields.setdefault("min_bet", 0)
+        fields.setdefault("entry_fee", 0)
         tour = Tournament(created_by=getattr(actor, "id", None), status="scheduled", **fields)
         _validate(tour)
         db.session.add(tour)
@@ -410,9 +564,11 @@ def delete_tournament(tournament_id: int, *, actor: Any) -> None:
         tour = lock_one(Tournament, Tournament.id == tournament_id)
         if tour is None:
             raise NotFound("Tournament not found")
-        if tour.starts_at <= utcnow():
+        if tour.starts_at <= utcnow() or tour.status != "scheduled":
             raise Conflict("A tournament can be deleted only before it starts")
         before = admin_json(tour)
+        refunded = _refund_fees(tour)
+        before["fees_refunded"] = refunded
         db.session.execute(
             delete(TournamentParticipant).where(TournamentParticipant.tournament_id == tour.id)
         )
@@ -424,6 +580,34 @@ def delete_tournament(tournament_id: int, *, actor: Any) -> None:
             target_id=tournament_id,
             before=before,
         )
+
+
+def cancel(tournament_id: int, *, actor: Any, reason: str) -> Tournament:
+    """Cancel before settlement: no prizes, every entry fee refunded (idempotent). Audited."""
+    if not reason or not reason.strip():
+        raise ValidationError.field("reason", "A reason is required")
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.status == "settled":
+            raise Conflict("A settled tournament cannot be cancelled")
+        before = admin_json(tour)
+        refunded = _refund_fees(tour)
+        tour.status = "cancelled"
+        tour.cancelled_reason = reason.strip()
+        db.session.flush()
+        audit.record(
+            "tournament.cancel",
+            actor=actor,
+            target_type="tournament",
+            target_id=tour.id,
+            before=before,
+            after={**admin_json(tour), "fees_refunded": refunded},
+            reason=reason.strip(),
+        )
+        publish("tournament.update", board_event(tour), room=room(tour.id))
+        return tour
 
 
 def get(tournament_id: int) -> Tournament:
@@ -485,9 +669,10 @@ def as_json(tour: Tournament) -> dict[str, Any]:
         "min_bet": format_minor(tour.min_bet, tour.currency),
         "max_participants": tour.max_participants,
         "participants": participants,
+        "entry_fee": format_minor(tour.entry_fee or 0, tour.currency),
         "prizes": [
-            {"rank": i, "amount": format_minor(a, tour.currency)}
-            for i, a in enumerate(tour.prizes or [], start=1)
+            {"rank": i, "amount": format_minor(a, tour.currency), "type": kind}
+            for i, (a, kind) in enumerate(prize_table(tour), start=1)
         ],
         "state": state(tour),
         "settled_at": tour.settled_at.isoformat() if tour.settled_at else None,

@@ -57,6 +57,7 @@ COUNTER_ACCOUNTS: dict[str, str] = {
     "adjustment": "house:adjustments",
     "jackpot_win": "house:jackpots",
     "tournament_prize": "house:tournaments",
+    "tournament_fee": "house:tournaments",
     "commission": "house:commissions",
 }
 

@@ -1,7 +1,7 @@
 """free spins grants, welcome-bonus identity checks, marketing consent column
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 """
 
 import json
@@ -12,7 +12,7 @@ from alembic import op
 import app.models.base  # custom column types (UTCDateTime)
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

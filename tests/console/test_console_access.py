@@ -51,6 +51,21 @@ PAGES = {
     "/admin/settings": {"admin"},
     "/admin/staff": {"admin"},
     "/admin/staff/new": {"admin"},
+    "/admin/promotions": {"admin", "manager"},
+    "/admin/promotions/new": {"admin", "manager"},
+    "/admin/promotions/{promotion}/edit": {"admin", "manager"},
+    "/admin/promotions/{promotion}/bonuses": {"admin", "manager"},
+    "/admin/jackpots": {"admin", "manager"},
+    "/admin/jackpots/new": {"admin", "manager"},
+    "/admin/jackpots/{pool}": {"admin", "manager"},
+    "/admin/jackpots/{pool}/edit": {"admin", "manager"},
+    "/admin/jackpots/{pool}/payout": {"admin"},
+    "/admin/lottery": {"admin", "manager"},
+    "/admin/lottery/new": {"admin", "manager"},
+    "/admin/lottery/{draw}": {"admin", "manager"},
+    "/admin/lottery/{draw}/cancel": {"admin", "manager"},
+    "/admin/lottery/{draw}/draw": {"admin", "manager"},
+    "/admin/jobs": {"admin"},
 }
 
 
@@ -65,7 +80,28 @@ def subjects(app, player, factory, gateway) -> dict[str, int]:
     table = open_table(app.test_client(), factory)
     table.bet("b-subject", "1.00")
     game = db.session.scalar(select(Game).where(Game.external_id == table.game_external))
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+    from app.services import jackpots, lottery, promotions
+
+    now = utcnow()
+    promotion = promotions.create_promotion(
+        {"name": "Matrix", "type": "reload", "currency": "EUR", "match_percent": 50}
+    )
+    pool = jackpots.create_pool(
+        {"name": "Matrix pot", "currency": "EUR", "seed_amount": "10", "contribution_percent": "1"},
+        actor=None,
+    )
+    draw = lottery.create(
+        {"title": "Matrix draw", "currency": "EUR", "prize_amount": "10", "ticket_price": "1",
+         "max_tickets": 10, "sales_open_at": now, "sales_close_at": now + timedelta(days=1)},
+        actor=None,
+    )  # fmt: skip
     return {
+        "promotion": promotion.id,
+        "pool": pool.id,
+        "draw": draw.id,
         "kyc": kyc_submission(player, docs=("passport",)).id,
         "withdrawal": withdrawal(payee, "40.00").id,
         "callback": db.session.scalar(
@@ -114,16 +150,38 @@ def test_every_console_view_goes_through_the_guard(app):
 @pytest.mark.parametrize(
     ("role", "visible", "hidden"),
     [
-        ("admin", {"Players", "KYC review", "Audit log", "Staff", "Settings"}, set()),
+        (
+            "admin",
+            {"Players", "KYC review", "Audit log", "Staff", "Settings", "Promotions", "Jobs"},
+            set(),
+        ),
         (
             "manager",
-            {"Players", "KYC review", "Withdrawals", "Reports", "Audit log"},
-            {"Staff", "Settings"},
+            {
+                "Players",
+                "KYC review",
+                "Withdrawals",
+                "Reports",
+                "Audit log",
+                "Promotions",
+                "Jackpots",
+                "Lottery",
+            },
+            {"Staff", "Settings", "Jobs"},
         ),
         (
             "support",
             {"Players", "KYC review", "Ledger"},
-            {"Reports", "Audit log", "Staff", "Settings"},
+            {
+                "Reports",
+                "Audit log",
+                "Staff",
+                "Settings",
+                "Promotions",
+                "Jackpots",
+                "Lottery",
+                "Jobs",
+            },
         ),
         (
             "agent",
@@ -138,6 +196,10 @@ def test_every_console_view_goes_through_the_guard(app):
                 "Audit log",
                 "Staff",
                 "Settings",
+                "Promotions",
+                "Jackpots",
+                "Lottery",
+                "Jobs",
             },
         ),
     ],
@@ -186,8 +248,23 @@ def _state_changing_requests(player_id: int, subjects: dict) -> list[tuple[str, 
                 "password": PASSWORD,
             },
         ),
+        ("/admin/promotions/new", {"name": "X", "type": "reload", "currency": "EUR",
+                                   "match_percent": "10"}),
+        (f"/admin/promotions/{subjects['promotion']}/edit", {"name": "Renamed"}),
+        (f"/admin/promotions/{subjects['promotion']}/activate", {}),
+        (f"/admin/jackpots/{subjects['pool']}/edit", {"name": "Renamed"}),
+        ("/admin/jackpots/new", {"name": "X", "currency": "EUR", "contribution_percent": "1"}),
+        (f"/admin/jackpots/{subjects['pool']}/payout",
+         {"player": str(player_id), "reason": "csrf test", "confirm": "y"}),
+        ("/admin/lottery/new", {"title": "X", "currency": "EUR", "prize_amount": "1",
+                                "ticket_price": "1", "max_tickets": "5",
+                                "sales_open_at": "2026-12-01T00:00",
+                                "sales_close_at": "2026-12-02T00:00"}),
+        (f"/admin/lottery/{subjects['draw']}/cancel", reason),
+        (f"/admin/lottery/{subjects['draw']}/draw", {"context": "panel"}),
+        ("/admin/jobs/some-job/requeue", {}),
         ("/admin/logout", {}),
-    ]
+    ]  # fmt: skip
 
 
 def test_every_state_changing_route_refuses_a_post_without_csrf_token(
@@ -207,7 +284,17 @@ def test_every_state_changing_route_refuses_a_post_without_csrf_token(
     assert db.session.get(PaymentTransaction, subjects["withdrawal"]).status == "pending"
     game = db.session.get(Game, subjects["game"])
     assert (game.status, game.is_featured, game.provider.active) == ("active", False, True)
-    assert wallet.wallet_for(player.id, "EUR") is None  # no adjustment went through
+    assert wallet.wallet_for(player.id, "EUR") is None  # no adjustment, no jackpot payout
+    from app.models.engagement import JackpotPool, LotteryDraw
+    from app.models.promotions import Promotion
+
+    promotion = db.session.get(Promotion, subjects["promotion"])
+    assert (promotion.name, promotion.status) == ("Matrix", "draft")
+    assert db.session.scalar(select(func.count(Promotion.id))) == 1
+    assert db.session.get(JackpotPool, subjects["pool"]).name == "Matrix pot"
+    assert db.session.scalar(select(func.count(JackpotPool.id))) == 1
+    assert db.session.get(LotteryDraw, subjects["draw"]).status == "scheduled"
+    assert db.session.scalar(select(func.count(LotteryDraw.id))) == 1
     assert client.get("/admin/").status_code == 200  # the logout was refused too
 
 

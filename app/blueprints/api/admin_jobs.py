@@ -56,7 +56,12 @@ class PeriodicSchema(Schema):
     func = fields.String(allow_none=True)
     queue = fields.String()
     interval_seconds = fields.Integer(allow_none=True)
+    configured = fields.Boolean()
+    scheduled = fields.Boolean()
     next_run_at = fields.String(allow_none=True)
+    last_run_at = fields.String(allow_none=True)
+    last_status = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True)
 
 
 class OverviewSchema(Schema):

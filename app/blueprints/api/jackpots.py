@@ -29,6 +29,8 @@ class JackpotSchema(Schema):
     cap = fields.String(allow_none=True)
     must_drop_by = fields.String(allow_none=True)
     drop_commitment = fields.String(allow_none=True)
+    drop_deadline = fields.String(allow_none=True)
+    drop_time_commitment = fields.String(allow_none=True)
     contribution_percent = fields.String()
     hit_odds = fields.String(allow_none=True)
     min_bet = fields.String()
@@ -73,6 +75,10 @@ class PoolWriteSchema(Schema):
     hit_odds = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     min_bet = Amount()
     game_ids = fields.List(fields.Integer(), allow_none=True)
+    #: Must drop by time: seconds or "90m", "24h", "7d" (60 s to 366 days); null = off.
+    must_drop_within = fields.Raw(allow_none=True)
+    #: The game provider allowed to report wins of this pool (``jackpot_win``); null = none.
+    provider_id = fields.Integer(allow_none=True)
 
 
 class PoolCreateSchema(PoolWriteSchema):

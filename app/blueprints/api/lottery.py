@@ -180,7 +180,7 @@ class AdminRunDraw(MethodView):
     @admin_blp.response(200, envelope_of(DrawSchema))
     def post(self, draw_id: int):
         """Run a due draw now (the periodic job does it otherwise); idempotent."""
-        return {"data": lottery.draw_json(lottery.run_draw(draw_id))}
+        return {"data": lottery.draw_json(lottery.run_draw(draw_id, actor=g.user))}
 
 
 @admin_blp.route("/draws/<int:draw_id>/cancel")

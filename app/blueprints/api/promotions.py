@@ -272,32 +272,66 @@ class Forfeit(MethodView):
 
 
 class PromotionArgs(Schema):
+    """What staff may set on a promotion (the console's form is built from this schema)."""
+
     name = fields.String(validate=validate.Length(min=1, max=120))
-    description = fields.String(allow_none=True)
-    terms = fields.String(allow_none=True)
+    description = fields.String(allow_none=True, metadata={"widget": "textarea"})
+    terms = fields.String(allow_none=True, metadata={"widget": "textarea"})
     image_url = fields.String(allow_none=True, validate=validate.Length(max=500))
     type = fields.String(validate=validate.OneOf(PROMOTION_TYPES))
     currency = Currency()
-    match_percent = fields.Integer(validate=validate.Range(min=0, max=1000))
+    match_percent = fields.Integer(
+        validate=validate.Range(min=0, max=1000),
+        metadata={"description": "Deposit match and reload: bonus = deposit * percent / 100."},
+    )
     cashback_percent = fields.Integer(validate=validate.Range(min=0, max=100))
     cashback_period_days = fields.Integer(validate=validate.Range(min=1, max=90))
-    wagering_multiplier = fields.Integer(validate=validate.Range(min=0, max=200))
-    default_contribution = fields.Integer(validate=validate.Range(min=0, max=100))
-    game_contributions = fields.Dict(keys=fields.String(), values=fields.Integer())
+    wagering_multiplier = fields.Integer(
+        validate=validate.Range(min=0, max=200),
+        metadata={"description": "Wagering required = bonus * multiplier (0: converts at once)."},
+    )
+    default_contribution = fields.Integer(
+        validate=validate.Range(min=0, max=100),
+        metadata={"description": "% of a stake that counts on games not listed below."},
+    )
+    game_contributions = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "One game id=percent per line, e.g. 12=10."},
+    )
     bonus_valid_days = fields.Integer(validate=validate.Range(min=1, max=365))
     starts_at = fields.AwareDateTime(allow_none=True)
     ends_at = fields.AwareDateTime(allow_none=True)
-    max_claims_per_player = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    max_claims_total = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    countries = fields.List(fields.String(validate=validate.Length(equal=2)))
-    voucher_code = fields.String(allow_none=True, validate=validate.Length(max=64))
-    first_deposit_only = fields.Boolean()
-    auto_apply = fields.Boolean()
+    max_claims_per_player = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "Empty: no limit."},
+    )
+    max_claims_total = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "Empty: no limit."},
+    )
+    countries = fields.List(
+        fields.String(validate=validate.Length(equal=2)),
+        metadata={"description": "ISO country codes, comma-separated; empty: everywhere."},
+    )
+    voucher_code = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=64),
+        metadata={"description": "Set one to make the offer voucher-only (hidden from lists)."},
+    )
+    first_deposit_only = fields.Boolean(metadata={"description": "A welcome offer."})
+    auto_apply = fields.Boolean(
+        metadata={"description": "Applied to a qualifying deposit without a claim."}
+    )
     priority = fields.Integer(validate=validate.Range(min=-1000, max=1000))
-    bonus_amount = Amount(allow_none=True)
+    bonus_amount = Amount(
+        allow_none=True, metadata={"description": "No-deposit bonus: the fixed amount."}
+    )
     max_bonus = Amount(allow_none=True)
     min_deposit = Amount(allow_none=True)
-    max_bet = Amount(allow_none=True)
+    max_bet = Amount(allow_none=True, metadata={"description": "Largest stake while wagering."})
     max_cashout = Amount(allow_none=True)
     #: ``free_spins``: number of spins, the game (our id), the stake each spin plays with,
     #: and how many days the spins may be used; ``wagering_multiplier`` applies to winnings.
@@ -317,7 +351,7 @@ class StatusArgs(PageArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(PROMOTION_STATUSES))
 
 
-def _to_model(args: dict[str, Any], currency: str) -> dict[str, Any]:
+def to_model(args: dict[str, Any], currency: str) -> dict[str, Any]:
     """Decimal amounts -> minor units in the promotion's currency (exactness checked)."""
     data = {k: v for k, v in args.items() if k not in MONEY_FIELDS}
     currency = normalize_currency(args.get("currency") or currency)
@@ -356,7 +390,7 @@ class AdminList(MethodView):
     @blp.response(201, envelope_of(PromotionSchema))
     def post(self, args):
         """Create a promotion (starts as a draft; activate it to offer it)."""
-        p = promotions.create_promotion(_to_model(args, args["currency"]), actor=g.user)
+        p = promotions.create_promotion(to_model(args, args["currency"]), actor=g.user)
         return {"data": promotion_json(p, staff=True, refusal=False)}, 201
 
 
@@ -375,7 +409,7 @@ class AdminOne(MethodView):
         """Change a promotion; bonuses already granted keep the rules they were granted with."""
         current = promotions.get_promotion(promotion_id)
         p = promotions.update_promotion(
-            promotion_id, _to_model(args, current.currency), actor=g.user
+            promotion_id, to_model(args, current.currency), actor=g.user
         )
         return {"data": promotion_json(p, staff=True, refusal=False)}
 

@@ -6,6 +6,7 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from marshmallow import ValidationError as MarshmallowError
 
 from app.auth import login_required, permission_required, player_required
 from app.models.engagement import TOURNAMENT_ENTRIES, TOURNAMENT_SCORING
@@ -24,6 +25,19 @@ admin_blp = Blueprint(
 class PrizeSchema(Schema):
     rank = fields.Integer()
     amount = fields.String()
+    type = fields.String()
+
+
+class PrizeItem(fields.Field):
+    """A prize: an amount (cash) or ``{"amount": .., "type": "cash" | "bonus"}``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, dict):
+            kind = value.get("type", "cash")
+            if kind not in tournaments.PRIZE_TYPES or set(value) - {"amount", "type"}:
+                raise MarshmallowError("A prize is {amount, type: cash|bonus}")
+            return {"amount": Amount().deserialize(value.get("amount")), "type": kind}
+        return Amount().deserialize(value)
 
 
 class TournamentSchema(Schema):
@@ -39,6 +53,7 @@ class TournamentSchema(Schema):
     min_bet = fields.String()
     max_participants = fields.Integer(allow_none=True)
     participants = fields.Integer()
+    entry_fee = fields.String()
     prizes = fields.List(fields.Nested(PrizeSchema))
     state = fields.String()
     settled_at = fields.String(allow_none=True)
@@ -79,7 +94,13 @@ class TournamentWriteSchema(Schema):
     scoring = fields.String(validate=validate.OneOf(TOURNAMENT_SCORING))
     min_bet = Amount()
     max_participants = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    prizes = fields.List(Amount(), validate=validate.Length(max=1000))
+    prizes = fields.List(PrizeItem(), validate=validate.Length(max=100))
+    entry_fee = Amount()
+    bonus_promotion_id = fields.Integer(allow_none=True)
+
+
+class TournamentCancelSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
 
 
 class TournamentCreateSchema(TournamentWriteSchema):
@@ -166,5 +187,16 @@ class AdminTournament(MethodView):
     @permission_required("promotions.manage")
     @admin_blp.response(204)
     def delete(self, tournament_id: int):
-        """Delete a tournament that has not started (audited)."""
+        """Delete a tournament that has not started; paid entry fees are refunded (audited)."""
         tournaments.delete_tournament(tournament_id, actor=g.user)
+
+
+@admin_blp.route("/<int:tournament_id>/cancel")
+class CancelTournament(MethodView):
+    @permission_required("promotions.manage")
+    @admin_blp.arguments(TournamentCancelSchema)
+    @admin_blp.response(200, envelope_of(TournamentSchema))
+    def post(self, data, tournament_id: int):
+        """Cancel before settlement: no prizes, every entry fee refunded (audited)."""
+        tour = tournaments.cancel(tournament_id, actor=g.user, reason=data["reason"])
+        return {"data": tournaments.as_json(tour)}

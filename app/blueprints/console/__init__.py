@@ -8,11 +8,15 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     audit_log,
     auth_views,
     dashboard,
+    jobs_views,
     kyc_review,
     payments_views,
     play_views,
     players,
+    prizes_views,
+    promotions_views,
     reports_views,
+    tournaments_views,
 )
 from app.blueprints.console.core import bp
 

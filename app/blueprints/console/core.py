@@ -71,9 +71,34 @@ NAV: list[NavItem] = [
         "reports.read",
         ("console.providers_report", "console.players_report"),
     ),
+    NavItem(
+        "console.promotions_list",
+        "Promotions",
+        "promotions.manage",
+        ("console.promotion_new", "console.promotion_edit", "console.promotion_bonuses"),
+    ),
+    NavItem(
+        "console.jackpots_list",
+        "Jackpots",
+        "promotions.manage",
+        ("console.jackpot_detail", "console.jackpot_new", "console.jackpot_edit"),
+    ),
+    NavItem(
+        "console.lottery_list",
+        "Lottery",
+        "promotions.manage",
+        ("console.lottery_detail", "console.lottery_new"),
+    ),
+    NavItem(
+        "console.tournaments_list",
+        "Tournaments",
+        "promotions.manage",
+        ("console.tournament_detail", "console.tournament_new", "console.tournament_edit"),
+    ),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
+    NavItem("console.jobs", "Jobs", "jobs.manage"),
 ]
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateTimeLocalField,
     EmailField,
     HiddenField,
+    IntegerField,
     PasswordField,
     RadioField,
     SelectField,
@@ -14,7 +16,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from app.models.user import ADMIN, AGENT, MANAGER, SUPPORT
 
@@ -123,3 +125,73 @@ class AdjustBalanceForm(FlaskForm):
         "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
     context = HiddenField(default="panel")
+
+
+class JackpotPayoutForm(FlaskForm):
+    """A manual jackpot payout: who, why, and an explicit confirmation."""
+
+    player = StringField("Player (id or username)", validators=[DataRequired(), Length(max=255)])
+    reason = TextAreaField(
+        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+    )
+    confirm = BooleanField(
+        "I confirm: pay the whole current amount of this jackpot to this player",
+        validators=[DataRequired(message="Tick the box to confirm the payout")],
+    )
+    context = HiddenField(default="panel")
+
+
+class TournamentForm(FlaskForm):
+    """Create/edit a tournament. The prize table is one prize per line, rank 1 first:
+    ``100.00`` (cash) or ``25.00 bonus`` (a bonus with the promotion's wagering)."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    description = TextAreaField(
+        "Description", validators=[Optional(), Length(max=2000)], render_kw={"rows": 2}
+    )
+    currency = StringField("Currency", validators=[DataRequired(), Length(max=8)], default="EUR")
+    starts_at = DateTimeLocalField("Starts (UTC)", validators=[DataRequired()])
+    ends_at = DateTimeLocalField("Ends (UTC)", validators=[DataRequired()])
+    scoring = SelectField(
+        "Scoring",
+        choices=[
+            SelectChoice("wagered", "Most wagered"),
+            SelectChoice("won", "Most won"),
+            SelectChoice("multiplier", "Best multiplier"),
+            SelectChoice("net", "Best net result"),
+        ],
+    )
+    entry = SelectField(
+        "Entry",
+        choices=[
+            SelectChoice("free", "Free: the first qualifying bet enrols"),
+            SelectChoice("opt_in", "Opt-in: players join first (needed for a fee)"),
+        ],
+    )
+    entry_fee = StringField(
+        "Entry fee",
+        validators=[Optional(), Length(max=32)],
+        default="0",
+        description="Paid from the cash wallet at join; refunded if cancelled or deleted.",
+    )
+    min_bet = StringField("Minimum bet", validators=[Optional(), Length(max=32)], default="0")
+    max_participants = IntegerField(
+        "Maximum participants", validators=[Optional(), NumberRange(min=1, max=1_000_000)]
+    )
+    game_ids = StringField(
+        "Game ids",
+        validators=[Optional(), Length(max=2000), Regexp(r"^[\d,\s]*$", message="Ids, commas")],
+        description="Comma-separated; empty = every game.",
+    )
+    prizes = TextAreaField(
+        "Prize table",
+        validators=[Optional(), Length(max=4000)],
+        render_kw={"rows": 4},
+        description="One line per rank, first place first: 100.00 for cash, 25.00 bonus "
+        "for a bonus prize.",
+    )
+    bonus_promotion_id = IntegerField(
+        "Bonus terms (promotion id)",
+        validators=[Optional(), NumberRange(min=1)],
+        description="Bonus prizes are granted with this promotion's wagering terms.",
+    )

@@ -1,0 +1,59 @@
+"""Background jobs: queues, failed jobs with their error and a re-run button, the periodic
+schedule (last/next run) and the outbox. Permission ``jobs.manage`` as ``/api/admin/jobs``;
+everything comes from ``app.services.jobs_admin`` (RQ's own registries), re-runs audited
+there (``jobs.requeue``)."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
+from redis.exceptions import RedisError
+
+from app.blueprints.console.core import bp, console_view, is_htmx
+from app.db import atomic
+from app.errors import AppError
+from app.services import jobs_admin
+
+REDIS_DOWN = "Redis is not reachable: queues and the schedule cannot be read right now."
+
+
+@bp.get("/jobs")
+@console_view("jobs.manage")
+def jobs():
+    try:
+        data = jobs_admin.overview(limit=50)
+    except RedisError:
+        return render_template("console/jobs/overview.html", data=None, error=REDIS_DOWN), 503
+    return render_template("console/jobs/overview.html", data=data, error=None)
+
+
+@bp.get("/jobs/<string:job_id>")
+@console_view("jobs.manage")
+def job_detail(job_id: str):
+    try:
+        job = jobs_admin.detail(job_id)
+    except RedisError:
+        return render_template("console/jobs/overview.html", data=None, error=REDIS_DOWN), 503
+    return render_template("console/jobs/detail.html", job=job)
+
+
+@bp.post("/jobs/<string:job_id>/requeue")
+@console_view("jobs.manage")
+def job_requeue(job_id: str):
+    """Re-run a failed job (the audit row commits with it, as in the API)."""
+    try:
+        with atomic():
+            job = jobs_admin.requeue(job_id, actor=current_user)
+    except AppError as exc:
+        flash(f"Job {job_id}: {exc.message}", "error")
+        job = None
+    except RedisError:
+        flash(REDIS_DOWN, "error")
+        job = None
+    else:
+        flash(f"Job {job['func']} ({job_id}) is queued again on {job['queue']}.", "success")
+    if is_htmx():
+        return render_template(
+            "console/jobs/_failed_row.html", job=job, job_id=job_id, swapped=True
+        )
+    return redirect(url_for("console.jobs"))

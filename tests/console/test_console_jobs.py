@@ -1,0 +1,116 @@
+"""Console jobs page: failed jobs with their error and a re-run button, the periodic schedule
+with last/next run, Admin only (``jobs.manage``), Redis down → a 503 page, not a 500."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+import sqlalchemy as sa
+from rq import Queue, SimpleWorker
+from rq_scheduler import Scheduler
+
+from app.extensions import db
+from app.jobs.schedule import PERIODIC_JOBS, periodic_job_id, register_periodic_jobs
+from app.models.audit import AuditLog
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def real_redis(app):
+    if not app.config["REDIS_URL"]:
+        pytest.skip("needs a Redis server")
+    return app.extensions["redis"]
+
+
+@pytest.fixture
+def failed_job(real_redis):
+    queue = Queue("payouts", connection=real_redis)
+    job = queue.enqueue("tests.jobs_helpers.explode", 77)
+    SimpleWorker([queue], connection=real_redis).work(burst=True)
+    job.refresh()
+    assert job.is_failed
+    return job
+
+
+@pytest.mark.parametrize("role", ["manager", "support", "agent"])
+def test_only_staff_with_jobs_manage_see_jobs(signed_in, role, real_redis, failed_job):
+    client, _ = signed_in(role)
+    assert client.get("/admin/jobs").status_code == 403
+    assert client.get(f"/admin/jobs/{failed_job.id}").status_code == 403
+    assert client.post(f"/admin/jobs/{failed_job.id}/requeue").status_code == 403
+    assert failed_job.id in Queue("payouts", connection=real_redis).failed_job_registry
+    assert ">Jobs</a>" not in client.get("/admin/").get_data(as_text=True)
+
+
+def test_failed_jobs_show_their_error_and_are_rerun_once(signed_in, real_redis, failed_job):
+    client, admin = signed_in("admin")
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    assert ">Jobs</a>" in html
+    row = html[html.index(f'id="job-row-{failed_job.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "tests.jobs_helpers.explode" in row
+    assert "ValueError: payout gateway said no for order 77" in row
+    assert 'data-action="requeue"' in row
+    detail = client.get(f"/admin/jobs/{failed_job.id}").get_data(as_text=True)
+    assert "Traceback" in detail
+
+    response = client.post(f"/admin/jobs/{failed_job.id}/requeue", headers=HX)
+    assert response.status_code == 200
+    swapped = response.get_data(as_text=True)
+    assert f'id="job-row-{failed_job.id}"' in swapped
+    assert "badge-queued" in swapped
+    assert 'data-action="requeue"' not in swapped
+    queue = Queue("payouts", connection=real_redis)
+    assert failed_job.id in queue.job_ids
+    assert failed_job.id not in queue.failed_job_registry
+
+    again = client.post(f"/admin/jobs/{failed_job.id}/requeue", headers=HX)
+    assert "Only a failed job can be re-run" in again.get_data(as_text=True)
+    rows = db.session.scalars(sa.select(AuditLog).where(AuditLog.action == "jobs.requeue")).all()
+    assert [(r.actor_id, r.target_id) for r in rows] == [(admin.user.id, failed_job.id)]
+    assert queue.job_ids.count(failed_job.id) == 1
+
+
+def test_the_schedule_lists_every_periodic_job_with_last_and_next_run(signed_in, real_redis):
+    client, _ = signed_in("admin")
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    for func, _interval, _queue in PERIODIC_JOBS:
+        assert f"<code>{func}</code>" in html
+    assert "python worker.py" in html  # nothing scheduled yet, and the page says how
+
+    scheduler = Scheduler(connection=real_redis)
+    register_periodic_jobs(scheduler)
+    func = "app.jobs.rounds.settle_stale_rounds"
+    job = next(j for j in scheduler.get_jobs() if j.id == periodic_job_id(func))
+    scheduler.enqueue_job(job)  # what the scheduler loop does when it is due
+    SimpleWorker([Queue("settlement", connection=real_redis)], connection=real_redis).work(
+        burst=True
+    )
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    row = html[html.index(f'id="periodic-{periodic_job_id(func)}"') :]
+    row = row[: row.index("</tr>")]
+    assert "600 s" in row
+    assert "badge-successful" in row
+    assert row.count("20") >= 2  # a last run and a next run (UTC timestamps)
+    assert "python worker.py" not in html
+
+
+def test_redis_lost_after_sign_in_gives_a_503_page_not_a_500(signed_in, app, monkeypatch):
+    """The session check still reached Redis; the job registries then don't."""
+    from types import SimpleNamespace
+
+    from app.services import jobs_admin
+
+    client, _ = signed_in("admin")
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    monkeypatch.setattr(jobs_admin, "redis_store", SimpleNamespace(client=lambda: dead))
+    monkeypatch.setitem(
+        app.extensions,
+        "rq_queues",
+        {name: Queue(name, connection=dead) for name in app.extensions["rq_queues"]},
+    )
+    response = client.get("/admin/jobs")
+    assert response.status_code == 503
+    assert "Redis is not reachable" in response.get_data(as_text=True)
+    assert client.get("/admin/jobs/some-job").status_code == 503
