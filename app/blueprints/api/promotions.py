@@ -335,10 +335,22 @@ class PromotionArgs(Schema):
     max_cashout = Amount(allow_none=True)
     #: ``free_spins``: number of spins, the game (our id), the stake each spin plays with,
     #: and how many days the spins may be used; ``wagering_multiplier`` applies to winnings.
-    free_spins_count = fields.Integer(validate=validate.Range(min=0, max=1000))
-    free_spins_game_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    free_spin_value = Amount(allow_none=True)
-    free_spins_valid_days = fields.Integer(validate=validate.Range(min=1, max=365))
+    free_spins_count = fields.Integer(
+        validate=validate.Range(min=0, max=1000),
+        metadata={"description": "Free spins: how many rounds the claim grants."},
+    )
+    free_spins_game_id = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "Free spins: the game id (its provider must support them)."},
+    )
+    free_spin_value = Amount(
+        allow_none=True, metadata={"description": "Free spins: the stake each spin plays with."}
+    )
+    free_spins_valid_days = fields.Integer(
+        validate=validate.Range(min=1, max=365),
+        metadata={"description": "Free spins: days the spins may be used after the claim."},
+    )
 
 
 class NewPromotionArgs(PromotionArgs):
