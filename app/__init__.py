@@ -65,7 +65,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app,
         resources={r"/api/*": {"origins": settings["CORS_ORIGINS"]}},
         expose_headers=["X-Correlation-ID", "Retry-After"],
-        allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", "X-Device-Fingerprint"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-Correlation-ID",
+            "X-Device-Fingerprint",
+            "X-Device-Id",
+        ],
         supports_credentials=False,
     )
     realtime.init_app(app)

@@ -132,6 +132,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "COMMISSION_PERIOD": get("COMMISSION_PERIOD", "monthly").strip().lower(),
         # Loyalty points per whole currency unit of cash wagered (1 = a point per EUR 1).
         "LOYALTY_POINTS_PER_UNIT": _int(env, "LOYALTY_POINTS_PER_UNIT", 1),
+        # Which shared identities refuse a second welcome bonus: device, ip, payment.
+        "WELCOME_DUPLICATE_SIGNALS": _list(env, "WELCOME_DUPLICATE_SIGNALS", "device,ip,payment"),
         "MAIL_DIR": get("MAIL_DIR", str(instance_dir / "mail")),
         "CORS_ORIGINS": _list(env, "CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
         "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),

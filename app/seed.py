@@ -161,6 +161,37 @@ def seed_promotions() -> None:
         }
     )
     promotions.set_status(p.id, "active")
+    seed_free_spins()
+
+
+def seed_free_spins() -> None:
+    """A claimable free-spins offer on the JxOriginals slot (idempotent)."""
+    from app.models.games import Game
+    from app.models.promotions import Promotion
+    from app.services import promotions
+
+    name = "20 free spins on Fruit Slot"
+    slot = db.session.scalar(select(Game.id).where(Game.external_id == "jxo-slot"))
+    if slot is None or db.session.scalar(select(Promotion.id).where(Promotion.name == name)):
+        return
+    p = promotions.create_promotion(
+        {
+            "name": name,
+            "description": "20 free spins of 0.20 EUR on JxOriginals Fruit Slot",
+            "terms": "Spins valid 7 days; winnings are a bonus wagered 20 times within 30 days.",
+            "type": "free_spins",
+            "currency": "EUR",
+            "free_spins_count": 20,
+            "free_spins_game_id": slot,
+            "free_spin_value_minor": 20,
+            "free_spins_valid_days": 7,
+            "wagering_multiplier": 20,
+            "bonus_valid_days": 30,
+            "max_claims_per_player": 1,
+            "priority": 10,
+        }
+    )
+    promotions.set_status(p.id, "active")
 
 
 #: Demo webhook secret of the local sandbox gateway (development only; rotate with the API).

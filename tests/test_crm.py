@@ -134,11 +134,11 @@ def test_a_segment_broadcast_reaches_consenting_matching_players_only_once(
     from app.models.mail import OutboxEmail
     from app.models.realtime import Notification
 
-    yes = {"marketing_consent": True}
-    target = factory.player(country="DE", preferences=yes)
+    yes = True
+    target = factory.player(country="DE", marketing_consent=yes)
     no_consent = factory.player(country="DE")
-    excluded = factory.player(country="DE", preferences=yes)
-    elsewhere = factory.player(country="MT", preferences=yes)
+    excluded = factory.player(country="DE", marketing_consent=yes)
+    elsewhere = factory.player(country="MT", marketing_consent=yes)
     answer = client.post(
         "/api/responsible-gaming/self-exclude",
         headers=token_for(excluded),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template
+from flask import Blueprint, redirect, render_template, request
 
 from app.errors import AppError
 from app.services import payments
@@ -22,7 +22,8 @@ def checkout(public_id: str):
 @bp.post("/checkout/<string:public_id>/<any(pay, decline):outcome>")
 def submit(public_id: str, outcome: str):
     try:
-        txn = payments.sandbox_checkout(public_id, outcome)
+        account = (request.form.get("account") or "")[:64] or None
+        txn = payments.sandbox_checkout(public_id, outcome, account)
     except AppError as exc:
         return render_template(
             "sandbox/result.html", title="Payment not possible", message=exc.message, ok=False

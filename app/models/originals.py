@@ -139,3 +139,32 @@ class OriginalsRound(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The casino's free-round grant this round was played from (stake not taken).
+    free_round_ref: Mapped[str | None] = mapped_column(String(40))
+
+
+class OriginalsFreeRound(db.Model):
+    """Free rounds the casino registered with the studio (its free-rounds API): the studio's
+    own record, so the game page can offer them. The casino's grant stays authoritative: it
+    consumes the spin again on the bet callback and refuses one it does not have."""
+
+    __tablename__ = "originals_free_rounds"
+    __table_args__ = (
+        CheckConstraint("spins_played >= 0 AND spins_played <= spins_total", name="spins"),
+        CheckConstraint("stake > 0", name="stake_positive"),
+        Index("ix_originals_free_rounds_player", "player_ref", "game_code", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    #: The casino's grant id (``free_round_id`` on the callbacks).
+    grant_ref: Mapped[str] = mapped_column(String(40), unique=True)
+    player_ref: Mapped[str] = mapped_column(String(100))
+    game_code: Mapped[str] = mapped_column(String(50))
+    currency: Mapped[str] = mapped_column(String(8))
+    stake: Mapped[int] = mapped_column(BigInteger)
+    spins_total: Mapped[int] = mapped_column(Integer)
+    spins_played: Mapped[int] = mapped_column(Integer, default=0)
+    #: active | cancelled (the casino withdrew the grant)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -132,6 +132,9 @@ class PaymentTransaction(db.Model):
     #: Wallet ledger transaction ids this payment produced (credit, hold, release ...).
     ledger_refs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
+    #: The gateway's stable reference of the paying card/account (same card = same value),
+    #: when the gateway gives one (sandbox: ``account_reference``); welcome-bonus checks.
+    instrument_fingerprint: Mapped[str | None] = mapped_column(String(128), index=True)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

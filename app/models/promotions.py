@@ -8,6 +8,11 @@
   ``active`` at a time (partial unique index): the wallet has one bonus balance per currency,
   so it always belongs to exactly one contract.
 * A deposit triggers at most one bonus (unique ``trigger_ref``).
+* ``FreeSpinGrant``: the free rounds a ``free_spins`` bonus gave, on one game. A spin is
+  consumed by the provider's bet callback that names the grant (``free_round_id``), with a
+  conditional UPDATE under the player's wallet lock: never more than ``spins_total``.
+  ``FreeSpinRound`` marks the provider rounds that were free (one spin each) so their win is
+  paid as operator-funded bonus money (ledger ``bonus_grant``), never as a game win.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from app.db import BigIntPK
 from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
 
-PROMOTION_TYPES = ("deposit_match", "reload", "no_deposit", "cashback")
+PROMOTION_TYPES = ("deposit_match", "reload", "no_deposit", "cashback", "free_spins")
 PROMOTION_STATUSES = ("draft", "active", "inactive")
 #: pending: claimed, waiting for the qualifying deposit; active: granted, wagering;
 #: completed: converted to cash; forfeited / expired / cancelled: ended without conversion.
@@ -62,6 +67,9 @@ class Promotion(db.Model):
         CheckConstraint("max_bet_minor IS NULL OR max_bet_minor > 0", name="max_bet"),
         CheckConstraint("max_cashout_minor IS NULL OR max_cashout_minor >= 0", name="max_cashout"),
         CheckConstraint("claims_count >= 0", name="claims_count_non_negative"),
+        CheckConstraint("free_spins_count >= 0 AND free_spins_count <= 1000", name="fs_count"),
+        CheckConstraint("free_spin_value_minor >= 0", name="fs_value_non_negative"),
+        CheckConstraint("free_spins_valid_days > 0", name="fs_valid_days"),
         Index(
             "uq_promotions_voucher_code",
             text("lower(voucher_code)"),
@@ -89,6 +97,12 @@ class Promotion(db.Model):
     #: Cashback: percent of the net loss over ``cashback_period_days``, paid as bonus.
     cashback_percent: Mapped[int] = mapped_column(Integer, default=0)
     cashback_period_days: Mapped[int] = mapped_column(Integer, default=7)
+    #: Free spins: how many, on which game, the stake each spin plays with, and how long the
+    #: spins may be used (winnings are the bonus; their wagering is ``wagering_multiplier``).
+    free_spins_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    free_spins_game_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("games.id"))
+    free_spin_value_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    free_spins_valid_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
     #: Wagering requirement = bonus * multiplier (0: the bonus converts at once).
     wagering_multiplier: Mapped[int] = mapped_column(Integer, default=0)
     #: Percent of a stake that counts on games not listed in ``game_contributions``
@@ -174,3 +188,79 @@ class PlayerBonus(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     promotion: Mapped[Promotion] = relationship(lazy="joined")
+
+
+#: active: spins left; used: every spin played; expired: validity ended with spins left;
+#: forfeited: the bonus ended (player, withdrawal, bonus expiry) with spins left.
+GRANT_STATUSES = ("active", "used", "expired", "forfeited")
+
+
+class FreeSpinGrant(db.Model):
+    __tablename__ = "free_spin_grants"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in GRANT_STATUSES) + ")", name="status"
+        ),
+        CheckConstraint("spins_total > 0", name="spins_total_positive"),
+        CheckConstraint(
+            "spins_used >= 0 AND spins_used <= spins_total", name="spins_used_in_range"
+        ),
+        CheckConstraint("spin_value_minor > 0", name="spin_value_positive"),
+        CheckConstraint("won_minor >= 0", name="won_non_negative"),
+        CheckConstraint("wagering_multiplier >= 0", name="wagering_multiplier"),
+        Index("ix_free_spin_grants_user_status", "user_id", "status"),
+        Index("ix_free_spin_grants_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    #: What the provider sees as ``free_round_id`` (``fsg_<hex>``, unguessable).
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    bonus_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("player_bonuses.id"), unique=True)
+    promotion_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("promotions.id"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    provider_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("game_providers.id"))
+    game_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("games.id"))
+    currency: Mapped[str] = mapped_column(String(8))
+    spin_value_minor: Mapped[int] = mapped_column(BigInteger)
+    spins_total: Mapped[int] = mapped_column(Integer)
+    spins_used: Mapped[int] = mapped_column(Integer, default=0)
+    #: Winnings paid so far (bonus money, or cash when the multiplier is 0).
+    won_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Copied from the promotion at the claim (winnings x multiplier = wagering).
+    wagering_multiplier: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    #: The provider's own reference of the grant (from its free-rounds API adapter).
+    provider_ref: Mapped[str | None] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+#: played: the free bet was accepted, the win not yet; settled: win (maybe 0) paid or the
+#: round closed; reversed: the provider rolled the free bet back (the spin was given back).
+FREE_ROUND_STATUSES = ("played", "settled", "reversed")
+
+
+class FreeSpinRound(db.Model):
+    __tablename__ = "free_spin_rounds"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in FREE_ROUND_STATUSES) + ")", name="status"
+        ),
+        CheckConstraint("win_minor >= 0", name="win_non_negative"),
+        Index("uq_free_spin_rounds_round", "provider_id", "external_round_id", unique=True),
+        Index("ix_free_spin_rounds_grant_status", "grant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    grant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("free_spin_grants.id"))
+    provider_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("game_providers.id"))
+    external_round_id: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    #: The provider's transaction id of the free bet.
+    bet_transaction_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="played")
+    win_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

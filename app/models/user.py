@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, func
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import BigIntPK
@@ -66,6 +66,14 @@ class User(db.Model):
     nationality: Mapped[str | None] = mapped_column(String(64))
     #: Free-form UI preferences the player app stores (theme, notifications ...).
     preferences: Mapped[dict | None] = mapped_column(JSON)
+    #: Opt-in to marketing (CRM broadcasts, marketing e-mail); off unless the player said yes.
+    #: Service messages (bonus granted, ticket answered ...) are not marketing and ignore it.
+    marketing_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: When the consent last changed (registration or profile), for the regulator's record.
+    marketing_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Where the account was opened from (welcome-bonus duplicate checks, with login history).
+    registration_ip: Mapped[str | None] = mapped_column(String(64))
+    registration_device: Mapped[str | None] = mapped_column(String(128))
 
     #: Base32 TOTP secret, encrypted at rest (Fernet).
     totp_secret_enc: Mapped[str | None] = mapped_column(String(255))

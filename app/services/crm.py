@@ -410,8 +410,6 @@ def recount(segment_id: int) -> CrmSegment:
 
 # --- broadcasts ------------------------------------------------------------------------------
 
-#: ``users.preferences`` key of the player's opt-in to marketing messages (absent = no).
-CONSENT_KEY = "marketing_consent"
 BATCH = 200
 
 
@@ -462,7 +460,7 @@ def fan_out(broadcast_id: int) -> dict[str, int]:
         with atomic():
             users = db.session.scalars(select(User).where(User.id.in_(ids[start : start + BATCH])))
             for user in users:
-                if not (user.preferences or {}).get(CONSENT_KEY):
+                if not user.marketing_consent:
                     no_consent += 1
                     continue
                 if rg.is_excluded(user.id):

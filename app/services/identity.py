@@ -68,6 +68,7 @@ PLAYER_EDITABLE = (
     "timezone",
     "language",
     "preferences",
+    "marketing_consent",
 )
 
 
@@ -465,6 +466,7 @@ def register(
     captcha_id: str | None = None,
     captcha_text: str | None = None,
     ref_code: str | None = None,
+    marketing_consent: bool = False,
     client: ClientInfo | None = None,
 ) -> Registration:
     if current_app.config["CAPTCHA_REQUIRED"] and not captcha.check(captcha_id, captcha_text):
@@ -489,6 +491,10 @@ def register(
                 country=(client.country if client else None),
                 referred_by_id=referrer.id if referrer else None,
                 agent_id=referrer.id if referrer and referrer.role_id == AGENT else None,
+                marketing_consent=bool(marketing_consent),
+                marketing_consent_at=utcnow(),
+                registration_ip=(client.ip if client else None),
+                registration_device=(client.device_fingerprint if client else None),
             )
             # Every player has a wallet in their currency from the first second.
             wallet.get_or_create_wallet(user.id, user.currency)
@@ -709,11 +715,26 @@ def update_profile(user: User, changes: dict[str, Any]) -> User:
             raise ValidationError.field(name, f"{name} cannot be changed here")
     if changes.get("date_of_birth"):
         _adult(changes["date_of_birth"])
+    changes = dict(changes)
+    prefs = changes.get("preferences")
+    if isinstance(prefs, dict) and "marketing_consent" in prefs:
+        # Older clients kept the opt-in in preferences: it now lives in its own column only.
+        prefs = dict(prefs)
+        legacy = prefs.pop("marketing_consent")
+        changes["preferences"] = prefs
+        if "marketing_consent" not in changes:
+            changes["marketing_consent"] = legacy is True
     with atomic():
         user = lock_one(User, User.id == user.id)
+        if "marketing_consent" in changes:
+            changes["marketing_consent"] = bool(changes["marketing_consent"])
+            if changes["marketing_consent"] == user.marketing_consent:
+                del changes["marketing_consent"]  # unchanged: keep the time it was given
         before = {name: getattr(user, name) for name in changes}
         for name, value in changes.items():
             setattr(user, name, value)
+        if "marketing_consent" in changes:
+            user.marketing_consent_at = utcnow()
         audit.record(
             "user.profile_update",
             actor=user,

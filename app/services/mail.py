@@ -4,6 +4,8 @@ Invariants:
 * ``queue_email`` only writes a row and schedules delivery after commit: a rolled-back
   operation sends nothing, a committed one always has its mail on record.
 * ``deliver`` locks the row, sends at most once per success and records failures for retry.
+* Marketing mail (``MARKETING_TEMPLATES``) is queued only for a user whose
+  ``marketing_consent`` column is true at queueing time; service mail ignores consent.
 * The transport is chosen by ``MAIL_BACKEND``: ``file`` (development, tests: one ``.eml`` per
   mail in ``MAIL_DIR`` and a log line) or ``smtp`` (``SMTP_HOST`` ...).
 """
@@ -28,6 +30,8 @@ from app.models.mail import OutboxEmail
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+#: Templates that are marketing: never sent to someone who did not opt in.
+MARKETING_TEMPLATES = frozenset({"crm_broadcast"})
 
 
 class MailTransport(Protocol):
@@ -70,8 +74,22 @@ def transport() -> MailTransport:
 
 def queue_email(
     *, to: str, subject: str, body: str, template: str, user_id: int | None = None
-) -> OutboxEmail:
-    """Add a mail to the outbox in the caller's transaction; delivery runs after commit."""
+) -> OutboxEmail | None:
+    """Add a mail to the outbox in the caller's transaction; delivery runs after commit.
+
+    A marketing template for a user without marketing consent (or for no user) is not
+    queued: answers ``None``."""
+    if template in MARKETING_TEMPLATES:
+        from app.models.user import User
+
+        consent = (
+            db.session.scalar(select(User.marketing_consent).where(User.id == user_id))
+            if user_id is not None
+            else None
+        )
+        if not consent:
+            log.info("marketing mail %r not queued: user %s did not opt in", template, user_id)
+            return None
     row = OutboxEmail(to_address=to, subject=subject, body=body, template=template, user_id=user_id)
     db.session.add(row)
     db.session.flush()  # the job is given the id

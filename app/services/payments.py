@@ -540,6 +540,9 @@ def _apply_event(gw: PaymentGateway, event: Any) -> str:
                 },
             },
         )
+    if event.instrument and not txn.instrument_fingerprint:
+        # Before the handler: the deposit hooks (welcome-bonus checks) read it.
+        txn.instrument_fingerprint = event.instrument
     handler = {
         "payment.succeeded": _deposit_succeeded,
         "payment.failed": _deposit_failed,
@@ -707,10 +710,14 @@ def _payout_failed(txn: PaymentTransaction, event: Any) -> str:
     return "applied"
 
 
-def sandbox_checkout(public_id: str, outcome: str) -> PaymentTransaction:
+def sandbox_checkout(
+    public_id: str, outcome: str, account: str | None = None
+) -> PaymentTransaction:
     """The sandbox's hosted page was submitted: queue the signed webhook the 'gateway' sends.
 
     Pay/Decline is accepted once per payment (Redis ``SET NX``), like a real checkout session.
+    ``account`` (the card/account number typed on the page) reaches the casino only as the
+    gateway's stable ``account_reference``.
     """
     from app.extensions import redis_store
     from app.jobs.queues import enqueue
@@ -734,6 +741,7 @@ def sandbox_checkout(public_id: str, outcome: str) -> PaymentTransaction:
         txn.gateway_reference,
         txn.amount_minor,
         txn.currency,
+        sandbox.account_reference(txn.gateway.code, account),
         queue_name="payouts",
     )
     return txn

@@ -64,6 +64,10 @@ EDITABLE = (
     "first_deposit_only",
     "auto_apply",
     "priority",
+    "free_spins_count",
+    "free_spins_game_id",
+    "free_spin_value_minor",
+    "free_spins_valid_days",
 )
 
 
@@ -76,6 +80,17 @@ class PromotionUnavailable(AppError):
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(errors=[{"field": "promotion", "message": detail}], reason=reason)
+
+
+class DuplicateIdentity(PromotionUnavailable):
+    """A welcome bonus already went to another account sharing a device, IP or card."""
+
+    def __init__(self, promotion_id: int, matches: list[Any]) -> None:
+        from app.services import bonus_abuse
+
+        super().__init__("duplicate_identity", bonus_abuse.explain(matches))
+        self.promotion_id = promotion_id
+        self.matches = matches
 
 
 class BonusWageringOpen(AppError):
@@ -113,6 +128,18 @@ def _validate(p: Promotion) -> None:
         bad("bonus_amount", "A no-deposit bonus needs an amount")
     if p.type == "cashback" and not p.cashback_percent:
         bad("cashback_percent", "A cashback needs a percentage")
+    if p.type == "free_spins":
+        from app.services import free_spins
+
+        if not p.free_spins_count or p.free_spins_count <= 0:
+            bad("free_spins_count", "Free spins need a number of spins")
+        if not p.free_spin_value_minor or p.free_spin_value_minor <= 0:
+            bad("free_spin_value", "Free spins need a stake per spin")
+        found = free_spins.supports(p.free_spins_game_id)
+        if found is None:
+            bad("free_spins_game_id", "Free spins need a game whose provider supports free rounds")
+        if p.auto_apply:
+            bad("auto_apply", "Free spins are claimed, not applied to a deposit")
     if p.starts_at and p.ends_at and p.ends_at <= p.starts_at:
         bad("ends_at", "ends_at must be after starts_at")
     for key, pct in (p.game_contributions or {}).items():
@@ -362,7 +389,23 @@ def _new_bonus(p: Promotion, user: User, status: str, **kw: Any) -> PlayerBonus:
 
 def claim(user: User, promotion_id: int, *, voucher: str | None = None) -> PlayerBonus:
     """Claim an offer: a no-deposit bonus is granted now; a deposit offer waits (``pending``)
-    for the next qualifying deposit. Refusals raise ``PromotionUnavailable`` with the reason."""
+    for the next qualifying deposit. Refusals raise ``PromotionUnavailable`` with the reason.
+
+    A welcome offer refused as a duplicate identity raises a staff flag, written (and
+    audited) in its own transaction once the claim's has been rolled back."""
+    from app.services import bonus_abuse
+
+    try:
+        return _claim(user, promotion_id, voucher=voucher)
+    except DuplicateIdentity as exc:
+        with atomic():
+            bonus_abuse.flag(user.id, exc.promotion_id, exc.matches, context="claim")
+        raise
+
+
+def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus:
+    from app.services import bonus_abuse
+
     with atomic():
         p = db.session.get(Promotion, promotion_id)
         if p is None:
@@ -370,11 +413,22 @@ def claim(user: User, promotion_id: int, *, voucher: str | None = None) -> Playe
         wallet.lock(user.id, p.currency)
         p = _locked(Promotion, promotion_id)
         _refuse_if_needed(p, user, voucher=voucher)
+        if bonus_abuse.is_welcome(p):
+            matches = bonus_abuse.duplicates(user.id)
+            if matches:
+                raise DuplicateIdentity(p.id, matches)
         if p.type in DEPOSIT_TYPES:
             bonus = _new_bonus(p, user, "pending", voucher_code=voucher)
             audit.record("bonus.claim", actor=user, target_type="player_bonus", target_id=bonus.id,
                          after={"promotion": p.id, "status": "pending"})  # fmt: skip
             _bonus_event(bonus, "claimed")
+        elif p.type == "free_spins":
+            from app.services import free_spins
+
+            bonus = _new_bonus(p, user, "active", voucher_code=voucher)
+            free_spins.grant(bonus, p)
+            _notify(bonus, "free_spins_granted", f"{p.name}: {p.free_spins_count} free spins")
+            _bonus_event(bonus, "granted")
         else:
             bonus = _new_bonus(p, user, "active", voucher_code=voucher)
             _grant(bonus, p, p.bonus_amount_minor, actor=user)
@@ -465,7 +519,11 @@ def _match_amount(p: Promotion, deposit_minor: int) -> int:
 
 def on_deposit_credited(txn: Any) -> None:
     """Payments hook, inside the deposit's transaction (wallet already locked): match the
-    deposit once, for the player's pending claim or else the best auto-applied offer."""
+    deposit once, for the player's pending claim or else the best auto-applied offer. A
+    welcome offer is not granted to a duplicate identity (a pending claim is cancelled; the
+    flag is raised in the deposit's transaction, which never fails because of a bonus)."""
+    from app.services import bonus_abuse
+
     user = db.session.get(User, txn.user_id)
     ref = f"payment:{txn.public_id}"
     if user is None or db.session.scalar(
@@ -481,6 +539,13 @@ def on_deposit_credited(txn: Any) -> None:
             return
         if _receives_nothing(user):
             return
+        if bonus_abuse.is_welcome(p):
+            matches = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
+            if matches:
+                bonus = _locked(PlayerBonus, bonus.id)
+                _end(bonus, "cancelled", "duplicate_identity")
+                bonus_abuse.flag(user.id, p.id, matches, context="deposit")
+                return
         bonus.trigger_ref, bonus.deposit_minor = ref, txn.amount_minor
         _grant(bonus, p, _match_amount(p, txn.amount_minor))
         return
@@ -497,10 +562,17 @@ def on_deposit_credited(txn: Any) -> None:
         .order_by(Promotion.priority.desc(), Promotion.id)
     ).all()
     before = _completed_deposits(user.id, other_than=txn.id)
+    matches = None
     for candidate in candidates:
         p = _locked(Promotion, candidate.id)
         if refusal(p, user, deposits_before=before) is not None:
             continue
+        if bonus_abuse.is_welcome(p):
+            if matches is None:
+                matches = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
+            if matches:
+                bonus_abuse.flag(user.id, p.id, matches, context="deposit")
+                continue
         bonus = _new_bonus(p, user, "active", trigger_ref=ref, deposit_minor=txn.amount_minor)
         _grant(bonus, p, _match_amount(p, txn.amount_minor))
         return
@@ -536,6 +608,10 @@ def on_play(event: play_events.PlayEvent) -> None:
         bonus = _active_bonus(event.user_id, event.currency)
         if bonus is None or not event.amount:
             return
+        from app.services import free_spins
+
+        if free_spins.spins_pending(bonus.id):
+            return  # wagering of free-spin winnings starts once the spins are played
         game_id = event.game_id
         if game_id is None and event.round_id is not None:
             # Refund/rollback events don't name the game; their round does.
@@ -645,6 +721,9 @@ def _end(bonus: PlayerBonus, status: str, reason: str, *, actor: Any = None) -> 
                 "forfeit": _move(bonus, "bonus_forfeit", balance, status, cash=False),
             }
             bonus.forfeited_minor += balance
+        from app.services import free_spins
+
+        free_spins.close_for_bonus(bonus, status)
     else:
         # Never granted: give the claim slot back.
         p = _locked(Promotion, bonus.promotion_id)
@@ -715,7 +794,10 @@ def check_bet(user_id: int, amount_minor: int, currency: str) -> None:
 def expire_due(now: datetime | None = None) -> int:
     """End open bonuses past their validity (job). Each in its own transaction; re-checked
     under the locks, so a run racing a conversion or another run does nothing twice."""
+    from app.services import free_spins
+
     now = now or utcnow()
+    free_spins.expire_due(now)
     due = db.session.execute(
         select(PlayerBonus.id, PlayerBonus.user_id, PlayerBonus.currency).where(
             PlayerBonus.status.in_(OPEN_BONUS_STATUSES), PlayerBonus.expires_at <= now
@@ -861,7 +943,17 @@ def bonus_json(b: PlayerBonus) -> dict[str, Any]:
         "expires_at": b.expires_at.isoformat() if b.expires_at else None,
         "ended_at": b.ended_at.isoformat() if b.ended_at else None,
         "end_reason": b.end_reason,
+        "free_spins": _free_spins_of(b),
     }
+
+
+def _free_spins_of(b: PlayerBonus) -> dict[str, Any] | None:
+    if b.promotion is None or b.promotion.type != "free_spins":
+        return None
+    from app.services import free_spins
+
+    row = free_spins.grant_of_bonus(b.id)
+    return None if row is None else free_spins.grant_json(row)
 
 
 def _bonus_event(bonus: PlayerBonus, action: str) -> None:

@@ -70,6 +70,7 @@ class NativeAdapter:
             currency=payload.get("currency"),
             reference_transaction_id=payload.get("reference_transaction_id"),
             jackpot_id=payload.get("jackpot_id"),
+            free_round_id=payload.get("free_round_id"),
             payload=payload,
         )
 

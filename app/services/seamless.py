@@ -15,6 +15,9 @@ Invariants:
   callback log row.
 * A refund/rollback of a bet we never saw leaves a tombstone under the bet's id and answers
   ok; the late bet is then refused. A bet is reversed at most once, whatever ids arrive.
+* A bet naming ``free_round_id`` is a free spin (``app.services.free_spins``): amount 0, one
+  spin of the grant consumed under the wallet lock; the round's win is paid as bonus money
+  (ledger ``bonus_grant``), not as a game win.
 * Wins, refunds and rollbacks need no live session (providers settle after the player left)
   but must match the round's player, round and currency. A closed round takes no more bets;
   a cancelled (stale-settled) round takes nothing.
@@ -104,6 +107,8 @@ class CallbackRequest:
     jackpot_id: Any = None
     #: Protocols without a currency field: the player's session currency applies.
     currency_from_player: bool = False
+    #: A free round: the provider plays one spin of this free-spin grant (amount 0).
+    free_round_id: str | None = None
     payload: Any = None
 
 
@@ -515,7 +520,12 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     except AppError as exc:
         raise CallbackError("LIMIT_EXCEEDED", exc.message) from None
     game_id = _resolve_game(provider, req, for_bet=True)
+    free_round = _text(req.free_round_id, "free_round_id", required=False, limit=40)
+    if free_round is not None and amount != 0:
+        raise CallbackError("VALIDATION_ERROR", "A free-round bet takes no stake (amount 0)")
     fingerprint = _fingerprint("bet", player.user_id, round_ext, req.game_id, amount, currency)
+    if free_round is not None:
+        fingerprint = _fingerprint(fingerprint, free_round)
     claim = _claim(
         provider,
         req,
@@ -529,6 +539,21 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     if claim is None:
         return _replay(provider, req, fingerprint)
     w = wallet.lock(player.user_id, currency)
+    if free_round is not None:
+        from app.services import free_spins
+
+        try:
+            free_spins.consume(
+                provider_id=provider.id,
+                user_id=player.user_id,
+                game_id=game_id,
+                currency=currency,
+                free_round_id=free_round,
+                round_ext=round_ext,
+                transaction_id=req.transaction_id,
+            )
+        except free_spins.FreeRoundRefused as exc:
+            raise CallbackError(exc.code, exc.message) from None
     if amount > w.balance + w.bonus_balance:
         raise CallbackError(
             "INSUFFICIENT_FUNDS",
@@ -582,12 +607,13 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     else:
         balance, bonus = w.balance, w.bonus_balance
         _record_answer(claim, balance, bonus)
-    play_events.emit(
-        play_events.PlayEvent(
-            "bet", player.user_id, currency, amount, cash_part, bonus_part,
-            provider.id, game_id, round_ext, claim,
-        )
-    )  # fmt: skip
+    if free_round is None:
+        play_events.emit(
+            play_events.PlayEvent(
+                "bet", player.user_id, currency, amount, cash_part, bonus_part,
+                provider.id, game_id, round_ext, claim,
+            )
+        )  # fmt: skip
     return CallbackResult(
         "ok",
         balance=balance,
@@ -699,6 +725,12 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     rnd = db.session.execute(stmt, params).one_or_none()
     if rnd is None:
         _why_no_win_round(provider, round_ext, player.user_id, game_id, currency)
+    if not rnd.bet_cash and not rnd.bet_bonus:
+        from app.services import free_spins
+
+        fsr = free_spins.free_round(provider.id, round_ext)
+        if fsr is not None:
+            return _free_round_win(provider, req, player, fsr, currency, amount, claim, w)
     cash_part, bonus_part = win_split(amount, rnd.bet_cash, rnd.bet_bonus)
     if amount:
         posting = wallet.post(
@@ -723,6 +755,45 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             provider.id, rnd.game_id, round_ext, claim,
         )
     )  # fmt: skip
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _free_round_win(
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    player: _Player,
+    fsr: Any,
+    currency: str,
+    amount: int,
+    claim: int,
+    w: wallet.LockedWallet,
+) -> CallbackResult:
+    """A free round's win: operator-funded bonus money under the free-spins contract."""
+    from app.services import free_spins
+
+    try:
+        free_spins.pay_win(
+            fsr,
+            amount=amount,
+            currency=currency,
+            source=provider.source,
+            transaction_id=req.transaction_id,
+            claim_id=claim,
+            locked=w,
+        )
+    except free_spins.FreeRoundRefused as exc:
+        raise CallbackError(exc.code, exc.message) from None
+    balance, bonus = _balances(player.user_id, currency)
+    # The answer after any conversion; a replay returns exactly this.
+    _record_answer(claim, balance, bonus)
     return CallbackResult(
         "ok",
         balance=balance,
@@ -819,6 +890,10 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         .limit(1)
     )
     if already or target.amount == 0:
+        if not already and target.action == "bet":
+            from app.services import free_spins
+
+            free_spins.bet_reversed(provider.id, reference)
         _record_answer(claim, w.balance, w.bonus_balance, state="noop")
         return CallbackResult(
             "ok",
@@ -996,12 +1071,17 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
             GameRound.status == "open",
         )
         .values(status="closed", closed_at=utcnow(), updated_at=utcnow())
-        .returning(GameRound.id)
-    ).scalar_one_or_none()
+        .returning(GameRound.total_bet)
+    ).one_or_none()
     if closed is None:
         rnd = _round(provider, round_ext)
         if rnd is None or rnd.user_id != player.user_id:
             raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
+    elif closed.total_bet == 0:
+        # Only a stake-less round can be a free round (settled here when it had no win).
+        from app.services import free_spins
+
+        free_spins.round_ended(provider.id, round_ext, player.user_id, player.currency)
     balance, bonus = _balances(player.user_id, player.currency)
     if claim is not None:
         _record_answer(claim, balance, bonus)

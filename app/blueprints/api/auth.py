@@ -42,6 +42,8 @@ class RegisterArgs(Schema):
     captcha_id = fields.String(allow_none=True, validate=validate.Length(max=100))
     captcha_text = fields.String(allow_none=True, validate=validate.Length(max=20))
     ref_code = fields.String(allow_none=True, validate=validate.Length(max=32))
+    #: Opt-in to marketing messages; absent = no.
+    marketing_consent = fields.Boolean(load_default=False)
 
 
 class RegisteredUserSchema(Schema):

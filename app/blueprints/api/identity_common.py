@@ -13,6 +13,8 @@ from app.extensions import client_ip, limiter
 from app.services.identity import ClientInfo
 
 FINGERPRINT_HEADER = "X-Device-Fingerprint"
+#: Same meaning; some player apps send this name.
+FINGERPRINT_ALIAS = "X-Device-Id"
 
 
 def client_info() -> ClientInfo:
@@ -20,7 +22,10 @@ def client_info() -> ClientInfo:
     return ClientInfo(
         ip=client_ip(),
         user_agent=request.user_agent.string or None,
-        device_fingerprint=(request.headers.get(FINGERPRINT_HEADER) or "")[:128] or None,
+        device_fingerprint=(
+            request.headers.get(FINGERPRINT_HEADER) or request.headers.get(FINGERPRINT_ALIAS) or ""
+        )[:128]
+        or None,
         country=country if len(country) == 2 and country.isalpha() else None,
     )
 
@@ -146,6 +151,8 @@ class ProfileSchema(Schema):
     language = fields.String(allow_none=True)
     currency = fields.String()
     preferences = fields.Dict(allow_none=True)
+    marketing_consent = fields.Boolean()
+    marketing_consent_at = fields.DateTime(allow_none=True)
     status = fields.String()
     role = fields.Function(lambda user: user.role.as_json())
     kyc_status = fields.String()
@@ -211,6 +218,8 @@ class ProfileEditFields(Schema):
         allow_none=True, validate=validate.Regexp(r"^[a-z]{2}(-[A-Z]{2})?$", error="e.g. en, pt-BR")
     )
     preferences = fields.Dict(allow_none=True)
+    #: Opt-in to marketing; the change time is recorded (``marketing_consent_at``).
+    marketing_consent = fields.Boolean()
 
     @pre_load
     def _refuse_protected(self, data, **kwargs):

@@ -25,6 +25,7 @@ MONEY_FIELDS = {
     "min_deposit": "min_deposit_minor",
     "max_bet": "max_bet_minor",
     "max_cashout": "max_cashout_minor",
+    "free_spin_value": "free_spin_value_minor",
 }
 
 
@@ -60,6 +61,10 @@ def promotion_json(p: Promotion, *, staff: bool = False, refusal=None) -> dict[s
         "first_deposit_only": p.first_deposit_only,
         "auto_apply": p.auto_apply,
         "requires_voucher": p.voucher_code is not None,
+        "free_spins_count": p.free_spins_count,
+        "free_spins_game_id": p.free_spins_game_id,
+        "free_spin_value": _money(p.free_spin_value_minor, cur),
+        "free_spins_valid_days": p.free_spins_valid_days,
     }
     if staff:
         out.update(
@@ -104,6 +109,10 @@ class PromotionSchema(Schema):
     first_deposit_only = fields.Boolean()
     auto_apply = fields.Boolean()
     requires_voucher = fields.Boolean()
+    free_spins_count = fields.Integer()
+    free_spins_game_id = fields.Integer(allow_none=True)
+    free_spin_value = fields.String(allow_none=True)
+    free_spins_valid_days = fields.Integer()
     eligible = fields.Boolean()
     ineligible_reason = fields.String(allow_none=True)
     # staff only
@@ -138,6 +147,28 @@ class BonusSchema(Schema):
     expires_at = fields.String(allow_none=True)
     ended_at = fields.String(allow_none=True)
     end_reason = fields.String(allow_none=True)
+    #: Free-spins bonuses: the grant (spins left, game, stake per spin, winnings).
+    free_spins = fields.Dict(allow_none=True)
+
+
+class FreeSpinsSchema(Schema):
+    id = fields.String()
+    bonus_id = fields.Integer()
+    promotion_id = fields.Integer()
+    game = fields.Dict(allow_none=True)
+    status = fields.String()
+    spins_total = fields.Integer()
+    spins_used = fields.Integer()
+    spins_remaining = fields.Integer()
+    spin_value = fields.String()
+    currency = fields.String()
+    won = fields.String()
+    wagering_multiplier = fields.Integer()
+    expires_at = fields.String()
+
+
+class FreeSpinsArgs(Schema):
+    active = fields.Boolean(load_default=True)
 
 
 class ClaimArgs(Schema):
@@ -216,6 +247,18 @@ class History(MethodView):
         }
 
 
+@blp.route("/promotions/free-spins")
+class FreeSpins(MethodView):
+    @player_required
+    @blp.arguments(FreeSpinsArgs, location="query")
+    @blp.response(200, envelope_of(FreeSpinsSchema, many=True))
+    def get(self, args):
+        """Your free spins: remaining spins per game (``?active=false`` for all, ended too)."""
+        from app.services import free_spins
+
+        return {"data": free_spins.player_grants(g.user.id, active_only=args["active"])}
+
+
 @blp.route("/promotions/bonuses/<int:bonus_id>/forfeit")
 class Forfeit(MethodView):
     @player_required
@@ -290,6 +333,24 @@ class PromotionArgs(Schema):
     min_deposit = Amount(allow_none=True)
     max_bet = Amount(allow_none=True, metadata={"description": "Largest stake while wagering."})
     max_cashout = Amount(allow_none=True)
+    #: ``free_spins``: number of spins, the game (our id), the stake each spin plays with,
+    #: and how many days the spins may be used; ``wagering_multiplier`` applies to winnings.
+    free_spins_count = fields.Integer(
+        validate=validate.Range(min=0, max=1000),
+        metadata={"description": "Free spins: how many rounds the claim grants."},
+    )
+    free_spins_game_id = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "Free spins: the game id (its provider must support them)."},
+    )
+    free_spin_value = Amount(
+        allow_none=True, metadata={"description": "Free spins: the stake each spin plays with."}
+    )
+    free_spins_valid_days = fields.Integer(
+        validate=validate.Range(min=1, max=365),
+        metadata={"description": "Free spins: days the spins may be used after the claim."},
+    )
 
 
 class NewPromotionArgs(PromotionArgs):
@@ -311,7 +372,7 @@ def to_model(args: dict[str, Any], currency: str) -> dict[str, Any]:
             continue
         value = args[name]
         if value is None:
-            data[column] = 0 if name in ("bonus_amount", "min_deposit") else None
+            data[column] = 0 if name in ("bonus_amount", "min_deposit", "free_spin_value") else None
             continue
         try:
             minor = parse_minor(value, currency)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
+from marshmallow import ValidationError as MarshmallowError
 
 from app.schemas import Amount
 from app.services.originals import service
@@ -30,9 +31,17 @@ class VerifyArgs(Schema):
 
 
 class OriginalsPlayArgs(Schema):
-    stake = Amount(required=True)
+    #: Required unless ``free_round`` is given (a free spin plays with the grant's stake).
+    stake = Amount()
     #: Dice only: roll-under target, 1.00-98.00.
     target = fields.Raw()
+    #: One of the session's ``free_rounds`` ids: play a free spin.
+    free_round = fields.String(validate=validate.Length(min=1, max=40))
+
+    @validates_schema
+    def _stake_or_free_round(self, data, **kwargs):
+        if "stake" not in data and "free_round" not in data:
+            raise MarshmallowError({"stake": ["stake is required (or free_round)"]})
 
 
 class SeedArgs(Schema):
@@ -69,7 +78,8 @@ class Rounds(MethodView):
     def post(self, args, token: str):
         """Play one round: the bet, the outcome and the win settle through the wallet."""
         params = {"target": args["target"]} if "target" in args else {}
-        return {"success": True, "data": service.play(token, args["stake"], params)}, 201
+        data = service.play(token, args.get("stake"), params, args.get("free_round"))
+        return {"success": True, "data": data}, 201
 
 
 @blp.route("/api/sessions/<token>/seed")

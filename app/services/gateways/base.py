@@ -63,6 +63,8 @@ class WebhookEvent:
     amount_minor: int | None
     currency: str | None
     raw: dict[str, Any] = field(default_factory=dict)
+    #: The gateway's stable reference of the paying card/account, when it gives one.
+    instrument: str | None = None
 
 
 EVENTS = ("payment.succeeded", "payment.failed", "payout.succeeded", "payout.failed")

@@ -43,18 +43,33 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def encode_event(
-    event: str, transaction_id: str, reference: str | None, amount_minor: int, currency: str
+    event: str,
+    transaction_id: str,
+    reference: str | None,
+    amount_minor: int,
+    currency: str,
+    account_reference: str | None = None,
 ) -> bytes:
-    return json.dumps(
-        {
-            "event": event,
-            "transaction_id": transaction_id,
-            "gateway_reference": reference,
-            "amount": format_minor(amount_minor, currency),
-            "currency": currency,
-        },
-        separators=(",", ":"),
-    ).encode()
+    body = {
+        "event": event,
+        "transaction_id": transaction_id,
+        "gateway_reference": reference,
+        "amount": format_minor(amount_minor, currency),
+        "currency": currency,
+    }
+    if account_reference:
+        body["account_reference"] = account_reference
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def account_reference(gateway_code: str, account: str | None) -> str | None:
+    """The sandbox's stable reference of the 'card or account' typed on its checkout page
+    (like a real gateway's card fingerprint: the same number always gives the same value,
+    and the number itself is never sent)."""
+    digits = "".join(ch for ch in (account or "") if ch.isalnum()).upper()
+    if not digits:
+        return None
+    return "sbx_acct_" + hashlib.sha256(f"{gateway_code}:{digits}".encode()).hexdigest()[:32]
 
 
 class SandboxAdapter(GatewayAdapter):
@@ -115,7 +130,12 @@ class SandboxAdapter(GatewayAdapter):
             amount_minor=amount,
             currency=str(currency).upper(),
             raw=data,
+            instrument=_instrument(data.get("account_reference")),
         )
+
+
+def _instrument(value: Any) -> str | None:
+    return value[:128] if isinstance(value, str) and value.strip() else None
 
 
 def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
@@ -132,12 +152,13 @@ def deliver_event(
     reference: str | None,
     amount_minor: int,
     currency: str,
+    account_ref: str | None = None,
 ) -> int:
     """Sign and POST one sandbox webhook. A 5xx raises so RQ retries (like a real gateway)."""
     from app.services import payments
 
     secret = payments.webhook_secret_of(gateway_code)
-    body = encode_event(event, transaction_id, reference, amount_minor, currency)
+    body = encode_event(event, transaction_id, reference, amount_minor, currency, account_ref)
     url = f"{current_app.config['PUBLIC_URL']}/api/payment/webhook/{gateway_code}"
     status = http_post(
         url,

@@ -12,6 +12,11 @@ Invariants:
   idempotent). Bet accepted -> the win (possibly 0) is owed and retried until acknowledged, then
   ``end_round``. ``retry_pending`` finishes whatever a crash or an outage left behind.
 * Demo play moves only the session's play-money balance and never calls the wallet.
+* Free rounds (``OriginalsFreeRound``, registered by the casino through ``StudioFreeRounds``)
+  are played like any round with the grant's stake, but the bet callback carries
+  ``free_round_id`` and amount 0: the player's stake is never taken. The studio counts the
+  spins under the row lock; the casino consumes each again and is the authority (a refused or
+  rolled-back free bet gives the studio's spin back).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.models.originals import (
     OriginalsCredential,
+    OriginalsFreeRound,
     OriginalsRound,
     OriginalsSeed,
     OriginalsSession,
@@ -301,6 +307,7 @@ def session_state(token: str) -> dict[str, Any]:
             "max_bet": format_minor(high, session.currency),
             "seed": _seed_view(seed) if seed else None,
             "rounds": [_round_view(r) for r in rounds],
+            "free_rounds": [] if session.demo else free_rounds_of(session),
             "expires_at": _iso(session.expires_at),
         }
 
@@ -317,11 +324,98 @@ class _Placed:
     stake: int
     payout: int
     casino_token: str | None
+    free_round: str | None = None
+
+    @property
+    def wallet_stake(self) -> int:
+        """What the bet takes from the player's wallet: nothing on a free round."""
+        return 0 if self.free_round else self.stake
 
 
-def play(token: str, stake_raw: Any, params_raw: dict[str, Any]) -> dict[str, Any]:
-    """One bet: reserve the nonce, fix the outcome, then settle it with the wallet."""
-    placed = _place(token, stake_raw, params_raw)
+class StudioFreeRounds:
+    """The studio's free-rounds API, as the casino's ``FreeRoundsAdapter`` calls it (in
+    process: the studio runs inside the casino; an outside studio would expose this over
+    HTTP). Runs in the casino's claim transaction."""
+
+    def create(self, offer: Any) -> str:
+        row = OriginalsFreeRound(
+            grant_ref=offer.grant_id,
+            player_ref=f"player:{offer.player_id}",
+            game_code=offer.game_external_id,
+            currency=offer.currency,
+            stake=offer.spin_value_minor,
+            spins_total=offer.spins,
+            spins_played=0,
+            status="active",
+            expires_at=offer.expires_at,
+        )
+        db.session.add(row)
+        db.session.flush()
+        return f"jxo-fr-{row.id}"
+
+    def cancel(self, grant_id: str) -> None:
+        row = lock_one(OriginalsFreeRound, OriginalsFreeRound.grant_ref == grant_id)
+        if row is not None:
+            row.status = "cancelled"
+
+
+def free_rounds_of(session: OriginalsSession) -> list[dict[str, Any]]:
+    rows = db.session.scalars(
+        select(OriginalsFreeRound)
+        .where(
+            OriginalsFreeRound.player_ref == session.player_ref,
+            OriginalsFreeRound.game_code == session.game_code,
+            OriginalsFreeRound.currency == session.currency,
+            OriginalsFreeRound.status == "active",
+            OriginalsFreeRound.spins_played < OriginalsFreeRound.spins_total,
+            OriginalsFreeRound.expires_at > utcnow(),
+        )
+        .order_by(OriginalsFreeRound.expires_at)
+    ).all()
+    return [
+        {
+            "id": r.grant_ref,
+            "remaining": r.spins_total - r.spins_played,
+            "stake": format_minor(r.stake, r.currency),
+            "currency": r.currency,
+            "expires_at": _iso(r.expires_at),
+        }
+        for r in rows
+    ]
+
+
+def _take_free_spin(session: OriginalsSession, grant_ref: str) -> int:
+    """Reserve one spin of the studio's record (locked); answers the spin's stake."""
+    row = lock_one(OriginalsFreeRound, OriginalsFreeRound.grant_ref == grant_ref)
+    if (
+        row is None
+        or session.demo
+        or row.player_ref != session.player_ref
+        or row.game_code != session.game_code
+        or row.currency != session.currency
+    ):
+        raise ValidationError.field("free_round", "No such free rounds for this game")
+    if row.status != "active" or row.expires_at <= utcnow():
+        raise LimitExceeded("These free rounds are no longer available")
+    if row.spins_played >= row.spins_total:
+        raise LimitExceeded("No free rounds left")
+    row.spins_played += 1
+    return row.stake
+
+
+def _give_free_spin_back(grant_ref: str) -> None:
+    with atomic():
+        row = lock_one(OriginalsFreeRound, OriginalsFreeRound.grant_ref == grant_ref)
+        if row is not None and row.spins_played > 0:
+            row.spins_played -= 1
+
+
+def play(
+    token: str, stake_raw: Any, params_raw: dict[str, Any], free_round: str | None = None
+) -> dict[str, Any]:
+    """One bet: reserve the nonce, fix the outcome, then settle it with the wallet. With
+    ``free_round`` the round is one of the casino's free spins (its stake, not the player's)."""
+    placed = _place(token, stake_raw, params_raw, free_round)
     if placed.casino_token is None:
         return round_view(placed.round_ref)
     client = wallet_client()
@@ -332,11 +426,14 @@ def play(token: str, stake_raw: Any, params_raw: dict[str, Any]) -> dict[str, An
             round_id=placed.round_ref,
             game_id=placed.game_code,
             session_token=placed.casino_token,
-            amount=format_minor(placed.stake, placed.currency),
+            amount=format_minor(placed.wallet_stake, placed.currency),
             currency=placed.currency,
+            free_round_id=placed.free_round,
         )
     except WalletRefused as exc:
         _mark(placed.round_id, "rejected", error_code=exc.code)
+        if placed.free_round:
+            _give_free_spin_back(placed.free_round)
         raise _player_error(exc) from None
     except WalletUnreachable:
         returned = _rollback_bet(placed.round_id, client)
@@ -350,7 +447,9 @@ def play(token: str, stake_raw: Any, params_raw: dict[str, Any]) -> dict[str, An
     return round_view(placed.round_ref)
 
 
-def _place(token: str, stake_raw: Any, params_raw: dict[str, Any]) -> _Placed:
+def _place(
+    token: str, stake_raw: Any, params_raw: dict[str, Any], free_round: str | None = None
+) -> _Placed:
     with atomic():
         session = _session(token, lock=True)
         game = get_game(session.game_code)
@@ -358,12 +457,15 @@ def _place(token: str, stake_raw: Any, params_raw: dict[str, Any]) -> _Placed:
             params = game.parse_params(params_raw)
         except GameRuleError as exc:
             raise ValidationError.field(exc.field, exc.message) from None
-        try:
-            stake = parse_minor(stake_raw, session.currency)
-        except MoneyError as exc:
-            raise ValidationError.field("stake", str(exc)) from None
+        if free_round is not None:
+            stake = _take_free_spin(session, free_round)
+        else:
+            try:
+                stake = parse_minor(stake_raw, session.currency)
+            except MoneyError as exc:
+                raise ValidationError.field("stake", str(exc)) from None
         low, high = _bet_limits(session.currency)
-        if not low <= stake <= high:
+        if free_round is None and not low <= stake <= high:
             raise ValidationError.field(
                 "stake",
                 f"stake must be between {format_minor(low, session.currency)} and "
@@ -392,6 +494,7 @@ def _place(token: str, stake_raw: Any, params_raw: dict[str, Any]) -> _Placed:
             result=result.detail,
             payout=payout,
             status="placing",
+            free_round_ref=free_round,
         )
         if session.demo:
             session.balance += payout - stake
@@ -408,6 +511,7 @@ def _place(token: str, stake_raw: Any, params_raw: dict[str, Any]) -> _Placed:
             stake,
             payout,
             session.casino_session_token,
+            free_round,
         )
 
 
@@ -478,6 +582,7 @@ class _Pending:
     payout: int
     status: str
     casino_token: str | None
+    free_round: str | None = None
 
 
 def _load(round_id: int) -> _Pending:
@@ -492,6 +597,7 @@ def _load(round_id: int) -> _Pending:
             rnd.payout or 0,
             rnd.status,
             session.casino_session_token,
+            rnd.free_round_ref,
         )
 
 
@@ -509,7 +615,8 @@ def _rollback_bet(round_id: int, client: WalletClient) -> bool:
             round_id=rnd.round_ref,
             game_id=rnd.game_code,
             session_token=rnd.casino_token,
-            amount=format_minor(rnd.stake, rnd.currency),
+            # A free round took nothing from the wallet: its rollback gives nothing back.
+            amount=format_minor(0 if rnd.free_round else rnd.stake, rnd.currency),
             currency=rnd.currency,
         )
     except WalletRefused as exc:
@@ -520,6 +627,8 @@ def _rollback_bet(round_id: int, client: WalletClient) -> bool:
         log.warning("rollback of round %s not acknowledged yet; retry_pending will", rnd.round_ref)
         return False
     _mark(round_id, "rolled_back", answer=answer)
+    if rnd.free_round:
+        _give_free_spin_back(rnd.free_round)
     return True
 
 
@@ -661,6 +770,7 @@ def _round_view(rnd: OriginalsRound) -> dict[str, Any]:
         "status": rnd.status,
         "currency": rnd.currency,
         "stake": format_minor(rnd.stake, rnd.currency),
+        "free_round": rnd.free_round_ref,
         "payout": format_minor(rnd.payout or 0, rnd.currency),
         # The result is the player's only once the bet is accepted (or the round is demo).
         "result": rnd.result if rnd.status in {"win_pending", "closing", "settled"} else None,

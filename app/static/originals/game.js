@@ -95,12 +95,8 @@
     update();
   }
 
-  document.getElementById("jxo-play-form").addEventListener("submit", function (event) {
-    event.preventDefault();
-    var form = event.target;
-    var body = { stake: form.stake.value.trim() };
-    if (form.target) { body.target = form.target.value.trim(); }
-    playButton.disabled = true;
+  function play(body, button) {
+    button.disabled = true;
     say(game === "jxo-dice" ? "Rolling..." : "Spinning...", false);
     api(root.dataset.playUrl, body).then(function (answer) {
       if (!answer.success) {
@@ -113,10 +109,31 @@
       if (round.balance !== null) { text("jxo-balance", round.balance); }
       addHistory(round);
       text("jxo-nonce", round.nonce + 1);
+      if (body.free_round) {
+        var left = document.getElementById("jxo-free-" + body.free_round);
+        if (left) { left.textContent = Math.max(Number(left.textContent) - 1, 0); }
+      }
       return null;
     }).catch(function () {
       say("Connection lost. Your round is safe: reload to see it.", true);
-    }).then(function () { playButton.disabled = false; });
+    }).then(function () { button.disabled = false; });
+  }
+
+  function targetOf(body) {
+    var form = document.getElementById("jxo-play-form");
+    if (form.target) { body.target = form.target.value.trim(); }
+    return body;
+  }
+
+  document.getElementById("jxo-play-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    play(targetOf({ stake: event.target.stake.value.trim() }), playButton);
+  });
+
+  Array.prototype.forEach.call(document.querySelectorAll(".jxo-free-play"), function (button) {
+    button.addEventListener("click", function () {
+      play(targetOf({ free_round: button.dataset.freeRound }), button);
+    });
   });
 
   document.getElementById("jxo-seed-form").addEventListener("submit", function (event) {

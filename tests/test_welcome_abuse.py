@@ -1,0 +1,241 @@
+"""One welcome bonus per person: a second account sharing a device, a public IP or a payment
+card/account with one that already received a welcome bonus is refused and flagged."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.events import subscribe
+from app.extensions import db
+from app.models.audit import AuditLog
+from app.models.responsible_gaming import RiskFlag
+from app.models.user import User
+from app.services.gateways import sandbox
+from tests.moneykit import reconcile_clean
+from tests.payments_helpers import sandbox_gateway
+from tests.test_payments import Wire, start_deposit
+from tests.test_promotions import bonus_balance, bonuses_of, promo
+
+IP_A, IP_B = "81.2.69.142", "81.2.69.143"
+
+
+@pytest.fixture
+def wire(client, monkeypatch):
+    w = Wire(client)
+    monkeypatch.setattr(sandbox, "http_post", w)
+    return w
+
+
+@pytest.fixture
+def gateway(app):
+    return sandbox_gateway()
+
+
+@pytest.fixture
+def events():
+    seen = []
+    unsubscribe = subscribe(seen.append)
+    yield seen
+    unsubscribe()
+
+
+def register(client, name, *, ip=IP_A, device=None):
+    headers = {"X-Device-Fingerprint": device} if device else {}
+    answer = client.post(
+        "/api/auth/register",
+        json={"username": name, "email": f"{name}@example.test", "password": "StrongPass123!"},
+        headers=headers,
+        environ_base={"REMOTE_ADDR": ip},
+    )
+    assert answer.status_code == 201, answer.json
+    return db.session.get(User, answer.json["data"]["user"]["id"])
+
+
+def no_deposit(**kw):
+    kw.setdefault("name", "Welcome 10")
+    return promo(type="no_deposit", bonus_amount_minor=10_00, **kw)
+
+
+def claim(client, token_for, user, p):
+    return client.post(f"/api/promotions/claim/{p.id}", headers=token_for(user), json={})
+
+
+def flags_of(user):
+    db.session.expire_all()
+    return db.session.scalars(
+        select(RiskFlag).where(RiskFlag.user_id == user.id, RiskFlag.kind == "duplicate_identity")
+    ).all()
+
+
+def deposit_with_card(client, w, headers, amount, card):
+    data = start_deposit(client, headers, amount)
+    path = "/" + data["payment_url"].split("/", 3)[3]
+    assert client.post(f"{path}/pay", data={"account": card}).status_code == 200
+    (answer,) = w.flush()
+    assert answer.status_code == 200, answer.json
+    return data
+
+
+def test_a_shared_device_refuses_the_second_welcome_bonus_and_flags_it(
+    client,
+    token_for,
+    events,
+):
+    p = no_deposit()
+    first = register(client, "alpha", ip=IP_A)
+    # The first account used the device at a login, the second at registration.
+    login = client.post(
+        "/api/auth/login",
+        json={"username": "alpha", "password": "StrongPass123!"},
+        headers={"X-Device-Fingerprint": "device-123"},
+        environ_base={"REMOTE_ADDR": IP_A},
+    )
+    assert login.status_code == 200, login.json
+    assert claim(client, token_for, first, p).status_code == 201
+    second = register(client, "bravo", ip=IP_B, device="device-123")
+    refused = claim(client, token_for, second, p)
+    assert refused.status_code == 400
+    assert refused.json["code"] == "PROMOTION_NOT_AVAILABLE"
+    assert refused.json["reason"] == "duplicate_identity"
+    assert "device" in refused.json["errors"][0]["message"]
+    assert bonus_balance(second.id) == (0, 0)
+    assert bonuses_of(second.id) == []
+    (flag,) = flags_of(second)
+    assert flag.status == "open"
+    assert flag.reference == f"promotion:{p.id}"
+    assert flag.details["matches"] == [{"user_id": first.id, "signals": ["device"]}]
+    assert any(
+        e.name == "admin.notification" and e.data.get("kind") == "duplicate_identity"
+        for e in events
+    )
+    # Trying again is refused again and audited again, without a second open flag.
+    assert claim(client, token_for, second, p).status_code == 400
+    assert len(flags_of(second)) == 1
+    audits = db.session.scalars(
+        select(AuditLog).where(
+            AuditLog.action == "bonus.refused_duplicate_identity",
+            AuditLog.target_id == str(second.id),
+        )
+    ).all()
+    assert len(audits) == 2
+    reconcile_clean()
+
+
+def test_a_shared_public_ip_refuses_but_another_address_does_not(client, token_for):
+    p = no_deposit()
+    first = register(client, "charlie", ip=IP_A, device="dev-c")
+    assert claim(client, token_for, first, p).status_code == 201
+    same_ip = register(client, "delta", ip=IP_A, device="dev-d")
+    refused = claim(client, token_for, same_ip, p)
+    assert refused.json["reason"] == "duplicate_identity"
+    assert flags_of(same_ip)[0].details["matches"] == [{"user_id": first.id, "signals": ["ip"]}]
+    elsewhere = register(client, "echo", ip=IP_B, device="dev-e")
+    assert claim(client, token_for, elsewhere, p).status_code == 201
+    assert bonus_balance(elsewhere.id) == (0, 10_00)
+
+
+def test_loopback_and_private_addresses_are_not_an_identity(client, token_for):
+    p = no_deposit()
+    first = register(client, "foxtrot", ip="127.0.0.1")
+    assert claim(client, token_for, first, p).status_code == 201
+    second = register(client, "golf", ip="127.0.0.1")
+    assert claim(client, token_for, second, p).status_code == 201
+
+
+def test_the_signals_that_count_are_configurable(app, client, token_for, monkeypatch):
+    monkeypatch.setitem(app.config, "WELCOME_DUPLICATE_SIGNALS", ["device", "payment"])
+    p = no_deposit()
+    first = register(client, "hotel", ip=IP_A)
+    assert claim(client, token_for, first, p).status_code == 201
+    second = register(client, "india", ip=IP_A)
+    assert claim(client, token_for, second, p).status_code == 201
+    assert flags_of(second) == []
+
+
+def test_a_shared_payment_card_gets_no_first_deposit_bonus_but_the_deposit_is_credited(
+    client,
+    token_for,
+    gateway,
+    wire,
+):
+    promo(first_deposit_only=True, auto_apply=True)
+    first = register(client, "juliet", ip=IP_A)
+    deposit_with_card(client, wire, token_for(first), "50.00", "4111 1111 1111 1111")
+    assert bonus_balance(first.id) == (50_00, 50_00)
+    second = register(client, "kilo", ip=IP_B)
+    deposit_with_card(client, wire, token_for(second), "40.00", "4111-1111-1111-1111")
+    assert bonus_balance(second.id) == (40_00, 0)
+    assert bonuses_of(second.id) == []
+    (flag,) = flags_of(second)
+    assert flag.details["matches"] == [{"user_id": first.id, "signals": ["payment"]}]
+    assert flag.details["context"] == "deposit"
+    other_card = register(client, "lima", ip="81.2.69.144")
+    deposit_with_card(client, wire, token_for(other_card), "20.00", "5500 0000 0000 0004")
+    assert bonus_balance(other_card.id) == (20_00, 20_00)
+    # The card number itself is never stored, only the gateway's reference.
+    from app.models.payments import PaymentTransaction
+
+    refs = db.session.scalars(select(PaymentTransaction.instrument_fingerprint)).all()
+    assert all(r.startswith("sbx_acct_") and "4111" not in r for r in refs)
+    reconcile_clean()
+
+
+def test_a_pending_welcome_claim_met_with_a_shared_card_is_cancelled(
+    client,
+    token_for,
+    gateway,
+    wire,
+):
+    p = promo(first_deposit_only=True)
+    first = register(client, "mike", ip=IP_A)
+    assert claim(client, token_for, first, p).status_code == 201
+    deposit_with_card(client, wire, token_for(first), "50.00", "4000 0000 0000 0002")
+    second = register(client, "november", ip=IP_B)
+    pending = claim(client, token_for, second, p)
+    assert pending.status_code == 201
+    assert pending.json["data"]["status"] == "pending"
+    deposit_with_card(client, wire, token_for(second), "50.00", "4000000000000002")
+    (bonus,) = bonuses_of(second.id)
+    assert (bonus.status, bonus.end_reason) == ("cancelled", "duplicate_identity")
+    assert bonus_balance(second.id) == (50_00, 0)
+    assert len(flags_of(second)) == 1
+
+
+def test_an_offer_that_is_not_a_welcome_offer_ignores_shared_identities(client, token_for):
+    first = register(client, "oscar", ip=IP_A, device="same")
+    assert claim(client, token_for, first, no_deposit()).status_code == 201
+    second = register(client, "papa", ip=IP_A, device="same")
+    reload = promo(name="Reload", type="reload", match_percent=50, min_deposit_minor=10_00)
+    answer = claim(client, token_for, second, reload)
+    assert answer.status_code == 201, answer.json
+    assert flags_of(second) == []
+
+
+def test_a_no_deposit_voucher_is_a_welcome_bonus_too(client, token_for):
+    first = register(client, "quebec", ip=IP_A, device="same")
+    assert claim(client, token_for, first, no_deposit()).status_code == 201
+    no_deposit(name="Spring", voucher_code="SPRING")
+    second = register(client, "romeo", ip=IP_B, device="same")
+    answer = client.post(
+        "/api/promotions/voucher", headers=token_for(second), json={"code": "spring"}
+    )
+    assert answer.status_code == 400
+    assert answer.json["reason"] == "duplicate_identity"
+    assert len(flags_of(second)) == 1
+
+
+def test_the_x_device_id_header_is_a_device_fingerprint_too(client, token_for):
+    p = no_deposit()
+    first = client.post(
+        "/api/auth/register",
+        json={"username": "sierra", "email": "sierra@example.test", "password": "StrongPass123!"},
+        headers={"X-Device-Id": "phone-42"},
+        environ_base={"REMOTE_ADDR": IP_A},
+    )
+    assert first.status_code == 201
+    sierra = db.session.get(User, first.json["data"]["user"]["id"])
+    assert sierra.registration_device == "phone-42"
+    assert claim(client, token_for, sierra, p).status_code == 201
+    second = register(client, "tango", ip=IP_B, device="phone-42")
+    assert claim(client, token_for, second, p).json["reason"] == "duplicate_identity"
