@@ -20,6 +20,12 @@ class SlimWebSocketHandler(WebSocketHandler):
             rfile = sock.makefile("rb", RFILE_BUFFER)
         super().__init__(sock, address, server, rfile)
 
+    def run_websocket(self):
+        # The HTTP request is over once the socket is upgraded: keep only the two headers
+        # pywsgi reads again after the socket closes, not the parsed message for its whole life.
+        self.headers = {name: self.headers.get(name, "") for name in ("Connection", "Upgrade")}
+        super().run_websocket()
+
 
 class WebSocketWorker(GeventWebSocketWorker):
     """gevent + WebSocket worker whose held sockets cost less memory (docs/realtime.md)."""
