@@ -27,6 +27,17 @@ def maintenance(state: str, message: str | None) -> None:
     click.echo(f"maintenance mode: {'on' if current['enabled'] else 'off'}")
 
 
+@jackpotx.command("sync-roles")
+def sync_roles() -> None:
+    """Write the roles and permissions of this release to the database (run after upgrades)."""
+    from app.services import access
+
+    with atomic():
+        access.ensure_roles()
+    for role_id, (name, _description, permissions) in sorted(access.ROLES.items()):
+        click.echo(f"  {role_id} {name:<8} {len(permissions)} permissions")
+
+
 @jackpotx.group("users")
 def users() -> None:
     """Manage user accounts."""

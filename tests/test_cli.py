@@ -81,3 +81,18 @@ def test_seed_demo_is_idempotent(runner):
     assert second.exit_code == 0, second.output
     assert db.session.scalar(sa.select(sa.func.count(User.id))) == count
     assert "admin" in first.output
+
+
+def test_sync_roles_writes_this_releases_permissions_over_stale_ones(runner):
+    from app.db import atomic
+    from app.models.user import SUPPORT, Role
+    from app.services import access
+
+    with atomic():
+        access.ensure_roles()
+        db.session.get(Role, SUPPORT).permissions = ["players.read", "affiliates.read"]
+    result = runner.invoke(args=["jackpotx", "sync-roles"])
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    assert db.session.get(Role, SUPPORT).permissions == access.ROLES[SUPPORT][2]
+    assert "affiliates.read" not in db.session.get(Role, SUPPORT).permissions

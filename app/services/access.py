@@ -79,7 +79,6 @@ ROLES: dict[int, tuple[str, str, list[str]]] = {
             "kyc.read",
             "support.manage",
             "transactions.read",
-            "affiliates.read",
         ],
     ),
 }
