@@ -220,6 +220,29 @@ def test_editing_a_jackpot_sends_only_changed_fields_to_the_service(signed_in):
     assert db.session.get(JackpotPool, pool.id).drop_commitment != commitment
 
 
+def test_a_jackpot_time_window_shows_on_the_pool_and_its_form_and_can_be_cleared(signed_in):
+    pool = _pool(must_drop_within="24h")
+    client, _manager = signed_in("manager")
+    panel = client.get(f"/admin/jackpots/{pool.id}").get_data(as_text=True)
+    assert "86400 s" in panel
+    assert "Drop deadline" in panel
+    page = client.get(f"/admin/jackpots/{pool.id}/edit").get_data(as_text=True)
+    assert re.search(r'id="must_drop_within"[^>]*value="86400"', page)
+    form = {
+        "name": "Mega",
+        "status": "active",
+        "seed_amount": "100.00",
+        "contribution_percent": "1.00",
+        "must_drop_by": "500.00",
+        "min_bet": "0.00",
+        "must_drop_within": "",
+    }
+    response = client.post(f"/admin/jackpots/{pool.id}/edit", data=form)
+    assert response.status_code == 302, response.get_data(as_text=True)[:1500]
+    db.session.expire_all()
+    assert db.session.get(JackpotPool, pool.id).drop_window_seconds is None
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

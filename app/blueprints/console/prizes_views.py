@@ -86,6 +86,8 @@ def _pool_values(pool) -> dict:
         "hit_odds": pool.hit_odds,
         "min_bet": money(pool.min_bet),
         "game_ids": pool.game_ids,
+        "must_drop_within": pool.drop_window_seconds,
+        "provider_id": pool.provider_id,
     }
 
 
