@@ -172,6 +172,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Client events per connection: "<events>/<seconds>" token bucket.
         "SOCKETIO_EVENT_RATE": get("SOCKETIO_EVENT_RATE", "20/10"),
         "SOCKETIO_MAX_CONNECTIONS_PER_USER": _int(env, "SOCKETIO_MAX_CONNECTIONS_PER_USER", 10),
+        # Request gates (maintenance, access rules) cache their setting this long per process.
+        "SETTINGS_CACHE_SECONDS": _int(env, "SETTINGS_CACHE_SECONDS", 2),
     }
     if profile == "testing":
         cfg.update(
@@ -182,6 +184,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
             ARGON2_MEMORY_COST=8,
             WTF_CSRF_ENABLED=False,
             SOCKETIO_ASYNC_MODE="threading",
+            # Each test rolls its settings back: a cached value would leak into the next test.
+            SETTINGS_CACHE_SECONDS=0,
         )
     if profile == "production":
         cfg.update(

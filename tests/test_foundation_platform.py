@@ -201,3 +201,34 @@ def test_database_outage_is_a_503_envelope_logged_with_correlation_id(committed_
     health = client.get("/health")
     assert health.status_code == 503
     assert health.get_json()["database"]["status"] == "down"
+
+
+def test_request_gates_read_settings_through_a_short_per_process_cache(app, client, monkeypatch):
+    """With SETTINGS_CACHE_SECONDS the maintenance and access gates stop querying the settings
+    table on every request; a change made in this process is seen at once."""
+    import sqlalchemy as sa
+
+    monkeypatch.setitem(app.config, "SETTINGS_CACHE_SECONDS", 60)
+    monkeypatch.setattr(settings, "_cache", {})
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM settings" in statement:
+            statements.append(statement)
+
+    engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get("/api/games").status_code == 200
+        first = len(statements)
+        assert first >= 1
+        for _ in range(3):
+            assert client.get("/api/games").status_code == 200
+        assert len(statements) == first  # served from the cache
+        with atomic():
+            settings.set_maintenance(True, message="Back soon")
+        response = client.get("/api/games")
+        assert response.status_code == 503
+        assert response.get_json()["message"] == "Back soon"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)

@@ -27,8 +27,8 @@ EMPTY: dict[str, list[str]] = {
 }
 
 
-def get_rules() -> dict[str, list[str]]:
-    stored = settings.get(KEY) or {}
+def get_rules(*, fresh: bool = True) -> dict[str, list[str]]:
+    stored = (settings.get(KEY) if fresh else settings.cached(KEY)) or {}
     return {name: list(stored.get(name) or []) for name in EMPTY}
 
 
@@ -77,7 +77,7 @@ def _matches(ip: str | None, networks: list[str]) -> bool:
 
 
 def check_player(ip: str | None, country: str | None, rules: dict | None = None) -> None:
-    rules = rules or get_rules()
+    rules = rules or get_rules(fresh=False)
     if _matches(ip, rules["ip_allowlist"]):
         return
     if _matches(ip, rules["ip_blocklist"]):
@@ -87,7 +87,7 @@ def check_player(ip: str | None, country: str | None, rules: dict | None = None)
 
 
 def check_staff(ip: str | None, rules: dict | None = None) -> None:
-    rules = rules or get_rules()
+    rules = rules or get_rules(fresh=False)
     if rules["admin_ip_allowlist"] and not _matches(ip, rules["admin_ip_allowlist"]):
         raise AccessDenied(
             "The staff API is not reachable from this address", reason="ip_not_allowed"

@@ -1,12 +1,19 @@
 """Operator settings shared by every process, stored in the ``settings`` table.
 
-Invariants: a setting changes inside ``atomic()`` together with its audit row.
+Invariants: a setting changes inside ``atomic()`` together with its audit row. The gates
+that run on every request (maintenance, network access rules) read through ``cached``: a
+change reaches this process at once and the other processes within
+``SETTINGS_CACHE_SECONDS``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from flask import current_app
+
+from app.db import on_commit
 from app.extensions import db
 from app.models.settings import Setting
 from app.services import audit
@@ -19,6 +26,28 @@ def get(key: str, default: Any = None) -> Any:
     return default if row is None else row.value
 
 
+#: (database, key) -> (expires at, value), per process.
+_cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def cached(key: str, default: Any = None) -> Any:
+    """``get`` through the per-process cache (``SETTINGS_CACHE_SECONDS``, 0 = no cache)."""
+    ttl = float(current_app.config.get("SETTINGS_CACHE_SECONDS", 0))
+    if ttl <= 0:
+        return get(key, default)
+    slot = (current_app.config["SQLALCHEMY_DATABASE_URI"], key)
+    now = time.monotonic()
+    hit = _cache.get(slot)
+    if hit is None or hit[0] <= now:
+        hit = _cache[slot] = (now + ttl, get(key))
+    return default if hit[1] is None else hit[1]
+
+
+def _forget(key: str) -> None:
+    for slot in [slot for slot in _cache if slot[1] == key]:
+        _cache.pop(slot, None)
+
+
 def put(key: str, value: Any, *, actor: Any = None, reason: str | None = None) -> None:
     """Store ``value`` and audit the change (caller owns the transaction)."""
     row = db.session.get(Setting, key)
@@ -28,6 +57,8 @@ def put(key: str, value: Any, *, actor: Any = None, reason: str | None = None) -
         db.session.add(row)
     row.value = value
     row.updated_by = getattr(actor, "id", actor)
+    _forget(key)
+    on_commit(lambda: _forget(key))
     audit.record(
         "settings.update",
         actor=actor,
@@ -40,7 +71,7 @@ def put(key: str, value: Any, *, actor: Any = None, reason: str | None = None) -
 
 
 def maintenance_state() -> dict[str, Any]:
-    value = get(MAINTENANCE) or {}
+    value = cached(MAINTENANCE) or {}
     return {"enabled": bool(value.get("enabled")), "message": value.get("message")}
 
 
