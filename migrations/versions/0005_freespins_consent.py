@@ -5,6 +5,8 @@ Revises: 0004
 """
 
 import json
+import warnings
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
@@ -15,6 +17,37 @@ revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
+
+_OLD_TYPES = ("deposit_match", "reload", "no_deposit", "cashback")
+_NEW_TYPES = (*_OLD_TYPES, "free_spins")
+#: SQLite batch mode: don't follow foreign keys into ``users`` (its expression index cannot
+#: be reflected).
+_REFLECT = {"resolve_fks": False}
+
+
+def _types_check(types):
+    return "type IN (" + ", ".join(f"'{t}'" for t in types) + ")"
+
+
+@contextmanager
+def _rebuilding_promotions():
+    """SQLite batch rebuild of ``promotions``: reflection skips (with a warning) the expression
+    index, which ``_restore_voucher_index`` puts back afterwards."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)
+        yield
+
+
+def _restore_voucher_index():
+    """A SQLite rebuild of ``promotions`` cannot copy its expression index."""
+    op.execute("DROP INDEX IF EXISTS uq_promotions_voucher_code")
+    op.create_index(
+        "uq_promotions_voucher_code",
+        "promotions",
+        [sa.literal_column("lower(voucher_code)")],
+        unique=True,
+        sqlite_where=sa.text("voucher_code IS NOT NULL"),
+    )
 
 
 def _move_consent_out_of_preferences():
@@ -241,20 +274,31 @@ def upgrade():
         "promotions",
         sa.Column("free_spins_valid_days", sa.Integer(), server_default="7", nullable=False),
     )
-    # The promotions CHECKs of the new columns (SQLite cannot add a constraint to a table
-    # without rebuilding it; the models declare them, so fresh databases have them too).
-    if op.get_bind().dialect.name != "sqlite":
+    # The promotion type list gains ``free_spins``, and the new columns get their CHECKs.
+    # SQLite changes a table's constraints only by rebuilding it.
+    checks = (
+        ("ck_promotions_fs_count", "free_spins_count >= 0 AND free_spins_count <= 1000"),
+        ("ck_promotions_fs_value_non_negative", "free_spin_value_minor >= 0"),
+        ("ck_promotions_fs_valid_days", "free_spins_valid_days > 0"),
+    )
+    if op.get_bind().dialect.name == "sqlite":
+        with _rebuilding_promotions(), op.batch_alter_table(
+            "promotions", recreate="always", reflect_kwargs=_REFLECT
+        ) as batch_op:
+            batch_op.drop_constraint(batch_op.f("ck_promotions_type"), type_="check")
+            batch_op.create_check_constraint(
+                batch_op.f("ck_promotions_type"), _types_check(_NEW_TYPES)
+            )
+            for name, condition in checks:
+                batch_op.create_check_constraint(batch_op.f(name), condition)
+        _restore_voucher_index()
+    else:
+        op.drop_constraint(op.f("ck_promotions_type"), "promotions", type_="check")
         op.create_check_constraint(
-            op.f("ck_promotions_fs_count"),
-            "promotions",
-            "free_spins_count >= 0 AND free_spins_count <= 1000",
+            op.f("ck_promotions_type"), "promotions", _types_check(_NEW_TYPES)
         )
-        op.create_check_constraint(
-            op.f("ck_promotions_fs_value_non_negative"), "promotions", "free_spin_value_minor >= 0"
-        )
-        op.create_check_constraint(
-            op.f("ck_promotions_fs_valid_days"), "promotions", "free_spins_valid_days > 0"
-        )
+        for name, condition in checks:
+            op.create_check_constraint(op.f(name), "promotions", condition)
     op.add_column(
         "payment_transactions",
         sa.Column("instrument_fingerprint", sa.String(length=128), nullable=True),
@@ -293,18 +337,24 @@ def downgrade():
     if sqlite:
         # A column with REFERENCES cannot be dropped natively: rebuild, then restore the
         # expression index the rebuild could not copy.
-        with op.batch_alter_table("promotions", schema=None) as batch_op:
+        with _rebuilding_promotions(), op.batch_alter_table(
+            "promotions", schema=None, reflect_kwargs=_REFLECT
+        ) as batch_op:
+            for name in ("ck_promotions_fs_count", "ck_promotions_fs_value_non_negative",
+                         "ck_promotions_fs_valid_days", "ck_promotions_type"):  # fmt: skip
+                batch_op.drop_constraint(batch_op.f(name), type_="check")
+            batch_op.create_check_constraint(
+                batch_op.f("ck_promotions_type"), _types_check(_OLD_TYPES)
+            )
             for column in fs_columns:
                 batch_op.drop_column(column)
-        op.execute("DROP INDEX IF EXISTS uq_promotions_voucher_code")
-        op.create_index(
-            "uq_promotions_voucher_code",
-            "promotions",
-            [sa.literal_column("lower(voucher_code)")],
-            unique=True,
-            sqlite_where=sa.text("voucher_code IS NOT NULL"),
-        )
+        _restore_voucher_index()
     else:
+        # Fails while free-spins promotions exist: remove them before downgrading.
+        op.drop_constraint(op.f("ck_promotions_type"), "promotions", type_="check")
+        op.create_check_constraint(
+            op.f("ck_promotions_type"), "promotions", _types_check(_OLD_TYPES)
+        )
         op.drop_constraint(
             op.f("fk_promotions_free_spins_game_id_games"), "promotions", type_="foreignkey"
         )
