@@ -21,7 +21,7 @@ def _apply(factory, **kw) -> AffiliateApplication:
 
 @pytest.mark.parametrize(
     ("role", "page", "decide"),
-    [("admin", 200, 200), ("manager", 200, 200), ("support", 200, 403), ("agent", 403, 403)],
+    [("admin", 200, 200), ("manager", 200, 200), ("support", 403, 403), ("agent", 403, 403)],
 )
 def test_who_may_see_and_decide(signed_in, factory, role, page, decide):
     application = _apply(factory)

@@ -100,9 +100,12 @@ def browser(browser_available):
 
 
 def _wait(driver, condition, timeout: float = 10):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    # HTMX swaps rows in place: an element found a moment ago may be gone; look again.
+    wait = WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(condition)
 
 
 def _shot(driver, name: str) -> None:
