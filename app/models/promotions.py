@@ -122,6 +122,8 @@ class Promotion(db.Model):
     #: ISO country codes allowed (empty: everywhere).
     countries: Mapped[Any] = mapped_column(JSON, default=list)
     voucher_code: Mapped[str | None] = mapped_column(String(64))
+    #: A CRM segment: only its players see and may receive the offer (None: everyone).
+    segment_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("crm_segments.id"))
     #: Only for the player's first completed deposit (welcome bonus).
     first_deposit_only: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Applied to a qualifying deposit without an explicit claim (welcome offers).

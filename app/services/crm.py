@@ -359,6 +359,18 @@ def matching(condition: str):
     return select(facts.c.id).where(_compile(parse(condition), facts))
 
 
+def in_segment(segment_id: int, user_id: int) -> bool:
+    """Whether the player is one the segment's condition selects right now."""
+    segment = db.session.get(CrmSegment, segment_id)
+    if segment is None:
+        return False
+    facts = _facts()
+    query = select(facts.c.id).where(
+        _compile(parse(segment.condition), facts), facts.c.id == user_id
+    )
+    return db.session.scalar(select(query.exists())) is True
+
+
 def count(condition: str) -> int:
     return db.session.scalar(select(func.count()).select_from(matching(condition).subquery()))
 

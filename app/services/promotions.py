@@ -28,6 +28,7 @@ from app.db import atomic, page_of
 from app.errors import AppError, Conflict, NotFound, SelfExcluded, ValidationError
 from app.extensions import db
 from app.models.base import utcnow
+from app.models.crm import CrmSegment
 from app.models.promotions import OPEN_BONUS_STATUSES, PlayerBonus, Promotion
 from app.models.user import PLAYER, User
 from app.money import format_minor, normalize_currency
@@ -61,6 +62,7 @@ EDITABLE = (
     "max_claims_total",
     "countries",
     "voucher_code",
+    "segment_id",
     "first_deposit_only",
     "auto_apply",
     "priority",
@@ -149,6 +151,8 @@ def _validate(p: Promotion) -> None:
         p.voucher_code = p.voucher_code.strip() or None
     if p.countries:
         p.countries = sorted({c.upper() for c in p.countries})
+    if p.segment_id is not None and db.session.get(CrmSegment, p.segment_id) is None:
+        bad("segment_id", "Unknown CRM segment")
 
 
 def _promotion_event(p: Promotion, action: str) -> None:
@@ -267,14 +271,22 @@ def _live(p: Promotion, now: datetime) -> bool:
     )
 
 
-def active_promotions() -> list[Promotion]:
+def visible_to(p: Promotion, user_id: int | None) -> bool:
+    """A segment-targeted offer is shown only to the segment's players."""
+    from app.services import crm
+
+    return p.segment_id is None or (user_id is not None and crm.in_segment(p.segment_id, user_id))
+
+
+def active_promotions(user_id: int | None = None) -> list[Promotion]:
+    """Running offers the player (or an anonymous visitor) may see; voucher-only ones never."""
     now = utcnow()
     rows = db.session.scalars(
         select(Promotion)
         .where(Promotion.status == "active", Promotion.voucher_code.is_(None))
         .order_by(Promotion.priority.desc(), Promotion.id.desc())
     ).all()
-    return [p for p in rows if _live(p, now)]
+    return [p for p in rows if _live(p, now) and visible_to(p, user_id)]
 
 
 def _open_bonus(user_id: int, currency: str) -> PlayerBonus | None:
@@ -331,6 +343,8 @@ def refusal(
         return "voucher_required", "This promotion needs its voucher code"
     if p.countries and (user.country or "").upper() not in p.countries:
         return "country", "This promotion is not offered in your country"
+    if not visible_to(p, user.id):
+        return "segment", "This promotion is for selected players"
     if p.type == "cashback":
         return "automatic", "Cashback is paid automatically at the end of each period"
     if p.max_claims_total is not None and p.claims_count >= p.max_claims_total:
@@ -879,6 +893,7 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
                     or rg.is_excluded(user.id)
                     or play_guard.status_blocks(user.status, user.status_until)
                     or (p.countries and (user.country or "").upper() not in p.countries)
+                    or not visible_to(p, user.id)
                 ):
                     report["skipped_ineligible"] += 1
                     continue

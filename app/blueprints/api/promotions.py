@@ -69,6 +69,7 @@ def promotion_json(p: Promotion, *, staff: bool = False, refusal=None) -> dict[s
     if staff:
         out.update(
             voucher_code=p.voucher_code,
+            segment_id=p.segment_id,
             max_claims_per_player=p.max_claims_per_player,
             max_claims_total=p.max_claims_total,
             claims_count=p.claims_count,
@@ -117,6 +118,7 @@ class PromotionSchema(Schema):
     ineligible_reason = fields.String(allow_none=True)
     # staff only
     voucher_code = fields.String(allow_none=True)
+    segment_id = fields.Integer(allow_none=True)
     max_claims_per_player = fields.Integer(allow_none=True)
     max_claims_total = fields.Integer(allow_none=True)
     claims_count = fields.Integer()
@@ -190,7 +192,7 @@ class Active(MethodView):
     def get(self):
         """Running offers (voucher-only ones stay hidden); with a token, eligibility too."""
         user = g.get("user")
-        rows = promotions.active_promotions()
+        rows = promotions.active_promotions(user.id if user else None)
         return {
             "data": [
                 promotion_json(p, refusal=promotions.refusal(p, user) if user else False)
@@ -206,9 +208,10 @@ class One(MethodView):
     def get(self, promotion_id):
         """One promotion with its terms (and, with a token, whether you may claim it)."""
         p = promotions.get_promotion(promotion_id)
-        if p.status != "active" or p.voucher_code is not None:
-            raise NotFound("Promotion not found")
         user = g.get("user")
+        hidden = p.voucher_code is not None or not promotions.visible_to(p, user and user.id)
+        if p.status != "active" or hidden:
+            raise NotFound("Promotion not found")
         return {"data": promotion_json(p, refusal=promotions.refusal(p, user) if user else False)}
 
 
@@ -320,6 +323,11 @@ class PromotionArgs(Schema):
         allow_none=True,
         validate=validate.Length(max=64),
         metadata={"description": "Set one to make the offer voucher-only (hidden from lists)."},
+    )
+    segment_id = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "CRM segment id: only its players see and receive the offer."},
     )
     first_deposit_only = fields.Boolean(metadata={"description": "A welcome offer."})
     auto_apply = fields.Boolean(
