@@ -431,3 +431,45 @@ def test_staff_api_sets_the_drop_window_and_reporting_provider(client, factory, 
     assert r.get_json()["data"]["drop_deadline"] is None
     public = client.get(f"/api/jackpots/{pool.id}").get_json()["data"]
     assert "drop_at" not in public  # the secret time is never published before the win
+
+
+def _age_rounds() -> None:
+    from app.db import atomic
+    from app.models.base import utcnow
+
+    with atomic():
+        db.session.execute(sa.update(GameRound).values(updated_at=utcnow() - timedelta(hours=2)))
+
+
+def test_a_stale_round_refund_takes_the_contribution_back_like_a_provider_refund(
+    client, factory, monkeypatch
+):
+    from app.models.loyalty import LoyaltyEvent
+    from app.services import rounds
+
+    pool = make_pool(factory, seed_amount="10.00", must_drop_by="10.05", contribution_percent="50")
+    db.session.execute(
+        sa.update(JackpotPool).where(JackpotPool.id == pool.id).values(drop_point=10_02)
+    )
+    monkeypatch.setattr(jackpots, "tick", lambda _ids: None)
+    big = open_table(client, factory, cash=100_00)
+    small = open_table(client, factory, cash=100_00)
+    big.bet("b1", "0.04", round_id="never-finished")  # 0.02: would reach the point...
+    _age_rounds()
+    report = rounds.settle_stale(timedelta(hours=1))  # ...but the provider never finished it
+    assert report.refunded_bets == 1
+    assert amount(pool.id) == 10_00  # the contribution went back with the stake
+    small.bet("b2", "0.10")  # 0.05
+    win = jackpots.check_must_drop(pool.id)
+    assert (win.user_id, win.amount) == (small.user_id, 10_05)
+    points = db.session.scalars(
+        sa.select(LoyaltyEvent.points)
+        .where(LoyaltyEvent.user_id == big.user_id)
+        .order_by(LoyaltyEvent.id)
+    ).all()
+    assert sum(points) == 0
+    # A provider refund arriving after the stale refund moves nothing and reverses nothing.
+    assert big.refund("rf1", "b1")["status"] == "ok"
+    assert big.balances() == (100_00, 0)
+    assert amount(pool.id) == 10_00  # the won cycle is closed; the new one starts at the seed
+    clean_books(pool.id)
