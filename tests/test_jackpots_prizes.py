@@ -473,3 +473,29 @@ def test_a_stale_round_refund_takes_the_contribution_back_like_a_provider_refund
     assert big.balances() == (100_00, 0)
     assert amount(pool.id) == 10_00  # the won cycle is closed; the new one starts at the seed
     clean_books(pool.id)
+
+
+def test_odd_ids_and_percentages_are_validation_errors_not_crashes(client, factory, token_for):
+    table = open_table(client, factory, cash=100_00)
+    pool = make_pool(factory, seed_amount="10.00")
+    jackpots.update_pool(pool.id, {"provider_id": provider_id(table)}, actor=None)
+    table.bet("b1", "1.00")
+    # "²".isdigit() is True but int("²") raises; 19-20 digits overflow BIGINT.
+    for n, ref in enumerate(("²", "٣", "9" * 19, "9" * 20, "-1", "1e3", " 1", "")):
+        answer = jackpot_win(table, f"jp-odd-{n}", ref, "1.00")
+        assert answer.get("code") == "VALIDATION_ERROR", (ref, answer)
+    for bad in ("²", "9" * 20, 10**20, -1, True, 1.5):
+        with pytest.raises(ValidationError):
+            jackpots.update_pool(pool.id, {"provider_id": bad}, actor=None)
+    for bad in ("abc", "Infinity", "NaN", "1e309", None):
+        with pytest.raises(ValidationError):
+            jackpots.update_pool(pool.id, {"contribution_percent": bad}, actor=None)
+    with pytest.raises(ValidationError):
+        jackpots.update_pool(pool.id, {"must_drop_within": "²h"}, actor=None)
+    manager = factory.staff("manager")
+    r = client.put(
+        f"/api/admin/jackpots/{pool.id}", json={"provider_id": 10**20}, headers=token_for(manager)
+    )
+    assert r.status_code == 400, r.get_json()
+    assert table.balances() == (99_00, 0)
+    clean_books(pool.id)

@@ -292,3 +292,19 @@ def test_racing_paid_joins_fill_the_cap_exactly_and_charge_only_those_in(
     for p in players:
         assert cash_of(p.id) == (17_50 if p.id in joined else 20_00)
     reconcile_clean()
+
+
+def test_odd_promotion_ids_are_validation_errors_not_crashes(client, factory, token_for):
+    tour = make_tournament(factory)
+    for bad in ("²", "9" * 19, "9" * 20, 10**20, -1, True, "1e3"):
+        with pytest.raises(ValidationError):
+            make_tournament(factory, bonus_promotion_id=bad)
+        with pytest.raises(ValidationError):
+            tournaments.update_tournament(tour.id, {"bonus_promotion_id": bad}, actor=None)
+    admin = factory.staff("admin")
+    r = client.put(
+        f"/api/admin/tournaments/{tour.id}",
+        json={"bonus_promotion_id": 10**20},
+        headers=token_for(admin),
+    )
+    assert r.status_code == 400, r.get_json()

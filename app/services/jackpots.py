@@ -27,13 +27,12 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.db import atomic, dialect_insert, lock_one, on_commit
+from app.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
 from app.errors import AccessDenied, Conflict, NotFound, ValidationError
 from app.events import publish
 from app.extensions import db
@@ -41,7 +40,7 @@ from app.models.base import utcnow
 from app.models.engagement import JackpotContribution, JackpotPool, JackpotWin
 from app.models.user import ADMIN
 from app.models.wallet import LedgerTransaction
-from app.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.money import MoneyError, format_minor, normalize_currency, parse_minor, to_decimal
 from app.services import audit, notifications, play_events, wallet
 
 SOURCE = "jackpots"
@@ -700,7 +699,10 @@ def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
         elif key == "provider_id":
             out["provider_id"] = _provider_id(value)
         elif key == "contribution_percent":
-            bps = Decimal(str(value)) * 100
+            try:
+                bps = to_decimal(value) * 100  # refuses text, NaN and infinities ("1e309")
+            except MoneyError as exc:
+                raise ValidationError.field(key, str(exc)) from None
             if bps != bps.to_integral_value():
                 raise ValidationError.field(key, "At most two decimals (basis points)")
             out["contribution_bps"] = int(bps)
@@ -715,7 +717,7 @@ def _window_seconds(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise ValidationError.field("must_drop_within", "Seconds or a duration like 24h")
-    match = re.fullmatch(r"\s*(\d{1,9})\s*([smhd]?)\s*", str(value))
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*([smhd]?)\s*", str(value))
     if not isinstance(value, int | str) or match is None:
         raise ValidationError.field("must_drop_within", "Seconds or a duration like 24h")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[match.group(2)]
@@ -730,11 +732,12 @@ def _provider_id(value: Any) -> int | None:
 
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    ident = parse_row_id(value)
+    if ident is None:
         raise ValidationError.field("provider_id", "A provider id")
-    if db.session.get(Provider, int(value)) is None:
+    if db.session.get(Provider, ident) is None:
         raise ValidationError.field("provider_id", "Unknown provider")
-    return int(value)
+    return ident
 
 
 def create_pool(data: dict[str, Any], *, actor: Any) -> JackpotPool:

@@ -25,7 +25,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import case, delete, func, or_, select, text, update
 
-from app.db import atomic, dialect_insert, lock_one, on_commit
+from app.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
 from app.errors import Conflict, NotFound, ValidationError
 from app.events import publish
 from app.extensions import db
@@ -435,9 +435,9 @@ def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
             elif key == "prizes":
                 value = _parse_prizes(value, currency)
             elif key == "bonus_promotion_id" and value not in (None, ""):
-                if isinstance(value, bool) or not str(value).isdigit():
+                value = parse_row_id(value)
+                if value is None:
                     raise ValidationError.field(key, "A promotion id")
-                value = int(value)
             elif key == "bonus_promotion_id":
                 value = None
         except MoneyError as exc:
