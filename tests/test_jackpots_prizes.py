@@ -499,3 +499,37 @@ def test_odd_ids_and_percentages_are_validation_errors_not_crashes(client, facto
     assert r.status_code == 400, r.get_json()
     assert table.balances() == (99_00, 0)
     clean_books(pool.id)
+
+
+def test_a_round_wins_a_pool_once_whatever_transaction_id_reports_it(client, factory):
+    table = open_table(client, factory, cash=100_00)
+    pool = make_pool(factory, seed_amount="10.00", contribution_percent="10")
+    jackpots.update_pool(pool.id, {"provider_id": provider_id(table)}, actor=None)
+    table.bet("b1", "10.00")  # pool 11.00
+    assert jackpot_win(table, "jp1", pool.id, "5.00")["status"] == "ok"
+    assert table.balances() == (95_00, 0)
+    again = jackpot_win(table, "jp2", pool.id, "5.00")  # same round, new transaction id
+    assert again["code"] == "VALIDATION_ERROR", again
+    assert "already won" in again["message"]
+    assert table.balances() == (95_00, 0)
+    table.bet("b2", "10.00", round_id="r2")  # another round may win the next cycle
+    assert jackpot_win(table, "jp3", pool.id, "5.00", round_id="r2")["status"] == "ok"
+    wins = db.session.scalars(sa.select(JackpotWin.amount).where(JackpotWin.pool_id == pool.id))
+    assert list(wins) == [5_00, 5_00]
+    clean_books(pool.id)
+
+
+def test_a_round_without_a_qualifying_stake_cannot_win(client, factory):
+    table = open_table(client, factory, cash=100_00)
+    pool = make_pool(factory, seed_amount="10.00", contribution_percent="10", min_bet="1.00")
+    jackpots.update_pool(pool.id, {"provider_id": provider_id(table)}, actor=None)
+    assert table.bet("b0", "0.00", round_id="zero")["status"] == "ok"
+    assert table.bet("b1", "0.50", round_id="small")["status"] == "ok"
+    assert table.bet("b2", "5.00", round_id="refunded")["status"] == "ok"
+    assert table.refund("rf2", "b2")["status"] == "ok"
+    for n, round_id in enumerate(("zero", "small", "refunded")):
+        answer = jackpot_win(table, f"jp{n}", pool.id, "1.00", round_id=round_id)
+        assert answer["code"] == "VALIDATION_ERROR", (round_id, answer)
+    assert table.balances() == (99_50, 0)
+    assert db.session.scalar(sa.select(sa.func.count(JackpotWin.id))) == 0
+    clean_books(pool.id)

@@ -530,12 +530,18 @@ def pay_reported(
     amount: int,
     game_id: int | None,
     game_round_id: int,
+    round_stake: int,
     evidence: dict[str, Any],
 ) -> JackpotWin:
     """A provider-reported jackpot win (``jackpot_win`` callback), inside the callback's
     transaction (the player's wallet is already locked). Pool-funded: ``amount`` is paid from
     the pool, which must hold at least that much; the rest of the pool is carried into the
-    next cycle, which starts at its seed."""
+    next cycle, which starts at its seed.
+
+    Bounded per round: the round must have a real stake (``round_stake``: its bets minus
+    refunds; a free round has none) of at least the pool's minimum bet, and a round wins a
+    pool once, whatever transaction id the provider reports it under (checked under the pool
+    lock, which every report of the pool takes)."""
     pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
     if pool is None or pool.provider_id is None or pool.provider_id != provider_id:
         raise JackpotRefused("Unknown jackpot")
@@ -547,6 +553,18 @@ def pay_reported(
         raise JackpotRefused("The round's game does not take part in this jackpot")
     if amount <= 0:
         raise JackpotRefused("amount must be positive")
+    if round_stake <= 0 or round_stake < pool.min_bet:
+        raise JackpotRefused(
+            "The round has no stake that qualifies for this jackpot "
+            f"(minimum bet {format_minor(pool.min_bet, pool.currency)})"
+        )
+    already = db.session.scalar(
+        select(JackpotWin.id).where(
+            JackpotWin.pool_id == pool.id, JackpotWin.game_round_id == game_round_id
+        )
+    )
+    if already is not None:
+        raise JackpotRefused("This round already won this jackpot")
     pending = db.session.scalar(
         select(JackpotWin.id).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
     )

@@ -1017,6 +1017,7 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
             amount=amount,
             game_id=rnd.game_id,
             game_round_id=rnd.id,
+            round_stake=rnd.total_bet - rnd.total_refund,
             evidence={
                 "provider": provider.code,
                 "provider_transaction_id": req.transaction_id,
