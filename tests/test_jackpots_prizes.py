@@ -533,3 +533,112 @@ def test_a_round_without_a_qualifying_stake_cannot_win(client, factory):
     assert table.balances() == (99_50, 0)
     assert db.session.scalar(sa.select(sa.func.count(JackpotWin.id))) == 0
     clean_books(pool.id)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("check", ["must_drop", "pending_award"])
+def test_a_drop_payout_does_not_deadlock_with_the_winners_next_bet(
+    app, requires_postgres, committed_db, client, factory, monkeypatch, check
+):
+    """The winner's next bet holds the wallet and then reads the pool FOR KEY SHARE. The payout
+    used to lock the pool FOR UPDATE and then wait for that wallet: a deadlock."""
+    import dataclasses
+    import time
+
+    from app.services import play_events
+
+    monkeypatch.setattr(jackpots, "tick", lambda _ids: None)
+    pool = make_pool(factory, seed_amount="10.00", must_drop_by="20.00", contribution_percent="10")
+    table = open_table(client, factory, cash=100_00)
+    with_point = {"drop_point": 10_50} if check == "must_drop" else {"drop_point": 19_00}
+    db.session.execute(sa.update(JackpotPool).where(JackpotPool.id == pool.id).values(**with_point))
+    db.session.commit()
+    assert table.bet("b1", "10.00")["status"] == "ok"  # 11.00: past 10.50
+    if check == "pending_award":
+        # A random hit drawn by b1 whose award job has not run yet.
+        db.session.add(
+            JackpotWin(
+                pool_id=pool.id,
+                cycle=db.session.get(JackpotPool, pool.id).cycle,
+                user_id=table.user_id,
+                currency="EUR",
+                trigger="random",
+                status="pending",
+                evidence={},
+            )
+        )
+        db.session.commit()
+    pool_id = pool.id
+    db.session.remove()
+    wallet_held = threading.Event()
+    real_emit = play_events.emit
+
+    def slow_emit(event):
+        # Inside the bet callback: the wallet is locked, the jackpot listener comes next.
+        if event.kind == "bet" and not wallet_held.is_set():
+            wallet_held.set()
+            time.sleep(1.0)
+        real_emit(event)
+
+    monkeypatch.setattr(play_events, "emit", slow_emit)
+
+    def bet():
+        with app.app_context():
+            try:
+                mine = dataclasses.replace(table, client=app.test_client())
+                return mine.bet("b2", "1.00", round_id="r2")["status"]
+            finally:
+                db.session.remove()
+
+    def pay():
+        with app.app_context():
+            try:
+                assert wallet_held.wait(10)
+                if check == "must_drop":
+                    win = jackpots.check_must_drop(pool_id)
+                else:
+                    win_id = db.session.scalar(sa.select(JackpotWin.id))
+                    win = jackpots.award(win_id)
+                return (win.user_id, win.status)
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        futures = [ex.submit(bet), ex.submit(pay)]
+        results = [f.result(timeout=60) for f in futures]
+    assert results == ["ok", (table.user_id, "paid")]
+    wins = db.session.scalars(sa.select(JackpotWin).where(JackpotWin.pool_id == pool_id)).all()
+    assert len(wins) == 1
+    assert wins[0].amount in (11_00, 11_10)  # with or without b2, whichever committed first
+    clean_books(pool_id)
+
+
+def test_a_must_drop_check_whose_winner_changed_before_the_locks_starts_over(
+    client, factory, monkeypatch
+):
+    pool = make_pool(factory, seed_amount="10.00", must_drop_by="10.05", contribution_percent="50")
+    db.session.execute(
+        sa.update(JackpotPool).where(JackpotPool.id == pool.id).values(drop_point=10_02)
+    )
+    monkeypatch.setattr(jackpots, "tick", lambda _ids: None)
+    other = open_table(client, factory, cash=100_00)
+    winner = open_table(client, factory, cash=100_00)
+    winner.bet("b1", "0.10")
+    import types
+
+    real = jackpots._must_drop_crossing
+    seen = []
+
+    def stale_first(p):
+        row = real(p)
+        seen.append(row.user_id)
+        if len(seen) == 1:  # the unlocked read saw another player (a state since changed)
+            return types.SimpleNamespace(id=row.id, user_id=other.user_id, running=row.running)
+        return row
+
+    monkeypatch.setattr(jackpots, "_must_drop_crossing", stale_first)
+    win = jackpots.check_must_drop(pool.id)
+    assert (win.user_id, win.amount, win.status) == (winner.user_id, 10_05, "paid")
+    assert len(seen) == 4  # read, re-read under the wrong wallet, read, re-read: paid
+    assert other.balances() == (100_00, 0)
+    clean_books(pool.id)
