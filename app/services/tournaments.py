@@ -15,6 +15,10 @@ Invariants:
   ``tournament:<id>:rank:<rank>``: a re-run (or a crash half-way and a rerun) pays nothing twice.
 * ``tournament.update`` goes to room ``tournament:<id>`` after commit, at most once per
   ``TOURNAMENT_TICK_SECONDS`` per tournament.
+* Entry fees: paid at join under wallet → tournament locks; currency and fee are frozen once
+  anyone paid. Cancel/delete close the tournament under its row lock alone, then refund each
+  fee in its own transaction, wallet → participant, in the fee's ledger currency
+  (``refund_fees``, re-run by the settlement job; the ledger key pays each refund once).
 """
 
 from __future__ import annotations
