@@ -431,3 +431,214 @@ def test_staff_api_sets_the_drop_window_and_reporting_provider(client, factory, 
     assert r.get_json()["data"]["drop_deadline"] is None
     public = client.get(f"/api/jackpots/{pool.id}").get_json()["data"]
     assert "drop_at" not in public  # the secret time is never published before the win
+
+
+def _age_rounds() -> None:
+    from app.db import atomic
+    from app.models.base import utcnow
+
+    with atomic():
+        db.session.execute(sa.update(GameRound).values(updated_at=utcnow() - timedelta(hours=2)))
+
+
+def test_a_stale_round_refund_takes_the_contribution_back_like_a_provider_refund(
+    client, factory, monkeypatch
+):
+    from app.models.loyalty import LoyaltyEvent
+    from app.services import rounds
+
+    pool = make_pool(factory, seed_amount="10.00", must_drop_by="10.05", contribution_percent="50")
+    db.session.execute(
+        sa.update(JackpotPool).where(JackpotPool.id == pool.id).values(drop_point=10_02)
+    )
+    monkeypatch.setattr(jackpots, "tick", lambda _ids: None)
+    big = open_table(client, factory, cash=100_00)
+    small = open_table(client, factory, cash=100_00)
+    big.bet("b1", "0.04", round_id="never-finished")  # 0.02: would reach the point...
+    _age_rounds()
+    report = rounds.settle_stale(timedelta(hours=1))  # ...but the provider never finished it
+    assert report.refunded_bets == 1
+    assert amount(pool.id) == 10_00  # the contribution went back with the stake
+    small.bet("b2", "0.10")  # 0.05
+    win = jackpots.check_must_drop(pool.id)
+    assert (win.user_id, win.amount) == (small.user_id, 10_05)
+    points = db.session.scalars(
+        sa.select(LoyaltyEvent.points)
+        .where(LoyaltyEvent.user_id == big.user_id)
+        .order_by(LoyaltyEvent.id)
+    ).all()
+    assert sum(points) == 0
+    # A provider refund arriving after the stale refund moves nothing and reverses nothing.
+    assert big.refund("rf1", "b1")["status"] == "ok"
+    assert big.balances() == (100_00, 0)
+    assert amount(pool.id) == 10_00  # the won cycle is closed; the new one starts at the seed
+    clean_books(pool.id)
+
+
+def test_odd_ids_and_percentages_are_validation_errors_not_crashes(client, factory, token_for):
+    table = open_table(client, factory, cash=100_00)
+    pool = make_pool(factory, seed_amount="10.00")
+    jackpots.update_pool(pool.id, {"provider_id": provider_id(table)}, actor=None)
+    table.bet("b1", "1.00")
+    # "²".isdigit() is True but int("²") raises; 19-20 digits overflow BIGINT.
+    for n, ref in enumerate(("²", "٣", "9" * 19, "9" * 20, "-1", "1e3", " 1", "")):
+        answer = jackpot_win(table, f"jp-odd-{n}", ref, "1.00")
+        assert answer.get("code") == "VALIDATION_ERROR", (ref, answer)
+    for bad in ("²", "9" * 20, 10**20, -1, True, 1.5):
+        with pytest.raises(ValidationError):
+            jackpots.update_pool(pool.id, {"provider_id": bad}, actor=None)
+    for bad in ("abc", "Infinity", "NaN", "1e309", None):
+        with pytest.raises(ValidationError):
+            jackpots.update_pool(pool.id, {"contribution_percent": bad}, actor=None)
+    with pytest.raises(ValidationError):
+        jackpots.update_pool(pool.id, {"must_drop_within": "²h"}, actor=None)
+    manager = factory.staff("manager")
+    r = client.put(
+        f"/api/admin/jackpots/{pool.id}", json={"provider_id": 10**20}, headers=token_for(manager)
+    )
+    assert r.status_code == 400, r.get_json()
+    assert table.balances() == (99_00, 0)
+    clean_books(pool.id)
+
+
+def test_a_round_wins_a_pool_once_whatever_transaction_id_reports_it(client, factory):
+    table = open_table(client, factory, cash=100_00)
+    pool = make_pool(factory, seed_amount="10.00", contribution_percent="10")
+    jackpots.update_pool(pool.id, {"provider_id": provider_id(table)}, actor=None)
+    table.bet("b1", "10.00")  # pool 11.00
+    assert jackpot_win(table, "jp1", pool.id, "5.00")["status"] == "ok"
+    assert table.balances() == (95_00, 0)
+    again = jackpot_win(table, "jp2", pool.id, "5.00")  # same round, new transaction id
+    assert again["code"] == "VALIDATION_ERROR", again
+    assert "already won" in again["message"]
+    assert table.balances() == (95_00, 0)
+    table.bet("b2", "10.00", round_id="r2")  # another round may win the next cycle
+    assert jackpot_win(table, "jp3", pool.id, "5.00", round_id="r2")["status"] == "ok"
+    wins = db.session.scalars(sa.select(JackpotWin.amount).where(JackpotWin.pool_id == pool.id))
+    assert list(wins) == [5_00, 5_00]
+    clean_books(pool.id)
+
+
+def test_a_round_without_a_qualifying_stake_cannot_win(client, factory):
+    table = open_table(client, factory, cash=100_00)
+    pool = make_pool(factory, seed_amount="10.00", contribution_percent="10", min_bet="1.00")
+    jackpots.update_pool(pool.id, {"provider_id": provider_id(table)}, actor=None)
+    assert table.bet("b0", "0.00", round_id="zero")["status"] == "ok"
+    assert table.bet("b1", "0.50", round_id="small")["status"] == "ok"
+    assert table.bet("b2", "5.00", round_id="refunded")["status"] == "ok"
+    assert table.refund("rf2", "b2")["status"] == "ok"
+    for n, round_id in enumerate(("zero", "small", "refunded")):
+        answer = jackpot_win(table, f"jp{n}", pool.id, "1.00", round_id=round_id)
+        assert answer["code"] == "VALIDATION_ERROR", (round_id, answer)
+    assert table.balances() == (99_50, 0)
+    assert db.session.scalar(sa.select(sa.func.count(JackpotWin.id))) == 0
+    clean_books(pool.id)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("check", ["must_drop", "pending_award"])
+def test_a_drop_payout_does_not_deadlock_with_the_winners_next_bet(
+    app, requires_postgres, committed_db, client, factory, monkeypatch, check
+):
+    """The winner's next bet holds the wallet and then reads the pool FOR KEY SHARE. The payout
+    used to lock the pool FOR UPDATE and then wait for that wallet: a deadlock."""
+    import dataclasses
+    import time
+
+    from app.services import play_events
+
+    monkeypatch.setattr(jackpots, "tick", lambda _ids: None)
+    pool = make_pool(factory, seed_amount="10.00", must_drop_by="20.00", contribution_percent="10")
+    table = open_table(client, factory, cash=100_00)
+    with_point = {"drop_point": 10_50} if check == "must_drop" else {"drop_point": 19_00}
+    db.session.execute(sa.update(JackpotPool).where(JackpotPool.id == pool.id).values(**with_point))
+    db.session.commit()
+    assert table.bet("b1", "10.00")["status"] == "ok"  # 11.00: past 10.50
+    if check == "pending_award":
+        # A random hit drawn by b1 whose award job has not run yet.
+        db.session.add(
+            JackpotWin(
+                pool_id=pool.id,
+                cycle=db.session.get(JackpotPool, pool.id).cycle,
+                user_id=table.user_id,
+                currency="EUR",
+                trigger="random",
+                status="pending",
+                evidence={},
+            )
+        )
+        db.session.commit()
+    pool_id = pool.id
+    db.session.remove()
+    wallet_held = threading.Event()
+    real_emit = play_events.emit
+
+    def slow_emit(event):
+        # Inside the bet callback: the wallet is locked, the jackpot listener comes next.
+        if event.kind == "bet" and not wallet_held.is_set():
+            wallet_held.set()
+            time.sleep(1.0)
+        real_emit(event)
+
+    monkeypatch.setattr(play_events, "emit", slow_emit)
+
+    def bet():
+        with app.app_context():
+            try:
+                mine = dataclasses.replace(table, client=app.test_client())
+                return mine.bet("b2", "1.00", round_id="r2")["status"]
+            finally:
+                db.session.remove()
+
+    def pay():
+        with app.app_context():
+            try:
+                assert wallet_held.wait(10)
+                if check == "must_drop":
+                    win = jackpots.check_must_drop(pool_id)
+                else:
+                    win_id = db.session.scalar(sa.select(JackpotWin.id))
+                    win = jackpots.award(win_id)
+                return (win.user_id, win.status)
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        futures = [ex.submit(bet), ex.submit(pay)]
+        results = [f.result(timeout=60) for f in futures]
+    assert results == ["ok", (table.user_id, "paid")]
+    wins = db.session.scalars(sa.select(JackpotWin).where(JackpotWin.pool_id == pool_id)).all()
+    assert len(wins) == 1
+    assert wins[0].amount in (11_00, 11_10)  # with or without b2, whichever committed first
+    clean_books(pool_id)
+
+
+def test_a_must_drop_check_whose_winner_changed_before_the_locks_starts_over(
+    client, factory, monkeypatch
+):
+    pool = make_pool(factory, seed_amount="10.00", must_drop_by="10.05", contribution_percent="50")
+    db.session.execute(
+        sa.update(JackpotPool).where(JackpotPool.id == pool.id).values(drop_point=10_02)
+    )
+    monkeypatch.setattr(jackpots, "tick", lambda _ids: None)
+    other = open_table(client, factory, cash=100_00)
+    winner = open_table(client, factory, cash=100_00)
+    winner.bet("b1", "0.10")
+    import types
+
+    real = jackpots._must_drop_crossing
+    seen = []
+
+    def stale_first(p):
+        row = real(p)
+        seen.append(row.user_id)
+        if len(seen) == 1:  # the unlocked read saw another player (a state since changed)
+            return types.SimpleNamespace(id=row.id, user_id=other.user_id, running=row.running)
+        return row
+
+    monkeypatch.setattr(jackpots, "_must_drop_crossing", stale_first)
+    win = jackpots.check_must_drop(pool.id)
+    assert (win.user_id, win.amount, win.status) == (winner.user_id, 10_05, "paid")
+    assert len(seen) == 4  # read, re-read under the wrong wallet, read, re-read: paid
+    assert other.balances() == (100_00, 0)
+    clean_books(pool.id)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.errors import ValidationError
+from app.errors import Conflict, ValidationError
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.engagement import Tournament, TournamentParticipant
@@ -291,4 +291,166 @@ def test_racing_paid_joins_fill_the_cap_exactly_and_charge_only_those_in(
     assert len(joined) == 3
     for p in players:
         assert cash_of(p.id) == (17_50 if p.id in joined else 20_00)
+    reconcile_clean()
+
+
+def test_odd_promotion_ids_are_validation_errors_not_crashes(client, factory, token_for):
+    tour = make_tournament(factory)
+    for bad in ("²", "9" * 19, "9" * 20, 10**20, -1, True, "1e3"):
+        with pytest.raises(ValidationError):
+            make_tournament(factory, bonus_promotion_id=bad)
+        with pytest.raises(ValidationError):
+            tournaments.update_tournament(tour.id, {"bonus_promotion_id": bad}, actor=None)
+    admin = factory.staff("admin")
+    r = client.put(
+        f"/api/admin/tournaments/{tour.id}",
+        json={"bonus_promotion_id": 10**20},
+        headers=token_for(admin),
+    )
+    assert r.status_code == 400, r.get_json()
+
+
+def _usd_cash(user_id: int) -> int | None:
+    from app.models.wallet import Wallet
+
+    db.session.expire_all()
+    return db.session.scalar(
+        sa.select(Wallet.balance).where(Wallet.user_id == user_id, Wallet.currency == "USD")
+    )
+
+
+def test_currency_and_fee_are_frozen_once_someone_paid(client, factory, token_for):
+    start = utcnow() + timedelta(hours=2)
+    tour = make_tournament(factory, starts_at=start, ends_at=start + timedelta(hours=1))
+    admin = factory.staff("admin")
+    url = f"/api/admin/tournaments/{tour.id}"
+    # Nobody paid yet: the fee may still change.
+    assert client.put(url, json={"entry_fee": "3.00"}, headers=token_for(admin)).status_code == 200
+    player = funded_player(factory)
+    tournaments.join(tour.id, player)
+    assert cash_of(player.id) == 17_00
+    for change in ({"currency": "USD"}, {"entry_fee": "5.00"}, {"entry_fee": "0"}):
+        r = client.put(url, json=change, headers=token_for(admin))
+        assert r.status_code == 409, change
+        assert r.get_json()["code"] == "CONFLICT"
+        assert "already paid the entry fee" in r.get_json()["message"]
+    # Sending the same values, or other fields, is still fine.
+    same = {"currency": "EUR", "entry_fee": "3.00", "name": "Paid Sprint II"}
+    assert client.put(url, json=same, headers=token_for(admin)).status_code == 200
+    db.session.expire_all()
+    assert (tour.currency, tour.entry_fee, tour.name) == ("EUR", 3_00, "Paid Sprint II")
+    tournaments.cancel(tour.id, actor=admin, reason="moved to next week")
+    assert cash_of(player.id) == 20_00
+    reconcile_clean()
+
+
+def test_a_fee_is_refunded_in_the_currency_it_was_paid_in(factory):
+    tour = make_tournament(factory)
+    player = funded_player(factory)
+    fund(player.id, 5_00, currency="USD")
+    tournaments.join(tour.id, player)
+    # A row changed behind the service's back (or before the rule existed): the refund follows
+    # the fee's ledger posting, not the tournament's current currency.
+    db.session.execute(sa.update(Tournament).where(Tournament.id == tour.id).values(currency="USD"))
+    tournaments.cancel(tour.id, actor=factory.staff("admin"), reason="currency mix-up")
+    assert cash_of(player.id) == 20_00
+    assert _usd_cash(player.id) == 5_00
+    reconcile_clean()
+
+
+def test_refunds_interrupted_by_a_crash_are_finished_by_the_job_once(factory, monkeypatch):
+    real = tournaments.refund_fees
+    cancelled = make_tournament(factory)
+    start = utcnow() + timedelta(hours=2)
+    deleted = make_tournament(factory, starts_at=start, ends_at=start + timedelta(hours=1))
+    players = [funded_player(factory) for _ in range(3)]
+    for p in players:
+        tournaments.join(cancelled.id, p)
+        tournaments.join(deleted.id, p)
+    admin = factory.staff("admin")
+    # The process dies right after the tournament was closed, before any refund.
+    monkeypatch.setattr(tournaments, "refund_fees", lambda _tid: 0)
+    tournaments.cancel(cancelled.id, actor=admin, reason="outage")
+    tournaments.delete_tournament(deleted.id, actor=admin)
+    monkeypatch.setattr(tournaments, "refund_fees", real)
+    assert [cash_of(p.id) for p in players] == [15_00] * 3
+    assert db.session.get(Tournament, deleted.id).status == "cancelled"  # closed: no joins
+    late = funded_player(factory)
+    with pytest.raises(Conflict, match="over"):
+        tournaments.join(deleted.id, late)
+    # One refund posted but its row update lost: the ledger key stops a second payment.
+    assert real(cancelled.id) == 3
+    db.session.execute(
+        sa.update(TournamentParticipant)
+        .where(TournamentParticipant.tournament_id == cancelled.id)
+        .values(fee_refund_transaction_id=None)
+    )
+    tournaments.settle_due()  # the settlement job finishes both
+    tournaments.settle_due()  # and a rerun moves nothing
+    for p in players:
+        assert cash_of(p.id) == 20_00
+        assert fee_postings(p.id).count(("refund", 2_50)) == 2  # one per tournament
+    db.session.expire_all()
+    assert db.session.get(Tournament, deleted.id) is None
+    parts = db.session.scalars(
+        sa.select(TournamentParticipant).where(TournamentParticipant.tournament_id == cancelled.id)
+    ).all()
+    assert all(p.fee_refund_transaction_id for p in parts)
+    assert cash_of(late.id) == 20_00
+    reconcile_clean()
+
+
+@pytest.mark.postgres
+def test_cancel_does_not_deadlock_with_a_participants_bet(
+    app, requires_postgres, committed_db, factory
+):
+    """A bet locks the wallet, then reads the running tournaments FOR KEY SHARE. Cancel used to
+    hold the tournament FOR UPDATE while it waited for that wallet: a deadlock."""
+    import time
+
+    from app.db import atomic
+    from app.services import play_events, wallet
+
+    tour = make_tournament(factory)
+    player = funded_player(factory)
+    tournaments.join(tour.id, player)
+    admin_id = factory.staff("admin").id
+    tour_id, player_id = tour.id, player.id
+    db.session.commit()
+    db.session.remove()
+    wallet_held = threading.Event()
+
+    def bet():
+        with app.app_context():
+            try:
+                with atomic():
+                    wallet.lock(player_id, "EUR")  # the callback's first lock
+                    wallet_held.set()
+                    time.sleep(1.0)  # cancel runs meanwhile and waits for this wallet
+                    tournaments.on_play(
+                        play_events.PlayEvent(
+                            "bet", player_id, "EUR", 1_00, 1_00, 0, 1, None, "r1", 1
+                        )
+                    )
+                return "ok"
+            finally:
+                db.session.remove()
+
+    def cancel():
+        from app.models.user import User
+
+        with app.app_context():
+            try:
+                assert wallet_held.wait(10)
+                tournaments.cancel(tour_id, actor=db.session.get(User, admin_id), reason="outage")
+                return "ok"
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        futures = [ex.submit(bet), ex.submit(cancel)]
+        results = [f.result(timeout=60) for f in futures]
+    assert results == ["ok", "ok"]
+    assert cash_of(player_id) == 20_00
+    assert db.session.get(Tournament, tour_id).status == "cancelled"
     reconcile_clean()

@@ -4,15 +4,23 @@ Invariants:
 * No hot row on the bet path. A bet (``play_events`` listener, inside the callback's money
   transaction) reads the currency's active pools ``FOR KEY SHARE`` (shared locks do not wait
   for each other) and appends one ``jackpot_contributions`` row per eligible pool. The pool
-  amount is ``seed + rolled_amount + sum(contributions with id > rolled_through_id)``.
+  amount is ``seed + carry_amount + rolled_amount + sum(contributions with id >
+  rolled_through_id)``, bounded by the cap and the must-drop bound.
 * Anything that changes a pool's cycle or folds contributions (win, rollup, must-drop check)
   takes the pool row ``FOR UPDATE``: it waits for the in-flight bets holding the key-share lock
   to commit, so every contribution of the cycle is visible, and any later contribution gets a
   larger id and reads the new cycle. Id watermarks are therefore exact.
-* At most one win per (pool, cycle) (unique index). A win is paid exactly once: the ledger
-  posting's idempotency key is ``jackpot_win:<win id>`` and the win row is locked and marked
-  paid in the same transaction. The pool then restarts at its seed, plus the contributions made
-  after the winning bet.
+* Lock order wallet → pool → win, the bet path's (a bet locks the wallet, then reads the pool
+  ``FOR KEY SHARE``). A payout (job award, must-drop, drop deadline, manual) first reads who
+  wins without locks, locks that player's wallet, then the pool, and reads again; if the
+  winner changed meanwhile it starts over. A provider's ``jackpot_win`` arrives with the
+  wallet already locked by the callback.
+* At most one win per (pool, cycle) (unique index); a provider-reported win also at most one
+  per (pool, game round), and only for a round with a real stake ≥ the pool's minimum bet. A
+  win is paid exactly once: the ledger posting's idempotency key is ``jackpot_win:<win id>``
+  and the win row is locked and marked paid in the same transaction. The pool then restarts at
+  its seed plus ``carry_amount`` (what a smaller provider-reported win left in the pool), plus
+  the contributions made after the winning bet.
 * Draws use ``secrets`` (CSPRNG) and keep their evidence on the win row: the odds and drawn
   number for a random hit; for must-drop the secret drop point, its salt and the commitment
   ``sha256("<point>:<salt>")`` that was public since the cycle started.
@@ -27,13 +35,12 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.db import atomic, dialect_insert, lock_one, on_commit
+from app.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
 from app.errors import AccessDenied, Conflict, NotFound, ValidationError
 from app.events import publish
 from app.extensions import db
@@ -41,7 +48,7 @@ from app.models.base import utcnow
 from app.models.engagement import JackpotContribution, JackpotPool, JackpotWin
 from app.models.user import ADMIN
 from app.models.wallet import LedgerTransaction
-from app.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.money import MoneyError, format_minor, normalize_currency, parse_minor, to_decimal
 from app.services import audit, notifications, play_events, wallet
 
 SOURCE = "jackpots"
@@ -250,7 +257,8 @@ def _bounded(pool: JackpotPool, amount: int) -> int:
 
 
 def amount_of(pool: JackpotPool) -> int:
-    """Current amount: seed + contributions of the cycle (aggregated on read), bounded."""
+    """Current amount: seed + carried amount + contributions of the cycle (aggregated on
+    read), bounded by the cap and the must-drop bound."""
     raw = (
         pool.seed_amount
         + pool.carry_amount
@@ -296,15 +304,34 @@ def drop_time_commitment(at: datetime, salt: str) -> str:
 # --------------------------------------------------------------------------- wins
 
 
+def _lock_fresh(model: Any, *criteria: Any) -> Any:
+    """``lock_one`` that also refreshes an object this session read before the lock."""
+    stmt = (
+        select(model)
+        .where(*criteria)
+        .with_for_update(of=model)
+        .execution_options(populate_existing=True)
+    )
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
 def award(win_id: int) -> JackpotWin:
-    """Pay a pending win (job; idempotent: a paid win is returned as it is)."""
+    """Pay a pending win (job; idempotent: a paid win is returned as it is).
+
+    Lock order: the winner's wallet, then the pool, then the win. A bet locks the wallet and
+    then reads the pool ``FOR KEY SHARE``; taking the pool first would deadlock with the
+    winner's next bet."""
+    head = db.session.execute(
+        select(JackpotWin.pool_id, JackpotWin.user_id, JackpotWin.currency).where(
+            JackpotWin.id == win_id
+        )
+    ).first()
+    if head is None:
+        raise NotFound("Jackpot win not found")
     with atomic():
-        pool_id = db.session.scalar(select(JackpotWin.pool_id).where(JackpotWin.id == win_id))
-        if pool_id is None:
-            raise NotFound("Jackpot win not found")
-        # Pool first, then win: the same order as every other writer (no deadlock).
-        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
-        win = lock_one(JackpotWin, JackpotWin.id == win_id)
+        wallet.lock(head.user_id, head.currency)
+        pool = _lock_fresh(JackpotPool, JackpotPool.id == head.pool_id)
+        win = _lock_fresh(JackpotWin, JackpotWin.id == win_id)
         if win.status == "paid":
             return win
         _pay_locked(pool, win)
@@ -312,7 +339,8 @@ def award(win_id: int) -> JackpotWin:
 
 
 def _pay_locked(pool: JackpotPool, win: JackpotWin, pay: int | None = None) -> None:
-    """With pool and win locked: pay, close the cycle, restart at the seed.
+    """With the winner's wallet, pool and win locked: pay, close the cycle, restart at the
+    seed plus what is carried (``carry_amount``).
 
     ``pay`` (a provider-reported win) pays less than the pool holds; the rest is carried into
     the next cycle (``carry_amount``)."""
@@ -383,54 +411,143 @@ def _pay_locked(pool: JackpotPool, win: JackpotWin, pay: int | None = None) -> N
     )
 
 
+def _cycle_win(pool: JackpotPool) -> JackpotWin | None:
+    """The win already drawn in the pool's current cycle (pending or paid), if any."""
+    return db.session.scalar(
+        select(JackpotWin).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
+    )
+
+
+def _pay_pending(pool: JackpotPool, win: JackpotWin) -> JackpotWin:
+    """With the winner's wallet and the pool locked: pay the cycle's drawn win if it still
+    waits (a random hit or drop-time win whose job has not run yet)."""
+    if win.status == "pending":
+        win = _lock_fresh(JackpotWin, JackpotWin.id == win.id)
+        if win.status == "pending":
+            _pay_locked(pool, win)
+    return win
+
+
+def _live_contributions(pool: JackpotPool) -> tuple[Any, ...]:
+    """Criteria for the current cycle's contributions that still count: reversed ones
+    (refunded bets) and their reversals are left out, so a refunded bet can neither reach the
+    must-drop point nor be the last bettor at the deadline."""
+    c = JackpotContribution
+    reversed_ids = select(c.reversal_of_id).where(
+        c.pool_id == pool.id, c.reversal_of_id.is_not(None)
+    )
+    return (
+        c.pool_id == pool.id,
+        c.id > pool.base_contribution_id,
+        c.reversal_of_id.is_(None),
+        c.id.not_in(reversed_ids),
+    )
+
+
+def _must_drop_due(pool: JackpotPool | None) -> bool:
+    return pool is not None and pool.status == "active" and pool.drop_point is not None
+
+
+def _must_drop_crossing(pool: JackpotPool) -> Any:
+    """The contribution whose running total (id order) reaches the drop point, or None."""
+    c = JackpotContribution
+    running = (
+        select(c.id, c.user_id, func.sum(c.amount).over(order_by=c.id).label("running"))
+        .where(*_live_contributions(pool))
+        .subquery()
+    )
+    needed = max(pool.drop_point - pool.seed_amount - pool.carry_amount, 1)
+    return db.session.execute(
+        select(running.c.id, running.c.user_id, running.c.running)
+        .where(running.c.running >= needed)
+        .order_by(running.c.id)
+        .limit(1)
+    ).first()
+
+
+def _drop_deadline_due(pool: JackpotPool | None) -> bool:
+    return (
+        pool is not None
+        and pool.status == "active"
+        and pool.drop_deadline is not None
+        and utcnow() >= pool.drop_deadline
+    )
+
+
+def _last_live_contribution(pool: JackpotPool) -> Any:
+    c = JackpotContribution
+    return db.session.execute(
+        select(c.id, c.user_id, c.transaction_id)
+        .where(*_live_contributions(pool))
+        .order_by(c.id.desc())
+        .limit(1)
+    ).first()
+
+
+#: A drop check whose winner changed between the unlocked read and the locks starts over at
+#: most this many times (then the next ticker/job run decides).
+_DROP_ATTEMPTS = 3
+
+
+def _settle_drop(pool_id: int, due: Any, find: Any, make_win: Any, nobody: Any = None):
+    """Drive a must-drop check in the bet path's lock order: wallet, then pool.
+
+    Who wins is read first without locks (the pending win's player, else ``find(pool)``); then
+    that player's wallet is locked, then the pool ``FOR UPDATE``, and everything is read again.
+    If the winner changed meanwhile (a refund reversed the contribution, another check paid the
+    cycle) the attempt ends without writing and starts over."""
+    for _attempt in range(_DROP_ATTEMPTS):
+        pool = db.session.execute(
+            select(JackpotPool)
+            .where(JackpotPool.id == pool_id)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if not due(pool):
+            return None
+        drawn = _cycle_win(pool)
+        if drawn is not None and drawn.status != "pending":
+            return drawn
+        row = None if drawn is not None else find(pool)
+        target = drawn.user_id if drawn is not None else row.user_id if row is not None else None
+        with atomic():
+            if target is not None:
+                wallet.lock(target, pool.currency)
+            pool = _lock_fresh(JackpotPool, JackpotPool.id == pool_id)
+            if not due(pool):
+                return None
+            drawn = _cycle_win(pool)
+            if drawn is not None:
+                if drawn.status != "pending":
+                    return drawn
+                if drawn.user_id == target:
+                    return _pay_pending(pool, drawn)
+                continue
+            row = find(pool)
+            if row is None:
+                if target is None and nobody is not None:
+                    nobody(pool)
+                if target is None:
+                    return None
+                continue
+            if row.user_id != target:
+                continue
+            win = make_win(pool, row)
+            db.session.add(win)
+            db.session.flush()
+            _pay_locked(pool, win)
+            return win
+    return None
+
+
 def check_must_drop(pool_id: int) -> JackpotWin | None:
     """Award the must-drop win if the cycle's contributions reached the drop point.
 
     The winner is the bet whose contribution makes the running total (in contribution id
-    order) reach the drop point.
-    """
-    with atomic():
-        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
-        if pool is None or pool.status != "active" or pool.drop_point is None:
-            return None
-        pending = db.session.scalar(
-            select(JackpotWin).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
-        )
-        if pending is not None:
-            if pending.status == "pending":
-                lock_one(JackpotWin, JackpotWin.id == pending.id)
-                _pay_locked(pool, pending)
-            return pending
-        c = JackpotContribution
-        reversed_ids = select(c.reversal_of_id).where(
-            c.pool_id == pool.id, c.reversal_of_id.is_not(None)
-        )
-        # Reversed contributions (refunded bets) and their reversals are left out: a refunded
-        # bet cannot be the one that reached the point.
-        running = (
-            select(
-                c.id,
-                c.user_id,
-                func.sum(c.amount).over(order_by=c.id).label("running"),
-            )
-            .where(
-                c.pool_id == pool.id,
-                c.id > pool.base_contribution_id,
-                c.reversal_of_id.is_(None),
-                c.id.not_in(reversed_ids),
-            )
-            .subquery()
-        )
-        needed = max(pool.drop_point - pool.seed_amount - pool.carry_amount, 1)
-        crossing = db.session.execute(
-            select(running.c.id, running.c.user_id, running.c.running)
-            .where(running.c.running >= needed)
-            .order_by(running.c.id)
-            .limit(1)
-        ).first()
-        if crossing is None:
-            return None
-        win = JackpotWin(
+    order) reach the drop point. A drawn win of the cycle still awaiting payout is paid
+    instead."""
+
+    def make_win(pool: JackpotPool, crossing: Any) -> JackpotWin:
+        return JackpotWin(
             pool_id=pool.id,
             cycle=pool.cycle,
             user_id=crossing.user_id,
@@ -448,10 +565,8 @@ def check_must_drop(pool_id: int) -> JackpotWin | None:
                 "running_total": int(crossing.running),
             },
         )
-        db.session.add(win)
-        db.session.flush()
-        _pay_locked(pool, win)
-        return win
+
+    return _settle_drop(pool_id, _must_drop_due, _must_drop_crossing, make_win)
 
 
 def may_pay_manually(actor: Any) -> bool:
@@ -463,39 +578,9 @@ def check_drop_deadline(pool_id: int) -> JackpotWin | None:
     """Must-drop by time, the job's half: at the deadline, a cycle that no bet won since its
     drop time goes to the last eligible bettor of the cycle (the newest contribution that was
     not reversed). A cycle without any contribution starts a new time window."""
-    with atomic():
-        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
-        if pool is None or pool.status != "active" or pool.drop_deadline is None:
-            return None
-        if utcnow() < pool.drop_deadline:
-            return None
-        pending = db.session.scalar(
-            select(JackpotWin).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
-        )
-        if pending is not None:
-            if pending.status == "pending":
-                lock_one(JackpotWin, JackpotWin.id == pending.id)
-                _pay_locked(pool, pending)
-            return pending
-        c = JackpotContribution
-        reversed_ids = select(c.reversal_of_id).where(
-            c.pool_id == pool.id, c.reversal_of_id.is_not(None)
-        )
-        last = db.session.execute(
-            select(c.id, c.user_id, c.transaction_id)
-            .where(
-                c.pool_id == pool.id,
-                c.id > pool.base_contribution_id,
-                c.reversal_of_id.is_(None),
-                c.id.not_in(reversed_ids),
-            )
-            .order_by(c.id.desc())
-            .limit(1)
-        ).first()
-        if last is None:
-            _new_drop_time(pool)  # nobody played this window: a new secret time, same amount
-            return None
-        win = JackpotWin(
+
+    def make_win(pool: JackpotPool, last: Any) -> JackpotWin:
+        return JackpotWin(
             pool_id=pool.id,
             cycle=pool.cycle,
             user_id=last.user_id,
@@ -508,10 +593,11 @@ def check_drop_deadline(pool_id: int) -> JackpotWin | None:
                 "transaction_id": last.transaction_id,
             },
         )
-        db.session.add(win)
-        db.session.flush()
-        _pay_locked(pool, win)
-        return win
+
+    # Nobody played this window: a new secret time, same amount.
+    return _settle_drop(
+        pool_id, _drop_deadline_due, _last_live_contribution, make_win, nobody=_new_drop_time
+    )
 
 
 class JackpotRefused(ValidationError):
@@ -531,12 +617,18 @@ def pay_reported(
     amount: int,
     game_id: int | None,
     game_round_id: int,
+    round_stake: int,
     evidence: dict[str, Any],
 ) -> JackpotWin:
     """A provider-reported jackpot win (``jackpot_win`` callback), inside the callback's
     transaction (the player's wallet is already locked). Pool-funded: ``amount`` is paid from
     the pool, which must hold at least that much; the rest of the pool is carried into the
-    next cycle, which starts at its seed."""
+    next cycle, which starts at its seed.
+
+    Bounded per round: the round must have a real stake (``round_stake``: its bets minus
+    refunds; a free round has none) of at least the pool's minimum bet, and a round wins a
+    pool once, whatever transaction id the provider reports it under (checked under the pool
+    lock, which every report of the pool takes)."""
     pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
     if pool is None or pool.provider_id is None or pool.provider_id != provider_id:
         raise JackpotRefused("Unknown jackpot")
@@ -548,6 +640,18 @@ def pay_reported(
         raise JackpotRefused("The round's game does not take part in this jackpot")
     if amount <= 0:
         raise JackpotRefused("amount must be positive")
+    if round_stake <= 0 or round_stake < pool.min_bet:
+        raise JackpotRefused(
+            "The round has no stake that qualifies for this jackpot "
+            f"(minimum bet {format_minor(pool.min_bet, pool.currency)})"
+        )
+    already = db.session.scalar(
+        select(JackpotWin.id).where(
+            JackpotWin.pool_id == pool.id, JackpotWin.game_round_id == game_round_id
+        )
+    )
+    if already is not None:
+        raise JackpotRefused("This round already won this jackpot")
     pending = db.session.scalar(
         select(JackpotWin.id).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
     )
@@ -583,16 +687,17 @@ def manual_payout(pool_id: int, user_id: int, *, actor: Any, reason: str) -> Jac
         raise ValidationError.field("reason", "A reason is required")
     from app.models.user import User
 
+    currency = db.session.scalar(select(JackpotPool.currency).where(JackpotPool.id == pool_id))
+    if currency is None:
+        raise NotFound("Jackpot not found")
+    if db.session.get(User, user_id) is None:
+        raise ValidationError.field("user_id", "Unknown player")
     with atomic():
-        pool = lock_one(JackpotPool, JackpotPool.id == pool_id)
-        if pool is None:
-            raise NotFound("Jackpot not found")
-        if db.session.get(User, user_id) is None:
-            raise ValidationError.field("user_id", "Unknown player")
-        existing = db.session.scalar(
-            select(JackpotWin).where(JackpotWin.pool_id == pool.id, JackpotWin.cycle == pool.cycle)
-        )
-        if existing is not None:
+        # The player's wallet before the pool: the bet path's order (a pool's currency never
+        # changes, so the wallet locked is the one paid).
+        wallet.lock(user_id, currency)
+        pool = _lock_fresh(JackpotPool, JackpotPool.id == pool_id)
+        if _cycle_win(pool) is not None:
             raise Conflict("This jackpot cycle already has a win awaiting payout")
         win = JackpotWin(
             pool_id=pool.id,
@@ -700,7 +805,10 @@ def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
         elif key == "provider_id":
             out["provider_id"] = _provider_id(value)
         elif key == "contribution_percent":
-            bps = Decimal(str(value)) * 100
+            try:
+                bps = to_decimal(value) * 100  # refuses text, NaN and infinities ("1e309")
+            except MoneyError as exc:
+                raise ValidationError.field(key, str(exc)) from None
             if bps != bps.to_integral_value():
                 raise ValidationError.field(key, "At most two decimals (basis points)")
             out["contribution_bps"] = int(bps)
@@ -715,7 +823,7 @@ def _window_seconds(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise ValidationError.field("must_drop_within", "Seconds or a duration like 24h")
-    match = re.fullmatch(r"\s*(\d{1,9})\s*([smhd]?)\s*", str(value))
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*([smhd]?)\s*", str(value))
     if not isinstance(value, int | str) or match is None:
         raise ValidationError.field("must_drop_within", "Seconds or a duration like 24h")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[match.group(2)]
@@ -730,11 +838,12 @@ def _provider_id(value: Any) -> int | None:
 
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    ident = parse_row_id(value)
+    if ident is None:
         raise ValidationError.field("provider_id", "A provider id")
-    if db.session.get(Provider, int(value)) is None:
+    if db.session.get(Provider, ident) is None:
         raise ValidationError.field("provider_id", "Unknown provider")
-    return int(value)
+    return ident
 
 
 def create_pool(data: dict[str, Any], *, actor: Any) -> JackpotPool:

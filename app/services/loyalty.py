@@ -22,7 +22,6 @@ from sqlalchemy import select, update
 from app.db import dialect_insert, page_of
 from app.extensions import db
 from app.models.base import utcnow
-from app.models.games import ProviderTransaction
 from app.models.loyalty import LoyaltyAccount, LoyaltyEvent, LoyaltyLevel
 from app.money import exponent, format_minor
 from app.services import play_events
@@ -149,17 +148,14 @@ def on_play(event: play_events.PlayEvent) -> None:
 
 
 def _reverse(event: play_events.PlayEvent) -> None:
-    # The event names the refund's own claim; the stake it undoes is the claim it references.
-    claim = db.session.get(ProviderTransaction, event.transaction_id)
-    if claim is None or claim.reference_external_id is None:
+    # The undone stake is named by the event itself (``reverses_transaction_id``: our claim of
+    # the bet), for a provider's refund/rollback and a stale-round refund alike, the same key
+    # the jackpot and bonus listeners use.
+    if event.reverses_transaction_id is None:
         return
-    pt = ProviderTransaction
     wager = db.session.execute(
-        select(LoyaltyEvent)
-        .join(pt, pt.id == LoyaltyEvent.provider_transaction_id)
-        .where(
-            pt.provider_id == claim.provider_id,
-            pt.external_id == claim.reference_external_id,
+        select(LoyaltyEvent).where(
+            LoyaltyEvent.provider_transaction_id == event.reverses_transaction_id,
             LoyaltyEvent.kind == "wager",
             LoyaltyEvent.user_id == event.user_id,
         )

@@ -263,14 +263,15 @@ def _settle_one(round_id: int, cutoff, actor: Any, report: SettleReport) -> None
                     posting.bonus_balance,
                     w.held_balance,
                 )
-                # A stake given back like a provider's refund: bonus wagering, tournament
-                # scores and loyalty points that followed it are taken back too.
+                # A stake given back like a provider's refund (same event, naming the bet's
+                # claim): bonus wagering, tournament scores, jackpot contributions and loyalty
+                # points that followed it are taken back too.
                 play_events.emit(
                     play_events.PlayEvent(
                         "refund", rnd.user_id, rnd.currency, bet.amount,
                         abs(original.cash_delta), abs(original.bonus_delta),
                         rnd.provider_id, rnd.game_id, rnd.external_round_id, claim,
-                        reverses="bet",
+                        reverses="bet", reverses_transaction_id=bet.id,
                     )
                 )  # fmt: skip
                 refunded_total += bet.amount

@@ -38,7 +38,7 @@ from flask import current_app, g, has_request_context
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from app.db import atomic
+from app.db import atomic, parse_row_id
 from app.errors import AppError, InsufficientBalance
 from app.extensions import db
 from app.models.base import utcnow
@@ -978,7 +978,8 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
     _check_currency(provider, currency, player.currency)
     if not amount or amount <= 0:
         raise CallbackError("VALIDATION_ERROR", "amount must be positive")
-    if not pool_ref.isdigit():
+    pool_id = parse_row_id(pool_ref)
+    if pool_id is None:
         raise CallbackError("VALIDATION_ERROR", "Unknown jackpot")
     game_id = _resolve_game(provider, req, for_bet=False)
     fingerprint = _fingerprint(
@@ -1009,13 +1010,14 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
         raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
     try:
         win = jackpots.pay_reported(
-            int(pool_ref),
+            pool_id,
             provider_id=provider.id,
             user_id=player.user_id,
             currency=currency,
             amount=amount,
             game_id=rnd.game_id,
             game_round_id=rnd.id,
+            round_stake=rnd.total_bet - rnd.total_refund,
             evidence={
                 "provider": provider.code,
                 "provider_transaction_id": req.transaction_id,

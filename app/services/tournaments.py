@@ -15,6 +15,10 @@ Invariants:
   ``tournament:<id>:rank:<rank>``: a re-run (or a crash half-way and a rerun) pays nothing twice.
 * ``tournament.update`` goes to room ``tournament:<id>`` after commit, at most once per
   ``TOURNAMENT_TICK_SECONDS`` per tournament.
+* Entry fees: paid at join under wallet → tournament locks; currency and fee are frozen once
+  anyone paid. Cancel/delete close the tournament under its row lock alone, then refund each
+  fee in its own transaction, wallet → participant, in the fee's ledger currency
+  (``refund_fees``, re-run by the settlement job; the ledger key pays each refund once).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import case, delete, func, or_, select, text, update
 
-from app.db import atomic, dialect_insert, lock_one, on_commit
+from app.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
 from app.errors import Conflict, NotFound, ValidationError
 from app.events import publish
 from app.extensions import db
@@ -37,6 +41,7 @@ from app.models.engagement import (
     TournamentParticipant,
 )
 from app.models.games import GameRound
+from app.models.wallet import LedgerTransaction
 from app.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.services import audit, notifications, play_events, play_guard, wallet
 
@@ -220,6 +225,8 @@ def join(tournament_id: int, user: Any) -> TournamentParticipant:
         tour = lock_one(Tournament, Tournament.id == tournament_id)
         if tour.status != "scheduled" or tour.ends_at <= utcnow():
             raise Conflict("This tournament is over")
+        if tour.currency != currency:  # staff changed it before anyone paid: retry
+            raise Conflict("The tournament's currency changed; try again")
         enrolment_lock(tour.id)
         p = TournamentParticipant
         existing = db.session.scalar(
@@ -254,31 +261,77 @@ def join(tournament_id: int, user: Any) -> TournamentParticipant:
         return row
 
 
-def _refund_fees(tour: Tournament) -> int:
-    """Give every paid entry fee back (``refund``, other leg ``house:tournaments``), once."""
+def _fee_currency(part: Any, default: str) -> str:
+    """The currency the fee was paid in: its ledger posting's (the tournament's currency could
+    only change while nobody had paid, but the posting is the evidence)."""
+    if part.fee_transaction_id is None:
+        return default
+    currency = db.session.scalar(
+        select(LedgerTransaction.currency).where(LedgerTransaction.id == part.fee_transaction_id)
+    )
+    return currency or default
+
+
+def refund_fees(tournament_id: int) -> int:
+    """Give every paid entry fee of a cancelled tournament back (``refund``, other leg
+    ``house:tournaments``), each in its own transaction and in the bet path's lock order:
+    the player's wallet, then the participant row; the tournament row is not locked. Re-runnable
+    (the settlement job calls it for cancelled tournaments): a refunded row is skipped and the
+    ledger key ``tournament:<id>:fee:<user>:refund`` pays once even if the row update was lost.
+    """
+    tour = db.session.get(Tournament, tournament_id)
+    if tour is None or tour.status != "cancelled":
+        return 0
+    name, default_currency = tour.name, tour.currency
     p = TournamentParticipant
-    refunded = 0
-    for part in db.session.scalars(
+    pending = db.session.scalars(
         select(p)
-        .where(p.tournament_id == tour.id, p.fee_paid > 0, p.fee_refund_transaction_id.is_(None))
-        .order_by(p.user_id)
-        .with_for_update(of=p)
-    ).all():
-        posting = wallet.post(
-            part.user_id,
-            tour.currency,
-            "refund",
-            cash_delta=part.fee_paid,
-            source=SOURCE,
-            idempotency_key=f"tournament:{tour.id}:fee:{part.user_id}:refund",
-            reference_type="tournament",
-            reference_id=tour.id,
-            description=f"Entry fee refund: {tour.name}",
-            counter_account=HOUSE,
+        .where(
+            p.tournament_id == tournament_id, p.fee_paid > 0, p.fee_refund_transaction_id.is_(None)
         )
-        part.fee_refund_transaction_id = posting.transaction_id
-        refunded += 1
+        .order_by(p.user_id)
+    ).all()
+    todo = [(part.id, part.user_id, _fee_currency(part, default_currency)) for part in pending]
+    refunded = 0
+    for part_id, user_id, currency in todo:
+        with atomic():
+            wallet.lock(user_id, currency)
+            part = lock_one(p, p.id == part_id)
+            if part is None or part.fee_refund_transaction_id is not None:
+                continue
+            posting = wallet.post(
+                user_id,
+                currency,
+                "refund",
+                cash_delta=part.fee_paid,
+                source=SOURCE,
+                idempotency_key=f"tournament:{tournament_id}:fee:{user_id}:refund",
+                reference_type="tournament",
+                reference_id=tournament_id,
+                description=f"Entry fee refund: {name}",
+                counter_account=HOUSE,
+            )
+            part.fee_refund_transaction_id = posting.transaction_id
+            refunded += not posting.replayed
     return refunded
+
+
+def _paid_fees(tournament_id: int) -> int:
+    p = TournamentParticipant
+    return db.session.scalar(
+        select(func.count(p.id)).where(p.tournament_id == tournament_id, p.fee_paid > 0)
+    )
+
+
+def _pending_fees(tournament_id: int) -> int:
+    p = TournamentParticipant
+    return db.session.scalar(
+        select(func.count(p.id)).where(
+            p.tournament_id == tournament_id,
+            p.fee_paid > 0,
+            p.fee_refund_transaction_id.is_(None),
+        )
+    )
 
 
 def ordering():
@@ -418,6 +471,7 @@ def settle_due() -> list[int]:
     for tid in ids:
         settle(tid)
     grant_awaiting_prizes()
+    finish_cancellations()
     return ids
 
 
@@ -435,9 +489,9 @@ def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
             elif key == "prizes":
                 value = _parse_prizes(value, currency)
             elif key == "bonus_promotion_id" and value not in (None, ""):
-                if isinstance(value, bool) or not str(value).isdigit():
+                value = parse_row_id(value)
+                if value is None:
                     raise ValidationError.field(key, "A promotion id")
-                value = int(value)
             elif key == "bonus_promotion_id":
                 value = None
         except MoneyError as exc:
@@ -539,10 +593,24 @@ def update_tournament(tournament_id: int, data: dict[str, Any], *, actor: Any) -
             raise Conflict("A settled or cancelled tournament cannot change")
         started = tour.starts_at <= utcnow()
         fields = parse_fields(data, normalize_currency(data.get("currency") or tour.currency))
+        if "currency" in fields:
+            fields["currency"] = normalize_currency(fields["currency"])
         if started:
             frozen = sorted(k for k in fields if k in BEFORE_START_ONLY)
             if frozen:
                 raise Conflict(f"Cannot change {', '.join(frozen)} after the start")
+        money = sorted(
+            k for k in ("currency", "entry_fee") if k in fields and fields[k] != getattr(tour, k)
+        )
+        if money:
+            # Joins lock this row too, so the count is exact: fees are paid (and refunded) in
+            # the currency and amount they were charged in.
+            paid = _paid_fees(tour.id)
+            if paid:
+                raise Conflict(
+                    f"Cannot change {' or '.join(money)}: {paid} player(s) already paid the "
+                    f"entry fee (cancel the tournament to refund them)"
+                )
         before = admin_json(tour)
         for key, value in fields.items():
             setattr(tour, key, value)
@@ -559,7 +627,14 @@ def update_tournament(tournament_id: int, data: dict[str, Any], *, actor: Any) -
         return tour
 
 
+DELETED_REASON = "Deleted before the start"
+
+
 def delete_tournament(tournament_id: int, *, actor: Any) -> None:
+    """Delete before the start. Like ``cancel``: the tournament is closed under its row lock
+    first (no join gets in after), then every fee is refunded in its own transaction, then the
+    rows go. If the process dies between, the settlement job refunds the rest and finishes the
+    deletion (``finish_cancellations``)."""
     with atomic():
         tour = lock_one(Tournament, Tournament.id == tournament_id)
         if tour is None:
@@ -567,12 +642,10 @@ def delete_tournament(tournament_id: int, *, actor: Any) -> None:
         if tour.starts_at <= utcnow() or tour.status != "scheduled":
             raise Conflict("A tournament can be deleted only before it starts")
         before = admin_json(tour)
-        refunded = _refund_fees(tour)
-        before["fees_refunded"] = refunded
-        db.session.execute(
-            delete(TournamentParticipant).where(TournamentParticipant.tournament_id == tour.id)
-        )
-        db.session.delete(tour)
+        before["fees_to_refund"] = _pending_fees(tour.id)
+        tour.status = "cancelled"
+        tour.cancelled_reason = DELETED_REASON
+        db.session.flush()
         audit.record(
             "tournament.delete",
             actor=actor,
@@ -580,10 +653,50 @@ def delete_tournament(tournament_id: int, *, actor: Any) -> None:
             target_id=tournament_id,
             before=before,
         )
+    refund_fees(tournament_id)
+    _purge_deleted(tournament_id)
+
+
+def _purge_deleted(tournament_id: int) -> bool:
+    """The last step of a delete: once every fee is refunded, remove the rows."""
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None or not _deleting(tour) or _pending_fees(tour.id):
+            return False
+        db.session.execute(
+            delete(TournamentParticipant).where(TournamentParticipant.tournament_id == tour.id)
+        )
+        db.session.delete(tour)
+        return True
+
+
+def _deleting(tour: Tournament) -> bool:
+    """Cancelled by ``delete_tournament`` (its audit row says so), not by ``cancel``."""
+    from app.models.audit import AuditLog
+
+    if tour.status != "cancelled" or tour.cancelled_reason != DELETED_REASON:
+        return False
+    return (
+        db.session.scalar(
+            select(AuditLog.id)
+            .where(
+                AuditLog.action == "tournament.delete",
+                AuditLog.target_type == "tournament",
+                AuditLog.target_id == str(tour.id),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def cancel(tournament_id: int, *, actor: Any, reason: str) -> Tournament:
-    """Cancel before settlement: no prizes, every entry fee refunded (idempotent). Audited."""
+    """Cancel before settlement: no prizes, every entry fee refunded (idempotent). Audited.
+
+    Lock order: the tournament row alone to close it (one transaction: no join or settlement
+    gets in after), then each fee refund in its own transaction, wallet before participant row
+    (the order of bets and joins: wallet, then tournament). Holding the tournament while
+    locking wallets would deadlock with a bet of a participant."""
     if not reason or not reason.strip():
         raise ValidationError.field("reason", "A reason is required")
     with atomic():
@@ -592,22 +705,56 @@ def cancel(tournament_id: int, *, actor: Any, reason: str) -> Tournament:
             raise NotFound("Tournament not found")
         if tour.status == "settled":
             raise Conflict("A settled tournament cannot be cancelled")
-        before = admin_json(tour)
-        refunded = _refund_fees(tour)
-        tour.status = "cancelled"
-        tour.cancelled_reason = reason.strip()
-        db.session.flush()
-        audit.record(
-            "tournament.cancel",
-            actor=actor,
-            target_type="tournament",
-            target_id=tour.id,
-            before=before,
-            after={**admin_json(tour), "fees_refunded": refunded},
-            reason=reason.strip(),
+        if tour.status == "scheduled":
+            before = admin_json(tour)
+            tour.status = "cancelled"
+            tour.cancelled_reason = reason.strip()
+            db.session.flush()
+            audit.record(
+                "tournament.cancel",
+                actor=actor,
+                target_type="tournament",
+                target_id=tour.id,
+                before=before,
+                after={**admin_json(tour), "fees_to_refund": _pending_fees(tour.id)},
+                reason=reason.strip(),
+            )
+            publish("tournament.update", board_event(tour), room=room(tour.id))
+    # A second cancel (or the job) only finishes refunds a crash left behind.
+    refund_fees(tournament_id)
+    return get(tournament_id)
+
+
+def finish_cancellations() -> int:
+    """Job: refund the fees a crash left unrefunded in cancelled tournaments, and finish
+    interrupted deletions. Returns the number of fees refunded."""
+    p = TournamentParticipant
+    ids = list(
+        db.session.scalars(
+            select(Tournament.id)
+            .where(
+                Tournament.status == "cancelled",
+                Tournament.id.in_(
+                    select(p.tournament_id).where(
+                        p.fee_paid > 0, p.fee_refund_transaction_id.is_(None)
+                    )
+                ),
+            )
+            .order_by(Tournament.id)
         )
-        publish("tournament.update", board_event(tour), room=room(tour.id))
-        return tour
+    )
+    ids += list(
+        db.session.scalars(
+            select(Tournament.id).where(
+                Tournament.status == "cancelled", Tournament.cancelled_reason == DELETED_REASON
+            )
+        )
+    )
+    refunded = 0
+    for tid in dict.fromkeys(ids):
+        refunded += refund_fees(tid)
+        _purge_deleted(tid)
+    return refunded
 
 
 def get(tournament_id: int) -> Tournament:

@@ -300,6 +300,8 @@ def test_an_admin_pays_a_jackpot_manually_with_reason_and_confirmation(signed_in
         {"player": "winner_wendy", "reason": "", "confirm": "y"},  # no reason
         {"player": "nobody_here", "reason": "provider hit 991", "confirm": "y"},
         {"player": str(admin.user.id), "reason": "provider hit 991", "confirm": "y"},  # staff
+        {"player": "²", "reason": "provider hit 991", "confirm": "y"},  # isdigit, not int
+        {"player": "9" * 20, "reason": "provider hit 991", "confirm": "y"},  # beyond BIGINT
     ]
     for data in refusals:
         response = client.post(url, data={**data, "context": "panel"}, headers=HX)

@@ -16,6 +16,7 @@ from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm, JackpotPayoutForm
 from app.blueprints.console.payments_views import _users
 from app.blueprints.console.schema_forms import schema_form
+from app.db import parse_row_id
 from app.errors import AppError, ValidationError
 from app.extensions import db
 from app.models.engagement import LOTTERY_STATUSES, LotteryTicket
@@ -135,8 +136,9 @@ def _player(text: str) -> User:
     """A player by id or username (the payout form lets staff type either)."""
     text = text.strip()
     query = select(User).where(User.role_id == PLAYER)
-    if text.isdigit():
-        query = query.where(or_(User.id == int(text), func.lower(User.username) == text.lower()))
+    ident = parse_row_id(text)
+    if ident is not None:
+        query = query.where(or_(User.id == ident, func.lower(User.username) == text.lower()))
     else:
         query = query.where(func.lower(User.username) == text.lower())
     user = db.session.scalars(query).first()
