@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from flask import Flask, g, request
 from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
 
+from app.db import parse_row_id
 from app.errors import AccessDenied, AuthenticationError, envelope
 from app.extensions import db, jwt, redis_store
 from app.models.user import PLAYER, User
@@ -67,7 +68,8 @@ def init_app(app: Flask) -> None:
     @login_manager.user_loader
     def _console_user(user_id: str) -> User | None:
         # The back office is for staff only; a player id in a session is ignored.
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        uid = parse_row_id(user_id)
+        user = db.session.get(User, uid) if uid is not None else None
         return user if user is not None and user.is_staff and user.is_active else None
 
     @jwt.user_identity_loader

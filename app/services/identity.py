@@ -30,7 +30,7 @@ from sqlalchemy import distinct, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import deny_jti, issued_at_us
-from app.db import atomic, lock_one, page_of
+from app.db import atomic, lock_one, page_of, parse_row_id
 from app.errors import (
     AccessDenied,
     AppError,
@@ -807,8 +807,8 @@ def parse_role(value: Any) -> int:
     """A role given by id or name."""
     from app.services.access import ROLES, role_id_from_name
 
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        role_id = int(value)
+    role_id = parse_row_id(value)
+    if role_id is not None:
         if role_id not in ROLES:
             raise ValidationError.field("role", f"Unknown role {value}")
         return role_id

@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from stdnum import iban as iban_number
 
 from app import events
-from app.db import atomic, lock_one, page_of
+from app.db import atomic, lock_one, page_of, parse_row_id
 from app.errors import (
     AccessDenied,
     AppError,
@@ -873,8 +873,9 @@ def withdrawal_history(user: User, page: int, limit: int):
 
 def _find_withdrawal(ident: str | int, *, user_id: int | None = None) -> PaymentTransaction:
     criteria = [PaymentTransaction.type == "withdrawal"]
-    if isinstance(ident, int) or str(ident).isdigit():
-        criteria.append(PaymentTransaction.id == int(ident))
+    row_id = parse_row_id(ident)
+    if row_id is not None:
+        criteria.append(PaymentTransaction.id == row_id)
     else:
         criteria.append(PaymentTransaction.public_id == str(ident))
     if user_id is not None:

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app import events
-from app.db import atomic, page_of
+from app.db import atomic, page_of, parse_row_id
 from app.errors import AppError, Conflict, NotFound, SelfExcluded, ValidationError
 from app.extensions import db
 from app.models.base import utcnow
@@ -145,7 +145,7 @@ def _validate(p: Promotion) -> None:
     if p.starts_at and p.ends_at and p.ends_at <= p.starts_at:
         bad("ends_at", "ends_at must be after starts_at")
     for key, pct in (p.game_contributions or {}).items():
-        if not str(key).isdigit() or not isinstance(pct, int) or not 0 <= pct <= 100:
+        if parse_row_id(str(key)) is None or not isinstance(pct, int) or not 0 <= pct <= 100:
             bad("game_contributions", "Map game ids to whole percentages 0-100")
     if p.voucher_code is not None:
         p.voucher_code = p.voucher_code.strip() or None

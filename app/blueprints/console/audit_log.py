@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.listing import paginate
+from app.db import parse_row_id
 from app.extensions import db
 from app.models.audit import AuditLog
 from app.models.user import User
@@ -25,8 +26,9 @@ def _day(value: str) -> datetime | None:
 
 def _actor_id(value: str) -> int | None:
     """An actor filter is a user id or a username; ``-1`` matches nothing when unknown."""
-    if value.isdigit():
-        return int(value)
+    row_id = parse_row_id(value)
+    if row_id is not None:
+        return row_id
     found = db.session.scalar(select(User.id).where(func.lower(User.username) == value.lower()))
     return found if found is not None else -1
 

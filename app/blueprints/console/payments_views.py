@@ -12,6 +12,7 @@ from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm
 from app.blueprints.console.listing import paged, paginate
+from app.db import parse_row_id
 from app.errors import NotFound
 from app.extensions import db
 from app.models.payments import PaymentTransaction
@@ -72,8 +73,9 @@ def _payment_query(type_: str, filters: dict[str, str]):
         q = filters["q"]
         player_ids = select(User.id).where(func.lower(User.username) == q.lower())
         conditions = [PaymentTransaction.public_id == q, PaymentTransaction.user_id.in_(player_ids)]
-        if q.isdigit():
-            conditions += [PaymentTransaction.user_id == int(q), PaymentTransaction.id == int(q)]
+        row_id = parse_row_id(q)
+        if row_id is not None:
+            conditions += [PaymentTransaction.user_id == row_id, PaymentTransaction.id == row_id]
         query = query.where(or_(*conditions))
     if filters["date_from"]:
         query = query.where(PaymentTransaction.created_at >= _day(filters["date_from"]))
@@ -272,7 +274,7 @@ def transactions():
     filters = {
         "type": args.get("type", "") if args.get("type") in LEDGER_TYPES else "",
         "currency": args.get("currency", "").strip().upper()[:8],
-        "user_id": args.get("user_id", "").strip() if args.get("user_id", "").isdigit() else "",
+        "user_id": str(parse_row_id(args.get("user_id", "").strip()) or ""),
         "source": args.get("source", "").strip()[:64],
         "date_from": args.get("date_from", "") if _day(args.get("date_from")) else "",
         "date_to": args.get("date_to", "") if _day(args.get("date_to")) else "",

@@ -11,6 +11,7 @@ from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.forms import ConfirmForm
 from app.blueprints.console.listing import paged, paginate
 from app.blueprints.console.payments_views import _day, _day_after, _users
+from app.db import parse_row_id
 from app.errors import AppError
 from app.extensions import db
 from app.models.games import GAME_STATUSES, Game, Provider, ProviderCallback
@@ -18,7 +19,13 @@ from app.services import games, rounds, seamless
 
 
 def _int_or_none(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
+    return parse_row_id(value)
+
+
+def _id_filter(value: str) -> str:
+    """A row-id query filter kept as text for the form ("" when not an id)."""
+    row_id = parse_row_id(value.strip())
+    return "" if row_id is None else str(row_id)
 
 
 @bp.get("/bets")
@@ -26,7 +33,7 @@ def _int_or_none(value: str) -> int | None:
 def bets():
     args = request.args
     filters = {
-        "user_id": args.get("user_id", "").strip() if args.get("user_id", "").isdigit() else "",
+        "user_id": _id_filter(args.get("user_id", "")),
         "provider": args.get("provider", "").strip().lower()[:32],
         "status": args.get("status", "") if args.get("status") in ("open", "closed") else "",
         "outcome": args.get("outcome", "") if args.get("outcome") in ("win", "lose") else "",
@@ -63,7 +70,7 @@ def callbacks():
         "provider": args.get("provider", "").strip().lower()[:32],
         "action": args.get("action", "").strip()[:32],
         "verdict": args.get("verdict", "").strip()[:32],
-        "user_id": args.get("user_id", "").strip() if args.get("user_id", "").isdigit() else "",
+        "user_id": _id_filter(args.get("user_id", "")),
         "transaction_id": args.get("transaction_id", "").strip()[:100],
         "round_id": args.get("round_id", "").strip()[:100],
     }

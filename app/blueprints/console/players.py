@@ -10,6 +10,7 @@ from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.forms import AdjustBalanceForm, PlayerActionForm, SuspendForm
 from app.blueprints.console.listing import paginate
+from app.db import parse_row_id
 from app.errors import AppError, ValidationError
 from app.extensions import db
 from app.models.audit import AuditLog
@@ -53,8 +54,9 @@ def players():
     if filters["q"]:
         needle = f"%{filters['q'].lower()}%"
         conditions = [func.lower(User.username).like(needle), func.lower(User.email).like(needle)]
-        if filters["q"].isdigit():
-            conditions.append(User.id == int(filters["q"]))
+        row_id = parse_row_id(filters["q"])
+        if row_id is not None:
+            conditions.append(User.id == row_id)
         query = query.where(or_(*conditions))
     if filters["status"]:
         query = query.where(User.status == filters["status"])

@@ -14,6 +14,7 @@ API's own conversion and then the service decide, and their messages are shown i
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -228,7 +229,7 @@ def _from_form(field: fields.Field, raw: Any) -> tuple[bool, Any]:
             if not sep or not key.strip() or not value.strip():
                 raise ValueError(f"Write key=value on each line (not {line.strip()[:40]!r})")
             value = value.strip()
-            out[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+            out[key.strip()] = int(value) if re.fullmatch(r"-?[0-9]{1,18}", value) else value
         return True, out
     if isinstance(field, fields.DateTime):
         try:
