@@ -112,6 +112,17 @@ def seed_originals() -> None:
             launch_url=originals.LAUNCH_URL_TEMPLATE,
         )
     games.import_games(PROVIDER_CODE, originals.game_catalog())
+    # The operator's merchandising for the demo home page (set once, as staff would in the
+    # console's games page; later edits there are kept).
+    from app.models.games import Game
+
+    ours = db.session.scalars(
+        select(Game).join(Provider, Game.provider_id == Provider.id)
+        .where(Provider.code == PROVIDER_CODE).order_by(Game.id)
+    ).all()  # fmt: skip
+    if ours and not any(g.is_featured or g.is_new or g.is_hot for g in ours):
+        for n, game in enumerate(ours):
+            games.update_game(game.id, {"is_featured": True, "is_new": True, "is_hot": n == 0})
 
 
 def seed_demo() -> list[dict[str, str]]:
