@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ApproveForm, DecisionForm
-from app.blueprints.console.listing import paginate
+from app.blueprints.console.listing import paginate, users_by_id
 from app.extensions import db
 from app.models.affiliates import APPLICATION_STATUSES, AffiliateApplication
 from app.models.user import User
@@ -19,13 +19,6 @@ from app.services import affiliates
 SORTABLE = {"id": AffiliateApplication.id, "created": AffiliateApplication.created_at}
 #: How many agents the page lists (the JSON API pages through all of them).
 AGENTS_SHOWN = 50
-
-
-def _users(ids) -> dict[int, User]:
-    ids = set(ids)
-    if not ids:
-        return {}
-    return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))}
 
 
 @bp.get("/affiliates")
@@ -49,7 +42,7 @@ def affiliates_page():
     return render_template(
         "console/affiliates/list.html",
         listing=listing,
-        users=_users(a.user_id for a in listing.items),
+        users=users_by_id(a.user_id for a in listing.items),
         statuses=(*APPLICATION_STATUSES, "all"),
         agents=agents,
         agents_total=agents_total,

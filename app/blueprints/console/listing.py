@@ -134,3 +134,13 @@ def paged(
         direction=direction,
         filters=dict(filters or {}),
     )
+
+
+def users_by_id(ids) -> dict[int, Any]:
+    """The users behind a page of rows, in one query (ids may repeat or be None)."""
+    from app.models.user import User
+
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(wanted)))}

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm
-from app.blueprints.console.listing import paged, paginate
+from app.blueprints.console.listing import paged, paginate, users_by_id
 from app.db import parse_row_id
 from app.errors import NotFound
 from app.extensions import db
@@ -84,13 +84,6 @@ def _payment_query(type_: str, filters: dict[str, str]):
     return query
 
 
-def _users(ids) -> dict[int, User]:
-    ids = {i for i in ids if i}
-    if not ids:
-        return {}
-    return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))}
-
-
 def _open_flags(user_ids) -> dict[int, int]:
     ids = set(user_ids)
     if not ids:
@@ -134,7 +127,7 @@ def withdrawals():
     return render_template(
         "console/payments/withdrawals.html",
         listing=listing,
-        users=_users(user_ids + approvers),
+        users=users_by_id(user_ids + approvers),
         flags=_open_flags(user_ids),
         statuses=(*PAYMENT_STATUSES, "all"),
         pending_count=db.session.scalar(
@@ -174,7 +167,7 @@ def withdrawal_detail(payment_id: int):
         "console/payments/withdrawal_detail.html",
         txn=txn,
         player=player,
-        users={**_users([a.approver_id for a in txn.approvals]), player.id: player},
+        users={**users_by_id([a.approver_id for a in txn.approvals]), player.id: player},
         flags=_open_flags([player.id]),
         risk_flags=risk_flags,
         deposits=deposits,
@@ -203,7 +196,7 @@ def withdrawal_decide(payment_id: int, action: str):
             done = payments.reject_withdrawal(txn.id, current_user, form.reason.data)
         db.session.expire_all()
         fresh = payments.get_payment_by_id(done.id)
-        approvers = _users([a.approver_id for a in fresh.approvals])
+        approvers = users_by_id([a.approver_id for a in fresh.approvals])
         if action == "reject":
             message = f"Withdrawal {fresh.public_id} rejected; the funds are back with the player."
         elif fresh.status == "pending":
@@ -261,7 +254,7 @@ def deposits():
     return render_template(
         "console/payments/deposits.html",
         listing=listing,
-        users=_users(t.user_id for t in listing.items),
+        users=users_by_id(t.user_id for t in listing.items),
         statuses=(*PAYMENT_STATUSES, "all"),
         summary=_summary(filters, "deposit"),
     )
@@ -293,7 +286,7 @@ def transactions():
     return render_template(
         "console/payments/transactions.html",
         listing=listing,
-        users=_users(t.user_id for t in listing.items),
+        users=users_by_id(t.user_id for t in listing.items),
         types=LEDGER_TYPES,
         summary=wallet.transaction_summary(f),
     )

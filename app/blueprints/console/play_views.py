@@ -9,8 +9,8 @@ from sqlalchemy import func, or_, select
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.forms import ConfirmForm
-from app.blueprints.console.listing import paged, paginate
-from app.blueprints.console.payments_views import _day, _day_after, _users
+from app.blueprints.console.listing import paged, paginate, users_by_id
+from app.blueprints.console.payments_views import _day, _day_after
 from app.db import parse_row_id
 from app.errors import AppError
 from app.extensions import db
@@ -56,7 +56,7 @@ def bets():
     return render_template(
         "console/play/bets.html",
         listing=listing,
-        users=_users(b["user_id"] for b in listing.items),
+        users=users_by_id(b["user_id"] for b in listing.items),
         summary=rounds.bet_summary(f),
         providers=games.list_providers(active_only=False),
     )

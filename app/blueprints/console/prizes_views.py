@@ -14,7 +14,7 @@ from app.blueprints.api.lottery import DrawCreateSchema
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm, JackpotPayoutForm
-from app.blueprints.console.payments_views import _users
+from app.blueprints.console.listing import users_by_id
 from app.blueprints.console.schema_forms import schema_form
 from app.db import parse_row_id
 from app.errors import AppError, ValidationError
@@ -37,7 +37,7 @@ def jackpots_list():
         pools=[(p, jackpots.pool_json(p)) for p in pools],
         names={p.id: p.name for p in pools},
         wins=[(w, jackpots.win_json(w, staff=True)) for w in wins],
-        users=_users(w.user_id for w in wins),
+        users=users_by_id(w.user_id for w in wins),
     )
 
 
@@ -188,7 +188,7 @@ def _panel_values(pool) -> dict:
         "pool": pool,
         "info": jackpots.pool_json(pool),
         "wins": [(w, jackpots.win_json(w, staff=True)) for w in wins],
-        "users": _users([w.user_id for w in wins] + [w.actor_id for w in wins]),
+        "users": users_by_id([w.user_id for w in wins] + [w.actor_id for w in wins]),
         "may_pay": jackpots.may_pay_manually(current_user),
     }
 
@@ -205,7 +205,7 @@ def lottery_list():
     return render_template(
         "console/engagement/lottery.html",
         draws=[(d, lottery.draw_json(d)) for d in draws],
-        users=_users(d.winner_user_id for d in draws),
+        users=users_by_id(d.winner_user_id for d in draws),
         status=status,
         statuses=LOTTERY_STATUSES,
     )

@@ -18,8 +18,7 @@ from app.blueprints.api.promotions import (
     to_model,
 )
 from app.blueprints.console.core import bp, console_view, is_htmx
-from app.blueprints.console.listing import paged
-from app.blueprints.console.payments_views import _users
+from app.blueprints.console.listing import paged, users_by_id
 from app.blueprints.console.schema_forms import schema_form
 from app.errors import AppError
 from app.models.promotions import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
@@ -164,5 +163,5 @@ def promotion_bonuses(promotion_id: int):
         p=p,
         listing=listing,
         rows=rows,
-        users=_users(b.user_id for b in listing.items),
+        users=users_by_id(b.user_id for b in listing.items),
     )
