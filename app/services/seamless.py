@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,12 +84,22 @@ ERROR_CODES = (
 
 
 class CallbackError(Exception):
-    def __init__(self, code: str, message: str, *, balances: tuple | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        balances: tuple | None = None,
+        follow_up: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         #: (balance, bonus_balance, currency) when the answer should show them.
         self.balances = balances
+        #: Written in its own transaction once the refused callback's is rolled back (a
+        #: staff flag about the refusal).
+        self.follow_up = follow_up
 
 
 @dataclass
@@ -904,6 +915,12 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             user_id=player.user_id,
             balance_before=w.balance,
         )
+    if target.action == "win":
+        from app.services import free_spins
+
+        fsr = free_spins.free_round(provider.id, target.external_round_id)
+        if fsr is not None:
+            return _free_round_win_reversed(provider, req, player, fsr, target, claim, w)
     original = db.session.execute(
         select(LedgerTransaction.cash_delta, LedgerTransaction.bonus_delta).where(
             LedgerTransaction.source == provider.source,
@@ -930,17 +947,7 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             "The win was already spent; the rollback cannot be applied",
             balances=(w.balance, w.bonus_balance, currency),
         ) from None
-    r = GameRound.__table__.c
-    values = (
-        {"total_refund": r.total_refund + target.amount}
-        if target.action == "bet"
-        else {"total_win": r.total_win - target.amount}
-    )
-    db.session.execute(
-        update(GameRound.__table__)
-        .where(r.provider_id == provider.id, r.external_round_id == target.external_round_id)
-        .values(updated_at=utcnow(), **values)
-    )
+    _round_reversed(provider, target)
     play_events.emit(
         play_events.PlayEvent(
             action, player.user_id, currency, target.amount,
@@ -954,6 +961,69 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         balance=posting.balance,
         bonus_balance=posting.bonus_balance,
         currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _round_reversed(provider: ProviderConfig, target: ProviderTransaction) -> None:
+    r = GameRound.__table__.c
+    values = (
+        {"total_refund": r.total_refund + target.amount}
+        if target.action == "bet"
+        else {"total_win": r.total_win - target.amount}
+    )
+    db.session.execute(
+        update(GameRound.__table__)
+        .where(r.provider_id == provider.id, r.external_round_id == target.external_round_id)
+        .values(updated_at=utcnow(), **values)
+    )
+
+
+def _free_round_win_reversed(
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    player: _Player,
+    fsr: Any,
+    target: ProviderTransaction,
+    claim: int,
+    w: wallet.LockedWallet,
+) -> CallbackResult:
+    """A rollback of a free round's win: undone under the free-spins contract (never as an
+    ordinary win: that money is the bonus's, or already cash or forfeited)."""
+    from app.services import free_spins
+
+    try:
+        free_spins.win_reversed(
+            fsr,
+            amount=target.amount,
+            currency=target.currency,
+            source=provider.source,
+            transaction_id=req.transaction_id,
+            reverses=target.external_id,
+            claim_id=claim,
+            locked=w,
+        )
+    except free_spins.FreeRoundRefused as exc:
+        review, user_id = exc.review, player.user_id
+        raise CallbackError(
+            exc.code,
+            exc.message,
+            balances=(w.balance, w.bonus_balance, target.currency),
+            follow_up=None
+            if review is None
+            else lambda: free_spins.flag_for_review(user_id, review),
+        ) from None
+    _round_reversed(provider, target)
+    balance, bonus = _balances(player.user_id, target.currency)
+    # The answer after any conversion (the contract may complete); a replay returns it.
+    _record_answer(claim, balance, bonus)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=target.currency,
         transaction_id=str(claim),
         user_id=player.user_id,
         balance_before=w.balance,
@@ -1134,6 +1204,14 @@ def handle(
         result = CallbackResult("error", code=exc.code, message=exc.message)
         if exc.balances:
             result.balance, result.bonus_balance, result.currency = exc.balances
+        if exc.follow_up is not None:
+            try:
+                with atomic():
+                    exc.follow_up()
+            except Exception:
+                # The refusal stands and is logged below; only the staff flag was lost.
+                db.session.rollback()
+                log.exception("follow-up of refused callback %s failed", req.action)
     except Exception as exc:
         # A deadlock victim, a lost connection or a bug: the transaction rolled back, so
         # nothing moved and the provider may retry.
