@@ -23,6 +23,7 @@ from app.seed import seed_originals
 from app.services import games, promotions, seamless
 from app.services.originals import service
 from app.services.originals.wallet_client import WalletRefused
+from tests.conftest import Factory
 from tests.moneykit import fund, reconcile_clean
 from tests.test_originals_wallet import ClientTransport
 
@@ -638,3 +639,73 @@ def test_a_spent_free_spin_win_is_refused_and_flagged(factory, studio):
     assert refreshed(bonus).amount_minor == 5_00
     assert review_flags(player.id)[0].details["reason"] == "spent"
     reconcile_clean()
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_a_win_and_end_round_of_one_free_round_racing_do_not_deadlock(
+    app, committed_db, monkeypatch
+):
+    """end_round settles a free round under the wallet lock: it must take it before the
+    round row, as a win does (wallet, then round), or the two wait for each other."""
+    import time
+
+    from app.services import free_spins
+
+    transport = ClientTransport(app)
+    app.extensions["originals_transport"] = transport
+    seamless.clear_caches()
+    round_locked = threading.Event()
+    original = free_spins.round_ended
+
+    def slow_round_ended(*args, **kw):
+        # end_round holds the round row now; let the win arrive and take what it can.
+        round_locked.set()
+        time.sleep(0.5)
+        return original(*args, **kw)
+
+    monkeypatch.setattr(free_spins, "round_ended", slow_round_ended)
+    try:
+        with app.app_context():
+            with atomic():
+                seed_originals()
+            p = free_spins_promo(free_spins_count=1)
+            player = Factory().player()
+            bonus, grant = claim(db.session.get(User, player.id), p)
+            token, grant_id, bonus_id = casino_session(player), grant.id, bonus.id
+            free_bet(token, grant.public_id, 1)
+            db.session.remove()
+        outcomes: dict[str, str] = {}
+
+        def send(name, action, **fields):
+            with app.app_context():
+                try:
+                    call(action, session_token=token, currency="EUR", game_id="jxo-slot",
+                         round_id="fs-1", **fields)  # fmt: skip
+                    outcomes[name] = "ok"
+                except WalletRefused as exc:
+                    outcomes[name] = exc.code
+                finally:
+                    db.session.remove()
+
+        def late_win():
+            assert round_locked.wait(10)
+            send("win", "win", transaction_id="fs-1:win", amount="2.00")
+
+        threads = [
+            threading.Thread(target=send, args=("end", "end_round"),
+                             kwargs={"transaction_id": "fs-1:end", "amount": "0.00"}),
+            threading.Thread(target=late_win),
+        ]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert outcomes == {"end": "ok", "win": "ok"}
+        with app.app_context():
+            assert db.session.get(FreeSpinGrant, grant_id).status == "used"
+            assert db.session.get(PlayerBonus, bonus_id).status == "completed"
+            reconcile_clean()
+            db.session.remove()
+    finally:
+        app.extensions.pop("originals_transport", None)
+        seamless.clear_caches()

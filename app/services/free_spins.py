@@ -451,17 +451,11 @@ def bet_reversed(provider_id: int, bet_transaction_id: str) -> None:
     _maybe_finish(row, bonus)
 
 
-def round_ended(provider_id: int, round_ext: str, user_id: int, currency: str) -> None:
-    """``end_round`` of a free round that had no win callback: settled with nothing."""
-    if not db.session.scalar(
-        select(FreeSpinRound.id).where(
-            FreeSpinRound.provider_id == provider_id,
-            FreeSpinRound.external_round_id == round_ext,
-            FreeSpinRound.status == "played",
-        )
-    ):
-        return
-    wallet.lock(user_id, currency)
+def round_ended(provider_id: int, round_ext: str) -> None:
+    """``end_round`` of a free round that had no win callback: settled with nothing.
+
+    The caller holds the player's wallet lock in the round's currency, taken *before* the
+    round row (the order of bets and wins: the other way round deadlocks with a win)."""
     fsr = free_round(provider_id, round_ext)
     if fsr is None or fsr.status != "played":
         return

@@ -1130,6 +1130,16 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
         )
         if claim is None:
             return _replay(provider, req, fingerprint)
+    # Only a stake-less round can be a free round, which end_round settles (grant, bonus)
+    # under the wallet lock. Bets and wins lock the wallet, then the round: so does this, in
+    # the round's currency, before its UPDATE takes the round row lock. A staked round
+    # moves no money here and takes the round row lock only.
+    rnd = _round(provider, round_ext)
+    if rnd is None or rnd.user_id != player.user_id:
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
+    stakeless = rnd.total_bet == 0 and rnd.status == "open"
+    if stakeless:
+        wallet.lock(player.user_id, rnd.currency)
     # The round row lock (UPDATE) serializes this with a concurrent bet's upsert, whose
     # WHERE status='open' then sees the closed round and refuses.
     closed = db.session.execute(
@@ -1143,15 +1153,10 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
         .values(status="closed", closed_at=utcnow(), updated_at=utcnow())
         .returning(GameRound.total_bet)
     ).one_or_none()
-    if closed is None:
-        rnd = _round(provider, round_ext)
-        if rnd is None or rnd.user_id != player.user_id:
-            raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
-    elif closed.total_bet == 0:
-        # Only a stake-less round can be a free round (settled here when it had no win).
+    if closed is not None and closed.total_bet == 0 and stakeless:
         from app.services import free_spins
 
-        free_spins.round_ended(provider.id, round_ext, player.user_id, player.currency)
+        free_spins.round_ended(provider.id, round_ext)
     balance, bonus = _balances(player.user_id, player.currency)
     if claim is not None:
         _record_answer(claim, balance, bonus)
