@@ -10,6 +10,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -87,6 +88,19 @@ def _run_callbacks(callbacks: list[Callable[[], Any]]) -> None:
         except Exception:
             # The data is committed; a failed notification must not turn into a failed request.
             log.exception("on_commit callback failed")
+
+
+def parse_row_id(value: Any) -> int | None:
+    """A row id from a request value: an int or ASCII digits, at most 18 of them (always fits
+    BIGINT); ``None`` for anything else. ``str.isdigit`` is not enough: ``"²".isdigit()`` is
+    true but ``int("²")`` raises, and 20 digits overflow the column (both were 500s)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or re.fullmatch(r"[0-9]{1,18}", value) is None:
+        return None
+    return int(value)
 
 
 def lock_one(model: type[T], *criteria: Any) -> T | None:

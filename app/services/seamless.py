@@ -39,7 +39,7 @@ from flask import current_app, g, has_request_context
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from app.db import atomic
+from app.db import atomic, parse_row_id
 from app.errors import AppError, InsufficientBalance
 from app.extensions import db
 from app.models.base import utcnow
@@ -1048,7 +1048,8 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
     _check_currency(provider, currency, player.currency)
     if not amount or amount <= 0:
         raise CallbackError("VALIDATION_ERROR", "amount must be positive")
-    if not pool_ref.isdigit():
+    pool_id = parse_row_id(pool_ref)
+    if pool_id is None:
         raise CallbackError("VALIDATION_ERROR", "Unknown jackpot")
     game_id = _resolve_game(provider, req, for_bet=False)
     fingerprint = _fingerprint(
@@ -1079,7 +1080,7 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
         raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
     try:
         win = jackpots.pay_reported(
-            int(pool_ref),
+            pool_id,
             provider_id=provider.id,
             user_id=player.user_id,
             currency=currency,
