@@ -681,10 +681,12 @@ def _build_win_round_game(_insert: Any) -> Any:
     return _build_win_round(_insert).where(GameRound.__table__.c.game_id == bindparam("w_game_id"))
 
 
-def _why_no_win_round(
+def _check_round(
     provider: ProviderConfig, round_ext: str, user_id: int, game_id: int | None, currency: str
-) -> None:
-    """Raise the reason a win found no round to settle (checked in this order)."""
+) -> Any:
+    """The round a settlement (win, jackpot win) names, or the reason it can't take one,
+    checked in this order: this player's, on this game (when named), in this currency, not
+    cancelled."""
     rnd = _round(provider, round_ext)
     if rnd is None or rnd.user_id != user_id:
         raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
@@ -694,7 +696,7 @@ def _why_no_win_round(
         raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
     if rnd.status == "cancelled":
         raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
-    raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")  # pragma: no cover
+    return rnd
 
 
 def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
@@ -735,7 +737,9 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         params["w_game_id"] = game_id
     rnd = db.session.execute(stmt, params).one_or_none()
     if rnd is None:
-        _why_no_win_round(provider, round_ext, player.user_id, game_id, currency)
+        # No row matched: say why (the one-statement UPDATE's conditions, in order).
+        _check_round(provider, round_ext, player.user_id, game_id, currency)
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")  # pragma: no cover
     if not rnd.bet_cash and not rnd.bet_bonus:
         from app.services import free_spins
 
@@ -1069,15 +1073,7 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
     if claim is None:
         return _replay(provider, req, fingerprint)
     w = wallet.lock(player.user_id, currency)
-    rnd = _round(provider, round_ext)
-    if rnd is None or rnd.user_id != player.user_id:
-        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
-    if game_id is not None and rnd.game_id != game_id:
-        raise CallbackError("ROUND_NOT_FOUND", "The round was played on another game")
-    if rnd.currency != currency:
-        raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
-    if rnd.status == "cancelled":
-        raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
+    rnd = _check_round(provider, round_ext, player.user_id, game_id, currency)
     try:
         win = jackpots.pay_reported(
             pool_id,
