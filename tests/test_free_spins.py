@@ -709,3 +709,56 @@ def test_a_win_and_end_round_of_one_free_round_racing_do_not_deadlock(
     finally:
         app.extensions.pop("originals_transport", None)
         seamless.clear_caches()
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_end_round_settles_a_free_round_under_its_own_currencys_wallet_lock(app, committed_db):
+    """The provider closes a EUR free round naming the player's newer USD session: the
+    settlement waits for the EUR wallet (the round's), not the session's USD one."""
+    import time
+
+    transport = ClientTransport(app)
+    app.extensions["originals_transport"] = transport
+    seamless.clear_caches()
+    try:
+        with app.app_context():
+            with atomic():
+                seed_originals()
+            p = free_spins_promo(free_spins_count=1)
+            player = Factory().player()
+            _, grant = claim(db.session.get(User, player.id), p)
+            token, grant_id, user_id = casino_session(player), grant.id, player.id
+            free_bet(token, grant.public_id, 1)
+            with atomic():
+                usd_token = games.launch(
+                    db.session.get(User, user_id), game_id(), demo=False, currency="USD"
+                ).session_token
+            db.session.remove()
+        holding, held_for = threading.Event(), 1.0
+
+        def hold_eur_wallet():
+            with app.app_context():
+                with atomic():
+                    eur = sa.select(Wallet.id).where(
+                        Wallet.user_id == user_id, Wallet.currency == "EUR"
+                    )
+                    db.session.execute(eur.with_for_update())
+                    holding.set()
+                    time.sleep(held_for)
+                db.session.remove()
+
+        holder = threading.Thread(target=hold_eur_wallet)
+        holder.start()
+        assert holding.wait(10)
+        started = time.monotonic()
+        with app.app_context():
+            call("end_round", transaction_id="fs-1:end", round_id="fs-1", game_id="jxo-slot",
+                 session_token=usd_token, amount="0.00", currency="USD")  # fmt: skip
+            waited = time.monotonic() - started
+            assert db.session.get(FreeSpinGrant, grant_id).status == "used"
+            db.session.remove()
+        holder.join(10)
+        assert waited >= held_for * 0.6, waited
+    finally:
+        app.extensions.pop("originals_transport", None)
+        seamless.clear_caches()
