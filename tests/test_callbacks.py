@@ -444,3 +444,16 @@ def test_ledger_rows_reference_the_callback_and_are_append_only(table, requires_
     assert tx.reference_type == "provider_transaction"
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), atomic():
         db.session.execute(sa.text("UPDATE ledger_transactions SET cash_delta = 0"))
+
+
+@pytest.mark.parametrize(
+    "pool_ref",
+    ["²", "٣", "12345678901234567890", 12345678901234567890, "-5", " 7", "+7", "1_0", "7\n"],
+)
+def test_a_jackpot_id_that_is_not_plain_digits_is_a_validation_error(table, pool_ref):
+    table.bet("b1", "1.00")
+    before = table.balances()
+    answer = table.call("jackpot_win", transaction_id="jp1", round_id="r1", amount="1.00",
+                        jackpot_id=pool_ref)  # fmt: skip
+    assert answer["code"] == "VALIDATION_ERROR", answer
+    assert table.balances() == before

@@ -23,6 +23,7 @@ from app.seed import seed_originals
 from app.services import games, promotions, seamless
 from app.services.originals import service
 from app.services.originals.wallet_client import WalletRefused
+from tests.conftest import Factory
 from tests.moneykit import fund, reconcile_clean
 from tests.test_originals_wallet import ClientTransport
 
@@ -473,3 +474,291 @@ def test_a_round_the_provider_never_settles_does_not_hold_the_bonus_forever(fact
     assert (answer["balance"], answer["bonus_balance"]) == ("0.00", "0.00")
     assert refreshed(bonus).forfeited_minor == 9_00
     reconcile_clean()
+
+
+# --- a provider rolls back a free round's win ------------------------------------------------
+
+
+def rollback_win(token, n, amount, *, tx=None):
+    return call("rollback", transaction_id=tx or f"fs-{n}:rollback",
+                reference_transaction_id=f"fs-{n}:win", round_id=f"fs-{n}",
+                session_token=token, amount=amount, currency="EUR")  # fmt: skip
+
+
+def free_round_row(n):
+    from app.models.promotions import FreeSpinRound
+
+    db.session.expire_all()
+    return db.session.scalar(sa.select(FreeSpinRound).where(
+        FreeSpinRound.external_round_id == f"fs-{n}"))  # fmt: skip
+
+
+def round_total_win(n):
+    from app.models.games import GameRound
+
+    db.session.expire_all()
+    return db.session.scalar(
+        sa.select(GameRound.total_win).where(GameRound.external_round_id == f"fs-{n}")
+    )
+
+
+def review_flags(user_id):
+    from app.models.responsible_gaming import RiskFlag
+
+    db.session.expire_all()
+    return db.session.scalars(
+        sa.select(RiskFlag).where(
+            RiskFlag.user_id == user_id, RiskFlag.kind == "free_spin_rollback_refused"
+        )
+    ).all()
+
+
+def test_a_rolled_back_free_spin_win_shrinks_the_running_contract(factory, studio):
+    p = free_spins_promo(free_spins_count=2)
+    player = factory.player()
+    bonus, grant = claim(player, p)
+    token = casino_session(player)
+    free_bet(token, grant.public_id, 1)
+    win(token, 1, "5.00")
+    assert wallet_of(player.id) == (0, 5_00)
+    answer = rollback_win(token, 1, "5.00")
+    assert (answer["balance"], answer["bonus_balance"]) == ("0.00", "0.00")
+    assert rollback_win(token, 1, "5.00") == answer  # a replay moves nothing more
+    bonus, grant = refreshed(bonus), refreshed(grant)
+    assert (bonus.status, bonus.amount_minor, bonus.wagering_required_minor) == ("active", 0, 0)
+    assert (grant.won_minor, grant.status) == (0, "active")
+    assert (free_round_row(1).win_minor, round_total_win(1)) == (0, 0)
+    tx = db.session.scalar(
+        sa.select(LedgerTransaction).where(LedgerTransaction.idempotency_key == "fs-1:rollback")
+    )
+    assert (tx.type, tx.cash_delta, tx.bonus_delta) == ("rollback", 0, -5_00)
+    reconcile_clean()
+    # The last spin still plays under the same contract.
+    free_bet(token, grant.public_id, 2)
+    win(token, 2, "3.00")
+    bonus = refreshed(bonus)
+    assert (bonus.status, bonus.amount_minor, bonus.wagering_required_minor) == (
+        "active", 3_00, 30_00)  # fmt: skip
+    assert refreshed(grant).won_minor == 3_00
+    assert review_flags(player.id) == []
+    reconcile_clean()
+
+
+def test_rolling_back_a_win_after_the_spins_may_complete_the_contract(factory, studio):
+    p = free_spins_promo(free_spins_count=2)
+    player = factory.player()
+    fund(player.id, cash=50_00)
+    bonus, grant = claim(player, p)
+    token = casino_session(player)
+    free_bet(token, grant.public_id, 1)
+    win(token, 1, "5.00")
+    free_bet(token, grant.public_id, 2)
+    win(token, 2, "1.00")
+    assert refreshed(grant).status == "used"
+    call("bet", transaction_id="real-1:bet", round_id="real-1", game_id="jxo-slot",
+         session_token=token, amount="20.00", currency="EUR")  # fmt: skip
+    assert refreshed(bonus).wagering_progress_minor == 20_00  # of 60.00
+    rollback_win(token, 1, "5.00")
+    # 1.00 left to wager 10 times: 20.00 wagered already meets it, so it converts now.
+    bonus = refreshed(bonus)
+    assert (bonus.status, bonus.amount_minor, bonus.wagering_required_minor) == (
+        "completed", 1_00, 10_00)  # fmt: skip
+    assert bonus.converted_minor == 1_00
+    assert wallet_of(player.id) == (31_00, 0)
+    assert refreshed(grant).won_minor == 1_00
+    reconcile_clean()
+
+
+def test_a_forfeited_free_spin_win_is_not_taken_from_a_newer_bonus(
+    client, factory, token_for, studio
+):
+    p = free_spins_promo()
+    later = promotions.set_status(promotions.create_promotion({
+        "name": "Reload 10", "type": "no_deposit", "currency": "EUR",
+        "bonus_amount_minor": 10_00, "wagering_multiplier": 5}).id, "active")  # fmt: skip
+    player = factory.player()
+    bonus, grant = claim(player, p)
+    token = casino_session(player)
+    free_bet(token, grant.public_id, 1)
+    win(token, 1, "4.00")
+    answer = client.post(f"/api/promotions/bonuses/{bonus.id}/forfeit", headers=token_for(player))
+    assert answer.status_code == 200, answer.json
+    newer = promotions.claim(db.session.get(User, player.id), later.id)
+    assert wallet_of(player.id) == (0, 10_00)
+    for _ in range(2):  # the provider retries: refused each time, flagged once
+        with pytest.raises(WalletRefused) as exc:
+            rollback_win(token, 1, "4.00")
+        assert exc.value.code == "ROUND_CLOSED"
+    assert wallet_of(player.id) == (0, 10_00)
+    newer = refreshed(newer)
+    assert (newer.status, newer.amount_minor) == ("active", 10_00)
+    assert refreshed(grant).won_minor == 4_00
+    assert (free_round_row(1).win_minor, round_total_win(1)) == (4_00, 4_00)
+    (flag,) = review_flags(player.id)
+    assert flag.details["reason"] == "contract_settled"
+    assert flag.details["bonus_status"] == "forfeited"
+    assert flag.details["win_transaction_id"] == "fs-1:win"
+    from app.models.audit import AuditLog
+
+    assert db.session.scalar(sa.select(sa.func.count(AuditLog.id)).where(
+        AuditLog.action == "bonus.free_spin_rollback_refused")) == 2  # fmt: skip
+    reconcile_clean()
+
+
+def test_a_free_spin_win_paid_as_cash_is_not_rolled_back(factory, studio):
+    p = free_spins_promo(wagering_multiplier=0, free_spins_count=2)
+    player = factory.player()
+    bonus, grant = claim(player, p)
+    token = casino_session(player)
+    free_bet(token, grant.public_id, 1)
+    win(token, 1, "6.00")
+    assert wallet_of(player.id) == (6_00, 0)
+    with pytest.raises(WalletRefused) as exc:
+        rollback_win(token, 1, "6.00")
+    assert exc.value.code == "ROUND_CLOSED"  # not INSUFFICIENT_FUNDS: the money is cash
+    assert wallet_of(player.id) == (6_00, 0)
+    assert refreshed(bonus).converted_minor == 6_00
+    assert review_flags(player.id)[0].details["reason"] == "contract_settled"
+    reconcile_clean()
+
+
+def test_a_spent_free_spin_win_is_refused_and_flagged(factory, studio):
+    p = free_spins_promo(free_spins_count=1)
+    player = factory.player()
+    bonus, grant = claim(player, p)
+    token = casino_session(player)
+    free_bet(token, grant.public_id, 1)
+    win(token, 1, "5.00")
+    call("bet", transaction_id="real-1:bet", round_id="real-1", game_id="jxo-slot",
+         session_token=token, amount="4.00", currency="EUR")  # fmt: skip
+    assert wallet_of(player.id) == (0, 1_00)
+    with pytest.raises(WalletRefused) as exc:
+        rollback_win(token, 1, "5.00")
+    assert exc.value.code == "INSUFFICIENT_FUNDS"
+    assert wallet_of(player.id) == (0, 1_00)
+    assert refreshed(bonus).amount_minor == 5_00
+    assert review_flags(player.id)[0].details["reason"] == "spent"
+    reconcile_clean()
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_a_win_and_end_round_of_one_free_round_racing_do_not_deadlock(
+    app, committed_db, monkeypatch
+):
+    """end_round settles a free round under the wallet lock: it must take it before the
+    round row, as a win does (wallet, then round), or the two wait for each other."""
+    import time
+
+    from app.services import free_spins
+
+    transport = ClientTransport(app)
+    app.extensions["originals_transport"] = transport
+    seamless.clear_caches()
+    round_locked = threading.Event()
+    original = free_spins.round_ended
+
+    def slow_round_ended(*args, **kw):
+        # end_round holds the round row now; let the win arrive and take what it can.
+        round_locked.set()
+        time.sleep(0.5)
+        return original(*args, **kw)
+
+    monkeypatch.setattr(free_spins, "round_ended", slow_round_ended)
+    try:
+        with app.app_context():
+            with atomic():
+                seed_originals()
+            p = free_spins_promo(free_spins_count=1)
+            player = Factory().player()
+            bonus, grant = claim(db.session.get(User, player.id), p)
+            token, grant_id, bonus_id = casino_session(player), grant.id, bonus.id
+            free_bet(token, grant.public_id, 1)
+            db.session.remove()
+        outcomes: dict[str, str] = {}
+
+        def send(name, action, **fields):
+            with app.app_context():
+                try:
+                    call(action, session_token=token, currency="EUR", game_id="jxo-slot",
+                         round_id="fs-1", **fields)  # fmt: skip
+                    outcomes[name] = "ok"
+                except WalletRefused as exc:
+                    outcomes[name] = exc.code
+                finally:
+                    db.session.remove()
+
+        def late_win():
+            assert round_locked.wait(10)
+            send("win", "win", transaction_id="fs-1:win", amount="2.00")
+
+        threads = [
+            threading.Thread(target=send, args=("end", "end_round"),
+                             kwargs={"transaction_id": "fs-1:end", "amount": "0.00"}),
+            threading.Thread(target=late_win),
+        ]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert outcomes == {"end": "ok", "win": "ok"}
+        with app.app_context():
+            assert db.session.get(FreeSpinGrant, grant_id).status == "used"
+            assert db.session.get(PlayerBonus, bonus_id).status == "completed"
+            reconcile_clean()
+            db.session.remove()
+    finally:
+        app.extensions.pop("originals_transport", None)
+        seamless.clear_caches()
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_end_round_settles_a_free_round_under_its_own_currencys_wallet_lock(app, committed_db):
+    """The provider closes a EUR free round naming the player's newer USD session: the
+    settlement waits for the EUR wallet (the round's), not the session's USD one."""
+    import time
+
+    transport = ClientTransport(app)
+    app.extensions["originals_transport"] = transport
+    seamless.clear_caches()
+    try:
+        with app.app_context():
+            with atomic():
+                seed_originals()
+            p = free_spins_promo(free_spins_count=1)
+            player = Factory().player()
+            _, grant = claim(db.session.get(User, player.id), p)
+            token, grant_id, user_id = casino_session(player), grant.id, player.id
+            free_bet(token, grant.public_id, 1)
+            with atomic():
+                usd_token = games.launch(
+                    db.session.get(User, user_id), game_id(), demo=False, currency="USD"
+                ).session_token
+            db.session.remove()
+        holding, held_for = threading.Event(), 1.0
+
+        def hold_eur_wallet():
+            with app.app_context():
+                with atomic():
+                    eur = sa.select(Wallet.id).where(
+                        Wallet.user_id == user_id, Wallet.currency == "EUR"
+                    )
+                    db.session.execute(eur.with_for_update())
+                    holding.set()
+                    time.sleep(held_for)
+                db.session.remove()
+
+        holder = threading.Thread(target=hold_eur_wallet)
+        holder.start()
+        assert holding.wait(10)
+        started = time.monotonic()
+        with app.app_context():
+            call("end_round", transaction_id="fs-1:end", round_id="fs-1", game_id="jxo-slot",
+                 session_token=usd_token, amount="0.00", currency="USD")  # fmt: skip
+            waited = time.monotonic() - started
+            assert db.session.get(FreeSpinGrant, grant_id).status == "used"
+            db.session.remove()
+        holder.join(10)
+        assert waited >= held_for * 0.6, waited
+    finally:
+        app.extensions.pop("originals_transport", None)
+        seamless.clear_caches()

@@ -132,3 +132,39 @@ def test_wrong_hash_is_error_5_and_blocked_player_is_error_6(pp):
         "bet", userId=player.id, gameId="vs20wolf", roundId="R1", amount="1", reference="x1"
     )
     assert answer["error"] == 6
+
+
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        lambda n: f" {n}",
+        lambda n: f"+{n}",
+        lambda n: f"{n}\n",
+        lambda n: "_".join(str(n)),
+        lambda n: str(n).translate(ARABIC_INDIC),  # int() reads these digits too
+        lambda n: f"{n}.0",
+        lambda n: "²",
+        lambda n: "12345678901234567890",
+        lambda n: "-1",
+    ],
+    ids=[
+        "space",
+        "plus",
+        "newline",
+        "underscores",
+        "arabic-indic",
+        "decimal",
+        "superscript",
+        "20-digits",
+        "negative",
+    ],
+)
+def test_a_user_id_that_is_not_plain_digits_is_an_unknown_player(pp, spelling):
+    call, player, _token = pp
+    params = {"gameId": "vs20wolf", "roundId": "R1", "amount": "1", "reference": "e1"}
+    answer = call("bet", userId=spelling(player.id), **params)
+    assert answer["error"] == 4, answer  # INVALID_SESSION, never another player or a 500
+    assert call("balance", userId=player.id)["cash"] == 100.0

@@ -3,6 +3,8 @@ card/account with one that already received a welcome bonus is refused and flagg
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from sqlalchemy import select
 
@@ -14,6 +16,7 @@ from app.models.user import User
 from app.services.gateways import sandbox
 from tests.moneykit import reconcile_clean
 from tests.payments_helpers import sandbox_gateway
+from tests.test_free_spins import studio  # noqa: F401 -- fixture: JxOriginals with free rounds
 from tests.test_payments import Wire, start_deposit
 from tests.test_promotions import bonus_balance, bonuses_of, promo
 
@@ -239,3 +242,157 @@ def test_the_x_device_id_header_is_a_device_fingerprint_too(client, token_for):
     assert claim(client, token_for, sierra, p).status_code == 201
     second = register(client, "tango", ip=IP_B, device="phone-42")
     assert claim(client, token_for, second, p).json["reason"] == "duplicate_identity"
+
+
+# --- free spins as a welcome offer -----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("studio")
+def test_free_spins_for_accounts_without_a_deposit_are_a_welcome_offer(client, token_for):
+    from tests.test_free_spins import free_spins_promo
+
+    first = register(client, "uniform", ip=IP_A, device="tablet-7")
+    sign_up_spins = free_spins_promo(name="Sign-up spins", first_deposit_only=True)
+    assert claim(client, token_for, first, sign_up_spins).status_code == 201
+    # The free spins were a welcome bonus received: a second account on the device gets none.
+    second = register(client, "victor", ip=IP_B, device="tablet-7")
+    assert claim(client, token_for, second, no_deposit()).json["reason"] == "duplicate_identity"
+    more = free_spins_promo(name="More sign-up spins", first_deposit_only=True)
+    answer = claim(client, token_for, second, more)
+    assert answer.json["reason"] == "duplicate_identity"
+    assert len(flags_of(second)) == 2
+    # Free spins without first_deposit_only are a retention offer: not compared.
+    answer = claim(client, token_for, second, free_spins_promo(name="Weekend spins"))
+    assert answer.status_code == 201, answer.json
+
+
+# --- two accounts on one device claiming at the same instant (PostgreSQL) --------------------
+
+
+def race_past_the_check(app, monkeypatch, jobs):
+    """Run ``jobs`` (callables, each in its own thread and app context) so that each waits
+    (up to 1.5 s) after its duplicate check for the others to pass theirs too: without a lock
+    per identity all of them see no welcome bonus yet."""
+    import threading
+
+    from app.services import bonus_abuse
+
+    checked = threading.Condition()
+    passed: list[int] = []
+    original = bonus_abuse.duplicates
+
+    def duplicates_then_wait(user_id, **kw):
+        found = original(user_id, **kw)
+        with checked:
+            passed.append(user_id)
+            checked.notify_all()
+            checked.wait_for(lambda: len(passed) >= len(jobs), timeout=1.5)
+        return found
+
+    monkeypatch.setattr(bonus_abuse, "duplicates", duplicates_then_wait)
+
+    def run(job):
+        with app.app_context():
+            try:
+                job()
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+
+
+def welcome_bonuses(app):
+    from app.models.promotions import PlayerBonus
+
+    with app.app_context():
+        found = db.session.scalars(
+            select(PlayerBonus.user_id).where(PlayerBonus.granted_at.is_not(None))
+        ).all()
+        reconcile_clean()
+        db.session.remove()
+    return found
+
+
+def duplicate_flags(app, user_id):
+    with app.app_context():
+        found = db.session.scalars(
+            select(RiskFlag.details).where(
+                RiskFlag.user_id == user_id, RiskFlag.kind == "duplicate_identity"
+            )
+        ).all()
+        db.session.remove()
+    return found
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_two_accounts_on_one_device_claiming_at_once_get_one_welcome_bonus(
+    app, committed_db, monkeypatch
+):
+    from app.services import promotions
+
+    with app.app_context():
+        client = app.test_client()
+        first = register(client, "whiskey", ip=IP_A, device="shared-device").id
+        second = register(client, "xray", ip=IP_B, device="shared-device").id
+        # Two different welcome offers: the promotion row lock does not serialize them.
+        offers = {first: no_deposit(name="Welcome A").id, second: no_deposit(name="Welcome B").id}
+        db.session.remove()
+    outcomes: dict[int, str] = {}
+
+    def claimant(user_id):
+        def job():
+            try:
+                promotions.claim(db.session.get(User, user_id), offers[user_id])
+                outcomes[user_id] = "granted"
+            except promotions.DuplicateIdentity:
+                outcomes[user_id] = "duplicate_identity"
+
+        return job
+
+    race_past_the_check(app, monkeypatch, [claimant(first), claimant(second)])
+    assert sorted(outcomes.values()) == ["duplicate_identity", "granted"], outcomes
+    (winner,) = welcome_bonuses(app)
+    loser = first if winner == second else second
+    assert len(duplicate_flags(app, loser)) == 1
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_a_claim_and_a_matched_first_deposit_at_once_on_one_device_get_one_welcome_bonus(
+    app, committed_db, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from app.db import atomic
+    from app.services import promotions, wallet
+
+    with app.app_context():
+        client = app.test_client()
+        claimer = register(client, "yankee", ip=IP_A, device="family-pc").id
+        depositor = register(client, "zulu", ip=IP_B, device="family-pc").id
+        offer = no_deposit().id
+        promo(name="First deposit 100%", first_deposit_only=True, auto_apply=True)
+        db.session.remove()
+
+    def claim_job():
+        # Refused (DuplicateIdentity) when the deposit's match wins the race: asserted below.
+        with contextlib.suppress(promotions.DuplicateIdentity):
+            promotions.claim(db.session.get(User, claimer), offer)
+
+    def deposit_job():
+        # The payments hook, as the deposit's credit transaction calls it (wallet locked).
+        with atomic():
+            wallet.lock(depositor, "EUR")
+            promotions.on_deposit_credited(SimpleNamespace(
+                id=0, public_id="txn_race", user_id=depositor, currency="EUR",
+                amount_minor=50_00, instrument_fingerprint=None))  # fmt: skip
+
+    race_past_the_check(app, monkeypatch, [claim_job, deposit_job])
+    (winner,) = welcome_bonuses(app)
+    loser = claimer if winner == depositor else depositor
+    (details,) = duplicate_flags(app, loser)
+    assert details["context"] == ("claim" if loser == claimer else "deposit")

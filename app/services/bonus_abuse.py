@@ -13,6 +13,16 @@ bonus (granted, whatever happened to it later):
 * ``payment``: the gateway's stable card/account reference of completed deposits
   (``payment_transactions.instrument_fingerprint``; the sandbox's ``account_reference``).
 
+Free spins count as a welcome offer on the same terms: a ``free_spins`` promotion with
+``first_deposit_only`` (an offer for accounts that have not deposited: a sign-up gift) is one;
+free spins without it are a retention offer and are not compared.
+
+Two accounts sharing an identity that claim at the same instant are serialized (PostgreSQL):
+before the comparison the claimant takes a transaction-scoped advisory lock per identity value
+(``lock_identities``; sorted, so two claimants never wait for each other crosswise), held until
+commit, so the second one's comparison sees the first one's bonus. Lock order: wallet row,
+identity locks, promotion row (then the audit chain lock of ``audit.record``).
+
 A match refuses the bonus (reason ``duplicate_identity``) and raises a ``duplicate_identity``
 risk flag for staff (``admin.notification``), audited. Which signals count is
 ``WELCOME_DUPLICATE_SIGNALS`` (default all three). Staff accounts are never compared. The
@@ -21,12 +31,13 @@ check is a signal, not proof: staff review the flag and may grant the bonus by h
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, union
+from sqlalchemy import and_, or_, select, text, union
 
 from app.extensions import db
 from app.models.identity import LoginEvent, TokenFamily
@@ -40,7 +51,41 @@ SIGNALS = ("device", "ip", "payment")
 
 
 def is_welcome(p: Promotion) -> bool:
+    """The offer is a welcome offer (also a ``free_spins`` one with ``first_deposit_only``);
+    ``welcome_clause`` is the same rule in SQL."""
     return bool(p.first_deposit_only) or p.type == "no_deposit"
+
+
+def welcome_clause() -> Any:
+    return or_(Promotion.first_deposit_only.is_(True), Promotion.type == "no_deposit")
+
+
+#: Namespace of the identity advisory locks (hashed with the identity into one bigint key).
+_LOCK_NAMESPACE = "jx-welcome-identity"
+
+
+def _lock_key(kind: str, value: str) -> int:
+    digest = hashlib.sha256(f"{_LOCK_NAMESPACE}:{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_identities(user_id: int, *, instrument: str | None = None) -> None:
+    """Take a transaction-scoped advisory lock on each of the player's identity values (the
+    signals compared by ``duplicates``), in sorted key order, before the comparison: another
+    account sharing one of them waits until this transaction ends and then sees its bonus.
+    Re-entrant (taking it twice in one transaction is harmless). No-op on SQLite, which
+    serializes writers anyway."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    keys = {
+        _lock_key(kind, value)
+        for kind in _enabled()
+        for value in _values(
+            user_id, kind, {instrument} if kind == "payment" and instrument else set()
+        )
+    }
+    for key in sorted(keys):
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 @dataclass(frozen=True)
@@ -124,7 +169,7 @@ def duplicates(user_id: int, *, instrument: str | None = None) -> list[Match]:
             .where(
                 PlayerBonus.user_id.in_(shared),
                 PlayerBonus.granted_at.is_not(None),
-                or_(Promotion.first_deposit_only.is_(True), Promotion.type == "no_deposit"),
+                welcome_clause(),
                 User.role_id == PLAYER,
             )
         )

@@ -18,7 +18,12 @@ How a free round moves through the money path:
    converted at once (``bonus_convert``, within ``max_cashout``; the excess is forfeited):
    straight to cash. ``sum(ledger) == balance`` holds as for every movement.
 4. Rollback/refund of a free bet gives the spin back; a win on a rolled-back free round is
-   refused (``ROUND_CLOSED``).
+   refused (``ROUND_CLOSED``). A rollback of a free round's *win* (``win_reversed``) undoes it
+   under the contract while the contract is active and still holds that money: the bonus
+   amount, its wagering requirement, the grant's and the round's winnings shrink with the
+   bonus balance. Once the win is cash (no wagering), forfeited or converted (contract
+   ended) the rollback is refused and flagged for staff; another bonus's money is never
+   taken.
 5. While spins are left, real-money bets do not advance the bonus's wagering. When every spin
    is settled (or the spins expire, job ``expire_bonuses``) the grant ends and the bonus is a
    normal wagering contract over the winnings (or completes at once: nothing won, or no
@@ -31,6 +36,7 @@ Lock order (as in ``promotions``): wallet row, promotion row, bonus row, grant r
 from __future__ import annotations
 
 import importlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,12 +44,16 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 
+from app.errors import InsufficientBalance
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.games import Game, Provider
 from app.models.promotions import FreeSpinGrant, FreeSpinRound, PlayerBonus, Promotion
+from app.models.responsible_gaming import RiskFlag
 from app.money import format_minor
-from app.services import audit, wallet
+from app.services import audit, risk, wallet
+
+log = logging.getLogger(__name__)
 
 #: An expired grant's free round that the provider has not settled after this long is closed.
 ABANDONED_AFTER = timedelta(hours=1)
@@ -165,12 +175,14 @@ def grant(bonus: PlayerBonus, p: Promotion) -> FreeSpinGrant:
 
 
 class FreeRoundRefused(Exception):
-    """Mapped by the callback service to its protocol error code."""
+    """Mapped by the callback service to its protocol error code. ``review``: the refusal is
+    one staff must look at (``flag_for_review`` with it, after the callback's rollback)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, review: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.review = review
 
 
 def consume(
@@ -319,6 +331,106 @@ def _convert(bonus: PlayerBonus, amount: int, key: str) -> None:
         bonus.forfeited_minor += amount - convert
 
 
+def win_reversed(
+    fsr: FreeSpinRound,
+    *,
+    amount: int,
+    currency: str,
+    source: str,
+    transaction_id: str,
+    reverses: str,
+    claim_id: int,
+    locked: wallet.LockedWallet,
+) -> None:
+    """The provider rolled back a free round's win of ``amount`` (wallet locked).
+
+    Undone only while the win is still bonus money of an active contract with wagering:
+    the bonus balance, the bonus amount and wagering requirement, the grant's and the round's
+    winnings all shrink by it (and the contract may complete now). Otherwise the money is no
+    longer this contract's to take back — converted to cash (no wagering, or the contract
+    completed), forfeited (the contract ended) or spent in play — and the rollback is refused
+    (``ROUND_CLOSED``, or ``INSUFFICIENT_FUNDS`` for spent money) for staff to review."""
+    row, bonus = _lock_pair(fsr.grant_id)
+    review = {
+        "free_spin_grant": row.public_id,
+        "round": fsr.external_round_id,
+        "player_bonus": bonus.id,
+        "bonus_status": bonus.status,
+        "win_transaction_id": reverses,
+        "rollback_transaction_id": transaction_id,
+        "amount": format_minor(amount, currency),
+        "currency": currency,
+    }
+    if bonus.status != "active" or row.wagering_multiplier == 0:
+        outcome = "paid as cash" if row.wagering_multiplier == 0 else f"bonus {bonus.status}"
+        raise FreeRoundRefused(
+            "ROUND_CLOSED",
+            f"The free round's win was already settled ({outcome}); it cannot be rolled back",
+            review={**review, "reason": "contract_settled"},
+        )
+    try:
+        wallet.post(
+            fsr.user_id,
+            currency,
+            "rollback",
+            bonus_delta=-amount,
+            source=source,
+            idempotency_key=transaction_id,
+            reference_type="provider_transaction",
+            reference_id=claim_id,
+            description="Free spin win rolled back",
+            meta={
+                "reverses": reverses,
+                "free_spin_grant": row.public_id,
+                "round": fsr.external_round_id,
+                "player_bonus": bonus.id,
+            },
+            locked=locked,
+        )
+    except InsufficientBalance:
+        raise FreeRoundRefused(
+            "INSUFFICIENT_FUNDS",
+            "The free spin win was already spent; the rollback cannot be applied",
+            review={**review, "reason": "spent"},
+        ) from None
+    fsr.win_minor -= amount
+    row.won_minor -= amount
+    bonus.amount_minor -= amount
+    bonus.wagering_required_minor = max(
+        bonus.wagering_required_minor - amount * row.wagering_multiplier, 0
+    )
+    audit.record("bonus.free_spin_win_reversed", target_type="player_bonus", target_id=bonus.id,
+                 after={"grant": row.public_id, "round": fsr.external_round_id,
+                        "amount": format_minor(amount, currency), "currency": currency,
+                        "amount_now": format_minor(bonus.amount_minor, currency),
+                        "wagering_required": format_minor(bonus.wagering_required_minor,
+                                                          currency)})  # fmt: skip
+    if row.status != "active":
+        _after_spins(bonus, utcnow())  # the smaller requirement may be met already
+
+
+def flag_for_review(user_id: int, review: dict[str, Any]) -> None:
+    """A refused rollback of a free-spin win: audited and (once while open) a
+    ``free_spin_rollback_refused`` risk flag. Runs in its own transaction after the refused
+    callback's was rolled back (the provider retries, so it may come more than once)."""
+    reference = f"free_round:{review['free_spin_grant']}:{review['round']}"[:100]
+    log.warning("refused rollback of free spin win for user %s: %s", user_id, review)
+    audit.record(
+        "bonus.free_spin_rollback_refused", target_type="user", target_id=user_id, after=review
+    )
+    already = db.session.scalar(
+        select(RiskFlag.id).where(
+            RiskFlag.user_id == user_id,
+            RiskFlag.kind == "free_spin_rollback_refused",
+            RiskFlag.reference == reference,
+            RiskFlag.status == "open",
+        )
+    )
+    if already is None:
+        risk.flag("free_spin_rollback_refused", user_id=user_id, reference=reference,
+                  details=review)  # fmt: skip
+
+
 def bet_reversed(provider_id: int, bet_transaction_id: str) -> None:
     """A free bet was refunded/rolled back: the spin is given back (wallet locked)."""
     fsr = db.session.scalar(
@@ -339,17 +451,11 @@ def bet_reversed(provider_id: int, bet_transaction_id: str) -> None:
     _maybe_finish(row, bonus)
 
 
-def round_ended(provider_id: int, round_ext: str, user_id: int, currency: str) -> None:
-    """``end_round`` of a free round that had no win callback: settled with nothing."""
-    if not db.session.scalar(
-        select(FreeSpinRound.id).where(
-            FreeSpinRound.provider_id == provider_id,
-            FreeSpinRound.external_round_id == round_ext,
-            FreeSpinRound.status == "played",
-        )
-    ):
-        return
-    wallet.lock(user_id, currency)
+def round_ended(provider_id: int, round_ext: str) -> None:
+    """``end_round`` of a free round that had no win callback: settled with nothing.
+
+    The caller holds the player's wallet lock in the round's currency, taken *before* the
+    round row (the order of bets and wins: the other way round deadlocks with a win)."""
     fsr = free_round(provider_id, round_ext)
     if fsr is None or fsr.status != "played":
         return
@@ -383,8 +489,6 @@ def _unsettled(grant_id: int) -> int:
 def _maybe_finish(row: FreeSpinGrant, bonus: PlayerBonus, *, now: datetime | None = None) -> None:
     """End the grant once no spin can be played any more and none is in flight; then the
     bonus becomes a plain wagering contract over the winnings (or completes now)."""
-    from app.services import promotions
-
     now = now or utcnow()
     if row.status == "active":
         if row.spins_used < row.spins_total and row.expires_at > now:
@@ -400,6 +504,13 @@ def _maybe_finish(row: FreeSpinGrant, bonus: PlayerBonus, *, now: datetime | Non
                                                                     row.currency)})  # fmt: skip
     elif row.status != "used" or _unsettled(row.id):
         return
+    _after_spins(bonus, now)
+
+
+def _after_spins(bonus: PlayerBonus, now: datetime) -> None:
+    """The spins are over: the bonus is a wagering contract over the winnings, or done."""
+    from app.services import promotions
+
     if bonus.status != "active":
         return
     if bonus.amount_minor == 0 or bonus.wagering_required_minor == 0:

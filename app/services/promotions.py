@@ -425,9 +425,16 @@ def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus
         if p is None:
             raise NotFound("Promotion not found")
         wallet.lock(user.id, p.currency)
+        # Accounts sharing a device/IP/card claiming at once: the second waits here (after
+        # its wallet, before the promotion row) and then sees the first one's bonus.
+        welcome = bonus_abuse.is_welcome(p)
+        if welcome:
+            bonus_abuse.lock_identities(user.id)
         p = _locked(Promotion, promotion_id)
         _refuse_if_needed(p, user, voucher=voucher)
         if bonus_abuse.is_welcome(p):
+            if not welcome:  # the offer became a welcome offer meanwhile
+                bonus_abuse.lock_identities(user.id)
             matches = bonus_abuse.duplicates(user.id)
             if matches:
                 raise DuplicateIdentity(p.id, matches)
@@ -548,12 +555,18 @@ def on_deposit_credited(txn: Any) -> None:
     if bonus is not None:
         if bonus.status != "pending":
             return  # a bonus is being wagered: no stacking
+        # Identity locks before the promotion row (bonus_abuse's lock order).
+        welcome = bonus_abuse.is_welcome(db.session.get(Promotion, bonus.promotion_id))
+        if welcome:
+            bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
         p = _locked(Promotion, bonus.promotion_id)
         if txn.amount_minor < p.min_deposit_minor or not _live(p, utcnow()):
             return
         if _receives_nothing(user):
             return
         if bonus_abuse.is_welcome(p):
+            if not welcome:  # the offer became a welcome offer meanwhile
+                bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
             matches = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
             if matches:
                 bonus = _locked(PlayerBonus, bonus.id)
@@ -577,12 +590,17 @@ def on_deposit_credited(txn: Any) -> None:
     ).all()
     before = _completed_deposits(user.id, other_than=txn.id)
     matches = None
+    identities_locked = any(bonus_abuse.is_welcome(c) for c in candidates)
+    if identities_locked:  # identity locks before the promotion rows (bonus_abuse)
+        bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
     for candidate in candidates:
         p = _locked(Promotion, candidate.id)
         if refusal(p, user, deposits_before=before) is not None:
             continue
         if bonus_abuse.is_welcome(p):
             if matches is None:
+                if not identities_locked:  # the offer became a welcome offer meanwhile
+                    bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
                 matches = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
             if matches:
                 bonus_abuse.flag(user.id, p.id, matches, context="deposit")

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from app.db import parse_row_id
 from app.money import format_minor
 from app.services.seamless import CallbackError, CallbackRequest, CallbackResult, ProviderConfig
 
@@ -140,10 +141,12 @@ class PragmaticAdapter:
         if action is None:
             raise CallbackError("VALIDATION_ERROR", f"Unknown action {wire_action!r}")
         user = params.get("userId")
-        try:
-            player_id = int(user) if user not in (None, "") else None
-        except ValueError:
-            raise CallbackError("INVALID_SESSION", "userId is not one of our players") from None
+        player_id = None
+        if user not in (None, ""):
+            # Not int(): it takes " 7", "+7", "1_0" and 20 digits that overflow the column.
+            player_id = parse_row_id(user)
+            if player_id is None:
+                raise CallbackError("INVALID_SESSION", "userId is not one of our players")
         reference = params.get("reference")
         req = CallbackRequest(
             action=action,

@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,12 +84,22 @@ ERROR_CODES = (
 
 
 class CallbackError(Exception):
-    def __init__(self, code: str, message: str, *, balances: tuple | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        balances: tuple | None = None,
+        follow_up: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         #: (balance, bonus_balance, currency) when the answer should show them.
         self.balances = balances
+        #: Written in its own transaction once the refused callback's is rolled back (a
+        #: staff flag about the refusal).
+        self.follow_up = follow_up
 
 
 @dataclass
@@ -670,10 +681,12 @@ def _build_win_round_game(_insert: Any) -> Any:
     return _build_win_round(_insert).where(GameRound.__table__.c.game_id == bindparam("w_game_id"))
 
 
-def _why_no_win_round(
+def _check_round(
     provider: ProviderConfig, round_ext: str, user_id: int, game_id: int | None, currency: str
-) -> None:
-    """Raise the reason a win found no round to settle (checked in this order)."""
+) -> Any:
+    """The round a settlement (win, jackpot win) names, or the reason it can't take one,
+    checked in this order: this player's, on this game (when named), in this currency, not
+    cancelled."""
     rnd = _round(provider, round_ext)
     if rnd is None or rnd.user_id != user_id:
         raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
@@ -683,7 +696,7 @@ def _why_no_win_round(
         raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
     if rnd.status == "cancelled":
         raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
-    raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")  # pragma: no cover
+    return rnd
 
 
 def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
@@ -724,7 +737,9 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         params["w_game_id"] = game_id
     rnd = db.session.execute(stmt, params).one_or_none()
     if rnd is None:
-        _why_no_win_round(provider, round_ext, player.user_id, game_id, currency)
+        # No row matched: say why (the one-statement UPDATE's conditions, in order).
+        _check_round(provider, round_ext, player.user_id, game_id, currency)
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")  # pragma: no cover
     if not rnd.bet_cash and not rnd.bet_bonus:
         from app.services import free_spins
 
@@ -904,6 +919,12 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             user_id=player.user_id,
             balance_before=w.balance,
         )
+    if target.action == "win":
+        from app.services import free_spins
+
+        fsr = free_spins.free_round(provider.id, target.external_round_id)
+        if fsr is not None:
+            return _free_round_win_reversed(provider, req, player, fsr, target, claim, w)
     original = db.session.execute(
         select(LedgerTransaction.cash_delta, LedgerTransaction.bonus_delta).where(
             LedgerTransaction.source == provider.source,
@@ -930,17 +951,7 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             "The win was already spent; the rollback cannot be applied",
             balances=(w.balance, w.bonus_balance, currency),
         ) from None
-    r = GameRound.__table__.c
-    values = (
-        {"total_refund": r.total_refund + target.amount}
-        if target.action == "bet"
-        else {"total_win": r.total_win - target.amount}
-    )
-    db.session.execute(
-        update(GameRound.__table__)
-        .where(r.provider_id == provider.id, r.external_round_id == target.external_round_id)
-        .values(updated_at=utcnow(), **values)
-    )
+    _round_reversed(provider, target)
     play_events.emit(
         play_events.PlayEvent(
             action, player.user_id, currency, target.amount,
@@ -954,6 +965,69 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         balance=posting.balance,
         bonus_balance=posting.bonus_balance,
         currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _round_reversed(provider: ProviderConfig, target: ProviderTransaction) -> None:
+    r = GameRound.__table__.c
+    values = (
+        {"total_refund": r.total_refund + target.amount}
+        if target.action == "bet"
+        else {"total_win": r.total_win - target.amount}
+    )
+    db.session.execute(
+        update(GameRound.__table__)
+        .where(r.provider_id == provider.id, r.external_round_id == target.external_round_id)
+        .values(updated_at=utcnow(), **values)
+    )
+
+
+def _free_round_win_reversed(
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    player: _Player,
+    fsr: Any,
+    target: ProviderTransaction,
+    claim: int,
+    w: wallet.LockedWallet,
+) -> CallbackResult:
+    """A rollback of a free round's win: undone under the free-spins contract (never as an
+    ordinary win: that money is the bonus's, or already cash or forfeited)."""
+    from app.services import free_spins
+
+    try:
+        free_spins.win_reversed(
+            fsr,
+            amount=target.amount,
+            currency=target.currency,
+            source=provider.source,
+            transaction_id=req.transaction_id,
+            reverses=target.external_id,
+            claim_id=claim,
+            locked=w,
+        )
+    except free_spins.FreeRoundRefused as exc:
+        review, user_id = exc.review, player.user_id
+        raise CallbackError(
+            exc.code,
+            exc.message,
+            balances=(w.balance, w.bonus_balance, target.currency),
+            follow_up=None
+            if review is None
+            else lambda: free_spins.flag_for_review(user_id, review),
+        ) from None
+    _round_reversed(provider, target)
+    balance, bonus = _balances(player.user_id, target.currency)
+    # The answer after any conversion (the contract may complete); a replay returns it.
+    _record_answer(claim, balance, bonus)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=target.currency,
         transaction_id=str(claim),
         user_id=player.user_id,
         balance_before=w.balance,
@@ -999,15 +1073,7 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
     if claim is None:
         return _replay(provider, req, fingerprint)
     w = wallet.lock(player.user_id, currency)
-    rnd = _round(provider, round_ext)
-    if rnd is None or rnd.user_id != player.user_id:
-        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
-    if game_id is not None and rnd.game_id != game_id:
-        raise CallbackError("ROUND_NOT_FOUND", "The round was played on another game")
-    if rnd.currency != currency:
-        raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
-    if rnd.status == "cancelled":
-        raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
+    rnd = _check_round(provider, round_ext, player.user_id, game_id, currency)
     try:
         win = jackpots.pay_reported(
             pool_id,
@@ -1062,6 +1128,16 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
         )
         if claim is None:
             return _replay(provider, req, fingerprint)
+    # Only a stake-less round can be a free round, which end_round settles (grant, bonus)
+    # under the wallet lock. Bets and wins lock the wallet, then the round: so does this, in
+    # the round's currency, before its UPDATE takes the round row lock. A staked round
+    # moves no money here and takes the round row lock only.
+    rnd = _round(provider, round_ext)
+    if rnd is None or rnd.user_id != player.user_id:
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
+    stakeless = rnd.total_bet == 0 and rnd.status == "open"
+    if stakeless:
+        wallet.lock(player.user_id, rnd.currency)
     # The round row lock (UPDATE) serializes this with a concurrent bet's upsert, whose
     # WHERE status='open' then sees the closed round and refuses.
     closed = db.session.execute(
@@ -1075,15 +1151,10 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
         .values(status="closed", closed_at=utcnow(), updated_at=utcnow())
         .returning(GameRound.total_bet)
     ).one_or_none()
-    if closed is None:
-        rnd = _round(provider, round_ext)
-        if rnd is None or rnd.user_id != player.user_id:
-            raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
-    elif closed.total_bet == 0:
-        # Only a stake-less round can be a free round (settled here when it had no win).
+    if closed is not None and closed.total_bet == 0 and stakeless:
         from app.services import free_spins
 
-        free_spins.round_ended(provider.id, round_ext, player.user_id, player.currency)
+        free_spins.round_ended(provider.id, round_ext)
     balance, bonus = _balances(player.user_id, player.currency)
     if claim is not None:
         _record_answer(claim, balance, bonus)
@@ -1136,6 +1207,14 @@ def handle(
         result = CallbackResult("error", code=exc.code, message=exc.message)
         if exc.balances:
             result.balance, result.bonus_balance, result.currency = exc.balances
+        if exc.follow_up is not None:
+            try:
+                with atomic():
+                    exc.follow_up()
+            except Exception:
+                # The refusal stands and is logged below; only the staff flag was lost.
+                db.session.rollback()
+                log.exception("follow-up of refused callback %s failed", req.action)
     except Exception as exc:
         # A deadlock victim, a lost connection or a bug: the transaction rolled back, so
         # nothing moved and the provider may retry.
