@@ -118,17 +118,44 @@ def _positive_id(data: Any, key: str) -> int:
     return value
 
 
-@socketio.on("connect")
-def on_connect(auth=None):
+def _admit(auth: Any, sid: str) -> Principal:
+    """Who is connecting, refused over the per-account cap; registers the socket's presence."""
     try:
         principal = _authenticate(auth)
         cap = int(current_app.config.get("SOCKETIO_MAX_CONNECTIONS_PER_USER", 10))
         if len(presence.sessions(principal.user_id)) >= cap:
             raise Refused("too_many_connections", "Too many open connections for this account")
-        presence.add(principal.user_id, request.sid)
+        presence.add(principal.user_id, sid)
     except RedisError as exc:
         log.warning("socket connect refused: redis unavailable (%s)", exc)
         raise Refused("service_unavailable", "Real-time service unavailable, retry later") from None
+    return principal
+
+
+def _off_the_reader(fn, *args):
+    """Run ``fn`` in a short-lived greenlet under the same request (gevent only).
+
+    The connect handler runs on the socket's reader greenlet, which lives as long as the
+    connection; every page of Python frame stack a greenlet touches stays resident until it
+    ends. The connect checks (JWT, SQLAlchemy, Redis) run dozens of frames deep, so they run in
+    a greenlet of their own and the reader keeps only its shallow read loop
+    (docs/realtime.md, "Memory per connection")."""
+    if current_app.config["SOCKETIO_ASYNC_MODE"] != "gevent":
+        return fn(*args)
+    import gevent
+
+    app, environ = current_app._get_current_object(), request.environ
+
+    def run():
+        with app.request_context(environ):
+            return fn(*args)
+
+    return gevent.spawn(run).get()
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    principal = _off_the_reader(_admit, auth, request.sid)
     burst, _ = _rate()
     session = LiveSession(principal=principal, tokens=burst)
     _live[request.sid] = session
