@@ -15,9 +15,9 @@ from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm, JackpotPayoutForm
 from app.blueprints.console.listing import users_by_id
-from app.blueprints.console.schema_forms import schema_form
+from app.blueprints.console.schema_forms import saved_message, schema_form
 from app.db import parse_row_id
-from app.errors import AppError, ValidationError
+from app.errors import ValidationError
 from app.extensions import db
 from app.models.engagement import LOTTERY_STATUSES, LotteryTicket
 from app.models.user import PLAYER, User
@@ -46,16 +46,10 @@ def jackpots_list():
 def jackpot_new():
     defaults = {"currency": current_app.config["DEFAULT_CURRENCY"], "status": "active"}
     form = schema_form(PoolCreateSchema, defaults)
-    if form.validate_on_submit():
-        args = form.payload()
-        if args is not None:
-            try:
-                pool = jackpots.create_pool(args, actor=current_user)
-            except AppError as exc:
-                form.add_app_error(exc)
-            else:
-                flash(f"Jackpot {pool.name} created.", "success")
-                return redirect(url_for("console.jackpot_detail", pool_id=pool.id))
+    saved = form.submit(lambda args: jackpots.create_pool(args, actor=current_user))
+    if saved:
+        flash(f"Jackpot {saved[0].name} created.", "success")
+        return redirect(url_for("console.jackpot_detail", pool_id=saved[0].id))
     return render_template(
         "console/engagement/form_page.html",
         form=form,
@@ -106,19 +100,12 @@ def jackpot_edit(pool_id: int):
     pool = jackpots.get_pool(pool_id)
     values = _pool_values(pool)
     form = schema_form(PoolWriteSchema, values)
-    if form.validate_on_submit():
-        args = form.payload(initial=values)
-        if args == {}:
-            flash("Nothing changed.", "info")
-            return redirect(url_for("console.jackpot_detail", pool_id=pool.id))
-        if args is not None:
-            try:
-                pool = jackpots.update_pool(pool.id, args, actor=current_user)
-            except AppError as exc:
-                form.add_app_error(exc)
-            else:
-                flash(f"Jackpot {pool.name} saved ({', '.join(sorted(args))}).", "success")
-                return redirect(url_for("console.jackpot_detail", pool_id=pool.id))
+    saved = form.submit(
+        lambda args: jackpots.update_pool(pool.id, args, actor=current_user), initial=values
+    )
+    if saved:
+        flash(saved_message("Jackpot", *saved), "success" if saved[1] else "info")
+        return redirect(url_for("console.jackpot_detail", pool_id=pool.id))
     return render_template(
         "console/engagement/form_page.html",
         form=form,
@@ -215,16 +202,10 @@ def lottery_list():
 @console_view("promotions.manage")
 def lottery_new():
     form = schema_form(DrawCreateSchema, {"currency": current_app.config["DEFAULT_CURRENCY"]})
-    if form.validate_on_submit():
-        args = form.payload()
-        if args is not None:
-            try:
-                draw = lottery.create(args, actor=current_user)
-            except AppError as exc:
-                form.add_app_error(exc)
-            else:
-                flash(f"Draw {draw.title} created; its seed hash is published.", "success")
-                return redirect(url_for("console.lottery_detail", draw_id=draw.id))
+    saved = form.submit(lambda args: lottery.create(args, actor=current_user))
+    if saved:
+        flash(f"Draw {saved[0].title} created; its seed hash is published.", "success")
+        return redirect(url_for("console.lottery_detail", draw_id=saved[0].id))
     return render_template(
         "console/engagement/form_page.html",
         form=form,

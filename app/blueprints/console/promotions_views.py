@@ -19,8 +19,7 @@ from app.blueprints.api.promotions import (
 )
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.listing import paged, users_by_id
-from app.blueprints.console.schema_forms import schema_form
-from app.errors import AppError
+from app.blueprints.console.schema_forms import saved_message, schema_form
 from app.models.promotions import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
 from app.money import format_minor
 from app.services import promotions
@@ -88,17 +87,14 @@ def _form_page(form, *, title: str, action: str, submit: str, promotion=None, st
 @console_view("promotions.manage")
 def promotion_new():
     form = schema_form(NewPromotionArgs, _create_defaults())
-    if form.validate_on_submit():
-        args = form.payload()
-        if args is not None:
-            try:
-                data = to_model(args, args["currency"])
-                p = promotions.create_promotion(data, actor=current_user)
-            except AppError as exc:
-                form.add_app_error(exc)
-            else:
-                flash(f"Promotion {p.name} created as a draft: activate it to offer it.", "success")
-                return redirect(url_for("console.promotions_list"))
+    saved = form.submit(
+        lambda args: promotions.create_promotion(
+            to_model(args, args["currency"]), actor=current_user
+        )
+    )
+    if saved:
+        flash(f"Promotion {saved[0].name} created as a draft: activate it to offer it.", "success")
+        return redirect(url_for("console.promotions_list"))
     return _form_page(
         form,
         title="New promotion",
@@ -114,21 +110,15 @@ def promotion_edit(promotion_id: int):
     p = promotions.get_promotion(promotion_id)
     values = promotion_json(p, staff=True, refusal=False)
     form = schema_form(PromotionArgs, values)
-    if form.validate_on_submit():
-        args = form.payload(initial=values)
-        if args == {}:
-            flash("Nothing changed.", "info")
-            return redirect(url_for("console.promotions_list"))
-        if args is not None:
-            try:
-                p = promotions.update_promotion(
-                    p.id, to_model(args, p.currency), actor=current_user
-                )
-            except AppError as exc:
-                form.add_app_error(exc)
-            else:
-                flash(f"Promotion {p.name} saved ({', '.join(sorted(args))}).", "success")
-                return redirect(url_for("console.promotions_list"))
+    saved = form.submit(
+        lambda args: promotions.update_promotion(
+            p.id, to_model(args, p.currency), actor=current_user
+        ),
+        initial=values,
+    )
+    if saved:
+        flash(saved_message("Promotion", *saved), "success" if saved[1] else "info")
+        return redirect(url_for("console.promotions_list"))
     return _form_page(
         form,
         title=f"Edit promotion #{p.id}",

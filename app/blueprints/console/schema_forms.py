@@ -94,6 +94,25 @@ class SchemaForm(FlaskForm):
             else:
                 self.form_error = text if not self.form_error else f"{self.form_error} {text}"
 
+    def submit(self, save, *, initial: dict[str, Any] | None = None):
+        """A POST of this form: validate, build the payload (only the changed fields when
+        ``initial`` is given), call ``save(args)``; a service refusal goes next to its field.
+
+        Returns ``(result, args)`` once saved, ``(UNCHANGED, {})`` for an edit that changed
+        nothing, and ``None`` when the page must be shown again (GET, or errors)."""
+        if not self.validate_on_submit():
+            return None
+        args = self.payload(initial=initial)
+        if args is None:
+            return None
+        if initial is not None and not args:
+            return UNCHANGED, args
+        try:
+            return save(args), args
+        except AppError as exc:
+            self.add_app_error(exc)
+            return None
+
     def add_app_error(self, exc: AppError) -> None:
         before = sum(len(self[n].errors) for n in self.schema_fields)
         self.add_errors(exc.errors or [])
@@ -103,6 +122,17 @@ class SchemaForm(FlaskForm):
     @property
     def has_errors(self) -> bool:
         return bool(self.form_error) or any(self[n].errors for n in self.schema_fields)
+
+
+#: What ``SchemaForm.submit`` returns for an edit that changed nothing.
+UNCHANGED = object()
+
+
+def saved_message(kind: str, result: Any, args: dict[str, Any]) -> str:
+    """The flash after ``SchemaForm.submit`` of an edit form."""
+    if result is UNCHANGED:
+        return "Nothing changed."
+    return f"{kind} {result.name} saved ({', '.join(sorted(args))})."
 
 
 def form_class(schema_cls: type[Schema], *, exclude: tuple[str, ...] = ()) -> type[SchemaForm]:
