@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_lib
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.extensions import db
 from app.models.base import utcnow
@@ -403,3 +405,59 @@ def test_the_job_repairs_a_board_that_missed_writes(app, client, factory, player
 
     assert refresh_tournament_boards() >= 1
     assert_same_boards(tour, [u.id for u in players])
+
+
+def test_the_job_drops_a_board_with_an_orphan_member(app, factory, players):
+    tour = make_tournament(factory)
+    insert_participants(tour, players, random.Random(6))
+    redis_board(tour)
+    app.extensions["redis"].zadd(f"jx:tboard:{{{tour.id}}}", {"0000:999999": 5})
+    from app.jobs.engagement import refresh_tournament_boards
+
+    refresh_tournament_boards()
+    assert app.extensions["redis"].exists(f"jx:tboard:{{{tour.id}}}") == 0
+    assert_same_boards(tour, [u.id for u in players])
+
+
+_EPOCH_2026 = 1_767_225_600_000_000  # µs
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, -1, 250, MAX_EXACT_SCORE, -MAX_EXACT_SCORE, MAX_EXACT_SCORE - 1])
+            | st.integers(-MAX_EXACT_SCORE, MAX_EXACT_SCORE),
+            st.sampled_from([0, 1, 2]) | st.integers(0, 10**12),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.sampled_from([1, 2, 2**31, 2**63 - 30]),
+)
+def test_real_redis_orders_encoded_entries_exactly_like_the_postgres_order_by(app, items, first):
+    """The encoding against the real server, extremes included: score desc, score_at asc,
+    participant id asc (``tournaments.ordering()``)."""
+    r = app.extensions["redis"]
+    entries = [
+        Entry(
+            first + i,
+            first + i,
+            score,
+            datetime.fromtimestamp(0, UTC) + timedelta(microseconds=_EPOCH_2026 + micros),
+            0,
+            0,
+            0,
+        )
+        for i, (score, micros) in enumerate(items)
+    ]
+    r.delete("jx:test:order")
+    r.zadd("jx:test:order", {e.member: e.score for e in entries})
+    got = [
+        (tournament_board.user_of(m), int(s))
+        for m, s in r.zrevrange("jx:test:order", 0, -1, withscores=True)
+    ]
+    want = sorted(entries, key=lambda e: (-e.score, e.score_at, e.participant_id))
+    assert got == [(e.user_id, e.score) for e in want]
+    for rank, e in enumerate(want):
+        assert r.zrevrank("jx:test:order", e.member) == rank

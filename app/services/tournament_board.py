@@ -189,8 +189,13 @@ def refresh_running() -> int:
     for tid, ends_at in running:
         if redis.zscore(_key(tid), READY) is None:
             continue  # not built (or being rebuilt): the next read builds it from PostgreSQL
-        _upsert(redis, tid, _expire_at(ends_at), _entries(tid))
+        entries = _entries(tid)
+        _upsert(redis, tid, _expire_at(ends_at), entries)
         checked += 1
+        # One member per participant plus the sentinel, unless a per-player key was lost and
+        # left an orphan member (or someone enrolled meanwhile): then rebuild from scratch.
+        if redis.zcard(_key(tid)) != len(entries) + 1 and redis.zscore(_key(tid), PG_ONLY) is None:
+            drop(tid)
     return checked
 
 
