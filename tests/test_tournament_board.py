@@ -461,3 +461,15 @@ def test_real_redis_orders_encoded_entries_exactly_like_the_postgres_order_by(ap
     assert got == [(e.user_id, e.score) for e in want]
     for rank, e in enumerate(want):
         assert r.zrevrank("jx:test:order", e.member) == rank
+
+
+def test_an_opt_in_join_is_on_the_redis_board_with_score_zero(app, factory, players, token_for):
+    tour = make_tournament(factory, entry="opt_in")
+    redis_board(tour)  # built (empty) before anyone joins
+    client = app.test_client()
+    for user in players[:3]:
+        r = client.post(f"/api/tournaments/{tour.id}/join", headers=token_for(user))
+        assert r.status_code == 200, r.get_json()
+    expected = [(u.id, 0) for u in players[:3]]  # joined in this order: earlier is better
+    assert redis_board(tour).top == expected == pg_board(tour).top
+    assert redis_board(tour, players[2].id).me == (3, 0)
