@@ -16,7 +16,9 @@ What it does:
    with the caller spread over the whole ranking, ``--reads`` times through Redis and ``--reads``
    times with Redis bypassed (PostgreSQL: top N ``ORDER BY`` + the caller's ``count(*)`` ahead),
    interleaved in rounds so load changes on the machine hit both alike.
-5. Prints, as its last line:
+5. Times the ranking alone (``tournament_board.read`` vs ``tournament_board.postgres``, no
+   name join) and prints it.
+6. Prints, as its last line:
    ``participants=<n> redis_p50_ms=<n> redis_p99_ms=<n> pg_p50_ms=<n> pg_p99_ms=<n> ratio=<n>``
    (ratio = PostgreSQL p50 / Redis p50).
 """
@@ -195,6 +197,19 @@ def main() -> None:
                 chunk = callers[i : i + 100]
                 redis_t += [timed(via_redis, uid) for uid in chunk]
                 pg_t += [timed(via_pg, uid) for uid in chunk]
+            # The ranking alone (no name join): ZREVRANGE + ZREVRANK vs ORDER BY + count(*).
+            rank_r = [
+                timed(tournament_board.read, tid, tour.ends_at, uid, args.limit) for uid in callers
+            ]
+            db.session.rollback()
+            rank_p = []
+            for uid in callers:
+                rank_p.append(timed(tournament_board.postgres, tid, uid, args.limit))
+                db.session.rollback()
+            print(
+                f"ranking only: redis_p50_ms={statistics.median(rank_r) * 1000:.2f} "
+                f"pg_p50_ms={statistics.median(rank_p) * 1000:.2f}"
+            )
             r50, p50 = statistics.median(redis_t) * 1000, statistics.median(pg_t) * 1000
             print(
                 f"participants={len(user_ids)} redis_p50_ms={r50:.2f} "
