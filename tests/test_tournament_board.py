@@ -124,7 +124,9 @@ def test_callback_scores_reach_redis_and_match_postgres(app, client, factory):
     bet(a, "a1", "5.00")
     bet(b, "b1", "5.00")
     bet(c, "c1", "2.00")
-    # Mirrored after commit (the read finds the board ready only once a rebuild ran; force it).
+    # Mirrored after commit; the live push never rebuilds (it runs inside the callback), so
+    # the board becomes ready at the first read.
+    assert app.extensions["redis"].zscore(f"jx:tboard:{{{tour.id}}}", "!ready") is None
     redis_board(tour)
     bet(b, "b2", "0.01")
     bet(a, "a2", "0.01")
@@ -262,6 +264,7 @@ def test_redis_down_answers_from_postgres_and_play_goes_on(
     b = second_player_on(a, client, factory)
     bet(a, "a1", "3.00")
     bet(b, "b1", "1.00")
+    assert redis_board(tour).top == [(a.user_id, 3_00), (b.user_id, 1_00)]
     dead = redis_lib.Redis(port=1, socket_connect_timeout=0.2)
     monkeypatch.setattr(tournament_board, "redis_store", type("Down", (), {"client": lambda: dead}))
     bet(b, "b2", "4.00")  # the mirror fails after commit; the bet stands
@@ -272,8 +275,8 @@ def test_redis_down_answers_from_postgres_and_play_goes_on(
     assert [e["score"] for e in data["top"]] == ["5.00"]
     assert (data["me"]["rank"], data["me"]["score"]) == (2, "3.00")
     monkeypatch.undo()
-    # Redis back: the board was ready (the live push built it) and holds b's old score; the
-    # process remembered the failed write, so its next read rebuilds from the truth.
+    # Redis back, still holding b's 1.00: the process remembered the failed write, so its next
+    # read rebuilds from the truth instead of serving the stale board.
     assert redis_board(tour).top == pg_board(tour).top == [(b.user_id, 5_00), (a.user_id, 3_00)]
 
 

@@ -315,15 +315,23 @@ def _release(redis: Any, lock: str, token: str) -> None:
 # --------------------------------------------------------------------------- reads
 
 
-def read(tournament_id: int, ends_at: datetime, user_id: int | None, limit: int) -> Board | None:
-    """Top ``limit`` and the caller's rank from Redis; ``None`` → answer from PostgreSQL."""
+def read(
+    tournament_id: int,
+    ends_at: datetime,
+    user_id: int | None,
+    limit: int,
+    rebuild_missing: bool = True,
+) -> Board | None:
+    """Top ``limit`` and the caller's rank from Redis; ``None`` → answer from PostgreSQL.
+    ``rebuild_missing=False`` (the live push, which runs after a bet's commit inside the
+    provider's callback): never pay for a rebuild, answer from PostgreSQL instead."""
     redis = redis_store.client()
     try:
         _mark_dirty_boards(redis)
         for _ in range(3):
             board = _read_once(redis, tournament_id, user_id, limit)
             if board == "missing":
-                if not rebuild(tournament_id, ends_at):
+                if not rebuild_missing or not rebuild(tournament_id, ends_at):
                     return None
                 continue
             if board == "pg":

@@ -713,12 +713,14 @@ def admin_json(tour: Tournament) -> dict[str, Any]:
     return {k: getattr(tour, k) for k in EDITABLE} | {"id": tour.id, "status": tour.status}
 
 
-def live_board(tour: Tournament, user_id: int | None, limit: int) -> tournament_board.Board:
+def live_board(
+    tour: Tournament, user_id: int | None, limit: int, rebuild: bool = True
+) -> tournament_board.Board:
     """Top ``limit`` and the caller's position: Redis while the tournament is upcoming or
     running, PostgreSQL (same order) once it has ended or whenever Redis cannot answer."""
     board = None
     if state(tour) in ("upcoming", "running"):
-        board = tournament_board.read(tour.id, tour.ends_at, user_id, limit)
+        board = tournament_board.read(tour.id, tour.ends_at, user_id, limit, rebuild)
     return board or tournament_board.postgres(tour.id, user_id, limit)
 
 
@@ -726,11 +728,13 @@ def _masked(name: str) -> str:
     return name[:2] + "***" if len(name) > 2 else name + "***"
 
 
-def board_json(tour: Tournament, user_id: int | None = None, limit: int = 10) -> dict[str, Any]:
+def board_json(
+    tour: Tournament, user_id: int | None = None, limit: int = 10, rebuild: bool = True
+) -> dict[str, Any]:
     """The board as players see it; names, bets and prizes joined in one query."""
     from app.models.user import User
 
-    board = live_board(tour, user_id, limit)
+    board = live_board(tour, user_id, limit, rebuild)
     wanted = {uid for uid, _ in board.top} | ({user_id} if board.me else set())
     p = TournamentParticipant
     rows = {
@@ -763,7 +767,8 @@ def board_json(tour: Tournament, user_id: int | None = None, limit: int = 10) ->
 
 
 def board_event(tour: Tournament) -> dict[str, Any]:
-    event = board_json(tour, None, 10)
+    # Pushed after a bet's commit, inside the provider's callback: no rebuild on that path.
+    event = board_json(tour, None, 10, rebuild=False)
     del event["me"]
     return event
 
