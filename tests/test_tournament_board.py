@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from datetime import UTC, datetime, timedelta
@@ -476,3 +477,69 @@ def test_an_opt_in_join_is_on_the_redis_board_with_score_zero(app, factory, play
     expected = [(u.id, 0) for u in players[:3]]  # joined in this order: earlier is better
     assert redis_board(tour).top == expected == pg_board(tour).top
     assert redis_board(tour, players[2].id).me == (3, 0)
+
+
+def test_concurrent_play_reads_and_flushes_end_on_the_postgres_board(
+    app, requires_postgres, committed_db, client, factory
+):
+    """Real commits on separate connections: players bet, win, get refunds and replay while
+    readers rebuild and the board is deleted under them; at rest Redis equals PostgreSQL."""
+    tour = make_tournament(factory, scoring="net")
+    tables = [open_table(client, factory, cash=1_000_00) for _ in range(5)]
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def play(table, seed: int) -> None:
+        rng = random.Random(seed)
+        mine = dataclasses.replace(table, client=app.test_client())
+        try:
+            for i in range(10):
+                stake = rng.choice(["0.50", "1.00", "2.00"])
+                answers = [mine.bet(f"b{i}", stake, round_id=f"r{i}")]
+                roll = rng.random()
+                if roll < 0.5:
+                    answers.append(
+                        mine.win(f"w{i}", rng.choice(["1.50", "3.00"]), round_id=f"r{i}")
+                    )
+                elif roll < 0.7:
+                    answers.append(mine.refund(f"x{i}", f"b{i}"))
+                if rng.random() < 0.3:
+                    answers.append(mine.bet(f"b{i}", stake, round_id=f"r{i}"))  # provider retry
+                failures.extend(str(a) for a in answers if a["status"] != "ok")
+        except Exception as exc:
+            failures.append(repr(exc))
+
+    def read() -> None:
+        with app.app_context():
+            live = db.session.get(type(tour), tour.id)
+            while not stop.is_set():
+                try:
+                    tournaments.live_board(live, tables[0].user_id, 3)
+                except Exception as exc:
+                    failures.append(repr(exc))
+                db.session.rollback()
+            db.session.remove()
+
+    def flush() -> None:
+        r = app.extensions["redis"]
+        for _ in range(20):
+            r.delete(f"jx:tboard:{{{tour.id}}}")
+            stop.wait(0.05)
+
+    helpers = [threading.Thread(target=read), threading.Thread(target=read)]
+    helpers.append(threading.Thread(target=flush))
+    for h in helpers:
+        h.start()
+    players = [threading.Thread(target=play, args=(t, n)) for n, t in enumerate(tables)]
+    for p in players:
+        p.start()
+    for p in players:
+        p.join()
+    stop.set()
+    for h in helpers:
+        h.join()
+    assert failures == []
+    db.session.remove()
+    tour = db.session.get(type(tour), tour.id)
+    assert_same_boards(tour, [t.user_id for t in tables], limits=(1, 5))
+    assert len(redis_board(tour).top) == 5
