@@ -273,8 +273,8 @@ def join(tournament_id: int, user: Any) -> TournamentParticipant:
             row.fee_transaction_id = posting.transaction_id
         db.session.add(row)
         db.session.flush()
-        entry, ends_at = tournament_board.entry_of(row), tour.ends_at
-        on_commit(lambda: tournament_board.mirror(tour.id, ends_at, [entry]))
+        tid, ends_at, entry = tour.id, tour.ends_at, tournament_board.entry_of(row)
+        on_commit(lambda: tournament_board.mirror(tid, ends_at, [entry]))
         return row
 
 
