@@ -486,6 +486,7 @@ def test_concurrent_play_reads_and_flushes_end_on_the_postgres_board(
     readers rebuild and the board is deleted under them; at rest Redis equals PostgreSQL."""
     tour = make_tournament(factory, scoring="net")
     tables = [open_table(client, factory, cash=1_000_00) for _ in range(5)]
+    tid = tour.id  # plain id for the threads (the ORM object expires at each commit)
     stop = threading.Event()
     failures: list[str] = []
 
@@ -511,7 +512,7 @@ def test_concurrent_play_reads_and_flushes_end_on_the_postgres_board(
 
     def read() -> None:
         with app.app_context():
-            live = db.session.get(type(tour), tour.id)
+            live = tournaments.get(tid)
             while not stop.is_set():
                 try:
                     tournaments.live_board(live, tables[0].user_id, 3)
@@ -523,7 +524,7 @@ def test_concurrent_play_reads_and_flushes_end_on_the_postgres_board(
     def flush() -> None:
         r = app.extensions["redis"]
         for _ in range(20):
-            r.delete(f"jx:tboard:{{{tour.id}}}")
+            r.delete(f"jx:tboard:{{{tid}}}")
             stop.wait(0.05)
 
     helpers = [threading.Thread(target=read), threading.Thread(target=read)]
@@ -540,6 +541,6 @@ def test_concurrent_play_reads_and_flushes_end_on_the_postgres_board(
         h.join()
     assert failures == []
     db.session.remove()
-    tour = db.session.get(type(tour), tour.id)
+    tour = tournaments.get(tid)
     assert_same_boards(tour, [t.user_id for t in tables], limits=(1, 5))
     assert len(redis_board(tour).top) == 5
