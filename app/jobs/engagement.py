@@ -33,6 +33,15 @@ def settle_tournaments() -> list[int]:
 
 
 @job
+def refresh_tournament_boards() -> int:
+    """Repair the Redis leaderboards of running tournaments from PostgreSQL (writes only what
+    a mirror write lost, e.g. while Redis was unreachable)."""
+    from app.services import tournament_board
+
+    return tournament_board.refresh_running()
+
+
+@job
 def run_lottery_draws() -> list[int]:
     """Draw every lottery draw whose time has come (a rerun pays nothing twice)."""
     from app.services import lottery

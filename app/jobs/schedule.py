@@ -14,6 +14,7 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.jobs.rounds.settle_stale_rounds", 600, "settlement"),
     ("app.jobs.engagement.jackpots_periodic", 10, "default"),
     ("app.jobs.engagement.settle_tournaments", 60, "payouts"),
+    ("app.jobs.engagement.refresh_tournament_boards", 60, "default"),
     ("app.jobs.engagement.run_lottery_draws", 60, "payouts"),
     ("app.jobs.promotions.expire_bonuses", 300, "default"),
     ("app.jobs.promotions.pay_cashback", 3600, "default"),

@@ -19,6 +19,10 @@ Invariants:
   anyone paid. Cancel/delete close the tournament under its row lock alone, then refund each
   fee in its own transaction, wallet → participant, in the fee's ledger currency
   (``refund_fees``, re-run by the settlement job; the ledger key pays each refund once).
+* The live board is mirrored after commit into a Redis sorted set (``tournament_board``) with
+  the absolute values of this transaction; reads use it while the tournament runs and fall back
+  to PostgreSQL (the same ordering) whenever Redis cannot answer. Settlement ranks from
+  PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -43,7 +47,14 @@ from app.models.engagement import (
 from app.models.games import GameRound
 from app.models.wallet import LedgerTransaction
 from app.money import MoneyError, format_minor, normalize_currency, parse_minor
-from app.services import audit, notifications, play_events, play_guard, wallet
+from app.services import (
+    audit,
+    notifications,
+    play_events,
+    play_guard,
+    tournament_board,
+    wallet,
+)
 
 SOURCE = "tournaments"
 HOUSE = "house:tournaments"
@@ -86,7 +97,7 @@ def on_play(event: play_events.PlayEvent) -> None:
     now = utcnow()
     t = Tournament
     running = db.session.execute(
-        select(t.id, t.game_ids, t.scoring, t.min_bet, t.entry, t.max_participants)
+        select(t.id, t.game_ids, t.scoring, t.min_bet, t.entry, t.max_participants, t.ends_at)
         .where(
             t.currency == event.currency,
             t.status == "scheduled",
@@ -96,6 +107,7 @@ def on_play(event: play_events.PlayEvent) -> None:
         .with_for_update(read=True, key_share=True)
     ).all()
     touched: list[int] = []
+    mirrored: list[tuple[int, datetime, tournament_board.Entry]] = []
     for tour in running:
         if tour.game_ids is not None and event.game_id not in tour.game_ids:
             continue
@@ -103,10 +115,18 @@ def on_play(event: play_events.PlayEvent) -> None:
             continue
         if event.kind == "bet" and tour.entry == "free" and not _enrol_free(tour, event.user_id):
             continue
-        if _score(tour, event, now):
+        entry = _score(tour, event, now)
+        if entry is not None:
             touched.append(tour.id)
+            mirrored.append((tour.id, tour.ends_at, entry))
     if touched:
+        on_commit(lambda: _mirror(mirrored))
         on_commit(lambda: tick(touched))
+
+
+def _mirror(items: list[tuple[int, datetime, tournament_board.Entry]]) -> None:
+    for tournament_id, ends_at, entry in items:
+        tournament_board.mirror(tournament_id, ends_at, [entry])
 
 
 _ENROL_LOCK = 0x4A58_5452  # "JXTR"
@@ -144,7 +164,8 @@ def _enrol_free(tour: Any, user_id: int) -> bool:
     return True
 
 
-def _score(tour: Any, event: play_events.PlayEvent, now: datetime) -> bool:
+def _score(tour: Any, event: play_events.PlayEvent, now: datetime) -> tournament_board.Entry | None:
+    """Move the score; the row as committed (``RETURNING``) for the Redis mirror, or None."""
     p = TournamentParticipant
     stake = event.amount if event.kind == "bet" else 0
     win = event.amount if event.kind == "win" else 0
@@ -168,13 +189,14 @@ def _score(tour: Any, event: play_events.PlayEvent, now: datetime) -> bool:
             new_score = case((p.score < multiple, multiple), else_=p.score)
     values["score"] = new_score
     values["score_at"] = case((new_score != p.score, now), else_=p.score_at)
-    result = db.session.execute(
+    row = db.session.execute(
         update(p)
         .where(p.tournament_id == tour.id, p.user_id == event.user_id)
         .values(**values)
+        .returning(p.id, p.user_id, p.score, p.score_at, p.bets, p.won, p.wagered)
         .execution_options(synchronize_session=False)
-    )
-    return result.rowcount > 0
+    ).first()
+    return None if row is None else tournament_board.entry_of(row)
 
 
 def _multiple(event: play_events.PlayEvent) -> int | None:
@@ -258,6 +280,8 @@ def join(tournament_id: int, user: Any) -> TournamentParticipant:
             row.fee_transaction_id = posting.transaction_id
         db.session.add(row)
         db.session.flush()
+        tid, ends_at, entry = tour.id, tour.ends_at, tournament_board.entry_of(row)
+        on_commit(lambda: tournament_board.mirror(tid, ends_at, [entry]))
         return row
 
 
@@ -423,6 +447,8 @@ def settle(tournament_id: int) -> Tournament:
         tour.settled_at = utcnow()
         db.session.flush()
         publish("tournament.update", board_event(tour), room=room(tour.id))
+        settled_id = tour.id
+        on_commit(lambda: tournament_board.drop(settled_id))
         return tour
 
 
@@ -616,6 +642,8 @@ def update_tournament(tournament_id: int, data: dict[str, Any], *, actor: Any) -
             setattr(tour, key, value)
         _validate(tour)
         db.session.flush()
+        # A new end moves the keys' expiry: rebuild the board on its next read.
+        on_commit(lambda: tournament_board.drop(tournament_id))
         audit.record(
             "tournament.update",
             actor=actor,
@@ -646,6 +674,7 @@ def delete_tournament(tournament_id: int, *, actor: Any) -> None:
         tour.status = "cancelled"
         tour.cancelled_reason = DELETED_REASON
         db.session.flush()
+        on_commit(lambda: tournament_board.drop(tournament_id))
         audit.record(
             "tournament.delete",
             actor=actor,
@@ -710,6 +739,7 @@ def cancel(tournament_id: int, *, actor: Any, reason: str) -> Tournament:
             tour.status = "cancelled"
             tour.cancelled_reason = reason.strip()
             db.session.flush()
+            on_commit(lambda: tournament_board.drop(tournament_id))
             audit.record(
                 "tournament.cancel",
                 actor=actor,
@@ -830,27 +860,64 @@ def admin_json(tour: Tournament) -> dict[str, Any]:
     return {k: getattr(tour, k) for k in EDITABLE} | {"id": tour.id, "status": tour.status}
 
 
-def entry_json(tour: Tournament, rank: int, part: TournamentParticipant) -> dict[str, Any]:
+def live_board(
+    tour: Tournament, user_id: int | None, limit: int, rebuild: bool = True
+) -> tournament_board.Board:
+    """Top ``limit`` and the caller's position: Redis while the tournament is upcoming or
+    running, PostgreSQL (same order) once it has ended or whenever Redis cannot answer."""
+    board = None
+    if state(tour) in ("upcoming", "running"):
+        board = tournament_board.read(tour.id, tour.ends_at, user_id, limit, rebuild)
+    return board or tournament_board.postgres(tour.id, user_id, limit)
+
+
+def _masked(name: str) -> str:
+    return name[:2] + "***" if len(name) > 2 else name + "***"
+
+
+def board_json(
+    tour: Tournament, user_id: int | None = None, limit: int = 10, rebuild: bool = True
+) -> dict[str, Any]:
+    """The board as players see it; names, bets and prizes joined in one query."""
     from app.models.user import User
 
-    user = db.session.get(User, part.user_id)
-    name = user.username if user else "?"
+    board = live_board(tour, user_id, limit, rebuild)
+    wanted = {uid for uid, _ in board.top} | ({user_id} if board.me else set())
+    p = TournamentParticipant
+    rows = {
+        row.user_id: row
+        for row in db.session.execute(
+            select(p.user_id, p.bets, p.prize, User.username)
+            .join(User, User.id == p.user_id)
+            .where(p.tournament_id == tour.id, p.user_id.in_(wanted))
+        )
+    }
+
+    def entry(rank: int, uid: int, score: int) -> dict[str, Any]:
+        row = rows.get(uid)
+        return {
+            "rank": rank,
+            "player": _masked(row.username if row else "?"),
+            "score": score_text(tour, score),
+            "bets": row.bets if row else 0,
+            "prize": None
+            if row is None or row.prize is None
+            else format_minor(row.prize, tour.currency),
+        }
+
     return {
-        "rank": rank,
-        "player": name[:2] + "***" if len(name) > 2 else name + "***",
-        "score": score_text(tour, part.score),
-        "bets": part.bets,
-        "prize": None if part.prize is None else format_minor(part.prize, tour.currency),
+        "tournament_id": tour.id,
+        "state": state(tour),
+        "top": [entry(i, uid, score) for i, (uid, score) in enumerate(board.top, start=1)],
+        "me": None if board.me is None else entry(board.me[0], user_id, board.me[1]),
     }
 
 
 def board_event(tour: Tournament) -> dict[str, Any]:
-    top = leaderboard(tour.id, 10)
-    return {
-        "tournament_id": tour.id,
-        "state": state(tour),
-        "top": [entry_json(tour, i, part) for i, part in enumerate(top, start=1)],
-    }
+    # Pushed after a bet's commit, inside the provider's callback: no rebuild on that path.
+    event = board_json(tour, None, 10, rebuild=False)
+    del event["me"]
+    return event
 
 
 def install() -> None:

@@ -144,18 +144,9 @@ class Leaderboard(MethodView):
     @blp.arguments(LeaderboardArgs, location="query")
     @blp.response(200, envelope_of(LeaderboardSchema))
     def get(self, args, tournament_id: int):
-        """Top N (``?limit=``) and the caller's own position."""
+        """Top N (``?limit=``) and the caller's own position (Redis while running)."""
         tour = tournaments.get(tournament_id)
-        top = tournaments.leaderboard(tour.id, args["limit"])
-        mine = tournaments.position(tour.id, g.user.id)
-        return {
-            "data": {
-                "tournament_id": tour.id,
-                "state": tournaments.state(tour),
-                "top": [tournaments.entry_json(tour, i, p) for i, p in enumerate(top, start=1)],
-                "me": None if mine is None else tournaments.entry_json(tour, *mine),
-            }
-        }
+        return {"data": tournaments.board_json(tour, g.user.id, args["limit"])}
 
 
 @admin_blp.route("")
