@@ -313,3 +313,22 @@ def test_live_board_pushes_are_throttled_per_tournament(app, client, factory, mo
     assert len(pushes) == 1
     assert pushes[0].room == f"tournament:{tour.id}"
     assert pushes[0].data["top"][0]["score"] == "1.00"
+
+
+def test_a_refund_takes_back_only_what_its_bet_scored(client, factory):
+    """A provider refund names the bet, not the game: it must undo exactly that bet's score —
+    nothing for a bet under the minimum, on another game, or placed before the start."""
+    from app.models.games import Game
+
+    table = open_table(client, factory)
+    game_id = db.session.scalar(sa.select(Game.id).where(Game.external_id == table.game_external))
+    bet(table, "early", "3.00")  # before the tournament exists
+    tour = make_tournament(factory, min_bet="1.00", game_ids=[game_id], starts_at=utcnow())
+    bet(table, "big", "5.00")
+    bet(table, "small", "0.50")  # under the minimum: not scored
+    assert board(tour.id) == [(table.user_id, 5_00)]
+    for tx in ("small", "early"):
+        assert table.refund(f"rf-{tx}", tx, round_id=f"r-{tx}")["status"] == "ok"
+    assert board(tour.id) == [(table.user_id, 5_00)]
+    assert table.refund("rf-big", "big", round_id="r-big")["status"] == "ok"
+    assert board(tour.id) == [(table.user_id, 0)]

@@ -44,7 +44,7 @@ from app.models.engagement import (
     Tournament,
     TournamentParticipant,
 )
-from app.models.games import GameRound
+from app.models.games import GameRound, ProviderTransaction
 from app.models.wallet import LedgerTransaction
 from app.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.services import (
@@ -97,7 +97,16 @@ def on_play(event: play_events.PlayEvent) -> None:
     now = utcnow()
     t = Tournament
     running = db.session.execute(
-        select(t.id, t.game_ids, t.scoring, t.min_bet, t.entry, t.max_participants, t.ends_at)
+        select(
+            t.id,
+            t.game_ids,
+            t.scoring,
+            t.min_bet,
+            t.entry,
+            t.max_participants,
+            t.starts_at,
+            t.ends_at,
+        )
         .where(
             t.currency == event.currency,
             t.status == "scheduled",
@@ -108,10 +117,15 @@ def on_play(event: play_events.PlayEvent) -> None:
     ).all()
     touched: list[int] = []
     mirrored: list[tuple[int, datetime, tournament_board.Entry]] = []
+    # A refund scores only where its bet scored: same game, minimum bet, placed in the window.
+    undone = _undone_bet(event) if reverses_bet and running else None
+    game_id = undone.game_id if undone is not None else event.game_id
     for tour in running:
-        if tour.game_ids is not None and event.game_id not in tour.game_ids:
+        if tour.game_ids is not None and game_id not in tour.game_ids:
             continue
         if event.kind == "bet" and event.amount < tour.min_bet:
+            continue
+        if undone is not None and (undone.amount < tour.min_bet or undone.at < tour.starts_at):
             continue
         if event.kind == "bet" and tour.entry == "free" and not _enrol_free(tour, event.user_id):
             continue
@@ -122,6 +136,23 @@ def on_play(event: play_events.PlayEvent) -> None:
     if touched:
         on_commit(lambda: _mirror(mirrored))
         on_commit(lambda: tick(touched))
+
+
+def _undone_bet(event: play_events.PlayEvent) -> Any:
+    """The bet a refund or rollback undoes: its stake, time and game (None if not named)."""
+    if event.reverses_transaction_id is None:
+        return None
+    tx = ProviderTransaction
+    return db.session.execute(
+        select(tx.amount, tx.created_at.label("at"), GameRound.game_id)
+        .outerjoin(
+            GameRound,
+            (GameRound.provider_id == tx.provider_id)
+            & (GameRound.external_round_id == tx.external_round_id)
+            & (GameRound.user_id == tx.user_id),
+        )
+        .where(tx.id == event.reverses_transaction_id)
+    ).first()
 
 
 def _mirror(items: list[tuple[int, datetime, tournament_board.Entry]]) -> None:
