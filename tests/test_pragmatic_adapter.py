@@ -143,7 +143,7 @@ ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
         lambda n: f" {n}",
         lambda n: f"+{n}",
         lambda n: f"{n}\n",
-        lambda n: "_".join(str(n)),
+        lambda n: f"{str(n)[:1]}_{str(n)[1:] or '0'}",  # int() reads "1_23" as 123
         lambda n: str(n).translate(ARABIC_INDIC),  # int() reads these digits too
         lambda n: f"{n}.0",
         lambda n: "²",

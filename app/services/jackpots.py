@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, literal, select
 
 from app.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
 from app.errors import AccessDenied, Conflict, NotFound, ValidationError
@@ -954,7 +954,8 @@ def reconcile() -> list[str]:
         .outerjoin(
             t,
             (t.source == SOURCE)
-            & (t.idempotency_key == func.concat("jackpot_win:", JackpotWin.id)),
+            # ``||`` on every dialect (SQLite before 3.44 has no concat()).
+            & (t.idempotency_key == literal("jackpot_win:") + cast(JackpotWin.id, String)),
         )
         .where(JackpotWin.status == "paid")
     ).all()
