@@ -6,7 +6,7 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint format install install-test migrate seed bench clean
+.PHONY: run test test-embedded lint format install install-test migrate seed bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ format: install-test
 
 test: install-test lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The suite on the embedded default (SQLite + fakeredis), even where the servers answer.
+test-embedded: install-test
+	JX_TEST_EMBEDDED=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test
 	$(BIN)/python bench/callbacks.py
