@@ -11,16 +11,16 @@ import multiprocessing
 import sys
 
 from app import create_app
-from app.jobs.queues import QUEUE_NAMES
+from app.core.queues import QUEUE_NAMES
 
 log = logging.getLogger("jackpotx.worker")
 
 
 def run_scheduler() -> None:
-    """rq-scheduler loop: enqueues the periodic jobs registered in ``app.jobs.schedule``."""
+    """rq-scheduler loop: enqueues the periodic jobs registered in ``app.core.schedule``."""
     from rq_scheduler import Scheduler
 
-    from app.jobs.schedule import register_periodic_jobs
+    from app.core.schedule import register_periodic_jobs
 
     app = create_app()
     with app.app_context():

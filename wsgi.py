@@ -14,7 +14,7 @@ if __name__ == "__main__":
     patch_psycopg()
 
 from app import create_app
-from app.extensions import socketio
+from app.core.extensions import socketio
 
 app = create_app()
 

@@ -12,7 +12,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import load_config
+from app.core import queues as _queues
+from app.core.config import load_config
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -32,10 +33,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         n = settings["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from app import auth, errors, observability, realtime, security
+    from app import hooks, realtime
     from app.blueprints import docs, register_blueprints
     from app.cli import register_cli
-    from app.extensions import (
+    from app.core import errors, observability, queues, security
+    from app.core.extensions import (
         api,
         cors,
         csrf,
@@ -46,7 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         migrate,
         redis_store,
     )
-    from app.jobs import queues
+    from app.identity import auth
 
     observability.configure_logging(settings["LOG_LEVEL"])
     observability.init_app(app)
@@ -95,5 +97,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     docs.init_app(app)
     register_blueprints(app)
+    hooks.install()
     register_cli(app)
     return app
+
+
+# Job functions run outside a request (RQ workers) build their app with this factory.
+_queues.set_app_factory(create_app)

@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from app.db import atomic
+from app.core.db import atomic
 
 jackpotx = AppGroup("jackpotx", help="JackpotX operator commands.")
 
@@ -18,7 +18,7 @@ jackpotx = AppGroup("jackpotx", help="JackpotX operator commands.")
 @click.option("--message", default=None, help="Text shown to players while on.")
 def maintenance(state: str, message: str | None) -> None:
     """Turn maintenance mode on or off (the player API answers 503 while on)."""
-    from app.services import settings
+    from app.core import settings
 
     if state != "status":
         with atomic():
@@ -30,7 +30,7 @@ def maintenance(state: str, message: str | None) -> None:
 @jackpotx.command("sync-roles")
 def sync_roles() -> None:
     """Write the roles and permissions of this release to the database (run after upgrades)."""
-    from app.services import access
+    from app.identity import access
 
     with atomic():
         access.ensure_roles()
@@ -63,9 +63,9 @@ def users_create(
     """Create a user of any role and print its id."""
     import pyotp
 
-    from app.errors import AppError
-    from app.services import access
-    from app.services import users as users_service
+    from app.core.errors import AppError
+    from app.identity import access
+    from app.identity import users as users_service
 
     try:
         role_id = access.role_id_from_name(role)
@@ -113,7 +113,7 @@ def audit_group() -> None:
 @audit_group.command("verify")
 def audit_verify() -> None:
     """Recompute the audit hash chain; exit 1 at the first row that does not fit."""
-    from app.services import audit
+    from app.core import audit
 
     report = audit.verify()
     if report.ok:
@@ -149,8 +149,8 @@ def gateways_add(**opts) -> None:
     """Register a payment gateway and print its id."""
     from decimal import Decimal, InvalidOperation
 
-    from app.errors import AppError
-    from app.services import payments
+    from app.core.errors import AppError
+    from app.payments import service as payments
 
     def dec(name: str) -> Decimal | None:
         raw = opts[name]
@@ -203,7 +203,7 @@ def originals_group() -> None:
 def originals_retry_pending(older_than: str) -> None:
     """Finish studio rounds an outage left behind: roll back unconfirmed bets, pay owed wins."""
     from app.cli_money import parse_duration
-    from app.services.originals import service
+    from app.originals import studio as service
 
     done = service.retry_pending(parse_duration(older_than))
     click.echo(
@@ -222,7 +222,7 @@ def outbox_group() -> None:
 @outbox_group.command("relay")
 def outbox_relay() -> None:
     """Deliver everything pending to Redis now; exit 1 if Redis refused."""
-    from app.services import outbox
+    from app.core import outbox
 
     report = outbox.drain()
     click.echo(f"delivered={report.delivered} pending={report.pending}")
@@ -234,7 +234,7 @@ def outbox_relay() -> None:
 @outbox_group.command("status")
 def outbox_status() -> None:
     """How many messages wait, since when, and the last error."""
-    from app.services import outbox
+    from app.core import outbox
 
     state = outbox.status()
     click.echo(" ".join(f"{key}={value}" for key, value in state.items()))
@@ -253,8 +253,8 @@ def affiliates_group() -> None:
 )
 def affiliates_pay_commissions(period: str | None) -> None:
     """Compute and pay agent commissions (idempotent: settled agents are skipped)."""
-    from app.errors import AppError
-    from app.jobs.affiliates import pay_commissions
+    from app.affiliates.jobs import pay_commissions
+    from app.core.errors import AppError
 
     try:
         report = pay_commissions(period)
@@ -277,7 +277,7 @@ def realtime_broadcast(name: str, room: str, raw: str, durable: bool) -> None:
     """Emit an event to a room from the command line (announcements, maintenance alerts)."""
     import json
 
-    from app.events import publish
+    from app.core.events import publish
 
     try:
         data = json.loads(raw)
@@ -301,7 +301,7 @@ def jobs_schedule() -> None:
     from flask import current_app
     from rq_scheduler import Scheduler
 
-    from app.jobs.schedule import register_periodic_jobs
+    from app.core.schedule import register_periodic_jobs
 
     scheduler = Scheduler(connection=current_app.extensions["redis"])
     for job_id in register_periodic_jobs(scheduler):

@@ -7,9 +7,9 @@ from typing import Any
 import pyotp
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.models.user import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
-from app.services import access, users
+from app.core.extensions import db
+from app.identity import access, users
+from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
 
 #: Fixed TOTP secrets for demo staff so a newcomer can add them to an authenticator app.
 DEMO_TOTP = {"admin": "JBSWY3DPEHPK3PXPADMINAAA", "manager": "JBSWY3DPEHPK3PXPMANAGERA"}
@@ -99,10 +99,10 @@ def seed_originals() -> None:
     the one it generated and keeps encrypted) is registered with the casino, and its published
     game list imported. Re-running keeps the provider and refreshes the games.
     """
-    from app.models.games import Provider
-    from app.services import games
-    from app.services.originals import service as originals
-    from app.services.originals.wallet_client import PROVIDER_CODE
+    from app.originals import studio as originals
+    from app.originals.wallet_client import PROVIDER_CODE
+    from app.play import games
+    from app.play.models import Provider
 
     if not db.session.scalar(select(Provider.id).where(Provider.code == PROVIDER_CODE)):
         games.create_provider(
@@ -114,7 +114,7 @@ def seed_originals() -> None:
     games.import_games(PROVIDER_CODE, originals.game_catalog())
     # The operator's merchandising for the demo home page (set once, as staff would in the
     # console's games page; later edits there are kept).
-    from app.models.games import Game
+    from app.play.models import Game
 
     ours = db.session.scalars(
         select(Game).join(Provider, Game.provider_id == Provider.id)
@@ -145,8 +145,8 @@ def seed_demo() -> list[dict[str, str]]:
 
 def seed_promotions() -> None:
     """A welcome deposit bonus, applied to a new player's first deposit (idempotent)."""
-    from app.models.promotions import Promotion
-    from app.services import promotions
+    from app.bonus import promotions
+    from app.bonus.models import Promotion
 
     name = "Welcome bonus 100%"
     if db.session.scalar(select(Promotion.id).where(Promotion.name == name)):
@@ -177,9 +177,9 @@ def seed_promotions() -> None:
 
 def seed_free_spins() -> None:
     """A claimable free-spins offer on the JxOriginals slot (idempotent)."""
-    from app.models.games import Game
-    from app.models.promotions import Promotion
-    from app.services import promotions
+    from app.bonus import promotions
+    from app.bonus.models import Promotion
+    from app.play.models import Game
 
     name = "20 free spins on Fruit Slot"
     slot = db.session.scalar(select(Game.id).where(Game.external_id == "jxo-slot"))
@@ -213,8 +213,8 @@ def seed_gateways() -> None:
     """The sandbox gateway, so deposits and withdrawals work out of the box."""
     from decimal import Decimal
 
-    from app.models.payments import PaymentGateway
-    from app.services import payments
+    from app.payments import service as payments
+    from app.payments.models import PaymentGateway
 
     if db.session.scalar(select(PaymentGateway.id).where(PaymentGateway.code == "sandbox")):
         return
@@ -254,8 +254,8 @@ DEMO_CATEGORIES = [
 
 def seed_money() -> list[str]:
     """Game categories and funded demo wallets, credited through the ledger (idempotent)."""
-    from app.models.games import GameCategory
-    from app.services import wallet
+    from app.play.models import GameCategory
+    from app.wallet import ledger as wallet
 
     for slug, name, order in DEMO_CATEGORIES:
         if not db.session.scalar(select(GameCategory.id).where(GameCategory.slug == slug)):
@@ -287,11 +287,11 @@ def seed_engagement() -> None:
     (idempotent)."""
     from datetime import timedelta
 
-    from app.models.base import utcnow
-    from app.models.engagement import JackpotPool, LotteryDraw, Tournament
-    from app.models.games import Game, Provider
-    from app.services import jackpots, lottery, tournaments
-    from app.services.originals.wallet_client import PROVIDER_CODE
+    from app.core.base import utcnow
+    from app.originals.wallet_client import PROVIDER_CODE
+    from app.play.models import Game, Provider
+    from app.prizes import jackpots, lottery, tournaments
+    from app.prizes.models import JackpotPool, LotteryDraw, Tournament
 
     game_ids = list(
         db.session.scalars(
@@ -427,9 +427,10 @@ DEMO_PDF = (
 def seed_console_queues() -> None:
     """Work for the back office: a pending KYC submission (player1) and two pending
     withdrawals (player2), made through the real services. Skipped once they exist."""
-    from app.models.kyc import KycSubmission
-    from app.models.payments import PaymentTransaction
-    from app.services import kyc, payments
+    from app.compliance import kyc
+    from app.compliance.models import KycSubmission
+    from app.payments import service as payments
+    from app.payments.models import PaymentTransaction
 
     player1 = db.session.scalar(select(User).where(User.username == "player1"))
     player2 = db.session.scalar(select(User).where(User.username == "player2"))
@@ -480,7 +481,8 @@ def seed_affiliates() -> list[str]:
     the players' loyalty points show real figures (idempotent). Commission statements appear
     once the current period closes and the job runs (``flask jackpotx affiliates
     pay-commissions``)."""
-    from app.services import affiliates, loyalty
+    from app.affiliates import program as affiliates
+    from app.bonus import loyalty
 
     loyalty.ensure_levels()
     agent = db.session.scalar(select(User).where(User.username == "agent"))
@@ -525,8 +527,8 @@ def seed_affiliates() -> list[str]:
 def _demo_deposit(player: User, amount: str) -> None:
     import json
 
-    from app.services import payments
-    from app.services.gateways import sandbox
+    from app.payments import service as payments
+    from app.payments.gateways import sandbox
 
     txn = payments.create_deposit(player, amount=amount, currency="EUR", method="sandbox")
     body = json.dumps(
@@ -543,9 +545,9 @@ def _demo_deposit(player: User, amount: str) -> None:
 
 
 def _demo_play(player: User, plays: list[tuple[int, str, str]]) -> None:
-    from app.models.games import Game
-    from app.services import games, seamless
-    from app.services.originals.wallet_client import PROVIDER_CODE
+    from app.originals.wallet_client import PROVIDER_CODE
+    from app.play import games, seamless
+    from app.play.models import Game
 
     game = db.session.scalar(select(Game).where(Game.external_id == "jxo-dice"))
     provider = seamless.provider_config(PROVIDER_CODE)

@@ -46,7 +46,7 @@ def main() -> None:
         secret, tokens, _ = bench.seed(env, 1)
         os.environ.update(env)
         from app import create_app
-        from app.extensions import db
+        from app.core.extensions import db
 
         app = create_app()
         statements: list[str] = []

@@ -99,7 +99,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def create_database(admin_url: str, name: str) -> str:
-    from app.config import normalize_database_url
+    from app.core.config import normalize_database_url
 
     admin = sa.create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -111,7 +111,7 @@ def create_database(admin_url: str, name: str) -> str:
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    from app.config import normalize_database_url
+    from app.core.config import normalize_database_url
 
     admin = sa.create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -143,11 +143,13 @@ def seed(
 ) -> tuple[str, list[str], list[int]]:
     """Tables, provider, game, funded players with open sessions: (secret, tokens, wallet ids)."""
     from app import create_app
-    from app.db import atomic
-    from app.extensions import db
-    from app.models.user import PLAYER
-    from app.models.wallet import Wallet
-    from app.services import access, games, users, wallet
+    from app.core.db import atomic
+    from app.core.extensions import db
+    from app.identity import access, users
+    from app.identity.models import PLAYER
+    from app.play import games
+    from app.wallet import ledger as wallet
+    from app.wallet.models import Wallet
 
     os.environ.update(env)
     app = create_app({"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 8, "ARGON2_PARALLELISM": 1})
@@ -192,9 +194,9 @@ def seed_engagement() -> None:
     """One jackpot pool (1 %, no random hit) and one running free tournament in EUR."""
     from datetime import timedelta
 
-    from app.db import atomic
-    from app.models.base import utcnow
-    from app.services import jackpots, tournaments
+    from app.core.base import utcnow
+    from app.core.db import atomic
+    from app.prizes import jackpots, tournaments
 
     with atomic():
         jackpots.create_pool(
@@ -220,8 +222,8 @@ def seed_engagement() -> None:
 
 def reconcile(env: dict[str, str]) -> list[str]:
     from app import create_app
-    from app.extensions import db
-    from app.services import wallet
+    from app.core.extensions import db
+    from app.wallet import ledger as wallet
 
     os.environ.update(env)
     app = create_app()

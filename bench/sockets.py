@@ -205,11 +205,12 @@ def main() -> None:
     from sqlalchemy import insert
 
     from app import create_app
-    from app.db import atomic, on_commit
-    from app.extensions import db
-    from app.models.user import PLAYER, User
-    from app.services import notifications, passwords
-    from app.services.access import ensure_roles
+    from app.core import notifications
+    from app.core.db import atomic, on_commit
+    from app.core.extensions import db
+    from app.identity import passwords
+    from app.identity.access import ensure_roles
+    from app.identity.models import PLAYER, User
 
     app = create_app()
     work = Path(tempfile.mkdtemp(prefix="jx-bench-"))

@@ -59,12 +59,12 @@ def parse_args() -> argparse.Namespace:
 
 def seed(n: int) -> tuple[int, list[int]]:
     """One running tournament with ``n`` participants: (tournament id, user ids)."""
-    from app.db import atomic
-    from app.extensions import db
-    from app.models.base import utcnow
-    from app.models.engagement import Tournament, TournamentParticipant
-    from app.models.user import PLAYER, User
-    from app.services import access
+    from app.core.base import utcnow
+    from app.core.db import atomic
+    from app.core.extensions import db
+    from app.identity import access
+    from app.identity.models import PLAYER, User
+    from app.prizes.models import Tournament, TournamentParticipant
 
     rng = random.Random(9)
     now = utcnow()
@@ -149,8 +149,8 @@ def main() -> None:
 
         os.environ.setdefault("ENCRYPTION_KEY", Fernet.generate_key().decode())
         from app import create_app
-        from app.extensions import db, redis_store
-        from app.services import tournament_board, tournaments
+        from app.core.extensions import db, redis_store
+        from app.prizes import tournament_board, tournaments
 
         app = create_app()
         with app.app_context():

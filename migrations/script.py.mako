@@ -8,7 +8,7 @@ Create Date: ${create_date}
 from alembic import op
 import sqlalchemy as sa
 
-import app.models.base  # noqa: F401 - custom column types (UTCDateTime)
+import app.core.base  # noqa: F401 - custom column types (UTCDateTime)
 ${imports if imports else ""}
 
 # revision identifiers, used by Alembic.

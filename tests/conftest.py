@@ -22,9 +22,9 @@ from flask_jwt_extended import create_access_token
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
-from app.db import atomic
-from app.extensions import db
-from app.models.user import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
 
 #: ``JX_TEST_EMBEDDED=1``: run on SQLite + fakeredis even where the servers answer (what
 #: ``make run`` uses; CI runs the suite both ways).
@@ -37,7 +37,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _postgres_admin_engine() -> sa.Engine | None:
-    from app.config import normalize_database_url
+    from app.core.config import normalize_database_url
 
     if EMBEDDED:
         return None
@@ -134,7 +134,7 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
         if db.engine.dialect.name == "sqlite":
             _sqlite_savepoints_work(db.engine)
         db.create_all()
-        from app.services.access import ensure_roles
+        from app.identity.access import ensure_roles
 
         with atomic():
             ensure_roles()
@@ -172,7 +172,7 @@ def requires_postgres(is_postgres):
 def _clean_redis(app):
     client = app.extensions["redis"]
     client.flushdb()
-    from app.extensions import limiter
+    from app.core.extensions import limiter
 
     limiter.reset()
     return
@@ -212,7 +212,7 @@ def committed_db(app) -> Iterator[None]:
         else:
             for name in tables:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
-    from app.services.access import ensure_roles
+    from app.identity.access import ensure_roles
 
     with atomic():
         ensure_roles()
@@ -240,7 +240,7 @@ class Factory:
         return self._n
 
     def user(self, role_id: int = PLAYER, password: str = "Passw0rd!", **kw) -> User:
-        from app.services.users import create_user
+        from app.identity.users import create_user
 
         n = self._next()
         kw.setdefault("username", f"user{n}_{os.urandom(3).hex()}")

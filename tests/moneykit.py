@@ -9,12 +9,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.extensions import db
-from app.models.games import Game
-from app.models.wallet import LedgerTransaction, Wallet
-from app.services import games, seamless, wallet
-from app.services.provider_adapters import native_signature
+from app.core.db import atomic
+from app.core.extensions import db
+from app.play import games, seamless
+from app.play.models import Game
+from app.play.protocols import native_signature
+from app.wallet import ledger as wallet
+from app.wallet.models import LedgerTransaction, Wallet
 
 SECRET = "test-callback-secret-0123456789"
 

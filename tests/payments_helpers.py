@@ -36,7 +36,7 @@ def elf_bytes() -> bytes:
 
 
 def sandbox_gateway(**overrides):
-    from app.services import payments
+    from app.payments import service as payments
 
     data = {
         "code": "sandbox",

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields
 
-from app.errors import Conflict
+from app.core.errors import Conflict
 
 
 class _EchoSchema(Schema):
@@ -16,7 +16,7 @@ class _EchoSchema(Schema):
 
 
 def register_probe_routes(app: Flask) -> None:
-    from app.extensions import api, limiter
+    from app.core.extensions import api, limiter
 
     blp = ApiBlueprint("probe", __name__, url_prefix="/api/probe")
 

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from app.models.user import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT
-from app.services.access import ROLES
+from app.identity.access import ROLES
+from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT
 
 #: Staff login/refresh are how one gets a token; they authenticate by credentials instead.
 UNGUARDED = {"/api/admin/auth/login", "/api/admin/auth/refresh"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.gateways import sandbox
+from app.payments.gateways import sandbox
 from tests.moneykit import open_table
 from tests.payments_helpers import sandbox_gateway
 from tests.test_payments import Wire
@@ -47,9 +47,9 @@ def test_a_referrer_sees_referrals_qualified_ones_and_their_deposits(
 def test_an_agent_sees_the_players_attached_to_them_and_their_play(client, factory, token_for):
     agent = factory.staff("agent")
     table = open_table(client, factory, cash=50_00)
-    from app.db import atomic
-    from app.extensions import db
-    from app.models.user import User
+    from app.core.db import atomic
+    from app.core.extensions import db
+    from app.identity.models import User
 
     with atomic():
         db.session.get(User, table.user_id).agent_id = agent.id

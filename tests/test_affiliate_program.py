@@ -7,10 +7,10 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.models.affiliates import AffiliateApplication, CommissionPlan
-from app.models.audit import AuditLog
-from app.models.user import AGENT, PLAYER, User
+from app.affiliates.models import AffiliateApplication, CommissionPlan
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import AGENT, PLAYER, User
 from tests.test_originals_wallet import studio  # noqa: F401 - fixture
 
 APPLY = {"channel": "website", "website": "https://slots-reviews.example", "message": "Hi"}
@@ -275,7 +275,7 @@ def test_the_matrix_covers_every_affiliate_admin_route(app):
 def test_affiliate_admin_role_matrix(
     client, factory, token_for, role, method, path, body, permission
 ):
-    from app.services.access import ROLES
+    from app.identity.access import ROLES
     from tests.test_identity_staff import ROLE_BY_NAME
 
     actor = factory.user(ROLE_BY_NAME[role])
@@ -297,8 +297,8 @@ def test_affiliate_admin_role_matrix(
 
 
 def test_the_demo_agent_has_a_plan_and_referred_players_with_activity(client, token_for, studio):  # noqa: F811
-    from app.db import atomic
-    from app.models.loyalty import LoyaltyAccount
+    from app.bonus.models import LoyaltyAccount
+    from app.core.db import atomic
     from app.seed import seed_affiliates, seed_gateways, seed_users
 
     with atomic():

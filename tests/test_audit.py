@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.services import audit
+from app.core import audit
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.models import AuditLog
 
 
 def _three_rows():

@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.games import GameRound, GameSession, ProviderCallback, ProviderTransaction
-from app.models.user import User
-from app.models.wallet import LedgerTransaction
-from app.services import games
+from app.core.base import utcnow
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import User
+from app.play import games
+from app.play.models import GameRound, GameSession, ProviderCallback, ProviderTransaction
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import Table, open_table, reconcile_clean
 
 
@@ -358,8 +358,8 @@ def test_blocked_player_cannot_bet_but_is_still_paid(table, status):
 
 
 def test_bet_check_hook_refuses_with_limit_exceeded(table):
-    from app.errors import LimitExceeded
-    from app.services import play_guard
+    from app.core.errors import LimitExceeded
+    from app.play import guard as play_guard
 
     def deny_over_ten(user_id, amount, currency):
         if amount > 10_00:

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from app.extensions import db
-from app.models.games import GameRound, ProviderTransaction
-from app.models.wallet import LedgerTransaction
+from app.core.extensions import db
+from app.play.models import GameRound, ProviderTransaction
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import Table, open_table, reconcile_clean
 
 pytestmark = pytest.mark.postgres

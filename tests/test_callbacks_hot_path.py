@@ -9,14 +9,14 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from app.db import atomic
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.games import GameRound
-from app.models.responsible_gaming import RgSession
-from app.models.user import User
-from app.models.wallet import LedgerEntry, LedgerTransaction
-from app.services import responsible_gaming as rg
+from app.compliance import responsible_gaming as rg
+from app.compliance.models import RgSession
+from app.core.base import utcnow
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import User
+from app.play.models import GameRound
+from app.wallet.models import LedgerEntry, LedgerTransaction
 from tests.moneykit import Table, make_game, open_table, reconcile_clean
 
 
@@ -153,7 +153,7 @@ def test_win_refusals_still_name_the_reason(client, factory, table):
 
 
 def test_a_taken_key_under_the_lock_replays_and_moves_nothing_more(factory):
-    from app.services import wallet
+    from app.wallet import ledger as wallet
     from tests.moneykit import fund
 
     player = factory.player()

@@ -17,9 +17,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from app.extensions import db
-from app.models.wallet import LedgerEntry, Wallet
-from app.services.seamless import win_split
+from app.core.extensions import db
+from app.play.seamless import win_split
+from app.wallet.models import LedgerEntry, Wallet
 from tests.moneykit import open_table
 
 STEPS = {"n": 0}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyotp
 import sqlalchemy as sa
 
-from app.extensions import db
-from app.models.user import MANAGER, User
+from app.core.extensions import db
+from app.identity.models import MANAGER, User
 
 
 def test_users_create_prints_the_new_id_and_enables_totp(runner):
@@ -84,9 +84,9 @@ def test_seed_demo_is_idempotent(runner):
 
 
 def test_sync_roles_writes_this_releases_permissions_over_stale_ones(runner):
-    from app.db import atomic
-    from app.models.user import SUPPORT, Role
-    from app.services import access
+    from app.core.db import atomic
+    from app.identity import access
+    from app.identity.models import SUPPORT, Role
 
     with atomic():
         access.ensure_roles()

@@ -12,14 +12,14 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.db import atomic
-from app.extensions import db
-from app.models.affiliates import CommissionCpa, CommissionPlan, CommissionStatement
-from app.models.base import utcnow
-from app.models.payments import PaymentTransaction
-from app.models.user import AGENT, User
-from app.models.wallet import LedgerTransaction
-from app.services import commissions
+from app.affiliates import commissions
+from app.affiliates.models import CommissionCpa, CommissionPlan, CommissionStatement
+from app.core.base import utcnow
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import AGENT, User
+from app.payments.models import PaymentTransaction
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import fund, open_table, reconcile_clean
 from tests.payments_helpers import sandbox_gateway
 
@@ -271,7 +271,7 @@ def test_cpa_is_paid_once_per_referral(client, factory):
 
 def test_an_open_period_cannot_be_settled(factory):
     current, _ = commissions.period_containing(utcnow())
-    from app.errors import ValidationError
+    from app.core.errors import ValidationError
 
     with pytest.raises(ValidationError):
         commissions.run(period_start=current)
@@ -339,7 +339,7 @@ def _race(app, n, work):
 
 @pytest.mark.usefixtures("requires_postgres")
 def test_racing_commission_runs_pay_once(app, committed_db):
-    from app.services import wallet
+    from app.wallet import ledger as wallet
     from tests.conftest import Factory
 
     with app.app_context():
@@ -366,7 +366,7 @@ def test_racing_commission_runs_pay_once(app, committed_db):
 
 @pytest.mark.usefixtures("requires_postgres")
 def test_racing_applications_leave_one_pending(app, committed_db):
-    from app.services import affiliates
+    from app.affiliates import program as affiliates
     from tests.conftest import Factory
 
     with app.app_context():
@@ -380,7 +380,7 @@ def test_racing_applications_leave_one_pending(app, committed_db):
     outcomes = _race(app, 6, apply)
     assert sorted(outcomes) == ["Conflict"] * 5 + ["pending"]
     with app.app_context():
-        from app.models.affiliates import AffiliateApplication
+        from app.affiliates.models import AffiliateApplication
 
         assert db.session.scalar(select(func.count(AffiliateApplication.id))) == 1
         db.session.remove()

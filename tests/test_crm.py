@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.db import atomic
-from app.errors import ValidationError
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.user import User
-from app.services import crm
+from app.core.base import utcnow
+from app.core.db import atomic
+from app.core.errors import ValidationError
+from app.core.extensions import db
+from app.identity.models import User
+from app.messaging import crm
 from tests.moneykit import fund
 
 INJECTIONS = [
@@ -130,9 +130,8 @@ def test_staff_store_preview_and_recount_segments(client, factory, token_for):
 def test_a_segment_broadcast_reaches_consenting_matching_players_only_once(
     client, factory, token_for
 ):
-    from app.jobs.crm import fan_out_broadcast
-    from app.models.mail import OutboxEmail
-    from app.models.realtime import Notification
+    from app.core.models import Notification, OutboxEmail
+    from app.messaging.jobs import fan_out_broadcast
 
     yes = True
     target = factory.player(country="DE", marketing_consent=yes)

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.extensions import db
-from app.models.engagement import JackpotContribution, JackpotPool, LotteryDraw, Tournament
+from app.core.db import atomic
+from app.core.extensions import db
+from app.prizes import jackpots, tournaments
+from app.prizes.models import JackpotContribution, JackpotPool, LotteryDraw, Tournament
 from app.seed import seed_engagement
-from app.services import jackpots, tournaments
 from tests.moneykit import fund, reconcile_clean
 from tests.test_originals_wallet import _open, _play, studio  # noqa: F401 - fixture
 
 
 def fund_left(user_id: int) -> int:
-    from app.models.wallet import Wallet
+    from app.wallet.models import Wallet
 
     db.session.expire_all()
     return db.session.scalar(sa.select(Wallet.balance).where(Wallet.user_id == user_id))
 
 
 def wins_of(user_id: int) -> int:
-    from app.models.wallet import LedgerTransaction
+    from app.wallet.models import LedgerTransaction
 
     return db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(LedgerTransaction.cash_delta), 0)).where(

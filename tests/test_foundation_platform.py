@@ -7,11 +7,11 @@ import re
 import pytest
 
 from app import create_app
-from app.config import ConfigError, load_config
-from app.db import atomic, on_commit
-from app.extensions import db
-from app.models.settings import Setting
-from app.services import settings
+from app.core import settings
+from app.core.config import ConfigError, load_config
+from app.core.db import atomic, on_commit
+from app.core.extensions import db
+from app.core.models import Setting
 
 
 def test_health_reports_database_and_redis(client, is_postgres):
@@ -59,12 +59,12 @@ def test_maintenance_mode_blocks_player_api_but_not_health_or_staff(client, runn
 
 
 def test_maintenance_toggle_is_audited(runner):
-    from app.services import audit
+    from app.core import audit
 
     runner.invoke(args=["jackpotx", "maintenance", "on"])
     from sqlalchemy import select
 
-    from app.models.audit import AuditLog
+    from app.core.models import AuditLog
 
     row = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc())).first()
     assert row.action == "settings.update"

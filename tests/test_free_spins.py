@@ -11,18 +11,19 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from app.db import atomic
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.games import Game
-from app.models.originals import OriginalsFreeRound
-from app.models.promotions import FreeSpinGrant, PlayerBonus
-from app.models.user import User
-from app.models.wallet import LedgerTransaction, Wallet
+from app.bonus import promotions
+from app.bonus.models import FreeSpinGrant, PlayerBonus
+from app.core.base import utcnow
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import User
+from app.originals import studio as service
+from app.originals.models import OriginalsFreeRound
+from app.originals.wallet_client import WalletRefused
+from app.play import games, seamless
+from app.play.models import Game
 from app.seed import seed_originals
-from app.services import games, promotions, seamless
-from app.services.originals import service
-from app.services.originals.wallet_client import WalletRefused
+from app.wallet.models import LedgerTransaction, Wallet
 from tests.conftest import Factory
 from tests.moneykit import fund, reconcile_clean
 from tests.test_originals_wallet import ClientTransport
@@ -156,8 +157,8 @@ def test_claimed_spins_are_listed_and_offered_on_the_game_page(client, factory, 
 
 
 def test_free_spins_on_a_game_without_a_free_rounds_adapter_are_refused(factory, studio):
-    from app.errors import ValidationError
-    from app.models.games import Provider
+    from app.core.errors import ValidationError
+    from app.play.models import Provider
 
     with atomic():
         other = Provider(code="acme", name="Acme", secret_enc="x", protocol="native")
@@ -486,7 +487,7 @@ def rollback_win(token, n, amount, *, tx=None):
 
 
 def free_round_row(n):
-    from app.models.promotions import FreeSpinRound
+    from app.bonus.models import FreeSpinRound
 
     db.session.expire_all()
     return db.session.scalar(sa.select(FreeSpinRound).where(
@@ -494,7 +495,7 @@ def free_round_row(n):
 
 
 def round_total_win(n):
-    from app.models.games import GameRound
+    from app.play.models import GameRound
 
     db.session.expire_all()
     return db.session.scalar(
@@ -503,7 +504,7 @@ def round_total_win(n):
 
 
 def review_flags(user_id):
-    from app.models.responsible_gaming import RiskFlag
+    from app.compliance.models import RiskFlag
 
     db.session.expire_all()
     return db.session.scalars(
@@ -598,7 +599,7 @@ def test_a_forfeited_free_spin_win_is_not_taken_from_a_newer_bonus(
     assert flag.details["reason"] == "contract_settled"
     assert flag.details["bonus_status"] == "forfeited"
     assert flag.details["win_transaction_id"] == "fs-1:win"
-    from app.models.audit import AuditLog
+    from app.core.models import AuditLog
 
     assert db.session.scalar(sa.select(sa.func.count(AuditLog.id)).where(
         AuditLog.action == "bonus.free_spin_rollback_refused")) == 2  # fmt: skip
@@ -649,7 +650,7 @@ def test_a_win_and_end_round_of_one_free_round_racing_do_not_deadlock(
     round row, as a win does (wallet, then round), or the two wait for each other."""
     import time
 
-    from app.services import free_spins
+    from app.bonus import free_spins
 
     transport = ClientTransport(app)
     app.extensions["originals_transport"] = transport

@@ -7,12 +7,12 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.games import Game, GameSession, Provider
-from app.models.user import User
-from app.services import games
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import User
+from app.play import games
+from app.play.models import Game, GameSession, Provider
 from tests.moneykit import make_provider
 
 

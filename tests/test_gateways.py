@@ -10,10 +10,10 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db
-from app.models.payments import PaymentGateway
-from app.services.gateways.base import WebhookRejected
-from app.services.gateways.stripe import compute_signature, verify_signature
+from app.core.extensions import db
+from app.payments.gateways.base import WebhookRejected
+from app.payments.gateways.stripe import compute_signature, verify_signature
+from app.payments.models import PaymentGateway
 from tests.payments_helpers import SANDBOX_SECRET, sandbox_gateway
 
 GUIDE_BODY = {
@@ -100,7 +100,7 @@ def test_player_sees_only_gateways_for_their_currency_and_country(client, factor
     sandbox_gateway(code="uk-card", name="UK card", type="card", supported_countries=["GB"])
     sandbox_gateway(code="usd-only", name="USD", supported_currencies=["USD"])
     off = sandbox_gateway(code="off", name="Off")
-    from app.services import payments
+    from app.payments import service as payments
 
     payments.toggle_gateway(off.id)
     player = factory.player(country="MT")
@@ -150,7 +150,7 @@ def test_stripe_signature_refusals(header_for, why):
 
 
 def test_stripe_webhook_is_refused_over_http_when_unsigned(client, factory, token_for):
-    from app.services import payments
+    from app.payments import service as payments
 
     payments.create_gateway({**GUIDE_BODY, "min_amount": None, "max_amount": None})
     body = json.dumps({"type": "checkout.session.completed", "data": {"object": {}}}).encode()
@@ -165,8 +165,8 @@ def test_stripe_webhook_is_refused_over_http_when_unsigned(client, factory, toke
 
 
 def test_stripe_checkout_completed_maps_to_our_event():
-    from app.services.gateways.base import GatewayConfig
-    from app.services.gateways.stripe import StripeAdapter
+    from app.payments.gateways.base import GatewayConfig
+    from app.payments.gateways.stripe import StripeAdapter
 
     adapter = StripeAdapter(GatewayConfig("stripe", None, None, "whsec_x", None, {}))
     body = json.dumps(
@@ -219,7 +219,7 @@ def test_cli_gateways_add_registers_a_gateway(runner):
     assert result.exit_code == 0, result.output
     gw = db.session.get(PaymentGateway, int(result.output.strip()))
     assert gw.supported_currencies == ["EUR", "USD"]
-    from app.services import payments
+    from app.payments import service as payments
 
     assert payments.webhook_secret_of("sandbox") == SANDBOX_SECRET
     again = runner.invoke(

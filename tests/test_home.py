@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.services import home, promotions
+from app.bonus import promotions
+from app.lobby import home
 from tests.moneykit import open_table
 
 
@@ -19,9 +20,9 @@ def test_anonymous_home_shows_games_promotions_and_masked_big_wins(
 ):
     monkeypatch.setitem(app.config, "HOME_CACHE_SECONDS", 0)
     table = open_table(client, factory, cash=100_00)
-    from app.extensions import db
-    from app.models.games import Game
-    from app.models.user import User
+    from app.core.extensions import db
+    from app.identity.models import User
+    from app.play.models import Game
 
     game = db.session.query(Game).filter_by(external_id=table.game_external).one()
     game.is_featured = True

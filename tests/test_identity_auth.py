@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.identity import LoginEvent, TokenFamily
-from app.models.mail import OutboxEmail
-from app.models.user import User
-from app.services import totp
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.models import AuditLog, OutboxEmail
+from app.identity import totp
+from app.identity.models import LoginEvent, TokenFamily, User
 from tests.identity_helpers import PASSWORD, bearer, code, login, tokens
 
 
@@ -228,7 +226,7 @@ def test_account_locks_after_max_failures_and_the_lock_is_audited(client, factor
 def test_lock_ends_after_the_lockout_period(client, factory, app):
     from datetime import timedelta
 
-    from app.models.base import utcnow
+    from app.core.base import utcnow
 
     player = factory.player()
     with atomic():
@@ -351,7 +349,7 @@ def test_an_access_token_is_not_a_refresh_token_and_vice_versa(client, factory):
 def test_refresh_never_extends_the_session_past_its_absolute_end(client, factory):
     player = factory.player()
     pair = tokens(client, player.username)
-    from app.models.base import utcnow
+    from app.core.base import utcnow
 
     with atomic():
         family = db.session.scalars(
@@ -565,7 +563,7 @@ def test_activity_lists_logins_and_the_summary_counts_them(client, factory):
 
 
 def test_registration_opens_an_empty_wallet_in_the_default_currency(client, app):
-    from app.models.wallet import Wallet
+    from app.wallet.models import Wallet
 
     response = client.post(
         "/api/auth/register",

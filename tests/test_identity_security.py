@@ -8,8 +8,8 @@ import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token
 
-from app.db import atomic
-from app.services import access_rules
+from app.compliance import access_rules
+from app.core.db import atomic
 from tests.identity_helpers import bearer, login
 
 
@@ -142,8 +142,8 @@ def test_access_rules_are_validated_and_audited_through_the_admin_api(client, fa
         headers=headers,
     )
     assert ok.get_json()["data"]["restricted_countries"] == ["US"]
-    from app.extensions import db
-    from app.models.audit import AuditLog
+    from app.core.extensions import db
+    from app.core.models import AuditLog
 
     row = db.session.query(AuditLog).filter_by(action="settings.update").one()
     assert row.actor_id == admin.id

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from app.events import subscribe
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.user import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
-from app.services.access import ROLES
+from app.core.bus import subscribe
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.access import ROLES
+from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
 from tests.identity_helpers import ADMIN_SECRET, bearer, code, login, tokens
 
 ROLE_BY_NAME = {
@@ -173,8 +173,8 @@ def test_ban_takes_effect_immediately_and_is_audited_and_pushed(client, factory,
 def test_suspension_ends_by_itself_after_its_duration(client, factory):
     from datetime import timedelta
 
-    from app.db import atomic
-    from app.models.base import utcnow
+    from app.core.base import utcnow
+    from app.core.db import atomic
 
     _admin, headers = _admin_headers(client, factory)
     player = factory.player()

@@ -11,13 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from app.events import subscribe
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.engagement import JackpotContribution, JackpotPool, JackpotWin
-from app.models.realtime import Notification
-from app.models.wallet import LedgerTransaction
-from app.services import jackpots
+from app.core.bus import subscribe
+from app.core.extensions import db
+from app.core.models import AuditLog, Notification
+from app.prizes import jackpots
+from app.prizes.models import JackpotContribution, JackpotPool, JackpotWin
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import open_table, reconcile_clean
 
 

@@ -13,14 +13,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.errors import ValidationError
-from app.events import subscribe
-from app.extensions import db
-from app.models.engagement import JackpotContribution, JackpotPool, JackpotWin
-from app.models.games import GameRound, Provider
-from app.models.wallet import LedgerTransaction
-from app.services import jackpots
-from app.services.provider_adapters import pragmatic_hash
+from app.core.bus import subscribe
+from app.core.errors import ValidationError
+from app.core.extensions import db
+from app.play.models import GameRound, Provider
+from app.play.protocols import pragmatic_hash
+from app.prizes import jackpots
+from app.prizes.models import JackpotContribution, JackpotPool, JackpotWin
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import open_table, reconcile_clean
 
 
@@ -434,8 +434,8 @@ def test_staff_api_sets_the_drop_window_and_reporting_provider(client, factory, 
 
 
 def _age_rounds() -> None:
-    from app.db import atomic
-    from app.models.base import utcnow
+    from app.core.base import utcnow
+    from app.core.db import atomic
 
     with atomic():
         db.session.execute(sa.update(GameRound).values(updated_at=utcnow() - timedelta(hours=2)))
@@ -444,8 +444,8 @@ def _age_rounds() -> None:
 def test_a_stale_round_refund_takes_the_contribution_back_like_a_provider_refund(
     client, factory, monkeypatch
 ):
-    from app.models.loyalty import LoyaltyEvent
-    from app.services import rounds
+    from app.bonus.models import LoyaltyEvent
+    from app.play import rounds
 
     pool = make_pool(factory, seed_amount="10.00", must_drop_by="10.05", contribution_percent="50")
     db.session.execute(
@@ -545,7 +545,7 @@ def test_a_drop_payout_does_not_deadlock_with_the_winners_next_bet(
     import dataclasses
     import time
 
-    from app.services import play_events
+    from app.play import events as play_events
 
     monkeypatch.setattr(jackpots, "tick", lambda _ids: None)
     pool = make_pool(factory, seed_amount="10.00", must_drop_by="20.00", contribution_percent="10")

@@ -8,8 +8,8 @@ import redis
 from rq import Queue, SimpleWorker
 from rq_scheduler import Scheduler
 
-from app.jobs.schedule import PERIODIC_JOBS, periodic_job_id, register_periodic_jobs
-from app.models.audit import AuditLog
+from app.core.models import AuditLog
+from app.core.schedule import PERIODIC_JOBS, periodic_job_id, register_periodic_jobs
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_a_failed_job_is_requeued_once_and_audited(
     assert again.status_code == 409
     assert again.get_json()["code"] == "CONFLICT"
 
-    from app.extensions import db
+    from app.core.extensions import db
 
     rows = db.session.scalars(db.select(AuditLog).where(AuditLog.action == "jobs.requeue")).all()
     assert len(rows) == 1
@@ -115,7 +115,7 @@ def test_periodic_registration_is_idempotent_across_restarts(real_redis):
     # A job left over from an older release that no longer exists in PERIODIC_JOBS.
     scheduler.schedule(
         scheduled_time=__import__("datetime").datetime.now(__import__("datetime").UTC),
-        func="app.jobs.realtime.removed_job",
+        func="app.core.jobs.removed_job",
         interval=60,
         id="jx-periodic-app-jobs-realtime-removed_job",
         meta={"jackpotx_periodic": True},

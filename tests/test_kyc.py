@@ -8,10 +8,10 @@ import os
 import pytest
 from sqlalchemy import select
 
-from app.events import subscribe
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.kyc import KycDocument
+from app.compliance.models import KycDocument
+from app.core.bus import subscribe
+from app.core.extensions import db
+from app.core.models import AuditLog
 from tests.payments_helpers import elf_bytes, jpeg_bytes, pdf_bytes, png_bytes
 
 

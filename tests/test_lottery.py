@@ -9,13 +9,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.errors import Conflict
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.engagement import LotteryDraw, LotteryTicket
-from app.models.wallet import LedgerTransaction
-from app.services import lottery, responsible_gaming
+from app.compliance import responsible_gaming
+from app.core.base import utcnow
+from app.core.db import atomic
+from app.core.errors import Conflict
+from app.core.extensions import db
+from app.prizes import lottery
+from app.prizes.models import LotteryDraw, LotteryTicket
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import fund, reconcile_clean
 
 
@@ -51,7 +52,7 @@ def funded_player(factory, cash=100_00):
 
 
 def cash_of(user_id: int) -> int:
-    from app.services import wallet
+    from app.wallet import ledger as wallet
 
     db.session.expire_all()
     w = wallet.wallet_for(user_id, "EUR")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.db import atomic
-from app.extensions import db
-from app.models.loyalty import LoyaltyAccount, LoyaltyEvent
-from app.models.realtime import Notification
-from app.models.wallet import LedgerTransaction
-from app.services import loyalty
+from app.bonus import loyalty
+from app.bonus.models import LoyaltyAccount, LoyaltyEvent
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.models import Notification
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import open_table, reconcile_clean
 
 
@@ -85,7 +85,7 @@ def test_points_raise_the_level_and_a_rollback_lowers_it(client, factory, token_
     try:
         table = open_table(client, factory, cash=500_00)
         ok(table.bet("b1", "5.00"))  # 500 points: Bronze, half-way to Silver
-        from app.models.user import User
+        from app.identity.models import User
 
         headers = token_for(db.session.get(User, table.user_id))
         me = client.get("/api/user/loyalty", headers=headers).json["data"]
@@ -129,9 +129,9 @@ def test_a_stale_round_refund_takes_the_points_back(client, factory):
 
     import sqlalchemy as sa
 
-    from app.models.base import utcnow
-    from app.models.games import GameRound
-    from app.services import rounds
+    from app.core.base import utcnow
+    from app.play import rounds
+    from app.play.models import GameRound
 
     table = open_table(client, factory, cash=50_00)
     ok(table.bet("b1", "30.00", round_id="never-finished"))

@@ -11,12 +11,12 @@ from datetime import timedelta
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from app.db import atomic
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.mail import OutboxEmail
-from app.models.user import User
-from app.services import mail
+from app.core import mail
+from app.core.base import utcnow
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.models import OutboxEmail
+from app.identity.models import User
 
 
 def _register(client, **extra):
@@ -125,7 +125,7 @@ def test_marketing_mail_is_not_queued_without_consent_but_service_mail_is(factor
 
 
 def test_a_broadcast_ignores_the_old_preferences_flag(client, factory, token_for):
-    from app.jobs.crm import fan_out_broadcast
+    from app.messaging.jobs import fan_out_broadcast
 
     factory.player(country="IS", preferences={"marketing_consent": True})
     column = factory.player(country="IS", marketing_consent=True)

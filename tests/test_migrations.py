@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 
 from app import create_app
-from app.extensions import db
+from app.core.extensions import db
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
 

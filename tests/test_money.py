@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.money import Money, MoneyError, format_minor, parse_minor
+from app.core.money import Money, MoneyError, format_minor, parse_minor
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.user import User
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import User
 from tests.moneykit import fund, open_table, reconcile_clean
 
 
@@ -244,7 +244,7 @@ def test_callback_log_is_listed_for_staff_with_filters(client, played, factory, 
 
 
 def test_replay_of_a_logged_callback_is_idempotent_and_audited(client, played, factory, token_for):
-    from app.models.games import ProviderCallback
+    from app.play.models import ProviderCallback
 
     admin = factory.staff("admin")
     first = db.session.scalar(

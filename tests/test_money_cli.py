@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.games import Game, GameRound, Provider, ProviderCallback
-from app.models.wallet import Wallet
-from app.services import crypto
+from app.core import crypto
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.play.models import Game, GameRound, Provider, ProviderCallback
+from app.wallet.models import Wallet
 from tests.moneykit import open_table, reconcile_clean
 
 
@@ -140,7 +140,7 @@ def test_callbacks_replay_reruns_through_the_service(runner, client, factory):
 
 
 def _age_rounds(hours: int = 2) -> None:
-    from app.models.base import utcnow
+    from app.core.base import utcnow
 
     with atomic():
         db.session.execute(
@@ -199,7 +199,7 @@ def test_close_policy_closes_without_refunding(runner, client, factory):
 
 
 def test_stale_round_job_settles_like_the_command(app, client, factory):
-    from app.jobs.rounds import settle_stale_rounds
+    from app.play.jobs import settle_stale_rounds
 
     t = open_table(client, factory)
     t.bet("b1", "5.00")
@@ -212,7 +212,7 @@ def test_seed_demo_funds_demo_players_once(runner):
     for _ in range(2):
         result = runner.invoke(args=["jackpotx", "seed-demo"])
         assert result.exit_code == 0, result.output
-    from app.models.user import User
+    from app.identity.models import User
 
     player1 = db.session.scalar(sa.select(User).where(User.username == "player1"))
     eur = db.session.scalar(

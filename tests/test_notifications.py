@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.db import atomic
-from app.events import subscribe
-from app.models.realtime import Notification
-from app.services import notifications
+from app.core import notifications
+from app.core.bus import subscribe
+from app.core.db import atomic
+from app.core.models import Notification
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_a_rolled_back_notification_is_neither_stored_nor_pushed(factory, pushed
 
 
 def test_the_notification_job_run_twice_stores_and_pushes_once(factory, pushed):
-    from app.jobs.realtime import send_notification
+    from app.core.jobs import send_notification
 
     player = factory.player()
     first = send_notification(player.id, "withdrawal", "Paid", "50.00 EUR", None, "wd-9-paid")
@@ -86,7 +86,7 @@ def test_a_user_cannot_read_or_mark_another_users_notification(client, factory, 
     assert response.get_json()["code"] == "NOT_FOUND"
     listed = client.get("/api/notifications", headers=token_for(intruder)).get_json()
     assert listed["data"] == []
-    from app.extensions import db
+    from app.core.extensions import db
 
     assert db.session.get(Notification, note.id).read_at is None
 

@@ -9,8 +9,8 @@ from fractions import Fraction
 
 import pytest
 
-from app.services.originals import engine
-from app.services.originals.games import GAMES, Dice, GameRuleError, Slot, outcome
+from app.originals import engine
+from app.originals.games import GAMES, Dice, GameRuleError, Slot, outcome
 
 SERVER = "9f" * 32
 CLIENT = "lucky-player"

@@ -7,10 +7,10 @@ from urllib.parse import urlparse
 import pytest
 from sqlalchemy import select, update
 
-from app.db import atomic
-from app.extensions import db
-from app.models.originals import OriginalsRound, OriginalsSeed, OriginalsSession
-from app.services.originals import engine
+from app.core.db import atomic
+from app.core.extensions import db
+from app.originals import engine
+from app.originals.models import OriginalsRound, OriginalsSeed, OriginalsSession
 
 
 def _launch_demo(client, game="jxo-dice"):

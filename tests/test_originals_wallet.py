@@ -12,15 +12,15 @@ import requests
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from app.db import atomic
-from app.extensions import db
-from app.models.games import Game, ProviderCallback
-from app.models.originals import OriginalsRound
-from app.models.wallet import LedgerTransaction, Wallet
+from app.core.db import atomic
+from app.core.extensions import db
+from app.originals import studio as service
+from app.originals.models import OriginalsRound
+from app.originals.wallet_client import CALLBACK_PATH, RequestsTransport
+from app.play import games, seamless
+from app.play.models import Game, ProviderCallback
 from app.seed import seed_originals
-from app.services import games, seamless
-from app.services.originals import service
-from app.services.originals.wallet_client import CALLBACK_PATH, RequestsTransport
+from app.wallet.models import LedgerTransaction, Wallet
 from tests.moneykit import fund, reconcile_clean
 
 
@@ -219,7 +219,7 @@ def test_a_bet_that_never_arrived_is_rolled_back_and_can_never_be_taken_later(
         .replace(b'"reference_transaction_id":"' + round_ref.encode() + b':bet",', b"")
         .replace(b":rollback", b":bet")
     )
-    from app.services.originals.wallet_client import sign
+    from app.originals.wallet_client import sign
 
     _status, raw = studio.post(
         CALLBACK_PATH,

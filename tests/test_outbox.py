@@ -8,12 +8,13 @@ import time
 import pytest
 import redis
 
-from app.db import atomic
-from app.events import publish, subscribe
-from app.extensions import db
-from app.models.realtime import OutboxMessage
+from app.core import outbox
+from app.core.bus import subscribe
+from app.core.db import atomic
+from app.core.events import publish
+from app.core.extensions import db
+from app.core.models import OutboxMessage
 from app.realtime.emitter import QueueEmitter, channel_for
-from app.services import outbox
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -108,7 +109,7 @@ def test_events_committed_while_redis_is_down_are_kept_and_drain_in_order_after_
     assert pending[0].attempts >= 1
     assert "ConnectionError" in pending[0].last_error
     # The periodic relay fails loudly (RQ keeps it as failed) and loses nothing.
-    from app.jobs.realtime import relay_outbox
+    from app.core.jobs import relay_outbox
 
     with pytest.raises(RuntimeError, match="outbox relay stopped"):
         relay_outbox()
@@ -127,8 +128,7 @@ def test_events_committed_while_redis_is_down_are_kept_and_drain_in_order_after_
 def test_a_durable_job_is_enqueued_once_redis_takes_it(factory, monkeypatch):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from app.jobs import queues
-    from app.services import notifications
+    from app.core import notifications, queues
 
     player = factory.player()
     real_enqueue = queues.enqueue
@@ -143,7 +143,7 @@ def test_a_durable_job_is_enqueued_once_redis_takes_it(factory, monkeypatch):
     monkeypatch.setattr(queues, "enqueue", flaky)
     with atomic():
         outbox.add_job(
-            "app.jobs.realtime.send_notification",
+            "app.core.jobs.send_notification",
             player.id,
             "withdrawal",
             "Paid",

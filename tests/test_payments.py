@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from app.events import subscribe
-from app.extensions import db
-from app.models.payments import PaymentTransaction
-from app.models.responsible_gaming import RiskFlag
-from app.models.user import User
-from app.models.wallet import LedgerTransaction, Wallet
-from app.services.gateways import sandbox
+from app.compliance.models import RiskFlag
+from app.core.bus import subscribe
+from app.core.extensions import db
+from app.identity.models import User
+from app.payments.gateways import sandbox
+from app.payments.models import PaymentTransaction
+from app.wallet.models import LedgerTransaction, Wallet
 from tests.moneykit import fund, reconcile_clean
 from tests.payments_helpers import SANDBOX_SECRET, sandbox_gateway
 
@@ -259,7 +259,7 @@ def withdraw(client, headers, amount, **extra):
 
 def verified_player(factory, cash=0):
     player = factory.player()
-    from app.db import atomic
+    from app.core.db import atomic
 
     with atomic():
         user = db.session.get(User, player.id)
@@ -409,7 +409,7 @@ def test_staff_queues_filter_and_summarize(client, factory, token_for, gateway):
 
 
 def test_self_excluded_player_can_still_withdraw(client, factory, token_for, gateway):
-    from app.services import responsible_gaming as rg
+    from app.compliance import responsible_gaming as rg
 
     player = verified_player(factory, 100_00)
     rg.self_exclude(player, "permanent")

@@ -7,10 +7,10 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from app.db import atomic
-from app.extensions import db
-from app.models.user import User
-from app.models.wallet import Wallet
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import User
+from app.wallet.models import Wallet
 from tests.moneykit import fund, reconcile_clean
 from tests.payments_helpers import sandbox_gateway
 

@@ -8,16 +8,16 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from app.extensions import db
-from app.models.wallet import LedgerTransaction, Wallet
-from app.services import games
+from app.core.extensions import db
+from app.play import games
+from app.wallet.models import LedgerTransaction, Wallet
 from tests.moneykit import Table, make_game, make_provider, reconcile_clean
 from tests.payments_helpers import png_bytes, sandbox_gateway
 from tests.test_payments import Wire
 
 
 def test_player_journey_from_deposit_to_payout(client, factory, token_for, monkeypatch):
-    from app.services.gateways import sandbox
+    from app.payments.gateways import sandbox
 
     wire = Wire(client)
     monkeypatch.setattr(sandbox, "http_post", wire)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services import play_events
+from app.play import events as play_events
 from tests import moneykit
 
 

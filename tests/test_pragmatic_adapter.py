@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.extensions import db
-from app.models.user import User
-from app.services import games
-from app.services.provider_adapters import pragmatic_hash
+from app.core.extensions import db
+from app.identity.models import User
+from app.play import games
+from app.play.protocols import pragmatic_hash
 from tests.moneykit import SECRET, fund, make_game, make_provider, reconcile_clean
 
 
@@ -124,7 +124,7 @@ def test_errors_map_to_pragmatic_codes(pp, action, params, code):
 def test_wrong_hash_is_error_5_and_blocked_player_is_error_6(pp):
     call, player, _token = pp
     assert call("balance", secret="wrong-secret", userId=player.id)["error"] == 5
-    from app.db import atomic
+    from app.core.db import atomic
 
     with atomic():
         db.session.get(User, player.id).status = "banned"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.services import crm, wallet
+from app.messaging import crm
+from app.wallet import ledger as wallet
 from tests.test_promotions import (  # noqa: F401 - fixtures
     deposit_and_pay,
     gateway,

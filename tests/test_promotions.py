@@ -10,16 +10,16 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
-from app.db import atomic
-from app.events import subscribe
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.games import Game
-from app.models.promotions import PlayerBonus, Promotion
-from app.models.user import User
-from app.models.wallet import LedgerTransaction
-from app.services import promotions
-from app.services.gateways import sandbox
+from app.bonus import promotions
+from app.bonus.models import PlayerBonus, Promotion
+from app.core.base import utcnow
+from app.core.bus import subscribe
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import User
+from app.payments.gateways import sandbox
+from app.play.models import Game
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import fund, open_table, reconcile_clean
 from tests.payments_helpers import sandbox_gateway
 from tests.test_payments import Wire, balances, pay, start_deposit, withdraw
@@ -72,7 +72,7 @@ def deposit_and_pay(client, wire, headers, amount):
 
 
 def bonus_balance(user_id, currency="EUR"):
-    from app.models.wallet import Wallet
+    from app.wallet.models import Wallet
 
     db.session.expire_all()
     w = db.session.scalar(
@@ -341,10 +341,10 @@ def test_withdrawal_is_refused_while_wagering_unless_the_bonus_is_forfeited(
 
 
 def test_expiry_job_forfeits_what_is_left_and_releases_unused_claims(client, factory, token_for):
-    from app.jobs.promotions import expire_bonuses
-    from app.jobs.schedule import PERIODIC_JOBS
+    from app.bonus.jobs import expire_bonuses
+    from app.core.schedule import PERIODIC_JOBS
 
-    assert any(f == "app.jobs.promotions.expire_bonuses" for f, _i, _q in PERIODIC_JOBS)
+    assert any(f == "app.bonus.jobs.expire_bonuses" for f, _i, _q in PERIODIC_JOBS)
     free = promo(type="no_deposit", bonus_amount_minor=10_00, match_percent=0,
                  bonus_valid_days=7)  # fmt: skip
     reload = promo(name="Reload", type="reload", match_percent=50, bonus_valid_days=3,
@@ -409,7 +409,7 @@ def test_staff_create_update_activate_and_deactivate_promotions(client, factory,
     assert actions == ["created", "activated", "updated", "deactivated"]
     page = client.get("/api/admin/promotions?status=inactive", headers=manager).json
     assert page["meta"]["total"] == 1
-    from app.models.audit import AuditLog
+    from app.core.models import AuditLog
 
     logged = db.session.scalars(
         select(AuditLog.action).where(AuditLog.target_type == "promotion")
@@ -499,7 +499,7 @@ def test_one_player_racing_the_same_claim_gets_one_bonus(app, committed_db):
 
 
 def test_cashback_pays_a_percentage_of_last_periods_net_loss_once(client, factory, token_for):
-    from app.jobs.promotions import pay_cashback
+    from app.bonus.jobs import pay_cashback
 
     cashback = promo(
         name="Weekly cashback",
@@ -537,7 +537,7 @@ def test_cashback_pays_a_percentage_of_last_periods_net_loss_once(client, factor
 def test_cashback_with_wagering_waits_for_a_player_without_a_bonus_in_progress(
     client, factory, token_for
 ):
-    from app.jobs.promotions import pay_cashback
+    from app.bonus.jobs import pay_cashback
 
     cashback = promo(name="Cashback 1x", type="cashback", match_percent=0,
                      cashback_percent=20, wagering_multiplier=1)  # fmt: skip

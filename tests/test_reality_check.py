@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.db import atomic
-from app.errors import ValidationError
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.realtime import Notification
-from app.services import presence, reality_check
+from app.compliance import reality_check
+from app.core import presence
+from app.core.db import atomic
+from app.core.errors import ValidationError
+from app.core.extensions import db
+from app.core.models import AuditLog, Notification
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_without_a_ledger_source_the_reminder_says_the_result_is_unavailable(
 
 
 def test_the_wallet_ledger_is_the_registered_source_of_session_results(client, factory):
-    from app.services import responsible_gaming
+    from app.compliance import responsible_gaming
     from tests import moneykit
 
     assert reality_check._net_result_source is responsible_gaming.session_results

@@ -126,8 +126,8 @@ def test_pings_keep_coming_while_answered_and_events_arrive_in_order(
         target=fast_pings.run_python,
         args=(
             "from app import create_app\n"
-            "from app.db import atomic\n"
-            "from app.services import notifications\n"
+            "from app.core.db import atomic\n"
+            "from app.core import notifications\n"
             "with create_app().app_context():\n"
             "    for n in range(5):\n"
             "        with atomic():\n"

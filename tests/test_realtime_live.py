@@ -125,8 +125,8 @@ def test_player_with_valid_token_receives_a_notification_published_by_another_pr
 
     live.run_python(
         "from app import create_app\n"
-        "from app.db import atomic\n"
-        "from app.services import notifications\n"
+        "from app.core.db import atomic\n"
+        "from app.core import notifications\n"
         "app = create_app()\n"
         "with app.app_context():\n"
         "    with atomic():\n"
@@ -152,7 +152,7 @@ def test_an_emit_from_an_rq_worker_process_reaches_the_client(
     probe = probes()
     probe.connect(live.url, auth={"token": mint(player)})
     Queue("notifications", connection=redis.Redis.from_url(redis_url)).enqueue(
-        "app.jobs.realtime.send_notification",
+        "app.core.jobs.send_notification",
         player.id,
         "withdrawal",
         "Withdrawal paid",
@@ -249,10 +249,10 @@ def test_force_logout_pushes_session_logout_then_closes_the_socket(
     live.run_python(
         "from datetime import UTC, datetime\n"
         "from app import create_app\n"
-        "from app.db import atomic\n"
-        "from app.events import publish, user_room\n"
-        "from app.extensions import db\n"
-        "from app.models.user import User\n"
+        "from app.core.db import atomic\n"
+        "from app.core.events import publish, user_room\n"
+        "from app.core.extensions import db\n"
+        "from app.identity.models import User\n"
         "app = create_app()\n"
         "with app.app_context():\n"
         "    with atomic():\n"

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from freezegun import freeze_time
 
-from app.errors import LimitExceeded, SelfExcluded
-from app.models.base import utcnow
-from app.services import responsible_gaming as rg
+from app.compliance import responsible_gaming as rg
+from app.core.base import utcnow
+from app.core.errors import LimitExceeded, SelfExcluded
 from tests.payments_helpers import sandbox_gateway
 
 
@@ -204,7 +204,7 @@ def test_permanent_exclusion_can_never_be_lifted(factory):
     player = factory.player()
     admin = factory.staff("admin")
     row = rg.self_exclude(player, "permanent")
-    from app.errors import Conflict
+    from app.core.errors import Conflict
 
     with freeze_time(utcnow() + timedelta(days=3650)), pytest.raises(Conflict):
         rg.lift_exclusion(row.id, admin, "ten years later")
@@ -276,7 +276,7 @@ def test_wager_limit_counts_stakes_not_net(client, factory):
 
 
 def test_game_launch_is_refused_while_self_excluded(factory):
-    from app.services import games
+    from app.play import games
     from tests.moneykit import make_game, make_provider
 
     provider = make_provider()
@@ -289,7 +289,7 @@ def test_game_launch_is_refused_while_self_excluded(factory):
 
 
 def db_user(user_id):
-    from app.extensions import db
-    from app.models.user import User
+    from app.core.extensions import db
+    from app.identity.models import User
 
     return db.session.get(User, user_id)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.events import subscribe
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.realtime import Notification
+from app.core.bus import subscribe
+from app.core.extensions import db
+from app.core.models import AuditLog, Notification
 
 
 @pytest.fixture

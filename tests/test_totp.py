@@ -6,7 +6,7 @@ import time
 
 import pyotp
 
-from app.services import totp
+from app.identity import totp
 
 
 def test_code_is_accepted_once_then_refused(factory):

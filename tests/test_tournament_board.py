@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.engagement import TournamentParticipant
-from app.models.user import User
-from app.services import tournament_board, tournaments
-from app.services.tournament_board import MAX_EXACT_SCORE, Entry
+from app.core.base import utcnow
+from app.core.extensions import db
+from app.identity.models import User
+from app.prizes import tournament_board, tournaments
+from app.prizes.models import TournamentParticipant
+from app.prizes.tournament_board import MAX_EXACT_SCORE, Entry
 from tests.moneykit import open_table
 from tests.test_tournaments import bet, end_now, make_tournament, second_player_on
 
@@ -405,7 +405,7 @@ def test_the_job_repairs_a_board_that_missed_writes(app, client, factory, player
         row.score_at = utcnow()
     db.session.flush()
     assert redis_board(tour, None, 100).top != pg_board(tour, None, 100).top
-    from app.jobs.engagement import refresh_tournament_boards
+    from app.prizes.jobs import refresh_tournament_boards
 
     assert refresh_tournament_boards() >= 1
     assert_same_boards(tour, [u.id for u in players])
@@ -416,7 +416,7 @@ def test_the_job_drops_a_board_with_an_orphan_member(app, factory, players):
     insert_participants(tour, players, random.Random(6))
     redis_board(tour)
     app.extensions["redis"].zadd(f"jx:tboard:{{{tour.id}}}", {"0000:999999": 5})
-    from app.jobs.engagement import refresh_tournament_boards
+    from app.prizes.jobs import refresh_tournament_boards
 
     refresh_tournament_boards()
     assert app.extensions["redis"].exists(f"jx:tboard:{{{tour.id}}}") == 0

@@ -11,12 +11,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.events import subscribe
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.engagement import Tournament, TournamentParticipant
-from app.models.wallet import LedgerTransaction
-from app.services import tournaments, wallet
+from app.core.base import utcnow
+from app.core.bus import subscribe
+from app.core.extensions import db
+from app.prizes import tournaments
+from app.prizes.models import Tournament, TournamentParticipant
+from app.wallet import ledger as wallet
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import Table, open_table, reconcile_clean
 
 
@@ -53,8 +54,8 @@ def bet(table: Table, tx: str, amount: str) -> None:
 
 def second_player_on(table: Table, client, factory) -> Table:
     """Another funded player at the same provider and game."""
-    from app.models.games import Game
-    from app.services import games
+    from app.play import games
+    from app.play.models import Game
     from tests.moneykit import fund
 
     player = factory.player()
@@ -101,7 +102,7 @@ def test_opt_in_counts_only_after_joining_and_respects_the_cap(client, factory, 
     table = open_table(client, factory)
     bet(table, "b1", "5.00")
     assert board(tour.id) == []
-    from app.models.user import User
+    from app.identity.models import User
 
     player = db.session.get(User, table.user_id)
     r = client.post(f"/api/tournaments/{tour.id}/join", headers=token_for(player))
@@ -189,7 +190,7 @@ def test_leaderboard_api_gives_top_n_and_my_position(client, factory, token_for)
     b = second_player_on(a, client, factory)
     bet(a, "a1", "3.00")
     bet(b, "b1", "1.00")
-    from app.models.user import User
+    from app.identity.models import User
 
     me = db.session.get(User, b.user_id)
     r = client.get(f"/api/tournaments/{tour.id}/leaderboard?limit=1", headers=token_for(me))
@@ -318,7 +319,7 @@ def test_live_board_pushes_are_throttled_per_tournament(app, client, factory, mo
 def test_a_refund_takes_back_only_what_its_bet_scored(client, factory):
     """A provider refund names the bet, not the game: it must undo exactly that bet's score —
     nothing for a bet under the minimum, on another game, or placed before the start."""
-    from app.models.games import Game
+    from app.play.models import Game
 
     table = open_table(client, factory)
     game_id = db.session.scalar(sa.select(Game.id).where(Game.external_id == table.game_external))

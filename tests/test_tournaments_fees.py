@@ -11,13 +11,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.errors import Conflict, ValidationError
-from app.extensions import db
-from app.models.base import utcnow
-from app.models.engagement import Tournament, TournamentParticipant
-from app.models.promotions import PlayerBonus
-from app.models.wallet import LedgerTransaction
-from app.services import promotions, tournaments
+from app.bonus import promotions
+from app.bonus.models import PlayerBonus
+from app.core.base import utcnow
+from app.core.errors import Conflict, ValidationError
+from app.core.extensions import db
+from app.prizes import tournaments
+from app.prizes.models import Tournament, TournamentParticipant
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import fund, open_table, reconcile_clean
 
 
@@ -43,7 +44,7 @@ def funded_player(factory, cash: int = 20_00):
 
 
 def cash_of(user_id: int) -> int:
-    from app.models.wallet import Wallet
+    from app.wallet.models import Wallet
 
     db.session.expire_all()
     return db.session.scalar(
@@ -77,7 +78,7 @@ def test_the_entry_fee_is_paid_once_at_join(client, factory, token_for):
 
 
 def test_a_player_who_cannot_pay_or_may_not_stake_does_not_join(client, factory, token_for):
-    from app.services import responsible_gaming as rg
+    from app.compliance import responsible_gaming as rg
 
     tour = make_tournament(factory)
     url = f"/api/tournaments/{tour.id}/join"
@@ -105,7 +106,7 @@ def test_a_player_who_cannot_pay_or_may_not_stake_does_not_join(client, factory,
 
 
 def test_fees_count_against_wager_limits_like_any_stake(client, factory, token_for):
-    from app.services import responsible_gaming as rg
+    from app.compliance import responsible_gaming as rg
 
     cheap = make_tournament(factory, entry_fee="2.00")
     dear = make_tournament(factory, entry_fee="2.50")
@@ -223,7 +224,7 @@ def test_a_bonus_prize_waits_while_the_winner_has_a_bonus_open(client, factory):
         bonus_promotion_id=promo.id,
     )
     table = open_table(client, factory, cash=100_00)
-    from app.models.user import User
+    from app.identity.models import User
 
     user = db.session.get(User, table.user_id)
     open_bonus = promotions.claim(user, promo.id)  # 1.00 bonus, 20.00 to wager
@@ -263,8 +264,8 @@ def test_racing_paid_joins_fill_the_cap_exactly_and_charge_only_those_in(
     barrier = threading.Barrier(8, timeout=30)
 
     def join(player_id):
-        from app.errors import Conflict
-        from app.models.user import User
+        from app.core.errors import Conflict
+        from app.identity.models import User
 
         with app.app_context():
             try:
@@ -311,7 +312,7 @@ def test_odd_promotion_ids_are_validation_errors_not_crashes(client, factory, to
 
 
 def _usd_cash(user_id: int) -> int | None:
-    from app.models.wallet import Wallet
+    from app.wallet.models import Wallet
 
     db.session.expire_all()
     return db.session.scalar(
@@ -408,8 +409,9 @@ def test_cancel_does_not_deadlock_with_a_participants_bet(
     hold the tournament FOR UPDATE while it waited for that wallet: a deadlock."""
     import time
 
-    from app.db import atomic
-    from app.services import play_events, wallet
+    from app.core.db import atomic
+    from app.play import events as play_events
+    from app.wallet import ledger as wallet
 
     tour = make_tournament(factory)
     player = funded_player(factory)
@@ -437,7 +439,7 @@ def test_cancel_does_not_deadlock_with_a_participants_bet(
                 db.session.remove()
 
     def cancel():
-        from app.models.user import User
+        from app.identity.models import User
 
         with app.app_context():
             try:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from app.db import atomic
-from app.errors import Conflict, InsufficientBalance, ValidationError
-from app.events import subscribe
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.wallet import LedgerEntry, LedgerTransaction, Wallet
-from app.services import wallet
+from app.core.bus import subscribe
+from app.core.db import atomic
+from app.core.errors import Conflict, InsufficientBalance, ValidationError
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.wallet import ledger as wallet
+from app.wallet.models import LedgerEntry, LedgerTransaction, Wallet
 from tests.moneykit import fund, reconcile_clean
 
 

@@ -8,12 +8,12 @@ import contextlib
 import pytest
 from sqlalchemy import select
 
-from app.events import subscribe
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.responsible_gaming import RiskFlag
-from app.models.user import User
-from app.services.gateways import sandbox
+from app.compliance.models import RiskFlag
+from app.core.bus import subscribe
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import User
+from app.payments.gateways import sandbox
 from tests.moneykit import reconcile_clean
 from tests.payments_helpers import sandbox_gateway
 from tests.test_free_spins import studio  # noqa: F401 -- fixture: JxOriginals with free rounds
@@ -177,7 +177,7 @@ def test_a_shared_payment_card_gets_no_first_deposit_bonus_but_the_deposit_is_cr
     deposit_with_card(client, wire, token_for(other_card), "20.00", "5500 0000 0000 0004")
     assert bonus_balance(other_card.id) == (20_00, 20_00)
     # The card number itself is never stored, only the gateway's reference.
-    from app.models.payments import PaymentTransaction
+    from app.payments.models import PaymentTransaction
 
     refs = db.session.scalars(select(PaymentTransaction.instrument_fingerprint)).all()
     assert all(r.startswith("sbx_acct_") and "4111" not in r for r in refs)
@@ -275,7 +275,7 @@ def race_past_the_check(app, monkeypatch, jobs):
     per identity all of them see no welcome bonus yet."""
     import threading
 
-    from app.services import bonus_abuse
+    from app.bonus import abuse as bonus_abuse
 
     checked = threading.Condition()
     passed: list[int] = []
@@ -307,7 +307,7 @@ def race_past_the_check(app, monkeypatch, jobs):
 
 
 def welcome_bonuses(app):
-    from app.models.promotions import PlayerBonus
+    from app.bonus.models import PlayerBonus
 
     with app.app_context():
         found = db.session.scalars(
@@ -333,7 +333,7 @@ def duplicate_flags(app, user_id):
 def test_two_accounts_on_one_device_claiming_at_once_get_one_welcome_bonus(
     app, committed_db, monkeypatch
 ):
-    from app.services import promotions
+    from app.bonus import promotions
 
     with app.app_context():
         client = app.test_client()
@@ -367,8 +367,9 @@ def test_a_claim_and_a_matched_first_deposit_at_once_on_one_device_get_one_welco
 ):
     from types import SimpleNamespace
 
-    from app.db import atomic
-    from app.services import promotions, wallet
+    from app.bonus import promotions
+    from app.core.db import atomic
+    from app.wallet import ledger as wallet
 
     with app.app_context():
         client = app.test_client()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.extensions import api as rest_api
-from app.extensions import csrf, limiter
+from app.core.extensions import api as rest_api
+from app.core.extensions import csrf, limiter
 
 
 def register_blueprints(app: Flask) -> None:
@@ -71,7 +71,6 @@ def register_promotion_blueprints(app: Flask) -> None:
         promotions,
         support,
     )
-    from app.services import loyalty as loyalty_service
 
     for blp in (
         promotions.blp,
@@ -84,7 +83,6 @@ def register_promotion_blueprints(app: Flask) -> None:
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
-    loyalty_service.install()  # points join the bet callback transaction
 
 
 def register_money_blueprints(app: Flask) -> None:
@@ -101,11 +99,10 @@ def register_money_blueprints(app: Flask) -> None:
 
 
 def register_engagement_blueprints(app: Flask) -> None:
-    """Jackpots, tournaments, lottery draws (issue 9); play listeners join the bet transaction."""
+    """Jackpots, tournaments, lottery draws (issue 9)."""
     from app.blueprints.api import jackpots as jackpots_api
     from app.blueprints.api import lottery as lottery_api
     from app.blueprints.api import tournaments as tournaments_api
-    from app.services import jackpots, tournaments
 
     for blp in (
         jackpots_api.blp,
@@ -118,5 +115,3 @@ def register_engagement_blueprints(app: Flask) -> None:
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
-    jackpots.install()
-    tournaments.install()

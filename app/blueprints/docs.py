@@ -7,7 +7,7 @@ import hmac
 from flask import Blueprint, Flask, current_app, render_template, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from app.errors import envelope
+from app.core.errors import envelope
 
 bp = Blueprint("docs", __name__)
 

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from app.extensions import db, redis_store
+from app.core.extensions import db, redis_store
 
 bp = Blueprint("health", __name__)
 

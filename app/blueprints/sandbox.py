@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request
 
-from app.errors import AppError
-from app.services import payments
-from app.services.gateways.sandbox import checkout_summary
+from app.core.errors import AppError
+from app.payments import service as payments
+from app.payments.gateways.sandbox import checkout_summary
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 

@@ -1,4 +1,4 @@
-"""Real time: Socket.IO on gevent, fed by the event bus (``app.events``).
+"""Real time: Socket.IO on gevent, fed by the event bus (``app.core.events``).
 
 ``init_app`` binds the Socket.IO server (listening on the Redis channel when ``REDIS_URL`` is
 set), picks this process's emitter and subscribes it to the bus once per process.
@@ -38,8 +38,8 @@ def init_app(app: Flask) -> None:
     global _subscribed
     # Handlers register on the SocketIO object before its server exists, so every app built
     # in this process (tests build several) gets them.
-    from app import events
-    from app.extensions import socketio
+    from app.core import bus
+    from app.core.extensions import socketio
     from app.realtime import delivery, handlers, lean  # noqa: F401 - registers the handlers
     from app.realtime.emitter import channel_for, make_emitter
 
@@ -60,5 +60,5 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["jx_emitter"] = make_emitter(app)
     if not _subscribed:
-        events.subscribe(delivery.deliver)
+        bus.subscribe(delivery.deliver)
         _subscribed = True

@@ -1,6 +1,6 @@
 """Who is connecting: an access JWT (``auth: {token}`` or ``?token=``) or a staff console session.
 
-The checks are the API's (``app.auth``): signature, ``type=access``, expiry, deny-list and
+The checks are the API's (``app.identity.auth``): signature, ``type=access``, expiry, deny-list and
 ``tokens_valid_after``, account status. A refusal carries the DESIGN.md error payload.
 """
 
@@ -14,9 +14,9 @@ from flask import request
 from flask_jwt_extended import decode_token
 from socketio.exceptions import ConnectionRefusedError as SocketRefused
 
-from app.auth import _is_revoked
-from app.extensions import db
-from app.models.user import User
+from app.core.extensions import db
+from app.identity.auth import _is_revoked
+from app.identity.models import User
 
 #: Accounts in these states have no live session (a suspension pushes ``session.logout``).
 CLOSED_STATUSES = frozenset({"suspended", "banned", "closed"})

@@ -1,10 +1,10 @@
-"""The event-bus subscriber that turns every committed ``app.events.Event`` into an emit."""
+"""The event-bus subscriber that turns every committed ``app.core.bus.Event`` into an emit."""
 
 from __future__ import annotations
 
-from app.events import Event
+from app.core import presence
+from app.core.bus import Event
 from app.realtime.emitter import emitter
-from app.services import presence
 
 #: After these events the user's sockets are closed: logout, ban, suspension, force-logout.
 DISCONNECT_AFTER = frozenset({"session.logout"})

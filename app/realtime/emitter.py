@@ -85,12 +85,12 @@ class LocalEmitter:
     """Embedded mode: the one process holds every client."""
 
     def emit(self, event: str, data: Any, room: str | None, namespace: str = "/") -> None:
-        from app.extensions import socketio as ext
+        from app.core.extensions import socketio as ext
 
         ext.server.emit(event, data, to=room, namespace=namespace)
 
     def disconnect(self, sids: list[str], namespace: str = "/") -> None:
-        from app.extensions import socketio as ext
+        from app.core.extensions import socketio as ext
 
         for sid in sids:
             ext.server.disconnect(sid, namespace=namespace)

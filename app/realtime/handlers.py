@@ -24,10 +24,10 @@ from flask import current_app, request
 from flask_socketio import emit, join_room, leave_room
 from redis.exceptions import RedisError
 
-from app.events import user_room
-from app.extensions import socketio
+from app.core import presence
+from app.core.events import user_room
+from app.core.extensions import socketio
 from app.realtime.auth import Principal, Refused, error_payload, principal_from_token
-from app.services import presence
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _authenticate(auth: Any) -> Principal:
         return authenticate(auth)
     finally:
         # Handlers run outside a request's teardown: never keep a DB connection checked out.
-        from app.extensions import db
+        from app.core.extensions import db
 
         db.session.remove()
 
@@ -242,8 +242,8 @@ def _payment_subscription(session: LiveSession, data: Any) -> dict[str, Any]:
     if asked_id is not None and str(asked_id) != str(session.principal.user_id):
         return _reply_error("access_denied", "You can only follow your own payments")
     if asked_name is not None:
-        from app.extensions import db
-        from app.models.user import User
+        from app.core.extensions import db
+        from app.identity.models import User
 
         try:
             user = db.session.get(User, session.principal.user_id)
@@ -276,7 +276,7 @@ def reauthenticate(session: LiveSession, data: Any):
     except Refused as exc:
         return _reply_error(exc.error_args["code"], exc.error_args["message"])
     finally:
-        from app.extensions import db
+        from app.core.extensions import db
 
         db.session.remove()
     if fresh.user_id != session.principal.user_id:
@@ -314,9 +314,9 @@ def recheck_live_sessions(now: float | None = None) -> dict[str, str]:
     """Close the connections whose token expired or was revoked; return ``{sid: verdict}``."""
     from sqlalchemy import select
 
-    from app.auth import DENYLIST_PREFIX
-    from app.extensions import db, redis_store
-    from app.models.user import User
+    from app.core.extensions import db, redis_store
+    from app.identity.auth import DENYLIST_PREFIX
+    from app.identity.models import User
 
     now = time.time() if now is None else now
     snapshot = dict(_live)

@@ -14,8 +14,8 @@ depends_on = None
 
 
 def upgrade():
-    from app.models.audit import AUDIT_APPEND_ONLY_SQL
-    from app.services.access import ROLES
+    from app.core.models import AUDIT_APPEND_ONLY_SQL
+    from app.identity.access import ROLES
 
     roles = sa.table(
         "roles",

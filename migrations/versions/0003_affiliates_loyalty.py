@@ -8,7 +8,7 @@ Create Date: 2026-11-23 17:57:50.700278
 from alembic import op
 import sqlalchemy as sa
 
-import app.models.base  # noqa: F401 - custom column types (UTCDateTime)
+import app.core.base  # noqa: F401 - custom column types (UTCDateTime)
 
 
 # revision identifiers, used by Alembic.
@@ -38,9 +38,9 @@ def upgrade():
     sa.Column('audience', sa.String(length=120), nullable=True),
     sa.Column('message', sa.String(length=2000), nullable=True),
     sa.Column('reviewed_by_id', sa.BigInteger(), nullable=True),
-    sa.Column('reviewed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reviewed_at', app.core.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('decision_reason', sa.String(length=500), nullable=True),
-    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.base.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("channel IN ('website', 'social', 'streaming', 'email', 'community', 'other')", name=op.f('ck_affiliate_applications_channel')),
     sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name=op.f('ck_affiliate_applications_status')),
     sa.ForeignKeyConstraint(['reviewed_by_id'], ['users.id'], name=op.f('fk_affiliate_applications_reviewed_by_id_users')),
@@ -60,8 +60,8 @@ def upgrade():
     sa.Column('cpa_currency', sa.String(length=8), nullable=False),
     sa.Column('cpa_min_deposit', sa.BigInteger(), nullable=False),
     sa.Column('updated_by_id', sa.BigInteger(), nullable=True),
-    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.core.base.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('cpa_amount >= 0', name=op.f('ck_commission_plans_cpa_non_negative')),
     sa.CheckConstraint('cpa_min_deposit >= 0', name=op.f('ck_commission_plans_cpa_min_deposit_non_negative')),
     sa.CheckConstraint('level2_share_bps BETWEEN 0 AND 10000', name=op.f('ck_commission_plans_level2_range')),
@@ -76,8 +76,8 @@ def upgrade():
     op.create_table('commission_statements',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('agent_id', sa.BigInteger(), nullable=False),
-    sa.Column('period_start', app.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('period_end', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_start', app.core.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_end', app.core.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('currency', sa.String(length=8), nullable=False),
     sa.Column('players', sa.Integer(), nullable=False),
     sa.Column('stakes', sa.BigInteger(), nullable=False),
@@ -96,7 +96,7 @@ def upgrade():
     sa.Column('cpa_total', sa.BigInteger(), nullable=False),
     sa.Column('plan', sa.JSON(), nullable=False),
     sa.Column('ledger_refs', sa.JSON(), nullable=True),
-    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.base.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('carry_out_l1 <= 0 AND carry_out_l2 <= 0', name=op.f('ck_commission_statements_carry_non_positive')),
     sa.CheckConstraint('commission_l1 >= 0 AND commission_l2 >= 0 AND cpa_total >= 0', name=op.f('ck_commission_statements_paid_non_negative')),
     sa.ForeignKeyConstraint(['agent_id'], ['users.id'], name=op.f('fk_commission_statements_agent_id_users')),
@@ -110,8 +110,8 @@ def upgrade():
     sa.Column('user_id', sa.BigInteger(), nullable=False),
     sa.Column('points', sa.BigInteger(), nullable=False),
     sa.Column('level_code', sa.String(length=32), nullable=True),
-    sa.Column('level_reached_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('level_reached_at', app.core.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', app.core.base.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('points >= 0', name=op.f('ck_loyalty_accounts_points_non_negative')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_loyalty_accounts_user_id_users')),
     sa.PrimaryKeyConstraint('user_id', name=op.f('pk_loyalty_accounts'))
@@ -125,7 +125,7 @@ def upgrade():
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('provider_transaction_id', sa.BigInteger(), nullable=False),
     sa.Column('reverses_event_id', sa.BigInteger(), nullable=True),
-    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.base.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("kind IN ('wager', 'reversal')", name=op.f('ck_loyalty_events_kind')),
     sa.ForeignKeyConstraint(['reverses_event_id'], ['loyalty_events.id'], name=op.f('fk_loyalty_events_reverses_event_id_loyalty_events')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_loyalty_events_user_id_users')),
@@ -144,7 +144,7 @@ def upgrade():
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('currency', sa.String(length=8), nullable=False),
     sa.Column('first_deposit', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.core.base.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount > 0', name=op.f('ck_commission_cpa_amount_positive')),
     sa.ForeignKeyConstraint(['agent_id'], ['users.id'], name=op.f('fk_commission_cpa_agent_id_users')),
     sa.ForeignKeyConstraint(['player_id'], ['users.id'], name=op.f('fk_commission_cpa_player_id_users')),
@@ -157,7 +157,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_commission_cpa_statement_id'), ['statement_id'], unique=False)
 
     # ### end Alembic commands ###
-    # The level table is data (app.services.loyalty.LEVELS at the time of this revision).
+    # The level table is data (app.bonus.loyalty.LEVELS at the time of this revision).
     levels = sa.table(
         'loyalty_levels',
         sa.column('code', sa.String),

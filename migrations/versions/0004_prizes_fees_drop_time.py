@@ -8,7 +8,7 @@ Revises: 0003
 from alembic import op
 import sqlalchemy as sa
 
-import app.models.base
+import app.core.base
 
 revision = "0004"
 down_revision = "0003"
@@ -41,7 +41,7 @@ def upgrade():
         batch_op.add_column(sa.Column("drop_window_seconds", sa.Integer(), nullable=True))
         for name in ("cycle_started_at", "drop_deadline", "drop_at"):
             batch_op.add_column(
-                sa.Column(name, app.models.base.UTCDateTime(timezone=True), nullable=True)
+                sa.Column(name, app.core.base.UTCDateTime(timezone=True), nullable=True)
             )
         batch_op.add_column(sa.Column("drop_at_salt", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("drop_at_commitment", sa.String(length=64), nullable=True))

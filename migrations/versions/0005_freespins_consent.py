@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from alembic import op
 
-import app.models.base  # custom column types (UTCDateTime)
+import app.core.base  # custom column types (UTCDateTime)
 
 revision = "0005"
 down_revision = "0004"
@@ -59,9 +59,9 @@ def _move_consent_out_of_preferences():
         "users",
         sa.column("id", sa.BigInteger),
         sa.column("preferences", sa.JSON),
-        sa.column("updated_at", app.models.base.UTCDateTime(timezone=True)),
+        sa.column("updated_at", app.core.base.UTCDateTime(timezone=True)),
         sa.column("marketing_consent", sa.Boolean),
-        sa.column("marketing_consent_at", app.models.base.UTCDateTime(timezone=True)),
+        sa.column("marketing_consent_at", app.core.base.UTCDateTime(timezone=True)),
     )
     conn = op.get_bind()
     rows = conn.execute(
@@ -98,8 +98,8 @@ def upgrade():
         sa.Column("spins_total", sa.Integer(), nullable=False),
         sa.Column("spins_played", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("expires_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "spins_played >= 0 AND spins_played <= spins_total",
             name=op.f("ck_originals_free_rounds_spins"),
@@ -132,10 +132,10 @@ def upgrade():
         sa.Column("wagering_multiplier", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("provider_ref", sa.String(length=100), nullable=True),
-        sa.Column("expires_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", app.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "status IN ('active', 'used', 'expired', 'forfeited')",
             name=op.f("ck_free_spin_grants_status"),
@@ -199,8 +199,8 @@ def upgrade():
         sa.Column("bet_transaction_id", sa.String(length=100), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("win_minor", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("settled_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("settled_at", app.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "status IN ('played', 'settled', 'reversed')", name=op.f("ck_free_spin_rounds_status")
         ),
@@ -239,7 +239,7 @@ def upgrade():
     op.add_column(
         "users",
         sa.Column(
-            "marketing_consent_at", app.models.base.UTCDateTime(timezone=True), nullable=True
+            "marketing_consent_at", app.core.base.UTCDateTime(timezone=True), nullable=True
         ),
     )
     op.add_column("users", sa.Column("registration_ip", sa.String(length=64), nullable=True))

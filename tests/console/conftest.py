@@ -7,9 +7,9 @@ import re
 import pyotp
 import pytest
 
-from app.events import subscribe
-from app.models.user import PLAYER, User
-from app.services import totp
+from app.core.bus import subscribe
+from app.identity import totp
+from app.identity.models import PLAYER, User
 
 PASSWORD = "Str0ng-Pass!"
 ROLES = ("admin", "manager", "support", "agent")
@@ -116,7 +116,7 @@ def gateway(app):
 @pytest.fixture
 def payout_wire(monkeypatch):
     """The sandbox gateway's outgoing webhooks, recorded instead of sent over the network."""
-    from app.services.gateways import sandbox
+    from app.payments.gateways import sandbox
 
     sent: list[tuple[str, bytes, dict]] = []
     monkeypatch.setattr(

@@ -5,11 +5,12 @@ They call the real services (uploads, payments, wallet), so the pages read real 
 
 from __future__ import annotations
 
-from app.db import atomic
-from app.extensions import db
-from app.models.kyc import KycSubmission
-from app.models.user import User
-from app.services import kyc, payments
+from app.compliance import kyc
+from app.compliance.models import KycSubmission
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import User
+from app.payments import service as payments
 from tests.moneykit import fund
 from tests.payments_helpers import pdf_bytes, png_bytes
 

@@ -8,18 +8,18 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.blueprints.console.core import NAV
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.games import Game
-from app.models.kyc import KycSubmission
-from app.models.payments import PaymentTransaction
-from app.models.user import User
-from app.services import wallet
+from app.compliance.models import KycSubmission
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import User
+from app.payments.models import PaymentTransaction
+from app.play.models import Game
+from app.wallet import ledger as wallet
 from tests.console.conftest import PASSWORD, csrf_token_of, login
 
 ALL_STAFF = {"admin", "manager", "support", "agent"}
 
-#: page → roles that may open it (the role table in app/services/access.py, spelled out).
+#: page → roles that may open it (the role table in app/identity/access.py, spelled out).
 PAGES = {
     "/admin/": ALL_STAFF,
     "/admin/players": {"admin", "manager", "support"},
@@ -72,7 +72,7 @@ PAGES = {
 @pytest.fixture
 def subjects(app, player, factory, gateway) -> dict[str, int]:
     """Ids for the pages that show one record (a KYC submission, a withdrawal...)."""
-    from app.models.games import Game, ProviderCallback
+    from app.play.models import Game, ProviderCallback
     from tests.console.seeding import kyc_submission, verified_player, withdrawal
     from tests.moneykit import open_table
 
@@ -82,8 +82,9 @@ def subjects(app, player, factory, gateway) -> dict[str, int]:
     game = db.session.scalar(select(Game).where(Game.external_id == table.game_external))
     from datetime import timedelta
 
-    from app.models.base import utcnow
-    from app.services import jackpots, lottery, promotions
+    from app.bonus import promotions
+    from app.core.base import utcnow
+    from app.prizes import jackpots, lottery
 
     now = utcnow()
     promotion = promotions.create_promotion(
@@ -285,8 +286,8 @@ def test_every_state_changing_route_refuses_a_post_without_csrf_token(
     game = db.session.get(Game, subjects["game"])
     assert (game.status, game.is_featured, game.provider.active) == ("active", False, True)
     assert wallet.wallet_for(player.id, "EUR") is None  # no adjustment, no jackpot payout
-    from app.models.engagement import JackpotPool, LotteryDraw
-    from app.models.promotions import Promotion
+    from app.bonus.models import Promotion
+    from app.prizes.models import JackpotPool, LotteryDraw
 
     promotion = db.session.get(Promotion, subjects["promotion"])
     assert (promotion.name, promotion.status) == ("Matrix", "draft")

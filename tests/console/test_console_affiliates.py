@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.models.affiliates import AffiliateApplication
-from app.models.audit import AuditLog
-from app.models.user import AGENT, User
-from app.services import affiliates
+from app.affiliates import program as affiliates
+from app.affiliates.models import AffiliateApplication
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import AGENT, User
 
 HX = {"HX-Request": "true"}
 

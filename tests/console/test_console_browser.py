@@ -18,8 +18,8 @@ import pyotp
 import pytest
 from werkzeug.serving import make_server
 
-from app.extensions import db
-from app.models.user import User
+from app.core.extensions import db
+from app.identity.models import User
 from tests.console.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -45,7 +45,7 @@ def browser_available():
 def live_server(app, requires_postgres, committed_db, csrf_enforced):
     # A threaded server and the test both write with real commits: PostgreSQL's row locks
     # handle that; one SQLite file would answer "database is locked".
-    from app.extensions import socketio
+    from app.core.extensions import socketio
 
     # Flask-SocketIO keeps one process-wide ``socketio.server``, and every create_app() in the
     # suite replaces it; room joins (``join_room``) go through it. Point it back at the
@@ -247,8 +247,8 @@ def test_manager_clears_kyc_and_withdrawals_and_exports_the_financial_report(
 ):
     from selenium.webdriver.common.by import By
 
-    from app.models.kyc import KycSubmission
-    from app.models.payments import PaymentTransaction
+    from app.compliance.models import KycSubmission
+    from app.payments.models import PaymentTransaction
     from tests.console.seeding import kyc_submission, verified_player, withdrawal
     from tests.payments_helpers import sandbox_gateway
 

@@ -8,9 +8,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.extensions import db
-from app.models.promotions import PlayerBonus, Promotion
-from app.models.wallet import LedgerTransaction, Wallet
+from app.bonus.models import PlayerBonus, Promotion
+from app.core.extensions import db
+from app.wallet.models import LedgerTransaction, Wallet
 from tests.console.test_console_browser import (  # noqa: F401 - fixtures and helpers
     _console_errors,
     _shot,

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from rq import Queue, SimpleWorker
 from rq_scheduler import Scheduler
 
-from app.extensions import db
-from app.jobs.schedule import PERIODIC_JOBS, periodic_job_id, register_periodic_jobs
-from app.models.audit import AuditLog
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.core.schedule import PERIODIC_JOBS, periodic_job_id, register_periodic_jobs
 
 HX = {"HX-Request": "true"}
 
@@ -81,7 +81,7 @@ def test_the_schedule_lists_every_periodic_job_with_last_and_next_run(signed_in,
 
     scheduler = Scheduler(connection=real_redis)
     register_periodic_jobs(scheduler)
-    func = "app.jobs.rounds.settle_stale_rounds"
+    func = "app.play.jobs.settle_stale_rounds"
     job = next(j for j in scheduler.get_jobs() if j.id == periodic_job_id(func))
     scheduler.enqueue_job(job)  # what the scheduler loop does when it is due
     SimpleWorker([Queue("settlement", connection=real_redis)], connection=real_redis).work(
@@ -100,7 +100,7 @@ def test_redis_lost_after_sign_in_gives_a_503_page_not_a_500(signed_in, app, mon
     """The session check still reached Redis; the job registries then don't."""
     from types import SimpleNamespace
 
-    from app.services import jobs_admin
+    from app.core import jobs_admin
 
     client, _ = signed_in("admin")
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)

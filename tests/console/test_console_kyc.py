@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.kyc import KycSubmission
-from app.models.user import User
+from app.compliance.models import KycSubmission
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import User
 from tests.console.seeding import kyc_submission
 from tests.payments_helpers import pdf_bytes, png_bytes
 
@@ -25,7 +25,7 @@ def test_the_queue_shows_pending_submissions_oldest_first_and_hides_decided_ones
     first = kyc_submission(factory.player(username="first_in"))
     second = kyc_submission(factory.player(username="second_in"))
     decided = kyc_submission(factory.player(username="already_done"))
-    from app.services import kyc
+    from app.compliance import kyc
 
     kyc.approve(decided.id, manager.user)
     html = client.get("/admin/kyc").get_data(as_text=True)

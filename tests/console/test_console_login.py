@@ -6,10 +6,10 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db, redis_store
-from app.models.audit import AuditLog
-from app.models.base import utcnow
-from app.models.user import User
+from app.core.base import utcnow
+from app.core.extensions import db, redis_store
+from app.core.models import AuditLog
+from app.identity.models import User
 from tests.console.conftest import PASSWORD, login
 
 
@@ -159,7 +159,7 @@ def test_manager_without_totp_is_guided_through_enrolment_before_any_session(cli
     user = db.session.get(User, manager.user.id)
     assert user.totp_secret_enc
     assert not user.totp_enabled
-    from app.services.totp import secret_of
+    from app.identity.totp import secret_of
 
     secret = secret_of(user)
     assert secret in html  # the key for manual entry

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.base import utcnow
-from app.models.user import MANAGER, User
-from app.services import settings as settings_service
+from app.core import settings as settings_service
+from app.core.base import utcnow
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import MANAGER, User
 from tests.console.conftest import PASSWORD
 
 HX = {"HX-Request": "true"}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.db import atomic
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.payments import PaymentTransaction
-from app.models.wallet import Wallet
-from app.services import risk
+from app.compliance import risk
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.payments.models import PaymentTransaction
+from app.wallet.models import Wallet
 from tests.console.seeding import verified_player, withdrawal
 from tests.moneykit import fund
 
@@ -37,7 +37,7 @@ def test_the_queue_lists_pending_withdrawals_oldest_first_with_kyc_and_flags(
     with atomic():
         risk.flag("rapid_cashout", user_id=flagged.id, severity="high", reference="t1")
     done = withdrawal(calm, "10.00")
-    from app.services import payments
+    from app.payments import service as payments
 
     payments.reject_withdrawal(done.id, factory.staff("admin"), "Duplicate request")
     html = client.get("/admin/withdrawals").get_data(as_text=True)
@@ -130,7 +130,7 @@ def test_deposits_and_ledger_lists_filter_and_total(signed_in, factory, gateway)
     bob = factory.player(username="bob_ledger")
     fund(alice.id, 70_00)
     fund(bob.id, 5_00)
-    from app.services import payments
+    from app.payments import service as payments
 
     payments.create_deposit(
         db.session.get(type(alice), alice.id), amount="25.00", currency="EUR", method="sandbox"
@@ -152,7 +152,7 @@ def test_deposits_and_ledger_lists_filter_and_total(signed_in, factory, gateway)
 
 
 def test_the_demo_data_leaves_a_kyc_submission_and_two_withdrawals_to_work_on(runner, signed_in):
-    from app.models.kyc import KycSubmission
+    from app.compliance.models import KycSubmission
 
     for _ in range(2):  # idempotent
         result = runner.invoke(args=["jackpotx", "seed-demo"])

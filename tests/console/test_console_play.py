@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.games import Game, Provider, ProviderCallback
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.play.models import Game, Provider, ProviderCallback
 from tests.moneykit import open_table
 
 HX = {"HX-Request": "true"}

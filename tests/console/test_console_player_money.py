@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.db import atomic
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.identity import LoginEvent
-from app.models.user import User
-from app.models.wallet import LedgerTransaction
-from app.services import responsible_gaming as rg
+from app.compliance import responsible_gaming as rg
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import LoginEvent, User
+from app.wallet.models import LedgerTransaction
 from tests.console.seeding import kyc_submission
 from tests.moneykit import open_table
 

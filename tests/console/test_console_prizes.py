@@ -9,12 +9,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.base import utcnow
-from app.models.engagement import JackpotPool, JackpotWin, LotteryDraw, LotteryTicket
-from app.models.wallet import LedgerTransaction
-from app.services import jackpots, lottery, wallet
+from app.core.base import utcnow
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.prizes import jackpots, lottery
+from app.prizes.models import JackpotPool, JackpotWin, LotteryDraw, LotteryTicket
+from app.wallet import ledger as wallet
+from app.wallet.models import LedgerTransaction
 from tests.moneykit import fund, reconcile_clean
 
 HX = {"HX-Request": "true"}

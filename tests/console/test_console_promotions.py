@@ -8,11 +8,11 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.promotions import PlayerBonus, Promotion
-from app.models.user import User
-from app.services import promotions
+from app.bonus import promotions
+from app.bonus.models import PlayerBonus, Promotion
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import User
 from tests.moneykit import open_table
 
 HX = {"HX-Request": "true"}

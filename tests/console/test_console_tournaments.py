@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.base import utcnow
-from app.models.engagement import Tournament
-from app.services import promotions, tournaments
+from app.bonus import promotions
+from app.core.base import utcnow
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.prizes import tournaments
+from app.prizes.models import Tournament
 from tests.moneykit import fund, open_table, reconcile_clean
 
 HX = {"HX-Request": "true"}

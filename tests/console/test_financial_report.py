@@ -23,11 +23,13 @@ from urllib.parse import urlsplit
 import pytest
 from freezegun import freeze_time
 
-from app.db import atomic
-from app.extensions import db
-from app.models.payments import PaymentTransaction
-from app.models.user import User
-from app.services import financial_reports, payments, wallet
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import User
+from app.payments import service as payments
+from app.payments.models import PaymentTransaction
+from app.reports import financial as financial_reports
+from app.wallet import ledger as wallet
 from tests.moneykit import fund, open_table
 
 D0, D1, D2, D3 = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.db import parse_row_id
-from app.services import identity
+from app.core.db import parse_row_id
+from app.identity import accounts as identity
 
 ODD_IDS = ["²", "٣", "99999999999999999999", "-1", " 1", "1e3", ""]
 
@@ -29,7 +29,7 @@ def test_a_withdrawal_named_by_an_odd_id_is_not_found(client, factory, token_for
 
 
 def test_an_odd_role_id_is_a_validation_error(app):
-    from app.errors import ValidationError
+    from app.core.errors import ValidationError
 
     with pytest.raises(ValidationError):
         identity.parse_role("²")

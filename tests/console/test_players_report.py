@@ -20,8 +20,9 @@ from datetime import UTC, date, datetime
 import pytest
 from freezegun import freeze_time
 
-from app.db import atomic
-from app.services import financial_reports, wallet
+from app.core.db import atomic
+from app.reports import financial as financial_reports
+from app.wallet import ledger as wallet
 from tests.moneykit import fund
 
 pytestmark = pytest.mark.usefixtures("requires_postgres")

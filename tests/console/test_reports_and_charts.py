@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.blueprints.console.charts import Chart, daily_chart
-from app.extensions import db
-from app.services import reports
+from app.core.extensions import db
+from app.reports import figures as reports
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -8,17 +8,18 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.auth import permission_required
+from app.affiliates import commissions
+from app.affiliates import program as affiliates
+from app.affiliates.models import APPLICATION_STATUSES
 from app.blueprints.api.affiliate import (
     ApplicationSchema,
     CommissionStatementSchema,
     MoneyRowSchema,
 )
-from app.extensions import db
-from app.models.affiliates import APPLICATION_STATUSES
-from app.models.user import User
-from app.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
-from app.services import affiliates, commissions
+from app.core.extensions import db
+from app.core.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
+from app.identity.auth import permission_required
+from app.identity.models import User
 
 blp = Blueprint(
     "admin_affiliate",

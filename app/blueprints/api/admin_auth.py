@@ -10,7 +10,6 @@ from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from app.auth import login_required
 from app.blueprints.api.auth import MeSchema, MessageEnvelope, token_answer
 from app.blueprints.api.identity_common import (
     LoginArgs,
@@ -19,9 +18,10 @@ from app.blueprints.api.identity_common import (
     client_info,
     limit_blueprint,
 )
-from app.errors import AccessDenied
-from app.schemas import envelope_of
-from app.services import identity
+from app.core.errors import AccessDenied
+from app.core.schemas import envelope_of
+from app.identity import accounts as identity
+from app.identity.auth import login_required
 
 blp = Blueprint("admin_auth", __name__, url_prefix="/api/admin/auth", description="Staff identity")
 limit_blueprint(blp, "RATE_LIMIT_AUTH")

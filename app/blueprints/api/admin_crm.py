@@ -7,9 +7,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required
-from app.schemas import envelope_of
-from app.services import crm
+from app.core.schemas import envelope_of
+from app.identity.auth import permission_required
+from app.messaging import crm
 
 blp = Blueprint("admin_crm", __name__, url_prefix="/api/admin/crm", description="CRM (staff)")
 

@@ -7,11 +7,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required
 from app.blueprints.api.games import GameSchema
-from app.models.games import GAME_STATUSES
-from app.schemas import PageArgs, PageMetaSchema, envelope_of, page_meta
-from app.services import games
+from app.core.schemas import PageArgs, PageMetaSchema, envelope_of, page_meta
+from app.identity.auth import permission_required
+from app.play import games
+from app.play.models import GAME_STATUSES
 
 blp = Blueprint("admin_games", __name__, url_prefix="/api/admin/games", description="Staff: games")
 

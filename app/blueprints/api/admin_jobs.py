@@ -7,10 +7,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required
-from app.db import atomic
-from app.schemas import envelope_of
-from app.services import jobs_admin
+from app.core import jobs_admin
+from app.core.db import atomic
+from app.core.schemas import envelope_of
+from app.identity.auth import permission_required
 
 blp = Blueprint(
     "admin_jobs", __name__, url_prefix="/api/admin/jobs", description="Background jobs (staff)"

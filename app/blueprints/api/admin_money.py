@@ -7,7 +7,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required
 from app.blueprints.api.wallet import (
     BetArgs,
     BetSchema,
@@ -16,12 +15,14 @@ from app.blueprints.api.wallet import (
     day_start,
     ledger_types,
 )
-from app.errors import NotFound, ValidationError
-from app.extensions import db
-from app.models.user import User
-from app.money import MoneyError, parse_minor
-from app.schemas import Amount, Currency, PageArgs, PageMetaSchema, page_meta
-from app.services import rounds, seamless, wallet
+from app.core.errors import NotFound, ValidationError
+from app.core.extensions import db
+from app.core.money import MoneyError, parse_minor
+from app.core.schemas import Amount, Currency, PageArgs, PageMetaSchema, page_meta
+from app.identity.auth import permission_required
+from app.identity.models import User
+from app.play import rounds, seamless
+from app.wallet import ledger as wallet
 
 blp = Blueprint("admin_money", __name__, url_prefix="/api/admin", description="Staff: money")
 

@@ -9,13 +9,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required
 from app.blueprints.api.payments import PaymentSchema, payment_json
-from app.extensions import db
-from app.models.user import User
-from app.schemas import Currency, PageArgs, envelope_of, page_meta
-from app.services import payments
-from app.services.gateways import ADAPTERS
+from app.core.extensions import db
+from app.core.schemas import Currency, PageArgs, envelope_of, page_meta
+from app.identity.auth import permission_required
+from app.identity.models import User
+from app.payments import service as payments
+from app.payments.gateways import ADAPTERS
 
 blp = Blueprint("admin_payments", __name__, url_prefix="/api/admin", description="Payments (staff)")
 

@@ -10,11 +10,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required
-from app.errors import ValidationError
-from app.models.base import utcnow
-from app.schemas import Currency, envelope_of
-from app.services import financial_reports, reports
+from app.core.base import utcnow
+from app.core.errors import ValidationError
+from app.core.schemas import Currency, envelope_of
+from app.identity.auth import permission_required
+from app.reports import figures as reports
+from app.reports import financial as financial_reports
 
 blp = Blueprint("admin_reports", __name__, url_prefix="/api/admin", description="Staff: reports")
 

@@ -7,12 +7,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required
 from app.blueprints.api.identity_common import ProfileSchema, limit_blueprint
 from app.blueprints.api.user_account import LoginEventSchema
-from app.db import atomic
-from app.schemas import PageArgs, envelope_of, page_meta
-from app.services import access_rules, identity, staff_actions
+from app.compliance import access_rules
+from app.core.db import atomic
+from app.core.schemas import PageArgs, envelope_of, page_meta
+from app.identity import accounts as identity
+from app.identity import staff_actions
+from app.identity.auth import permission_required
 
 blp = Blueprint("admin_users", __name__, url_prefix="/api/admin", description="Staff: users")
 limit_blueprint(blp, "RATE_LIMIT_API")

@@ -8,12 +8,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import login_required
-from app.errors import AccessDenied
-from app.models.affiliates import APPLICATION_CHANNELS
-from app.models.user import AGENT, PLAYER
-from app.schemas import PageArgs, envelope_of, page_meta
-from app.services import affiliates, commissions
+from app.affiliates import commissions
+from app.affiliates import program as affiliates
+from app.affiliates.models import APPLICATION_CHANNELS
+from app.core.errors import AccessDenied
+from app.core.schemas import PageArgs, envelope_of, page_meta
+from app.identity.auth import login_required
+from app.identity.models import AGENT, PLAYER
 
 blp = Blueprint("affiliate", __name__, url_prefix="/api", description="Affiliates and referrals")
 

@@ -7,7 +7,6 @@ from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import login_required
 from app.blueprints.api.identity_common import (
     LoginArgs,
     MessageSchema,
@@ -17,8 +16,10 @@ from app.blueprints.api.identity_common import (
     client_info,
     limit_blueprint,
 )
-from app.schemas import envelope_of
-from app.services import captcha, identity
+from app.core.schemas import envelope_of
+from app.identity import accounts as identity
+from app.identity import captcha
+from app.identity.auth import login_required
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Player identity")
 limit_blueprint(blp, "RATE_LIMIT_AUTH")

@@ -7,9 +7,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import player_required
-from app.schemas import Currency, PageMetaSchema, envelope_of
-from app.services import games
+from app.core.schemas import Currency, PageMetaSchema, envelope_of
+from app.identity.auth import player_required
+from app.play import games
 
 blp = Blueprint("games", __name__, url_prefix="/api/games", description="Games")
 

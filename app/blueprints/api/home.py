@@ -7,9 +7,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from app.auth import login_optional
-from app.schemas import envelope_of
-from app.services import home
+from app.core.schemas import envelope_of
+from app.identity.auth import login_optional
+from app.lobby import home
 
 blp = Blueprint("home", __name__, url_prefix="/api", description="Home feed")
 

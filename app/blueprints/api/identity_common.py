@@ -9,8 +9,8 @@ from flask import Flask, current_app, request
 from flask_jwt_extended import decode_token
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
-from app.extensions import client_ip, limiter
-from app.services.identity import ClientInfo
+from app.core.extensions import client_ip, limiter
+from app.identity.accounts import ClientInfo
 
 FINGERPRINT_HEADER = "X-Device-Fingerprint"
 #: Same meaning; some player apps send this name.
@@ -80,7 +80,7 @@ def init_access_gate(app: Flask) -> None:
             return
         if path.startswith(_GATE_EXEMPT):
             return
-        from app.services import access_rules
+        from app.compliance import access_rules
 
         info = client_info()
         if path.startswith("/api/admin"):

@@ -7,9 +7,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required
-from app.schemas import Amount, Currency, envelope_of
-from app.services import jackpots
+from app.core.schemas import Amount, Currency, envelope_of
+from app.identity.auth import permission_required
+from app.prizes import jackpots
 
 blp = Blueprint("jackpots", __name__, url_prefix="/api/jackpots", description="Jackpots")
 admin_blp = Blueprint(

@@ -7,12 +7,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required, player_required
-from app.errors import ValidationError
-from app.extensions import client_ip
-from app.models.kyc import DOCUMENT_TYPES
-from app.schemas import envelope_of
-from app.services import kyc
+from app.compliance import kyc
+from app.compliance.models import DOCUMENT_TYPES
+from app.core.errors import ValidationError
+from app.core.extensions import client_ip
+from app.core.schemas import envelope_of
+from app.identity.auth import permission_required, player_required
 
 blp = Blueprint("kyc", __name__, url_prefix="/api", description="KYC verification")
 
@@ -151,8 +151,8 @@ class SubmissionSchema(Schema):
 
 
 def submission_json(sub, *, detail: bool = False) -> dict:
-    from app.extensions import db
-    from app.models.user import User
+    from app.core.extensions import db
+    from app.identity.models import User
 
     user = db.session.get(User, sub.user_id)
     data = {

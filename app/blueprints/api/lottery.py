@@ -7,10 +7,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required, player_required
-from app.models.engagement import LOTTERY_PRIZE_TYPES, LOTTERY_STATUSES
-from app.schemas import Amount, Currency, envelope_of
-from app.services import lottery
+from app.core.schemas import Amount, Currency, envelope_of
+from app.identity.auth import permission_required, player_required
+from app.prizes import lottery
+from app.prizes.models import LOTTERY_PRIZE_TYPES, LOTTERY_STATUSES
 
 blp = Blueprint("lottery", __name__, url_prefix="/api/lottery", description="Lottery draws")
 user_blp = Blueprint(

@@ -7,9 +7,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from app.auth import login_required
-from app.schemas import PageArgs, envelope_of
-from app.services import loyalty
+from app.bonus import loyalty
+from app.core.schemas import PageArgs, envelope_of
+from app.identity.auth import login_required
 
 blp = Blueprint("loyalty", __name__, url_prefix="/api/user", description="Loyalty points")
 

@@ -7,10 +7,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from app.auth import login_required
-from app.db import atomic
-from app.schemas import PageArgs, envelope_of, page_meta
-from app.services import notifications
+from app.core import notifications
+from app.core.db import atomic
+from app.core.schemas import PageArgs, envelope_of, page_meta
+from app.identity.auth import login_required
 
 blp = Blueprint(
     "notifications", __name__, url_prefix="/api/notifications", description="Notifications"

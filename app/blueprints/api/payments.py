@@ -7,11 +7,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import login_required, player_required
-from app.extensions import client_ip, limiter
-from app.money import format_minor
-from app.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
-from app.services import payments
+from app.core.extensions import client_ip, limiter
+from app.core.money import format_minor
+from app.core.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
+from app.identity.auth import login_required, player_required
+from app.payments import service as payments
 
 blp = Blueprint("payments", __name__, url_prefix="/api", description="Deposits and withdrawals")
 

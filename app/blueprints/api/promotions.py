@@ -9,12 +9,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import login_optional, permission_required, player_required
-from app.errors import NotFound, ValidationError
-from app.models.promotions import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
-from app.money import MoneyError, format_minor, normalize_currency, parse_minor
-from app.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
-from app.services import promotions
+from app.bonus import promotions
+from app.bonus.models import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
+from app.core.errors import NotFound, ValidationError
+from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.core.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
+from app.identity.auth import login_optional, permission_required, player_required
 
 blp = Blueprint("promotions", __name__, url_prefix="/api", description="Promotions and bonuses")
 
@@ -257,7 +257,7 @@ class FreeSpins(MethodView):
     @blp.response(200, envelope_of(FreeSpinsSchema, many=True))
     def get(self, args):
         """Your free spins: remaining spins per game (``?active=false`` for all, ended too)."""
-        from app.services import free_spins
+        from app.bonus import free_spins
 
         return {"data": free_spins.player_grants(g.user.id, active_only=args["active"])}
 

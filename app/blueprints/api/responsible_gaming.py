@@ -10,15 +10,16 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
-from app.auth import login_required, permission_required, player_required
-from app.errors import ValidationError
-from app.extensions import db
-from app.models.responsible_gaming import LIMIT_PERIODS, LIMIT_TYPES
-from app.models.user import User
-from app.money import MoneyError, format_minor, parse_minor
-from app.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
-from app.services import responsible_gaming as rg
-from app.services import risk, statements
+from app.compliance import responsible_gaming as rg
+from app.compliance import risk
+from app.compliance.models import LIMIT_PERIODS, LIMIT_TYPES
+from app.core.errors import ValidationError
+from app.core.extensions import db
+from app.core.money import MoneyError, format_minor, parse_minor
+from app.core.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
+from app.identity.auth import login_required, permission_required, player_required
+from app.identity.models import User
+from app.wallet import statements
 
 blp = Blueprint(
     "responsible_gaming",
@@ -221,7 +222,7 @@ class PlayerRg(MethodView):
         """A player's limits and full exclusion history."""
         user = db.session.get(User, user_id)
         if user is None:
-            from app.errors import NotFound
+            from app.core.errors import NotFound
 
             raise NotFound("Player not found")
         return {

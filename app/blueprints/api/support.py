@@ -7,10 +7,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import permission_required, player_required
-from app.models.support import TICKET_CATEGORIES, TICKET_PRIORITIES, TICKET_STATUSES
-from app.schemas import PageArgs, envelope_of, page_meta
-from app.services import support
+from app.core.schemas import PageArgs, envelope_of, page_meta
+from app.identity.auth import permission_required, player_required
+from app.messaging import support
+from app.messaging.models import TICKET_CATEGORIES, TICKET_PRIORITIES, TICKET_STATUSES
 
 blp = Blueprint("support", __name__, url_prefix="/api", description="Support tickets")
 

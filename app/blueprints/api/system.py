@@ -6,8 +6,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from app.schemas import envelope_of
-from app.services import settings
+from app.core import settings
+from app.core.schemas import envelope_of
 
 blp = Blueprint("system", __name__, url_prefix="/api", description="Platform status")
 

@@ -8,10 +8,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as MarshmallowError
 
-from app.auth import login_required, permission_required, player_required
-from app.models.engagement import TOURNAMENT_ENTRIES, TOURNAMENT_SCORING
-from app.schemas import Amount, Currency, envelope_of
-from app.services import tournaments
+from app.core.schemas import Amount, Currency, envelope_of
+from app.identity.auth import login_required, permission_required, player_required
+from app.prizes import tournaments
+from app.prizes.models import TOURNAMENT_ENTRIES, TOURNAMENT_SCORING
 
 blp = Blueprint("tournaments", __name__, url_prefix="/api/tournaments", description="Tournaments")
 admin_blp = Blueprint(

@@ -8,15 +8,16 @@ from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import login_required
 from app.blueprints.api.identity_common import (
     MessageSchema,
     ProfileEditFields,
     ProfileSchema,
     limit_blueprint,
 )
-from app.schemas import PageArgs, envelope_of, page_meta
-from app.services import identity, loyalty
+from app.bonus import loyalty
+from app.core.schemas import PageArgs, envelope_of, page_meta
+from app.identity import accounts as identity
+from app.identity.auth import login_required
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
 limit_blueprint(blp, "RATE_LIMIT_API")

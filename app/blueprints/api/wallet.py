@@ -9,10 +9,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.auth import player_required
-from app.models.wallet import LEDGER_TYPES
-from app.schemas import Currency, PageArgs, envelope_of, page_meta
-from app.services import rounds, wallet
+from app.core.schemas import Currency, PageArgs, envelope_of, page_meta
+from app.identity.auth import player_required
+from app.play import rounds
+from app.wallet import ledger as wallet
+from app.wallet.models import LEDGER_TYPES
 
 blp = Blueprint("user_wallet", __name__, url_prefix="/api/user", description="Player wallet")
 
@@ -96,7 +97,7 @@ class BetArgs(PageArgs):
 
 
 def ledger_types(raw: str | None) -> list[str] | None:
-    from app.errors import ValidationError
+    from app.core.errors import ValidationError
 
     if not raw:
         return None

@@ -9,11 +9,11 @@ from sqlalchemy import select
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import MaintenanceForm, StaffCreateForm
 from app.blueprints.console.listing import paginate
-from app.db import atomic
-from app.errors import AppError
-from app.models.user import STAFF_ROLES, User
-from app.services import settings as settings_service
-from app.services import users
+from app.core import settings as settings_service
+from app.core.db import atomic
+from app.core.errors import AppError
+from app.identity import users
+from app.identity.models import STAFF_ROLES, User
 
 STAFF_SORTABLE = {
     "id": User.id,

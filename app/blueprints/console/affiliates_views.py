@@ -7,14 +7,14 @@ from flask import abort, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.affiliates import program as affiliates
+from app.affiliates.models import APPLICATION_STATUSES, AffiliateApplication
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ApproveForm, DecisionForm
 from app.blueprints.console.listing import paginate, users_by_id
-from app.extensions import db
-from app.models.affiliates import APPLICATION_STATUSES, AffiliateApplication
-from app.models.user import User
-from app.services import affiliates
+from app.core.extensions import db
+from app.identity.models import User
 
 SORTABLE = {"id": AffiliateApplication.id, "created": AffiliateApplication.created_at}
 #: How many agents the page lists (the JSON API pages through all of them).

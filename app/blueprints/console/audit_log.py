@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.listing import paginate
-from app.db import parse_row_id
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.user import User
+from app.core.db import parse_row_id
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.identity.models import User
 
 SORTABLE = {"id": AuditLog.id, "action": AuditLog.action, "actor": AuditLog.actor_id}
 

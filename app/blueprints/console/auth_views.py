@@ -15,9 +15,9 @@ from app.blueprints.console.core import (
     safe_next,
 )
 from app.blueprints.console.forms import EnrolForm, LoginForm
-from app.extensions import db, limiter
-from app.models.user import User
-from app.services import console_sessions, staff_auth, totp
+from app.core.extensions import db, limiter
+from app.identity import console_sessions, staff_auth, totp
+from app.identity.models import User
 
 #: Password checked, second factor still to be enrolled: ``{"uid", "exp", "next"}``.
 PENDING_ENROLMENT = "console_enrol"

@@ -168,7 +168,7 @@ def money_chart(
     caption: str = "",
 ) -> Chart:
     """A chart of money: drawn in major units (display only; the report keeps minor units)."""
-    from app.money import exponent
+    from app.core.money import exponent
 
     scale = 10 ** exponent(currency)
     return Chart(

@@ -2,7 +2,7 @@
 
 Every console view is wrapped in ``console_view(permission)``: anonymous → redirect to the
 login page, signed in without the permission → 403 page. Permission names come from
-``app.services.access`` and are checked with ``User.can``, like the JSON API.
+``app.identity.access`` and are checked with ``User.can``, like the JSON API.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from app.errors import AppError
-from app.services import console_sessions
+from app.core.errors import AppError
+from app.identity import console_sessions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -215,6 +215,6 @@ def _http_error(exc: HTTPException):
 @bp.app_template_filter("money")
 def _money(minor: int | None, currency: str) -> str:
     """Integer minor units → ``"152.40 EUR"`` (the currency's own exponent)."""
-    from app.money import format_minor
+    from app.core.money import format_minor
 
     return f"{format_minor(int(minor or 0), currency)} {currency}"

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from app.blueprints.console.charts import daily_chart, money_chart
 from app.blueprints.console.core import bp, console_view, nav_for
-from app.services import reports
+from app.reports import figures as reports
 
 
 @bp.get("/")

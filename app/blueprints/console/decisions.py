@@ -16,7 +16,7 @@ from flask import flash, redirect, render_template, request
 from flask_wtf import FlaskForm
 
 from app.blueprints.console.core import is_htmx
-from app.errors import AppError
+from app.core.errors import AppError
 
 
 def run(

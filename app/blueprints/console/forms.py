@@ -18,7 +18,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from app.models.user import ADMIN, AGENT, MANAGER, SUPPORT
+from app.identity.models import ADMIN, AGENT, MANAGER, SUPPORT
 
 _CODE = Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message="Enter the 6-digit code from your app")
 

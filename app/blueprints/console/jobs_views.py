@@ -1,6 +1,6 @@
 """Background jobs: queues, failed jobs with their error and a re-run button, the periodic
 schedule (last/next run) and the outbox. Permission ``jobs.manage`` as ``/api/admin/jobs``;
-everything comes from ``app.services.jobs_admin`` (RQ's own registries), re-runs audited
+everything comes from ``app.core.jobs_admin`` (RQ's own registries), re-runs audited
 there (``jobs.requeue``)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 
 from app.blueprints.console.core import bp, console_view, is_htmx
-from app.db import atomic
-from app.errors import AppError
-from app.services import jobs_admin
+from app.core import jobs_admin
+from app.core.db import atomic
+from app.core.errors import AppError
 
 REDIS_DOWN = "Redis is not reachable: queues and the schedule cannot be read right now."
 

@@ -10,11 +10,11 @@ from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ApproveForm, DecisionForm
 from app.blueprints.console.listing import paginate
-from app.errors import NotFound
-from app.extensions import db
-from app.models.kyc import SUBMISSION_STATUSES, KycSubmission
-from app.models.user import User
-from app.services import kyc
+from app.compliance import kyc
+from app.compliance.models import SUBMISSION_STATUSES, KycSubmission
+from app.core.errors import NotFound
+from app.core.extensions import db
+from app.identity.models import User
 
 SORTABLE = {"id": KycSubmission.id, "submitted": KycSubmission.submitted_at}
 CONTEXTS = {"row": "#kyc-row-{id}", "panel": "#kyc-panel"}

@@ -14,7 +14,7 @@ from typing import Any
 from flask import request, url_for
 from sqlalchemy import Select, func, select
 
-from app.extensions import db
+from app.core.extensions import db
 
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
@@ -138,7 +138,7 @@ def paged(
 
 def users_by_id(ids) -> dict[int, Any]:
     """The users behind a page of rows, in one query (ids may repeat or be None)."""
-    from app.models.user import User
+    from app.identity.models import User
 
     wanted = {i for i in ids if i}
     if not wanted:

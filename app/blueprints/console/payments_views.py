@@ -12,15 +12,18 @@ from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm
 from app.blueprints.console.listing import paged, paginate, users_by_id
-from app.db import parse_row_id
-from app.errors import NotFound
-from app.extensions import db
-from app.models.payments import PaymentTransaction
-from app.models.responsible_gaming import RiskFlag
-from app.models.user import User
-from app.models.wallet import LEDGER_TYPES
-from app.money import format_minor
-from app.services import payments, risk, rounds, wallet
+from app.compliance import risk
+from app.compliance.models import RiskFlag
+from app.core.db import parse_row_id
+from app.core.errors import NotFound
+from app.core.extensions import db
+from app.core.money import format_minor
+from app.identity.models import User
+from app.payments import service as payments
+from app.payments.models import PaymentTransaction
+from app.play import rounds
+from app.wallet import ledger as wallet
+from app.wallet.models import LEDGER_TYPES
 
 PAYMENT_STATUSES = (
     "pending",

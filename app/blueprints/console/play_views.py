@@ -11,11 +11,11 @@ from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.forms import ConfirmForm
 from app.blueprints.console.listing import paged, paginate, users_by_id
 from app.blueprints.console.payments_views import _day, _day_after
-from app.db import parse_row_id
-from app.errors import AppError
-from app.extensions import db
-from app.models.games import GAME_STATUSES, Game, Provider, ProviderCallback
-from app.services import games, rounds, seamless
+from app.core.db import parse_row_id
+from app.core.errors import AppError
+from app.core.extensions import db
+from app.play import games, rounds, seamless
+from app.play.models import GAME_STATUSES, Game, Provider, ProviderCallback
 
 
 def _int_or_none(value: str) -> int | None:

@@ -10,15 +10,18 @@ from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.forms import AdjustBalanceForm, PlayerActionForm, SuspendForm
 from app.blueprints.console.listing import paginate
-from app.db import parse_row_id
-from app.errors import AppError, ValidationError
-from app.extensions import db
-from app.models.audit import AuditLog
-from app.models.kyc import KycSubmission
-from app.models.user import PLAYER, USER_STATUSES, User
-from app.money import format_minor, parse_minor
-from app.services import identity, player_admin, rounds, wallet
-from app.services import responsible_gaming as rg
+from app.compliance import responsible_gaming as rg
+from app.compliance.models import KycSubmission
+from app.core.db import parse_row_id
+from app.core.errors import AppError, ValidationError
+from app.core.extensions import db
+from app.core.models import AuditLog
+from app.core.money import format_minor, parse_minor
+from app.identity import accounts as identity
+from app.identity import player_admin
+from app.identity.models import PLAYER, USER_STATUSES, User
+from app.play import rounds
+from app.wallet import ledger as wallet
 
 SORTABLE = {
     "id": User.id,

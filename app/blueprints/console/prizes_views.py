@@ -1,6 +1,6 @@
 """Jackpots and lottery draws. Permission ``promotions.manage`` as ``/api/admin/jackpots``
 and ``/api/admin/lottery``; the manual jackpot payout is Admin-only in the service
-(``jackpots.may_pay_manually``). Edits and decisions go through ``app.services.jackpots`` /
+(``jackpots.may_pay_manually``). Edits and decisions go through ``app.prizes.jackpots`` /
 ``lottery`` with the admin API's own schemas; each service writes its audit row."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm, JackpotPayoutForm
 from app.blueprints.console.listing import users_by_id
 from app.blueprints.console.schema_forms import saved_message, schema_form
-from app.db import parse_row_id
-from app.errors import ValidationError
-from app.extensions import db
-from app.models.engagement import LOTTERY_STATUSES, LotteryTicket
-from app.models.user import PLAYER, User
-from app.money import format_minor
-from app.services import jackpots, lottery
+from app.core.db import parse_row_id
+from app.core.errors import ValidationError
+from app.core.extensions import db
+from app.core.money import format_minor
+from app.identity.models import PLAYER, User
+from app.prizes import jackpots, lottery
+from app.prizes.models import LOTTERY_STATUSES, LotteryTicket
 
 # --- jackpots --------------------------------------------------------------------------------
 

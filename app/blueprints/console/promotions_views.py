@@ -1,6 +1,6 @@
 """Promotions: list, create and edit (the admin API's own schema), activate/deactivate, and
 each promotion's bonuses with their wagering progress. Permission ``promotions.manage``, as
-``/api/admin/promotions``; every change goes through ``app.services.promotions`` (audited
+``/api/admin/promotions``; every change goes through ``app.bonus.promotions`` (audited
 there, ``promotion.update`` event after commit)."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from app.blueprints.api.promotions import (
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.listing import paged, users_by_id
 from app.blueprints.console.schema_forms import saved_message, schema_form
-from app.models.promotions import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
-from app.money import format_minor
-from app.services import promotions
+from app.bonus import promotions
+from app.bonus.models import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
+from app.core.money import format_minor
 
 
 def _filters() -> dict[str, str]:

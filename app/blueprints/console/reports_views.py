@@ -8,8 +8,8 @@ from flask import Response, current_app, render_template, request
 
 from app.blueprints.console.charts import Chart, money_chart
 from app.blueprints.console.core import bp, console_view
-from app.models.base import utcnow
-from app.services import financial_reports
+from app.core.base import utcnow
+from app.reports import financial as financial_reports
 
 
 def report_args(args) -> tuple[date, date, str, str, str | None]:

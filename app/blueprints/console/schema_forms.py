@@ -27,7 +27,7 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
-from app.errors import AppError
+from app.core.errors import AppError
 
 _CLASSES: dict[tuple[type[Schema], tuple[str, ...]], type[SchemaForm]] = {}
 

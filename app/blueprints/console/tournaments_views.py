@@ -1,7 +1,7 @@
 """Tournaments in the console: list, create/edit (with the prize table), leaderboard and
 settlement status, cancel (refunds fees) and delete before the start. ``promotions.manage``.
 
-The rules live in ``app.services.tournaments``; these views turn form fields into the same
+The rules live in ``app.prizes.tournaments``; these views turn form fields into the same
 request dictionary the JSON API sends.
 """
 
@@ -18,12 +18,12 @@ from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm, TournamentForm
 from app.blueprints.console.listing import paginate
-from app.errors import AppError
-from app.extensions import db
-from app.models.engagement import Tournament, TournamentParticipant
-from app.models.user import User
-from app.money import format_minor
-from app.services import tournaments
+from app.core.errors import AppError
+from app.core.extensions import db
+from app.core.money import format_minor
+from app.identity.models import User
+from app.prizes import tournaments
+from app.prizes.models import Tournament, TournamentParticipant
 
 PERMISSION = "promotions.manage"
 SORTABLE = {
@@ -87,7 +87,7 @@ def _prize_lines(tour: Tournament) -> str:
 
 def _request_data(form: TournamentForm) -> dict[str, Any]:
     """The form as the service's request dictionary (the JSON API's shape)."""
-    from app.errors import ValidationError
+    from app.core.errors import ValidationError
 
     prizes: list[Any] = []
     for n, line in enumerate((form.prizes.data or "").splitlines(), start=1):

@@ -7,8 +7,8 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as MarshmallowError
 
-from app.schemas import Amount
-from app.services.originals import service
+from app.core.schemas import Amount
+from app.originals import studio as service
 
 blp = Blueprint(
     "originals-api",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from app.errors import AppError, NotFound
-from app.services.originals import service
-from app.services.originals.games import GAMES
+from app.core.errors import AppError, NotFound
+from app.originals import studio as service
+from app.originals.games import GAMES
 
 bp = Blueprint("originals", __name__, url_prefix="/originals")
 

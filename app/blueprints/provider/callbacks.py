@@ -13,9 +13,9 @@ from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.extensions import client_ip, limiter
-from app.services import seamless
-from app.services.provider_adapters import ADAPTERS, BadSignature
+from app.core.extensions import client_ip, limiter
+from app.play import seamless
+from app.play.protocols import ADAPTERS, BadSignature
 
 blp = Blueprint(
     "provider_callbacks",

@@ -1,0 +1,127 @@
+"""Transactions: ``atomic()`` for one business operation, ``on_commit()`` for its side effects.
+
+Invariants:
+* The outermost ``atomic()`` commits once at the end or rolls back everything on an exception.
+* A nested ``atomic()`` is a SAVEPOINT: its failure rolls back only its own work.
+* Callbacks registered with ``on_commit()`` run after the outermost commit succeeded, never
+  after a rollback (events and jobs must not announce data that does not exist).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import BigInteger, Integer, func, select
+from sqlalchemy.orm import Session
+
+from app.core.extensions import db
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Primary keys: BIGINT on PostgreSQL, INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements).
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+_DEPTH = "jx_atomic_depth"
+_CALLBACKS = "jx_on_commit"
+
+
+def _session() -> Session:
+    return db.session()
+
+
+@contextmanager
+def atomic() -> Iterator[Session]:
+    """Run the block as one transaction (outermost) or a savepoint (nested)."""
+    session = _session()
+    depth = session.info.get(_DEPTH, 0)
+    session.info[_DEPTH] = depth + 1
+    try:
+        if depth == 0:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                session.info.pop(_CALLBACKS, None)
+                raise
+            callbacks = session.info.pop(_CALLBACKS, [])
+            # Callbacks run outside the finished transaction: an ``atomic()`` inside one (a
+            # synchronous job, an in-process webhook) must be a new outermost transaction that
+            # commits, not a savepoint of the one that just ended.
+            session.info[_DEPTH] = depth
+            _run_callbacks(callbacks)
+        else:
+            marker = len(session.info.get(_CALLBACKS, []))
+            with session.begin_nested():
+                try:
+                    yield session
+                except BaseException:
+                    # Side effects of the rolled-back savepoint must not fire either.
+                    del session.info.get(_CALLBACKS, [])[marker:]
+                    raise
+    finally:
+        session.info[_DEPTH] = depth
+
+
+def in_atomic() -> bool:
+    return _session().info.get(_DEPTH, 0) > 0
+
+
+def on_commit(callback: Callable[[], Any]) -> None:
+    """Run ``callback`` once the outermost ``atomic()`` has committed."""
+    session = _session()
+    if session.info.get(_DEPTH, 0) == 0:
+        raise RuntimeError("on_commit() outside atomic(): side effects need a transaction")
+    session.info.setdefault(_CALLBACKS, []).append(callback)
+
+
+def _run_callbacks(callbacks: list[Callable[[], Any]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            # The data is committed; a failed notification must not turn into a failed request.
+            log.exception("on_commit callback failed")
+
+
+def parse_row_id(value: Any) -> int | None:
+    """A row id from a request value: an int or ASCII digits, at most 18 of them (always fits
+    BIGINT); ``None`` for anything else. ``str.isdigit`` is not enough: ``"²".isdigit()`` is
+    true but ``int("²")`` raises, and 20 digits overflow the column (both were 500s)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or re.fullmatch(r"[0-9]{1,18}", value) is None:
+        return None
+    return int(value)
+
+
+def lock_one(model: type[T], *criteria: Any) -> T | None:
+    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway."""
+    # ``OF model``: lock only this table's row; eager-joined relationships (``User.role``) are
+    # LEFT OUTER JOINs, which PostgreSQL refuses to lock.
+    stmt = select(model).where(*criteria).with_for_update(of=model)
+    return _session().execute(stmt).unique().scalar_one_or_none()
+
+
+def dialect_insert(table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's database (PostgreSQL, SQLite)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    name = _session().get_bind().dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+def page_of(query: Any, *order_by: Any, page: int, limit: int) -> tuple[list[Any], int]:
+    """One page of ``query`` (1-based) in ``order_by`` order, and how many rows match in all."""
+    session = _session()
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(*order_by).offset((page - 1) * limit).limit(limit))
+    return list(rows), int(total)

@@ -1,0 +1,240 @@
+"""Domain errors and the one place that turns any error into the API envelope.
+
+Every error leaving the API has the shape
+``{"success": false, "status", "code", "message", "errors"?}``; 500s are masked outside
+development and logged with the correlation id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app, g, jsonify, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """Base of every domain error; subclasses set the HTTP status and machine code."""
+
+    status = 400
+    code = "BAD_REQUEST"
+    message = "The request could not be processed"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.message = message or self.message
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+        super().__init__(self.message)
+
+
+class ValidationError(AppError):
+    status, code, message = 400, "VALIDATION_ERROR", "Validation failed"
+
+    @classmethod
+    def field(cls, field: str, message: str) -> ValidationError:
+        return cls(message, errors=[{"field": field, "message": message}])
+
+
+class AuthenticationError(AppError):
+    status, code, message = 401, "AUTHENTICATION_ERROR", "Authentication required"
+
+
+class TokenExpired(AppError):
+    status, code, message = 401, "TOKEN_EXPIRED", "Token has expired"
+
+
+class AccessDenied(AppError):
+    status, code, message = 403, "ACCESS_DENIED", "You do not have permission to do this"
+
+
+class NotFound(AppError):
+    status, code, message = 404, "NOT_FOUND", "Resource not found"
+
+
+class Conflict(AppError):
+    status, code, message = 409, "CONFLICT", "Conflict with the current state"
+
+
+class InsufficientBalance(AppError):
+    status, code, message = 400, "INSUFFICIENT_BALANCE", "Insufficient balance"
+
+
+class KycRequired(AppError):
+    status, code, message = 400, "KYC_REQUIRED", "Identity verification is required"
+
+
+class LimitExceeded(AppError):
+    status, code, message = 400, "LIMIT_EXCEEDED", "A responsible gaming limit would be exceeded"
+
+
+class SelfExcluded(AppError):
+    status, code, message = 403, "SELF_EXCLUDED", "Your account is self-excluded"
+
+
+class RateLimited(AppError):
+    status, code, message = 429, "RATE_LIMITED", "Too many requests"
+
+
+class MaintenanceMode(AppError):
+    status, code, message = 503, "MAINTENANCE_MODE", "The service is under maintenance"
+
+
+class ServiceUnavailable(AppError):
+    status, code, message = 503, "SERVICE_UNAVAILABLE", "A service we depend on is unavailable"
+
+
+_HTTP_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "AUTHENTICATION_ERROR",
+    403: "ACCESS_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def envelope(
+    status: int, code: str, message: str, errors: list[dict[str, str]] | None = None, **extra: Any
+):
+    body: dict[str, Any] = {"success": False, "status": status, "code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _flatten_messages(messages: Any, prefix: str = "") -> list[dict[str, str]]:
+    """webargs/marshmallow ``{"json": {"amount": ["..."]}}`` → ``[{field, message}]``."""
+    out: list[dict[str, str]] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if not prefix and key in {"json", "query", "form", "files", "headers", "path"}:
+                out.extend(_flatten_messages(value, ""))
+                continue
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(_flatten_messages(value, name))
+    elif isinstance(messages, list | tuple):
+        for item in messages:
+            if isinstance(item, dict | list | tuple):
+                out.extend(_flatten_messages(item, prefix))
+            else:
+                out.append({"field": prefix or "_schema", "message": str(item)})
+    else:
+        out.append({"field": prefix or "_schema", "message": str(messages)})
+    return out
+
+
+def _handle_app_error(exc: AppError):
+    response = envelope(exc.status, exc.code, exc.message, exc.errors, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
+
+
+def _handle_http(exc: HTTPException):
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if status == 429:
+        response = envelope(429, "RATE_LIMITED", "Too many requests, slow down and retry later")
+        retry_after = _retry_after()
+        if retry_after:
+            response.headers["Retry-After"] = retry_after
+        return response
+    if messages is not None:
+        errors = _flatten_messages(messages)
+        if errors == [{"field": "_schema", "message": "Invalid JSON body."}]:
+            return envelope(400, "VALIDATION_ERROR", "The request body is not valid JSON")
+        return envelope(400, "VALIDATION_ERROR", "Validation failed", errors)
+    code = _HTTP_CODES.get(status, "HTTP_ERROR" if status < 500 else "INTERNAL_ERROR")
+    message = exc.description or exc.name
+    if status == 400 and "JSON" in (exc.description or ""):
+        message = "The request body is not valid JSON"
+    if status == 401:
+        message = data.get("message") or "Authentication required"
+    response = envelope(status, code, message)
+    for key, value in (getattr(exc, "data", None) or {}).get("headers", {}).items():
+        response.headers[key] = value
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        response.headers["Allow"] = exc.get_response().headers["Allow"]
+    return response
+
+
+def _retry_after() -> str | None:
+    limit = getattr(g, "view_rate_limit", None)
+    if limit is None:
+        return None
+    try:
+        from app.core.extensions import limiter
+
+        reset_at, _remaining = limiter.limiter.get_window_stats(limit[0], *limit[1])
+    except Exception:  # Retry-After is advisory; the 429 itself must still go out
+        return None
+    import time
+
+    return str(max(1, int(reset_at - time.time())))
+
+
+def _handle_db_down(exc: Exception):
+    log.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
+    return envelope(
+        503, "SERVICE_UNAVAILABLE", "A service we depend on is unavailable, retry later"
+    )
+
+
+def _handle_redis_down(exc: Exception):
+    log.error("redis unavailable: %s", type(exc).__name__, exc_info=exc)
+    return envelope(
+        503, "SERVICE_UNAVAILABLE", "A service we depend on is unavailable, retry later"
+    )
+
+
+def _handle_unexpected(exc: Exception):
+    if isinstance(exc, HTTPException):
+        return _handle_http(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    message = "An unexpected error occurred"
+    if current_app.config.get("ENV") == "development" and current_app.debug:
+        message = f"{type(exc).__name__}: {exc}"
+    return envelope(500, "INTERNAL_ERROR", message)
+
+
+def _is_db_outage(exc: Exception) -> bool:
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def init_app(app: Flask) -> None:
+    import redis
+
+    app.register_error_handler(AppError, _handle_app_error)
+    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(redis.exceptions.ConnectionError, _handle_redis_down)
+    app.register_error_handler(redis.exceptions.TimeoutError, _handle_redis_down)
+
+    def _db_or_unexpected(exc: Exception):
+        if _is_db_outage(exc):
+            return _handle_db_down(exc)
+        return _handle_unexpected(exc)
+
+    app.register_error_handler(DBAPIError, _db_or_unexpected)
+    app.register_error_handler(Exception, _handle_unexpected)

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DDL,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.base import UTCDateTime, utcnow
+from app.core.db import BigIntPK
+from app.core.extensions import db
+
+
+class AuditLog(db.Model):
+    """Append-only record of every decision: who did what to what, from where.
+
+    Each row carries the SHA-256 of its content chained to the previous row's hash, so a
+    changed or deleted row breaks ``flask jackpotx audit verify``. On PostgreSQL a trigger
+    refuses UPDATE and DELETE outright.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    actor_role: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+AUDIT_APPEND_ONLY_SQL = """
+CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only';
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+"""
+
+# Tests build the schema with create_all(); the migration runs the same statement.
+event.listen(
+    AuditLog.__table__,
+    "after_create",
+    DDL(AUDIT_APPEND_ONLY_SQL).execute_if(dialect="postgresql"),
+)
+
+
+class Setting(db.Model):
+    """Operator settings that must be shared by every process (maintenance mode, limits)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: Any JSON value; readers validate their own key.
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+    updated_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class OutboxEmail(db.Model):
+    """An e-mail to send: written in the business transaction, delivered by a job afterwards.
+
+    The row exists iff the change that caused it committed; the job marks it sent (or failed
+    with the error) so a crashed delivery is retried and never sent twice after success.
+    """
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    to_address: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    #: What kind of mail (``password_reset``...), for support and metrics.
+    template: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Notifications, the transactional outbox and per-player reality-check settings.
+
+
+class Notification(db.Model):
+    """A message to one user, kept for the inbox and pushed live as ``notification``."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    #: ``promotion``, ``reality_check``, ``withdrawal``, ``system`` ... (free text, indexed use).
+    type: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(String(2000))
+    data: Mapped[Any] = mapped_column(JSON, nullable=True)
+    #: Producers that may run twice (jobs, retries) pass a key: the unique index makes the
+    #: second insert a no-op, so a notification is never sent twice.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxMessage(db.Model):
+    """An event or job written in the business transaction, relayed to Redis afterwards.
+
+    A row exists iff the business change committed; ``delivered_at`` is set once Redis took
+    it. Rows are relayed in id order, so events for one user keep their order.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (CheckConstraint("kind IN ('event', 'job')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    #: Event name (``balance.update``) or job function path (``app.jobs.x.y``).
+    name: Mapped[str] = mapped_column(String(200))
+    #: Socket.IO room for events; RQ queue name for jobs.
+    target: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The relay reads only undelivered rows; keep that index small.
+Index(
+    "ix_outbox_pending",
+    OutboxMessage.id,
+    postgresql_where=OutboxMessage.delivered_at.is_(None),
+    sqlite_where=OutboxMessage.delivered_at.is_(None),
+)

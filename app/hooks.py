@@ -1,0 +1,58 @@
+"""Every hook on the money path, in the order it runs. Reading this file tells what a bet does.
+
+The play, payments and core domains expose extension points (``app.play.events``,
+``app.play.guard``, ``app.payments.service``, ``app.compliance.reality_check``,
+``app.core.bus``); the domains that react to them never register themselves (not at import,
+not from a blueprint). ``create_app`` calls :func:`install` once; every registration is
+idempotent, so building several apps in one process (tests) installs each hook once.
+
+A bet callback (``app.play.seamless``), for a player with no special state:
+
+1. **Before any money moves** (``app.play.guard``), each check may refuse and writes nothing:
+   account status (built in), then
+   responsible-gaming limits, exclusions and session time (``compliance.responsible_gaming``),
+   then the bonus maximum bet (``bonus.promotions.check_bet``).
+2. **Inside the wallet transaction**, after the ledger posting (``app.play.events``), in order:
+   bonus wagering (``bonus.promotions.on_play``), jackpot contributions
+   (``prizes.jackpots.on_play``), tournament scores (``prizes.tournaments.on_play``),
+   loyalty points (``bonus.loyalty.on_play``). What they write commits or rolls back with
+   the money; a replayed callback reaches none of them.
+3. **After commit** (``app.core.db.on_commit`` callbacks queued by the steps above): the
+   ``balance.update`` event and other events through the bus (``app.core.bus``) to the
+   real-time layer, Redis tournament-board mirrors, notifications, enqueued jobs.
+
+Payments: a credited deposit runs the bonus deposit hook (``on_deposit_credited``) inside
+the credit transaction; a withdrawal request first forfeits what the player gave up, then
+runs the bonus wagering check. Reality checks read each player's session net result from
+responsible gaming.
+"""
+
+from __future__ import annotations
+
+from app.bonus import loyalty, promotions
+from app.compliance import reality_check, responsible_gaming
+from app.payments import service as payments
+from app.play import events as play_events
+from app.play import guard as play_guard
+from app.prizes import jackpots, tournaments
+
+
+def install() -> None:
+    # 1. Before money moves: who may play and stake.
+    play_guard.register_bet_check(responsible_gaming.bet_guard)
+    play_guard.register_play_check(responsible_gaming.launch_guard)
+    play_guard.register_bet_check(promotions.check_bet)
+
+    # 2. Inside the bet/win/refund transaction, after the wallet posting.
+    play_events.register(promotions.on_play)
+    play_events.register(jackpots.on_play)
+    play_events.register(tournaments.on_play)
+    play_events.register(loyalty.on_play)
+
+    # Payments, inside the deposit credit / withdrawal request transaction.
+    payments.register_deposit_credited(promotions.on_deposit_credited)
+    payments.register_withdrawal_forfeit(promotions.forfeit_for_withdrawal)
+    payments.register_withdrawal_check(promotions.check_withdrawal)
+
+    # Reads: the session net result a reality check reports.
+    reality_check.register_net_result_source(responsible_gaming.session_results)

@@ -1,0 +1,833 @@
+"""Player and staff identity: registration, login, sessions, refresh rotation, passwords, 2FA.
+
+Invariants:
+* A password login opens a session (``TokenFamily``) with an absolute expiry; every access and
+  refresh token carries its id (``fam``) and its issue time in microseconds (``iat_us``).
+* A refresh token is spent by one conditional UPDATE (``used_at IS NULL``): two racing
+  refreshes cannot both win. Presenting a spent token revokes its whole session, access tokens
+  included (``app.identity.auth`` checks the family on every request).
+* An unknown login and a wrong password give the same answer after the same amount of hashing
+  work. ``LOGIN_MAX_FAILURES`` failures (wrong password or wrong TOTP code) within
+  ``LOGIN_FAILURE_WINDOW_MINUTES`` lock the account for ``LOGIN_LOCKOUT_MINUTES``.
+* Every attempt is written to ``login_history`` and the audit log in the same transaction as
+  its effects; a refused attempt commits its record and then raises.
+* Logout, password change and reset revoke sessions at once and publish ``session.logout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import jwt as pyjwt
+from flask import current_app
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+from sqlalchemy import distinct, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.core import audit, mail
+from app.core.base import utcnow
+from app.core.db import atomic, lock_one, page_of, parse_row_id
+from app.core.errors import (
+    AccessDenied,
+    AppError,
+    AuthenticationError,
+    Conflict,
+    NotFound,
+    TokenExpired,
+    ValidationError,
+)
+from app.core.events import publish, user_room
+from app.core.extensions import db
+from app.identity import captcha, passwords, totp
+from app.identity.auth import deny_jti, issued_at_us
+from app.identity.models import (
+    ADMIN,
+    AGENT,
+    MANAGER,
+    PLAYER,
+    LoginEvent,
+    PasswordResetToken,
+    RefreshToken,
+    TokenFamily,
+    User,
+)
+from app.identity.users import create_user
+from app.wallet import ledger as wallet
+
+PLAYER_PORTAL, STAFF_PORTAL = "player", "staff"
+#: Roles that may not use the API without a second factor.
+TOTP_MANDATORY_ROLES = frozenset({ADMIN, MANAGER})
+BAD_CREDENTIALS = "Invalid username/email or password"
+
+#: Profile fields a player may change about themselves (platform guide 5.4.2 + integration guide).
+PLAYER_EDITABLE = (
+    "first_name",
+    "last_name",
+    "phone",
+    "date_of_birth",
+    "nationality",
+    "country",
+    "city",
+    "address",
+    "postal_code",
+    "gender",
+    "timezone",
+    "language",
+    "preferences",
+    "marketing_consent",
+)
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a request came from (the blueprint reads it off the request)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    device_fingerprint: str | None = None
+    country: str | None = None
+
+
+@dataclass
+class LoginResult:
+    user: User
+    token: dict[str, Any]
+    previous_login_at: datetime | None
+    previous_login_ip: str | None
+
+
+class AccountLocked(AccessDenied):
+    message = "Account temporarily locked after too many failed logins"
+
+
+# --- sessions and tokens ------------------------------------------------------------------
+
+
+def _now_us(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _issue(user: User, family: TokenFamily, parent_jti: str | None = None) -> dict[str, Any]:
+    """A new access + refresh pair for ``family``; the refresh token is recorded unspent."""
+    now = utcnow()
+    claims = {"fam": family.id, "iat_us": _now_us(now), "portal": family.portal}
+    access_ttl = int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"])
+    access = create_access_token(identity=user, additional_claims=claims)
+    # Rotation never extends a session past its absolute end.
+    refresh_ttl = family.expires_at - now
+    if refresh_ttl.total_seconds() < 1:
+        raise AuthenticationError("The session has reached its maximum lifetime; log in again")
+    refresh = create_refresh_token(
+        identity=user, additional_claims=claims, expires_delta=refresh_ttl
+    )
+    jti = decode_token(refresh)["jti"]
+    db.session.add(
+        RefreshToken(
+            jti=jti,
+            family_id=family.id,
+            user_id=user.id,
+            issued_at=now,
+            expires_at=family.expires_at,
+            parent_jti=parent_jti,
+        )
+    )
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": access_ttl,
+        "role": user.role.as_json(),
+    }
+
+
+def _open_session(user: User, portal: str, client: ClientInfo) -> dict[str, Any]:
+    now = utcnow()
+    family = TokenFamily(
+        id=str(uuid.uuid4()),
+        user_id=user.id,
+        portal=portal,
+        created_at=now,
+        expires_at=now + timedelta(seconds=int(current_app.config["JWT_REFRESH_TOKEN_EXPIRES"])),
+        ip=client.ip,
+        user_agent=(client.user_agent or "")[:500] or None,
+        device_fingerprint=client.device_fingerprint,
+    )
+    db.session.add(family)
+    db.session.flush()
+    return _issue(user, family)
+
+
+def revoke_sessions(
+    user: User, reason: str, *, except_family: str | None = None, cut_off: bool = False
+) -> int:
+    """Revoke the user's open sessions (caller's transaction); returns how many.
+
+    ``cut_off`` also kills every token issued until now, sessions or not (ban, reset).
+    """
+    now = utcnow()
+    stmt = (
+        update(TokenFamily)
+        .where(TokenFamily.user_id == user.id, TokenFamily.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    if except_family:
+        stmt = stmt.where(TokenFamily.id != except_family)
+    count = db.session.execute(stmt).rowcount
+    if cut_off:
+        user.tokens_valid_after = now
+    return count
+
+
+def _publish_logout(user_id: int, reason: str, **data: Any) -> None:
+    publish("session.logout", {"reason": reason, **data}, room=user_room(user_id))
+
+
+def _decode_refresh(raw: str) -> dict[str, Any]:
+    try:
+        payload = decode_token(raw)
+    except pyjwt.ExpiredSignatureError:
+        raise TokenExpired("Refresh token has expired") from None
+    except pyjwt.PyJWTError:
+        raise AuthenticationError("Invalid refresh token") from None
+    if payload.get("type") != "refresh":
+        raise AuthenticationError("A refresh token is required")
+    return payload
+
+
+def refresh(raw_token: str, *, portal: str = PLAYER_PORTAL) -> dict[str, Any]:
+    """Rotate: spend ``raw_token`` and answer a new pair in the same session."""
+    payload = _decode_refresh(raw_token)
+    failure: AppError | None = None
+    with atomic():
+        row = db.session.get(RefreshToken, payload["jti"])
+        family = db.session.get(TokenFamily, row.family_id) if row else None
+        user = db.session.get(User, row.user_id) if row else None
+        if row is None or family is None or user is None:
+            failure = AuthenticationError("Invalid refresh token")
+        elif family.portal != portal:
+            failure = AuthenticationError("This refresh token belongs to another portal")
+        elif family.revoked_at is not None or (
+            user.tokens_valid_after and issued_at_us(payload) < _now_us(user.tokens_valid_after)
+        ):
+            failure = AuthenticationError("This session has been revoked")
+        elif blocked := _status_problem(user):
+            failure = blocked
+        elif row.used_at is not None:
+            # Presented again after it was spent: stolen or replayed. The whole session dies.
+            revoked = db.session.execute(
+                update(TokenFamily)
+                .where(TokenFamily.id == family.id, TokenFamily.revoked_at.is_(None))
+                .values(revoked_at=utcnow(), revoked_reason="refresh_reuse")
+            ).rowcount
+            if revoked:
+                audit.record(
+                    "auth.refresh_reuse",
+                    target_type="user",
+                    target_id=user.id,
+                    after={"session": family.id, "jti": row.jti},
+                )
+                _publish_logout(user.id, "refresh_reuse", session=family.id)
+            failure = AuthenticationError(
+                "This refresh token was already used; the session has been revoked"
+            )
+        else:
+            spent = db.session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.jti == row.jti, RefreshToken.used_at.is_(None))
+                .values(used_at=utcnow())
+            ).rowcount
+            if spent != 1:
+                # Unused when we read it, spent by the time we wrote: a simultaneous refresh
+                # of the same token (two tabs, a retry) won. Not a replay, so the session
+                # stays; this request just loses.
+                failure = Conflict("This refresh token is being used by another request")
+            else:
+                token = _issue(user, family, parent_jti=row.jti)
+    if failure is not None:
+        raise failure
+    return token
+
+
+def logout(user: User, payload: dict[str, Any]) -> None:
+    """End the session the access token belongs to: access denied at once, refresh dead."""
+    with atomic():
+        deny_jti(payload["jti"], payload["exp"])
+        family_id = payload.get("fam")
+        if family_id:
+            db.session.execute(
+                update(TokenFamily)
+                .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+                .values(revoked_at=utcnow(), revoked_reason="logout")
+            )
+        audit.record("auth.logout", actor=user, target_type="user", target_id=user.id)
+        _publish_logout(user.id, "logout", session=family_id)
+
+
+# --- login --------------------------------------------------------------------------------
+
+
+def _status_problem(user: User) -> AppError | None:
+    now = utcnow()
+    if user.status == "banned":
+        return AccessDenied(
+            "This account is banned" + (f": {user.status_reason}" if user.status_reason else ""),
+            reason=user.status_reason,
+        )
+    if user.status == "suspended":
+        if user.status_until is not None and user.status_until <= now:
+            user.status, user.status_reason, user.status_until = "active", None, None
+            return None
+        until = f" until {user.status_until.isoformat()}" if user.status_until else ""
+        return AccessDenied(
+            f"This account is suspended{until}"
+            + (f": {user.status_reason}" if user.status_reason else ""),
+            reason=user.status_reason,
+            until=user.status_until.isoformat() if user.status_until else None,
+        )
+    if user.status in {"closed", "locked"}:
+        return AccessDenied(f"This account is {user.status}", reason=user.status_reason)
+    return None
+
+
+def _history(
+    user: User | None,
+    login: str,
+    portal: str,
+    client: ClientInfo,
+    *,
+    success: bool,
+    reason: str | None = None,
+) -> None:
+    db.session.add(
+        LoginEvent(
+            user_id=user.id if user else None,
+            login=login[:255],
+            portal=portal,
+            success=success,
+            reason=reason,
+            ip=client.ip,
+            user_agent=(client.user_agent or "")[:500] or None,
+            device_fingerprint=(client.device_fingerprint or "")[:128] or None,
+            country=client.country,
+        )
+    )
+
+
+def _failed(user: User | None, login: str, portal: str, client: ClientInfo, reason: str):
+    _history(user, login, portal, client, success=False, reason=reason)
+    audit.record(
+        "auth.login_failed",
+        target_type="user",
+        target_id=user.id if user else None,
+        after={"login": login[:100], "portal": portal, "reason": reason},
+    )
+
+
+def _count_failure(user: User) -> AppError | None:
+    """Count a failed factor; answer ``AccountLocked`` when this failure locks the account."""
+    cfg = current_app.config
+    now = utcnow()
+    window = timedelta(minutes=cfg["LOGIN_FAILURE_WINDOW_MINUTES"])
+    if user.failed_logins_since is None or now - user.failed_logins_since > window:
+        user.failed_logins_since, user.failed_logins = now, 0
+    user.failed_logins += 1
+    if user.failed_logins < cfg["LOGIN_MAX_FAILURES"]:
+        return None
+    user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
+    audit.record(
+        "auth.lockout",
+        target_type="user",
+        target_id=user.id,
+        after={"failures": user.failed_logins, "locked_until": user.locked_until.isoformat()},
+    )
+    user.failed_logins, user.failed_logins_since = 0, None
+    return _locked(user)
+
+
+def _locked(user: User) -> AccountLocked:
+    minutes = max(1, int((user.locked_until - utcnow()).total_seconds() // 60) + 1)
+    return AccountLocked(
+        f"Account locked after too many failed logins; try again in {minutes} minutes",
+        locked_until=user.locked_until.isoformat(),
+    )
+
+
+def _second_factor(user: User, portal: str, auth_code: str | None) -> tuple[AppError | None, str]:
+    """Check the TOTP step of a login; returns (refusal or None, history reason)."""
+    if user.totp_enabled:
+        if not auth_code:
+            return (
+                AuthenticationError("A two-factor code is required", requires_2fa=True),
+                "totp_required",
+            )
+        if not totp.verify_code(user, auth_code):
+            locked = _count_failure(user)
+            return locked or AuthenticationError(
+                "Invalid or already used two-factor code", requires_2fa=True
+            ), "totp_invalid"
+        return None, ""
+    if portal == STAFF_PORTAL and user.role_id in TOTP_MANDATORY_ROLES:
+        secret = totp.secret_of(user)
+        if secret and auth_code and totp.verify_code(user, auth_code, secret=secret):
+            user.totp_enabled = True
+            audit.record("auth.2fa_enrolled", actor=user, target_type="user", target_id=user.id)
+            return None, ""
+        if not secret:
+            secret = totp.new_secret()
+            totp.store_secret(user, secret)
+        uri = totp.provisioning_uri(user, secret)
+        return (
+            AccessDenied(
+                "Two-factor authentication is mandatory for your role: add this secret to an "
+                "authenticator app and sign in again with auth_code",
+                enrolment_required=True,
+                qr_code=totp.qr_svg(uri),
+                auth_secret=secret,
+            ),
+            "totp_enrolment",
+        )
+    return None, ""
+
+
+def login(
+    login_name: str,
+    password: str,
+    *,
+    auth_code: str | None = None,
+    portal: str = PLAYER_PORTAL,
+    client: ClientInfo | None = None,
+) -> LoginResult:
+    client = client or ClientInfo()
+    value = (login_name or "").strip().lower()
+    refusal: AppError | None = None
+    with atomic():
+        # The row lock serializes attempts on one account, so failures are counted exactly.
+        user = (
+            lock_one(User, or_(func.lower(User.username) == value, func.lower(User.email) == value))
+            if value
+            else None
+        )
+        now = utcnow()
+        if user is None:
+            passwords.burn_time(password)
+            _failed(None, value, portal, client, "bad_credentials")
+            refusal = AuthenticationError(BAD_CREDENTIALS)
+        elif user.locked_until is not None and user.locked_until > now:
+            passwords.burn_time(password)
+            _failed(user, value, portal, client, "locked")
+            refusal = _locked(user)
+        elif not passwords.verify_password(user.password_hash, password):
+            _failed(user, value, portal, client, "bad_credentials")
+            refusal = _count_failure(user) or AuthenticationError(BAD_CREDENTIALS)
+        elif problem := _status_problem(user):
+            _failed(user, value, portal, client, user.status)
+            refusal = problem
+        elif portal == PLAYER_PORTAL and user.is_staff:
+            _failed(user, value, portal, client, "wrong_portal")
+            refusal = AccessDenied("Staff accounts sign in at /api/admin/auth/login")
+        elif portal == STAFF_PORTAL and not user.is_staff:
+            _failed(user, value, portal, client, "wrong_portal")
+            refusal = AccessDenied("This login is for staff accounts")
+        else:
+            refusal, reason = _second_factor(user, portal, auth_code)
+            if refusal is not None:
+                _failed(user, value, portal, client, reason)
+        if refusal is None:
+            assert user is not None
+            previous_at, previous_ip = user.last_login_at, user.last_login_ip
+            user.failed_logins, user.failed_logins_since, user.locked_until = 0, None, None
+            user.last_login_at, user.last_login_ip = now, client.ip
+            if passwords.needs_rehash(user.password_hash):
+                user.password_hash = passwords.hash_password(password)
+            token = _open_session(user, portal, client)
+            _history(user, value, portal, client, success=True)
+            audit.record(
+                "auth.login",
+                actor=user,
+                target_type="user",
+                target_id=user.id,
+                after={"portal": portal, "device": client.device_fingerprint},
+            )
+            result = LoginResult(user, token, previous_at, previous_ip)
+    if refusal is not None:
+        raise refusal
+    return result
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+@dataclass
+class Registration:
+    user: User
+    auth_secret: str
+    qr_code: str
+
+
+def register(
+    *,
+    username: str,
+    email: str,
+    password: str,
+    captcha_id: str | None = None,
+    captcha_text: str | None = None,
+    ref_code: str | None = None,
+    marketing_consent: bool = False,
+    client: ClientInfo | None = None,
+) -> Registration:
+    if current_app.config["CAPTCHA_REQUIRED"] and not captcha.check(captcha_id, captcha_text):
+        raise ValidationError.field(
+            "captcha_text", "The captcha answer is wrong or expired; request a new captcha"
+        )
+    passwords.check_policy(password)
+    try:
+        with atomic():
+            referrer = None
+            if ref_code:
+                referrer = db.session.scalar(
+                    select(User).where(func.upper(User.referral_code) == ref_code.strip().upper())
+                )
+                if referrer is None:
+                    raise ValidationError.field("ref_code", "Unknown referral code")
+            user = create_user(
+                username=username,
+                email=email,
+                password=password,
+                role_id=PLAYER,
+                country=(client.country if client else None),
+                referred_by_id=referrer.id if referrer else None,
+                agent_id=referrer.id if referrer and referrer.role_id == AGENT else None,
+                marketing_consent=bool(marketing_consent),
+                marketing_consent_at=utcnow(),
+                registration_ip=(client.ip if client else None),
+                registration_device=(client.device_fingerprint if client else None),
+            )
+            # Every player has a wallet in their currency from the first second.
+            wallet.get_or_create_wallet(user.id, user.currency)
+            secret = totp.new_secret()
+            totp.store_secret(user, secret)
+            qr = totp.qr_svg(totp.provisioning_uri(user, secret))
+    except IntegrityError:
+        # Lost a race with a concurrent registration of the same name (unique index).
+        raise Conflict("Username or e-mail is already registered") from None
+    return Registration(user=user, auth_secret=secret, qr_code=qr)
+
+
+# --- passwords ----------------------------------------------------------------------------
+
+
+def change_password(
+    user: User,
+    *,
+    current_password: str,
+    new_password: str,
+    confirm_password: str | None = None,
+    current_session: str | None = None,
+) -> int:
+    """Change the password; every other session dies. Returns how many were revoked."""
+    if not passwords.verify_password(user.password_hash, current_password):
+        raise ValidationError.field("current_password", "The current password is incorrect")
+    if confirm_password is not None and confirm_password != new_password:
+        raise ValidationError.field("confirm_password", "Passwords do not match")
+    passwords.check_policy(new_password, field="new_password")
+    if passwords.verify_password(user.password_hash, new_password):
+        raise ValidationError.field("new_password", "The new password must differ from the old")
+    with atomic():
+        user = lock_one(User, User.id == user.id)
+        user.password_hash = passwords.hash_password(new_password)
+        user.password_changed_at = utcnow()
+        revoked = revoke_sessions(
+            user,
+            "password_change",
+            except_family=current_session,
+            cut_off=current_session is None,
+        )
+        audit.record("user.password_change", actor=user, target_type="user", target_id=user.id)
+        _publish_logout(user.id, "password_changed", except_session=current_session)
+    return revoked
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_reset_token(user: User, *, origin: str = PLAYER_PORTAL) -> None:
+    """Create a one-time reset token and queue the e-mail carrying it (caller's transaction)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    ttl = int(current_app.config["PASSWORD_RESET_TTL"])
+    db.session.add(
+        PasswordResetToken(
+            user_id=user.id,
+            token_hash=_hash_token(token),
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+            origin=origin,
+        )
+    )
+    link = f"{current_app.config['PUBLIC_URL']}/reset-password?token={token}"
+    mail.queue_email(
+        to=user.email,
+        user_id=user.id,
+        template="password_reset",
+        subject="Reset your JackpotX password",
+        body=(
+            f"Hello {user.username},\n\n"
+            f"Use this link within {ttl // 60} minutes to choose a new password:\n{link}\n\n"
+            f"Or send this token to POST /api/auth/reset-password: {token}\n\n"
+            "If you did not ask for this, ignore this e-mail; your password is unchanged.\n"
+        ),
+    )
+
+
+def forgot_password(email: str) -> None:
+    """Mail a reset link if the address belongs to an open account; silent otherwise."""
+    value = (email or "").strip().lower()
+    with atomic():
+        user = db.session.scalar(select(User).where(func.lower(User.email) == value))
+        if user is not None and user.status not in {"banned", "closed"}:
+            issue_reset_token(user)
+            audit.record("user.password_reset_requested", target_type="user", target_id=user.id)
+
+
+def reset_password(token: str, new_password: str, confirm_password: str | None = None) -> None:
+    if confirm_password is not None and confirm_password != new_password:
+        raise ValidationError.field("confirm_password", "Passwords do not match")
+    passwords.check_policy(new_password, field="new_password")
+    digest = _hash_token(token or "")
+    with atomic():
+        now = utcnow()
+        spent = db.session.execute(
+            update(PasswordResetToken)
+            .where(
+                PasswordResetToken.token_hash == digest,
+                PasswordResetToken.used_at.is_(None),
+                PasswordResetToken.expires_at > now,
+            )
+            .values(used_at=now)
+        ).rowcount
+        if spent != 1:
+            raise ValidationError.field("token", "This reset link is invalid, used or expired")
+        user_id = db.session.scalar(
+            select(PasswordResetToken.user_id).where(PasswordResetToken.token_hash == digest)
+        )
+        user = lock_one(User, User.id == user_id)
+        # Any other outstanding link for this account dies with this one.
+        db.session.execute(
+            update(PasswordResetToken)
+            .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+            .values(used_at=now)
+        )
+        user.password_hash = passwords.hash_password(new_password)
+        user.password_changed_at = now
+        user.failed_logins, user.failed_logins_since, user.locked_until = 0, None, None
+        revoke_sessions(user, "password_reset", cut_off=True)
+        audit.record("user.password_reset", target_type="user", target_id=user.id)
+        _publish_logout(user.id, "password_reset")
+
+
+# --- two-factor ---------------------------------------------------------------------------
+
+
+def two_factor_status(user: User) -> dict[str, Any]:
+    mandatory = user.role_id in TOTP_MANDATORY_ROLES
+    return {
+        "is_enabled": user.totp_enabled,
+        "has_secret": user.totp_secret_enc is not None,
+        "has_secret_setup": user.totp_secret_enc is not None,
+        "mandatory": mandatory,
+        "can_skip": not mandatory and not user.totp_enabled,
+        "skipped": user.totp_skipped_at is not None,
+    }
+
+
+def two_factor_setup(user: User) -> dict[str, str]:
+    """A fresh pending secret (2FA not yet enabled) with its QR code."""
+    if user.totp_enabled:
+        raise Conflict("Two-factor authentication is already enabled; disable it first")
+    with atomic():
+        user = lock_one(User, User.id == user.id)
+        secret = totp.new_secret()
+        totp.store_secret(user, secret)
+        audit.record("user.2fa_setup", actor=user, target_type="user", target_id=user.id)
+    return {"auth_secret": secret, "qr_code": totp.qr_svg(totp.provisioning_uri(user, secret))}
+
+
+def two_factor_enable(user: User, auth_code: str) -> None:
+    with atomic():
+        user = lock_one(User, User.id == user.id)
+        if user.totp_enabled:
+            raise Conflict("Two-factor authentication is already enabled")
+        if user.totp_secret_enc is None:
+            raise Conflict("No secret set up yet: call POST /api/user/2fa/setup first")
+        if not totp.verify_code(user, auth_code):
+            raise ValidationError.field("auth_code", "Invalid or already used code")
+        user.totp_enabled = True
+        user.totp_skipped_at = None
+        audit.record("user.2fa_enable", actor=user, target_type="user", target_id=user.id)
+
+
+def two_factor_disable(user: User, *, auth_code: str | None, password: str | None) -> None:
+    if user.role_id in TOTP_MANDATORY_ROLES:
+        raise AccessDenied("Two-factor authentication is mandatory for your role")
+    with atomic():
+        user = lock_one(User, User.id == user.id)
+        if not user.totp_enabled:
+            raise Conflict("Two-factor authentication is not enabled")
+        if auth_code:
+            if not totp.verify_code(user, auth_code):
+                raise ValidationError.field("auth_code", "Invalid or already used code")
+        elif not password or not passwords.verify_password(user.password_hash, password):
+            raise ValidationError.field("password", "A valid code or the password is required")
+        user.totp_enabled = False
+        user.totp_secret_enc = None
+        user.totp_last_step = None
+        audit.record("user.2fa_disable", actor=user, target_type="user", target_id=user.id)
+
+
+def two_factor_skip(user: User, password: str) -> None:
+    if user.role_id in TOTP_MANDATORY_ROLES:
+        raise AccessDenied("Two-factor authentication is mandatory for your role")
+    if not passwords.verify_password(user.password_hash, password or ""):
+        raise ValidationError.field("password", "The password is incorrect")
+    with atomic():
+        user = lock_one(User, User.id == user.id)
+        if user.totp_enabled:
+            raise Conflict("Two-factor authentication is already enabled")
+        user.totp_skipped_at = utcnow()
+        audit.record("user.2fa_skip", actor=user, target_type="user", target_id=user.id)
+
+
+# --- profile and activity -----------------------------------------------------------------
+
+
+def _adult(dob: str) -> None:
+    try:
+        born = date.fromisoformat(dob)
+    except ValueError:
+        raise ValidationError.field("date_of_birth", "Use the format YYYY-MM-DD") from None
+    today = utcnow().date()
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    if age < 18:
+        raise ValidationError.field("date_of_birth", "Players must be at least 18 years old")
+    if age > 120:
+        raise ValidationError.field("date_of_birth", "Not a plausible date of birth")
+
+
+def update_profile(user: User, changes: dict[str, Any]) -> User:
+    """Apply the player-editable fields in ``changes`` (anything else is refused)."""
+    for name in changes:
+        if name not in PLAYER_EDITABLE:
+            raise ValidationError.field(name, f"{name} cannot be changed here")
+    if changes.get("date_of_birth"):
+        _adult(changes["date_of_birth"])
+    changes = dict(changes)
+    prefs = changes.get("preferences")
+    if isinstance(prefs, dict) and "marketing_consent" in prefs:
+        # Older clients kept the opt-in in preferences: it now lives in its own column only.
+        prefs = dict(prefs)
+        legacy = prefs.pop("marketing_consent")
+        changes["preferences"] = prefs
+        if "marketing_consent" not in changes:
+            changes["marketing_consent"] = legacy is True
+    with atomic():
+        user = lock_one(User, User.id == user.id)
+        if "marketing_consent" in changes:
+            changes["marketing_consent"] = bool(changes["marketing_consent"])
+            if changes["marketing_consent"] == user.marketing_consent:
+                del changes["marketing_consent"]  # unchanged: keep the time it was given
+        before = {name: getattr(user, name) for name in changes}
+        for name, value in changes.items():
+            setattr(user, name, value)
+        if "marketing_consent" in changes:
+            user.marketing_consent_at = utcnow()
+        audit.record(
+            "user.profile_update",
+            actor=user,
+            target_type="user",
+            target_id=user.id,
+            before=before,
+            after=changes,
+        )
+    return user
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+def login_history(user_id: int, *, page: int, limit: int) -> tuple[list[LoginEvent], int]:
+    query = select(LoginEvent).where(LoginEvent.user_id == user_id)
+    return page_of(
+        query, LoginEvent.created_at.desc(), LoginEvent.id.desc(), page=page, limit=limit
+    )
+
+
+def active_sessions(user_id: int) -> list[TokenFamily]:
+    return list(
+        db.session.scalars(
+            select(TokenFamily)
+            .where(
+                TokenFamily.user_id == user_id,
+                TokenFamily.revoked_at.is_(None),
+                TokenFamily.expires_at > utcnow(),
+            )
+            .order_by(TokenFamily.created_at.desc())
+        )
+    )
+
+
+def activity_summary(user: User) -> dict[str, Any]:
+    ok = select(LoginEvent).where(LoginEvent.user_id == user.id, LoginEvent.success.is_(True))
+    sub = ok.subquery()
+    logins = db.session.scalar(select(func.count()).select_from(sub)) or 0
+    failed = (
+        db.session.scalar(
+            select(func.count()).where(LoginEvent.user_id == user.id, LoginEvent.success.is_(False))
+        )
+        or 0
+    )
+    ips = db.session.scalar(select(func.count(distinct(sub.c.ip)))) or 0
+    devices = db.session.scalar(select(func.count(distinct(sub.c.device_fingerprint)))) or 0
+    days = {row.created_at.date() for row in db.session.scalars(ok)}
+    last = db.session.scalar(select(func.max(sub.c.created_at)))
+    return {
+        "user_id": user.id,
+        "username": user.username,
+        "member_since": user.created_at,
+        "login_count": logins,
+        "failed_login_count": failed,
+        "active_days": len(days),
+        "unique_ips": ips,
+        "unique_devices": devices,
+        "last_login": last,
+        "active_sessions": len(active_sessions(user.id)),
+        "two_factor_enabled": user.totp_enabled,
+    }
+
+
+def parse_role(value: Any) -> int:
+    """A role given by id or name."""
+    from app.identity.access import ROLES, role_id_from_name
+
+    role_id = parse_row_id(value)
+    if role_id is not None:
+        if role_id not in ROLES:
+            raise ValidationError.field("role", f"Unknown role {value}")
+        return role_id
+    try:
+        return role_id_from_name(str(value))
+    except ValueError as exc:
+        raise ValidationError.field("role", str(exc)) from None
+
+
+def now() -> datetime:
+    return utcnow()

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    false,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.base import UTCDateTime, utcnow
+from app.core.db import BigIntPK
+from app.core.extensions import db
+
+#: Fixed role ids (DESIGN.md): clients and the guide refer to them by number.
+ADMIN, PLAYER, AGENT, MANAGER, SUPPORT = 1, 2, 3, 4, 5
+STAFF_ROLES = frozenset({ADMIN, AGENT, MANAGER, SUPPORT})
+
+USER_STATUSES = ("active", "suspended", "banned", "locked", "closed")
+
+
+class Role(db.Model):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    #: Permission names (``players.read``, ``withdrawals.approve`` ...); ``*`` grants all.
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    def grants(self, permission: str) -> bool:
+        return "*" in self.permissions or permission in self.permissions
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "description": self.description}
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('active', 'suspended', 'banned', 'locked', 'closed')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    username: Mapped[str] = mapped_column(String(50))
+    email: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"), default=PLAYER, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    #: A suspension ends by itself at this time; ``None`` = until lifted.
+    status_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(8), default="EUR")
+    date_of_birth: Mapped[str | None] = mapped_column(String(10))
+    language: Mapped[str | None] = mapped_column(String(8))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(255))
+    city: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    avatar_url: Mapped[str | None] = mapped_column(String(500))
+    gender: Mapped[str | None] = mapped_column(String(16))
+    nationality: Mapped[str | None] = mapped_column(String(64))
+    #: Free-form UI preferences the player app stores (theme, notifications ...).
+    preferences: Mapped[dict | None] = mapped_column(JSON)
+    #: Opt-in to marketing (CRM broadcasts, marketing e-mail); off unless the player said yes.
+    #: Service messages (bonus granted, ticket answered ...) are not marketing and ignore it.
+    marketing_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: When the consent last changed (registration or profile), for the regulator's record.
+    marketing_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Where the account was opened from (welcome-bonus duplicate checks, with login history).
+    registration_ip: Mapped[str | None] = mapped_column(String(64))
+    registration_device: Mapped[str | None] = mapped_column(String(128))
+
+    #: Base32 TOTP secret, encrypted at rest (Fernet).
+    totp_secret_enc: Mapped[str | None] = mapped_column(String(255))
+    totp_enabled: Mapped[bool] = mapped_column(default=False)
+    #: Last accepted TOTP time step: a code is accepted once per step.
+    totp_last_step: Mapped[int | None] = mapped_column()
+    #: The player chose to skip 2FA enrolment (never possible for Admin and Manager).
+    totp_skipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    #: Tokens issued before this instant are dead (logout-all, ban, password change).
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    #: Start of the current failed-login window (``LOGIN_FAILURE_WINDOW``).
+    failed_logins_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_ip: Mapped[str | None] = mapped_column(String(64))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    kyc_status: Mapped[str] = mapped_column(String(16), default="none")
+    kyc_level: Mapped[int] = mapped_column(default=0)
+    referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    referred_by_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id"), index=True
+    )
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    role: Mapped[Role] = relationship(lazy="joined")
+
+    # Flask-Login protocol (the back office session).
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role_id in (ADMIN, MANAGER, SUPPORT, AGENT)
+
+    def can(self, permission: str) -> bool:
+        return self.role is not None and self.role.grants(permission)
+
+
+# Case-insensitive uniqueness: "Alice" and "alice" are the same account.
+Index("uq_users_username_lower", func.lower(User.username), unique=True)
+Index("uq_users_email_lower", func.lower(User.email), unique=True)
+
+
+# Sessions (token families + refresh tokens), login history and password-reset tokens.
+#
+# * A login opens a ``TokenFamily``; every refresh token of that login belongs to it. The family
+#   has an absolute expiry: rotation never extends a session beyond it.
+# * A refresh token row is spent by one conditional UPDATE (``used_at IS NULL``): of two racing
+#   refreshes exactly one changes the row. Presenting a spent token revokes the whole family.
+# * Password-reset tokens are stored only as SHA-256 digests and spent the same way.
+
+
+class TokenFamily(db.Model):
+    """One login session: the chain of refresh tokens issued since a password login."""
+
+    __tablename__ = "token_families"
+
+    #: Random id carried by every token of the session as the ``fam`` claim.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    #: ``player`` (``/api/auth``) or ``staff`` (``/api/admin/auth``): refresh stays in its portal.
+    portal: Mapped[str] = mapped_column(String(8), default="player")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Absolute end of the session, whatever the rotations.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    device_fingerprint: Mapped[str | None] = mapped_column(String(128))
+
+
+class RefreshToken(db.Model):
+    __tablename__ = "refresh_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("token_families.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set once, by the refresh that spent it; never cleared.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    parent_jti: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginEvent(db.Model):
+    """Every login attempt, successful or not (player and staff portals)."""
+
+    __tablename__ = "login_history"
+    __table_args__ = (Index("ix_login_history_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    #: ``None`` when the login named no known account.
+    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    login: Mapped[str] = mapped_column(String(255))
+    portal: Mapped[str] = mapped_column(String(8), default="player")
+    success: Mapped[bool] = mapped_column(Boolean)
+    #: Why it failed (``bad_credentials``, ``locked``, ``totp_invalid`` ...); ``None`` on success.
+    reason: Mapped[str | None] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    device_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    country: Mapped[str | None] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class PasswordResetToken(db.Model):
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    #: SHA-256 hex of the token mailed to the user; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: ``player`` (forgot-password) or ``staff`` (an admin reset it).
+    origin: Mapped[str] = mapped_column(String(8), default="player")

@@ -1,0 +1,149 @@
+"""Staff sign-in to the back office: password, TOTP, lockout, enrolment.
+
+Invariants:
+* One generic refusal for every failure (unknown login, bad password, bad code, locked,
+  player, inactive): the answer never tells which factor was wrong.
+* Every attempt is audited (``console.login``, ``console.login.failed``); failed password or
+  code attempts count towards ``LOGIN_MAX_FAILURES``, after which the account is locked for
+  ``LOCKOUT``. Each attempt runs in its own transaction with the user row locked, so the
+  counter and the TOTP step cannot be raced.
+* TOTP is mandatory for ``TOTP_REQUIRED_ROLES``; anyone who enrolled must give a code. A code is
+  accepted once per time step (``totp.verify_code``), so a replayed code is refused.
+* A staff member of a required role without TOTP gets a pending secret (stored encrypted,
+  ``totp_enabled`` false) and must confirm a code from it before the first session opens.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from app.core import audit
+from app.core.base import utcnow
+from app.core.db import atomic, lock_one
+from app.identity import passwords, totp, users
+from app.identity.models import ADMIN, MANAGER, User
+
+#: Roles that may not open a console session without a second factor.
+TOTP_REQUIRED_ROLES = frozenset({ADMIN, MANAGER})
+#: How long an account stays locked after ``LOGIN_MAX_FAILURES`` failed attempts.
+LOCKOUT = timedelta(minutes=15)
+
+GENERIC_REFUSAL = (
+    "Invalid username, password or authentication code, or the account is temporarily locked."
+)
+
+
+class Outcome(enum.Enum):
+    SIGNED_IN = "signed_in"
+    ENROL_TOTP = "enrol_totp"  # password right, second factor still to be set up
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: Outcome
+    user_id: int | None = None
+
+
+def totp_required(user: User) -> bool:
+    return user.totp_enabled or user.role_id in TOTP_REQUIRED_ROLES
+
+
+def _refuse(user: User | None, login: str, reason: str, *, count: bool) -> Attempt:
+    """Audit a refused attempt; ``count`` = a wrong secret that moves the lockout counter."""
+    if user is not None and count:
+        user.failed_logins = (user.failed_logins or 0) + 1
+        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
+            user.locked_until = utcnow() + LOCKOUT
+            user.failed_logins = 0
+            audit.record(
+                "console.login.locked",
+                target_type="user",
+                target_id=user.id,
+                after={"locked_until": user.locked_until.isoformat()},
+            )
+    audit.record(
+        "console.login.failed",
+        target_type="user" if user is not None else None,
+        target_id=user.id if user is not None else None,
+        after={"login": login[:64], "reason": reason},
+    )
+    return Attempt(Outcome.REFUSED, user.id if user is not None else None)
+
+
+def _signed_in(user: User, now: datetime) -> Attempt:
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    audit.record("console.login", actor=user, target_type="user", target_id=user.id)
+    return Attempt(Outcome.SIGNED_IN, user.id)
+
+
+def authenticate(login: str, password: str, code: str | None) -> Attempt:
+    """Check one sign-in attempt and record it (its own transaction)."""
+    login = (login or "").strip()
+    with atomic():
+        found = users.find_by_login(login) if login else None
+        user = lock_one(User, User.id == found.id) if found is not None else None
+        now = utcnow()
+        if user is None:
+            passwords.burn_time(password or "")
+            return _refuse(None, login, "unknown_login", count=False)
+        if user.locked_until is not None and user.locked_until > now:
+            passwords.burn_time(password or "")
+            return _refuse(user, login, "locked", count=False)
+        if not passwords.verify_password(user.password_hash, password or ""):
+            return _refuse(user, login, "bad_password", count=True)
+        if not user.is_staff:
+            # A player's password is right, but the console is not theirs; do not lock them out.
+            return _refuse(user, login, "not_staff", count=False)
+        if user.status != "active":
+            return _refuse(user, login, f"status_{user.status}", count=False)
+        if user.totp_enabled:
+            if not totp.verify_code(user, code):
+                return _refuse(user, login, "bad_totp", count=True)
+        elif totp_required(user):
+            audit.record(
+                "console.login.totp_enrolment_required",
+                target_type="user",
+                target_id=user.id,
+            )
+            return Attempt(Outcome.ENROL_TOTP, user.id)
+        return _signed_in(user, now)
+
+
+def pending_enrolment(user_id: int) -> tuple[User, str]:
+    """The user and their pending TOTP secret, created (and stored encrypted) on first call."""
+    with atomic():
+        user = lock_one(User, User.id == user_id)
+        if user is None or user.totp_enabled or not user.is_staff:
+            raise LookupError("no enrolment pending for this account")
+        secret = totp.secret_of(user)
+        if secret is None:
+            secret = totp.new_secret()
+            totp.store_secret(user, secret)
+    return user, secret
+
+
+def confirm_enrolment(user_id: int, code: str | None) -> Attempt:
+    """Enable TOTP if ``code`` matches the pending secret; this also completes the sign-in."""
+    with atomic():
+        user = lock_one(User, User.id == user_id)
+        if user is None or user.totp_enabled or not user.is_staff or user.status != "active":
+            return _refuse(user, "", "enrolment_not_pending", count=False)
+        if user.locked_until is not None and user.locked_until > utcnow():
+            return _refuse(user, user.username, "locked", count=False)
+        if not totp.verify_code(user, code):
+            return _refuse(user, user.username, "bad_totp_enrolment", count=True)
+        user.totp_enabled = True
+        audit.record("staff.totp.enrol", actor=user, target_type="user", target_id=user.id)
+        return _signed_in(user, utcnow())
+
+
+def record_logout(user: User) -> None:
+    with atomic():
+        audit.record("console.logout", actor=user, target_type="user", target_id=user.id)

@@ -1,0 +1,13 @@
+"""CRM jobs. Each opens its own transactions and is idempotent."""
+
+from __future__ import annotations
+
+from app.core.queues import job
+
+
+@job
+def fan_out_broadcast(broadcast_id: int) -> dict[str, int]:
+    """Notify (and e-mail) the segment's consenting, non-excluded players."""
+    from app.messaging import crm
+
+    return crm.fan_out(broadcast_id)

@@ -1,0 +1,181 @@
+"""The sandbox gateway: a complete local payment provider for development, demos and tests.
+
+It behaves like a remote gateway: a hosted checkout page (``/sandbox/checkout/<id>``) where the
+player presses Pay or Decline, after which the sandbox *delivers a signed webhook over HTTP* to
+``/api/payment/webhook/<code>`` — the same path, signature check and service a real gateway goes
+through. Payouts are simulated the same way: accepted at once, then a ``payout.succeeded`` (or
+``payout.failed`` when the payout details carry ``"simulate": "failure"``) webhook follows.
+
+Signature: ``X-Signature`` = hex HMAC-SHA256 of the raw body with the gateway's webhook secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from typing import Any
+
+import requests
+from flask import current_app
+
+from app.core.money import MoneyError, format_minor, parse_minor
+from app.core.queues import job
+from app.payments.gateways.base import (
+    EVENTS,
+    DepositSession,
+    GatewayAdapter,
+    PaymentRequest,
+    PayoutSubmission,
+    WebhookEvent,
+    WebhookRejected,
+)
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def encode_event(
+    event: str,
+    transaction_id: str,
+    reference: str | None,
+    amount_minor: int,
+    currency: str,
+    account_reference: str | None = None,
+) -> bytes:
+    body = {
+        "event": event,
+        "transaction_id": transaction_id,
+        "gateway_reference": reference,
+        "amount": format_minor(amount_minor, currency),
+        "currency": currency,
+    }
+    if account_reference:
+        body["account_reference"] = account_reference
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def account_reference(gateway_code: str, account: str | None) -> str | None:
+    """The sandbox's stable reference of the 'card or account' typed on its checkout page
+    (like a real gateway's card fingerprint: the same number always gives the same value,
+    and the number itself is never sent)."""
+    digits = "".join(ch for ch in (account or "") if ch.isalnum()).upper()
+    if not digits:
+        return None
+    return "sbx_acct_" + hashlib.sha256(f"{gateway_code}:{digits}".encode()).hexdigest()[:32]
+
+
+class SandboxAdapter(GatewayAdapter):
+    name = "sandbox"
+    supports_payouts = True
+
+    def create_deposit(self, request: PaymentRequest) -> DepositSession:
+        base = current_app.config["PUBLIC_URL"]
+        return DepositSession(
+            payment_url=f"{base}/sandbox/checkout/{request.transaction_id}",
+            gateway_reference=f"sbx_{secrets.token_hex(12)}",
+        )
+
+    def create_payout(self, request: PaymentRequest) -> PayoutSubmission:
+        from app.core.queues import enqueue_after_commit
+
+        reference = f"sbx_po_{secrets.token_hex(12)}"
+        fail = (request.details or {}).get("simulate") == "failure"
+        enqueue_after_commit(
+            deliver_event,
+            self.config.code,
+            "payout.failed" if fail else "payout.succeeded",
+            request.transaction_id,
+            reference,
+            request.amount_minor,
+            request.currency,
+            queue_name="payouts",
+        )
+        return PayoutSubmission(gateway_reference=reference, raw={"simulated": True})
+
+    def verify_webhook(self, body: bytes, headers: dict[str, str]) -> None:
+        secret = self.config.webhook_secret
+        if not secret:
+            raise WebhookRejected("gateway has no webhook secret configured")
+        given = headers.get(SIGNATURE_HEADER, "")
+        if not given or not hmac.compare_digest(sign(secret, body), given.strip().lower()):
+            raise WebhookRejected("invalid signature")
+
+    def parse_webhook(self, body: bytes, headers: dict[str, str]) -> WebhookEvent | None:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise WebhookRejected("body is not JSON") from None
+        if not isinstance(data, dict) or data.get("event") not in EVENTS:
+            raise WebhookRejected("unknown event")
+        txn = data.get("transaction_id")
+        if not isinstance(txn, str) or not txn:
+            raise WebhookRejected("transaction_id missing")
+        currency = data.get("currency")
+        try:
+            amount = parse_minor(data.get("amount"), str(currency).upper())
+        except (MoneyError, TypeError):
+            raise WebhookRejected("amount/currency not understood") from None
+        return WebhookEvent(
+            event=data["event"],
+            transaction_id=txn,
+            gateway_reference=data.get("gateway_reference"),
+            amount_minor=amount,
+            currency=str(currency).upper(),
+            raw=data,
+            instrument=_instrument(data.get("account_reference")),
+        )
+
+
+def _instrument(value: Any) -> str | None:
+    return value[:128] if isinstance(value, str) and value.strip() else None
+
+
+def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """The wire: a plain HTTP POST, as a remote gateway would make it."""
+    response = requests.post(url, data=body, headers=headers, timeout=10)
+    return response.status_code
+
+
+@job
+def deliver_event(
+    gateway_code: str,
+    event: str,
+    transaction_id: str,
+    reference: str | None,
+    amount_minor: int,
+    currency: str,
+    account_ref: str | None = None,
+) -> int:
+    """Sign and POST one sandbox webhook. A 5xx raises so RQ retries (like a real gateway)."""
+    from app.payments import service as payments
+
+    secret = payments.webhook_secret_of(gateway_code)
+    body = encode_event(event, transaction_id, reference, amount_minor, currency, account_ref)
+    url = f"{current_app.config['PUBLIC_URL']}/api/payment/webhook/{gateway_code}"
+    status = http_post(
+        url,
+        body,
+        {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)},
+    )
+    log.info("sandbox webhook %s for %s answered %s", event, transaction_id, status)
+    if status >= 500:
+        raise RuntimeError(f"webhook endpoint answered {status}; will retry")
+    return status
+
+
+def checkout_summary(txn: Any) -> dict[str, Any]:
+    return {
+        "transaction_id": txn.public_id,
+        "amount": format_minor(txn.amount_minor, txn.currency),
+        "currency": txn.currency,
+        "description": txn.description or "Account deposit",
+        "status": txn.status,
+    }

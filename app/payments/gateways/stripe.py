@@ -1,0 +1,148 @@
+"""Stripe adapter: Checkout Sessions for deposits, signed webhooks.
+
+Webhook authenticity follows Stripe's documented scheme: header
+``Stripe-Signature: t=<unix time>,v1=<hex>[,v1=<hex>...][,v0=...]``; the expected signature is
+hex HMAC-SHA256 of ``"<t>.<raw body>"`` with the endpoint's signing secret (``whsec_...``); any
+``v1`` may match (secret rotation); ``t`` must be within the tolerance (300 s) of now, which
+stops replays of old captured requests. Stripe amounts are in the currency's smallest unit,
+which is our minor unit for every currency we accept.
+
+Payouts to players are not a Stripe Checkout feature, so this adapter does not offer them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import requests
+
+from app.payments.gateways.base import (
+    DepositSession,
+    GatewayAdapter,
+    PaymentRequest,
+    WebhookEvent,
+    WebhookRejected,
+)
+
+SIGNATURE_HEADER = "Stripe-Signature"
+DEFAULT_TOLERANCE = 300
+API_BASE = "https://api.stripe.com"
+
+
+def compute_signature(secret: str, timestamp: int, body: bytes) -> str:
+    signed = f"{timestamp}.".encode() + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    *,
+    tolerance: int = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> int:
+    """Return the signed timestamp, or raise ``WebhookRejected``."""
+    if not secret:
+        raise WebhookRejected("gateway has no webhook secret configured")
+    if not header:
+        raise WebhookRejected("Stripe-Signature header missing")
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                raise WebhookRejected("malformed timestamp") from None
+        elif key == "v1" and value:
+            candidates.append(value.lower())
+    if timestamp is None or not candidates:
+        raise WebhookRejected("no timestamp or v1 signature in header")
+    expected = compute_signature(secret, timestamp, body)
+    if not any(hmac.compare_digest(expected, c) for c in candidates):
+        raise WebhookRejected("no signature matches")
+    current = time.time() if now is None else now
+    if tolerance > 0 and abs(current - timestamp) > tolerance:
+        raise WebhookRejected("timestamp outside the tolerance")
+    return timestamp
+
+
+class StripeAdapter(GatewayAdapter):
+    name = "stripe"
+    supports_payouts = False
+
+    def create_deposit(self, request: PaymentRequest) -> DepositSession:
+        if not self.config.api_secret:
+            raise RuntimeError("Stripe gateway has no API secret configured")
+        form = {
+            "mode": "payment",
+            "client_reference_id": request.transaction_id,
+            "metadata[transaction_id]": request.transaction_id,
+            "payment_intent_data[metadata][transaction_id]": request.transaction_id,
+            "line_items[0][quantity]": "1",
+            "line_items[0][price_data][currency]": request.currency.lower(),
+            "line_items[0][price_data][unit_amount]": str(request.amount_minor),
+            "line_items[0][price_data][product_data][name]": request.description
+            or "Account deposit",
+            "success_url": request.return_url or self.config.config.get("success_url", ""),
+            "cancel_url": request.cancel_url or self.config.config.get("cancel_url", ""),
+        }
+        response = requests.post(
+            f"{(self.config.api_endpoint or API_BASE).rstrip('/')}/v1/checkout/sessions",
+            data=form,
+            headers={
+                "Authorization": f"Bearer {self.config.api_secret}",
+                "Idempotency-Key": f"deposit-{request.transaction_id}",
+            },
+            timeout=15,
+        )
+        response.raise_for_status()
+        session = response.json()
+        return DepositSession(
+            payment_url=session["url"], gateway_reference=session["id"], raw={"id": session["id"]}
+        )
+
+    def verify_webhook(self, body: bytes, headers: dict[str, str]) -> None:
+        tolerance = int(self.config.config.get("tolerance", DEFAULT_TOLERANCE))
+        verify_signature(
+            self.config.webhook_secret or "",
+            body,
+            headers.get(SIGNATURE_HEADER),
+            tolerance=tolerance,
+        )
+
+    def parse_webhook(self, body: bytes, headers: dict[str, str]) -> WebhookEvent | None:
+        try:
+            payload: dict[str, Any] = json.loads(body)
+            kind = payload["type"]
+            obj = payload["data"]["object"]
+        except (ValueError, KeyError, TypeError):
+            raise WebhookRejected("not a Stripe event") from None
+        metadata = obj.get("metadata") or {}
+        txn = metadata.get("transaction_id") or obj.get("client_reference_id")
+        if kind == "checkout.session.completed":
+            if obj.get("payment_status") != "paid":
+                return None  # async methods confirm later with async_payment_succeeded
+            event, amount = "payment.succeeded", obj.get("amount_total")
+        elif kind == "checkout.session.async_payment_succeeded":
+            event, amount = "payment.succeeded", obj.get("amount_total")
+        elif kind in ("checkout.session.async_payment_failed", "checkout.session.expired"):
+            event, amount = "payment.failed", obj.get("amount_total")
+        else:
+            return None
+        if not txn:
+            raise WebhookRejected("event carries no transaction id")
+        return WebhookEvent(
+            event=event,
+            transaction_id=str(txn),
+            gateway_reference=obj.get("id"),
+            amount_minor=int(amount) if amount is not None else None,
+            currency=str(obj.get("currency", "")).upper() or None,
+            raw={"id": payload.get("id"), "type": kind},
+        )

@@ -1,0 +1,1361 @@
+"""Seamless wallet: what a game provider's callbacks do to a player's money.
+
+Protocol adapters (``app.play.protocols``) verify the signature and turn the wire
+format into a ``CallbackRequest``; ``handle`` applies it and returns a ``CallbackResult``.
+
+Invariants:
+* Idempotency first: a money callback claims ``(provider, transaction_id)`` with
+  ``INSERT ... ON CONFLICT DO NOTHING`` before taking any lock. A duplicate gets the first
+  answer (same content) or ``DUPLICATE_MISMATCH`` (different content) and moves nothing.
+* Validation (session, player status, currency, precision, game) happens before the lock;
+  the wallet lock covers only the round update and the ledger insert.
+* Every change a callback makes to a player's rounds and money happens under that player's
+  wallet row lock, so bets, wins, refunds and rollbacks of one player are serialized.
+* Any refusal raises ``CallbackError`` inside the transaction: nothing is written except the
+  callback log row.
+* A refund/rollback of a bet we never saw leaves a tombstone under the bet's id and answers
+  ok; the late bet is then refused. A bet is reversed at most once, whatever ids arrive.
+* A bet naming ``free_round_id`` is a free spin (``app.bonus.free_spins``): amount 0, one
+  spin of the grant consumed under the wallet lock; the round's win is paid as bonus money
+  (ledger ``bonus_grant``), not as a game win.
+* Wins, refunds and rollbacks need no live session (providers settle after the player left)
+  but must match the round's player, round and currency. A closed round takes no more bets;
+  a cancelled (stale-settled) round takes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import current_app, g, has_request_context
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError
+
+from app.core.base import utcnow
+from app.core.crypto import decrypt
+from app.core.db import atomic, parse_row_id
+from app.core.errors import AppError, InsufficientBalance
+from app.core.extensions import db
+from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.core.observability import correlation_id
+from app.identity.models import User
+from app.play import events as play_events
+from app.play import guard as play_guard
+from app.play.models import (
+    Game,
+    GameRound,
+    GameSession,
+    Provider,
+    ProviderCallback,
+    ProviderTransaction,
+)
+from app.wallet import ledger as wallet
+from app.wallet.ledger import hot_statement
+from app.wallet.models import LedgerTransaction, Wallet
+
+log = logging.getLogger(__name__)
+
+ACTIONS = (
+    "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
+)  # fmt: skip
+MONEY_ACTIONS = ("bet", "win", "refund", "rollback", "jackpot_win")
+
+#: Protocol error codes (DESIGN.md) plus VALIDATION_ERROR for malformed fields.
+ERROR_CODES = (
+    "INVALID_SIGNATURE",
+    "INVALID_SESSION",
+    "INSUFFICIENT_FUNDS",
+    "PLAYER_BLOCKED",
+    "LIMIT_EXCEEDED",
+    "ROUND_NOT_FOUND",
+    "ROUND_CLOSED",
+    "DUPLICATE_MISMATCH",
+    "GAME_NOT_FOUND",
+    "VALIDATION_ERROR",
+    "ACCESS_DENIED",
+    "INTERNAL_ERROR",
+)
+
+
+class CallbackError(Exception):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        balances: tuple | None = None,
+        follow_up: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        #: (balance, bonus_balance, currency) when the answer should show them.
+        self.balances = balances
+        #: Written in its own transaction once the refused callback's is rolled back (a
+        #: staff flag about the refusal).
+        self.follow_up = follow_up
+
+
+@dataclass
+class CallbackRequest:
+    action: str
+    transaction_id: str | None = None
+    round_id: str | None = None
+    game_id: str | None = None
+    session_token: str | None = None
+    #: Our player id, for protocols that name the player instead of the session (Pragmatic).
+    player_id: int | None = None
+    amount: Any = None
+    currency: Any = None
+    reference_transaction_id: str | None = None
+    #: jackpot_win: our id of the jackpot pool the provider reports as won.
+    jackpot_id: Any = None
+    #: Protocols without a currency field: the player's session currency applies.
+    currency_from_player: bool = False
+    #: A free round: the provider plays one spin of this free-spin grant (amount 0).
+    free_round_id: str | None = None
+    payload: Any = None
+
+
+@dataclass
+class CallbackResult:
+    status: str
+    code: str | None = None
+    message: str | None = None
+    balance: int | None = None
+    bonus_balance: int | None = None
+    currency: str | None = None
+    transaction_id: str | None = None
+    user_id: int | None = None
+    duplicate: bool = False
+    balance_before: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_native(self) -> dict[str, Any]:
+        if not self.ok:
+            body: dict[str, Any] = {"status": "error", "code": self.code, "message": self.message}
+            if self.balance is not None and self.currency:
+                body["balance"] = format_minor(self.balance, self.currency)
+                body["bonus_balance"] = format_minor(self.bonus_balance or 0, self.currency)
+                body["currency"] = self.currency
+            return body
+        body = {
+            "status": "ok",
+            "balance": format_minor(self.balance or 0, self.currency),
+            "bonus_balance": format_minor(self.bonus_balance or 0, self.currency),
+            "currency": self.currency,
+            "transaction_id": self.transaction_id,
+        }
+        body.update(self.extra)
+        return body
+
+
+# --- provider configuration (cached: it is read on every callback) ----------------------------
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    id: int
+    code: str
+    name: str
+    secret: str
+    protocol: str
+    currencies: tuple[str, ...]
+    networks: tuple[Any, ...]
+    active: bool
+
+    @property
+    def source(self) -> str:
+        return f"provider:{self.code}"
+
+    def ip_allowed(self, ip: str | None) -> bool:
+        if not self.networks:
+            return True
+        try:
+            addr = ipaddress.ip_address(ip or "")
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks)
+
+
+_provider_cache: dict[str, tuple[float, ProviderConfig | None]] = {}
+_game_cache: dict[tuple[int, str], tuple[float, tuple[int, str] | None]] = {}
+
+
+def _cache_ttl() -> float:
+    default = 0.0 if current_app.testing else 5.0
+    return float(current_app.config.get("PROVIDER_CACHE_SECONDS", default))
+
+
+def clear_caches() -> None:
+    _provider_cache.clear()
+    _game_cache.clear()
+
+
+def provider_config(code: str) -> ProviderConfig | None:
+    now = time.monotonic()
+    hit = _provider_cache.get(code)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = db.session.scalar(select(Provider).where(Provider.code == code))
+    config = None
+    if row is not None:
+        networks = []
+        for item in row.ip_allowlist or []:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                log.warning("provider %s: ignoring bad allow-list entry %r", code, item)
+        config = ProviderConfig(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            secret=decrypt(row.secret_enc),
+            protocol=row.protocol,
+            currencies=tuple(row.currencies or ()),
+            networks=tuple(networks),
+            active=row.active,
+        )
+    ttl = _cache_ttl()
+    if ttl > 0:
+        _provider_cache[code] = (now + ttl, config)
+    return config
+
+
+def _game(provider: ProviderConfig, external_id: str) -> tuple[int, str] | None:
+    """(game id, status) of the provider's game ``external_id``."""
+    key = (provider.id, external_id)
+    now = time.monotonic()
+    hit = _game_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = db.session.execute(
+        select(Game.id, Game.status).where(
+            Game.provider_id == provider.id, Game.external_id == external_id
+        )
+    ).one_or_none()
+    found = None if row is None else (row.id, row.status)
+    ttl = _cache_ttl()
+    if ttl > 0:
+        _game_cache[key] = (now + ttl, found)
+    return found
+
+
+# --- request parsing -------------------------------------------------------------------------
+
+
+def _text(value: Any, name: str, *, required: bool = True, limit: int = 100) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise CallbackError("VALIDATION_ERROR", f"{name} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise CallbackError("VALIDATION_ERROR", f"{name} must be a string")
+    text = str(value)
+    if len(text) > limit:
+        raise CallbackError("VALIDATION_ERROR", f"{name} is longer than {limit} characters")
+    return text
+
+
+def _currency(value: Any) -> str:
+    try:
+        return normalize_currency(value)
+    except MoneyError as exc:
+        raise CallbackError("VALIDATION_ERROR", f"currency: {exc}") from None
+
+
+def _money(
+    req: CallbackRequest, player: _Player, *, amount_required: bool = True
+) -> tuple[str, int | None]:
+    if req.currency is None and req.currency_from_player:
+        currency = player.currency
+    else:
+        currency = _currency(req.currency)
+    return currency, _amount(req.amount, currency, required=amount_required)
+
+
+def _amount(value: Any, currency: str, *, required: bool = True) -> int | None:
+    if value is None:
+        if required:
+            raise CallbackError("VALIDATION_ERROR", "amount is required")
+        return None
+    try:
+        return parse_minor(value, currency)
+    except MoneyError as exc:
+        raise CallbackError("VALIDATION_ERROR", f"amount: {exc}") from None
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Player:
+    user_id: int
+    currency: str
+    status: str
+    status_until: datetime | None
+    game_id: int | None
+    live: bool
+
+
+_SESSION_COLS = (
+    GameSession.user_id,
+    GameSession.currency,
+    GameSession.expires_at,
+    GameSession.demo,
+    GameSession.game_id,
+    GameSession.provider_id,
+    User.status,
+    User.status_until,
+)
+
+
+def _build_player_by_token(_insert: Any) -> Any:
+    return (
+        select(*_SESSION_COLS)
+        .join(User, User.id == GameSession.user_id)
+        .where(GameSession.token == bindparam("token"))
+    )
+
+
+def _player(provider: ProviderConfig, req: CallbackRequest, *, live: bool) -> _Player:
+    """Who the callback is about: its session token, or (adapters) our player id.
+
+    ``live=True`` (authenticate, balance, bet): the session must not have expired.
+    """
+    token = _text(req.session_token, "session_token", required=False, limit=200)
+    if token:
+        row = db.session.execute(
+            hot_statement("seamless.player_by_token", _build_player_by_token), {"token": token}
+        ).one_or_none()
+        if row is None or row.provider_id != provider.id:
+            raise CallbackError("INVALID_SESSION", "Unknown session token")
+        if req.player_id is not None and req.player_id != row.user_id:
+            raise CallbackError("INVALID_SESSION", "The session belongs to another player")
+    elif req.player_id is not None:
+        # Protocols without a token on every call: the player's newest session with us.
+        row = db.session.execute(
+            select(*_SESSION_COLS)
+            .join(User, User.id == GameSession.user_id)
+            .where(
+                GameSession.user_id == req.player_id,
+                GameSession.provider_id == provider.id,
+                GameSession.demo.is_(False),
+            )
+            .order_by(GameSession.id.desc())
+            .limit(1)
+        ).one_or_none()
+        if row is None:
+            raise CallbackError("INVALID_SESSION", "No game session for this player")
+    else:
+        raise CallbackError("INVALID_SESSION", "session_token is required")
+    if row.demo:
+        raise CallbackError("INVALID_SESSION", "A demo session does not use the wallet")
+    is_live = row.expires_at > utcnow()
+    if live and not is_live:
+        raise CallbackError("INVALID_SESSION", "The session has expired")
+    return _Player(row.user_id, row.currency, row.status, row.status_until, row.game_id, is_live)
+
+
+def _balances(user_id: int, currency: str) -> tuple[int, int]:
+    row = db.session.execute(
+        select(Wallet.balance, Wallet.bonus_balance).where(
+            Wallet.user_id == user_id, Wallet.currency == currency
+        )
+    ).one_or_none()
+    return (0, 0) if row is None else (row.balance, row.bonus_balance)
+
+
+# --- idempotency -----------------------------------------------------------------------------
+
+
+def _build_claim(dialect_insert: Any) -> Any:
+    return (
+        dialect_insert(ProviderTransaction.__table__)
+        .on_conflict_do_nothing(index_elements=["provider_id", "external_id"])
+        .returning(ProviderTransaction.__table__.c.id)
+    )
+
+
+def _claim(provider: ProviderConfig, req: CallbackRequest, **values: Any) -> int | None:
+    """Claim the provider's transaction id; ``None`` when it is already taken."""
+    return _insert_claim(
+        provider_id=provider.id, external_id=req.transaction_id, created_at=utcnow(), **values
+    )
+
+
+def _insert_claim(**values: Any) -> int | None:
+    return db.session.execute(
+        hot_statement("seamless.claim", _build_claim), values
+    ).scalar_one_or_none()
+
+
+def _replay(provider: ProviderConfig, req: CallbackRequest, fingerprint: str) -> CallbackResult:
+    ptx = db.session.execute(
+        select(ProviderTransaction).where(
+            ProviderTransaction.provider_id == provider.id,
+            ProviderTransaction.external_id == req.transaction_id,
+        )
+    ).scalar_one()
+    if ptx.state == "tombstone":
+        raise CallbackError(
+            "DUPLICATE_MISMATCH",
+            "This transaction was rolled back before it arrived; it cannot be applied",
+        )
+    if ptx.fingerprint != fingerprint:
+        raise CallbackError(
+            "DUPLICATE_MISMATCH", "This transaction id was already used with different content"
+        )
+    balance, bonus = ptx.balance_after, ptx.bonus_balance_after
+    if balance is None:
+        tx = db.session.execute(
+            select(LedgerTransaction.balance_after, LedgerTransaction.bonus_balance_after).where(
+                LedgerTransaction.source == provider.source,
+                LedgerTransaction.idempotency_key == ptx.external_id,
+            )
+        ).one_or_none()
+        balance, bonus = (tx.balance_after, tx.bonus_balance_after) if tx else (0, 0)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=ptx.currency,
+        transaction_id=str(ptx.id),
+        user_id=ptx.user_id,
+        duplicate=True,
+    )
+
+
+def _record_answer(claim: int, balance: int, bonus: int, **values: Any) -> None:
+    """Store the answer of a callback that wrote no ledger row (so a replay gets it verbatim)."""
+    db.session.execute(
+        update(ProviderTransaction)
+        .where(ProviderTransaction.id == claim)
+        .values(balance_after=balance, bonus_balance_after=bonus, **values)
+    )
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+def _authenticate(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    player = _player(provider, req, live=True)
+    if play_guard.status_blocks(player.status, player.status_until):
+        raise CallbackError("PLAYER_BLOCKED", "This account may not play")
+    balance, bonus = _balances(player.user_id, player.currency)
+    username = db.session.scalar(select(User.username).where(User.id == player.user_id))
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=player.currency,
+        user_id=player.user_id,
+        extra={"player_id": str(player.user_id), "username": username},
+    )
+
+
+def _balance(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    player = _player(provider, req, live=True)
+    balance, bonus = _balances(player.user_id, player.currency)
+    return CallbackResult(
+        "ok", balance=balance, bonus_balance=bonus, currency=player.currency, user_id=player.user_id
+    )
+
+
+def _check_currency(provider: ProviderConfig, currency: str, expected: str) -> None:
+    if currency != expected:
+        raise CallbackError(
+            "VALIDATION_ERROR", f"currency {currency} does not match the player's {expected}"
+        )
+    if provider.currencies and currency not in provider.currencies:
+        raise CallbackError("VALIDATION_ERROR", f"provider does not play in {currency}")
+
+
+def _resolve_game(provider: ProviderConfig, req: CallbackRequest, *, for_bet: bool) -> int | None:
+    """Our id of the provider's ``game_id``; a bet needs an active game, settlement does not."""
+    external = _text(req.game_id, "game_id", required=for_bet)
+    if external is None:
+        return None
+    found = _game(provider, external)
+    if found is None:
+        raise CallbackError("GAME_NOT_FOUND", f"Unknown game {external}")
+    if for_bet and found[1] != "active":
+        raise CallbackError("GAME_NOT_FOUND", f"Game {external} is not available")
+    return found[0]
+
+
+def _build_round_upsert(dialect_insert: Any) -> Any:
+    """A bet opens its round or adds to it, if the round is still open and is this player's,
+    currency's and game's (otherwise nothing is returned and the bet is refused)."""
+    stmt = dialect_insert(GameRound.__table__)
+    r = GameRound.__table__.c
+    return stmt.on_conflict_do_update(
+        index_elements=["provider_id", "external_round_id"],
+        set_={
+            "total_bet": r.total_bet + stmt.excluded.total_bet,
+            "bet_cash": r.bet_cash + stmt.excluded.bet_cash,
+            "bet_bonus": r.bet_bonus + stmt.excluded.bet_bonus,
+            "bets_count": r.bets_count + 1,
+            "updated_at": stmt.excluded.updated_at,
+        },
+        where=(r.status == "open")
+        & (r.user_id == stmt.excluded.user_id)
+        & (r.currency == stmt.excluded.currency)
+        & (r.game_id == stmt.excluded.game_id),
+    ).returning(r.id)
+
+
+def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    _text(req.transaction_id, "transaction_id")
+    round_ext = _text(req.round_id, "round_id")
+    player = _player(provider, req, live=True)
+    currency, amount = _money(req, player)
+    _check_currency(provider, currency, player.currency)
+    try:
+        play_guard.check_bet_allowed(
+            player.user_id, amount, currency, player.status, player.status_until
+        )
+    except play_guard.PlayerBlocked:
+        raise CallbackError("PLAYER_BLOCKED", "This account may not play") from None
+    except AppError as exc:
+        raise CallbackError("LIMIT_EXCEEDED", exc.message) from None
+    game_id = _resolve_game(provider, req, for_bet=True)
+    free_round = _text(req.free_round_id, "free_round_id", required=False, limit=40)
+    if free_round is not None and amount != 0:
+        raise CallbackError("VALIDATION_ERROR", "A free-round bet takes no stake (amount 0)")
+    fingerprint = _fingerprint("bet", player.user_id, round_ext, req.game_id, amount, currency)
+    if free_round is not None:
+        fingerprint = _fingerprint(fingerprint, free_round)
+    claim = _claim(
+        provider,
+        req,
+        action="bet",
+        user_id=player.user_id,
+        external_round_id=round_ext,
+        currency=currency,
+        amount=amount,
+        fingerprint=fingerprint,
+    )
+    if claim is None:
+        return _replay(provider, req, fingerprint)
+    w = wallet.lock(player.user_id, currency)
+    if free_round is not None:
+        from app.bonus import free_spins
+
+        try:
+            free_spins.consume(
+                provider_id=provider.id,
+                user_id=player.user_id,
+                game_id=game_id,
+                currency=currency,
+                free_round_id=free_round,
+                round_ext=round_ext,
+                transaction_id=req.transaction_id,
+            )
+        except free_spins.FreeRoundRefused as exc:
+            raise CallbackError(exc.code, exc.message) from None
+    if amount > w.balance + w.bonus_balance:
+        raise CallbackError(
+            "INSUFFICIENT_FUNDS",
+            "Insufficient funds",
+            balances=(w.balance, w.bonus_balance, currency),
+        )
+    cash_part, bonus_part = wallet.split_stake(w, amount)
+    now = utcnow()
+    round_id = db.session.execute(
+        hot_statement("seamless.round_upsert", _build_round_upsert),
+        {
+            "provider_id": provider.id,
+            "external_round_id": round_ext,
+            "user_id": player.user_id,
+            "game_id": game_id,
+            "currency": currency,
+            "status": "open",
+            "total_bet": amount,
+            "total_win": 0,
+            "total_refund": 0,
+            "bet_cash": cash_part,
+            "bet_bonus": bonus_part,
+            "bets_count": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one_or_none()
+    if round_id is None:
+        existing = _round(provider, round_ext)
+        if (
+            existing is not None
+            and existing.status != "open"
+            and existing.user_id == player.user_id
+        ):
+            raise CallbackError("ROUND_CLOSED", "The round is closed and takes no more bets")
+        raise CallbackError("ROUND_NOT_FOUND", "The round belongs to another player or game")
+    if amount:
+        posting = wallet.post(
+            player.user_id,
+            currency,
+            "bet",
+            cash_delta=-cash_part,
+            bonus_delta=-bonus_part,
+            source=provider.source,
+            idempotency_key=req.transaction_id,
+            reference_type="provider_transaction",
+            reference_id=claim,
+            locked=w,
+        )
+        balance, bonus = posting.balance, posting.bonus_balance
+    else:
+        balance, bonus = w.balance, w.bonus_balance
+        _record_answer(claim, balance, bonus)
+    if free_round is None:
+        play_events.emit(
+            play_events.PlayEvent(
+                "bet", player.user_id, currency, amount, cash_part, bonus_part,
+                provider.id, game_id, round_ext, claim,
+            )
+        )  # fmt: skip
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _round(provider: ProviderConfig, round_ext: str) -> Any:
+    return db.session.execute(
+        select(
+            GameRound.id,
+            GameRound.user_id,
+            GameRound.game_id,
+            GameRound.currency,
+            GameRound.status,
+            GameRound.total_bet,
+            GameRound.total_refund,
+            GameRound.bet_cash,
+            GameRound.bet_bonus,
+        ).where(GameRound.provider_id == provider.id, GameRound.external_round_id == round_ext)
+    ).one_or_none()
+
+
+def win_split(amount: int, bet_cash: int, bet_bonus: int) -> tuple[int, int]:
+    """A win goes back in the proportion the round's stakes were paid (bonus rounded down)."""
+    total = bet_cash + bet_bonus
+    if total <= 0 or bet_bonus <= 0:
+        return amount, 0
+    bonus_part = amount * bet_bonus // total
+    return amount - bonus_part, bonus_part
+
+
+def _build_win_round(_insert: Any) -> Any:
+    r = GameRound.__table__.c
+    return (
+        update(GameRound.__table__)
+        .where(
+            r.provider_id == bindparam("w_provider_id"),
+            r.external_round_id == bindparam("round_ext"),
+            r.user_id == bindparam("w_user_id"),
+            r.currency == bindparam("w_currency"),
+            r.status != "cancelled",
+        )
+        .values(total_win=r.total_win + bindparam("amount"), updated_at=bindparam("now"))
+        .returning(r.id, r.bet_cash, r.bet_bonus, r.game_id)
+    )
+
+
+def _build_win_round_game(_insert: Any) -> Any:
+    return _build_win_round(_insert).where(GameRound.__table__.c.game_id == bindparam("w_game_id"))
+
+
+def _check_round(
+    provider: ProviderConfig, round_ext: str, user_id: int, game_id: int | None, currency: str
+) -> Any:
+    """The round a settlement (win, jackpot win) names, or the reason it can't take one,
+    checked in this order: this player's, on this game (when named), in this currency, not
+    cancelled."""
+    rnd = _round(provider, round_ext)
+    if rnd is None or rnd.user_id != user_id:
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
+    if game_id is not None and rnd.game_id != game_id:
+        raise CallbackError("ROUND_NOT_FOUND", "The round was played on another game")
+    if rnd.currency != currency:
+        raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
+    if rnd.status == "cancelled":
+        raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
+    return rnd
+
+
+def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    _text(req.transaction_id, "transaction_id")
+    round_ext = _text(req.round_id, "round_id")
+    player = _player(provider, req, live=False)
+    currency, amount = _money(req, player)
+    _check_currency(provider, currency, player.currency)
+    game_id = _resolve_game(provider, req, for_bet=False)
+    fingerprint = _fingerprint("win", player.user_id, round_ext, req.game_id, amount, currency)
+    claim = _claim(
+        provider,
+        req,
+        action="win",
+        user_id=player.user_id,
+        external_round_id=round_ext,
+        currency=currency,
+        amount=amount,
+        fingerprint=fingerprint,
+    )
+    if claim is None:
+        return _replay(provider, req, fingerprint)
+    w = wallet.lock(player.user_id, currency)
+    # Happy path in one statement: the round must be this player's, in this currency, on
+    # this game (when named) and not cancelled. If no row matched, read it to say why.
+    params = {
+        "w_provider_id": provider.id,
+        "round_ext": round_ext,
+        "w_user_id": player.user_id,
+        "w_currency": currency,
+        "amount": amount,
+        "now": utcnow(),
+    }
+    if game_id is None:
+        stmt = hot_statement("seamless.win_round", _build_win_round)
+    else:
+        stmt = hot_statement("seamless.win_round_game", _build_win_round_game)
+        params["w_game_id"] = game_id
+    rnd = db.session.execute(stmt, params).one_or_none()
+    if rnd is None:
+        # No row matched: say why (the one-statement UPDATE's conditions, in order).
+        _check_round(provider, round_ext, player.user_id, game_id, currency)
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")  # pragma: no cover
+    if not rnd.bet_cash and not rnd.bet_bonus:
+        from app.bonus import free_spins
+
+        fsr = free_spins.free_round(provider.id, round_ext)
+        if fsr is not None:
+            return _free_round_win(provider, req, player, fsr, currency, amount, claim, w)
+    cash_part, bonus_part = win_split(amount, rnd.bet_cash, rnd.bet_bonus)
+    if amount:
+        posting = wallet.post(
+            player.user_id,
+            currency,
+            "win",
+            cash_delta=cash_part,
+            bonus_delta=bonus_part,
+            source=provider.source,
+            idempotency_key=req.transaction_id,
+            reference_type="provider_transaction",
+            reference_id=claim,
+            locked=w,
+        )
+        balance, bonus = posting.balance, posting.bonus_balance
+    else:
+        balance, bonus = w.balance, w.bonus_balance
+        _record_answer(claim, balance, bonus)
+    play_events.emit(
+        play_events.PlayEvent(
+            "win", player.user_id, currency, amount, cash_part, bonus_part,
+            provider.id, rnd.game_id, round_ext, claim,
+        )
+    )  # fmt: skip
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _free_round_win(
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    player: _Player,
+    fsr: Any,
+    currency: str,
+    amount: int,
+    claim: int,
+    w: wallet.LockedWallet,
+) -> CallbackResult:
+    """A free round's win: operator-funded bonus money under the free-spins contract."""
+    from app.bonus import free_spins
+
+    try:
+        free_spins.pay_win(
+            fsr,
+            amount=amount,
+            currency=currency,
+            source=provider.source,
+            transaction_id=req.transaction_id,
+            claim_id=claim,
+            locked=w,
+        )
+    except free_spins.FreeRoundRefused as exc:
+        raise CallbackError(exc.code, exc.message) from None
+    balance, bonus = _balances(player.user_id, currency)
+    # The answer after any conversion; a replay returns exactly this.
+    _record_answer(claim, balance, bonus)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    """refund (a bet's stake back) and rollback (undo a bet or a win)."""
+    action = req.action
+    _text(req.transaction_id, "transaction_id")
+    reference = _text(req.reference_transaction_id, "reference_transaction_id")
+    round_ext = _text(req.round_id, "round_id", required=False)
+    player = _player(provider, req, live=False)
+    currency, amount = _money(req, player, amount_required=False)
+    _check_currency(provider, currency, player.currency)
+    fingerprint = _fingerprint(action, player.user_id, round_ext, reference, amount, currency)
+    claim = _claim(
+        provider,
+        req,
+        action=action,
+        user_id=player.user_id,
+        external_round_id=round_ext,
+        reference_external_id=reference,
+        currency=currency,
+        amount=amount or 0,
+        fingerprint=fingerprint,
+    )
+    if claim is None:
+        return _replay(provider, req, fingerprint)
+    # Reserve the referenced id before taking the wallet lock: if the bet is in flight we wait
+    # for it here (never while holding the lock it needs); if it never came, this tombstone
+    # makes sure it never will.
+    tombstone = _insert_claim(
+        provider_id=provider.id,
+        external_id=reference,
+        action="bet",
+        state="tombstone",
+        user_id=player.user_id,
+        external_round_id=round_ext,
+        currency=currency,
+        amount=0,
+        fingerprint="tombstone",
+        created_at=utcnow(),
+    )
+    if tombstone is not None:
+        balance, bonus = _balances(player.user_id, currency)
+        _record_answer(claim, balance, bonus, state="noop")
+        return CallbackResult(
+            "ok",
+            balance=balance,
+            bonus_balance=bonus,
+            currency=currency,
+            transaction_id=str(claim),
+            user_id=player.user_id,
+        )
+    w = wallet.lock(player.user_id, currency)
+    target = db.session.execute(
+        select(ProviderTransaction).where(
+            ProviderTransaction.provider_id == provider.id,
+            ProviderTransaction.external_id == reference,
+        )
+    ).scalar_one()
+    if target.user_id != player.user_id:
+        raise CallbackError("INVALID_SESSION", "The referenced transaction is another player's")
+    if round_ext is not None and target.external_round_id not in (None, round_ext):
+        raise CallbackError("ROUND_NOT_FOUND", "The referenced transaction is in another round")
+    if target.currency != currency:
+        raise CallbackError(
+            "VALIDATION_ERROR", f"The referenced transaction is in {target.currency}"
+        )
+    allowed = ("bet",) if action == "refund" else ("bet", "win")
+    if target.action not in allowed:
+        raise CallbackError("VALIDATION_ERROR", f"A {action} cannot reverse a {target.action}")
+    if target.state == "applied" and amount is not None and amount != target.amount:
+        raise CallbackError(
+            "VALIDATION_ERROR",
+            f"amount must equal the referenced transaction's "
+            f"{format_minor(target.amount, currency)}",
+        )
+    already = target.state != "applied" or db.session.scalar(
+        select(ProviderTransaction.id)
+        .where(
+            ProviderTransaction.provider_id == provider.id,
+            ProviderTransaction.reference_external_id == reference,
+            ProviderTransaction.action.in_(("refund", "rollback")),
+            ProviderTransaction.state == "applied",
+            ProviderTransaction.id != claim,
+        )
+        .limit(1)
+    )
+    if already or target.amount == 0:
+        if not already and target.action == "bet":
+            from app.bonus import free_spins
+
+            free_spins.bet_reversed(provider.id, reference)
+        _record_answer(claim, w.balance, w.bonus_balance, state="noop")
+        return CallbackResult(
+            "ok",
+            balance=w.balance,
+            bonus_balance=w.bonus_balance,
+            currency=currency,
+            transaction_id=str(claim),
+            user_id=player.user_id,
+            balance_before=w.balance,
+        )
+    if target.action == "win":
+        from app.bonus import free_spins
+
+        fsr = free_spins.free_round(provider.id, target.external_round_id)
+        if fsr is not None:
+            return _free_round_win_reversed(provider, req, player, fsr, target, claim, w)
+    original = db.session.execute(
+        select(LedgerTransaction.cash_delta, LedgerTransaction.bonus_delta).where(
+            LedgerTransaction.source == provider.source,
+            LedgerTransaction.idempotency_key == reference,
+        )
+    ).one()
+    try:
+        posting = wallet.post(
+            player.user_id,
+            currency,
+            action,
+            cash_delta=-original.cash_delta,
+            bonus_delta=-original.bonus_delta,
+            source=provider.source,
+            idempotency_key=req.transaction_id,
+            reference_type="provider_transaction",
+            reference_id=claim,
+            meta={"reverses": reference},
+            locked=w,
+        )
+    except InsufficientBalance:
+        raise CallbackError(
+            "INSUFFICIENT_FUNDS",
+            "The win was already spent; the rollback cannot be applied",
+            balances=(w.balance, w.bonus_balance, currency),
+        ) from None
+    _round_reversed(provider, target)
+    play_events.emit(
+        play_events.PlayEvent(
+            action, player.user_id, currency, target.amount,
+            abs(original.cash_delta), abs(original.bonus_delta),
+            provider.id, None, target.external_round_id, claim, reverses=target.action,
+            reverses_transaction_id=target.id,
+        )
+    )  # fmt: skip
+    return CallbackResult(
+        "ok",
+        balance=posting.balance,
+        bonus_balance=posting.bonus_balance,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _round_reversed(provider: ProviderConfig, target: ProviderTransaction) -> None:
+    r = GameRound.__table__.c
+    values = (
+        {"total_refund": r.total_refund + target.amount}
+        if target.action == "bet"
+        else {"total_win": r.total_win - target.amount}
+    )
+    db.session.execute(
+        update(GameRound.__table__)
+        .where(r.provider_id == provider.id, r.external_round_id == target.external_round_id)
+        .values(updated_at=utcnow(), **values)
+    )
+
+
+def _free_round_win_reversed(
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    player: _Player,
+    fsr: Any,
+    target: ProviderTransaction,
+    claim: int,
+    w: wallet.LockedWallet,
+) -> CallbackResult:
+    """A rollback of a free round's win: undone under the free-spins contract (never as an
+    ordinary win: that money is the bonus's, or already cash or forfeited)."""
+    from app.bonus import free_spins
+
+    try:
+        free_spins.win_reversed(
+            fsr,
+            amount=target.amount,
+            currency=target.currency,
+            source=provider.source,
+            transaction_id=req.transaction_id,
+            reverses=target.external_id,
+            claim_id=claim,
+            locked=w,
+        )
+    except free_spins.FreeRoundRefused as exc:
+        review, user_id = exc.review, player.user_id
+        raise CallbackError(
+            exc.code,
+            exc.message,
+            balances=(w.balance, w.bonus_balance, target.currency),
+            follow_up=None
+            if review is None
+            else lambda: free_spins.flag_for_review(user_id, review),
+        ) from None
+    _round_reversed(provider, target)
+    balance, bonus = _balances(player.user_id, target.currency)
+    # The answer after any conversion (the contract may complete); a replay returns it.
+    _record_answer(claim, balance, bonus)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=target.currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    """A jackpot the provider's game reports as hit in a round: paid from the named pool
+    (``app.prizes.jackpots.pay_reported``), once per ``transaction_id``.
+
+    Like a win it needs no live session and pays a player whose account was suspended after
+    the round's bet was accepted; the round must exist (a report that arrives before the
+    round's bet is ``ROUND_NOT_FOUND``, nothing written, and the provider's retry pays).
+    """
+    from app.prizes import jackpots
+
+    _text(req.transaction_id, "transaction_id")
+    round_ext = _text(req.round_id, "round_id")
+    pool_ref = _text(req.jackpot_id, "jackpot_id", limit=20)
+    player = _player(provider, req, live=False)
+    currency, amount = _money(req, player)
+    _check_currency(provider, currency, player.currency)
+    if not amount or amount <= 0:
+        raise CallbackError("VALIDATION_ERROR", "amount must be positive")
+    pool_id = parse_row_id(pool_ref)
+    if pool_id is None:
+        raise CallbackError("VALIDATION_ERROR", "Unknown jackpot")
+    game_id = _resolve_game(provider, req, for_bet=False)
+    fingerprint = _fingerprint(
+        "jackpot_win", player.user_id, round_ext, req.game_id, amount, currency, pool_ref
+    )
+    claim = _claim(
+        provider,
+        req,
+        action="jackpot_win",
+        user_id=player.user_id,
+        external_round_id=round_ext,
+        reference_external_id=f"jackpot:{pool_ref}",
+        currency=currency,
+        amount=amount,
+        fingerprint=fingerprint,
+    )
+    if claim is None:
+        return _replay(provider, req, fingerprint)
+    w = wallet.lock(player.user_id, currency)
+    rnd = _check_round(provider, round_ext, player.user_id, game_id, currency)
+    try:
+        win = jackpots.pay_reported(
+            pool_id,
+            provider_id=provider.id,
+            user_id=player.user_id,
+            currency=currency,
+            amount=amount,
+            game_id=rnd.game_id,
+            game_round_id=rnd.id,
+            round_stake=rnd.total_bet - rnd.total_refund,
+            evidence={
+                "provider": provider.code,
+                "provider_transaction_id": req.transaction_id,
+                "round_id": round_ext,
+                "claim": claim,
+            },
+        )
+    except jackpots.JackpotBusy as exc:
+        raise CallbackError("INTERNAL_ERROR", exc.message) from None
+    except AppError as exc:
+        raise CallbackError("VALIDATION_ERROR", exc.message) from None
+    balance, bonus = _balances(player.user_id, currency)
+    _record_answer(claim, balance, bonus)
+    log.info("jackpot win %s paid from pool %s by callback %s", win.id, pool_ref, claim)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
+def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    round_ext = _text(req.round_id, "round_id")
+    tx_ext = _text(req.transaction_id, "transaction_id", required=False)
+    player = _player(provider, req, live=False)
+    claim = None
+    fingerprint = _fingerprint("end_round", player.user_id, round_ext)
+    if tx_ext:
+        claim = _claim(
+            provider,
+            req,
+            action="end_round",
+            user_id=player.user_id,
+            external_round_id=round_ext,
+            currency=player.currency,
+            amount=0,
+            fingerprint=fingerprint,
+        )
+        if claim is None:
+            return _replay(provider, req, fingerprint)
+    # Only a stake-less round can be a free round, which end_round settles (grant, bonus)
+    # under the wallet lock. Bets and wins lock the wallet, then the round: so does this, in
+    # the round's currency, before its UPDATE takes the round row lock. A staked round
+    # moves no money here and takes the round row lock only.
+    rnd = _round(provider, round_ext)
+    if rnd is None or rnd.user_id != player.user_id:
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
+    stakeless = rnd.total_bet == 0 and rnd.status == "open"
+    if stakeless:
+        wallet.lock(player.user_id, rnd.currency)
+    # The round row lock (UPDATE) serializes this with a concurrent bet's upsert, whose
+    # WHERE status='open' then sees the closed round and refuses.
+    closed = db.session.execute(
+        update(GameRound)
+        .where(
+            GameRound.provider_id == provider.id,
+            GameRound.external_round_id == round_ext,
+            GameRound.user_id == player.user_id,
+            GameRound.status == "open",
+        )
+        .values(status="closed", closed_at=utcnow(), updated_at=utcnow())
+        .returning(GameRound.total_bet)
+    ).one_or_none()
+    if closed is not None and closed.total_bet == 0 and stakeless:
+        from app.bonus import free_spins
+
+        free_spins.round_ended(provider.id, round_ext)
+    balance, bonus = _balances(player.user_id, player.currency)
+    if claim is not None:
+        _record_answer(claim, balance, bonus)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=player.currency,
+        transaction_id=None if claim is None else str(claim),
+        user_id=player.user_id,
+    )
+
+
+_HANDLERS = {
+    "authenticate": _authenticate,
+    "balance": _balance,
+    "bet": _bet,
+    "win": _win,
+    "refund": _reverse,
+    "rollback": _reverse,
+    "end_round": _end_round,
+    "jackpot_win": _jackpot_win,
+}
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def handle(
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    *,
+    signature_valid: bool = True,
+    remote_ip: str | None = None,
+    replay_of: int | None = None,
+    started: float | None = None,
+) -> CallbackResult:
+    """Apply one authenticated callback; always returns a result and always logs it."""
+    started = started if started is not None else time.perf_counter()
+    try:
+        if req.action not in _HANDLERS:
+            raise CallbackError("VALIDATION_ERROR", f"Unknown action {req.action!r}")
+        if not provider.active:
+            raise CallbackError("ACCESS_DENIED", "This provider is disabled")
+        with atomic():
+            result = _HANDLERS[req.action](provider, req)
+            _log(provider.code, req, result, started, signature_valid, remote_ip, replay_of)
+        return result
+    except CallbackError as exc:
+        result = CallbackResult("error", code=exc.code, message=exc.message)
+        if exc.balances:
+            result.balance, result.bonus_balance, result.currency = exc.balances
+        if exc.follow_up is not None:
+            try:
+                with atomic():
+                    exc.follow_up()
+            except Exception:
+                # The refusal stands and is logged below; only the staff flag was lost.
+                db.session.rollback()
+                log.exception("follow-up of refused callback %s failed", req.action)
+    except Exception as exc:
+        # A deadlock victim, a lost connection or a bug: the transaction rolled back, so
+        # nothing moved and the provider may retry.
+        log.exception("callback %s from %s failed", req.action, provider.code)
+        db.session.rollback()
+        if not isinstance(exc, DBAPIError):
+            log.error("unexpected %s in callback handling", type(exc).__name__)
+        result = CallbackResult("error", code="INTERNAL_ERROR", message="Temporary failure, retry")
+    with atomic():
+        _log(provider.code, req, result, started, signature_valid, remote_ip, replay_of)
+    return result
+
+
+def refuse(
+    provider_code: str,
+    req: CallbackRequest,
+    code: str,
+    message: str,
+    *,
+    signature_valid: bool,
+    remote_ip: str | None,
+    started: float,
+) -> CallbackResult:
+    """Answer (and log) a callback refused before it reached an action: signature, IP."""
+    result = CallbackResult("error", code=code, message=message)
+    with atomic():
+        _log(provider_code, req, result, started, signature_valid, remote_ip, None)
+    return result
+
+
+def _log(
+    provider_code: str,
+    req: CallbackRequest,
+    result: CallbackResult,
+    started: float,
+    signature_valid: bool,
+    remote_ip: str | None,
+    replay_of: int | None,
+) -> None:
+    corr = g.get("correlation_id") if has_request_context() else None
+    db.session.execute(
+        hot_statement("seamless.log", _build_log),
+        {
+            "provider_code": provider_code[:32],
+            "action": (req.action or None) and str(req.action)[:32],
+            "transaction_id": _short(req.transaction_id),
+            "round_id": _short(req.round_id),
+            "user_id": result.user_id,
+            "payload": req.payload,
+            "verdict": "ok" if result.ok else (result.code or "ERROR"),
+            "response": result.as_native() if result.currency or not result.ok else None,
+            "signature_valid": signature_valid,
+            "duplicate": result.duplicate,
+            "balance_before": result.balance_before,
+            "balance_after": result.balance,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "correlation_id": corr
+            or (correlation_id.get() if correlation_id.get() != "-" else None),
+            "remote_ip": remote_ip,
+            "replay_of_id": replay_of,
+            "created_at": utcnow(),
+        },
+    )
+
+
+def _build_log(_insert: Any) -> Any:
+    return insert(ProviderCallback.__table__)
+
+
+def _short(value: Any) -> str | None:
+    return None if value is None else str(value)[:100]
+
+
+def replay(callback_id: int, *, actor: Any = None) -> tuple[ProviderCallback, CallbackResult]:
+    """Re-run a logged callback through the same service (idempotency makes it safe).
+
+    Useful after an INTERNAL_ERROR (deadlock victim, outage): the provider's request is
+    applied once; a callback that was applied answers its first answer again. Audited.
+    """
+    from app.core import audit
+    from app.core.errors import NotFound, ValidationError
+    from app.play.protocols import request_from_log
+
+    row = db.session.get(ProviderCallback, callback_id)
+    if row is None:
+        raise NotFound("No such callback")
+    if not row.signature_valid:
+        raise ValidationError("A callback whose signature failed is never replayed")
+    provider = provider_config(row.provider_code)
+    if provider is None:
+        raise NotFound("The provider no longer exists")
+    try:
+        req = request_from_log(provider, row.payload)
+    except CallbackError as exc:
+        raise ValidationError(exc.message) from None
+    result = handle(provider, req, replay_of=row.id)
+    with atomic():
+        audit.record(
+            "callback.replay",
+            actor=actor,
+            target_type="provider_callback",
+            target_id=row.id,
+            before={"verdict": row.verdict},
+            after={"verdict": "ok" if result.ok else result.code, "duplicate": result.duplicate},
+        )
+    return row, result
+
+
+def callback_log(
+    *,
+    provider: str | None = None,
+    action: str | None = None,
+    verdict: str | None = None,
+    user_id: int | None = None,
+    transaction_id: str | None = None,
+    round_id: str | None = None,
+    date_from: Any = None,
+    date_to: Any = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[ProviderCallback], int]:
+    from sqlalchemy import func
+
+    c = ProviderCallback
+    stmt = select(c)
+    for column, value in (
+        (c.provider_code, provider),
+        (c.action, action),
+        (c.verdict, verdict),
+        (c.user_id, user_id),
+        (c.transaction_id, transaction_id),
+        (c.round_id, round_id),
+    ):
+        if value is not None and value != "":
+            stmt = stmt.where(column == value)
+    if date_from is not None:
+        stmt = stmt.where(c.created_at >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(c.created_at < date_to)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(c.id.desc()).offset(offset).limit(limit)).all()
+    return list(rows), int(total or 0)

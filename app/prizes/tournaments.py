@@ -1,0 +1,948 @@
+"""Tournaments: scores from play, leaderboards, settlement paid exactly once.
+
+Invariants:
+* Scores live in PostgreSQL (``tournament_participants``) and change only inside the bet/win's
+  money transaction (``play_events`` listener): a score never exists without its bet.
+  The listener reads the running tournaments ``FOR KEY SHARE``; settlement takes the row
+  ``FOR UPDATE``, so it waits for in-flight bets and later bets see the tournament settled.
+* Scoring: ``wagered`` (sum of qualifying stakes), ``won`` (sum of wins), ``net`` (wins minus
+  stakes), ``multiplier`` (best win / round stake, stored times 10 000). Refunds and rollbacks
+  of a bet take its stake back out of ``wagered``/``net``.
+* Tie rule: higher score first; on equal scores the player who reached that score first ranks
+  higher (``score_at``); then the earlier participant (row id). Only participants with at least
+  one qualifying bet are ranked for prizes.
+* Settlement pays each prize through ``wallet.post(... "tournament_prize" ...)`` with the key
+  ``tournament:<id>:rank:<rank>``: a re-run (or a crash half-way and a rerun) pays nothing twice.
+* ``tournament.update`` goes to room ``tournament:<id>`` after commit, at most once per
+  ``TOURNAMENT_TICK_SECONDS`` per tournament.
+* Entry fees: paid at join under wallet → tournament locks; currency and fee are frozen once
+  anyone paid. Cancel/delete close the tournament under its row lock alone, then refund each
+  fee in its own transaction, wallet → participant, in the fee's ledger currency
+  (``refund_fees``, re-run by the settlement job; the ledger key pays each refund once).
+* The live board is mirrored after commit into a Redis sorted set (``tournament_board``) with
+  the absolute values of this transaction; reads use it while the tournament runs and fall back
+  to PostgreSQL (the same ordering) whenever Redis cannot answer. Settlement ranks from
+  PostgreSQL only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import case, delete, func, or_, select, text, update
+
+from app.core import audit, notifications
+from app.core.base import utcnow
+from app.core.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
+from app.core.errors import Conflict, NotFound, ValidationError
+from app.core.events import publish
+from app.core.extensions import db
+from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.play import events as play_events
+from app.play import guard as play_guard
+from app.play.models import GameRound, ProviderTransaction
+from app.prizes import tournament_board
+from app.prizes.models import (
+    TOURNAMENT_ENTRIES,
+    TOURNAMENT_SCORING,
+    Tournament,
+    TournamentParticipant,
+)
+from app.wallet import ledger as wallet
+from app.wallet.models import LedgerTransaction
+
+SOURCE = "tournaments"
+HOUSE = "house:tournaments"
+MULTIPLIER_SCALE = 10_000
+BEFORE_START_ONLY = (
+    "currency", "game_ids", "entry", "scoring", "min_bet", "starts_at", "entry_fee",
+)  # fmt: skip
+PRIZE_TYPES = ("cash", "bonus")
+EDITABLE = (
+    "name",
+    "description",
+    "currency",
+    "game_ids",
+    "starts_at",
+    "ends_at",
+    "entry",
+    "scoring",
+    "min_bet",
+    "max_participants",
+    "prizes",
+    "entry_fee",
+    "bonus_promotion_id",
+)
+
+
+def room(tournament_id: int) -> str:
+    return f"tournament:{tournament_id}"
+
+
+# --------------------------------------------------------------------------- play path
+
+
+def on_play(event: play_events.PlayEvent) -> None:
+    """Listener: move the player's score in every running tournament the event qualifies for."""
+    if event.amount <= 0:
+        return
+    reverses_bet = event.kind in ("refund", "rollback") and event.reverses == "bet"
+    if event.kind not in ("bet", "win") and not reverses_bet:
+        return
+    now = utcnow()
+    t = Tournament
+    running = db.session.execute(
+        select(
+            t.id,
+            t.game_ids,
+            t.scoring,
+            t.min_bet,
+            t.entry,
+            t.max_participants,
+            t.starts_at,
+            t.ends_at,
+        )
+        .where(
+            t.currency == event.currency,
+            t.status == "scheduled",
+            t.starts_at <= now,
+            t.ends_at > now,
+        )
+        .with_for_update(read=True, key_share=True)
+    ).all()
+    touched: list[int] = []
+    mirrored: list[tuple[int, datetime, tournament_board.Entry]] = []
+    # A refund scores only where its bet scored: same game, minimum bet, placed in the window.
+    undone = _undone_bet(event) if reverses_bet and running else None
+    game_id = undone.game_id if undone is not None else event.game_id
+    for tour in running:
+        if tour.game_ids is not None and game_id not in tour.game_ids:
+            continue
+        if event.kind == "bet" and event.amount < tour.min_bet:
+            continue
+        if undone is not None and (undone.amount < tour.min_bet or undone.at < tour.starts_at):
+            continue
+        if event.kind == "bet" and tour.entry == "free" and not _enrol_free(tour, event.user_id):
+            continue
+        entry = _score(tour, event, now)
+        if entry is not None:
+            touched.append(tour.id)
+            mirrored.append((tour.id, tour.ends_at, entry))
+    if touched:
+        on_commit(lambda: _mirror(mirrored))
+        on_commit(lambda: tick(touched))
+
+
+def _undone_bet(event: play_events.PlayEvent) -> Any:
+    """The bet a refund or rollback undoes: its stake, time and game (None if not named)."""
+    if event.reverses_transaction_id is None:
+        return None
+    tx = ProviderTransaction
+    return db.session.execute(
+        select(tx.amount, tx.created_at.label("at"), GameRound.game_id)
+        .outerjoin(
+            GameRound,
+            (GameRound.provider_id == tx.provider_id)
+            & (GameRound.external_round_id == tx.external_round_id)
+            & (GameRound.user_id == tx.user_id),
+        )
+        .where(tx.id == event.reverses_transaction_id)
+    ).first()
+
+
+def _mirror(items: list[tuple[int, datetime, tournament_board.Entry]]) -> None:
+    for tournament_id, ends_at, entry in items:
+        tournament_board.mirror(tournament_id, ends_at, [entry])
+
+
+_ENROL_LOCK = 0x4A58_5452  # "JXTR"
+
+
+def enrolment_lock(tournament_id: int) -> None:
+    """Transaction-scoped advisory lock serializing enrolments of one tournament (PostgreSQL;
+    SQLite serializes writers anyway)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(:a, :b)"),
+            {"a": _ENROL_LOCK, "b": tournament_id % (1 << 31)},
+        )
+
+
+def _enrol_free(tour: Any, user_id: int) -> bool:
+    """Free entry: the first qualifying bet enrols the player (while places remain)."""
+    p = TournamentParticipant
+    exists = db.session.scalar(select(p.id).where(p.tournament_id == tour.id, p.user_id == user_id))
+    if exists is not None:
+        return True
+    if tour.max_participants is not None:
+        # Rare (first bet per player): serialize enrolments to honour the cap. Not the row
+        # lock: this transaction holds the row FOR KEY SHARE, and two bets upgrading it would
+        # deadlock.
+        enrolment_lock(tour.id)
+        count = db.session.scalar(select(func.count(p.id)).where(p.tournament_id == tour.id))
+        if count >= tour.max_participants:
+            return False
+    db.session.execute(
+        dialect_insert(p)
+        .values(tournament_id=tour.id, user_id=user_id, joined_at=utcnow(), score_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["tournament_id", "user_id"])
+    )
+    return True
+
+
+def _score(tour: Any, event: play_events.PlayEvent, now: datetime) -> tournament_board.Entry | None:
+    """Move the score; the row as committed (``RETURNING``) for the Redis mirror, or None."""
+    p = TournamentParticipant
+    stake = event.amount if event.kind == "bet" else 0
+    win = event.amount if event.kind == "win" else 0
+    back = event.amount if event.kind in ("refund", "rollback") else 0
+    values: dict[str, Any] = {
+        "wagered": p.wagered + stake - back,
+        "won": p.won + win,
+        "bets": p.bets + (1 if stake else 0),
+    }
+    if tour.scoring == "wagered":
+        new_score = p.score + stake - back
+    elif tour.scoring == "won":
+        new_score = p.score + win
+    elif tour.scoring == "net":
+        new_score = p.score + win - stake + back
+    else:  # multiplier: best win over the round's stake
+        multiple = _multiple(event) if win else None
+        if multiple is None:
+            new_score = p.score
+        else:
+            new_score = case((p.score < multiple, multiple), else_=p.score)
+    values["score"] = new_score
+    values["score_at"] = case((new_score != p.score, now), else_=p.score_at)
+    row = db.session.execute(
+        update(p)
+        .where(p.tournament_id == tour.id, p.user_id == event.user_id)
+        .values(**values)
+        .returning(p.id, p.user_id, p.score, p.score_at, p.bets, p.won, p.wagered)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return None if row is None else tournament_board.entry_of(row)
+
+
+def _multiple(event: play_events.PlayEvent) -> int | None:
+    if not event.round_id:
+        return None
+    stake = db.session.scalar(
+        select(GameRound.total_bet).where(
+            GameRound.provider_id == event.provider_id,
+            GameRound.external_round_id == event.round_id,
+            GameRound.user_id == event.user_id,
+        )
+    )
+    if not stake:
+        return None
+    return event.amount * MULTIPLIER_SCALE // stake
+
+
+def tick(tournament_ids: list[int]) -> None:
+    """After commit: push the live top 10, at most once per tournament per interval."""
+    from app.core.extensions import redis_store
+
+    seconds = int(current_app.config.get("TOURNAMENT_TICK_SECONDS", 2))
+    redis = redis_store.client()
+    due = [
+        t for t in tournament_ids if redis.set(f"jx:tournament:tick:{t}", 1, nx=True, ex=seconds)
+    ]
+    if not due:
+        return
+    with atomic():
+        for tour in db.session.scalars(select(Tournament).where(Tournament.id.in_(due))):
+            publish("tournament.update", board_event(tour), room=room(tour.id))
+
+
+# --------------------------------------------------------------------------- players
+
+
+def join(tournament_id: int, user: Any) -> TournamentParticipant:
+    """Opt in (idempotent: a second join returns the first and charges nothing); refused once
+    the tournament has ended or is full. An entry fee is paid from the cash wallet
+    (``tournament_fee``) after the responsible-gaming checks of a stake."""
+    currency = db.session.scalar(select(Tournament.currency).where(Tournament.id == tournament_id))
+    if currency is None:
+        raise NotFound("Tournament not found")
+    with atomic():
+        # Wallet before tournament: the order of the bet path (wallet lock, then the running
+        # tournaments FOR KEY SHARE), so a join never deadlocks with the player's own bet.
+        wallet.lock(user.id, currency)
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour.status != "scheduled" or tour.ends_at <= utcnow():
+            raise Conflict("This tournament is over")
+        if tour.currency != currency:  # staff changed it before anyone paid: retry
+            raise Conflict("The tournament's currency changed; try again")
+        enrolment_lock(tour.id)
+        p = TournamentParticipant
+        existing = db.session.scalar(
+            select(p).where(p.tournament_id == tour.id, p.user_id == user.id)
+        )
+        if existing is not None:
+            return existing
+        if tour.max_participants is not None:
+            count = db.session.scalar(select(func.count(p.id)).where(p.tournament_id == tour.id))
+            if count >= tour.max_participants:
+                raise Conflict("This tournament is full")
+        row = TournamentParticipant(tournament_id=tour.id, user_id=user.id, fee_paid=0)
+        if tour.entry_fee > 0:
+            play_guard.check_bet_allowed(
+                user.id, tour.entry_fee, tour.currency, user.status, user.status_until
+            )
+            posting = wallet.post(
+                user.id,
+                tour.currency,
+                "tournament_fee",
+                cash_delta=-tour.entry_fee,
+                source=SOURCE,
+                idempotency_key=f"tournament:{tour.id}:fee:{user.id}",
+                reference_type="tournament",
+                reference_id=tour.id,
+                description=f"Entry fee: {tour.name}",
+            )
+            row.fee_paid = tour.entry_fee
+            row.fee_transaction_id = posting.transaction_id
+        db.session.add(row)
+        db.session.flush()
+        tid, ends_at, entry = tour.id, tour.ends_at, tournament_board.entry_of(row)
+        on_commit(lambda: tournament_board.mirror(tid, ends_at, [entry]))
+        return row
+
+
+def _fee_currency(part: Any, default: str) -> str:
+    """The currency the fee was paid in: its ledger posting's (the tournament's currency could
+    only change while nobody had paid, but the posting is the evidence)."""
+    if part.fee_transaction_id is None:
+        return default
+    currency = db.session.scalar(
+        select(LedgerTransaction.currency).where(LedgerTransaction.id == part.fee_transaction_id)
+    )
+    return currency or default
+
+
+def refund_fees(tournament_id: int) -> int:
+    """Give every paid entry fee of a cancelled tournament back (``refund``, other leg
+    ``house:tournaments``), each in its own transaction and in the bet path's lock order:
+    the player's wallet, then the participant row; the tournament row is not locked. Re-runnable
+    (the settlement job calls it for cancelled tournaments): a refunded row is skipped and the
+    ledger key ``tournament:<id>:fee:<user>:refund`` pays once even if the row update was lost.
+    """
+    tour = db.session.get(Tournament, tournament_id)
+    if tour is None or tour.status != "cancelled":
+        return 0
+    name, default_currency = tour.name, tour.currency
+    p = TournamentParticipant
+    pending = db.session.scalars(
+        select(p)
+        .where(
+            p.tournament_id == tournament_id, p.fee_paid > 0, p.fee_refund_transaction_id.is_(None)
+        )
+        .order_by(p.user_id)
+    ).all()
+    todo = [(part.id, part.user_id, _fee_currency(part, default_currency)) for part in pending]
+    refunded = 0
+    for part_id, user_id, currency in todo:
+        with atomic():
+            wallet.lock(user_id, currency)
+            part = lock_one(p, p.id == part_id)
+            if part is None or part.fee_refund_transaction_id is not None:
+                continue
+            posting = wallet.post(
+                user_id,
+                currency,
+                "refund",
+                cash_delta=part.fee_paid,
+                source=SOURCE,
+                idempotency_key=f"tournament:{tournament_id}:fee:{user_id}:refund",
+                reference_type="tournament",
+                reference_id=tournament_id,
+                description=f"Entry fee refund: {name}",
+                counter_account=HOUSE,
+            )
+            part.fee_refund_transaction_id = posting.transaction_id
+            refunded += not posting.replayed
+    return refunded
+
+
+def _paid_fees(tournament_id: int) -> int:
+    p = TournamentParticipant
+    return db.session.scalar(
+        select(func.count(p.id)).where(p.tournament_id == tournament_id, p.fee_paid > 0)
+    )
+
+
+def _pending_fees(tournament_id: int) -> int:
+    p = TournamentParticipant
+    return db.session.scalar(
+        select(func.count(p.id)).where(
+            p.tournament_id == tournament_id,
+            p.fee_paid > 0,
+            p.fee_refund_transaction_id.is_(None),
+        )
+    )
+
+
+def ordering():
+    p = TournamentParticipant
+    return (p.score.desc(), p.score_at.asc(), p.id.asc())
+
+
+def leaderboard(tournament_id: int, limit: int = 10) -> list[TournamentParticipant]:
+    p = TournamentParticipant
+    return list(
+        db.session.scalars(
+            select(p).where(p.tournament_id == tournament_id).order_by(*ordering()).limit(limit)
+        )
+    )
+
+
+def position(tournament_id: int, user_id: int) -> tuple[int, TournamentParticipant] | None:
+    p = TournamentParticipant
+    me = db.session.scalar(select(p).where(p.tournament_id == tournament_id, p.user_id == user_id))
+    if me is None:
+        return None
+    ahead = db.session.scalar(
+        select(func.count(p.id)).where(
+            p.tournament_id == tournament_id,
+            or_(
+                p.score > me.score,
+                (p.score == me.score) & (p.score_at < me.score_at),
+                (p.score == me.score) & (p.score_at == me.score_at) & (p.id < me.id),
+            ),
+        )
+    )
+    return ahead + 1, me
+
+
+# --------------------------------------------------------------------------- settlement
+
+
+def settle(tournament_id: int) -> Tournament:
+    """Rank from PostgreSQL and pay the prize table (idempotent; refuses before the end)."""
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.status != "scheduled":
+            return tour
+        if tour.ends_at > utcnow():
+            raise Conflict("The tournament has not ended yet")
+        p = TournamentParticipant
+        ranked = db.session.scalars(
+            select(p)
+            .where(p.tournament_id == tour.id, p.bets > 0)
+            .order_by(*ordering())
+            .with_for_update(of=p)
+        ).all()
+        table = prize_table(tour)
+        for rank, part in enumerate(ranked, start=1):
+            part.rank = rank
+            prize, kind = table[rank - 1] if rank <= len(table) else (0, "cash")
+            if prize <= 0:
+                continue
+            part.prize = prize
+            part.prize_type = kind
+            if kind == "bonus":
+                _grant_bonus_prize(tour, part)
+                continue
+            posting = wallet.post(
+                part.user_id,
+                tour.currency,
+                "tournament_prize",
+                cash_delta=prize,
+                source=SOURCE,
+                idempotency_key=f"tournament:{tour.id}:rank:{rank}",
+                reference_type="tournament",
+                reference_id=tour.id,
+                description=f"{tour.name}: rank {rank}",
+                meta={"tournament_id": tour.id, "rank": rank, "score": part.score},
+            )
+            part.prize_status = "paid"
+            part.ledger_transaction_id = posting.transaction_id
+            notifications.notify(
+                part.user_id,
+                "tournament_prize",
+                tour.name,
+                f"Rank {rank}: you won {format_minor(prize, tour.currency)} {tour.currency}",
+                data={"tournament_id": tour.id, "rank": rank},
+                dedupe_key=f"tournament_prize:{tour.id}:{rank}",
+            )
+        tour.status = "settled"
+        tour.settled_at = utcnow()
+        db.session.flush()
+        publish("tournament.update", board_event(tour), room=room(tour.id))
+        settled_id = tour.id
+        on_commit(lambda: tournament_board.drop(settled_id))
+        return tour
+
+
+def _grant_bonus_prize(tour: Tournament, part: TournamentParticipant) -> None:
+    """A bonus prize: a bonus of the tournament's promotion (its wagering terms), keyed by
+    tournament and rank. While the player has another bonus open it waits (``awaiting``) and
+    the settlement job grants it later."""
+    from app.bonus import promotions
+
+    bonus = promotions.grant_prize(
+        part.user_id,
+        tour.bonus_promotion_id,
+        part.prize,
+        f"tournament:{tour.id}:rank:{part.rank}",
+        description=f"{tour.name}: rank {part.rank}",
+    )
+    if bonus is None:
+        part.prize_status = "awaiting"
+        return
+    part.prize_status = "paid"
+    part.bonus_id = bonus.id
+
+
+def grant_awaiting_prizes() -> int:
+    """Retry the bonus prizes that waited for the winner's open bonus to end."""
+    p = TournamentParticipant
+    granted = 0
+    for part_id in list(db.session.scalars(select(p.id).where(p.prize_status == "awaiting"))):
+        with atomic():
+            part = lock_one(p, p.id == part_id)
+            if part.prize_status != "awaiting":
+                continue
+            _grant_bonus_prize(db.session.get(Tournament, part.tournament_id), part)
+            granted += part.prize_status == "paid"
+    return granted
+
+
+def settle_due() -> list[int]:
+    ids = list(
+        db.session.scalars(
+            select(Tournament.id).where(
+                Tournament.status == "scheduled", Tournament.ends_at <= utcnow()
+            )
+        )
+    )
+    for tid in ids:
+        settle(tid)
+    grant_awaiting_prizes()
+    finish_cancellations()
+    return ids
+
+
+# --------------------------------------------------------------------------- staff
+
+
+def parse_fields(data: dict[str, Any], currency: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in EDITABLE:
+            continue
+        try:
+            if key in ("min_bet", "entry_fee"):
+                value = parse_minor(value, currency)
+            elif key == "prizes":
+                value = _parse_prizes(value, currency)
+            elif key == "bonus_promotion_id" and value not in (None, ""):
+                value = parse_row_id(value)
+                if value is None:
+                    raise ValidationError.field(key, "A promotion id")
+            elif key == "bonus_promotion_id":
+                value = None
+        except MoneyError as exc:
+            raise ValidationError.field(key, str(exc)) from None
+        out[key] = value
+    return out
+
+
+def _parse_prizes(items: Any, currency: str) -> list[dict[str, Any]]:
+    """``["100.00", {"amount": "50", "type": "bonus"}]`` → ``[{"amount": minor, "type": ..}]``."""
+    if not isinstance(items, list) or len(items) > 100:
+        raise ValidationError.field("prizes", "A list of at most 100 prizes")
+    out = []
+    for item in items:
+        kind = "cash"
+        if isinstance(item, dict):
+            kind = item.get("type") or "cash"
+            item = item.get("amount")
+        if kind not in PRIZE_TYPES:
+            raise ValidationError.field("prizes", "A prize is cash or bonus")
+        out.append({"amount": parse_minor(item, currency), "type": kind})
+    return out
+
+
+def prize_table(tour: Tournament) -> list[tuple[int, str]]:
+    """(amount, cash|bonus) per rank; a bare integer (older rows) is a cash prize."""
+    table = []
+    for item in tour.prizes or []:
+        if isinstance(item, dict):
+            table.append((int(item["amount"]), item.get("type") or "cash"))
+        else:
+            table.append((int(item), "cash"))
+    return table
+
+
+def _validate(tour: Tournament) -> None:
+    if tour.ends_at <= tour.starts_at:
+        raise ValidationError.field("ends_at", "Must be after starts_at")
+    if tour.entry not in TOURNAMENT_ENTRIES:
+        raise ValidationError.field("entry", "free or opt_in")
+    if tour.scoring not in TOURNAMENT_SCORING:
+        raise ValidationError.field("scoring", ", ".join(TOURNAMENT_SCORING))
+    table = prize_table(tour)
+    if any(amount < 0 for amount, _ in table):
+        raise ValidationError.field("prizes", "Prizes cannot be negative")
+    if tour.entry_fee and tour.entry != "opt_in":
+        raise ValidationError.field("entry_fee", "An entry fee needs entry opt_in (paid at join)")
+    if tour.max_participants is not None and (
+        isinstance(tour.max_participants, bool)
+        or not isinstance(tour.max_participants, int)
+        or tour.max_participants <= 0
+    ):
+        raise ValidationError.field("max_participants", "A positive whole number")
+    if any(kind == "bonus" for _, kind in table):
+        from app.bonus.models import Promotion
+
+        promo = (
+            db.session.get(Promotion, tour.bonus_promotion_id) if tour.bonus_promotion_id else None
+        )
+        if promo is None:
+            raise ValidationError.field(
+                "bonus_promotion_id", "Bonus prizes need the promotion whose terms they follow"
+            )
+        if promo.currency != tour.currency:
+            raise ValidationError.field(
+                "bonus_promotion_id", f"The promotion is in {promo.currency}"
+            )
+
+
+def create(data: dict[str, Any], *, actor: Any) -> Tournament:
+    with atomic():
+        currency = normalize_currency(data["currency"])
+        fields = parse_fields({**data, "currency": currency}, currency)
+        fields.setdefault("prizes", [])
+        fields.setdefault("entry", "free")
+        fields.setdefault("scoring", "wagered")
+        fields.setdefault("min_bet", 0)
+        fields.setdefault("entry_fee", 0)
+        tour = Tournament(created_by=getattr(actor, "id", None), status="scheduled", **fields)
+        _validate(tour)
+        db.session.add(tour)
+        db.session.flush()
+        audit.record(
+            "tournament.create",
+            actor=actor,
+            target_type="tournament",
+            target_id=tour.id,
+            after=admin_json(tour),
+        )
+        return tour
+
+
+def update_tournament(tournament_id: int, data: dict[str, Any], *, actor: Any) -> Tournament:
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.status != "scheduled":
+            raise Conflict("A settled or cancelled tournament cannot change")
+        started = tour.starts_at <= utcnow()
+        fields = parse_fields(data, normalize_currency(data.get("currency") or tour.currency))
+        if "currency" in fields:
+            fields["currency"] = normalize_currency(fields["currency"])
+        if started:
+            frozen = sorted(k for k in fields if k in BEFORE_START_ONLY)
+            if frozen:
+                raise Conflict(f"Cannot change {', '.join(frozen)} after the start")
+        money = sorted(
+            k for k in ("currency", "entry_fee") if k in fields and fields[k] != getattr(tour, k)
+        )
+        if money:
+            # Joins lock this row too, so the count is exact: fees are paid (and refunded) in
+            # the currency and amount they were charged in.
+            paid = _paid_fees(tour.id)
+            if paid:
+                raise Conflict(
+                    f"Cannot change {' or '.join(money)}: {paid} player(s) already paid the "
+                    f"entry fee (cancel the tournament to refund them)"
+                )
+        before = admin_json(tour)
+        for key, value in fields.items():
+            setattr(tour, key, value)
+        _validate(tour)
+        db.session.flush()
+        # A new end moves the keys' expiry: rebuild the board on its next read.
+        on_commit(lambda: tournament_board.drop(tournament_id))
+        audit.record(
+            "tournament.update",
+            actor=actor,
+            target_type="tournament",
+            target_id=tour.id,
+            before=before,
+            after=admin_json(tour),
+        )
+        return tour
+
+
+DELETED_REASON = "Deleted before the start"
+
+
+def delete_tournament(tournament_id: int, *, actor: Any) -> None:
+    """Delete before the start. Like ``cancel``: the tournament is closed under its row lock
+    first (no join gets in after), then every fee is refunded in its own transaction, then the
+    rows go. If the process dies between, the settlement job refunds the rest and finishes the
+    deletion (``finish_cancellations``)."""
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.starts_at <= utcnow() or tour.status != "scheduled":
+            raise Conflict("A tournament can be deleted only before it starts")
+        before = admin_json(tour)
+        before["fees_to_refund"] = _pending_fees(tour.id)
+        tour.status = "cancelled"
+        tour.cancelled_reason = DELETED_REASON
+        db.session.flush()
+        on_commit(lambda: tournament_board.drop(tournament_id))
+        audit.record(
+            "tournament.delete",
+            actor=actor,
+            target_type="tournament",
+            target_id=tournament_id,
+            before=before,
+        )
+    refund_fees(tournament_id)
+    _purge_deleted(tournament_id)
+
+
+def _purge_deleted(tournament_id: int) -> bool:
+    """The last step of a delete: once every fee is refunded, remove the rows."""
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None or not _deleting(tour) or _pending_fees(tour.id):
+            return False
+        db.session.execute(
+            delete(TournamentParticipant).where(TournamentParticipant.tournament_id == tour.id)
+        )
+        db.session.delete(tour)
+        return True
+
+
+def _deleting(tour: Tournament) -> bool:
+    """Cancelled by ``delete_tournament`` (its audit row says so), not by ``cancel``."""
+    from app.core.models import AuditLog
+
+    if tour.status != "cancelled" or tour.cancelled_reason != DELETED_REASON:
+        return False
+    return (
+        db.session.scalar(
+            select(AuditLog.id)
+            .where(
+                AuditLog.action == "tournament.delete",
+                AuditLog.target_type == "tournament",
+                AuditLog.target_id == str(tour.id),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def cancel(tournament_id: int, *, actor: Any, reason: str) -> Tournament:
+    """Cancel before settlement: no prizes, every entry fee refunded (idempotent). Audited.
+
+    Lock order: the tournament row alone to close it (one transaction: no join or settlement
+    gets in after), then each fee refund in its own transaction, wallet before participant row
+    (the order of bets and joins: wallet, then tournament). Holding the tournament while
+    locking wallets would deadlock with a bet of a participant."""
+    if not reason or not reason.strip():
+        raise ValidationError.field("reason", "A reason is required")
+    with atomic():
+        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        if tour is None:
+            raise NotFound("Tournament not found")
+        if tour.status == "settled":
+            raise Conflict("A settled tournament cannot be cancelled")
+        if tour.status == "scheduled":
+            before = admin_json(tour)
+            tour.status = "cancelled"
+            tour.cancelled_reason = reason.strip()
+            db.session.flush()
+            on_commit(lambda: tournament_board.drop(tournament_id))
+            audit.record(
+                "tournament.cancel",
+                actor=actor,
+                target_type="tournament",
+                target_id=tour.id,
+                before=before,
+                after={**admin_json(tour), "fees_to_refund": _pending_fees(tour.id)},
+                reason=reason.strip(),
+            )
+            publish("tournament.update", board_event(tour), room=room(tour.id))
+    # A second cancel (or the job) only finishes refunds a crash left behind.
+    refund_fees(tournament_id)
+    return get(tournament_id)
+
+
+def finish_cancellations() -> int:
+    """Job: refund the fees a crash left unrefunded in cancelled tournaments, and finish
+    interrupted deletions. Returns the number of fees refunded."""
+    p = TournamentParticipant
+    ids = list(
+        db.session.scalars(
+            select(Tournament.id)
+            .where(
+                Tournament.status == "cancelled",
+                Tournament.id.in_(
+                    select(p.tournament_id).where(
+                        p.fee_paid > 0, p.fee_refund_transaction_id.is_(None)
+                    )
+                ),
+            )
+            .order_by(Tournament.id)
+        )
+    )
+    ids += list(
+        db.session.scalars(
+            select(Tournament.id).where(
+                Tournament.status == "cancelled", Tournament.cancelled_reason == DELETED_REASON
+            )
+        )
+    )
+    refunded = 0
+    for tid in dict.fromkeys(ids):
+        refunded += refund_fees(tid)
+        _purge_deleted(tid)
+    return refunded
+
+
+def get(tournament_id: int) -> Tournament:
+    tour = db.session.get(Tournament, tournament_id)
+    if tour is None:
+        raise NotFound("Tournament not found")
+    return tour
+
+
+def active() -> list[Tournament]:
+    """Running and upcoming tournaments."""
+    return list(
+        db.session.scalars(
+            select(Tournament)
+            .where(Tournament.status == "scheduled", Tournament.ends_at > utcnow())
+            .order_by(Tournament.starts_at, Tournament.id)
+        )
+    )
+
+
+def all_tournaments() -> list[Tournament]:
+    return list(db.session.scalars(select(Tournament).order_by(Tournament.id.desc())))
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def state(tour: Tournament) -> str:
+    if tour.status != "scheduled":
+        return tour.status
+    now = utcnow()
+    if now < tour.starts_at:
+        return "upcoming"
+    return "running" if now < tour.ends_at else "finished"
+
+
+def score_text(tour: Tournament, score: int) -> str:
+    if tour.scoring == "multiplier":
+        return f"{score / MULTIPLIER_SCALE:.4f}"
+    return format_minor(score, tour.currency)
+
+
+def as_json(tour: Tournament) -> dict[str, Any]:
+    participants = db.session.scalar(
+        select(func.count(TournamentParticipant.id)).where(
+            TournamentParticipant.tournament_id == tour.id
+        )
+    )
+    return {
+        "id": tour.id,
+        "name": tour.name,
+        "description": tour.description,
+        "currency": tour.currency,
+        "game_ids": tour.game_ids,
+        "starts_at": tour.starts_at.isoformat(),
+        "ends_at": tour.ends_at.isoformat(),
+        "entry": tour.entry,
+        "scoring": tour.scoring,
+        "min_bet": format_minor(tour.min_bet, tour.currency),
+        "max_participants": tour.max_participants,
+        "participants": participants,
+        "entry_fee": format_minor(tour.entry_fee or 0, tour.currency),
+        "prizes": [
+            {"rank": i, "amount": format_minor(a, tour.currency), "type": kind}
+            for i, (a, kind) in enumerate(prize_table(tour), start=1)
+        ],
+        "state": state(tour),
+        "settled_at": tour.settled_at.isoformat() if tour.settled_at else None,
+    }
+
+
+def admin_json(tour: Tournament) -> dict[str, Any]:
+    return {k: getattr(tour, k) for k in EDITABLE} | {"id": tour.id, "status": tour.status}
+
+
+def live_board(
+    tour: Tournament, user_id: int | None, limit: int, rebuild: bool = True
+) -> tournament_board.Board:
+    """Top ``limit`` and the caller's position: Redis while the tournament is upcoming or
+    running, PostgreSQL (same order) once it has ended or whenever Redis cannot answer."""
+    board = None
+    if state(tour) in ("upcoming", "running"):
+        board = tournament_board.read(tour.id, tour.ends_at, user_id, limit, rebuild)
+    return board or tournament_board.postgres(tour.id, user_id, limit)
+
+
+def _masked(name: str) -> str:
+    return name[:2] + "***" if len(name) > 2 else name + "***"
+
+
+def board_json(
+    tour: Tournament, user_id: int | None = None, limit: int = 10, rebuild: bool = True
+) -> dict[str, Any]:
+    """The board as players see it; names, bets and prizes joined in one query."""
+    from app.identity.models import User
+
+    board = live_board(tour, user_id, limit, rebuild)
+    wanted = {uid for uid, _ in board.top} | ({user_id} if board.me else set())
+    p = TournamentParticipant
+    rows = {
+        row.user_id: row
+        for row in db.session.execute(
+            select(p.user_id, p.bets, p.prize, User.username)
+            .join(User, User.id == p.user_id)
+            .where(p.tournament_id == tour.id, p.user_id.in_(wanted))
+        )
+    }
+
+    def entry(rank: int, uid: int, score: int) -> dict[str, Any]:
+        row = rows.get(uid)
+        return {
+            "rank": rank,
+            "player": _masked(row.username if row else "?"),
+            "score": score_text(tour, score),
+            "bets": row.bets if row else 0,
+            "prize": None
+            if row is None or row.prize is None
+            else format_minor(row.prize, tour.currency),
+        }
+
+    return {
+        "tournament_id": tour.id,
+        "state": state(tour),
+        "top": [entry(i, uid, score) for i, (uid, score) in enumerate(board.top, start=1)],
+        "me": None if board.me is None else entry(board.me[0], user_id, board.me[1]),
+    }
+
+
+def board_event(tour: Tournament) -> dict[str, Any]:
+    # Pushed after a bet's commit, inside the provider's callback: no rebuild on that path.
+    event = board_json(tour, None, 10, rebuild=False)
+    del event["me"]
+    return event
