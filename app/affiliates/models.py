@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 APPLICATION_STATUSES = ("pending", "approved", "rejected")
 APPLICATION_CHANNELS = ("website", "social", "streaming", "email", "community", "other")
@@ -43,7 +43,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-class AffiliateApplication(db.Model):
+class AffiliateApplication(Model):
     __tablename__ = "affiliate_applications"
     __table_args__ = (
         CheckConstraint(_in("status", APPLICATION_STATUSES), name="status"),
@@ -73,7 +73,7 @@ class AffiliateApplication(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class CommissionPlan(db.Model):
+class CommissionPlan(Model):
     __tablename__ = "commission_plans"
     __table_args__ = (
         CheckConstraint("revenue_share_bps BETWEEN 0 AND 10000", name="share_range"),
@@ -103,7 +103,7 @@ class CommissionPlan(db.Model):
 Index("uq_commission_plans_agent", func.coalesce(CommissionPlan.agent_id, 0), unique=True)
 
 
-class CommissionStatement(db.Model):
+class CommissionStatement(Model):
     __tablename__ = "commission_statements"
     __table_args__ = (
         UniqueConstraint(
@@ -148,7 +148,7 @@ class CommissionStatement(db.Model):
         return self.commission_l1 + self.commission_l2 + self.cpa_total
 
 
-class CommissionCpa(db.Model):
+class CommissionCpa(Model):
     __tablename__ = "commission_cpa"
     __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
 

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 PROMOTION_TYPES = ("deposit_match", "reload", "no_deposit", "cashback", "free_spins")
 PROMOTION_STATUSES = ("draft", "active", "inactive")
@@ -46,7 +46,7 @@ BONUS_STATUSES = ("pending", "active", "completed", "forfeited", "expired", "can
 OPEN_BONUS_STATUSES = ("pending", "active")
 
 
-class Promotion(db.Model):
+class Promotion(Model):
     __tablename__ = "promotions"
     __table_args__ = (
         CheckConstraint(
@@ -134,7 +134,7 @@ class Promotion(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class PlayerBonus(db.Model):
+class PlayerBonus(Model):
     __tablename__ = "player_bonuses"
     __table_args__ = (
         CheckConstraint(
@@ -197,7 +197,7 @@ class PlayerBonus(db.Model):
 GRANT_STATUSES = ("active", "used", "expired", "forfeited")
 
 
-class FreeSpinGrant(db.Model):
+class FreeSpinGrant(Model):
     __tablename__ = "free_spin_grants"
     __table_args__ = (
         CheckConstraint(
@@ -244,7 +244,7 @@ class FreeSpinGrant(db.Model):
 FREE_ROUND_STATUSES = ("played", "settled", "reversed")
 
 
-class FreeSpinRound(db.Model):
+class FreeSpinRound(Model):
     __tablename__ = "free_spin_rounds"
     __table_args__ = (
         CheckConstraint(
@@ -281,7 +281,7 @@ class FreeSpinRound(db.Model):
 EVENT_KINDS = ("wager", "reversal")
 
 
-class LoyaltyLevel(db.Model):
+class LoyaltyLevel(Model):
     __tablename__ = "loyalty_levels"
     __table_args__ = (CheckConstraint("min_points >= 0", name="min_points_non_negative"),)
 
@@ -292,7 +292,7 @@ class LoyaltyLevel(db.Model):
     description: Mapped[str | None] = mapped_column(String(255))
 
 
-class LoyaltyAccount(db.Model):
+class LoyaltyAccount(Model):
     __tablename__ = "loyalty_accounts"
     __table_args__ = (CheckConstraint("points >= 0", name="points_non_negative"),)
 
@@ -303,7 +303,7 @@ class LoyaltyAccount(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class LoyaltyEvent(db.Model):
+class LoyaltyEvent(Model):
     __tablename__ = "loyalty_events"
     __table_args__ = (
         CheckConstraint("kind IN ('wager', 'reversal')", name="kind"),

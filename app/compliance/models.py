@@ -20,13 +20,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 DOCUMENT_TYPES = ("id_front", "id_back", "passport", "proof_of_address", "selfie")
 SUBMISSION_STATUSES = ("pending", "approved", "rejected")
 
 
-class KycSubmission(db.Model):
+class KycSubmission(Model):
     """One review unit. At most one ``pending`` submission per player (partial unique index):
     new uploads join it until staff decide."""
 
@@ -60,7 +60,7 @@ class KycSubmission(db.Model):
     history: Mapped[list[KycEvent]] = relationship(order_by="KycEvent.id")
 
 
-class KycDocument(db.Model):
+class KycDocument(Model):
     """A stored file: random name under ``UPLOAD_DIR`` (never the client's name), sha256."""
 
     __tablename__ = "kyc_documents"
@@ -85,7 +85,7 @@ class KycDocument(db.Model):
     submission: Mapped[KycSubmission] = relationship(back_populates="documents")
 
 
-class KycEvent(db.Model):
+class KycEvent(Model):
     """History of a submission: uploads and decisions, append-only."""
 
     __tablename__ = "kyc_events"
@@ -107,7 +107,7 @@ LIMIT_TYPES = ("deposit", "loss", "wager", "session_time")
 LIMIT_PERIODS = ("daily", "weekly", "monthly")
 
 
-class RgLimit(db.Model):
+class RgLimit(Model):
     """One limit per (player, type, period, currency). ``session_time`` limits have no currency
     (stored as ``''``) and count minutes.
 
@@ -141,7 +141,7 @@ class RgLimit(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class RgExclusion(db.Model):
+class RgExclusion(Model):
     """A self-exclusion or a time-out. ``ends_at`` None = permanent.
 
     A time-out ends by itself; a self-exclusion that has run its course stays in force until
@@ -165,7 +165,7 @@ class RgExclusion(db.Model):
     lifted_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
 
 
-class RgSettings(db.Model):
+class RgSettings(Model):
     """Per-player settings: the reality check interval the real-time layer reminds at."""
 
     __tablename__ = "rg_settings"
@@ -176,7 +176,7 @@ class RgSettings(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class RgSession(db.Model):
+class RgSession(Model):
     """A play session: opened by a game launch, extended by each bet; counts toward
     ``session_time`` limits. A gap longer than the idle timeout starts a new session."""
 
@@ -189,7 +189,7 @@ class RgSession(db.Model):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class RiskFlag(db.Model):
+class RiskFlag(Model):
     """An AML / fraud signal for staff review (large amounts, velocity, little play)."""
 
     __tablename__ = "risk_flags"
@@ -211,7 +211,7 @@ class RiskFlag(db.Model):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class RealityCheckSetting(db.Model):
+class RealityCheckSetting(Model):
     """How often a player wants a reality check (responsible gaming); one row per player."""
 
     __tablename__ = "reality_check_settings"

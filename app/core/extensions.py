@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask, request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -35,6 +37,12 @@ def client_ip() -> str:
 
 
 db = SQLAlchemy(model_class=Base)
+# Models subclass ``Model``: Flask-SQLAlchemy's ``db.Model`` at run time (table names, the
+# session binding), the typed declarative base for the type checker.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 jwt = JWTManager()
 login_manager = LoginManager()

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 
-class AuditLog(db.Model):
+class AuditLog(Model):
     """Append-only record of every decision: who did what to what, from where.
 
     Each row carries the SHA-256 of its content chained to the previous row's hash, so a
@@ -67,7 +67,7 @@ event.listen(
 )
 
 
-class Setting(db.Model):
+class Setting(Model):
     """Operator settings that must be shared by every process (maintenance mode, limits)."""
 
     __tablename__ = "settings"
@@ -79,7 +79,7 @@ class Setting(db.Model):
     updated_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
-class OutboxEmail(db.Model):
+class OutboxEmail(Model):
     """An e-mail to send: written in the business transaction, delivered by a job afterwards.
 
     The row exists iff the change that caused it committed; the job marks it sent (or failed
@@ -106,7 +106,7 @@ class OutboxEmail(db.Model):
 # Notifications, the transactional outbox and per-player reality-check settings.
 
 
-class Notification(db.Model):
+class Notification(Model):
     """A message to one user, kept for the inbox and pushed live as ``notification``."""
 
     __tablename__ = "notifications"
@@ -126,7 +126,7 @@ class Notification(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """An event or job written in the business transaction, relayed to Redis afterwards.
 
     A row exists iff the business change committed; ``delivered_at`` is set once Redis took

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 #: Fixed role ids (DESIGN.md): clients and the guide refer to them by number.
 ADMIN, PLAYER, AGENT, MANAGER, SUPPORT = 1, 2, 3, 4, 5
@@ -26,7 +26,7 @@ STAFF_ROLES = frozenset({ADMIN, AGENT, MANAGER, SUPPORT})
 USER_STATUSES = ("active", "suspended", "banned", "locked", "closed")
 
 
-class Role(db.Model):
+class Role(Model):
     __tablename__ = "roles"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
@@ -42,7 +42,7 @@ class Role(db.Model):
         return {"id": self.id, "name": self.name, "description": self.description}
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(
@@ -154,7 +154,7 @@ Index("uq_users_email_lower", func.lower(User.email), unique=True)
 # * Password-reset tokens are stored only as SHA-256 digests and spent the same way.
 
 
-class TokenFamily(db.Model):
+class TokenFamily(Model):
     """One login session: the chain of refresh tokens issued since a password login."""
 
     __tablename__ = "token_families"
@@ -174,7 +174,7 @@ class TokenFamily(db.Model):
     device_fingerprint: Mapped[str | None] = mapped_column(String(128))
 
 
-class RefreshToken(db.Model):
+class RefreshToken(Model):
     __tablename__ = "refresh_tokens"
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -189,7 +189,7 @@ class RefreshToken(db.Model):
     parent_jti: Mapped[str | None] = mapped_column(String(64))
 
 
-class LoginEvent(db.Model):
+class LoginEvent(Model):
     """Every login attempt, successful or not (player and staff portals)."""
 
     __tablename__ = "login_history"
@@ -210,7 +210,7 @@ class LoginEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class PasswordResetToken(db.Model):
+class PasswordResetToken(Model):
     __tablename__ = "password_reset_tokens"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 TICKET_STATUSES = ("open", "answered", "closed")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
@@ -28,7 +28,7 @@ TICKET_CATEGORIES = (
 )
 
 
-class SupportTicket(db.Model):
+class SupportTicket(Model):
     __tablename__ = "support_tickets"
     __table_args__ = (
         CheckConstraint(
@@ -61,7 +61,7 @@ class SupportTicket(db.Model):
     )
 
 
-class SupportMessage(db.Model):
+class SupportMessage(Model):
     __tablename__ = "support_messages"
     __table_args__ = (CheckConstraint("author_kind IN ('player', 'staff')", name="author_kind"),)
 
@@ -78,7 +78,7 @@ class SupportMessage(db.Model):
 # CRM segments: a named, stored condition (app.messaging.crm parses it; never evaluated).
 
 
-class CrmSegment(db.Model):
+class CrmSegment(Model):
     __tablename__ = "crm_segments"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -93,7 +93,7 @@ class CrmSegment(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class CrmBroadcast(db.Model):
+class CrmBroadcast(Model):
     """A message to a segment; fanned out by a job (``app.messaging.jobs.fan_out_broadcast``)."""
 
     __tablename__ = "crm_broadcasts"

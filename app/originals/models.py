@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 ROUND_STATUSES = (
     "placing",  # round written, bet callback not answered yet
@@ -39,7 +39,7 @@ ROUND_STATUSES = (
 )
 
 
-class OriginalsCredential(db.Model):
+class OriginalsCredential(Model):
     """The studio's callback secret when ``JXORIGINALS_SECRET`` is not set (encrypted at rest)."""
 
     __tablename__ = "originals_credentials"
@@ -49,7 +49,7 @@ class OriginalsCredential(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class OriginalsSeed(db.Model):
+class OriginalsSeed(Model):
     """A server/client seed pair; the server seed stays secret until the pair is rotated."""
 
     __tablename__ = "originals_seeds"
@@ -83,7 +83,7 @@ class OriginalsSeed(db.Model):
     revealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class OriginalsSession(db.Model):
+class OriginalsSession(Model):
     """A launched game: the casino's session token, the player reference, the last balance."""
 
     __tablename__ = "originals_sessions"
@@ -105,7 +105,7 @@ class OriginalsSession(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class OriginalsRound(db.Model):
+class OriginalsRound(Model):
     """One bet on one game: its provably fair inputs, result and settlement progress."""
 
     __tablename__ = "originals_rounds"
@@ -143,7 +143,7 @@ class OriginalsRound(db.Model):
     free_round_ref: Mapped[str | None] = mapped_column(String(40))
 
 
-class OriginalsFreeRound(db.Model):
+class OriginalsFreeRound(Model):
     """Free rounds the casino registered with the studio (its free-rounds API): the studio's
     own record, so the game page can offer them. The casino's grant stays authoritative: it
     consumes the spin again on the bet callback and refuses one it does not have."""

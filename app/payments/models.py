@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 PAYMENT_TYPES = ("deposit", "withdrawal")
 #: deposit: pending -> completed | failed | cancelled (expired)
@@ -38,7 +38,7 @@ PAYMENT_STATUSES = (
 )
 
 
-class PaymentGateway(db.Model):
+class PaymentGateway(Model):
     """A configured payment method (integration guide's ``payment_gateways``).
 
     Limits and fixed fees are configuration in major units (``Decimal``, exact), because one
@@ -90,7 +90,7 @@ class PaymentGateway(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class PaymentTransaction(db.Model):
+class PaymentTransaction(Model):
     """A deposit or withdrawal through a gateway. The money itself moves in the wallet ledger;
     this row is the payment's state machine and what the gateway told us."""
 
@@ -143,7 +143,7 @@ class PaymentTransaction(db.Model):
     approvals: Mapped[list[WithdrawalApproval]] = relationship(order_by="WithdrawalApproval.id")
 
 
-class WithdrawalApproval(db.Model):
+class WithdrawalApproval(Model):
     """One staff approval of a withdrawal; large ones need two distinct approvers."""
 
     __tablename__ = "withdrawal_approvals"
@@ -157,7 +157,7 @@ class WithdrawalApproval(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class PaymentWebhook(db.Model):
+class PaymentWebhook(Model):
     """Every webhook we received, valid or not: raw body, verdict (the gateway's audit trail)."""
 
     __tablename__ = "payment_webhooks"

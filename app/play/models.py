@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 GAME_STATUSES = ("active", "inactive", "maintenance")
 ROUND_STATUSES = ("open", "closed", "cancelled")
@@ -41,7 +41,7 @@ PROVIDER_ACTIONS = (
 )  # fmt: skip
 
 
-class Provider(db.Model):
+class Provider(Model):
     __tablename__ = "game_providers"
     __table_args__ = (
         CheckConstraint("protocol IN ('native', 'pragmatic')", name="protocol"),
@@ -70,7 +70,7 @@ class Provider(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class GameCategory(db.Model):
+class GameCategory(Model):
     __tablename__ = "game_categories"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -80,7 +80,7 @@ class GameCategory(db.Model):
     icon: Mapped[str | None] = mapped_column(String(255))
 
 
-class Game(db.Model):
+class Game(Model):
     __tablename__ = "games"
     __table_args__ = (
         UniqueConstraint("provider_id", "external_id", name="uq_games_provider_external"),
@@ -128,7 +128,7 @@ class Game(db.Model):
     category: Mapped[GameCategory | None] = relationship(lazy="joined")
 
 
-class GameFavorite(db.Model):
+class GameFavorite(Model):
     __tablename__ = "game_favorites"
     __table_args__ = (UniqueConstraint("user_id", "game_id", name="uq_game_favorites_user_game"),)
 
@@ -138,7 +138,7 @@ class GameFavorite(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class GameSession(db.Model):
+class GameSession(Model):
     __tablename__ = "game_sessions"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -155,7 +155,7 @@ class GameSession(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class GameRound(db.Model):
+class GameRound(Model):
     __tablename__ = "game_rounds"
     __table_args__ = (
         UniqueConstraint("provider_id", "external_round_id", name="uq_game_rounds_provider_round"),
@@ -192,7 +192,7 @@ class GameRound(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class ProviderTransaction(db.Model):
+class ProviderTransaction(Model):
     __tablename__ = "provider_transactions"
     __table_args__ = (
         UniqueConstraint(
@@ -223,7 +223,7 @@ class ProviderTransaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ProviderCallback(db.Model):
+class ProviderCallback(Model):
     __tablename__ = "provider_callbacks"
     __table_args__ = (
         Index("ix_provider_callbacks_provider_created", "provider_code", "created_at"),

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 JACKPOT_STATUSES = ("active", "paused")
 JACKPOT_TRIGGERS = ("random", "must_drop", "drop_time", "manual", "provider")
@@ -45,7 +45,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-class JackpotPool(db.Model):
+class JackpotPool(Model):
     __tablename__ = "jackpot_pools"
     __table_args__ = (
         CheckConstraint(_in("status", JACKPOT_STATUSES), name="status"),
@@ -117,7 +117,7 @@ class JackpotPool(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class JackpotContribution(db.Model):
+class JackpotContribution(Model):
     """Append-only: one row per eligible bet and pool; a refunded bet's contribution is
     reversed by a negative row (``reversal_of_id``) while its cycle is still open."""
 
@@ -142,7 +142,7 @@ class JackpotContribution(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class JackpotWin(db.Model):
+class JackpotWin(Model):
     __tablename__ = "jackpot_wins"
     __table_args__ = (
         UniqueConstraint("pool_id", "cycle", name="uq_jackpot_win_cycle"),
@@ -177,7 +177,7 @@ TOURNAMENT_SCORING = ("wagered", "won", "multiplier", "net")
 TOURNAMENT_STATUSES = ("scheduled", "settled", "cancelled")
 
 
-class Tournament(db.Model):
+class Tournament(Model):
     __tablename__ = "tournaments"
     __table_args__ = (
         CheckConstraint(_in("entry", TOURNAMENT_ENTRIES), name="entry"),
@@ -220,7 +220,7 @@ class Tournament(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class TournamentParticipant(db.Model):
+class TournamentParticipant(Model):
     __tablename__ = "tournament_participants"
     __table_args__ = (
         UniqueConstraint("tournament_id", "user_id", name="uq_tournament_participant"),
@@ -256,7 +256,7 @@ LOTTERY_STATUSES = ("scheduled", "drawn", "cancelled")
 LOTTERY_PRIZE_TYPES = ("cash", "item")
 
 
-class LotteryDraw(db.Model):
+class LotteryDraw(Model):
     """A draw: tickets on sale in a window, one winning ticket drawn provably fairly.
 
     Fairness: ``server_seed_hash`` = sha256(server_seed) is public from creation (before sales
@@ -307,7 +307,7 @@ class LotteryDraw(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class LotteryTicket(db.Model):
+class LotteryTicket(Model):
     __tablename__ = "lottery_tickets"
     __table_args__ = (
         UniqueConstraint("draw_id", "number", name="uq_lottery_ticket_number"),

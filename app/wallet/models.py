@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
-from app.core.extensions import db
+from app.core.extensions import Model
 
 #: Every ledger transaction type (DESIGN.md "Wallet and ledger").
 LEDGER_TYPES = (
@@ -55,7 +55,7 @@ LEDGER_TYPES = (
 WALLET_ACCOUNTS = ("cash", "bonus", "held")
 
 
-class Wallet(db.Model):
+class Wallet(Model):
     __tablename__ = "wallets"
     __table_args__ = (
         UniqueConstraint("user_id", "currency", name="uq_wallets_user_currency"),
@@ -78,7 +78,7 @@ class Wallet(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class LedgerTransaction(db.Model):
+class LedgerTransaction(Model):
     __tablename__ = "ledger_transactions"
     __table_args__ = (
         UniqueConstraint("source", "idempotency_key", name="uq_ledger_transactions_source_key"),
@@ -113,7 +113,7 @@ class LedgerTransaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class LedgerEntry(db.Model):
+class LedgerEntry(Model):
     __tablename__ = "ledger_entries"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
