@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 
+from app.bonus import bonuses
 from app.bonus.models import FreeSpinGrant, FreeSpinRound, PlayerBonus, Promotion
 from app.compliance import risk
 from app.compliance.models import RiskFlag
@@ -259,11 +260,9 @@ def free_round(provider_id: int, round_ext: str) -> FreeSpinRound | None:
 
 
 def _lock_pair(grant_id: int) -> tuple[FreeSpinGrant, PlayerBonus]:
-    from app.bonus.promotions import _locked
-
     row = db.session.get(FreeSpinGrant, grant_id)
-    bonus = _locked(PlayerBonus, row.bonus_id)
-    return _locked(FreeSpinGrant, grant_id), bonus
+    bonus = bonuses.locked(PlayerBonus, row.bonus_id)
+    return bonuses.locked(FreeSpinGrant, grant_id), bonus
 
 
 def pay_win(
@@ -277,8 +276,6 @@ def pay_win(
     locked: wallet.LockedWallet,
 ) -> None:
     """Pay a free round's win as bonus money under the contract (wallet locked)."""
-    from app.bonus import promotions
-
     if fsr.status == "reversed":
         raise FreeRoundRefused("ROUND_CLOSED", "This free round was rolled back")
     row, bonus = _lock_pair(fsr.grant_id)
@@ -315,21 +312,19 @@ def pay_win(
             _convert(bonus, amount, key)  # no wagering: a late win is still cash
         else:
             # The contract ended (forfeited/expired) while this round was in flight.
-            promotions._move(bonus, "bonus_forfeit", amount, key, cash=False)
+            bonuses.move(bonus, "bonus_forfeit", amount, key, cash=False)
             bonus.forfeited_minor += amount
     _maybe_finish(row, bonus)
 
 
 def _convert(bonus: PlayerBonus, amount: int, key: str) -> None:
-    from app.bonus import promotions
-
     cap = bonus.max_cashout_minor
     convert = amount if cap is None else max(min(amount, cap - bonus.converted_minor), 0)
     if convert:
-        promotions._move(bonus, "bonus_convert", convert, key, cash=True)
+        bonuses.move(bonus, "bonus_convert", convert, key, cash=True)
         bonus.converted_minor += convert
     if amount - convert:
-        promotions._move(bonus, "bonus_forfeit", amount - convert, key, cash=False)
+        bonuses.move(bonus, "bonus_forfeit", amount - convert, key, cash=False)
         bonus.forfeited_minor += amount - convert
 
 
@@ -511,8 +506,6 @@ def _maybe_finish(row: FreeSpinGrant, bonus: PlayerBonus, *, now: datetime | Non
 
 def _after_spins(bonus: PlayerBonus, now: datetime) -> None:
     """The spins are over: the bonus is a wagering contract over the winnings, or done."""
-    from app.bonus import promotions
-
     if bonus.status != "active":
         return
     if bonus.amount_minor == 0 or bonus.wagering_required_minor == 0:
@@ -520,11 +513,11 @@ def _after_spins(bonus: PlayerBonus, now: datetime) -> None:
         bonus.end_reason = (
             "free spins won nothing" if bonus.amount_minor == 0 else "free spin winnings paid"
         )
-        promotions._bonus_event(bonus, "completed")
+        bonuses.bonus_event(bonus, "completed")
     elif bonus.wagering_progress_minor >= bonus.wagering_required_minor:
-        promotions._complete(bonus)
+        bonuses.complete(bonus)
     else:
-        promotions._bonus_event(bonus, "wagering")
+        bonuses.bonus_event(bonus, "wagering")
 
 
 def close_for_bonus(bonus: PlayerBonus, status: str) -> None:
@@ -584,26 +577,6 @@ def expire_due(now: datetime | None = None) -> int:
 # --- player view -----------------------------------------------------------------------------
 
 
-def grant_json(row: FreeSpinGrant, game: Game | None = None) -> dict[str, Any]:
-    game = game or db.session.get(Game, row.game_id)
-    cur = row.currency
-    return {
-        "id": row.public_id,
-        "bonus_id": row.bonus_id,
-        "promotion_id": row.promotion_id,
-        "game": {"id": game.id, "name": game.name} if game else None,
-        "status": row.status,
-        "spins_total": row.spins_total,
-        "spins_used": row.spins_used,
-        "spins_remaining": row.spins_total - row.spins_used if row.status == "active" else 0,
-        "spin_value": format_minor(row.spin_value_minor, cur),
-        "currency": cur,
-        "won": format_minor(row.won_minor, cur),
-        "wagering_multiplier": row.wagering_multiplier,
-        "expires_at": row.expires_at.isoformat(),
-    }
-
-
 def player_grants(user_id: int, *, active_only: bool = False) -> list[dict[str, Any]]:
     stmt = (
         select(FreeSpinGrant, Game)
@@ -613,8 +586,4 @@ def player_grants(user_id: int, *, active_only: bool = False) -> list[dict[str, 
     )
     if active_only:
         stmt = stmt.where(FreeSpinGrant.status == "active", FreeSpinGrant.expires_at > utcnow())
-    return [grant_json(row, game) for row, game in db.session.execute(stmt).all()]
-
-
-def grant_of_bonus(bonus_id: int) -> FreeSpinGrant | None:
-    return db.session.scalar(select(FreeSpinGrant).where(FreeSpinGrant.bonus_id == bonus_id))
+    return [bonuses.grant_json(row, game) for row, game in db.session.execute(stmt).all()]

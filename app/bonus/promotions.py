@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from app.bonus import bonuses, free_spins
 from app.bonus.models import OPEN_BONUS_STATUSES, PlayerBonus, Promotion
 from app.core import audit, events
 from app.core.base import utcnow
@@ -36,7 +37,7 @@ from app.play import events as play_events
 from app.play import guard as play_guard
 from app.wallet import ledger as wallet
 
-SOURCE = "bonus"
+SOURCE = bonuses.SOURCE
 DEPOSIT_TYPES = ("deposit_match", "reload")
 #: Fields staff may set on a promotion (money fields in minor units).
 EDITABLE = (
@@ -107,18 +108,6 @@ class MaxBetExceeded(AppError):
     message = "This stake is above the maximum bet allowed while a bonus is wagered"
 
 
-def _locked(model: type, row_id: int) -> Any:
-    """``SELECT ... FOR UPDATE`` that also refreshes a copy already in the session (a plain
-    ``lock_one`` would keep the stale attributes of an object loaded before the lock)."""
-    stmt = (
-        select(model)
-        .where(model.id == row_id)
-        .with_for_update(of=model)
-        .execution_options(populate_existing=True)
-    )
-    return db.session.execute(stmt).unique().scalar_one_or_none()
-
-
 # --- staff: promotions -----------------------------------------------------------------------
 
 
@@ -133,8 +122,6 @@ def _validate(p: Promotion) -> None:
     if p.type == "cashback" and not p.cashback_percent:
         bad("cashback_percent", "A cashback needs a percentage")
     if p.type == "free_spins":
-        from app.bonus import free_spins
-
         if not p.free_spins_count or p.free_spins_count <= 0:
             bad("free_spins_count", "Free spins need a number of spins")
         if not p.free_spin_value_minor or p.free_spin_value_minor <= 0:
@@ -206,7 +193,7 @@ def get_promotion(promotion_id: int) -> Promotion:
 
 def update_promotion(promotion_id: int, data: dict[str, Any], actor: Any = None) -> Promotion:
     with atomic():
-        p = _locked(Promotion, promotion_id)
+        p = bonuses.locked(Promotion, promotion_id)
         if p is None:
             raise NotFound("Promotion not found")
         before = _audit_view(p)
@@ -224,7 +211,7 @@ def update_promotion(promotion_id: int, data: dict[str, Any], actor: Any = None)
 
 def set_status(promotion_id: int, status: str, actor: Any = None) -> Promotion:
     with atomic():
-        p = _locked(Promotion, promotion_id)
+        p = bonuses.locked(Promotion, promotion_id)
         if p is None:
             raise NotFound("Promotion not found")
         before = p.status
@@ -432,7 +419,7 @@ def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus
         welcome = bonus_abuse.is_welcome(p)
         if welcome:
             bonus_abuse.lock_identities(user.id)
-        p = _locked(Promotion, promotion_id)
+        p = bonuses.locked(Promotion, promotion_id)
         _refuse_if_needed(p, user, voucher=voucher)
         if bonus_abuse.is_welcome(p):
             if not welcome:  # the offer became a welcome offer meanwhile
@@ -444,14 +431,14 @@ def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus
             bonus = _new_bonus(p, user, "pending", voucher_code=voucher)
             audit.record("bonus.claim", actor=user, target_type="player_bonus", target_id=bonus.id,
                          after={"promotion": p.id, "status": "pending"})  # fmt: skip
-            _bonus_event(bonus, "claimed")
+            bonuses.bonus_event(bonus, "claimed")
         elif p.type == "free_spins":
-            from app.bonus import free_spins
-
             bonus = _new_bonus(p, user, "active", voucher_code=voucher)
             free_spins.grant(bonus, p)
-            _notify(bonus, "free_spins_granted", f"{p.name}: {p.free_spins_count} free spins")
-            _bonus_event(bonus, "granted")
+            bonuses.notify_player(
+                bonus, "free_spins_granted", f"{p.name}: {p.free_spins_count} free spins"
+            )
+            bonuses.bonus_event(bonus, "granted")
         else:
             bonus = _new_bonus(p, user, "active", voucher_code=voucher)
             _grant(bonus, p, p.bonus_amount_minor, actor=user)
@@ -495,11 +482,14 @@ def _grant(bonus: PlayerBonus, p: Promotion, amount: int, *, actor: Any = None) 
                         "currency": bonus.currency,
                         "wagering_required": format_minor(bonus.wagering_required_minor,
                                                           bonus.currency)})  # fmt: skip
-    _notify(bonus, "bonus_granted", f"{p.name}: {format_minor(amount, bonus.currency)} "
-            f"{bonus.currency} bonus credited")  # fmt: skip
-    _bonus_event(bonus, "granted")
+    bonuses.notify_player(
+        bonus,
+        "bonus_granted",
+        f"{p.name}: {format_minor(amount, bonus.currency)} {bonus.currency} bonus credited",
+    )
+    bonuses.bonus_event(bonus, "granted")
     if bonus.wagering_required_minor == 0:
-        _complete(bonus)
+        bonuses.complete(bonus)
 
 
 def grant_prize(
@@ -525,7 +515,7 @@ def grant_prize(
     user = db.session.get(User, user_id)
     if play_guard.status_blocks(user.status, user.status_until):
         return None
-    promo = _locked(Promotion, p.id)
+    promo = bonuses.locked(Promotion, p.id)
     bonus = _new_bonus(promo, user, "active", trigger_ref=trigger_ref)
     _grant(bonus, promo, amount)
     audit.record("bonus.prize", actor=None, target_type="player_bonus", target_id=bonus.id,
@@ -561,7 +551,7 @@ def on_deposit_credited(txn: Any) -> None:
         welcome = bonus_abuse.is_welcome(db.session.get(Promotion, bonus.promotion_id))
         if welcome:
             bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
-        p = _locked(Promotion, bonus.promotion_id)
+        p = bonuses.locked(Promotion, bonus.promotion_id)
         if txn.amount_minor < p.min_deposit_minor or not _live(p, utcnow()):
             return
         if _receives_nothing(user):
@@ -571,7 +561,7 @@ def on_deposit_credited(txn: Any) -> None:
                 bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
             matches = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
             if matches:
-                bonus = _locked(PlayerBonus, bonus.id)
+                bonus = bonuses.locked(PlayerBonus, bonus.id)
                 _end(bonus, "cancelled", "duplicate_identity")
                 bonus_abuse.flag(user.id, p.id, matches, context="deposit")
                 return
@@ -596,7 +586,7 @@ def on_deposit_credited(txn: Any) -> None:
     if identities_locked:  # identity locks before the promotion rows (bonus_abuse)
         bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
     for candidate in candidates:
-        p = _locked(Promotion, candidate.id)
+        p = bonuses.locked(Promotion, candidate.id)
         if refusal(p, user, deposits_before=before) is not None:
             continue
         if bonus_abuse.is_welcome(p):
@@ -642,8 +632,6 @@ def on_play(event: play_events.PlayEvent) -> None:
         bonus = _active_bonus(event.user_id, event.currency)
         if bonus is None or not event.amount:
             return
-        from app.bonus import free_spins
-
         if free_spins.spins_pending(bonus.id):
             return  # wagering of free-spin winnings starts once the spins are played
         game_id = event.game_id
@@ -665,7 +653,7 @@ def on_play(event: play_events.PlayEvent) -> None:
         if step:
             bonus.wagering_progress_minor += step
             if bonus.wagering_progress_minor >= bonus.wagering_required_minor:
-                _complete(bonus)
+                bonuses.complete(bonus)
     elif event.kind == "win" and event.bonus_part:
         _settle_late_bonus_win(event)
 
@@ -698,51 +686,12 @@ def _settle_late_bonus_win(event: play_events.PlayEvent) -> None:
         )
         convert = amount if room is None else max(min(amount, room), 0)
         if convert:
-            _move(last, "bonus_convert", convert, key, cash=True)
+            bonuses.move(last, "bonus_convert", convert, key, cash=True)
             last.converted_minor += convert
         amount -= convert
     if amount:
-        _move(last, "bonus_forfeit", amount, key, cash=False)
+        bonuses.move(last, "bonus_forfeit", amount, key, cash=False)
         last.forfeited_minor += amount
-
-
-def _move(bonus: PlayerBonus, type_: str, amount: int, key: str, *, cash: bool) -> int:
-    posting = wallet.post(
-        bonus.user_id,
-        bonus.currency,
-        type_,
-        cash_delta=amount if cash else 0,
-        bonus_delta=-amount,
-        source=SOURCE,
-        idempotency_key=f"{type_}:{bonus.id}:{key}",
-        reference_type="player_bonus",
-        reference_id=bonus.id,
-        description="Bonus converted to cash" if cash else "Bonus forfeited",
-    )
-    return posting.transaction_id
-
-
-def _complete(bonus: PlayerBonus) -> None:
-    """Wagering done: the bonus balance becomes cash up to the cap; the rest is forfeited."""
-    w = wallet.lock(bonus.user_id, bonus.currency)
-    balance = w.bonus_balance
-    convert = balance if bonus.max_cashout_minor is None else min(balance, bonus.max_cashout_minor)
-    refs = dict(bonus.ledger_refs or {})
-    if convert:
-        refs["convert"] = _move(bonus, "bonus_convert", convert, "complete", cash=True)
-    if balance - convert:
-        refs["forfeit"] = _move(bonus, "bonus_forfeit", balance - convert, "cap", cash=False)
-    bonus.converted_minor += convert
-    bonus.forfeited_minor += balance - convert
-    bonus.ledger_refs = refs
-    bonus.status, bonus.ended_at, bonus.end_reason = "completed", utcnow(), "wagering completed"
-    audit.record("bonus.convert", target_type="player_bonus", target_id=bonus.id,
-                 after={"converted": format_minor(convert, bonus.currency),
-                        "forfeited": format_minor(balance - convert, bonus.currency),
-                        "currency": bonus.currency})  # fmt: skip
-    _notify(bonus, "bonus_converted", f"Wagering complete: {format_minor(convert, bonus.currency)} "
-            f"{bonus.currency} moved to your cash balance")  # fmt: skip
-    _bonus_event(bonus, "completed")
 
 
 def _end(bonus: PlayerBonus, status: str, reason: str, *, actor: Any = None) -> None:
@@ -752,22 +701,20 @@ def _end(bonus: PlayerBonus, status: str, reason: str, *, actor: Any = None) -> 
         if balance:
             bonus.ledger_refs = {
                 **(bonus.ledger_refs or {}),
-                "forfeit": _move(bonus, "bonus_forfeit", balance, status, cash=False),
+                "forfeit": bonuses.move(bonus, "bonus_forfeit", balance, status, cash=False),
             }
             bonus.forfeited_minor += balance
-        from app.bonus import free_spins
-
         free_spins.close_for_bonus(bonus, status)
     else:
         # Never granted: give the claim slot back.
-        p = _locked(Promotion, bonus.promotion_id)
+        p = bonuses.locked(Promotion, bonus.promotion_id)
         p.claims_count = max(p.claims_count - 1, 0)
         status = "cancelled" if status == "forfeited" else status
     bonus.status, bonus.ended_at, bonus.end_reason = status, utcnow(), reason
     audit.record(f"bonus.{status}", actor=actor, target_type="player_bonus", target_id=bonus.id,
                  after={"reason": reason, "forfeited": format_minor(bonus.forfeited_minor,
                                                                    bonus.currency)})  # fmt: skip
-    _bonus_event(bonus, status)
+    bonuses.bonus_event(bonus, status)
 
 
 def forfeit(user: User, bonus_id: int) -> PlayerBonus:
@@ -777,7 +724,7 @@ def forfeit(user: User, bonus_id: int) -> PlayerBonus:
         if bonus is None or bonus.user_id != user.id:
             raise NotFound("Bonus not found")
         wallet.lock(user.id, bonus.currency)
-        bonus = _locked(PlayerBonus, bonus_id)
+        bonus = bonuses.locked(PlayerBonus, bonus_id)
         if bonus.status not in OPEN_BONUS_STATUSES:
             raise Conflict(f"This bonus is already {bonus.status}")
         _end(bonus, "forfeited", "forfeited by the player", actor=user)
@@ -806,7 +753,7 @@ def forfeit_for_withdrawal(user_id: int, currency: str, actor: Any = None) -> No
     wallet.lock(user_id, currency)
     bonus = _active_bonus(user_id, currency)
     if bonus is not None:
-        bonus = _locked(PlayerBonus, bonus.id)
+        bonus = bonuses.locked(PlayerBonus, bonus.id)
         _end(bonus, "forfeited", "forfeited on withdrawal request", actor=actor)
 
 
@@ -828,8 +775,6 @@ def check_bet(user_id: int, amount_minor: int, currency: str) -> None:
 def expire_due(now: datetime | None = None) -> int:
     """End open bonuses past their validity (job). Each in its own transaction; re-checked
     under the locks, so a run racing a conversion or another run does nothing twice."""
-    from app.bonus import free_spins
-
     now = now or utcnow()
     free_spins.expire_due(now)
     due = db.session.execute(
@@ -841,7 +786,7 @@ def expire_due(now: datetime | None = None) -> int:
     for bonus_id, user_id, currency in due:
         with atomic():
             wallet.lock(user_id, currency)
-            bonus = _locked(PlayerBonus, bonus_id)
+            bonus = bonuses.locked(PlayerBonus, bonus_id)
             if bonus.status in OPEN_BONUS_STATUSES and bonus.expires_at <= now:
                 _end(bonus, "expired", "validity ended")
                 done += 1
@@ -917,7 +862,7 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
                 ):
                     report["skipped_ineligible"] += 1
                     continue
-                promo = _locked(Promotion, p.id)
+                promo = bonuses.locked(Promotion, p.id)
                 trigger = {"trigger_ref": f"{ref}:{user_id}"}
                 if p.wagering_multiplier == 0:
                     # Never open: it must not collide with a bonus being wagered.
@@ -930,11 +875,14 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
                         idempotency_key=f"bonus-grant:{bonus.id}", reference_type="player_bonus",
                         reference_id=bonus.id, description=f"Cashback: {p.name}",
                     )  # fmt: skip
-                    convert = _move(bonus, "bonus_convert", amount, "cashback", cash=True)
+                    convert = bonuses.move(bonus, "bonus_convert", amount, "cashback", cash=True)
                     bonus.ledger_refs = {"grant": grant.transaction_id, "convert": convert}
-                    _notify(bonus, "cashback", f"{p.name}: {format_minor(amount, p.currency)} "
-                            f"{p.currency} cashback paid")  # fmt: skip
-                    _bonus_event(bonus, "completed")
+                    bonuses.notify_player(
+                        bonus,
+                        "cashback",
+                        f"{p.name}: {format_minor(amount, p.currency)} {p.currency} cashback paid",
+                    )
+                    bonuses.bonus_event(bonus, "completed")
                 elif _open_bonus(user_id, p.currency) is not None:
                     report["skipped_open_bonus"] += 1
                     continue
@@ -951,59 +899,3 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
 def history(user: User, page: int, limit: int) -> tuple[list[PlayerBonus], int]:
     stmt = select(PlayerBonus).where(PlayerBonus.user_id == user.id)
     return page_of(stmt, PlayerBonus.id.desc(), page=page, limit=limit)
-
-
-def bonus_json(b: PlayerBonus) -> dict[str, Any]:
-    cur = b.currency
-    required, progress = b.wagering_required_minor, b.wagering_progress_minor
-    return {
-        "id": b.id,
-        "promotion_id": b.promotion_id,
-        "promotion_name": b.promotion.name if b.promotion else None,
-        "status": b.status,
-        "currency": cur,
-        "amount": format_minor(b.amount_minor, cur),
-        "wagering_required": format_minor(required, cur),
-        "wagering_progress": format_minor(min(progress, required), cur),
-        "wagering_percent": 100 if not required else min(100, progress * 100 // required),
-        "max_bet": None if b.max_bet_minor is None else format_minor(b.max_bet_minor, cur),
-        "max_cashout": None
-        if b.max_cashout_minor is None
-        else format_minor(b.max_cashout_minor, cur),
-        "converted": format_minor(b.converted_minor, cur),
-        "forfeited": format_minor(b.forfeited_minor, cur),
-        "deposit": None if b.deposit_minor is None else format_minor(b.deposit_minor, cur),
-        "claimed_at": b.claimed_at.isoformat() if b.claimed_at else None,
-        "granted_at": b.granted_at.isoformat() if b.granted_at else None,
-        "expires_at": b.expires_at.isoformat() if b.expires_at else None,
-        "ended_at": b.ended_at.isoformat() if b.ended_at else None,
-        "end_reason": b.end_reason,
-        "free_spins": _free_spins_of(b),
-    }
-
-
-def _free_spins_of(b: PlayerBonus) -> dict[str, Any] | None:
-    if b.promotion is None or b.promotion.type != "free_spins":
-        return None
-    from app.bonus import free_spins
-
-    row = free_spins.grant_of_bonus(b.id)
-    return None if row is None else free_spins.grant_json(row)
-
-
-def _bonus_event(bonus: PlayerBonus, action: str) -> None:
-    db.session.flush()
-    events.publish(
-        "promotion.update",
-        {"action": action, "bonus": bonus_json(bonus)},
-        room=events.user_room(bonus.user_id),
-    )
-
-
-def _notify(bonus: PlayerBonus, kind: str, message: str) -> None:
-    from app.core import notifications
-
-    notifications.notify(
-        bonus.user_id, kind, "Bonus", message, data={"bonus_id": bonus.id},
-        dedupe_key=f"{kind}:{bonus.id}",
-    )  # fmt: skip

@@ -130,7 +130,7 @@ def public_feed() -> dict[str, Any]:
 
 
 def personal_feed(user: User) -> dict[str, Any]:
-    from app.bonus import loyalty, promotions
+    from app.bonus import bonuses, loyalty
     from app.core import notifications
     from app.wallet import ledger as wallet
 
@@ -166,7 +166,7 @@ def personal_feed(user: User) -> dict[str, Any]:
     return {
         "user": {"id": user.id, "username": user.username, "currency": user.currency},
         "wallets": wallets,
-        "active_bonus": None if bonus is None else promotions.bonus_json(bonus),
+        "active_bonus": None if bonus is None else bonuses.bonus_json(bonus),
         "loyalty": loyalty.progress(user.id),
         "recent_activity": [
             {

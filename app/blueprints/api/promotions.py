@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.bonus import promotions
+from app.bonus import bonuses, promotions
 from app.bonus.models import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
 from app.core.errors import NotFound, ValidationError
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
@@ -182,7 +182,7 @@ class VoucherArgs(Schema):
 
 
 def _dump_bonus(b) -> dict[str, Any]:
-    return promotions.bonus_json(b)
+    return bonuses.bonus_json(b)
 
 
 @blp.route("/promotions/active")

@@ -20,7 +20,7 @@ from app.blueprints.api.promotions import (
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.listing import paged, users_by_id
 from app.blueprints.console.schema_forms import saved_message, schema_form
-from app.bonus import promotions
+from app.bonus import bonuses, promotions
 from app.bonus.models import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
 from app.core.money import format_minor
 
@@ -147,7 +147,7 @@ def promotion_bonuses(promotion_id: int):
     listing = paged(
         lambda offset, limit: promotions.bonuses_of_promotion(p.id, offset // limit + 1, limit)
     )
-    rows = [(b, promotions.bonus_json(b)) for b in listing.items]
+    rows = [(b, bonuses.bonus_json(b)) for b in listing.items]
     return render_template(
         "console/engagement/promotion_bonuses.html",
         p=p,
