@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from app.core.db import atomic
 from app.core.extensions import db
-from app.prizes import jackpots, tournaments
+from app.prizes import jackpots, tournament_board, tournaments
 from app.prizes.models import JackpotContribution, JackpotPool, LotteryDraw, Tournament
 from app.seed import seed_engagement
 from tests.moneykit import fund, reconcile_clean
@@ -59,9 +59,9 @@ def test_seeded_jackpot_and_tournament_follow_jxoriginals_play(client, factory, 
         ).all()
         assert shares == [1, 1, 1]  # 0.5 % of 2.50, rounded down
         assert jackpots.amount_of(pool) == pool.seed_amount + 3
-    (top,) = tournaments.leaderboard(free.id)
+    (top,) = tournament_board.leaderboard(free.id)
     assert (top.user_id, top.score, top.bets) == (player.id, 7_50, 3)
-    assert tournaments.leaderboard(paid.id) == []  # opt-in: play alone does not enter
+    assert tournament_board.leaderboard(paid.id) == []  # opt-in: play alone does not enter
     tournaments.join(paid.id, player)
     tournaments.join(paid.id, player)  # the fee is charged once
     assert fund_left(player.id) == 50_00 - 7_50 + wins_of(player.id) - 1_00

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from app.core.base import utcnow
 from app.core.bus import subscribe
 from app.core.extensions import db
-from app.prizes import tournaments
+from app.prizes import tournament_board, tournaments
 from app.prizes.models import Tournament, TournamentParticipant
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction
@@ -44,7 +44,7 @@ def end_now(tour_id: int) -> None:
 
 def board(tour_id: int) -> list[tuple[int, int]]:
     db.session.expire_all()
-    return [(p.user_id, p.score) for p in tournaments.leaderboard(tour_id, 10)]
+    return [(p.user_id, p.score) for p in tournament_board.leaderboard(tour_id, 10)]
 
 
 def bet(table: Table, tx: str, amount: str) -> None:
@@ -79,7 +79,7 @@ def test_wagered_leaderboard_orders_by_score_and_ties_go_to_who_got_there_first(
     bet(b, "b2", "0.01")
     bet(a, "a2", "0.01")  # same score again, but later than b
     assert board(tour.id) == [(b.user_id, 5_01), (a.user_id, 5_01), (c.user_id, 2_00)]
-    rank, _ = tournaments.position(tour.id, c.user_id)
+    rank, _ = tournament_board.position(tour.id, c.user_id)
     assert rank == 3
 
 

@@ -10,7 +10,7 @@ Invariants:
   ``wagered``. A write applies only when it is newer than the stored entry (optimistic
   ``WATCH``/``MULTI`` on the participant's key), so out-of-order writes keep the newest.
   A new kind of score update must keep this property (``test_board_versions_only_grow``).
-* Order = ``tournaments.ordering()`` exactly: score descending, then ``score_at`` ascending,
+* Order = ``ordering()`` exactly: score descending, then ``score_at`` ascending,
   then participant id ascending. The sorted-set score is the participant's score (minor units,
   or the multiplier times 10 000), exact as a double while ``|score| <= 2**53``; the member is
   ``complement(score_at in µs, 17 digits) + complement(participant id, 19 digits) + ":" + user id``.
@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError, WatchError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from app.core.extensions import db, redis_store
 from app.prizes.models import TournamentParticipant
@@ -383,12 +383,42 @@ def _read_once(redis: Any, tid: int, user_id: int | None, limit: int) -> Board |
 
 def postgres(tournament_id: int, user_id: int | None, limit: int) -> Board:
     """The same board computed by PostgreSQL (the truth; used whenever Redis cannot answer)."""
-    from app.prizes import tournaments
-
-    top = [(p.user_id, p.score) for p in tournaments.leaderboard(tournament_id, limit)]
+    top = [(p.user_id, p.score) for p in leaderboard(tournament_id, limit)]
     me = None
     if user_id is not None:
-        mine = tournaments.position(tournament_id, user_id)
+        mine = position(tournament_id, user_id)
         if mine is not None:
             me = (mine[0], mine[1].score)
     return Board(top, me, "postgres")
+
+
+def ordering():
+    p = TournamentParticipant
+    return (p.score.desc(), p.score_at.asc(), p.id.asc())
+
+
+def leaderboard(tournament_id: int, limit: int = 10) -> list[TournamentParticipant]:
+    p = TournamentParticipant
+    return list(
+        db.session.scalars(
+            select(p).where(p.tournament_id == tournament_id).order_by(*ordering()).limit(limit)
+        )
+    )
+
+
+def position(tournament_id: int, user_id: int) -> tuple[int, TournamentParticipant] | None:
+    p = TournamentParticipant
+    me = db.session.scalar(select(p).where(p.tournament_id == tournament_id, p.user_id == user_id))
+    if me is None:
+        return None
+    ahead = db.session.scalar(
+        select(func.count(p.id)).where(
+            p.tournament_id == tournament_id,
+            or_(
+                p.score > me.score,
+                (p.score == me.score) & (p.score_at < me.score_at),
+                (p.score == me.score) & (p.score_at == me.score_at) & (p.id < me.id),
+            ),
+        )
+    )
+    return ahead + 1, me

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, delete, func, or_, select, text, update
+from sqlalchemy import case, delete, func, select, text, update
 
 from app.core import audit, notifications
 from app.core.base import utcnow
@@ -50,6 +50,7 @@ from app.prizes.models import (
     Tournament,
     TournamentParticipant,
 )
+from app.prizes.tournament_board import ordering
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction
 
@@ -384,38 +385,6 @@ def _pending_fees(tournament_id: int) -> int:
             p.fee_refund_transaction_id.is_(None),
         )
     )
-
-
-def ordering():
-    p = TournamentParticipant
-    return (p.score.desc(), p.score_at.asc(), p.id.asc())
-
-
-def leaderboard(tournament_id: int, limit: int = 10) -> list[TournamentParticipant]:
-    p = TournamentParticipant
-    return list(
-        db.session.scalars(
-            select(p).where(p.tournament_id == tournament_id).order_by(*ordering()).limit(limit)
-        )
-    )
-
-
-def position(tournament_id: int, user_id: int) -> tuple[int, TournamentParticipant] | None:
-    p = TournamentParticipant
-    me = db.session.scalar(select(p).where(p.tournament_id == tournament_id, p.user_id == user_id))
-    if me is None:
-        return None
-    ahead = db.session.scalar(
-        select(func.count(p.id)).where(
-            p.tournament_id == tournament_id,
-            or_(
-                p.score > me.score,
-                (p.score == me.score) & (p.score_at < me.score_at),
-                (p.score == me.score) & (p.score_at == me.score_at) & (p.id < me.id),
-            ),
-        )
-    )
-    return ahead + 1, me
 
 
 # --------------------------------------------------------------------------- settlement

@@ -22,7 +22,7 @@ from app.core.errors import AppError
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity.models import User
-from app.prizes import tournaments
+from app.prizes import tournament_board, tournaments
 from app.prizes.models import Tournament, TournamentParticipant
 
 PERMISSION = "promotions.manage"
@@ -227,7 +227,10 @@ def tournament_detail(tournament_id: int):
     p = TournamentParticipant
     board = list(
         db.session.scalars(
-            select(p).where(p.tournament_id == tour.id).order_by(*tournaments.ordering()).limit(100)
+            select(p)
+            .where(p.tournament_id == tour.id)
+            .order_by(*tournament_board.ordering())
+            .limit(100)
         )
     )
     users = {
