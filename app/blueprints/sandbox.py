@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request
 
 from app.core.errors import AppError
+from app.payments import sandbox_checkout
 from app.payments import service as payments
 from app.payments.gateways.sandbox import checkout_summary
 
@@ -23,7 +24,7 @@ def checkout(public_id: str):
 def submit(public_id: str, outcome: str):
     try:
         account = (request.form.get("account") or "")[:64] or None
-        txn = payments.sandbox_checkout(public_id, outcome, account)
+        txn = sandbox_checkout.submit(public_id, outcome, account)
     except AppError as exc:
         return render_template(
             "sandbox/result.html", title="Payment not possible", message=exc.message, ok=False

@@ -710,43 +710,6 @@ def _payout_failed(txn: PaymentTransaction, event: Any) -> str:
     return "applied"
 
 
-def sandbox_checkout(
-    public_id: str, outcome: str, account: str | None = None
-) -> PaymentTransaction:
-    """The sandbox's hosted page was submitted: queue the signed webhook the 'gateway' sends.
-
-    Pay/Decline is accepted once per payment (Redis ``SET NX``), like a real checkout session.
-    ``account`` (the card/account number typed on the page) reaches the casino only as the
-    gateway's stable ``account_reference``.
-    """
-    from app.core.extensions import redis_store
-    from app.core.queues import enqueue
-    from app.payments.gateways import sandbox
-
-    txn = db.session.scalar(
-        select(PaymentTransaction).where(PaymentTransaction.public_id == public_id)
-    )
-    if txn is None or txn.type != "deposit" or txn.gateway.adapter != "sandbox":
-        raise NotFound("Checkout session not found")
-    if txn.status != "pending":
-        raise Conflict(f"This payment is already {txn.status}")
-    if not redis_store.client().set(f"jx:sandbox:checkout:{public_id}", outcome, nx=True, ex=86400):
-        raise Conflict("This checkout was already submitted")
-    event = "payment.succeeded" if outcome == "pay" else "payment.failed"
-    enqueue(
-        sandbox.deliver_event,
-        txn.gateway.code,
-        event,
-        txn.public_id,
-        txn.gateway_reference,
-        txn.amount_minor,
-        txn.currency,
-        sandbox.account_reference(txn.gateway.code, account),
-        queue_name="payouts",
-    )
-    return txn
-
-
 # --- withdrawals -----------------------------------------------------------------------------
 
 

@@ -22,7 +22,6 @@ import requests
 from flask import current_app
 
 from app.core.money import MoneyError, format_minor, parse_minor
-from app.core.queues import job
 from app.payments.gateways.base import (
     EVENTS,
     DepositSession,
@@ -88,8 +87,9 @@ class SandboxAdapter(GatewayAdapter):
 
         reference = f"sbx_po_{secrets.token_hex(12)}"
         fail = (request.details or {}).get("simulate") == "failure"
+        # By name: the sending side (app.payments.sandbox_checkout) reads the webhook secret.
         enqueue_after_commit(
-            deliver_event,
+            "app.payments.sandbox_checkout.deliver_event",
             self.config.code,
             "payout.failed" if fail else "payout.succeeded",
             request.transaction_id,
@@ -142,33 +142,6 @@ def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
     """The wire: a plain HTTP POST, as a remote gateway would make it."""
     response = requests.post(url, data=body, headers=headers, timeout=10)
     return response.status_code
-
-
-@job
-def deliver_event(
-    gateway_code: str,
-    event: str,
-    transaction_id: str,
-    reference: str | None,
-    amount_minor: int,
-    currency: str,
-    account_ref: str | None = None,
-) -> int:
-    """Sign and POST one sandbox webhook. A 5xx raises so RQ retries (like a real gateway)."""
-    from app.payments import service as payments
-
-    secret = payments.webhook_secret_of(gateway_code)
-    body = encode_event(event, transaction_id, reference, amount_minor, currency, account_ref)
-    url = f"{current_app.config['PUBLIC_URL']}/api/payment/webhook/{gateway_code}"
-    status = http_post(
-        url,
-        body,
-        {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)},
-    )
-    log.info("sandbox webhook %s for %s answered %s", event, transaction_id, status)
-    if status >= 500:
-        raise RuntimeError(f"webhook endpoint answered {status}; will retry")
-    return status
 
 
 def checkout_summary(txn: Any) -> dict[str, Any]:
