@@ -110,10 +110,10 @@ def wallets_reconcile() -> None:
 def callbacks_replay(callback_id: int) -> None:
     """Re-run a logged provider callback through the same service; print the answer."""
     from app.core.errors import AppError
-    from app.play import seamless
+    from app.play.callbacks import replay
 
     try:
-        _row, result = seamless.replay(callback_id)
+        _row, result = replay.replay(callback_id)
     except AppError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)

@@ -6,7 +6,7 @@ The play, payments and core domains expose extension points (``app.play.events``
 not from a blueprint). ``create_app`` calls :func:`install` once; every registration is
 idempotent, so building several apps in one process (tests) installs each hook once.
 
-A bet callback (``app.play.seamless``), for a player with no special state:
+A bet callback (``app.play.callbacks``), for a player with no special state:
 
 1. **Before any money moves** (``app.play.guard``), each check may refuse and writes nothing:
    account status (built in), then

@@ -546,18 +546,19 @@ def _demo_deposit(player: User, amount: str) -> None:
 
 def _demo_play(player: User, plays: list[tuple[int, str, str]]) -> None:
     from app.originals.wallet_client import PROVIDER_CODE
-    from app.play import games, seamless
+    from app.play import games
+    from app.play.callbacks import actions, protocol
     from app.play.models import Game
 
     game = db.session.scalar(select(Game).where(Game.external_id == "jxo-dice"))
-    provider = seamless.provider_config(PROVIDER_CODE)
+    provider = protocol.provider_config(PROVIDER_CODE)
     if game is None or provider is None:
         return
     token = games.launch(player, game.id).session_token
     for n, (round_no, action, amount) in enumerate(plays):
-        result = seamless.handle(
+        result = actions.handle(
             provider,
-            seamless.CallbackRequest(
+            protocol.CallbackRequest(
                 action=action,
                 transaction_id=f"seed-{player.username}-{n}",
                 round_id=f"seed-{player.username}-{round_no}",

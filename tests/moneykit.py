@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from app.core.db import atomic
 from app.core.extensions import db
-from app.play import games, seamless
+from app.play import games
+from app.play.callbacks import protocol as callback_protocol
+from app.play.callbacks.adapters import native_signature
 from app.play.models import Game
-from app.play.protocols import native_signature
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction, Wallet
 
@@ -125,7 +126,7 @@ def fund(user_id: int, cash: int = 0, bonus: int = 0, currency: str = "EUR") -> 
 
 
 def open_table(client, factory, *, cash: int = 100_00, bonus: int = 0, **provider_kw) -> Table:
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     provider = make_provider(**provider_kw)
     game = make_game(provider.code, f"g{secrets.token_hex(3)}")
     player = factory.player()

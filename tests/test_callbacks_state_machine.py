@@ -18,7 +18,7 @@ from hypothesis.stateful import (
 )
 
 from app.core.extensions import db
-from app.play.seamless import win_split
+from app.play.callbacks.actions import win_split
 from app.wallet.models import LedgerEntry, Wallet
 from tests.moneykit import open_table
 

@@ -20,7 +20,8 @@ from app.identity.models import User
 from app.originals import studio as service
 from app.originals.models import OriginalsFreeRound
 from app.originals.wallet_client import WalletRefused
-from app.play import games, seamless
+from app.play import games
+from app.play.callbacks import protocol as callback_protocol
 from app.play.models import Game
 from app.seed import seed_originals
 from app.wallet.models import LedgerTransaction, Wallet
@@ -33,12 +34,12 @@ from tests.test_originals_wallet import ClientTransport
 def studio(app):
     transport = ClientTransport(app)
     app.extensions["originals_transport"] = transport
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     with atomic():
         seed_originals()
     yield transport
     app.extensions.pop("originals_transport", None)
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
 
 
 def game_id(code: str = "jxo-slot") -> int:
@@ -399,7 +400,7 @@ def test_racing_free_bets_never_use_more_spins_than_granted(app, committed_db):
 
     transport = ClientTransport(app)
     app.extensions["originals_transport"] = transport
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     try:
         with app.app_context():
             with atomic():
@@ -439,7 +440,7 @@ def test_racing_free_bets_never_use_more_spins_than_granted(app, committed_db):
             db.session.remove()
     finally:
         app.extensions.pop("originals_transport", None)
-        seamless.clear_caches()
+        callback_protocol.clear_caches()
 
 
 def test_a_free_round_closed_without_a_win_settles_the_last_spin(factory, studio):
@@ -654,7 +655,7 @@ def test_a_win_and_end_round_of_one_free_round_racing_do_not_deadlock(
 
     transport = ClientTransport(app)
     app.extensions["originals_transport"] = transport
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     round_locked = threading.Event()
     original = free_spins.round_ended
 
@@ -709,7 +710,7 @@ def test_a_win_and_end_round_of_one_free_round_racing_do_not_deadlock(
             db.session.remove()
     finally:
         app.extensions.pop("originals_transport", None)
-        seamless.clear_caches()
+        callback_protocol.clear_caches()
 
 
 @pytest.mark.usefixtures("requires_postgres")
@@ -720,7 +721,7 @@ def test_end_round_settles_a_free_round_under_its_own_currencys_wallet_lock(app,
 
     transport = ClientTransport(app)
     app.extensions["originals_transport"] = transport
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     try:
         with app.app_context():
             with atomic():
@@ -762,4 +763,4 @@ def test_end_round_settles_a_free_round_under_its_own_currencys_wallet_lock(app,
         assert waited >= held_for * 0.6, waited
     finally:
         app.extensions.pop("originals_transport", None)
-        seamless.clear_caches()
+        callback_protocol.clear_caches()

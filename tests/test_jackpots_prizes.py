@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from app.core.bus import subscribe
 from app.core.errors import ValidationError
 from app.core.extensions import db
+from app.play.callbacks.adapters import pragmatic_hash
 from app.play.models import GameRound, Provider
-from app.play.protocols import pragmatic_hash
 from app.prizes import jackpots
 from app.prizes.models import JackpotContribution, JackpotPool, JackpotWin
 from app.wallet.models import LedgerTransaction

@@ -17,7 +17,8 @@ from app.core.extensions import db
 from app.originals import studio as service
 from app.originals.models import OriginalsRound
 from app.originals.wallet_client import CALLBACK_PATH, RequestsTransport
-from app.play import games, seamless
+from app.play import games
+from app.play.callbacks import protocol as callback_protocol
 from app.play.models import Game, ProviderCallback
 from app.seed import seed_originals
 from app.wallet.models import LedgerTransaction, Wallet
@@ -66,12 +67,12 @@ class LossyTransport:
 def studio(app):
     transport = ClientTransport(app)
     app.extensions["originals_transport"] = transport
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     with atomic():
         seed_originals()
     yield transport
     app.extensions.pop("originals_transport", None)
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
 
 
 def _game_id(code: str) -> int:
@@ -326,7 +327,7 @@ def test_the_studio_settles_over_real_http_against_a_live_server(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     app.extensions["originals_transport"] = RequestsTransport(f"http://127.0.0.1:{port}")
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     try:
         with atomic():
             seed_originals()
@@ -344,4 +345,4 @@ def test_the_studio_settles_over_real_http_against_a_live_server(
         app.extensions.pop("originals_transport", None)
         server.shutdown()
         thread.join(5)
-        seamless.clear_caches()
+        callback_protocol.clear_caches()

@@ -7,7 +7,7 @@ import pytest
 from app.core.extensions import db
 from app.identity.models import User
 from app.play import games
-from app.play.protocols import pragmatic_hash
+from app.play.callbacks.adapters import pragmatic_hash
 from tests.moneykit import SECRET, fund, make_game, make_provider, reconcile_clean
 
 

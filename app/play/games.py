@@ -32,7 +32,7 @@ from app.core.extensions import db
 from app.core.money import MoneyError, normalize_currency
 from app.identity.models import PLAYER, User
 from app.play import guard as play_guard
-from app.play import seamless
+from app.play.callbacks import protocol as callback_protocol
 from app.play.models import GAME_STATUSES, Game, GameCategory, GameFavorite, GameSession, Provider
 from app.wallet import ledger as wallet
 
@@ -115,7 +115,7 @@ def create_provider(
             target_id=provider.id,
             after=provider_json(provider),
         )
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     return provider
 
 
@@ -177,7 +177,7 @@ def update_provider(provider_id: int, changes: dict[str, Any], *, actor: Any = N
             before=before,
             after=after,
         )
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     return provider
 
 
@@ -312,7 +312,10 @@ def apply_game_fields(game: Game, data: dict[str, Any]) -> None:
             raise ValidationError.field("status", f"one of {', '.join(GAME_STATUSES)}")
         game.status = data["status"]
     if data.get("category"):
-        game.category_id = category_for(str(data["category"])).id
+        category = category_for(str(data["category"]))
+        if category is None:  # only for an empty name, which a truthy value never gives
+            raise ValidationError.field("category", "A category name is required")
+        game.category_id = category.id
 
 
 @dataclass
@@ -334,7 +337,9 @@ def import_games(
     """Upsert a provider's games by ``external_id`` (each item: external_id, name, category...)."""
     if not isinstance(items, list):
         raise ValidationError.field("games", "A JSON array of games is required")
-    report = ImportReport(errors=[], games=[])
+    errors: list[dict[str, Any]] = []
+    games: list[dict[str, Any]] = []
+    report = ImportReport(errors=errors, games=games)
     with atomic():
         provider = provider_by_code(provider_code)
         existing = {
@@ -352,7 +357,7 @@ def import_games(
                 with atomic():
                     game = existing.get(external)
                     created = game is None
-                    if created:
+                    if game is None:
                         game = Game(provider_id=provider.id, external_id=external[:100], name=name)
                         db.session.add(game)
                     apply_game_fields(game, item)
@@ -363,7 +368,7 @@ def import_games(
                     report.imported += 1
                 else:
                     report.updated += 1
-                report.games.append(
+                games.append(
                     {
                         "id": game.id,
                         "external_id": external,
@@ -373,9 +378,7 @@ def import_games(
                 )
             except AppError as exc:
                 report.failed += 1
-                report.errors.append(
-                    {"index": index, "message": exc.message, "errors": exc.errors or []}
-                )
+                errors.append({"index": index, "message": exc.message, "errors": exc.errors or []})
             if progress:
                 progress(1)
         audit.record(
@@ -385,7 +388,7 @@ def import_games(
             target_id=provider.id,
             after={"imported": report.imported, "updated": report.updated, "failed": report.failed},
         )
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     return report
 
 
@@ -406,7 +409,7 @@ def update_game(game_id: int, data: dict[str, Any], *, actor: Any = None) -> Gam
             before=before,
             after=game_json(game, staff=True),
         )
-    seamless.clear_caches()
+    callback_protocol.clear_caches()
     return game
 
 

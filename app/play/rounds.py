@@ -165,8 +165,8 @@ def settle_stale(older_than: timedelta, *, actor: Any = None, batch: int = 500) 
 
 def _settle_one(round_id: int, cutoff, actor: Any, report: SettleReport) -> None:
     with atomic():
-        rnd = db.session.get(GameRound, round_id)
-        provider = db.session.get(Provider, rnd.provider_id)
+        rnd = db.session.get_one(GameRound, round_id)
+        provider = db.session.get_one(Provider, rnd.provider_id)
         w = wallet.lock(rnd.user_id, rnd.currency)
         ptx = ProviderTransaction
         has_result = db.session.scalar(

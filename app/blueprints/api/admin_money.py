@@ -21,7 +21,9 @@ from app.core.money import MoneyError, parse_minor
 from app.core.schemas import Amount, Currency, PageArgs, PageMetaSchema, page_meta
 from app.identity.auth import permission_required
 from app.identity.models import User
-from app.play import rounds, seamless
+from app.play import rounds
+from app.play.callbacks import log as callback_log
+from app.play.callbacks import replay
 from app.wallet import ledger as wallet
 
 blp = Blueprint("admin_money", __name__, url_prefix="/api/admin", description="Staff: money")
@@ -247,7 +249,7 @@ class Callbacks(MethodView):
     def get(self, args):
         """The provider callback log, newest first."""
         page, limit = args["page"], args["limit"]
-        rows, total = seamless.callback_log(
+        rows, total = callback_log.callback_log(
             provider=args.get("provider"),
             action=args.get("action"),
             verdict=args.get("verdict"),
@@ -269,5 +271,5 @@ class ReplayCallback(MethodView):
     @blp.response(200, ReplayEnvelope)
     def post(self, callback_id: int):
         """Re-run a logged callback through the same service (idempotent; audited)."""
-        _row, result = seamless.replay(callback_id, actor=g.user)
+        _row, result = replay.replay(callback_id, actor=g.user)
         return {"data": result.as_native()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
@@ -14,7 +16,9 @@ from app.blueprints.console.payments_views import _day, _day_after
 from app.core.db import parse_row_id
 from app.core.errors import AppError
 from app.core.extensions import db
-from app.play import games, rounds, seamless
+from app.play import games, rounds
+from app.play.callbacks import log as callback_log
+from app.play.callbacks import replay
 from app.play.models import GAME_STATUSES, Game, Provider, ProviderCallback
 
 
@@ -75,7 +79,7 @@ def callbacks():
         "round_id": args.get("round_id", "").strip()[:100],
     }
     listing = paged(
-        lambda offset, limit: seamless.callback_log(
+        lambda offset, limit: callback_log.callback_log(
             provider=filters["provider"] or None,
             action=filters["action"] or None,
             verdict=filters["verdict"] or None,
@@ -103,7 +107,7 @@ def callback_replay(callback_id: int):
     form = ConfirmForm()
 
     def act(context: str):
-        original, result = seamless.replay(row.id, actor=current_user)
+        original, result = replay.replay(row.id, actor=current_user)
         outcome = "ok" if result.ok else result.code
         note = " (already applied: answered with its first answer)" if result.duplicate else ""
         db.session.expire_all()
@@ -184,7 +188,7 @@ def _toggled(render, fallback: str):
 
 
 def _same_console(url: str | None) -> bool:
-    return bool(url) and url.startswith(request.host_url.rstrip("/") + "/admin")
+    return url is not None and url.startswith(request.host_url.rstrip("/") + "/admin")
 
 
 @bp.post("/games/<int:game_id>/toggle/<any(active, featured):field>")
@@ -193,6 +197,7 @@ def game_toggle(game_id: int, field: str):
     game = db.session.get(Game, game_id)
     if game is None:
         abort(404)
+    change: dict[str, Any]
     if field == "active":
         change = {"status": "inactive" if game.status == "active" else "active"}
     else:

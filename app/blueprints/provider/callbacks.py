@@ -14,8 +14,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.core.extensions import client_ip, limiter
-from app.play import seamless
-from app.play.protocols import ADAPTERS, BadSignature
+from app.play.callbacks import actions, protocol
+from app.play.callbacks import log as callback_log
+from app.play.callbacks.adapters import ADAPTERS, BadSignature
 
 blp = Blueprint(
     "provider_callbacks",
@@ -49,7 +50,7 @@ def _no_rate_limit_headers(response):
 
 def _dispatch(provider_code: str, path_action: str | None):
     started = time.perf_counter()
-    provider = seamless.provider_config(provider_code)
+    provider = protocol.provider_config(provider_code)
     if provider is None:
         response = jsonify({"status": "error", "code": "NOT_FOUND", "message": "Unknown provider"})
         response.status_code = 404
@@ -63,18 +64,18 @@ def _dispatch(provider_code: str, path_action: str | None):
             return jsonify(adapter.render(result, (path_action or "").removesuffix(".html")))
         return jsonify(adapter.render(result))
 
-    def raw_request(action: str | None) -> seamless.CallbackRequest:
+    def raw_request(action: str | None) -> protocol.CallbackRequest:
         payload = (
             adapter.raw_payload(form, path_action)
             if provider.protocol == "pragmatic"
             else adapter.raw_payload(body)
         )
-        return seamless.CallbackRequest(action=action or "", payload=payload)
+        return protocol.CallbackRequest(action=action or "", payload=payload)
 
     ip = request.remote_addr
     if not provider.ip_allowed(ip):
         return answer(
-            seamless.refuse(
+            callback_log.refuse(
                 provider.code,
                 raw_request(path_action),
                 "ACCESS_DENIED",
@@ -88,7 +89,7 @@ def _dispatch(provider_code: str, path_action: str | None):
         req = adapter.parse(provider, body, request.headers, form, path_action)
     except BadSignature as exc:
         return answer(
-            seamless.refuse(
+            callback_log.refuse(
                 provider.code,
                 raw_request(path_action),
                 "INVALID_SIGNATURE",
@@ -98,9 +99,9 @@ def _dispatch(provider_code: str, path_action: str | None):
                 started=started,
             )
         )
-    except seamless.CallbackError as exc:
+    except protocol.CallbackError as exc:
         return answer(
-            seamless.refuse(
+            callback_log.refuse(
                 provider.code,
                 raw_request(path_action),
                 exc.code,
@@ -110,7 +111,7 @@ def _dispatch(provider_code: str, path_action: str | None):
                 started=started,
             )
         )
-    return answer(seamless.handle(provider, req, remote_ip=ip, started=started))
+    return answer(actions.handle(provider, req, remote_ip=ip, started=started))
 
 
 @blp.route("/<string:provider_code>")

@@ -1,7 +1,8 @@
 """Seamless wallet: what a game provider's callbacks do to a player's money.
 
-Protocol adapters (``app.play.protocols``) verify the signature and turn the wire
-format into a ``CallbackRequest``; ``handle`` applies it and returns a ``CallbackResult``.
+Wire adapters (``app.play.callbacks.adapters``) verify the signature and turn the wire
+format into a ``CallbackRequest`` (``protocol``); ``handle`` applies it, logs it
+(``log.record``) and returns a ``CallbackResult``.
 
 Invariants:
 * Idempotency first: a money callback claims ``(provider, transaction_id)`` with
@@ -26,35 +27,35 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, g, has_request_context
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 
 from app.core.base import utcnow
-from app.core.crypto import decrypt
 from app.core.db import atomic, parse_row_id
 from app.core.errors import AppError, InsufficientBalance
 from app.core.extensions import db
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
-from app.core.observability import correlation_id
 from app.identity.models import User
 from app.play import events as play_events
 from app.play import guard as play_guard
+from app.play.callbacks import log as callback_log
+from app.play.callbacks.protocol import (
+    CallbackError,
+    CallbackRequest,
+    CallbackResult,
+    ProviderConfig,
+    cached_game,
+)
 from app.play.models import (
-    Game,
     GameRound,
     GameSession,
-    Provider,
-    ProviderCallback,
     ProviderTransaction,
 )
 from app.wallet import ledger as wallet
@@ -62,195 +63,6 @@ from app.wallet.ledger import hot_statement
 from app.wallet.models import LedgerTransaction, Wallet
 
 log = logging.getLogger(__name__)
-
-ACTIONS = (
-    "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
-)  # fmt: skip
-MONEY_ACTIONS = ("bet", "win", "refund", "rollback", "jackpot_win")
-
-#: Protocol error codes (DESIGN.md) plus VALIDATION_ERROR for malformed fields.
-ERROR_CODES = (
-    "INVALID_SIGNATURE",
-    "INVALID_SESSION",
-    "INSUFFICIENT_FUNDS",
-    "PLAYER_BLOCKED",
-    "LIMIT_EXCEEDED",
-    "ROUND_NOT_FOUND",
-    "ROUND_CLOSED",
-    "DUPLICATE_MISMATCH",
-    "GAME_NOT_FOUND",
-    "VALIDATION_ERROR",
-    "ACCESS_DENIED",
-    "INTERNAL_ERROR",
-)
-
-
-class CallbackError(Exception):
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        balances: tuple | None = None,
-        follow_up: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        #: (balance, bonus_balance, currency) when the answer should show them.
-        self.balances = balances
-        #: Written in its own transaction once the refused callback's is rolled back (a
-        #: staff flag about the refusal).
-        self.follow_up = follow_up
-
-
-@dataclass
-class CallbackRequest:
-    action: str
-    transaction_id: str | None = None
-    round_id: str | None = None
-    game_id: str | None = None
-    session_token: str | None = None
-    #: Our player id, for protocols that name the player instead of the session (Pragmatic).
-    player_id: int | None = None
-    amount: Any = None
-    currency: Any = None
-    reference_transaction_id: str | None = None
-    #: jackpot_win: our id of the jackpot pool the provider reports as won.
-    jackpot_id: Any = None
-    #: Protocols without a currency field: the player's session currency applies.
-    currency_from_player: bool = False
-    #: A free round: the provider plays one spin of this free-spin grant (amount 0).
-    free_round_id: str | None = None
-    payload: Any = None
-
-
-@dataclass
-class CallbackResult:
-    status: str
-    code: str | None = None
-    message: str | None = None
-    balance: int | None = None
-    bonus_balance: int | None = None
-    currency: str | None = None
-    transaction_id: str | None = None
-    user_id: int | None = None
-    duplicate: bool = False
-    balance_before: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def as_native(self) -> dict[str, Any]:
-        if not self.ok:
-            body: dict[str, Any] = {"status": "error", "code": self.code, "message": self.message}
-            if self.balance is not None and self.currency:
-                body["balance"] = format_minor(self.balance, self.currency)
-                body["bonus_balance"] = format_minor(self.bonus_balance or 0, self.currency)
-                body["currency"] = self.currency
-            return body
-        body = {
-            "status": "ok",
-            "balance": format_minor(self.balance or 0, self.currency),
-            "bonus_balance": format_minor(self.bonus_balance or 0, self.currency),
-            "currency": self.currency,
-            "transaction_id": self.transaction_id,
-        }
-        body.update(self.extra)
-        return body
-
-
-# --- provider configuration (cached: it is read on every callback) ----------------------------
-
-
-@dataclass(frozen=True)
-class ProviderConfig:
-    id: int
-    code: str
-    name: str
-    secret: str
-    protocol: str
-    currencies: tuple[str, ...]
-    networks: tuple[Any, ...]
-    active: bool
-
-    @property
-    def source(self) -> str:
-        return f"provider:{self.code}"
-
-    def ip_allowed(self, ip: str | None) -> bool:
-        if not self.networks:
-            return True
-        try:
-            addr = ipaddress.ip_address(ip or "")
-        except ValueError:
-            return False
-        return any(addr in net for net in self.networks)
-
-
-_provider_cache: dict[str, tuple[float, ProviderConfig | None]] = {}
-_game_cache: dict[tuple[int, str], tuple[float, tuple[int, str] | None]] = {}
-
-
-def _cache_ttl() -> float:
-    default = 0.0 if current_app.testing else 5.0
-    return float(current_app.config.get("PROVIDER_CACHE_SECONDS", default))
-
-
-def clear_caches() -> None:
-    _provider_cache.clear()
-    _game_cache.clear()
-
-
-def provider_config(code: str) -> ProviderConfig | None:
-    now = time.monotonic()
-    hit = _provider_cache.get(code)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    row = db.session.scalar(select(Provider).where(Provider.code == code))
-    config = None
-    if row is not None:
-        networks = []
-        for item in row.ip_allowlist or []:
-            try:
-                networks.append(ipaddress.ip_network(item, strict=False))
-            except ValueError:
-                log.warning("provider %s: ignoring bad allow-list entry %r", code, item)
-        config = ProviderConfig(
-            id=row.id,
-            code=row.code,
-            name=row.name,
-            secret=decrypt(row.secret_enc),
-            protocol=row.protocol,
-            currencies=tuple(row.currencies or ()),
-            networks=tuple(networks),
-            active=row.active,
-        )
-    ttl = _cache_ttl()
-    if ttl > 0:
-        _provider_cache[code] = (now + ttl, config)
-    return config
-
-
-def _game(provider: ProviderConfig, external_id: str) -> tuple[int, str] | None:
-    """(game id, status) of the provider's game ``external_id``."""
-    key = (provider.id, external_id)
-    now = time.monotonic()
-    hit = _game_cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    row = db.session.execute(
-        select(Game.id, Game.status).where(
-            Game.provider_id == provider.id, Game.external_id == external_id
-        )
-    ).one_or_none()
-    found = None if row is None else (row.id, row.status)
-    ttl = _cache_ttl()
-    if ttl > 0:
-        _game_cache[key] = (now + ttl, found)
-    return found
 
 
 # --- request parsing -------------------------------------------------------------------------
@@ -489,7 +301,7 @@ def _resolve_game(provider: ProviderConfig, req: CallbackRequest, *, for_bet: bo
     external = _text(req.game_id, "game_id", required=for_bet)
     if external is None:
         return None
-    found = _game(provider, external)
+    found = cached_game(provider, external)
     if found is None:
         raise CallbackError("GAME_NOT_FOUND", f"Unknown game {external}")
     if for_bet and found[1] != "active":
@@ -1203,7 +1015,9 @@ def handle(
             raise CallbackError("ACCESS_DENIED", "This provider is disabled")
         with atomic():
             result = _HANDLERS[req.action](provider, req)
-            _log(provider.code, req, result, started, signature_valid, remote_ip, replay_of)
+            callback_log.record(
+                provider.code, req, result, started, signature_valid, remote_ip, replay_of
+            )
         return result
     except CallbackError as exc:
         result = CallbackResult("error", code=exc.code, message=exc.message)
@@ -1226,136 +1040,7 @@ def handle(
             log.error("unexpected %s in callback handling", type(exc).__name__)
         result = CallbackResult("error", code="INTERNAL_ERROR", message="Temporary failure, retry")
     with atomic():
-        _log(provider.code, req, result, started, signature_valid, remote_ip, replay_of)
-    return result
-
-
-def refuse(
-    provider_code: str,
-    req: CallbackRequest,
-    code: str,
-    message: str,
-    *,
-    signature_valid: bool,
-    remote_ip: str | None,
-    started: float,
-) -> CallbackResult:
-    """Answer (and log) a callback refused before it reached an action: signature, IP."""
-    result = CallbackResult("error", code=code, message=message)
-    with atomic():
-        _log(provider_code, req, result, started, signature_valid, remote_ip, None)
-    return result
-
-
-def _log(
-    provider_code: str,
-    req: CallbackRequest,
-    result: CallbackResult,
-    started: float,
-    signature_valid: bool,
-    remote_ip: str | None,
-    replay_of: int | None,
-) -> None:
-    corr = g.get("correlation_id") if has_request_context() else None
-    db.session.execute(
-        hot_statement("seamless.log", _build_log),
-        {
-            "provider_code": provider_code[:32],
-            "action": (req.action or None) and str(req.action)[:32],
-            "transaction_id": _short(req.transaction_id),
-            "round_id": _short(req.round_id),
-            "user_id": result.user_id,
-            "payload": req.payload,
-            "verdict": "ok" if result.ok else (result.code or "ERROR"),
-            "response": result.as_native() if result.currency or not result.ok else None,
-            "signature_valid": signature_valid,
-            "duplicate": result.duplicate,
-            "balance_before": result.balance_before,
-            "balance_after": result.balance,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            "correlation_id": corr
-            or (correlation_id.get() if correlation_id.get() != "-" else None),
-            "remote_ip": remote_ip,
-            "replay_of_id": replay_of,
-            "created_at": utcnow(),
-        },
-    )
-
-
-def _build_log(_insert: Any) -> Any:
-    return insert(ProviderCallback.__table__)
-
-
-def _short(value: Any) -> str | None:
-    return None if value is None else str(value)[:100]
-
-
-def replay(callback_id: int, *, actor: Any = None) -> tuple[ProviderCallback, CallbackResult]:
-    """Re-run a logged callback through the same service (idempotency makes it safe).
-
-    Useful after an INTERNAL_ERROR (deadlock victim, outage): the provider's request is
-    applied once; a callback that was applied answers its first answer again. Audited.
-    """
-    from app.core import audit
-    from app.core.errors import NotFound, ValidationError
-    from app.play.protocols import request_from_log
-
-    row = db.session.get(ProviderCallback, callback_id)
-    if row is None:
-        raise NotFound("No such callback")
-    if not row.signature_valid:
-        raise ValidationError("A callback whose signature failed is never replayed")
-    provider = provider_config(row.provider_code)
-    if provider is None:
-        raise NotFound("The provider no longer exists")
-    try:
-        req = request_from_log(provider, row.payload)
-    except CallbackError as exc:
-        raise ValidationError(exc.message) from None
-    result = handle(provider, req, replay_of=row.id)
-    with atomic():
-        audit.record(
-            "callback.replay",
-            actor=actor,
-            target_type="provider_callback",
-            target_id=row.id,
-            before={"verdict": row.verdict},
-            after={"verdict": "ok" if result.ok else result.code, "duplicate": result.duplicate},
+        callback_log.record(
+            provider.code, req, result, started, signature_valid, remote_ip, replay_of
         )
-    return row, result
-
-
-def callback_log(
-    *,
-    provider: str | None = None,
-    action: str | None = None,
-    verdict: str | None = None,
-    user_id: int | None = None,
-    transaction_id: str | None = None,
-    round_id: str | None = None,
-    date_from: Any = None,
-    date_to: Any = None,
-    offset: int = 0,
-    limit: int = 50,
-) -> tuple[list[ProviderCallback], int]:
-    from sqlalchemy import func
-
-    c = ProviderCallback
-    stmt = select(c)
-    for column, value in (
-        (c.provider_code, provider),
-        (c.action, action),
-        (c.verdict, verdict),
-        (c.user_id, user_id),
-        (c.transaction_id, transaction_id),
-        (c.round_id, round_id),
-    ):
-        if value is not None and value != "":
-            stmt = stmt.where(column == value)
-    if date_from is not None:
-        stmt = stmt.where(c.created_at >= date_from)
-    if date_to is not None:
-        stmt = stmt.where(c.created_at < date_to)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(c.id.desc()).offset(offset).limit(limit)).all()
-    return list(rows), int(total or 0)
+    return result

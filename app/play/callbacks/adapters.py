@@ -1,7 +1,7 @@
 """Wire protocols of provider callbacks, mapped onto the one seamless-wallet service.
 
 An adapter verifies the request's signature, turns the wire format into a
-``seamless.CallbackRequest`` and renders a ``CallbackResult`` back in the provider's format.
+``protocol.CallbackRequest`` and renders a ``CallbackResult`` back in the provider's format.
 
 * ``native`` (DESIGN.md): JSON body, ``X-Signature`` = hex HMAC-SHA256 of the raw body.
 * ``pragmatic``: a Pragmatic-Play-style seamless API: form-encoded parameters, ``hash`` = MD5
@@ -24,7 +24,12 @@ from typing import Any
 
 from app.core.db import parse_row_id
 from app.core.money import format_minor
-from app.play.seamless import CallbackError, CallbackRequest, CallbackResult, ProviderConfig
+from app.play.callbacks.protocol import (
+    CallbackError,
+    CallbackRequest,
+    CallbackResult,
+    ProviderConfig,
+)
 
 
 class BadSignature(Exception):

@@ -1,0 +1,116 @@
+"""The callback log: every callback's request, verdict and answer, written on every path.
+
+Invariants: a callback is logged exactly once per request, in the transaction of its money
+movement when it applied one (the log row exists iff the money moved), or in its own when it
+was refused; the log is how staff and ``replay`` see what a provider asked.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import g, has_request_context
+from sqlalchemy import func, insert, select
+
+from app.core.base import utcnow
+from app.core.db import atomic
+from app.core.extensions import db
+from app.core.observability import correlation_id
+from app.play.callbacks.protocol import CallbackRequest, CallbackResult
+from app.play.models import ProviderCallback
+from app.wallet.ledger import hot_statement
+
+
+def refuse(
+    provider_code: str,
+    req: CallbackRequest,
+    code: str,
+    message: str,
+    *,
+    signature_valid: bool,
+    remote_ip: str | None,
+    started: float,
+) -> CallbackResult:
+    """Answer (and log) a callback refused before it reached an action: signature, IP."""
+    result = CallbackResult("error", code=code, message=message)
+    with atomic():
+        record(provider_code, req, result, started, signature_valid, remote_ip, None)
+    return result
+
+
+def record(
+    provider_code: str,
+    req: CallbackRequest,
+    result: CallbackResult,
+    started: float,
+    signature_valid: bool,
+    remote_ip: str | None,
+    replay_of: int | None,
+) -> None:
+    corr = g.get("correlation_id") if has_request_context() else None
+    db.session.execute(
+        hot_statement("seamless.log", _build_log),
+        {
+            "provider_code": provider_code[:32],
+            "action": (req.action or None) and str(req.action)[:32],
+            "transaction_id": _short(req.transaction_id),
+            "round_id": _short(req.round_id),
+            "user_id": result.user_id,
+            "payload": req.payload,
+            "verdict": "ok" if result.ok else (result.code or "ERROR"),
+            "response": result.as_native() if result.currency or not result.ok else None,
+            "signature_valid": signature_valid,
+            "duplicate": result.duplicate,
+            "balance_before": result.balance_before,
+            "balance_after": result.balance,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "correlation_id": corr
+            or (correlation_id.get() if correlation_id.get() != "-" else None),
+            "remote_ip": remote_ip,
+            "replay_of_id": replay_of,
+            "created_at": utcnow(),
+        },
+    )
+
+
+def _build_log(_insert: Any) -> Any:
+    return insert(ProviderCallback.__table__)
+
+
+def _short(value: Any) -> str | None:
+    return None if value is None else str(value)[:100]
+
+
+def callback_log(
+    *,
+    provider: str | None = None,
+    action: str | None = None,
+    verdict: str | None = None,
+    user_id: int | None = None,
+    transaction_id: str | None = None,
+    round_id: str | None = None,
+    date_from: Any = None,
+    date_to: Any = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[ProviderCallback], int]:
+    c = ProviderCallback
+    stmt = select(c)
+    for column, value in (
+        (c.provider_code, provider),
+        (c.action, action),
+        (c.verdict, verdict),
+        (c.user_id, user_id),
+        (c.transaction_id, transaction_id),
+        (c.round_id, round_id),
+    ):
+        if value is not None and value != "":
+            stmt = stmt.where(column == value)
+    if date_from is not None:
+        stmt = stmt.where(c.created_at >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(c.created_at < date_to)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(c.id.desc()).offset(offset).limit(limit)).all()
+    return list(rows), int(total or 0)
