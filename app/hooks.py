@@ -31,10 +31,13 @@ from __future__ import annotations
 
 from app.bonus import loyalty, promotions
 from app.compliance import reality_check, responsible_gaming
+from app.core import mail
+from app.identity import accounts, users
 from app.payments import service as payments
 from app.play import events as play_events
 from app.play import guard as play_guard
 from app.prizes import jackpots, tournaments
+from app.wallet import ledger
 
 
 def install() -> None:
@@ -54,5 +57,9 @@ def install() -> None:
     payments.register_withdrawal_forfeit(promotions.forfeit_for_withdrawal)
     payments.register_withdrawal_check(promotions.check_withdrawal)
 
-    # Reads: the session net result a reality check reports.
+    # Registration, inside its transaction: every player has a wallet from the first second.
+    accounts.register_player_created(ledger.get_or_create_wallet)
+
+    # Reads: the session net result a reality check reports; marketing consent for mail.
     reality_check.register_net_result_source(responsible_gaming.session_results)
+    mail.set_marketing_consent_lookup(users.has_marketing_consent)

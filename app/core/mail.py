@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -72,6 +73,17 @@ def transport() -> MailTransport:
     return FileTransport(cfg["MAIL_DIR"])
 
 
+#: ``lookup(user_id) -> bool``: has this user opted in to marketing mail? Installed by
+#: ``app.hooks`` (identity owns the answer); with none installed no marketing mail is queued.
+ConsentLookup = Callable[[int], bool]
+_consent_of: ConsentLookup | None = None
+
+
+def set_marketing_consent_lookup(lookup: ConsentLookup | None) -> None:
+    global _consent_of
+    _consent_of = lookup
+
+
 def queue_email(
     *, to: str, subject: str, body: str, template: str, user_id: int | None = None
 ) -> OutboxEmail | None:
@@ -80,13 +92,7 @@ def queue_email(
     A marketing template for a user without marketing consent (or for no user) is not
     queued: answers ``None``."""
     if template in MARKETING_TEMPLATES:
-        from app.identity.models import User
-
-        consent = (
-            db.session.scalar(select(User.marketing_consent).where(User.id == user_id))
-            if user_id is not None
-            else None
-        )
+        consent = user_id is not None and _consent_of is not None and _consent_of(user_id)
         if not consent:
             log.info("marketing mail %r not queued: user %s did not opt in", template, user_id)
             return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core import audit, mail
 from app.core.base import utcnow
-from app.core.db import atomic, lock_one, page_of, parse_row_id
+from app.core.db import atomic, lock_existing, lock_one, page_of, parse_row_id, rowcount
 from app.core.errors import (
     AccessDenied,
     AppError,
@@ -57,7 +58,6 @@ from app.identity.models import (
     User,
 )
 from app.identity.users import create_user
-from app.wallet import ledger as wallet
 
 PLAYER_PORTAL, STAFF_PORTAL = "player", "staff"
 #: Roles that may not use the API without a second factor.
@@ -177,7 +177,7 @@ def revoke_sessions(
     )
     if except_family:
         stmt = stmt.where(TokenFamily.id != except_family)
-    count = db.session.execute(stmt).rowcount
+    count = rowcount(db.session.execute(stmt))
     if cut_off:
         user.tokens_valid_after = now
     return count
@@ -219,11 +219,13 @@ def refresh(raw_token: str, *, portal: str = PLAYER_PORTAL) -> dict[str, Any]:
             failure = blocked
         elif row.used_at is not None:
             # Presented again after it was spent: stolen or replayed. The whole session dies.
-            revoked = db.session.execute(
-                update(TokenFamily)
-                .where(TokenFamily.id == family.id, TokenFamily.revoked_at.is_(None))
-                .values(revoked_at=utcnow(), revoked_reason="refresh_reuse")
-            ).rowcount
+            revoked = rowcount(
+                db.session.execute(
+                    update(TokenFamily)
+                    .where(TokenFamily.id == family.id, TokenFamily.revoked_at.is_(None))
+                    .values(revoked_at=utcnow(), revoked_reason="refresh_reuse")
+                )
+            )
             if revoked:
                 audit.record(
                     "auth.refresh_reuse",
@@ -236,11 +238,13 @@ def refresh(raw_token: str, *, portal: str = PLAYER_PORTAL) -> dict[str, Any]:
                 "This refresh token was already used; the session has been revoked"
             )
         else:
-            spent = db.session.execute(
-                update(RefreshToken)
-                .where(RefreshToken.jti == row.jti, RefreshToken.used_at.is_(None))
-                .values(used_at=utcnow())
-            ).rowcount
+            spent = rowcount(
+                db.session.execute(
+                    update(RefreshToken)
+                    .where(RefreshToken.jti == row.jti, RefreshToken.used_at.is_(None))
+                    .values(used_at=utcnow())
+                )
+            )
             if spent != 1:
                 # Unused when we read it, spent by the time we wrote: a simultaneous refresh
                 # of the same token (two tabs, a retry) won. Not a replay, so the session
@@ -346,14 +350,14 @@ def _count_failure(user: User) -> AppError | None:
         after={"failures": user.failed_logins, "locked_until": user.locked_until.isoformat()},
     )
     user.failed_logins, user.failed_logins_since = 0, None
-    return _locked(user)
+    return _locked(user.locked_until)
 
 
-def _locked(user: User) -> AccountLocked:
-    minutes = max(1, int((user.locked_until - utcnow()).total_seconds() // 60) + 1)
+def _locked(locked_until: datetime) -> AccountLocked:
+    minutes = max(1, int((locked_until - utcnow()).total_seconds() // 60) + 1)
     return AccountLocked(
         f"Account locked after too many failed logins; try again in {minutes} minutes",
-        locked_until=user.locked_until.isoformat(),
+        locked_until=locked_until.isoformat(),
     )
 
 
@@ -420,7 +424,7 @@ def login(
         elif user.locked_until is not None and user.locked_until > now:
             passwords.burn_time(password)
             _failed(user, value, portal, client, "locked")
-            refusal = _locked(user)
+            refusal = _locked(user.locked_until)
         elif not passwords.verify_password(user.password_hash, password):
             _failed(user, value, portal, client, "bad_credentials")
             refusal = _count_failure(user) or AuthenticationError(BAD_CREDENTIALS)
@@ -469,6 +473,17 @@ class Registration:
     qr_code: str
 
 
+#: Run inside the registration transaction once the player row exists:
+#: ``hook(user_id, currency)`` (the wallet domain opens the player's wallet).
+PlayerCreated = Callable[[int, str], object]
+_player_created: list[PlayerCreated] = []
+
+
+def register_player_created(hook: PlayerCreated) -> None:
+    if hook not in _player_created:
+        _player_created.append(hook)
+
+
 def register(
     *,
     username: str,
@@ -507,8 +522,9 @@ def register(
                 registration_ip=(client.ip if client else None),
                 registration_device=(client.device_fingerprint if client else None),
             )
-            # Every player has a wallet in their currency from the first second.
-            wallet.get_or_create_wallet(user.id, user.currency)
+            # Every player has a wallet in their currency from the first second (app.hooks).
+            for hook in _player_created:
+                hook(user.id, user.currency)
             secret = totp.new_secret()
             totp.store_secret(user, secret)
             qr = totp.qr_svg(totp.provisioning_uri(user, secret))
@@ -538,7 +554,7 @@ def change_password(
     if passwords.verify_password(user.password_hash, new_password):
         raise ValidationError.field("new_password", "The new password must differ from the old")
     with atomic():
-        user = lock_one(User, User.id == user.id)
+        user = lock_existing(User, User.id == user.id)
         user.password_hash = passwords.hash_password(new_password)
         user.password_changed_at = utcnow()
         revoked = revoke_sessions(
@@ -602,21 +618,23 @@ def reset_password(token: str, new_password: str, confirm_password: str | None =
     digest = _hash_token(token or "")
     with atomic():
         now = utcnow()
-        spent = db.session.execute(
-            update(PasswordResetToken)
-            .where(
-                PasswordResetToken.token_hash == digest,
-                PasswordResetToken.used_at.is_(None),
-                PasswordResetToken.expires_at > now,
+        spent = rowcount(
+            db.session.execute(
+                update(PasswordResetToken)
+                .where(
+                    PasswordResetToken.token_hash == digest,
+                    PasswordResetToken.used_at.is_(None),
+                    PasswordResetToken.expires_at > now,
+                )
+                .values(used_at=now)
             )
-            .values(used_at=now)
-        ).rowcount
+        )
         if spent != 1:
             raise ValidationError.field("token", "This reset link is invalid, used or expired")
         user_id = db.session.scalar(
             select(PasswordResetToken.user_id).where(PasswordResetToken.token_hash == digest)
         )
-        user = lock_one(User, User.id == user_id)
+        user = lock_existing(User, User.id == user_id)
         # Any other outstanding link for this account dies with this one.
         db.session.execute(
             update(PasswordResetToken)
@@ -651,7 +669,7 @@ def two_factor_setup(user: User) -> dict[str, str]:
     if user.totp_enabled:
         raise Conflict("Two-factor authentication is already enabled; disable it first")
     with atomic():
-        user = lock_one(User, User.id == user.id)
+        user = lock_existing(User, User.id == user.id)
         secret = totp.new_secret()
         totp.store_secret(user, secret)
         audit.record("user.2fa_setup", actor=user, target_type="user", target_id=user.id)
@@ -660,7 +678,7 @@ def two_factor_setup(user: User) -> dict[str, str]:
 
 def two_factor_enable(user: User, auth_code: str) -> None:
     with atomic():
-        user = lock_one(User, User.id == user.id)
+        user = lock_existing(User, User.id == user.id)
         if user.totp_enabled:
             raise Conflict("Two-factor authentication is already enabled")
         if user.totp_secret_enc is None:
@@ -676,7 +694,7 @@ def two_factor_disable(user: User, *, auth_code: str | None, password: str | Non
     if user.role_id in TOTP_MANDATORY_ROLES:
         raise AccessDenied("Two-factor authentication is mandatory for your role")
     with atomic():
-        user = lock_one(User, User.id == user.id)
+        user = lock_existing(User, User.id == user.id)
         if not user.totp_enabled:
             raise Conflict("Two-factor authentication is not enabled")
         if auth_code:
@@ -696,7 +714,7 @@ def two_factor_skip(user: User, password: str) -> None:
     if not passwords.verify_password(user.password_hash, password or ""):
         raise ValidationError.field("password", "The password is incorrect")
     with atomic():
-        user = lock_one(User, User.id == user.id)
+        user = lock_existing(User, User.id == user.id)
         if user.totp_enabled:
             raise Conflict("Two-factor authentication is already enabled")
         user.totp_skipped_at = utcnow()
@@ -736,7 +754,7 @@ def update_profile(user: User, changes: dict[str, Any]) -> User:
         if "marketing_consent" not in changes:
             changes["marketing_consent"] = legacy is True
     with atomic():
-        user = lock_one(User, User.id == user.id)
+        user = lock_existing(User, User.id == user.id)
         if "marketing_consent" in changes:
             changes["marketing_consent"] = bool(changes["marketing_consent"])
             if changes["marketing_consent"] == user.marketing_consent:

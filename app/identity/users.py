@@ -74,3 +74,8 @@ def create_user(
         after={"username": user.username, "email": user.email, "role_id": role_id},
     )
     return user
+
+
+def has_marketing_consent(user_id: int) -> bool:
+    """Whether the user opted in to marketing mail (``app.core.mail`` asks before queueing)."""
+    return bool(db.session.scalar(select(User.marketing_consent).where(User.id == user_id)))
