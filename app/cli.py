@@ -150,7 +150,7 @@ def gateways_add(**opts) -> None:
     from decimal import Decimal, InvalidOperation
 
     from app.core.errors import AppError
-    from app.payments import service as payments
+    from app.payments import gateways_admin
 
     def dec(name: str) -> Decimal | None:
         raw = opts[name]
@@ -181,7 +181,7 @@ def gateways_add(**opts) -> None:
     if opts["adapter"]:
         data["adapter"] = opts["adapter"]
     try:
-        gw = payments.create_gateway(data)
+        gw = gateways_admin.create_gateway(data)
     except AppError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)

@@ -21,19 +21,21 @@ A bet callback (``app.play.callbacks``), for a player with no special state:
    ``balance.update`` event and other events through the bus (``app.core.bus``) to the
    real-time layer, Redis tournament-board mirrors, notifications, enqueued jobs.
 
-Payments: a credited deposit runs the bonus deposit hook (``on_deposit_credited``) inside
-the credit transaction; a withdrawal request first forfeits what the player gave up, then
-runs the bonus wagering check. Reality checks read each player's session net result from
-responsible gaming.
+Payments (``app.payments.hooks``): creating a deposit passes the responsible-gaming deposit
+checks; crediting it runs the bonus deposit offers, then AML checks; a withdrawal request
+forfeits what the player gave up, runs the bonus wagering check, then AML checks; a refused
+webhook raises a flag for staff. Registration opens the player's wallet in the same
+transaction. Reality checks read each player's session net result from responsible gaming;
+marketing mail asks identity for consent.
 """
 
 from __future__ import annotations
 
 from app.bonus import loyalty, promotions
-from app.compliance import reality_check, responsible_gaming
+from app.compliance import reality_check, responsible_gaming, risk
 from app.core import mail
 from app.identity import accounts, users
-from app.payments import service as payments
+from app.payments import hooks as payment_hooks
 from app.play import events as play_events
 from app.play import guard as play_guard
 from app.prizes import jackpots, tournaments
@@ -52,10 +54,18 @@ def install() -> None:
     play_events.register(tournaments.on_play)
     play_events.register(loyalty.on_play)
 
-    # Payments, inside the deposit credit / withdrawal request transaction.
-    payments.register_deposit_credited(promotions.on_deposit_credited)
-    payments.register_withdrawal_forfeit(promotions.forfeit_for_withdrawal)
-    payments.register_withdrawal_check(promotions.check_withdrawal)
+    # Payments. Creating a deposit (player row locked): exclusions and deposit limits.
+    payment_hooks.register_deposit_check(responsible_gaming.check_deposit_allowed)
+    # Crediting it (wallet row locked), then once it is recorded as completed.
+    payment_hooks.register_deposit_credited(promotions.on_deposit_credited)
+    payment_hooks.register_deposit_completed(risk.on_deposit_completed)
+    # A withdrawal request: forfeits first (a refused request forfeits nothing), then checks,
+    # then, once the funds are held, AML checks.
+    payment_hooks.register_withdrawal_forfeit(promotions.forfeit_for_withdrawal)
+    payment_hooks.register_withdrawal_check(promotions.check_withdrawal)
+    payment_hooks.register_withdrawal_requested(risk.on_withdrawal_requested)
+    # A refused webhook staff should review (late success, amount mismatch).
+    payment_hooks.register_refusal_flag(risk.flag)
 
     # Registration, inside its transaction: every player has a wallet from the first second.
     accounts.register_player_created(ledger.get_or_create_wallet)

@@ -213,12 +213,12 @@ def seed_gateways() -> None:
     """The sandbox gateway, so deposits and withdrawals work out of the box."""
     from decimal import Decimal
 
-    from app.payments import service as payments
+    from app.payments import gateways_admin
     from app.payments.models import PaymentGateway
 
     if db.session.scalar(select(PaymentGateway.id).where(PaymentGateway.code == "sandbox")):
         return
-    payments.create_gateway(
+    gateways_admin.create_gateway(
         {
             "code": "sandbox",
             "name": "Sandbox (test payments)",
@@ -429,7 +429,7 @@ def seed_console_queues() -> None:
     withdrawals (player2), made through the real services. Skipped once they exist."""
     from app.compliance import kyc
     from app.compliance.models import KycSubmission
-    from app.payments import service as payments
+    from app.payments import withdrawals
     from app.payments.models import PaymentTransaction
 
     player1 = db.session.scalar(select(User).where(User.username == "player1"))
@@ -449,7 +449,7 @@ def seed_console_queues() -> None:
         )
     ):
         for amount in ("40.00", "60.00"):
-            payments.request_withdrawal(player2, amount=amount, currency="EUR", method="sandbox")
+            withdrawals.request_withdrawal(player2, amount=amount, currency="EUR", method="sandbox")
 
 
 #: Players the demo agent referred: (username, country, first deposit, plays) where plays are
@@ -527,10 +527,10 @@ def seed_affiliates() -> list[str]:
 def _demo_deposit(player: User, amount: str) -> None:
     import json
 
-    from app.payments import service as payments
+    from app.payments import deposits, gateways_admin, webhooks
     from app.payments.gateways import sandbox
 
-    txn = payments.create_deposit(player, amount=amount, currency="EUR", method="sandbox")
+    txn = deposits.create_deposit(player, amount=amount, currency="EUR", method="sandbox")
     body = json.dumps(
         {
             "event": "payment.succeeded",
@@ -540,8 +540,8 @@ def _demo_deposit(player: User, amount: str) -> None:
             "currency": "EUR",
         }
     ).encode()
-    signature = sandbox.sign(payments.webhook_secret_of("sandbox"), body)
-    payments.handle_webhook("sandbox", body, {sandbox.SIGNATURE_HEADER: signature}, None)
+    signature = sandbox.sign(gateways_admin.webhook_secret_of("sandbox"), body)
+    webhooks.handle_webhook("sandbox", body, {sandbox.SIGNATURE_HEADER: signature}, None)
 
 
 def _demo_play(player: User, plays: list[tuple[int, str, str]]) -> None:

@@ -36,7 +36,7 @@ def elf_bytes() -> bytes:
 
 
 def sandbox_gateway(**overrides):
-    from app.payments import service as payments
+    from app.payments import gateways_admin
 
     data = {
         "code": "sandbox",
@@ -52,4 +52,4 @@ def sandbox_gateway(**overrides):
         "fees_fixed": Decimal("0.30"),
     }
     data.update(overrides)
-    return payments.create_gateway(data)
+    return gateways_admin.create_gateway(data)

@@ -100,9 +100,9 @@ def test_player_sees_only_gateways_for_their_currency_and_country(client, factor
     sandbox_gateway(code="uk-card", name="UK card", type="card", supported_countries=["GB"])
     sandbox_gateway(code="usd-only", name="USD", supported_currencies=["USD"])
     off = sandbox_gateway(code="off", name="Off")
-    from app.payments import service as payments
+    from app.payments import gateways_admin
 
-    payments.toggle_gateway(off.id)
+    gateways_admin.toggle_gateway(off.id)
     player = factory.player(country="MT")
     response = client.get(
         "/api/payment/gateways?type=deposit&currency=EUR", headers=token_for(player)
@@ -150,9 +150,9 @@ def test_stripe_signature_refusals(header_for, why):
 
 
 def test_stripe_webhook_is_refused_over_http_when_unsigned(client, factory, token_for):
-    from app.payments import service as payments
+    from app.payments import gateways_admin
 
-    payments.create_gateway({**GUIDE_BODY, "min_amount": None, "max_amount": None})
+    gateways_admin.create_gateway({**GUIDE_BODY, "min_amount": None, "max_amount": None})
     body = json.dumps({"type": "checkout.session.completed", "data": {"object": {}}}).encode()
     response = client.post(
         "/api/payment/webhook/stripe",
@@ -219,9 +219,9 @@ def test_cli_gateways_add_registers_a_gateway(runner):
     assert result.exit_code == 0, result.output
     gw = db.session.get(PaymentGateway, int(result.output.strip()))
     assert gw.supported_currencies == ["EUR", "USD"]
-    from app.payments import service as payments
+    from app.payments import gateways_admin
 
-    assert payments.webhook_secret_of("sandbox") == SANDBOX_SECRET
+    assert gateways_admin.webhook_secret_of("sandbox") == SANDBOX_SECRET
     again = runner.invoke(
         args=[
             "jackpotx",

@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request
 
 from app.core.errors import AppError
-from app.payments import sandbox_checkout
-from app.payments import service as payments
+from app.payments import records, sandbox_checkout
 from app.payments.gateways.sandbox import checkout_summary
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
@@ -14,7 +13,7 @@ bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 
 @bp.get("/checkout/<string:public_id>")
 def checkout(public_id: str):
-    txn = payments.get_payment(public_id)
+    txn = records.get_payment(public_id)
     if txn.type != "deposit" or txn.gateway.adapter != "sandbox":
         return render_template("sandbox/result.html", title="Not found", ok=False), 404
     return render_template("sandbox/checkout.html", payment=checkout_summary(txn))

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import db, redis_store
 from app.core.queues import enqueue, job
-from app.payments import service as payments
+from app.payments import gateways_admin
 from app.payments.gateways import sandbox
 from app.payments.models import PaymentTransaction
 
@@ -64,7 +64,7 @@ def deliver_event(
     account_ref: str | None = None,
 ) -> int:
     """Sign and POST one sandbox webhook. A 5xx raises so RQ retries (like a real gateway)."""
-    secret = payments.webhook_secret_of(gateway_code)
+    secret = gateways_admin.webhook_secret_of(gateway_code)
     body = sandbox.encode_event(
         event, transaction_id, reference, amount_minor, currency, account_ref
     )

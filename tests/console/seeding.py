@@ -10,7 +10,7 @@ from app.compliance.models import KycSubmission
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import User
-from app.payments import service as payments
+from app.payments import withdrawals
 from tests.moneykit import fund
 from tests.payments_helpers import pdf_bytes, png_bytes
 
@@ -37,6 +37,6 @@ def verified_player(factory, cash: int = 0, **kw) -> User:
 
 
 def withdrawal(player: User, amount: str):
-    return payments.request_withdrawal(
+    return withdrawals.request_withdrawal(
         db.session.get(User, player.id), amount=amount, currency="EUR", method="sandbox"
     )

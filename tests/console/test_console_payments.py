@@ -37,9 +37,9 @@ def test_the_queue_lists_pending_withdrawals_oldest_first_with_kyc_and_flags(
     with atomic():
         risk.flag("rapid_cashout", user_id=flagged.id, severity="high", reference="t1")
     done = withdrawal(calm, "10.00")
-    from app.payments import service as payments
+    from app.payments import withdrawals
 
-    payments.reject_withdrawal(done.id, factory.staff("admin"), "Duplicate request")
+    withdrawals.reject_withdrawal(done.id, factory.staff("admin"), "Duplicate request")
     html = client.get("/admin/withdrawals").get_data(as_text=True)
     assert html.index(f'id="withdrawal-row-{older.id}"') < html.index(
         f'id="withdrawal-row-{newer.id}"'
@@ -130,9 +130,9 @@ def test_deposits_and_ledger_lists_filter_and_total(signed_in, factory, gateway)
     bob = factory.player(username="bob_ledger")
     fund(alice.id, 70_00)
     fund(bob.id, 5_00)
-    from app.payments import service as payments
+    from app.payments import deposits
 
-    payments.create_deposit(
+    deposits.create_deposit(
         db.session.get(type(alice), alice.id), amount="25.00", currency="EUR", method="sandbox"
     )
     deposits = client.get("/admin/deposits?q=alice_ledger").get_data(as_text=True)

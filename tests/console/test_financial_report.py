@@ -26,7 +26,7 @@ from freezegun import freeze_time
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import User
-from app.payments import service as payments
+from app.payments import withdrawals
 from app.payments.models import PaymentTransaction
 from app.reports import financial as financial_reports
 from app.wallet import ledger as wallet
@@ -67,10 +67,10 @@ def scenario(client, factory, gateway, payout_wire):
             )
             user = db.session.get(User, table.user_id)
             user.kyc_status, user.kyc_level = "approved", 1
-        txn = payments.request_withdrawal(
+        txn = withdrawals.request_withdrawal(
             db.session.get(User, table.user_id), amount="40.00", currency="EUR", method="sandbox"
         )
-        payments.approve_withdrawal(txn.id, factory.staff("manager"))
+        withdrawals.approve_withdrawal(txn.id, factory.staff("manager"))
         table.raw(b'{"action": "bet", "transaction_id": "forged"}', signature="0" * 64)
         ((url, body, headers),) = payout_wire
         assert client.post(urlsplit(url).path, data=body, headers=headers).status_code == 200

@@ -14,7 +14,7 @@ from app.core.extensions import db
 from app.core.schemas import Currency, PageArgs, envelope_of, page_meta
 from app.identity.auth import permission_required
 from app.identity.models import User
-from app.payments import service as payments
+from app.payments import gateways_admin, records, withdrawals
 from app.payments.gateways import ADAPTERS
 
 blp = Blueprint("admin_payments", __name__, url_prefix="/api/admin", description="Payments (staff)")
@@ -117,13 +117,13 @@ class GatewayList(MethodView):
     @blp.response(200, envelope_of(GatewayAdminSchema, many=True))
     def get(self):
         """All gateways (secrets never included, only whether they are set)."""
-        return {"data": [gateway_admin(gw) for gw in payments.all_gateways()]}
+        return {"data": [gateway_admin(gw) for gw in gateways_admin.all_gateways()]}
 
     @permission_required("settings.manage")
     @blp.arguments(GatewayCreateArgs)
     @blp.response(201, envelope_of(GatewayAdminSchema))
     def post(self, args):
-        gw = payments.create_gateway(_clean(args), actor=g.user)
+        gw = gateways_admin.create_gateway(_clean(args), actor=g.user)
         return {"data": gateway_admin(gw), "message": "Payment gateway created successfully"}, 201
 
 
@@ -132,14 +132,14 @@ class GatewayItem(MethodView):
     @permission_required("settings.manage")
     @blp.response(200, envelope_of(GatewayAdminSchema))
     def get(self, gateway_id):
-        return {"data": gateway_admin(payments.get_gateway(gateway_id))}
+        return {"data": gateway_admin(gateways_admin.get_gateway(gateway_id))}
 
     @permission_required("settings.manage")
     @blp.arguments(GatewayArgs)
     @blp.response(200, envelope_of(GatewayAdminSchema))
     def put(self, args, gateway_id):
         args.pop("code", None)  # the code is the webhook path: immutable
-        gw = payments.update_gateway(gateway_id, _clean(args), actor=g.user)
+        gw = gateways_admin.update_gateway(gateway_id, _clean(args), actor=g.user)
         return {"data": gateway_admin(gw)}
 
 
@@ -148,7 +148,7 @@ class GatewayToggle(MethodView):
     @permission_required("settings.manage")
     @blp.response(200, envelope_of(GatewayAdminSchema))
     def post(self, gateway_id):
-        return {"data": gateway_admin(payments.toggle_gateway(gateway_id, actor=g.user))}
+        return {"data": gateway_admin(gateways_admin.toggle_gateway(gateway_id, actor=g.user))}
 
 
 class QueueQuery(PageArgs):
@@ -175,7 +175,7 @@ class PaymentQueueSchema(Schema):
 
 
 def staff_payment(txn) -> dict:
-    user = db.session.get(User, txn.user_id)
+    user = db.session.get_one(User, txn.user_id)  # txn.user_id is a foreign key
     return {
         **payment_json(txn),
         "user_id": txn.user_id,
@@ -185,7 +185,9 @@ def staff_payment(txn) -> dict:
         "approvals": [
             {"approver_id": a.approver_id, "at": a.created_at.isoformat()} for a in txn.approvals
         ],
-        "required_approvals": payments.required_approvals(txn) if txn.type == "withdrawal" else 0,
+        "required_approvals": (
+            withdrawals.required_approvals(txn) if txn.type == "withdrawal" else 0
+        ),
     }
 
 
@@ -193,7 +195,7 @@ def _queue(type_: str, args: dict) -> dict:
     def day(d, extra=0):
         return None if d is None else datetime.combine(d + timedelta(days=extra), time.min, UTC)
 
-    rows, total, summary = payments.list_payments(
+    rows, total, summary = records.list_payments(
         type_,
         status=args["status"],
         user_id=args["user_id"],
@@ -240,8 +242,8 @@ class ApproveWithdrawal(MethodView):
     @blp.response(200, envelope_of(StaffPaymentSchema))
     def post(self, payment_id):
         """Approve; large amounts need a second, different approver before the payout."""
-        txn = payments.approve_withdrawal(payment_id, g.user)
-        return {"data": staff_payment(payments.get_payment_by_id(txn.id))}
+        txn = withdrawals.approve_withdrawal(payment_id, g.user)
+        return {"data": staff_payment(records.get_payment_by_id(txn.id))}
 
 
 @blp.route("/payments/withdrawals/<int:payment_id>/reject")
@@ -251,5 +253,5 @@ class RejectWithdrawal(MethodView):
     @blp.response(200, envelope_of(StaffPaymentSchema))
     def post(self, args, payment_id):
         """Reject with a reason; the held amount returns to the player's balance."""
-        txn = payments.reject_withdrawal(payment_id, g.user, args["reason"])
+        txn = withdrawals.reject_withdrawal(payment_id, g.user, args["reason"])
         return {"data": staff_payment(txn)}

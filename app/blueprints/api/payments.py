@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -11,7 +13,7 @@ from app.core.extensions import client_ip, limiter
 from app.core.money import format_minor
 from app.core.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
 from app.identity.auth import login_required, player_required
-from app.payments import service as payments
+from app.payments import deposits, gateways_admin, records, webhooks, withdrawals
 
 blp = Blueprint("payments", __name__, url_prefix="/api", description="Deposits and withdrawals")
 
@@ -92,7 +94,7 @@ def payment_json(txn) -> dict:
         "gateway_name": txn.gateway.name,
         "payment_url": txn.payment_url if txn.status == "pending" else None,
         "order_id": txn.gateway_reference,
-        "details": payments.mask_details(txn.details),
+        "details": records.mask_details(txn.details),
         "reason": txn.reason,
         "created_at": txn.created_at,
         "processed_at": txn.processed_at,
@@ -126,11 +128,11 @@ class MethodSchema(Schema):
 class Methods(MethodView):
     @login_required
     @blp.response(200, envelope_of(MethodSchema, many=True))
-    def get(self):
+    def get(self) -> dict[str, Any]:
         """Payment methods available to the player, grouped by kind."""
         user = g.user
         groups: dict[str, list] = {}
-        for gw in payments.available_gateways(user, "both", None):
+        for gw in gateways_admin.available_gateways(user, "both", None):
             groups.setdefault(gw.type, []).append(gateway_public(gw))
         return {"data": [{"type": t, "gateways": gws} for t, gws in sorted(groups.items())]}
 
@@ -144,12 +146,12 @@ class Gateways(MethodView):
         """Active gateways for the player's country, a direction and a currency."""
         user = g.user
         currency = args["currency"] or user.currency
-        gws = payments.available_gateways(user, args["type"], currency)
+        gws = gateways_admin.available_gateways(user, args["type"], currency)
         return {"data": [gateway_public(gw) for gw in gws]}
 
 
 def _create_deposit(args):
-    txn = payments.create_deposit(
+    txn = deposits.create_deposit(
         g.user,
         amount=args["amount"],
         currency=args["currency"],
@@ -189,7 +191,7 @@ class PaymentStatus(MethodView):
     @blp.response(200, envelope_of(PaymentSchema))
     def get(self, transaction_id):
         """One of the player's own payments."""
-        return {"data": payment_json(payments.get_payment(transaction_id, user=g.user))}
+        return {"data": payment_json(records.get_payment(transaction_id, user=g.user))}
 
 
 @blp.route("/payment/deposit/history")
@@ -198,7 +200,7 @@ class DepositHistory(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, envelope_of(PaymentSchema, many=True))
     def get(self, args):
-        rows, total = payments.deposit_history(g.user, args["page"], args["limit"])
+        rows, total = deposits.deposit_history(g.user, args["page"], args["limit"])
         return {
             "data": [payment_json(t) for t in rows],
             "meta": page_meta(args["page"], args["limit"], total),
@@ -218,7 +220,7 @@ class Webhook(MethodView):
     @blp.doc(security=[{"providerSignature": []}])
     def post(self, code):
         """Gateway → us. Signed (sandbox: ``X-Signature``; Stripe: ``Stripe-Signature``)."""
-        verdict = payments.handle_webhook(
+        verdict = webhooks.handle_webhook(
             code, request.get_data(cache=False), dict(request.headers), client_ip()
         )
         return {"data": {"received": True, "verdict": verdict}}
@@ -251,7 +253,7 @@ def _withdraw_routes(prefix: str, suffix: str) -> None:
         @blp.response(201, envelope_of(WithdrawalCreated))
         def post(self, args):
             """Request a withdrawal; the amount is held until it is paid out or released."""
-            txn = payments.request_withdrawal(
+            txn = withdrawals.request_withdrawal(
                 g.user,
                 amount=args["amount"],
                 currency=args["currency"],
@@ -278,7 +280,7 @@ def _withdraw_routes(prefix: str, suffix: str) -> None:
         @blp.arguments(PageArgs, location="query")
         @blp.response(200, envelope_of(PaymentSchema, many=True))
         def get(self, args):
-            rows, total = payments.withdrawal_history(g.user, args["page"], args["limit"])
+            rows, total = withdrawals.withdrawal_history(g.user, args["page"], args["limit"])
             return {
                 "data": [payment_json(t) for t in rows],
                 "meta": page_meta(args["page"], args["limit"], total),
@@ -290,7 +292,7 @@ def _withdraw_routes(prefix: str, suffix: str) -> None:
         @blp.response(200, envelope_of(PaymentSchema))
         def post(self, ident):
             """Cancel a pending withdrawal; the held amount returns to the balance."""
-            return {"data": payment_json(payments.cancel_withdrawal(g.user, ident))}
+            return {"data": payment_json(withdrawals.cancel_withdrawal(g.user, ident))}
 
 
 _withdraw_routes("/withdrawals", "")

@@ -19,7 +19,8 @@ from app.core.errors import NotFound
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity.models import User
-from app.payments import service as payments
+from app.payments import records
+from app.payments import withdrawals as withdrawal_rules
 from app.payments.models import PaymentTransaction
 from app.play import rounds
 from app.wallet import ledger as wallet
@@ -96,12 +97,13 @@ def _open_flags(user_ids) -> dict[int, int]:
         .where(RiskFlag.user_id.in_(ids), RiskFlag.status == "open")
         .group_by(RiskFlag.user_id)
     ).all()
-    return {user_id: int(n) for user_id, n in rows}
+    # RiskFlag.user_id is nullable, but the IN filter above only matches set ones.
+    return {user_id: int(n) for user_id, n in rows if user_id is not None}
 
 
 def _summary(filters: dict[str, str], type_: str):
     """Counts and sums per status and currency for the whole filter (the service's figures)."""
-    _rows, _total, summary = payments.list_payments(
+    _rows, _total, summary = records.list_payments(
         type_,
         status=None if filters["status"] == "all" else filters["status"],
         currency=filters["currency"] or None,
@@ -143,7 +145,7 @@ def withdrawals():
 
 def _withdrawal_or_404(payment_id: int) -> PaymentTransaction:
     try:
-        txn = payments.get_payment_by_id(payment_id)
+        txn = records.get_payment_by_id(payment_id)
     except NotFound:
         abort(404)
     if txn.type != "withdrawal":
@@ -155,15 +157,15 @@ def _withdrawal_or_404(payment_id: int) -> PaymentTransaction:
 @console_view("withdrawals.read")
 def withdrawal_detail(payment_id: int):
     txn = _withdrawal_or_404(payment_id)
-    player = db.session.get(User, txn.user_id)
-    deposits, deposit_count, deposit_summary = payments.list_payments(
+    player = db.session.get_one(User, txn.user_id)  # txn.user_id is a foreign key
+    deposits, deposit_count, deposit_summary = records.list_payments(
         "deposit", user_id=player.id, limit=5
     )
-    withdrawals_before, _n, withdrawal_summary = payments.list_payments(
+    withdrawals_before, _n, withdrawal_summary = records.list_payments(
         "withdrawal", user_id=player.id, limit=6
     )
     bets, bet_count = rounds.bets(rounds.BetFilter(user_id=player.id), offset=0, limit=10)
-    risk_flags = []
+    risk_flags: list[RiskFlag] = []
     if current_user.can("risk.read"):
         risk_flags, _ = risk.list_flags(user_id=player.id, limit=10)
     return render_template(
@@ -189,16 +191,16 @@ def withdrawal_detail(payment_id: int):
 @console_view("withdrawals.approve")
 def withdrawal_decide(payment_id: int, action: str):
     txn = _withdrawal_or_404(payment_id)
-    player = db.session.get(User, txn.user_id)
+    player = db.session.get_one(User, txn.user_id)  # txn.user_id is a foreign key
     form = ConfirmForm() if action == "approve" else DecisionForm()
 
     def act(context: str):
         if action == "approve":
-            done = payments.approve_withdrawal(txn.id, current_user)
+            done = withdrawal_rules.approve_withdrawal(txn.id, current_user)
         else:
-            done = payments.reject_withdrawal(txn.id, current_user, form.reason.data)
+            done = withdrawal_rules.reject_withdrawal(txn.id, current_user, form.reason.data)
         db.session.expire_all()
-        fresh = payments.get_payment_by_id(done.id)
+        fresh = records.get_payment_by_id(done.id)
         approvers = users_by_id([a.approver_id for a in fresh.approvals])
         if action == "reject":
             message = f"Withdrawal {fresh.public_id} rejected; the funds are back with the player."
@@ -222,7 +224,7 @@ def withdrawal_decide(payment_id: int, action: str):
             url_for("console.withdrawal_detail", payment_id=fresh.id),
         )
 
-    needed = payments.required_approvals(txn)
+    needed = withdrawal_rules.required_approvals(txn)
     amount = f"{format_minor(txn.amount_minor, txn.currency)} {txn.currency}"
     if action == "approve":
         description = f"Pay {amount} to {player.username} through {txn.gateway.name}. " + (
@@ -297,4 +299,4 @@ def transactions():
 
 @bp.context_processor
 def _payment_helpers() -> dict:
-    return {"required_approvals": payments.required_approvals}
+    return {"required_approvals": withdrawal_rules.required_approvals}
