@@ -13,9 +13,9 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import BigInteger, Integer, func, select
+from sqlalchemy import BigInteger, CursorResult, Integer, Result, Table, func, select
 from sqlalchemy.orm import Session
 
 from app.core.extensions import db
@@ -109,6 +109,29 @@ def lock_one(model: type[T], *criteria: Any) -> T | None:
     # LEFT OUTER JOINs, which PostgreSQL refuses to lock.
     stmt = select(model).where(*criteria).with_for_update(of=model)
     return _session().execute(stmt).unique().scalar_one_or_none()
+
+
+def lock_existing(model: type[T], *criteria: Any) -> T:
+    """``lock_one`` for a row that must exist (just read, created or named by a foreign key):
+    a missing row raises ``NoResultFound``, as ``Session.get_one`` does."""
+    stmt = select(model).where(*criteria).with_for_update(of=model)
+    return _session().execute(stmt).unique().scalar_one()
+
+
+def table_of(model: type[Any]) -> Table:
+    """A declarative model's ``Table``: ``__table__`` is typed as any ``FromClause`` (a class
+    may be mapped to a subquery); every model here declares ``__tablename__``."""
+    table = model.__table__
+    if not isinstance(table, Table):  # pragma: no cover - no model is mapped otherwise
+        raise TypeError(f"{model.__name__} is not mapped to a Table")
+    return table
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE/DELETE without RETURNING matched. ``Session.execute`` is typed to
+    answer a ``Result`` (sqlalchemy#12913); for such a statement it is the ``CursorResult``
+    that carries ``rowcount``."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def dialect_insert(table: Any) -> Any:

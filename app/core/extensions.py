@@ -17,6 +17,9 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+if TYPE_CHECKING:
+    import fakeredis
+
 # Stable constraint names so Alembic can alter them on SQLite (batch mode) and PostgreSQL alike.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -61,7 +64,7 @@ class RedisHolder:
     """
 
     def __init__(self) -> None:
-        self._fake_server = None
+        self._fake_server: fakeredis.FakeServer | None = None
 
     def init_app(self, app: Flask) -> None:
         url = app.config["REDIS_URL"]

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.base import utcnow
+from app.core.db import rowcount
 from app.core.errors import NotFound
 from app.core.events import publish, user_room
 from app.core.extensions import db
@@ -64,7 +65,7 @@ def notify(
     new_id = db.session.execute(stmt.returning(Notification.id)).scalar_one_or_none()
     if new_id is None:
         return None
-    notification = db.session.get(Notification, new_id)
+    notification = db.session.get_one(Notification, new_id)
     publish("notification", as_json(notification), room=user_room(user_id))
     return notification
 
@@ -75,7 +76,9 @@ def list_for(
     where = [Notification.user_id == user_id]
     if unread_only:
         where.append(Notification.read_at.is_(None))
-    total = db.session.scalar(select(func.count()).select_from(Notification).where(*where))
+    total = db.session.execute(
+        select(func.count()).select_from(Notification).where(*where)
+    ).scalar_one()
     rows = db.session.scalars(
         select(Notification)
         .where(*where)
@@ -87,11 +90,11 @@ def list_for(
 
 
 def unread_count(user_id: int) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count())
         .select_from(Notification)
         .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-    )
+    ).scalar_one()
 
 
 def mark_read(user_id: int, notification_id: int) -> Notification:
@@ -113,4 +116,4 @@ def mark_all_read(user_id: int) -> int:
         .where(Notification.user_id == user_id, Notification.read_at.is_(None))
         .values(read_at=utcnow())
     )
-    return result.rowcount
+    return rowcount(result)

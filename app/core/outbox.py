@@ -141,9 +141,9 @@ def drain(max_batches: int = 100, batch: int = 500) -> RelayReport:
 
 
 def pending_count() -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
-    )
+    ).scalar_one()
 
 
 def status() -> dict[str, Any]:

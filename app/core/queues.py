@@ -35,15 +35,17 @@ def queue(name: str = "default") -> Queue:
     return current_app.extensions["rq_queues"][name]
 
 
-def enqueue(func: Callable[..., Any] | str, *args: Any, queue_name: str = "default", **kw: Any):
+#: What a job is: a callable or its dotted path (rq's ``FunctionReferenceType``, same constraints).
+JobFunc = TypeVar("JobFunc", str, Callable[..., Any])
+
+
+def enqueue(func: JobFunc, *args: Any, queue_name: str = "default", **kw: Any):
     """Enqueue now, with retries and backoff (caller must already have committed)."""
     kw.setdefault("retry", Retry(max=3, interval=[10, 60, 300]))
     return queue(queue_name).enqueue(func, *args, **kw)
 
 
-def enqueue_after_commit(
-    func: Callable[..., Any] | str, *args: Any, queue_name: str = "default", **kw: Any
-) -> None:
+def enqueue_after_commit(func: JobFunc, *args: Any, queue_name: str = "default", **kw: Any) -> None:
     on_commit(lambda: enqueue(func, *args, queue_name=queue_name, **kw))
 
 

@@ -163,7 +163,7 @@ def update_user(actor: User, user_id: int, changes: dict[str, Any]) -> User:
             if role_id != user.role_id:
                 before["role_id"], after["role_id"] = user.role_id, role_id
                 user.role_id = role_id
-                user.role = db.session.get(Role, role_id)
+                user.role = db.session.get_one(Role, role_id)
                 ends_sessions = True  # old tokens carry the old role
         if "status" in changes:
             status = str(changes.pop("status")).lower()

@@ -372,7 +372,9 @@ def in_segment(segment_id: int, user_id: int) -> bool:
 
 
 def count(condition: str) -> int:
-    return db.session.scalar(select(func.count()).select_from(matching(condition).subquery()))
+    return db.session.execute(
+        select(func.count()).select_from(matching(condition).subquery())
+    ).scalar_one()
 
 
 def user_ids(condition: str) -> list[int]:
@@ -487,7 +489,7 @@ def fan_out(broadcast_id: int) -> dict[str, int]:
                                      template="crm_broadcast", user_id=user.id)  # fmt: skip
                 sent += 1
     with atomic():
-        row = db.session.get(CrmBroadcast, broadcast_id)
+        row = db.session.get_one(CrmBroadcast, broadcast_id)
         row.status, row.finished_at = "done", utcnow()
         row.recipients, row.skipped_no_consent, row.skipped_excluded = sent, no_consent, excluded
     return {"recipients": sent, "skipped_no_consent": no_consent, "skipped_excluded": excluded}

@@ -35,14 +35,15 @@ def _body(text: str) -> str:
     return text
 
 
-def _locked(ticket_id: int) -> SupportTicket | None:
+def _locked(ticket_id: int) -> SupportTicket:
+    # Callers have just read the ticket by id; a missing row raises NoResultFound.
     stmt = (
         select(SupportTicket)
         .where(SupportTicket.id == ticket_id)
         .with_for_update(of=SupportTicket)
         .execution_options(populate_existing=True)
     )
-    return db.session.execute(stmt).scalar_one_or_none()
+    return db.session.execute(stmt).scalar_one()
 
 
 def message_json(m: SupportMessage) -> dict[str, Any]:

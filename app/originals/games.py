@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -159,7 +160,7 @@ class Slot:
     def reels(self) -> list[list[str]]:
         return [[SYMBOLS[c] for c in strip] for strip in self.strips]
 
-    def line_multiplier(self, line: tuple[str, str, str] | list[str]) -> int:
+    def line_multiplier(self, line: Sequence[str]) -> int:
         a, b, c = line
         if a == b == c:
             return self.three_of_a_kind[a]

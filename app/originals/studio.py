@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core import crypto
 from app.core.base import utcnow
-from app.core.db import atomic, lock_one
+from app.core.db import atomic, lock_existing, lock_one
 from app.core.errors import (
     AccessDenied,
     AppError,
@@ -51,7 +51,7 @@ from app.core.errors import (
 from app.core.extensions import db
 from app.core.money import MoneyError, exponent, format_minor, normalize_currency, parse_minor
 from app.originals import engine
-from app.originals.games import GAMES, GameRuleError, get_game, outcome
+from app.originals.games import GAMES, Dice, GameRuleError, get_game, outcome
 from app.originals.models import (
     OriginalsCredential,
     OriginalsFreeRound,
@@ -116,7 +116,7 @@ def provider_secret() -> str:
                 with atomic():
                     db.session.add(row)
             except IntegrityError:  # a concurrent first call stored one first: use it
-                row = db.session.get(OriginalsCredential, PROVIDER_CODE)
+                row = db.session.get_one(OriginalsCredential, PROVIDER_CODE)
         return crypto.decrypt(row.secret_encrypted)
 
 
@@ -218,7 +218,7 @@ def launch(
             raise ValidationError.field("currency", str(exc)) from None
         token = secrets.token_urlsafe(32)
         with atomic():
-            session = OriginalsSession(
+            demo_session = OriginalsSession(
                 token=token,
                 casino_session_token=None,
                 player_ref=f"demo:{token}",
@@ -228,8 +228,8 @@ def launch(
                 balance=parse_minor(DEMO_BALANCE, cur),
                 expires_at=now + SESSION_TTL,
             )
-            db.session.add(session)
-            _active_seed(session.player_ref)
+            db.session.add(demo_session)
+            _active_seed(demo_session.player_ref)
         return token
     if not casino_token:
         raise AuthenticationError("A session token from the casino is required")
@@ -536,7 +536,7 @@ def _mark(
     attempt: bool = False,
 ) -> None:
     with atomic():
-        rnd = lock_one(OriginalsRound, OriginalsRound.id == round_id)
+        rnd = lock_existing(OriginalsRound, OriginalsRound.id == round_id)
         rnd.status = status
         if error_code is not None:
             rnd.error_code = error_code
@@ -548,7 +548,7 @@ def _mark(
             balance = _minor(answer, "balance", rnd.currency)
             if balance is not None:
                 rnd.balance_after = balance
-                session = lock_one(OriginalsSession, OriginalsSession.id == rnd.session_id)
+                session = lock_existing(OriginalsSession, OriginalsSession.id == rnd.session_id)
                 session.balance = balance
                 session.bonus_balance = _minor(answer, "bonus_balance", rnd.currency) or 0
 
@@ -569,7 +569,7 @@ def _call_with_retries(
 
 def _mark_attempt(round_id: int) -> None:
     with atomic():
-        rnd = lock_one(OriginalsRound, OriginalsRound.id == round_id)
+        rnd = lock_existing(OriginalsRound, OriginalsRound.id == round_id)
         rnd.attempts += 1
 
 
@@ -587,8 +587,8 @@ class _Pending:
 
 def _load(round_id: int) -> _Pending:
     with atomic():
-        rnd = db.session.get(OriginalsRound, round_id)
-        session = db.session.get(OriginalsSession, rnd.session_id)
+        rnd = db.session.get_one(OriginalsRound, round_id)
+        session = db.session.get_one(OriginalsSession, rnd.session_id)
         return _Pending(
             rnd.round_ref,
             rnd.game_code,
@@ -741,13 +741,14 @@ def verify(
     try:
         game = get_game(game_code)
         # A dice roll does not depend on the target: without one, show the roll alone.
-        params = game.parse_params(params_raw) if params_raw or game.code != "jxo-dice" else None
+        dice = game if isinstance(game, Dice) and not params_raw else None
+        params = game.parse_params(params_raw) if dice is None else {}
     except GameRuleError as exc:
         raise ValidationError.field(exc.field, exc.message) from None
     computed_hash = engine.seed_hash(server_seed)
-    if params is None:
+    if dice is not None:
         rnd = engine.RoundRandom(server_seed, client_seed, nonce)
-        digest, detail = rnd.hex, {"roll": game.format_roll(game.roll(rnd))}
+        digest, detail = rnd.hex, {"roll": dice.format_roll(dice.roll(rnd))}
     else:
         digest, result = outcome(game.code, params, server_seed, client_seed, nonce)
         detail = result.detail
@@ -790,7 +791,7 @@ def round_view(round_ref: str) -> dict[str, Any]:
         rnd = db.session.scalar(select(OriginalsRound).where(OriginalsRound.round_ref == round_ref))
         if rnd is None:
             raise RoundNotFound()
-        seed = db.session.get(OriginalsSeed, rnd.seed_id)
+        seed = db.session.get_one(OriginalsSeed, rnd.seed_id)
         view = _round_view(rnd)
         view["seed"] = {
             "server_seed_hash": seed.server_seed_hash,

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 class StrictRedisManager(socketio.RedisManager):
     """A Redis client manager whose publish raises when Redis is unreachable."""
 
+    connected: bool  # set by RedisManager.__init__ (python-socketio ships no types)
+
     def _publish(self, data: Any) -> Any:
         from redis.exceptions import RedisError
 

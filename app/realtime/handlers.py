@@ -107,7 +107,7 @@ class _BadPayload(Exception):
 
 def _positive_id(data: Any, key: str) -> int:
     raw = data.get(key) if isinstance(data, dict) else None
-    if isinstance(raw, bool):
+    if raw is None or isinstance(raw, bool):  # int(None) would raise TypeError: same answer
         raise _BadPayload(f"{key} must be a positive integer")
     try:
         value = int(raw)
@@ -336,14 +336,14 @@ def recheck_live_sessions(now: float | None = None) -> dict[str, str]:
         finally:
             db.session.remove()
         users = {row.id: row for row in rows}
-        with_jti = [(sid, s) for sid, s in remaining.items() if s.principal.jti]
+        with_jti = [(sid, jti) for sid, s in remaining.items() if (jti := s.principal.jti)]
         client = redis_store.client()
         denied: set[str] = set()
         if with_jti:
             pipe = client.pipeline()
-            for _sid, s in with_jti:
-                pipe.exists(DENYLIST_PREFIX + s.principal.jti)
-            denied = {sid for (sid, _s), hit in zip(with_jti, pipe.execute(), strict=True) if hit}
+            for _sid, jti in with_jti:
+                pipe.exists(DENYLIST_PREFIX + jti)
+            denied = {sid for (sid, _jti), hit in zip(with_jti, pipe.execute(), strict=True) if hit}
         for sid, session in remaining.items():
             row = users.get(session.principal.user_id)
             cutoff = row.tokens_valid_after if row is not None else None

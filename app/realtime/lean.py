@@ -31,6 +31,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from engineio import exceptions, packet
 from engineio import socket as eio_socket
@@ -115,7 +116,7 @@ class WakingQueue(gevent_queue.JoinableQueue):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.waker = None
+        self.waker: Callable[[], None] | None = None
 
     def put(self, item, block=True, timeout=None) -> None:
         super().put(item, block, timeout)

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from app.core.base import utcnow
-from app.core.db import atomic, dialect_insert, in_atomic
+from app.core.db import atomic, dialect_insert, in_atomic, table_of
 from app.core.errors import Conflict, InsufficientBalance, ValidationError
 from app.core.events import publish, user_room
 from app.core.extensions import db
@@ -118,8 +118,8 @@ def hot_statement(name: str, build: Callable[[Callable[[Any], Any]], Any]) -> An
     return stmt
 
 
-_wt = Wallet.__table__.c
-_lt = LedgerTransaction.__table__.c
+_wt = table_of(Wallet).c
+_lt = table_of(LedgerTransaction).c
 
 
 def _build_lock(_insert: Any) -> Any:
@@ -132,7 +132,7 @@ def _build_lock(_insert: Any) -> Any:
 
 def _build_ledger_insert(dialect_insert: Any) -> Any:
     return (
-        dialect_insert(LedgerTransaction.__table__)
+        dialect_insert(table_of(LedgerTransaction))
         .on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
         .returning(_lt.id)
     )
@@ -140,7 +140,7 @@ def _build_ledger_insert(dialect_insert: Any) -> Any:
 
 def _build_balance_update(_insert: Any) -> Any:
     return (
-        update(Wallet.__table__)
+        update(table_of(Wallet))
         .where(_wt.id == bindparam("wallet_id"))
         .values(
             balance=_wt.balance + bindparam("d_cash"),
@@ -152,7 +152,7 @@ def _build_balance_update(_insert: Any) -> Any:
 
 
 def _build_entries_insert(_insert: Any) -> Any:
-    return insert(LedgerEntry.__table__)
+    return insert(table_of(LedgerEntry))
 
 
 _LEDGER_COLS = (
@@ -185,7 +185,7 @@ def _build_posting(_insert: Any) -> Any:
     statements: when the key was already taken ``tx`` is empty, so neither the balance nor the
     entries move and the caller replays the first movement. The caller holds the row lock.
     """
-    lt, wt, le = LedgerTransaction.__table__, Wallet.__table__, LedgerEntry.__table__
+    lt, wt, le = table_of(LedgerTransaction), table_of(Wallet), table_of(LedgerEntry)
     tx = (
         postgresql.insert(lt)
         .values({name: bindparam(f"p_{name}", type_=lt.c[name].type) for name in _LEDGER_COLS})

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.base import UTCDateTime, utcnow
-from app.core.db import BigIntPK
+from app.core.db import BigIntPK, table_of
 from app.core.extensions import Model
 
 #: Every ledger transaction type (DESIGN.md "Wallet and ledger").
@@ -139,7 +139,7 @@ END;
 $$ LANGUAGE plpgsql;
 """
 
-for _table in (LedgerTransaction.__table__, LedgerEntry.__table__):
+for _table in (table_of(LedgerTransaction), table_of(LedgerEntry)):
     event.listen(
         _table,
         "after_create",
