@@ -17,6 +17,9 @@ A bet callback (``app.play.callbacks``), for a player with no special state:
    (``prizes.jackpots.on_play``), tournament scores (``prizes.tournaments.on_play``),
    loyalty points (``bonus.loyalty.on_play``). What they write commits or rolls back with
    the money; a replayed callback reaches none of them.
+   A bet naming a free round, a win or rollback of one, and the end of a stakeless round go
+   to the free-spins contract (``bonus.free_spins``), and a ``jackpot_win`` to the jackpot
+   payer (``prizes.jackpots.pay_reported``), both installed on ``app.play.seams``.
 3. **After commit** (``app.core.db.on_commit`` callbacks queued by the steps above): the
    ``balance.update`` event and other events through the bus (``app.core.bus``) to the
    real-time layer, Redis tournament-board mirrors, notifications, enqueued jobs.
@@ -31,13 +34,14 @@ marketing mail asks identity for consent.
 
 from __future__ import annotations
 
-from app.bonus import loyalty, promotions
+from app.bonus import free_spins, loyalty, promotions
 from app.compliance import reality_check, responsible_gaming, risk
 from app.core import mail
 from app.identity import accounts, users
 from app.payments import hooks as payment_hooks
 from app.play import events as play_events
 from app.play import guard as play_guard
+from app.play import seams as play_seams
 from app.prizes import jackpots, tournaments
 from app.wallet import ledger
 
@@ -53,6 +57,9 @@ def install() -> None:
     play_events.register(jackpots.on_play)
     play_events.register(tournaments.on_play)
     play_events.register(loyalty.on_play)
+
+    # Inside a callback, for what play cannot decide alone: free rounds, reported jackpots.
+    play_seams.install(free_rounds=free_spins, jackpot_payer=jackpots.pay_reported)
 
     # Payments. Creating a deposit (player row locked): exclusions and deposit limits.
     payment_hooks.register_deposit_check(responsible_gaming.check_deposit_allowed)

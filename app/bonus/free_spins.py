@@ -54,6 +54,7 @@ from app.core.errors import InsufficientBalance
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.play.models import Game, Provider
+from app.play.seams import FreeRoundRefused
 from app.wallet import ledger as wallet
 
 log = logging.getLogger(__name__)
@@ -175,17 +176,6 @@ def grant(bonus: PlayerBonus, p: Promotion) -> FreeSpinGrant:
 
 
 # --- callbacks (the caller holds the player's wallet lock) -----------------------------------
-
-
-class FreeRoundRefused(Exception):
-    """Mapped by the callback service to its protocol error code. ``review``: the refusal is
-    one staff must look at (``flag_for_review`` with it, after the callback's rollback)."""
-
-    def __init__(self, code: str, message: str, *, review: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.review = review
 
 
 def consume(

@@ -49,6 +49,7 @@ from app.core.extensions import db
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor, to_decimal
 from app.identity.models import ADMIN
 from app.play import events as play_events
+from app.play.seams import JackpotBusy
 from app.prizes.models import JackpotContribution, JackpotPool, JackpotWin
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction
@@ -241,13 +242,15 @@ def _tail_sum(pool_id: int, after_id: int, through_id: int | None = None) -> int
     q = select(func.coalesce(func.sum(c.amount), 0)).where(c.pool_id == pool_id, c.id > after_id)
     if through_id is not None:
         q = q.where(c.id <= through_id)
-    return int(db.session.scalar(q))
+    return int(db.session.execute(q).scalar_one())
 
 
 def _max_contribution_id(pool_id: int) -> int:
     c = JackpotContribution
     return int(
-        db.session.scalar(select(func.coalesce(func.max(c.id), 0)).where(c.pool_id == pool_id))
+        db.session.execute(
+            select(func.coalesce(func.max(c.id), 0)).where(c.pool_id == pool_id)
+        ).scalar_one()
     )
 
 
@@ -452,6 +455,8 @@ def _must_drop_due(pool: JackpotPool | None) -> bool:
 
 def _must_drop_crossing(pool: JackpotPool) -> Any:
     """The contribution whose running total (id order) reaches the drop point, or None."""
+    if pool.drop_point is None:  # only called for a pool _must_drop_due accepted
+        raise ValueError(f"jackpot pool {pool.id} has no drop point")
     c = JackpotContribution
     running = (
         select(c.id, c.user_id, func.sum(c.amount).over(order_by=c.id).label("running"))
@@ -504,7 +509,7 @@ def _settle_drop(pool_id: int, due: Any, find: Any, make_win: Any, nobody: Any =
             .where(JackpotPool.id == pool_id)
             .execution_options(populate_existing=True)
         ).scalar_one_or_none()
-        if not due(pool):
+        if pool is None or not due(pool):
             return None
         drawn = _cycle_win(pool)
         if drawn is not None and drawn.status != "pending":
@@ -604,10 +609,6 @@ def check_drop_deadline(pool_id: int) -> JackpotWin | None:
 
 class JackpotRefused(ValidationError):
     """A provider-reported win this pool cannot pay (unknown pool, currency, amount...)."""
-
-
-class JackpotBusy(Conflict):
-    """The pool's current cycle has a drawn win awaiting payout: retry in a moment."""
 
 
 def pay_reported(

@@ -16,9 +16,10 @@ Invariants:
   callback log row.
 * A refund/rollback of a bet we never saw leaves a tombstone under the bet's id and answers
   ok; the late bet is then refused. A bet is reversed at most once, whatever ids arrive.
-* A bet naming ``free_round_id`` is a free spin (``app.bonus.free_spins``): amount 0, one
-  spin of the grant consumed under the wallet lock; the round's win is paid as bonus money
-  (ledger ``bonus_grant``), not as a game win.
+* A bet naming ``free_round_id`` is a free spin (the free-rounds contract on
+  ``app.play.seams``, i.e. ``app.bonus.free_spins``): amount 0, one spin of the grant
+  consumed under the wallet lock; the round's win is paid as bonus money (ledger
+  ``bonus_grant``), not as a game win.
 * Wins, refunds and rollbacks need no live session (providers settle after the player left)
   but must match the round's player, round and currency. A closed round takes no more bets;
   a cancelled (stale-settled) round takes nothing.
@@ -45,6 +46,7 @@ from app.core.money import MoneyError, format_minor, normalize_currency, parse_m
 from app.identity.models import User
 from app.play import events as play_events
 from app.play import guard as play_guard
+from app.play import seams
 from app.play.callbacks import log as callback_log
 from app.play.callbacks.protocol import (
     CallbackError,
@@ -365,10 +367,8 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         return _replay(provider, req, fingerprint)
     w = wallet.lock(player.user_id, currency)
     if free_round is not None:
-        from app.bonus import free_spins
-
         try:
-            free_spins.consume(
+            seams.free_rounds().consume(
                 provider_id=provider.id,
                 user_id=player.user_id,
                 game_id=game_id,
@@ -377,7 +377,7 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
                 round_ext=round_ext,
                 transaction_id=req.transaction_id,
             )
-        except free_spins.FreeRoundRefused as exc:
+        except seams.FreeRoundRefused as exc:
             raise CallbackError(exc.code, exc.message) from None
     if amount > w.balance + w.bonus_balance:
         raise CallbackError(
@@ -555,9 +555,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         _check_round(provider, round_ext, player.user_id, game_id, currency)
         raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")  # pragma: no cover
     if not rnd.bet_cash and not rnd.bet_bonus:
-        from app.bonus import free_spins
-
-        fsr = free_spins.free_round(provider.id, round_ext)
+        fsr = seams.free_rounds().free_round(provider.id, round_ext)
         if fsr is not None:
             return _free_round_win(provider, req, player, fsr, currency, amount, claim, w)
     cash_part, bonus_part = win_split(amount, rnd.bet_cash, rnd.bet_bonus)
@@ -606,10 +604,8 @@ def _free_round_win(
     w: wallet.LockedWallet,
 ) -> CallbackResult:
     """A free round's win: operator-funded bonus money under the free-spins contract."""
-    from app.bonus import free_spins
-
     try:
-        free_spins.pay_win(
+        seams.free_rounds().pay_win(
             fsr,
             amount=amount,
             currency=currency,
@@ -618,7 +614,7 @@ def _free_round_win(
             claim_id=claim,
             locked=w,
         )
-    except free_spins.FreeRoundRefused as exc:
+    except seams.FreeRoundRefused as exc:
         raise CallbackError(exc.code, exc.message) from None
     balance, bonus = _balances(player.user_id, currency)
     # The answer after any conversion; a replay returns exactly this.
@@ -720,9 +716,7 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     )
     if already or target.amount == 0:
         if not already and target.action == "bet":
-            from app.bonus import free_spins
-
-            free_spins.bet_reversed(provider.id, reference)
+            seams.free_rounds().bet_reversed(provider.id, reference)
         _record_answer(claim, w.balance, w.bonus_balance, state="noop")
         return CallbackResult(
             "ok",
@@ -734,9 +728,7 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             balance_before=w.balance,
         )
     if target.action == "win":
-        from app.bonus import free_spins
-
-        fsr = free_spins.free_round(provider.id, target.external_round_id)
+        fsr = seams.free_rounds().free_round(provider.id, target.external_round_id)
         if fsr is not None:
             return _free_round_win_reversed(provider, req, player, fsr, target, claim, w)
     original = db.session.execute(
@@ -810,10 +802,8 @@ def _free_round_win_reversed(
 ) -> CallbackResult:
     """A rollback of a free round's win: undone under the free-spins contract (never as an
     ordinary win: that money is the bonus's, or already cash or forfeited)."""
-    from app.bonus import free_spins
-
     try:
-        free_spins.win_reversed(
+        seams.free_rounds().win_reversed(
             fsr,
             amount=target.amount,
             currency=target.currency,
@@ -823,7 +813,7 @@ def _free_round_win_reversed(
             claim_id=claim,
             locked=w,
         )
-    except free_spins.FreeRoundRefused as exc:
+    except seams.FreeRoundRefused as exc:
         review, user_id = exc.review, player.user_id
         raise CallbackError(
             exc.code,
@@ -831,7 +821,7 @@ def _free_round_win_reversed(
             balances=(w.balance, w.bonus_balance, target.currency),
             follow_up=None
             if review is None
-            else lambda: free_spins.flag_for_review(user_id, review),
+            else lambda: seams.free_rounds().flag_for_review(user_id, review),
         ) from None
     _round_reversed(provider, target)
     balance, bonus = _balances(player.user_id, target.currency)
@@ -850,14 +840,13 @@ def _free_round_win_reversed(
 
 def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     """A jackpot the provider's game reports as hit in a round: paid from the named pool
-    (``app.prizes.jackpots.pay_reported``), once per ``transaction_id``.
+    (the jackpot payer on ``app.play.seams``, i.e. ``app.prizes.jackpots.pay_reported``),
+    once per ``transaction_id``.
 
     Like a win it needs no live session and pays a player whose account was suspended after
     the round's bet was accepted; the round must exist (a report that arrives before the
     round's bet is ``ROUND_NOT_FOUND``, nothing written, and the provider's retry pays).
     """
-    from app.prizes import jackpots
-
     _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
     pool_ref = _text(req.jackpot_id, "jackpot_id", limit=20)
@@ -889,7 +878,7 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
     w = wallet.lock(player.user_id, currency)
     rnd = _check_round(provider, round_ext, player.user_id, game_id, currency)
     try:
-        win = jackpots.pay_reported(
+        win = seams.jackpot_payer()(
             pool_id,
             provider_id=provider.id,
             user_id=player.user_id,
@@ -905,7 +894,7 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
                 "claim": claim,
             },
         )
-    except jackpots.JackpotBusy as exc:
+    except seams.JackpotBusy as exc:
         raise CallbackError("INTERNAL_ERROR", exc.message) from None
     except AppError as exc:
         raise CallbackError("VALIDATION_ERROR", exc.message) from None
@@ -966,9 +955,7 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
         .returning(GameRound.total_bet)
     ).one_or_none()
     if closed is not None and closed.total_bet == 0 and stakeless:
-        from app.bonus import free_spins
-
-        free_spins.round_ended(provider.id, round_ext)
+        seams.free_rounds().round_ended(provider.id, round_ext)
     balance, bonus = _balances(player.user_id, player.currency)
     if claim is not None:
         _record_answer(claim, balance, bonus)

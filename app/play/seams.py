@@ -1,0 +1,119 @@
+"""What provider callbacks ask of the domains above play: free rounds and reported jackpots.
+
+Play does not import bonus or prizes. ``app.hooks`` installs the free-spins contract
+(``app.bonus.free_spins``, a ``FreeRounds``) and the jackpot payer
+(``app.prizes.jackpots.pay_reported``, a ``JackpotPayer``). Both run inside the callback's
+transaction, under the player's wallet lock that the callback already holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from app.core.errors import Conflict
+from app.wallet.ledger import LockedWallet
+
+
+class FreeRoundRefused(Exception):
+    """Mapped by the callback actions to their protocol error code. ``review``: the refusal is
+    one staff must look at (``flag_for_review`` with it, after the callback's rollback)."""
+
+    def __init__(self, code: str, message: str, *, review: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.review = review
+
+
+class JackpotBusy(Conflict):
+    """The pool's current cycle has a drawn win awaiting payout: retry in a moment."""
+
+
+class FreeRounds(Protocol):
+    """A free round is a stakeless round the operator pays for; each step raises
+    ``FreeRoundRefused`` to refuse (the callback then moves nothing)."""
+
+    def consume(
+        self,
+        *,
+        provider_id: int,
+        user_id: int,
+        game_id: int | None,
+        currency: str,
+        free_round_id: str,
+        round_ext: str,
+        transaction_id: str,
+    ) -> object: ...
+
+    def free_round(self, provider_id: int, round_ext: str) -> Any | None: ...
+
+    def pay_win(
+        self,
+        fsr: Any,
+        *,
+        amount: int,
+        currency: str,
+        source: str,
+        transaction_id: str,
+        claim_id: int,
+        locked: LockedWallet,
+    ) -> None: ...
+
+    def win_reversed(
+        self,
+        fsr: Any,
+        *,
+        amount: int,
+        currency: str,
+        source: str,
+        transaction_id: str,
+        reverses: str,
+        claim_id: int,
+        locked: LockedWallet,
+    ) -> None: ...
+
+    def flag_for_review(self, user_id: int, review: dict[str, Any]) -> None: ...
+
+    def bet_reversed(self, provider_id: int, bet_transaction_id: str) -> None: ...
+
+    def round_ended(self, provider_id: int, round_ext: str) -> None: ...
+
+
+class JackpotPayer(Protocol):
+    """Pays a jackpot the provider reports as hit in a round; raises ``JackpotBusy`` (retry)
+    or an ``AppError`` (refused)."""
+
+    def __call__(
+        self,
+        pool_id: int,
+        *,
+        provider_id: int,
+        user_id: int,
+        currency: str,
+        amount: int,
+        game_id: int | None,
+        game_round_id: int,
+        round_stake: int,
+        evidence: dict[str, Any],
+    ) -> Any: ...
+
+
+_free_rounds: FreeRounds | None = None
+_jackpot_payer: JackpotPayer | None = None
+
+
+def install(*, free_rounds: FreeRounds, jackpot_payer: JackpotPayer) -> None:
+    global _free_rounds, _jackpot_payer
+    _free_rounds, _jackpot_payer = free_rounds, jackpot_payer
+
+
+def free_rounds() -> FreeRounds:
+    if _free_rounds is None:
+        raise RuntimeError("no free-rounds contract installed (app.hooks.install)")
+    return _free_rounds
+
+
+def jackpot_payer() -> JackpotPayer:
+    if _jackpot_payer is None:
+        raise RuntimeError("no jackpot payer installed (app.hooks.install)")
+    return _jackpot_payer
