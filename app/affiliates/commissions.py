@@ -39,6 +39,8 @@ from sqlalchemy import and_, case, func, select
 
 from app.affiliates import program as affiliates
 from app.affiliates.models import CommissionCpa, CommissionPlan, CommissionStatement
+from app.core import notifications
+from app.core.base import utcnow
 from app.core.db import atomic, on_commit, page_of
 from app.core.errors import ValidationError
 from app.core.extensions import db
@@ -202,8 +204,6 @@ def _share(base: int, bps: int) -> tuple[int, int]:
 def run(now: datetime | None = None, *, period_start: datetime | None = None) -> dict[str, Any]:
     """Compute and pay every agent's commission for the last closed period (or the period
     containing ``period_start``). Idempotent: agents already settled for it are skipped."""
-    from app.core.base import utcnow
-
     now = now or utcnow()
     if period_start is not None:
         start, end = period_containing(period_start)
@@ -211,7 +211,7 @@ def run(now: datetime | None = None, *, period_start: datetime | None = None) ->
             raise ValidationError.field("period", "The period is not closed yet")
     else:
         start, end = last_closed_period(now)
-    report = {
+    report: dict[str, Any] = {
         "period_start": start.isoformat(),
         "period_end": end.isoformat(),
         "statements": 0,
@@ -237,7 +237,7 @@ def _settle_agent(
     plan = affiliates.plan_for(agent_id)
     if plan is None:
         return []
-    agent = db.session.get(User, agent_id)
+    agent = db.session.get_one(User, agent_id)  # an id run() just read
     subs = select(User.id).where(User.agent_id == agent_id, User.role_id == AGENT)
     own = _figures(select(User.id).where(User.id == agent_id), start, end)
     level2 = _figures(subs, start, end) if plan.level2_share_bps else {}
@@ -369,10 +369,8 @@ def _settle_currency(
 
 
 def _notify(agent_id: int, statement_id: int) -> None:
-    from app.core import notifications
-
     with atomic():
-        stmt = db.session.get(CommissionStatement, statement_id)
+        stmt = db.session.get_one(CommissionStatement, statement_id)  # committed before this
         notifications.notify(
             agent_id,
             "commission",

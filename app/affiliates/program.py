@@ -29,14 +29,17 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.affiliates.models import APPLICATION_CHANNELS, AffiliateApplication, CommissionPlan
-from app.core import audit
+from app.compliance import responsible_gaming as rg
+from app.core import audit, notifications
 from app.core.base import utcnow
-from app.core.db import atomic, lock_one, page_of
+from app.core.db import atomic, lock_existing, lock_one, page_of
 from app.core.errors import AccessDenied, Conflict, NotFound, SelfExcluded, ValidationError
 from app.core.extensions import db
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor, to_decimal
+from app.identity import accounts as identity
 from app.identity.models import AGENT, PLAYER, User
 from app.payments.models import PaymentTransaction
+from app.play import guard as play_guard
 from app.play.models import GameRound
 from app.wallet.models import LedgerTransaction
 
@@ -102,7 +105,7 @@ def stats(user: User) -> dict[str, Any]:
 
 
 def referrals(user: User, page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    total = db.session.scalar(select(func.count(User.id)).where(_mine(user)))
+    total = db.session.execute(select(func.count(User.id)).where(_mine(user))).scalar_one()
     dep = (
         select(
             PaymentTransaction.user_id.label("uid"),
@@ -142,9 +145,6 @@ def referrals(user: User, page: int, limit: int) -> tuple[list[dict[str, Any]], 
 
 
 def _check_can_become_agent(user: User, field: str = "user_id") -> None:
-    from app.compliance import responsible_gaming as rg
-    from app.play import guard as play_guard
-
     if user.role_id == AGENT:
         raise Conflict("This account is already an agent")
     if user.role_id != PLAYER:
@@ -172,7 +172,7 @@ def apply(
         raise ValidationError.field("website", "A website application names the website")
     try:
         with atomic():
-            user = lock_one(User, User.id == user.id)
+            user = lock_existing(User, User.id == user.id)
             _check_can_become_agent(user)
             if _pending_of(user.id) is not None:
                 raise Conflict("You already have an application under review")
@@ -283,8 +283,6 @@ def decide_application(
 
 
 def _notify_applicant(row: AffiliateApplication) -> None:
-    from app.core import notifications
-
     if row.status == "approved":
         title, text = (
             "Affiliate application approved",
@@ -306,7 +304,7 @@ def make_agent(
     with atomic():
         pending = _pending_of(user_id)
         if pending is not None:
-            pending = lock_one(AffiliateApplication, AffiliateApplication.id == pending.id)
+            pending = lock_existing(AffiliateApplication, AffiliateApplication.id == pending.id)
             pending.status, pending.reviewed_by_id = "approved", actor.id
             pending.reviewed_at, pending.decision_reason = utcnow(), reason
         user = _make_agent(actor, user_id, parent_agent_id, reason)
@@ -314,8 +312,6 @@ def make_agent(
 
 
 def _make_agent(actor: User, user_id: int, parent_agent_id: int | None, reason: str | None) -> User:
-    from app.identity import accounts as identity
-
     user = lock_one(User, User.id == user_id)
     if user is None:
         raise NotFound("No such user")

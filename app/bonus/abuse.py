@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, text, union
+from sqlalchemy import CompoundSelect, Select, and_, or_, select, text, union
 
 from app.bonus.models import PlayerBonus, Promotion
 from app.compliance import risk
@@ -103,6 +103,7 @@ def _enabled() -> set[str]:
 
 def _values(user_id: int, kind: str, extra: set[str]) -> set[str]:
     """The player's own identities of one kind (plus ``extra``: the deposit being credited)."""
+    stmt: Select[str | None] | CompoundSelect[str | None]
     if kind == "payment":
         stmt = select(PaymentTransaction.instrument_fingerprint).where(
             PaymentTransaction.user_id == user_id,
@@ -130,6 +131,7 @@ def _public(address: str) -> bool:
 
 def _sharing(kind: str, values: set[str], user_id: int) -> set[int]:
     """Other accounts that used one of ``values``."""
+    stmt: Select[int] | CompoundSelect[int]
     if kind == "payment":
         stmt = select(PaymentTransaction.user_id).where(
             PaymentTransaction.instrument_fingerprint.in_(values),

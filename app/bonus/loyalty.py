@@ -20,8 +20,9 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app.bonus.models import LoyaltyAccount, LoyaltyEvent, LoyaltyLevel
+from app.core import notifications
 from app.core.base import utcnow
-from app.core.db import dialect_insert, page_of
+from app.core.db import dialect_insert, page_of, table_of
 from app.core.extensions import db
 from app.core.money import exponent, format_minor
 from app.play import events as play_events
@@ -71,12 +72,11 @@ def _level_for(points: int) -> str | None:
 
 def _move(user_id: int, delta: int) -> None:
     """Add ``delta`` to the account (created on first use) and keep its level in step."""
-    a = LoyaltyAccount.__table__.c
+    accounts = table_of(LoyaltyAccount)
+    a = accounts.c
     if delta > 0:
         # One round trip on the bet path: the upsert creates or locks and adds.
-        stmt = dialect_insert(LoyaltyAccount.__table__).values(
-            user_id=user_id, points=delta, updated_at=utcnow()
-        )
+        stmt = dialect_insert(accounts).values(user_id=user_id, points=delta, updated_at=utcnow())
         stmt = stmt.on_conflict_do_update(
             index_elements=["user_id"],
             set_={
@@ -88,7 +88,7 @@ def _move(user_id: int, delta: int) -> None:
         # A reversal follows a wager, so the account exists. (Not an upsert: PostgreSQL checks
         # the proposed row, negative here, against the CHECK before it sees the conflict.)
         stmt = (
-            update(LoyaltyAccount.__table__)
+            update(accounts)
             .where(a.user_id == user_id)
             .values(points=a.points + delta, updated_at=utcnow())
         )
@@ -96,7 +96,7 @@ def _move(user_id: int, delta: int) -> None:
     level = _level_for(row.points)
     if level != row.level_code:
         db.session.execute(
-            update(LoyaltyAccount.__table__)
+            update(accounts)
             .where(a.user_id == user_id)
             .values(level_code=level, level_reached_at=utcnow())
         )
@@ -109,9 +109,7 @@ def _move(user_id: int, delta: int) -> None:
 
 
 def _level_up_notice(user_id: int, code: str) -> None:
-    from app.core import notifications
-
-    level = db.session.get(LoyaltyLevel, code)
+    level = db.session.get_one(LoyaltyLevel, code)  # just read by _level_for
     if level.min_points == 0:
         return  # the starting level is not news
     name = level.name

@@ -24,7 +24,7 @@ from app.compliance import uploads
 from app.compliance.models import DOCUMENT_TYPES, KycDocument, KycEvent, KycSubmission
 from app.core import audit, events
 from app.core.base import utcnow
-from app.core.db import atomic, lock_one
+from app.core.db import atomic, lock_existing, lock_one
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.extensions import db
 from app.identity.models import User
@@ -68,9 +68,9 @@ def upload_document(
                 submission = KycSubmission(user_id=user.id, status="pending", ip=ip)
                 db.session.add(submission)
                 db.session.flush()  # the document and history rows reference its id
-            count = db.session.scalar(
+            count = db.session.execute(
                 select(func.count(KycDocument.id)).where(KycDocument.submission_id == submission.id)
-            )
+            ).scalar_one()
             if count >= MAX_DOCUMENTS_PER_SUBMISSION:
                 raise Conflict("Too many documents in this submission; wait for the review")
             doc = KycDocument(
@@ -181,7 +181,7 @@ def _decide(submission_id: int, reviewer: User, *, approve: bool, reason: str | 
             raise Conflict(f"This submission is already {submission.status}")
         if submission.user_id == reviewer.id:
             raise Conflict("Staff cannot review their own documents")
-        player = lock_one(User, User.id == submission.user_id)
+        player = lock_existing(User, User.id == submission.user_id)  # a foreign key
         before = {"status": player.kyc_status, "level": player.kyc_level}
         types = {d.doc_type for d in submission.documents}
         if approve:

@@ -37,13 +37,17 @@ from app.compliance.models import (
     RgSession,
     RgSettings,
 )
-from app.core import audit
+from app.core import audit, events
 from app.core.base import UTCDateTime, utcnow
-from app.core.db import atomic, in_atomic, lock_one
+from app.core.db import atomic, in_atomic, lock_one, table_of
 from app.core.errors import Conflict, LimitExceeded, NotFound, SelfExcluded, ValidationError
 from app.core.extensions import db
+from app.core.money import format_minor
 from app.identity.models import User
 from app.payments.models import PaymentTransaction
+from app.play.guard import PlayerBlocked
+from app.wallet.models import LedgerTransaction as Ltx
+from app.wallet.models import Wallet
 
 PERIOD_WINDOWS = {
     "daily": timedelta(days=1),
@@ -264,8 +268,6 @@ def _exclude(user: User, kind: str, duration: str, span: timedelta | None, reaso
             after={"duration": duration, "ends_at": ends_at},
             reason=reason,
         )
-        from app.core import events
-
         events.publish(
             "notification",
             {
@@ -376,7 +378,7 @@ def reality_check_minutes(user_id: int) -> int | None:
 def deposited_since(user_id: int, currency: str, since: datetime) -> int:
     """Deposits that count toward a limit: completed ones and those still open (pending)."""
     return int(
-        db.session.scalar(
+        db.session.execute(
             select(func.coalesce(func.sum(PaymentTransaction.amount_minor), 0)).where(
                 PaymentTransaction.user_id == user_id,
                 PaymentTransaction.type == "deposit",
@@ -384,7 +386,7 @@ def deposited_since(user_id: int, currency: str, since: datetime) -> int:
                 PaymentTransaction.status.in_(("pending", "completed")),
                 PaymentTransaction.created_at >= since,
             )
-        )
+        ).scalar_one()
     )
 
 
@@ -400,8 +402,6 @@ class PlayTotals:
 
 def play_totals(user_id: int, currency: str, since: datetime) -> PlayTotals:
     """Stakes and wins from the wallet ledger (cash + bonus legs) since ``since``."""
-    from app.wallet.models import LedgerTransaction as Ltx
-
     moved = Ltx.cash_delta + Ltx.bonus_delta
     rows = db.session.execute(
         select(Ltx.type, func.coalesce(func.sum(moved), 0))
@@ -459,8 +459,6 @@ def _exceeded(limit: RgLimit, value: int, used: int, *, currency: str | None) ->
         "used": used,
     }
     if currency:
-        from app.core.money import format_minor
-
         details = {
             "type": limit.limit_type,
             "period": limit.period,
@@ -493,7 +491,8 @@ def _touch_session(user: Any, *, start: bool) -> None:
     open session gets a new one (a bet can arrive after the idle gap).
     """
     now = utcnow()
-    s = RgSession.__table__.c
+    sessions = table_of(RgSession)
+    s = sessions.c
     newest = (
         select(s.id)
         .where(s.user_id == user.id, s.last_seen_at > now - _session_idle())
@@ -503,16 +502,11 @@ def _touch_session(user: Any, *, start: bool) -> None:
     )
     with contextlib.nullcontext() if in_atomic() else atomic():
         touched = db.session.execute(
-            update(RgSession.__table__)
-            .where(s.id == newest)
-            .values(last_seen_at=now)
-            .returning(s.id)
+            update(sessions).where(s.id == newest).values(last_seen_at=now).returning(s.id)
         ).scalar_one_or_none()
         if touched is None:
             db.session.execute(
-                insert(RgSession.__table__).values(
-                    user_id=user.id, started_at=now, last_seen_at=now
-                )
+                insert(sessions).values(user_id=user.id, started_at=now, last_seen_at=now)
             )
         else:
             _expire_session(touched)
@@ -690,8 +684,6 @@ class _PlayerRef:
 def bet_guard(user_id: int, amount_minor: int, currency: str) -> None:
     """The provider bet callback's hook: an excluded player is PLAYER_BLOCKED; a limit breach
     stays ``LimitExceeded`` (the callback answers LIMIT_EXCEEDED)."""
-    from app.play.guard import PlayerBlocked
-
     # The callback has just read the player (and their status) with the session: only the id
     # is needed here, so no User row is loaded on the hot path.
     try:
@@ -708,8 +700,6 @@ def launch_guard(user_id: int) -> None:
 
 def session_results(user_id: int, since: datetime) -> list[dict[str, Any]]:
     """Per wallet currency: wagered, won and net since ``since`` (for reality checks)."""
-    from app.wallet.models import Wallet
-
     currencies = db.session.scalars(select(Wallet.currency).where(Wallet.user_id == user_id))
     results = []
     for currency in currencies:

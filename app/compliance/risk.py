@@ -19,7 +19,8 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.compliance.models import RiskFlag
-from app.core import audit
+from app.compliance.responsible_gaming import play_totals
+from app.core import audit, events
 from app.core.base import utcnow
 from app.core.db import atomic, lock_one, page_of
 from app.core.errors import Conflict, NotFound
@@ -40,8 +41,6 @@ def flag(
         user_id=user_id, kind=kind, severity=severity, reference=reference, details=details
     )
     db.session.add(row)
-    from app.core import events
-
     events.publish(
         "admin.notification",
         {"type": "risk_flag", "kind": kind, "user_id": user_id, "reference": reference},
@@ -115,19 +114,19 @@ def on_withdrawal_requested(txn: PaymentTransaction) -> None:
     if since is not None:
         deposit_filter.append(PaymentTransaction.processed_at >= since)
     deposited = int(
-        db.session.scalar(
+        db.session.execute(
             select(func.coalesce(func.sum(PaymentTransaction.amount_minor), 0)).where(
                 *deposit_filter
             )
-        )
+        ).scalar_one()
     )
     if deposited <= 0:
         return
-    from app.compliance.responsible_gaming import play_totals
-
     first_deposit = db.session.scalar(
         select(func.min(PaymentTransaction.processed_at)).where(*deposit_filter)
     )
+    if first_deposit is None:  # deposited > 0, and completing a deposit stamps processed_at
+        raise RuntimeError(f"user {txn.user_id}: completed deposits without processed_at")
     wagered = play_totals(txn.user_id, txn.currency, first_deposit).stakes
     if wagered * 100 < deposited * _cfg("AML_MIN_PLAY_PERCENT"):
         flag(

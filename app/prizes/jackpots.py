@@ -45,10 +45,12 @@ from app.core.base import utcnow
 from app.core.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
 from app.core.errors import AccessDenied, Conflict, NotFound, ValidationError
 from app.core.events import publish
-from app.core.extensions import db
+from app.core.extensions import db, redis_store
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor, to_decimal
-from app.identity.models import ADMIN
+from app.core.queues import enqueue_after_commit
+from app.identity.models import ADMIN, User
 from app.play import events as play_events
+from app.play.models import Provider
 from app.play.seams import JackpotBusy
 from app.prizes.models import JackpotContribution, JackpotPool, JackpotWin
 from app.wallet import ledger as wallet
@@ -148,8 +150,6 @@ def _record_hit(
     *,
     trigger: str = "random",
 ):
-    from app.core.queues import enqueue_after_commit
-
     evidence: dict[str, Any] = {
         "bet_amount": event.amount,
         "transaction_id": event.transaction_id,
@@ -688,8 +688,6 @@ def manual_payout(pool_id: int, user_id: int, *, actor: Any, reason: str) -> Jac
         raise AccessDenied("Only an Admin may pay a jackpot manually")
     if not reason or not reason.strip():
         raise ValidationError.field("reason", "A reason is required")
-    from app.identity.models import User
-
     currency = db.session.scalar(select(JackpotPool.currency).where(JackpotPool.id == pool_id))
     if currency is None:
         raise NotFound("Jackpot not found")
@@ -765,8 +763,6 @@ def run_periodic() -> dict[str, int]:
 def tick(pool_ids: list[int]) -> None:
     """After a bet committed: broadcast the new amounts, at most once per pool per
     ``JACKPOT_TICK_SECONDS``; a pool past its must-drop point is settled right away."""
-    from app.core.extensions import redis_store
-
     seconds = int(current_app.config.get("JACKPOT_TICK_SECONDS", 2))
     redis = redis_store.client()
     due = [pid for pid in pool_ids if redis.set(f"jx:jackpot:tick:{pid}", 1, nx=True, ex=seconds)]
@@ -837,8 +833,6 @@ def _window_seconds(value: Any) -> int | None:
 
 
 def _provider_id(value: Any) -> int | None:
-    from app.play.models import Provider
-
     if value is None or value == "":
         return None
     ident = parse_row_id(value)

@@ -34,6 +34,7 @@ from app.core.money import MoneyError, format_minor, normalize_currency, parse_m
 from app.play import guard as play_guard
 from app.prizes.models import LotteryDraw, LotteryTicket
 from app.wallet import ledger as wallet
+from app.wallet.models import LedgerTransaction as Ltx
 
 SOURCE = "lottery"
 HOUSE = "house:lottery"
@@ -182,13 +183,13 @@ def buy(draw_id: int, user: Any, count: int, *, idempotency_key: str | None = No
             raise Conflict("Ticket sales for this draw are closed")
         if draw.tickets_sold + count > draw.max_tickets:
             raise Conflict(f"Only {draw.max_tickets - draw.tickets_sold} tickets left")
-        mine = db.session.scalar(
+        mine = db.session.execute(
             select(func.count(LotteryTicket.id)).where(
                 LotteryTicket.draw_id == draw.id,
                 LotteryTicket.user_id == user.id,
                 LotteryTicket.status == "active",
             )
-        )
+        ).scalar_one()
         if mine + count > draw.max_per_player:
             raise Conflict(f"At most {draw.max_per_player} tickets per player")
         total = draw.ticket_price * count
@@ -225,8 +226,6 @@ def buy(draw_id: int, user: Any, count: int, *, idempotency_key: str | None = No
 
 
 def _purchase_by_key(key: str) -> list[LotteryTicket] | None:
-    from app.wallet.models import LedgerTransaction as Ltx
-
     tx_id = db.session.scalar(
         select(Ltx.id).where(Ltx.source == SOURCE, Ltx.idempotency_key == key)
     )
@@ -294,7 +293,7 @@ def _draw_locked(draw: LotteryDraw) -> None:
     draw.status = "drawn"
     if not ids:
         return
-    ticket = db.session.get(
+    ticket = db.session.get_one(  # one of the ids just read
         LotteryTicket, ids[winning_index(draw.server_seed, draw.public_value, len(ids))]
     )
     draw.winning_ticket_id = ticket.id
@@ -437,7 +436,7 @@ def draw_json(draw: LotteryDraw) -> dict[str, Any]:
 
 
 def ticket_json(ticket: LotteryTicket) -> dict[str, Any]:
-    draw = db.session.get(LotteryDraw, ticket.draw_id)
+    draw = db.session.get_one(LotteryDraw, ticket.draw_id)  # ticket.draw_id is a foreign key
     cur = draw.currency
     return {
         "id": ticket.id,

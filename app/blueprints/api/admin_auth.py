@@ -25,7 +25,7 @@ from app.identity.auth import login_required
 
 blp = Blueprint("admin_auth", __name__, url_prefix="/api/admin/auth", description="Staff identity")
 limit_blueprint(blp, "RATE_LIMIT_AUTH")
-SECURITY = [{"bearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def staff_required(fn):

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.blueprints.api.payments import PaymentSchema, payment_json
+from app.blueprints.api.payments import PaymentSchema, gateway_public, payment_json
 from app.core.extensions import db
 from app.core.schemas import Currency, PageArgs, envelope_of, page_meta
 from app.identity.auth import permission_required
@@ -52,8 +52,6 @@ class GatewayAdminSchema(Schema):
 
 def gateway_admin(gw) -> dict:
     from flask import current_app
-
-    from app.blueprints.api.payments import gateway_public
 
     return {
         **gateway_public(gw),

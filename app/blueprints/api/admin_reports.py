@@ -19,7 +19,7 @@ from app.reports import financial as financial_reports
 
 blp = Blueprint("admin_reports", __name__, url_prefix="/api/admin", description="Staff: reports")
 
-_FIGURES = {
+_FIGURES: dict[str, fields.Field] = {
     name: fields.String(metadata={"example": "152.40"}) for name in financial_reports.FIGURES
 }
 FiguresSchema = Schema.from_dict(_FIGURES, name="FinancialFigures")

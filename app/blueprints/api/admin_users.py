@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -15,10 +17,11 @@ from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
 from app.identity import staff_actions
 from app.identity.auth import permission_required
+from app.identity.models import LoginEvent, TokenFamily, User
 
 blp = Blueprint("admin_users", __name__, url_prefix="/api/admin", description="Staff: users")
 limit_blueprint(blp, "RATE_LIMIT_API")
-SECURITY = [{"bearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 class UserListArgs(PageArgs):
@@ -55,6 +58,21 @@ class SessionSchema(Schema):
 class StaffUserDetailSchema(StaffUserSchema):
     login_history = fields.List(fields.Nested(LoginEventSchema))
     active_sessions = fields.List(fields.Nested(SessionSchema))
+
+
+class _UserDetail:
+    """A user as ``StaffUserDetailSchema`` reads it: the account's attributes plus its recent
+    logins and open sessions, which are not attributes of ``User``."""
+
+    def __init__(
+        self, user: User, login_history: list[LoginEvent], active_sessions: list[TokenFamily]
+    ) -> None:
+        self._user = user
+        self.login_history = login_history
+        self.active_sessions = active_sessions
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._user, name)
 
 
 class StaffUserEditArgs(Schema):
@@ -126,9 +144,7 @@ class UserDetail(MethodView):
         """Full account view with recent logins and open sessions."""
         user = staff_actions.get_user(g.user, user_id)
         history, _total = identity.login_history(user.id, page=1, limit=20)
-        user.login_history = history
-        user.active_sessions = identity.active_sessions(user.id)
-        return {"data": user}
+        return {"data": _UserDetail(user, history, identity.active_sessions(user.id))}
 
     @permission_required("players.manage")
     @blp.arguments(StaffUserEditArgs)

@@ -10,9 +10,10 @@ from marshmallow import Schema, fields, validate
 from app.compliance import kyc
 from app.compliance.models import DOCUMENT_TYPES
 from app.core.errors import ValidationError
-from app.core.extensions import client_ip
+from app.core.extensions import client_ip, db
 from app.core.schemas import envelope_of
 from app.identity.auth import permission_required, player_required
+from app.identity.models import User
 
 blp = Blueprint("kyc", __name__, url_prefix="/api", description="KYC verification")
 
@@ -151,10 +152,7 @@ class SubmissionSchema(Schema):
 
 
 def submission_json(sub, *, detail: bool = False) -> dict:
-    from app.core.extensions import db
-    from app.identity.models import User
-
-    user = db.session.get(User, sub.user_id)
+    user = db.session.get_one(User, sub.user_id)  # sub.user_id is a foreign key
     data = {
         "id": sub.id,
         "user_id": sub.user_id,

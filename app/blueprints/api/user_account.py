@@ -21,7 +21,7 @@ from app.identity.auth import login_required
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
 limit_blueprint(blp, "RATE_LIMIT_API")
-SECURITY = [{"bearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 class PasswordChangeArgs(Schema):

@@ -70,8 +70,8 @@ def affiliate_decide(application_id: int, action: str):
                 current_user, application_id, approve=False, reason=form.reason.data
             )
         db.session.expire_all()
-        fresh = db.session.get(AffiliateApplication, application_id)
-        user = db.session.get(User, fresh.user_id)
+        fresh = db.session.get_one(AffiliateApplication, application_id)  # just decided
+        user = db.session.get_one(User, fresh.user_id)  # fresh.user_id is a foreign key
         return (
             "console/affiliates/_row.html",
             {"application": fresh, "user": user},
@@ -79,7 +79,7 @@ def affiliate_decide(application_id: int, action: str):
             url_for("console.affiliates_page"),
         )
 
-    user = db.session.get(User, application.user_id)
+    user = db.session.get_one(User, application.user_id)  # a foreign key
     dialog = {
         "title": f"{action.capitalize()} affiliate application #{application.id} ({user.username})",
         "action_url": url_for(

@@ -32,7 +32,7 @@ def _start_session(user_id: int, next_url: str | None):
     """Fresh session at sign-in: old content (and any fixed id) is thrown away."""
     console_sessions.close(session.get(SESSION_ID))
     session.clear()
-    user = db.session.get(User, user_id)
+    user = db.session.get_one(User, user_id)  # the account that just passed the sign-in
     login_user(user)
     session.permanent = True
     session[SESSION_ID] = console_sessions.open_session(user.id)

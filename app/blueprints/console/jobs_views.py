@@ -5,6 +5,8 @@ there (``jobs.requeue``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
@@ -41,6 +43,7 @@ def job_detail(job_id: str):
 @console_view("jobs.manage")
 def job_requeue(job_id: str):
     """Re-run a failed job (the audit row commits with it, as in the API)."""
+    job: dict[str, Any] | None
     try:
         with atomic():
             job = jobs_admin.requeue(job_id, actor=current_user)

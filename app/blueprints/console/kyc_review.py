@@ -116,7 +116,7 @@ def kyc_decide(submission_id: int, action: str):
             kyc.reject(submission.id, current_user, reason=form.reason.data)
         db.session.expire_all()
         fresh = kyc.get_submission(submission.id)
-        player = db.session.get(User, fresh.user_id)
+        player = db.session.get_one(User, fresh.user_id)  # fresh.user_id is a foreign key
         fragment = "_row.html" if context == "row" else "_panel.html"
         verb = "approved" if action == "approve" else "rejected"
         return (
@@ -126,7 +126,7 @@ def kyc_decide(submission_id: int, action: str):
             url_for("console.kyc_detail", submission_id=fresh.id),
         )
 
-    player = db.session.get(User, submission.user_id)
+    player = db.session.get_one(User, submission.user_id)  # a foreign key
     dialog = {
         "title": f"{action.capitalize()} KYC #{submission.id} ({player.username})",
         "action_url": url_for("console.kyc_decide", submission_id=submission.id, action=action),

@@ -15,6 +15,7 @@ from flask import request, url_for
 from sqlalchemy import Select, func, select
 
 from app.core.extensions import db
+from app.identity.models import User
 
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
@@ -51,12 +52,15 @@ class Listing:
         return min(self.total, self.page * self.per_page)
 
     def _url(self, **changes: Any) -> str:
-        args = {k: v for k, v in self.filters.items() if v}
+        endpoint = request.endpoint
+        if endpoint is None:  # a Listing is only rendered by the routed view that built it
+            raise RuntimeError("Listing URLs need a request matched to an endpoint")
+        args: dict[str, Any] = {k: v for k, v in self.filters.items() if v}
         args.update(sort=self.sort, dir=self.direction, page=self.page)
         if self.per_page != DEFAULT_PER_PAGE:
             args["per_page"] = self.per_page
         args.update(changes)
-        return url_for(request.endpoint, **(request.view_args or {}), **args)
+        return url_for(endpoint, **(request.view_args or {}), **args)
 
     def page_url(self, page: int) -> str:
         return self._url(page=page)
@@ -138,8 +142,6 @@ def paged(
 
 def users_by_id(ids) -> dict[int, Any]:
     """The users behind a page of rows, in one query (ids may repeat or be None)."""
-    from app.identity.models import User
-
     wanted = {i for i in ids if i}
     if not wanted:
         return {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
@@ -75,7 +77,7 @@ def players():
 @console_view("players.read")
 def player_detail(player_id: int):
     player = _player_or_404(player_id)
-    history = []
+    history: Sequence[AuditLog] = []
     if current_user.can("audit.read"):
         history = db.session.scalars(
             select(AuditLog)

@@ -18,7 +18,7 @@ from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm, TournamentForm
 from app.blueprints.console.listing import paginate
-from app.core.errors import AppError
+from app.core.errors import AppError, ValidationError
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity.models import User
@@ -47,11 +47,11 @@ def _counts(ids: list[int]) -> dict[int, int]:
 
 def _awaiting(tournament_id: int) -> int:
     p = TournamentParticipant
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(p.id)).where(
             p.tournament_id == tournament_id, p.prize_status == "awaiting"
         )
-    )
+    ).scalar_one()
 
 
 def _row_values(tour: Tournament | None) -> dict[str, Any]:
@@ -87,8 +87,6 @@ def _prize_lines(tour: Tournament) -> str:
 
 def _request_data(form: TournamentForm) -> dict[str, Any]:
     """The form as the service's request dictionary (the JSON API's shape)."""
-    from app.core.errors import ValidationError
-
     prizes: list[Any] = []
     for n, line in enumerate((form.prizes.data or "").splitlines(), start=1):
         parts = line.split()
