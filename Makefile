@@ -40,9 +40,12 @@ run: seed
 	@echo ""
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python wsgi.py
 
+# Style, the import layers (docs/architecture.md) and types: all must be clean.
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install-test
 	$(BIN)/ruff format .

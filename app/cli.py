@@ -8,7 +8,19 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app import cli_money
+from app.affiliates.jobs import pay_commissions
+from app.cli_money import parse_duration
+from app.core import audit, outbox, settings
 from app.core.db import atomic
+from app.core.errors import AppError
+from app.core.events import publish
+from app.core.schedule import register_periodic_jobs
+from app.identity import access
+from app.identity import users as users_service
+from app.originals import studio as service
+from app.payments import gateways_admin
+from app.seed import seed_demo as run_seed
 
 jackpotx = AppGroup("jackpotx", help="JackpotX operator commands.")
 
@@ -18,8 +30,6 @@ jackpotx = AppGroup("jackpotx", help="JackpotX operator commands.")
 @click.option("--message", default=None, help="Text shown to players while on.")
 def maintenance(state: str, message: str | None) -> None:
     """Turn maintenance mode on or off (the player API answers 503 while on)."""
-    from app.core import settings
-
     if state != "status":
         with atomic():
             settings.set_maintenance(state == "on", message=message)
@@ -30,8 +40,6 @@ def maintenance(state: str, message: str | None) -> None:
 @jackpotx.command("sync-roles")
 def sync_roles() -> None:
     """Write the roles and permissions of this release to the database (run after upgrades)."""
-    from app.identity import access
-
     with atomic():
         access.ensure_roles()
     for role_id, (name, _description, permissions) in sorted(access.ROLES.items()):
@@ -63,10 +71,6 @@ def users_create(
     """Create a user of any role and print its id."""
     import pyotp
 
-    from app.core.errors import AppError
-    from app.identity import access
-    from app.identity import users as users_service
-
     try:
         role_id = access.role_id_from_name(role)
     except ValueError as exc:
@@ -96,8 +100,6 @@ def users_create(
 @jackpotx.command("seed-demo")
 def seed_demo() -> None:
     """Create demo players, staff and data (safe to re-run); print the logins."""
-    from app.seed import seed_demo as run_seed
-
     with atomic():
         logins = run_seed()
     click.echo("Demo logins (username / password):")
@@ -113,8 +115,6 @@ def audit_group() -> None:
 @audit_group.command("verify")
 def audit_verify() -> None:
     """Recompute the audit hash chain; exit 1 at the first row that does not fit."""
-    from app.core import audit
-
     report = audit.verify()
     if report.ok:
         click.echo(f"audit chain intact: {report.checked} rows")
@@ -148,9 +148,6 @@ def gateways_group() -> None:
 def gateways_add(**opts) -> None:
     """Register a payment gateway and print its id."""
     from decimal import Decimal, InvalidOperation
-
-    from app.core.errors import AppError
-    from app.payments import gateways_admin
 
     def dec(name: str) -> Decimal | None:
         raw = opts[name]
@@ -202,9 +199,6 @@ def originals_group() -> None:
 )
 def originals_retry_pending(older_than: str) -> None:
     """Finish studio rounds an outage left behind: roll back unconfirmed bets, pay owed wins."""
-    from app.cli_money import parse_duration
-    from app.originals import studio as service
-
     done = service.retry_pending(parse_duration(older_than))
     click.echo(
         f"rolled back {done['rolled_back']}, settled {done['settled']}, "
@@ -222,8 +216,6 @@ def outbox_group() -> None:
 @outbox_group.command("relay")
 def outbox_relay() -> None:
     """Deliver everything pending to Redis now; exit 1 if Redis refused."""
-    from app.core import outbox
-
     report = outbox.drain()
     click.echo(f"delivered={report.delivered} pending={report.pending}")
     if report.error:
@@ -234,8 +226,6 @@ def outbox_relay() -> None:
 @outbox_group.command("status")
 def outbox_status() -> None:
     """How many messages wait, since when, and the last error."""
-    from app.core import outbox
-
     state = outbox.status()
     click.echo(" ".join(f"{key}={value}" for key, value in state.items()))
 
@@ -253,9 +243,6 @@ def affiliates_group() -> None:
 )
 def affiliates_pay_commissions(period: str | None) -> None:
     """Compute and pay agent commissions (idempotent: settled agents are skipped)."""
-    from app.affiliates.jobs import pay_commissions
-    from app.core.errors import AppError
-
     try:
         report = pay_commissions(period)
     except (ValueError, AppError) as exc:
@@ -276,8 +263,6 @@ def realtime_group() -> None:
 def realtime_broadcast(name: str, room: str, raw: str, durable: bool) -> None:
     """Emit an event to a room from the command line (announcements, maintenance alerts)."""
     import json
-
-    from app.core.events import publish
 
     try:
         data = json.loads(raw)
@@ -301,15 +286,11 @@ def jobs_schedule() -> None:
     from flask import current_app
     from rq_scheduler import Scheduler
 
-    from app.core.schedule import register_periodic_jobs
-
     scheduler = Scheduler(connection=current_app.extensions["redis"])
     for job_id in register_periodic_jobs(scheduler):
         click.echo(job_id)
 
 
 def register_cli(app: Flask) -> None:
-    from app import cli_money
-
     cli_money.register(jackpotx)
     app.cli.add_command(jackpotx)

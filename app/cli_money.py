@@ -10,6 +10,14 @@ from datetime import timedelta
 import click
 from flask.cli import AppGroup
 
+from app.core.errors import AppError
+from app.core.extensions import db
+from app.core.money import format_minor
+from app.play import games, rounds
+from app.play.callbacks import replay
+from app.wallet import ledger as wallet
+from app.wallet.models import LedgerTransaction, Wallet
+
 providers = AppGroup("providers", help="Game providers.")
 games_group = AppGroup("games", help="Game catalog.")
 wallets = AppGroup("wallets", help="Wallets and the ledger.")
@@ -36,9 +44,6 @@ def _csv(value: str | None) -> list[str]:
 )
 def providers_add(code, name, secret, currencies, launch_url, protocol, ip_allowlist, stale_policy):
     """Register a game provider and its callback secret; print its id."""
-    from app.core.errors import AppError
-    from app.play import games
-
     try:
         provider = games.create_provider(
             code=code,
@@ -61,9 +66,6 @@ def providers_add(code, name, secret, currencies, launch_url, protocol, ip_allow
 @click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
 def games_import(provider_code: str, path: str) -> None:
     """Upsert a provider's games from a JSON array of {external_id, name, category, ...}."""
-    from app.core.errors import AppError
-    from app.play import games
-
     try:
         with open(path, encoding="utf-8") as fh:
             items = json.load(fh)
@@ -89,10 +91,6 @@ def wallets_reconcile() -> None:
     """Check ledger sum == balance for every wallet and that every transaction balances."""
     from sqlalchemy import func, select
 
-    from app.core.extensions import db
-    from app.wallet import ledger as wallet
-    from app.wallet.models import LedgerTransaction, Wallet
-
     problems = wallet.reconcile()
     n_wallets = db.session.scalar(select(func.count(Wallet.id)))
     n_tx = db.session.scalar(select(func.count(LedgerTransaction.id)))
@@ -109,9 +107,6 @@ def wallets_reconcile() -> None:
 @click.argument("callback_id", type=int)
 def callbacks_replay(callback_id: int) -> None:
     """Re-run a logged provider callback through the same service; print the answer."""
-    from app.core.errors import AppError
-    from app.play.callbacks import replay
-
     try:
         _row, result = replay.replay(callback_id)
     except AppError as exc:
@@ -134,9 +129,6 @@ def parse_duration(text: str) -> timedelta:
 @click.option("--older-than", default="1h", show_default=True, help="Idle time: 30m, 1h, 2d.")
 def rounds_settle_stale(older_than: str) -> None:
     """Refund (or close, per provider policy) rounds a provider never finished; audited."""
-    from app.core.money import format_minor
-    from app.play import rounds
-
     report = rounds.settle_stale(parse_duration(older_than))
     refunded = ", ".join(f"{format_minor(v, c)} {c}" for c, v in report.refunded.items()) or "none"
     click.echo(

@@ -7,9 +7,26 @@ from typing import Any
 import pyotp
 from sqlalchemy import func, select
 
+from app.affiliates import program as affiliates
+from app.bonus import loyalty, promotions
+from app.bonus.models import Promotion
+from app.compliance import kyc
+from app.compliance.models import KycSubmission
+from app.core.base import utcnow
 from app.core.extensions import db
 from app.identity import access, users
 from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
+from app.originals import studio as originals
+from app.originals.wallet_client import PROVIDER_CODE
+from app.payments import deposits, gateways_admin, webhooks, withdrawals
+from app.payments.gateways import sandbox
+from app.payments.models import PaymentGateway, PaymentTransaction
+from app.play import games
+from app.play.callbacks import actions, protocol
+from app.play.models import Game, GameCategory, Provider
+from app.prizes import jackpots, lottery, tournaments
+from app.prizes.models import JackpotPool, LotteryDraw, Tournament
+from app.wallet import ledger as wallet
 
 #: Fixed TOTP secrets for demo staff so a newcomer can add them to an authenticator app.
 DEMO_TOTP = {"admin": "JBSWY3DPEHPK3PXPADMINAAA", "manager": "JBSWY3DPEHPK3PXPMANAGERA"}
@@ -99,11 +116,6 @@ def seed_originals() -> None:
     the one it generated and keeps encrypted) is registered with the casino, and its published
     game list imported. Re-running keeps the provider and refreshes the games.
     """
-    from app.originals import studio as originals
-    from app.originals.wallet_client import PROVIDER_CODE
-    from app.play import games
-    from app.play.models import Provider
-
     if not db.session.scalar(select(Provider.id).where(Provider.code == PROVIDER_CODE)):
         games.create_provider(
             code=PROVIDER_CODE,
@@ -114,8 +126,6 @@ def seed_originals() -> None:
     games.import_games(PROVIDER_CODE, originals.game_catalog())
     # The operator's merchandising for the demo home page (set once, as staff would in the
     # console's games page; later edits there are kept).
-    from app.play.models import Game
-
     ours = db.session.scalars(
         select(Game).join(Provider, Game.provider_id == Provider.id)
         .where(Provider.code == PROVIDER_CODE).order_by(Game.id)
@@ -145,9 +155,6 @@ def seed_demo() -> list[dict[str, str]]:
 
 def seed_promotions() -> None:
     """A welcome deposit bonus, applied to a new player's first deposit (idempotent)."""
-    from app.bonus import promotions
-    from app.bonus.models import Promotion
-
     name = "Welcome bonus 100%"
     if db.session.scalar(select(Promotion.id).where(Promotion.name == name)):
         return
@@ -177,10 +184,6 @@ def seed_promotions() -> None:
 
 def seed_free_spins() -> None:
     """A claimable free-spins offer on the JxOriginals slot (idempotent)."""
-    from app.bonus import promotions
-    from app.bonus.models import Promotion
-    from app.play.models import Game
-
     name = "20 free spins on Fruit Slot"
     slot = db.session.scalar(select(Game.id).where(Game.external_id == "jxo-slot"))
     if slot is None or db.session.scalar(select(Promotion.id).where(Promotion.name == name)):
@@ -212,9 +215,6 @@ DEMO_SANDBOX_SECRET = "sandbox-demo-webhook-secret"  # noqa: S105 - demo data
 def seed_gateways() -> None:
     """The sandbox gateway, so deposits and withdrawals work out of the box."""
     from decimal import Decimal
-
-    from app.payments import gateways_admin
-    from app.payments.models import PaymentGateway
 
     if db.session.scalar(select(PaymentGateway.id).where(PaymentGateway.code == "sandbox")):
         return
@@ -254,9 +254,6 @@ DEMO_CATEGORIES = [
 
 def seed_money() -> list[str]:
     """Game categories and funded demo wallets, credited through the ledger (idempotent)."""
-    from app.play.models import GameCategory
-    from app.wallet import ledger as wallet
-
     for slug, name, order in DEMO_CATEGORIES:
         if not db.session.scalar(select(GameCategory.id).where(GameCategory.slug == slug)):
             db.session.add(GameCategory(slug=slug, name=name, sort_order=order))
@@ -286,12 +283,6 @@ def seed_engagement() -> None:
     """A tiered jackpot, a free and an entry-fee tournament and a lottery draw on JxOriginals
     (idempotent)."""
     from datetime import timedelta
-
-    from app.core.base import utcnow
-    from app.originals.wallet_client import PROVIDER_CODE
-    from app.play.models import Game, Provider
-    from app.prizes import jackpots, lottery, tournaments
-    from app.prizes.models import JackpotPool, LotteryDraw, Tournament
 
     game_ids = list(
         db.session.scalars(
@@ -427,11 +418,6 @@ DEMO_PDF = (
 def seed_console_queues() -> None:
     """Work for the back office: a pending KYC submission (player1) and two pending
     withdrawals (player2), made through the real services. Skipped once they exist."""
-    from app.compliance import kyc
-    from app.compliance.models import KycSubmission
-    from app.payments import withdrawals
-    from app.payments.models import PaymentTransaction
-
     player1 = db.session.scalar(select(User).where(User.username == "player1"))
     player2 = db.session.scalar(select(User).where(User.username == "player2"))
     if player1 and not db.session.scalar(
@@ -481,9 +467,6 @@ def seed_affiliates() -> list[str]:
     the players' loyalty points show real figures (idempotent). Commission statements appear
     once the current period closes and the job runs (``flask jackpotx affiliates
     pay-commissions``)."""
-    from app.affiliates import program as affiliates
-    from app.bonus import loyalty
-
     loyalty.ensure_levels()
     agent = db.session.scalar(select(User).where(User.username == "agent"))
     admin = db.session.scalar(select(User).where(User.username == "admin"))
@@ -527,9 +510,6 @@ def seed_affiliates() -> list[str]:
 def _demo_deposit(player: User, amount: str) -> None:
     import json
 
-    from app.payments import deposits, gateways_admin, webhooks
-    from app.payments.gateways import sandbox
-
     txn = deposits.create_deposit(player, amount=amount, currency="EUR", method="sandbox")
     body = json.dumps(
         {
@@ -545,11 +525,6 @@ def _demo_deposit(player: User, amount: str) -> None:
 
 
 def _demo_play(player: User, plays: list[tuple[int, str, str]]) -> None:
-    from app.originals.wallet_client import PROVIDER_CODE
-    from app.play import games
-    from app.play.callbacks import actions, protocol
-    from app.play.models import Game
-
     game = db.session.scalar(select(Game).where(Game.external_id == "jxo-dice"))
     provider = protocol.provider_config(PROVIDER_CODE)
     if game is None or provider is None:

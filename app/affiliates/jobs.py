@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.affiliates import commissions
 from app.core.queues import job
 
 
@@ -12,8 +13,6 @@ def pay_commissions(period_start: str | None = None) -> dict[str, Any]:
     """Pay agent commissions for the last closed period, or the period containing
     ``period_start`` (ISO date); a rerun pays nothing twice (periodic)."""
     from datetime import UTC, datetime
-
-    from app.affiliates import commissions
 
     start = None
     if period_start:

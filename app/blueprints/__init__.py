@@ -4,29 +4,44 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.blueprints import console, health, sandbox
+from app.blueprints.api import (
+    admin_affiliate,
+    admin_auth,
+    admin_crm,
+    admin_games,
+    admin_jobs,
+    admin_money,
+    admin_payments,
+    admin_reports,
+    admin_users,
+    affiliate,
+    auth,
+    games,
+    home,
+    kyc,
+    loyalty,
+    notifications,
+    payments,
+    promotions,
+    responsible_gaming,
+    support,
+    system,
+    user_account,
+    wallet,
+)
+from app.blueprints.api import jackpots as jackpots_api
+from app.blueprints.api import lottery as lottery_api
+from app.blueprints.api import tournaments as tournaments_api
+from app.blueprints.api.identity_common import init_access_gate
+from app.blueprints.originals import api as originals_api
+from app.blueprints.originals import pages as originals_pages
+from app.blueprints.provider import callbacks
 from app.core.extensions import api as rest_api
 from app.core.extensions import csrf, limiter
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.blueprints import console, health, sandbox
-    from app.blueprints.api import (
-        admin_auth,
-        admin_jobs,
-        admin_payments,
-        admin_users,
-        auth,
-        kyc,
-        notifications,
-        payments,
-        responsible_gaming,
-        system,
-        user_account,
-    )
-    from app.blueprints.api.identity_common import init_access_gate
-    from app.blueprints.originals import api as originals_api
-    from app.blueprints.originals import pages as originals_pages
-
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
@@ -62,16 +77,6 @@ def register_blueprints(app: Flask) -> None:
 
 def register_promotion_blueprints(app: Flask) -> None:
     """Promotions and bonuses, support, home feed (issue 8)."""
-    from app.blueprints.api import (
-        admin_affiliate,
-        admin_crm,
-        affiliate,
-        home,
-        loyalty,
-        promotions,
-        support,
-    )
-
     for blp in (
         promotions.blp,
         support.blp,
@@ -87,9 +92,6 @@ def register_promotion_blueprints(app: Flask) -> None:
 
 def register_money_blueprints(app: Flask) -> None:
     """Wallet, games and the provider callback endpoint (issue 4)."""
-    from app.blueprints.api import admin_games, admin_money, admin_reports, games, wallet
-    from app.blueprints.provider import callbacks
-
     for blp in (wallet.blp, games.blp, admin_money.blp, admin_games.blp, admin_reports.blp):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
@@ -100,10 +102,6 @@ def register_money_blueprints(app: Flask) -> None:
 
 def register_engagement_blueprints(app: Flask) -> None:
     """Jackpots, tournaments, lottery draws (issue 9)."""
-    from app.blueprints.api import jackpots as jackpots_api
-    from app.blueprints.api import lottery as lottery_api
-    from app.blueprints.api import tournaments as tournaments_api
-
     for blp in (
         jackpots_api.blp,
         jackpots_api.admin_blp,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from app.compliance import reality_check
 from app.core.queues import job
 
 
 @job
 def send_reality_checks() -> int:
     """Reality-check reminders that are due (periodic; dedupe keys make reruns harmless)."""
-    from app.compliance import reality_check
-
     return reality_check.send_due()

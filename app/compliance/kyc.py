@@ -21,7 +21,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.compliance import uploads
-from app.compliance.models import DOCUMENT_TYPES, KycDocument, KycEvent, KycSubmission
+from app.compliance.models import (
+    DOCUMENT_TYPES,
+    SUBMISSION_STATES,
+    KycDocument,
+    KycEvent,
+    KycSubmission,
+)
 from app.core import audit, events
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one
@@ -177,7 +183,7 @@ def _decide(submission_id: int, reviewer: User, *, approve: bool, reason: str | 
         submission = lock_one(KycSubmission, KycSubmission.id == submission_id)
         if submission is None:
             raise NotFound("KYC submission not found")
-        if submission.status != "pending":
+        if not SUBMISSION_STATES.allows(submission.status, "approved"):
             raise Conflict(f"This submission is already {submission.status}")
         if submission.user_id == reviewer.id:
             raise Conflict("Staff cannot review their own documents")
@@ -195,7 +201,7 @@ def _decide(submission_id: int, reviewer: User, *, approve: bool, reason: str | 
             player.kyc_status = "approved"
         elif player.kyc_status != "approved":
             player.kyc_status = "rejected"
-        submission.status = "approved" if approve else "rejected"
+        SUBMISSION_STATES.move(submission, "approved" if approve else "rejected")
         submission.reviewer_id = reviewer.id
         submission.reason = reason
         submission.decided_at = utcnow()

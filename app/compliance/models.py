@@ -21,9 +21,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
 from app.core.extensions import Model
+from app.core.states import StateMachine
 
 DOCUMENT_TYPES = ("id_front", "id_back", "passport", "proof_of_address", "selfie")
 SUBMISSION_STATUSES = ("pending", "approved", "rejected")
+#: A submission is decided once; a new upload after a rejection opens a new submission.
+SUBMISSION_STATES = StateMachine("KYC submission", {"pending": {"approved", "rejected"}})
 
 
 class KycSubmission(Model):

@@ -14,6 +14,8 @@ from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.core.extensions import limiter
+
 log = logging.getLogger(__name__)
 
 
@@ -183,8 +185,6 @@ def _retry_after() -> str | None:
     if limit is None:
         return None
     try:
-        from app.core.extensions import limiter
-
         reset_at, _remaining = limiter.limiter.get_window_stats(limit[0], *limit[1])
     except Exception:  # Retry-After is advisory; the 429 itself must still go out
         return None

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core import mail, notifications, outbox
 from app.core.db import atomic
 from app.core.queues import job
 
 
 @job
 def deliver_email(outbox_id: int) -> str:
-    from app.core import mail
-
     return mail.deliver(outbox_id)
 
 
 @job
 def deliver_pending() -> int:
-    from app.core import mail
-
     ids = mail.pending_ids()
     for outbox_id in ids:
         mail.deliver(outbox_id)
@@ -32,8 +29,6 @@ def deliver_pending() -> int:
 @job
 def relay_outbox() -> dict[str, Any]:
     """Drain the outbox to Redis (periodic; also the recovery path after an outage)."""
-    from app.core import outbox
-
     report = outbox.drain()
     if report.error:
         # Failing makes RQ keep the job in the failed registry: staff see the outage.
@@ -51,8 +46,6 @@ def send_notification(
     dedupe_key: str | None = None,
 ) -> int | None:
     """Store and push one notification; with a ``dedupe_key`` a rerun sends nothing."""
-    from app.core import notifications
-
     with atomic():
         created = notifications.notify(
             user_id, type, title, message, data=data, dedupe_key=dedupe_key

@@ -17,6 +17,7 @@ from app.core import audit, outbox
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import redis_store
 from app.core.queues import QUEUE_NAMES, queue
+from app.core.schedule import PERIODIC_JOBS, periodic_job_id
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -62,8 +63,6 @@ def _periodic() -> list[dict[str, Any]]:
     entries no longer in ``PERIODIC_JOBS`` are listed too (``configured: false``) until a
     worker start removes them."""
     from rq_scheduler import Scheduler
-
-    from app.core.schedule import PERIODIC_JOBS, periodic_job_id
 
     scheduler = Scheduler(connection=redis_store.client())
     scheduled = {

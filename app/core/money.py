@@ -1,4 +1,4 @@
-"""Money in integer minor units with an ISO-4217 currency.
+"""Money in integer minor units with an ISO-4217 currency: exact parsing and formatting.
 
 Invariants:
 * Amounts are ``int`` minor units everywhere inside the system; floats never hold money.
@@ -9,7 +9,6 @@ Invariants:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 #: ISO-4217 exponents of the currencies we accept (crypto with their customary precision).
@@ -109,40 +108,3 @@ def format_minor(minor: int, currency: str) -> str:
     sign = "-" if minor < 0 else ""
     whole, frac = divmod(abs(int(minor)), 10**exp)
     return f"{sign}{whole}.{frac:0{exp}d}"
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    minor: int
-    currency: str
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.minor, int) or isinstance(self.minor, bool):
-            raise MoneyError("Money holds integer minor units")
-        exponent(self.currency)
-
-    @classmethod
-    def parse(cls, value: object, currency: object, *, allow_negative: bool = False) -> Money:
-        code = normalize_currency(currency)
-        return cls(parse_minor(value, code, allow_negative=allow_negative), code)
-
-    def __str__(self) -> str:
-        return format_minor(self.minor, self.currency)
-
-    def _same(self, other: Money) -> None:
-        if self.currency != other.currency:
-            raise MoneyError(f"Cannot combine {self.currency} with {other.currency}")
-
-    def __add__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.minor + other.minor, self.currency)
-
-    def __sub__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.minor - other.minor, self.currency)
-
-    def __neg__(self) -> Money:
-        return Money(-self.minor, self.currency)
-
-    def as_json(self) -> dict[str, str]:
-        return {"amount": str(self), "currency": self.currency}

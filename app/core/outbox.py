@@ -22,6 +22,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 
+from app.core import queues
 from app.core.base import utcnow
 from app.core.bus import Event, deliver
 from app.core.db import atomic, in_atomic, on_commit
@@ -82,10 +83,8 @@ def _deliver(row: OutboxMessage) -> None:
     if row.kind == "event":
         deliver(Event(name=row.name, data=row.payload, room=row.target), strict=True)
         return
-    from app.core.queues import enqueue
-
     # A fixed job id: a re-sent row does not create a second job while the first is queued.
-    enqueue(
+    queues.enqueue(
         row.name,
         *row.payload.get("args", []),
         queue_name=row.target or "default",

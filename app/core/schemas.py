@@ -12,7 +12,7 @@ from app.core.money import MoneyError, normalize_currency, to_decimal
 class Amount(fields.Field):
     """A JSON number or decimal string, kept as an exact ``Decimal``.
 
-    The currency's exponent is checked where the currency is known (``Money.parse``); here we
+    The currency's exponent is checked where the currency is known (``parse_minor``); here we
     refuse what can never be money: booleans, NaN/inf (``1e309``), text, empty strings.
     """
 

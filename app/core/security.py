@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 
 from app.core.errors import MaintenanceMode
+from app.core.settings import maintenance_state
 
 #: Paths that keep working in maintenance mode: staff, providers, gateways, ops.
 _MAINTENANCE_EXEMPT = (
@@ -31,8 +32,6 @@ def init_app(app: Flask) -> None:
             return
         if request.method == "OPTIONS":
             return
-        from app.core.settings import maintenance_state
-
         state = maintenance_state()
         if state["enabled"]:
             raise MaintenanceMode(state["message"] or "The casino is under maintenance")

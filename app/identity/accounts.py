@@ -45,6 +45,7 @@ from app.core.errors import (
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.identity import captcha, passwords, totp
+from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
 from app.identity.models import (
     ADMIN,
@@ -834,8 +835,6 @@ def activity_summary(user: User) -> dict[str, Any]:
 
 def parse_role(value: Any) -> int:
     """A role given by id or name."""
-    from app.identity.access import ROLES, role_id_from_name
-
     role_id = parse_row_id(value)
     if role_id is not None:
         if role_id not in ROLES:

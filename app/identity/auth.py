@@ -18,8 +18,8 @@ from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
 
 from app.core.db import parse_row_id
 from app.core.errors import AccessDenied, AuthenticationError, envelope
-from app.core.extensions import db, jwt, redis_store
-from app.identity.models import PLAYER, User
+from app.core.extensions import db, jwt, login_manager, redis_store
+from app.identity.models import PLAYER, TokenFamily, User
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,16 +53,12 @@ def _is_revoked(payload: dict) -> bool:
     family_id = payload.get("fam")
     if family_id:
         # The login session the token belongs to (logout, refresh reuse, password change).
-        from app.identity.models import TokenFamily
-
         family = db.session.get(TokenFamily, family_id)
         return family is None or family.revoked_at is not None
     return False
 
 
 def init_app(app: Flask) -> None:
-    from app.core.extensions import login_manager
-
     login_manager.login_view = "console.login"
 
     @login_manager.user_loader

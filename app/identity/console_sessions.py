@@ -7,7 +7,7 @@ also exist here. Invariants:
 * A new id is issued at every sign-in (the old session content is discarded), so a session
   fixed before login is worthless after it.
 * The key expires after the idle timeout (``PERMANENT_SESSION_LIFETIME``) and every request
-  slides it; logout deletes it; ``close_all_for(user_id)`` ends every session of a staff member.
+  slides it; logout deletes it.
 """
 
 from __future__ import annotations
@@ -53,12 +53,3 @@ def touch(sid: str | None, user_id: int) -> bool:
 def close(sid: str | None) -> None:
     if sid:
         redis_store.client().delete(_KEY + sid)
-
-
-def close_all_for(user_id: int) -> int:
-    """End every console session of ``user_id``; returns how many were open."""
-    client = redis_store.client()
-    sids = [s.decode() for s in client.smembers(_USER + str(user_id))]
-    closed = client.delete(*[_KEY + s for s in sids]) if sids else 0
-    client.delete(_USER + str(user_id))
-    return int(closed)

@@ -17,13 +17,17 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import desc, func, select
 
+from app.bonus import bonuses, loyalty, promotions
 from app.bonus.models import PlayerBonus
+from app.core import notifications
 from app.core.base import utcnow
 from app.core.extensions import db, redis_store
 from app.core.money import format_minor
 from app.identity.models import User
 from app.messaging.models import SupportTicket
+from app.play.games import game_json
 from app.play.models import Game, GameRound, Provider
+from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction
 
 log = logging.getLogger(__name__)
@@ -41,8 +45,6 @@ def mask(username: str) -> str:
 
 
 def _games(order, *where) -> list[dict[str, Any]]:
-    from app.play.games import game_json
-
     stmt = (
         select(Game)
         .join(Provider, Provider.id == Game.provider_id)
@@ -82,8 +84,6 @@ def big_wins(limit: int = 10) -> list[dict[str, Any]]:
 
 
 def _promotions() -> list[dict[str, Any]]:
-    from app.bonus import promotions
-
     return [
         {
             "id": p.id,
@@ -130,10 +130,6 @@ def public_feed() -> dict[str, Any]:
 
 
 def personal_feed(user: User) -> dict[str, Any]:
-    from app.bonus import bonuses, loyalty
-    from app.core import notifications
-    from app.wallet import ledger as wallet
-
     wallets = [
         {
             "currency": w.currency,

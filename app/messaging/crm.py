@@ -29,7 +29,8 @@ from typing import Any
 
 from sqlalchemy import and_, false, func, not_, or_, select, true
 
-from app.core import audit
+from app.compliance import responsible_gaming as rg
+from app.core import audit, mail, notifications, outbox
 from app.core.base import utcnow
 from app.core.db import atomic
 from app.core.errors import NotFound, ValidationError
@@ -431,8 +432,6 @@ def create_broadcast(
     segment_id: int, title: str, message: str, send_email: bool, actor: Any
 ) -> CrmBroadcast:
     """Store the broadcast and queue its fan-out (durable: survives a Redis outage)."""
-    from app.core import outbox
-
     seg = get_segment(segment_id)
     with atomic():
         row = CrmBroadcast(
@@ -461,9 +460,6 @@ def fan_out(broadcast_id: int) -> dict[str, int]:
     Idempotent: each player's notification carries a dedupe key, and the e-mail is queued
     only with a notification that was new, so a rerun (or a crash halfway) sends nothing
     twice."""
-    from app.compliance import responsible_gaming as rg
-    from app.core import mail, notifications
-
     row = db.session.get(CrmBroadcast, broadcast_id)
     if row is None:
         return {}

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.core import audit, events
+from app.core import audit, events, notifications
 from app.core.base import utcnow
 from app.core.db import atomic, page_of
 from app.core.errors import Conflict, NotFound, ValidationError
@@ -178,8 +178,6 @@ def get(ticket_id: int) -> SupportTicket:
 
 
 def staff_reply(staff: User, ticket_id: int, message: str) -> SupportMessage:
-    from app.core import notifications
-
     body = _body(message)
     with atomic():
         get(ticket_id)

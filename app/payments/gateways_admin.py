@@ -21,7 +21,7 @@ from app.core.errors import (
     ValidationError,
 )
 from app.core.extensions import db
-from app.core.money import format_minor
+from app.core.money import exponent, format_minor
 from app.identity.models import User
 from app.payments.gateways import ADAPTERS, GatewayAdapter, GatewayConfig
 from app.payments.models import (
@@ -189,8 +189,6 @@ def to_minor(value: Decimal | None, currency: str) -> int | None:
     minimums would be wrong for fees; we round half up, the usual commercial rule)."""
     if value is None:
         return None
-    from app.core.money import exponent
-
     return int((Decimal(value).scaleb(exponent(currency))).quantize(Decimal(1), ROUND_HALF_UP))
 
 

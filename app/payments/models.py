@@ -22,11 +22,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
 from app.core.extensions import Model
+from app.core.states import StateMachine
 
 PAYMENT_TYPES = ("deposit", "withdrawal")
-#: deposit: pending -> completed | failed | cancelled (expired)
-#: withdrawal: pending -> approved -> processing -> completed | failed; pending -> rejected |
-#: cancelled
 PAYMENT_STATUSES = (
     "pending",
     "approved",
@@ -35,6 +33,20 @@ PAYMENT_STATUSES = (
     "failed",
     "rejected",
     "cancelled",
+)
+#: A deposit waits for its gateway's webhook (or fails at creation).
+DEPOSIT_STATES = StateMachine("deposit", {"pending": {"completed", "failed"}})
+#: A withdrawal holds its funds from ``pending`` on; staff approve (one or two approvers) or
+#: reject it, the player may cancel it while pending; the payout job submits it
+#: (``processing``) and the gateway's webhook settles it. A gateway may answer an approved
+#: payout before our submission is recorded, hence approved -> completed | failed.
+WITHDRAWAL_STATES = StateMachine(
+    "withdrawal",
+    {
+        "pending": {"approved", "rejected", "cancelled"},
+        "approved": {"processing", "rejected", "completed", "failed"},
+        "processing": {"completed", "failed"},
+    },
 )
 
 

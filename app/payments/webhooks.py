@@ -28,12 +28,15 @@ from app.payments import hooks
 from app.payments.gateways import WebhookRejected
 from app.payments.gateways_admin import adapter_for
 from app.payments.models import (
+    DEPOSIT_STATES,
+    WITHDRAWAL_STATES,
     PaymentGateway,
     PaymentTransaction,
     PaymentWebhook,
 )
 from app.payments.records import notify_player
 from app.payments.withdrawals import release_hold
+from app.wallet import ledger as wallet
 
 
 class InvalidSignature(AppError):
@@ -154,11 +157,9 @@ def _record_response(txn: PaymentTransaction, event: Any) -> None:
 
 
 def _deposit_succeeded(txn: PaymentTransaction, event: Any) -> str:
-    from app.wallet import ledger as wallet
-
     if txn.status == "completed":
         return "duplicate"
-    if txn.status != "pending":
+    if not DEPOSIT_STATES.allows(txn.status, "completed"):
         raise _Refused(
             "state_conflict",
             Conflict(f"Payment is {txn.status}; a late success needs manual review"),
@@ -182,7 +183,7 @@ def _deposit_succeeded(txn: PaymentTransaction, event: Any) -> str:
         description=f"Deposit via {txn.gateway.name}",
         meta={"fee": txn.fee_minor, "gateway": txn.gateway.code},
     )
-    txn.status = "completed"
+    DEPOSIT_STATES.move(txn, "completed")
     txn.processed_at = utcnow()
     txn.ledger_refs = {**(txn.ledger_refs or {}), "deposit": posting.transaction_id}
     hooks.deposit_credited(txn)
@@ -211,9 +212,9 @@ def _deposit_succeeded(txn: PaymentTransaction, event: Any) -> str:
 def _deposit_failed(txn: PaymentTransaction, event: Any) -> str:
     if txn.status == "failed":
         return "duplicate"
-    if txn.status != "pending":
+    if not DEPOSIT_STATES.allows(txn.status, "failed"):
         raise _Refused("state_conflict", Conflict(f"Payment is already {txn.status}"))
-    txn.status = "failed"
+    DEPOSIT_STATES.move(txn, "failed")
     txn.processed_at = utcnow()
     txn.reason = "declined by the payment provider"
     _record_response(txn, event)
@@ -224,11 +225,9 @@ def _deposit_failed(txn: PaymentTransaction, event: Any) -> str:
 
 
 def _payout_succeeded(txn: PaymentTransaction, event: Any) -> str:
-    from app.wallet import ledger as wallet
-
     if txn.status == "completed":
         return "duplicate"
-    if txn.status not in ("processing", "approved"):
+    if not WITHDRAWAL_STATES.allows(txn.status, "completed"):
         raise _Refused("state_conflict", Conflict(f"Withdrawal is {txn.status}"))
     posting = wallet.settle_hold(
         txn.user_id,
@@ -237,7 +236,7 @@ def _payout_succeeded(txn: PaymentTransaction, event: Any) -> str:
         idempotency_key=f"withdrawal-settle:{txn.public_id}",
         reference_id=txn.public_id,
     )
-    txn.status = "completed"
+    WITHDRAWAL_STATES.move(txn, "completed")
     txn.processed_at = utcnow()
     txn.ledger_refs = {**(txn.ledger_refs or {}), "settle": posting.transaction_id}
     _record_response(txn, event)
@@ -260,10 +259,10 @@ def _payout_succeeded(txn: PaymentTransaction, event: Any) -> str:
 def _payout_failed(txn: PaymentTransaction, event: Any) -> str:
     if txn.status == "failed":
         return "duplicate"
-    if txn.status not in ("processing", "approved"):
+    if not WITHDRAWAL_STATES.allows(txn.status, "failed"):
         raise _Refused("state_conflict", Conflict(f"Withdrawal is {txn.status}"))
     release_hold(txn, "payout_failed")
-    txn.status = "failed"
+    WITHDRAWAL_STATES.move(txn, "failed")
     txn.processed_at = utcnow()
     txn.reason = "the payment provider could not pay out"
     _record_response(txn, event)

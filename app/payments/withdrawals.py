@@ -29,22 +29,22 @@ from app.core.errors import (
 )
 from app.core.extensions import db
 from app.core.money import format_minor, parse_minor
-from app.core.queues import job
+from app.core.queues import enqueue_after_commit, job
 from app.identity.models import User
 from app.payments import hooks
 from app.payments.gateways.base import PaymentRequest
 from app.payments.gateways_admin import adapter_for, check_amount_bounds, fee_for, pick_gateway
 from app.payments.models import (
+    WITHDRAWAL_STATES,
     PaymentGateway,
     PaymentTransaction,
     WithdrawalApproval,
 )
 from app.payments.records import history_of, new_public_id, notify_player
+from app.wallet import ledger as wallet
 
 
 def release_hold(txn: PaymentTransaction, why: str, actor: Any = None) -> None:
-    from app.wallet import ledger as wallet
-
     posting = wallet.release(
         txn.user_id,
         txn.currency,
@@ -82,8 +82,6 @@ def request_withdrawal(
     ip: str | None = None,
     forfeit_bonus: bool = False,
 ) -> PaymentTransaction:
-    from app.wallet import ledger as wallet
-
     currency = (currency or user.currency).upper()
     try:
         amount_minor = parse_minor(amount, currency)
@@ -183,10 +181,10 @@ def _find_withdrawal(ident: str | int, *, user_id: int | None = None) -> Payment
 def cancel_withdrawal(user: User, ident: str | int) -> PaymentTransaction:
     with atomic():
         txn = _find_withdrawal(ident, user_id=user.id)
-        if txn.status != "pending":
+        if not WITHDRAWAL_STATES.allows(txn.status, "cancelled"):
             raise Conflict(f"Only a pending withdrawal can be cancelled; this one is {txn.status}")
         release_hold(txn, "cancelled", actor=user)
-        txn.status = "cancelled"
+        WITHDRAWAL_STATES.move(txn, "cancelled")
         txn.processed_at = utcnow()
         audit.record(
             "payment.withdrawal.cancel", actor=user, target_type="payment", target_id=txn.public_id
@@ -200,13 +198,11 @@ def required_approvals(txn: PaymentTransaction) -> int:
 
 
 def approve_withdrawal(ident: str | int, staff: User) -> PaymentTransaction:
-    from app.core.queues import enqueue_after_commit
-
     with atomic():
         txn = _find_withdrawal(ident)
         if txn.user_id == staff.id:
             raise AccessDenied("Nobody approves their own withdrawal")
-        if txn.status != "pending":
+        if not WITHDRAWAL_STATES.allows(txn.status, "approved"):
             raise Conflict(f"This withdrawal is {txn.status}, not pending")
         if any(a.approver_id == staff.id for a in txn.approvals):
             raise Conflict("You already approved this withdrawal; a different approver is needed")
@@ -216,7 +212,7 @@ def approve_withdrawal(ident: str | int, staff: User) -> PaymentTransaction:
         needed = required_approvals(txn)
         done = len(txn.approvals)
         if done >= needed:
-            txn.status = "approved"
+            WITHDRAWAL_STATES.move(txn, "approved")
             enqueue_after_commit(submit_payout, txn.id, queue_name="payouts")
         audit.record(
             "payment.withdrawal.approve",
@@ -233,10 +229,10 @@ def reject_withdrawal(ident: str | int, staff: User, reason: str) -> PaymentTran
         raise ValidationError.field("reason", "A reason is required")
     with atomic():
         txn = _find_withdrawal(ident)
-        if txn.status not in ("pending", "approved"):
+        if not WITHDRAWAL_STATES.allows(txn.status, "rejected"):
             raise Conflict(f"This withdrawal is {txn.status}; it can no longer be rejected")
         release_hold(txn, "rejected", actor=staff)
-        txn.status = "rejected"
+        WITHDRAWAL_STATES.move(txn, "rejected")
         txn.reason = reason.strip()
         txn.processed_at = utcnow()
         audit.record(
@@ -260,7 +256,7 @@ def submit_payout(txn_id: int) -> None:
     """RQ job (queue ``payouts``): hand an approved withdrawal to its gateway."""
     with atomic():
         txn = lock_one(PaymentTransaction, PaymentTransaction.id == txn_id)
-        if txn is None or txn.status != "approved":
+        if txn is None or not WITHDRAWAL_STATES.allows(txn.status, "processing"):
             return  # rejected meanwhile, or a retried job that already ran
         adapter = adapter_for(txn.gateway)
         # The payment id doubles as the gateway's idempotency key, so a retried job after a
@@ -274,7 +270,7 @@ def submit_payout(txn_id: int) -> None:
                 details=txn.details,
             )
         )
-        txn.status = "processing"
+        WITHDRAWAL_STATES.move(txn, "processing")
         txn.gateway_reference = submission.gateway_reference
         response = dict(txn.gateway_response or {})
         response["payout"] = submission.raw

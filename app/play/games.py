@@ -29,7 +29,7 @@ from app.core.crypto import encrypt
 from app.core.db import atomic, dialect_insert
 from app.core.errors import AppError, Conflict, NotFound, ValidationError
 from app.core.extensions import db
-from app.core.money import MoneyError, normalize_currency
+from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.identity.models import PLAYER, User
 from app.play import guard as play_guard
 from app.play.callbacks import protocol as callback_protocol
@@ -281,8 +281,6 @@ def _rtp(value: Any) -> Decimal | None:
 
 def _bet_limit(value: Any, name: str) -> int:
     # Stake limits are stored in minor units of a 2-decimal currency (the catalog default).
-    from app.core.money import parse_minor
-
     if value is None or value == "":
         return 0
     try:
@@ -414,8 +412,6 @@ def update_game(game_id: int, data: dict[str, Any], *, actor: Any = None) -> Gam
 
 
 def game_json(game: Game, *, staff: bool = False, favorite: bool | None = None) -> dict[str, Any]:
-    from app.core.money import format_minor
-
     data: dict[str, Any] = {
         "id": game.id,
         "external_id": game.external_id,
@@ -509,19 +505,6 @@ def get_game(game_id: int, *, include_inactive: bool = False) -> Game:
     ):
         raise NotFound("No such game")
     return game
-
-
-def favorite_ids(user_id: int, game_ids: Iterable[int]) -> set[int]:
-    ids = list(game_ids)
-    if not ids:
-        return set()
-    return set(
-        db.session.scalars(
-            select(GameFavorite.game_id).where(
-                GameFavorite.user_id == user_id, GameFavorite.game_id.in_(ids)
-            )
-        )
-    )
 
 
 def favorites(user_id: int) -> list[Game]:

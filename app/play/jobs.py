@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from app.core.queues import job
+from app.play import rounds
 
 log = logging.getLogger(__name__)
 
@@ -13,8 +14,6 @@ log = logging.getLogger(__name__)
 @job
 def settle_stale_rounds(older_than_seconds: int = 3600) -> dict:
     """Refund or close rounds idle for ``older_than_seconds`` (per provider policy), audited."""
-    from app.play import rounds
-
     report = rounds.settle_stale(timedelta(seconds=older_than_seconds))
     log.info(
         "stale rounds settled: %s rounds, %s bets refunded", report.rounds, report.refunded_bets

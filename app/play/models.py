@@ -33,9 +33,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
 from app.core.extensions import Model
+from app.core.states import StateMachine
 
 GAME_STATUSES = ("active", "inactive", "maintenance")
 ROUND_STATUSES = ("open", "closed", "cancelled")
+#: A round takes bets while open; ``end_round`` or stale settlement closes it, and stale
+#: settlement cancels it when its stakes are refunded. Closed and cancelled are final.
+ROUND_STATES = StateMachine("game round", {"open": {"closed", "cancelled"}})
 PROVIDER_ACTIONS = (
     "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
 )  # fmt: skip

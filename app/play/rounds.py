@@ -27,7 +27,7 @@ from app.core.db import atomic, dialect_insert
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.play import events as play_events
-from app.play.models import Game, GameRound, Provider, ProviderTransaction
+from app.play.models import ROUND_STATES, Game, GameRound, Provider, ProviderTransaction
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction
 
@@ -180,14 +180,15 @@ def _settle_one(round_id: int, cutoff, actor: Any, report: SettleReport) -> None
             )
         )
         refund = provider.stale_round_policy == "refund" and not has_result
+        to = "cancelled" if refund else "closed"
         claimed = db.session.execute(
             update(GameRound)
             .where(
-                GameRound.id == rnd.id, GameRound.status == "open", GameRound.updated_at < cutoff
+                GameRound.id == rnd.id,
+                GameRound.status.in_(ROUND_STATES.sources(to)),
+                GameRound.updated_at < cutoff,
             )
-            .values(
-                status="cancelled" if refund else "closed", closed_at=utcnow(), updated_at=utcnow()
-            )
+            .values(status=to, closed_at=utcnow(), updated_at=utcnow())
             .returning(GameRound.id)
         ).scalar_one_or_none()
         if claimed is None:

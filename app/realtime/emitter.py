@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 import socketio
 from flask import Flask, current_app
 
+from app.core.extensions import socketio as ext
+
 log = logging.getLogger(__name__)
 
 
@@ -87,13 +89,9 @@ class LocalEmitter:
     """Embedded mode: the one process holds every client."""
 
     def emit(self, event: str, data: Any, room: str | None, namespace: str = "/") -> None:
-        from app.core.extensions import socketio as ext
-
         ext.server.emit(event, data, to=room, namespace=namespace)
 
     def disconnect(self, sids: list[str], namespace: str = "/") -> None:
-        from app.core.extensions import socketio as ext
-
         for sid in sids:
             ext.server.disconnect(sid, namespace=namespace)
 

@@ -26,8 +26,10 @@ from redis.exceptions import RedisError
 
 from app.core import presence
 from app.core.events import user_room
-from app.core.extensions import socketio
-from app.realtime.auth import Principal, Refused, error_payload, principal_from_token
+from app.core.extensions import db, redis_store, socketio
+from app.identity.auth import DENYLIST_PREFIX
+from app.identity.models import User
+from app.realtime.auth import Principal, Refused, authenticate, error_payload, principal_from_token
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +171,10 @@ def on_connect(auth=None):
 
 
 def _authenticate(auth: Any) -> Principal:
-    from app.realtime.auth import authenticate
-
     try:
         return authenticate(auth)
     finally:
         # Handlers run outside a request's teardown: never keep a DB connection checked out.
-        from app.core.extensions import db
-
         db.session.remove()
 
 
@@ -242,9 +240,6 @@ def _payment_subscription(session: LiveSession, data: Any) -> dict[str, Any]:
     if asked_id is not None and str(asked_id) != str(session.principal.user_id):
         return _reply_error("access_denied", "You can only follow your own payments")
     if asked_name is not None:
-        from app.core.extensions import db
-        from app.identity.models import User
-
         try:
             user = db.session.get(User, session.principal.user_id)
             if user is None or str(asked_name).lower() != user.username.lower():
@@ -276,8 +271,6 @@ def reauthenticate(session: LiveSession, data: Any):
     except Refused as exc:
         return _reply_error(exc.error_args["code"], exc.error_args["message"])
     finally:
-        from app.core.extensions import db
-
         db.session.remove()
     if fresh.user_id != session.principal.user_id:
         return _reply_error("access_denied", "The token belongs to another account")
@@ -313,10 +306,6 @@ def _recheck_loop(app) -> None:
 def recheck_live_sessions(now: float | None = None) -> dict[str, str]:
     """Close the connections whose token expired or was revoked; return ``{sid: verdict}``."""
     from sqlalchemy import select
-
-    from app.core.extensions import db, redis_store
-    from app.identity.auth import DENYLIST_PREFIX
-    from app.identity.models import User
 
     now = time.time() if now is None else now
     snapshot = dict(_live)

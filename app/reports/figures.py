@@ -17,10 +17,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from app.compliance.models import KycSubmission
 from app.core.base import utcnow
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity.models import PLAYER, STAFF_ROLES, User
+from app.payments.models import PaymentTransaction
+from app.reports import financial as financial_reports
 
 
 @dataclass(frozen=True)
@@ -118,10 +121,6 @@ def player_kpis(*, now: datetime | None = None) -> list[Kpi]:
 
 def money_overview(currency: str, *, now: datetime | None = None, days: int = 14) -> dict:
     """Today's money KPIs and the per-day money series, from the financial report."""
-    from app.compliance.models import KycSubmission
-    from app.payments.models import PaymentTransaction
-    from app.reports import financial as financial_reports
-
     now = now or utcnow()
     today = now.astimezone(UTC).date()
     report = financial_reports.financial(today - timedelta(days=days - 1), today, currency=currency)

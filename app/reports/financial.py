@@ -34,7 +34,9 @@ from sqlalchemy import case, func, select
 
 from app.core.extensions import db
 from app.core.money import format_minor
+from app.identity.models import PLAYER, User
 from app.payments.models import PaymentTransaction
+from app.play.models import GameRound, Provider, ProviderCallback
 from app.wallet.models import LedgerTransaction
 
 GROUPS = ("day", "week", "month")
@@ -265,8 +267,6 @@ class ProviderRow:
 def providers(date_from: date, date_to: date, *, currency: str) -> list[ProviderRow]:
     """Per provider: rounds started, bets, wins, GGR, RTP (from the ledger rows the provider's
     callbacks posted, source ``provider:<code>``) and callbacks / callbacks not answered ok."""
-    from app.play.models import GameRound, Provider, ProviderCallback
-
     if date_to < date_from or (date_to - date_from).days >= MAX_DAYS:
         raise ValueError(f"date_to must not be before date_from, at most {MAX_DAYS} days")
     currency = currency.upper()
@@ -392,8 +392,6 @@ def players(date_from: date, date_to: date) -> PlayersReport:
     the country split of registrations and first deposits; and play retention: of the players
     registered in the range, how many placed a bet exactly N days after their registration day
     (R1, R7, R30; a cohort member whose day N is still in the future is not counted)."""
-    from app.identity.models import PLAYER, User
-
     if date_to < date_from or (date_to - date_from).days >= MAX_DAYS:
         raise ValueError(f"date_to must not be before date_from, at most {MAX_DAYS} days")
     start, end = _bounds(date_from, date_to)

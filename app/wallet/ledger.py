@@ -33,12 +33,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from app.core import audit
 from app.core.base import utcnow
 from app.core.db import atomic, dialect_insert, in_atomic, table_of
-from app.core.errors import Conflict, InsufficientBalance, ValidationError
+from app.core.errors import Conflict, InsufficientBalance, NotFound, ValidationError
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.money import MoneyError, format_minor, normalize_currency
+from app.identity.models import User
 from app.wallet.models import LEDGER_TYPES, LedgerEntry, LedgerTransaction, Wallet
 
 #: The house/external account on the other side of each movement type.
@@ -723,9 +725,6 @@ def adjust(
     idempotency_key: str | None = None,
 ) -> Posting:
     """A staff credit (positive) or debit (negative), audited in the same transaction."""
-    from app.core import audit
-    from app.identity.models import User
-
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError.field("reason", "A reason is required")
@@ -736,8 +735,6 @@ def adjust(
     with _transaction():
         user = _session().get(User, user_id)
         if user is None:
-            from app.core.errors import NotFound
-
             raise NotFound("No such user")
         if user.is_staff:
             raise ValidationError.field("user_id", "Only player wallets can be adjusted")
@@ -984,17 +981,6 @@ def wallet_json(w: Wallet) -> dict[str, Any]:
         "bonus_balance": format_minor(w.bonus_balance, w.currency),
         "held_balance": format_minor(w.held_balance, w.currency),
         "total_balance": format_minor(w.balance + w.bonus_balance, w.currency),
-    }
-
-
-def empty_wallet_json(currency: str) -> dict[str, Any]:
-    zero = format_minor(0, currency)
-    return {
-        "currency": currency,
-        "balance": zero,
-        "bonus_balance": zero,
-        "held_balance": zero,
-        "total_balance": zero,
     }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity.models import User
+from app.wallet.models import LedgerTransaction as Ltx
 
 MAX_ENTRIES = 5000
 
@@ -22,8 +23,6 @@ MAX_ENTRIES = 5000
 def statement(
     user: User, since: datetime, until: datetime, *, currency: str | None = None
 ) -> dict[str, Any]:
-    from app.wallet.models import LedgerTransaction as Ltx
-
     currency = (currency or user.currency).upper()
 
     def last_before(moment: datetime):

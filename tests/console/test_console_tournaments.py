@@ -169,7 +169,7 @@ def test_delete_before_start_refunds_fees_and_a_running_one_cannot_be_deleted(si
     )
     assert "only before it starts" in refused.get_data(as_text=True)
     assert db.session.get(Tournament, running.id) is not None
-    from tests.test_tournaments_fees import cash_of
+    from tests.prizes.test_tournaments_fees import cash_of
 
     assert cash_of(player.id) == 10_00
     reconcile_clean()

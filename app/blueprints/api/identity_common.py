@@ -9,6 +9,7 @@ from flask import Flask, current_app, request
 from flask_jwt_extended import decode_token
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from app.compliance import access_rules
 from app.core.extensions import client_ip, limiter
 from app.identity.accounts import ClientInfo
 
@@ -80,8 +81,6 @@ def init_access_gate(app: Flask) -> None:
             return
         if path.startswith(_GATE_EXEMPT):
             return
-        from app.compliance import access_rules
-
         info = client_info()
         if path.startswith("/api/admin"):
             access_rules.check_staff(info.ip)

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.bonus import bonuses, promotions
+from app.bonus import bonuses, free_spins, promotions
 from app.bonus.models import PROMOTION_STATUSES, PROMOTION_TYPES, Promotion
 from app.core.errors import NotFound, ValidationError
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
@@ -257,8 +257,6 @@ class FreeSpins(MethodView):
     @blp.response(200, envelope_of(FreeSpinsSchema, many=True))
     def get(self, args):
         """Your free spins: remaining spins per game (``?active=false`` for all, ended too)."""
-        from app.bonus import free_spins
-
         return {"data": free_spins.player_grants(g.user.id, active_only=args["active"])}
 
 

@@ -13,7 +13,7 @@ from marshmallow import ValidationError as SchemaError
 from app.compliance import responsible_gaming as rg
 from app.compliance import risk
 from app.compliance.models import LIMIT_PERIODS, LIMIT_TYPES
-from app.core.errors import ValidationError
+from app.core.errors import NotFound, ValidationError
 from app.core.extensions import db
 from app.core.money import MoneyError, format_minor, parse_minor
 from app.core.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
@@ -222,8 +222,6 @@ class PlayerRg(MethodView):
         """A player's limits and full exclusion history."""
         user = db.session.get(User, user_id)
         if user is None:
-            from app.core.errors import NotFound
-
             raise NotFound("Player not found")
         return {
             "data": {

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.core.errors import ValidationError
 from app.core.schemas import Currency, PageArgs, envelope_of, page_meta
 from app.identity.auth import player_required
 from app.play import rounds
@@ -97,8 +98,6 @@ class BetArgs(PageArgs):
 
 
 def ledger_types(raw: str | None) -> list[str] | None:
-    from app.core.errors import ValidationError
-
     if not raw:
         return None
     types = [t.strip() for t in raw.split(",") if t.strip()]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from app.core.money import exponent
+
 WIDTH, HEIGHT = 900, 260
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 16, 16, 44
 
@@ -168,8 +170,6 @@ def money_chart(
     caption: str = "",
 ) -> Chart:
     """A chart of money: drawn in major units (display only; the report keeps minor units)."""
-    from app.core.money import exponent
-
     scale = 10 ** exponent(currency)
     return Chart(
         title=title,

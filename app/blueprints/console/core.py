@@ -31,6 +31,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.core.errors import AppError
+from app.core.money import format_minor
 from app.identity import console_sessions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -215,6 +216,4 @@ def _http_error(exc: HTTPException):
 @bp.app_template_filter("money")
 def _money(minor: int | None, currency: str) -> str:
     """Integer minor units → ``"152.40 EUR"`` (the currency's own exponent)."""
-    from app.core.money import format_minor
-
     return f"{format_minor(int(minor or 0), currency)} {currency}"

@@ -22,6 +22,7 @@ import requests
 from flask import current_app
 
 from app.core.money import MoneyError, format_minor, parse_minor
+from app.core.queues import enqueue_after_commit
 from app.payments.gateways.base import (
     EVENTS,
     DepositSession,
@@ -83,8 +84,6 @@ class SandboxAdapter(GatewayAdapter):
         )
 
     def create_payout(self, request: PaymentRequest) -> PayoutSubmission:
-        from app.core.queues import enqueue_after_commit
-
         reference = f"sbx_po_{secrets.token_hex(12)}"
         fail = (request.details or {}).get("simulate") == "failure"
         # By name: the sending side (app.payments.sandbox_checkout) reads the webhook secret.

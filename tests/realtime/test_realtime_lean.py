@@ -19,7 +19,7 @@ from flask_jwt_extended import create_access_token
 from app.realtime import lean
 from tests.live import free_port, gunicorn, server_env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_engineio_internals_the_patch_mirrors_are_the_pinned_ones():

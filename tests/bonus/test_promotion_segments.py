@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.messaging import crm
 from app.wallet import ledger as wallet
-from tests.test_promotions import (  # noqa: F401 - fixtures
+from tests.bonus.test_promotions import (  # noqa: F401 - fixtures
     deposit_and_pay,
     gateway,
     promo,

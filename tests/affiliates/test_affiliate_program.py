@@ -11,7 +11,7 @@ from app.affiliates.models import AffiliateApplication, CommissionPlan
 from app.core.extensions import db
 from app.core.models import AuditLog
 from app.identity.models import AGENT, PLAYER, User
-from tests.test_originals_wallet import studio  # noqa: F401 - fixture
+from tests.originals.test_originals_wallet import studio  # noqa: F401 - fixture
 
 APPLY = {"channel": "website", "website": "https://slots-reviews.example", "message": "Hi"}
 
@@ -276,7 +276,7 @@ def test_affiliate_admin_role_matrix(
     client, factory, token_for, role, method, path, body, permission
 ):
     from app.identity.access import ROLES
-    from tests.test_identity_staff import ROLE_BY_NAME
+    from tests.identity.test_identity_staff import ROLE_BY_NAME
 
     actor = factory.user(ROLE_BY_NAME[role])
     player = factory.player()

@@ -154,7 +154,9 @@ def test_the_migration_moves_the_preferences_flag_into_the_column():
 
     from app import create_app
 
-    migrations = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
+    migrations = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "migrations"
+    )
     path = os.path.join(tempfile.mkdtemp(), "consent.sqlite3")
     app = create_app({"ENV": "testing", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
     with app.app_context(), warnings.catch_warnings():

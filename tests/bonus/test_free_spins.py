@@ -27,7 +27,7 @@ from app.seed import seed_originals
 from app.wallet.models import LedgerTransaction, Wallet
 from tests.conftest import Factory
 from tests.moneykit import fund, reconcile_clean
-from tests.test_originals_wallet import ClientTransport
+from tests.originals.test_originals_wallet import ClientTransport
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_claimed_spins_are_listed_and_offered_on_the_game_page(client, factory, 
     history = client.get("/api/promotions/history", headers=headers).json["data"]
     assert history[0]["free_spins"]["id"] == spins["id"]
     # The studio knows them too: the slot page offers them.
-    from tests.test_originals_wallet import _open
+    from tests.originals.test_originals_wallet import _open
 
     token = _open(client, player, "jxo-slot")
     page = client.get(f"/originals/play/{token}").get_data(as_text=True)
@@ -175,7 +175,7 @@ def test_free_spins_on_a_game_without_a_free_rounds_adapter_are_refused(factory,
 
 
 def test_free_spins_played_on_the_studio_never_take_the_players_money(client, factory, studio):
-    from tests.test_originals_wallet import _open
+    from tests.originals.test_originals_wallet import _open
 
     p = free_spins_promo()
     player = factory.player()  # no money at all
@@ -212,7 +212,7 @@ def test_free_spins_played_on_the_studio_never_take_the_players_money(client, fa
 
 
 def test_a_free_spin_the_casino_refuses_gives_the_studio_spin_back(client, factory, studio):
-    from tests.test_originals_wallet import _open
+    from tests.originals.test_originals_wallet import _open
 
     p = free_spins_promo(free_spins_count=2)
     player = factory.player()

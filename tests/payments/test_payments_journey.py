@@ -12,8 +12,8 @@ from app.core.extensions import db
 from app.play import games
 from app.wallet.models import LedgerTransaction, Wallet
 from tests.moneykit import Table, make_game, make_provider, reconcile_clean
+from tests.payments.test_payments import Wire
 from tests.payments_helpers import png_bytes, sandbox_gateway
-from tests.test_payments import Wire
 
 
 def test_player_journey_from_deposit_to_payout(client, factory, token_for, monkeypatch):

@@ -20,7 +20,7 @@ from app.prizes import tournament_board, tournaments
 from app.prizes.models import TournamentParticipant
 from app.prizes.tournament_board import MAX_EXACT_SCORE, Entry
 from tests.moneykit import open_table
-from tests.test_tournaments import bet, end_now, make_tournament, second_player_on
+from tests.prizes.test_tournaments import bet, end_now, make_tournament, second_player_on
 
 P = TournamentParticipant
 

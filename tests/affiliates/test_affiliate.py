@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from app.payments.gateways import sandbox
+from tests.bonus.test_promotions import deposit_and_pay
 from tests.moneykit import open_table
+from tests.payments.test_payments import Wire
 from tests.payments_helpers import sandbox_gateway
-from tests.test_payments import Wire
-from tests.test_promotions import deposit_and_pay
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from app.core.extensions import db
 from app.core.models import AuditLog
 from app.identity.models import User
 from app.payments.gateways import sandbox
+from tests.bonus.test_free_spins import studio  # noqa: F401 -- fixture: JxOriginals with free rounds
+from tests.bonus.test_promotions import bonus_balance, bonuses_of, promo
 from tests.moneykit import reconcile_clean
+from tests.payments.test_payments import Wire, start_deposit
 from tests.payments_helpers import sandbox_gateway
-from tests.test_free_spins import studio  # noqa: F401 -- fixture: JxOriginals with free rounds
-from tests.test_payments import Wire, start_deposit
-from tests.test_promotions import bonus_balance, bonuses_of, promo
 
 IP_A, IP_B = "81.2.69.142", "81.2.69.143"
 
@@ -249,7 +249,7 @@ def test_the_x_device_id_header_is_a_device_fingerprint_too(client, token_for):
 
 @pytest.mark.usefixtures("studio")
 def test_free_spins_for_accounts_without_a_deposit_are_a_welcome_offer(client, token_for):
-    from tests.test_free_spins import free_spins_promo
+    from tests.bonus.test_free_spins import free_spins_promo
 
     first = register(client, "uniform", ip=IP_A, device="tablet-7")
     sign_up_spins = free_spins_promo(name="Sign-up spins", first_deposit_only=True)

@@ -15,7 +15,7 @@ from flask_migrate import upgrade
 from app import create_app
 from app.core.extensions import db
 
-MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
+MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "migrations")
 
 
 def _upgrade_and_diff(url: str) -> list:

@@ -10,7 +10,7 @@ from app.prizes import jackpots, tournament_board, tournaments
 from app.prizes.models import JackpotContribution, JackpotPool, LotteryDraw, Tournament
 from app.seed import seed_engagement
 from tests.moneykit import fund, reconcile_clean
-from tests.test_originals_wallet import _open, _play, studio  # noqa: F401 - fixture
+from tests.originals.test_originals_wallet import _open, _play, studio  # noqa: F401 - fixture
 
 
 def fund_left(user_id: int) -> int:

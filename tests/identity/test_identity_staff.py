@@ -63,7 +63,7 @@ def test_the_matrix_covers_every_admin_route_of_this_area(app):
         (method, rule.rule)
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith(("/api/admin/auth", "/api/admin/users", "/api/admin/security"))
-        # Money movements on a user belong to the wallet area (tests/test_money_api.py).
+        # Money movements on a user belong to the wallet area (tests/wallet/test_money_api.py).
         and not rule.rule.endswith("/adjust-balance")
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
@@ -203,7 +203,7 @@ def test_force_logout_and_admin_password_reset(client, factory, app):
         == 200
     )
     assert login(client, player.username).status_code == 401  # the old password is dead
-    from tests.test_identity_auth import _mailed_token
+    from tests.identity.test_identity_auth import _mailed_token
 
     token = _mailed_token(app, player.id)
     assert (
