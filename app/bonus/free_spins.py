@@ -50,6 +50,7 @@ from app.compliance import risk
 from app.compliance.models import RiskFlag
 from app.core import audit
 from app.core.base import utcnow
+from app.core.db import atomic
 from app.core.errors import InsufficientBalance
 from app.core.extensions import db
 from app.core.money import format_minor
@@ -530,8 +531,6 @@ def close_for_bonus(bonus: PlayerBonus, status: str) -> None:
 def expire_due(now: datetime | None = None) -> int:
     """Grants past their validity: the spins left are forfeited (job). Each in its own
     transaction, re-checked under the locks."""
-    from app.core.db import atomic
-
     now = now or utcnow()
     due = db.session.execute(
         select(FreeSpinGrant.id, FreeSpinGrant.user_id, FreeSpinGrant.currency).where(

@@ -23,8 +23,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from app.bonus import abuse as bonus_abuse
 from app.bonus import bonuses, free_spins
 from app.bonus.models import OPEN_BONUS_STATUSES, PlayerBonus, Promotion
+from app.compliance import responsible_gaming as rg
 from app.core import audit, events
 from app.core.base import utcnow
 from app.core.db import atomic, page_of, parse_row_id
@@ -32,10 +34,14 @@ from app.core.errors import AppError, Conflict, NotFound, SelfExcluded, Validati
 from app.core.extensions import db
 from app.core.money import format_minor, normalize_currency
 from app.identity.models import PLAYER, User
+from app.messaging import crm
 from app.messaging.models import CrmSegment
+from app.payments.models import PaymentTransaction
 from app.play import events as play_events
 from app.play import guard as play_guard
+from app.play.models import GameRound
 from app.wallet import ledger as wallet
+from app.wallet.models import LedgerTransaction as Ltx
 
 SOURCE = bonuses.SOURCE
 DEPOSIT_TYPES = ("deposit_match", "reload")
@@ -91,8 +97,6 @@ class DuplicateIdentity(PromotionUnavailable):
     """A welcome bonus already went to another account sharing a device, IP or card."""
 
     def __init__(self, promotion_id: int, matches: list[Any]) -> None:
-        from app.bonus import abuse as bonus_abuse
-
         super().__init__("duplicate_identity", bonus_abuse.explain(matches))
         self.promotion_id = promotion_id
         self.matches = matches
@@ -262,8 +266,6 @@ def _live(p: Promotion, now: datetime) -> bool:
 
 def visible_to(p: Promotion, user_id: int | None) -> bool:
     """A segment-targeted offer is shown only to the segment's players."""
-    from app.messaging import crm
-
     return p.segment_id is None or (user_id is not None and crm.in_segment(p.segment_id, user_id))
 
 
@@ -289,8 +291,6 @@ def _open_bonus(user_id: int, currency: str) -> PlayerBonus | None:
 
 
 def _completed_deposits(user_id: int, *, other_than: int | None = None) -> int:
-    from app.payments.models import PaymentTransaction
-
     return db.session.scalar(
         select(func.count(PaymentTransaction.id)).where(
             PaymentTransaction.user_id == user_id,
@@ -317,8 +317,6 @@ def refusal(
     p: Promotion, user: User, *, voucher: str | None = None, deposits_before: int | None = None
 ) -> tuple[str, str] | None:
     """Why ``user`` may not receive ``p`` now, as ``(reason code, explanation)``; else None."""
-    from app.compliance import responsible_gaming as rg
-
     now = utcnow()
     if not _live(p, now):
         return "not_active", "This promotion is not running"
@@ -396,8 +394,6 @@ def claim(user: User, promotion_id: int, *, voucher: str | None = None) -> Playe
 
     A welcome offer refused as a duplicate identity raises a staff flag, written (and
     audited) in its own transaction once the claim's has been rolled back."""
-    from app.bonus import abuse as bonus_abuse
-
     try:
         return _claim(user, promotion_id, voucher=voucher)
     except DuplicateIdentity as exc:
@@ -407,8 +403,6 @@ def claim(user: User, promotion_id: int, *, voucher: str | None = None) -> Playe
 
 
 def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus:
-    from app.bonus import abuse as bonus_abuse
-
     with atomic():
         p = db.session.get(Promotion, promotion_id)
         if p is None:
@@ -535,8 +529,6 @@ def on_deposit_credited(txn: Any) -> None:
     deposit once, for the player's pending claim or else the best auto-applied offer. A
     welcome offer is not granted to a duplicate identity (a pending claim is cancelled; the
     flag is raised in the deposit's transaction, which never fails because of a bonus)."""
-    from app.bonus import abuse as bonus_abuse
-
     user = db.session.get(User, txn.user_id)
     ref = f"payment:{txn.public_id}"
     if user is None or db.session.scalar(
@@ -603,8 +595,6 @@ def on_deposit_credited(txn: Any) -> None:
 
 
 def _receives_nothing(user: User) -> bool:
-    from app.compliance import responsible_gaming as rg
-
     return rg.is_excluded(user.id) or play_guard.status_blocks(user.status, user.status_until)
 
 
@@ -637,8 +627,6 @@ def on_play(event: play_events.PlayEvent) -> None:
         game_id = event.game_id
         if game_id is None and event.round_id is not None:
             # Refund/rollback events don't name the game; their round does.
-            from app.play.models import GameRound
-
             game_id = db.session.scalar(
                 select(GameRound.game_id).where(
                     GameRound.provider_id == event.provider_id,
@@ -817,9 +805,6 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
     currency, from the ledger. Without wagering the cashback is cash (``bonus_grant`` then
     ``bonus_convert`` of exactly that amount, so another bonus in progress is untouched);
     with wagering it waits for a player with no bonus open (skipped, reported)."""
-    from app.compliance import responsible_gaming as rg
-    from app.wallet.models import LedgerTransaction as Ltx
-
     now = now or utcnow()
     report = {"paid": 0, "skipped_open_bonus": 0, "skipped_ineligible": 0}
     for p in db.session.scalars(

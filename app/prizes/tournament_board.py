@@ -49,8 +49,9 @@ from typing import Any
 from redis.exceptions import RedisError, WatchError
 from sqlalchemy import func, or_, select
 
+from app.core.base import utcnow
 from app.core.extensions import db, redis_store
-from app.prizes.models import TournamentParticipant
+from app.prizes.models import Tournament, TournamentParticipant
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +175,6 @@ def mirror(tournament_id: int, ends_at: datetime, entries: Sequence[Entry]) -> N
 def refresh_running() -> int:
     """Job: re-apply PostgreSQL's rows to the ready board of every running tournament (only
     what Redis missed is written); returns how many boards were checked."""
-    from app.core.base import utcnow
-    from app.prizes.models import Tournament
-
     redis = redis_store.client()
     now = utcnow()
     running = db.session.execute(

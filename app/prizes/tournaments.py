@@ -33,13 +33,17 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import case, delete, func, select, text, update
 
+from app.bonus import promotions
+from app.bonus.models import Promotion
 from app.core import audit, notifications
 from app.core.base import utcnow
 from app.core.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.events import publish
-from app.core.extensions import db
+from app.core.extensions import db, redis_store
+from app.core.models import AuditLog
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.identity.models import User
 from app.play import events as play_events
 from app.play import guard as play_guard
 from app.play.models import GameRound, ProviderTransaction
@@ -245,8 +249,6 @@ def _multiple(event: play_events.PlayEvent) -> int | None:
 
 def tick(tournament_ids: list[int]) -> None:
     """After commit: push the live top 10, at most once per tournament per interval."""
-    from app.core.extensions import redis_store
-
     seconds = int(current_app.config.get("TOURNAMENT_TICK_SECONDS", 2))
     redis = redis_store.client()
     due = [
@@ -453,8 +455,6 @@ def _grant_bonus_prize(tour: Tournament, part: TournamentParticipant) -> None:
     """A bonus prize: a bonus of the tournament's promotion (its wagering terms), keyed by
     tournament and rank. While the player has another bonus open it waits (``awaiting``) and
     the settlement job grants it later."""
-    from app.bonus import promotions
-
     bonus = promotions.grant_prize(
         part.user_id,
         tour.bonus_promotion_id,
@@ -569,8 +569,6 @@ def _validate(tour: Tournament) -> None:
     ):
         raise ValidationError.field("max_participants", "A positive whole number")
     if any(kind == "bonus" for _, kind in table):
-        from app.bonus.models import Promotion
-
         promo = (
             db.session.get(Promotion, tour.bonus_promotion_id) if tour.bonus_promotion_id else None
         )
@@ -698,8 +696,6 @@ def _purge_deleted(tournament_id: int) -> bool:
 
 def _deleting(tour: Tournament) -> bool:
     """Cancelled by ``delete_tournament`` (its audit row says so), not by ``cancel``."""
-    from app.core.models import AuditLog
-
     if tour.status != "cancelled" or tour.cancelled_reason != DELETED_REASON:
         return False
     return (
@@ -876,8 +872,6 @@ def board_json(
     tour: Tournament, user_id: int | None = None, limit: int = 10, rebuild: bool = True
 ) -> dict[str, Any]:
     """The board as players see it; names, bets and prizes joined in one query."""
-    from app.identity.models import User
-
     board = live_board(tour, user_id, limit, rebuild)
     wanted = {uid for uid, _ in board.top} | ({user_id} if board.me else set())
     p = TournamentParticipant
