@@ -10,11 +10,11 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
-from app.bonus.models import FreeSpinGrant, PlayerBonus
+from app.bonus.models import FreeSpinGrant, PlayerBonus, Promotion
 from app.core import audit, events, notifications
 from app.core.base import utcnow
 from app.core.extensions import db
@@ -24,17 +24,29 @@ from app.wallet import ledger as wallet
 
 SOURCE = "bonus"
 
+#: The rows the bonus paths lock (the wallet row first, see the invariants above).
+_Row = TypeVar("_Row", PlayerBonus, FreeSpinGrant, Promotion)
 
-def locked(model: type, row_id: int) -> Any:
-    """``SELECT ... FOR UPDATE`` that also refreshes a copy already in the session (a plain
-    ``lock_one`` would keep the stale attributes of an object loaded before the lock)."""
-    stmt = (
+
+def _lock_stmt(model: type[_Row], row_id: int) -> Select[_Row]:
+    return (
         select(model)
         .where(model.id == row_id)
         .with_for_update(of=model)
         .execution_options(populate_existing=True)
     )
-    return db.session.execute(stmt).unique().scalar_one_or_none()
+
+
+def locked(model: type[_Row], row_id: int) -> _Row | None:
+    """``SELECT ... FOR UPDATE`` that also refreshes a copy already in the session (a plain
+    ``lock_one`` would keep the stale attributes of an object loaded before the lock)."""
+    return db.session.execute(_lock_stmt(model, row_id)).unique().scalar_one_or_none()
+
+
+def locked_existing(model: type[_Row], row_id: int) -> _Row:
+    """``locked`` for a row that must exist (just read, or named by a foreign key): a missing
+    row raises ``NoResultFound``, as ``core.db.lock_existing`` does."""
+    return db.session.execute(_lock_stmt(model, row_id)).unique().scalar_one()
 
 
 def move(bonus: PlayerBonus, type_: str, amount: int, key: str, *, cash: bool) -> int:

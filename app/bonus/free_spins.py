@@ -147,7 +147,10 @@ def grant(bonus: PlayerBonus, p: Promotion) -> FreeSpinGrant:
     )
     db.session.add(row)
     db.session.flush()
-    row.provider_ref = adapter_for(provider.code).create(
+    adapter = adapter_for(provider.code)
+    if adapter is None:  # pragma: no cover - ``supports`` answers only for ADAPTERS' providers
+        raise ValueError("free-spins promotion on a game without a free-rounds adapter")
+    row.provider_ref = adapter.create(
         FreeRoundsOffer(
             grant_id=row.public_id,
             player_id=bonus.user_id,
@@ -251,9 +254,9 @@ def free_round(provider_id: int, round_ext: str) -> FreeSpinRound | None:
 
 
 def _lock_pair(grant_id: int) -> tuple[FreeSpinGrant, PlayerBonus]:
-    row = db.session.get(FreeSpinGrant, grant_id)
-    bonus = bonuses.locked(PlayerBonus, row.bonus_id)
-    return bonuses.locked(FreeSpinGrant, grant_id), bonus
+    row = db.session.get_one(FreeSpinGrant, grant_id)
+    bonus = bonuses.locked_existing(PlayerBonus, row.bonus_id)
+    return bonuses.locked_existing(FreeSpinGrant, grant_id), bonus
 
 
 def pay_win(
@@ -467,11 +470,11 @@ def spins_pending(bonus_id: int) -> bool:
 
 
 def _unsettled(grant_id: int) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(FreeSpinRound.id)).where(
             FreeSpinRound.grant_id == grant_id, FreeSpinRound.status == "played"
         )
-    )
+    ).scalar_one()
 
 
 def _maybe_finish(row: FreeSpinGrant, bonus: PlayerBonus, *, now: datetime | None = None) -> None:

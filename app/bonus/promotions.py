@@ -291,26 +291,26 @@ def _open_bonus(user_id: int, currency: str) -> PlayerBonus | None:
 
 
 def _completed_deposits(user_id: int, *, other_than: int | None = None) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(PaymentTransaction.id)).where(
             PaymentTransaction.user_id == user_id,
             PaymentTransaction.type == "deposit",
             PaymentTransaction.status == "completed",
             PaymentTransaction.id != (other_than or 0),
         )
-    )
+    ).scalar_one()
 
 
 def _player_claims(p: Promotion, user_id: int) -> int:
     # A claim that ended without being granted (cancelled, or expired while pending) frees its
     # slot; everything else counts.
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(PlayerBonus.id)).where(
             PlayerBonus.promotion_id == p.id,
             PlayerBonus.user_id == user_id,
             ~(PlayerBonus.granted_at.is_(None) & PlayerBonus.status.in_(("cancelled", "expired"))),
         )
-    )
+    ).scalar_one()
 
 
 def refusal(
@@ -413,7 +413,7 @@ def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus
         welcome = bonus_abuse.is_welcome(p)
         if welcome:
             bonus_abuse.lock_identities(user.id)
-        p = bonuses.locked(Promotion, promotion_id)
+        p = bonuses.locked_existing(Promotion, promotion_id)
         _refuse_if_needed(p, user, voucher=voucher)
         if bonus_abuse.is_welcome(p):
             if not welcome:  # the offer became a welcome offer meanwhile
@@ -506,10 +506,10 @@ def grant_prize(
     wallet.lock(user_id, p.currency)
     if _open_bonus(user_id, p.currency) is not None:
         return None
-    user = db.session.get(User, user_id)
+    user = db.session.get_one(User, user_id)
     if play_guard.status_blocks(user.status, user.status_until):
         return None
-    promo = bonuses.locked(Promotion, p.id)
+    promo = bonuses.locked_existing(Promotion, p.id)
     bonus = _new_bonus(promo, user, "active", trigger_ref=trigger_ref)
     _grant(bonus, promo, amount)
     audit.record("bonus.prize", actor=None, target_type="player_bonus", target_id=bonus.id,
@@ -540,10 +540,10 @@ def on_deposit_credited(txn: Any) -> None:
         if bonus.status != "pending":
             return  # a bonus is being wagered: no stacking
         # Identity locks before the promotion row (bonus_abuse's lock order).
-        welcome = bonus_abuse.is_welcome(db.session.get(Promotion, bonus.promotion_id))
+        welcome = bonus_abuse.is_welcome(db.session.get_one(Promotion, bonus.promotion_id))
         if welcome:
             bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
-        p = bonuses.locked(Promotion, bonus.promotion_id)
+        p = bonuses.locked_existing(Promotion, bonus.promotion_id)
         if txn.amount_minor < p.min_deposit_minor or not _live(p, utcnow()):
             return
         if _receives_nothing(user):
@@ -551,11 +551,11 @@ def on_deposit_credited(txn: Any) -> None:
         if bonus_abuse.is_welcome(p):
             if not welcome:  # the offer became a welcome offer meanwhile
                 bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
-            matches = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
-            if matches:
-                bonus = bonuses.locked(PlayerBonus, bonus.id)
+            duplicates = bonus_abuse.duplicates(user.id, instrument=txn.instrument_fingerprint)
+            if duplicates:
+                bonus = bonuses.locked_existing(PlayerBonus, bonus.id)
                 _end(bonus, "cancelled", "duplicate_identity")
-                bonus_abuse.flag(user.id, p.id, matches, context="deposit")
+                bonus_abuse.flag(user.id, p.id, duplicates, context="deposit")
                 return
         bonus.trigger_ref, bonus.deposit_minor = ref, txn.amount_minor
         _grant(bonus, p, _match_amount(p, txn.amount_minor))
@@ -573,12 +573,12 @@ def on_deposit_credited(txn: Any) -> None:
         .order_by(Promotion.priority.desc(), Promotion.id)
     ).all()
     before = _completed_deposits(user.id, other_than=txn.id)
-    matches = None
+    matches: list[bonus_abuse.Match] | None = None
     identities_locked = any(bonus_abuse.is_welcome(c) for c in candidates)
     if identities_locked:  # identity locks before the promotion rows (bonus_abuse)
         bonus_abuse.lock_identities(user.id, instrument=txn.instrument_fingerprint)
     for candidate in candidates:
-        p = bonuses.locked(Promotion, candidate.id)
+        p = bonuses.locked_existing(Promotion, candidate.id)
         if refusal(p, user, deposits_before=before) is not None:
             continue
         if bonus_abuse.is_welcome(p):
@@ -695,7 +695,7 @@ def _end(bonus: PlayerBonus, status: str, reason: str, *, actor: Any = None) -> 
         free_spins.close_for_bonus(bonus, status)
     else:
         # Never granted: give the claim slot back.
-        p = bonuses.locked(Promotion, bonus.promotion_id)
+        p = bonuses.locked_existing(Promotion, bonus.promotion_id)
         p.claims_count = max(p.claims_count - 1, 0)
         status = "cancelled" if status == "forfeited" else status
     bonus.status, bonus.ended_at, bonus.end_reason = status, utcnow(), reason
@@ -712,7 +712,7 @@ def forfeit(user: User, bonus_id: int) -> PlayerBonus:
         if bonus is None or bonus.user_id != user.id:
             raise NotFound("Bonus not found")
         wallet.lock(user.id, bonus.currency)
-        bonus = bonuses.locked(PlayerBonus, bonus_id)
+        bonus = bonuses.locked_existing(PlayerBonus, bonus_id)
         if bonus.status not in OPEN_BONUS_STATUSES:
             raise Conflict(f"This bonus is already {bonus.status}")
         _end(bonus, "forfeited", "forfeited by the player", actor=user)
@@ -741,7 +741,7 @@ def forfeit_for_withdrawal(user_id: int, currency: str, actor: Any = None) -> No
     wallet.lock(user_id, currency)
     bonus = _active_bonus(user_id, currency)
     if bonus is not None:
-        bonus = bonuses.locked(PlayerBonus, bonus.id)
+        bonus = bonuses.locked_existing(PlayerBonus, bonus.id)
         _end(bonus, "forfeited", "forfeited on withdrawal request", actor=actor)
 
 
@@ -774,8 +774,10 @@ def expire_due(now: datetime | None = None) -> int:
     for bonus_id, user_id, currency in due:
         with atomic():
             wallet.lock(user_id, currency)
-            bonus = bonuses.locked(PlayerBonus, bonus_id)
-            if bonus.status in OPEN_BONUS_STATUSES and bonus.expires_at <= now:
+            bonus = bonuses.locked_existing(PlayerBonus, bonus_id)
+            # NULL never expires (as in the query above); nothing sets it back to NULL.
+            expires_at = bonus.expires_at
+            if bonus.status in OPEN_BONUS_STATUSES and expires_at is not None and expires_at <= now:
                 _end(bonus, "expired", "validity ended")
                 done += 1
     return done
@@ -837,7 +839,7 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
                     select(PlayerBonus.id).where(PlayerBonus.trigger_ref == f"{ref}:{user_id}")
                 ):
                     continue
-                user = db.session.get(User, user_id)
+                user = db.session.get_one(User, user_id)
                 if (
                     user.role_id != PLAYER
                     or rg.is_excluded(user.id)
@@ -847,7 +849,7 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
                 ):
                     report["skipped_ineligible"] += 1
                     continue
-                promo = bonuses.locked(Promotion, p.id)
+                promo = bonuses.locked_existing(Promotion, p.id)
                 trigger = {"trigger_ref": f"{ref}:{user_id}"}
                 if p.wagering_multiplier == 0:
                     # Never open: it must not collide with a bonus being wagered.

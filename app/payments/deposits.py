@@ -12,7 +12,7 @@ from typing import Any
 from flask import current_app
 
 from app.core import audit
-from app.core.db import atomic, lock_one
+from app.core.db import atomic, lock_existing, lock_one
 from app.core.errors import (
     KycRequired,
     ServiceUnavailable,
@@ -111,7 +111,7 @@ def create_deposit(
                 locked.reason = f"gateway error: {type(exc).__name__}"
         raise ServiceUnavailable("The payment provider is not reachable, try again") from None
     with atomic():
-        txn = lock_one(PaymentTransaction, PaymentTransaction.id == txn.id)
+        txn = lock_existing(PaymentTransaction, PaymentTransaction.id == txn.id)
         txn.payment_url = session.payment_url
         txn.gateway_reference = session.gateway_reference
         txn.gateway_response = {"create": session.raw}

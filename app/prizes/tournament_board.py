@@ -334,7 +334,7 @@ def read(
                 continue
             if board == "pg":
                 return None
-            if board is not None:
+            if isinstance(board, Board):
                 return board
         return None
     except RedisError:
@@ -409,7 +409,7 @@ def position(tournament_id: int, user_id: int) -> tuple[int, TournamentParticipa
     me = db.session.scalar(select(p).where(p.tournament_id == tournament_id, p.user_id == user_id))
     if me is None:
         return None
-    ahead = db.session.scalar(
+    ahead = db.session.execute(
         select(func.count(p.id)).where(
             p.tournament_id == tournament_id,
             or_(
@@ -418,5 +418,5 @@ def position(tournament_id: int, user_id: int) -> tuple[int, TournamentParticipa
                 (p.score == me.score) & (p.score_at == me.score_at) & (p.id < me.id),
             ),
         )
-    )
+    ).scalar_one()
     return ahead + 1, me

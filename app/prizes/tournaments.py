@@ -31,13 +31,13 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import SQLColumnExpression, case, delete, func, select, text, update
 
 from app.bonus import promotions
 from app.bonus.models import Promotion
 from app.core import audit, notifications
 from app.core.base import utcnow
-from app.core.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
+from app.core.db import atomic, dialect_insert, lock_existing, lock_one, on_commit, parse_row_id
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.events import publish
 from app.core.extensions import db, redis_store
@@ -203,6 +203,7 @@ def _score(tour: Any, event: play_events.PlayEvent, now: datetime) -> tournament
     stake = event.amount if event.kind == "bet" else 0
     win = event.amount if event.kind == "win" else 0
     back = event.amount if event.kind in ("refund", "rollback") else 0
+    new_score: SQLColumnExpression[int]
     values: dict[str, Any] = {
         "wagered": p.wagered + stake - back,
         "won": p.won + win,
@@ -275,7 +276,7 @@ def join(tournament_id: int, user: Any) -> TournamentParticipant:
         # Wallet before tournament: the order of the bet path (wallet lock, then the running
         # tournaments FOR KEY SHARE), so a join never deadlocks with the player's own bet.
         wallet.lock(user.id, currency)
-        tour = lock_one(Tournament, Tournament.id == tournament_id)
+        tour = lock_existing(Tournament, Tournament.id == tournament_id)
         if tour.status != "scheduled" or tour.ends_at <= utcnow():
             raise Conflict("This tournament is over")
         if tour.currency != currency:  # staff changed it before anyone paid: retry
@@ -288,7 +289,9 @@ def join(tournament_id: int, user: Any) -> TournamentParticipant:
         if existing is not None:
             return existing
         if tour.max_participants is not None:
-            count = db.session.scalar(select(func.count(p.id)).where(p.tournament_id == tour.id))
+            count = db.session.execute(
+                select(func.count(p.id)).where(p.tournament_id == tour.id)
+            ).scalar_one()
             if count >= tour.max_participants:
                 raise Conflict("This tournament is full")
         row = TournamentParticipant(tournament_id=tour.id, user_id=user.id, fee_paid=0)
@@ -373,20 +376,20 @@ def refund_fees(tournament_id: int) -> int:
 
 def _paid_fees(tournament_id: int) -> int:
     p = TournamentParticipant
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(p.id)).where(p.tournament_id == tournament_id, p.fee_paid > 0)
-    )
+    ).scalar_one()
 
 
 def _pending_fees(tournament_id: int) -> int:
     p = TournamentParticipant
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(p.id)).where(
             p.tournament_id == tournament_id,
             p.fee_paid > 0,
             p.fee_refund_transaction_id.is_(None),
         )
-    )
+    ).scalar_one()
 
 
 # --------------------------------------------------------------------------- settlement
@@ -455,10 +458,15 @@ def _grant_bonus_prize(tour: Tournament, part: TournamentParticipant) -> None:
     """A bonus prize: a bonus of the tournament's promotion (its wagering terms), keyed by
     tournament and rank. While the player has another bonus open it waits (``awaiting``) and
     the settlement job grants it later."""
+    promotion_id, amount = tour.bonus_promotion_id, part.prize
+    if promotion_id is None:  # ``_validate`` refuses bonus prizes without their promotion
+        raise NotFound("Promotion not found")
+    if amount is None:  # ``settle`` sets a rank's prize before granting (or awaiting) it
+        raise ValueError(f"tournament participant {part.id}: a bonus prize without an amount")
     bonus = promotions.grant_prize(
         part.user_id,
-        tour.bonus_promotion_id,
-        part.prize,
+        promotion_id,
+        amount,
         f"tournament:{tour.id}:rank:{part.rank}",
         description=f"{tour.name}: rank {part.rank}",
     )
@@ -475,10 +483,10 @@ def grant_awaiting_prizes() -> int:
     granted = 0
     for part_id in list(db.session.scalars(select(p.id).where(p.prize_status == "awaiting"))):
         with atomic():
-            part = lock_one(p, p.id == part_id)
+            part = lock_existing(p, p.id == part_id)
             if part.prize_status != "awaiting":
                 continue
-            _grant_bonus_prize(db.session.get(Tournament, part.tournament_id), part)
+            _grant_bonus_prize(db.session.get_one(Tournament, part.tournament_id), part)
             granted += part.prize_status == "paid"
     return granted
 
@@ -900,7 +908,10 @@ def board_json(
         "tournament_id": tour.id,
         "state": state(tour),
         "top": [entry(i, uid, score) for i, (uid, score) in enumerate(board.top, start=1)],
-        "me": None if board.me is None else entry(board.me[0], user_id, board.me[1]),
+        # ``me`` is only ever read for a caller (``tournament_board.read`` / ``postgres``).
+        "me": None
+        if board.me is None or user_id is None
+        else entry(board.me[0], user_id, board.me[1]),
     }
 
 

@@ -33,13 +33,13 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 
 from app.core.base import utcnow
-from app.core.db import atomic, parse_row_id
+from app.core.db import atomic, parse_row_id, table_of
 from app.core.errors import AppError, InsufficientBalance
 from app.core.extensions import db
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
@@ -70,6 +70,14 @@ log = logging.getLogger(__name__)
 # --- request parsing -------------------------------------------------------------------------
 
 
+@overload
+def _text(value: Any, name: str, *, required: Literal[True] = True, limit: int = 100) -> str: ...
+
+
+@overload
+def _text(value: Any, name: str, *, required: bool, limit: int = 100) -> str | None: ...
+
+
 def _text(value: Any, name: str, *, required: bool = True, limit: int = 100) -> str | None:
     if value is None or value == "":
         if required:
@@ -90,6 +98,18 @@ def _currency(value: Any) -> str:
         raise CallbackError("VALIDATION_ERROR", f"currency: {exc}") from None
 
 
+@overload
+def _money(
+    req: CallbackRequest, player: _Player, *, amount_required: Literal[True] = True
+) -> tuple[str, int]: ...
+
+
+@overload
+def _money(
+    req: CallbackRequest, player: _Player, *, amount_required: bool
+) -> tuple[str, int | None]: ...
+
+
 def _money(
     req: CallbackRequest, player: _Player, *, amount_required: bool = True
 ) -> tuple[str, int | None]:
@@ -98,6 +118,14 @@ def _money(
     else:
         currency = _currency(req.currency)
     return currency, _amount(req.amount, currency, required=amount_required)
+
+
+@overload
+def _amount(value: Any, currency: str, *, required: Literal[True] = True) -> int: ...
+
+
+@overload
+def _amount(value: Any, currency: str, *, required: bool) -> int | None: ...
 
 
 def _amount(value: Any, currency: str, *, required: bool = True) -> int | None:
@@ -333,7 +361,7 @@ def _build_round_upsert(dialect_insert: Any) -> Any:
 
 
 def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
-    _text(req.transaction_id, "transaction_id")
+    tx_ext = _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
     player = _player(provider, req, live=True)
     currency, amount = _money(req, player)
@@ -375,7 +403,7 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
                 currency=currency,
                 free_round_id=free_round,
                 round_ext=round_ext,
-                transaction_id=req.transaction_id,
+                transaction_id=tx_ext,
             )
         except seams.FreeRoundRefused as exc:
             raise CallbackError(exc.code, exc.message) from None
@@ -423,7 +451,7 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             cash_delta=-cash_part,
             bonus_delta=-bonus_part,
             source=provider.source,
-            idempotency_key=req.transaction_id,
+            idempotency_key=tx_ext,
             reference_type="provider_transaction",
             reference_id=claim,
             locked=w,
@@ -478,7 +506,7 @@ def win_split(amount: int, bet_cash: int, bet_bonus: int) -> tuple[int, int]:
 def _build_win_round(_insert: Any) -> Any:
     r = GameRound.__table__.c
     return (
-        update(GameRound.__table__)
+        update(table_of(GameRound))
         .where(
             r.provider_id == bindparam("w_provider_id"),
             r.external_round_id == bindparam("round_ext"),
@@ -514,7 +542,7 @@ def _check_round(
 
 
 def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
-    _text(req.transaction_id, "transaction_id")
+    tx_ext = _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
     player = _player(provider, req, live=False)
     currency, amount = _money(req, player)
@@ -557,7 +585,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     if not rnd.bet_cash and not rnd.bet_bonus:
         fsr = seams.free_rounds().free_round(provider.id, round_ext)
         if fsr is not None:
-            return _free_round_win(provider, req, player, fsr, currency, amount, claim, w)
+            return _free_round_win(provider, tx_ext, player, fsr, currency, amount, claim, w)
     cash_part, bonus_part = win_split(amount, rnd.bet_cash, rnd.bet_bonus)
     if amount:
         posting = wallet.post(
@@ -567,7 +595,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             cash_delta=cash_part,
             bonus_delta=bonus_part,
             source=provider.source,
-            idempotency_key=req.transaction_id,
+            idempotency_key=tx_ext,
             reference_type="provider_transaction",
             reference_id=claim,
             locked=w,
@@ -595,7 +623,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
 
 def _free_round_win(
     provider: ProviderConfig,
-    req: CallbackRequest,
+    tx_ext: str,
     player: _Player,
     fsr: Any,
     currency: str,
@@ -610,7 +638,7 @@ def _free_round_win(
             amount=amount,
             currency=currency,
             source=provider.source,
-            transaction_id=req.transaction_id,
+            transaction_id=tx_ext,
             claim_id=claim,
             locked=w,
         )
@@ -633,7 +661,7 @@ def _free_round_win(
 def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     """refund (a bet's stake back) and rollback (undo a bet or a win)."""
     action = req.action
-    _text(req.transaction_id, "transaction_id")
+    tx_ext = _text(req.transaction_id, "transaction_id")
     reference = _text(req.reference_transaction_id, "reference_transaction_id")
     round_ext = _text(req.round_id, "round_id", required=False)
     player = _player(provider, req, live=False)
@@ -727,10 +755,12 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             user_id=player.user_id,
             balance_before=w.balance,
         )
-    if target.action == "win":
+    if target.action == "win" and target.external_round_id is not None:
         fsr = seams.free_rounds().free_round(provider.id, target.external_round_id)
         if fsr is not None:
-            return _free_round_win_reversed(provider, req, player, fsr, target, claim, w)
+            return _free_round_win_reversed(
+                provider, tx_ext, player, fsr, target, currency, claim, w
+            )
     original = db.session.execute(
         select(LedgerTransaction.cash_delta, LedgerTransaction.bonus_delta).where(
             LedgerTransaction.source == provider.source,
@@ -745,7 +775,7 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             cash_delta=-original.cash_delta,
             bonus_delta=-original.bonus_delta,
             source=provider.source,
-            idempotency_key=req.transaction_id,
+            idempotency_key=tx_ext,
             reference_type="provider_transaction",
             reference_id=claim,
             meta={"reverses": reference},
@@ -785,7 +815,7 @@ def _round_reversed(provider: ProviderConfig, target: ProviderTransaction) -> No
         else {"total_win": r.total_win - target.amount}
     )
     db.session.execute(
-        update(GameRound.__table__)
+        update(table_of(GameRound))
         .where(r.provider_id == provider.id, r.external_round_id == target.external_round_id)
         .values(updated_at=utcnow(), **values)
     )
@@ -793,22 +823,24 @@ def _round_reversed(provider: ProviderConfig, target: ProviderTransaction) -> No
 
 def _free_round_win_reversed(
     provider: ProviderConfig,
-    req: CallbackRequest,
+    tx_ext: str,
     player: _Player,
     fsr: Any,
     target: ProviderTransaction,
+    currency: str,
     claim: int,
     w: wallet.LockedWallet,
 ) -> CallbackResult:
     """A rollback of a free round's win: undone under the free-spins contract (never as an
-    ordinary win: that money is the bonus's, or already cash or forfeited)."""
+    ordinary win: that money is the bonus's, or already cash or forfeited). ``currency`` is
+    the callback's, which the caller checked equals ``target.currency``."""
     try:
         seams.free_rounds().win_reversed(
             fsr,
             amount=target.amount,
-            currency=target.currency,
+            currency=currency,
             source=provider.source,
-            transaction_id=req.transaction_id,
+            transaction_id=tx_ext,
             reverses=target.external_id,
             claim_id=claim,
             locked=w,
@@ -818,20 +850,20 @@ def _free_round_win_reversed(
         raise CallbackError(
             exc.code,
             exc.message,
-            balances=(w.balance, w.bonus_balance, target.currency),
+            balances=(w.balance, w.bonus_balance, currency),
             follow_up=None
             if review is None
             else lambda: seams.free_rounds().flag_for_review(user_id, review),
         ) from None
     _round_reversed(provider, target)
-    balance, bonus = _balances(player.user_id, target.currency)
+    balance, bonus = _balances(player.user_id, currency)
     # The answer after any conversion (the contract may complete); a replay returns it.
     _record_answer(claim, balance, bonus)
     return CallbackResult(
         "ok",
         balance=balance,
         bonus_balance=bonus,
-        currency=target.currency,
+        currency=currency,
         transaction_id=str(claim),
         user_id=player.user_id,
         balance_before=w.balance,

@@ -14,7 +14,7 @@ from flask import g, has_request_context
 from sqlalchemy import func, insert, select
 
 from app.core.base import utcnow
-from app.core.db import atomic
+from app.core.db import atomic, table_of
 from app.core.extensions import db
 from app.core.observability import correlation_id
 from app.play.callbacks.protocol import CallbackRequest, CallbackResult
@@ -75,7 +75,7 @@ def record(
 
 
 def _build_log(_insert: Any) -> Any:
-    return insert(ProviderCallback.__table__)
+    return insert(table_of(ProviderCallback))
 
 
 def _short(value: Any) -> str | None:

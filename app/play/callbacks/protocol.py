@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.core.crypto import decrypt
 from app.core.extensions import db
-from app.core.money import format_minor
+from app.core.money import MoneyError, format_minor
 from app.play.models import Game, Provider
 
 log = logging.getLogger(__name__)
@@ -112,11 +112,16 @@ class CallbackResult:
                 body["bonus_balance"] = format_minor(self.bonus_balance or 0, self.currency)
                 body["currency"] = self.currency
             return body
+        currency = self.currency
+        if currency is None:
+            # Every action answers ok in the player's currency; without one the amounts
+            # cannot be rendered (as ``format_minor`` itself would refuse).
+            raise MoneyError("Unsupported currency None")
         body = {
             "status": "ok",
-            "balance": format_minor(self.balance or 0, self.currency),
-            "bonus_balance": format_minor(self.bonus_balance or 0, self.currency),
-            "currency": self.currency,
+            "balance": format_minor(self.balance or 0, currency),
+            "bonus_balance": format_minor(self.bonus_balance or 0, currency),
+            "currency": currency,
             "transaction_id": self.transaction_id,
         }
         body.update(self.extra)
