@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 
-from app.bonus.models import FreeSpinGrant, PlayerBonus, Promotion
+from app.bonus.models import BONUS_STATES, FreeSpinGrant, PlayerBonus, Promotion
 from app.core import audit, events, notifications
 from app.core.base import utcnow
 from app.core.extensions import db
@@ -78,7 +78,8 @@ def complete(bonus: PlayerBonus) -> None:
     bonus.converted_minor += convert
     bonus.forfeited_minor += balance - convert
     bonus.ledger_refs = refs
-    bonus.status, bonus.ended_at, bonus.end_reason = "completed", utcnow(), "wagering completed"
+    BONUS_STATES.move(bonus, "completed")
+    bonus.ended_at, bonus.end_reason = utcnow(), "wagering completed"
     audit.record("bonus.convert", target_type="player_bonus", target_id=bonus.id,
                  after={"converted": format_minor(convert, bonus.currency),
                         "forfeited": format_minor(balance - convert, bonus.currency),

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, update
 
 from app.bonus import bonuses
-from app.bonus.models import FreeSpinGrant, FreeSpinRound, PlayerBonus, Promotion
+from app.bonus.models import BONUS_STATES, FreeSpinGrant, FreeSpinRound, PlayerBonus, Promotion
 from app.compliance import risk
 from app.compliance.models import RiskFlag
 from app.core import audit
@@ -503,7 +503,8 @@ def _after_spins(bonus: PlayerBonus, now: datetime) -> None:
     if bonus.status != "active":
         return
     if bonus.amount_minor == 0 or bonus.wagering_required_minor == 0:
-        bonus.status, bonus.ended_at = "completed", now
+        BONUS_STATES.move(bonus, "completed")
+        bonus.ended_at = now
         bonus.end_reason = (
             "free spins won nothing" if bonus.amount_minor == 0 else "free spin winnings paid"
         )

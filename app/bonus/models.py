@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
 from app.core.extensions import Model
+from app.core.states import StateMachine
 
 PROMOTION_TYPES = ("deposit_match", "reload", "no_deposit", "cashback", "free_spins")
 PROMOTION_STATUSES = ("draft", "active", "inactive")
@@ -44,6 +45,15 @@ PROMOTION_STATUSES = ("draft", "active", "inactive")
 #: completed: converted to cash; forfeited / expired / cancelled: ended without conversion.
 BONUS_STATUSES = ("pending", "active", "completed", "forfeited", "expired", "cancelled")
 OPEN_BONUS_STATUSES = ("pending", "active")
+#: A pending bonus is granted (active) by its qualifying deposit, or ends unused; an active one
+#: converts (completed) or ends without conversion. The ended statuses are final.
+BONUS_STATES = StateMachine(
+    "bonus",
+    {
+        "pending": {"active", "cancelled", "expired"},
+        "active": {"completed", "forfeited", "expired", "cancelled"},
+    },
+)
 
 
 class Promotion(Model):

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from app.bonus import abuse as bonus_abuse
 from app.bonus import bonuses, free_spins
-from app.bonus.models import OPEN_BONUS_STATUSES, PlayerBonus, Promotion
+from app.bonus.models import BONUS_STATES, OPEN_BONUS_STATUSES, PlayerBonus, Promotion
 from app.compliance import responsible_gaming as rg
 from app.core import audit, events
 from app.core.base import utcnow
@@ -452,7 +452,8 @@ def redeem_voucher(user: User, code: str) -> PlayerBonus:
 def _grant(bonus: PlayerBonus, p: Promotion, amount: int, *, actor: Any = None) -> None:
     """Credit ``amount`` as bonus money and start the wagering contract (wallet locked)."""
     now = utcnow()
-    bonus.status = "active"
+    if bonus.status != "active":  # a pending claim granted by its deposit
+        BONUS_STATES.move(bonus, "active")
     bonus.amount_minor = amount
     bonus.wagering_required_minor = amount * p.wagering_multiplier
     bonus.granted_at = now
@@ -698,7 +699,8 @@ def _end(bonus: PlayerBonus, status: str, reason: str, *, actor: Any = None) -> 
         p = bonuses.locked_existing(Promotion, bonus.promotion_id)
         p.claims_count = max(p.claims_count - 1, 0)
         status = "cancelled" if status == "forfeited" else status
-    bonus.status, bonus.ended_at, bonus.end_reason = status, utcnow(), reason
+    BONUS_STATES.move(bonus, status)
+    bonus.ended_at, bonus.end_reason = utcnow(), reason
     audit.record(f"bonus.{status}", actor=actor, target_type="player_bonus", target_id=bonus.id,
                  after={"reason": reason, "forfeited": format_minor(bonus.forfeited_minor,
                                                                    bonus.currency)})  # fmt: skip

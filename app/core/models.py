@@ -138,7 +138,7 @@ class OutboxMessage(Model):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))
-    #: Event name (``balance.update``) or job function path (``app.jobs.x.y``).
+    #: Event name (``balance.update``) or job function path (``app.<domain>.jobs.f``).
     name: Mapped[str] = mapped_column(String(200))
     #: Socket.IO room for events; RQ queue name for jobs.
     target: Mapped[str | None] = mapped_column(String(200))

@@ -74,7 +74,7 @@ def add_event(name: str, data: dict[str, Any], *, room: str | None = None) -> Ou
 def add_job(func: str, *args: Any, queue: str = "default", **kwargs: Any) -> OutboxMessage:
     """An RQ job (``func`` as a dotted path, ids as arguments) enqueued once Redis takes it."""
     if not isinstance(func, str) or "." not in func:
-        raise ValueError("jobs are named by their dotted path, e.g. 'app.jobs.x.run'")
+        raise ValueError("jobs are named by their dotted path, e.g. 'app.core.jobs.relay_outbox'")
     payload = _checked_json({"args": list(args), "kwargs": kwargs}, "job arguments")
     return _add("job", func, queue, payload)
 

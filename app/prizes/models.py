@@ -35,6 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core.base import UTCDateTime, utcnow
 from app.core.db import BigIntPK
 from app.core.extensions import Model
+from app.core.states import StateMachine
 
 JACKPOT_STATUSES = ("active", "paused")
 JACKPOT_TRIGGERS = ("random", "must_drop", "drop_time", "manual", "provider")
@@ -175,6 +176,9 @@ class JackpotWin(Model):
 TOURNAMENT_ENTRIES = ("free", "opt_in")
 TOURNAMENT_SCORING = ("wagered", "won", "multiplier", "net")
 TOURNAMENT_STATUSES = ("scheduled", "settled", "cancelled")
+#: Upcoming / running / finished are times of a ``scheduled`` tournament; settlement pays its
+#: prizes once, cancellation (or deletion before the start) refunds its fees. Both are final.
+TOURNAMENT_STATES = StateMachine("tournament", {"scheduled": {"settled", "cancelled"}})
 
 
 class Tournament(Model):

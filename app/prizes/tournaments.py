@@ -51,6 +51,7 @@ from app.prizes import tournament_board
 from app.prizes.models import (
     TOURNAMENT_ENTRIES,
     TOURNAMENT_SCORING,
+    TOURNAMENT_STATES,
     Tournament,
     TournamentParticipant,
 )
@@ -445,7 +446,7 @@ def settle(tournament_id: int) -> Tournament:
                 data={"tournament_id": tour.id, "rank": rank},
                 dedupe_key=f"tournament_prize:{tour.id}:{rank}",
             )
-        tour.status = "settled"
+        TOURNAMENT_STATES.move(tour, "settled")
         tour.settled_at = utcnow()
         db.session.flush()
         publish("tournament.update", board_event(tour), room=room(tour.id))
@@ -670,11 +671,11 @@ def delete_tournament(tournament_id: int, *, actor: Any) -> None:
         tour = lock_one(Tournament, Tournament.id == tournament_id)
         if tour is None:
             raise NotFound("Tournament not found")
-        if tour.starts_at <= utcnow() or tour.status != "scheduled":
+        if tour.starts_at <= utcnow() or not TOURNAMENT_STATES.allows(tour.status, "cancelled"):
             raise Conflict("A tournament can be deleted only before it starts")
         before = admin_json(tour)
         before["fees_to_refund"] = _pending_fees(tour.id)
-        tour.status = "cancelled"
+        TOURNAMENT_STATES.move(tour, "cancelled")
         tour.cancelled_reason = DELETED_REASON
         db.session.flush()
         on_commit(lambda: tournament_board.drop(tournament_id))
@@ -735,9 +736,9 @@ def cancel(tournament_id: int, *, actor: Any, reason: str) -> Tournament:
             raise NotFound("Tournament not found")
         if tour.status == "settled":
             raise Conflict("A settled tournament cannot be cancelled")
-        if tour.status == "scheduled":
+        if TOURNAMENT_STATES.allows(tour.status, "cancelled"):
             before = admin_json(tour)
-            tour.status = "cancelled"
+            TOURNAMENT_STATES.move(tour, "cancelled")
             tour.cancelled_reason = reason.strip()
             db.session.flush()
             on_commit(lambda: tournament_board.drop(tournament_id))

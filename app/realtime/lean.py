@@ -21,7 +21,7 @@ socket cost (docs/realtime.md, "Memory per connection"). Here:
 
 ``install()`` patches ``engineio.socket.Socket`` and the gevent driver's queue class once per
 process; other async modes (the test profile's threading) keep engineio's own behaviour.
-``tests/test_realtime_lean.py`` pins the engineio internals this relies on.
+``tests/realtime/test_realtime_lean.py`` pins the engineio internals this relies on.
 """
 
 from __future__ import annotations

@@ -6,16 +6,20 @@ from types import SimpleNamespace
 
 import pytest
 
+from app.bonus.models import BONUS_STATES, BONUS_STATUSES
 from app.compliance.models import SUBMISSION_STATES, SUBMISSION_STATUSES
 from app.core.states import IllegalTransition, StateMachine
 from app.payments.models import DEPOSIT_STATES, PAYMENT_STATUSES, WITHDRAWAL_STATES
 from app.play.models import ROUND_STATES, ROUND_STATUSES
+from app.prizes.models import TOURNAMENT_STATES, TOURNAMENT_STATUSES
 
 MACHINES = [
     (DEPOSIT_STATES, PAYMENT_STATUSES),
     (WITHDRAWAL_STATES, PAYMENT_STATUSES),
     (SUBMISSION_STATES, SUBMISSION_STATUSES),
     (ROUND_STATES, ROUND_STATUSES),
+    (TOURNAMENT_STATES, TOURNAMENT_STATUSES),
+    (BONUS_STATES, BONUS_STATUSES),
 ]
 
 
@@ -43,6 +47,10 @@ def test_a_move_the_table_allows_sets_the_status():
         (SUBMISSION_STATES, "rejected", "approved"),
         (ROUND_STATES, "closed", "open"),
         (ROUND_STATES, "cancelled", "closed"),
+        (TOURNAMENT_STATES, "settled", "cancelled"),  # prizes paid: no refund of fees after
+        (TOURNAMENT_STATES, "cancelled", "settled"),  # fees refunded: no prizes after
+        (BONUS_STATES, "completed", "forfeited"),  # converted money is cash, not bonus
+        (BONUS_STATES, "expired", "active"),
     ],
 )
 def test_a_move_the_table_forbids_raises_409_and_changes_nothing(machine, current, to):

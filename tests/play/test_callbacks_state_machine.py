@@ -6,6 +6,7 @@ wallet must equal the model, its ledger legs must sum to its balances, and nothi
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -193,6 +194,9 @@ def _machine(client, factory):
     return ProviderChaos
 
 
+# ~20 s: the suite's longest test. Bounded (50 derandomized runs of 40 steps) so it costs the
+# same every run; raise max_examples locally to search harder.
+@pytest.mark.slow
 def test_random_provider_traffic_keeps_ledger_equal_to_balance(app, committed_db, client, factory):
     # Real commits: thousands of savepoints in one test transaction would overflow
     # PostgreSQL's subtransaction cache and slow every query down.
