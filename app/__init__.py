@@ -36,7 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app import hooks, realtime
     from app.blueprints import docs, register_blueprints
     from app.cli import register_cli
-    from app.core import errors, observability, queues, security
+    from app.core import errors, observability, security
     from app.core.extensions import (
         api,
         cors,
@@ -57,7 +57,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     redis_store.init_app(app)
-    queues.init_app(app)
+    _queues.init_app(app)
     jwt.init_app(app)
     auth.init_app(app)
     login_manager.init_app(app)

@@ -1,10 +1,11 @@
 """Every hook on the money path, in the order it runs. Reading this file tells what a bet does.
 
-The play, payments and core domains expose extension points (``app.play.events``,
-``app.play.guard``, ``app.payments.service``, ``app.compliance.reality_check``,
-``app.core.bus``); the domains that react to them never register themselves (not at import,
-not from a blueprint). ``create_app`` calls :func:`install` once; every registration is
-idempotent, so building several apps in one process (tests) installs each hook once.
+Lower domains expose extension points (``app.play.guard``, ``app.play.events``,
+``app.play.seams``, ``app.payments.hooks``, ``app.identity.accounts``,
+``app.compliance.reality_check``, ``app.core.mail``); the domains that fill them never
+register themselves (not at import, not from a blueprint). ``create_app`` calls
+:func:`install` once; every registration is idempotent, so building several apps in one
+process (tests) installs each hook once.
 
 A bet callback (``app.play.callbacks``), for a player with no special state:
 
@@ -59,7 +60,7 @@ def install() -> None:
     play_events.register(loyalty.on_play)
 
     # Inside a callback, for what play cannot decide alone: free rounds, reported jackpots.
-    play_seams.install(free_rounds=free_spins, jackpot_payer=jackpots.pay_reported)
+    play_seams.install(free_rounds=free_spins, jackpots=jackpots)
 
     # Payments. Creating a deposit (player row locked): exclusions and deposit limits.
     payment_hooks.register_deposit_check(responsible_gaming.check_deposit_allowed)

@@ -183,7 +183,8 @@ def _decide(submission_id: int, reviewer: User, *, approve: bool, reason: str | 
         submission = lock_one(KycSubmission, KycSubmission.id == submission_id)
         if submission is None:
             raise NotFound("KYC submission not found")
-        if not SUBMISSION_STATES.allows(submission.status, "approved"):
+        decision = "approved" if approve else "rejected"
+        if not SUBMISSION_STATES.allows(submission.status, decision):
             raise Conflict(f"This submission is already {submission.status}")
         if submission.user_id == reviewer.id:
             raise Conflict("Staff cannot review their own documents")
@@ -201,7 +202,7 @@ def _decide(submission_id: int, reviewer: User, *, approve: bool, reason: str | 
             player.kyc_status = "approved"
         elif player.kyc_status != "approved":
             player.kyc_status = "rejected"
-        SUBMISSION_STATES.move(submission, "approved" if approve else "rejected")
+        SUBMISSION_STATES.move(submission, decision)
         submission.reviewer_id = reviewer.id
         submission.reason = reason
         submission.decided_at = utcnow()

@@ -125,9 +125,11 @@ def on_withdrawal_requested(txn: PaymentTransaction) -> None:
     first_deposit = db.session.scalar(
         select(func.min(PaymentTransaction.processed_at)).where(*deposit_filter)
     )
-    if first_deposit is None:  # deposited > 0, and completing a deposit stamps processed_at
-        raise RuntimeError(f"user {txn.user_id}: completed deposits without processed_at")
-    wagered = play_totals(txn.user_id, txn.currency, first_deposit).stakes
+    # Completing a deposit stamps processed_at; a row without one has no play to measure
+    # from, so it counts as none played and the withdrawal is flagged for review.
+    wagered = (
+        0 if first_deposit is None else play_totals(txn.user_id, txn.currency, first_deposit).stakes
+    )
     if wagered * 100 < deposited * _cfg("AML_MIN_PLAY_PERCENT"):
         flag(
             "deposit_withdrawal_little_play",

@@ -1,4 +1,6 @@
-"""Mail delivery jobs: one per queued mail, plus a sweep that retries what is still pending."""
+"""Core jobs: mail delivery (one per queued mail, plus a sweep that retries what is pending),
+the outbox relay and stored notifications. Each takes plain values, opens its own transaction
+and is idempotent."""
 
 from __future__ import annotations
 

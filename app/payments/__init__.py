@@ -2,7 +2,8 @@
 
 Invariants:
 * Money moves only through ``app.wallet.ledger`` (row lock + ledger); this domain owns the
-  payment state machine around it (``app.payments.models.PAYMENT_TRANSITIONS``).
+  payment state machines around it (``app.payments.models.DEPOSIT_STATES`` and
+  ``WITHDRAWAL_STATES``).
 * A webhook is applied under the payment row's lock with ledger idempotency keys derived from
   the payment id: delivered twice, it moves money once (``webhooks``).
 * A withdrawal request holds the funds in the transaction that creates it (``withdrawals``).

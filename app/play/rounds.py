@@ -1,7 +1,8 @@
 """Game rounds: the bet history players and staff see, and settling rounds nobody finished.
 
 Invariants:
-* A round's totals change only under its player's wallet lock (see ``seamless``), and so
+* A round's totals change only under its player's wallet lock (see
+  ``app.play.callbacks.actions``), and so
   does stale settlement: it claims the round with ``UPDATE ... WHERE status='open'`` so a
   round the provider finishes meanwhile is left alone.
 * Stale settlement per provider policy: ``refund`` gives back every stake of a round that

@@ -1,9 +1,9 @@
 """What provider callbacks ask of the domains above play: free rounds and reported jackpots.
 
 Play does not import bonus or prizes. ``app.hooks`` installs the free-spins contract
-(``app.bonus.free_spins``, a ``FreeRounds``) and the jackpot payer
-(``app.prizes.jackpots.pay_reported``, a ``JackpotPayer``). Both run inside the callback's
-transaction, under the player's wallet lock that the callback already holds.
+(``app.bonus.free_spins``, a ``FreeRounds``) and the jackpots (``app.prizes.jackpots``, a
+``Jackpots``): modules, so their functions are looked up at each call. Both run inside the
+callback's transaction, under the player's wallet lock that the callback already holds.
 """
 
 from __future__ import annotations
@@ -79,11 +79,8 @@ class FreeRounds(Protocol):
     def round_ended(self, provider_id: int, round_ext: str) -> None: ...
 
 
-class JackpotPayer(Protocol):
-    """Pays a jackpot the provider reports as hit in a round; raises ``JackpotBusy`` (retry)
-    or an ``AppError`` (refused)."""
-
-    def __call__(
+class Jackpots(Protocol):
+    def pay_reported(
         self,
         pool_id: int,
         *,
@@ -95,16 +92,19 @@ class JackpotPayer(Protocol):
         game_round_id: int,
         round_stake: int,
         evidence: dict[str, Any],
-    ) -> Any: ...
+    ) -> Any:
+        """Pays a jackpot the provider reports as hit in a round; raises ``JackpotBusy``
+        (retry) or an ``AppError`` (refused)."""
+        ...
 
 
 _free_rounds: FreeRounds | None = None
-_jackpot_payer: JackpotPayer | None = None
+_jackpots: Jackpots | None = None
 
 
-def install(*, free_rounds: FreeRounds, jackpot_payer: JackpotPayer) -> None:
-    global _free_rounds, _jackpot_payer
-    _free_rounds, _jackpot_payer = free_rounds, jackpot_payer
+def install(*, free_rounds: FreeRounds, jackpots: Jackpots) -> None:
+    global _free_rounds, _jackpots
+    _free_rounds, _jackpots = free_rounds, jackpots
 
 
 def free_rounds() -> FreeRounds:
@@ -113,7 +113,7 @@ def free_rounds() -> FreeRounds:
     return _free_rounds
 
 
-def jackpot_payer() -> JackpotPayer:
-    if _jackpot_payer is None:
-        raise RuntimeError("no jackpot payer installed (app.hooks.install)")
-    return _jackpot_payer
+def jackpots() -> Jackpots:
+    if _jackpots is None:
+        raise RuntimeError("no jackpots installed (app.hooks.install)")
+    return _jackpots

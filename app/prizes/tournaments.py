@@ -55,7 +55,6 @@ from app.prizes.models import (
     Tournament,
     TournamentParticipant,
 )
-from app.prizes.tournament_board import ordering
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction
 
@@ -410,7 +409,7 @@ def settle(tournament_id: int) -> Tournament:
         ranked = db.session.scalars(
             select(p)
             .where(p.tournament_id == tour.id, p.bets > 0)
-            .order_by(*ordering())
+            .order_by(*tournament_board.ordering())
             .with_for_update(of=p)
         ).all()
         table = prize_table(tour)

@@ -11,11 +11,16 @@ from pathlib import Path
 
 import grimp
 
-from app.bonus import loyalty, promotions
-from app.compliance import responsible_gaming
+from app.bonus import free_spins, loyalty, promotions
+from app.compliance import reality_check, responsible_gaming, risk
+from app.core import mail
+from app.identity import accounts, users
+from app.payments import hooks as payment_hooks
 from app.play import events as play_events
 from app.play import guard as play_guard
+from app.play import seams
 from app.prizes import jackpots, tournaments
+from app.wallet import ledger
 
 APP = Path(__file__).resolve().parents[2] / "app"
 
@@ -124,3 +129,18 @@ def test_a_bet_runs_its_hooks_in_the_documented_order(app):
         tournaments.on_play,
         loyalty.on_play,
     ]
+
+
+def test_payments_registration_and_reads_are_wired_by_app_hooks(app):
+    assert payment_hooks._deposit_checks == [responsible_gaming.check_deposit_allowed]
+    assert payment_hooks._deposit_credited == [promotions.on_deposit_credited]
+    assert payment_hooks._deposit_completed == [risk.on_deposit_completed]
+    assert payment_hooks._withdrawal_forfeits == [promotions.forfeit_for_withdrawal]
+    assert payment_hooks._withdrawal_checks == [promotions.check_withdrawal]
+    assert payment_hooks._withdrawal_requested == [risk.on_withdrawal_requested]
+    assert payment_hooks._refusal_flags == [risk.flag]
+    assert seams.free_rounds() is free_spins
+    assert seams.jackpots() is jackpots
+    assert accounts._player_created == [ledger.get_or_create_wallet]
+    assert mail._consent_of is users.has_marketing_consent
+    assert reality_check._net_result_source is responsible_gaming.session_results

@@ -6,10 +6,11 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.compliance.models import RiskFlag
 from app.core.bus import subscribe
+from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import User
 from app.payments.gateways import sandbox
@@ -447,3 +448,22 @@ def test_statement_lists_the_movements_and_adds_up(client, factory, token_for, g
     assert data["totals"] == {"deposit": "80.00", "withdrawal_hold": "-30.00"}
     too_long = client.get("/api/user/statement?from=2020-01-01&to=2026-01-01", headers=headers)
     assert too_long.status_code == 400
+
+
+def test_a_completed_deposit_without_its_timestamp_is_flagged_not_a_500(
+    client, factory, token_for, gateway, wire
+):
+    # A row repaired by hand (processed_at lost): the AML check counts no play since it and
+    # flags the withdrawal for review; the player's request still goes through.
+    player = verified_player(factory)
+    pay(client, start_deposit(client, token_for(player), "50.00"))
+    wire.flush()
+    with atomic():
+        db.session.execute(
+            update(PaymentTransaction)
+            .where(PaymentTransaction.user_id == player.id)
+            .values(processed_at=None)
+        )
+    assert withdraw(client, token_for(player), "40.00").status_code == 201
+    kinds = set(db.session.scalars(select(RiskFlag.kind).where(RiskFlag.user_id == player.id)))
+    assert "deposit_withdrawal_little_play" in kinds

@@ -441,7 +441,7 @@ _EPOCH_2026 = 1_767_225_600_000_000  # µs
 )
 def test_real_redis_orders_encoded_entries_exactly_like_the_postgres_order_by(app, items, first):
     """The encoding against the real server, extremes included: score desc, score_at asc,
-    participant id asc (``tournaments.ordering()``)."""
+    participant id asc (``tournament_board.ordering()``)."""
     r = app.extensions["redis"]
     entries = [
         Entry(

@@ -872,7 +872,7 @@ def _free_round_win_reversed(
 
 def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     """A jackpot the provider's game reports as hit in a round: paid from the named pool
-    (the jackpot payer on ``app.play.seams``, i.e. ``app.prizes.jackpots.pay_reported``),
+    (``app.play.seams.jackpots``, i.e. ``app.prizes.jackpots.pay_reported``),
     once per ``transaction_id``.
 
     Like a win it needs no live session and pays a player whose account was suspended after
@@ -910,7 +910,7 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
     w = wallet.lock(player.user_id, currency)
     rnd = _check_round(provider, round_ext, player.user_id, game_id, currency)
     try:
-        win = seams.jackpot_payer()(
+        win = seams.jackpots().pay_reported(
             pool_id,
             provider_id=provider.id,
             user_id=player.user_id,

@@ -21,31 +21,6 @@ from app.play.models import Game, Provider
 log = logging.getLogger(__name__)
 
 
-ACTIONS = (
-    "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
-)  # fmt: skip
-
-
-MONEY_ACTIONS = ("bet", "win", "refund", "rollback", "jackpot_win")
-
-
-#: Protocol error codes (DESIGN.md) plus VALIDATION_ERROR for malformed fields.
-ERROR_CODES = (
-    "INVALID_SIGNATURE",
-    "INVALID_SESSION",
-    "INSUFFICIENT_FUNDS",
-    "PLAYER_BLOCKED",
-    "LIMIT_EXCEEDED",
-    "ROUND_NOT_FOUND",
-    "ROUND_CLOSED",
-    "DUPLICATE_MISMATCH",
-    "GAME_NOT_FOUND",
-    "VALIDATION_ERROR",
-    "ACCESS_DENIED",
-    "INTERNAL_ERROR",
-)
-
-
 class CallbackError(Exception):
     def __init__(
         self,
