@@ -63,20 +63,20 @@ def install() -> None:
     play_seams.install(free_rounds=free_spins, jackpots=jackpots)
 
     # Payments. Creating a deposit (player row locked): exclusions and deposit limits.
-    payment_hooks.register_deposit_check(responsible_gaming.check_deposit_allowed)
+    payment_hooks.deposit_checks.register(responsible_gaming.check_deposit_allowed)
     # Crediting it (wallet row locked), then once it is recorded as completed.
-    payment_hooks.register_deposit_credited(promotions.on_deposit_credited)
-    payment_hooks.register_deposit_completed(risk.on_deposit_completed)
+    payment_hooks.deposit_credited.register(promotions.on_deposit_credited)
+    payment_hooks.deposit_completed.register(risk.on_deposit_completed)
     # A withdrawal request: forfeits first (a refused request forfeits nothing), then checks,
     # then, once the funds are held, AML checks.
-    payment_hooks.register_withdrawal_forfeit(promotions.forfeit_for_withdrawal)
-    payment_hooks.register_withdrawal_check(promotions.check_withdrawal)
-    payment_hooks.register_withdrawal_requested(risk.on_withdrawal_requested)
+    payment_hooks.withdrawal_forfeits.register(promotions.forfeit_for_withdrawal)
+    payment_hooks.withdrawal_checks.register(promotions.check_withdrawal)
+    payment_hooks.withdrawal_requested.register(risk.on_withdrawal_requested)
     # A refused webhook staff should review (late success, amount mismatch).
-    payment_hooks.register_refusal_flag(risk.flag)
+    payment_hooks.refusal_flags.register(risk.flag)
 
     # Registration, inside its transaction: every player has a wallet from the first second.
-    accounts.register_player_created(ledger.get_or_create_wallet)
+    accounts.player_created.register(ledger.get_or_create_wallet)
 
     # Reads: the session net result a reality check reports; marketing consent for mail.
     reality_check.register_net_result_source(responsible_gaming.session_results)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from app.bonus.models import BONUS_STATES, FreeSpinGrant, PlayerBonus, Promotion
 from app.core import audit, events, notifications
 from app.core.base import utcnow
+from app.core.db import lock_existing, lock_one
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.play.models import Game
@@ -28,25 +29,15 @@ SOURCE = "bonus"
 _Row = TypeVar("_Row", PlayerBonus, FreeSpinGrant, Promotion)
 
 
-def _lock_stmt(model: type[_Row], row_id: int) -> Select[_Row]:
-    return (
-        select(model)
-        .where(model.id == row_id)
-        .with_for_update(of=model)
-        .execution_options(populate_existing=True)
-    )
-
-
 def locked(model: type[_Row], row_id: int) -> _Row | None:
-    """``SELECT ... FOR UPDATE`` that also refreshes a copy already in the session (a plain
-    ``lock_one`` would keep the stale attributes of an object loaded before the lock)."""
-    return db.session.execute(_lock_stmt(model, row_id)).unique().scalar_one_or_none()
+    """Lock the row and refresh a copy already in the session (objects loaded before the
+    lock may hold stale attributes)."""
+    return lock_one(model, model.id == row_id, refresh=True)
 
 
 def locked_existing(model: type[_Row], row_id: int) -> _Row:
-    """``locked`` for a row that must exist (just read, or named by a foreign key): a missing
-    row raises ``NoResultFound``, as ``core.db.lock_existing`` does."""
-    return db.session.execute(_lock_stmt(model, row_id)).unique().scalar_one()
+    """``locked`` for a row that must exist (just read, or named by a foreign key)."""
+    return lock_existing(model, model.id == row_id, refresh=True)
 
 
 def move(bonus: PlayerBonus, type_: str, amount: int, key: str, *, cash: bool) -> int:

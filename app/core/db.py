@@ -103,19 +103,26 @@ def parse_row_id(value: Any) -> int | None:
     return int(value)
 
 
-def lock_one(model: type[T], *criteria: Any) -> T | None:
-    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway."""
+def _locking(model: type[T], criteria: tuple[Any, ...], refresh: bool) -> Any:
     # ``OF model``: lock only this table's row; eager-joined relationships (``User.role``) are
     # LEFT OUTER JOINs, which PostgreSQL refuses to lock.
     stmt = select(model).where(*criteria).with_for_update(of=model)
-    return _session().execute(stmt).unique().scalar_one_or_none()
+    if refresh:
+        # Overwrite a copy already in the session: loaded before the lock, it may be stale.
+        stmt = stmt.execution_options(populate_existing=True)
+    return _session().execute(stmt).unique()
 
 
-def lock_existing(model: type[T], *criteria: Any) -> T:
+def lock_one(model: type[T], *criteria: Any, refresh: bool = False) -> T | None:
+    """``SELECT ... FOR UPDATE`` one row (PostgreSQL); SQLite serializes writers anyway.
+    ``refresh``: also reload a copy of the row the session already holds."""
+    return _locking(model, criteria, refresh).scalar_one_or_none()
+
+
+def lock_existing(model: type[T], *criteria: Any, refresh: bool = False) -> T:
     """``lock_one`` for a row that must exist (just read, created or named by a foreign key):
     a missing row raises ``NoResultFound``, as ``Session.get_one`` does."""
-    stmt = select(model).where(*criteria).with_for_update(of=model)
-    return _session().execute(stmt).unique().scalar_one()
+    return _locking(model, criteria, refresh).scalar_one()
 
 
 def table_of(model: type[Any]) -> Table:

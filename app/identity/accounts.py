@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -44,6 +43,7 @@ from app.core.errors import (
 )
 from app.core.events import publish, user_room
 from app.core.extensions import db
+from app.core.registry import Hooks
 from app.identity import captcha, passwords, totp
 from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
@@ -476,13 +476,7 @@ class Registration:
 
 #: Run inside the registration transaction once the player row exists:
 #: ``hook(user_id, currency)`` (the wallet domain opens the player's wallet).
-PlayerCreated = Callable[[int, str], object]
-_player_created: list[PlayerCreated] = []
-
-
-def register_player_created(hook: PlayerCreated) -> None:
-    if hook not in _player_created:
-        _player_created.append(hook)
+player_created: Hooks[[int, str]] = Hooks()
 
 
 def register(
@@ -524,8 +518,7 @@ def register(
                 registration_device=(client.device_fingerprint if client else None),
             )
             # Every player has a wallet in their currency from the first second (app.hooks).
-            for hook in _player_created:
-                hook(user.id, user.currency)
+            player_created(user.id, user.currency)
             secret = totp.new_secret()
             totp.store_secret(user, secret)
             qr = totp.qr_svg(totp.provisioning_uri(user, secret))

@@ -58,7 +58,7 @@ def create_deposit(
     with atomic():
         # Serialize a player's deposit creations so two cannot both pass the deposit limit.
         lock_one(User, User.id == user.id)
-        hooks.check_deposit(user, amount_minor, currency)
+        hooks.deposit_checks(user, amount_minor, currency)
         gw = pick_gateway(user, "deposit", currency, gateway_id, method)
         check_amount_bounds(gw, amount_minor, currency)
         if gw.requires_kyc and user.kyc_status != "approved":

@@ -101,7 +101,7 @@ def handle_webhook(code: str, body: bytes, headers: dict[str, str], ip: str | No
         with atomic():
             _log_webhook(code, event.event, event.transaction_id, True, refused.verdict, body, ip)
             if refused.flag is not None:
-                hooks.flag_refusal(refused.flag)
+                hooks.refusal_flags(**refused.flag)
         raise refused.error from None
     return verdict
 

@@ -102,8 +102,8 @@ def request_withdrawal(
         )
     with atomic():
         if forfeit_bonus:
-            hooks.forfeit_for_withdrawal(user.id, currency, user)
-        hooks.check_withdrawal(user.id, amount_minor, currency)
+            hooks.withdrawal_forfeits(user.id, currency, user)
+        hooks.withdrawal_checks(user.id, amount_minor, currency)
         txn = PaymentTransaction(
             public_id=new_public_id(),
             user_id=user.id,

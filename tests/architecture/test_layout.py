@@ -132,15 +132,15 @@ def test_a_bet_runs_its_hooks_in_the_documented_order(app):
 
 
 def test_payments_registration_and_reads_are_wired_by_app_hooks(app):
-    assert payment_hooks._deposit_checks == [responsible_gaming.check_deposit_allowed]
-    assert payment_hooks._deposit_credited == [promotions.on_deposit_credited]
-    assert payment_hooks._deposit_completed == [risk.on_deposit_completed]
-    assert payment_hooks._withdrawal_forfeits == [promotions.forfeit_for_withdrawal]
-    assert payment_hooks._withdrawal_checks == [promotions.check_withdrawal]
-    assert payment_hooks._withdrawal_requested == [risk.on_withdrawal_requested]
-    assert payment_hooks._refusal_flags == [risk.flag]
+    assert list(payment_hooks.deposit_checks) == [responsible_gaming.check_deposit_allowed]
+    assert list(payment_hooks.deposit_credited) == [promotions.on_deposit_credited]
+    assert list(payment_hooks.deposit_completed) == [risk.on_deposit_completed]
+    assert list(payment_hooks.withdrawal_forfeits) == [promotions.forfeit_for_withdrawal]
+    assert list(payment_hooks.withdrawal_checks) == [promotions.check_withdrawal]
+    assert list(payment_hooks.withdrawal_requested) == [risk.on_withdrawal_requested]
+    assert list(payment_hooks.refusal_flags) == [risk.flag]
     assert seams.free_rounds() is free_spins
     assert seams.jackpots() is jackpots
-    assert accounts._player_created == [ledger.get_or_create_wallet]
+    assert list(accounts.player_created) == [ledger.get_or_create_wallet]
     assert mail._consent_of is users.has_marketing_consent
     assert reality_check._net_result_source is responsible_gaming.session_results
