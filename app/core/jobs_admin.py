@@ -1,23 +1,26 @@
 """Background jobs as staff see them: queue depths, failed jobs with their error, re-runs.
 
-Invariants: reads and re-runs go through RQ's own registries (no parallel bookkeeping);
-a re-run is audited in the same transaction, and happens only if the audit row commits.
+Invariants: queues, failed jobs and re-runs go through RQ's own registries (no parallel
+bookkeeping); periodic jobs are read from the scheduler's own records (``app.core.periodic``:
+its heartbeat and each job's last run). A re-run is audited in the same transaction, and
+happens only if the audit row commits.
 Needs Redis: when it is down the API answers 503 (``redis.ConnectionError`` → envelope).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from app.core import audit, outbox
+from app.core import audit, outbox, periodic
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import redis_store
 from app.core.queues import QUEUE_NAMES, queue
-from app.core.schedule import PERIODIC_JOBS, periodic_job_id
+from app.core.schedule import periodic_job_id
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -56,47 +59,64 @@ def _job_json(job: Job, *, full: bool = False) -> dict[str, Any]:
     return data
 
 
-def _periodic() -> list[dict[str, Any]]:
-    """Every periodic job of ``PERIODIC_JOBS`` with its schedule state: whether the scheduler
-    holds it (a worker registered the schedule), its next run, and its last run from RQ's
-    result record (a periodic job keeps one id, so its latest result is its last run). Scheduled
-    entries no longer in ``PERIODIC_JOBS`` are listed too (``configured: false``) until a
-    worker start removes them."""
-    from rq_scheduler import Scheduler
-
-    scheduler = Scheduler(connection=redis_store.client())
-    scheduled = {
-        job.id: (job, at)
-        for job, at in scheduler.get_jobs(with_times=True)
-        if job.meta.get("jackpotx_periodic")
+def _periodic_row(func: str, run: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "id": periodic_job_id(func),
+        "func": func,
+        **fields,
+        "last_run_at": run.get("started_at") or run.get("finished_at"),
+        "last_status": run.get("status"),
+        "last_error": run.get("error"),
     }
-    out = []
-    wanted = [(periodic_job_id(f), f, interval, q) for f, interval, q in PERIODIC_JOBS]
-    known = {job_id for job_id, *_rest in wanted}
-    stale = [(job_id, job.func_name, job.meta.get("interval"), job.origin)
-             for job_id, (job, _at) in scheduled.items() if job_id not in known]  # fmt: skip
-    for job_id, func, interval, queue_name in [*wanted, *stale]:
-        job, at = scheduled.get(job_id, (None, None))
-        result = job.latest_result() if job is not None else None
-        out.append(
-            {
-                "id": job_id,
-                "func": func,
-                "queue": queue_name,
-                "interval_seconds": interval,
-                "configured": job_id in known,
-                "scheduled": job is not None,
-                "next_run_at": _iso(at),
-                "last_run_at": _iso(result.created_at) if result is not None else None,
-                "last_status": result.type.name.lower() if result is not None else None,
-                "last_error": _exc_summary(result.exc_string) if result is not None else None,
-            }
+
+
+def schedule() -> dict[str, Any]:
+    """The periodic scheduler and its jobs. ``scheduler``: its latest tick, ``alive`` while it
+    ticks (``python worker.py`` runs it). ``periodic``: every job of ``PERIODIC_JOBS`` with its
+    next run while a scheduler ticks, and its last run as the worker recorded it when the run
+    ended (``None`` if none since Redis started: it keeps nothing across a restart). Jobs with
+    a recorded run but no longer configured are listed too (``configured: false``) until the
+    scheduler's next start forgets them."""
+    connection = redis_store.client()
+    beat = periodic.heartbeat(connection)
+    runs = periodic.last_runs(connection)
+    now = time.time()
+    jobs = periodic.configured_jobs()
+    rows = [
+        _periodic_row(
+            job.func,
+            runs.pop(job.func, {}),
+            queue=job.queue,
+            interval_seconds=job.interval,
+            configured=True,
+            scheduled=beat is not None,
+            next_run_at=_iso(datetime.fromtimestamp(job.next_run(now), UTC)) if beat else None,
         )
-    return out
+        for job in jobs
+    ]
+    rows += [
+        _periodic_row(
+            func,
+            run,
+            queue=None,
+            interval_seconds=None,
+            configured=False,
+            scheduled=False,
+            next_run_at=None,
+        )
+        for func, run in sorted(runs.items())
+    ]
+    scheduler = {
+        "alive": beat is not None,
+        "name": beat["name"] if beat else None,
+        "last_tick_at": beat["at"] if beat else None,
+    }
+    return {"scheduler": scheduler, "periodic": rows}
 
 
 def overview(limit: int = 50) -> dict[str, Any]:
-    """Every queue with its counts and newest failed jobs; the outbox; the periodic jobs."""
+    """Every queue with its counts and newest failed jobs; the outbox; the periodic jobs and
+    their scheduler (``schedule``)."""
     connection = redis_store.client()
     queues = []
     for name in QUEUE_NAMES:
@@ -115,7 +135,7 @@ def overview(limit: int = 50) -> dict[str, Any]:
                 "failed": [_job_json(j) for j in jobs],
             }
         )
-    return {"queues": queues, "outbox": outbox.status(), "periodic": _periodic()}
+    return {"queues": queues, "outbox": outbox.status(), **schedule()}
 
 
 def _fetch(job_id: str) -> Job:

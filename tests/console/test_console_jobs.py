@@ -7,11 +7,11 @@ import pytest
 import redis
 import sqlalchemy as sa
 from rq import Queue, SimpleWorker
-from rq_scheduler import Scheduler
 
+from app.core import periodic
 from app.core.extensions import db
 from app.core.models import AuditLog
-from app.core.schedule import PERIODIC_JOBS, periodic_job_id, register_periodic_jobs
+from app.core.schedule import PERIODIC_JOBS, periodic_job_id
 
 HX = {"HX-Request": "true"}
 
@@ -77,23 +77,24 @@ def test_the_schedule_lists_every_periodic_job_with_last_and_next_run(signed_in,
     html = client.get("/admin/jobs").get_data(as_text=True)
     for func, _interval, _queue in PERIODIC_JOBS:
         assert f"<code>{func}</code>" in html
-    assert "python worker.py" in html  # nothing scheduled yet, and the page says how
+    assert "No scheduler is running" in html  # and the page says what runs one
+    assert "python worker.py" in html
+    assert "not since Redis started" in html
 
-    scheduler = Scheduler(connection=real_redis)
-    register_periodic_jobs(scheduler)
+    periodic.Scheduler(real_redis, periodic.configured_jobs()).tick()  # every job is due
     func = "app.play.jobs.settle_stale_rounds"
-    job = next(j for j in scheduler.get_jobs() if j.id == periodic_job_id(func))
-    scheduler.enqueue_job(job)  # what the scheduler loop does when it is due
     SimpleWorker([Queue("settlement", connection=real_redis)], connection=real_redis).work(
         burst=True
     )
     html = client.get("/admin/jobs").get_data(as_text=True)
+    assert "No scheduler is running" not in html
+    assert "Scheduler running: last tick 20" in html
     row = html[html.index(f'id="periodic-{periodic_job_id(func)}"') :]
     row = row[: row.index("</tr>")]
     assert "600 s" in row
     assert "badge-successful" in row
     assert row.count("20") >= 2  # a last run and a next run (UTC timestamps)
-    assert "python worker.py" not in html
+    assert "not since Redis started" not in row
 
 
 def test_redis_lost_after_sign_in_gives_a_503_page_not_a_500(signed_in, app, monkeypatch):

@@ -1,15 +1,17 @@
-"""Background jobs: failed ones visible to staff and re-runnable, schedule idempotent, 503 when
-Redis is down."""
+"""Background jobs: failed ones visible to staff and re-runnable, the periodic schedule with
+each job's last run, 503 when Redis is down."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import pytest
 import redis
 from rq import Queue, SimpleWorker
-from rq_scheduler import Scheduler
 
+from app.core import periodic
 from app.core.models import AuditLog
-from app.core.schedule import PERIODIC_JOBS, periodic_job_id, register_periodic_jobs
+from app.core.schedule import PERIODIC_JOBS, periodic_job_id
 
 
 @pytest.fixture
@@ -110,35 +112,33 @@ def test_the_jobs_api_answers_503_when_redis_is_down(client, factory, token_for,
     assert "127.0.0.1:1" not in body["message"]
 
 
-def test_periodic_registration_is_idempotent_across_restarts(real_redis):
-    scheduler = Scheduler(connection=real_redis)
-    # A job left over from an older release that no longer exists in PERIODIC_JOBS.
-    scheduler.schedule(
-        scheduled_time=__import__("datetime").datetime.now(__import__("datetime").UTC),
-        func="app.core.jobs.removed_job",
-        interval=60,
-        id="jx-periodic-app-jobs-realtime-removed_job",
-        meta={"jackpotx_periodic": True},
-    )
-    # Someone else's scheduled job is left alone.
-    other = scheduler.schedule(
-        scheduled_time=__import__("datetime").datetime.now(__import__("datetime").UTC),
-        func="tests.jobs_helpers.succeed",
-        args=[1],
-        interval=60,
-    )
-    for _restart in range(3):
-        register_periodic_jobs(Scheduler(connection=real_redis))
+def test_the_jobs_api_shows_the_scheduler_and_each_periodic_jobs_last_run(
+    client, factory, token_for, real_redis
+):
+    headers = token_for(factory.staff("admin"))
+    data = client.get("/api/admin/jobs", headers=headers).get_json()["data"]
+    assert data["scheduler"] == {"alive": False, "name": None, "last_tick_at": None}
+    assert [p["func"] for p in data["periodic"]] == [f for f, _i, _q in PERIODIC_JOBS]
+    assert not any(p["scheduled"] or p["last_run_at"] or p["next_run_at"] for p in data["periodic"])
 
-    ours = [j for j in scheduler.get_jobs() if j.meta.get("jackpotx_periodic")]
-    assert sorted(j.id for j in ours) == sorted(periodic_job_id(f) for f, _i, _q in PERIODIC_JOBS)
-    by_id = {j.id: j for j in ours}
-    for func, interval, queue_name in PERIODIC_JOBS:
-        job = by_id[periodic_job_id(func)]
-        assert job.func_name == func
-        assert job.meta["interval"] == interval
-        assert job.origin == queue_name
-    assert other.id in scheduler
+    periodic.Scheduler(real_redis, periodic.configured_jobs()).tick()  # all due: a fresh Redis
+    SimpleWorker([Queue("settlement", connection=real_redis)], connection=real_redis).work(
+        burst=True
+    )
+    data = client.get("/api/admin/jobs", headers=headers).get_json()["data"]
+    assert data["scheduler"]["alive"] is True
+    assert data["scheduler"]["last_tick_at"]
+    rows = {p["func"]: p for p in data["periodic"]}
+    settled = rows["app.play.jobs.settle_stale_rounds"]
+    assert settled["id"] == periodic_job_id("app.play.jobs.settle_stale_rounds")
+    assert settled["scheduled"] is True
+    assert settled["last_status"] == "successful"
+    assert settled["last_error"] is None
+    ran, due = (datetime.fromisoformat(settled[k]) for k in ("last_run_at", "next_run_at"))
+    assert ran < due
+    waiting = rows["app.core.jobs.relay_outbox"]  # queued on "default", no worker ran it
+    assert waiting["last_run_at"] is None
+    assert waiting["next_run_at"]
 
 
 def test_periodic_jobs_exist_and_are_importable():

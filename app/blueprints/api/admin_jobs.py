@@ -54,7 +54,7 @@ class OutboxStatusSchema(Schema):
 class PeriodicSchema(Schema):
     id = fields.String()
     func = fields.String(allow_none=True)
-    queue = fields.String()
+    queue = fields.String(allow_none=True)
     interval_seconds = fields.Integer(allow_none=True)
     configured = fields.Boolean()
     scheduled = fields.Boolean()
@@ -64,9 +64,16 @@ class PeriodicSchema(Schema):
     last_error = fields.String(allow_none=True)
 
 
+class SchedulerSchema(Schema):
+    alive = fields.Boolean(metadata={"description": "a scheduler ticked in the last seconds"})
+    name = fields.String(allow_none=True, metadata={"description": "host:pid of the latest"})
+    last_tick_at = fields.String(allow_none=True)
+
+
 class OverviewSchema(Schema):
     queues = fields.List(fields.Nested(JobQueueSchema))
     outbox = fields.Nested(OutboxStatusSchema)
+    scheduler = fields.Nested(SchedulerSchema)
     periodic = fields.List(fields.Nested(PeriodicSchema))
 
 
@@ -80,7 +87,8 @@ class JobOverview(MethodView):
     @blp.arguments(OverviewArgs, location="query")
     @blp.response(200, envelope_of(OverviewSchema))
     def get(self, args):
-        """Queues with counts and their newest failed jobs (error summary), outbox, schedule."""
+        """Queues with counts and their newest failed jobs (error summary), outbox, the periodic
+        scheduler and each periodic job's last and next run."""
         return {"data": jobs_admin.overview(limit=args["limit"])}
 
 
