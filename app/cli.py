@@ -11,11 +11,10 @@ from flask.cli import AppGroup
 from app import cli_money
 from app.affiliates.jobs import pay_commissions
 from app.cli_money import parse_duration
-from app.core import audit, outbox, settings
+from app.core import audit, jobs_admin, outbox, settings
 from app.core.db import atomic
 from app.core.errors import AppError
 from app.core.events import publish
-from app.core.schedule import register_periodic_jobs
 from app.identity import access
 from app.identity import users as users_service
 from app.originals import studio as service
@@ -282,13 +281,19 @@ def jobs_group() -> None:
 
 @jobs_group.command("schedule")
 def jobs_schedule() -> None:
-    """(Re)register the periodic jobs with rq-scheduler (idempotent; worker.py does it too)."""
-    from flask import current_app
-    from rq_scheduler import Scheduler
-
-    scheduler = Scheduler(connection=current_app.extensions["redis"])
-    for job_id in register_periodic_jobs(scheduler):
-        click.echo(job_id)
+    """The periodic jobs: whether a scheduler runs (worker.py), each job's last and next run."""
+    data = jobs_admin.schedule()
+    beat = data["scheduler"]
+    if beat["alive"]:
+        click.echo(f"scheduler: running, last tick {beat['last_tick_at']} ({beat['name']})")
+    else:
+        click.echo("scheduler: not running (python worker.py runs it)")
+    for job in data["periodic"]:
+        click.echo(
+            f"{job['func']} every={job['interval_seconds']}s queue={job['queue']}"
+            f" last={job['last_run_at'] or '-'} status={job['last_status'] or '-'}"
+            f" next={job['next_run_at'] or '-'}"
+        )
 
 
 def register_cli(app: Flask) -> None:
