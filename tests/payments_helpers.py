@@ -53,3 +53,50 @@ def sandbox_gateway(**overrides):
     }
     data.update(overrides)
     return gateways_admin.create_gateway(data)
+
+
+def signed_sandbox(body: dict | bytes, secret: str = SANDBOX_SECRET) -> tuple[bytes, dict]:
+    """A sandbox webhook body and its headers, signed as the gateway signs them."""
+    import json
+
+    from app.payments.gateways import sandbox
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return raw, {"Content-Type": "application/json", "X-Signature": sandbox.sign(secret, raw)}
+
+
+def sandbox_event(name: str, payment: dict, **overrides) -> dict:
+    """The body the sandbox sends for ``payment`` (an API answer: transaction_id, amount...);
+    an override of ``...`` leaves that field out."""
+    body = {
+        "event": name,
+        "transaction_id": payment["transaction_id"],
+        "gateway_reference": payment.get("order_id"),
+        "amount": payment["amount"],
+        "currency": payment["currency"],
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def start_deposit(client, headers, amount="50.00", currency="EUR") -> dict:
+    response = client.post(
+        "/api/payment/deposit",
+        headers=headers,
+        json={"amount": amount, "currency": currency, "method": "sandbox"},
+    )
+    assert response.status_code == 201, response.json
+    return response.json["data"]
+
+
+def cash_and_held(user_id: int, currency: str = "EUR") -> tuple[int, int]:
+    from sqlalchemy import select
+
+    from app.core.extensions import db
+    from app.wallet.models import Wallet
+
+    db.session.expire_all()
+    wallet = db.session.scalar(
+        select(Wallet).where(Wallet.user_id == user_id, Wallet.currency == currency)
+    )
+    return (0, 0) if wallet is None else (wallet.balance, wallet.held_balance)

@@ -3,9 +3,10 @@
 Invariants:
 * Every credit / hold / release / settle carries an idempotency key derived from the payment
   id, unique in the ledger: a webhook delivered twice (or racing itself) moves money once.
-* A webhook whose amount or currency differ from ours, or names an unknown payment, is refused
-  (4xx, nothing moves); mismatches are flagged for review. Every webhook is logged with its
-  verdict.
+* A webhook whose signature fails is ``INVALID_SIGNATURE``; an authentic one missing a field
+  or with a mistyped one is ``VALIDATION_ERROR`` naming the field. A webhook whose amount or
+  currency differ from ours, or names an unknown payment, is refused (4xx, nothing moves);
+  mismatches are flagged for review. Every webhook is logged with its verdict.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from app.core.errors import (
     AppError,
     Conflict,
     NotFound,
+    ValidationError,
 )
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.payments import hooks
-from app.payments.gateways import WebhookRejected
+from app.payments.gateways import WebhookMalformed, WebhookRejected
 from app.payments.gateways_admin import adapter_for
 from app.payments.models import (
     DEPOSIT_STATES,
@@ -89,6 +91,11 @@ def handle_webhook(code: str, body: bytes, headers: dict[str, str], ip: str | No
         with atomic():
             _log_webhook(code, None, None, False, "invalid_signature", body, ip)
         raise InvalidSignature(f"Webhook refused: {exc}") from None
+    except WebhookMalformed as exc:
+        # Authentic but unusable: the sender must fix the body, not its signature.
+        with atomic():
+            _log_webhook(code, None, None, True, "invalid_payload", body, ip)
+        raise ValidationError.field(exc.field, exc.message) from None
     if event is None:
         with atomic():
             _log_webhook(code, None, None, True, "ignored", body, ip)

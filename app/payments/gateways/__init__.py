@@ -6,7 +6,12 @@ parse webhook.
 
 from __future__ import annotations
 
-from app.payments.gateways.base import GatewayAdapter, GatewayConfig, WebhookRejected
+from app.payments.gateways.base import (
+    GatewayAdapter,
+    GatewayConfig,
+    WebhookMalformed,
+    WebhookRejected,
+)
 from app.payments.gateways.sandbox import SandboxAdapter
 from app.payments.gateways.stripe import StripeAdapter
 
@@ -15,4 +20,4 @@ ADAPTERS: dict[str, type[GatewayAdapter]] = {
     StripeAdapter.name: StripeAdapter,
 }
 
-__all__ = ["ADAPTERS", "GatewayAdapter", "GatewayConfig", "WebhookRejected"]
+__all__ = ["ADAPTERS", "GatewayAdapter", "GatewayConfig", "WebhookMalformed", "WebhookRejected"]

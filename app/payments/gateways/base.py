@@ -13,7 +13,17 @@ from typing import Any, ClassVar
 
 
 class WebhookRejected(Exception):
-    """The webhook is not authentic or not understood; answer 400 and change nothing."""
+    """The webhook is not authentic; answer 400 ``INVALID_SIGNATURE`` and change nothing."""
+
+
+class WebhookMalformed(Exception):
+    """An authentic webhook whose body lacks a field we need or has it in the wrong type;
+    answer 400 ``VALIDATION_ERROR`` naming ``field`` (a dotted path in the body) and change
+    nothing. Raised by ``parse_webhook`` only, after the signature was verified."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
 
 
 @dataclass(frozen=True)
@@ -90,5 +100,6 @@ class GatewayAdapter:
         raise NotImplementedError
 
     def parse_webhook(self, body: bytes, headers: dict[str, str]) -> WebhookEvent | None:
-        """Our event for a verified body; ``None`` for events we acknowledge but ignore."""
+        """Our event for a verified body; ``None`` for events we acknowledge but ignore.
+        Raise :class:`WebhookMalformed` when a field we need is missing or mistyped."""
         raise NotImplementedError

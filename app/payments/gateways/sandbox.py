@@ -21,7 +21,7 @@ from typing import Any
 import requests
 from flask import current_app
 
-from app.core.money import MoneyError, format_minor, parse_minor
+from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.core.queues import enqueue_after_commit
 from app.payments.gateways.base import (
     EVENTS,
@@ -30,6 +30,7 @@ from app.payments.gateways.base import (
     PaymentRequest,
     PayoutSubmission,
     WebhookEvent,
+    WebhookMalformed,
     WebhookRejected,
 )
 
@@ -111,23 +112,32 @@ class SandboxAdapter(GatewayAdapter):
         try:
             data = json.loads(body)
         except ValueError:
-            raise WebhookRejected("body is not JSON") from None
-        if not isinstance(data, dict) or data.get("event") not in EVENTS:
-            raise WebhookRejected("unknown event")
+            raise WebhookMalformed("body", "The body is not JSON") from None
+        if not isinstance(data, dict):
+            raise WebhookMalformed("body", "The body must be a JSON object")
+        event = data.get("event")
+        if event not in EVENTS:
+            raise WebhookMalformed("event", f"Must be one of {', '.join(EVENTS)}")
         txn = data.get("transaction_id")
-        if not isinstance(txn, str) or not txn:
-            raise WebhookRejected("transaction_id missing")
-        currency = data.get("currency")
+        if not isinstance(txn, str) or not txn.strip():
+            raise WebhookMalformed("transaction_id", "A non-empty string is required")
         try:
-            amount = parse_minor(data.get("amount"), str(currency).upper())
-        except (MoneyError, TypeError):
-            raise WebhookRejected("amount/currency not understood") from None
+            currency = normalize_currency(data.get("currency"))
+        except MoneyError as exc:
+            raise WebhookMalformed("currency", str(exc)) from None
+        try:
+            amount = parse_minor(data.get("amount"), currency)
+        except MoneyError as exc:
+            raise WebhookMalformed("amount", str(exc)) from None
+        reference = data.get("gateway_reference")
+        if reference is not None and (not isinstance(reference, str) or len(reference) > 255):
+            raise WebhookMalformed("gateway_reference", "Must be a string (255 at most) or null")
         return WebhookEvent(
-            event=data["event"],
+            event=event,
             transaction_id=txn,
-            gateway_reference=data.get("gateway_reference"),
+            gateway_reference=reference,
             amount_minor=amount,
-            currency=str(currency).upper(),
+            currency=currency,
             raw=data,
             instrument=_instrument(data.get("account_reference")),
         )

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
 
 import requests
 
@@ -25,6 +24,7 @@ from app.payments.gateways.base import (
     GatewayAdapter,
     PaymentRequest,
     WebhookEvent,
+    WebhookMalformed,
     WebhookRejected,
 )
 
@@ -119,30 +119,56 @@ class StripeAdapter(GatewayAdapter):
 
     def parse_webhook(self, body: bytes, headers: dict[str, str]) -> WebhookEvent | None:
         try:
-            payload: dict[str, Any] = json.loads(body)
-            kind = payload["type"]
-            obj = payload["data"]["object"]
-        except (ValueError, KeyError, TypeError):
-            raise WebhookRejected("not a Stripe event") from None
-        metadata = obj.get("metadata") or {}
-        txn = metadata.get("transaction_id") or obj.get("client_reference_id")
+            payload = json.loads(body)
+        except ValueError:
+            raise WebhookMalformed("body", "The body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise WebhookMalformed("body", "The body must be a JSON object")
+        kind = payload.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise WebhookMalformed("type", "A non-empty string is required")
+        data = payload.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict):
+            raise WebhookMalformed("data.object", "An object is required")
         if kind == "checkout.session.completed":
             if obj.get("payment_status") != "paid":
                 return None  # async methods confirm later with async_payment_succeeded
-            event, amount = "payment.succeeded", obj.get("amount_total")
+            event = "payment.succeeded"
         elif kind == "checkout.session.async_payment_succeeded":
-            event, amount = "payment.succeeded", obj.get("amount_total")
+            event = "payment.succeeded"
         elif kind in ("checkout.session.async_payment_failed", "checkout.session.expired"):
-            event, amount = "payment.failed", obj.get("amount_total")
+            event = "payment.failed"
         else:
             return None
-        if not txn:
-            raise WebhookRejected("event carries no transaction id")
+        metadata = obj.get("metadata")
+        txn = (metadata.get("transaction_id") if isinstance(metadata, dict) else None) or obj.get(
+            "client_reference_id"
+        )
+        if not isinstance(txn, str) or not txn.strip():
+            raise WebhookMalformed(
+                "data.object.metadata.transaction_id", "Our transaction id is required"
+            )
+        # A success is credited only for an amount we compared with ours.
+        paid = event == "payment.succeeded"
+        amount = obj.get("amount_total")
+        if (paid or amount is not None) and (
+            not isinstance(amount, int) or isinstance(amount, bool) or amount < 0
+        ):
+            raise WebhookMalformed(
+                "data.object.amount_total", "A non-negative integer (minor units) is required"
+            )
+        currency = obj.get("currency")
+        if (paid or currency is not None) and (not isinstance(currency, str) or not currency):
+            raise WebhookMalformed("data.object.currency", "A currency code is required")
+        reference = obj.get("id")
+        if reference is not None and (not isinstance(reference, str) or len(reference) > 255):
+            raise WebhookMalformed("data.object.id", "Must be a string (255 at most)")
         return WebhookEvent(
             event=event,
-            transaction_id=str(txn),
-            gateway_reference=obj.get("id"),
-            amount_minor=int(amount) if amount is not None else None,
-            currency=str(obj.get("currency", "")).upper() or None,
+            transaction_id=txn,
+            gateway_reference=reference,
+            amount_minor=amount,
+            currency=currency.upper() if currency else None,
             raw={"id": payload.get("id"), "type": kind},
         )
