@@ -18,7 +18,7 @@ from app.core.events import publish
 from app.identity import access
 from app.identity import users as users_service
 from app.originals import studio as service
-from app.payments import gateways_admin
+from app.payments import deposits, gateways_admin
 from app.seed import seed_demo as run_seed
 
 jackpotx = AppGroup("jackpotx", help="JackpotX operator commands.")
@@ -182,6 +182,23 @@ def gateways_add(**opts) -> None:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     click.echo(gw.id)
+
+
+@jackpotx.group("deposits")
+def deposits_group() -> None:
+    """Player deposits."""
+
+
+@deposits_group.command("expire-pending")
+@click.option(
+    "--older-than",
+    default=None,
+    help="Age of an unpaid deposit: 30m, 1h, 2d (default: DEPOSIT_PENDING_TTL_MINUTES).",
+)
+def deposits_expire_pending(older_than: str | None) -> None:
+    """Expire pending deposits nobody paid in time (what the periodic job does); audited."""
+    done = deposits.expire_stale(parse_duration(older_than) if older_than else None)
+    click.echo(f"expired {done} deposit(s)")
 
 
 @jackpotx.group("originals")

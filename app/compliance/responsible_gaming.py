@@ -44,6 +44,7 @@ from app.core.errors import Conflict, LimitExceeded, NotFound, SelfExcluded, Val
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity.models import User
+from app.payments.deposits import counts_toward_limits
 from app.payments.models import PaymentTransaction
 from app.play.guard import PlayerBlocked
 from app.wallet.models import LedgerTransaction as Ltx
@@ -376,14 +377,15 @@ def reality_check_minutes(user_id: int) -> int | None:
 
 
 def deposited_since(user_id: int, currency: str, since: datetime) -> int:
-    """Deposits that count toward a limit: completed ones and those still open (pending)."""
+    """Deposits that count toward a limit: completed ones and those still open (pending and
+    within their TTL; an expired one, paid by nobody, does not count)."""
     return int(
         db.session.execute(
             select(func.coalesce(func.sum(PaymentTransaction.amount_minor), 0)).where(
                 PaymentTransaction.user_id == user_id,
                 PaymentTransaction.type == "deposit",
                 PaymentTransaction.currency == currency,
-                PaymentTransaction.status.in_(("pending", "completed")),
+                counts_toward_limits(),
                 PaymentTransaction.created_at >= since,
             )
         ).scalar_one()

@@ -118,6 +118,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD": _int(
             env, "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD", 1000_00
         ),
+        "DEPOSIT_PENDING_TTL_MINUTES": _int(env, "DEPOSIT_PENDING_TTL_MINUTES", 60),
         "RG_COOLING_OFF_HOURS": _int(env, "RG_COOLING_OFF_HOURS", 24),
         "RG_SESSION_IDLE_MINUTES": _int(env, "RG_SESSION_IDLE_MINUTES", 30),
         "AML_LARGE_DEPOSIT": _int(env, "AML_LARGE_DEPOSIT", 5000_00),

@@ -14,6 +14,7 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.prizes.jobs.refresh_tournament_boards", 60, "default"),
     ("app.prizes.jobs.run_lottery_draws", 60, "payouts"),
     ("app.bonus.jobs.expire_bonuses", 300, "default"),
+    ("app.payments.jobs.expire_pending_deposits", 300, "default"),
     ("app.bonus.jobs.pay_cashback", 3600, "default"),
     # Settles the last closed commission period; a run after it is settled pays nothing.
     ("app.affiliates.jobs.pay_commissions", 6 * 3600, "payouts"),

@@ -33,9 +33,16 @@ PAYMENT_STATUSES = (
     "failed",
     "rejected",
     "cancelled",
+    "expired",
 )
-#: A deposit waits for its gateway's webhook (or fails at creation).
-DEPOSIT_STATES = StateMachine("deposit", {"pending": {"completed", "failed"}})
+#: A deposit waits for its gateway's webhook (or fails at creation). One nobody paid within
+#: ``DEPOSIT_PENDING_TTL_MINUTES`` expires (it stops counting toward deposit limits); the
+#: gateway's later word still applies: a late "paid" credits it (the player paid, the money
+#: is never lost), a late "failed" records the decline.
+DEPOSIT_STATES = StateMachine(
+    "deposit",
+    {"pending": {"completed", "failed", "expired"}, "expired": {"completed", "failed"}},
+)
 #: A withdrawal holds its funds from ``pending`` on; staff approve (one or two approvers) or
 #: reject it, the player may cancel it while pending; the payout job submits it
 #: (``processing``) and the gateway's webhook settles it. A gateway may answer an approved
@@ -111,7 +118,7 @@ class PaymentTransaction(Model):
         CheckConstraint("type IN ('deposit', 'withdrawal')", name="type"),
         CheckConstraint(
             "status IN ('pending', 'approved', 'processing', 'completed', 'failed', "
-            "'rejected', 'cancelled')",
+            "'rejected', 'cancelled', 'expired')",
             name="status",
         ),
         CheckConstraint("amount_minor > 0", name="amount_positive"),

@@ -7,6 +7,9 @@ Invariants:
   or with a mistyped one is ``VALIDATION_ERROR`` naming the field. A webhook whose amount or
   currency differ from ours, or names an unknown payment, is refused (4xx, nothing moves);
   mismatches are flagged for review. Every webhook is logged with its verdict.
+* A "paid" for a deposit that expired unpaid still credits it (the player paid); a "paid"
+  after a decline is refused and flagged for staff.
+* Every status change goes through ``status.move`` (the player's ``payment:status:update``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from app.core.errors import (
 )
 from app.core.extensions import db
 from app.core.money import format_minor
-from app.payments import hooks
+from app.payments import hooks, status
 from app.payments.gateways import WebhookMalformed, WebhookRejected
 from app.payments.gateways_admin import adapter_for
 from app.payments.models import (
@@ -166,6 +169,7 @@ def _record_response(txn: PaymentTransaction, event: Any) -> None:
 def _deposit_succeeded(txn: PaymentTransaction, event: Any) -> str:
     if txn.status == "completed":
         return "duplicate"
+    # ``expired`` -> completed is allowed: the player paid after we stopped waiting.
     if not DEPOSIT_STATES.allows(txn.status, "completed"):
         raise _Refused(
             "state_conflict",
@@ -190,7 +194,9 @@ def _deposit_succeeded(txn: PaymentTransaction, event: Any) -> str:
         description=f"Deposit via {txn.gateway.name}",
         meta={"fee": txn.fee_minor, "gateway": txn.gateway.code},
     )
-    DEPOSIT_STATES.move(txn, "completed")
+    previous = txn.status
+    txn.reason = None  # an expired deposit's "not paid in time" no longer holds
+    status.move(txn, "completed")
     txn.processed_at = utcnow()
     txn.ledger_refs = {**(txn.ledger_refs or {}), "deposit": posting.transaction_id}
     hooks.deposit_credited(txn)
@@ -199,6 +205,7 @@ def _deposit_succeeded(txn: PaymentTransaction, event: Any) -> str:
         "payment.deposit.complete",
         target_type="payment",
         target_id=txn.public_id,
+        before={"status": previous},
         after={
             "amount": format_minor(txn.amount_minor, txn.currency),
             "currency": txn.currency,
@@ -221,9 +228,8 @@ def _deposit_failed(txn: PaymentTransaction, event: Any) -> str:
         return "duplicate"
     if not DEPOSIT_STATES.allows(txn.status, "failed"):
         raise _Refused("state_conflict", Conflict(f"Payment is already {txn.status}"))
-    DEPOSIT_STATES.move(txn, "failed")
+    status.move(txn, "failed", reason="declined by the payment provider")
     txn.processed_at = utcnow()
-    txn.reason = "declined by the payment provider"
     _record_response(txn, event)
     notify_player(
         txn.user_id, "deposit_failed", "Your deposit was declined", transaction_id=txn.public_id
@@ -243,7 +249,7 @@ def _payout_succeeded(txn: PaymentTransaction, event: Any) -> str:
         idempotency_key=f"withdrawal-settle:{txn.public_id}",
         reference_id=txn.public_id,
     )
-    WITHDRAWAL_STATES.move(txn, "completed")
+    status.move(txn, "completed")
     txn.processed_at = utcnow()
     txn.ledger_refs = {**(txn.ledger_refs or {}), "settle": posting.transaction_id}
     _record_response(txn, event)
@@ -269,9 +275,8 @@ def _payout_failed(txn: PaymentTransaction, event: Any) -> str:
     if not WITHDRAWAL_STATES.allows(txn.status, "failed"):
         raise _Refused("state_conflict", Conflict(f"Withdrawal is {txn.status}"))
     release_hold(txn, "payout_failed")
-    WITHDRAWAL_STATES.move(txn, "failed")
+    status.move(txn, "failed", reason="the payment provider could not pay out")
     txn.processed_at = utcnow()
-    txn.reason = "the payment provider could not pay out"
     _record_response(txn, event)
     audit.record("payment.withdrawal.payout_failed", target_type="payment", target_id=txn.public_id)
     notify_player(

@@ -8,6 +8,7 @@ Invariants:
 * At or above ``WITHDRAWAL_DUAL_APPROVAL_THRESHOLD`` two different approvers are needed;
   nobody approves their own withdrawal. The payout job is enqueued only after the approval
   committed.
+* Every status change goes through ``status.move`` (the player's ``payment:status:update``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from app.core.extensions import db
 from app.core.money import format_minor, parse_minor
 from app.core.queues import enqueue_after_commit, job
 from app.identity.models import User
-from app.payments import hooks
+from app.payments import hooks, status
 from app.payments.gateways.base import PaymentRequest
 from app.payments.gateways_admin import adapter_for, check_amount_bounds, fee_for, pick_gateway
 from app.payments.models import (
@@ -118,7 +119,8 @@ def request_withdrawal(
             ledger_refs={},
         )
         db.session.add(txn)
-        db.session.flush()
+        db.session.flush()  # the id, for the hold's reference and the status event
+        status.announce(txn)
         # The wallet row lock inside hold() serializes racing requests; the second one sees
         # the reduced cash balance and gets INSUFFICIENT_BALANCE.
         posting = wallet.hold(
@@ -184,7 +186,7 @@ def cancel_withdrawal(user: User, ident: str | int) -> PaymentTransaction:
         if not WITHDRAWAL_STATES.allows(txn.status, "cancelled"):
             raise Conflict(f"Only a pending withdrawal can be cancelled; this one is {txn.status}")
         release_hold(txn, "cancelled", actor=user)
-        WITHDRAWAL_STATES.move(txn, "cancelled")
+        status.move(txn, "cancelled")
         txn.processed_at = utcnow()
         audit.record(
             "payment.withdrawal.cancel", actor=user, target_type="payment", target_id=txn.public_id
@@ -212,7 +214,7 @@ def approve_withdrawal(ident: str | int, staff: User) -> PaymentTransaction:
         needed = required_approvals(txn)
         done = len(txn.approvals)
         if done >= needed:
-            WITHDRAWAL_STATES.move(txn, "approved")
+            status.move(txn, "approved")
             enqueue_after_commit(submit_payout, txn.id, queue_name="payouts")
         audit.record(
             "payment.withdrawal.approve",
@@ -232,8 +234,7 @@ def reject_withdrawal(ident: str | int, staff: User, reason: str) -> PaymentTran
         if not WITHDRAWAL_STATES.allows(txn.status, "rejected"):
             raise Conflict(f"This withdrawal is {txn.status}; it can no longer be rejected")
         release_hold(txn, "rejected", actor=staff)
-        WITHDRAWAL_STATES.move(txn, "rejected")
-        txn.reason = reason.strip()
+        status.move(txn, "rejected", reason=reason.strip())
         txn.processed_at = utcnow()
         audit.record(
             "payment.withdrawal.reject",
@@ -270,7 +271,7 @@ def submit_payout(txn_id: int) -> None:
                 details=txn.details,
             )
         )
-        WITHDRAWAL_STATES.move(txn, "processing")
+        status.move(txn, "processing")
         txn.gateway_reference = submission.gateway_reference
         response = dict(txn.gateway_response or {})
         response["payout"] = submission.raw

@@ -44,6 +44,8 @@ def test_a_move_the_table_allows_sets_the_status():
         (WITHDRAWAL_STATES, "rejected", "approved"),
         (WITHDRAWAL_STATES, "pending", "processing"),  # no payout without approval
         (DEPOSIT_STATES, "failed", "completed"),  # a late success goes to staff, not the wallet
+        (DEPOSIT_STATES, "completed", "expired"),  # a paid deposit never expires
+        (DEPOSIT_STATES, "expired", "pending"),  # expired is not reopened (a payment completes it)
         (SUBMISSION_STATES, "rejected", "approved"),
         (ROUND_STATES, "closed", "open"),
         (ROUND_STATES, "cancelled", "closed"),

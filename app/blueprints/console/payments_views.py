@@ -34,6 +34,7 @@ PAYMENT_STATUSES = (
     "failed",
     "rejected",
     "cancelled",
+    "expired",
 )
 SORTABLE = {
     "id": PaymentTransaction.id,
