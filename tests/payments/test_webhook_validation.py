@@ -98,8 +98,11 @@ def test_a_bad_signature_stays_invalid_signature_whatever_the_body(client, depos
         assert answer.status_code == 400
         assert answer.json["code"] == "INVALID_SIGNATURE"
         assert (last_log().signature_valid, last_log().verdict) == (False, "invalid_signature")
-    unsigned = client.post(SANDBOX, data=b"not json", headers={"Content-Type": "text/plain"})
-    assert unsigned.json["code"] == "INVALID_SIGNATURE"
+    # Nothing reads the body before the signature is checked, not even as JSON.
+    for content_type in ("text/plain", "application/json"):
+        unsigned = client.post(SANDBOX, data=b"{not json", headers={"Content-Type": content_type})
+        assert unsigned.status_code == 400
+        assert unsigned.json["code"] == "INVALID_SIGNATURE"
     assert_unchanged(deposit)
 
 
