@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     event,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -156,3 +157,44 @@ Index(
     postgresql_where=OutboxMessage.delivered_at.is_(None),
     sqlite_where=OutboxMessage.delivered_at.is_(None),
 )
+
+
+class IdempotencyKey(Model):
+    """One caller's ``Idempotency-Key``: the request it named and, once done, the answer.
+
+    ``(user_id, key)`` is unique: claiming a key is an INSERT, so two requests with the same key
+    never both run. The answer (2xx or 4xx) is written in the transaction of the business change
+    it reports, so a key is never done without its movement, nor a movement left without its
+    key. A row whose ``expires_at`` has passed is free: the next claim replaces it.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),
+        # Only final, non-retryable answers are stored; a 5xx is never replayed.
+        CheckConstraint(
+            "response_status IS NULL OR (response_status >= 200 AND response_status < 500)",
+            name="response_status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    #: The caller (player or staff user): keys are scoped per caller.
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(150))
+    #: The endpoint's operation name (``withdrawal.request``): alias paths share it.
+    operation: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of the operation, the path parameters and the canonical JSON body.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    #: The path of the first request (for support; the fingerprint decides).
+    path: Mapped[str] = mapped_column(String(255))
+    #: ``None`` while the request runs (only endpoints that commit before their gateway call
+    #: leave such a row visible); then the HTTP status and the exact JSON body of the answer.
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    #: The running request's lease (two-phase endpoints): past it, a retry takes the key over.
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Which run holds the lease; the answer is stored only by that run.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
