@@ -4,8 +4,8 @@ Invariants:
 * A purchase locks the draw row (the total cap and the per-player cap are exact), passes the
   responsible-gaming bet checks, and debits the wallet once: a ``bet`` ledger transaction whose
   other leg is ``house:lottery`` (tickets count towards wager and loss limits like any stake).
-  Cash only: bonus money does not buy tickets. An ``Idempotency-Key`` makes a retried purchase
-  return the first one.
+  Cash only: bonus money does not buy tickets. A retried purchase is the API's business: its
+  ``Idempotency-Key`` replays the first answer (``app.core.idempotency``).
 * Fairness: at creation (before sales open) a 256-bit ``server_seed`` is drawn with ``secrets``
   and only ``sha256(server_seed)`` is published. After sales close the public value is fixed:
   ``sha256("<id1>,<id2>,...")`` of the sold ticket ids in ascending order. The winning index
@@ -34,7 +34,6 @@ from app.core.money import MoneyError, format_minor, normalize_currency, parse_m
 from app.play import guard as play_guard
 from app.prizes.models import LotteryDraw, LotteryTicket
 from app.wallet import ledger as wallet
-from app.wallet.models import LedgerTransaction as Ltx
 
 SOURCE = "lottery"
 HOUSE = "house:lottery"
@@ -167,17 +166,12 @@ def cancel(draw_id: int, *, actor: Any, reason: str) -> LotteryDraw:
 # --------------------------------------------------------------------------- players
 
 
-def buy(draw_id: int, user: Any, count: int, *, idempotency_key: str | None = None):
-    """Buy ``count`` tickets; returns ``(draw, tickets, replayed)``."""
+def buy(draw_id: int, user: Any, count: int) -> tuple[LotteryDraw, list[LotteryTicket]]:
+    """Buy ``count`` tickets; returns ``(draw, tickets)``."""
     if not 1 <= count <= MAX_PER_PURCHASE:
         raise ValidationError.field("count", f"Between 1 and {MAX_PER_PURCHASE}")
     with atomic():
         draw = _locked(draw_id)
-        key = f"lottery:{draw.id}:user:{user.id}:{idempotency_key}" if idempotency_key else None
-        if key:
-            previous = _purchase_by_key(key)
-            if previous is not None:
-                return draw, previous, True
         now = utcnow()
         if draw.status != "scheduled" or not draw.sales_open_at <= now < draw.sales_close_at:
             raise Conflict("Ticket sales for this draw are closed")
@@ -202,7 +196,8 @@ def buy(draw_id: int, user: Any, count: int, *, idempotency_key: str | None = No
             "bet",
             cash_delta=-total,
             source=SOURCE,
-            idempotency_key=key or f"lottery:{draw.id}:sale:{draw.tickets_sold + 1}",
+            # Unique per sale: the draw row lock orders the sales, so ticket numbers never repeat.
+            idempotency_key=f"lottery:{draw.id}:sale:{draw.tickets_sold + 1}",
             reference_type="lottery_draw",
             reference_id=draw.id,
             description=f"{count} ticket(s): {draw.title}",
@@ -222,22 +217,7 @@ def buy(draw_id: int, user: Any, count: int, *, idempotency_key: str | None = No
             tickets.append(ticket)
         draw.tickets_sold += count
         db.session.flush()
-        return draw, tickets, False
-
-
-def _purchase_by_key(key: str) -> list[LotteryTicket] | None:
-    tx_id = db.session.scalar(
-        select(Ltx.id).where(Ltx.source == SOURCE, Ltx.idempotency_key == key)
-    )
-    if tx_id is None:
-        return None
-    return list(
-        db.session.scalars(
-            select(LotteryTicket)
-            .where(LotteryTicket.purchase_transaction_id == tx_id)
-            .order_by(LotteryTicket.number)
-        )
-    )
+        return draw, tickets
 
 
 def tickets_of(user_id: int, draw_id: int | None = None) -> list[LotteryTicket]:

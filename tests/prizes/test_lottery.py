@@ -94,7 +94,24 @@ def test_a_retried_purchase_with_the_same_key_buys_nothing_more(client, factory,
     again = buy(client, token_for, alice, draw.id, 2, **{"Idempotency-Key": "k1"})
     assert first.status_code == again.status_code == 201
     assert first.get_json()["data"]["tickets"] == again.get_json()["data"]["tickets"]
+    assert again.headers["Idempotent-Replayed"] == "true"
     assert cash_of(alice.id) == 95_00
+
+
+def test_the_same_key_for_another_purchase_is_refused_and_debits_nothing(
+    client, factory, token_for
+):
+    draw = make_draw(factory)
+    other_draw = make_draw(factory, title="Car draw")
+    alice = funded_player(factory)
+    assert buy(client, token_for, alice, draw.id, 1, **{"Idempotency-Key": "k2"}).status_code == 201
+    more = buy(client, token_for, alice, draw.id, 3, **{"Idempotency-Key": "k2"})
+    elsewhere = buy(client, token_for, alice, other_draw.id, 1, **{"Idempotency-Key": "k2"})
+    assert [r.get_json()["code"] for r in (more, elsewhere)] == ["IDEMPOTENCY_KEY_REUSED"] * 2
+    assert more.status_code == 422
+    assert cash_of(alice.id) == 97_50
+    assert len(lottery.tickets_of(alice.id)) == 1
+    reconcile_clean()
 
 
 def test_responsible_gaming_limits_apply_to_tickets(client, factory, token_for):

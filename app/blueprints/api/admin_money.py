@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from typing import Any
+
+from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -17,6 +19,8 @@ from app.blueprints.api.wallet import (
 )
 from app.core.errors import NotFound, ValidationError
 from app.core.extensions import db
+from app.core.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
+from app.core.idempotency import idempotent, request_key
 from app.core.money import MoneyError, parse_minor
 from app.core.schemas import Amount, Currency, PageArgs, PageMetaSchema, page_meta
 from app.identity.auth import permission_required
@@ -73,7 +77,7 @@ def _adjust(user_id: int, args: dict):
         reason=args["reason"],
         balance_type=args["balance_type"],
         actor=g.user,
-        idempotency_key=_idempotency_key(),
+        idempotency_key=_ledger_key(),
     )
     return {
         "success": True,
@@ -82,25 +86,33 @@ def _adjust(user_id: int, args: dict):
     }, (200 if posting.replayed else 201)
 
 
-def _idempotency_key() -> str | None:
-    key = (request.headers.get("Idempotency-Key") or "").strip()
-    if not key:
-        return None
-    if len(key) > 150:
-        raise ValidationError.field("Idempotency-Key", "At most 150 characters")
-    return f"adjust:{g.user.id}:{key}"
+def _ledger_key() -> str | None:
+    # The ledger's own (source, key) never expires: a key reused after the 24 h of the API's
+    # idempotency record still cannot post a second adjustment.
+    key = request_key()
+    return f"adjust:{g.user.id}:{key}" if key is not None else None
+
+
+def _as_replayed(status: int, body: Any) -> tuple[int, Any]:
+    """This API's contract predates ``app.core.idempotency``: a repeated adjustment answers
+    200 with ``replayed: true`` (a stored refusal is replayed as it was)."""
+    if status == 201 and isinstance(body, dict) and isinstance(body.get("data"), dict):
+        return 200, {**body, "data": {**body["data"], "replayed": True}}
+    return status, body
 
 
 @blp.route("/users/<int:user_id>/adjust-balance")
 class AdjustBalance(MethodView):
     @permission_required("balances.adjust")
-    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.doc(security=[{"bearerAuth": []}], parameters=[IDEMPOTENCY_KEY])
     @blp.arguments(AdjustSchema)
+    @idempotent("admin.adjust_balance", replay_as=_as_replayed)
     @blp.response(201, PostingEnvelope)
     def post(self, args, user_id: int):
         """Credit (positive) or debit (negative) a player's cash or bonus balance; audited.
 
-        Send an `Idempotency-Key` header to make a retried click a no-op.
+        Send an `Idempotency-Key` header to make a retried click a no-op (a repeat answers 200
+        with `replayed: true`).
         """
         return _adjust(user_id, args)
 
@@ -108,8 +120,9 @@ class AdjustBalance(MethodView):
 @blp.route("/payments/manual-adjustment")
 class ManualAdjustment(MethodView):
     @permission_required("balances.adjust")
-    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.doc(security=[{"bearerAuth": []}], parameters=[IDEMPOTENCY_KEY])
     @blp.arguments(ManualAdjustSchema)
+    @idempotent("admin.manual_adjustment", replay_as=_as_replayed)
     @blp.response(201, PostingEnvelope)
     def post(self, args):
         """Same as `/users/<id>/adjust-balance` with `user_id` in the body."""

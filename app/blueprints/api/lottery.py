@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.core.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
+from app.core.idempotency import idempotent
 from app.core.schemas import Amount, Currency, envelope_of
 from app.identity.auth import permission_required, player_required
 from app.prizes import lottery
@@ -131,12 +133,12 @@ class Draw(MethodView):
 class BuyTickets(MethodView):
     @player_required
     @blp.arguments(BuySchema)
+    @idempotent("lottery.buy")
     @blp.response(201, envelope_of(PurchaseSchema))
+    @blp.doc(parameters=[IDEMPOTENCY_KEY])
     def post(self, data, draw_id: int):
         """Buy tickets from the cash wallet (``Idempotency-Key`` header: a retry is a no-op)."""
-        draw, tickets, _replayed = lottery.buy(
-            draw_id, g.user, data["count"], idempotency_key=request.headers.get("Idempotency-Key")
-        )
+        draw, tickets = lottery.buy(draw_id, g.user, data["count"])
         return {
             "data": {
                 "draw": lottery.draw_json(draw),

@@ -10,6 +10,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.core.extensions import client_ip, limiter
+from app.core.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
+from app.core.idempotency import idempotent
 from app.core.money import format_minor
 from app.core.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
 from app.identity.auth import login_required, player_required
@@ -165,11 +167,20 @@ def _create_deposit(args):
     return {"data": payment_json(txn)}, 201
 
 
+# Two phases: create_deposit commits the pending payment before it calls the gateway, and no
+# transaction may stay open across that call. A crash between the two leaves the key in use
+# until its lease ends; the retry then opens a second pending deposit, which moves no money
+# (a deposit is credited only when its own checkout is paid, once, by the gateway's webhook).
+deposit_idempotency = idempotent("payment.deposit", phased=True)
+
+
 @blp.route("/payment/deposit")
 class Deposit(MethodView):
     @player_required
     @blp.arguments(DepositArgs)
+    @deposit_idempotency
     @blp.response(201, envelope_of(PaymentSchema))
+    @blp.doc(parameters=[IDEMPOTENCY_KEY])
     def post(self, args):
         """Start a deposit: a pending payment and the gateway page to pay it on."""
         return _create_deposit(args)
@@ -179,7 +190,9 @@ class Deposit(MethodView):
 class CreatePayment(MethodView):
     @player_required
     @blp.arguments(DepositArgs)
+    @deposit_idempotency
     @blp.response(201, envelope_of(PaymentSchema))
+    @blp.doc(parameters=[IDEMPOTENCY_KEY])
     def post(self, args):
         """The integration guide's spelling of ``/payment/deposit``."""
         return _create_deposit(args)
@@ -250,7 +263,9 @@ def _withdraw_routes(prefix: str, suffix: str) -> None:
     class Request(MethodView):
         @player_required
         @blp.arguments(WithdrawArgs)
+        @idempotent("withdrawal.request")
         @blp.response(201, envelope_of(WithdrawalCreated))
+        @blp.doc(parameters=[IDEMPOTENCY_KEY])
         def post(self, args):
             """Request a withdrawal; the amount is held until it is paid out or released."""
             txn = withdrawals.request_withdrawal(
@@ -289,7 +304,9 @@ def _withdraw_routes(prefix: str, suffix: str) -> None:
     @blp.route(f"{prefix}/<string:ident>/cancel", endpoint=f"withdraw_cancel{suffix}")
     class Cancel(MethodView):
         @login_required
+        @idempotent("withdrawal.cancel")
         @blp.response(200, envelope_of(PaymentSchema))
+        @blp.doc(parameters=[IDEMPOTENCY_KEY])
         def post(self, ident):
             """Cancel a pending withdrawal; the held amount returns to the balance."""
             return {"data": payment_json(withdrawals.cancel_withdrawal(g.user, ident))}

@@ -8,6 +8,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as MarshmallowError
 
+from app.core.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
+from app.core.idempotency import idempotent
 from app.core.schemas import Amount, Currency, envelope_of
 from app.identity.auth import login_required, permission_required, player_required
 from app.prizes import tournaments
@@ -129,9 +131,12 @@ class TournamentDetail(MethodView):
 @blp.route("/<int:tournament_id>/join")
 class JoinTournament(MethodView):
     @player_required
+    @idempotent("tournament.join")
     @blp.response(200, envelope_of(JoinSchema))
+    @blp.doc(parameters=[IDEMPOTENCY_KEY])
     def post(self, tournament_id: int):
-        """Opt in (idempotent)."""
+        """Opt in, paying the entry fee if there is one (idempotent: a second join returns the
+        first and charges nothing; an ``Idempotency-Key`` also replays the first answer)."""
         row = tournaments.join(tournament_id, g.user)
         return {
             "data": {"tournament_id": row.tournament_id, "joined_at": row.joined_at.isoformat()}
