@@ -66,10 +66,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": settings["CORS_ORIGINS"]}},
-        expose_headers=["X-Correlation-ID", "Retry-After"],
+        expose_headers=["X-Correlation-ID", "Retry-After", "Idempotent-Replayed", "Allow"],
         allow_headers=[
             "Authorization",
             "Content-Type",
+            "Idempotency-Key",
             "X-Correlation-ID",
             "X-Device-Fingerprint",
             "X-Device-Id",
