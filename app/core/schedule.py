@@ -16,6 +16,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.bonus.jobs.expire_bonuses", 300, "default"),
     ("app.payments.jobs.expire_pending_deposits", 300, "default"),
     ("app.bonus.jobs.pay_cashback", 3600, "default"),
+    # Idempotency keys past their 24 hours (a claim replaces its own expired key lazily).
+    ("app.core.idempotency.purge_expired", 3600, "default"),
     # Settles the last closed commission period; a run after it is settled pays nothing.
     ("app.affiliates.jobs.pay_commissions", 6 * 3600, "payouts"),
 ]

@@ -16,6 +16,7 @@ from app.core.db import atomic
 from app.core.errors import ServiceUnavailable
 from app.core.extensions import db
 from app.core.models import IdempotencyKey
+from app.core.schedule import PERIODIC_JOBS
 from app.identity.models import User
 from app.payments import hooks as payment_hooks
 from app.payments.models import PaymentGateway, PaymentTransaction
@@ -658,3 +659,7 @@ def test_a_request_waiting_on_a_key_held_too_long_answers_409_or_the_replay_neve
         assert response.headers["Idempotent-Replayed"] == "true"
     assert payments_of(player.id, "withdrawal") == []
     assert wallet_of(player.id) == (100_00, 0)
+
+
+def test_the_purge_runs_every_hour():
+    assert ("app.core.idempotency.purge_expired", 3600, "default") in PERIODIC_JOBS
