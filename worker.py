@@ -154,7 +154,7 @@ def _spawn(child: Child) -> None:
             child.target(stop)
             code = 0
         except SystemExit as exc:
-            code = exc.code
+            code = 0 if exc.code is None else exc.code
         except BaseException:
             log.exception("%s crashed", child.role)
         finally:

@@ -39,7 +39,6 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Callback, Queue
-from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from app.core.schedule import PERIODIC_JOBS, periodic_job_id
@@ -122,11 +121,11 @@ def record_failure(job: Job, connection: Redis, exc_type: Any, exc_value: Any, *
 
 
 def _previous_run_pending(queue: Queue, job_id: str) -> bool:
-    try:
-        previous = Job.fetch(job_id, connection=queue.connection)
-    except NoSuchJobError:
+    # The status field alone: no unpickling of a job an older release may have written.
+    status = queue.connection.hget(Job.key_for(job_id), "status")
+    if status is None:
         return False
-    status = previous.get_status(refresh=False)
+    status = _text(status)
     if status == JobStatus.STARTED:
         # A run whose worker died is failed by RQ's registry cleanup, which unblocks the job.
         return True
