@@ -34,6 +34,7 @@ from rq.exceptions import StopRequested
 
 from app import create_app
 from app.core import periodic
+from app.core.db import use_job_timeouts
 from app.core.queues import QUEUE_NAMES
 
 log = logging.getLogger("jackpotx.worker")
@@ -238,6 +239,8 @@ def supervise(children: list[Child]) -> int:
 
 
 def main(queue_names: list[str], *, burst: bool = False) -> int:
+    # Jobs (settlement, reports, payouts) get the long database timeouts, not the web's.
+    use_job_timeouts()
     app = create_app()
     if not app.config["REDIS_URL"]:
         sys.exit("worker.py needs REDIS_URL; the embedded default runs jobs in-process")

@@ -27,6 +27,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=settings["REDIS_URL"] or "memory://",
         RATELIMIT_DEFAULT=settings["RATE_LIMIT_API"],
         RATELIMIT_HEADERS_ENABLED=True,
+        # Redis down: each process counts in memory (the same limits) until Redis answers
+        # again, and a failure writing the headers never turns a committed answer into a 500.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_STORAGE_OPTIONS={"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
         JSON_SORT_KEYS=False,
     )
     if settings["PROXY_COUNT"]:
@@ -54,6 +59,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     observability.init_app(app)
     db.init_app(app)
     from app import models  # noqa: F401 - registers every table on the metadata
+    from app.core.db import install_timeouts
+
+    with app.app_context():
+        install_timeouts(app)
 
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     redis_store.init_app(app)

@@ -12,7 +12,7 @@ from app import cli_money
 from app.affiliates.jobs import pay_commissions
 from app.cli_money import parse_duration
 from app.core import audit, jobs_admin, outbox, settings
-from app.core.db import atomic
+from app.core.db import atomic, use_interactive_timeouts, use_job_timeouts
 from app.core.errors import AppError
 from app.core.events import publish
 from app.identity import access
@@ -21,7 +21,15 @@ from app.originals import studio as service
 from app.payments import deposits, gateways_admin
 from app.seed import seed_demo as run_seed
 
-jackpotx = AppGroup("jackpotx", help="JackpotX operator commands.")
+
+def _operator_timeouts() -> None:
+    """Operator commands run jobs' long database timeouts, not the web's short ones (and
+    give them back when done: tests run commands in the web process)."""
+    use_job_timeouts()
+    click.get_current_context().call_on_close(use_interactive_timeouts)
+
+
+jackpotx = AppGroup("jackpotx", help="JackpotX operator commands.", callback=_operator_timeouts)
 
 
 @jackpotx.command("maintenance")

@@ -88,6 +88,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # The web profile's short timeouts (app.core.db.install_timeouts) are not for
+            # schema changes: wait for locks a while, let long rewrites finish.
+            connection.exec_driver_sql("SET lock_timeout = 60000")
+            connection.exec_driver_sql("SET statement_timeout = 0")
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

@@ -173,6 +173,28 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Client events per connection: "<events>/<seconds>" token bucket.
         "SOCKETIO_EVENT_RATE": get("SOCKETIO_EVENT_RATE", "20/10"),
         "SOCKETIO_MAX_CONNECTIONS_PER_USER": _int(env, "SOCKETIO_MAX_CONNECTIONS_PER_USER", 10),
+        # PostgreSQL timeouts (docs/operations.md). Interactive: the web process (callbacks,
+        # player API, console): a held row lock or a runaway query answers a retryable error
+        # within seconds instead of freezing workers. Jobs: worker.py and `flask jackpotx`.
+        "DB_LOCK_TIMEOUT_MS": _int(env, "DB_LOCK_TIMEOUT_MS", 2000),
+        "DB_STATEMENT_TIMEOUT_MS": _int(env, "DB_STATEMENT_TIMEOUT_MS", 15000),
+        "DB_JOB_LOCK_TIMEOUT_MS": _int(env, "DB_JOB_LOCK_TIMEOUT_MS", 15000),
+        "DB_JOB_STATEMENT_TIMEOUT_MS": _int(env, "DB_JOB_STATEMENT_TIMEOUT_MS", 600000),
+        # Connection pool per process; past size + overflow a request waits at most
+        # DB_POOL_TIMEOUT seconds, then answers 503 (never queues for half a minute).
+        "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 10),
+        "DB_MAX_OVERFLOW": _int(env, "DB_MAX_OVERFLOW", 5),
+        "DB_POOL_TIMEOUT": _int(env, "DB_POOL_TIMEOUT", 3),
+        # Callbacks of one player (session token or player id) in flight per process: more
+        # wait up to the lock timeout for a slot without holding a database connection, then
+        # answer the protocol's retryable error (a hot or stuck wallet cannot take the pool).
+        # One: the player's row locks serialize their money movements anyway, and a queue of
+        # one keeps a locked player's answers within the lock timeout (no chain of waits).
+        "CALLBACK_MAX_INFLIGHT_PER_PLAYER": _int(env, "CALLBACK_MAX_INFLIGHT_PER_PLAYER", 1),
+        # Largest callback or webhook body (bytes); larger is refused with 413 before parsing.
+        "CALLBACK_MAX_BODY_BYTES": _int(env, "CALLBACK_MAX_BODY_BYTES", 16 * 1024),
+        # Largest JSON body of the player and staff API (uploads have their own limit).
+        "API_MAX_JSON_BYTES": _int(env, "API_MAX_JSON_BYTES", 256 * 1024),
         # Request gates (maintenance, access rules) cache their setting this long per process.
         "SETTINGS_CACHE_SECONDS": _int(env, "SETTINGS_CACHE_SECONDS", 2),
     }
@@ -197,6 +219,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
             SQLALCHEMY_ENGINE_OPTIONS={
                 "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", False),
                 "pool_recycle": _int(env, "DB_POOL_RECYCLE", 1800),
+                "pool_size": _int(env, "DB_POOL_SIZE", 10),
+                "max_overflow": _int(env, "DB_MAX_OVERFLOW", 5),
+                "pool_timeout": _int(env, "DB_POOL_TIMEOUT", 3),
             },
             SESSION_COOKIE_SECURE=True,
             SESSION_COOKIE_NAME="__Host-jackpotx",

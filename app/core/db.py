@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import BigInteger, CursorResult, Integer, Result, Table, func, select
+from flask import Flask
+from sqlalchemy import BigInteger, CursorResult, Integer, Result, Table, event, func, select, text
 from sqlalchemy.orm import Session
 
 from app.core.extensions import db
@@ -155,3 +156,65 @@ def page_of(query: Any, *order_by: Any, page: int, limit: int) -> tuple[list[Any
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(*order_by).offset((page - 1) * limit).limit(limit))
     return list(rows), int(total)
+
+
+# --- timeouts --------------------------------------------------------------------------------
+
+#: "interactive" (web process) or "jobs" (worker.py, ``flask jackpotx``): which pair of
+#: DB_*_TIMEOUT_MS settings a new PostgreSQL connection starts with.
+_timeout_profile = {"name": "interactive"}
+
+
+def use_job_timeouts() -> None:
+    """Long timeouts for this process's connections from now on (a worker, an operator
+    command); ``use_interactive_timeouts`` switches back."""
+    _timeout_profile["name"] = "jobs"
+
+
+def use_interactive_timeouts() -> None:
+    _timeout_profile["name"] = "interactive"
+
+
+def install_timeouts(app: Flask) -> None:
+    """Every PostgreSQL connection runs with ``lock_timeout`` and ``statement_timeout``: a
+    held row lock or a runaway query fails its transaction (SQLSTATE 55P03 / 57014, a
+    retryable outage for ``errors.outage_kind``) instead of freezing the worker. Set when the
+    pool opens a connection, and again at checkout only if the process switched profile
+    since (an operator command run in-process): the callback hot path pays no round trip."""
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return
+    config = app.config
+
+    def apply(dbapi_connection: Any, record: Any) -> None:
+        profile = _timeout_profile["name"]
+        prefix = "DB_JOB_" if profile == "jobs" else "DB_"
+        lock_ms = int(config[f"{prefix}LOCK_TIMEOUT_MS"])
+        statement_ms = int(config[f"{prefix}STATEMENT_TIMEOUT_MS"])
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET lock_timeout = {lock_ms}; SET statement_timeout = {statement_ms}")
+        finally:
+            cursor.close()
+        # A SET outside a transaction block still opened one under psycopg2's default.
+        dbapi_connection.commit()
+        record.info["jx_timeouts"] = profile
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        apply(dbapi_connection, record)
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("jx_timeouts") != _timeout_profile["name"]:
+            apply(dbapi_connection, record)
+
+
+@contextmanager
+def relaxed_timeouts(lock_ms: int, statement_ms: int) -> Iterator[None]:
+    """Longer timeouts for the rest of the current transaction (a report, a bulk fix)."""
+    session = _session()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = {int(lock_ms)}"))
+        session.execute(text(f"SET LOCAL statement_timeout = {int(statement_ms)}"))
+    yield

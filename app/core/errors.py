@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify, request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.core.extensions import limiter
@@ -148,6 +148,8 @@ def _flatten_messages(messages: Any, prefix: str = "") -> list[dict[str, str]]:
 def _handle_app_error(exc: AppError):
     response = envelope(exc.status, exc.code, exc.message, exc.errors, **exc.extra)
     response.headers.update(exc.headers)
+    if exc.status == 503 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -193,23 +195,73 @@ def _retry_after() -> str | None:
     return str(max(1, int(reset_at - time.time())))
 
 
-def _handle_db_down(exc: Exception):
-    log.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
-    return envelope(
-        503, "SERVICE_UNAVAILABLE", "A service we depend on is unavailable, retry later"
-    )
+#: Seconds a client should wait before retrying an answer to an outage.
+RETRY_AFTER_SECONDS = 2
 
 
-def _handle_redis_down(exc: Exception):
-    log.error("redis unavailable: %s", type(exc).__name__, exc_info=exc)
-    return envelope(
+def outage_kind(exc: BaseException) -> str | None:
+    """``"database"`` or ``"redis"`` when ``exc`` is an infrastructure failure (retryable: the
+    transaction rolled back, nothing changed), else ``None``.
+
+    The one failure policy: a pool timeout, a lock or statement timeout, a serialization
+    failure or deadlock, a lost connection, Redis down or slow. Every caller that answers
+    outside the API (callbacks, webhooks, jobs) asks this too.
+    """
+    import redis
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout | OperationalError | InterfaceError):
+        return "database"
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return "database"
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) in _RETRYABLE_PGCODES:
+        return "database"
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return "redis"
+    return None
+
+
+#: SQLSTATEs that mean "try again": serialization failure, deadlock, lock timeout,
+#: statement timeout / cancel, too many connections, admin shutdown, cannot connect now.
+_RETRYABLE_PGCODES = {"40001", "40P01", "55P03", "57014", "53300", "57P01", "57P03"}
+
+
+def outage_response():
+    response = envelope(
         503, "SERVICE_UNAVAILABLE", "A service we depend on is unavailable, retry later"
     )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _handle_outage(exc: Exception):
+    kind = outage_kind(exc) or "database"
+    _rollback_quietly()
+    log.error(
+        "%s unavailable on %s %s: %s",
+        kind,
+        request.method,
+        request.path,
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    return outage_response()
+
+
+def _rollback_quietly() -> None:
+    from app.core.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the pool discards it
+        log.debug("rollback after an outage failed", exc_info=True)
 
 
 def _handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return _handle_http(exc)
+    if outage_kind(exc) is not None:
+        return _handle_outage(exc)
     log.exception("unhandled error on %s %s", request.method, request.path)
     message = "An unexpected error occurred"
     if current_app.config.get("ENV") == "development" and current_app.debug:
@@ -217,24 +269,14 @@ def _handle_unexpected(exc: Exception):
     return envelope(500, "INTERNAL_ERROR", message)
 
 
-def _is_db_outage(exc: Exception) -> bool:
-    return isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
-
-
 def init_app(app: Flask) -> None:
     import redis
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     app.register_error_handler(AppError, _handle_app_error)
     app.register_error_handler(HTTPException, _handle_http)
-    app.register_error_handler(redis.exceptions.ConnectionError, _handle_redis_down)
-    app.register_error_handler(redis.exceptions.TimeoutError, _handle_redis_down)
-
-    def _db_or_unexpected(exc: Exception):
-        if _is_db_outage(exc):
-            return _handle_db_down(exc)
-        return _handle_unexpected(exc)
-
-    app.register_error_handler(DBAPIError, _db_or_unexpected)
+    app.register_error_handler(redis.exceptions.ConnectionError, _handle_outage)
+    app.register_error_handler(redis.exceptions.TimeoutError, _handle_outage)
+    app.register_error_handler(PoolTimeout, _handle_outage)
+    app.register_error_handler(DBAPIError, _handle_unexpected)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -62,6 +62,10 @@ def normalize_currency(value: object) -> str:
     return code
 
 
+#: Longest amount text we read: 15 significant digits, a sign, a point and zeros fit easily.
+MAX_AMOUNT_CHARS = 64
+
+
 def to_decimal(value: object) -> Decimal:
     """A JSON number or decimal string as an exact ``Decimal``; refuses anything else."""
     if isinstance(value, bool) or value is None:
@@ -70,11 +74,15 @@ def to_decimal(value: object) -> Decimal:
         # repr() is the shortest string that round-trips, i.e. what the client typed.
         value = repr(value)
     if isinstance(value, int):
+        if abs(value) >= 10**MAX_SIGNIFICANT_DIGITS * 10**8:
+            raise MoneyError("Amount is too large")
         result = Decimal(value)
     elif isinstance(value, str | Decimal):
         text = str(value).strip()
         if not text or any(c in text for c in "_ ") or text.lower().startswith(("0x", "+")):
             raise MoneyError("Amount must be a decimal number")
+        if len(text) > MAX_AMOUNT_CHARS:
+            raise MoneyError("Amount is too long")
         try:
             result = Decimal(text)
         except InvalidOperation:
@@ -87,17 +95,28 @@ def to_decimal(value: object) -> Decimal:
 
 
 def parse_minor(value: object, currency: str, *, allow_negative: bool = False) -> int:
-    """Parse a client amount into minor units of ``currency``, exactly."""
+    """Parse a client amount into minor units of ``currency``, exactly.
+
+    Integer arithmetic on the decimal's digits and exponent: ``"1e-999999999"`` is too
+    precise (not a zero bet) and ``"1E+999999999"`` too large (not an arithmetic overflow),
+    both final validation errors that no retry can fix.
+    """
     exp = exponent(currency)
     amount = to_decimal(value)
     if amount < 0 and not allow_negative:
         raise MoneyError("Amount must not be negative")
-    minor = amount.scaleb(exp)
-    if minor != minor.to_integral_value():
+    if amount.is_zero():
+        return 0
+    sign, digits, power = amount.as_tuple()
+    assert isinstance(power, int)  # finite, checked by to_decimal
+    text = "".join(map(str, digits)).rstrip("0")
+    power += len(digits) - len(text)  # trailing zeros are not precision
+    if power + exp < 0:
         raise MoneyError(f"{currency} amounts have at most {exp} decimal places")
-    if len(str(abs(int(minor)))) > MAX_SIGNIFICANT_DIGITS:
+    if len(text) + power + exp > MAX_SIGNIFICANT_DIGITS:
         raise MoneyError("Amount is too large")
-    return int(minor)
+    minor = int(text) * 10 ** (power + exp)
+    return -minor if sign else minor
 
 
 def format_minor(minor: int, currency: str) -> str:

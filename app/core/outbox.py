@@ -24,6 +24,7 @@ from sqlalchemy import func, select, text
 
 from app.core import queues
 from app.core.base import utcnow
+from app.core.breaker import redis_breaker
 from app.core.bus import Event, deliver
 from app.core.db import atomic, in_atomic, on_commit
 from app.core.extensions import db
@@ -51,7 +52,10 @@ def _checked_json(value: Any, what: str) -> Any:
 
 
 def _fast_path() -> None:
-    relay()
+    # Redis failed a moment ago: leave the rows to the periodic relay instead of making
+    # every committing request wait for Redis again.
+    if redis_breaker.allows():
+        relay()
 
 
 def _add(kind: str, name: str, target: str | None, payload: Any) -> OutboxMessage:
@@ -115,6 +119,7 @@ def relay(limit: int = 500) -> RelayReport:
             try:
                 _deliver(row)
             except RedisError as exc:
+                redis_breaker.failed(exc)
                 row.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 report.error = row.last_error
                 log.warning("outbox relay stopped at #%s: %s", row.id, row.last_error)
@@ -123,6 +128,8 @@ def relay(limit: int = 500) -> RelayReport:
             row.last_error = None
             report.delivered += 1
         report.pending = len(rows) - report.delivered
+    if report.delivered and report.error is None:
+        redis_breaker.succeeded()
     return report
 
 

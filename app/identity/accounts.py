@@ -261,9 +261,11 @@ def refresh(raw_token: str, *, portal: str = PLAYER_PORTAL) -> dict[str, Any]:
 def logout(user: User, payload: dict[str, Any]) -> None:
     """End the session the access token belongs to: access denied at once, refresh dead."""
     with atomic():
-        deny_jti(payload["jti"], payload["exp"])
         family_id = payload.get("fam")
-        if family_id:
+        if not family_id:
+            # Outside a login session only the deny-list can revoke it (app.identity.auth).
+            deny_jti(payload["jti"], payload["exp"])
+        else:
             db.session.execute(
                 update(TokenFamily)
                 .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))

@@ -32,6 +32,21 @@ def deny_jti(jti: str, expires_at: int) -> None:
     redis_store.client().set(DENYLIST_PREFIX + jti, "1", ex=ttl)
 
 
+def _denied(payload: dict) -> bool:
+    """The Redis deny-list, for tokens outside a login session only.
+
+    Policy (docs/operations.md): every token we issue names its login session (``fam``),
+    and every revocation (logout, ban, password change, refresh reuse) is written to that
+    session's row in PostgreSQL, which ``_is_revoked`` reads on every request. So a session
+    token needs no Redis: with Redis down, players and staff keep working and no revoked
+    token is accepted. A token without ``fam`` (none is issued by the API) is checked
+    against the deny-list, and refused with a 503 while Redis is down (fail closed).
+    """
+    if payload.get("fam"):
+        return False
+    return bool(redis_store.client().exists(DENYLIST_PREFIX + payload["jti"]))
+
+
 def issued_at_us(payload: dict) -> int:
     """When the token was issued, in microseconds.
 
@@ -42,7 +57,7 @@ def issued_at_us(payload: dict) -> int:
 
 
 def _is_revoked(payload: dict) -> bool:
-    if redis_store.client().exists(DENYLIST_PREFIX + payload["jti"]):
+    if _denied(payload):
         return True
     user = db.session.get(User, int(payload["sub"]))
     if user is None:

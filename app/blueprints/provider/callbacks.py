@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from app.core.extensions import client_ip, limiter
 from app.play.callbacks import actions, protocol
 from app.play.callbacks import log as callback_log
-from app.play.callbacks.adapters import ADAPTERS, BadSignature
+from app.play.callbacks.adapters import ADAPTERS, BadSignature, unsigned_payload
 
 blp = Blueprint(
     "provider_callbacks",
@@ -64,12 +64,13 @@ def _dispatch(provider_code: str, path_action: str | None):
             return jsonify(adapter.render(result, (path_action or "").removesuffix(".html")))
         return jsonify(adapter.render(result))
 
-    def raw_request(action: str | None) -> protocol.CallbackRequest:
-        payload = (
-            adapter.raw_payload(form, path_action)
-            if provider.protocol == "pragmatic"
-            else adapter.raw_payload(body)
-        )
+    def raw_request(action: str | None, *, signed: bool) -> protocol.CallbackRequest:
+        if not signed:
+            payload = unsigned_payload(body)
+        elif provider.protocol == "pragmatic":
+            payload = adapter.raw_payload(form, path_action)
+        else:
+            payload = adapter.raw_payload(body)
         return protocol.CallbackRequest(action=action or "", payload=payload)
 
     ip = request.remote_addr
@@ -77,7 +78,7 @@ def _dispatch(provider_code: str, path_action: str | None):
         return answer(
             callback_log.refuse(
                 provider.code,
-                raw_request(path_action),
+                raw_request(path_action, signed=False),
                 "ACCESS_DENIED",
                 f"Calls from {ip} are not allowed for this provider",
                 signature_valid=False,
@@ -91,7 +92,7 @@ def _dispatch(provider_code: str, path_action: str | None):
         return answer(
             callback_log.refuse(
                 provider.code,
-                raw_request(path_action),
+                raw_request(path_action, signed=False),
                 "INVALID_SIGNATURE",
                 str(exc),
                 signature_valid=False,
@@ -103,7 +104,7 @@ def _dispatch(provider_code: str, path_action: str | None):
         return answer(
             callback_log.refuse(
                 provider.code,
-                raw_request(path_action),
+                raw_request(path_action, signed=True),
                 exc.code,
                 exc.message,
                 signature_valid=True,

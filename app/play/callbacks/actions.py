@@ -35,13 +35,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, overload
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import DBAPIError
+from flask import current_app
+from sqlalchemy import bindparam, func, select, update
 
 from app.core.base import utcnow
 from app.core.db import atomic, parse_row_id, table_of
-from app.core.errors import AppError, InsufficientBalance
+from app.core.errors import AppError, InsufficientBalance, outage_kind
 from app.core.extensions import db
+from app.core.gates import GateBusy, KeyedGate
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.identity.models import User
 from app.play import events as play_events
@@ -49,6 +50,7 @@ from app.play import guard as play_guard
 from app.play import seams
 from app.play.callbacks import log as callback_log
 from app.play.callbacks.protocol import (
+    RETRYABLE_CODE,
     CallbackError,
     CallbackRequest,
     CallbackResult,
@@ -1016,6 +1018,27 @@ _HANDLERS = {
 # --- entry point -----------------------------------------------------------------------------
 
 
+#: Callbacks of one player in flight in this process (``CALLBACK_MAX_INFLIGHT_PER_PLAYER``).
+_player_gate = KeyedGate()
+
+#: Request fields that are identifiers: a JSON number there is the same id as its digits
+#: (``7`` and ``"7"`` claim one transaction; comparing a number with the text column failed).
+_ID_FIELDS = ("transaction_id", "round_id", "reference_transaction_id", "game_id", "free_round_id")
+
+
+def _ids_as_text(req: CallbackRequest) -> None:
+    for name in _ID_FIELDS:
+        value = getattr(req, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            setattr(req, name, str(value))
+
+
+def _gate_key(provider: ProviderConfig, req: CallbackRequest) -> tuple[Any, ...]:
+    if req.player_id is not None:
+        return (provider.id, "player", req.player_id)
+    return (provider.id, "token", str(req.session_token)[:200])
+
+
 def handle(
     provider: ProviderConfig,
     req: CallbackRequest,
@@ -1025,14 +1048,31 @@ def handle(
     replay_of: int | None = None,
     started: float | None = None,
 ) -> CallbackResult:
-    """Apply one authenticated callback; always returns a result and always logs it."""
+    """Apply one authenticated callback; always returns a result and logs it when the
+    database lets us (an outage answers the retryable ``INTERNAL_ERROR`` regardless)."""
     started = started if started is not None else time.perf_counter()
+    _ids_as_text(req)
+    config = current_app.config
     try:
         if req.action not in _HANDLERS:
             raise CallbackError("VALIDATION_ERROR", f"Unknown action {req.action!r}")
         if not provider.active:
             raise CallbackError("ACCESS_DENIED", "This provider is disabled")
-        with atomic():
+        budget = int(config["DB_LOCK_TIMEOUT_MS"]) / 1000
+        queued_at = time.monotonic()
+        with (
+            _player_gate.admit(
+                _gate_key(provider, req),
+                limit=int(config["CALLBACK_MAX_INFLIGHT_PER_PLAYER"]),
+                timeout=budget,
+            ),
+            atomic(),
+        ):
+            waited = time.monotonic() - queued_at
+            if waited > 0.05:
+                # It queued behind this player's other callbacks: the lock wait gets only
+                # what is left of the budget, so the answer comes within the lock timeout.
+                _shorten_lock_timeout(budget - waited)
             result = _HANDLERS[req.action](provider, req)
             callback_log.record(
                 provider.code, req, result, started, signature_valid, remote_ip, replay_of
@@ -1050,16 +1090,52 @@ def handle(
                 # The refusal stands and is logged below; only the staff flag was lost.
                 db.session.rollback()
                 log.exception("follow-up of refused callback %s failed", req.action)
-    except Exception as exc:
-        # A deadlock victim, a lost connection or a bug: the transaction rolled back, so
-        # nothing moved and the provider may retry.
-        log.exception("callback %s from %s failed", req.action, provider.code)
-        db.session.rollback()
-        if not isinstance(exc, DBAPIError):
-            log.error("unexpected %s in callback handling", type(exc).__name__)
-        result = CallbackResult("error", code="INTERNAL_ERROR", message="Temporary failure, retry")
-    with atomic():
-        callback_log.record(
-            provider.code, req, result, started, signature_valid, remote_ip, replay_of
+    except GateBusy:
+        log.warning(
+            "callback %s from %s: too many in flight for one player", req.action, provider.code
         )
+        result = _retryable("This player's wallet is busy, retry")
+    except Exception as exc:
+        # An outage (lock or statement timeout, pool timeout, lost connection, deadlock) or a
+        # bug: the transaction rolled back, nothing moved, and the provider may retry.
+        _rollback_quietly()
+        kind = outage_kind(exc)
+        if kind is None:
+            log.exception("callback %s from %s failed", req.action, provider.code)
+        else:
+            log.error(
+                "callback %s from %s: %s unavailable (%s)",
+                req.action,
+                provider.code,
+                kind,
+                type(exc).__name__,
+            )
+        result = _retryable("Temporary failure, retry")
+    try:
+        with atomic():
+            callback_log.record(
+                provider.code, req, result, started, signature_valid, remote_ip, replay_of
+            )
+    except Exception as exc:
+        # Nothing moved (this is a refusal or a failure); the answer must still go out.
+        _rollback_quietly()
+        log.error("callback %s from %s not logged: %s", req.action, provider.code, exc)
     return result
+
+
+def _shorten_lock_timeout(seconds: float) -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            select(func.set_config("lock_timeout", str(max(50, int(seconds * 1000))), True))
+        )
+
+
+def _retryable(message: str) -> CallbackResult:
+    return CallbackResult("error", code=RETRYABLE_CODE, message=message)
+
+
+def _rollback_quietly() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the pool discards it
+        log.debug("rollback after a failed callback failed", exc_info=True)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from app.core import jsonsafe
 from app.core.db import parse_row_id
 from app.core.money import format_minor
 from app.play.callbacks.protocol import (
@@ -45,6 +45,16 @@ def pragmatic_hash(secret: str, params: Mapping[str, Any]) -> str:
     return hashlib.md5((text + secret).encode(), usedforsecurity=False).hexdigest()
 
 
+#: How much of a refused body the callback log keeps (its size is logged too).
+LOGGED_BODY_CHARS = 2000
+
+
+def unsigned_payload(body: bytes) -> dict[str, Any]:
+    """What the log keeps of a body we do not trust (bad signature, not JSON): its start and
+    its size, never the whole of whatever an anonymous caller sent."""
+    return {"_raw": body[:LOGGED_BODY_CHARS].decode("utf-8", "replace"), "_bytes": len(body)}
+
+
 class NativeAdapter:
     name = "native"
 
@@ -57,9 +67,10 @@ class NativeAdapter:
             raise BadSignature("X-Signature does not match the body")
         try:
             # Numbers stay text: the service parses them exactly (no float ever holds money).
-            payload = json.loads(body, parse_float=str, parse_constant=str)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackError("VALIDATION_ERROR", "The body is not valid JSON") from None
+            # A key given twice is refused: the signer and we might read different values.
+            payload = jsonsafe.loads(body, unique_keys=True)
+        except jsonsafe.JSONRejected as exc:
+            raise CallbackError("VALIDATION_ERROR", str(exc)) from None
         if not isinstance(payload, dict):
             raise CallbackError("VALIDATION_ERROR", "The body must be a JSON object")
         return self.from_payload(payload)
@@ -83,9 +94,9 @@ class NativeAdapter:
     @staticmethod
     def raw_payload(body: bytes) -> Any:
         try:
-            return json.loads(body, parse_float=str, parse_constant=str)
-        except (ValueError, UnicodeDecodeError):
-            return {"_raw": body[:2000].decode("utf-8", "replace")}
+            return jsonsafe.loads(body)
+        except jsonsafe.JSONRejected:
+            return unsigned_payload(body)
 
     @staticmethod
     def render(result: CallbackResult) -> dict[str, Any]:

@@ -7,6 +7,7 @@ was refused; the log is how staff and ``replay`` see what a provider asked.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,8 @@ from app.play.callbacks.protocol import CallbackRequest, CallbackResult
 from app.play.models import ProviderCallback
 from app.wallet.ledger import hot_statement
 
+log = logging.getLogger(__name__)
+
 
 def refuse(
     provider_code: str,
@@ -34,8 +37,13 @@ def refuse(
 ) -> CallbackResult:
     """Answer (and log) a callback refused before it reached an action: signature, IP."""
     result = CallbackResult("error", code=code, message=message)
-    with atomic():
-        record(provider_code, req, result, started, signature_valid, remote_ip, None)
+    try:
+        with atomic():
+            record(provider_code, req, result, started, signature_valid, remote_ip, None)
+    except Exception as exc:
+        # The refusal is final and moved nothing: it goes out even if the log is down.
+        db.session.rollback()
+        log.error("refused callback from %s not logged: %s", provider_code, type(exc).__name__)
     return result
 
 

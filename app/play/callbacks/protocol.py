@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,11 @@ from app.core.money import MoneyError, format_minor
 from app.play.models import Game, Provider
 
 log = logging.getLogger(__name__)
+
+
+#: The one error code that means "nothing happened, send it again" (an outage, a busy
+#: wallet). Every other error is final: a retry or a replay gets the same refusal.
+RETRYABLE_CODE = "INTERNAL_ERROR"
 
 
 class CallbackError(Exception):
@@ -144,11 +150,24 @@ def clear_caches() -> None:
     _game_cache.clear()
 
 
+#: One loader at a time per process: at the start of a burst every request misses the cold
+#: cache together; one reads the provider, the others wait for its answer.
+_provider_loading = threading.Lock()
+
+
 def provider_config(code: str) -> ProviderConfig | None:
-    now = time.monotonic()
     hit = _provider_cache.get(code)
-    if hit is not None and hit[0] > now:
+    if hit is not None and hit[0] > time.monotonic():
         return hit[1]
+    with _provider_loading:
+        hit = _provider_cache.get(code)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        return _load_provider(code, now)
+
+
+def _load_provider(code: str, now: float) -> ProviderConfig | None:
     row = db.session.scalar(select(Provider).where(Provider.code == code))
     config = None
     if row is not None:

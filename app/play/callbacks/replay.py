@@ -10,7 +10,12 @@ from app.core.errors import NotFound, ValidationError
 from app.core.extensions import db
 from app.play.callbacks.actions import handle
 from app.play.callbacks.adapters import request_from_log
-from app.play.callbacks.protocol import CallbackError, CallbackResult, provider_config
+from app.play.callbacks.protocol import (
+    RETRYABLE_CODE,
+    CallbackError,
+    CallbackResult,
+    provider_config,
+)
 from app.play.models import ProviderCallback
 
 
@@ -18,7 +23,10 @@ def replay(callback_id: int, *, actor: Any = None) -> tuple[ProviderCallback, Ca
     """Re-run a logged callback through the same service (idempotency makes it safe).
 
     Useful after an INTERNAL_ERROR (deadlock victim, outage): the provider's request is
-    applied once; a callback that was applied answers its first answer again. Audited.
+    applied once; a callback that was applied answers its first answer again. A callback
+    that was refused (insufficient funds, limits, a blocked player...) is not run again: the
+    provider took the refusal as final (the bet was never placed), so its replay answers the
+    logged refusal and moves nothing. Audited.
     """
     row = db.session.get(ProviderCallback, callback_id)
     if row is None:
@@ -32,7 +40,15 @@ def replay(callback_id: int, *, actor: Any = None) -> tuple[ProviderCallback, Ca
         req = request_from_log(provider, row.payload)
     except CallbackError as exc:
         raise ValidationError(exc.message) from None
-    result = handle(provider, req, replay_of=row.id)
+    if row.verdict not in ("ok", RETRYABLE_CODE):
+        result = CallbackResult(
+            "error",
+            code=row.verdict,
+            message="This callback was refused; its replay gives the same answer",
+            user_id=row.user_id,
+        )
+    else:
+        result = handle(provider, req, replay_of=row.id)
     with atomic():
         audit.record(
             "callback.replay",
