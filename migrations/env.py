@@ -93,6 +93,9 @@ def run_migrations_online():
             # schema changes: wait for locks a while, let long rewrites finish.
             connection.exec_driver_sql("SET lock_timeout = 60000")
             connection.exec_driver_sql("SET statement_timeout = 0")
+            # The SETs began a transaction: end it, or Alembic would run inside it and
+            # never commit (it commits only the transaction it begins itself).
+            connection.commit()
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

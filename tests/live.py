@@ -31,6 +31,20 @@ class LiveServer:
     url: str
     env: dict[str, str]
     log_path: Path
+    #: The gunicorn master's pid (its workers are its children).
+    pid: int = 0
+
+    def worker_pids(self) -> list[int]:
+        """The master's live children (gunicorn workers), from /proc."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self.pid and fields[0] != "Z":
+                pids.append(int(stat.parent.name))
+        return pids
 
     def run_python(self, code: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run ``code`` in a separate process configured like the server (another publisher)."""
@@ -109,7 +123,7 @@ def gunicorn(env: dict[str, str], log_path: Path, timeout: float = 30) -> Iterat
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not come up:\n{log_path.read_text()}")
             time.sleep(0.2)
-        yield LiveServer(url=url, env=env, log_path=log_path)
+        yield LiveServer(url=url, env=env, log_path=log_path, pid=proc.pid)
     finally:
         proc.terminate()
         try:

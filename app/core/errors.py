@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app.core.extensions import limiter
+from app.core.extensions import db, limiter
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +209,6 @@ def outage_kind(exc: BaseException) -> str | None:
     failure or deadlock, a lost connection, Redis down or slow. Every caller that answers
     outside the API (callbacks, webhooks, jobs) asks this too.
     """
-    import redis
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
     if isinstance(exc, PoolTimeout | OperationalError | InterfaceError):
         return "database"
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -249,8 +248,6 @@ def _handle_outage(exc: Exception):
 
 
 def _rollback_quietly() -> None:
-    from app.core.extensions import db
-
     try:
         db.session.rollback()
     except Exception:  # the connection is gone; the pool discards it
@@ -270,9 +267,6 @@ def _handle_unexpected(exc: Exception):
 
 
 def init_app(app: Flask) -> None:
-    import redis
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
     app.register_error_handler(AppError, _handle_app_error)
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(redis.exceptions.ConnectionError, _handle_outage)

@@ -1,0 +1,478 @@
+"""The money path under real faults, against a live production-profile server.
+
+Each scenario: the fault, the load, what the answers were (never a 500), where the money is
+(exactly where the answers say), and how long recovery took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.core.db import atomic
+from app.core.extensions import db
+from app.identity.models import User
+from app.play import games
+from app.play.callbacks.adapters import native_signature
+from app.play.models import ProviderCallback
+from app.wallet.models import Wallet
+from tests.faults.conftest import SERVER_APP_NAME, Answers, burst, fault_env, figure, post
+from tests.live import free_port, gunicorn
+from tests.moneykit import SECRET, fund, make_game, make_provider, reconcile_clean
+from tests.payments_helpers import sandbox_gateway
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+class Provider:
+    """A provider, a game and funded players with open game sessions, seen from outside."""
+
+    def __init__(self, url: str, factory: Any, players: int = 1, cash: int = 100_00) -> None:
+        provider = make_provider()
+        self.code = provider.code
+        self.game = make_game(provider.code, f"g{uuid.uuid4().hex[:6]}").external_id
+        self.game_id = db.session.scalar(
+            sa.select(games.Game.id).where(games.Game.external_id == self.game)
+        )
+        self.url = f"{url}/api/provider-callback/{provider.code}"
+        self.users: list[int] = []
+        self.tokens: list[str] = []
+        for _ in range(players):
+            player = factory.player()
+            fund(player.id, cash)
+            self.users.append(player.id)
+            self.tokens.append(games.launch(player, self.game_id).session_token)
+
+    def call(self, action: str, player: int = 0, timeout: float = 30, **fields: Any):
+        body = json.dumps(
+            {
+                "action": action,
+                "session_token": self.tokens[player],
+                "game_id": self.game,
+                "currency": "EUR",
+                **fields,
+            }
+        ).encode()
+        return post(
+            self.url,
+            data=body,
+            timeout=timeout,
+            headers={
+                "Content-Type": "application/json",
+                "X-Signature": native_signature(SECRET, body),
+            },
+        )
+
+    def bet(self, tx: str, amount: str = "1.00", player: int = 0, round_id: str = "r1", **kw: Any):
+        return self.call("bet", player, transaction_id=tx, round_id=round_id, amount=amount, **kw)
+
+
+def cash(user_id: int) -> tuple[int, int]:
+    db.session.expire_all()
+    w = db.session.scalar(sa.select(Wallet).where(Wallet.user_id == user_id))
+    return w.balance, w.held_balance
+
+
+def _ok(status: int, body: Any) -> bool:
+    return status == 200 and isinstance(body, dict) and body.get("status") == "ok"
+
+
+def _code(status: int, body: Any) -> str:
+    if status != 200 or not isinstance(body, dict):
+        return f"HTTP {status}"
+    return "ok" if body.get("status") == "ok" else str(body.get("code"))
+
+
+def _tally(answers: Answers) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for status, body in answers.items:
+        key = _code(status, body)
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+@contextmanager
+def wallet_row_locked(user_id: int) -> Iterator[None]:
+    with db.engine.connect() as conn:
+        tx = conn.begin()
+        conn.execute(
+            sa.text("SELECT id FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": user_id}
+        )
+        try:
+            yield
+        finally:
+            tx.rollback()
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+def test_a_held_wallet_lock_neither_freezes_other_players_nor_the_locked_one(
+    as_server, committed_db, factory
+):
+    """One wallet row locked for 6 s (a stuck transaction). That player's callbacks answer
+    the retryable error within the lock timeout; other players' latency is unaffected."""
+    table = Provider(as_server.url, factory, players=2)
+    db.session.remove()
+    locked_answers: list[tuple[float, tuple[int, Any]]] = []
+    other_latency: list[float] = []
+    other = Answers()
+
+    def locked_player(i: int) -> None:
+        started = time.monotonic()
+        answer = table.bet(f"a{i}", player=0, round_id="ra")
+        locked_answers.append((time.monotonic() - started, answer))
+
+    with wallet_row_locked(table.users[0]):
+        hammer = [threading.Thread(target=locked_player, args=(i,)) for i in range(30)]
+        for t in hammer:
+            t.start()
+        for i in range(60):
+            started = time.monotonic()
+            other.items.append(table.bet(f"b{i}", player=1, round_id=f"r{i}"))
+            other_latency.append(time.monotonic() - started)
+        for t in hammer:
+            t.join(30)
+    assert all(_ok(*a) for a in other.items), _tally(other)
+    codes = [_code(*answer) for _, answer in locked_answers]
+    assert set(codes) == {"INTERNAL_ERROR"}, codes
+    # Server side (the callback log's latency, from arrival to answer): within the lock
+    # timeout (2 s) plus scheduling slack on a loaded 2-core machine.
+    server_ms = db.session.scalars(
+        sa.select(ProviderCallback.latency_ms).where(
+            ProviderCallback.provider_code == table.code,
+            ProviderCallback.verdict == "INTERNAL_ERROR",
+        )
+    ).all()
+    assert len(server_ms) == 30
+    assert max(server_ms) < 2000 + 1000, sorted(server_ms)
+    client_waits = sorted(waited for waited, _ in locked_answers)
+    assert cash(table.users[0]) == (100_00, 0)
+    assert cash(table.users[1]) == (40_00, 0)
+    # The lock is gone: the provider's retries go through, each once.
+    retried = burst(
+        [lambda i=i: table.bet(f"a{i}", player=0, round_id="ra") for i in range(30)], workers=8
+    )
+    assert retried.count(lambda s, b: _ok(s, b)) == 30
+    assert cash(table.users[0]) == (70_00, 0)
+    figure(
+        "held wallet lock (6 s)",
+        locked_player_requests=30,
+        locked_answers=_tally(Answers([a for _, a in locked_answers])),
+        locked_server_ms_p50=round(statistics.median(server_ms)),
+        locked_server_ms_max=round(max(server_ms)),
+        locked_client_s_p50=round(statistics.median(client_waits), 2),
+        other_player_requests=60,
+        other_p50_ms=round(statistics.median(other_latency) * 1000, 1),
+        other_p99_ms=round(p99(other_latency) * 1000, 1),
+        http_5xx=0,
+        money_delta_locked="0.00 while locked, 30.00 after retries",
+    )
+    reconcile_clean()
+
+
+def test_a_thousand_concurrent_bets_on_one_wallet_never_answer_500(
+    app, database_url, private_redis, committed_db, factory, monkeypatch, tmp_path
+):
+    """A small pool (2 connections, no overflow, 1 s wait) and 400 bets at once on one
+    wallet: every answer is ok, INSUFFICIENT_FUNDS or the retryable error; the money is
+    exactly the ok answers."""
+    port = free_port()
+    env = fault_env(
+        database_url, private_redis.url, port, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="0",
+        DB_POOL_TIMEOUT="1",
+    )  # fmt: skip
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEY", env["ENCRYPTION_KEY"])
+    with gunicorn(env, tmp_path / "gunicorn.log") as server:
+        table = Provider(server.url, factory, cash=100_00)
+        db.session.remove()
+        started = time.monotonic()
+        answers = burst(
+            [lambda i=i: table.bet(f"t{i}", round_id=f"r{i}") for i in range(400)], workers=64
+        )
+        elapsed = time.monotonic() - started
+    tally = _tally(answers)
+    assert set(tally) <= {"ok", "INSUFFICIENT_FUNDS", "INTERNAL_ERROR"}, tally
+    oks = tally.get("ok", 0)
+    assert cash(table.users[0]) == (100_00 - oks * 100, 0)
+    figure(
+        "pool exhaustion (pool 2, 400 concurrent bets, one wallet)",
+        requests=400,
+        answers=tally,
+        http_5xx=answers.server_errors(),
+        seconds=round(elapsed, 1),
+        money_delta=f"-{oks}.00 = {oks} ok bets",
+    )
+    reconcile_clean()
+
+
+def test_redis_killed_under_callback_load_callbacks_keep_settling(
+    as_server, private_redis, committed_db, factory
+):
+    """Redis dies for a while in the middle of steady callback traffic: callbacks keep being
+    answered ok (rate limits fall back per process, events wait in the outbox)."""
+    table = Provider(as_server.url, factory, players=4, cash=1000_00)
+    db.session.remove()
+    down_seconds = float(__import__("os").environ.get("FAULT_REDIS_DOWN_SECONDS", "8"))
+    answers = Answers()
+    stop = threading.Event()
+
+    def traffic(player: int) -> None:
+        i = 0
+        while not stop.is_set():
+            answers.items.append(
+                table.bet(f"p{player}-{i}", player=player, round_id=f"r{player}-{i}")
+            )
+            i += 1
+
+    threads = [threading.Thread(target=traffic, args=(p,)) for p in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    private_redis.kill()
+    killed_at = time.monotonic()
+    before_kill = len(answers.items)
+    time.sleep(down_seconds)
+    during = len(answers.items) - before_kill
+    private_redis.start()
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    tally = _tally(answers)
+    assert tally == {"ok": len(answers.items)}, tally
+    assert during > 0
+    spent = sum(1000_00 - cash(u)[0] for u in table.users)
+    assert spent == len(answers.items) * 100
+    figure(
+        f"Redis killed for {down_seconds:.0f} s under callback load",
+        requests=len(answers.items),
+        settled_while_down=during,
+        answers=tally,
+        http_5xx=answers.server_errors(),
+        money_delta=f"-{spent / 100:.2f} = {len(answers.items)} ok bets",
+        outage_s=round(time.monotonic() - killed_at, 1),
+    )
+    reconcile_clean()
+
+
+def test_redis_killed_mid_burst_of_withdrawals_no_500_and_retries_hold_once(
+    app, as_server, private_redis, committed_db, factory
+):
+    """40 players request a 40.00 withdrawal at once with an Idempotency-Key; Redis dies
+    0.3 s in. No answer is a 500; every retry with the same key ends with exactly one 40.00
+    hold per player."""
+    sandbox_gateway()
+    players = []
+    for _ in range(40):
+        player = factory.player()
+        with atomic():
+            db.session.get(User, player.id).kyc_status = "approved"
+        fund(player.id, 100_00)
+        players.append(player)
+    usernames = [player.username for player in players]
+    user_ids = [player.id for player in players]
+    db.session.remove()
+    logins = burst(
+        [
+            lambda name=name: post(
+                f"{as_server.url}/api/auth/login",
+                json={"username": name, "password": "Passw0rd!"},
+            )
+            for name in usernames
+        ],
+        workers=8,
+    )
+    assert logins.statuses() == [200] * 40, _tally(logins)
+    tokens = [body["token"]["access_token"] for _, body in logins.items]
+    keys = [uuid.uuid4().hex for _ in players]
+    body = {"amount": "40.00", "method": "sandbox", "currency": "EUR"}
+
+    def request(i: int):
+        return post(
+            f"{as_server.url}/api/withdrawals/request",
+            json=body,
+            headers={"Authorization": f"Bearer {tokens[i]}", "Idempotency-Key": keys[i]},
+        )
+
+    killer = threading.Timer(0.3, private_redis.kill)
+    killer.start()
+    first = burst([lambda i=i: request(i) for i in range(40)], workers=40)
+    killer.join()
+    private_redis.start()
+    recovered_at = time.monotonic()
+    retry = burst([lambda i=i: request(i) for i in range(40)], workers=8)
+    first_tally = {str(s): first.statuses().count(s) for s in sorted(set(first.statuses()))}
+    assert set(first.statuses()) <= {201, 503}, first.items
+    assert retry.statuses() == [201] * 40, retry.items
+    for user_id in user_ids:
+        assert cash(user_id) == (60_00, 40_00)
+    figure(
+        "Redis killed 0.3 s into 40 concurrent withdrawal requests",
+        requests=80,
+        first_answers=first_tally,
+        retry_answers={"201": 40},
+        http_5xx=first.server_errors() + retry.server_errors(),
+        money="each player holds exactly 40.00",
+        retry_done_s=round(time.monotonic() - recovered_at, 1),
+    )
+    reconcile_clean()
+
+
+def test_terminated_backends_under_load_answer_retryable_and_lose_nothing(
+    app, as_server, committed_db, factory
+):
+    """pg_terminate_backend on every server connection, three times during a burst: the
+    answers are ok or the retryable error, and the provider's retries apply each bet once."""
+    table = Provider(as_server.url, factory, players=4, cash=1000_00)
+    db.session.remove()
+    calls = [lambda i=i: table.bet(f"k{i}", player=i % 4, round_id=f"r{i}") for i in range(240)]
+    stop = threading.Event()
+    terminated = 0
+
+    def terminator() -> None:
+        nonlocal terminated
+        for _ in range(3):
+            if stop.wait(0.4):
+                return
+            with app.app_context(), db.engine.connect() as conn:
+                terminated += conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = :name"
+                    ),
+                    {"name": SERVER_APP_NAME},
+                ).scalar_one()
+
+    killer = threading.Thread(target=terminator)
+    killer.start()
+    answers = burst(calls, workers=16)
+    stop.set()
+    killer.join()
+    tally = _tally(answers)
+    assert set(tally) <= {"ok", "INTERNAL_ERROR"}, tally
+    failed = [i for i, item in enumerate(answers.items) if not _ok(*item)]
+    retried = burst([calls[i] for i in failed], workers=8)
+    assert retried.count(lambda s, b: _ok(s, b)) == len(failed), _tally(retried)
+    spent = sum(1000_00 - cash(u)[0] for u in table.users)
+    assert spent == 240 * 100
+    figure(
+        "pg_terminate_backend x3 under 240 concurrent bets",
+        backends_terminated=terminated,
+        answers=tally,
+        http_5xx=answers.server_errors(),
+        retried=len(failed),
+        money_delta=f"-{spent / 100:.2f} = 240 bets exactly once",
+    )
+    reconcile_clean()
+
+
+def test_hostile_bodies_get_4xx_and_change_nothing(as_server, committed_db, factory):
+    table = Provider(as_server.url, factory)
+    db.session.remove()
+    deep = b'{"action": "bet", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    results = {
+        "callback, 12 MiB unsigned": post(table.url, data=b"x" * (12 * 1024 * 1024)),
+        "callback, 200 kB deep JSON": post(
+            table.url,
+            data=deep,
+            headers={"X-Signature": native_signature(SECRET, deep)},
+        ),
+        "webhook, 200 kB deep JSON": post(
+            f"{as_server.url}/api/payment/webhook/sandbox", data=deep
+        ),
+        "API, 10k-deep JSON": post(
+            f"{as_server.url}/api/auth/login",
+            data=b"[" * 10_000 + b"]" * 10_000,
+            headers={"Content-Type": "application/json"},
+        ),
+        "amount 1e5000": table.bet("h1", "1e5000"),
+        "amount 1E+999999999": table.bet("h2", "1E+999999999"),
+        "amount 1e-999999999": table.bet("h3", "1e-999999999"),
+    }
+    dup = (
+        b'{"action": "bet", "session_token": "%s", "game_id": "%s", "currency": "EUR",'
+        b' "transaction_id": "h4", "round_id": "r1", "amount": "1.00", "amount": "99.00"}'
+        % (table.tokens[0].encode(), table.game.encode())
+    )
+    results["signed body with amount twice"] = post(
+        table.url, data=dup, headers={"X-Signature": native_signature(SECRET, dup)}
+    )
+    summary = {name: _code(*answer) for name, answer in results.items()}
+    assert summary["callback, 12 MiB unsigned"] in ("HTTP 413", "HTTP 0")
+    assert summary["callback, 200 kB deep JSON"] == "HTTP 413"
+    assert summary["webhook, 200 kB deep JSON"] == "HTTP 413"
+    assert summary["API, 10k-deep JSON"] == "HTTP 400"
+    for name in ("amount 1e5000", "amount 1E+999999999", "amount 1e-999999999",
+                 "signed body with amount twice"):  # fmt: skip
+        assert summary[name] == "VALIDATION_ERROR", summary
+    assert cash(table.users[0]) == (100_00, 0)
+    figure("hostile bodies", **{k.replace(" ", "_"): v for k, v in summary.items()})
+    reconcile_clean()
+
+
+def test_a_worker_killed_mid_burst_loses_nothing_and_retries_apply_once(
+    as_server, committed_db, factory
+):
+    """SIGKILL the gunicorn worker in the middle of 200 concurrent bets. Requests in flight
+    get no answer (their transaction committed or rolled back whole); gunicorn starts a new
+    worker; the provider's retries apply each bet exactly once."""
+    table = Provider(as_server.url, factory, players=4, cash=1000_00)
+    db.session.remove()
+    calls = [
+        lambda i=i: table.bet(f"w{i}", player=i % 4, round_id=f"w{i}", timeout=10)
+        for i in range(200)
+    ]
+    killed: list[int] = []
+
+    def kill_worker() -> None:
+        for pid in as_server.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    timer = threading.Timer(0.5, kill_worker)
+    timer.start()
+    answers = burst(calls, workers=16)
+    timer.join()
+    assert killed, "no gunicorn worker to kill"
+    back_at = time.monotonic()
+    deadline = back_at + 30
+    while post(f"{as_server.url}/api/provider-callback/{table.code}", data=b"{}")[0] != 200:
+        assert time.monotonic() < deadline, "gunicorn did not start a new worker"
+        time.sleep(0.2)
+    recovered_s = time.monotonic() - back_at
+    tally = _tally(answers)
+    assert answers.server_errors() == 0, tally
+    failed = [i for i, item in enumerate(answers.items) if not _ok(*item)]
+    retried = burst([calls[i] for i in failed], workers=8)
+    assert retried.count(lambda s, b: _ok(s, b)) == len(failed), _tally(retried)
+    spent = sum(1000_00 - cash(u)[0] for u in table.users)
+    assert spent == 200 * 100
+    figure(
+        "gunicorn worker SIGKILLed during 200 concurrent bets",
+        answers=tally,
+        http_5xx=0,
+        retried=len(failed),
+        worker_back_s=round(recovered_s, 1),
+        money_delta=f"-{spent / 100:.2f} = 200 bets exactly once",
+    )
+    reconcile_clean()
