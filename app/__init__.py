@@ -32,6 +32,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_STORAGE_OPTIONS={"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+        # The limiter would put its window's reset in Retry-After on every answer (and raise
+        # a 503's "retry in 2 s" to a minute): its figure goes in its own header; Retry-After
+        # is set by the 429 and 503 answers themselves (app.core.errors).
+        RATELIMIT_HEADER_RETRY_AFTER="X-RateLimit-Retry-After",
         JSON_SORT_KEYS=False,
     )
     if settings["PROXY_COUNT"]:

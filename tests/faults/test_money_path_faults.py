@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from app.core.db import atomic
@@ -190,12 +191,13 @@ def test_a_held_wallet_lock_neither_freezes_other_players_nor_the_locked_one(
     reconcile_clean()
 
 
-def test_a_thousand_concurrent_bets_on_one_wallet_never_answer_500(
+def test_a_hot_wallet_and_an_exhausted_pool_answer_retryable_never_500(
     app, database_url, private_redis, committed_db, factory, monkeypatch, tmp_path
 ):
-    """A small pool (2 connections, no overflow, 1 s wait) and 400 bets at once on one
-    wallet: every answer is ok, INSUFFICIENT_FUNDS or the retryable error; the money is
-    exactly the ok answers."""
+    """A small pool (2 connections, no overflow, 1 s wait). First 400 bets at once on one
+    wallet; then 300 bets over 30 players with 60 balance reads of a signed-in player at
+    the same time. Callbacks answer ok, INSUFFICIENT_FUNDS or the retryable error, the API
+    200 or 503: never a 500, and the money is exactly the ok answers."""
     port = free_port()
     env = fault_env(
         database_url, private_redis.url, port, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="0",
@@ -203,24 +205,65 @@ def test_a_thousand_concurrent_bets_on_one_wallet_never_answer_500(
     )  # fmt: skip
     monkeypatch.setitem(app.config, "ENCRYPTION_KEY", env["ENCRYPTION_KEY"])
     with gunicorn(env, tmp_path / "gunicorn.log") as server:
-        table = Provider(server.url, factory, cash=100_00)
+        hot = Provider(server.url, factory, cash=100_00)
+        wide = Provider(server.url, factory, players=30, cash=100_00)
+        reader = factory.player()
+        username = reader.username
         db.session.remove()
-        started = time.monotonic()
-        answers = burst(
-            [lambda i=i: table.bet(f"t{i}", round_id=f"r{i}") for i in range(400)], workers=64
+        status, body = post(
+            f"{server.url}/api/auth/login", json={"username": username, "password": "Passw0rd!"}
         )
-        elapsed = time.monotonic() - started
-    tally = _tally(answers)
-    assert set(tally) <= {"ok", "INSUFFICIENT_FUNDS", "INTERNAL_ERROR"}, tally
-    oks = tally.get("ok", 0)
-    assert cash(table.users[0]) == (100_00 - oks * 100, 0)
+        assert status == 200, body
+        bearer = {"Authorization": f"Bearer {body['token']['access_token']}"}
+
+        started = time.monotonic()
+        hot_answers = burst(
+            [lambda i=i: hot.bet(f"t{i}", round_id=f"r{i}") for i in range(400)], workers=64
+        )
+        hot_seconds = time.monotonic() - started
+
+        def balance() -> tuple[int, Any]:
+            try:
+                response = requests.get(
+                    f"{server.url}/api/user/balance", headers=bearer, timeout=30
+                )
+            except requests.RequestException as exc:
+                return 0, type(exc).__name__
+            return response.status_code, response.headers.get("Retry-After")
+
+        calls: list[Any] = [
+            lambda i=i: wide.bet(f"w{i}", player=i % 30, round_id=f"w{i}") for i in range(300)
+        ]
+        calls[::5] = [balance] * len(calls[::5])
+        mixed = burst(calls, workers=64)
+    hot_tally = _tally(hot_answers)
+    assert set(hot_tally) <= {"ok", "INSUFFICIENT_FUNDS", "INTERNAL_ERROR"}, hot_tally
+    hot_oks = hot_tally.get("ok", 0)
+    assert cash(hot.users[0]) == (100_00 - hot_oks * 100, 0)
+    reads = [item for call, item in zip(calls, mixed.items, strict=True) if call is balance]
+    bets = Answers(
+        [item for call, item in zip(calls, mixed.items, strict=True) if call is not balance]
+    )
+    read_tally = {str(s): [s for s, _ in reads].count(s) for s in sorted({s for s, _ in reads})}
+    assert set(read_tally) <= {"200", "503"}, read_tally
+    assert all(retry == "2" for status, retry in reads if status == 503), reads
+    bet_tally = _tally(bets)
+    assert set(bet_tally) <= {"ok", "INTERNAL_ERROR"}, bet_tally
+    spent = sum(100_00 - cash(u)[0] for u in wide.users)
+    assert spent == bet_tally.get("ok", 0) * 100
     figure(
-        "pool exhaustion (pool 2, 400 concurrent bets, one wallet)",
-        requests=400,
-        answers=tally,
-        http_5xx=answers.server_errors(),
-        seconds=round(elapsed, 1),
-        money_delta=f"-{oks}.00 = {oks} ok bets",
+        "one hot wallet (pool 2, 400 concurrent bets)",
+        answers=hot_tally,
+        http_5xx=hot_answers.server_errors(),
+        seconds=round(hot_seconds, 1),
+        money_delta=f"-{hot_oks}.00 = {hot_oks} ok bets",
+    )
+    figure(
+        "pool exhaustion (pool 2, 240 bets over 30 players + 60 balance reads at once)",
+        bet_answers=bet_tally,
+        read_answers=read_tally,
+        http_500=sum(1 for s, _ in reads if s >= 500 and s != 503) + bets.server_errors(),
+        money_delta=f"-{spent / 100:.2f} = {bet_tally.get('ok', 0)} ok bets",
     )
     reconcile_clean()
 
