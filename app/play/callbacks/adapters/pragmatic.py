@@ -1,29 +1,20 @@
-"""Wire protocols of provider callbacks, mapped onto the one seamless-wallet service.
-
-An adapter verifies the request's signature, turns the wire format into a
-``protocol.CallbackRequest`` and renders a ``CallbackResult`` back in the provider's format.
-
-* ``native`` (DESIGN.md): JSON body, ``X-Signature`` = hex HMAC-SHA256 of the raw body.
-* ``pragmatic``: a Pragmatic-Play-style seamless API: form-encoded parameters, ``hash`` = MD5
-  of the parameters sorted by name as ``key=value&...`` followed by the secret, one URL per
-  action (``/authenticate``, ``/balance``, ``/bet``, ``/result``, ``/refund``, ``/endRound``,
-  ``/jackpotWin`` with ``jackpotId`` = our pool id),
-  numeric error codes (0 ok, 1 insufficient funds, 4 invalid token, 5 wrong hash, 6 blocked).
-
-Signatures are compared in constant time and checked before anything is parsed or looked up.
-"""
+"""A Pragmatic-Play-style seamless API: form-encoded parameters, ``hash`` = MD5 of the
+parameters sorted by name as ``key=value&...`` followed by the secret, one URL per action
+(``/authenticate``, ``/balance``, ``/bet``, ``/result``, ``/refund``, ``/endRound``,
+``/jackpotWin`` with ``jackpotId`` = our pool id, optionally with ``.html``), numeric error codes
+(0 ok, 1 insufficient funds, 4 invalid token, 5 wrong hash, 6 blocked ...)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from app.core.db import parse_row_id
 from app.core.money import format_minor
+from app.play.callbacks.adapters.base import BadSignature, WireRequest, WireResponse, json_bytes
 from app.play.callbacks.protocol import (
     CallbackError,
     CallbackRequest,
@@ -32,64 +23,9 @@ from app.play.callbacks.protocol import (
 )
 
 
-class BadSignature(Exception):
-    """The request is not signed with the provider's secret."""
-
-
-def native_signature(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def pragmatic_hash(secret: str, params: Mapping[str, Any]) -> str:
     text = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "hash")
     return hashlib.md5((text + secret).encode(), usedforsecurity=False).hexdigest()
-
-
-class NativeAdapter:
-    name = "native"
-
-    def parse(
-        self, provider: ProviderConfig, body: bytes, headers: Mapping[str, str], *_: Any
-    ) -> CallbackRequest:
-        given = (headers.get("X-Signature") or "").strip().lower()
-        expected = native_signature(provider.secret, body)
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise BadSignature("X-Signature does not match the body")
-        try:
-            # Numbers stay text: the service parses them exactly (no float ever holds money).
-            payload = json.loads(body, parse_float=str, parse_constant=str)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackError("VALIDATION_ERROR", "The body is not valid JSON") from None
-        if not isinstance(payload, dict):
-            raise CallbackError("VALIDATION_ERROR", "The body must be a JSON object")
-        return self.from_payload(payload)
-
-    @staticmethod
-    def from_payload(payload: dict[str, Any]) -> CallbackRequest:
-        return CallbackRequest(
-            action=str(payload.get("action") or ""),
-            transaction_id=payload.get("transaction_id"),
-            round_id=payload.get("round_id"),
-            game_id=payload.get("game_id"),
-            session_token=payload.get("session_token"),
-            amount=payload.get("amount"),
-            currency=payload.get("currency"),
-            reference_transaction_id=payload.get("reference_transaction_id"),
-            jackpot_id=payload.get("jackpot_id"),
-            free_round_id=payload.get("free_round_id"),
-            payload=payload,
-        )
-
-    @staticmethod
-    def raw_payload(body: bytes) -> Any:
-        try:
-            return json.loads(body, parse_float=str, parse_constant=str)
-        except (ValueError, UnicodeDecodeError):
-            return {"_raw": body[:2000].decode("utf-8", "replace")}
-
-    @staticmethod
-    def render(result: CallbackResult) -> dict[str, Any]:
-        return result.as_native()
 
 
 #: Pragmatic action names → ours.
@@ -113,6 +49,7 @@ PRAGMATIC_ERRORS = {
     "VALIDATION_ERROR": 7,
     "DUPLICATE_MISMATCH": 7,
     "ROUND_NOT_FOUND": 7,
+    "TRANSACTION_NOT_FOUND": 7,
     "ACCESS_DENIED": 7,
     "GAME_NOT_FOUND": 8,
     "LIMIT_EXCEEDED": 50,
@@ -120,27 +57,27 @@ PRAGMATIC_ERRORS = {
 }
 
 
+def _wire_action(path: str | None) -> str:
+    return (path or "").removesuffix(".html")
+
+
 class PragmaticAdapter:
     name = "pragmatic"
+    uses_key_pair = False
+    form_encoded = True
 
-    def parse(
-        self,
-        provider: ProviderConfig,
-        body: bytes,
-        headers: Mapping[str, str],
-        form: Mapping[str, str],
-        path_action: str | None,
-    ) -> CallbackRequest:
-        params = dict(form.items())
+    def parse(self, provider: ProviderConfig, wire: WireRequest) -> CallbackRequest:
+        params = dict(wire.form.items())
         given = str(params.get("hash", "")).strip().lower()
         expected = pragmatic_hash(provider.secret, params)
         if not given or not hmac.compare_digest(given.encode(), expected.encode()):
             raise BadSignature("hash does not match the parameters")
-        return self.from_payload({"action": path_action or "", "params": params})
+        return self.from_payload({"action": wire.path or "", "params": params})
 
-    @staticmethod
-    def from_payload(payload: dict[str, Any]) -> CallbackRequest:
-        wire_action = str(payload.get("action") or "").removesuffix(".html")
+    def from_payload(self, payload: Any) -> CallbackRequest:
+        if not isinstance(payload, dict):
+            raise CallbackError("VALIDATION_ERROR", "The logged payload cannot be replayed")
+        wire_action = _wire_action(str(payload.get("action") or ""))
         params = payload.get("params") or {}
         action = PRAGMATIC_ACTIONS.get(wire_action)
         if action is None:
@@ -173,9 +110,13 @@ class PragmaticAdapter:
         req.currency_from_player = True
         return req
 
-    @staticmethod
-    def raw_payload(form: Mapping[str, str], path_action: str | None) -> Any:
-        return {"action": path_action, "params": dict(form.items())}
+    def raw_payload(self, wire: WireRequest) -> Any:
+        return {"action": wire.path, "params": dict(wire.form.items())}
+
+    def respond(
+        self, provider: ProviderConfig, result: CallbackResult, wire: WireRequest
+    ) -> WireResponse:
+        return WireResponse(json_bytes(self.render(result, _wire_action(wire.path))))
 
     @staticmethod
     def render(result: CallbackResult, action: str | None = None) -> dict[str, Any]:
@@ -205,13 +146,3 @@ class PragmaticAdapter:
 def _number(minor: int, currency: str) -> Any:
     # Pragmatic clients expect JSON numbers; the decimal string keeps the exact value.
     return float(Decimal(format_minor(minor, currency)))
-
-
-ADAPTERS: dict[str, Any] = {"native": NativeAdapter(), "pragmatic": PragmaticAdapter()}
-
-
-def request_from_log(provider: ProviderConfig, payload: Any) -> CallbackRequest:
-    adapter = ADAPTERS[provider.protocol]
-    if not isinstance(payload, dict):
-        raise CallbackError("VALIDATION_ERROR", "The logged payload cannot be replayed")
-    return adapter.from_payload(payload)
