@@ -21,7 +21,9 @@ Invariants:
   consumed under the wallet lock; the round's win is paid as bonus money (ledger
   ``bonus_grant``), not as a game win.
 * Wins, refunds and rollbacks need no live session (providers settle after the player left)
-  but must match the round's player, round and currency. A closed round takes no more bets;
+  but must match the round's player, round and currency. A win that names its bet
+  (``reference_transaction_id``) needs that bet, received, in that round.
+* A bet or win with ``close_round`` closes its round in the same transaction. A closed round takes no more bets;
   a cancelled (stale-settled) round takes nothing.
 """
 
