@@ -4,6 +4,7 @@ answers into ``Reply`` objects that scenarios compare in protocol-neutral terms.
 from __future__ import annotations
 
 import json
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,10 +192,12 @@ class Driver(ABC):
 def encode(payload: dict[str, Any]) -> bytes:
     """JSON of ``payload`` where ``RawJSON`` values are written as their literal tokens."""
     raws: dict[str, str] = {}
+    # A placeholder no real value can equal (random per call).
+    nonce = secrets.token_hex(8)
 
     def mark(value: Any) -> Any:
         if isinstance(value, RawJSON):
-            key = f"__raw_{len(raws)}__"
+            key = f"__raw_{nonce}_{len(raws)}__"
             raws[key] = value.token
             return key
         return value

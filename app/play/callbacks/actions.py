@@ -23,8 +23,8 @@ Invariants:
 * Wins, refunds and rollbacks need no live session (providers settle after the player left)
   but must match the round's player, round and currency. A win that names its bet
   (``reference_transaction_id``) needs that bet, received, in that round.
-* A bet or win with ``close_round`` closes its round in the same transaction. A closed round takes no more bets;
-  a cancelled (stale-settled) round takes nothing.
+* A bet or win with ``close_round`` closes its round in the same transaction. A closed round
+  takes no more bets; a cancelled (stale-settled) round takes nothing.
 """
 
 from __future__ import annotations
