@@ -272,3 +272,29 @@ def test_a_logged_hub88_callback_replays_to_the_same_answer(hub):
     ).one()
     _row, result = replay.replay(row.id)
     assert (result.ok, result.duplicate, result.balance) == (True, True, 99_00)
+
+
+def test_staff_register_a_hub88_aggregator_through_the_admin_api(client, factory, token_for):
+    h = token_for(factory.staff("admin"))
+    theirs = rsa_public_pem(generate_rsa_private_key())
+    created = client.post(
+        "/api/admin/games/providers",
+        json={"code": "hubapi", "name": "Hub88", "protocol": "hub88", "public_key": theirs,
+              "api_url": "https://api.hub88.example/v2"},
+        headers=h,
+    )  # fmt: skip
+    assert created.status_code == 201, created.get_json()
+    data = created.get_json()["data"]
+    assert (data["protocol"], data["api_url"]) == ("hub88", "https://api.hub88.example/v2")
+    assert "private" not in str(data).lower()
+    assert "BEGIN PUBLIC KEY" in games.provider_public_key("hubapi")
+    no_key = client.post(
+        "/api/admin/games/providers",
+        json={"code": "hubnokey", "name": "Hub88", "protocol": "hub88"},
+        headers=h,
+    )
+    assert no_key.status_code == 400
+    native_without_secret = client.post(
+        "/api/admin/games/providers", json={"code": "nosecret", "name": "N"}, headers=h
+    )
+    assert native_without_secret.status_code == 400
