@@ -10,11 +10,14 @@ from datetime import timedelta
 import click
 from flask.cli import AppGroup
 
+from app.conformance import runner as conformance
+from app.conformance.fixtures import SetupError
 from app.core.errors import AppError
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.play import games, rounds
 from app.play.callbacks import replay
+from app.play.models import PROVIDER_PROTOCOLS
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction, Wallet
 
@@ -32,25 +35,49 @@ def _csv(value: str | None) -> list[str]:
 @providers.command("add")
 @click.option("--code", required=True)
 @click.option("--name", required=True)
-@click.option("--secret", required=True, help="Callback signing secret (16+ characters).")
+@click.option(
+    "--protocol",
+    type=click.Choice(list(PROVIDER_PROTOCOLS)),
+    default="native",
+    show_default=True,
+    help="Wire protocol of its callbacks (docs/providers.md).",
+)
+@click.option("--secret", default=None, help="Shared signing secret (native, pragmatic; 16+).")
+@click.option(
+    "--public-key-file",
+    type=click.File("r"),
+    default=None,
+    help="The aggregator's public key PEM (hub88); ours is generated, see `providers key`.",
+)
 @click.option("--currencies", default="", help="Comma list, e.g. EUR,USD (empty = any).")
 @click.option("--launch-url", default=None, help="Template with {token} {game} {currency} ...")
-@click.option(
-    "--protocol", type=click.Choice(["native", "pragmatic"]), default="native", show_default=True
-)
+@click.option("--api-url", default=None, help="The aggregator's API base URL, if it has one.")
 @click.option("--ip-allowlist", default="", help="Comma list of IPs/CIDRs (empty = any).")
 @click.option(
     "--stale-policy", type=click.Choice(["refund", "close"]), default="refund", show_default=True
 )
-def providers_add(code, name, secret, currencies, launch_url, protocol, ip_allowlist, stale_policy):
-    """Register a game provider and its callback secret; print its id."""
+def providers_add(
+    code,
+    name,
+    protocol,
+    secret,
+    public_key_file,
+    currencies,
+    launch_url,
+    api_url,
+    ip_allowlist,
+    stale_policy,
+):
+    """Register a game provider or aggregator; print its id (and our public key, if any)."""
     try:
         provider = games.create_provider(
             code=code,
             name=name,
             secret=secret,
+            peer_public_key=public_key_file.read() if public_key_file else None,
             currencies=_csv(currencies),
             launch_url=launch_url,
+            api_url=api_url,
             protocol=protocol,
             ip_allowlist=_csv(ip_allowlist),
             stale_round_policy=stale_policy,
@@ -59,6 +86,36 @@ def providers_add(code, name, secret, currencies, launch_url, protocol, ip_allow
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     click.echo(provider.id)
+    if provider.private_key_enc:
+        click.echo("Our public key (give it to the aggregator; `providers key` prints it again):")
+        click.echo(games.provider_public_key(provider.code), nl=False)
+
+
+@providers.command("key")
+@click.option("--code", required=True)
+def providers_key(code: str) -> None:
+    """Print our public key (PEM) for a key-pair provider: what the aggregator verifies."""
+    try:
+        click.echo(games.provider_public_key(code), nl=False)
+    except AppError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+@providers.command("conformance")
+@click.option("--protocol", type=click.Choice(sorted(conformance.DRIVERS)), required=True)
+@click.option("--base-url", required=True, help="The JackpotX to test, e.g. https://casino.example")
+@click.option("--only", default=None, help="Run only scenarios whose name contains this.")
+def providers_conformance(protocol: str, base_url: str, only: str | None) -> None:
+    """Play the aggregator against a running JackpotX: one line per scenario, exit 1 on any
+    failure. Needs this deployment's database (it sets up its own test players)."""
+    try:
+        report = conformance.run(protocol, base_url, echo=click.echo, only=only)
+    except (AppError, SetupError) as exc:
+        click.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+        sys.exit(2)
+    if report.failed or not report.outcomes:
+        sys.exit(1)
 
 
 @games_group.command("import")

@@ -8,10 +8,11 @@ development and logged with the correlation id.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -185,15 +186,15 @@ def _handle_http(exc: HTTPException):
 
 
 def _retry_after() -> str | None:
-    limit = getattr(g, "view_rate_limit", None)
-    if limit is None:
+    """Seconds until the breached rate-limit window resets (the limiter keeps its own figure in
+    ``X-RateLimit-Retry-After``; a 429 says it in ``Retry-After`` itself)."""
+    current = limiter.current_limit
+    if current is None:
         return None
     try:
-        reset_at, _remaining = limiter.limiter.get_window_stats(limit[0], *limit[1])
+        reset_at = current.reset_at
     except Exception:  # Retry-After is advisory; the 429 itself must still go out
         return None
-    import time
-
     return str(max(1, int(reset_at - time.time())))
 
 

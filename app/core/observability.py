@@ -24,8 +24,19 @@ class CorrelationFilter(logging.Filter):
         return True
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_correlation_id(*args, **kwargs) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    record.correlation_id = correlation_id.get()
+    return record
+
+
 def configure_logging(level: str) -> None:
-    """One JSON line per record on stderr, every line with ``correlation_id``."""
+    """One JSON line per record on stderr, every line with ``correlation_id``. Every record
+    carries it from its creation (whatever handler reads it: ours, a test's, a log shipper's)."""
+    logging.setLogRecordFactory(_record_with_correlation_id)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter(

@@ -25,7 +25,14 @@ from sqlalchemy import delete, func, or_, select, update
 
 from app.core import audit
 from app.core.base import utcnow
-from app.core.crypto import encrypt
+from app.core.crypto import (
+    BadKey,
+    check_rsa_public_pem,
+    decrypt,
+    encrypt,
+    generate_rsa_private_key,
+    rsa_public_pem,
+)
 from app.core.db import atomic, dialect_insert
 from app.core.errors import AppError, Conflict, NotFound, ValidationError
 from app.core.extensions import db
@@ -33,6 +40,7 @@ from app.core.money import MoneyError, format_minor, normalize_currency, parse_m
 from app.identity.models import PLAYER, User
 from app.play import guard as play_guard
 from app.play.callbacks import protocol as callback_protocol
+from app.play.callbacks.adapters import ADAPTERS
 from app.play.models import GAME_STATUSES, Game, GameCategory, GameFavorite, GameSession, Provider
 from app.wallet import ledger as wallet
 
@@ -72,24 +80,41 @@ def create_provider(
     *,
     code: str,
     name: str,
-    secret: str,
+    secret: str | None = None,
     currencies: Iterable[str] | None = None,
     launch_url: str | None = None,
     protocol: str = "native",
     ip_allowlist: Iterable[str] | None = None,
     stale_round_policy: str = "refund",
     active: bool = True,
+    peer_public_key: str | None = None,
+    api_url: str | None = None,
     actor: Any = None,
 ) -> Provider:
+    """Register a provider. A shared-secret protocol needs ``secret``; a key-pair protocol
+    (Hub88) needs the aggregator's ``peer_public_key`` and gets a private key of ours,
+    generated here (``provider_public_key`` gives its public half to the aggregator)."""
     code = (code or "").strip().lower()
     if not CODE_RE.match(code):
         raise ValidationError.field("code", "2-32 characters: a-z, 0-9, - and _")
     if not name or not name.strip():
         raise ValidationError.field("name", "A name is required")
-    if not secret or len(secret) < 16:
-        raise ValidationError.field("secret", "The callback secret needs at least 16 characters")
-    if protocol not in ("native", "pragmatic"):
-        raise ValidationError.field("protocol", "native or pragmatic")
+    if protocol not in ADAPTERS:
+        raise ValidationError.field("protocol", f"One of: {', '.join(ADAPTERS)}")
+    key_pair = ADAPTERS[protocol].uses_key_pair
+    private_key_enc = None
+    if key_pair:
+        peer_public_key = _peer_key(peer_public_key)
+        if secret:
+            raise ValidationError.field("secret", f"{protocol} signs with keys, not a secret")
+        private_key_enc = encrypt(generate_rsa_private_key())
+    else:
+        if peer_public_key:
+            raise ValidationError.field("public_key", f"{protocol} signs with a shared secret")
+        if not secret or len(secret) < 16:
+            raise ValidationError.field(
+                "secret", "The callback secret needs at least 16 characters"
+            )
     if stale_round_policy not in ("refund", "close"):
         raise ValidationError.field("stale_round_policy", "refund or close")
     with atomic():
@@ -98,7 +123,11 @@ def create_provider(
         provider = Provider(
             code=code,
             name=name.strip(),
-            secret_enc=encrypt(secret),
+            # A key-pair protocol has no shared secret: an empty one, encrypted like any.
+            secret_enc=encrypt(secret or ""),
+            peer_public_key=peer_public_key,
+            private_key_enc=private_key_enc,
+            api_url=_api_url(api_url),
             protocol=protocol,
             currencies=_currencies(currencies),
             ip_allowlist=_allowlist(ip_allowlist),
@@ -117,6 +146,33 @@ def create_provider(
         )
     callback_protocol.clear_caches()
     return provider
+
+
+def _peer_key(pem: str | None) -> str:
+    text = (pem or "").strip()
+    if not text:
+        raise ValidationError.field("public_key", "The aggregator's public key (PEM) is required")
+    try:
+        return check_rsa_public_pem(text + "\n")
+    except BadKey as exc:
+        raise ValidationError.field("public_key", str(exc)) from None
+
+
+def _api_url(url: str | None) -> str | None:
+    text = (url or "").strip()
+    if not text:
+        return None
+    if not text.startswith(("https://", "http://")) or len(text) > 500:
+        raise ValidationError.field("api_url", "An http(s) URL of at most 500 characters")
+    return text.rstrip("/")
+
+
+def provider_public_key(code: str) -> str:
+    """Our public key (PEM) for a key-pair provider: what the aggregator verifies us with."""
+    provider = provider_by_code(code)
+    if not provider.private_key_enc:
+        raise ValidationError(f"Provider {provider.code} ({provider.protocol}) has no key pair")
+    return rsa_public_pem(decrypt(provider.private_key_enc))
 
 
 def _launch_template(url: str | None) -> str | None:
@@ -162,13 +218,23 @@ def update_provider(provider_id: int, changes: dict[str, Any], *, actor: Any = N
                 raise ValidationError.field("stale_round_policy", "refund or close")
             provider.stale_round_policy = changes["stale_round_policy"]
         if changes.get("secret"):
+            if ADAPTERS[provider.protocol].uses_key_pair:
+                raise ValidationError.field("secret", "This protocol signs with keys")
             if len(changes["secret"]) < 16:
                 raise ValidationError.field("secret", "At least 16 characters")
             provider.secret_enc = encrypt(changes["secret"])
+        if changes.get("peer_public_key"):
+            if not ADAPTERS[provider.protocol].uses_key_pair:
+                raise ValidationError.field("public_key", "This protocol signs with a secret")
+            provider.peer_public_key = _peer_key(changes["peer_public_key"])
+        if "api_url" in changes:
+            provider.api_url = _api_url(changes["api_url"])
         provider.updated_at = utcnow()
         after = provider_json(provider)
         if changes.get("secret"):
             after["secret_rotated"] = True
+        if changes.get("peer_public_key"):
+            after["peer_key_changed"] = True
         audit.record(
             "provider.update",
             actor=actor,
@@ -195,6 +261,7 @@ def provider_json(provider: Provider, *, staff: bool = True) -> dict[str, Any]:
             active=provider.active,
             ip_allowlist=list(provider.ip_allowlist or []),
             launch_url=provider.launch_url,
+            api_url=provider.api_url,
             stale_round_policy=provider.stale_round_policy,
             created_at=provider.created_at,
         )

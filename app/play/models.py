@@ -40,6 +40,8 @@ ROUND_STATUSES = ("open", "closed", "cancelled")
 #: A round takes bets while open; ``end_round`` or stale settlement closes it, and stale
 #: settlement cancels it when its stakes are refunded. Closed and cancelled are final.
 ROUND_STATES = StateMachine("game round", {"open": {"closed", "cancelled"}})
+#: Wire protocols a provider can speak (``app.play.callbacks.adapters``).
+PROVIDER_PROTOCOLS = ("native", "pragmatic", "hub88")
 PROVIDER_ACTIONS = (
     "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
 )  # fmt: skip
@@ -48,17 +50,28 @@ PROVIDER_ACTIONS = (
 class Provider(Model):
     __tablename__ = "game_providers"
     __table_args__ = (
-        CheckConstraint("protocol IN ('native', 'pragmatic')", name="protocol"),
+        CheckConstraint(
+            "protocol IN (" + ", ".join(f"'{p}'" for p in PROVIDER_PROTOCOLS) + ")",
+            name="protocol",
+        ),
         CheckConstraint("stale_round_policy IN ('refund', 'close')", name="stale_round_policy"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
-    #: Callback secret, Fernet-encrypted with ENCRYPTION_KEY.
+    #: Callback secret, Fernet-encrypted with ENCRYPTION_KEY (HMAC/hash protocols; a
+    #: key-pair protocol has none, see ``app.play.callbacks.adapters``).
     secret_enc: Mapped[str] = mapped_column(String(500))
-    #: Wire protocol of its callbacks: ``native`` (DESIGN.md) or ``pragmatic`` (adapter).
+    #: Wire protocol of its callbacks: one of ``PROVIDER_PROTOCOLS``.
     protocol: Mapped[str] = mapped_column(String(16), default="native")
+    #: Key-pair protocols (Hub88): the aggregator's public key (PEM) that verifies its calls.
+    peer_public_key: Mapped[str | None] = mapped_column(Text)
+    #: Key-pair protocols: our private key (PEM, Fernet-encrypted) that signs our answers;
+    #: generated when the provider is added, its public half given to the aggregator.
+    private_key_enc: Mapped[str | None] = mapped_column(Text)
+    #: The aggregator's API base URL (free rounds, game lists), where the protocol has one.
+    api_url: Mapped[str | None] = mapped_column(String(500))
     #: ISO-4217 codes it can play; empty = any currency we support.
     currencies: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: IPs/CIDRs allowed to call back; empty = any (the signature still applies).

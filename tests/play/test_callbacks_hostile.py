@@ -162,7 +162,7 @@ def test_replaying_a_retryable_failure_applies_it_once(table, app):
     with atomic():
         callback_log.record(
             provider.code,
-            adapters.NativeAdapter.from_payload(payload),
+            adapters.ADAPTERS["native"].from_payload(payload),
             CallbackResult("error", code="INTERNAL_ERROR", message="Temporary failure, retry"),
             0.0,
             True,

@@ -11,7 +11,7 @@ from app.blueprints.api.games import GameSchema
 from app.core.schemas import PageArgs, PageMetaSchema, envelope_of, page_meta
 from app.identity.auth import permission_required
 from app.play import games
-from app.play.models import GAME_STATUSES
+from app.play.models import GAME_STATUSES, PROVIDER_PROTOCOLS
 
 blp = Blueprint("admin_games", __name__, url_prefix="/api/admin/games", description="Staff: games")
 
@@ -65,6 +65,7 @@ class AdminProviderSchema(Schema):
     active = fields.Boolean()
     ip_allowlist = fields.List(fields.String())
     launch_url = fields.String(allow_none=True)
+    api_url = fields.String(allow_none=True)
     stale_round_policy = fields.String()
     created_at = fields.DateTime()
 
@@ -72,12 +73,20 @@ class AdminProviderSchema(Schema):
 class ProviderCreateSchema(Schema):
     code = fields.String(required=True)
     name = fields.String(required=True)
-    secret = fields.String(required=True, load_only=True, validate=validate.Length(min=16))
+    secret = fields.String(
+        load_only=True,
+        validate=validate.Length(min=16),
+        metadata={"description": "Shared-secret protocols (native, pragmatic)"},
+    )
+    peer_public_key = fields.String(
+        load_only=True,
+        data_key="public_key",
+        metadata={"description": "Key-pair protocols (hub88): the aggregator's public key PEM"},
+    )
     currencies = fields.List(fields.String())
     launch_url = fields.String(allow_none=True)
-    protocol = fields.String(
-        load_default="native", validate=validate.OneOf(["native", "pragmatic"])
-    )
+    api_url = fields.String(allow_none=True)
+    protocol = fields.String(load_default="native", validate=validate.OneOf(PROVIDER_PROTOCOLS))
     ip_allowlist = fields.List(fields.String())
     stale_round_policy = fields.String(
         load_default="refund", validate=validate.OneOf(["refund", "close"])
@@ -88,8 +97,10 @@ class ProviderCreateSchema(Schema):
 class ProviderUpdateSchema(Schema):
     name = fields.String()
     secret = fields.String(load_only=True, validate=validate.Length(min=16))
+    peer_public_key = fields.String(load_only=True, data_key="public_key")
     currencies = fields.List(fields.String())
     launch_url = fields.String(allow_none=True)
+    api_url = fields.String(allow_none=True)
     ip_allowlist = fields.List(fields.String())
     stale_round_policy = fields.String(validate=validate.OneOf(["refund", "close"]))
     active = fields.Boolean()

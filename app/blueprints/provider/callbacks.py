@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app, jsonify, request
+from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.core.extensions import client_ip, limiter
 from app.play.callbacks import actions, protocol
 from app.play.callbacks import log as callback_log
-from app.play.callbacks.adapters import ADAPTERS, BadSignature, unsigned_payload
+from app.play.callbacks.adapters import ADAPTERS, BadSignature, WireRequest, unsigned_payload
 
 blp = Blueprint(
     "provider_callbacks",
@@ -48,7 +48,7 @@ def _no_rate_limit_headers(response):
     return response
 
 
-def _dispatch(provider_code: str, path_action: str | None):
+def _dispatch(provider_code: str, path: str | None):
     started = time.perf_counter()
     provider = protocol.provider_config(provider_code)
     if provider is None:
@@ -56,62 +56,46 @@ def _dispatch(provider_code: str, path_action: str | None):
         response.status_code = 404
         return response
     adapter = ADAPTERS[provider.protocol]
-    body = request.get_data(cache=True)
-    form = request.form if provider.protocol == "pragmatic" else {}
-
-    def answer(result):
-        if provider.protocol == "pragmatic":
-            return jsonify(adapter.render(result, (path_action or "").removesuffix(".html")))
-        return jsonify(adapter.render(result))
-
-    def raw_request(action: str | None, *, signed: bool) -> protocol.CallbackRequest:
-        if not signed:
-            payload = unsigned_payload(body)
-        elif provider.protocol == "pragmatic":
-            payload = adapter.raw_payload(form, path_action)
-        else:
-            payload = adapter.raw_payload(body)
-        return protocol.CallbackRequest(action=action or "", payload=payload)
-
     ip = request.remote_addr
-    if not provider.ip_allowed(ip):
+    wire = WireRequest(
+        body=request.get_data(cache=True),
+        headers=request.headers,
+        form=request.form if adapter.form_encoded else {},
+        path=path,
+    )
+
+    def answer(result: protocol.CallbackResult) -> Response:
+        out = adapter.respond(provider, result, wire)
+        return Response(out.data, status=200, headers=out.headers, mimetype=out.mimetype)
+
+    def refused(code: str, message: str, *, signature_valid: bool) -> Response:
+        # A body we could not authenticate is logged by its start and size only.
+        payload = adapter.raw_payload(wire) if signature_valid else unsigned_payload(wire.body)
+        raw = protocol.CallbackRequest(action=path or "", payload=payload)
         return answer(
             callback_log.refuse(
                 provider.code,
-                raw_request(path_action, signed=False),
-                "ACCESS_DENIED",
-                f"Calls from {ip} are not allowed for this provider",
-                signature_valid=False,
+                raw,
+                code,
+                message,
+                signature_valid=signature_valid,
                 remote_ip=ip,
                 started=started,
             )
+        )
+
+    if not provider.ip_allowed(ip):
+        return refused(
+            "ACCESS_DENIED",
+            f"Calls from {ip} are not allowed for this provider",
+            signature_valid=False,
         )
     try:
-        req = adapter.parse(provider, body, request.headers, form, path_action)
+        req = adapter.parse(provider, wire)
     except BadSignature as exc:
-        return answer(
-            callback_log.refuse(
-                provider.code,
-                raw_request(path_action, signed=False),
-                "INVALID_SIGNATURE",
-                str(exc),
-                signature_valid=False,
-                remote_ip=ip,
-                started=started,
-            )
-        )
+        return refused("INVALID_SIGNATURE", str(exc), signature_valid=False)
     except protocol.CallbackError as exc:
-        return answer(
-            callback_log.refuse(
-                provider.code,
-                raw_request(path_action, signed=True),
-                exc.code,
-                exc.message,
-                signature_valid=True,
-                remote_ip=ip,
-                started=started,
-            )
-        )
+        return refused(exc.code, exc.message, signature_valid=True)
     return answer(actions.handle(provider, req, remote_ip=ip, started=started))
 
 
@@ -127,9 +111,10 @@ class ProviderCallback(MethodView):
         return _dispatch(provider_code, None)
 
 
-@blp.route("/<string:provider_code>/<string:action>")
+@blp.route("/<string:provider_code>/<path:action>")
 class ProviderCallbackAction(MethodView):
     @blp.doc(security=[{"providerSignature": []}])
     def post(self, provider_code: str, action: str):
-        """Adapter protocols with one URL per action (Pragmatic-style: form params + `hash`)."""
+        """Protocols with one URL per call: Pragmatic-style (`/bet`, form params + `hash`),
+        Hub88 (`/transaction/bet`, JSON + `X-Hub88-Signature`). See docs/providers.md."""
         return _dispatch(provider_code, action)

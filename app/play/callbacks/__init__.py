@@ -2,7 +2,8 @@
 
 * ``protocol``: what every callback is (request, result, error codes) and the provider's
   cached configuration.
-* ``adapters``: wire formats (native HMAC, Pragmatic-style) turned into that protocol.
+* ``adapters``: wire formats (native HMAC, Pragmatic-style, Hub88), one module each, turned
+  into that protocol.
 * ``actions``: what each action (bet, win, refund, rollback, end_round, jackpot_win) does to
   the wallet, inside one transaction under the wallet row lock.
 * ``log``: every callback's record (the audit trail of the money path) and its listing.

@@ -21,8 +21,10 @@ Invariants:
   consumed under the wallet lock; the round's win is paid as bonus money (ledger
   ``bonus_grant``), not as a game win.
 * Wins, refunds and rollbacks need no live session (providers settle after the player left)
-  but must match the round's player, round and currency. A closed round takes no more bets;
-  a cancelled (stale-settled) round takes nothing.
+  but must match the round's player, round and currency. A win that names its bet
+  (``reference_transaction_id``) needs that bet, received, in that round.
+* A bet or win with ``close_round`` closes its round in the same transaction. A closed round
+  takes no more bets; a cancelled (stale-settled) round takes nothing.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _currency(value: Any) -> str:
     try:
         return normalize_currency(value)
     except MoneyError as exc:
-        raise CallbackError("VALIDATION_ERROR", f"currency: {exc}") from None
+        raise CallbackError("VALIDATION_ERROR", f"currency: {exc}", reason="currency") from None
 
 
 @overload
@@ -210,7 +212,7 @@ def _player(provider: ProviderConfig, req: CallbackRequest, *, live: bool) -> _P
         raise CallbackError("INVALID_SESSION", "A demo session does not use the wallet")
     is_live = row.expires_at > utcnow()
     if live and not is_live:
-        raise CallbackError("INVALID_SESSION", "The session has expired")
+        raise CallbackError("INVALID_SESSION", "The session has expired", reason="expired")
     return _Player(row.user_id, row.currency, row.status, row.status_until, row.game_id, is_live)
 
 
@@ -263,6 +265,19 @@ def _replay(provider: ProviderConfig, req: CallbackRequest, fingerprint: str) ->
         raise CallbackError(
             "DUPLICATE_MISMATCH", "This transaction id was already used with different content"
         )
+    reference_unknown = False
+    if ptx.action in ("refund", "rollback") and ptx.state == "noop":
+        # Answered as it was first: a reversal of a transaction we never saw left a
+        # tombstone under the referenced id, which stays.
+        reference_unknown = (
+            db.session.scalar(
+                select(ProviderTransaction.state).where(
+                    ProviderTransaction.provider_id == provider.id,
+                    ProviderTransaction.external_id == ptx.reference_external_id,
+                )
+            )
+            == "tombstone"
+        )
     balance, bonus = ptx.balance_after, ptx.bonus_balance_after
     if balance is None:
         tx = db.session.execute(
@@ -280,6 +295,7 @@ def _replay(provider: ProviderConfig, req: CallbackRequest, fingerprint: str) ->
         transaction_id=str(ptx.id),
         user_id=ptx.user_id,
         duplicate=True,
+        reference_unknown=reference_unknown,
     )
 
 
@@ -322,10 +338,14 @@ def _balance(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
 def _check_currency(provider: ProviderConfig, currency: str, expected: str) -> None:
     if currency != expected:
         raise CallbackError(
-            "VALIDATION_ERROR", f"currency {currency} does not match the player's {expected}"
+            "VALIDATION_ERROR",
+            f"currency {currency} does not match the player's {expected}",
+            reason="currency",
         )
     if provider.currencies and currency not in provider.currencies:
-        raise CallbackError("VALIDATION_ERROR", f"provider does not play in {currency}")
+        raise CallbackError(
+            "VALIDATION_ERROR", f"provider does not play in {currency}", reason="currency"
+        )
 
 
 def _resolve_game(provider: ProviderConfig, req: CallbackRequest, *, for_bet: bool) -> int | None:
@@ -537,7 +557,9 @@ def _check_round(
     if game_id is not None and rnd.game_id != game_id:
         raise CallbackError("ROUND_NOT_FOUND", "The round was played on another game")
     if rnd.currency != currency:
-        raise CallbackError("VALIDATION_ERROR", f"The round was played in {rnd.currency}")
+        raise CallbackError(
+            "VALIDATION_ERROR", f"The round was played in {rnd.currency}", reason="currency"
+        )
     if rnd.status == "cancelled":
         raise CallbackError("ROUND_CLOSED", "The round was cancelled and its stakes refunded")
     return rnd
@@ -551,6 +573,10 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     _check_currency(provider, currency, player.currency)
     game_id = _resolve_game(provider, req, for_bet=False)
     fingerprint = _fingerprint("win", player.user_id, round_ext, req.game_id, amount, currency)
+    reference = _text(req.reference_transaction_id, "reference_transaction_id", required=False)
+    if reference is not None:
+        fingerprint = _fingerprint(fingerprint, reference)
+        _check_win_reference(provider, reference, player.user_id, round_ext)
     claim = _claim(
         provider,
         req,
@@ -621,6 +647,32 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         user_id=player.user_id,
         balance_before=w.balance,
     )
+
+
+def _check_win_reference(
+    provider: ProviderConfig, reference: str, user_id: int, round_ext: str
+) -> None:
+    """A win that names its bet (Hub88 ``reference_transaction_uuid``) needs that bet: this
+    player's, in this round, and received (not a tombstone of a bet rolled back unseen)."""
+    bet = db.session.execute(
+        select(
+            ProviderTransaction.action,
+            ProviderTransaction.state,
+            ProviderTransaction.user_id,
+            ProviderTransaction.external_round_id,
+        ).where(
+            ProviderTransaction.provider_id == provider.id,
+            ProviderTransaction.external_id == reference,
+        )
+    ).one_or_none()
+    if (
+        bet is None
+        or bet.action != "bet"
+        or bet.state == "tombstone"
+        or bet.user_id != user_id
+        or bet.external_round_id != round_ext
+    ):
+        raise CallbackError("TRANSACTION_NOT_FOUND", "The bet this win names does not exist")
 
 
 def _free_round_win(
@@ -708,6 +760,7 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             currency=currency,
             transaction_id=str(claim),
             user_id=player.user_id,
+            reference_unknown=True,
         )
     w = wallet.lock(player.user_id, currency)
     target = db.session.execute(
@@ -722,7 +775,9 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         raise CallbackError("ROUND_NOT_FOUND", "The referenced transaction is in another round")
     if target.currency != currency:
         raise CallbackError(
-            "VALIDATION_ERROR", f"The referenced transaction is in {target.currency}"
+            "VALIDATION_ERROR",
+            f"The referenced transaction is in {target.currency}",
+            reason="currency",
         )
     allowed = ("bet",) if action == "refund" else ("bet", "win")
     if target.action not in allowed:
@@ -756,6 +811,7 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             transaction_id=str(claim),
             user_id=player.user_id,
             balance_before=w.balance,
+            reference_unknown=target.state == "tombstone",
         )
     if target.action == "win" and target.external_round_id is not None:
         fsr = seams.free_rounds().free_round(provider.id, target.external_round_id)
@@ -965,31 +1021,7 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
         )
         if claim is None:
             return _replay(provider, req, fingerprint)
-    # Only a stake-less round can be a free round, which end_round settles (grant, bonus)
-    # under the wallet lock. Bets and wins lock the wallet, then the round: so does this, in
-    # the round's currency, before its UPDATE takes the round row lock. A staked round
-    # moves no money here and takes the round row lock only.
-    rnd = _round(provider, round_ext)
-    if rnd is None or rnd.user_id != player.user_id:
-        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
-    stakeless = rnd.total_bet == 0 and rnd.status == "open"
-    if stakeless:
-        wallet.lock(player.user_id, rnd.currency)
-    # The round row lock (UPDATE) serializes this with a concurrent bet's upsert, whose
-    # WHERE status='open' then sees the closed round and refuses.
-    closed = db.session.execute(
-        update(GameRound)
-        .where(
-            GameRound.provider_id == provider.id,
-            GameRound.external_round_id == round_ext,
-            GameRound.user_id == player.user_id,
-            GameRound.status == "open",
-        )
-        .values(status="closed", closed_at=utcnow(), updated_at=utcnow())
-        .returning(GameRound.total_bet)
-    ).one_or_none()
-    if closed is not None and closed.total_bet == 0 and stakeless:
-        seams.free_rounds().round_ended(provider.id, round_ext)
+    _close_round(provider, round_ext, player.user_id)
     balance, bonus = _balances(player.user_id, player.currency)
     if claim is not None:
         _record_answer(claim, balance, bonus)
@@ -1001,6 +1033,35 @@ def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
         transaction_id=None if claim is None else str(claim),
         user_id=player.user_id,
     )
+
+
+def _close_round(provider: ProviderConfig, round_ext: str, user_id: int) -> None:
+    """Close the player's round (``end_round``, or a bet/win that closes it); idempotent."""
+    # Only a stake-less round can be a free round, which closing settles (grant, bonus)
+    # under the wallet lock. Bets and wins lock the wallet, then the round: so does this, in
+    # the round's currency, before its UPDATE takes the round row lock. A staked round
+    # moves no money here and takes the round row lock only.
+    rnd = _round(provider, round_ext)
+    if rnd is None or rnd.user_id != user_id:
+        raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")
+    stakeless = rnd.total_bet == 0 and rnd.status == "open"
+    if stakeless:
+        wallet.lock(user_id, rnd.currency)
+    # The round row lock (UPDATE) serializes this with a concurrent bet's upsert, whose
+    # WHERE status='open' then sees the closed round and refuses.
+    closed = db.session.execute(
+        update(GameRound)
+        .where(
+            GameRound.provider_id == provider.id,
+            GameRound.external_round_id == round_ext,
+            GameRound.user_id == user_id,
+            GameRound.status == "open",
+        )
+        .values(status="closed", closed_at=utcnow(), updated_at=utcnow())
+        .returning(GameRound.total_bet)
+    ).one_or_none()
+    if closed is not None and closed.total_bet == 0 and stakeless:
+        seams.free_rounds().round_ended(provider.id, round_ext)
 
 
 _HANDLERS = {
@@ -1039,6 +1100,12 @@ def _gate_key(provider: ProviderConfig, req: CallbackRequest) -> tuple[Any, ...]
     return (provider.id, "token", str(req.session_token)[:200])
 
 
+def player_of(result: CallbackResult) -> int:
+    if result.user_id is None:  # pragma: no cover - every money action answers its player
+        raise CallbackError("INTERNAL_ERROR", "The action did not say whose money it moved")
+    return result.user_id
+
+
 def handle(
     provider: ProviderConfig,
     req: CallbackRequest,
@@ -1074,12 +1141,14 @@ def handle(
                 # what is left of the budget, so the answer comes within the lock timeout.
                 _shorten_lock_timeout(budget - waited)
             result = _HANDLERS[req.action](provider, req)
+            if req.close_round and req.action in ("bet", "win") and not result.duplicate:
+                _close_round(provider, str(req.round_id), player_of(result))
             callback_log.record(
                 provider.code, req, result, started, signature_valid, remote_ip, replay_of
             )
         return result
     except CallbackError as exc:
-        result = CallbackResult("error", code=exc.code, message=exc.message)
+        result = CallbackResult("error", code=exc.code, message=exc.message, reason=exc.reason)
         if exc.balances:
             result.balance, result.bonus_balance, result.currency = exc.balances
         if exc.follow_up is not None:

@@ -35,10 +35,14 @@ class CallbackError(Exception):
         *,
         balances: tuple | None = None,
         follow_up: Callable[[], None] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        #: A finer cause inside ``code`` for protocols that tell them apart (``expired`` for an
+        #: INVALID_SESSION, ``currency`` for a VALIDATION_ERROR); native answers ignore it.
+        self.reason = reason
         #: (balance, bonus_balance, currency) when the answer should show them.
         self.balances = balances
         #: Written in its own transaction once the refused callback's is rolled back (a
@@ -64,6 +68,9 @@ class CallbackRequest:
     currency_from_player: bool = False
     #: A free round: the provider plays one spin of this free-spin grant (amount 0).
     free_round_id: str | None = None
+    #: The provider closes the round with this bet or win (Hub88 ``round_closed``): applied
+    #: like an ``end_round`` in the same transaction.
+    close_round: bool = False
     payload: Any = None
 
 
@@ -79,6 +86,11 @@ class CallbackResult:
     user_id: int | None = None
     duplicate: bool = False
     balance_before: int | None = None
+    #: See ``CallbackError.reason``.
+    reason: str | None = None
+    #: A refund/rollback whose referenced transaction we never saw (answered ok natively, a
+    #: tombstone now refuses the late bet; some protocols answer "does not exist").
+    reference_unknown: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -119,6 +131,12 @@ class ProviderConfig:
     currencies: tuple[str, ...]
     networks: tuple[Any, ...]
     active: bool
+    #: The aggregator's public key (PEM) that verifies its signatures (Hub88).
+    peer_public_key: str | None = None
+    #: Our private key (PEM, decrypted) that signs our answers (Hub88).
+    private_key: str | None = None
+    #: The aggregator's own API (free rounds, game lists), for protocols that have one.
+    api_url: str | None = None
 
     @property
     def source(self) -> str:
@@ -186,6 +204,9 @@ def _load_provider(code: str, now: float) -> ProviderConfig | None:
             currencies=tuple(row.currencies or ()),
             networks=tuple(networks),
             active=row.active,
+            peer_public_key=row.peer_public_key,
+            private_key=decrypt(row.private_key_enc) if row.private_key_enc else None,
+            api_url=row.api_url,
         )
     ttl = _cache_ttl()
     if ttl > 0:

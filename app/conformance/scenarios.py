@@ -1,0 +1,574 @@
+"""The scenarios every protocol must pass, written once against ``base.Driver``.
+
+Each takes the run's ``Context`` and raises ``Failed`` when the server does not meet an
+expectation. Money is compared in minor units; every scenario that sends a refused call
+also checks that the balance did not move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from app.conformance.base import Driver, Failed, PlayerSession, RawJSON, Reply, Scenario
+from app.conformance.fixtures import RACER_START, START, Setup
+
+
+@dataclass
+class Context:
+    driver: Driver
+    setup: Setup
+
+    def id(self, name: str) -> str:
+        """A transaction/round id unique to this run."""
+        return f"cf-{self.setup.run_id}-{name}"
+
+
+def expect(ctx: Context, reply: Reply, *outcomes: str, balance: int | None = None) -> Reply:
+    if not ctx.driver.expects(reply, *outcomes):
+        wanted = " or ".join(f"{o} {'/'.join(ctx.driver.codes[o])}" for o in outcomes)
+        raise Failed(f"expected {wanted}, got {reply.code}")
+    if balance is not None and reply.balance != balance:
+        raise Failed(f"expected balance {balance}, answer says {reply.balance}")
+    return reply
+
+
+def balance_of(ctx: Context, s: PlayerSession) -> int:
+    reply = expect(ctx, ctx.driver.balance(s), "ok")
+    if reply.balance is None:
+        raise Failed("the balance answer carries no balance")
+    return reply.balance
+
+
+def same_balance(ctx: Context, s: PlayerSession, before: int) -> None:
+    after = balance_of(ctx, s)
+    if after != before:
+        raise Failed(f"a refused call moved money: balance {before} -> {after}")
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def scenario(group: str, *protocols: str) -> Callable[[Callable[[Context], None]], Any]:
+    def register(fn: Callable[[Context], None]) -> Callable[[Context], None]:
+        SCENARIOS.append(Scenario(fn.__name__, group, fn, tuple(protocols)))
+        return fn
+
+    return register
+
+
+# --- happy path ------------------------------------------------------------------------------
+
+
+@scenario("happy")
+def balance_is_the_funded_balance(ctx: Context) -> None:
+    if balance_of(ctx, ctx.setup.main) != START:
+        raise Failed(f"expected the runner's starting balance {START}")
+
+
+@scenario("happy")
+def player_info_names_the_player(ctx: Context) -> None:
+    expect(ctx, ctx.driver.info(ctx.setup.main), "ok")
+
+
+@scenario("happy")
+def bet_debits(ctx: Context) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    expect(ctx, ctx.driver.bet(s, ctx.id("b1"), ctx.id("r1"), "1.00"), "ok", balance=before - 100)
+
+
+@scenario("happy")
+def win_credits(ctx: Context) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    d = ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b2"), ctx.id("r2"), "1.00"), "ok")
+    expect(
+        ctx,
+        d.win(s, ctx.id("w2"), ctx.id("r2"), "2.50", bet_tx=ctx.id("b2")),
+        "ok",
+        balance=before + 150,
+    )
+
+
+@scenario("happy")
+def rollback_gives_the_stake_back(ctx: Context) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    expect(ctx, ctx.driver.bet(s, ctx.id("b3"), ctx.id("r3"), "3.00"), "ok")
+    expect(ctx, ctx.driver.rollback(s, ctx.id("x3"), ctx.id("b3"), ctx.id("r3")), "ok")
+    if balance_of(ctx, s) != before:
+        raise Failed("the rollback did not restore the balance")
+
+
+@scenario("happy")
+def closed_round_takes_no_more_bets(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b4"), ctx.id("r4"), "1.00"), "ok")
+    expect(ctx, d.close_round(s, ctx.id("c4"), ctx.id("r4"), ctx.id("b4")), "ok")
+    before = balance_of(ctx, s)
+    expect(ctx, d.bet(s, ctx.id("b4b"), ctx.id("r4"), "1.00"), "round_closed")
+    same_balance(ctx, s, before)
+
+
+@scenario("happy")
+def late_win_on_a_closed_round_still_pays(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b5"), ctx.id("r5"), "1.00"), "ok")
+    expect(ctx, d.close_round(s, ctx.id("c5"), ctx.id("r5"), ctx.id("b5")), "ok")
+    before = balance_of(ctx, s)
+    expect(
+        ctx,
+        d.win(s, ctx.id("w5"), ctx.id("r5"), "4.00", bet_tx=ctx.id("b5")),
+        "ok",
+        balance=before + 400,
+    )
+
+
+@scenario("happy")
+def win_with_an_expired_token_still_pays(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b6"), ctx.id("r6"), "1.00"), "ok")
+    before = balance_of(ctx, s)
+    late = ctx.setup.expired
+    expect(
+        ctx,
+        d.win(late, ctx.id("w6"), ctx.id("r6"), "1.50", bet_tx=ctx.id("b6")),
+        "ok",
+        balance=before + 150,
+    )
+
+
+# --- idempotency -----------------------------------------------------------------------------
+
+
+@scenario("idempotency")
+def exact_bet_retry_answers_the_same_and_debits_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    first = expect(ctx, d.bet(s, ctx.id("b10"), ctx.id("r10"), "1.25"), "ok")
+    again = expect(ctx, d.bet(s, ctx.id("b10"), ctx.id("r10"), "1.25"), "ok")
+    if (first.code, first.balance) != (again.code, again.balance):
+        raise Failed("the retry answered differently")
+    if balance_of(ctx, s) != before - 125:
+        raise Failed("the retry debited again")
+
+
+@scenario("idempotency")
+def exact_win_retry_answers_the_same_and_credits_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b11"), ctx.id("r11"), "1.00"), "ok")
+    before = balance_of(ctx, s)
+    first = expect(ctx, d.win(s, ctx.id("w11"), ctx.id("r11"), "3.00", bet_tx=ctx.id("b11")), "ok")
+    again = expect(ctx, d.win(s, ctx.id("w11"), ctx.id("r11"), "3.00", bet_tx=ctx.id("b11")), "ok")
+    if first.balance != again.balance:
+        raise Failed("the retry answered differently")
+    if balance_of(ctx, s) != before + 300:
+        raise Failed("the retry credited again")
+
+
+def _changed_bet(ctx: Context, name: str, outcomes: tuple[str, ...], **change: Any) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id(name), ctx.id(f"{name}r"), "1.00"), "ok")
+    before = balance_of(ctx, s)
+    round_id = change.pop("round_id", ctx.id(f"{name}r"))
+    amount = change.pop("amount", "1.00")
+    expect(ctx, d.bet(s, ctx.id(name), round_id, amount, **change), *outcomes)
+    same_balance(ctx, s, before)
+
+
+@scenario("idempotency")
+def same_bet_id_with_another_amount_is_a_duplicate(ctx: Context) -> None:
+    _changed_bet(ctx, "b12", ("duplicate",), amount="2.00")
+
+
+@scenario("idempotency")
+def same_bet_id_in_another_round_is_a_duplicate(ctx: Context) -> None:
+    _changed_bet(ctx, "b13", ("duplicate",), round_id=ctx.id("b13other"))
+
+
+@scenario("idempotency")
+def same_bet_id_in_another_currency_is_refused(ctx: Context) -> None:
+    _changed_bet(ctx, "b14", ("duplicate", "wrong_currency"), currency="USD")
+
+
+@scenario("idempotency")
+def same_bet_id_from_another_player_is_a_duplicate(ctx: Context) -> None:
+    s, other, d = ctx.setup.main, ctx.setup.second, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b15"), ctx.id("r15"), "1.00"), "ok")
+    before = balance_of(ctx, other)
+    expect(ctx, d.bet(other, ctx.id("b15"), ctx.id("r15"), "1.00"), "duplicate")
+    same_balance(ctx, other, before)
+
+
+@scenario("idempotency")
+def win_for_an_unknown_bet_does_not_exist(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    expect(ctx, d.win(s, ctx.id("w16"), ctx.id("r16"), "5.00", bet_tx=ctx.id("b16")), "not_found")
+    same_balance(ctx, s, before)
+
+
+@scenario("idempotency")
+def rollback_before_its_bet_refuses_the_late_bet(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    expect(ctx, d.rollback(s, ctx.id("x17"), ctx.id("b17"), ctx.id("r17")), "rollback_unknown")
+    expect(ctx, d.bet(s, ctx.id("b17"), ctx.id("r17"), "1.00"), "duplicate")
+    same_balance(ctx, s, before)
+
+
+@scenario("idempotency")
+def rollback_twice_gives_the_stake_back_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    expect(ctx, d.bet(s, ctx.id("b18"), ctx.id("r18"), "2.00"), "ok")
+    first = expect(ctx, d.rollback(s, ctx.id("x18"), ctx.id("b18"), ctx.id("r18")), "ok")
+    again = expect(ctx, d.rollback(s, ctx.id("x18"), ctx.id("b18"), ctx.id("r18")), "ok")
+    if first.balance != again.balance:
+        raise Failed("the retried rollback answered differently")
+    expect(ctx, d.rollback(s, ctx.id("x18b"), ctx.id("b18"), ctx.id("r18")), "ok")
+    if balance_of(ctx, s) != before:
+        raise Failed("the stake did not come back exactly once")
+
+
+@scenario("idempotency")
+def rollback_without_amount_uses_the_stored_one(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    expect(ctx, d.bet(s, ctx.id("b19"), ctx.id("r19"), "2.37"), "ok", balance=before - 237)
+    expect(ctx, d.rollback(s, ctx.id("x19"), ctx.id("b19"), ctx.id("r19")), "ok", balance=before)
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+def _parallel(calls: list[Callable[[], Reply]]) -> list[Reply]:
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+@scenario("concurrency")
+def ten_simultaneous_debits_end_exact_and_never_negative(ctx: Context) -> None:
+    s, d = ctx.setup.racer, ctx.driver
+    if balance_of(ctx, s) != RACER_START:
+        raise Failed(f"the racer should start at {RACER_START}")
+    replies = _parallel(
+        [
+            lambda i=i: d.bet(s, ctx.id(f"b20-{i}"), ctx.id(f"r20-{i}"), "1.00")  # type: ignore[misc]
+            for i in range(10)
+        ]
+    )
+    ok = [r for r in replies if d.expects(r, "ok")]
+    poor = [r for r in replies if d.expects(r, "insufficient")]
+    if len(ok) != RACER_START // 100 or len(ok) + len(poor) != 10:
+        raise Failed(f"{len(ok)} accepted and {len(poor)} refused for lack of funds, of 10")
+    if any(r.balance is not None and r.balance < 0 for r in replies):
+        raise Failed("an answer showed a negative balance")
+    if balance_of(ctx, s) != 0:
+        raise Failed("the balance is not exactly zero")
+
+
+@scenario("concurrency")
+def concurrent_duplicate_wins_credit_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b21"), ctx.id("r21"), "1.00"), "ok")
+    before = balance_of(ctx, s)
+    replies = _parallel(
+        [lambda: d.win(s, ctx.id("w21"), ctx.id("r21"), "5.00", bet_tx=ctx.id("b21"))] * 10
+    )
+    if not all(d.expects(r, "ok") for r in replies):
+        raise Failed(f"answers: {sorted({r.code for r in replies})}")
+    if {r.balance for r in replies} != {before + 500}:
+        raise Failed(f"answers showed balances {sorted({r.balance or 0 for r in replies})}")
+    if balance_of(ctx, s) != before + 500:
+        raise Failed("the win was credited more than once")
+
+
+@scenario("concurrency")
+def two_players_racing_one_transaction_id_are_kept_apart(ctx: Context) -> None:
+    a, b, d = ctx.setup.main, ctx.setup.second, ctx.driver
+    before = balance_of(ctx, a) + balance_of(ctx, b)
+    replies = _parallel(
+        [
+            lambda: d.bet(a, ctx.id("b22"), ctx.id("r22a"), "1.00"),
+            lambda: d.bet(b, ctx.id("b22"), ctx.id("r22b"), "1.00"),
+        ]
+    )
+    outcomes = sorted(
+        "ok" if d.expects(r, "ok") else "dup" for r in replies if d.expects(r, "ok", "duplicate")
+    )
+    if outcomes != ["dup", "ok"]:
+        raise Failed(f"answers: {[r.code for r in replies]}")
+    if balance_of(ctx, a) + balance_of(ctx, b) != before - 100:
+        raise Failed("the two players' balances moved by other than one stake")
+
+
+# --- security --------------------------------------------------------------------------------
+
+
+def _refused_bet(ctx: Context, name: str, send: Callable[[str, bytes], Reply]) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"{name}r"), "1.00"))
+    expect(ctx, send(path, body), "bad_signature")
+    same_balance(ctx, s, before)
+
+
+@scenario("security")
+def bad_signature_is_refused(ctx: Context) -> None:
+    d = ctx.driver
+
+    def send(path: str, body: bytes) -> Reply:
+        forged = d.signature_headers(body + b" ")
+        return d.send(path, body, forged)
+
+    _refused_bet(ctx, "b30", send)
+
+
+@scenario("security")
+def missing_signature_is_refused(ctx: Context) -> None:
+    _refused_bet(ctx, "b31", lambda path, body: ctx.driver.send(path, body, {}))
+
+
+@scenario("security")
+def another_providers_signature_is_refused(ctx: Context) -> None:
+    d = ctx.driver
+
+    def send(path: str, body: bytes) -> Reply:
+        return d.send(path, body, d.signature_headers(body, ctx.setup.other))
+
+    _refused_bet(ctx, "b32", send)
+
+
+@scenario("security")
+def tampered_body_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id("b33"), ctx.id("r33"), "1.00"))
+    headers = d.signature_headers(body)
+    _path, tampered = d.build("bet", s, d.bet_fields(ctx.id("b33"), ctx.id("r33"), "0.01"))
+    expect(ctx, d.send(path, tampered, headers), "bad_signature")
+    same_balance(ctx, s, before)
+
+
+@scenario("security")
+def replayed_signature_with_another_body_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    path, body = d.build("bet", s, d.bet_fields(ctx.id("b34"), ctx.id("r34"), "1.00"))
+    headers = d.signature_headers(body)
+    expect(ctx, d.send(path, body, headers), "ok")
+    before = balance_of(ctx, s)
+    _path, other = d.build("bet", s, d.bet_fields(ctx.id("b34b"), ctx.id("r34"), "1.00"))
+    expect(ctx, d.send(path, other, headers), "bad_signature")
+    same_balance(ctx, s, before)
+
+
+@scenario("security")
+def another_providers_session_token_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    foreign = ctx.setup.foreign
+    # Signed correctly by this provider, but the session was opened with the other one.
+    expect(ctx, d.bet(foreign, ctx.id("b35"), ctx.id("r35"), "1.00"), "invalid_token")
+    same_balance(ctx, s, before)
+
+
+@scenario("security")
+def unknown_provider_is_not_found(ctx: Context) -> None:
+    d, s = ctx.driver, ctx.setup.main
+    path, body = d.build("balance", s, {})
+    reply = d.send(path, body, d.signature_headers(body), code=f"cf-none-{ctx.setup.run_id}")
+    if reply.http != 404:
+        raise Failed(f"expected HTTP 404, got {reply.http}")
+
+
+# --- player state ----------------------------------------------------------------------------
+
+
+@scenario("player")
+def suspended_player_may_not_bet_but_is_paid(ctx: Context) -> None:
+    s, d = ctx.setup.suspended, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b40"), ctx.id("r40"), "1.00"), "ok")
+    ctx.setup.suspend(s)
+    before = balance_of(ctx, s)
+    expect(ctx, d.bet(s, ctx.id("b40b"), ctx.id("r40"), "1.00"), "blocked")
+    expect(
+        ctx,
+        d.win(s, ctx.id("w40"), ctx.id("r40"), "2.00", bet_tx=ctx.id("b40")),
+        "ok",
+        balance=before + 200,
+    )
+
+
+@scenario("player")
+def self_excluded_player_may_not_bet(ctx: Context) -> None:
+    s = ctx.setup.excluded
+    before = balance_of(ctx, s)
+    expect(ctx, ctx.driver.bet(s, ctx.id("b41"), ctx.id("r41"), "1.00"), "blocked")
+    same_balance(ctx, s, before)
+
+
+@scenario("player")
+def wager_limit_refuses_the_bet(ctx: Context) -> None:
+    s = ctx.setup.limited
+    before = balance_of(ctx, s)
+    expect(ctx, ctx.driver.bet(s, ctx.id("b42"), ctx.id("r42"), "2.00"), "limit")
+    same_balance(ctx, s, before)
+
+
+@scenario("player")
+def insufficient_funds_answer_the_balance(ctx: Context) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    reply = ctx.driver.bet(s, ctx.id("b43"), ctx.id("r43"), "1000000.00")
+    expect(ctx, reply, "insufficient", balance=before)
+    same_balance(ctx, s, before)
+
+
+# --- edge cases ------------------------------------------------------------------------------
+
+
+@scenario("edge")
+def zero_bet_is_accepted_and_moves_nothing(ctx: Context) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    expect(ctx, ctx.driver.bet(s, ctx.id("b50"), ctx.id("r50"), "0"), "ok", balance=before)
+
+
+def _bad_amount(ctx: Context, name: str, amount: str | RawJSON) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    expect(ctx, ctx.driver.bet(s, ctx.id(name), ctx.id(f"{name}r"), amount), "bad_request")
+    same_balance(ctx, s, before)
+
+
+@scenario("edge")
+def negative_amount_is_refused(ctx: Context) -> None:
+    _bad_amount(ctx, "b51", "-1.00")
+
+
+@scenario("edge")
+def non_finite_amount_is_refused(ctx: Context) -> None:
+    _bad_amount(ctx, "b52", RawJSON("1e309"))
+
+
+@scenario("edge")
+def huge_amount_is_refused(ctx: Context) -> None:
+    _bad_amount(ctx, "b53", "10000000000000000.00")
+
+
+@scenario("edge")
+def over_precise_amount_is_refused(ctx: Context) -> None:
+    _bad_amount(ctx, "b54", "0.001")
+
+
+@scenario("edge")
+def text_amount_is_refused(ctx: Context) -> None:
+    _bad_amount(ctx, "b55", RawJSON('"one euro"'))
+
+
+@scenario("edge")
+def unicode_ids_work_and_retry(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    tx, round_id = ctx.id("ставка-🎰-56"), ctx.id("раунд-56")
+    before = balance_of(ctx, s)
+    first = expect(ctx, d.bet(s, tx, round_id, "1.00"), "ok", balance=before - 100)
+    again = expect(ctx, d.bet(s, tx, round_id, "1.00"), "ok")
+    if first.balance != again.balance:
+        raise Failed("the retry answered differently")
+
+
+@scenario("edge")
+def very_long_id_is_refused_cleanly(ctx: Context) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    expect(ctx, ctx.driver.bet(s, ctx.id("b57-" + "x" * 300), ctx.id("r57"), "1.00"), "bad_request")
+    same_balance(ctx, s, before)
+
+
+@scenario("edge")
+def wrong_currency_is_refused(ctx: Context) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    reply = ctx.driver.bet(s, ctx.id("b58"), ctx.id("r58"), "1.00", currency="USD")
+    expect(ctx, reply, "wrong_currency")
+    same_balance(ctx, s, before)
+
+
+@scenario("edge")
+def unknown_game_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    reply = d.bet(s, ctx.id("b59"), ctx.id("r59"), "1.00", **{d.game_field: "cf-no-such-game"})
+    expect(ctx, reply, "unknown_game")
+    same_balance(ctx, s, before)
+
+
+@scenario("edge")
+def unknown_token_is_refused(ctx: Context) -> None:
+    s = ctx.setup.main
+    expect(
+        ctx, ctx.driver.balance(s, token="cf-no-such-token-" + ctx.setup.run_id), "invalid_token"
+    )
+
+
+@scenario("edge")
+def expired_token_may_not_bet(ctx: Context) -> None:
+    s = ctx.setup.main
+    before = balance_of(ctx, s)
+    expect(
+        ctx,
+        ctx.driver.bet(ctx.setup.expired, ctx.id("b60"), ctx.id("r60"), "1.00"),
+        "expired_token",
+    )
+    same_balance(ctx, s, before)
+
+
+@scenario("edge")
+def malformed_json_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    path, _body = d.build("bet", s, d.bet_fields(ctx.id("b61"), ctx.id("r61"), "1.00"))
+    body = b'{"transaction": '
+    expect(ctx, d.send(path, body, d.signature_headers(body)), "bad_request")
+    same_balance(ctx, s, before)
+
+
+# --- protocol features -----------------------------------------------------------------------
+
+
+@scenario("protocol", "native")
+def rollback_with_another_amount_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b70"), ctx.id("r70"), "2.00"), "ok")
+    before = balance_of(ctx, s)
+    reply = d.rollback(s, ctx.id("x70"), ctx.id("b70"), ctx.id("r70"), amount="1.00")
+    expect(ctx, reply, "bad_request")
+    same_balance(ctx, s, before)
+
+
+@scenario("protocol", "hub88")
+def answers_are_signed_and_echo_the_request(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    path, body = d.build("balance", s, {"request_uuid": f"cf-{ctx.setup.run_id}-req"})
+    reply = expect(ctx, d.send(path, body, d.signature_headers(body)), "ok")
+    if not reply.answer_signed:
+        raise Failed("the answer's X-Hub88-Signature does not verify with our public key")
+    answer = reply.body if isinstance(reply.body, dict) else {}
+    if answer.get("request_uuid") != f"cf-{ctx.setup.run_id}-req":
+        raise Failed("request_uuid is not echoed")
+    if answer.get("user") != str(s.user_id) or answer.get("currency") != s.currency:
+        raise Failed("the answer does not name the player and currency")
+
+
+@scenario("protocol", "hub88")
+def refusals_are_signed_too(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    path, body = d.build("bet", s, d.bet_fields(ctx.id("b71"), ctx.id("r71"), "1.00"))
+    reply = expect(ctx, d.send(path, body, {}), "bad_signature")
+    if not reply.answer_signed:
+        raise Failed("a refusal must be signed like any answer")
