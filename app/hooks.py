@@ -49,9 +49,10 @@ from app.wallet import ledger
 
 def install() -> None:
     # 1. Before money moves: who may play and stake.
-    play_guard.register_bet_check(responsible_gaming.bet_guard)
+    # Each reads what it needs through a probe the callback merges into its session lookup.
+    play_guard.register_bet_check(responsible_gaming.bet_guard, probe=responsible_gaming.bet_probe)
     play_guard.register_play_check(responsible_gaming.launch_guard)
-    play_guard.register_bet_check(promotions.check_bet)
+    play_guard.register_bet_check(promotions.check_bet, probe=promotions.max_bet_probe)
 
     # 2. Inside the bet/win/refund transaction, after the wallet posting.
     play_events.register(promotions.on_play)

@@ -17,10 +17,12 @@ CPU per callback is what decides the throughput of a CPU-bound worker, and unlik
 from __future__ import annotations
 
 import argparse
+import cProfile
 import hashlib
 import hmac
 import json
 import os
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -37,6 +39,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rounds", type=int, default=300, help="bet + win rounds measured")
     p.add_argument("--show-sql", action="store_true", help="print each statement")
+    p.add_argument("--cprofile", action="store_true", help="cProfile the measured rounds")
     p.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", bench.DEFAULT_PG))
     p.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", bench.DEFAULT_REDIS))
     p.add_argument("--db-name", default="jackpotx_bench_cost")
@@ -95,6 +98,9 @@ def main() -> None:
                 for sql in statements:
                     print(f"    {sql}")
         cpu = {"bet": 0.0, "win": 0.0, "replay": 0.0}
+        profiler = cProfile.Profile() if args.cprofile else None
+        if profiler is not None:
+            profiler.enable()
         wall0 = time.perf_counter()
         for i in range(args.rounds):
             for kind, payload in (
@@ -106,6 +112,11 @@ def main() -> None:
                 send(payload)
                 cpu[kind] += time.process_time() - t0
         wall = time.perf_counter() - wall0
+        if profiler is not None:
+            profiler.disable()
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("tottime").print_stats(25)
+            stats.sort_stats("cumulative").print_stats(40)
         n = args.rounds
         load = os.getloadavg()[0]
         print(
