@@ -55,9 +55,11 @@ def install() -> None:
     play_guard.register_bet_check(promotions.check_bet, probe=promotions.max_bet_probe)
 
     # 2. Inside the bet/win/refund transaction, after the wallet posting.
-    play_events.register(promotions.on_play)
-    play_events.register(jackpots.on_play)
-    play_events.register(tournaments.on_play)
+    # A ``wanted`` probe, answered with the bet's round upsert, skips a listener with nothing
+    # to do for this bet (no bonus wagered, no pool, no running tournament in the currency).
+    play_events.register(promotions.on_play, wanted=promotions.wanted)
+    play_events.register(jackpots.on_play, wanted=jackpots.wanted)
+    play_events.register(tournaments.on_play, wanted=tournaments.wanted)
     play_events.register(loyalty.on_play)
 
     # Inside a callback, for what play cannot decide alone: free rounds, reported jackpots.

@@ -618,6 +618,15 @@ def _active_bonus(user_id: int, currency: str) -> PlayerBonus | None:
     )
 
 
+def wanted(user_id: Any, currency: Any, _game_id: Any, _now: Any) -> ColumnElement[bool]:
+    """``play_events`` bet probe: is a bonus being wagered in the bet's currency? (Without
+    one, :func:`on_play` does nothing for a bet.)"""
+    b = PlayerBonus
+    return (
+        select(b.id).where(b.user_id == user_id, b.currency == currency, b.status == "active")
+    ).exists()
+
+
 def on_play(event: play_events.PlayEvent) -> None:
     """``play_events`` listener (callback transaction, wallet locked by the callback)."""
     if event.kind == "bet" or (event.kind in ("refund", "rollback") and event.reverses == "bet"):

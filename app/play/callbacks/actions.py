@@ -390,6 +390,12 @@ def _build_round_upsert(dialect_insert: Any) -> Any:
     ).returning(r.id)
 
 
+def _build_round_upsert_probed(dialect_insert: Any) -> Any:
+    """The round upsert that also answers the listeners' bet probes (``play.events``): after
+    the wallet lock, so they see what the listeners' own reads would see."""
+    return _build_round_upsert(dialect_insert).returning(*play_events.wanted_columns())
+
+
 def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     tx_ext = _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
@@ -450,9 +456,12 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         )
     cash_part, bonus_part = wallet.split_stake(w, amount)
     now = utcnow()
-    round_id = db.session.execute(
-        hot_statement("seamless.round_upsert", _build_round_upsert),
+    upserted = db.session.execute(
+        hot_statement(
+            f"seamless.round_upsert{play_events.wanted_key()}", _build_round_upsert_probed
+        ),
         {
+            **play_events.wanted_params(player.user_id, currency, game_id, now),
             "provider_id": provider.id,
             "external_round_id": round_ext,
             "user_id": player.user_id,
@@ -468,8 +477,8 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             "created_at": now,
             "updated_at": now,
         },
-    ).scalar_one_or_none()
-    if round_id is None:
+    ).one_or_none()
+    if upserted is None:
         existing = _round(provider, round_ext)
         if (
             existing is not None
@@ -500,6 +509,7 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             play_events.PlayEvent(
                 "bet", player.user_id, currency, amount, cash_part, bonus_part,
                 provider.id, game_id, round_ext, claim,
+                not_wanted=play_events.not_wanted(upserted),
             )
         )  # fmt: skip
     return CallbackResult(
