@@ -49,14 +49,17 @@ from app.wallet import ledger
 
 def install() -> None:
     # 1. Before money moves: who may play and stake.
-    play_guard.register_bet_check(responsible_gaming.bet_guard)
+    # Each reads what it needs through a probe the callback merges into its session lookup.
+    play_guard.register_bet_check(responsible_gaming.bet_guard, probe=responsible_gaming.bet_probe)
     play_guard.register_play_check(responsible_gaming.launch_guard)
-    play_guard.register_bet_check(promotions.check_bet)
+    play_guard.register_bet_check(promotions.check_bet, probe=promotions.max_bet_probe)
 
     # 2. Inside the bet/win/refund transaction, after the wallet posting.
-    play_events.register(promotions.on_play)
-    play_events.register(jackpots.on_play)
-    play_events.register(tournaments.on_play)
+    # A ``wanted`` probe, answered with the bet's round upsert, skips a listener with nothing
+    # to do for this bet (no bonus wagered, no pool, no running tournament in the currency).
+    play_events.register(promotions.on_play, wanted=promotions.wanted)
+    play_events.register(jackpots.on_play, wanted=jackpots.wanted)
+    play_events.register(tournaments.on_play, wanted=tournaments.wanted)
     play_events.register(loyalty.on_play)
 
     # Inside a callback, for what play cannot decide alone: free rounds, reported jackpots.

@@ -3,10 +3,12 @@
     .venv/bin/python bench/callback_cost.py [--rounds 300] [--show-sql]
 
 Creates its own database (``jackpotx_bench_cost``), seeds one funded player through the
-services, then drives signed bet + win callbacks through the app in-process (Flask test client,
-production profile, PostgreSQL + Redis, no HTTP server). Prints the SQL statements one bet and
-one win send to PostgreSQL and, over ``--rounds`` rounds, the interpreter CPU time per callback
-(``time.process_time``: the app's own Python work, not the database's) and the wall time.
+services, then drives signed callbacks through the app in-process (Flask test client,
+production profile, PostgreSQL + Redis, no HTTP server). Prints the SQL statements one bet, one
+win and one replay (the same bet's bytes again) send to PostgreSQL (counted with SQLAlchemy's
+``before_cursor_execute``; the commit is not a statement there) and, over ``--rounds`` rounds of
+bet, win, replay, the interpreter CPU time per callback of each kind (``time.process_time``:
+the app's own Python work, not the database's) and the wall time.
 
 CPU per callback is what decides the throughput of a CPU-bound worker, and unlike
 ``bench/callbacks.py`` it barely moves when other processes load the machine.
@@ -15,10 +17,12 @@ CPU per callback is what decides the throughput of a CPU-bound worker, and unlik
 from __future__ import annotations
 
 import argparse
+import cProfile
 import hashlib
 import hmac
 import json
 import os
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -35,6 +39,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rounds", type=int, default=300, help="bet + win rounds measured")
     p.add_argument("--show-sql", action="store_true", help="print each statement")
+    p.add_argument("--cprofile", action="store_true", help="cProfile the measured rounds")
     p.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", bench.DEFAULT_PG))
     p.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", bench.DEFAULT_REDIS))
     p.add_argument("--db-name", default="jackpotx_bench_cost")
@@ -69,35 +74,61 @@ def main() -> None:
                 raise SystemExit(f"callback refused: {answer}")
             return answer
 
-        def round_(tag: str, win: str) -> None:
-            send({"action": "bet", "transaction_id": f"{tag}b", "round_id": tag, "amount": "1.00"})
-            send({"action": "win", "transaction_id": f"{tag}w", "round_id": tag, "amount": win})
+        def bet(tag: str) -> dict:
+            return {"action": "bet", "transaction_id": f"{tag}b", "round_id": tag, "amount": "1.00"}
+
+        def win(tag: str, amount: str) -> dict:
+            return {"action": "win", "transaction_id": f"{tag}w", "round_id": tag, "amount": amount}
 
         for i in range(30):  # warm the caches (statements, provider, game)
-            round_(f"warm{i}", "2.00")
-        for action, amount in (("bet", "1.00"), ("win", "2.00")):
+            send(bet(f"warm{i}"))
+            send(win(f"warm{i}", "2.00"))
+            send(bet(f"warm{i}"))
+        counts = {}
+        for kind, payload in (
+            ("bet", bet("x")),
+            ("win", win("x", "2.00")),
+            ("replay", bet("x")),
+        ):
             statements.clear()
-            send(
-                {
-                    "action": action,
-                    "transaction_id": f"x{action}",
-                    "round_id": "x",
-                    "amount": amount,
-                }
-            )
-            print(f"{action}: {len(statements)} SQL statements")
+            send(payload)
+            counts[kind] = len(statements)
+            print(f"{kind}: {len(statements)} SQL statements (+ commit)")
             if args.show_sql:
                 for sql in statements:
                     print(f"    {sql}")
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+        cpu = {"bet": 0.0, "win": 0.0, "replay": 0.0}
+        profiler = cProfile.Profile() if args.cprofile else None
+        if profiler is not None:
+            profiler.enable()
+        wall0 = time.perf_counter()
         for i in range(args.rounds):
-            round_(f"m{i}", "2.00" if i % 2 else "0")
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        n = 2 * args.rounds
+            for kind, payload in (
+                ("bet", bet(f"m{i}")),
+                ("win", win(f"m{i}", "2.00" if i % 2 else "0")),
+                ("replay", bet(f"m{i}")),
+            ):
+                t0 = time.process_time()
+                send(payload)
+                cpu[kind] += time.process_time() - t0
+        wall = time.perf_counter() - wall0
+        if profiler is not None:
+            profiler.disable()
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("tottime").print_stats(25)
+            stats.sort_stats("cumulative").print_stats(40)
+        n = args.rounds
         load = os.getloadavg()[0]
         print(
-            f"cpu_ms_per_callback={1000 * cpu / n:.2f} wall_ms_per_callback={1000 * wall / n:.2f} "
-            f"callbacks={n} load1={load:.1f}"
+            f"cpu_ms_per_bet={1000 * cpu['bet'] / n:.2f} "
+            f"cpu_ms_per_win={1000 * cpu['win'] / n:.2f} "
+            f"cpu_ms_per_replay={1000 * cpu['replay'] / n:.2f} "
+            f"wall_ms_per_callback={1000 * wall / (3 * n):.2f} rounds={n} load1={load:.1f}"
+        )
+        print(
+            f"statements_bet={counts['bet']} statements_win={counts['win']} "
+            f"statements_replay={counts['replay']} "
+            f"cpu_ms_per_callback={1000 * sum(cpu.values()) / (3 * n):.2f}"
         )
         with app.app_context():
             db.session.remove()

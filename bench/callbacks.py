@@ -1,40 +1,45 @@
-"""Seamless-wallet callback throughput: the real stack over HTTP vs. the bare SQL it must run.
+"""Seamless-wallet bets: JackpotX against the floor, in the same run (issue 15).
 
-One command:
+One command (a few minutes with the defaults):
 
-    .venv/bin/python bench/callbacks.py --seconds 20            # N players, one wallet each
-    .venv/bin/python bench/callbacks.py --seconds 20 --hot      # 64 clients on ONE wallet
+    .venv/bin/python bench/callbacks.py [--seconds 10]          # 100 players, one wallet each
+    .venv/bin/python bench/callbacks.py --hot                   # every connection on ONE wallet
+    .venv/bin/python bench/callbacks.py --profile /tmp/cb.txt   # + py-spy on JackpotX's worker
 
 What it does:
 
-1. Creates its own PostgreSQL database (``jackpotx_bench``), creates the tables from the models,
-   seeds ``--players`` funded players, a provider with a callback secret, a game, and one game
-   session per player (through the same services the app uses).
-2. Starts the app under gunicorn + GeventWebSocketWorker (``gunicorn.conf.py``, production
-   profile, PostgreSQL + Redis) on a free loopback port.
-3. Drives ``--concurrency`` client threads (each with its own keep-alive ``requests`` session)
-   for ``--seconds``: every round is a signed ``bet`` then a signed ``win`` (0 or 2x), 10 % of the
-   requests are sent twice (a provider retry: same bytes, must answer the same and move nothing),
-   2 % of the rounds are rolled back instead of won. Latency is measured per request.
-4. Checks the books: every wallet's ledger sum equals its balance (``wallet.reconcile()``).
-5. Runs the same SQL transaction shape straight through psycopg2 at the same concurrency:
-   ``SELECT ... FOR UPDATE`` the wallet, insert the ledger transaction (``ON CONFLICT DO
-   NOTHING RETURNING id``), update the balance, insert the two ledger entries, commit.
-6. Prints, as its last line:
-   ``callbacks_per_s=<n> p50_ms=<n> p99_ms=<n> raw_tx_per_s=<n> ratio=<callbacks/raw>``
+1. Creates two PostgreSQL databases: ``jackpotx_bench`` (tables from the models; ``--players``
+   funded players, a provider with a callback secret, a game and one game session per player,
+   through the app's own services) and ``jackpotx_bench_floor`` (the floor's own tables, the
+   same session tokens and balances).
+2. Starts both under gunicorn with ``gunicorn.conf.py`` (the same gevent + WebSocket worker,
+   ``--workers`` each): JackpotX in the production profile (PostgreSQL + Redis, limiter on),
+   and ``bench/floor.py``: a bare Flask + psycopg2 endpoint doing the same signed bet (HMAC of
+   the raw body, JSON, session lookup, claim, wallet lock, move, ledger row, answer).
+3. For each phase, JackpotX then the floor, back to back: signed bets (a new transaction and
+   round each, 1.00 EUR) over keep-alive connections from ``bench/loadgen.py`` (gevent, a
+   child process whose CPU is measured and printed) for ``--seconds``:
+   ``seq`` one connection (the per-bet time), ``c4`` 4 connections, ``sat``
+   ``--concurrency`` connections (saturation). Then ``dup`` on JackpotX: 4 connections,
+   every bet resent at once with the same bytes (a provider retry): the replay's p50 against
+   the first-time bet's, and every replay must answer what the bet answered.
+4. Checks JackpotX's books (``wallet.reconcile()``), then runs the raw SQL of the ledger's
+   shape straight through psycopg2 threads at ``--concurrency`` (the pgbench-style baseline).
+5. Prints a same-run table (bets/s, p50/p99, sequential ms, server CPU per bet, JackpotX /
+   floor ratios) and, as its last line:
+   ``vs_floor=<n> jackpotx_bets_per_s=<n> floor_bets_per_s=<n> jackpotx_p99_4_ms=<n>
+   floor_p99_4_ms=<n> jackpotx_seq_ms=<n> floor_seq_ms=<n> replay_vs_bet=<n> raw_tx_per_s=<n>``
 
-``--profile FILE`` records the gunicorn worker with py-spy (``pip install py-spy``) during the
-HTTP phase and prints the functions with the most samples.
+Exit status 1 if a bet was refused, a replay answered differently or the books do not
+reconcile. ``--profile FILE`` records JackpotX's worker with py-spy (``pip install py-spy``)
+during its saturation phase and prints the functions with the most samples.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
-import random
 import secrets
 import signal
 import socket
@@ -44,6 +49,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +58,8 @@ sys.path.insert(0, str(ROOT))
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+
+from bench import floor as floor_mod  # noqa: E402
 
 PROVIDER = "benchstudio"
 GAME = "bench-dice"
@@ -63,12 +71,10 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/5"
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
-    p.add_argument("--players", type=int, default=200, help="players (one wallet each)")
-    p.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
-    p.add_argument("--hot", action="store_true", help="64 concurrent clients on one wallet")
-    p.add_argument("--duplicates", type=float, default=0.10, help="share of requests resent")
-    p.add_argument("--rollbacks", type=float, default=0.02, help="share of rounds rolled back")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    p.add_argument("--players", type=int, default=100, help="players (one wallet each)")
+    p.add_argument("--concurrency", type=int, default=64, help="connections at saturation")
+    p.add_argument("--hot", action="store_true", help="every connection on one wallet")
     p.add_argument(
         "--pg",
         default=os.environ.get("BENCH_PG_URL", DEFAULT_PG),
@@ -91,7 +97,6 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.hot:
         args.players = 1
-        args.concurrency = 64
     return args
 
 
@@ -243,11 +248,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+def start_server(env: dict[str, str], port: int, app: str = "wsgi:app") -> subprocess.Popen:
     server_env = {**os.environ, **env, "BIND": f"127.0.0.1:{port}"}
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     proc = subprocess.Popen(  # noqa: S603 - our own gunicorn with our own config
-        [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
+        [gunicorn, "-c", "gunicorn.conf.py", app],
         cwd=ROOT,
         env=server_env,
         stdout=subprocess.DEVNULL,
@@ -288,103 +293,95 @@ def worker_pids(master: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-# --- HTTP phase ------------------------------------------------------------------------------
+# --- HTTP phases (bench/loadgen.py in a child process) ---------------------------------------
 
 
-class Stats:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.latencies: list[float] = []
-        self.verdicts: Counter[str] = Counter()
-        self.mismatched_duplicates = 0
+@dataclass
+class Target:
+    """A server under test: JackpotX or the floor."""
 
-    def add(self, latencies: list[float], verdicts: Counter[str], mismatched: int) -> None:
-        with self.lock:
-            self.latencies.extend(latencies)
-            self.verdicts.update(verdicts)
-            self.mismatched_duplicates += mismatched
+    name: str
+    port: int
+    path: str
+    proc: subprocess.Popen
+    results: dict[str, dict] = field(default_factory=dict)
 
 
-def http_phase(args, port: int, secret: str, tokens: list[str]) -> tuple[Stats, float]:
-    url = f"http://127.0.0.1:{port}/api/provider-callback/{PROVIDER}"
-    stats = Stats()
-    start_gate = threading.Barrier(args.concurrency + 1)
-    stop_at = [0.0]
+def worker_cpu(master: int) -> float:
+    """CPU seconds (user + system) the server's worker processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in worker_pids(master):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
-    def client(worker: int) -> None:
-        rng = random.Random(worker)
-        session = requests.Session()
-        mine = tokens[worker % len(tokens) :: args.concurrency] or [tokens[worker % len(tokens)]]
-        latencies: list[float] = []
-        verdicts: Counter[str] = Counter()
-        mismatched = 0
-        n = 0
 
-        def send(payload: dict) -> dict:
-            nonlocal mismatched
-            body = json.dumps(payload, separators=(",", ":")).encode()
-            sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            headers = {"Content-Type": "application/json", "X-Signature": sig}
-            t0 = time.perf_counter()
-            answer = session.post(url, data=body, headers=headers, timeout=30).json()
-            latencies.append(time.perf_counter() - t0)
-            verdicts[answer.get("code") or answer.get("status")] += 1
-            if rng.random() < args.duplicates:
-                t0 = time.perf_counter()
-                again = session.post(url, data=body, headers=headers, timeout=30).json()
-                latencies.append(time.perf_counter() - t0)
-                verdicts[(again.get("code") or again.get("status")) + "(dup)"] += 1
-                if again.get("transaction_id") != answer.get("transaction_id"):
-                    mismatched += 1
-            return answer
+def load(
+    args: argparse.Namespace,
+    target: Target,
+    secret: str,
+    tokens: list[str],
+    *,
+    phase: str,
+    connections: int,
+    mode: str = "bet",
+) -> dict:
+    """One phase against one server: the load generator's result plus the server's CPU."""
+    job = {
+        "host": "127.0.0.1",
+        "port": target.port,
+        "path": target.path,
+        "secret": secret,
+        "tokens": tokens,
+        "connections": connections,
+        "seconds": args.seconds,
+        "mode": mode,
+        "prefix": f"{target.name}-{phase}",
+        "stake": STAKE,
+        "game": GAME,
+        "currency": CURRENCY,
+    }
+    cpu0 = worker_cpu(target.proc.pid)
+    out = subprocess.run(  # noqa: S603 - our own load generator
+        [sys.executable, str(ROOT / "bench" / "loadgen.py")],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        raise SystemExit(f"load generator failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout)
+    result["server_cpu_s"] = worker_cpu(target.proc.pid) - cpu0
+    lat = sorted(result["latencies"])
+    result["n"] = len(lat)
+    result["per_s"] = len(lat) / result["elapsed"]
+    result["p50"], result["p99"] = percentile(lat, 0.5), percentile(lat, 0.99)
+    result["mean"] = 1000 * statistics.fmean(lat) if lat else 0.0
+    dups = sorted(result["dup_latencies"])
+    result["dup_p50"] = percentile(dups, 0.5)
+    target.results[phase] = result
+    print(
+        f"  {target.name:8} {phase:4} {connections:2} conn: {result['per_s']:7.1f} bets/s "
+        f"p50 {result['p50']:7.1f} ms p99 {result['p99']:7.1f} ms; server CPU "
+        f"{1000 * result['server_cpu_s'] / max(result['n'], 1):5.2f} ms/bet; client CPU "
+        f"{100 * result['client_cpu_s'] / result['elapsed']:3.0f}% of a core; {result['verdicts']}",
+        flush=True,
+    )
+    return result
 
-        start_gate.wait()
-        while time.monotonic() < stop_at[0]:
-            token = mine[n % len(mine)]
-            n += 1
-            rid = f"w{worker}-r{n}"
-            common = {"session_token": token, "game_id": GAME, "currency": CURRENCY}
-            send(
-                {
-                    "action": "bet",
-                    "transaction_id": f"{rid}-b",
-                    "round_id": rid,
-                    "amount": STAKE,
-                    **common,
-                }
-            )
-            if rng.random() < args.rollbacks:
-                send(
-                    {
-                        "action": "rollback",
-                        "transaction_id": f"{rid}-x",
-                        "round_id": rid,
-                        "reference_transaction_id": f"{rid}-b",
-                        **common,
-                    }
-                )
-            else:
-                win = "2.00" if rng.random() < 0.49 else "0"
-                send(
-                    {
-                        "action": "win",
-                        "transaction_id": f"{rid}-w",
-                        "round_id": rid,
-                        "amount": win,
-                        **common,
-                    }
-                )
-        stats.add(latencies, verdicts, mismatched)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.concurrency)]
-    for t in threads:
-        t.start()
-    stop_at[0] = time.monotonic() + args.seconds
-    started = time.monotonic()
-    start_gate.wait()
-    for t in threads:
-        t.join()
-    return stats, time.monotonic() - started
+def percentile(sorted_values: list[float], q: float) -> float:
+    """In milliseconds; 0 when there is nothing."""
+    if not sorted_values:
+        return 0.0
+    if q == 0.5:
+        return 1000 * statistics.median(sorted_values)
+    return 1000 * sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
 
 # --- raw SQL phase ---------------------------------------------------------------------------
@@ -487,75 +484,141 @@ def summarize_profile(path: str, top: int = 25) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 
+def start_profiler(args: argparse.Namespace, server: subprocess.Popen) -> subprocess.Popen:
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen(  # noqa: S603
+        [
+            py_spy,
+            "record",
+            "--format",
+            "raw",
+            "--output",
+            args.profile,
+            "--duration",
+            str(int(args.seconds)),
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--pid",
+            str(worker_pids(server.pid)[0]),
+            *(["--idle"] if args.profile_idle else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float) -> str:
+    """The same-run table, and the one-line summary."""
+    j, f = jx.results, floor.results
+    c = args.concurrency
+
+    def cpu_ms(r: dict) -> float:
+        return 1000 * r["server_cpu_s"] / max(r["n"], 1)
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b else "-"
+
+    rows = [
+        (f"bets/s, {c} connections", f"{j['sat']['per_s']:.0f}", f"{f['sat']['per_s']:.0f}",
+         ratio(j["sat"]["per_s"], f["sat"]["per_s"])),
+        (f"p50 / p99 ms, {c} connections", f"{j['sat']['p50']:.0f} / {j['sat']['p99']:.0f}",
+         f"{f['sat']['p50']:.0f} / {f['sat']['p99']:.0f}", ""),
+        ("bets/s, 4 connections", f"{j['c4']['per_s']:.0f}", f"{f['c4']['per_s']:.0f}",
+         ratio(j["c4"]["per_s"], f["c4"]["per_s"])),
+        ("p50 / p99 ms, 4 connections", f"{j['c4']['p50']:.1f} / {j['c4']['p99']:.1f}",
+         f"{f['c4']['p50']:.1f} / {f['c4']['p99']:.1f}", ""),
+        ("sequential ms per bet (mean)", f"{j['seq']['mean']:.1f}", f"{f['seq']['mean']:.1f}",
+         ratio(j["seq"]["mean"], f["seq"]["mean"])),
+        (f"server CPU ms per bet, {c} connections", f"{cpu_ms(j['sat']):.2f}",
+         f"{cpu_ms(f['sat']):.2f}", ratio(cpu_ms(j["sat"]), cpu_ms(f["sat"]))),
+        ("replay p50 / first bet p50 ms (4 conn)",
+         f"{j['dup']['dup_p50']:.1f} / {j['dup']['p50']:.1f}", "",
+         ratio(j["dup"]["dup_p50"], j["dup"]["p50"])),
+    ]  # fmt: skip
+    print(f"\n{'figure (same run)':42} {'JackpotX':>15} {'floor':>15} {'ratio':>6}")
+    for name, a, b, r in rows:
+        print(f"{name:42} {a:>15} {b:>15} {r:>6}")
+    busiest = max(r["client_cpu_s"] / r["elapsed"] for r in (*j.values(), *f.values()))
+    print(f"{'raw SQL tx/s, ' + str(c) + ' clients (psycopg2)':42} {raw_per_s:>15.0f}")
+    print(f"load generator: at most {100 * busiest:.0f}% of one core in any phase")
+    return (
+        f"vs_floor={j['sat']['per_s'] / f['sat']['per_s']:.2f} "
+        f"jackpotx_bets_per_s={j['sat']['per_s']:.0f} floor_bets_per_s={f['sat']['per_s']:.0f} "
+        f"jackpotx_p99_4_ms={j['c4']['p99']:.1f} floor_p99_4_ms={f['c4']['p99']:.1f} "
+        f"jackpotx_seq_ms={j['seq']['mean']:.1f} floor_seq_ms={f['seq']['mean']:.1f} "
+        f"replay_vs_bet={j['dup']['dup_p50'] / j['dup']['p50']:.2f} "
+        f"raw_tx_per_s={raw_per_s:.0f}"
+    )
+
+
 def main() -> None:
     args = parse_args()
     if args.profile and not Path(sys.executable).with_name("py-spy").exists():
         raise SystemExit(f"--profile needs py-spy: {sys.executable} -m pip install py-spy")
     mode = "hot (one wallet)" if args.hot else f"{args.players} wallets"
-    print(f"bench: {mode}, {args.concurrency} concurrent clients, {args.seconds:.0f} s per phase")
+    print(
+        f"bench: {mode}, {args.concurrency} connections at saturation, {args.seconds:.0f} s per "
+        f"phase, {args.workers} worker(s); load {os.getloadavg()[0]:.1f}"
+    )
+    floor_db = f"{args.db_name}_floor"
     db_url = create_database(args.pg, args.db_name)
+    floor_url = create_database(args.pg, floor_db)
     try:
         env = app_env(args, db_url)
         t0 = time.monotonic()
         secret, tokens, wallet_ids = seed(env, args.players, args.engagement)
-        print(f"seeded {len(tokens)} players in {time.monotonic() - t0:.1f} s")
-        port = free_port()
-        server = start_server(env, port)
-        profiler = None
+        floor_dsn = floor_url.replace("postgresql+psycopg2://", "postgresql://")
+        floor_mod.create_schema(floor_dsn, tokens, 100_000_000_00, CURRENCY)
+        print(f"seeded {len(tokens)} players (JackpotX and floor) in {time.monotonic() - t0:.1f} s")
+        floor_env = {**env, "FLOOR_DSN": floor_dsn, "FLOOR_SECRET": secret}
+        jx_port, floor_port = free_port(), free_port()
+        jx = Target(
+            "jackpotx", jx_port, f"/api/provider-callback/{PROVIDER}", start_server(env, jx_port)
+        )
         try:
-            if args.profile:
-                pids = worker_pids(server.pid)
-                py_spy = str(Path(sys.executable).with_name("py-spy"))
-                profiler = subprocess.Popen(  # noqa: S603
-                    [
-                        py_spy,
-                        "record",
-                        "--format",
-                        "raw",
-                        "--output",
-                        args.profile,
-                        "--duration",
-                        str(int(args.seconds)),
-                        "--rate",
-                        "200",
-                        "--nonblocking",
-                        "--pid",
-                        str(pids[0]),
-                        *(["--idle"] if args.profile_idle else []),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            stats, elapsed = http_phase(args, port, secret, tokens)
-            if profiler is not None:
-                profiler.wait(60)
+            floor = Target(
+                "floor", floor_port, "/bet", start_server(floor_env, floor_port, "bench.floor:app")
+            )
+            try:
+                # Back to back per phase, so both see the same machine.
+                for phase, connections in (("seq", 1), ("c4", 4), ("sat", args.concurrency)):
+                    for target in (jx, floor):
+                        profiler = None
+                        if args.profile and target is jx and phase == "sat":
+                            profiler = start_profiler(args, jx.proc)
+                        load(args, target, secret, tokens, phase=phase, connections=connections)
+                        if profiler is not None:
+                            profiler.wait(60)
+                load(args, jx, secret, tokens, phase="dup", connections=4, mode="dup")
+            finally:
+                stop_server(floor.proc)
         finally:
-            stop_server(server)
+            stop_server(jx.proc)
         problems = reconcile(env)
-        lat = sorted(stats.latencies)
-        n = len(lat)
-        callbacks_per_s = n / elapsed
-        p50 = statistics.median(lat) * 1000 if lat else 0.0
-        p99 = lat[min(n - 1, int(n * 0.99))] * 1000 if lat else 0.0
-        print(f"http: {n} callbacks in {elapsed:.1f} s; answers {dict(stats.verdicts)}")
-        print(f"duplicates answered differently: {stats.mismatched_duplicates}")
+        mismatched = jx.results["dup"]["mismatched"]
+        print(f"duplicates answered differently: {mismatched}")
         print(f"reconcile: {'clean' if not problems else f'{len(problems)} PROBLEMS'}")
         for problem in problems[:10]:
             print(f"  {problem}")
         raw_count, raw_elapsed = raw_phase(args, db_url, wallet_ids)
         raw_per_s = raw_count / raw_elapsed
-        print(f"raw: {raw_count} transactions in {raw_elapsed:.1f} s")
         if args.profile:
             summarize_profile(args.profile)
-        print(
-            f"callbacks_per_s={callbacks_per_s:.0f} p50_ms={p50:.1f} p99_ms={p99:.1f} "
-            f"raw_tx_per_s={raw_per_s:.0f} ratio={callbacks_per_s / raw_per_s:.2f}"
+        print(report(args, jx, floor, raw_per_s))
+        refused = sum(
+            n
+            for r in (*jx.results.values(), *floor.results.values())
+            for verdict, n in r["verdicts"].items()
+            if not verdict.startswith("ok")
         )
-        if problems or stats.mismatched_duplicates:
+        if problems or mismatched or refused:
+            print(f"FAILED: {refused} refused bets")
             sys.exit(1)
     finally:
         if not args.keep_db:
             drop_database(args.pg, args.db_name)
+            drop_database(args.pg, floor_db)
 
 
 if __name__ == "__main__":

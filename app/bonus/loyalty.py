@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import insert, literal_column, select, update
 
 from app.bonus.models import LoyaltyAccount, LoyaltyEvent, LoyaltyLevel
 from app.core import notifications
@@ -61,15 +61,6 @@ def points_for(cash_stake: int, currency: str) -> int:
     return cash_stake * rate // 10 ** exponent(currency)
 
 
-def _level_for(points: int) -> str | None:
-    return db.session.scalar(
-        select(LoyaltyLevel.code)
-        .where(LoyaltyLevel.min_points <= points)
-        .order_by(LoyaltyLevel.min_points.desc())
-        .limit(1)
-    )
-
-
 def _move(user_id: int, delta: int) -> None:
     """Add ``delta`` to the account (created on first use) and keep its level in step."""
     accounts = table_of(LoyaltyAccount)
@@ -92,8 +83,18 @@ def _move(user_id: int, delta: int) -> None:
             .where(a.user_id == user_id)
             .values(points=a.points + delta, updated_at=utcnow())
         )
-    row = db.session.execute(stmt.returning(a.points, a.level_code)).one()
-    level = _level_for(row.points)
+    # The level the new points reach, read by the same statement (no second round trip). The
+    # new row's points are named as text: SQLAlchemy does not correlate a subquery in
+    # RETURNING with the target table (it would read every account's old points).
+    reached = (
+        select(LoyaltyLevel.code)
+        .where(LoyaltyLevel.min_points <= literal_column(f"{accounts.name}.points"))
+        .order_by(LoyaltyLevel.min_points.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = db.session.execute(stmt.returning(a.points, a.level_code, reached.label("reached"))).one()
+    level = row.reached
     if level != row.level_code:
         db.session.execute(
             update(accounts)
@@ -109,7 +110,7 @@ def _move(user_id: int, delta: int) -> None:
 
 
 def _level_up_notice(user_id: int, code: str) -> None:
-    level = db.session.get_one(LoyaltyLevel, code)  # just read by _level_for
+    level = db.session.get_one(LoyaltyLevel, code)
     if level.min_points == 0:
         return  # the starting level is not news
     name = level.name
@@ -123,23 +124,28 @@ def _level_up_notice(user_id: int, code: str) -> None:
     )
 
 
+_WAGER_EVENT = insert(table_of(LoyaltyEvent))
+
+
 def on_play(event: play_events.PlayEvent) -> None:
     """``play_events`` listener (callback transaction)."""
     if event.kind == "bet":
         points = points_for(event.cash_part, event.currency)
         if points <= 0:
             return
-        db.session.add(
-            LoyaltyEvent(
-                user_id=event.user_id,
-                kind="wager",
-                points=points,
-                currency=event.currency,
-                amount=event.cash_part,
-                provider_transaction_id=event.transaction_id,
-            )
+        # A Core insert built once (no unit-of-work flush on the bet path).
+        db.session.execute(
+            _WAGER_EVENT,
+            {
+                "user_id": event.user_id,
+                "kind": "wager",
+                "points": points,
+                "currency": event.currency,
+                "amount": event.cash_part,
+                "provider_transaction_id": event.transaction_id,
+                "created_at": utcnow(),
+            },
         )
-        db.session.flush()
         _move(event.user_id, points)
     elif event.kind in ("refund", "rollback") and event.reverses == "bet":
         _reverse(event)

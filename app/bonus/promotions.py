@@ -18,10 +18,11 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from app.bonus import abuse as bonus_abuse
 from app.bonus import bonuses, free_spins
@@ -617,6 +618,15 @@ def _active_bonus(user_id: int, currency: str) -> PlayerBonus | None:
     )
 
 
+def wanted(user_id: Any, currency: Any, _game_id: Any, _now: Any) -> ColumnElement[bool]:
+    """``play_events`` bet probe: is a bonus being wagered in the bet's currency? (Without
+    one, :func:`on_play` does nothing for a bet.)"""
+    b = PlayerBonus
+    return (
+        select(b.id).where(b.user_id == user_id, b.currency == currency, b.status == "active")
+    ).exists()
+
+
 def on_play(event: play_events.PlayEvent) -> None:
     """``play_events`` listener (callback transaction, wallet locked by the callback)."""
     if event.kind == "bet" or (event.kind in ("refund", "rollback") and event.reverses == "bet"):
@@ -747,19 +757,33 @@ def forfeit_for_withdrawal(user_id: int, currency: str, actor: Any = None) -> No
         _end(bonus, "forfeited", "forfeited on withdrawal request", actor=actor)
 
 
-def check_bet(user_id: int, amount_minor: int, currency: str) -> None:
-    """``play_guard`` check: the max bet of the bonus being wagered."""
-    limit = db.session.scalar(
-        select(PlayerBonus.max_bet_minor).where(
-            PlayerBonus.user_id == user_id,
-            PlayerBonus.currency == currency,
-            PlayerBonus.status == "active",
-        )
-    )
+def check_bet(
+    user_id: int, amount_minor: int, currency: str, *, probed: Sequence[Any] | None = None
+) -> None:
+    """``play_guard`` check (probe: :func:`max_bet_probe`): the max bet of the bonus being
+    wagered."""
+    if probed is None:
+        limit = db.session.scalar(select(*max_bet_probe(user_id, currency, None)))
+    else:
+        (limit,) = probed
     if limit is not None and amount_minor > limit:
         raise MaxBetExceeded(
             f"The maximum bet while wagering a bonus is {format_minor(limit, currency)} {currency}"
         )
+
+
+def max_bet_probe(user_id: Any, currency: Any, _now: Any) -> tuple[ColumnElement[Any], ...]:
+    """The max bet of the player's active bonus in ``currency`` (at most one is open: a partial
+    unique index), for ``play.guard`` to read with the player."""
+    return (
+        select(PlayerBonus.max_bet_minor)
+        .where(
+            PlayerBonus.user_id == user_id,
+            PlayerBonus.currency == currency,
+            PlayerBonus.status == "active",
+        )
+        .scalar_subquery(),
+    )
 
 
 def expire_due(now: datetime | None = None) -> int:

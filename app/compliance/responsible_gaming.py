@@ -20,12 +20,13 @@ Each raises ``SelfExcluded`` or ``LimitExceeded`` and otherwise returns None.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm.util import identity_key
 
@@ -38,7 +39,7 @@ from app.compliance.models import (
     RgSettings,
 )
 from app.core import audit, events
-from app.core.base import UTCDateTime, utcnow
+from app.core.base import utcnow
 from app.core.db import atomic, in_atomic, lock_one, table_of
 from app.core.errors import Conflict, LimitExceeded, NotFound, SelfExcluded, ValidationError
 from app.core.extensions import db
@@ -554,19 +555,22 @@ def check_game_launch_allowed(user: User) -> None:
     _touch_session(user, start=True)
 
 
-def check_bet_allowed(user: Any, amount_minor: int, currency: str) -> None:
+def check_bet_allowed(
+    user: Any, amount_minor: int, currency: str, *, state: Sequence[Any] | None = None
+) -> None:
     """Refuse a bet an exclusion, a wager/loss limit or a session-time limit forbids.
 
     The loss check assumes the stake is lost (worst case), so a loss limit can never be passed.
     The bet callback maps ``SelfExcluded`` to PLAYER_BLOCKED and ``LimitExceeded`` to
     LIMIT_EXCEEDED. ``user`` needs only an ``id``. Every bet callback runs this: one query
-    says whether an exclusion or any limit that can bind a bet exists (most players have
-    none); only then are they read.
+    (:func:`bet_probe`, which the callback merges into its session lookup and passes as
+    ``state``) says whether an exclusion or any limit that can bind a bet exists (most players
+    have none); only then are they read.
     """
     now = utcnow()
-    excluded, limited = db.session.execute(
-        _BET_RG_STATE, {"rg_user_id": user.id, "rg_now": now, "rg_currency": currency}
-    ).one()
+    if state is None:
+        state = tuple(db.session.execute(select(*bet_probe(user.id, currency, now))).one())
+    excluded, limited = state[0], state[1]
     if excluded:
         _raise_if_excluded(user, "betting")
     session_limits, money_limits = _bet_limits(user.id, currency, now) if limited else ([], [])
@@ -589,19 +593,20 @@ def check_bet_allowed(user: Any, amount_minor: int, currency: str) -> None:
 
 _BET_LIMIT_TYPES = ("session_time", "wager", "loss")
 
-#: (exclusion in force?, any bet-binding limit?) in one round trip; built once.
-_BET_RG_STATE = select(
-    select(RgExclusion.id)
-    .where(*_in_force(bindparam("rg_user_id"), bindparam("rg_now", type_=UTCDateTime())))
-    .exists(),
-    select(RgLimit.id)
-    .where(
-        RgLimit.user_id == bindparam("rg_user_id"),
-        RgLimit.limit_type.in_(_BET_LIMIT_TYPES),
-        RgLimit.currency.in_([bindparam("rg_currency"), ""]),
+
+def bet_probe(user_id: Any, currency: Any, now: Any) -> tuple[ColumnElement[bool], ...]:
+    """(exclusion in force?, any bet-binding limit?) for ``play.guard`` to merge into the
+    statement that reads the player (plain values, columns or ``bindparam()``s)."""
+    return (
+        select(RgExclusion.id).where(*_in_force(user_id, now)).exists(),
+        select(RgLimit.id)
+        .where(
+            RgLimit.user_id == user_id,
+            RgLimit.limit_type.in_(_BET_LIMIT_TYPES),
+            or_(RgLimit.currency == currency, RgLimit.currency == ""),
+        )
+        .exists(),
     )
-    .exists(),
-)
 
 
 def _bet_limits(
@@ -683,13 +688,16 @@ class _PlayerRef:
     id: int
 
 
-def bet_guard(user_id: int, amount_minor: int, currency: str) -> None:
-    """The provider bet callback's hook: an excluded player is PLAYER_BLOCKED; a limit breach
-    stays ``LimitExceeded`` (the callback answers LIMIT_EXCEEDED)."""
+def bet_guard(
+    user_id: int, amount_minor: int, currency: str, *, probed: Sequence[Any] | None = None
+) -> None:
+    """The provider bet callback's hook (probe: :func:`bet_probe`): an excluded player is
+    PLAYER_BLOCKED; a limit breach stays ``LimitExceeded`` (the callback answers
+    LIMIT_EXCEEDED)."""
     # The callback has just read the player (and their status) with the session: only the id
     # is needed here, so no User row is loaded on the hot path.
     try:
-        check_bet_allowed(_PlayerRef(user_id), amount_minor, currency)
+        check_bet_allowed(_PlayerRef(user_id), amount_minor, currency, state=probed)
     except SelfExcluded as exc:
         raise PlayerBlocked(exc.message) from None
 

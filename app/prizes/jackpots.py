@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, func, literal, select
+from sqlalchemy import ColumnElement, String, cast, func, literal, select
 
 from app.core import audit, notifications
 from app.core.base import utcnow
@@ -76,6 +76,13 @@ EDITABLE = (
 
 
 # --------------------------------------------------------------------------- bet path
+
+
+def wanted(_user_id: Any, currency: Any, _game_id: Any, _now: Any) -> ColumnElement[bool]:
+    """``play_events`` bet probe: is any pool active in the bet's currency? (Without one,
+    :func:`on_play` would read no pool and write nothing.)"""
+    p = JackpotPool
+    return select(p.id).where(p.currency == currency, p.status == "active").exists()
 
 
 def on_play(event: play_events.PlayEvent) -> None:

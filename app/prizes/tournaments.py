@@ -31,7 +31,16 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import SQLColumnExpression, case, delete, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    case,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 
 from app.bonus import promotions
 from app.bonus.models import Promotion
@@ -87,6 +96,22 @@ def room(tournament_id: int) -> str:
 
 
 # --------------------------------------------------------------------------- play path
+
+
+def wanted(_user_id: Any, currency: Any, _game_id: Any, now: Any) -> ColumnElement[bool]:
+    """``play_events`` bet probe: is a tournament running in the bet's currency? (The same
+    conditions as :func:`on_play`'s read: without one it scores nothing.)"""
+    t = Tournament
+    return (
+        select(t.id)
+        .where(
+            t.currency == currency,
+            t.status == "scheduled",
+            t.starts_at <= now,
+            t.ends_at > now,
+        )
+        .exists()
+    )
 
 
 def on_play(event: play_events.PlayEvent) -> None:

@@ -155,6 +155,8 @@ class _Player:
     status_until: datetime | None
     game_id: int | None
     live: bool
+    #: The bet checks' probes, read with the session (``play.guard.probe_columns``).
+    probed: dict[Any, Any] | None = None
 
 
 _SESSION_COLS = (
@@ -177,16 +179,35 @@ def _build_player_by_token(_insert: Any) -> Any:
     )
 
 
-def _player(provider: ProviderConfig, req: CallbackRequest, *, live: bool) -> _Player:
+def _probe_columns() -> list[Any]:
+    return play_guard.probe_columns(
+        GameSession.user_id, GameSession.currency, play_guard.now_param()
+    )
+
+
+def _build_bettor_by_token(_insert: Any) -> Any:
+    return _build_player_by_token(_insert).add_columns(*_probe_columns())
+
+
+def _player(
+    provider: ProviderConfig, req: CallbackRequest, *, live: bool, probe: bool = False
+) -> _Player:
     """Who the callback is about: its session token, or (adapters) our player id.
 
     ``live=True`` (authenticate, balance, bet): the session must not have expired.
+    ``probe=True`` (bet): the same statement reads the bet checks' probes (``play.guard``).
     """
     token = _text(req.session_token, "session_token", required=False, limit=200)
     if token:
-        row = db.session.execute(
-            hot_statement("seamless.player_by_token", _build_player_by_token), {"token": token}
-        ).one_or_none()
+        if probe:
+            stmt = hot_statement(
+                f"seamless.bettor_by_token{play_guard.probes_key()}", _build_bettor_by_token
+            )
+            params: dict[str, Any] = {"token": token, "g_now": utcnow()}
+        else:
+            stmt = hot_statement("seamless.player_by_token", _build_player_by_token)
+            params = {"token": token}
+        row = db.session.execute(stmt, params).one_or_none()
         if row is None or row.provider_id != provider.id:
             raise CallbackError("INVALID_SESSION", "Unknown session token")
         if req.player_id is not None and req.player_id != row.user_id:
@@ -194,7 +215,7 @@ def _player(provider: ProviderConfig, req: CallbackRequest, *, live: bool) -> _P
     elif req.player_id is not None:
         # Protocols without a token on every call: the player's newest session with us.
         row = db.session.execute(
-            select(*_SESSION_COLS)
+            select(*_SESSION_COLS, *(_probe_columns() if probe else ()))
             .join(User, User.id == GameSession.user_id)
             .where(
                 GameSession.user_id == req.player_id,
@@ -202,7 +223,8 @@ def _player(provider: ProviderConfig, req: CallbackRequest, *, live: bool) -> _P
                 GameSession.demo.is_(False),
             )
             .order_by(GameSession.id.desc())
-            .limit(1)
+            .limit(1),
+            {"g_now": utcnow()} if probe else {},
         ).one_or_none()
         if row is None:
             raise CallbackError("INVALID_SESSION", "No game session for this player")
@@ -213,7 +235,15 @@ def _player(provider: ProviderConfig, req: CallbackRequest, *, live: bool) -> _P
     is_live = row.expires_at > utcnow()
     if live and not is_live:
         raise CallbackError("INVALID_SESSION", "The session has expired", reason="expired")
-    return _Player(row.user_id, row.currency, row.status, row.status_until, row.game_id, is_live)
+    return _Player(
+        row.user_id,
+        row.currency,
+        row.status,
+        row.status_until,
+        row.game_id,
+        is_live,
+        play_guard.probed_from(row) if probe else None,
+    )
 
 
 def _balances(user_id: int, currency: str) -> tuple[int, int]:
@@ -382,15 +412,26 @@ def _build_round_upsert(dialect_insert: Any) -> Any:
     ).returning(r.id)
 
 
+def _build_round_upsert_probed(dialect_insert: Any) -> Any:
+    """The round upsert that also answers the listeners' bet probes (``play.events``): after
+    the wallet lock, so they see what the listeners' own reads would see."""
+    return _build_round_upsert(dialect_insert).returning(*play_events.wanted_columns())
+
+
 def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     tx_ext = _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
-    player = _player(provider, req, live=True)
+    player = _player(provider, req, live=True, probe=True)
     currency, amount = _money(req, player)
     _check_currency(provider, currency, player.currency)
     try:
         play_guard.check_bet_allowed(
-            player.user_id, amount, currency, player.status, player.status_until
+            player.user_id,
+            amount,
+            currency,
+            player.status,
+            player.status_until,
+            probed=player.probed,
         )
     except play_guard.PlayerBlocked:
         raise CallbackError("PLAYER_BLOCKED", "This account may not play") from None
@@ -437,9 +478,12 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         )
     cash_part, bonus_part = wallet.split_stake(w, amount)
     now = utcnow()
-    round_id = db.session.execute(
-        hot_statement("seamless.round_upsert", _build_round_upsert),
+    upserted = db.session.execute(
+        hot_statement(
+            f"seamless.round_upsert{play_events.wanted_key()}", _build_round_upsert_probed
+        ),
         {
+            **play_events.wanted_params(player.user_id, currency, game_id, now),
             "provider_id": provider.id,
             "external_round_id": round_ext,
             "user_id": player.user_id,
@@ -455,8 +499,8 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             "created_at": now,
             "updated_at": now,
         },
-    ).scalar_one_or_none()
-    if round_id is None:
+    ).one_or_none()
+    if upserted is None:
         existing = _round(provider, round_ext)
         if (
             existing is not None
@@ -487,6 +531,7 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             play_events.PlayEvent(
                 "bet", player.user_id, currency, amount, cash_part, bonus_part,
                 provider.id, game_id, round_ext, claim,
+                not_wanted=play_events.not_wanted(upserted),
             )
         )  # fmt: skip
     return CallbackResult(
