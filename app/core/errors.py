@@ -234,9 +234,10 @@ def outage_response():
     return response
 
 
-def _handle_outage(exc: Exception):
+def log_outage(exc: BaseException) -> None:
+    """The one log line of an outage: which dependency, which request (the record carries the
+    correlation id), the exception."""
     kind = outage_kind(exc) or "database"
-    _rollback_quietly()
     log.error(
         "%s unavailable on %s %s: %s",
         kind,
@@ -245,10 +246,16 @@ def _handle_outage(exc: Exception):
         type(exc).__name__,
         exc_info=exc,
     )
+
+
+def handle_outage(exc: Exception):
+    """Roll back, log, answer 503 + ``Retry-After``: what every API outage gets."""
+    rollback_quietly()
+    log_outage(exc)
     return outage_response()
 
 
-def _rollback_quietly() -> None:
+def rollback_quietly() -> None:
     try:
         db.session.rollback()
     except Exception:  # the connection is gone; the pool discards it
@@ -259,7 +266,7 @@ def _handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return _handle_http(exc)
     if outage_kind(exc) is not None:
-        return _handle_outage(exc)
+        return handle_outage(exc)
     log.exception("unhandled error on %s %s", request.method, request.path)
     message = "An unexpected error occurred"
     if current_app.config.get("ENV") == "development" and current_app.debug:
@@ -270,8 +277,8 @@ def _handle_unexpected(exc: Exception):
 def init_app(app: Flask) -> None:
     app.register_error_handler(AppError, _handle_app_error)
     app.register_error_handler(HTTPException, _handle_http)
-    app.register_error_handler(redis.exceptions.ConnectionError, _handle_outage)
-    app.register_error_handler(redis.exceptions.TimeoutError, _handle_outage)
-    app.register_error_handler(PoolTimeout, _handle_outage)
+    app.register_error_handler(redis.exceptions.ConnectionError, handle_outage)
+    app.register_error_handler(redis.exceptions.TimeoutError, handle_outage)
+    app.register_error_handler(PoolTimeout, handle_outage)
     app.register_error_handler(DBAPIError, _handle_unexpected)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -12,7 +12,12 @@ import time
 from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.core import errors
 from app.core.extensions import client_ip, limiter
 from app.play.callbacks import actions, protocol
 from app.play.callbacks import log as callback_log
@@ -48,6 +53,38 @@ def _no_rate_limit_headers(response):
     return response
 
 
+def _wire(adapter, path: str | None) -> WireRequest:
+    return WireRequest(
+        body=request.get_data(cache=True),
+        headers=request.headers,
+        form=request.form if adapter.form_encoded else {},
+        path=path,
+    )
+
+
+@blp.errorhandler(PoolTimeout)
+@blp.errorhandler(OperationalError)
+@blp.errorhandler(InterfaceError)
+@blp.errorhandler(RedisConnectionError)
+@blp.errorhandler(RedisTimeoutError)
+def _outage(exc: Exception):
+    """An outage before a callback reached the wallet core (the provider lookup, a request
+    gate): the protocol's own retryable error when this process knows the provider, else the
+    API's 503 (the provider retries either way; nothing moved)."""
+    view_args = request.view_args or {}
+    provider = protocol.last_known_provider(str(view_args.get("provider_code", "")))
+    if provider is None:
+        return errors.handle_outage(exc)
+    errors.rollback_quietly()
+    errors.log_outage(exc)
+    adapter = ADAPTERS[provider.protocol]
+    result = protocol.CallbackResult(
+        "error", code=protocol.RETRYABLE_CODE, message="Temporary failure, retry"
+    )
+    out = adapter.respond(provider, result, _wire(adapter, view_args.get("action")))
+    return Response(out.data, status=200, headers=out.headers, mimetype=out.mimetype)
+
+
 def _dispatch(provider_code: str, path: str | None):
     started = time.perf_counter()
     provider = protocol.provider_config(provider_code)
@@ -57,12 +94,7 @@ def _dispatch(provider_code: str, path: str | None):
         return response
     adapter = ADAPTERS[provider.protocol]
     ip = request.remote_addr
-    wire = WireRequest(
-        body=request.get_data(cache=True),
-        headers=request.headers,
-        form=request.form if adapter.form_encoded else {},
-        path=path,
-    )
+    wire = _wire(adapter, path)
 
     def answer(result: protocol.CallbackResult) -> Response:
         out = adapter.respond(provider, result, wire)

@@ -173,6 +173,13 @@ def clear_caches() -> None:
 _provider_loading = threading.Lock()
 
 
+def last_known_provider(code: str) -> ProviderConfig | None:
+    """The provider as this process last read it, however old, without asking the database
+    (to answer in its protocol while the database is unreachable)."""
+    hit = _provider_cache.get(code)
+    return None if hit is None else hit[1]
+
+
 def provider_config(code: str) -> ProviderConfig | None:
     hit = _provider_cache.get(code)
     if hit is not None and hit[0] > time.monotonic():
