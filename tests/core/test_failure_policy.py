@@ -189,3 +189,21 @@ def test_a_webhook_body_over_the_limit_is_413(client):
         content_type="application/json",
     )
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5_000 + b"]" * 5_000,
+        b'{"event": "payment.completed", "event": "payment.failed", "transaction_id": "x"}',
+    ],
+    ids=["deep", "key twice"],
+)
+def test_a_correctly_signed_hostile_webhook_is_a_400_and_changes_nothing(client, body):
+    from tests.payments_helpers import signed_sandbox
+
+    sandbox_gateway()
+    raw, headers = signed_sandbox(body)
+    response = client.post("/api/payment/webhook/sandbox", data=raw, headers=headers)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["code"] == "VALIDATION_ERROR"

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 
 import requests
 
+from app.core import jsonsafe
 from app.payments.gateways.base import (
     DepositSession,
     GatewayAdapter,
@@ -119,9 +119,11 @@ class StripeAdapter(GatewayAdapter):
 
     def parse_webhook(self, body: bytes, headers: dict[str, str]) -> WebhookEvent | None:
         try:
-            payload = json.loads(body)
-        except ValueError:
-            raise WebhookMalformed("body", "The body is not JSON") from None
+            # Nesting bounded, a key given twice refused (the signer and we could read
+            # different values), numbers as the gateway sent them.
+            payload = jsonsafe.loads(body, unique_keys=True, exact_numbers=False)
+        except jsonsafe.JSONRejected as exc:
+            raise WebhookMalformed("body", str(exc)) from None
         if not isinstance(payload, dict):
             raise WebhookMalformed("body", "The body must be a JSON object")
         kind = payload.get("type")
