@@ -210,7 +210,14 @@ def test_a_held_wallet_lock_neither_freezes_other_players_nor_the_locked_one(
 
 
 def test_a_hot_wallet_and_an_exhausted_pool_answer_retryable_never_500(
-    app, database_url, private_redis, committed_db, factory, monkeypatch, tmp_path
+    app,
+    requires_postgres,
+    database_url,
+    private_redis,
+    committed_db,
+    factory,
+    monkeypatch,
+    tmp_path,
 ):
     """A small pool (2 connections, no overflow, 1 s wait). First 400 bets at once on one
     wallet; then 300 bets over 30 players with 60 balance reads of a signed-in player at
