@@ -12,10 +12,15 @@ from app.conformance.base import Driver, Outcome
 from app.conformance.fixtures import prepare
 from app.conformance.hub88 import Hub88Driver
 from app.conformance.native import NativeDriver
+from app.conformance.pragmatic import PragmaticDriver
 from app.conformance.scenarios import SCENARIOS, Context
 
 #: protocol -> its driver. A protocol without one here cannot be tested yet.
-DRIVERS: dict[str, type[Driver]] = {"native": NativeDriver, "hub88": Hub88Driver}
+DRIVERS: dict[str, type[Driver]] = {
+    "native": NativeDriver,
+    "hub88": Hub88Driver,
+    "pragmatic": PragmaticDriver,
+}
 
 
 @dataclass

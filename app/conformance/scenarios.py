@@ -541,7 +541,7 @@ def malformed_json_is_refused(ctx: Context) -> None:
 # --- protocol features -----------------------------------------------------------------------
 
 
-@scenario("protocol", "native")
+@scenario("protocol", "native", "pragmatic")
 def rollback_with_another_amount_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
     expect(ctx, d.bet(s, ctx.id("b70"), ctx.id("r70"), "2.00"), "ok")
@@ -572,3 +572,81 @@ def refusals_are_signed_too(ctx: Context) -> None:
     reply = expect(ctx, d.send(path, body, {}), "bad_signature")
     if not reply.answer_signed:
         raise Failed("a refusal must be signed like any answer")
+
+
+@scenario("protocol", "pragmatic")
+def authenticate_names_the_player_and_echoes_the_token(ctx: Context) -> None:
+    s = ctx.setup.main
+    reply = expect(ctx, ctx.driver.info(s), "ok", balance=balance_of(ctx, s))
+    answer = reply.body if isinstance(reply.body, dict) else {}
+    if (answer.get("userId"), answer.get("token"), answer.get("currency")) != (
+        str(s.user_id),
+        s.token,
+        s.currency,
+    ):
+        raise Failed("authenticate must answer userId, the token and the currency")
+
+
+@scenario("protocol", "pragmatic")
+def unknown_user_is_player_not_found(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    reply = d.call("balance", s, {"userId": "987654321987", "token": None})
+    if reply.code != "2":
+        raise Failed(f"expected error 2 (player not found), got {reply.code}")
+
+
+@scenario("protocol", "pragmatic")
+def missing_parameter_is_bad_parameters(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    fields = {**d.bet_fields(ctx.id("b80"), ctx.id("r80"), "1.00"), "roundId": None}
+    expect(ctx, d.call("bet", s, fields), "bad_request")
+    same_balance(ctx, s, before)
+
+
+@scenario("protocol", "pragmatic")
+def bonus_win_pays_its_round_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b81"), ctx.id("r81"), "1.00"), "ok")
+    before = balance_of(ctx, s)
+    fields = {"reference": ctx.id("bw81"), "roundId": ctx.id("r81"), "amount": "6.40",
+              "bonusCode": ctx.id("frb81")}  # fmt: skip
+    first = expect(ctx, d.call("bonus_win", s, fields), "ok", balance=before + 640)
+    again = expect(ctx, d.call("bonus_win", s, fields), "ok", balance=before + 640)
+    if (first.body or {}).get("transactionId") != (again.body or {}).get("transactionId"):
+        raise Failed("the retried bonusWin answered another transactionId")
+    if balance_of(ctx, s) != before + 640:
+        raise Failed("the bonus win was not credited exactly once")
+
+
+@scenario("protocol", "pragmatic")
+def promo_win_credits_once_outside_any_round(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    fields = {"reference": ctx.id("pw82"), "campaignId": ctx.id("camp82"), "amount": "12.00"}
+    expect(ctx, d.call("promo_win", s, fields), "ok", balance=before + 1200)
+    expect(ctx, d.call("promo_win", s, fields), "ok", balance=before + 1200)
+    expect(ctx, d.call("promo_win", s, {**fields, "amount": "13.00"}), "duplicate")
+    if balance_of(ctx, s) != before + 1200:
+        raise Failed("the promo win was not credited exactly once")
+
+
+@scenario("protocol", "pragmatic")
+def promo_win_in_another_currency_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    before = balance_of(ctx, s)
+    fields = {"reference": ctx.id("pw83"), "campaignId": ctx.id("camp83"), "amount": "1.00",
+              "currency": "USD"}  # fmt: skip
+    expect(ctx, d.call("promo_win", s, fields), "wrong_currency")
+    same_balance(ctx, s, before)
+
+
+@scenario("protocol", "pragmatic")
+def jackpot_win_from_an_unknown_pool_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, ctx.driver
+    expect(ctx, d.bet(s, ctx.id("b84"), ctx.id("r84"), "1.00"), "ok")
+    before = balance_of(ctx, s)
+    fields = {"reference": ctx.id("jw84"), "roundId": ctx.id("r84"), "amount": "50.00",
+              "jackpotId": "cf-no-such-pool"}  # fmt: skip
+    expect(ctx, d.call("jackpot_win", s, fields), "bad_request")
+    same_balance(ctx, s, before)

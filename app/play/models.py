@@ -44,6 +44,7 @@ ROUND_STATES = StateMachine("game round", {"open": {"closed", "cancelled"}})
 PROVIDER_PROTOCOLS = ("native", "pragmatic", "hub88")
 PROVIDER_ACTIONS = (
     "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
+    "promo_win",
 )  # fmt: skip
 
 

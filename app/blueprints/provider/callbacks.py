@@ -100,7 +100,9 @@ def _dispatch(provider_code: str, path: str | None):
         out = adapter.respond(provider, result, wire)
         return Response(out.data, status=200, headers=out.headers, mimetype=out.mimetype)
 
-    def refused(code: str, message: str, *, signature_valid: bool) -> Response:
+    def refused(
+        code: str, message: str, *, signature_valid: bool, reason: str | None = None
+    ) -> Response:
         # A body we could not authenticate is logged by its start and size only.
         payload = adapter.raw_payload(wire) if signature_valid else unsigned_payload(wire.body)
         raw = protocol.CallbackRequest(action=path or "", payload=payload)
@@ -113,6 +115,7 @@ def _dispatch(provider_code: str, path: str | None):
                 signature_valid=signature_valid,
                 remote_ip=ip,
                 started=started,
+                reason=reason,
             )
         )
 
@@ -127,7 +130,7 @@ def _dispatch(provider_code: str, path: str | None):
     except BadSignature as exc:
         return refused("INVALID_SIGNATURE", str(exc), signature_valid=False)
     except protocol.CallbackError as exc:
-        return refused(exc.code, exc.message, signature_valid=True)
+        return refused(exc.code, exc.message, signature_valid=True, reason=exc.reason)
     return answer(actions.handle(provider, req, remote_ip=ip, started=started))
 
 

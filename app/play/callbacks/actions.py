@@ -23,6 +23,9 @@ Invariants:
 * Wins, refunds and rollbacks need no live session (providers settle after the player left)
   but must match the round's player, round and currency. A win that names its bet
   (``reference_transaction_id``) needs that bet, received, in that round.
+* A promotion prize the provider awards outside any round (``promo_win``: a tournament or
+  prize drop of the provider's own) is a cash win once per ``transaction_id``; like any win
+  it needs no live session and pays a suspended player.
 * A bet or win with ``close_round`` closes its round in the same transaction. A closed round
   takes no more bets; a cancelled (stale-settled) round takes nothing.
 """
@@ -227,7 +230,9 @@ def _player(
             {"g_now": utcnow()} if probe else {},
         ).one_or_none()
         if row is None:
-            raise CallbackError("INVALID_SESSION", "No game session for this player")
+            raise CallbackError(
+                "INVALID_SESSION", "No game session for this player", reason="player"
+            )
     else:
         raise CallbackError("INVALID_SESSION", "session_token is required")
     if row.demo:
@@ -1047,6 +1052,54 @@ def _jackpot_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResu
     )
 
 
+def _promo_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    """A prize of the provider's own promotion (``campaign_id``), outside any round: a cash
+    win, once per ``transaction_id``. The provider funds its promotions, so it is booked as
+    its payout (ledger ``win``) like a game win."""
+    tx_ext = _text(req.transaction_id, "transaction_id")
+    campaign = _text(req.campaign_id, "campaign_id")
+    player = _player(provider, req, live=False)
+    currency, amount = _money(req, player)
+    _check_currency(provider, currency, player.currency)
+    if amount <= 0:
+        raise CallbackError("VALIDATION_ERROR", "amount must be positive")
+    fingerprint = _fingerprint("promo_win", player.user_id, campaign, amount, currency)
+    claim = _claim(
+        provider,
+        req,
+        action="promo_win",
+        user_id=player.user_id,
+        reference_external_id=f"promo:{campaign}",
+        currency=currency,
+        amount=amount,
+        fingerprint=fingerprint,
+    )
+    if claim is None:
+        return _replay(provider, req, fingerprint)
+    w = wallet.lock(player.user_id, currency)
+    posting = wallet.post(
+        player.user_id,
+        currency,
+        "win",
+        cash_delta=amount,
+        source=provider.source,
+        idempotency_key=tx_ext,
+        reference_type="provider_transaction",
+        reference_id=claim,
+        meta={"promo_campaign": campaign},
+        locked=w,
+    )
+    return CallbackResult(
+        "ok",
+        balance=posting.balance,
+        bonus_balance=posting.bonus_balance,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
 def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     round_ext = _text(req.round_id, "round_id")
     tx_ext = _text(req.transaction_id, "transaction_id", required=False)
@@ -1118,6 +1171,7 @@ _HANDLERS = {
     "rollback": _reverse,
     "end_round": _end_round,
     "jackpot_win": _jackpot_win,
+    "promo_win": _promo_win,
 }
 
 

@@ -34,9 +34,10 @@ def refuse(
     signature_valid: bool,
     remote_ip: str | None,
     started: float,
+    reason: str | None = None,
 ) -> CallbackResult:
     """Answer (and log) a callback refused before it reached an action: signature, IP."""
-    result = CallbackResult("error", code=code, message=message)
+    result = CallbackResult("error", code=code, message=message, reason=reason)
     try:
         with atomic():
             record(provider_code, req, result, started, signature_valid, remote_ip, None)

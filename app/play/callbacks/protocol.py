@@ -64,6 +64,8 @@ class CallbackRequest:
     reference_transaction_id: str | None = None
     #: jackpot_win: our id of the jackpot pool the provider reports as won.
     jackpot_id: Any = None
+    #: promo_win: the provider's promotion (tournament, prize drop) that awards the prize.
+    campaign_id: Any = None
     #: Protocols without a currency field: the player's session currency applies.
     currency_from_player: bool = False
     #: A free round: the provider plays one spin of this free-spin grant (amount 0).
