@@ -148,6 +148,9 @@ def post(url: str, *, timeout: float = 30, **kw: Any) -> tuple[int, Any]:
         body = response.json()
     except ValueError:
         body = response.text[:200]
+    if response.status_code >= 500 and isinstance(body, dict):
+        # Which request it was, to find it in the server's log.
+        body["correlation_id"] = response.headers.get("X-Correlation-ID")
     return response.status_code, body
 
 
