@@ -16,7 +16,7 @@ import os
 # same variable to pick the plain gevent worker).
 os.environ["SOCKETIO_SERVER"] = "false"
 
-from app import create_app  # noqa: E402
+from app import create_app
 
 app = create_app()
 if not app.config["REDIS_URL"]:
