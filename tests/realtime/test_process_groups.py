@@ -36,3 +36,12 @@ def test_gunicorn_runs_the_api_group_on_plain_gevent_workers(monkeypatch):
     monkeypatch.delenv("SOCKETIO_SERVER")
     conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert conf["worker_class"] is conf["WebSocketWorker"]
+
+
+def test_gunicorn_workers_freeze_the_built_app_out_of_the_collectors_sight(monkeypatch):
+    import gc
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](None)
+    assert frozen == [True]
