@@ -1,7 +1,9 @@
 """gunicorn for Flask-SocketIO on gevent: one worker per process, WebSocket-capable.
 
 Scale out with more instances behind a load balancer (sticky sessions for Socket.IO); the
-Redis message queue joins them. Settings come from the environment.
+Redis message queue joins them. Provider callbacks and the JSON API can run in their own
+group (``wsgi_api:app``, ``SOCKETIO_SERVER=false``): plain gevent workers, ``WEB_WORKERS`` of
+them per instance. Settings come from the environment.
 """
 
 import os
@@ -36,9 +38,17 @@ class WebSocketWorker(GeventWebSocketWorker):
 # A container listens on all interfaces; outside one, set HOST or BIND.
 _host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104
 bind = os.environ.get("BIND", f"{_host}:{os.environ.get('PORT', '5000')}")
+#: ``SOCKETIO_SERVER=false`` (``wsgi_api:app``): a callbacks / JSON API group without
+#: Socket.IO, several plain gevent workers per instance (docs/perf.md, scale-out).
+SOCKETIO_SERVER = (os.environ.get("SOCKETIO_SERVER") or "true").strip().lower() in {
+    "1",
+    "true",
+    "yes",
+    "on",
+}
 # Flask-SocketIO needs one worker per process (sticky sessions); scale with instances.
 workers = int(os.environ.get("WEB_WORKERS", "1"))
-worker_class = WebSocketWorker
+worker_class = WebSocketWorker if SOCKETIO_SERVER else "gevent"
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
@@ -54,3 +64,12 @@ def post_fork(server, worker):
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
+
+
+def post_worker_init(worker):
+    # The app is built: move its import-time objects (modules, metadata, compiled statements)
+    # out of the collector's sight, so a full collection during a request walks only what
+    # requests allocate (a cheap cut of GC pauses in the tail; CPython's documented recipe).
+    import gc
+
+    gc.freeze()

@@ -5,6 +5,7 @@ One command (a few minutes with the defaults):
     .venv/bin/python bench/callbacks.py [--seconds 10]          # 100 players, one wallet each
     .venv/bin/python bench/callbacks.py --hot                   # every connection on ONE wallet
     .venv/bin/python bench/callbacks.py --profile /tmp/cb.txt   # + py-spy on JackpotX's worker
+    .venv/bin/python bench/callbacks.py --workers 1,2           # + saturation at 1 and 2 workers
 
 What it does:
 
@@ -29,6 +30,10 @@ What it does:
    floor ratios) and, as its last line:
    ``vs_floor=<n> jackpotx_bets_per_s=<n> floor_bets_per_s=<n> jackpotx_p99_4_ms=<n>
    floor_p99_4_ms=<n> jackpotx_seq_ms=<n> floor_seq_ms=<n> replay_vs_bet=<n> raw_tx_per_s=<n>``
+
+``--workers 1,2`` then runs a scale-out phase: saturation at each worker count against
+JackpotX's callbacks / JSON API group (``wsgi_api:app``: no Socket.IO, plain gevent workers)
+and the floor, and prints one ``scale_workers=<n> ...`` line per count.
 
 Exit status 1 if a bet was refused, a replay answered differently or the books do not
 reconcile. ``--profile FILE`` records JackpotX's worker with py-spy (``pip install py-spy``)
@@ -82,7 +87,12 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--db-name", default="jackpotx_bench")
     p.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
-    p.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    p.add_argument(
+        "--workers",
+        default="1",
+        help="gunicorn worker processes; a list (1,2) adds a scale-out phase: JackpotX's "
+        "callbacks group (wsgi_api:app, plain gevent workers) and the floor at each count",
+    )
     p.add_argument("--log-level", default="WARNING", help="app LOG_LEVEL during the run")
     p.add_argument("--profile", default=None, help="py-spy raw (folded) output file")
     p.add_argument(
@@ -97,6 +107,10 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.hot:
         args.players = 1
+    args.scale = [int(n) for n in str(args.workers).split(",") if n.strip()]
+    args.workers = args.scale[0]
+    if len(args.scale) == 1:
+        args.scale = []
     return args
 
 
@@ -552,6 +566,47 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
     )
 
 
+def scale_out(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    floor_env: dict[str, str],
+    secret: str,
+    tokens: list[str],
+) -> list[tuple[int, dict, dict]]:
+    """Saturation with 1, 2, ... workers: JackpotX's callbacks / JSON API group
+    (``wsgi_api:app``, no Socket.IO, plain gevent workers) then the floor, back to back."""
+    out = []
+    for n in args.scale:
+        jx_env = {**env, "WEB_WORKERS": str(n), "SOCKETIO_SERVER": "false"}
+        fl_env = {**floor_env, "WEB_WORKERS": str(n), "SOCKETIO_SERVER": "false"}
+        results = []
+        for name, target_env, app, path in (
+            ("jackpotx", jx_env, "wsgi_api:app", f"/api/provider-callback/{PROVIDER}"),
+            ("floor", fl_env, "bench.floor:app", "/bet"),
+        ):
+            port = free_port()
+            target = Target(name, port, path, start_server(target_env, port, app))
+            try:
+                results.append(
+                    load(
+                        args,
+                        target,
+                        secret,
+                        tokens,
+                        phase=f"w{n}",
+                        connections=args.concurrency,
+                    )
+                )
+            finally:
+                stop_server(target.proc)
+        print(
+            f"scale-out, {n} worker(s), {args.concurrency} connections: JackpotX (wsgi_api) "
+            f"{results[0]['per_s']:.0f} bets/s, floor {results[1]['per_s']:.0f} bets/s"
+        )
+        out.append((n, results[0], results[1]))
+    return out
+
+
 def main() -> None:
     args = parse_args()
     if args.profile and not Path(sys.executable).with_name("py-spy").exists():
@@ -595,6 +650,7 @@ def main() -> None:
                 stop_server(floor.proc)
         finally:
             stop_server(jx.proc)
+        scale = scale_out(args, env, floor_env, secret, tokens) if args.scale else []
         problems = reconcile(env)
         mismatched = jx.results["dup"]["mismatched"]
         print(f"duplicates answered differently: {mismatched}")
@@ -606,6 +662,13 @@ def main() -> None:
         if args.profile:
             summarize_profile(args.profile)
         print(report(args, jx, floor, raw_per_s))
+        for n, j_res, f_res in scale:
+            print(
+                f"scale_workers={n} jackpotx_api_bets_per_s={j_res['per_s']:.0f} "
+                f"floor_bets_per_s={f_res['per_s']:.0f} "
+                f"vs_floor={j_res['per_s'] / f_res['per_s']:.2f} "
+                f"jackpotx_api_p99_ms={j_res['p99']:.0f}"
+            )
         refused = sum(
             n
             for r in (*jx.results.values(), *floor.results.values())

@@ -159,6 +159,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
         "SOCKETIO_ASYNC_MODE": get("SOCKETIO_ASYNC_MODE", "gevent"),
+        # False in a process group that serves only provider callbacks and the JSON API
+        # (``wsgi_api.py``): no Socket.IO server there, events still go out on the Redis
+        # channel to the Socket.IO group. Ignored without Redis (embedded: one process).
+        "SOCKETIO_SERVER": _bool(env, "SOCKETIO_SERVER", True),
         # JxOriginals (the built-in studio): its callback secret (else generated and stored
         # encrypted), the casino base URL it calls back over HTTP, and that call's timeout.
         "JXORIGINALS_SECRET": get("JXORIGINALS_SECRET", ""),

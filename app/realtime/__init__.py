@@ -1,7 +1,8 @@
 """Real time: Socket.IO on gevent, fed by the event bus (``app.core.events``).
 
-``init_app`` binds the Socket.IO server (listening on the Redis channel when ``REDIS_URL`` is
-set), picks this process's emitter and subscribes it to the bus once per process.
+``init_app`` picks this process's emitter, subscribes it to the bus once per process and binds
+the Socket.IO server (listening on the Redis channel when ``REDIS_URL`` is set), unless
+``SOCKETIO_SERVER`` is off (a callbacks / JSON API process group, ``wsgi_api.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def init_app(app: Flask) -> None:
     from app.realtime.emitter import channel_for, make_emitter
 
     lean.install()
+    app.extensions["jx_emitter"] = make_emitter(app)
+    if not _subscribed:
+        bus.subscribe(delivery.deliver)
+        _subscribed = True
+    if app.config["REDIS_URL"] and not app.config["SOCKETIO_SERVER"]:
+        # A callbacks / JSON API process group (wsgi_api.py): it publishes on the Redis
+        # channel through the write-only emitter and serves no sockets itself.
+        return
     options = {}
     if app.config["REDIS_URL"]:
         options = {"message_queue": app.config["REDIS_URL"], "channel": channel_for(app)}
@@ -58,7 +67,3 @@ def init_app(app: Flask) -> None:
         max_http_buffer_size=64 * 1024,
         **options,
     )
-    app.extensions["jx_emitter"] = make_emitter(app)
-    if not _subscribed:
-        bus.subscribe(delivery.deliver)
-        _subscribed = True

@@ -357,6 +357,79 @@ def test_blocked_player_cannot_bet_but_is_still_paid(table, status):
     assert table.win("w1", "2.00")["balance"] == "97.00"
 
 
+@pytest.mark.parametrize("status", ["suspended", "banned"])
+def test_replay_of_an_applied_bet_for_a_since_blocked_player_gets_the_first_answer(table, status):
+    # Idempotency: the provider retries a bet it saw no answer to; the bet was placed, so the
+    # answer is the one it was given, not a refusal the provider would read as "never placed".
+    first = table.bet("b1", "5.00")
+    with atomic():
+        db.session.execute(sa.update(User).where(User.id == table.user_id).values(status=status))
+    assert table.bet("b1", "5.00") == first
+    assert table.bet("b2", "1.00")["code"] == "PLAYER_BLOCKED"
+    assert table.balances() == (95_00, 0)
+
+
+def test_replay_of_an_applied_bet_after_the_session_expired_gets_the_first_answer(table):
+    first = table.bet("b1", "5.00")
+    with atomic():
+        db.session.execute(
+            sa.update(GameSession)
+            .where(GameSession.token == table.token)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert table.bet("b1", "5.00") == first
+    assert table.bet("b1", "6.00")["code"] == "DUPLICATE_MISMATCH"
+    assert table.bet("b2", "1.00")["code"] == "INVALID_SESSION"
+
+
+def test_a_refused_bet_is_never_recorded_so_its_replay_is_checked_again(table):
+    with atomic():
+        db.session.execute(
+            sa.update(User).where(User.id == table.user_id).values(status="suspended")
+        )
+    assert table.bet("b1", "5.00")["code"] == "PLAYER_BLOCKED"
+    with atomic():
+        db.session.execute(sa.update(User).where(User.id == table.user_id).values(status="active"))
+    # The refusal claimed nothing: the retry is a first bet, checked and applied now.
+    assert table.bet("b1", "5.00")["status"] == "ok"
+    assert table.balances() == (95_00, 0)
+    assert table.bet("b2", "500.00")["code"] == "INSUFFICIENT_FUNDS"
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(ProviderTransaction.id)).where(
+                ProviderTransaction.external_id == "b2"
+            )
+        )
+        == 0
+    )
+
+
+def test_a_replayed_bet_reads_once_and_writes_only_its_log_row(table, app):
+    table.bet("b1", "5.00")
+    statements: list[str] = []
+
+    def count(_conn, _cursor, sql, *_args):
+        statements.append(sql)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert table.bet("b1", "5.00")["status"] == "ok"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    # The log row, the test's savepoints and the provider's config (cached per process in
+    # production, re-read here because tests change providers) are not the callback's own.
+    money = [
+        s
+        for s in statements
+        if not any(x in s for x in ("provider_callbacks", "SAVEPOINT", "FROM game_providers"))
+    ]
+    assert len(money) == 1, money
+    assert "FOR UPDATE" not in money[0]
+    assert "rg_sessions" not in money[0]
+
+
 def test_bet_check_hook_refuses_with_limit_exceeded(table):
     from app.core.errors import LimitExceeded
     from app.play import guard as play_guard

@@ -8,6 +8,9 @@ Invariants:
 * Idempotency first: a money callback claims ``(provider, transaction_id)`` with
   ``INSERT ... ON CONFLICT DO NOTHING`` before taking any lock. A duplicate gets the first
   answer (same content) or ``DUPLICATE_MISMATCH`` (different content) and moves nothing.
+  Bets, wins and reversals read an existing claim and its answer with the session (one
+  statement): a duplicate answers from it before the bet checks, without a lock, whatever
+  changed since (a since-banned player, an expired session get the stored first answer).
 * Validation (session, player status, currency, precision, game) happens before the lock;
   the wallet lock covers only the round update and the ledger insert.
 * Every change a callback makes to a player's rounds and money happens under that player's
@@ -41,7 +44,7 @@ from datetime import datetime
 from typing import Any, Literal, overload
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 
 from app.core.base import utcnow
 from app.core.db import atomic, parse_row_id, table_of
@@ -160,6 +163,9 @@ class _Player:
     live: bool
     #: The bet checks' probes, read with the session (``play.guard.probe_columns``).
     probed: dict[Any, Any] | None = None
+    #: The claim already made under this callback's transaction id and its stored answer,
+    #: read with the session (``_prior_columns``): a duplicate answers from it.
+    prior: Any = None
 
 
 _SESSION_COLS = (
@@ -174,12 +180,53 @@ _SESSION_COLS = (
 )
 
 
+_pt = table_of(ProviderTransaction).alias("prior")
+_plt = table_of(LedgerTransaction).alias("prior_tx")
+
+#: A claim and the answer it gave: the stored one (a callback that wrote no ledger row) or its
+#: ledger row's, as ``_replay`` answers it.
+_PRIOR_COLS = (
+    _pt.c.id.label("prior_id"),
+    _pt.c.action.label("prior_action"),
+    _pt.c.state.label("prior_state"),
+    _pt.c.fingerprint.label("prior_fingerprint"),
+    _pt.c.user_id.label("prior_user_id"),
+    _pt.c.currency.label("prior_currency"),
+    _pt.c.reference_external_id.label("prior_reference"),
+    func.coalesce(_pt.c.balance_after, _plt.c.balance_after, 0).label("prior_balance"),
+    func.coalesce(_pt.c.bonus_balance_after, _plt.c.bonus_balance_after, 0).label("prior_bonus"),
+)
+
+
+def _with_prior(stmt: Any, provider_id: Any) -> Any:
+    """``stmt`` (a select from ``game_sessions``) and the claim of ``prior_ext`` if there is
+    one: two unique-index probes in the statement the callback sends anyway."""
+    return (
+        stmt.add_columns(*_PRIOR_COLS)
+        .outerjoin(
+            _pt, and_(_pt.c.provider_id == provider_id, _pt.c.external_id == bindparam("prior_ext"))
+        )
+        .outerjoin(
+            _plt,
+            and_(
+                _pt.c.balance_after.is_(None),
+                _plt.c.source == bindparam("prior_source"),
+                _plt.c.idempotency_key == _pt.c.external_id,
+            ),
+        )
+    )
+
+
 def _build_player_by_token(_insert: Any) -> Any:
     return (
         select(*_SESSION_COLS)
         .join(User, User.id == GameSession.user_id)
         .where(GameSession.token == bindparam("token"))
     )
+
+
+def _build_player_by_token_prior(_insert: Any) -> Any:
+    return _with_prior(_build_player_by_token(_insert), GameSession.provider_id)
 
 
 def _probe_columns() -> list[Any]:
@@ -189,35 +236,52 @@ def _probe_columns() -> list[Any]:
 
 
 def _build_bettor_by_token(_insert: Any) -> Any:
-    return _build_player_by_token(_insert).add_columns(*_probe_columns())
+    return _build_player_by_token_prior(_insert).add_columns(*_probe_columns())
 
 
 def _player(
-    provider: ProviderConfig, req: CallbackRequest, *, live: bool, probe: bool = False
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    *,
+    live: bool,
+    probe: bool = False,
+    prior: bool = False,
 ) -> _Player:
     """Who the callback is about: its session token, or (adapters) our player id.
 
-    ``live=True`` (authenticate, balance, bet): the session must not have expired.
+    ``live=True`` (authenticate, balance, bet): the session must not have expired, unless
+    the callback is a duplicate (``prior``): its stored answer stands (see ``_replay``).
     ``probe=True`` (bet): the same statement reads the bet checks' probes (``play.guard``).
+    ``prior=True`` (money callbacks; implied by ``probe``): it also reads the claim already
+    made under ``req.transaction_id`` and its answer (``_Player.prior``).
     """
     token = _text(req.session_token, "session_token", required=False, limit=200)
+    prior = prior or probe
+    params: dict[str, Any] = {}
+    if prior:
+        params = {
+            "prior_ext": _text(req.transaction_id, "transaction_id"),
+            "prior_source": provider.source,
+        }
+    if probe:
+        params["g_now"] = utcnow()
     if token:
         if probe:
             stmt = hot_statement(
                 f"seamless.bettor_by_token{play_guard.probes_key()}", _build_bettor_by_token
             )
-            params: dict[str, Any] = {"token": token, "g_now": utcnow()}
+        elif prior:
+            stmt = hot_statement("seamless.player_by_token_prior", _build_player_by_token_prior)
         else:
             stmt = hot_statement("seamless.player_by_token", _build_player_by_token)
-            params = {"token": token}
-        row = db.session.execute(stmt, params).one_or_none()
+        row = db.session.execute(stmt, {**params, "token": token}).one_or_none()
         if row is None or row.provider_id != provider.id:
             raise CallbackError("INVALID_SESSION", "Unknown session token")
         if req.player_id is not None and req.player_id != row.user_id:
             raise CallbackError("INVALID_SESSION", "The session belongs to another player")
     elif req.player_id is not None:
         # Protocols without a token on every call: the player's newest session with us.
-        row = db.session.execute(
+        stmt = (
             select(*_SESSION_COLS, *(_probe_columns() if probe else ()))
             .join(User, User.id == GameSession.user_id)
             .where(
@@ -226,9 +290,11 @@ def _player(
                 GameSession.demo.is_(False),
             )
             .order_by(GameSession.id.desc())
-            .limit(1),
-            {"g_now": utcnow()} if probe else {},
-        ).one_or_none()
+            .limit(1)
+        )
+        if prior:
+            stmt = _with_prior(stmt, provider.id)
+        row = db.session.execute(stmt, params).one_or_none()
         if row is None:
             raise CallbackError(
                 "INVALID_SESSION", "No game session for this player", reason="player"
@@ -237,8 +303,9 @@ def _player(
         raise CallbackError("INVALID_SESSION", "session_token is required")
     if row.demo:
         raise CallbackError("INVALID_SESSION", "A demo session does not use the wallet")
+    found = row if prior and row.prior_id is not None else None
     is_live = row.expires_at > utcnow()
-    if live and not is_live:
+    if live and not is_live and found is None:
         raise CallbackError("INVALID_SESSION", "The session has expired", reason="expired")
     return _Player(
         row.user_id,
@@ -248,6 +315,7 @@ def _player(
         row.game_id,
         is_live,
         play_guard.probed_from(row) if probe else None,
+        found,
     )
 
 
@@ -285,50 +353,59 @@ def _insert_claim(**values: Any) -> int | None:
 
 
 def _replay(provider: ProviderConfig, req: CallbackRequest, fingerprint: str) -> CallbackResult:
-    ptx = db.session.execute(
-        select(ProviderTransaction).where(
-            ProviderTransaction.provider_id == provider.id,
-            ProviderTransaction.external_id == req.transaction_id,
+    """The first answer to a duplicate whose claim was not seen with the session (it committed
+    while this callback was on its way to the claim)."""
+    prior = db.session.execute(
+        select(*_PRIOR_COLS)
+        .select_from(_pt)
+        .outerjoin(
+            _plt,
+            and_(
+                _pt.c.balance_after.is_(None),
+                _plt.c.source == provider.source,
+                _plt.c.idempotency_key == _pt.c.external_id,
+            ),
         )
-    ).scalar_one()
-    if ptx.state == "tombstone":
+        .where(_pt.c.provider_id == provider.id, _pt.c.external_id == req.transaction_id)
+    ).one()
+    return _answer_duplicate(provider, prior, fingerprint)
+
+
+def _answer_duplicate(provider: ProviderConfig, prior: Any, fingerprint: str) -> CallbackResult:
+    """A duplicate gets the first answer, whatever changed since (the player banned, the
+    session expired, a limit reached): that is what idempotency means to the provider, who
+    may retry a callback it never saw answered. Only an applied or answered claim exists: a
+    refused callback rolled its claim back, so its duplicate is checked (and refused) anew.
+    No row is locked and nothing is written but the callback log row."""
+    if prior.prior_state == "tombstone":
         raise CallbackError(
             "DUPLICATE_MISMATCH",
             "This transaction was rolled back before it arrived; it cannot be applied",
         )
-    if ptx.fingerprint != fingerprint:
+    if prior.prior_fingerprint != fingerprint:
         raise CallbackError(
             "DUPLICATE_MISMATCH", "This transaction id was already used with different content"
         )
     reference_unknown = False
-    if ptx.action in ("refund", "rollback") and ptx.state == "noop":
+    if prior.prior_action in ("refund", "rollback") and prior.prior_state == "noop":
         # Answered as it was first: a reversal of a transaction we never saw left a
         # tombstone under the referenced id, which stays.
         reference_unknown = (
             db.session.scalar(
                 select(ProviderTransaction.state).where(
                     ProviderTransaction.provider_id == provider.id,
-                    ProviderTransaction.external_id == ptx.reference_external_id,
+                    ProviderTransaction.external_id == prior.prior_reference,
                 )
             )
             == "tombstone"
         )
-    balance, bonus = ptx.balance_after, ptx.bonus_balance_after
-    if balance is None:
-        tx = db.session.execute(
-            select(LedgerTransaction.balance_after, LedgerTransaction.bonus_balance_after).where(
-                LedgerTransaction.source == provider.source,
-                LedgerTransaction.idempotency_key == ptx.external_id,
-            )
-        ).one_or_none()
-        balance, bonus = (tx.balance_after, tx.bonus_balance_after) if tx else (0, 0)
     return CallbackResult(
         "ok",
-        balance=balance,
-        bonus_balance=bonus,
-        currency=ptx.currency,
-        transaction_id=str(ptx.id),
-        user_id=ptx.user_id,
+        balance=prior.prior_balance,
+        bonus_balance=prior.prior_bonus,
+        currency=prior.prior_currency,
+        transaction_id=str(prior.prior_id),
+        user_id=prior.prior_user_id,
         duplicate=True,
         reference_unknown=reference_unknown,
     )
@@ -429,6 +506,16 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     player = _player(provider, req, live=True, probe=True)
     currency, amount = _money(req, player)
     _check_currency(provider, currency, player.currency)
+    free_round = _text(req.free_round_id, "free_round_id", required=False, limit=40)
+    if free_round is not None and amount != 0:
+        raise CallbackError("VALIDATION_ERROR", "A free-round bet takes no stake (amount 0)")
+    fingerprint = _fingerprint("bet", player.user_id, round_ext, req.game_id, amount, currency)
+    if free_round is not None:
+        fingerprint = _fingerprint(fingerprint, free_round)
+    if player.prior is not None:
+        # A duplicate answers from its claim, read with the session: before the bet checks
+        # (they decided the first time) and without any lock.
+        return _answer_duplicate(provider, player.prior, fingerprint)
     try:
         play_guard.check_bet_allowed(
             player.user_id,
@@ -443,12 +530,6 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     except AppError as exc:
         raise CallbackError("LIMIT_EXCEEDED", exc.message) from None
     game_id = _resolve_game(provider, req, for_bet=True)
-    free_round = _text(req.free_round_id, "free_round_id", required=False, limit=40)
-    if free_round is not None and amount != 0:
-        raise CallbackError("VALIDATION_ERROR", "A free-round bet takes no stake (amount 0)")
-    fingerprint = _fingerprint("bet", player.user_id, round_ext, req.game_id, amount, currency)
-    if free_round is not None:
-        fingerprint = _fingerprint(fingerprint, free_round)
     claim = _claim(
         provider,
         req,
@@ -618,14 +699,17 @@ def _check_round(
 def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     tx_ext = _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
-    player = _player(provider, req, live=False)
+    player = _player(provider, req, live=False, prior=True)
     currency, amount = _money(req, player)
     _check_currency(provider, currency, player.currency)
-    game_id = _resolve_game(provider, req, for_bet=False)
     fingerprint = _fingerprint("win", player.user_id, round_ext, req.game_id, amount, currency)
     reference = _text(req.reference_transaction_id, "reference_transaction_id", required=False)
     if reference is not None:
         fingerprint = _fingerprint(fingerprint, reference)
+    if player.prior is not None:
+        return _answer_duplicate(provider, player.prior, fingerprint)
+    game_id = _resolve_game(provider, req, for_bet=False)
+    if reference is not None:
         _check_win_reference(provider, reference, player.user_id, round_ext)
     claim = _claim(
         provider,
@@ -768,10 +852,12 @@ def _reverse(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     tx_ext = _text(req.transaction_id, "transaction_id")
     reference = _text(req.reference_transaction_id, "reference_transaction_id")
     round_ext = _text(req.round_id, "round_id", required=False)
-    player = _player(provider, req, live=False)
+    player = _player(provider, req, live=False, prior=True)
     currency, amount = _money(req, player, amount_required=False)
     _check_currency(provider, currency, player.currency)
     fingerprint = _fingerprint(action, player.user_id, round_ext, reference, amount, currency)
+    if player.prior is not None:
+        return _answer_duplicate(provider, player.prior, fingerprint)
     claim = _claim(
         provider,
         req,
