@@ -13,9 +13,10 @@ import pytest
 from app.core.extensions import db
 from app.identity.models import User
 from app.play import games
+from app.play.callbacks import replay
 from app.play.callbacks.adapters.softswiss import SIGNATURE_HEADER, error_of, softswiss_signature
 from app.play.callbacks.protocol import CallbackResult
-from app.play.models import GameRound
+from app.play.models import GameRound, ProviderCallback
 from tests.moneykit import SECRET, fund, make_game, make_provider, reconcile_clean
 
 
@@ -171,6 +172,40 @@ def test_an_outage_answers_500_so_that_the_aggregator_retries(ss, monkeypatch):
     assert (status, body["code"]) == (500, 500)
     monkeypatch.undo()
     assert call("play", play)[1]["balance"] == 100_00 - 100
+
+
+def _logged_plays() -> list[ProviderCallback]:
+    return list(
+        db.session.scalars(
+            db.select(ProviderCallback)
+            .where(ProviderCallback.action == "batch")
+            .order_by(ProviderCallback.id)
+        )
+    )
+
+
+def test_a_logged_play_replays_to_the_same_transactions(ss):
+    call, _player, _token = ss
+    _status, body = call(
+        "play", {"game_id": "R10", "actions": [_bet("a10", 100), _win("a10w", 50)]}
+    )
+    (row,) = _logged_plays()
+    _row, result = replay.replay(row.id)
+    assert (result.ok, result.duplicate) == (True, True)
+    assert result.extra["transactions"] == body["transactions"]
+    assert call("play", {}) == (200, {"balance": 100_00 - 50})
+
+
+def test_a_refused_play_replays_to_the_same_refusal_and_moves_nothing(ss):
+    call, player, _token = ss
+    play = {"game_id": "R11", "actions": [_bet("a11", 60_00), _bet("a11b", 60_00)]}
+    assert call("play", play)[0] == 412
+    fund(player.id, 20_00)
+    (row,) = _logged_plays()
+    _row, result = replay.replay(row.id)
+    assert (result.ok, result.code) == (False, "INSUFFICIENT_FUNDS")
+    assert call("play", {}) == (200, {"balance": 120_00})
+    reconcile_clean()
 
 
 @pytest.mark.parametrize(
