@@ -14,12 +14,14 @@ from app.conformance.hub88 import Hub88Driver
 from app.conformance.native import NativeDriver
 from app.conformance.pragmatic import PragmaticDriver
 from app.conformance.scenarios import SCENARIOS, Context
+from app.conformance.softswiss import SoftSwissDriver
 
 #: protocol -> its driver. A protocol without one here cannot be tested yet.
 DRIVERS: dict[str, type[Driver]] = {
     "native": NativeDriver,
     "hub88": Hub88Driver,
     "pragmatic": PragmaticDriver,
+    "softswiss": SoftSwissDriver,
 }
 
 

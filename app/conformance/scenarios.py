@@ -14,6 +14,7 @@ from typing import Any
 
 from app.conformance.base import Driver, Failed, PlayerSession, RawJSON, Reply, Scenario
 from app.conformance.fixtures import RACER_START, START, Setup
+from app.conformance.softswiss import SoftSwissDriver
 
 
 @dataclass
@@ -649,4 +650,56 @@ def jackpot_win_from_an_unknown_pool_is_refused(ctx: Context) -> None:
     fields = {"reference": ctx.id("jw84"), "roundId": ctx.id("r84"), "amount": "50.00",
               "jackpotId": "cf-no-such-pool"}  # fmt: skip
     expect(ctx, d.call("jackpot_win", s, fields), "bad_request")
+    same_balance(ctx, s, before)
+
+
+def _softswiss(ctx: Context) -> SoftSwissDriver:
+    if not isinstance(ctx.driver, SoftSwissDriver):  # pragma: no cover - registered for it
+        raise Failed("a SoftSwiss scenario run with another driver")
+    return ctx.driver
+
+
+@scenario("protocol", "softswiss")
+def play_with_a_bet_and_a_win_applies_both_and_finished_closes_the_round(ctx: Context) -> None:
+    s, d = ctx.setup.main, _softswiss(ctx)
+    before = balance_of(ctx, s)
+    actions = [("bet", ctx.id("b90"), "2.00"), ("win", ctx.id("w90"), "5.00")]
+    reply = expect(ctx, d.play(s, ctx.id("r90"), actions, finished=True), "ok",
+                   balance=before + 300)  # fmt: skip
+    ids = [t.get("action_id") for t in (reply.body or {}).get("transactions", [])]
+    if ids != [ctx.id("b90"), ctx.id("w90")]:
+        raise Failed(f"the answer's transactions are {ids}")
+    expect(ctx, d.bet(s, ctx.id("b90b"), ctx.id("r90"), "1.00"), "round_closed")
+    same_balance(ctx, s, before + 300)
+
+
+@scenario("protocol", "softswiss")
+def play_whose_second_action_is_refused_moves_nothing(ctx: Context) -> None:
+    s, d = ctx.setup.main, _softswiss(ctx)
+    before = balance_of(ctx, s)
+    actions = [("bet", ctx.id("b91"), "1.00"), ("bet", ctx.id("b91b"), "1000000.00")]
+    expect(ctx, d.play(s, ctx.id("r91"), actions), "insufficient", balance=before)
+    same_balance(ctx, s, before)
+    # The first bet was not kept either: sent alone it applies now.
+    expect(ctx, d.bet(s, ctx.id("b91"), ctx.id("r91"), "1.00"), "ok", balance=before - 100)
+
+
+@scenario("protocol", "softswiss")
+def retried_play_answers_the_same_transactions_and_moves_money_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, _softswiss(ctx)
+    before = balance_of(ctx, s)
+    actions = [("bet", ctx.id("b92"), "1.00"), ("win", ctx.id("w92"), "0.40")]
+    first = expect(ctx, d.play(s, ctx.id("r92"), actions), "ok", balance=before - 60)
+    again = expect(ctx, d.play(s, ctx.id("r92"), actions), "ok", balance=before - 60)
+    if (first.body or {}).get("transactions") != (again.body or {}).get("transactions"):
+        raise Failed("the retry answered other transactions")
+    same_balance(ctx, s, before - 60)
+
+
+@scenario("protocol", "softswiss")
+def same_action_id_twice_in_one_play_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, _softswiss(ctx)
+    before = balance_of(ctx, s)
+    actions = [("bet", ctx.id("b93"), "1.00"), ("bet", ctx.id("b93"), "1.00")]
+    expect(ctx, d.play(s, ctx.id("r93"), actions), "duplicate")
     same_balance(ctx, s, before)

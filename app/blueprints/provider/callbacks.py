@@ -1,8 +1,8 @@
 """``POST /api/provider-callback/<provider>``: the seamless wallet's door for game providers.
 
 No JWT and no CSRF: the provider proves itself with a signature over the exact bytes it sent
-(and optionally its IP). Answers are HTTP 200 in the provider's own protocol, ok or error;
-an unknown provider is a 404.
+(and optionally its IP). Answers are in the provider's own protocol: HTTP 200, ok or error
+(SoftSwiss refuses with HTTP 4xx/5xx); an unknown provider is a 404.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _outage(exc: Exception):
         "error", code=protocol.RETRYABLE_CODE, message="Temporary failure, retry"
     )
     out = adapter.respond(provider, result, _wire(adapter, view_args.get("action")))
-    return Response(out.data, status=200, headers=out.headers, mimetype=out.mimetype)
+    return Response(out.data, status=out.status, headers=out.headers, mimetype=out.mimetype)
 
 
 def _dispatch(provider_code: str, path: str | None):
@@ -98,7 +98,7 @@ def _dispatch(provider_code: str, path: str | None):
 
     def answer(result: protocol.CallbackResult) -> Response:
         out = adapter.respond(provider, result, wire)
-        return Response(out.data, status=200, headers=out.headers, mimetype=out.mimetype)
+        return Response(out.data, status=out.status, headers=out.headers, mimetype=out.mimetype)
 
     def refused(
         code: str, message: str, *, signature_valid: bool, reason: str | None = None
@@ -151,5 +151,6 @@ class ProviderCallbackAction(MethodView):
     @blp.doc(security=[{"providerSignature": []}])
     def post(self, provider_code: str, action: str):
         """Protocols with one URL per call: Pragmatic-style (`/bet`, form params + `hash`),
-        Hub88 (`/transaction/bet`, JSON + `X-Hub88-Signature`). See docs/providers.md."""
+        Hub88 (`/transaction/bet`, JSON + `X-Hub88-Signature`), SoftSwiss-style (`/play`,
+        `/rollback`, JSON + `X-REQUEST-SIGN`). See docs/providers.md."""
         return _dispatch(provider_code, action)

@@ -31,6 +31,10 @@ Invariants:
   it needs no live session and pays a suspended player.
 * A bet or win with ``close_round`` closes its round in the same transaction. A closed round
   takes no more bets; a cancelled (stale-settled) round takes nothing.
+* A ``batch`` (SoftSwiss ``play``: several bets and wins, or rollbacks, in one request)
+  applies its actions in order inside the one transaction of ``handle``: one refusal rolls
+  them all back; each action is claimed by its own ``transaction_id``, so a retry of the whole
+  request replays every action and answers the same transactions.
 """
 
 from __future__ import annotations
@@ -1248,7 +1252,74 @@ def _close_round(provider: ProviderConfig, round_ext: str, user_id: int) -> None
         seams.free_rounds().round_ended(provider.id, round_ext)
 
 
+#: What a batch may hold: the money actions whose rules are above.
+_BATCH_ACTIONS = ("bet", "win", "rollback", "refund")
+
+
+def _apply(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    """One action with its round closing (a bet or win with ``close_round``)."""
+    result = _HANDLERS[req.action](provider, req)
+    if req.close_round and req.action in ("bet", "win") and not result.duplicate:
+        _close_round(provider, str(req.round_id), player_of(result))
+    return result
+
+
+def _batch(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    """Several money actions in the caller's one transaction (``handle``): all or none.
+
+    The answer is the last action's, with ``extra["transactions"]``: for each action its id,
+    our transaction id and when it was first processed (a replay answers the same)."""
+    if not req.batch:
+        raise CallbackError("VALIDATION_ERROR", "A batch holds at least one action")
+    seen: set[str] = set()
+    done: list[tuple[str, CallbackResult]] = []
+    for sub in req.batch:
+        _ids_as_text(sub)
+        if sub.action not in _BATCH_ACTIONS:
+            raise CallbackError("VALIDATION_ERROR", f"Unknown action {sub.action!r}")
+        tx_ext = _text(sub.transaction_id, "action_id")
+        if tx_ext in seen:
+            raise CallbackError("DUPLICATE_MISMATCH", f"action_id {tx_ext} is given twice")
+        seen.add(tx_ext)
+        done.append((tx_ext, _apply(provider, sub)))
+    last = done[-1][1]
+    claims = [int(r.transaction_id) for _, r in done if r.transaction_id is not None]
+    created = dict(
+        db.session.execute(
+            select(ProviderTransaction.id, ProviderTransaction.created_at).where(
+                ProviderTransaction.id.in_(claims)
+            )
+        ).all()
+    )
+    balance, bonus = _balances(player_of(last), str(last.currency))
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=last.currency,
+        transaction_id=last.transaction_id,
+        user_id=last.user_id,
+        duplicate=all(r.duplicate for _, r in done),
+        reference_unknown=any(r.reference_unknown for _, r in done),
+        extra={
+            "transactions": [
+                {
+                    "action_id": tx_ext,
+                    "tx_id": r.transaction_id,
+                    "processed_at": _iso(created.get(int(r.transaction_id or 0))),
+                }
+                for tx_ext, r in done
+            ]
+        },
+    )
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
 _HANDLERS = {
+    "batch": _batch,
     "authenticate": _authenticate,
     "balance": _balance,
     "bet": _bet,
@@ -1325,9 +1396,7 @@ def handle(
                 # It queued behind this player's other callbacks: the lock wait gets only
                 # what is left of the budget, so the answer comes within the lock timeout.
                 _shorten_lock_timeout(budget - waited)
-            result = _HANDLERS[req.action](provider, req)
-            if req.close_round and req.action in ("bet", "win") and not result.duplicate:
-                _close_round(provider, str(req.round_id), player_of(result))
+            result = _apply(provider, req)
             callback_log.record(
                 provider.code, req, result, started, signature_valid, remote_ip, replay_of
             )
@@ -1336,6 +1405,8 @@ def handle(
         result = CallbackResult("error", code=exc.code, message=exc.message, reason=exc.reason)
         if exc.balances:
             result.balance, result.bonus_balance, result.currency = exc.balances
+            if req.action == "batch" and req.player_id is not None:
+                _batch_refusal_balances(result, req.player_id)
         if exc.follow_up is not None:
             try:
                 with atomic():
@@ -1375,6 +1446,19 @@ def handle(
         _rollback_quietly()
         log.error("callback %s from %s not logged: %s", req.action, provider.code, exc)
     return result
+
+
+def _batch_refusal_balances(result: CallbackResult, user_id: int) -> None:
+    """A refused batch shows the balance as it stands: the refusal's own balance may include
+    the earlier actions' moves, which were rolled back with it."""
+    try:
+        with atomic():
+            result.balance, result.bonus_balance = _balances(user_id, str(result.currency))
+    except Exception:
+        # The refusal stands; it then shows no balance rather than a wrong one.
+        _rollback_quietly()
+        result.balance = result.bonus_balance = None
+        log.warning("balance of refused batch for player %s not read", user_id)
 
 
 def _shorten_lock_timeout(seconds: float) -> None:

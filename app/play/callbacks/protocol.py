@@ -73,6 +73,10 @@ class CallbackRequest:
     #: The provider closes the round with this bet or win (Hub88 ``round_closed``): applied
     #: like an ``end_round`` in the same transaction.
     close_round: bool = False
+    #: ``action == "batch"``: several money actions (bets, wins, rollbacks) applied in ONE
+    #: transaction, each idempotent by its own ``transaction_id`` (SoftSwiss ``play``); one
+    #: refusal rolls them all back.
+    batch: list[CallbackRequest] = field(default_factory=list)
     payload: Any = None
 
 

@@ -5,7 +5,9 @@ One module per protocol, one line in ``ADAPTERS``:
 
 * ``native``: JSON, ``X-Signature`` = hex HMAC-SHA256 of the body (docs/money.md);
 * ``pragmatic``: form parameters + MD5 ``hash``, one URL per action;
-* ``hub88``: Hub88's wallet API, RSA-SHA256 signatures both ways, amounts x 100,000.
+* ``hub88``: Hub88's wallet API, RSA-SHA256 signatures both ways, amounts x 100,000;
+* ``softswiss``: SoftSwiss-style ``play``/``rollback`` with several actions per request,
+  ``X-REQUEST-SIGN`` = hex HMAC-SHA256, minor units, HTTP 4xx/5xx refusals.
 
 ``base`` says what an adapter is. Signatures are checked before anything is parsed or looked
 up; the callback log, replay and console views see every protocol through the same
@@ -26,12 +28,14 @@ from app.play.callbacks.adapters.base import (
 from app.play.callbacks.adapters.hub88 import Hub88Adapter
 from app.play.callbacks.adapters.native import NativeAdapter, native_signature
 from app.play.callbacks.adapters.pragmatic import PragmaticAdapter, pragmatic_hash
+from app.play.callbacks.adapters.softswiss import SoftSwissAdapter, softswiss_signature
 from app.play.callbacks.protocol import CallbackError, CallbackRequest, ProviderConfig
 
 ADAPTERS: dict[str, Adapter] = {
     "native": NativeAdapter(),
     "pragmatic": PragmaticAdapter(),
     "hub88": Hub88Adapter(),
+    "softswiss": SoftSwissAdapter(),
 }
 
 
@@ -51,5 +55,6 @@ __all__ = [
     "native_signature",
     "pragmatic_hash",
     "request_from_log",
+    "softswiss_signature",
     "unsigned_payload",
 ]

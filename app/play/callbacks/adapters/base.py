@@ -50,6 +50,9 @@ class WireResponse:
     data: bytes
     headers: dict[str, str] = field(default_factory=dict)
     mimetype: str = "application/json"
+    #: HTTP status: 200 for protocols that answer refusals in the body; SoftSwiss answers
+    #: them with 4xx/5xx.
+    status: int = 200
 
 
 class Adapter(Protocol):
