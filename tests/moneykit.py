@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,3 +147,17 @@ def open_table(client, factory, *, cash: int = 100_00, bonus: int = 0, **provide
 def reconcile_clean() -> None:
     problems = wallet.reconcile()
     assert problems == [], [str(p) for p in problems]
+
+
+@contextmanager
+def wallet_row_locked(user_id: int) -> Iterator[None]:
+    """Another session holds the player's wallet row lock (a stuck transaction) until exit."""
+    with db.engine.connect() as conn:
+        tx = conn.begin()
+        conn.execute(
+            sa.text("SELECT id FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": user_id}
+        )
+        try:
+            yield
+        finally:
+            tx.rollback()

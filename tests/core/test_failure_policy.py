@@ -21,22 +21,8 @@ from app.identity.models import User
 from app.wallet.models import Wallet
 from tests.identity_helpers import bearer, tokens
 from tests.live import free_port
-from tests.moneykit import fund, open_table, reconcile_clean
+from tests.moneykit import fund, open_table, reconcile_clean, wallet_row_locked
 from tests.payments_helpers import sandbox_gateway
-
-
-@contextmanager
-def wallet_row_locked(user_id: int) -> Iterator[None]:
-    """Another session holds the player's wallet row lock (a stuck transaction)."""
-    with db.engine.connect() as conn:
-        tx = conn.begin()
-        conn.execute(
-            sa.text("SELECT id FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": user_id}
-        )
-        try:
-            yield
-        finally:
-            tx.rollback()
 
 
 def _held(user_id: int) -> tuple[int, int]:

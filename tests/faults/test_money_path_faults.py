@@ -13,8 +13,6 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -30,7 +28,14 @@ from app.play.models import ProviderCallback
 from app.wallet.models import Wallet
 from tests.faults.conftest import SERVER_APP_NAME, Answers, burst, fault_env, figure, post
 from tests.live import free_port, gunicorn
-from tests.moneykit import SECRET, fund, make_game, make_provider, reconcile_clean
+from tests.moneykit import (
+    SECRET,
+    fund,
+    make_game,
+    make_provider,
+    reconcile_clean,
+    wallet_row_locked,
+)
 from tests.payments_helpers import sandbox_gateway
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -104,19 +109,6 @@ def _tally(answers: Answers) -> dict[str, int]:
         key = _code(status, body)
         out[key] = out.get(key, 0) + 1
     return out
-
-
-@contextmanager
-def wallet_row_locked(user_id: int) -> Iterator[None]:
-    with db.engine.connect() as conn:
-        tx = conn.begin()
-        conn.execute(
-            sa.text("SELECT id FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": user_id}
-        )
-        try:
-            yield
-        finally:
-            tx.rollback()
 
 
 def _wait_for_lock_waiters(count: int, timeout: float = 10) -> None:

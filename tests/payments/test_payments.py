@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-import pytest
 from sqlalchemy import func, select, update
 
 from app.compliance.models import RiskFlag
-from app.core.bus import subscribe
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import User
@@ -17,52 +15,7 @@ from app.payments.gateways import sandbox
 from app.payments.models import PaymentTransaction
 from app.wallet.models import LedgerTransaction, Wallet
 from tests.moneykit import fund, reconcile_clean
-from tests.payments_helpers import SANDBOX_SECRET, sandbox_gateway
-
-
-class Wire:
-    """Stands in for the network between the sandbox 'gateway' and us: it records each
-    signed webhook the sandbox sends, and ``flush`` delivers them over HTTP (test client)."""
-
-    def __init__(self, client):
-        self.client = client
-        self.outbox: list[tuple[str, bytes, dict]] = []
-        self.delivered: list[tuple[str, bytes, dict]] = []
-
-    def __call__(self, url: str, body: bytes, headers: dict) -> int:
-        self.outbox.append((urlsplit(url).path, body, dict(headers)))
-        return 202
-
-    def post(self, path: str, body: bytes, headers: dict):
-        return self.client.post(path, data=body, headers=headers)
-
-    def flush(self):
-        responses = []
-        while self.outbox:
-            item = self.outbox.pop(0)
-            self.delivered.append(item)
-            responses.append(self.post(*item))
-        return responses
-
-
-@pytest.fixture
-def wire(client, monkeypatch):
-    w = Wire(client)
-    monkeypatch.setattr(sandbox, "http_post", w)
-    return w
-
-
-@pytest.fixture
-def gateway(app):
-    return sandbox_gateway()
-
-
-@pytest.fixture
-def events():
-    seen = []
-    unsubscribe = subscribe(seen.append)
-    yield seen
-    unsubscribe()
+from tests.payments_helpers import SANDBOX_SECRET
 
 
 def balances(user_id, currency="EUR"):
