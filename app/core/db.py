@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from flask import Flask
-from sqlalchemy import BigInteger, CursorResult, Integer, Result, Table, event, func, select, text
+from sqlalchemy import BigInteger, CursorResult, Integer, Result, Table, event, func, select
 from sqlalchemy.orm import Session
 
 from app.core.extensions import db
@@ -208,13 +208,3 @@ def install_timeouts(app: Flask) -> None:
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         if record.info.get("jx_timeouts") != _timeout_profile["name"]:
             apply(dbapi_connection, record)
-
-
-@contextmanager
-def relaxed_timeouts(lock_ms: int, statement_ms: int) -> Iterator[None]:
-    """Longer timeouts for the rest of the current transaction (a report, a bulk fix)."""
-    session = _session()
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"SET LOCAL lock_timeout = {int(lock_ms)}"))
-        session.execute(text(f"SET LOCAL statement_timeout = {int(statement_ms)}"))
-    yield

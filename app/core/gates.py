@@ -46,8 +46,3 @@ class KeyedGate:
                     del self._slots[key]
                 else:
                     self._slots[key] = (semaphore, users - 1)
-
-    def waiting(self) -> int:
-        """Callers holding or waiting for a slot, over every key (for tests and metrics)."""
-        with self._lock:
-            return sum(users for _semaphore, users in self._slots.values())
