@@ -14,6 +14,7 @@ from app.conformance.hub88 import Hub88Driver
 from app.conformance.native import NativeDriver
 from app.conformance.pragmatic import PragmaticDriver
 from app.conformance.scenarios import SCENARIOS, Context
+from app.conformance.slotegrator import SlotegratorDriver
 from app.conformance.softswiss import SoftSwissDriver
 
 #: protocol -> its driver. A protocol without one here cannot be tested yet.
@@ -22,6 +23,7 @@ DRIVERS: dict[str, type[Driver]] = {
     "hub88": Hub88Driver,
     "pragmatic": PragmaticDriver,
     "softswiss": SoftSwissDriver,
+    "slotegrator": SlotegratorDriver,
 }
 
 
