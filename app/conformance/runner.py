@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import requests
 
 from app.conformance.base import Driver, Outcome
+from app.conformance.evolution import EvolutionDriver
 from app.conformance.fixtures import prepare
 from app.conformance.hub88 import Hub88Driver
 from app.conformance.native import NativeDriver
@@ -24,6 +25,7 @@ DRIVERS: dict[str, type[Driver]] = {
     "pragmatic": PragmaticDriver,
     "softswiss": SoftSwissDriver,
     "slotegrator": SlotegratorDriver,
+    "evolution": EvolutionDriver,
 }
 
 
@@ -39,7 +41,12 @@ class Report:
 
 
 def scenarios_for(protocol: str) -> list:
-    return [s for s in SCENARIOS if not s.protocols or protocol in s.protocols]
+    skipped = DRIVERS[protocol].not_applicable
+    return [
+        s
+        for s in SCENARIOS
+        if (not s.protocols or protocol in s.protocols) and s.name not in skipped
+    ]
 
 
 def run(

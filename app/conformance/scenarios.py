@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from app.conformance.base import Driver, Failed, PlayerSession, RawJSON, Reply, Scenario
+from app.conformance.evolution import EvolutionDriver
 from app.conformance.fixtures import RACER_START, START, Setup
 from app.conformance.slotegrator import SlotegratorDriver
 from app.conformance.softswiss import SoftSwissDriver
@@ -803,3 +804,53 @@ def refund_without_amount_gives_the_stored_stake_back(ctx: Context) -> None:
         },
     )
     expect(ctx, reply, "ok", balance=before)  # fmt: skip
+
+
+def _evolution(ctx: Context) -> EvolutionDriver:
+    if not isinstance(ctx.driver, EvolutionDriver):  # pragma: no cover - registered for it
+        raise Failed("an Evolution scenario run with another driver")
+    return ctx.driver
+
+
+def _evolution_token(ctx: Context, name: str, token: str) -> None:
+    s, d = ctx.setup.main, _evolution(ctx)
+    before = balance_of(ctx, s)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"{name}r"), "1.00"))
+    expect(ctx, d.send(path, body, d.token_headers(token)), "bad_signature")
+    same_balance(ctx, s, before)
+
+
+@scenario("security", "evolution")
+def wrong_auth_token_is_refused(ctx: Context) -> None:
+    _evolution_token(ctx, "b110", "not-the-token")
+
+
+@scenario("security", "evolution")
+def auth_token_differing_in_its_last_character_is_refused(ctx: Context) -> None:
+    secret = _evolution(ctx).creds.secret or ""
+    near = secret[:-1] + ("A" if secret[-1:] != "A" else "B")
+    _evolution_token(ctx, "b111", near)
+
+
+@scenario("security", "evolution")
+def auth_token_with_extra_characters_is_refused(ctx: Context) -> None:
+    _evolution_token(ctx, "b112", (_evolution(ctx).creds.secret or "") + "x")
+
+
+@scenario("security", "evolution")
+def empty_auth_token_is_refused(ctx: Context) -> None:
+    _evolution_token(ctx, "b113", "")
+
+
+@scenario("protocol", "evolution")
+def answers_echo_the_uuid_and_check_echoes_the_sid(ctx: Context) -> None:
+    s, d = ctx.setup.main, _evolution(ctx)
+    path, body = d.build("info", s, {"uuid": ctx.id("u114")})
+    reply = expect(ctx, d.send(path, body, d.signature_headers(body)), "ok")
+    answer = reply.body if isinstance(reply.body, dict) else {}
+    if (answer.get("uuid"), answer.get("sid")) != (ctx.id("u114"), s.token):
+        raise Failed("check must echo uuid and sid")
+    refused = d.bet(s, ctx.id("b114"), ctx.id("r114"), "1000000.00", uuid=ctx.id("u114b"))
+    expect(ctx, refused, "insufficient")
+    if (refused.body or {}).get("uuid") != ctx.id("u114b"):
+        raise Failed("a refusal must echo uuid too")

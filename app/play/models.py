@@ -43,7 +43,7 @@ ROUND_STATUSES = ("open", "closed", "cancelled")
 #: settlement cancels it when its stakes are refunded. Closed and cancelled are final.
 ROUND_STATES = StateMachine("game round", {"open": {"closed", "cancelled"}})
 #: Wire protocols a provider can speak (``app.play.callbacks.adapters``).
-PROVIDER_PROTOCOLS = ("native", "pragmatic", "hub88", "softswiss", "slotegrator")
+PROVIDER_PROTOCOLS = ("native", "pragmatic", "hub88", "softswiss", "slotegrator", "evolution")
 PROVIDER_ACTIONS = (
     "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
     "promo_win",

@@ -9,7 +9,9 @@ One module per protocol, one line in ``ADAPTERS``:
 * ``softswiss``: SoftSwiss-style ``play``/``rollback`` with several actions per request,
   ``X-REQUEST-SIGN`` = hex HMAC-SHA256, minor units, HTTP 4xx/5xx refusals;
 * ``slotegrator``: Slotegrator GIS-style form ``action``s, ``X-Sign`` = hex HMAC-SHA1 over the
-  parameters and the ``X-Merchant-Id``/``X-Timestamp``/``X-Nonce`` headers, +-5 min, nonces once.
+  parameters and the ``X-Merchant-Id``/``X-Timestamp``/``X-Nonce`` headers, +-5 min, nonces once;
+* ``evolution``: Evolution One Wallet-style ``check``/``balance``/``debit``/``credit``/``cancel``,
+  JSON, ``authToken`` in the query compared in constant time with the secret.
 
 ``base`` says what an adapter is. Signatures are checked before anything is parsed or looked
 up; the callback log, replay and console views see every protocol through the same
@@ -27,6 +29,7 @@ from app.play.callbacks.adapters.base import (
     WireResponse,
     unsigned_payload,
 )
+from app.play.callbacks.adapters.evolution import EvolutionAdapter
 from app.play.callbacks.adapters.hub88 import Hub88Adapter
 from app.play.callbacks.adapters.native import NativeAdapter, native_signature
 from app.play.callbacks.adapters.pragmatic import PragmaticAdapter, pragmatic_hash
@@ -40,6 +43,7 @@ ADAPTERS: dict[str, Adapter] = {
     "hub88": Hub88Adapter(),
     "softswiss": SoftSwissAdapter(),
     "slotegrator": SlotegratorAdapter(),
+    "evolution": EvolutionAdapter(),
 }
 
 

@@ -1,4 +1,5 @@
-"""game providers: the Slotegrator-style protocol and the nonces it signs with
+"""game providers: the Slotegrator-style (and the nonces it signs with) and Evolution-style
+protocols
 
 Revision ID: 0013
 Revises: 0012
@@ -15,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 OLD = "protocol IN ('native', 'pragmatic', 'hub88', 'softswiss')"
-NEW = "protocol IN ('native', 'pragmatic', 'hub88', 'softswiss', 'slotegrator')"
+NEW = "protocol IN ('native', 'pragmatic', 'hub88', 'softswiss', 'slotegrator', 'evolution')"
 
 
 def upgrade():
