@@ -102,6 +102,9 @@ class Driver(ABC):
     codes: ClassVar[dict[str, tuple[str, ...]]]
     #: The name of the game field in money calls.
     game_field: ClassVar[str]
+    #: Shared scenarios that cannot apply to this protocol (a token that does not cover the
+    #: body cannot be forged over another body); the driver's own scenarios replace them.
+    not_applicable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, base_url: str, creds: Credentials, http: requests.Session) -> None:
         self.base_url = base_url.rstrip("/")

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 import requests
 
 from app.conformance.base import Driver, Outcome
+from app.conformance.evolution import EvolutionDriver
 from app.conformance.fixtures import prepare
 from app.conformance.hub88 import Hub88Driver
 from app.conformance.native import NativeDriver
 from app.conformance.pragmatic import PragmaticDriver
 from app.conformance.scenarios import SCENARIOS, Context
+from app.conformance.slotegrator import SlotegratorDriver
 from app.conformance.softswiss import SoftSwissDriver
 
 #: protocol -> its driver. A protocol without one here cannot be tested yet.
@@ -22,6 +24,8 @@ DRIVERS: dict[str, type[Driver]] = {
     "hub88": Hub88Driver,
     "pragmatic": PragmaticDriver,
     "softswiss": SoftSwissDriver,
+    "slotegrator": SlotegratorDriver,
+    "evolution": EvolutionDriver,
 }
 
 
@@ -37,7 +41,12 @@ class Report:
 
 
 def scenarios_for(protocol: str) -> list:
-    return [s for s in SCENARIOS if not s.protocols or protocol in s.protocols]
+    skipped = DRIVERS[protocol].not_applicable
+    return [
+        s
+        for s in SCENARIOS
+        if (not s.protocols or protocol in s.protocols) and s.name not in skipped
+    ]
 
 
 def run(

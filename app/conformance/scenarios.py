@@ -7,13 +7,17 @@ also checks that the balance did not move.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from app.conformance.base import Driver, Failed, PlayerSession, RawJSON, Reply, Scenario
+from app.conformance.evolution import EvolutionDriver
 from app.conformance.fixtures import RACER_START, START, Setup
+from app.conformance.slotegrator import SlotegratorDriver
 from app.conformance.softswiss import SoftSwissDriver
 
 
@@ -703,3 +707,150 @@ def same_action_id_twice_in_one_play_is_refused(ctx: Context) -> None:
     actions = [("bet", ctx.id("b93"), "1.00"), ("bet", ctx.id("b93"), "1.00")]
     expect(ctx, d.play(s, ctx.id("r93"), actions), "duplicate")
     same_balance(ctx, s, before)
+
+
+def _slotegrator(ctx: Context) -> SlotegratorDriver:
+    if not isinstance(ctx.driver, SlotegratorDriver):  # pragma: no cover - registered for it
+        raise Failed("a Slotegrator scenario run with another driver")
+    return ctx.driver
+
+
+def _slotegrator_code(reply: Reply, code: str) -> Reply:
+    if reply.code != code:
+        raise Failed(f"expected {code}, got {reply.code}")
+    return reply
+
+
+@scenario("security", "slotegrator")
+def stale_timestamp_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    before = balance_of(ctx, s)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id("b100"), ctx.id("r100"), "1.00"))
+    headers = d.signed_headers(body, timestamp=int(time.time()) - 600)
+    _slotegrator_code(d.send(path, body, headers), "REQUEST_EXPIRED")
+    same_balance(ctx, s, before)
+
+
+@scenario("security", "slotegrator")
+def timestamp_from_the_future_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    before = balance_of(ctx, s)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id("b101"), ctx.id("r101"), "1.00"))
+    headers = d.signed_headers(body, timestamp=int(time.time()) + 600)
+    _slotegrator_code(d.send(path, body, headers), "REQUEST_EXPIRED")
+    same_balance(ctx, s, before)
+
+
+@scenario("security", "slotegrator")
+def timestamp_within_the_skew_is_accepted(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    path, body = d.build("balance", s, {})
+    expect(ctx, d.send(path, body, d.signed_headers(body, timestamp=int(time.time()) - 240)),
+           "ok")  # fmt: skip
+
+
+@scenario("security", "slotegrator")
+def replayed_request_with_its_nonce_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id("b102"), ctx.id("r102"), "1.00"))
+    headers = d.signature_headers(body)
+    expect(ctx, d.send(path, body, headers), "ok")
+    before = balance_of(ctx, s)
+    _slotegrator_code(d.send(path, body, headers), "NONCE_REUSED")
+    same_balance(ctx, s, before)
+
+
+@scenario("security", "slotegrator")
+def nonce_reused_by_a_newly_signed_request_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    nonce = f"{ctx.id('n103')}"
+    path, body = d.build("balance", s, {})
+    expect(ctx, d.send(path, body, d.signed_headers(body, nonce=nonce)), "ok")
+    before = balance_of(ctx, s)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id("b103"), ctx.id("r103"), "1.00"))
+    _slotegrator_code(d.send(path, body, d.signed_headers(body, nonce=nonce)), "NONCE_REUSED")
+    same_balance(ctx, s, before)
+
+
+@scenario("concurrency", "slotegrator")
+def one_nonce_racing_is_accepted_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    before = balance_of(ctx, s)
+    nonce = ctx.id("n104")
+    calls: list[Callable[[], Reply]] = []
+    for i in range(5):
+        path, body = d.build("bet", s, d.bet_fields(ctx.id(f"b104-{i}"), ctx.id("r104"), "1.00"))
+        headers = d.signed_headers(body, nonce=nonce)
+        calls.append(partial(d.send, path, body, headers))
+    replies = _parallel(calls)
+    codes = sorted(r.code for r in replies)
+    if codes != ["NONCE_REUSED"] * 4 + ["ok"]:
+        raise Failed(f"answers: {codes}")
+    same_balance(ctx, s, before - 100)
+
+
+@scenario("happy", "slotegrator")
+def refund_without_amount_gives_the_stored_stake_back(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    before = balance_of(ctx, s)
+    expect(ctx, d.bet(s, ctx.id("b105"), ctx.id("r105"), "2.50"), "ok", balance=before - 250)
+    reply = d.call(
+        "rollback",
+        s,
+        {
+            "transaction_id": ctx.id("x105"),
+            "bet_transaction_id": ctx.id("b105"),
+            "action": "rollback",
+        },
+    )
+    expect(ctx, reply, "ok", balance=before)  # fmt: skip
+
+
+def _evolution(ctx: Context) -> EvolutionDriver:
+    if not isinstance(ctx.driver, EvolutionDriver):  # pragma: no cover - registered for it
+        raise Failed("an Evolution scenario run with another driver")
+    return ctx.driver
+
+
+def _evolution_token(ctx: Context, name: str, token: str) -> None:
+    s, d = ctx.setup.main, _evolution(ctx)
+    before = balance_of(ctx, s)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"{name}r"), "1.00"))
+    expect(ctx, d.send(path, body, d.token_headers(token)), "bad_signature")
+    same_balance(ctx, s, before)
+
+
+@scenario("security", "evolution")
+def wrong_auth_token_is_refused(ctx: Context) -> None:
+    _evolution_token(ctx, "b110", "not-the-token")
+
+
+@scenario("security", "evolution")
+def auth_token_differing_in_its_last_character_is_refused(ctx: Context) -> None:
+    secret = _evolution(ctx).creds.secret or ""
+    near = secret[:-1] + ("A" if secret[-1:] != "A" else "B")
+    _evolution_token(ctx, "b111", near)
+
+
+@scenario("security", "evolution")
+def auth_token_with_extra_characters_is_refused(ctx: Context) -> None:
+    _evolution_token(ctx, "b112", (_evolution(ctx).creds.secret or "") + "x")
+
+
+@scenario("security", "evolution")
+def empty_auth_token_is_refused(ctx: Context) -> None:
+    _evolution_token(ctx, "b113", "")
+
+
+@scenario("protocol", "evolution")
+def answers_echo_the_uuid_and_check_echoes_the_sid(ctx: Context) -> None:
+    s, d = ctx.setup.main, _evolution(ctx)
+    path, body = d.build("info", s, {"uuid": ctx.id("u114")})
+    reply = expect(ctx, d.send(path, body, d.signature_headers(body)), "ok")
+    answer = reply.body if isinstance(reply.body, dict) else {}
+    if (answer.get("uuid"), answer.get("sid")) != (ctx.id("u114"), s.token):
+        raise Failed("check must echo uuid and sid")
+    refused = d.bet(s, ctx.id("b114"), ctx.id("r114"), "1000000.00", uuid=ctx.id("u114b"))
+    expect(ctx, refused, "insufficient")
+    if (refused.body or {}).get("uuid") != ctx.id("u114b"):
+        raise Failed("a refusal must echo uuid too")

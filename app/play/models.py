@@ -7,6 +7,8 @@
 * ``ProviderTransaction``: the idempotency record of every money callback, unique per
   (provider, provider transaction id). A ``tombstone`` row reserves the id of a bet that was
   rolled back before it arrived, so the late bet is refused.
+* ``ProviderNonce``: the nonces a provider signed its requests with (Slotegrator-style), kept
+  for the clock-skew window so a captured request cannot be sent again.
 * ``ProviderCallback``: the operator's log of every callback, whatever the verdict.
 """
 
@@ -41,7 +43,7 @@ ROUND_STATUSES = ("open", "closed", "cancelled")
 #: settlement cancels it when its stakes are refunded. Closed and cancelled are final.
 ROUND_STATES = StateMachine("game round", {"open": {"closed", "cancelled"}})
 #: Wire protocols a provider can speak (``app.play.callbacks.adapters``).
-PROVIDER_PROTOCOLS = ("native", "pragmatic", "hub88", "softswiss")
+PROVIDER_PROTOCOLS = ("native", "pragmatic", "hub88", "softswiss", "slotegrator", "evolution")
 PROVIDER_ACTIONS = (
     "authenticate", "balance", "bet", "win", "refund", "rollback", "end_round", "jackpot_win",
     "promo_win",
@@ -208,6 +210,20 @@ class GameRound(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProviderNonce(Model):
+    """A nonce seen from a provider; the primary key makes its second use an insert that does
+    nothing (``app.play.callbacks.nonces``)."""
+
+    __tablename__ = "provider_nonces"
+
+    provider_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("game_providers.id"), primary_key=True
+    )
+    nonce: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: When it was first seen: rows older than the clock-skew window are pruned.
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class ProviderTransaction(Model):

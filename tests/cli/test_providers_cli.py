@@ -77,3 +77,28 @@ def _pem(tmp_path):
     path = tmp_path / "ok.pub"
     path.write_text(rsa_public_pem(generate_rsa_private_key()))
     return path
+
+
+def test_a_slotegrator_provider_is_added_with_its_secret(runner):
+    added = runner.invoke(
+        args=[
+            "jackpotx", "providers", "add", "--code", "slotegrator", "--name", "Slotegrator",
+            "--protocol", "slotegrator", "--secret", "g" * 24, "--currencies", "EUR,USD",
+        ]
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    config = provider_config("slotegrator")
+    assert (config.protocol, config.secret) == ("slotegrator", "g" * 24)
+    assert config.currencies == ("EUR", "USD")
+
+
+def test_an_evolution_provider_is_added_with_its_auth_token(runner):
+    added = runner.invoke(
+        args=[
+            "jackpotx", "providers", "add", "--code", "evolution", "--name", "Evolution",
+            "--protocol", "evolution", "--secret", "e" * 24, "--currencies", "EUR",
+        ]
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    config = provider_config("evolution")
+    assert (config.protocol, config.secret) == ("evolution", "e" * 24)

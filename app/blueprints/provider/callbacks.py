@@ -57,6 +57,7 @@ def _wire(adapter, path: str | None) -> WireRequest:
     return WireRequest(
         body=request.get_data(cache=True),
         headers=request.headers,
+        query=request.args,
         form=request.form if adapter.form_encoded else {},
         path=path,
     )
@@ -152,5 +153,6 @@ class ProviderCallbackAction(MethodView):
     def post(self, provider_code: str, action: str):
         """Protocols with one URL per call: Pragmatic-style (`/bet`, form params + `hash`),
         Hub88 (`/transaction/bet`, JSON + `X-Hub88-Signature`), SoftSwiss-style (`/play`,
-        `/rollback`, JSON + `X-REQUEST-SIGN`). See docs/providers.md."""
+        `/rollback`, JSON + `X-REQUEST-SIGN`), Evolution-style (`/debit` ..., JSON +
+        `?authToken=`). See docs/providers.md."""
         return _dispatch(provider_code, action)

@@ -41,6 +41,8 @@ class WireRequest:
     form: Mapping[str, str] = field(default_factory=dict)
     #: What follows ``/api/provider-callback/<code>/`` (``bet``, ``transaction/bet``), if any.
     path: str | None = None
+    #: The URL's query parameters (Evolution-style ``authToken``).
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,161 @@
+"""Evolution One Wallet-style seamless wallet, operator side: the provider calls us.
+
+* ``<base>/check``, ``/balance``, ``/debit``, ``/credit``, ``/cancel``, ``<base>`` =
+  ``/api/provider-callback/<code>``; JSON bodies.
+* Authentication: ``authToken`` in the query string, compared in constant time with the
+  provider's secret (the body is not signed: TLS and the token are the whole proof).
+* ``sid`` is the game session token of the launch, ``userId`` our player id; ``uuid`` is
+  echoed; ``transaction.id`` is the idempotency key of a money call, ``transaction.refId``
+  names the debit a credit settles or a cancel undoes (a debit's own ``refId`` is ignored);
+  ``transaction.amount`` is a decimal in major units of ``currency``; ``game.id`` is the round,
+  ``game.details.table.id`` (or ``game.type``) the game.
+* Answers are JSON, always HTTP 200: ``{"status", "balance", "bonus", "uuid"}`` (``check``
+  adds ``sid``); ``status_of`` maps our codes to Evolution's statuses.
+"""
+
+from __future__ import annotations
+
+import hmac
+from decimal import Decimal
+from typing import Any
+
+from app.core.db import parse_row_id
+from app.core.money import format_minor
+from app.play.callbacks.adapters.base import (
+    BadSignature,
+    WireRequest,
+    WireResponse,
+    json_bytes,
+    json_object,
+    signed_object,
+    unsigned_payload,
+)
+from app.play.callbacks.protocol import (
+    RETRYABLE_CODE,
+    CallbackError,
+    CallbackRequest,
+    CallbackResult,
+    ProviderConfig,
+)
+
+#: Evolution paths -> our actions.
+ACTIONS = {
+    "check": "authenticate",
+    "balance": "balance",
+    "debit": "bet",
+    "credit": "win",
+    "cancel": "rollback",
+}
+
+#: Our codes -> Evolution statuses (anything not named is ``UNKNOWN_ERROR``, final).
+STATUSES = {
+    "INSUFFICIENT_FUNDS": "INSUFFICIENT_FUNDS",
+    "INVALID_SIGNATURE": "INVALID_TOKEN_ID",
+    "INVALID_SESSION": "INVALID_SID",
+    "PLAYER_BLOCKED": "ACCOUNT_LOCKED",
+    "LIMIT_EXCEEDED": "FINAL_ERROR_ACTION_FAILED",
+    "VALIDATION_ERROR": "INVALID_PARAMETER",
+    "GAME_NOT_FOUND": "INVALID_PARAMETER",
+    "DUPLICATE_MISMATCH": "BET_ALREADY_EXIST",
+    "TRANSACTION_NOT_FOUND": "BET_DOES_NOT_EXIST",
+    "ROUND_NOT_FOUND": "BET_DOES_NOT_EXIST",
+    "ROUND_CLOSED": "BET_ALREADY_SETTLED",
+    RETRYABLE_CODE: "TEMPORARY_ERROR",
+}
+
+
+def status_of(result: CallbackResult) -> str:
+    if result.ok:
+        return "OK"
+    return STATUSES.get(result.code or "", "UNKNOWN_ERROR")
+
+
+class EvolutionAdapter:
+    name = "evolution"
+    uses_key_pair = False
+    form_encoded = False
+
+    def parse(self, provider: ProviderConfig, wire: WireRequest) -> CallbackRequest:
+        given = str(wire.query.get("authToken") or "")
+        if not given or not hmac.compare_digest(given.encode(), provider.secret.encode()):
+            raise BadSignature("authToken is missing or wrong")
+        return self.from_payload({"action": wire.path or "", "body": signed_object(wire.body)})
+
+    def from_payload(self, payload: Any) -> CallbackRequest:
+        if not isinstance(payload, dict) or not isinstance(payload.get("body"), dict):
+            raise CallbackError("VALIDATION_ERROR", "The logged payload cannot be replayed")
+        wire_action = str(payload.get("action") or "")
+        body: dict[str, Any] = payload["body"]
+        action = ACTIONS.get(wire_action)
+        if action is None:
+            raise CallbackError("VALIDATION_ERROR", f"Unknown method {wire_action!r}")
+        player_id = None
+        if body.get("userId") not in (None, ""):
+            player_id = parse_row_id(body.get("userId"))
+            if player_id is None:
+                raise CallbackError("INVALID_SESSION", "userId is not one of our players")
+        tx = body.get("transaction") if action not in ("authenticate", "balance") else {}
+        if not isinstance(tx, dict):
+            raise CallbackError("VALIDATION_ERROR", "transaction must be an object")
+        game = _object(body.get("game"))
+        table = _object(_object(game.get("details")).get("table"))
+        req = CallbackRequest(
+            action=action,
+            session_token=body.get("sid") or None,
+            player_id=player_id,
+            round_id=game.get("id"),
+            game_id=table.get("id") or game.get("type"),
+            currency=body.get("currency"),
+            payload=payload,
+        )
+        if action in ("bet", "win", "rollback"):
+            req.transaction_id = tx.get("id")
+            req.amount = tx.get("amount")
+        if action in ("win", "rollback"):
+            req.reference_transaction_id = tx.get("refId")
+        if action == "win":
+            # A credit settles its round (game.id): later debits are BET_ALREADY_SETTLED.
+            req.close_round = True
+        if action == "rollback" and tx.get("amount") in (None, ""):
+            req.amount = None
+        return req
+
+    def raw_payload(self, wire: WireRequest) -> Any:
+        body = json_object(wire.body)
+        if body is None:
+            return unsigned_payload(wire.body)
+        return {"action": wire.path, "body": body}
+
+    def respond(
+        self, provider: ProviderConfig, result: CallbackResult, wire: WireRequest
+    ) -> WireResponse:
+        request = json_object(wire.body) or {}
+        return WireResponse(json_bytes(self.render(result, wire.path, request)))
+
+    @staticmethod
+    def render(
+        result: CallbackResult, path: str | None = None, request: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        request = request or {}
+        body: dict[str, Any] = {"status": status_of(result)}
+        if request.get("uuid") is not None:
+            body["uuid"] = request.get("uuid")
+        if (
+            result.balance is not None
+            and result.currency
+            and (result.ok or result.code == "INSUFFICIENT_FUNDS")
+        ):
+            body["balance"] = _number(result.balance, result.currency)
+            body["bonus"] = _number(result.bonus_balance or 0, result.currency)
+        if path == "check" and result.ok:
+            body["sid"] = request.get("sid")
+        return body
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(minor: int, currency: str) -> Any:
+    """Major units as a JSON number (the decimal text keeps the exact value)."""
+    return float(Decimal(format_minor(minor, currency)))

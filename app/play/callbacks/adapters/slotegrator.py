@@ -1,0 +1,166 @@
+"""Slotegrator GIS-style seamless wallet, operator side: the aggregator calls us.
+
+* One URL, ``/api/provider-callback/<code>``; form-encoded parameters with ``action`` =
+  ``balance``, ``bet``, ``win``, ``refund`` or ``rollback``.
+* Headers ``X-Merchant-Id``, ``X-Timestamp`` (Unix seconds), ``X-Nonce`` and ``X-Sign`` = hex
+  HMAC-SHA1 (the provider's secret) of every parameter merged with those three headers,
+  sorted by name and URL-encoded as a query string. A timestamp more than ``SKEW_SECONDS``
+  from our clock is refused (``REQUEST_EXPIRED``), a nonce used before is refused
+  (``NONCE_REUSED``), both after the signature checked out and before anything else.
+* ``player_id`` is our player id, ``session_id`` the game session token of the launch;
+  amounts are decimal strings in major units of ``currency``; ``transaction_id`` is the
+  idempotency key; ``refund`` and ``rollback`` name the bet in ``bet_transaction_id``;
+  ``finished=1`` on a bet or win closes its round.
+* Answers are JSON, always HTTP 200: ``{"balance", "transaction_id"}`` or ``{"error_code",
+  "error_description"}`` (``INSUFFICIENT_FUNDS`` also carries ``balance``); only
+  ``INTERNAL_ERROR`` is retryable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from app.core.db import parse_row_id
+from app.core.money import format_minor
+from app.play.callbacks import nonces
+from app.play.callbacks.adapters.base import BadSignature, WireRequest, WireResponse, json_bytes
+from app.play.callbacks.protocol import (
+    RETRYABLE_CODE,
+    CallbackError,
+    CallbackRequest,
+    CallbackResult,
+    ProviderConfig,
+)
+
+#: The headers the signature covers besides the parameters.
+SIGNED_HEADERS = ("X-Merchant-Id", "X-Timestamp", "X-Nonce")
+SKEW_SECONDS = nonces.SKEW_SECONDS
+
+ACTIONS = ("balance", "bet", "win", "refund", "rollback")
+
+#: Our codes -> Slotegrator-style ``error_code`` (anything not named is final too).
+ERRORS = {
+    "INSUFFICIENT_FUNDS": "INSUFFICIENT_FUNDS",
+    "INVALID_SIGNATURE": "INVALID_SIGNATURE",
+    "INVALID_SESSION": "INVALID_SESSION",
+    "PLAYER_BLOCKED": "PLAYER_BLOCKED",
+    "LIMIT_EXCEEDED": "LIMIT_EXCEEDED",
+    "VALIDATION_ERROR": "VALIDATION_ERROR",
+    "DUPLICATE_MISMATCH": "DUPLICATE_TRANSACTION",
+    "TRANSACTION_NOT_FOUND": "TRANSACTION_NOT_FOUND",
+    "ROUND_NOT_FOUND": "TRANSACTION_NOT_FOUND",
+    "ROUND_CLOSED": "ROUND_CLOSED",
+    "GAME_NOT_FOUND": "GAME_NOT_FOUND",
+    RETRYABLE_CODE: "INTERNAL_ERROR",
+}
+
+
+def slotegrator_signature(
+    secret: str, params: Mapping[str, Any], headers: Mapping[str, Any]
+) -> str:
+    """Hex HMAC-SHA1 of the parameters merged with the signed headers, sorted by name and
+    URL-encoded (``key=value&...``, spaces as ``+``)."""
+    merged = {**{k: params[k] for k in params}, **{k: headers[k] for k in SIGNED_HEADERS}}
+    text = urlencode([(k, str(merged[k])) for k in sorted(merged)])
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha1).hexdigest()
+
+
+def error_code_of(result: CallbackResult) -> str:
+    if result.reason in ("stale", "nonce") and result.code == "INVALID_SIGNATURE":
+        return "REQUEST_EXPIRED" if result.reason == "stale" else "NONCE_REUSED"
+    return ERRORS.get(result.code or "", "UNKNOWN_ERROR")
+
+
+class SlotegratorAdapter:
+    name = "slotegrator"
+    uses_key_pair = False
+    form_encoded = True
+
+    def parse(self, provider: ProviderConfig, wire: WireRequest) -> CallbackRequest:
+        params = dict(wire.form.items())
+        headers = {name: wire.headers.get(name) for name in SIGNED_HEADERS}
+        given = (wire.headers.get("X-Sign") or "").strip().lower()
+        if not given or any(v in (None, "") for v in headers.values()):
+            raise BadSignature("X-Sign, X-Merchant-Id, X-Timestamp and X-Nonce are required")
+        expected = slotegrator_signature(provider.secret, params, headers)
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise BadSignature("X-Sign does not match the parameters and headers")
+        stamp = parse_row_id(headers["X-Timestamp"])
+        if stamp is None or abs(time.time() - stamp) > SKEW_SECONDS:
+            raise CallbackError(
+                "INVALID_SIGNATURE", "X-Timestamp is outside the allowed window", reason="stale"
+            )
+        nonce = str(headers["X-Nonce"])
+        if len(nonce) > 100 or not nonces.claim(provider.id, nonce):
+            raise CallbackError("INVALID_SIGNATURE", "X-Nonce was already used", reason="nonce")
+        return self.from_payload({"params": params})
+
+    def from_payload(self, payload: Any) -> CallbackRequest:
+        if not isinstance(payload, dict) or not isinstance(payload.get("params") or {}, dict):
+            raise CallbackError("VALIDATION_ERROR", "The logged payload cannot be replayed")
+        params: dict[str, Any] = payload.get("params") or {}
+        action = str(params.get("action") or "")
+        if action not in ACTIONS:
+            raise CallbackError("VALIDATION_ERROR", f"Unknown action {action!r}")
+        player_id = None
+        user = params.get("player_id")
+        if user not in (None, ""):
+            player_id = parse_row_id(user)
+            if player_id is None:
+                raise CallbackError("INVALID_SESSION", "player_id is not one of our players")
+        req = CallbackRequest(
+            action=action,
+            session_token=params.get("session_id") or None,
+            player_id=player_id,
+            round_id=params.get("round_id"),
+            game_id=params.get("game_uuid"),
+            amount=params.get("amount"),
+            currency=params.get("currency"),
+            transaction_id=params.get("transaction_id"),
+            close_round=str(params.get("finished") or "").lower() in ("1", "true"),
+            payload=payload,
+        )
+        if action in ("refund", "rollback"):
+            req.reference_transaction_id = params.get("bet_transaction_id")
+            if params.get("amount") in (None, ""):
+                # Without an amount the stored stake applies.
+                req.amount = None
+        if action == "balance":
+            req.transaction_id = None
+        return req
+
+    def raw_payload(self, wire: WireRequest) -> Any:
+        return {"params": dict(wire.form.items())}
+
+    def respond(
+        self, provider: ProviderConfig, result: CallbackResult, wire: WireRequest
+    ) -> WireResponse:
+        return WireResponse(json_bytes(self.render(result)))
+
+    @staticmethod
+    def render(result: CallbackResult) -> dict[str, Any]:
+        if not result.ok:
+            body: dict[str, Any] = {
+                "error_code": error_code_of(result),
+                "error_description": result.message,
+            }
+            if result.code == "INSUFFICIENT_FUNDS" and result.balance is not None:
+                body["balance"] = _number(result)
+            return body
+        body = {"balance": _number(result)}
+        if result.transaction_id:
+            body["transaction_id"] = result.transaction_id
+        return body
+
+
+def _number(result: CallbackResult) -> Any:
+    """Cash + bonus in major units as a JSON number (the decimal text keeps the exact value)."""
+    currency = result.currency or ""
+    total = (result.balance or 0) + (result.bonus_balance or 0)
+    return float(Decimal(format_minor(total, currency)))
