@@ -15,7 +15,7 @@ from app.conformance.fixtures import SetupError
 from app.core.errors import AppError
 from app.core.extensions import db
 from app.core.money import format_minor
-from app.play import games, rounds
+from app.play import game_lists, games, rounds
 from app.play.callbacks import replay
 from app.play.models import PROVIDER_PROTOCOLS
 from app.wallet import ledger as wallet
@@ -121,22 +121,40 @@ def providers_conformance(protocol: str, base_url: str, only: str | None) -> Non
 @games_group.command("import")
 @click.option("--provider", "provider_code", required=True, help="Provider code.")
 @click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
-def games_import(provider_code: str, path: str) -> None:
-    """Upsert a provider's games from a JSON array of {external_id, name, category, ...}."""
+@click.option(
+    "--format",
+    "list_format",
+    type=click.Choice(list(game_lists.FORMATS)),
+    default=None,
+    help="The list's shape; default: the provider's protocol (the aggregator's list as is).",
+)
+def games_import(provider_code: str, path: str, list_format: str | None) -> None:
+    """Upsert a provider's games from its game list (docs/providers.md, "Game lists")."""
     try:
         with open(path, encoding="utf-8") as fh:
-            items = json.load(fh)
+            payload = json.load(fh)
     except (OSError, ValueError) as exc:
         raise click.BadParameter(f"cannot read JSON: {exc}", param_hint="--file") from None
-    if not isinstance(items, list):
-        raise click.BadParameter("the file must hold a JSON array", param_hint="--file")
     try:
-        with click.progressbar(length=len(items), label="importing games") as bar:
-            report = games.import_games(provider_code, items, progress=bar.update)
+        list_format, items = games.game_list_items(provider_code, payload, list_format)
+    except game_lists.NotAGameList as exc:
+        message = exc.errors[0]["message"] if exc.errors else exc.message
+        raise click.BadParameter(message, param_hint="--file") from None
     except AppError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
-    click.echo(f"imported {report.imported}, updated {report.updated}, failed {report.failed}")
+    try:
+        with click.progressbar(length=len(items), label="importing games") as bar:
+            report = games.import_games(
+                provider_code, items, format=list_format, progress=bar.update
+            )
+    except AppError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"imported {report.imported}, updated {report.updated}, failed {report.failed}"
+        f" ({list_format} format)"
+    )
     for error in report.errors or []:
         click.echo(f"  item {error['index']}: {error['message']}", err=True)
     if report.failed:

@@ -6,7 +6,8 @@ Invariants:
   currency (provider plays it) before it creates a session; the session token is 256 random
   bits and expires (``GAME_SESSION_SECONDS``, default 4 h). Demo sessions move no money.
 * ``favorite_count``/``play_count`` change with atomic SQL increments, never read-modify-write.
-* Imports upsert by (provider, external_id): re-importing the same file changes nothing.
+* Imports upsert by (provider, external_id): re-importing the same file changes nothing. An
+  aggregator's list is mapped item by item (``game_lists``); a bad item fails alone.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from app.core.errors import AppError, Conflict, NotFound, ValidationError
 from app.core.extensions import db
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.identity.models import PLAYER, User
+from app.play import game_lists
 from app.play import guard as play_guard
 from app.play.callbacks import protocol as callback_protocol
 from app.play.callbacks.adapters import ADAPTERS
@@ -392,16 +394,30 @@ class ImportReport:
     games: list[dict[str, Any]] | None = None
 
 
+def game_list_items(
+    provider_code: str, payload: Any, format: str | None = "native"
+) -> tuple[str, list[Any]]:
+    """The format (``None``: the provider's protocol, so a list goes in as downloaded) and the
+    items of a game list; ``game_lists.NotAGameList`` when the payload holds none."""
+    if format is None:
+        format = provider_by_code(provider_code).protocol
+    fmt = game_lists.get_format(format)
+    return fmt.name, game_lists.unwrap(fmt, payload)
+
+
 def import_games(
     provider_code: str,
-    items: list[dict[str, Any]],
+    items: Any,
     *,
+    format: str | None = "native",
     actor: Any = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Upsert a provider's games by ``external_id`` (each item: external_id, name, category...)."""
-    if not isinstance(items, list):
-        raise ValidationError.field("games", "A JSON array of games is required")
+    """Upsert a provider's games by ``external_id``. ``items`` is a game list in ``format``
+    (``game_lists.FORMATS``; ``None``: the provider's protocol): each item is mapped onto our
+    fields, a bad one is reported with its index and the others still import."""
+    format, items = game_list_items(provider_code, items, format)
+    map_item = game_lists.FORMATS[format].map_item
     errors: list[dict[str, Any]] = []
     games: list[dict[str, Any]] = []
     report = ImportReport(errors=errors, games=games)
@@ -413,8 +429,7 @@ def import_games(
         }
         for index, item in enumerate(items):
             try:
-                if not isinstance(item, dict):
-                    raise ValidationError("each game must be an object")
+                item = map_item(item)
                 external = str(item.get("external_id") or item.get("id") or "").strip()
                 name = str(item.get("name") or "").strip()
                 if not external or not name:
@@ -451,7 +466,12 @@ def import_games(
             actor=actor,
             target_type="provider",
             target_id=provider.id,
-            after={"imported": report.imported, "updated": report.updated, "failed": report.failed},
+            after={
+                "format": format,
+                "imported": report.imported,
+                "updated": report.updated,
+                "failed": report.failed,
+            },
         )
     callback_protocol.clear_caches()
     return report

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from app.blueprints.api.games import GameSchema
 from app.core.schemas import PageArgs, PageMetaSchema, envelope_of, page_meta
 from app.identity.auth import permission_required
-from app.play import games
+from app.play import game_lists, games
 from app.play.models import GAME_STATUSES, PROVIDER_PROTOCOLS
 
 blp = Blueprint("admin_games", __name__, url_prefix="/api/admin/games", description="Staff: games")
@@ -108,7 +108,15 @@ class ProviderUpdateSchema(Schema):
 
 class ImportSchema(Schema):
     provider = fields.String(required=True, metadata={"description": "Provider code"})
-    games = fields.List(fields.Dict(), required=True)
+    games = fields.Raw(
+        required=True,
+        metadata={"description": "The game list: an array, or the aggregator's envelope"},
+    )
+    format = fields.String(
+        validate=validate.OneOf(list(game_lists.FORMATS)),
+        load_default=None,
+        metadata={"description": "The list's shape; default: the provider's protocol"},
+    )
 
 
 class ImportResultSchema(Schema):
@@ -197,8 +205,11 @@ class ImportGames(MethodView):
     @blp.arguments(ImportSchema)
     @blp.response(200, envelope_of(ImportResultSchema))
     def post(self, args):
-        """Upsert a provider's games by external_id; answers counts and per-item errors."""
-        report = games.import_games(args["provider"], args["games"], actor=g.user)
+        """Upsert a provider's games by external_id from its game list (``format``, default the
+        provider's protocol); answers counts and per-item errors."""
+        report = games.import_games(
+            args["provider"], args["games"], format=args["format"], actor=g.user
+        )
         return {
             "data": {
                 "imported_count": report.imported,
