@@ -15,15 +15,18 @@ A bet callback (``app.play.callbacks``), for a player with no special state:
    then the bonus maximum bet (``bonus.promotions.check_bet``).
 2. **Inside the wallet transaction**, after the ledger posting (``app.play.events``), in order:
    bonus wagering (``bonus.promotions.on_play``), jackpot contributions
-   (``prizes.jackpots.on_play``), tournament scores (``prizes.tournaments.on_play``),
-   loyalty points (``bonus.loyalty.on_play``). What they write commits or rolls back with
-   the money; a replayed callback reaches none of them.
+   (``prizes.jackpots.on_play``), tournament scores (``prizes.tournaments.on_play``). What
+   they write commits or rolls back with the money; a replayed callback reaches none of them.
    A bet naming a free round, a win or rollback of one, and the end of a stakeless round go
    to the free-spins contract (``bonus.free_spins``), and a ``jackpot_win`` to the jackpot
    payer (``prizes.jackpots.pay_reported``), both installed on ``app.play.seams``.
-3. **After commit** (``app.core.db.on_commit`` callbacks queued by the steps above): the
-   ``balance.update`` event and other events through the bus (``app.core.bus``) to the
-   real-time layer, Redis tournament-board mirrors, notifications, enqueued jobs.
+3. **After commit**: loyalty points and their level-up notice (``bonus.loyalty.on_play``, an
+   after-commit ``play_events`` listener: its own transaction, in commit order, idempotent by
+   the claim id, inline or from a per-process queue per ``PLAY_AFTER_COMMIT``; the periodic
+   ``bonus.jobs.sweep_loyalty`` redoes what a crash lost); then (``app.core.db.on_commit``
+   callbacks queued by the steps above) the ``balance.update`` event and other events
+   through the bus (``app.core.bus``) to the real-time layer, Redis tournament-board
+   mirrors, notifications, enqueued jobs.
 
 Payments (``app.payments.hooks``): creating a deposit passes the responsible-gaming deposit
 checks; crediting it runs the bonus deposit offers, then AML checks; a withdrawal request
@@ -60,7 +63,11 @@ def install() -> None:
     play_events.register(promotions.on_play, wanted=promotions.wanted)
     play_events.register(jackpots.on_play, wanted=jackpots.wanted)
     play_events.register(tournaments.on_play, wanted=tournaments.wanted)
-    play_events.register(loyalty.on_play)
+
+    # 3. After the callback committed, in commit order, idempotent by claim id (no money moves
+    # there): loyalty points and their level-up notice. ``loyalty.sweep`` redoes what a
+    # process that died between commit and this step did not.
+    play_events.register(loyalty.on_play, after_commit=True)
 
     # Inside a callback, for what play cannot decide alone: free rounds, reported jackpots.
     play_seams.install(free_rounds=free_spins, jackpots=jackpots)

@@ -24,6 +24,7 @@ import json
 import os
 import pstats
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -55,12 +56,16 @@ def main() -> None:
 
         app = create_app()
         statements: list[str] = []
+        #: Statements of other threads: the after-commit queue's (``PLAY_AFTER_COMMIT``).
+        after: list[str] = []
+        request_thread = threading.get_ident()
+
+        def record(_c: object, _cur: object, sql: str, *_a: object) -> None:
+            mine = threading.get_ident() == request_thread
+            (statements if mine else after).append(" ".join(sql.split())[:100])
+
         with app.app_context():
-            sa.event.listen(
-                db.engine,
-                "before_cursor_execute",
-                lambda _c, _cur, sql, *_a: statements.append(" ".join(sql.split())[:100]),
-            )
+            sa.event.listen(db.engine, "before_cursor_execute", record)
         client = app.test_client()
         url = f"/api/provider-callback/{bench.PROVIDER}"
         common = {"session_token": tokens[0], "game_id": bench.GAME, "currency": bench.CURRENCY}
@@ -80,6 +85,14 @@ def main() -> None:
         def win(tag: str, amount: str) -> dict:
             return {"action": "win", "transaction_id": f"{tag}w", "round_id": tag, "amount": amount}
 
+        def settle(seen: list[str]) -> None:
+            # Until the after-commit queue's thread has been quiet for 100 ms (at most 2 s).
+            deadline = time.monotonic() + 2
+            count = -1
+            while count != len(seen) and time.monotonic() < deadline:
+                count = len(seen)
+                time.sleep(0.1)
+
         for i in range(30):  # warm the caches (statements, provider, game)
             send(bet(f"warm{i}"))
             send(win(f"warm{i}", "2.00"))
@@ -90,13 +103,21 @@ def main() -> None:
             ("win", win("x", "2.00")),
             ("replay", bet("x")),
         ):
+            settle(after)
             statements.clear()
+            after.clear()
             send(payload)
             counts[kind] = len(statements)
             print(f"{kind}: {len(statements)} SQL statements (+ commit)")
             if args.show_sql:
                 for sql in statements:
                     print(f"    {sql}")
+            settle(after)
+            if after:
+                print(f"  after commit, off the request: {len(after)} SQL statements (+ commit)")
+                if args.show_sql:
+                    for sql in after:
+                        print(f"    {sql}")
         cpu = {"bet": 0.0, "win": 0.0, "replay": 0.0}
         profiler = cProfile.Profile() if args.cprofile else None
         if profiler is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.bonus import promotions
+from app.bonus import loyalty, promotions
 from app.core.queues import job
 
 
@@ -16,3 +16,10 @@ def expire_bonuses() -> int:
 def pay_cashback() -> dict[str, int]:
     """Cashback for the last completed period of every active cashback promotion (periodic)."""
     return promotions.pay_cashback()
+
+
+@job
+def sweep_loyalty() -> int:
+    """Loyalty points of recent stakes and refunds the after-commit step did not reach (a
+    process that died between commit and it); idempotent (periodic)."""
+    return loyalty.sweep()

@@ -3,29 +3,41 @@
 Invariants:
 * Points are not money: they never touch a wallet or the ledger and cannot be withdrawn.
 * A stake earns ``floor(cash stake x LOYALTY_POINTS_PER_UNIT / 10^exponent)`` points (bonus
-  money earns none: points must not be farmed with the casino's own bonus). They are written by
-  the ``play_events`` listener inside the callback transaction, so they exist exactly when the
-  stake does; a replayed callback never reaches the listener.
+  money earns none: points must not be farmed with the casino's own bonus). Points move no
+  money, so they are written by an after-commit ``play_events`` listener, in their own
+  transaction once the stake committed (``PLAY_AFTER_COMMIT``), never inside the callback's.
+* Once per stake: the wager event is keyed by the bet's claim id
+  (``LoyaltyEvent.provider_transaction_id`` is unique, inserted ``ON CONFLICT DO NOTHING``), so
+  a second run of the same event (the after-commit queue and the sweep both meeting it) adds
+  nothing; a replayed callback never reaches the listener at all.
 * A refund or rollback of a stake takes back exactly the points that stake earned, once
-  (``LoyaltyEvent.reverses_event_id`` is unique).
+  (``LoyaltyEvent.reverses_event_id`` and the reversal's claim id are unique). A reversal that
+  runs before its bet's wager event was written writes that wager event first (from the bet's
+  ledger row), so the bet's late run finds it done and the points net to zero.
+* Crash-safe: :func:`sweep` (periodic) writes the wager events and reversals of recent
+  stakes and refunds the after-commit queue did not reach (a process killed between commit
+  and queue), by the same idempotent path.
 * ``LoyaltyAccount.points`` = sum of the player's events; the level is the highest
   ``LoyaltyLevel`` whose ``min_points`` the points reach (a reversal can lower it).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, literal_column, select, update
+from sqlalchemy import BigInteger, and_, case, cast, literal_column, select, update
 
 from app.bonus.models import LoyaltyAccount, LoyaltyEvent, LoyaltyLevel
 from app.core import notifications
 from app.core.base import utcnow
-from app.core.db import dialect_insert, page_of, table_of
+from app.core.db import atomic, dialect_insert, page_of, table_of
 from app.core.extensions import db
 from app.core.money import exponent, format_minor
 from app.play import events as play_events
+from app.play.models import ProviderTransaction
+from app.wallet.models import LedgerTransaction
 
 #: The seeded level table: (code, name, min points, description).
 LEVELS: tuple[tuple[str, str, int, str], ...] = (
@@ -124,55 +136,89 @@ def _level_up_notice(user_id: int, code: str) -> None:
     )
 
 
-_WAGER_EVENT = insert(table_of(LoyaltyEvent))
-
-
 def on_play(event: play_events.PlayEvent) -> None:
-    """``play_events`` listener (callback transaction)."""
+    """After-commit ``play_events`` listener (its own transaction; idempotent by claim id)."""
     if event.kind == "bet":
-        points = points_for(event.cash_part, event.currency)
-        if points <= 0:
-            return
-        # A Core insert built once (no unit-of-work flush on the bet path).
-        db.session.execute(
-            _WAGER_EVENT,
-            {
-                "user_id": event.user_id,
-                "kind": "wager",
-                "points": points,
-                "currency": event.currency,
-                "amount": event.cash_part,
-                "provider_transaction_id": event.transaction_id,
-                "created_at": utcnow(),
-            },
-        )
-        _move(event.user_id, points)
+        _wager(event.user_id, event.currency, event.cash_part, event.transaction_id)
     elif event.kind in ("refund", "rollback") and event.reverses == "bet":
         _reverse(event)
+
+
+def _wager(user_id: int, currency: str, cash_part: int, claim_id: int) -> int | None:
+    """Write the wager event of a stake once and add its points; the event's id (None when
+    the stake earns no points)."""
+    points = points_for(cash_part, currency)
+    if points <= 0:
+        return None
+    events = table_of(LoyaltyEvent)
+    inserted = db.session.execute(
+        dialect_insert(events)
+        .values(
+            user_id=user_id,
+            kind="wager",
+            points=points,
+            currency=currency,
+            amount=cash_part,
+            provider_transaction_id=claim_id,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["provider_transaction_id"])
+        .returning(events.c.id)
+    ).scalar_one_or_none()
+    if inserted is not None:
+        _move(user_id, points)
+        return int(inserted)
+    # Already written (by the queue, the sweep or a reversal that ran first).
+    return db.session.scalar(
+        select(LoyaltyEvent.id).where(
+            LoyaltyEvent.provider_transaction_id == claim_id, LoyaltyEvent.kind == "wager"
+        )
+    )
+
+
+def _stake_of(bet_claim_id: int) -> Any:
+    """The cash stake of a bet, from its ledger row: (user, currency, cash) or None."""
+    lt = LedgerTransaction
+    return db.session.execute(
+        select(lt.user_id, lt.currency, (-lt.cash_delta).label("cash")).where(
+            lt.reference_type == "provider_transaction",
+            lt.reference_id == str(bet_claim_id),
+            lt.type == "bet",
+        )
+    ).first()
+
+
+def _wager_event(bet_claim: int, user_id: int) -> Any:
+    le = LoyaltyEvent
+    return db.session.execute(
+        select(le.id, le.points, le.amount).where(
+            le.provider_transaction_id == bet_claim, le.kind == "wager", le.user_id == user_id
+        )
+    ).first()
 
 
 def _reverse(event: play_events.PlayEvent) -> None:
     # The undone stake is named by the event itself (``reverses_transaction_id``: our claim of
     # the bet), for a provider's refund/rollback and a stale-round refund alike, the same key
     # the jackpot and bonus listeners use.
-    if event.reverses_transaction_id is None:
+    bet_claim = event.reverses_transaction_id
+    if bet_claim is None:
         return
-    wager = db.session.execute(
-        select(LoyaltyEvent).where(
-            LoyaltyEvent.provider_transaction_id == event.reverses_transaction_id,
-            LoyaltyEvent.kind == "wager",
-            LoyaltyEvent.user_id == event.user_id,
-        )
-    ).scalar_one_or_none()
+    wager = _wager_event(bet_claim, event.user_id)
     if wager is None:
-        return
-    taken = db.session.scalar(
-        select(LoyaltyEvent.id).where(LoyaltyEvent.reverses_event_id == wager.id)
-    )
-    if taken is not None:
-        return
-    db.session.add(
-        LoyaltyEvent(
+        # The reversal ran before its bet's after-commit work: apply the bet first, from its
+        # ledger row, so that both end up done exactly once.
+        stake = _stake_of(bet_claim)
+        if stake is None or stake.user_id != event.user_id:
+            return
+        _wager(stake.user_id, stake.currency, stake.cash, bet_claim)
+        wager = _wager_event(bet_claim, event.user_id)
+        if wager is None:
+            return  # the stake earned no points
+    events = table_of(LoyaltyEvent)
+    taken = db.session.execute(
+        dialect_insert(events)
+        .values(
             user_id=event.user_id,
             kind="reversal",
             points=-wager.points,
@@ -180,10 +226,82 @@ def _reverse(event: play_events.PlayEvent) -> None:
             amount=wager.amount,
             provider_transaction_id=event.transaction_id,
             reverses_event_id=wager.id,
+            created_at=utcnow(),
         )
+        .on_conflict_do_nothing()
+        .returning(events.c.id)
+    ).scalar_one_or_none()
+    if taken is not None:
+        _move(event.user_id, -wager.points)
+
+
+#: How far back the sweep looks, and how old a stake must be before the sweep (rather than the
+#: after-commit queue, which normally runs within milliseconds) deals with it.
+SWEEP_WINDOW = timedelta(days=1)
+SWEEP_GRACE = timedelta(seconds=10)
+
+
+def sweep(*, window: timedelta = SWEEP_WINDOW, grace: timedelta = SWEEP_GRACE) -> int:
+    """Write what the after-commit listener did not (process died after commit): the wager
+    events of recent cash stakes without one, then the reversals of recent refunds and
+    rollbacks of stakes. Idempotent; returns how many events it handed to the listener."""
+    now = utcnow()
+    lt, pt = LedgerTransaction, ProviderTransaction
+    # CASE: PostgreSQL may evaluate a WHERE's terms in any order, and other references are
+    # not numbers.
+    claim_id = case(
+        (lt.reference_type == "provider_transaction", cast(lt.reference_id, BigInteger))
     )
-    db.session.flush()
-    _move(event.user_id, -wager.points)
+    recent = and_(
+        lt.reference_type == "provider_transaction",
+        lt.created_at >= now - window,
+        lt.created_at <= now - grace,
+    )
+    le = LoyaltyEvent
+    done = select(le.id).where(le.provider_transaction_id == claim_id).exists()
+    handled = 0
+    with atomic():
+        stakes = db.session.execute(
+            select(lt.user_id, lt.currency, (-lt.cash_delta).label("cash"), claim_id.label("c"))
+            .where(recent, lt.type == "bet", lt.cash_delta < 0, ~done)
+            .order_by(lt.id)
+        ).all()
+        for s in stakes:
+            if points_for(s.cash, s.currency) > 0:
+                _wager(s.user_id, s.currency, s.cash, s.c)
+                handled += 1
+    with atomic():
+        bet = table_of(pt).alias("bet")
+        undo = table_of(pt).alias("undo")
+        reversals = db.session.execute(
+            select(
+                lt.user_id,
+                lt.currency,
+                undo.c.id.label("c"),
+                undo.c.action,
+                bet.c.id.label("bet_claim"),
+            )
+            .join(undo, undo.c.id == claim_id)
+            .join(
+                bet,
+                and_(
+                    bet.c.provider_id == undo.c.provider_id,
+                    bet.c.external_id == undo.c.reference_external_id,
+                    bet.c.action == "bet",
+                ),
+            )
+            .where(recent, lt.type.in_(("refund", "rollback")), ~done)
+            .order_by(lt.id)
+        ).all()
+        for r in reversals:
+            _reverse(
+                play_events.PlayEvent(
+                    r.action, r.user_id, r.currency, 0, 0, 0, 0, None, None, r.c,
+                    reverses="bet", reverses_transaction_id=r.bet_claim,
+                )
+            )  # fmt: skip
+            handled += 1
+    return handled
 
 
 # --- reads ----------------------------------------------------------------------------------

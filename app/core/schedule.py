@@ -14,6 +14,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.prizes.jobs.refresh_tournament_boards", 60, "default"),
     ("app.prizes.jobs.run_lottery_draws", 60, "payouts"),
     ("app.bonus.jobs.expire_bonuses", 300, "default"),
+    # Loyalty points the after-commit step lost to a crash (idempotent by claim id).
+    ("app.bonus.jobs.sweep_loyalty", 60, "default"),
     ("app.payments.jobs.expire_pending_deposits", 300, "default"),
     ("app.bonus.jobs.pay_cashback", 3600, "default"),
     # Idempotency keys past their 24 hours (a claim replaces its own expired key lazily).

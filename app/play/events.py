@@ -1,12 +1,21 @@
-"""What other domains learn about play, inside the callback's money transaction.
+"""What other domains learn about play: inside the callback's money transaction, or after it.
 
 Bonus wagering, tournament scores, jackpot contributions and loyalty points all follow the
 stakes and wins the wallet accepted. They register a listener here instead of editing the
 callback service.
 
 Invariants:
-* Listeners run after the wallet posting, in the same transaction: what they write commits
-  or rolls back with the money (a wagering step can never exist without its bet).
+* Listeners that move money (bonus wagering, jackpot contributions) and tournament scores run
+  after the wallet posting, in the same transaction: what they write commits or rolls back
+  with the money (a wagering step can never exist without its bet).
+* Listeners registered ``after_commit=True`` (loyalty points) move no money and run after the
+  callback committed, in their own transaction, in commit order: in the request once the view
+  returned (``PLAY_AFTER_COMMIT=inline``, the default: tests, SQLite; at once outside a
+  request) or from a per-process
+  queue drained in batches by one background thread (``background``, production). They must
+  be idempotent by the event's ``transaction_id`` (our claim id): a queue lost in a crash is
+  redone by the owner's periodic sweep, and the sweep may meet an event the queue also ran. A
+  reversal that runs before its bet's after-commit work must apply the bet first.
 * They must be cheap (this is the hottest path) and must not raise for business reasons:
   an exception aborts the callback with INTERNAL_ERROR and the provider retries it.
   Work that can wait (leaderboard pushes, notifications) goes through ``on_commit``.
@@ -21,13 +30,22 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import Flask, Response, after_this_request, current_app, has_request_context, request
 from sqlalchemy import ColumnElement, bindparam
 
 from app.core.base import UTCDateTime
+from app.core.db import atomic, on_commit
+from app.core.extensions import db
+
+log = logging.getLogger(__name__)
+_PENDING = "jackpotx.play_after_commit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +79,17 @@ Listener = Callable[[PlayEvent], None]
 Wanted = Callable[[Any, Any, Any, Any], ColumnElement[bool]]
 _listeners: list[Listener] = []
 _wanted: dict[Listener, Wanted] = {}
+#: Listeners that move no money: called after the callback committed (see the module doc).
+_after_commit: list[Listener] = []
 
 
-def register(listener: Listener, *, wanted: Wanted | None = None) -> None:
+def register(
+    listener: Listener, *, wanted: Wanted | None = None, after_commit: bool = False
+) -> None:
+    if after_commit:
+        if listener not in _after_commit:
+            _after_commit.append(listener)
+        return
     if listener not in _listeners:
         _listeners.append(listener)
     if wanted is not None:
@@ -73,6 +99,8 @@ def register(listener: Listener, *, wanted: Wanted | None = None) -> None:
 def unregister(listener: Listener) -> None:
     if listener in _listeners:
         _listeners.remove(listener)
+    if listener in _after_commit:
+        _after_commit.remove(listener)
     _wanted.pop(listener, None)
 
 
@@ -113,7 +141,97 @@ def not_wanted(row: Any) -> frozenset[Listener]:
 
 
 def emit(event: PlayEvent) -> None:
-    """Call every listener in order, but those the bet's probes said no for."""
+    """Call every listener in order, but those the bet's probes said no for; hand the event
+    to the after-commit listeners once the caller's transaction committed."""
     for listener in _listeners:
         if listener not in event.not_wanted:
             listener(event)
+    if _after_commit:
+        # Per event (not per transaction): a rolled-back savepoint drops its own events.
+        on_commit(lambda: _dispatch(event))
+
+
+def _dispatch(event: PlayEvent) -> None:
+    if not has_request_context():
+        # A job or an operator command: nothing waits on it, and an RQ work-horse exits
+        # right after its job (a queue would be left to the sweep).
+        run_after_commit([event])
+    elif current_app.config.get("PLAY_AFTER_COMMIT", "inline") == "background":
+        _drainer(current_app._get_current_object()).submit(event)  # type: ignore[attr-defined]
+    else:
+        # Inline, once the view returned: not inside what the view still holds after its
+        # commit (a callback's per-player gate), so a player's next callback does not wait
+        # for this one's loyalty work.
+        pending = request.environ.get(_PENDING)
+        if pending is None:
+            pending = request.environ[_PENDING] = []
+
+            @after_this_request
+            def _run(response: Response) -> Response:
+                run_after_commit(pending)
+                return response
+
+        pending.append(event)
+
+
+def run_after_commit(events: list[PlayEvent]) -> None:
+    """Run the after-commit listeners over ``events`` (in order) in one transaction; if the
+    batch fails, each event in its own, so one bad event does not hold back the others (what
+    still fails is logged and left to the owner's sweep)."""
+    try:
+        with atomic():
+            for event in events:
+                for listener in _after_commit:
+                    listener(event)
+        return
+    except Exception:
+        if len(events) == 1:
+            log.exception("after-commit play listener failed (the sweep will redo it)")
+            return
+    for event in events:
+        run_after_commit([event])
+
+
+class _Drainer:
+    """One per process: a queue of committed events and the thread (a greenlet under gevent)
+    that applies them in batches, in commit order."""
+
+    BATCH = 200
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.queue: queue.Queue[PlayEvent] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="jx-play-after-commit", daemon=True)
+        self.thread.start()
+
+    def submit(self, event: PlayEvent) -> None:
+        self.queue.put(event)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            with self.app.app_context():
+                try:
+                    run_after_commit(batch)
+                finally:
+                    db.session.remove()
+
+
+_drainers: dict[int, _Drainer] = {}
+_drainers_lock = threading.Lock()
+
+
+def _drainer(app: Flask) -> _Drainer:
+    key = id(app)
+    drainer = _drainers.get(key)
+    if drainer is None:
+        with _drainers_lock:
+            drainer = _drainers.get(key)
+            if drainer is None:
+                drainer = _drainers[key] = _Drainer(app)
+    return drainer

@@ -7,7 +7,7 @@ import pytest
 from app.payments.gateways import sandbox
 from tests.bonus.test_promotions import deposit_and_pay
 from tests.moneykit import open_table
-from tests.payments.test_payments import Wire
+from tests.payments.conftest import Wire
 from tests.payments_helpers import sandbox_gateway
 
 

@@ -127,8 +127,8 @@ def test_a_bet_runs_its_hooks_in_the_documented_order(app):
         promotions.on_play,
         jackpots.on_play,
         tournaments.on_play,
-        loyalty.on_play,
     ]
+    assert play_events._after_commit == [loyalty.on_play]
 
 
 def test_payments_registration_and_reads_are_wired_by_app_hooks(app):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from app.bonus import loyalty
@@ -10,6 +14,7 @@ from app.bonus.models import LoyaltyAccount, LoyaltyEvent
 from app.core.db import atomic
 from app.core.extensions import db
 from app.core.models import Notification
+from app.play import events as play_events
 from app.wallet.models import LedgerTransaction
 from tests.moneykit import open_table, reconcile_clean
 
@@ -71,6 +76,102 @@ def test_a_refund_takes_the_points_back_once_and_a_win_rollback_does_not(client,
     assert events_of(table.user_id) == [("wager", 20), ("wager", 5), ("reversal", -20)]
     ok(table.rollback("rb3", "b2"))
     assert points_of(table.user_id) == 0
+    reconcile_clean()
+
+
+@pytest.fixture
+def held(monkeypatch):
+    """The after-commit step does not run (a process that dies right after the commit): the
+    committed events are kept here instead."""
+    kept: list[play_events.PlayEvent] = []
+    monkeypatch.setattr(play_events, "_dispatch", kept.append)
+    return kept
+
+
+def wait_for_points(user_id: int, expected: int, within: float = 2.0) -> float:
+    """Seconds until the player's points read ``expected`` (fails after ``within``)."""
+    start = time.monotonic()
+    while True:
+        points = points_of(user_id)
+        elapsed = time.monotonic() - start
+        if points == expected:
+            return elapsed
+        assert elapsed < within, f"points {points}, expected {expected} within {within} s"
+        time.sleep(0.01)
+
+
+def test_points_are_written_after_the_bets_transaction_not_inside_it(client, factory, held):
+    table = open_table(client, factory, cash=100_00)
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa_event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        ok(table.bet("b1", "12.34"))
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", record)
+    assert not [s for s in seen if "loyalty" in s]
+    assert points_of(table.user_id) == 0
+    assert [(e.kind, e.transaction_id) for e in held] == [("bet", held[0].transaction_id)]
+    play_events.run_after_commit(held)
+    assert points_of(table.user_id) == 12
+
+
+def test_points_reflect_a_bet_within_two_seconds_of_the_answer(client, factory):
+    table = open_table(client, factory, cash=100_00)
+    ok(table.bet("b1", "7.00"))
+    assert wait_for_points(table.user_id, 7) < 2.0
+    ok(table.refund("rf1", "b1"))
+    assert wait_for_points(table.user_id, 0) < 2.0
+
+
+def test_running_an_event_twice_counts_it_once(client, factory, held):
+    table = open_table(client, factory, cash=100_00)
+    ok(table.bet("b1", "20.00"))
+    ok(table.refund("rf1", "b1"))
+    play_events.run_after_commit(held)
+    play_events.run_after_commit(held)  # the queue and the sweep both met them
+    assert points_of(table.user_id) == 0
+    assert events_of(table.user_id) == [("wager", 20), ("reversal", -20)]
+
+
+def test_a_refund_run_before_its_bets_after_commit_work_undoes_exactly_the_bet(
+    client, factory, held
+):
+    table = open_table(client, factory, cash=100_00)
+    ok(table.bet("b1", "20.00"))
+    ok(table.bet("b2", "5.00", round_id="r2"))
+    ok(table.refund("rf1", "b1"))
+    bet1, bet2, refund = held
+    play_events.run_after_commit([refund])  # another worker drained the refund first
+    assert points_of(table.user_id) == 0
+    assert events_of(table.user_id) == [("wager", 20), ("reversal", -20)]
+    play_events.run_after_commit([bet1])  # the bet's own run comes late: nothing twice
+    play_events.run_after_commit([bet2])
+    assert points_of(table.user_id) == 5
+    assert events_of(table.user_id) == [("wager", 20), ("reversal", -20), ("wager", 5)]
+
+
+def test_the_sweep_writes_what_a_crash_after_commit_lost_once(client, factory, held):
+    table = open_table(client, factory, cash=100_00)
+    ok(table.bet("b1", "12.34"))
+    ok(table.bet("b2", "5.00", round_id="r2"))
+    ok(table.rollback("rb2", "b2"))
+    ok(table.bet("b3", "0.50", round_id="r3"))  # earns nothing: the sweep writes nothing
+    assert points_of(table.user_id) == 0
+    assert loyalty.sweep(grace=timedelta(0)) == 3
+    assert points_of(table.user_id) == 12
+    assert events_of(table.user_id) == [("wager", 12), ("wager", 5), ("reversal", -5)]
+    loyalty.sweep(grace=timedelta(0))
+    play_events.run_after_commit(held)  # the lost queue, had it survived, changes nothing
+    assert points_of(table.user_id) == 12
+    assert len(events_of(table.user_id)) == 3
+    # Within the grace period the sweep leaves stakes to the after-commit step.
+    ok(table.bet("b4", "3.00", round_id="r4"))
+    loyalty.sweep()
+    assert points_of(table.user_id) == 12
     reconcile_clean()
 
 

@@ -21,7 +21,8 @@ from app.payments.gateways import sandbox
 from app.play.models import Game
 from app.wallet.models import LedgerTransaction
 from tests.moneykit import fund, open_table, reconcile_clean
-from tests.payments.test_payments import Wire, balances, pay, start_deposit, withdraw
+from tests.payments.conftest import Wire
+from tests.payments.test_payments import balances, pay, start_deposit, withdraw
 from tests.payments_helpers import sandbox_gateway
 
 

@@ -17,7 +17,8 @@ from app.payments.gateways import sandbox
 from tests.bonus.test_free_spins import studio  # noqa: F401 -- fixture: JxOriginals with free rounds
 from tests.bonus.test_promotions import bonus_balance, bonuses_of, promo
 from tests.moneykit import reconcile_clean
-from tests.payments.test_payments import Wire, start_deposit
+from tests.payments.conftest import Wire
+from tests.payments.test_payments import start_deposit
 from tests.payments_helpers import sandbox_gateway
 
 IP_A, IP_B = "81.2.69.142", "81.2.69.143"

@@ -13,12 +13,15 @@ import statistics
 import threading
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 import sqlalchemy as sa
 
+from app.bonus import loyalty
+from app.bonus.models import LoyaltyAccount, LoyaltyEvent
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import User
@@ -562,4 +565,48 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_retries_apply_once(
         worker_back_s=round(recovered_s, 1),
         money_delta=f"-{spent / 100:.2f} = 200 bets exactly once",
     )
+    reconcile_clean()
+
+
+def _points(user_id: int) -> int:
+    db.session.expire_all()
+    account = db.session.get(LoyaltyAccount, user_id)
+    return 0 if account is None else account.points
+
+
+def _points_reach(user_id: int, expected: int, within: float = 2.0) -> float:
+    """Seconds from now until the player's points read ``expected`` (fails after ``within``)."""
+    start = time.monotonic()
+    while True:
+        points = _points(user_id)
+        elapsed = time.monotonic() - start
+        if points == expected:
+            return elapsed
+        assert elapsed < within, f"points {points}, expected {expected} within {within} s"
+        time.sleep(0.005)
+
+
+def test_loyalty_points_follow_a_bet_within_two_seconds_from_the_background_queue(
+    as_server, committed_db, factory
+):
+    # The live server runs the production profile: after-commit listeners go through the
+    # per-process background queue (PLAY_AFTER_COMMIT=background).
+    table = Provider(as_server.url, factory)
+    user = table.users[0]
+    db.session.remove()
+    lags = []
+    assert _ok(*table.bet("l1", "10.00"))
+    lags.append(_points_reach(user, 10))
+    assert _ok(*table.bet("l1", "10.00"))  # a replay reaches no listener
+    assert _ok(*table.bet("l2", "5.00", round_id="r2"))
+    lags.append(_points_reach(user, 15))
+    assert _ok(*table.call("refund", transaction_id="l3", reference_transaction_id="l2"))
+    lags.append(_points_reach(user, 10))
+    loyalty.sweep(grace=timedelta(0))  # the sweep meets what the queue did: nothing twice
+    assert _points(user) == 10
+    kinds = db.session.scalars(
+        sa.select(LoyaltyEvent.kind).where(LoyaltyEvent.user_id == user).order_by(LoyaltyEvent.id)
+    ).all()
+    assert kinds == ["wager", "wager", "reversal"]
+    figure("loyalty after commit", max_lag_ms=round(max(lags) * 1000, 1))
     reconcile_clean()

@@ -12,7 +12,7 @@ from app.core.extensions import db
 from app.play import games
 from app.wallet.models import LedgerTransaction, Wallet
 from tests.moneykit import Table, make_game, make_provider, reconcile_clean
-from tests.payments.test_payments import Wire
+from tests.payments.conftest import Wire
 from tests.payments_helpers import png_bytes, sandbox_gateway
 
 
