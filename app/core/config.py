@@ -146,7 +146,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "CORS_ORIGINS": _list(env, "CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
         "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),
         # Public base URL for links we hand out (launch URLs, checkout pages, e-mails).
-        "PUBLIC_URL": get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # Default: this machine on the port we serve (`PORT=5070 make run` hands out :5070).
+        "PUBLIC_URL": get("PUBLIC_URL", f"http://127.0.0.1:{_int(env, 'PORT', 5000)}").rstrip("/"),
         # Header a trusted proxy sets with the client's ISO-3166 country code.
         "COUNTRY_HEADER": get("COUNTRY_HEADER", "CF-IPCountry"),
         # How many proxies in front of us append to X-Forwarded-For (0 = trust none).

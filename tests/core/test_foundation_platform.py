@@ -142,6 +142,13 @@ def test_production_starts_with_real_settings():
     assert cfg["SESSION_COOKIE_NAME"].startswith("__Host-")
 
 
+def test_public_url_follows_the_port_we_serve_unless_set():
+    assert load_config({})["PUBLIC_URL"] == "http://127.0.0.1:5000"
+    assert load_config({"PORT": "5070"})["PUBLIC_URL"] == "http://127.0.0.1:5070"
+    explicit = load_config({"PORT": "5070", "PUBLIC_URL": "https://casino.example/"})
+    assert explicit["PUBLIC_URL"] == "https://casino.example"
+
+
 def test_create_app_touches_no_database(tmp_path):
     # A database URL nobody listens on: the factory must still build the app.
     app = create_app(
