@@ -41,6 +41,13 @@ class RawJSON:
 Amount = str | RawJSON
 
 
+def amount_text(amount: Amount) -> str:
+    """An amount as a form field's text: a raw JSON token by its value (``"abc"`` -> abc)."""
+    if isinstance(amount, RawJSON):
+        return str(json.loads(amount.token, parse_float=str, parse_int=str))
+    return amount
+
+
 @dataclass(frozen=True)
 class PlayerSession:
     """A funded test player with a game session token of the provider under test."""

@@ -8,7 +8,6 @@ it exactly as they do a header."""
 
 from __future__ import annotations
 
-import json
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -16,7 +15,14 @@ from urllib.parse import parse_qsl, urlencode
 
 import requests
 
-from app.conformance.base import Amount, Credentials, Driver, PlayerSession, RawJSON, Reply
+from app.conformance.base import (
+    Amount,
+    Credentials,
+    Driver,
+    PlayerSession,
+    Reply,
+    amount_text,
+)
 from app.core.money import MoneyError, parse_minor
 from app.play.callbacks.adapters.pragmatic import pragmatic_hash
 
@@ -34,13 +40,6 @@ METHODS = {
     "rollback": "refund",
     "end_round": "endRound",
 }
-
-
-def amount_text(amount: Amount) -> str:
-    if isinstance(amount, RawJSON):
-        token = json.loads(amount.token, parse_float=str, parse_int=str)
-        return str(token)
-    return amount
 
 
 class PragmaticDriver(Driver):

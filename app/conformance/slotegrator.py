@@ -8,7 +8,6 @@ retry is a new request); ``signed_headers`` lets scenarios pick them (stale, reu
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from decimal import Decimal, InvalidOperation
@@ -17,18 +16,19 @@ from urllib.parse import parse_qsl, urlencode
 
 import requests
 
-from app.conformance.base import Amount, Credentials, Driver, PlayerSession, RawJSON, Reply
+from app.conformance.base import (
+    Amount,
+    Credentials,
+    Driver,
+    PlayerSession,
+    Reply,
+    amount_text,
+)
 from app.conformance.fixtures import CURRENCY
 from app.core.money import MoneyError, parse_minor
 from app.play.callbacks.adapters import slotegrator_signature
 
 ACTIONS = {"info": "balance", "end_round": "win"}
-
-
-def amount_text(amount: Amount) -> str:
-    if isinstance(amount, RawJSON):
-        return str(json.loads(amount.token, parse_float=str, parse_int=str))
-    return amount
 
 
 class SlotegratorDriver(Driver):
