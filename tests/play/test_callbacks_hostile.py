@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -164,7 +165,7 @@ def test_replaying_a_retryable_failure_applies_it_once(table, app):
             provider.code,
             adapters.ADAPTERS["native"].from_payload(payload),
             CallbackResult("error", code="INTERNAL_ERROR", message="Temporary failure, retry"),
-            0.0,
+            time.perf_counter(),
             True,
             None,
             None,

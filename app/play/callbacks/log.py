@@ -73,7 +73,7 @@ def record(
             "duplicate": result.duplicate,
             "balance_before": result.balance_before,
             "balance_after": result.balance,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "latency_ms": _latency_ms(started),
             "correlation_id": corr
             or (correlation_id.get() if correlation_id.get() != "-" else None),
             "remote_ip": remote_ip,
@@ -85,6 +85,14 @@ def record(
 
 def _build_log(_insert: Any) -> Any:
     return insert(table_of(ProviderCallback))
+
+
+def _latency_ms(started: float) -> float:
+    """Milliseconds since ``started``, capped to what the column holds (Numeric(10, 3))."""
+    return min(round((time.perf_counter() - started) * 1000, 3), _LATENCY_CAP_MS)
+
+
+_LATENCY_CAP_MS = 9_999_999.999
 
 
 def _short(value: Any) -> str | None:
