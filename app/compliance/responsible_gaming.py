@@ -571,6 +571,7 @@ def check_bet_allowed(
     if state is None:
         state = tuple(db.session.execute(select(*bet_probe(user.id, currency, now))).one())
     excluded, limited = state[0], state[1]
+    last_seen = state[2] if len(state) > 2 else None
     if excluded:
         _raise_if_excluded(user, "betting")
     session_limits, money_limits = _bet_limits(user.id, currency, now) if limited else ([], [])
@@ -588,15 +589,24 @@ def check_bet_allowed(
         used = totals.stakes if limit.limit_type == "wager" else max(totals.loss, 0)
         if used + amount_minor > value:
             raise _exceeded(limit, value, used, currency=currency)
-    _touch_session(user, start=False)
+    if last_seen is None or now - last_seen >= _touch_every():
+        _touch_session(user, start=False)
+
+
+def _touch_every() -> timedelta:
+    """A bet extends the play session only when it was last extended this long ago: a player
+    spinning every second costs one ``UPDATE`` per interval, not per bet, and session time
+    (``session_minutes_since``) is short by at most this much."""
+    return timedelta(seconds=int(current_app.config.get("RG_SESSION_TOUCH_SECONDS", 15)))
 
 
 _BET_LIMIT_TYPES = ("session_time", "wager", "loss")
 
 
 def bet_probe(user_id: Any, currency: Any, now: Any) -> tuple[ColumnElement[bool], ...]:
-    """(exclusion in force?, any bet-binding limit?) for ``play.guard`` to merge into the
-    statement that reads the player (plain values, columns or ``bindparam()``s)."""
+    """(exclusion in force?, any bet-binding limit?, when the play session was last extended)
+    for ``play.guard`` to merge into the statement that reads the player (plain values,
+    columns or ``bindparam()``s)."""
     return (
         select(RgExclusion.id).where(*_in_force(user_id, now)).exists(),
         select(RgLimit.id)
@@ -606,6 +616,9 @@ def bet_probe(user_id: Any, currency: Any, now: Any) -> tuple[ColumnElement[bool
             or_(RgLimit.currency == currency, RgLimit.currency == ""),
         )
         .exists(),
+        select(func.max(RgSession.last_seen_at))
+        .where(RgSession.user_id == user_id)
+        .scalar_subquery(),
     )
 
 

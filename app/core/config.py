@@ -121,6 +121,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "DEPOSIT_PENDING_TTL_MINUTES": _int(env, "DEPOSIT_PENDING_TTL_MINUTES", 60),
         "RG_COOLING_OFF_HOURS": _int(env, "RG_COOLING_OFF_HOURS", 24),
         "RG_SESSION_IDLE_MINUTES": _int(env, "RG_SESSION_IDLE_MINUTES", 30),
+        "RG_SESSION_TOUCH_SECONDS": _int(env, "RG_SESSION_TOUCH_SECONDS", 15),
         "AML_LARGE_DEPOSIT": _int(env, "AML_LARGE_DEPOSIT", 5000_00),
         "AML_LARGE_WITHDRAWAL": _int(env, "AML_LARGE_WITHDRAWAL", 5000_00),
         "AML_VELOCITY_COUNT": _int(env, "AML_VELOCITY_COUNT", 5),

@@ -46,6 +46,29 @@ def test_callback_answers_carry_no_rate_limit_headers_but_the_provider_limit_sti
     assert statuses[-1].headers.get("Retry-After")
 
 
+def test_a_bet_extends_the_play_session_at_most_once_per_touch_interval(table):
+    """RG_SESSION_TOUCH_SECONDS (15): a spinning player costs one UPDATE per interval."""
+    start = utcnow() + timedelta(seconds=20)  # the launch opened the session just now
+
+    def last_seen():
+        db.session.expire_all()
+        return db.session.scalar(
+            sa.select(sa.func.max(RgSession.last_seen_at)).where(
+                RgSession.user_id == table.user_id
+            )
+        )
+
+    with freeze_time(start):
+        assert table.bet("t1", "1.00", round_id="t1")["status"] == "ok"
+    assert last_seen() == start
+    with freeze_time(start + timedelta(seconds=10)):
+        assert table.bet("t2", "1.00", round_id="t2")["status"] == "ok"
+    assert last_seen() == start  # within the interval: not written again
+    with freeze_time(start + timedelta(seconds=16)):
+        assert table.bet("t3", "1.00", round_id="t3")["status"] == "ok"
+    assert last_seen() == start + timedelta(seconds=16)
+
+
 def test_every_movement_writes_balanced_entries_with_a_null_wallet_on_the_house_leg(table):
     assert table.bet("b1", "2.50")["status"] == "ok"
     assert table.win("w1", "4.00")["status"] == "ok"
