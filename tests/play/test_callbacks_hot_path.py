@@ -53,9 +53,7 @@ def test_a_bet_extends_the_play_session_at_most_once_per_touch_interval(table):
     def last_seen():
         db.session.expire_all()
         return db.session.scalar(
-            sa.select(sa.func.max(RgSession.last_seen_at)).where(
-                RgSession.user_id == table.user_id
-            )
+            sa.select(sa.func.max(RgSession.last_seen_at)).where(RgSession.user_id == table.user_id)
         )
 
     with freeze_time(start):
