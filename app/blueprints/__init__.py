@@ -97,6 +97,7 @@ def register_money_blueprints(app: Flask) -> None:
         rest_api.register_blueprint(blp)
 
     csrf.exempt(callbacks.blp)  # signed server-to-server calls, no cookies
+    limiter.exempt(callbacks.blp)  # its own per-worker limit (provider/callbacks.py)
     rest_api.register_blueprint(callbacks.blp)
 
 
