@@ -603,7 +603,7 @@ def _touch_every() -> timedelta:
 _BET_LIMIT_TYPES = ("session_time", "wager", "loss")
 
 
-def bet_probe(user_id: Any, currency: Any, now: Any) -> tuple[ColumnElement[bool], ...]:
+def bet_probe(user_id: Any, currency: Any, now: Any) -> tuple[ColumnElement[Any], ...]:
     """(exclusion in force?, any bet-binding limit?, when the play session was last extended)
     for ``play.guard`` to merge into the statement that reads the player (plain values,
     columns or ``bindparam()``s)."""
