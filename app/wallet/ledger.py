@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, insert, select, union_all, update
+from sqlalchemy import and_, bindparam, exists, func, insert, select, union_all, update
 from sqlalchemy import literal as sa_literal
 from sqlalchemy import null as sa_null
 from sqlalchemy.dialects import postgresql
@@ -129,6 +129,34 @@ def _build_lock(_insert: Any) -> Any:
         select(_wt.id, _wt.user_id, _wt.balance, _wt.bonus_balance, _wt.held_balance)
         .where(_wt.user_id == bindparam("user_id"), _wt.currency == bindparam("currency"))
         .with_for_update()
+    )
+
+
+def lock_after(claimed: Any) -> Any:
+    """The wallet lock of :func:`lock` as a ``LATERAL`` subquery for a caller's statement: it
+    locks (and reads) the wallet of ``user_id``/``currency`` only if ``claimed`` (a CTE with an
+    ``id`` column, e.g. an ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``) returned a row.
+    One round trip for "claim this request, then lock its wallet" (PostgreSQL); read the result
+    with :func:`locked_from`."""
+    return (
+        select(_wt.id, _wt.user_id, _wt.balance, _wt.bonus_balance, _wt.held_balance)
+        .where(
+            _wt.user_id == bindparam("user_id"),
+            _wt.currency == bindparam("currency"),
+            exists(select(claimed.c.id)),
+        )
+        .with_for_update()
+        .lateral("locked")
+    )
+
+
+def locked_from(row: Any, user_id: int, currency: str) -> LockedWallet:
+    """The wallet a :func:`lock_after` subquery locked (``row`` has its columns), or, when the
+    player has no wallet in ``currency`` yet (the columns are NULL), a new one, locked."""
+    if row.id is None:
+        return lock(user_id, currency)
+    return LockedWallet(
+        row.id, row.user_id, currency, row.balance, row.bonus_balance, row.held_balance
     )
 
 

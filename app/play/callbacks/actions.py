@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any, Literal, overload
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, true, update
 
 from app.core.base import utcnow
 from app.core.db import atomic, parse_row_id, table_of
@@ -356,6 +356,60 @@ def _insert_claim(**values: Any) -> int | None:
     ).scalar_one_or_none()
 
 
+_CLAIM_COLUMNS = (
+    "provider_id",
+    "external_id",
+    "created_at",
+    "action",
+    "user_id",
+    "external_round_id",
+    "currency",
+    "amount",
+    "fingerprint",
+)
+
+
+def _build_claim_lock(dialect_insert: Any) -> Any:
+    """Claim the transaction id and, only if that claim is new, lock the player's wallet: one
+    statement (the claim's conflict check waits for a concurrent claim of the same id first,
+    so two copies of one bet never both reach the lock)."""
+    pt = table_of(ProviderTransaction)
+    claimed = (
+        dialect_insert(pt)
+        .values({name: bindparam(f"c_{name}") for name in _CLAIM_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["provider_id", "external_id"])
+        .returning(pt.c.id)
+        .cte("claimed")
+    )
+    locked = wallet.lock_after(claimed)
+    return select(claimed.c.id.label("claim_id"), *locked.c).select_from(
+        claimed.outerjoin(locked, true())
+    )
+
+
+def _claim_and_lock(
+    provider: ProviderConfig, req: CallbackRequest, **values: Any
+) -> tuple[int | None, wallet.LockedWallet | None]:
+    """(the claim, the player's locked wallet), or (None, None) when the transaction id is
+    already claimed: then no lock was taken. ``values`` are the claim's columns."""
+    user_id, currency = values["user_id"], values["currency"]
+    values.update(provider_id=provider.id, external_id=req.transaction_id, created_at=utcnow())
+    if db.session.get_bind().dialect.name != "postgresql":
+        claim = _insert_claim(**values)
+        return claim, None if claim is None else wallet.lock(user_id, currency)
+    row = db.session.execute(
+        hot_statement("seamless.claim_lock", _build_claim_lock),
+        {
+            **{f"c_{name}": values[name] for name in _CLAIM_COLUMNS},
+            "user_id": user_id,
+            "currency": currency,
+        },
+    ).one_or_none()
+    if row is None:
+        return None, None
+    return row.claim_id, wallet.locked_from(row, user_id, currency)
+
+
 def _replay(provider: ProviderConfig, req: CallbackRequest, fingerprint: str) -> CallbackResult:
     """The first answer to a duplicate whose claim was not seen with the session (it committed
     while this callback was on its way to the claim)."""
@@ -534,7 +588,7 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     except AppError as exc:
         raise CallbackError("LIMIT_EXCEEDED", exc.message) from None
     game_id = _resolve_game(provider, req, for_bet=True)
-    claim = _claim(
+    claim, w = _claim_and_lock(
         provider,
         req,
         action="bet",
@@ -544,9 +598,8 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         amount=amount,
         fingerprint=fingerprint,
     )
-    if claim is None:
+    if claim is None or w is None:
         return _replay(provider, req, fingerprint)
-    w = wallet.lock(player.user_id, currency)
     if free_round is not None:
         try:
             seams.free_rounds().consume(
@@ -715,7 +768,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     game_id = _resolve_game(provider, req, for_bet=False)
     if reference is not None:
         _check_win_reference(provider, reference, player.user_id, round_ext)
-    claim = _claim(
+    claim, w = _claim_and_lock(
         provider,
         req,
         action="win",
@@ -725,9 +778,8 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         amount=amount,
         fingerprint=fingerprint,
     )
-    if claim is None:
+    if claim is None or w is None:
         return _replay(provider, req, fingerprint)
-    w = wallet.lock(player.user_id, currency)
     # Happy path in one statement: the round must be this player's, in this currency, on
     # this game (when named) and not cancelled. If no row matched, read it to say why.
     params = {
