@@ -62,7 +62,8 @@ def install() -> None:
     # to do for this bet (no bonus wagered, no pool, no running tournament in the currency).
     play_events.register(promotions.on_play, wanted=promotions.wanted)
     play_events.register(jackpots.on_play, wanted=jackpots.wanted)
-    play_events.register(tournaments.on_play, wanted=tournaments.wanted)
+    # A tournament scores a win under the same condition as a bet (one running in the currency).
+    play_events.register(tournaments.on_play, wanted=tournaments.wanted, wanted_for=("bet", "win"))
 
     # 3. After the callback committed, in commit order, idempotent by claim id (no money moves
     # there): loyalty points and their level-up notice. ``loyalty.sweep`` redoes what a

@@ -209,3 +209,36 @@ def test_a_taken_key_under_the_lock_replays_and_moves_nothing_more(factory):
     )
     assert legs == 2
     reconcile_clean()
+
+
+def _statements_of(app, call) -> list[str]:
+    """The callback's own statements (not the tests' savepoints, the provider and game that
+    production caches per process and tests re-read, the callback log row or the after-commit
+    loyalty work)."""
+    seen: list[str] = []
+
+    def count(_conn, _cursor, sql, *_args):
+        seen.append(sql)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert call()["status"] == "ok"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    skip = ("SAVEPOINT", "FROM game_providers", "FROM games", "provider_callbacks", "loyalty_")
+    return [s for s in seen if not any(x in s for x in skip)]
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_the_round_trip_budget_of_a_plain_bet_and_win(app, table):
+    """A player with no special state (no bonus, pool or tournament; the play session fresh):
+    the bet and the win each send session read, claim + lock, round, posting."""
+    assert table.bet("warm", "1.00", round_id="warm")["status"] == "ok"
+    bet = _statements_of(app, lambda: table.bet("b1", "1.00"))
+    assert len(bet) <= 4, [s[:60] for s in bet]
+    assert sum("FOR UPDATE" in s for s in bet) == 1
+    win = _statements_of(app, lambda: table.win("w1", "2.00"))
+    assert len(win) <= 4, [s[:60] for s in win]
+    assert not [s for s in win if "FROM tournaments" in s.split("RETURNING")[0]]

@@ -729,8 +729,19 @@ def _build_win_round(_insert: Any) -> Any:
     )
 
 
+def _build_win_round_probed(_insert: Any) -> Any:
+    """The win's round update that also answers the listeners' probes for a win
+    (``play.events``), over the round's player, currency and game."""
+    r = GameRound.__table__.c
+    return _build_win_round(_insert).returning(
+        *play_events.wanted_columns(r.user_id, r.currency, r.game_id)
+    )
+
+
 def _build_win_round_game(_insert: Any) -> Any:
-    return _build_win_round(_insert).where(GameRound.__table__.c.game_id == bindparam("w_game_id"))
+    return _build_win_round_probed(_insert).where(
+        GameRound.__table__.c.game_id == bindparam("w_game_id")
+    )
 
 
 def _check_round(
@@ -782,18 +793,24 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         return _replay(provider, req, fingerprint)
     # Happy path in one statement: the round must be this player's, in this currency, on
     # this game (when named) and not cancelled. If no row matched, read it to say why.
+    now = utcnow()
     params = {
         "w_provider_id": provider.id,
         "round_ext": round_ext,
         "w_user_id": player.user_id,
         "w_currency": currency,
         "amount": amount,
-        "now": utcnow(),
+        "now": now,
+        "e_now": now,
     }
     if game_id is None:
-        stmt = hot_statement("seamless.win_round", _build_win_round)
+        stmt = hot_statement(
+            f"seamless.win_round{play_events.wanted_key()}", _build_win_round_probed
+        )
     else:
-        stmt = hot_statement("seamless.win_round_game", _build_win_round_game)
+        stmt = hot_statement(
+            f"seamless.win_round_game{play_events.wanted_key()}", _build_win_round_game
+        )
         params["w_game_id"] = game_id
     rnd = db.session.execute(stmt, params).one_or_none()
     if rnd is None:
@@ -826,6 +843,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         play_events.PlayEvent(
             "win", player.user_id, currency, amount, cash_part, bonus_part,
             provider.id, rnd.game_id, round_ext, claim,
+            not_wanted=play_events.not_wanted(rnd, "win"),
         )
     )  # fmt: skip
     return CallbackResult(
