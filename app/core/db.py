@@ -142,6 +142,12 @@ def rowcount(result: Result[Any]) -> int:
     return cast("CursorResult[Any]", result).rowcount
 
 
+def first_mapping(result: Result[Any]) -> dict[str, Any] | None:
+    """The first row of ``result`` as a dict, or None."""
+    row = result.mappings().first()
+    return None if row is None else dict(row)
+
+
 def dialect_insert(table: Any) -> Any:
     """``INSERT`` with ``ON CONFLICT`` support for the session's database (PostgreSQL, SQLite)."""
     from sqlalchemy.dialects import postgresql, sqlite

@@ -143,9 +143,9 @@ def wanted_key() -> tuple[int, ...]:
 
 
 def not_wanted(row: Any, kind: str = "bet") -> frozenset[Listener]:
-    """The listeners whose probe in ``row`` (a result row of a statement with
+    """The listeners whose probe in ``row`` (a result row, or a mapping, of a statement with
     :func:`wanted_columns`) said no for an event of ``kind``: for :attr:`PlayEvent.not_wanted`."""
-    values = row._mapping
+    values = getattr(row, "_mapping", row)
     return frozenset(
         listener
         for i, listener in enumerate(_listeners)

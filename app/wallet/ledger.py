@@ -35,7 +35,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app.core import audit
 from app.core.base import utcnow
-from app.core.db import atomic, dialect_insert, in_atomic, table_of
+from app.core.db import atomic, dialect_insert, first_mapping, in_atomic, table_of
 from app.core.errors import Conflict, InsufficientBalance, NotFound, ValidationError
 from app.core.events import publish, user_room
 from app.core.extensions import db
@@ -91,6 +91,25 @@ class Posting:
     balance: int
     bonus_balance: int
     replayed: bool = False
+    #: Per :class:`Companion` of the posting, what its ``RETURNING`` gave (``None``: no row).
+    returned: tuple[dict[str, Any] | None, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """A write of the caller's that rides with a posting, in the caller's transaction: on
+    PostgreSQL a CTE of the posting's one statement (no round trip of its own), elsewhere its
+    own statement right after the posting.
+
+    ``build(dialect_insert)`` (called once per dialect, cached under ``name``) returns an
+    ``INSERT``/``UPDATE ... RETURNING`` over bind parameters that neither the posting nor another
+    companion uses (prefix them); ``params`` fills them. It runs whatever the posting does: a
+    caller that finds its ``returned`` row wrong raises, and its transaction rolls both back.
+    """
+
+    name: str
+    build: Callable[[Callable[[Any], Any]], Any]
+    params: dict[str, Any]
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -266,6 +285,33 @@ def _build_posting(_insert: Any) -> Any:
     return select(tx.c.id).add_cte(bal, entries)
 
 
+def _with_companions(posting: Any, writes: list[Any]) -> Any:
+    """The posting statement with each companion write as a CTE; its returned columns come
+    back as ``c<i>_<column>`` (a companion returns at most one row)."""
+    columns = []
+    for i, write in enumerate(writes):
+        cte = write.cte(f"companion_{i}")
+        posting = posting.add_cte(cte)
+        columns += [select(col).scalar_subquery().label(f"c{i}_{col.key}") for col in cte.c]
+    return posting.add_columns(*columns)
+
+
+def _posting_with(dialect_insert: Any, companions: tuple[Companion, ...]) -> Any:
+    return _with_companions(
+        _build_posting(dialect_insert), [c.build(dialect_insert) for c in companions]
+    )
+
+
+def _companions_returned(row: Any, count: int) -> tuple[dict[str, Any] | None, ...]:
+    values = row._mapping
+    out: list[dict[str, Any] | None] = []
+    for i in range(count):
+        prefix = f"c{i}_"
+        got = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+        out.append(got if any(v is not None for v in got.values()) else None)
+    return tuple(out)
+
+
 @contextlib.contextmanager
 def _transaction() -> Iterator[None]:
     # Inside a caller's transaction we join it: every refusal happens before the first write,
@@ -424,6 +470,7 @@ def post(
     actor: Any = None,
     counter_account: str | None = None,
     locked: LockedWallet | None = None,
+    companions: tuple[Companion, ...] = (),
 ) -> Posting:
     """Apply one typed movement to the player's wallet and write its ledger rows.
 
@@ -435,6 +482,7 @@ def post(
 
     ``locked``: a wallet the caller already locked with ``lock()`` in this transaction; the
     caller then also owns idempotency of its own request (the key is still unique).
+    ``companions`` (only with ``locked``): the caller's writes that ride with the posting.
     """
     if type not in LEDGER_TYPES:
         raise ValueError(f"unknown ledger type {type!r}")
@@ -448,6 +496,8 @@ def post(
     if not source or not idempotency_key:
         raise ValueError("source and idempotency_key are required")
     currency = _currency(currency)
+    if companions and locked is None:
+        raise ValueError("companions need a wallet the caller locked (their request's own claim)")
     with _transaction():
         if locked is None:
             existing = _existing(source, idempotency_key)
@@ -469,6 +519,7 @@ def post(
             meta=meta,
             actor=actor,
             counter_account=counter_account,
+            companions=companions,
         )
 
 
@@ -541,6 +592,7 @@ def _apply(
     meta: dict[str, Any] | None,
     actor: Any,
     counter_account: str | None,
+    companions: tuple[Companion, ...] = (),
 ) -> Posting:
     cash, bonus, held = deltas
     new_cash, new_bonus, new_held = w.balance + cash, w.bonus_balance + bonus, w.held_balance + held
@@ -582,13 +634,31 @@ def _apply(
             d_house=-(cash + bonus + held),
             p_counter=counter,
         )
-        tx_id = session.execute(hot_statement("wallet.posting", _build_posting), params).scalar()
+        if companions:
+            name = "+".join(("wallet.posting", *(c.name for c in companions)))
+            stmt = hot_statement(
+                name,
+                lambda ins: _with_companions(
+                    _build_posting(ins), [c.build(ins) for c in companions]
+                ),
+            )
+            for companion in companions:
+                params.update(companion.params)
+        else:
+            stmt = hot_statement("wallet.posting", _build_posting)
+        result = session.execute(stmt, params).one_or_none()
+        tx_id = None if result is None else result[0]
         if tx_id is None:
             return _replay_concurrent(source, key, w, type_, deltas)
+        returned = _companions_returned(result, len(companions))
     else:
         tx_id = _apply_statements(session, w, row, deltas, counter)
         if tx_id is None:
             return _replay_concurrent(source, key, w, type_, deltas)
+        returned = tuple(
+            first_mapping(session.execute(hot_statement(f"companion.{c.name}", c.build), c.params))
+            for c in companions
+        )
     _expire_cached(w.id)
     publish(
         "balance.update",
@@ -602,7 +672,17 @@ def _apply(
         room=user_room(w.user_id),
     )
     return Posting(
-        tx_id, w.id, w.user_id, w.currency, type_, cash, bonus, held, new_cash, new_bonus
+        tx_id,
+        w.id,
+        w.user_id,
+        w.currency,
+        type_,
+        cash,
+        bonus,
+        held,
+        new_cash,
+        new_bonus,
+        returned=returned,
     )
 
 

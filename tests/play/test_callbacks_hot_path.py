@@ -15,7 +15,7 @@ from app.core.base import utcnow
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import User
-from app.play.models import GameRound
+from app.play.models import GameRound, ProviderCallback
 from app.wallet.models import LedgerEntry, LedgerTransaction
 from tests.moneykit import Table, make_game, open_table, reconcile_clean
 
@@ -213,8 +213,7 @@ def test_a_taken_key_under_the_lock_replays_and_moves_nothing_more(factory):
 
 def _statements_of(app, call) -> list[str]:
     """The callback's own statements (not the tests' savepoints, the provider and game that
-    production caches per process and tests re-read, the callback log row or the after-commit
-    loyalty work)."""
+    production caches per process and tests re-read, or the after-commit loyalty work)."""
     seen: list[str] = []
 
     def count(_conn, _cursor, sql, *_args):
@@ -227,18 +226,42 @@ def _statements_of(app, call) -> list[str]:
         assert call()["status"] == "ok"
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
-    skip = ("SAVEPOINT", "FROM game_providers", "FROM games", "provider_callbacks", "loyalty_")
+    skip = ("SAVEPOINT", "FROM game_providers", "FROM games", "loyalty_")
     return [s for s in seen if not any(x in s for x in skip)]
 
 
 @pytest.mark.usefixtures("requires_postgres")
 def test_the_round_trip_budget_of_a_plain_bet_and_win(app, table):
-    """A player with no special state (no bonus, pool or tournament; the play session fresh):
-    the bet and the win each send session read, claim + lock, round, posting."""
+    """A player with no special state (no bonus, pool or tournament; the play session fresh).
+    Bet: session read; claim + lock; posting + round + log row. Win: the same and its round
+    update (its split needs the round's stakes before the posting)."""
     assert table.bet("warm", "1.00", round_id="warm")["status"] == "ok"
     bet = _statements_of(app, lambda: table.bet("b1", "1.00"))
-    assert len(bet) <= 4, [s[:60] for s in bet]
+    assert len(bet) <= 3, [s[:60] for s in bet]
     assert sum("FOR UPDATE" in s for s in bet) == 1
     win = _statements_of(app, lambda: table.win("w1", "2.00"))
     assert len(win) <= 4, [s[:60] for s in win]
     assert not [s for s in win if "FROM tournaments" in s.split("RETURNING")[0]]
+    # One log row per callback, written with the money.
+    for tx in ("b1", "w1"):
+        logged = db.session.scalars(
+            sa.select(ProviderCallback).where(ProviderCallback.transaction_id == tx)
+        ).all()
+        assert [(c.verdict, c.balance_after is not None) for c in logged] == [("ok", True)]
+
+
+def test_a_bet_refused_by_its_round_leaves_no_money_and_one_refusal_in_the_log(table):
+    """The round, the posting and the log row ride in one statement: a round that refuses the
+    bet (closed, another player's) rolls the posting and that log row back."""
+    assert table.bet("b1", "1.00", round_id="r9")["status"] == "ok"
+    assert table.end_round("r9")["status"] == "ok"
+    before = table.balances()
+    refused = table.bet("b2", "1.00", round_id="r9")
+    assert refused["status"] == "error"
+    assert refused["code"] == "ROUND_CLOSED"
+    assert table.balances() == before
+    logged = db.session.scalars(
+        sa.select(ProviderCallback).where(ProviderCallback.transaction_id == "b2")
+    ).all()
+    assert [c.verdict for c in logged] == ["ROUND_CLOSED"]
+    reconcile_clean()

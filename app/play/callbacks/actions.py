@@ -51,7 +51,7 @@ from flask import current_app
 from sqlalchemy import and_, bindparam, func, select, true, update
 
 from app.core.base import utcnow
-from app.core.db import atomic, parse_row_id, table_of
+from app.core.db import atomic, first_mapping, parse_row_id, table_of
 from app.core.errors import AppError, InsufficientBalance, outage_kind
 from app.core.extensions import db
 from app.core.gates import GateBusy, KeyedGate
@@ -75,7 +75,7 @@ from app.play.models import (
     ProviderTransaction,
 )
 from app.wallet import ledger as wallet
-from app.wallet.ledger import hot_statement
+from app.wallet.ledger import Companion, hot_statement
 from app.wallet.models import LedgerTransaction, Wallet
 
 log = logging.getLogger(__name__)
@@ -531,11 +531,32 @@ def _resolve_game(provider: ProviderConfig, req: CallbackRequest, *, for_bet: bo
     return found[0]
 
 
+_ROUND_COLUMNS = (
+    "provider_id",
+    "external_round_id",
+    "user_id",
+    "game_id",
+    "currency",
+    "status",
+    "total_bet",
+    "total_win",
+    "total_refund",
+    "bet_cash",
+    "bet_bonus",
+    "bets_count",
+    "created_at",
+    "updated_at",
+)
+
+
 def _build_round_upsert(dialect_insert: Any) -> Any:
     """A bet opens its round or adds to it, if the round is still open and is this player's,
-    currency's and game's (otherwise nothing is returned and the bet is refused)."""
-    stmt = dialect_insert(GameRound.__table__)
+    currency's and game's (otherwise nothing is returned and the bet is refused). Its values
+    are the bind parameters ``r_<column>``: it can ride with the bet's posting."""
     r = GameRound.__table__.c
+    stmt = dialect_insert(GameRound.__table__).values(
+        {name: bindparam(f"r_{name}", type_=r[name].type) for name in _ROUND_COLUMNS}
+    )
     return stmt.on_conflict_do_update(
         index_elements=["provider_id", "external_round_id"],
         set_={
@@ -621,38 +642,44 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         )
     cash_part, bonus_part = wallet.split_stake(w, amount)
     now = utcnow()
-    upserted = db.session.execute(
-        hot_statement(
-            f"seamless.round_upsert{play_events.wanted_key()}", _build_round_upsert_probed
-        ),
+    round_upsert = Companion(
+        f"seamless.round_upsert{play_events.wanted_key()}",
+        _build_round_upsert_probed,
         {
             **play_events.wanted_params(player.user_id, currency, game_id, now),
-            "provider_id": provider.id,
-            "external_round_id": round_ext,
-            "user_id": player.user_id,
-            "game_id": game_id,
-            "currency": currency,
-            "status": "open",
-            "total_bet": amount,
-            "total_win": 0,
-            "total_refund": 0,
-            "bet_cash": cash_part,
-            "bet_bonus": bonus_part,
-            "bets_count": 1,
-            "created_at": now,
-            "updated_at": now,
+            **{
+                f"r_{name}": value
+                for name, value in (
+                    ("provider_id", provider.id),
+                    ("external_round_id", round_ext),
+                    ("user_id", player.user_id),
+                    ("game_id", game_id),
+                    ("currency", currency),
+                    ("status", "open"),
+                    ("total_bet", amount),
+                    ("total_win", 0),
+                    ("total_refund", 0),
+                    ("bet_cash", cash_part),
+                    ("bet_bonus", bonus_part),
+                    ("bets_count", 1),
+                    ("created_at", now),
+                    ("updated_at", now),
+                )
+            },
         },
-    ).one_or_none()
-    if upserted is None:
-        existing = _round(provider, round_ext)
-        if (
-            existing is not None
-            and existing.status != "open"
-            and existing.user_id == player.user_id
-        ):
-            raise CallbackError("ROUND_CLOSED", "The round is closed and takes no more bets")
-        raise CallbackError("ROUND_NOT_FOUND", "The round belongs to another player or game")
+    )
+    result = CallbackResult(
+        "ok",
+        balance=w.balance - cash_part,
+        bonus_balance=w.bonus_balance - bonus_part,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
     if amount:
+        # The round and the log row ride with the posting: one statement (PostgreSQL). A
+        # round that refuses the bet is found below; raising rolls all three back.
         posting = wallet.post(
             player.user_id,
             currency,
@@ -664,11 +691,26 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             reference_type="provider_transaction",
             reference_id=claim,
             locked=w,
+            companions=(round_upsert, *callback_log.companions(result)),
         )
-        balance, bonus = posting.balance, posting.bonus_balance
+        _check_posting(posting, result)
+        upserted = posting.returned[0]
     else:
-        balance, bonus = w.balance, w.bonus_balance
-        _record_answer(claim, balance, bonus)
+        upserted = first_mapping(
+            db.session.execute(
+                hot_statement(round_upsert.name, round_upsert.build), round_upsert.params
+            )
+        )
+        _record_answer(claim, w.balance, w.bonus_balance)
+    if upserted is None:
+        existing = _round(provider, round_ext)
+        if (
+            existing is not None
+            and existing.status != "open"
+            and existing.user_id == player.user_id
+        ):
+            raise CallbackError("ROUND_CLOSED", "The round is closed and takes no more bets")
+        raise CallbackError("ROUND_NOT_FOUND", "The round belongs to another player or game")
     if free_round is None:
         play_events.emit(
             play_events.PlayEvent(
@@ -677,15 +719,16 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
                 not_wanted=play_events.not_wanted(upserted),
             )
         )  # fmt: skip
-    return CallbackResult(
-        "ok",
-        balance=balance,
-        bonus_balance=bonus,
-        currency=currency,
-        transaction_id=str(claim),
-        user_id=player.user_id,
-        balance_before=w.balance,
-    )
+    return result
+
+
+def _check_posting(posting: wallet.Posting, result: CallbackResult) -> None:
+    """The posting moved what the answer (already in its log row) says, or nothing stands."""
+    if posting.replayed or (posting.balance, posting.bonus_balance) != (
+        result.balance,
+        result.bonus_balance,
+    ):
+        raise RuntimeError("the posting does not match the answer computed under the lock")
 
 
 def _round(provider: ProviderConfig, round_ext: str) -> Any:
@@ -822,6 +865,15 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         if fsr is not None:
             return _free_round_win(provider, tx_ext, player, fsr, currency, amount, claim, w)
     cash_part, bonus_part = win_split(amount, rnd.bet_cash, rnd.bet_bonus)
+    result = CallbackResult(
+        "ok",
+        balance=w.balance + cash_part,
+        bonus_balance=w.bonus_balance + bonus_part,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
     if amount:
         posting = wallet.post(
             player.user_id,
@@ -834,11 +886,11 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             reference_type="provider_transaction",
             reference_id=claim,
             locked=w,
+            companions=callback_log.companions(result),
         )
-        balance, bonus = posting.balance, posting.bonus_balance
+        _check_posting(posting, result)
     else:
-        balance, bonus = w.balance, w.bonus_balance
-        _record_answer(claim, balance, bonus)
+        _record_answer(claim, w.balance, w.bonus_balance)
     play_events.emit(
         play_events.PlayEvent(
             "win", player.user_id, currency, amount, cash_part, bonus_part,
@@ -846,15 +898,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             not_wanted=play_events.not_wanted(rnd, "win"),
         )
     )  # fmt: skip
-    return CallbackResult(
-        "ok",
-        balance=balance,
-        bonus_balance=bonus,
-        currency=currency,
-        transaction_id=str(claim),
-        user_id=player.user_id,
-        balance_before=w.balance,
-    )
+    return result
 
 
 def _check_win_reference(
@@ -1426,6 +1470,11 @@ def _gate_key(provider: ProviderConfig, req: CallbackRequest) -> tuple[Any, ...]
     return (provider.id, "token", str(req.session_token)[:200])
 
 
+#: Actions that move money with one posting whose answer is known before it: their log row
+#: rides with that posting (``callback_log.companions``); every other answer is recorded after.
+_LOG_WITH_POSTING = frozenset({"bet", "win"})
+
+
 def player_of(result: CallbackResult) -> int:
     if result.user_id is None:  # pragma: no cover - every money action answers its player
         raise CallbackError("INTERNAL_ERROR", "The action did not say whose money it moved")
@@ -1466,7 +1515,14 @@ def handle(
                 # It queued behind this player's other callbacks: the lock wait gets only
                 # what is left of the budget, so the answer comes within the lock timeout.
                 _shorten_lock_timeout(budget - waited)
-            result = _apply(provider, req)
+            with callback_log.pending(
+                provider.code, req, started, signature_valid, remote_ip, replay_of
+            ) as entry:
+                if req.action not in _LOG_WITH_POSTING:
+                    entry.written = True  # several postings (a batch) or none: logged below
+                result = _apply(provider, req)
+            if entry.written and req.action in _LOG_WITH_POSTING:
+                return result
             callback_log.record(
                 provider.code, req, result, started, signature_valid, remote_ip, replay_of
             )

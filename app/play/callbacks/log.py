@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from flask import g, has_request_context
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from app.core.base import utcnow
 from app.core.db import atomic, table_of
@@ -20,7 +24,7 @@ from app.core.extensions import db
 from app.core.observability import correlation_id
 from app.play.callbacks.protocol import CallbackRequest, CallbackResult
 from app.play.models import ProviderCallback
-from app.wallet.ledger import hot_statement
+from app.wallet.ledger import Companion, hot_statement
 
 log = logging.getLogger(__name__)
 
@@ -57,34 +61,137 @@ def record(
     remote_ip: str | None,
     replay_of: int | None,
 ) -> None:
-    corr = g.get("correlation_id") if has_request_context() else None
     db.session.execute(
         hot_statement("seamless.log", _build_log),
-        {
-            "provider_code": provider_code[:32],
-            "action": (req.action or None) and str(req.action)[:32],
-            "transaction_id": _short(req.transaction_id),
-            "round_id": _short(req.round_id),
-            "user_id": result.user_id,
-            "payload": req.payload,
-            "verdict": "ok" if result.ok else (result.code or "ERROR"),
-            "response": result.as_native() if result.currency or not result.ok else None,
-            "signature_valid": signature_valid,
-            "duplicate": result.duplicate,
-            "balance_before": result.balance_before,
-            "balance_after": result.balance,
-            "latency_ms": _latency_ms(started),
-            "correlation_id": corr
-            or (correlation_id.get() if correlation_id.get() != "-" else None),
-            "remote_ip": remote_ip,
-            "replay_of_id": replay_of,
-            "created_at": utcnow(),
-        },
+        _row(provider_code, req, result, started, signature_valid, remote_ip, replay_of),
     )
+
+
+def _row(
+    provider_code: str,
+    req: CallbackRequest,
+    result: CallbackResult,
+    started: float,
+    signature_valid: bool,
+    remote_ip: str | None,
+    replay_of: int | None,
+) -> dict[str, Any]:
+    corr = g.get("correlation_id") if has_request_context() else None
+    return {
+        "provider_code": provider_code[:32],
+        "action": (req.action or None) and str(req.action)[:32],
+        "transaction_id": _short(req.transaction_id),
+        "round_id": _short(req.round_id),
+        "user_id": result.user_id,
+        "payload": req.payload,
+        "verdict": "ok" if result.ok else (result.code or "ERROR"),
+        "response": result.as_native() if result.currency or not result.ok else None,
+        "signature_valid": signature_valid,
+        "duplicate": result.duplicate,
+        "balance_before": result.balance_before,
+        "balance_after": result.balance,
+        "latency_ms": _latency_ms(started),
+        "correlation_id": corr or (correlation_id.get() if correlation_id.get() != "-" else None),
+        "remote_ip": remote_ip,
+        "replay_of_id": replay_of,
+        "created_at": utcnow(),
+    }
 
 
 def _build_log(_insert: Any) -> Any:
     return insert(table_of(ProviderCallback))
+
+
+# --- the log row that rides with the money movement -----------------------------------------
+
+
+@dataclass
+class Pending:
+    """The log row of the callback being handled, not written yet: a money action whose
+    answer is known before its posting hands it to the posting (:func:`companions`), so it
+    costs no round trip of its own; otherwise the handler records it after the action."""
+
+    provider_code: str
+    req: CallbackRequest
+    started: float
+    signature_valid: bool
+    remote_ip: str | None
+    replay_of: int | None
+    written: bool = False
+
+
+_pending: ContextVar[Pending | None] = ContextVar("jackpotx_callback_log_pending", default=None)
+
+
+@contextmanager
+def pending(
+    provider_code: str,
+    req: CallbackRequest,
+    started: float,
+    signature_valid: bool,
+    remote_ip: str | None,
+    replay_of: int | None,
+) -> Iterator[Pending]:
+    """While the action runs, its log row may ride with its posting; afterwards, check
+    ``written`` and :func:`record` it if it did not (in the same transaction)."""
+    entry = Pending(provider_code, req, started, signature_valid, remote_ip, replay_of)
+    token = _pending.set(entry)
+    try:
+        yield entry
+    finally:
+        _pending.reset(token)
+
+
+def companions(result: CallbackResult) -> tuple[Companion, ...]:
+    """The pending log row, answering ``result``, as a companion of the posting that is about
+    to move this callback's money (nothing when no row is pending or it is already written).
+    The caller must answer exactly ``result``; if the posting fails the transaction rolls the
+    row back and the handler logs what it answers instead."""
+    entry = _pending.get()
+    if entry is None or entry.written:
+        return ()
+    entry.written = True
+    row = _row(
+        entry.provider_code,
+        entry.req,
+        result,
+        entry.started,
+        entry.signature_valid,
+        entry.remote_ip,
+        entry.replay_of,
+    )
+    return (Companion("seamless.log", _build_log_companion, {f"l_{k}": v for k, v in row.items()}),)
+
+
+def _build_log_companion(dialect_insert: Any) -> Any:
+    t = table_of(ProviderCallback)
+    return (
+        insert(t)
+        .values({name: bindparam(f"l_{name}", type_=t.c[name].type) for name in _LOG_COLUMNS})
+        .returning(t.c.id)
+    )
+
+
+#: What :func:`_row` fills.
+_LOG_COLUMNS = (
+    "provider_code",
+    "action",
+    "transaction_id",
+    "round_id",
+    "user_id",
+    "payload",
+    "verdict",
+    "response",
+    "signature_valid",
+    "duplicate",
+    "balance_before",
+    "balance_after",
+    "latency_ms",
+    "correlation_id",
+    "remote_ip",
+    "replay_of_id",
+    "created_at",
+)
 
 
 def _latency_ms(started: float) -> float:
