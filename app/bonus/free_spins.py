@@ -5,8 +5,9 @@ How a free round moves through the money path:
 
 1. Claim (``promotions.claim``): a ``PlayerBonus`` (active, amount 0) and a ``FreeSpinGrant``
    (count, game, stake per spin, expiry) are written, and the provider is told through its
-   free-rounds adapter (``FreeRoundsAdapter``: ``create`` / ``cancel``). Only providers with an
-   adapter can carry a free-spins promotion (today: the built-in JxOriginals studio).
+   free-rounds adapter (``FreeRoundsAdapter``: ``create`` / ``cancel``) or, for an aggregator,
+   through its API after commit (below). Only those providers can carry a free-spins promotion
+   (the built-in JxOriginals studio; SoftSwiss- and Hub88-protocol providers with an ``api_url``).
 2. Bet: the provider's ``bet`` callback names the grant (``free_round_id``) with ``amount`` 0 —
    the player's stake is never taken. Under the player's wallet lock one spin is consumed by a
    conditional UPDATE (``spins_used < spins_total``, status active, not expired): two racing
