@@ -398,6 +398,9 @@ def settle_grant(
         raise FreeRoundRefused("VALIDATION_ERROR", f"These free rounds are in {row.currency}")
     if row.remote_status == "failed":
         raise FreeRoundRefused("ROUND_CLOSED", "The aggregator refused these free rounds")
+    if row.remote_status == "pending":
+        # Its answer to our issue call was lost, but it played them: they were issued.
+        row.remote_status, row.issued_at, row.remote_error = "issued", utcnow(), None
     now = utcnow()
     if amount:
         _credit(row, bonus, amount, currency=currency, source=source,

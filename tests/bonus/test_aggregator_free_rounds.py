@@ -373,3 +373,32 @@ def test_a_hub88_answer_with_a_forged_signature_leaves_the_grant_pending(factory
         assert grant.provider_ref is None
     finally:
         server.close()
+
+
+def test_a_report_for_a_grant_whose_issue_answer_was_lost_credits_it_and_marks_it_issued(
+    client, factory
+):
+    game = _softswiss(f"http://127.0.0.1:{free_port()}")
+    player = factory.player()
+    games.launch(player, game.id)
+    grant = _claim(player, _promo(game.id, wagering_multiplier=0))
+    assert grant.remote_status == "pending"
+    report = {"issue_id": grant.public_id, "status": "played", "total_amount": 3_00}
+    assert _report(client, "ssagg", report) == (200, {"balance": 3_00})
+    assert _wallet(player.id) == (3_00, 0)
+    grant = _fresh(grant)
+    assert (grant.remote_status, grant.status) == ("issued", "used")
+    assert free_spins.retry_pending(older_than=timedelta(0)) == {}
+
+
+def test_a_hub88_answer_without_a_reward_fails_the_grant(factory, hub88_aggregator):
+    callback_protocol.clear_caches()
+    games.create_provider(
+        code="hubnoreward", name="Hub88", protocol="hub88", currencies=["EUR"],
+        peer_public_key=rsa_public_pem(AGGREGATOR_KEY), api_url=hub88_aggregator.url,
+    )  # fmt: skip
+    game = make_game("hubnoreward", "hubnoreward-slot")
+    hub88_aggregator.answer = (200, {"status": "ok"})
+    grant = _fresh(_claim(factory.player(), _promo(game.id)))
+    assert grant.remote_status == "failed"
+    assert "reward_uuid" in (grant.remote_error or "")

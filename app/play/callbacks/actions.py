@@ -1421,6 +1421,9 @@ def _ids_as_text(req: CallbackRequest) -> None:
 def _gate_key(provider: ProviderConfig, req: CallbackRequest) -> tuple[Any, ...]:
     if req.player_id is not None:
         return (provider.id, "player", req.player_id)
+    if req.session_token is None and req.free_round_id is not None:
+        # An aggregator's report of a grant names neither (the grant names the player).
+        return (provider.id, "grant", str(req.free_round_id)[:100])
     return (provider.id, "token", str(req.session_token)[:200])
 
 
