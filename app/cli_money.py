@@ -9,7 +9,10 @@ from datetime import timedelta
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy import select
 
+from app.bonus import free_spins
+from app.bonus.models import FreeSpinGrant
 from app.conformance import runner as conformance
 from app.conformance.fixtures import SetupError
 from app.core.errors import AppError
@@ -99,6 +102,26 @@ def providers_key(code: str) -> None:
         click.echo(games.provider_public_key(code), nl=False)
     except AppError as exc:
         click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+@providers.command("free-rounds-retry")
+@click.option("--grant", "grant_ref", default=None, help="One grant (fsg_...), even a failed one.")
+def providers_free_rounds_retry(grant_ref: str | None) -> None:
+    """Send free rounds still pending at an aggregator again (the same issue id)."""
+    if grant_ref is None:
+        counts = free_spins.retry_pending(older_than=timedelta(0))
+        click.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing pending")
+        return
+    grant_id = db.session.scalar(
+        select(FreeSpinGrant.id).where(FreeSpinGrant.public_id == grant_ref)
+    )
+    if grant_id is None:
+        click.echo(f"error: no grant {grant_ref}", err=True)
+        sys.exit(1)
+    status = free_spins.issue_remote(grant_id, include_failed=True)
+    click.echo(f"{grant_ref}: {status}")
+    if status != "issued":
         sys.exit(1)
 
 

@@ -5,8 +5,9 @@ How a free round moves through the money path:
 
 1. Claim (``promotions.claim``): a ``PlayerBonus`` (active, amount 0) and a ``FreeSpinGrant``
    (count, game, stake per spin, expiry) are written, and the provider is told through its
-   free-rounds adapter (``FreeRoundsAdapter``: ``create`` / ``cancel``). Only providers with an
-   adapter can carry a free-spins promotion (today: the built-in JxOriginals studio).
+   free-rounds adapter (``FreeRoundsAdapter``: ``create`` / ``cancel``) or, for an aggregator,
+   through its API after commit (below). Only those providers can carry a free-spins promotion
+   (the built-in JxOriginals studio; SoftSwiss- and Hub88-protocol providers with an ``api_url``).
 2. Bet: the provider's ``bet`` callback names the grant (``free_round_id``) with ``amount`` 0 —
    the player's stake is never taken. Under the player's wallet lock one spin is consumed by a
    conditional UPDATE (``spins_used < spins_total``, status active, not expired): two racing
@@ -30,6 +31,16 @@ How a free round moves through the money path:
    wagering). Ending the bonus (player forfeit, withdrawal forfeit, bonus expiry) forfeits
    the spins left.
 
+Free rounds through an aggregator (a SoftSwiss- or Hub88-protocol provider with an
+``api_url``, ``app.play.aggregator_api``): the claim writes the grant with ``remote_status``
+``pending`` and, once committed, issues it through the aggregator's API with the grant's
+``public_id`` as the issue id. Its answer makes the grant ``issued`` (Hub88's ``reward_uuid``
+goes to ``provider_ref``) or ``failed`` (a refusal); no answer leaves it ``pending`` and the job
+``issue_free_rounds`` (or ``flask jackpotx providers free-rounds-retry``) sends the same issue
+id again: the grant is never lost and the aggregator sees one issue. Its wins come back through
+the wallet callbacks: Hub88 free bets name the reward (``consume`` finds the grant by
+``provider_ref``), SoftSwiss reports the grant's total once (``settle_grant``).
+
 Lock order (as in ``promotions``): wallet row, promotion row, bonus row, grant row.
 """
 
@@ -42,7 +53,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from app.bonus import bonuses
 from app.bonus.models import BONUS_STATES, FreeSpinGrant, FreeSpinRound, PlayerBonus, Promotion
@@ -50,10 +61,11 @@ from app.compliance import risk
 from app.compliance.models import RiskFlag
 from app.core import audit
 from app.core.base import utcnow
-from app.core.db import atomic
+from app.core.db import atomic, on_commit
 from app.core.errors import InsufficientBalance
 from app.core.extensions import db
 from app.core.money import format_minor
+from app.play import aggregator_api
 from app.play.models import Game, Provider
 from app.play.seams import FreeRoundRefused
 from app.wallet import ledger as wallet
@@ -112,7 +124,9 @@ def supports(game_id: int | None) -> tuple[Game, Provider] | None:
         .join(Provider, Provider.id == Game.provider_id)
         .where(Game.id == game_id)
     ).one_or_none()
-    if row is None or row[1].code not in ADAPTERS:
+    if row is None:
+        return None
+    if row[1].code not in ADAPTERS and aggregator_api.client_for(row[1]) is None:
         return None
     return row[0], row[1]
 
@@ -148,19 +162,24 @@ def grant(bonus: PlayerBonus, p: Promotion) -> FreeSpinGrant:
     db.session.add(row)
     db.session.flush()
     adapter = adapter_for(provider.code)
-    if adapter is None:  # pragma: no cover - ``supports`` answers only for ADAPTERS' providers
-        raise ValueError("free-spins promotion on a game without a free-rounds adapter")
-    row.provider_ref = adapter.create(
-        FreeRoundsOffer(
-            grant_id=row.public_id,
-            player_id=bonus.user_id,
-            game_external_id=game.external_id,
-            currency=row.currency,
-            spin_value_minor=row.spin_value_minor,
-            spins=row.spins_total,
-            expires_at=row.expires_at,
+    if adapter is not None:
+        row.provider_ref = adapter.create(
+            FreeRoundsOffer(
+                grant_id=row.public_id,
+                player_id=bonus.user_id,
+                game_external_id=game.external_id,
+                currency=row.currency,
+                spin_value_minor=row.spin_value_minor,
+                spins=row.spins_total,
+                expires_at=row.expires_at,
+            )
         )
-    )
+    else:
+        # Through the aggregator's API, once this claim has committed (never an HTTP call
+        # inside the transaction); until it answers the grant is pending.
+        row.remote_status = "pending"
+        grant_id = row.id
+        on_commit(lambda: issue_remote(grant_id))
     bonus.ledger_refs = {**(bonus.ledger_refs or {}), "free_spin_grant": row.public_id}
     audit.record(
         "bonus.free_spins_grant",
@@ -195,7 +214,16 @@ def consume(
     """Use one spin of the grant for this bet (wallet locked by the caller)."""
     row = db.session.scalar(
         select(FreeSpinGrant)
-        .where(FreeSpinGrant.public_id == free_round_id)
+        .where(
+            or_(
+                FreeSpinGrant.public_id == free_round_id,
+                # An aggregator's own reference of the grant (Hub88's ``reward_uuid``).
+                (FreeSpinGrant.provider_id == provider_id)
+                & (FreeSpinGrant.provider_ref == free_round_id),
+            )
+        )
+        .order_by(FreeSpinGrant.id)
+        .limit(1)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -276,39 +304,118 @@ def pay_win(
     now = utcnow()
     fsr.status, fsr.settled_at = "settled", now
     if amount:
-        posting = wallet.post(
-            fsr.user_id,
-            currency,
-            "bonus_grant",
-            bonus_delta=amount,
-            source=source,
-            idempotency_key=transaction_id,
-            reference_type="provider_transaction",
-            reference_id=claim_id,
-            description="Free spin win",
-            meta={
-                "free_spin_grant": row.public_id,
-                "round": fsr.external_round_id,
-                "player_bonus": bonus.id,
-            },
-            locked=locked,
-        )
+        _credit(row, bonus, amount, currency=currency, source=source,
+                transaction_id=transaction_id, claim_id=claim_id, locked=locked,
+                round_ext=fsr.external_round_id)  # fmt: skip
         fsr.win_minor += amount
-        row.won_minor += amount
-        key = f"fs-win:{posting.transaction_id}"
-        if bonus.status == "active":
-            bonus.amount_minor += amount
-            if row.wagering_multiplier == 0:
-                _convert(bonus, amount, key)
-            else:
-                bonus.wagering_required_minor += amount * row.wagering_multiplier
-        elif bonus.status == "completed" and row.wagering_multiplier == 0:
-            _convert(bonus, amount, key)  # no wagering: a late win is still cash
-        else:
-            # The contract ended (forfeited/expired) while this round was in flight.
-            bonuses.move(bonus, "bonus_forfeit", amount, key, cash=False)
-            bonus.forfeited_minor += amount
     _maybe_finish(row, bonus)
+
+
+def _credit(
+    row: FreeSpinGrant,
+    bonus: PlayerBonus,
+    amount: int,
+    *,
+    currency: str,
+    source: str,
+    transaction_id: str,
+    claim_id: int,
+    locked: wallet.LockedWallet,
+    round_ext: str | None,
+) -> None:
+    """Free-round winnings into the bonus balance under the contract (wallet locked)."""
+    meta: dict[str, Any] = {"free_spin_grant": row.public_id, "player_bonus": bonus.id}
+    if round_ext is not None:
+        meta["round"] = round_ext
+    posting = wallet.post(
+        row.user_id,
+        currency,
+        "bonus_grant",
+        bonus_delta=amount,
+        source=source,
+        idempotency_key=transaction_id,
+        reference_type="provider_transaction",
+        reference_id=claim_id,
+        description="Free spin win",
+        meta=meta,
+        locked=locked,
+    )
+    row.won_minor += amount
+    key = f"fs-win:{posting.transaction_id}"
+    if bonus.status == "active":
+        bonus.amount_minor += amount
+        if row.wagering_multiplier == 0:
+            _convert(bonus, amount, key)
+        else:
+            bonus.wagering_required_minor += amount * row.wagering_multiplier
+    elif bonus.status == "completed" and row.wagering_multiplier == 0:
+        _convert(bonus, amount, key)  # no wagering: a late win is still cash
+    else:
+        # The contract ended (forfeited/expired) while this round was in flight.
+        bonuses.move(bonus, "bonus_forfeit", amount, key, cash=False)
+        bonus.forfeited_minor += amount
+
+
+def grant_owner(provider_id: int, grant_ref: str) -> tuple[int, str] | None:
+    """(player id, currency) of this provider's grant named by our issue id or its reference."""
+    row = db.session.execute(
+        select(FreeSpinGrant.user_id, FreeSpinGrant.currency)
+        .where(
+            FreeSpinGrant.provider_id == provider_id,
+            or_(FreeSpinGrant.public_id == grant_ref, FreeSpinGrant.provider_ref == grant_ref),
+        )
+        .order_by(FreeSpinGrant.id)
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else (row.user_id, row.currency)
+
+
+def settle_grant(
+    provider_id: int,
+    grant_ref: str,
+    *,
+    amount: int,
+    currency: str,
+    played: bool,
+    source: str,
+    transaction_id: str,
+    claim_id: int,
+    locked: wallet.LockedWallet,
+) -> None:
+    """The aggregator reports the outcome of a whole grant (SoftSwiss ``/freespins``): its
+    total win is credited once (the caller's claim on ``transaction_id`` keeps it once) and the
+    grant ends: ``used`` when every spin was played, else ``expired`` (wallet locked)."""
+    grant_id = db.session.scalar(
+        select(FreeSpinGrant.id).where(
+            FreeSpinGrant.provider_id == provider_id,
+            or_(FreeSpinGrant.public_id == grant_ref, FreeSpinGrant.provider_ref == grant_ref),
+        )
+    )
+    if grant_id is None:
+        raise FreeRoundRefused("TRANSACTION_NOT_FOUND", "Unknown free-rounds issue")
+    row, bonus = _lock_pair(grant_id)
+    if row.currency != currency:
+        raise FreeRoundRefused("VALIDATION_ERROR", f"These free rounds are in {row.currency}")
+    if row.remote_status == "failed":
+        raise FreeRoundRefused("ROUND_CLOSED", "The aggregator refused these free rounds")
+    if row.remote_status == "pending":
+        # Its answer to our issue call was lost, but it played them: they were issued.
+        row.remote_status, row.issued_at, row.remote_error = "issued", utcnow(), None
+    now = utcnow()
+    if amount:
+        _credit(row, bonus, amount, currency=currency, source=source,
+                transaction_id=transaction_id, claim_id=claim_id, locked=locked,
+                round_ext=None)  # fmt: skip
+    if row.status == "active":
+        if played:
+            row.spins_used = row.spins_total
+        row.status = "used" if played else "expired"
+        row.ended_at = now
+        audit.record(f"bonus.free_spins_{row.status}", target_type="player_bonus",
+                     target_id=bonus.id, after={"grant": row.public_id, "reported": True,
+                                                "won": format_minor(row.won_minor,
+                                                                    row.currency)})  # fmt: skip
+    _after_spins(bonus, now)
 
 
 def _convert(bonus: PlayerBonus, amount: int, key: str) -> None:
@@ -526,10 +633,127 @@ def close_for_bonus(bonus: PlayerBonus, status: str) -> None:
         return
     row.status = "expired" if status == "expired" else "forfeited"
     row.ended_at = utcnow()
+    if row.remote_status is not None:
+        if row.remote_status == "issued":
+            grant_id = row.id
+            on_commit(lambda: cancel_remote(grant_id))
+        elif row.remote_status == "pending":
+            row.remote_status = "cancelled"  # never issued: nothing to withdraw there
+        return
     provider = db.session.get(Provider, row.provider_id)
     adapter = adapter_for(provider.code) if provider else None
     if adapter is not None:
         adapter.cancel(row.public_id)
+
+
+# --- issuing through an aggregator's API ------------------------------------------------------
+
+
+def issue_remote(grant_id: int, *, include_failed: bool = False) -> str | None:
+    """Send a pending grant (or, with ``include_failed``, a failed one) to the aggregator with
+    its issue id (``public_id``); answers the grant's remote status afterwards.
+
+    The HTTP call runs outside any transaction. Two retries racing may both send: they send the
+    same issue id, which the aggregator keys its grant by."""
+    sendable = ("pending", "failed") if include_failed else ("pending",)
+    with atomic():
+        row = bonuses.locked_existing(FreeSpinGrant, grant_id)
+        if row.remote_status not in sendable:
+            return row.remote_status
+        if row.status != "active":
+            row.remote_status = "cancelled"
+            return row.remote_status
+        provider = db.session.get_one(Provider, row.provider_id)
+        client = aggregator_api.client_for(provider)
+        if client is None:
+            row.remote_error = "the provider has no aggregator API (api_url) any more"
+            return row.remote_status
+        game = db.session.get_one(Game, row.game_id)
+        row.issue_attempts += 1
+        account = aggregator_api.Account.of(provider)
+        offer = aggregator_api.RemoteGrant(
+            issue_id=row.public_id,
+            player_id=row.user_id,
+            game_external_id=game.external_id,
+            currency=row.currency,
+            spin_value_minor=row.spin_value_minor,
+            spins=row.spins_total,
+            expires_at=row.expires_at,
+        )
+    reference: str | None = None
+    error: str | None = None
+    try:
+        reference = client.issue(account, offer)
+        outcome = "issued"
+    except aggregator_api.IssueRefused as exc:
+        outcome, error = "failed", str(exc)
+    except aggregator_api.IssueUnavailable as exc:
+        outcome, error = "pending", str(exc)
+    withdraw = False
+    with atomic():
+        row = bonuses.locked_existing(FreeSpinGrant, grant_id)
+        if row.remote_status == "issued":
+            return "issued"  # a racing retry recorded it first
+        before = row.remote_status
+        if outcome == "issued":
+            row.remote_status, row.provider_ref, row.issued_at = "issued", reference, utcnow()
+            row.remote_error = None
+            withdraw = row.status != "active"  # the bonus ended while the call was out
+        else:
+            row.remote_status = outcome if before != "cancelled" else before
+            row.remote_error = (error or "")[:500]
+            log.warning("free rounds %s not issued (%s): %s", row.public_id, outcome, error)
+        audit.record("bonus.free_spins_issue", target_type="player_bonus",
+                     target_id=row.bonus_id, after={"grant": row.public_id,
+                                                    "outcome": outcome, "error": error,
+                                                    "reference": reference,
+                                                    "attempt": row.issue_attempts})  # fmt: skip
+        status = row.remote_status
+    if withdraw:
+        cancel_remote(grant_id)
+    return status
+
+
+def cancel_remote(grant_id: int) -> None:
+    """Withdraw an issued grant at the aggregator (best effort: logged when it fails)."""
+    with atomic():
+        row = bonuses.locked_existing(FreeSpinGrant, grant_id)
+        if row.remote_status != "issued":
+            return
+        provider = db.session.get_one(Provider, row.provider_id)
+        client = aggregator_api.client_for(provider)
+        if client is None:
+            return
+        account = aggregator_api.Account.of(provider)
+        issue_id, reference = row.public_id, row.provider_ref
+    try:
+        client.cancel(account, issue_id, reference)
+    except (aggregator_api.IssueRefused, aggregator_api.IssueUnavailable) as exc:
+        log.warning("free rounds %s not cancelled at the aggregator: %s", issue_id, exc)
+        return
+    with atomic():
+        row = bonuses.locked_existing(FreeSpinGrant, grant_id)
+        if row.remote_status == "issued":
+            row.remote_status = "cancelled"
+
+
+def retry_pending(*, older_than: timedelta = timedelta(seconds=30)) -> dict[str, int]:
+    """Issue again every grant still pending (job ``issue_free_rounds``); those younger than
+    ``older_than`` are left to their claim's own after-commit call."""
+    due = db.session.scalars(
+        select(FreeSpinGrant.id)
+        .where(
+            FreeSpinGrant.remote_status == "pending",
+            FreeSpinGrant.created_at <= utcnow() - older_than,
+        )
+        .order_by(FreeSpinGrant.id)
+        .limit(500)
+    ).all()
+    counts: dict[str, int] = {}
+    for grant_id in due:
+        status = issue_remote(grant_id) or "none"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def expire_due(now: datetime | None = None) -> int:

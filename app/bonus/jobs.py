@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.bonus import loyalty, promotions
+from app.bonus import free_spins, loyalty, promotions
 from app.core.queues import job
 
 
@@ -23,3 +23,10 @@ def sweep_loyalty() -> int:
     """Loyalty points of recent stakes and refunds the after-commit step did not reach (a
     process that died between commit and it); idempotent (periodic)."""
     return loyalty.sweep()
+
+
+@job
+def issue_free_rounds() -> dict[str, int]:
+    """Free rounds still pending at an aggregator (its API did not answer): sent again with
+    the same issue id (periodic)."""
+    return free_spins.retry_pending()

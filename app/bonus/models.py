@@ -205,6 +205,9 @@ class PlayerBonus(Model):
 #: active: spins left; used: every spin played; expired: validity ended with spins left;
 #: forfeited: the bonus ended (player, withdrawal, bonus expiry) with spins left.
 GRANT_STATUSES = ("active", "used", "expired", "forfeited")
+#: A grant issued through an aggregator's API (``free_spins`` docstring): pending until the
+#: aggregator accepted it, failed when it refused it, cancelled once withdrawn there.
+REMOTE_STATUSES = ("pending", "issued", "failed", "cancelled")
 
 
 class FreeSpinGrant(Model):
@@ -222,6 +225,14 @@ class FreeSpinGrant(Model):
         CheckConstraint("wagering_multiplier >= 0", name="wagering_multiplier"),
         Index("ix_free_spin_grants_user_status", "user_id", "status"),
         Index("ix_free_spin_grants_status_expires", "status", "expires_at"),
+        CheckConstraint(
+            "remote_status IS NULL OR remote_status IN ("
+            + ", ".join(f"'{s}'" for s in REMOTE_STATUSES)
+            + ")",
+            name="remote_status",
+        ),
+        Index("ix_free_spin_grants_remote_status", "remote_status"),
+        Index("ix_free_spin_grants_provider_ref", "provider_id", "provider_ref"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -243,6 +254,12 @@ class FreeSpinGrant(Model):
     status: Mapped[str] = mapped_column(String(16), default="active")
     #: The provider's own reference of the grant (from its free-rounds API adapter).
     provider_ref: Mapped[str | None] = mapped_column(String(100))
+    #: Issued through the aggregator's API (``REMOTE_STATUSES``); None for in-process studios.
+    #: The issue id the aggregator sees is ``public_id``: every retry sends the same one.
+    remote_status: Mapped[str | None] = mapped_column(String(16))
+    issue_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    remote_error: Mapped[str | None] = mapped_column(String(500))
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -18,7 +18,10 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from app.bonus import promotions
+from app.bonus.models import FreeSpinGrant, Promotion
 from app.compliance import responsible_gaming
+from app.conformance.aggregator import AggregatorApi
 from app.conformance.base import Credentials, PlayerSession
 from app.core import audit, settings
 from app.core.base import utcnow
@@ -27,7 +30,7 @@ from app.core.db import atomic
 from app.core.extensions import db
 from app.identity import users as users_service
 from app.identity.models import PLAYER, User
-from app.play import games
+from app.play import aggregator_api, games
 from app.play.callbacks.adapters import ADAPTERS
 from app.play.models import Game, GameSession, Provider
 from app.wallet import ledger as wallet
@@ -61,8 +64,17 @@ class Setup:
     #: The main player's session with the other provider.
     foreign: PlayerSession
 
+    #: The aggregator's API played by the runner (protocols with free rounds through it).
+    aggregator: AggregatorApi | None = None
+    #: The free-spins promotion on the provider's game that grants through ``aggregator``.
+    free_rounds_promotion: int | None = None
+
     def suspend(self, s: PlayerSession) -> None:
         _set_status(s.user_id, "suspended")
+
+    def close(self) -> None:
+        if self.aggregator is not None:
+            self.aggregator.close()
 
 
 def provider_code(protocol: str, suffix: str = "") -> str:
@@ -110,7 +122,15 @@ def prepare(protocol: str) -> Setup:
             .where(GameSession.token == expired.token)
             .values(expires_at=utcnow() - timedelta(minutes=1))
         )
+    aggregator = promotion = None
+    if protocol in aggregator_api.CLIENTS:
+        # The provider's API is the runner's listener for this run (set like staff would).
+        aggregator = AggregatorApi(protocol, creds)
+        games.update_provider(games.provider_by_code(code).id, {"api_url": aggregator.url})
+        promotion = _free_rounds_promotion(code, game)
     return Setup(
+        aggregator=aggregator,
+        free_rounds_promotion=promotion,
         run_id=run_id,
         creds=creds,
         other=other,
@@ -239,3 +259,55 @@ def _set_balance(user_id: int, cash: int, run_id: str) -> None:
                 balance_type=balance_type,
                 idempotency_key=f"conformance:{run_id}:{user_id}:{balance_type}",
             )
+
+
+#: The free-spins promotion's terms: no wagering, so a free-round win is cash at once.
+FREE_SPINS = 3
+FREE_SPIN_VALUE = 1_00
+
+
+def _free_rounds_promotion(code: str, game: Game) -> int:
+    name = f"{code} free rounds"
+    row = db.session.scalar(
+        select(Promotion).where(Promotion.name == name, Promotion.free_spins_game_id == game.id)
+    )
+    if row is None:
+        row = promotions.create_promotion(
+            {
+                "name": name,
+                "description": "conformance runner: free rounds through the aggregator's API",
+                "type": "free_spins",
+                "currency": CURRENCY,
+                "free_spins_count": FREE_SPINS,
+                "free_spins_game_id": game.id,
+                "free_spin_value_minor": FREE_SPIN_VALUE,
+                "wagering_multiplier": 0,
+                "max_claims_per_player": 1,
+            }
+        )
+    if row.status != "active":
+        promotions.set_status(row.id, "active")
+    return row.id
+
+
+def grant_free_rounds(setup: Setup, protocol: str, label: str) -> tuple[PlayerSession, int]:
+    """A new player of this run (no balance) with a game session, who claims the free-rounds
+    promotion as a player would: the grant goes out through the aggregator's API once the
+    claim commits. Answers the session and the grant's id."""
+    if setup.free_rounds_promotion is None:
+        raise SetupError(f"{protocol} has no free rounds through an aggregator's API")
+    code = provider_code(protocol)
+    user = _player(f"{code}-fr{label}-{setup.run_id}")
+    game = _game(code)
+    token = games.launch(user, game.id, currency=CURRENCY).session_token
+    bonus = promotions.claim(user, setup.free_rounds_promotion)
+    grant_id = db.session.scalars(
+        select(FreeSpinGrant.id).where(FreeSpinGrant.bonus_id == bonus.id)
+    ).one()
+    return PlayerSession(user.id, token, CURRENCY, game.external_id, f"fr{label}"), grant_id
+
+
+def grant_row(grant_id: int) -> FreeSpinGrant:
+    """The grant as it stands now (the server and the after-commit issue changed it)."""
+    db.session.expire_all()
+    return db.session.get_one(FreeSpinGrant, grant_id)

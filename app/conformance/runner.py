@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import requests
 
 from app.conformance.base import Driver, Outcome
 from app.conformance.evolution import EvolutionDriver
-from app.conformance.fixtures import prepare
+from app.conformance.fixtures import Setup, prepare
 from app.conformance.hub88 import Hub88Driver
 from app.conformance.native import NativeDriver
 from app.conformance.pragmatic import PragmaticDriver
@@ -61,7 +62,7 @@ def run(
     started = time.monotonic()
     setup = prepare(protocol)
     report = Report(protocol)
-    with requests.Session() as http:
+    with requests.Session() as http, _closing(setup):
         driver = DRIVERS[protocol](base_url, setup.creds, http)
         ctx = Context(driver, setup)
         for scenario in scenarios_for(protocol):
@@ -85,6 +86,14 @@ def run(
         f"against {base_url} in {report.seconds:.1f}s (run {setup.run_id})"
     )
     return report
+
+
+@contextmanager
+def _closing(setup: Setup) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        setup.close()
 
 
 def _line(outcome: Outcome) -> str:

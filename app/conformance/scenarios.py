@@ -14,11 +14,29 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from app.conformance.base import Driver, Failed, PlayerSession, RawJSON, Reply, Scenario
+from app.conformance.aggregator import AggregatorApi, ApiCall
+from app.conformance.base import (
+    Driver,
+    Failed,
+    PlayerSession,
+    RawJSON,
+    Reply,
+    Scenario,
+    encode,
+)
 from app.conformance.evolution import EvolutionDriver
-from app.conformance.fixtures import RACER_START, START, Setup
+from app.conformance.fixtures import (
+    FREE_SPIN_VALUE,
+    FREE_SPINS,
+    RACER_START,
+    START,
+    Setup,
+    grant_free_rounds,
+    grant_row,
+)
 from app.conformance.slotegrator import SlotegratorDriver
 from app.conformance.softswiss import SoftSwissDriver
+from app.core.crypto import rsa_verify
 
 
 @dataclass
@@ -854,3 +872,101 @@ def answers_echo_the_uuid_and_check_echoes_the_sid(ctx: Context) -> None:
     expect(ctx, refused, "insufficient")
     if (refused.body or {}).get("uuid") != ctx.id("u114b"):
         raise Failed("a refusal must echo uuid too")
+
+
+# --- free rounds through the aggregator's API (SoftSwiss, Hub88) ------------------------------
+#
+# The runner is the aggregator's API too (``aggregator.AggregatorApi``, the provider's
+# ``api_url`` for the run): a player of this run claims the free-spins promotion, JackpotX issues
+# the grant to the listener, the scenario checks that call and then plays the free-round wins
+# through the wallet as the aggregator would.
+
+
+def _aggregator(ctx: Context) -> AggregatorApi:
+    if ctx.setup.aggregator is None:
+        raise Failed("no aggregator API listener for this protocol")
+    return ctx.setup.aggregator
+
+
+def _issue_call(ctx: Context, suffix: str, key: str, value: str) -> ApiCall:
+    calls = [c for c in _aggregator(ctx).calls_to(suffix) if (c.json() or {}).get(key) == value]
+    if len(calls) != 1:
+        raise Failed(f"expected one {suffix} call for {value}, the aggregator got {len(calls)}")
+    return calls[0]
+
+
+def _issued(ctx: Context, grant_id: int) -> tuple[str, str | None]:
+    row = grant_row(grant_id)
+    if row.remote_status != "issued":
+        raise Failed(f"the grant is {row.remote_status} ({row.remote_error}), not issued")
+    return row.public_id, row.provider_ref
+
+
+@scenario("free_rounds", "softswiss")
+def free_rounds_are_issued_through_the_aggregator_api(ctx: Context) -> None:
+    s, grant_id = grant_free_rounds(ctx.setup, "softswiss", "1")
+    issue_id, _ref = _issued(ctx, grant_id)
+    call = _issue_call(ctx, "/freespins/issue", "issue_id", issue_id)
+    expected = _softswiss(ctx).signature_headers(call.body)["X-REQUEST-SIGN"]
+    if call.headers.get("X-REQUEST-SIGN") != expected:
+        raise Failed("the issue call's X-REQUEST-SIGN is not the HMAC of its body")
+    body = call.json() or {}
+    sent = (body.get("games"), body.get("freespins_quantity"), body.get("currency"),
+            (body.get("user") or {}).get("id"), body.get("bet_amount"))  # fmt: skip
+    if sent != ([s.game], FREE_SPINS, s.currency, str(s.user_id), FREE_SPIN_VALUE):
+        raise Failed(f"the issue call does not describe the grant: {body}")
+    if not body.get("valid_until"):
+        raise Failed("the issue call has no valid_until")
+
+
+@scenario("free_rounds", "softswiss")
+def free_rounds_report_is_credited_once(ctx: Context) -> None:
+    d = _softswiss(ctx)
+    s, grant_id = grant_free_rounds(ctx.setup, "softswiss", "2")
+    issue_id, _ref = _issued(ctx, grant_id)
+    report = {"issue_id": issue_id, "status": "played", "total_amount": 2_50}
+    body = encode(report)
+    expect(ctx, d.send("freespins", body, d.signature_headers(body)), "ok", balance=2_50)
+    expect(ctx, d.send("freespins", body, d.signature_headers(body)), "ok", balance=2_50)
+    if balance_of(ctx, s) != 2_50:
+        raise Failed("the reported free-rounds win is not in the balance once")
+    other = encode({**report, "total_amount": 9_00})
+    expect(ctx, d.send("freespins", other, d.signature_headers(other)), "duplicate")
+    same_balance(ctx, s, 2_50)
+    if grant_row(grant_id).status != "used":
+        raise Failed("the reported grant did not end")
+
+
+@scenario("free_rounds", "hub88")
+def free_rounds_are_issued_as_a_hub88_reward(ctx: Context) -> None:
+    s, grant_id = grant_free_rounds(ctx.setup, "hub88", "1")
+    issue_id, reference = _issued(ctx, grant_id)
+    call = _issue_call(ctx, "/freebet/rewards/create", "operator_reference", issue_id)
+    key = ctx.driver.creds.answer_key or ""
+    signature = call.headers.get("X-Hub88-Signature") or ""
+    if not signature or not rsa_verify(key, call.body, signature):
+        raise Failed("the rewards call's X-Hub88-Signature does not verify with our public key")
+    body = call.json() or {}
+    sent = (body.get("user"), body.get("currency"), body.get("game_codes"),
+            body.get("bet_count"), body.get("bet_value"))  # fmt: skip
+    if sent != (str(s.user_id), s.currency, [s.game], FREE_SPINS, FREE_SPIN_VALUE * 1000):
+        raise Failed(f"the rewards call does not describe the grant: {body}")
+    if reference != call.answer.get("reward_uuid"):
+        raise Failed("the grant does not keep the reward_uuid the aggregator answered")
+
+
+@scenario("free_rounds", "hub88")
+def free_bet_of_a_reward_is_paid_once(ctx: Context) -> None:
+    d = ctx.driver
+    s, grant_id = grant_free_rounds(ctx.setup, "hub88", "2")
+    _issue_id, reward = _issued(ctx, grant_id)
+    bet, rnd = ctx.id("fb1"), ctx.id("fr1")
+    expect(ctx, d.bet(s, bet, rnd, "1.00", is_free=True, reward_uuid=reward), "ok", balance=0)
+    win = d.win(s, ctx.id("fw1"), rnd, "2.50", bet_tx=bet, close=True)
+    expect(ctx, win, "ok", balance=2_50)
+    retry = d.win(s, ctx.id("fw1"), rnd, "2.50", bet_tx=bet, close=True)
+    expect(ctx, retry, "ok", balance=2_50)
+    same_balance(ctx, s, 2_50)
+    row = grant_row(grant_id)
+    if (row.spins_used, row.won_minor) != (1, 2_50):
+        raise Failed(f"the grant shows {row.spins_used} spin(s) and {row.won_minor} won")

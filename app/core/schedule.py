@@ -14,6 +14,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.prizes.jobs.refresh_tournament_boards", 60, "default"),
     ("app.prizes.jobs.run_lottery_draws", 60, "payouts"),
     ("app.bonus.jobs.expire_bonuses", 300, "default"),
+    # Free rounds an aggregator's API did not answer: the same issue id again.
+    ("app.bonus.jobs.issue_free_rounds", 60, "default"),
     # Loyalty points the after-commit step lost to a crash (idempotent by claim id).
     ("app.bonus.jobs.sweep_loyalty", 60, "default"),
     ("app.payments.jobs.expire_pending_deposits", 300, "default"),

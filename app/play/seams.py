@@ -78,6 +78,27 @@ class FreeRounds(Protocol):
 
     def round_ended(self, provider_id: int, round_ext: str) -> None: ...
 
+    def grant_owner(self, provider_id: int, grant_ref: str) -> tuple[int, str] | None:
+        """(player id, currency) of the provider's grant ``grant_ref`` (our issue id or the
+        aggregator's reference), or None."""
+        ...
+
+    def settle_grant(
+        self,
+        provider_id: int,
+        grant_ref: str,
+        *,
+        amount: int,
+        currency: str,
+        played: bool,
+        source: str,
+        transaction_id: str,
+        claim_id: int,
+        locked: LockedWallet,
+    ) -> None:
+        """The aggregator's report of a whole grant: its total win, once; the grant ends."""
+        ...
+
 
 class Jackpots(Protocol):
     def pay_reported(

@@ -45,6 +45,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal, overload
 
 from flask import current_app
@@ -55,7 +56,7 @@ from app.core.db import atomic, first_mapping, parse_row_id, table_of
 from app.core.errors import AppError, InsufficientBalance, outage_kind
 from app.core.extensions import db
 from app.core.gates import GateBusy, KeyedGate
-from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
+from app.core.money import MoneyError, exponent, format_minor, normalize_currency, parse_minor
 from app.identity.models import User
 from app.play import events as play_events
 from app.play import guard as play_guard
@@ -1304,6 +1305,72 @@ def _promo_win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult
     )
 
 
+def _free_rounds_result(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
+    """An aggregator's report of a whole free-rounds grant it issued (SoftSwiss
+    ``/freespins``): ``free_round_id`` names the grant, ``amount`` is its total win. Credited
+    once under the free-spins contract: the claim is ``transaction_id`` (one per grant), a
+    retry answers the first answer, another total for the same grant is a duplicate."""
+    tx_ext = _text(req.transaction_id, "transaction_id")
+    grant_ref = _text(req.free_round_id, "free_round_id", limit=100)
+    owner = seams.free_rounds().grant_owner(provider.id, grant_ref)
+    if owner is None:
+        raise CallbackError("TRANSACTION_NOT_FOUND", "Unknown free-rounds grant")
+    if req.player_id is not None and req.player_id != owner[0]:
+        raise CallbackError("INVALID_SESSION", "The grant belongs to another player")
+    req.player_id = owner[0]
+    if req.currency is None:
+        req.currency = owner[1]
+    if req.amount_in_minor:
+        if isinstance(req.amount, bool) or not isinstance(req.amount, int):
+            raise CallbackError("VALIDATION_ERROR", "amount must be an integer of minor units")
+        req.amount = Decimal(req.amount).scaleb(-exponent(_currency(req.currency)))
+    player = _player(provider, req, live=False, prior=True)
+    currency, amount = _money(req, player)
+    _check_currency(provider, currency, player.currency)
+    played = bool(req.free_rounds_played)
+    fingerprint = _fingerprint("freespins", player.user_id, grant_ref, amount, currency, played)
+    if player.prior is not None:
+        return _answer_duplicate(provider, player.prior, fingerprint)
+    claim = _claim(
+        provider,
+        req,
+        action="freespins",
+        user_id=player.user_id,
+        reference_external_id=f"freespins:{grant_ref}"[:100],
+        currency=currency,
+        amount=amount,
+        fingerprint=fingerprint,
+    )
+    if claim is None:
+        return _replay(provider, req, fingerprint)
+    w = wallet.lock(player.user_id, currency)
+    try:
+        seams.free_rounds().settle_grant(
+            provider.id,
+            grant_ref,
+            amount=amount,
+            currency=currency,
+            played=played,
+            source=provider.source,
+            transaction_id=tx_ext,
+            claim_id=claim,
+            locked=w,
+        )
+    except seams.FreeRoundRefused as exc:
+        raise CallbackError(exc.code, exc.message) from None
+    balance, bonus = _balances(player.user_id, currency)
+    _record_answer(claim, balance, bonus)
+    return CallbackResult(
+        "ok",
+        balance=balance,
+        bonus_balance=bonus,
+        currency=currency,
+        transaction_id=str(claim),
+        user_id=player.user_id,
+        balance_before=w.balance,
+    )
+
+
 def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     round_ext = _text(req.round_id, "round_id")
     tx_ext = _text(req.transaction_id, "transaction_id", required=False)
@@ -1443,6 +1510,7 @@ _HANDLERS = {
     "end_round": _end_round,
     "jackpot_win": _jackpot_win,
     "promo_win": _promo_win,
+    "freespins": _free_rounds_result,
 }
 
 
@@ -1467,6 +1535,9 @@ def _ids_as_text(req: CallbackRequest) -> None:
 def _gate_key(provider: ProviderConfig, req: CallbackRequest) -> tuple[Any, ...]:
     if req.player_id is not None:
         return (provider.id, "player", req.player_id)
+    if req.session_token is None and req.free_round_id is not None:
+        # An aggregator's report of a grant names neither (the grant names the player).
+        return (provider.id, "grant", str(req.free_round_id)[:100])
     return (provider.id, "token", str(req.session_token)[:200])
 
 

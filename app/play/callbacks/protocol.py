@@ -70,6 +70,12 @@ class CallbackRequest:
     currency_from_player: bool = False
     #: A free round: the provider plays one spin of this free-spin grant (amount 0).
     free_round_id: str | None = None
+    #: ``freespins`` (an aggregator's report of a whole free-rounds grant): whether every
+    #: spin was played (else the grant expired or was cancelled there).
+    free_rounds_played: bool = False
+    #: ``amount`` is an integer of minor units of the currency the wallet core resolves (a
+    #: report that names no currency: the grant's).
+    amount_in_minor: bool = False
     #: The provider closes the round with this bet or win (Hub88 ``round_closed``): applied
     #: like an ``end_round`` in the same transaction.
     close_round: bool = False

@@ -13,8 +13,8 @@
 * ``user`` is our player id as a string, ``token`` the game session token of the launch;
   ``transaction_uuid`` is the idempotency key of a bet/win/rollback, ``reference_transaction_uuid``
   the bet a win pays or a rollback undoes; ``round_closed`` closes the round with the
-  transaction; ``request_uuid`` is echoed. ``is_free`` bets (``reward_uuid`` = our free-spin
-  grant) cost nothing.
+  transaction; ``request_uuid`` is echoed. ``is_free`` bets (``reward_uuid`` = the reward
+  Hub88 answered when we issued our free-spin grant, or the grant's id) cost nothing.
 * Statuses: ``RS_OK`` and the ``RS_ERROR_*`` of ``status_of``; a rollback of a bet we never
   saw answers ``RS_ERROR_TRANSACTION_DOES_NOT_EXIST`` (and the late bet is refused).
 """

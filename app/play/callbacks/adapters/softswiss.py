@@ -11,6 +11,11 @@
 * ``rollback``: ``actions: [{action: rollback, action_id, original_action_id}]``.
 * ``session_id`` (optional, our assumption): the game session token of the launch; when sent it
   must be this player's session with this provider.
+* ``freespins``: the aggregator's report of free rounds we issued through its API
+  (``app.play.aggregator_api``): ``issue_id`` (our grant), ``status`` (``played``, ``expired``,
+  ``canceled``), ``total_amount`` (the grant's total win, minor units); ``user_id`` and
+  ``currency`` optional. Our assumption after the public descriptions: one report per issue,
+  credited once (its idempotency key is ``freespins:<issue_id>``), answered ``{balance}``.
 * Amounts are integers in the currency's minor units (cents).
 * Answers: ``{balance, game_id, transactions: [{action_id, tx_id, processed_at}]}`` with HTTP
   200; refusals are HTTP 4xx/5xx with ``{code, message, balance?}`` (``ERRORS``).
@@ -42,6 +47,9 @@ from app.play.callbacks.protocol import (
 )
 
 SIGNATURE_HEADER = "X-REQUEST-SIGN"
+
+#: ``status`` of a ``/freespins`` report (our assumption: ``canceled`` as SoftSwiss spells it).
+FREESPINS_STATUSES = ("played", "expired", "canceled", "cancelled")
 
 #: Our error codes -> (HTTP status, SoftSwiss code); refined by ``error_of``.
 ERRORS: dict[str, tuple[int, int]] = {
@@ -132,9 +140,11 @@ class SoftSwissAdapter:
         if not isinstance(payload, dict) or not isinstance(payload.get("body"), dict):
             raise CallbackError("VALIDATION_ERROR", "The logged payload cannot be replayed")
         call = str(payload.get("action") or "")
-        if call not in ("play", "rollback"):
+        if call not in ("play", "rollback", "freespins"):
             raise CallbackError("VALIDATION_ERROR", f"Unknown SoftSwiss call {call!r}")
         body: dict[str, Any] = payload["body"]
+        if call == "freespins":
+            return self._freespins(body, payload)
         user = _text(body, "user_id", required=True)
         player_id = parse_row_id(user)
         if player_id is None:
@@ -162,6 +172,36 @@ class SoftSwissAdapter:
         if finished and call == "play":
             subs[-1].close_round = True
         return CallbackRequest(action="batch", batch=subs, payload=payload, **common)
+
+    def _freespins(self, body: dict[str, Any], payload: Any) -> CallbackRequest:
+        issue_id = _text(body, "issue_id", required=True)
+        status = body.get("status")
+        if status not in FREESPINS_STATUSES:
+            raise CallbackError(
+                "VALIDATION_ERROR", f"status must be one of {', '.join(FREESPINS_STATUSES)}"
+            )
+        player_id = None
+        user = _text(body, "user_id")
+        if user is not None:
+            player_id = parse_row_id(user)
+            if player_id is None:
+                raise CallbackError("INVALID_SESSION", "user_id is not one of our players")
+        currency = _currency(body) if body.get("currency") is not None else None
+        total = body.get("total_amount")
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise CallbackError("VALIDATION_ERROR", "total_amount must be whole minor units")
+        return CallbackRequest(
+            action="freespins",
+            transaction_id=f"freespins:{issue_id}",
+            player_id=player_id,
+            currency=currency,
+            # Minor units of the grant's currency, which the wallet core knows.
+            amount=total,
+            amount_in_minor=True,
+            free_round_id=issue_id,
+            free_rounds_played=status == "played",
+            payload=payload,
+        )
 
     def _action(self, call: str, item: dict[str, Any], common: dict[str, Any]) -> CallbackRequest:
         kind = item.get("action")

@@ -1,0 +1,85 @@
+"""The aggregator's own API as the runner plays it: a local HTTP listener (stdlib, in a thread)
+that receives the free-rounds calls JackpotX makes through ``Provider.api_url``
+(``app.play.aggregator_api``), records them and answers as the aggregator would: SoftSwiss
+``/freespins/issue`` and ``/cancel`` with ``{}``, Hub88 ``/freebet/rewards/create`` with a new
+``reward_uuid`` (signed with the runner's aggregator key, as Hub88 signs)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from app.conformance.base import Credentials
+from app.core.crypto import rsa_sign
+from app.play.callbacks.adapters.hub88 import SIGNATURE_HEADER as HUB88_SIGNATURE
+
+#: Where the Hub88 Operator API lives under its host (``api_url`` names it, as in production).
+HUB88_BASE = "/operator/generic/v2"
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    #: What the listener answered (Hub88: the new reward).
+    answer: dict[str, Any]
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+class AggregatorApi:
+    def __init__(self, protocol: str, creds: Credentials) -> None:
+        self.protocol = protocol
+        self.creds = creds
+        self.calls: list[ApiCall] = []
+        self._lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answer = api._answer(self.path)
+                data = json.dumps(answer).encode()
+                with api._lock:
+                    api.calls.append(ApiCall(self.path, dict(self.headers.items()), body, answer))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if api.protocol == "hub88" and api.creds.private_key:
+                    self.send_header(HUB88_SIGNATURE, rsa_sign(api.creds.private_key, data))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return base + HUB88_BASE if self.protocol == "hub88" else base
+
+    def _answer(self, path: str) -> dict[str, Any]:
+        if self.protocol == "hub88" and path.endswith("/freebet/rewards/create"):
+            return {"reward_uuid": str(uuid.uuid4())}
+        return {}
+
+    def calls_to(self, suffix: str) -> list[ApiCall]:
+        with self._lock:
+            return [c for c in self.calls if c.path.endswith(suffix)]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
