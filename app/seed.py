@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyotp
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.affiliates import program as affiliates
@@ -135,8 +136,20 @@ def seed_originals() -> None:
             games.update_game(game.id, {"is_featured": True, "is_new": True, "is_hot": n == 0})
 
 
+class SeedRefused(RuntimeError):
+    """Demo data (known passwords, the sandbox gateway, funded players) in production."""
+
+
 def seed_demo() -> list[dict[str, str]]:
-    """Every domain adds its demo data here; each step must be idempotent."""
+    """Every domain adds its demo data here; each step must be idempotent.
+
+    Refused in production: the demo logins' passwords are public (README) and the sandbox
+    gateway credits deposits nobody paid."""
+    if current_app.config["ENV"] == "production":
+        raise SeedRefused(
+            "refusing to seed demo data in production: it creates accounts with published "
+            "passwords and the sandbox gateway"
+        )
     logins = seed_users()
     db.session.flush()
     seed_money()

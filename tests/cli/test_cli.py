@@ -96,3 +96,12 @@ def test_sync_roles_writes_this_releases_permissions_over_stale_ones(runner):
     db.session.expire_all()
     assert db.session.get(Role, SUPPORT).permissions == access.ROLES[SUPPORT][2]
     assert "affiliates.read" not in db.session.get(Role, SUPPORT).permissions
+
+
+def test_seed_demo_refuses_to_run_in_production(app, runner, monkeypatch):
+    monkeypatch.setitem(app.config, "ENV", "production")
+    count = db.session.scalar(sa.select(sa.func.count(User.id)))
+    result = runner.invoke(args=["jackpotx", "seed-demo"])
+    assert result.exit_code != 0
+    assert "refusing to seed demo data in production" in result.output
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == count
