@@ -98,6 +98,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Failures count within this window (minutes); reaching the max locks for LOCKOUT.
         "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "LOGIN_FAILURE_WINDOW_MINUTES", 15),
         "LOGIN_LOCKOUT_MINUTES": _int(env, "LOGIN_LOCKOUT_MINUTES", 30),
+        # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
+        # login): on outside production only, and production refuses to start with it on.
+        "SANDBOX_GATEWAY_ENABLED": _bool(env, "SANDBOX_GATEWAY_ENABLED", profile != "production"),
         "CAPTCHA_TTL": _int(env, "CAPTCHA_TTL", 300),
         "PASSWORD_RESET_TTL": _int(env, "PASSWORD_RESET_TTL", 3600),
         # ``file`` writes each mail to MAIL_DIR and logs it; ``smtp`` sends through SMTP_HOST.
@@ -265,6 +268,10 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append("DATABASE_URL must be set to a PostgreSQL URL")
     if not cfg["REDIS_URL"]:
         problems.append("REDIS_URL is required")
+    if cfg["SANDBOX_GATEWAY_ENABLED"]:
+        problems.append(
+            "SANDBOX_GATEWAY_ENABLED must be off: the sandbox gateway credits unpaid deposits"
+        )
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))
 
