@@ -94,9 +94,11 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "RATE_LIMIT_API": get("RATE_LIMIT_API", "300 per minute"),
         "RATE_LIMIT_CALLBACK": get("RATE_LIMIT_CALLBACK", "20000 per minute"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Staff accounts (console and staff API): LOGIN_MAX_FAILURES failed secrets within
+        # the window (minutes; older failures are forgotten) lock the account for
+        # LOGIN_LOCKOUT_MINUTES (PCI DSS 8.3.4: at least 30, production refuses less).
         "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5),
-        # Failures count within this window (minutes); reaching the max locks for LOCKOUT.
-        "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "LOGIN_FAILURE_WINDOW_MINUTES", 15),
+        "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "LOGIN_FAILURE_WINDOW_MINUTES", 30),
         "LOGIN_LOCKOUT_MINUTES": _int(env, "LOGIN_LOCKOUT_MINUTES", 30),
         # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
         # login): on outside production only, and production refuses to start with it on.
@@ -268,6 +270,8 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append("DATABASE_URL must be set to a PostgreSQL URL")
     if not cfg["REDIS_URL"]:
         problems.append("REDIS_URL is required")
+    if cfg["LOGIN_LOCKOUT_MINUTES"] < 30:
+        problems.append("LOGIN_LOCKOUT_MINUTES must be at least 30 (PCI DSS 8.3.4)")
     if cfg["SANDBOX_GATEWAY_ENABLED"]:
         problems.append(
             "SANDBOX_GATEWAY_ENABLED must be off: the sandbox gateway credits unpaid deposits"
