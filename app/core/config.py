@@ -100,6 +100,13 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5),
         "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "LOGIN_FAILURE_WINDOW_MINUTES", 30),
         "LOGIN_LOCKOUT_MINUTES": _int(env, "LOGIN_LOCKOUT_MINUTES", 30),
+        # Players are never locked: per (login name + client address), failures past the free
+        # ones make that address wait BASE seconds, doubled per failure up to MAX; forgotten
+        # WINDOW minutes after the last failure (app.identity.throttle).
+        "LOGIN_THROTTLE_FREE_FAILURES": _int(env, "LOGIN_THROTTLE_FREE_FAILURES", 5),
+        "LOGIN_THROTTLE_BASE_SECONDS": _int(env, "LOGIN_THROTTLE_BASE_SECONDS", 30),
+        "LOGIN_THROTTLE_MAX_SECONDS": _int(env, "LOGIN_THROTTLE_MAX_SECONDS", 15 * 60),
+        "LOGIN_THROTTLE_WINDOW_MINUTES": _int(env, "LOGIN_THROTTLE_WINDOW_MINUTES", 60),
         # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
         # login): on outside production only, and production refuses to start with it on.
         "SANDBOX_GATEWAY_ENABLED": _bool(env, "SANDBOX_GATEWAY_ENABLED", profile != "production"),

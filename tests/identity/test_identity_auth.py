@@ -201,39 +201,6 @@ def test_unknown_user_costs_a_password_hash_like_a_wrong_password(client, factor
     assert unknown_calls == calls == ["argon2id"]
 
 
-def test_account_locks_after_max_failures_and_the_lock_is_audited(client, factory, app):
-    player = factory.player()
-    limit = app.config["LOGIN_MAX_FAILURES"]
-    for _ in range(limit - 1):
-        assert login(client, player.username, "Wrong-1!aa").status_code == 401
-    locking = login(client, player.username, "Wrong-1!aa")
-    assert locking.status_code == 403
-    assert "locked" in locking.get_json()["message"]
-    # Even the right password is refused while locked.
-    right = login(client, player.username)
-    assert right.status_code == 403
-    assert "locked" in right.get_json()["message"]
-    assert (
-        db.session.scalar(
-            sa.select(sa.func.count()).where(
-                AuditLog.action == "auth.lockout", AuditLog.target_id == str(player.id)
-            )
-        )
-        == 1
-    )
-
-
-def test_lock_ends_after_the_lockout_period(client, factory, app):
-    from datetime import timedelta
-
-    from app.core.base import utcnow
-
-    player = factory.player()
-    with atomic():
-        db.session.get(User, player.id).locked_until = utcnow() - timedelta(seconds=1)
-    assert login(client, player.username).status_code == 200
-
-
 @pytest.mark.parametrize("status", ["banned", "suspended"])
 def test_banned_or_suspended_accounts_are_refused_with_the_reason(client, factory, status):
     player = factory.player()
