@@ -118,7 +118,7 @@ def seed_demo() -> None:
         sys.exit(1)
     click.echo("Demo logins (username / password):")
     for row in logins:
-        click.echo(f"  {row['role']:<8} {row['username']:<12} {row['password']:<16} {row['note']}")
+        click.echo(f"  {row['role']:<8} {row['username']:<12} {row['password']:<21} {row['note']}")
 
 
 @jackpotx.group("audit")

@@ -36,31 +36,31 @@ DEMO_USERS: list[dict[str, Any]] = [
     {
         "username": "admin",
         "role_id": ADMIN,
-        "password": "Admin123!",
+        "password": "Admin-jackpot-demo",
         "email": "admin@jackpotx.local",
     },
     {
         "username": "manager",
         "role_id": MANAGER,
-        "password": "Manager123!",
+        "password": "Manager-jackpot-demo",
         "email": "manager@jackpotx.local",
     },
     {
         "username": "support",
         "role_id": SUPPORT,
-        "password": "Support123!",
+        "password": "Support-jackpot-demo",
         "email": "support@jackpotx.local",
     },
     {
         "username": "agent",
         "role_id": AGENT,
-        "password": "Agent123!",
+        "password": "Agent-jackpot-demo",
         "email": "agent@jackpotx.local",
     },
     {
         "username": "player1",
         "role_id": PLAYER,
-        "password": "Player123!",
+        "password": "Player-jackpot-demo",
         "email": "player1@jackpotx.local",
         "first_name": "Ada",
         "last_name": "Player",
@@ -69,7 +69,7 @@ DEMO_USERS: list[dict[str, Any]] = [
     {
         "username": "player2",
         "role_id": PLAYER,
-        "password": "Player123!",
+        "password": "Player-jackpot-demo",
         "email": "player2@jackpotx.local",
         "first_name": "Bo",
         "last_name": "Player",
@@ -469,7 +469,7 @@ DEMO_REFERRALS = [
     ("ref_ben", "DE", "25.00", [(1, "bet", "4.00"), (1, "win", "9.00"), (2, "bet", "3.00")]),
 ]
 #: A published demo login, like the ones in ``DEMO_USERS``.
-REFERRAL_PASSWORD = "Player123!"  # noqa: S105
+REFERRAL_PASSWORD = "Player-jackpot-demo"  # noqa: S105
 #: The seeded welcome bonus caps bets at 5.00 while it is wagered: the demo plays within it.
 
 

@@ -165,6 +165,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # How many proxies in front of us append to X-Forwarded-For (0 = trust none).
         "PROXY_COUNT": _int(env, "PROXY_COUNT", 0),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 12 * 1024 * 1024),
+        # Password policy (ASVS 5): length, no composition rules, no common passwords.
+        "PASSWORD_MIN_LENGTH": _int(env, "PASSWORD_MIN_LENGTH", 12),
+        "PASSWORD_MAX_LENGTH": _int(env, "PASSWORD_MAX_LENGTH", 128),
         # Argon2id cost; OWASP's floor is m=19 MiB, t=2, p=1.
         "ARGON2_TIME_COST": _int(env, "ARGON2_TIME_COST", 2),
         "ARGON2_MEMORY_COST": _int(env, "ARGON2_MEMORY_COST", 19 * 1024),
