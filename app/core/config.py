@@ -19,6 +19,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
 DEV_JWT_SECRET_KEY = "dev-jwt-secret-key-change-me-please"  # noqa: S105 - refused in production
 DEV_ENCRYPTION_KEY = "ZGV2LWVuY3J5cHRpb24ta2V5LWNoYW5nZS1tZS0wMDA="
+#: The phrase ``SANDBOX_GATEWAY_IN_PRODUCTION`` must hold for the production profile to start
+#: with the sandbox gateway on: only where no real player can deposit (load and fault tests).
+SANDBOX_IN_PRODUCTION_ACK = "no-real-players-deposits-are-not-paid"
 
 
 class ConfigError(RuntimeError):
@@ -110,6 +113,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
         # login): on outside production only, and production refuses to start with it on.
         "SANDBOX_GATEWAY_ENABLED": _bool(env, "SANDBOX_GATEWAY_ENABLED", profile != "production"),
+        # A production-profile environment without real players (load and fault tests,
+        # staging) may run it only by also setting this to SANDBOX_IN_PRODUCTION_ACK.
+        "SANDBOX_GATEWAY_IN_PRODUCTION": get("SANDBOX_GATEWAY_IN_PRODUCTION", ""),
         "CAPTCHA_TTL": _int(env, "CAPTCHA_TTL", 300),
         "PASSWORD_RESET_TTL": _int(env, "PASSWORD_RESET_TTL", 3600),
         # ``file`` writes each mail to MAIL_DIR and logs it; ``smtp`` sends through SMTP_HOST.
@@ -282,7 +288,10 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append("REDIS_URL is required")
     if cfg["LOGIN_LOCKOUT_MINUTES"] < 30:
         problems.append("LOGIN_LOCKOUT_MINUTES must be at least 30 (PCI DSS 8.3.4)")
-    if cfg["SANDBOX_GATEWAY_ENABLED"]:
+    if (
+        cfg["SANDBOX_GATEWAY_ENABLED"]
+        and cfg.get("SANDBOX_GATEWAY_IN_PRODUCTION") != SANDBOX_IN_PRODUCTION_ACK
+    ):
         problems.append(
             "SANDBOX_GATEWAY_ENABLED must be off: the sandbox gateway credits unpaid deposits"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.config import ConfigError, load_config
+from app.core.config import SANDBOX_IN_PRODUCTION_ACK, ConfigError, load_config
 from tests.payments_helpers import sandbox_event, signed_sandbox, start_deposit
 
 PRODUCTION = {
@@ -21,7 +21,20 @@ PRODUCTION = {
 def test_production_refuses_to_start_with_the_sandbox_gateway_enabled():
     with pytest.raises(ConfigError, match="SANDBOX_GATEWAY_ENABLED must be off"):
         load_config({**PRODUCTION, "SANDBOX_GATEWAY_ENABLED": "1"})
+    with pytest.raises(ConfigError, match="SANDBOX_GATEWAY_ENABLED must be off"):
+        load_config(
+            {**PRODUCTION, "SANDBOX_GATEWAY_ENABLED": "1", "SANDBOX_GATEWAY_IN_PRODUCTION": "yes"}
+        )
     assert load_config(PRODUCTION)["SANDBOX_GATEWAY_ENABLED"] is False
+    # A production-profile environment without real players (fault tests) says so in words.
+    acknowledged = load_config(
+        {
+            **PRODUCTION,
+            "SANDBOX_GATEWAY_ENABLED": "1",
+            "SANDBOX_GATEWAY_IN_PRODUCTION": SANDBOX_IN_PRODUCTION_ACK,
+        }
+    )
+    assert acknowledged["SANDBOX_GATEWAY_ENABLED"] is True
     assert load_config({})["SANDBOX_GATEWAY_ENABLED"] is True  # development keeps it
 
 
