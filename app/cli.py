@@ -19,6 +19,7 @@ from app.identity import access
 from app.identity import users as users_service
 from app.originals import studio as service
 from app.payments import deposits, gateways_admin
+from app.seed import SeedRefused
 from app.seed import seed_demo as run_seed
 
 
@@ -106,12 +107,18 @@ def users_create(
 
 @jackpotx.command("seed-demo")
 def seed_demo() -> None:
-    """Create demo players, staff and data (safe to re-run); print the logins."""
-    with atomic():
-        logins = run_seed()
+    """Create demo players, staff and data (safe to re-run); print the logins.
+
+    Refused in production (exit 1): demo passwords are public."""
+    try:
+        with atomic():
+            logins = run_seed()
+    except SeedRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     click.echo("Demo logins (username / password):")
     for row in logins:
-        click.echo(f"  {row['role']:<8} {row['username']:<12} {row['password']:<16} {row['note']}")
+        click.echo(f"  {row['role']:<8} {row['username']:<12} {row['password']:<21} {row['note']}")
 
 
 @jackpotx.group("audit")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyotp
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.affiliates import program as affiliates
@@ -35,31 +36,31 @@ DEMO_USERS: list[dict[str, Any]] = [
     {
         "username": "admin",
         "role_id": ADMIN,
-        "password": "Admin123!",
+        "password": "Admin-jackpot-demo",
         "email": "admin@jackpotx.local",
     },
     {
         "username": "manager",
         "role_id": MANAGER,
-        "password": "Manager123!",
+        "password": "Manager-jackpot-demo",
         "email": "manager@jackpotx.local",
     },
     {
         "username": "support",
         "role_id": SUPPORT,
-        "password": "Support123!",
+        "password": "Support-jackpot-demo",
         "email": "support@jackpotx.local",
     },
     {
         "username": "agent",
         "role_id": AGENT,
-        "password": "Agent123!",
+        "password": "Agent-jackpot-demo",
         "email": "agent@jackpotx.local",
     },
     {
         "username": "player1",
         "role_id": PLAYER,
-        "password": "Player123!",
+        "password": "Player-jackpot-demo",
         "email": "player1@jackpotx.local",
         "first_name": "Ada",
         "last_name": "Player",
@@ -68,7 +69,7 @@ DEMO_USERS: list[dict[str, Any]] = [
     {
         "username": "player2",
         "role_id": PLAYER,
-        "password": "Player123!",
+        "password": "Player-jackpot-demo",
         "email": "player2@jackpotx.local",
         "first_name": "Bo",
         "last_name": "Player",
@@ -135,8 +136,20 @@ def seed_originals() -> None:
             games.update_game(game.id, {"is_featured": True, "is_new": True, "is_hot": n == 0})
 
 
+class SeedRefused(RuntimeError):
+    """Demo data (known passwords, the sandbox gateway, funded players) in production."""
+
+
 def seed_demo() -> list[dict[str, str]]:
-    """Every domain adds its demo data here; each step must be idempotent."""
+    """Every domain adds its demo data here; each step must be idempotent.
+
+    Refused in production: the demo logins' passwords are public (README) and the sandbox
+    gateway credits deposits nobody paid."""
+    if current_app.config["ENV"] == "production":
+        raise SeedRefused(
+            "refusing to seed demo data in production: it creates accounts with published "
+            "passwords and the sandbox gateway"
+        )
     logins = seed_users()
     db.session.flush()
     seed_money()
@@ -456,7 +469,7 @@ DEMO_REFERRALS = [
     ("ref_ben", "DE", "25.00", [(1, "bet", "4.00"), (1, "win", "9.00"), (2, "bet", "3.00")]),
 ]
 #: A published demo login, like the ones in ``DEMO_USERS``.
-REFERRAL_PASSWORD = "Player123!"  # noqa: S105
+REFERRAL_PASSWORD = "Player-jackpot-demo"  # noqa: S105
 #: The seeded welcome bonus caps bets at 5.00 while it is wagered: the demo plays within it.
 
 

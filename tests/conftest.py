@@ -243,7 +243,7 @@ class Factory:
         self._n += 1
         return self._n
 
-    def user(self, role_id: int = PLAYER, password: str = "Passw0rd!", **kw) -> User:
+    def user(self, role_id: int = PLAYER, password: str = "Passw0rd-Long-1!", **kw) -> User:
         from app.identity.users import create_user
 
         n = self._next()

@@ -6,7 +6,7 @@ import time
 
 import pyotp
 
-PASSWORD = "Passw0rd!"
+PASSWORD = "Passw0rd-Long-1!"
 ADMIN_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 

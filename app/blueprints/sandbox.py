@@ -1,14 +1,23 @@
-"""The sandbox gateway's hosted checkout page (HTML, no scripts: CSP script-src 'self')."""
+"""The sandbox gateway's hosted checkout page (HTML, no scripts: CSP script-src 'self').
+
+Unauthenticated by design (it plays the gateway's page), so it answers 404 wherever the
+sandbox gateway is disabled (``SANDBOX_GATEWAY_ENABLED``, off in production)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request
 
-from app.core.errors import AppError
-from app.payments import records, sandbox_checkout
+from app.core.errors import AppError, NotFound
+from app.payments import gateways_admin, records, sandbox_checkout
 from app.payments.gateways.sandbox import checkout_summary
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
+
+
+@bp.before_request
+def _only_where_enabled():
+    if not gateways_admin.adapter_enabled("sandbox"):
+        raise NotFound("Not found")
 
 
 @bp.get("/checkout/<string:public_id>")

@@ -19,6 +19,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
 DEV_JWT_SECRET_KEY = "dev-jwt-secret-key-change-me-please"  # noqa: S105 - refused in production
 DEV_ENCRYPTION_KEY = "ZGV2LWVuY3J5cHRpb24ta2V5LWNoYW5nZS1tZS0wMDA="
+#: The phrase ``SANDBOX_GATEWAY_IN_PRODUCTION`` must hold for the production profile to start
+#: with the sandbox gateway on: only where no real player can deposit (load and fault tests).
+SANDBOX_IN_PRODUCTION_ACK = "no-real-players-deposits-are-not-paid"
 
 
 class ConfigError(RuntimeError):
@@ -94,10 +97,25 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "RATE_LIMIT_API": get("RATE_LIMIT_API", "300 per minute"),
         "RATE_LIMIT_CALLBACK": get("RATE_LIMIT_CALLBACK", "20000 per minute"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Staff accounts (console and staff API): LOGIN_MAX_FAILURES failed secrets within
+        # the window (minutes; older failures are forgotten) lock the account for
+        # LOGIN_LOCKOUT_MINUTES (PCI DSS 8.3.4: at least 30, production refuses less).
         "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5),
-        # Failures count within this window (minutes); reaching the max locks for LOCKOUT.
-        "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "LOGIN_FAILURE_WINDOW_MINUTES", 15),
+        "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "LOGIN_FAILURE_WINDOW_MINUTES", 30),
         "LOGIN_LOCKOUT_MINUTES": _int(env, "LOGIN_LOCKOUT_MINUTES", 30),
+        # Players are never locked: per (login name + client address), failures past the free
+        # ones make that address wait BASE seconds, doubled per failure up to MAX; forgotten
+        # WINDOW minutes after the last failure (app.identity.throttle).
+        "LOGIN_THROTTLE_FREE_FAILURES": _int(env, "LOGIN_THROTTLE_FREE_FAILURES", 5),
+        "LOGIN_THROTTLE_BASE_SECONDS": _int(env, "LOGIN_THROTTLE_BASE_SECONDS", 30),
+        "LOGIN_THROTTLE_MAX_SECONDS": _int(env, "LOGIN_THROTTLE_MAX_SECONDS", 15 * 60),
+        "LOGIN_THROTTLE_WINDOW_MINUTES": _int(env, "LOGIN_THROTTLE_WINDOW_MINUTES", 60),
+        # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
+        # login): on outside production only, and production refuses to start with it on.
+        "SANDBOX_GATEWAY_ENABLED": _bool(env, "SANDBOX_GATEWAY_ENABLED", profile != "production"),
+        # A production-profile environment without real players (load and fault tests,
+        # staging) may run it only by also setting this to SANDBOX_IN_PRODUCTION_ACK.
+        "SANDBOX_GATEWAY_IN_PRODUCTION": get("SANDBOX_GATEWAY_IN_PRODUCTION", ""),
         "CAPTCHA_TTL": _int(env, "CAPTCHA_TTL", 300),
         "PASSWORD_RESET_TTL": _int(env, "PASSWORD_RESET_TTL", 3600),
         # ``file`` writes each mail to MAIL_DIR and logs it; ``smtp`` sends through SMTP_HOST.
@@ -154,6 +172,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # How many proxies in front of us append to X-Forwarded-For (0 = trust none).
         "PROXY_COUNT": _int(env, "PROXY_COUNT", 0),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 12 * 1024 * 1024),
+        # Password policy (ASVS 5): length, no composition rules, no common passwords.
+        "PASSWORD_MIN_LENGTH": _int(env, "PASSWORD_MIN_LENGTH", 12),
+        "PASSWORD_MAX_LENGTH": _int(env, "PASSWORD_MAX_LENGTH", 128),
         # Argon2id cost; OWASP's floor is m=19 MiB, t=2, p=1.
         "ARGON2_TIME_COST": _int(env, "ARGON2_TIME_COST", 2),
         "ARGON2_MEMORY_COST": _int(env, "ARGON2_MEMORY_COST", 19 * 1024),
@@ -266,6 +287,15 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append("DATABASE_URL must be set to a PostgreSQL URL")
     if not cfg["REDIS_URL"]:
         problems.append("REDIS_URL is required")
+    if cfg["LOGIN_LOCKOUT_MINUTES"] < 30:
+        problems.append("LOGIN_LOCKOUT_MINUTES must be at least 30 (PCI DSS 8.3.4)")
+    if (
+        cfg["SANDBOX_GATEWAY_ENABLED"]
+        and cfg.get("SANDBOX_GATEWAY_IN_PRODUCTION") != SANDBOX_IN_PRODUCTION_ACK
+    ):
+        problems.append(
+            "SANDBOX_GATEWAY_ENABLED must be off: the sandbox gateway credits unpaid deposits"
+        )
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -43,13 +46,65 @@ def _body_limit() -> int | None:
 def _refuse_deep_json() -> None:
     """A JSON API body nested too deep is a 400 here: webargs parses bodies with the standard
     library, whose recursion on 100,000 brackets was a 500. Other malformed JSON is left to
-    webargs' own 400. (Callbacks and webhooks parse with the limit themselves.)"""
+    webargs' own 400. (Callbacks and webhooks parse with the limit themselves.)
+
+    A string of the body (key or value) with a control character is a 400 too (below)."""
     try:
-        jsonsafe.loads(request.get_data(cache=True), exact_numbers=False)
+        document = jsonsafe.loads(request.get_data(cache=True), exact_numbers=False)
     except jsonsafe.JSONTooDeep as exc:
         raise ValidationError(str(exc)) from None
     except jsonsafe.JSONRejected:
         return
+    where = _control_in_json(document, "")
+    if where is not None:
+        raise _control_refusal(where or "_body")
+
+
+#: NUL and the other C0 controls and DEL. Text fields may hold tab, line feed and carriage
+#: return (a multi-line message); nothing else of these has a use, and NUL breaks PostgreSQL
+#: (a 500 on ``?search=%00``), logs and the C libraries behind drivers.
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: A URL path or query has no use for any of them.
+_CONTROL_IN_URL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _control_refusal(field: str) -> ValidationError:
+    return ValidationError.field(field, "Control characters (such as NUL) are not allowed")
+
+
+def _control_in_json(value: Any, path: str) -> str | None:
+    """The path of the first string (key or value) with a control character, else None."""
+    if isinstance(value, str):
+        return path if _CONTROL_IN_TEXT.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if _CONTROL_IN_TEXT.search(key):
+                return path or "_body"
+            found = _control_in_json(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _control_in_json(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
+def _refuse_control_characters() -> None:
+    """400 in the standard envelope for a control character in the path, the query string or
+    a form field (JSON bodies: ``_refuse_deep_json``). Machine paths (provider callbacks,
+    gateway webhooks) answer in their own protocol and are left to it."""
+    if _CONTROL_IN_URL.search(request.path):
+        raise _control_refusal("_path")
+    for key, value in request.args.items(multi=True):
+        if _CONTROL_IN_URL.search(key) or _CONTROL_IN_URL.search(value):
+            raise _control_refusal(key if not _CONTROL_IN_URL.search(key) else "_query")
+    if request.mimetype == "application/x-www-form-urlencoded":
+        for key, value in request.form.items(multi=True):
+            if _CONTROL_IN_TEXT.search(key) or _CONTROL_IN_TEXT.search(value):
+                raise _control_refusal(key if not _CONTROL_IN_TEXT.search(key) else "_form")
 
 
 def init_app(app: Flask) -> None:
@@ -60,11 +115,14 @@ def init_app(app: Flask) -> None:
         """413 before anything reads the body: at once when Content-Length says so, and
         while reading when it does not (chunked)."""
         limit = _body_limit()
+        if limit is not None:
+            request.max_content_length = limit
+            if request.content_length is not None and request.content_length > limit:
+                raise RequestEntityTooLarge(f"The body is larger than {limit} bytes")
+        if not request.path.startswith(_MACHINE_BODIES):
+            _refuse_control_characters()
         if limit is None:
             return
-        request.max_content_length = limit
-        if request.content_length is not None and request.content_length > limit:
-            raise RequestEntityTooLarge(f"The body is larger than {limit} bytes")
         if (
             request.is_json
             and request.content_length

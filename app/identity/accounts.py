@@ -6,9 +6,12 @@ Invariants:
 * A refresh token is spent by one conditional UPDATE (``used_at IS NULL``): two racing
   refreshes cannot both win. Presenting a spent token revokes its whole session, access tokens
   included (``app.identity.auth`` checks the family on every request).
-* An unknown login and a wrong password give the same answer after the same amount of hashing
-  work. ``LOGIN_MAX_FAILURES`` failures (wrong password or wrong TOTP code) within
-  ``LOGIN_FAILURE_WINDOW_MINUTES`` lock the account for ``LOGIN_LOCKOUT_MINUTES``.
+* An unknown login, a wrong password and a locked staff account give the same answer
+  (``BAD_CREDENTIALS``, 401) after the same amount of hashing work. Failed secrets are
+  throttled per (login name + client address) with progressive delays
+  (``app.identity.throttle``): a throttled attempt answers 429 with ``Retry-After`` and the
+  same message and code, and no player can be locked out by someone else's guesses. Staff
+  accounts also lock after ``LOGIN_MAX_FAILURES`` (``app.identity.lockout``, PCI DSS 8.3.4).
 * Every attempt is written to ``login_history`` and the audit log in the same transaction as
   its effects; a refused attempt commits its record and then raises.
 * Logout, password change and reset revoke sessions at once and publish ``session.logout``.
@@ -44,7 +47,7 @@ from app.core.errors import (
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.registry import Hooks
-from app.identity import captcha, passwords, totp
+from app.identity import captcha, lockout, passwords, throttle, totp
 from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
 from app.identity.models import (
@@ -102,8 +105,16 @@ class LoginResult:
     previous_login_ip: str | None
 
 
-class AccountLocked(AccessDenied):
-    message = "Account temporarily locked after too many failed logins"
+class LoginThrottled(AuthenticationError):
+    """Too many failed attempts for this login name from this address: wait ``Retry-After``.
+    Same code and message as a wrong password (nothing tells whether the account exists)."""
+
+    status = 429
+    message = BAD_CREDENTIALS
+
+
+def _throttled(wait: int) -> LoginThrottled:
+    return LoginThrottled(headers={"Retry-After": str(wait)}, retry_after=wait)
 
 
 # --- sessions and tokens ------------------------------------------------------------------
@@ -335,36 +346,16 @@ def _failed(user: User | None, login: str, portal: str, client: ClientInfo, reas
     )
 
 
-def _count_failure(user: User) -> AppError | None:
-    """Count a failed factor; answer ``AccountLocked`` when this failure locks the account."""
-    cfg = current_app.config
-    now = utcnow()
-    window = timedelta(minutes=cfg["LOGIN_FAILURE_WINDOW_MINUTES"])
-    if user.failed_logins_since is None or now - user.failed_logins_since > window:
-        user.failed_logins_since, user.failed_logins = now, 0
-    user.failed_logins += 1
-    if user.failed_logins < cfg["LOGIN_MAX_FAILURES"]:
-        return None
-    user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
-    audit.record(
-        "auth.lockout",
-        target_type="user",
-        target_id=user.id,
-        after={"failures": user.failed_logins, "locked_until": user.locked_until.isoformat()},
-    )
-    user.failed_logins, user.failed_logins_since = 0, None
-    return _locked(user.locked_until)
+def _wrong_secret(user: User | None, key: str) -> None:
+    """Count a failed secret: the throttle for everyone, the lockout for staff accounts."""
+    if user is not None and user.is_staff:
+        lockout.count_failure(user)
+    throttle.failed(key)
 
 
-def _locked(locked_until: datetime) -> AccountLocked:
-    minutes = max(1, int((locked_until - utcnow()).total_seconds() // 60) + 1)
-    return AccountLocked(
-        f"Account locked after too many failed logins; try again in {minutes} minutes",
-        locked_until=locked_until.isoformat(),
-    )
-
-
-def _second_factor(user: User, portal: str, auth_code: str | None) -> tuple[AppError | None, str]:
+def _second_factor(
+    user: User, portal: str, auth_code: str | None, key: str
+) -> tuple[AppError | None, str]:
     """Check the TOTP step of a login; returns (refusal or None, history reason)."""
     if user.totp_enabled:
         if not auth_code:
@@ -373,8 +364,8 @@ def _second_factor(user: User, portal: str, auth_code: str | None) -> tuple[AppE
                 "totp_required",
             )
         if not totp.verify_code(user, auth_code):
-            locked = _count_failure(user)
-            return locked or AuthenticationError(
+            _wrong_secret(user, key)
+            return AuthenticationError(
                 "Invalid or already used two-factor code", requires_2fa=True
             ), "totp_invalid"
         return None, ""
@@ -412,7 +403,9 @@ def login(
     client = client or ClientInfo()
     value = (login_name or "").strip().lower()
     refusal: AppError | None = None
+    key = throttle.key_of(value, client.ip)
     with atomic():
+        wait = throttle.retry_after(key)
         # The row lock serializes attempts on one account, so failures are counted exactly.
         user = (
             lock_one(User, or_(func.lower(User.username) == value, func.lower(User.email) == value))
@@ -420,17 +413,24 @@ def login(
             else None
         )
         now = utcnow()
-        if user is None:
+        if wait:
+            # No password is checked while this name waits at this address.
+            _failed(user, value, portal, client, "throttled")
+            refusal = _throttled(wait)
+        elif user is None:
             passwords.burn_time(password)
             _failed(None, value, portal, client, "bad_credentials")
+            _wrong_secret(None, key)
             refusal = AuthenticationError(BAD_CREDENTIALS)
-        elif user.locked_until is not None and user.locked_until > now:
+        elif user.is_staff and lockout.is_locked(user, now):
             passwords.burn_time(password)
             _failed(user, value, portal, client, "locked")
-            refusal = _locked(user.locked_until)
+            throttle.failed(key)
+            refusal = AuthenticationError(BAD_CREDENTIALS)
         elif not passwords.verify_password(user.password_hash, password):
             _failed(user, value, portal, client, "bad_credentials")
-            refusal = _count_failure(user) or AuthenticationError(BAD_CREDENTIALS)
+            _wrong_secret(user, key)
+            refusal = AuthenticationError(BAD_CREDENTIALS)
         elif problem := _status_problem(user):
             _failed(user, value, portal, client, user.status)
             refusal = problem
@@ -441,13 +441,14 @@ def login(
             _failed(user, value, portal, client, "wrong_portal")
             refusal = AccessDenied("This login is for staff accounts")
         else:
-            refusal, reason = _second_factor(user, portal, auth_code)
+            refusal, reason = _second_factor(user, portal, auth_code, key)
             if refusal is not None:
                 _failed(user, value, portal, client, reason)
         if refusal is None:
             assert user is not None
             previous_at, previous_ip = user.last_login_at, user.last_login_ip
-            user.failed_logins, user.failed_logins_since, user.locked_until = 0, None, None
+            lockout.clear(user)
+            throttle.succeeded(key)
             user.last_login_at, user.last_login_ip = now, client.ip
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)

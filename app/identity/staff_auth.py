@@ -4,9 +4,10 @@ Invariants:
 * One generic refusal for every failure (unknown login, bad password, bad code, locked,
   player, inactive): the answer never tells which factor was wrong.
 * Every attempt is audited (``console.login``, ``console.login.failed``); failed password or
-  code attempts count towards ``LOGIN_MAX_FAILURES``, after which the account is locked for
-  ``LOCKOUT``. Each attempt runs in its own transaction with the user row locked, so the
-  counter and the TOTP step cannot be raced.
+  code attempts count towards ``LOGIN_MAX_FAILURES`` within ``LOGIN_FAILURE_WINDOW_MINUTES``,
+  after which the account is locked for ``LOGIN_LOCKOUT_MINUTES`` (``app.identity.lockout``).
+  Each attempt runs in its own transaction with the user row locked, so the counter and the
+  TOTP step cannot be raced.
 * TOTP is mandatory for ``TOTP_REQUIRED_ROLES``; anyone who enrolled must give a code. A code is
   accepted once per time step (``totp.verify_code``), so a replayed code is refused.
 * A staff member of a required role without TOTP gets a pending secret (stored encrypted,
@@ -17,20 +18,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from flask import current_app
+from datetime import datetime
 
 from app.core import audit
 from app.core.base import utcnow
 from app.core.db import atomic, lock_one
-from app.identity import passwords, totp, users
+from app.identity import lockout, passwords, totp, users
 from app.identity.models import ADMIN, MANAGER, User
 
 #: Roles that may not open a console session without a second factor.
 TOTP_REQUIRED_ROLES = frozenset({ADMIN, MANAGER})
-#: How long an account stays locked after ``LOGIN_MAX_FAILURES`` failed attempts.
-LOCKOUT = timedelta(minutes=15)
 
 GENERIC_REFUSAL = (
     "Invalid username, password or authentication code, or the account is temporarily locked."
@@ -56,16 +53,7 @@ def totp_required(user: User) -> bool:
 def _refuse(user: User | None, login: str, reason: str, *, count: bool) -> Attempt:
     """Audit a refused attempt; ``count`` = a wrong secret that moves the lockout counter."""
     if user is not None and count:
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-            user.locked_until = utcnow() + LOCKOUT
-            user.failed_logins = 0
-            audit.record(
-                "console.login.locked",
-                target_type="user",
-                target_id=user.id,
-                after={"locked_until": user.locked_until.isoformat()},
-            )
+        lockout.count_failure(user, action="console.login.locked")
     audit.record(
         "console.login.failed",
         target_type="user" if user is not None else None,
@@ -76,8 +64,7 @@ def _refuse(user: User | None, login: str, reason: str, *, count: bool) -> Attem
 
 
 def _signed_in(user: User, now: datetime) -> Attempt:
-    user.failed_logins = 0
-    user.locked_until = None
+    lockout.clear(user)
     user.last_login_at = now
     audit.record("console.login", actor=user, target_type="user", target_id=user.id)
     return Attempt(Outcome.SIGNED_IN, user.id)
@@ -93,7 +80,7 @@ def authenticate(login: str, password: str, code: str | None) -> Attempt:
         if user is None:
             passwords.burn_time(password or "")
             return _refuse(None, login, "unknown_login", count=False)
-        if user.locked_until is not None and user.locked_until > now:
+        if lockout.is_locked(user, now):
             passwords.burn_time(password or "")
             return _refuse(user, login, "locked", count=False)
         if not passwords.verify_password(user.password_hash, password or ""):
@@ -135,7 +122,7 @@ def confirm_enrolment(user_id: int, code: str | None) -> Attempt:
         user = lock_one(User, User.id == user_id)
         if user is None or user.totp_enabled or not user.is_staff or user.status != "active":
             return _refuse(user, "", "enrolment_not_pending", count=False)
-        if user.locked_until is not None and user.locked_until > utcnow():
+        if lockout.is_locked(user):
             return _refuse(user, user.username, "locked", count=False)
         if not totp.verify_code(user, code):
             return _refuse(user, user.username, "bad_totp_enrolment", count=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.core import audit
 from app.core.crypto import decrypt, encrypt
 from app.core.db import atomic, lock_one
 from app.core.errors import (
+    AccessDenied,
     Conflict,
     NotFound,
     ServiceUnavailable,
@@ -24,6 +26,7 @@ from app.core.extensions import db
 from app.core.money import exponent, format_minor
 from app.identity.models import User
 from app.payments.gateways import ADAPTERS, GatewayAdapter, GatewayConfig
+from app.payments.gateways.sandbox import SandboxAdapter
 from app.payments.models import (
     PaymentGateway,
 )
@@ -54,9 +57,21 @@ GATEWAY_FIELDS = (
 )
 
 
+def adapter_enabled(adapter: str) -> bool:
+    """False for the sandbox adapter where ``SANDBOX_GATEWAY_ENABLED`` is off (production):
+    it credits deposits nobody paid, so no deposit, payout, webhook or checkout goes through
+    it there (docs/security.md)."""
+    return adapter != SandboxAdapter.name or bool(current_app.config["SANDBOX_GATEWAY_ENABLED"])
+
+
+SANDBOX_DISABLED = "The sandbox payment gateway is disabled in this environment"
+
+
 def _validate_gateway(gw: PaymentGateway) -> None:
     if gw.adapter not in ADAPTERS:
         raise ValidationError.field("adapter", f"Must be one of: {', '.join(ADAPTERS)}")
+    if gw.is_active and not adapter_enabled(gw.adapter):
+        raise ValidationError.field("adapter", SANDBOX_DISABLED)
     if gw.direction not in ("deposit", "withdrawal", "both"):
         raise ValidationError.field("direction", "Must be deposit, withdrawal or both")
     if not gw.supported_currencies:
@@ -162,6 +177,8 @@ def all_gateways() -> list[PaymentGateway]:
 
 
 def adapter_for(gw: PaymentGateway) -> GatewayAdapter:
+    if not adapter_enabled(gw.adapter):
+        raise NotFound(SANDBOX_DISABLED)
     cls = ADAPTERS.get(gw.adapter)
     if cls is None:
         raise ServiceUnavailable(f"No adapter {gw.adapter!r} for gateway {gw.code}")
@@ -199,7 +216,7 @@ def fee_for(gw: PaymentGateway, amount_minor: int, currency: str) -> int:
 
 
 def _serves(gw: PaymentGateway, direction: str, currency: str | None, country: str | None) -> bool:
-    if not gw.is_active:
+    if not gw.is_active or gw.adapter not in ADAPTERS:
         return False
     if direction != "both" and gw.direction not in (direction, "both"):
         return False
@@ -212,14 +229,19 @@ def _serves(gw: PaymentGateway, direction: str, currency: str | None, country: s
 
 
 def available_gateways(user: User, direction: str, currency: str | None) -> list[PaymentGateway]:
-    """Active gateways that fit the player's country and the currency and direction asked."""
-    return [g for g in all_gateways() if _serves(g, direction, currency, user.country)]
+    """Active gateways that fit the player's country and the currency and direction asked
+    (a disabled adapter's gateways are not offered)."""
+    return [
+        g
+        for g in all_gateways()
+        if _serves(g, direction, currency, user.country) and adapter_enabled(g.adapter)
+    ]
 
 
 def pick_gateway(
     user: User, direction: str, currency: str, gateway_id: int | None, method: str | None
 ) -> PaymentGateway:
-    candidates = available_gateways(user, direction, currency)
+    candidates = [g for g in all_gateways() if _serves(g, direction, currency, user.country)]
     if gateway_id is not None:
         chosen = [g for g in candidates if g.id == gateway_id]
     elif method:
@@ -232,6 +254,8 @@ def pick_gateway(
             "gateway_id" if gateway_id is not None else "method",
             f"No active payment method for {direction}s in {currency} matches",
         )
+    if not adapter_enabled(chosen[0].adapter):
+        raise AccessDenied(SANDBOX_DISABLED)
     return chosen[0]
 
 

@@ -34,6 +34,8 @@ def submit(public_id: str, outcome: str, account: str | None = None) -> PaymentT
     )
     if txn is None or txn.type != "deposit" or txn.gateway.adapter != "sandbox":
         raise NotFound("Checkout session not found")
+    if not gateways_admin.adapter_enabled(txn.gateway.adapter):
+        raise NotFound("Checkout session not found")
     if txn.status != "pending":
         raise Conflict(f"This payment is already {txn.status}")
     if not redis_store.client().set(f"jx:sandbox:checkout:{public_id}", outcome, nx=True, ex=86400):

@@ -23,7 +23,6 @@ Read-only.
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
+from app.core import csvsafe
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity.models import PLAYER, User
@@ -228,7 +228,7 @@ def report_json(report: FinancialReport) -> dict[str, Any]:
 def report_csv(report: FinancialReport) -> str:
     """One line per period plus a total line; amounts as exact decimal strings."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csvsafe.writer(buf, lineterminator="\n")
     writer.writerow(["period", "currency", *FIGURES])
     c = report.currency
     for row in [*report.rows, report.totals]:
@@ -343,7 +343,7 @@ def provider_json(row: ProviderRow, currency: str) -> dict[str, Any]:
 
 def providers_csv(rows: list[ProviderRow], currency: str) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csvsafe.writer(buf, lineterminator="\n")
     writer.writerow(["code", "name", "currency", *PROVIDER_COLUMNS])
     for row in rows:
         data = provider_json(row, currency)
@@ -499,7 +499,7 @@ def players_json(report: PlayersReport) -> dict[str, Any]:
 
 def players_csv(report: PlayersReport) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csvsafe.writer(buf, lineterminator="\n")
     writer.writerow(["day", "registrations", "first_deposits", "active"])
     for d in report.days:
         writer.writerow([d.day.isoformat(), d.registrations, d.first_deposits, d.active])

@@ -6,7 +6,7 @@ import pyotp
 import sqlalchemy as sa
 
 from app.core.extensions import db
-from app.identity.models import MANAGER, User
+from app.identity.models import MANAGER, PLAYER, User
 
 
 def test_users_create_prints_the_new_id_and_enables_totp(runner):
@@ -21,7 +21,7 @@ def test_users_create_prints_the_new_id_and_enables_totp(runner):
             "--email",
             "ops@x.test",
             "--password",
-            "Str0ng!pass",
+            "Str0ng!pass-phrase",
             "--role",
             "Manager",
             "--totp-secret",
@@ -50,7 +50,7 @@ def test_users_create_refuses_weak_password_and_unknown_role(runner):
         ]
     )
     assert weak.exit_code == 1
-    assert "Password must contain" in weak.output
+    assert "at least 12 characters" in weak.output
     role = runner.invoke(
         args=[
             "jackpotx",
@@ -61,7 +61,7 @@ def test_users_create_refuses_weak_password_and_unknown_role(runner):
             "--email",
             "r@x.test",
             "--password",
-            "Str0ng!pass",
+            "Str0ng!pass-phrase",
             "--role",
             "Emperor",
         ]
@@ -96,3 +96,34 @@ def test_sync_roles_writes_this_releases_permissions_over_stale_ones(runner):
     db.session.expire_all()
     assert db.session.get(Role, SUPPORT).permissions == access.ROLES[SUPPORT][2]
     assert "affiliates.read" not in db.session.get(Role, SUPPORT).permissions
+
+
+def test_seed_demo_refuses_to_run_in_production(app, runner, monkeypatch):
+    monkeypatch.setitem(app.config, "ENV", "production")
+    count = db.session.scalar(sa.select(sa.func.count(User.id)))
+    result = runner.invoke(args=["jackpotx", "seed-demo"])
+    assert result.exit_code != 0
+    assert "refusing to seed demo data in production" in result.output
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == count
+
+
+def test_the_demo_logins_meet_the_password_policy_and_the_docs_show_them(client, runner):
+    from pathlib import Path
+
+    from app.seed import DEMO_USERS
+
+    result = runner.invoke(args=["jackpotx", "seed-demo"])
+    assert result.exit_code == 0, result.output
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    console_doc = (root / "docs" / "console.md").read_text()
+    player = next(u for u in DEMO_USERS if u["username"] == "player1")
+    assert f'"password":"{player["password"]}"' in readme
+    for spec in DEMO_USERS:
+        assert spec["password"] in result.output
+        if spec["role_id"] != PLAYER:
+            assert f"`{spec['password']}`" in console_doc
+    response = client.post(
+        "/api/auth/login", json={"username": "player1", "password": player["password"]}
+    )
+    assert response.status_code == 200, response.get_json()

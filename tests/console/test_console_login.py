@@ -249,3 +249,52 @@ def test_anonymous_visit_redirects_to_login_with_next(client):
     response = client.get("/admin/players?q=ada")
     assert response.status_code == 302
     assert "/admin/login?next=" in response.headers["Location"]
+
+
+def test_a_console_lock_lasts_at_least_30_minutes(app, client, make_staff):
+    """PCI DSS 8.3.4: locked out for at least 30 minutes (was 15)."""
+    from datetime import timedelta
+
+    support = make_staff("support")
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        client.post("/admin/login", data={"username": support.user.username, "password": "Bad-1!x"})
+    user = db.session.get(User, support.user.id)
+    assert user.locked_until - utcnow() > timedelta(minutes=29)
+    assert app.config["LOGIN_LOCKOUT_MINUTES"] == 30
+
+
+def test_console_failures_older_than_the_window_are_forgotten(app, client, make_staff):
+    from datetime import timedelta
+
+    from app.core.db import atomic
+
+    assert app.config["LOGIN_FAILURE_WINDOW_MINUTES"] == 30
+    support = make_staff("support")
+    with atomic():
+        user = db.session.get(User, support.user.id)
+        user.failed_logins = app.config["LOGIN_MAX_FAILURES"] - 1
+        user.failed_logins_since = utcnow() - timedelta(minutes=31)
+    client.post("/admin/login", data={"username": support.user.username, "password": "Bad-1!x"})
+    db.session.expire_all()
+    user = db.session.get(User, support.user.id)
+    assert user.locked_until is None
+    assert user.failed_logins == 1
+    assert login(client, support).status_code == 302
+
+
+def test_lockout_settings_come_from_the_environment_and_production_keeps_30_minutes():
+    from app.core.config import ConfigError, load_config
+
+    production = {
+        "ENV": "production",
+        "SECRET_KEY": "x" * 40,
+        "JWT_SECRET_KEY": "y" * 40,
+        "ENCRYPTION_KEY": "a" * 43 + "=",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "DATABASE_URL": "postgresql://u@db/jackpotx",
+        "SANDBOX_GATEWAY_ENABLED": "0",
+    }
+    cfg = load_config({"LOGIN_LOCKOUT_MINUTES": "45", "LOGIN_FAILURE_WINDOW_MINUTES": "60"})
+    assert (cfg["LOGIN_LOCKOUT_MINUTES"], cfg["LOGIN_FAILURE_WINDOW_MINUTES"]) == (45, 60)
+    with pytest.raises(ConfigError, match="LOGIN_LOCKOUT_MINUTES must be at least 30"):
+        load_config({**production, "LOGIN_LOCKOUT_MINUTES": "15"})

@@ -305,7 +305,13 @@ def test_staff_creation_reports_policy_and_duplicate_problems(signed_in, make_st
         data={"username": "weak", "email": "weak@x.test", "role": "5", "password": "short"},
     )
     assert weak.status_code == 400
-    assert "Password must contain" in weak.get_data(as_text=True)
+    assert "at least 12 characters" in weak.get_data(as_text=True)
+    common = admin_client.post(
+        "/admin/staff/new",
+        data={"username": "weak", "email": "weak@x.test", "role": "5", "password": "password1234"},
+    )
+    assert common.status_code == 400
+    assert "too common" in common.get_data(as_text=True)
     taken = make_staff("support")
     dup = admin_client.post(
         "/admin/staff/new",

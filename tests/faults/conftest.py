@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from app.core.config import SANDBOX_IN_PRODUCTION_ACK
 from tests.live import LiveServer, free_port, gunicorn, server_env
 
 FIGURES: list[str] = []
@@ -100,6 +101,9 @@ def fault_env(database_url: str, redis_url: str, port: int, **extra: str) -> dic
         CAPTCHA_REQUIRED="false",
         ARGON2_TIME_COST="1",
         ARGON2_MEMORY_COST="8",
+        # Withdrawals pay out through the sandbox, the one payout adapter (no real players).
+        SANDBOX_GATEWAY_ENABLED="true",
+        SANDBOX_GATEWAY_IN_PRODUCTION=SANDBOX_IN_PRODUCTION_ACK,
         **extra,
     )
 

@@ -240,7 +240,8 @@ def test_a_hot_wallet_and_an_exhausted_pool_answer_retryable_never_500(
         username = reader.username
         db.session.remove()
         status, body = post(
-            f"{server.url}/api/auth/login", json={"username": username, "password": "Passw0rd!"}
+            f"{server.url}/api/auth/login",
+            json={"username": username, "password": "Passw0rd-Long-1!"},
         )
         assert status == 200, body
         bearer = {"Authorization": f"Bearer {body['token']['access_token']}"}
@@ -386,7 +387,7 @@ def test_redis_killed_mid_burst_of_withdrawals_no_500_and_retries_hold_once(
         [
             lambda name=name: post(
                 f"{as_server.url}/api/auth/login",
-                json={"username": name, "password": "Passw0rd!"},
+                json={"username": name, "password": "Passw0rd-Long-1!"},
             )
             for name in usernames
         ],

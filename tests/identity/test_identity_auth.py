@@ -42,22 +42,42 @@ def test_registration_creates_a_player_with_totp_provisioned_but_not_enabled(cli
 
 
 @pytest.mark.parametrize(
-    ("password", "missing"),
+    ("password", "problem"),
     [
-        ("Sh0rt!", "at least 8 characters"),
-        ("alllower1!", "an uppercase letter"),
-        ("NoDigitsHere!", "a digit"),
-        ("NoSpecial123", "a special character"),
-        ("ALLUPPER1!", "a lowercase letter"),
+        ("Sh0rt!", "at least 12 characters"),
+        ("Password1!", "at least 12 characters"),
+        ("Welcome1!", "at least 12 characters"),
+        ("Qwerty123!", "at least 12 characters"),
+        ("password1234", "too common"),
+        ("qwertyuiop123", "too common"),
+        ("Password1234!", "too common"),
+        ("QWERTYUIOP 2024!", "too common"),
+        ("x" * 129, "at most 128 characters"),
     ],
 )
-def test_password_policy_refuses_weak_passwords_naming_the_field(client, password, missing):
+def test_password_policy_refuses_short_and_common_passwords_naming_the_field(
+    client, password, problem
+):
     response = _register(client, password=password)
     body = response.get_json()
     assert response.status_code == 400
     assert body["code"] == "VALIDATION_ERROR"
     assert body["errors"][0]["field"] == "password"
-    assert missing in body["errors"][0]["message"]
+    assert problem in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "correct horse battery staple and a cloudy morning",  # 48 chars, no digit, no capital
+        "alllowercaseletters",
+        "ALLUPPERCASELETTERS",
+        "lange Passphrase für Ümlaute",
+        "twelve chars",
+    ],
+)
+def test_long_passwords_need_no_digits_capitals_or_symbols(client, password):
+    assert _register(client, password=password).status_code == 201
 
 
 @pytest.mark.parametrize(
@@ -199,39 +219,6 @@ def test_unknown_user_costs_a_password_hash_like_a_wrong_password(client, factor
     calls.clear()
     login(client, player.username, "Wrong-Passw0rd!")
     assert unknown_calls == calls == ["argon2id"]
-
-
-def test_account_locks_after_max_failures_and_the_lock_is_audited(client, factory, app):
-    player = factory.player()
-    limit = app.config["LOGIN_MAX_FAILURES"]
-    for _ in range(limit - 1):
-        assert login(client, player.username, "Wrong-1!aa").status_code == 401
-    locking = login(client, player.username, "Wrong-1!aa")
-    assert locking.status_code == 403
-    assert "locked" in locking.get_json()["message"]
-    # Even the right password is refused while locked.
-    right = login(client, player.username)
-    assert right.status_code == 403
-    assert "locked" in right.get_json()["message"]
-    assert (
-        db.session.scalar(
-            sa.select(sa.func.count()).where(
-                AuditLog.action == "auth.lockout", AuditLog.target_id == str(player.id)
-            )
-        )
-        == 1
-    )
-
-
-def test_lock_ends_after_the_lockout_period(client, factory, app):
-    from datetime import timedelta
-
-    from app.core.base import utcnow
-
-    player = factory.player()
-    with atomic():
-        db.session.get(User, player.id).locked_until = utcnow() - timedelta(seconds=1)
-    assert login(client, player.username).status_code == 200
 
 
 @pytest.mark.parametrize("status", ["banned", "suspended"])

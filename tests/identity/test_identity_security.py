@@ -111,7 +111,7 @@ def test_restricted_countries_are_refused_unless_the_ip_is_allow_listed(
     assert refused.get_json()["reason"] == "country_restricted"
     allowed = client.post(
         "/api/auth/login",
-        json={"username": player.username, "password": "Passw0rd!"},
+        json={"username": player.username, "password": "Passw0rd-Long-1!"},
         headers=header,
         environ_base={"REMOTE_ADDR": "198.51.100.10"},
     )

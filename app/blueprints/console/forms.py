@@ -82,7 +82,7 @@ class StaffCreateForm(FlaskForm):
     password = PasswordField(
         "Initial password",
         validators=[DataRequired(), Length(max=128)],
-        description="At least 8 characters with upper and lower case, a digit and a symbol. "
+        description="At least 12 characters, not a common password; a passphrase is welcome. "
         "Admins and Managers set up their authenticator at first sign-in.",
     )
 
