@@ -210,15 +210,28 @@ class _Drainer:
     that applies them in batches, in commit order."""
 
     BATCH = 200
+    #: Events waiting at most (memory bound): past it, an event is left to the owner's sweep
+    #: (it loses nothing but lag; the sweep redoes what the queue never ran).
+    LIMIT = 20_000
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.queue: queue.Queue[PlayEvent] = queue.Queue()
+        self.dropped = 0
+        self.queue: queue.Queue[PlayEvent] = queue.Queue(maxsize=self.LIMIT)
         self.thread = threading.Thread(target=self._run, name="jx-play-after-commit", daemon=True)
         self.thread.start()
 
     def submit(self, event: PlayEvent) -> None:
-        self.queue.put(event)
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning(
+                    "after-commit play queue full (%d events): %d left to the sweep so far",
+                    self.LIMIT,
+                    self.dropped,
+                )
 
     def _run(self) -> None:
         while True:

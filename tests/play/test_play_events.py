@@ -59,3 +59,18 @@ def test_a_failing_listener_aborts_the_callback_and_moves_no_money(client, facto
     assert answer["code"] == "INTERNAL_ERROR"
     assert table.balances() == (10_00, 0)
     moneykit.reconcile_clean()
+
+
+def test_the_after_commit_queue_is_bounded_and_leaves_the_overflow_to_the_sweep():
+    """A worker whose queue cannot keep up does not grow without bound: past the limit an
+    event is counted and left to the owner's sweep (which redoes what was never run)."""
+    import queue as queue_mod
+
+    drainer = object.__new__(play_events._Drainer)  # no drain thread: the queue stays full
+    drainer.dropped = 0
+    drainer.queue = queue_mod.Queue(maxsize=2)
+    event = play_events.PlayEvent("bet", 1, "EUR", 100, 100, 0, 1, None, "r", 1)
+    for _ in range(5):
+        drainer.submit(event)
+    assert drainer.queue.qsize() == 2
+    assert drainer.dropped == 3
