@@ -148,6 +148,30 @@ def first_mapping(result: Result[Any]) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
+def with_writes(stmt: Any, writes: list[Any]) -> Any:
+    """``stmt`` (a SELECT) with each of ``writes`` (``INSERT``/``UPDATE ... RETURNING``) as a
+    CTE of the same statement (PostgreSQL runs data-modifying CTEs whether or not they are
+    referenced); what write ``i`` returned comes back as the columns ``w<i>_<column>`` (a write
+    returns at most one row). Read them with :func:`returned_by_writes`."""
+    columns = []
+    for i, write in enumerate(writes):
+        cte = write.cte(f"write_{i}")
+        stmt = stmt.add_cte(cte)
+        columns += [select(col).scalar_subquery().label(f"w{i}_{col.key}") for col in cte.c]
+    return stmt.add_columns(*columns)
+
+
+def returned_by_writes(row: Any, count: int) -> tuple[dict[str, Any] | None, ...]:
+    """Per write of :func:`with_writes`, what it returned (``None``: no row)."""
+    values = row._mapping
+    out: list[dict[str, Any] | None] = []
+    for i in range(count):
+        prefix = f"w{i}_"
+        got = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+        out.append(got if any(v is not None for v in got.values()) else None)
+    return tuple(out)
+
+
 def dialect_insert(table: Any) -> Any:
     """``INSERT`` with ``ON CONFLICT`` support for the session's database (PostgreSQL, SQLite)."""
     from sqlalchemy.dialects import postgresql, sqlite

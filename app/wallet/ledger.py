@@ -35,7 +35,15 @@ from sqlalchemy.orm.util import identity_key
 
 from app.core import audit
 from app.core.base import utcnow
-from app.core.db import atomic, dialect_insert, first_mapping, in_atomic, table_of
+from app.core.db import (
+    atomic,
+    dialect_insert,
+    first_mapping,
+    in_atomic,
+    returned_by_writes,
+    table_of,
+    with_writes,
+)
 from app.core.errors import Conflict, InsufficientBalance, NotFound, ValidationError
 from app.core.events import publish, user_room
 from app.core.extensions import db
@@ -155,13 +163,14 @@ def lock_after(claimed: Any) -> Any:
     """The wallet lock of :func:`lock` as a ``LATERAL`` subquery for a caller's statement: it
     locks (and reads) the wallet of ``user_id``/``currency`` only if ``claimed`` (a CTE with an
     ``id`` column, e.g. an ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``) returned a row.
-    One round trip for "claim this request, then lock its wallet" (PostgreSQL); read the result
-    with :func:`locked_from`."""
+    One round trip for "claim this request, then lock its wallet" (PostgreSQL): bind
+    ``lock_user_id`` and ``lock_currency`` (not column names: an ``UPDATE`` in the same statement
+    would take those as values to set); read the result with :func:`locked_from`."""
     return (
         select(_wt.id, _wt.user_id, _wt.balance, _wt.bonus_balance, _wt.held_balance)
         .where(
-            _wt.user_id == bindparam("user_id"),
-            _wt.currency == bindparam("currency"),
+            _wt.user_id == bindparam("lock_user_id"),
+            _wt.currency == bindparam("lock_currency"),
             exists(select(claimed.c.id)),
         )
         .with_for_update()
@@ -285,31 +294,10 @@ def _build_posting(_insert: Any) -> Any:
     return select(tx.c.id).add_cte(bal, entries)
 
 
-def _with_companions(posting: Any, writes: list[Any]) -> Any:
-    """The posting statement with each companion write as a CTE; its returned columns come
-    back as ``c<i>_<column>`` (a companion returns at most one row)."""
-    columns = []
-    for i, write in enumerate(writes):
-        cte = write.cte(f"companion_{i}")
-        posting = posting.add_cte(cte)
-        columns += [select(col).scalar_subquery().label(f"c{i}_{col.key}") for col in cte.c]
-    return posting.add_columns(*columns)
-
-
 def _posting_with(dialect_insert: Any, companions: tuple[Companion, ...]) -> Any:
-    return _with_companions(
+    return with_writes(
         _build_posting(dialect_insert), [c.build(dialect_insert) for c in companions]
     )
-
-
-def _companions_returned(row: Any, count: int) -> tuple[dict[str, Any] | None, ...]:
-    values = row._mapping
-    out: list[dict[str, Any] | None] = []
-    for i in range(count):
-        prefix = f"c{i}_"
-        got = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
-        out.append(got if any(v is not None for v in got.values()) else None)
-    return tuple(out)
 
 
 @contextlib.contextmanager
@@ -636,12 +624,7 @@ def _apply(
         )
         if companions:
             name = "+".join(("wallet.posting", *(c.name for c in companions)))
-            stmt = hot_statement(
-                name,
-                lambda ins: _with_companions(
-                    _build_posting(ins), [c.build(ins) for c in companions]
-                ),
-            )
+            stmt = hot_statement(name, lambda ins: _posting_with(ins, companions))
             for companion in companions:
                 params.update(companion.params)
         else:
@@ -650,7 +633,7 @@ def _apply(
         tx_id = None if result is None else result[0]
         if tx_id is None:
             return _replay_concurrent(source, key, w, type_, deltas)
-        returned = _companions_returned(result, len(companions))
+        returned = returned_by_writes(result, len(companions))
     else:
         tx_id = _apply_statements(session, w, row, deltas, counter)
         if tx_id is None:

@@ -233,14 +233,14 @@ def _statements_of(app, call) -> list[str]:
 @pytest.mark.usefixtures("requires_postgres")
 def test_the_round_trip_budget_of_a_plain_bet_and_win(app, table):
     """A player with no special state (no bonus, pool or tournament; the play session fresh).
-    Bet: session read; claim + lock; posting + round + log row. Win: the same and its round
-    update (its split needs the round's stakes before the posting)."""
+    Bet: session read; claim + lock; posting + round upsert + log row. Win: session read;
+    claim + lock + round update (its split needs the round's stakes); posting + log row."""
     assert table.bet("warm", "1.00", round_id="warm")["status"] == "ok"
     bet = _statements_of(app, lambda: table.bet("b1", "1.00"))
     assert len(bet) <= 3, [s[:60] for s in bet]
     assert sum("FOR UPDATE" in s for s in bet) == 1
     win = _statements_of(app, lambda: table.win("w1", "2.00"))
-    assert len(win) <= 4, [s[:60] for s in win]
+    assert len(win) <= 3, [s[:60] for s in win]
     assert not [s for s in win if "FROM tournaments" in s.split("RETURNING")[0]]
     # One log row per callback, written with the money.
     for tx in ("b1", "w1"):

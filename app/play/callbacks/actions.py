@@ -49,10 +49,17 @@ from decimal import Decimal
 from typing import Any, Literal, overload
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, select, true, update
+from sqlalchemy import and_, bindparam, exists, func, select, true, update
 
 from app.core.base import utcnow
-from app.core.db import atomic, first_mapping, parse_row_id, table_of
+from app.core.db import (
+    atomic,
+    first_mapping,
+    parse_row_id,
+    returned_by_writes,
+    table_of,
+    with_writes,
+)
 from app.core.errors import AppError, InsufficientBalance, outage_kind
 from app.core.extensions import db
 from app.core.gates import GateBusy, KeyedGate
@@ -370,10 +377,13 @@ _CLAIM_COLUMNS = (
 )
 
 
-def _build_claim_lock(dialect_insert: Any) -> Any:
-    """Claim the transaction id and, only if that claim is new, lock the player's wallet: one
-    statement (the claim's conflict check waits for a concurrent claim of the same id first,
-    so two copies of one bet never both reach the lock)."""
+def _build_claim_lock(dialect_insert: Any, also: Companion | None = None) -> Any:
+    """Claim the transaction id and, only if that claim is new, lock the player's wallet and
+    run ``also`` (an ``UPDATE ... RETURNING``: a win's round update): one statement. The
+    claim's conflict check waits for a concurrent claim of the same id first, so two copies
+    of one callback never both reach the lock; an ``UPDATE`` returns its row's latest committed
+    version (READ COMMITTED rechecks it), so a round a concurrent bet just added to is read
+    with that bet."""
     pt = table_of(ProviderTransaction)
     claimed = (
         dialect_insert(pt)
@@ -383,32 +393,55 @@ def _build_claim_lock(dialect_insert: Any) -> Any:
         .cte("claimed")
     )
     locked = wallet.lock_after(claimed)
-    return select(claimed.c.id.label("claim_id"), *locked.c).select_from(
+    stmt = select(claimed.c.id.label("claim_id"), *locked.c).select_from(
         claimed.outerjoin(locked, true())
     )
+    if also is None:
+        return stmt
+    return with_writes(stmt, [also.build(dialect_insert).where(exists(select(claimed.c.id)))])
 
 
 def _claim_and_lock(
-    provider: ProviderConfig, req: CallbackRequest, **values: Any
-) -> tuple[int | None, wallet.LockedWallet | None]:
-    """(the claim, the player's locked wallet), or (None, None) when the transaction id is
-    already claimed: then no lock was taken. ``values`` are the claim's columns."""
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    *,
+    also: Companion | None = None,
+    **values: Any,
+) -> tuple[int | None, wallet.LockedWallet | None, dict[str, Any] | None]:
+    """(the claim, the player's locked wallet, what ``also`` returned), or (None, None, None)
+    when the transaction id is already claimed: then no lock was taken and ``also`` did not
+    run. ``values`` are the claim's columns. One statement on PostgreSQL."""
     user_id, currency = values["user_id"], values["currency"]
     values.update(provider_id=provider.id, external_id=req.transaction_id, created_at=utcnow())
     if db.session.get_bind().dialect.name != "postgresql":
         claim = _insert_claim(**values)
-        return claim, None if claim is None else wallet.lock(user_id, currency)
-    row = db.session.execute(
-        hot_statement("seamless.claim_lock", _build_claim_lock),
-        {
-            **{f"c_{name}": values[name] for name in _CLAIM_COLUMNS},
-            "user_id": user_id,
-            "currency": currency,
-        },
-    ).one_or_none()
+        if claim is None:
+            return None, None, None
+        w = wallet.lock(user_id, currency)
+        if also is None:
+            return claim, w, None
+        return (
+            claim,
+            w,
+            first_mapping(db.session.execute(hot_statement(also.name, also.build), also.params)),
+        )
+    params = {
+        **{f"c_{name}": values[name] for name in _CLAIM_COLUMNS},
+        "lock_user_id": user_id,
+        "lock_currency": currency,
+    }
+    if also is None:
+        stmt = hot_statement("seamless.claim_lock", _build_claim_lock)
+    else:
+        params.update(also.params)
+        stmt = hot_statement(
+            f"seamless.claim_lock+{also.name}", lambda ins: _build_claim_lock(ins, also)
+        )
+    row = db.session.execute(stmt, params).one_or_none()
     if row is None:
-        return None, None
-    return row.claim_id, wallet.locked_from(row, user_id, currency)
+        return None, None, None
+    returned = returned_by_writes(row, 1)[0] if also is not None else None
+    return row.claim_id, wallet.locked_from(row, user_id, currency), returned
 
 
 def _replay(provider: ProviderConfig, req: CallbackRequest, fingerprint: str) -> CallbackResult:
@@ -610,7 +643,7 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     except AppError as exc:
         raise CallbackError("LIMIT_EXCEEDED", exc.message) from None
     game_id = _resolve_game(provider, req, for_bet=True)
-    claim, w = _claim_and_lock(
+    claim, w, _ = _claim_and_lock(
         provider,
         req,
         action="bet",
@@ -823,20 +856,8 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     game_id = _resolve_game(provider, req, for_bet=False)
     if reference is not None:
         _check_win_reference(provider, reference, player.user_id, round_ext)
-    claim, w = _claim_and_lock(
-        provider,
-        req,
-        action="win",
-        user_id=player.user_id,
-        external_round_id=round_ext,
-        currency=currency,
-        amount=amount,
-        fingerprint=fingerprint,
-    )
-    if claim is None or w is None:
-        return _replay(provider, req, fingerprint)
-    # Happy path in one statement: the round must be this player's, in this currency, on
-    # this game (when named) and not cancelled. If no row matched, read it to say why.
+    # The round must be this player's, in this currency, on this game (when named) and not
+    # cancelled: updated with the claim and the lock. If no row matched, read it to say why.
     now = utcnow()
     params = {
         "w_provider_id": provider.id,
@@ -848,24 +869,35 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         "e_now": now,
     }
     if game_id is None:
-        stmt = hot_statement(
-            f"seamless.win_round{play_events.wanted_key()}", _build_win_round_probed
+        round_update = Companion(
+            f"seamless.win_round{play_events.wanted_key()}", _build_win_round_probed, params
         )
     else:
-        stmt = hot_statement(
-            f"seamless.win_round_game{play_events.wanted_key()}", _build_win_round_game
-        )
         params["w_game_id"] = game_id
-    rnd = db.session.execute(stmt, params).one_or_none()
+        round_update = Companion(
+            f"seamless.win_round_game{play_events.wanted_key()}", _build_win_round_game, params
+        )
+    claim, w, rnd = _claim_and_lock(
+        provider,
+        req,
+        also=round_update,
+        action="win",
+        user_id=player.user_id,
+        external_round_id=round_ext,
+        currency=currency,
+        amount=amount,
+        fingerprint=fingerprint,
+    )
+    if claim is None or w is None:
+        return _replay(provider, req, fingerprint)
     if rnd is None:
-        # No row matched: say why (the one-statement UPDATE's conditions, in order).
         _check_round(provider, round_ext, player.user_id, game_id, currency)
         raise CallbackError("ROUND_NOT_FOUND", "No such round for this player")  # pragma: no cover
-    if not rnd.bet_cash and not rnd.bet_bonus:
+    if not rnd["bet_cash"] and not rnd["bet_bonus"]:
         fsr = seams.free_rounds().free_round(provider.id, round_ext)
         if fsr is not None:
             return _free_round_win(provider, tx_ext, player, fsr, currency, amount, claim, w)
-    cash_part, bonus_part = win_split(amount, rnd.bet_cash, rnd.bet_bonus)
+    cash_part, bonus_part = win_split(amount, rnd["bet_cash"], rnd["bet_bonus"])
     result = CallbackResult(
         "ok",
         balance=w.balance + cash_part,
@@ -895,7 +927,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     play_events.emit(
         play_events.PlayEvent(
             "win", player.user_id, currency, amount, cash_part, bonus_part,
-            provider.id, rnd.game_id, round_ext, claim,
+            provider.id, rnd["game_id"], round_ext, claim,
             not_wanted=play_events.not_wanted(rnd, "win"),
         )
     )  # fmt: skip
