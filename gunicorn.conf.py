@@ -73,3 +73,11 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+
+
+def worker_exit(server, worker):
+    # A worker stopped gracefully (restart, scale-down, max-requests) first applies the
+    # after-commit play work it queued (loyalty points), within 5 s; the sweep redoes the rest.
+    from app.play import events
+
+    events.drain(5.0)

@@ -151,6 +151,9 @@ def main() -> None:
             f"statements_replay={counts['replay']} "
             f"cpu_ms_per_callback={1000 * sum(cpu.values()) / (3 * n):.2f}"
         )
+        from app.play import events
+
+        events.drain(10.0)  # the after-commit queue's work, before its database is dropped
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,6 +218,7 @@ class _Drainer:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.dropped = 0
+        self.busy = False
         self.queue: queue.Queue[PlayEvent] = queue.Queue(maxsize=self.LIMIT)
         self.thread = threading.Thread(target=self._run, name="jx-play-after-commit", daemon=True)
         self.thread.start()
@@ -236,6 +238,7 @@ class _Drainer:
     def _run(self) -> None:
         while True:
             batch = [self.queue.get()]
+            self.busy = True
             while len(batch) < self.BATCH:
                 try:
                     batch.append(self.queue.get_nowait())
@@ -246,10 +249,26 @@ class _Drainer:
                     run_after_commit(batch)
                 finally:
                     db.session.remove()
+                    self.busy = not self.queue.empty()
+
+    def idle(self) -> bool:
+        return not self.busy and self.queue.empty()
 
 
 _drainers: dict[int, _Drainer] = {}
 _drainers_lock = threading.Lock()
+
+
+def drain(timeout: float = 5.0) -> bool:
+    """Wait (at most ``timeout`` seconds) until this process's after-commit queues are empty
+    and idle: for a worker that is about to exit (gunicorn's ``worker_exit``) and for tools.
+    True when drained; what is left otherwise is redone by the owners' sweeps."""
+    deadline = time.monotonic() + timeout
+    while not all(d.idle() for d in list(_drainers.values())):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)  # under gevent: yields to the drainer greenlet
+    return True
 
 
 def _drainer(app: Flask) -> _Drainer:

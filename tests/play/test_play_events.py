@@ -74,3 +74,23 @@ def test_the_after_commit_queue_is_bounded_and_leaves_the_overflow_to_the_sweep(
         drainer.submit(event)
     assert drainer.queue.qsize() == 2
     assert drainer.dropped == 3
+
+
+def test_drain_waits_for_the_after_commit_queue_and_says_when_it_could_not():
+    import queue as queue_mod
+
+    drainer = object.__new__(play_events._Drainer)
+    drainer.busy = False
+    drainer.queue = queue_mod.Queue()
+    play_events._drainers[-1] = drainer
+    try:
+        assert play_events.drain(0.05)
+        drainer.queue.put_nowait(object())  # nobody drains it
+        assert not play_events.drain(0.05)
+        drainer.queue.get_nowait()
+        drainer.busy = True  # a batch in flight
+        assert not play_events.drain(0.05)
+        drainer.busy = False
+        assert play_events.drain(0.05)
+    finally:
+        del play_events._drainers[-1]
