@@ -146,7 +146,8 @@ def companions(result: CallbackResult) -> tuple[Companion, ...]:
     """The pending log row, answering ``result``, as a companion of the posting that is about
     to move this callback's money (nothing when no row is pending or it is already written).
     The caller must answer exactly ``result``; if the posting fails the transaction rolls the
-    row back and the handler logs what it answers instead."""
+    row back and the handler logs what it answers instead. Its ``latency_ms`` is measured up
+    to the posting (not its round trip and the commit)."""
     entry = _pending.get()
     if entry is None or entry.written:
         return ()
