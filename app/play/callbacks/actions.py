@@ -607,6 +607,41 @@ def _build_round_upsert(dialect_insert: Any) -> Any:
     ).returning(r.id)
 
 
+def _round_upsert(
+    provider_id: int,
+    round_ext: str,
+    user_id: int,
+    game_id: int | None,
+    currency: str,
+    now: datetime,
+    **stakes: int,
+) -> Companion:
+    """The bet's round upsert (``stakes``: total_bet, bet_cash, bet_bonus) with the listeners'
+    probes, as a companion of its posting."""
+    values = {
+        "provider_id": provider_id,
+        "external_round_id": round_ext,
+        "user_id": user_id,
+        "game_id": game_id,
+        "currency": currency,
+        "status": "open",
+        "total_win": 0,
+        "total_refund": 0,
+        "bets_count": 1,
+        "created_at": now,
+        "updated_at": now,
+        **stakes,
+    }
+    return Companion(
+        f"seamless.round_upsert{play_events.wanted_key()}",
+        _build_round_upsert_probed,
+        {
+            **play_events.wanted_params(user_id, currency, game_id, now),
+            **{f"r_{name}": values[name] for name in _ROUND_COLUMNS},
+        },
+    )
+
+
 def _build_round_upsert_probed(dialect_insert: Any) -> Any:
     """The round upsert that also answers the listeners' bet probes (``play.events``): after
     the wallet lock, so they see what the listeners' own reads would see."""
@@ -676,31 +711,16 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         )
     cash_part, bonus_part = wallet.split_stake(w, amount)
     now = utcnow()
-    round_upsert = Companion(
-        f"seamless.round_upsert{play_events.wanted_key()}",
-        _build_round_upsert_probed,
-        {
-            **play_events.wanted_params(player.user_id, currency, game_id, now),
-            **{
-                f"r_{name}": value
-                for name, value in (
-                    ("provider_id", provider.id),
-                    ("external_round_id", round_ext),
-                    ("user_id", player.user_id),
-                    ("game_id", game_id),
-                    ("currency", currency),
-                    ("status", "open"),
-                    ("total_bet", amount),
-                    ("total_win", 0),
-                    ("total_refund", 0),
-                    ("bet_cash", cash_part),
-                    ("bet_bonus", bonus_part),
-                    ("bets_count", 1),
-                    ("created_at", now),
-                    ("updated_at", now),
-                )
-            },
-        },
+    round_upsert = _round_upsert(
+        provider.id,
+        round_ext,
+        player.user_id,
+        game_id,
+        currency,
+        now,
+        total_bet=amount,
+        bet_cash=cash_part,
+        bet_bonus=bonus_part,
     )
     result = CallbackResult(
         "ok",
