@@ -160,12 +160,15 @@ def _build_lock(_insert: Any) -> Any:
 
 
 def lock_after(claimed: Any) -> Any:
-    """The wallet lock of :func:`lock` as a ``LATERAL`` subquery for a caller's statement: it
-    locks (and reads) the wallet of ``user_id``/``currency`` only if ``claimed`` (a CTE with an
-    ``id`` column, e.g. an ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``) returned a row.
-    One round trip for "claim this request, then lock its wallet" (PostgreSQL): bind
-    ``lock_user_id`` and ``lock_currency`` (not column names: an ``UPDATE`` in the same statement
-    would take those as values to set); read the result with :func:`locked_from`."""
+    """The wallet lock of :func:`lock` as a CTE (``locked``) for a caller's statement: it
+    locks (and reads) the wallet of ``lock_user_id``/``lock_currency`` only if ``claimed`` (a
+    CTE with an ``id`` column, e.g. an ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``)
+    returned a row. One round trip for "claim this request, then lock its wallet"
+    (PostgreSQL). Bind parameters are not column names: an ``UPDATE`` in the same statement
+    would take those as values to set. A write of the caller that must come after the lock
+    (lock order: wallet, then its other rows) filters on ``EXISTS (SELECT FROM locked)``: an
+    uncorrelated condition that PostgreSQL evaluates once, before it touches any row. Read the
+    result with :func:`locked_from`."""
     return (
         select(_wt.id, _wt.user_id, _wt.balance, _wt.bonus_balance, _wt.held_balance)
         .where(
@@ -174,7 +177,7 @@ def lock_after(claimed: Any) -> Any:
             exists(select(claimed.c.id)),
         )
         .with_for_update()
-        .lateral("locked")
+        .cte("locked")
     )
 
 

@@ -132,3 +132,40 @@ def test_bets_racing_end_round_never_land_in_a_closed_round(
     assert rnd.bets_count == ok_bets + 1
     assert table.balances() == (100_00 - rnd.total_bet, 0)
     reconcile_clean()
+
+
+def test_a_win_racing_a_bet_of_its_round_splits_by_the_stakes_it_sees_and_never_deadlocks(
+    app, requires_postgres, committed_db, client, factory, monkeypatch
+):
+    """The win's round update runs in its claim + lock statement, after the wallet lock (the
+    lock order of every callback: wallet, then round). Raced against a bet into the same round
+    on separate connections (the per-player gate opened so they really meet in PostgreSQL),
+    the win is split by the stakes of whichever committed first, and neither is refused."""
+    monkeypatch.setitem(app.config, "CALLBACK_MAX_INFLIGHT_PER_PLAYER", 8)
+    for n in range(6):
+        table = open_table(client, factory, cash=10_00, bonus=5_00)
+        assert table.bet(f"b0-{n}", "5.00", round_id="r")["status"] == "ok"  # cash 5.00
+        answers = _race(
+            app,
+            table,
+            [
+                _payload(table, "bet", transaction_id=f"b1-{n}", round_id="r", amount="8.00"),
+                _payload(table, "win", transaction_id=f"w1-{n}", round_id="r", amount="2.60"),
+            ],
+            workers=2,
+        )
+        assert [a["status"] for a in answers] == ["ok", "ok"], answers
+        rows = {
+            key: (tx_id, bonus)
+            for key, tx_id, bonus in db.session.execute(
+                sa.select(
+                    LedgerTransaction.idempotency_key,
+                    LedgerTransaction.id,
+                    LedgerTransaction.bonus_delta,
+                ).where(LedgerTransaction.idempotency_key.in_((f"b1-{n}", f"w1-{n}")))
+            )
+        }
+        bet_first = rows[f"b1-{n}"][0] < rows[f"w1-{n}"][0]
+        # The bet pays 5.00 cash + 3.00 bonus; a win after it returns 3/13 of 2.60 as bonus.
+        assert rows[f"w1-{n}"][1] == (2_60 * 3_00 // 13_00 if bet_first else 0)
+    reconcile_clean()

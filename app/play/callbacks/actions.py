@@ -379,11 +379,12 @@ _CLAIM_COLUMNS = (
 
 def _build_claim_lock(dialect_insert: Any, also: Companion | None = None) -> Any:
     """Claim the transaction id and, only if that claim is new, lock the player's wallet and
-    run ``also`` (an ``UPDATE ... RETURNING``: a win's round update): one statement. The
+    then run ``also`` (an ``UPDATE ... RETURNING``: a win's round update): one statement. The
     claim's conflict check waits for a concurrent claim of the same id first, so two copies
-    of one callback never both reach the lock; an ``UPDATE`` returns its row's latest committed
-    version (READ COMMITTED rechecks it), so a round a concurrent bet just added to is read
-    with that bet."""
+    of one callback never both reach the lock. ``also`` waits for the wallet lock (the lock
+    order of every callback: wallet, then round, so a bet and a win of one round never
+    deadlock), and an ``UPDATE`` works on its row's latest committed version, so a round a
+    concurrent bet just added to is read with that bet."""
     pt = table_of(ProviderTransaction)
     claimed = (
         dialect_insert(pt)
@@ -398,7 +399,7 @@ def _build_claim_lock(dialect_insert: Any, also: Companion | None = None) -> Any
     )
     if also is None:
         return stmt
-    return with_writes(stmt, [also.build(dialect_insert).where(exists(select(claimed.c.id)))])
+    return with_writes(stmt, [also.build(dialect_insert).where(exists(select(locked.c.id)))])
 
 
 def _claim_and_lock(
@@ -440,8 +441,16 @@ def _claim_and_lock(
     row = db.session.execute(stmt, params).one_or_none()
     if row is None:
         return None, None, None
-    returned = returned_by_writes(row, 1)[0] if also is not None else None
-    return row.claim_id, wallet.locked_from(row, user_id, currency), returned
+    w = wallet.locked_from(row, user_id, currency)
+    if also is None:
+        return row.claim_id, w, None
+    if row.id is None:  # no wallet yet, so nothing was locked and ``also`` did not run
+        return (
+            row.claim_id,
+            w,
+            first_mapping(db.session.execute(hot_statement(also.name, also.build), also.params)),
+        )
+    return row.claim_id, w, returned_by_writes(row, 1)[0]
 
 
 def _replay(provider: ProviderConfig, req: CallbackRequest, fingerprint: str) -> CallbackResult:
