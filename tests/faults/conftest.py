@@ -122,6 +122,7 @@ def live(app, database_url, private_redis, tmp_path_factory) -> Iterator[LiveSer
 def as_server(app, live, monkeypatch) -> LiveServer:
     """Rows this process writes (provider secrets, tokens) readable by the live server."""
     monkeypatch.setitem(app.config, "ENCRYPTION_KEY", live.env["ENCRYPTION_KEY"])
+    monkeypatch.setitem(app.config, "AUDIT_CHAIN_KEY", live.env["AUDIT_CHAIN_KEY"])
     monkeypatch.setitem(app.config, "JWT_SECRET_KEY", live.env["JWT_SECRET_KEY"])
     return live
 

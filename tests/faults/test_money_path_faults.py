@@ -233,6 +233,7 @@ def test_a_hot_wallet_and_an_exhausted_pool_answer_retryable_never_500(
         DB_POOL_TIMEOUT="1",
     )  # fmt: skip
     monkeypatch.setitem(app.config, "ENCRYPTION_KEY", env["ENCRYPTION_KEY"])
+    monkeypatch.setitem(app.config, "AUDIT_CHAIN_KEY", env["AUDIT_CHAIN_KEY"])
     with gunicorn(env, tmp_path / "gunicorn.log") as server:
         hot = Provider(server.url, factory, cash=100_00)
         wide = Provider(server.url, factory, players=30, cash=100_00)
