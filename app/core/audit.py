@@ -178,8 +178,8 @@ def verify(
             return ChainReport(
                 checked,
                 want_id,
-                f"checkpoint {anchor.get('file', '')} head row #{want_id} is "
-                + ("missing (tail deleted?)" if head is None else "different"),
+                f"checkpoint head row #{want_id} is "
+                + ("missing (tail deleted?)" if head is None else "different (rows replaced?)"),
                 last_id,
                 prev,
             )

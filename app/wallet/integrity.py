@@ -256,5 +256,4 @@ def checkpoint(*, accept_legacy: bool = False) -> Path:
         "audit": audit.snapshot(previous and previous["audit"], accept_legacy=accept_legacy),
         "ledger": snapshot(previous and previous["ledger"], accept_legacy=accept_legacy),
     }
-    db.session.rollback()  # read-only: end the snapshot's transaction
     return write_checkpoint(sections)

@@ -61,7 +61,7 @@ def _refused(conn: sa.Connection, sql: str, match: str) -> None:
         tx.rollback()
 
 
-def test_app_role_plays_but_cannot_rewrite_history(roles_db, committed_db):
+def test_app_role_plays_but_cannot_rewrite_history(roles_db, committed_db, tmp_path):
     su = sa.create_engine(roles_db["superuser"], poolclass=sa.pool.NullPool)
     with su.begin() as conn:
         dbroles.apply(conn, OWNER, APP_ROLE)  # roles first: the schema is empty
@@ -71,6 +71,7 @@ def test_app_role_plays_but_cannot_rewrite_history(roles_db, committed_db):
             "SQLALCHEMY_DATABASE_URI": roles_db["app"],
             "MIGRATION_DATABASE_URL": roles_db["owner"],
             "SERVER_NAME": "localhost",
+            "AUDIT_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         }
     )
     with app.app_context():
@@ -97,6 +98,11 @@ def test_app_role_plays_but_cannot_rewrite_history(roles_db, committed_db):
         answer = table.bet("tx-role-1", "2.50")
         assert answer["status"] == "ok", answer
         assert table.balances()[0] == 47_50
+        # The app role checkpoints and verifies both chains (it reads; it never rewrites).
+        cli = app.test_cli_runner()
+        for args in (("audit", "checkpoint"), ("audit", "verify"), ("wallets", "verify")):
+            out = cli.invoke(args=["jackpotx", *args])
+            assert out.exit_code == 0, (args, out.output)
 
         app_engine = sa.create_engine(roles_db["app"], poolclass=sa.pool.NullPool)
         with app_engine.connect() as conn:
