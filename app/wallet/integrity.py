@@ -200,10 +200,15 @@ def verify(
         return report
     want_id, want_count = int(anchor["last_id"]), int(anchor["count"])
     if want_id:
-        head = session.scalar(select(LedgerTransaction.mac).where(LedgerTransaction.id == want_id))
-        if head != anchor["head"]:
-            state = "missing (tail deleted?)" if head is None else "different"
-            report.problems.append(f"checkpoint head transaction #{want_id} is {state}")
+        found = session.execute(
+            select(LedgerTransaction.mac).where(LedgerTransaction.id == want_id)
+        ).one_or_none()
+        if found is None:
+            report.problems.append(
+                f"checkpoint head transaction #{want_id} is missing (tail deleted?)"
+            )
+        elif (found.mac or "") != anchor["head"]:
+            report.problems.append(f"checkpoint head transaction #{want_id} is different")
     have = session.scalar(
         select(func.count(LedgerTransaction.id)).where(LedgerTransaction.id <= want_id)
     )

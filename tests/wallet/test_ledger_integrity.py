@@ -250,3 +250,23 @@ def test_the_periodic_job_writes_a_checkpoint(played, app):
     assert data["ledger"]["head"] == db.session.scalar(
         sa.select(LedgerTransaction.mac).order_by(LedgerTransaction.id.desc()).limit(1)
     )
+
+
+def test_transactions_from_before_the_upgrade_need_one_vouching_checkpoint(played, runner):
+    with atomic():
+        old = _forge_credit(played.user_id, None)  # what a database written before 0016 holds
+    assert not integrity.verify().ok
+    refused = runner.invoke(args=["jackpotx", "audit", "checkpoint"])
+    assert refused.exit_code == 1
+    assert "--accept-legacy" in refused.output
+    vouched = runner.invoke(args=["jackpotx", "audit", "checkpoint", "--accept-legacy"])
+    assert vouched.exit_code == 0, vouched.output
+    assert chain.latest_checkpoint()["ledger"]["legacy_until"] == old
+    fund(played.user_id, cash=1_00)  # signed from now on
+    code, output = _verify(runner)
+    assert code == 0, output
+    with atomic():
+        forged = _forge_credit(played.user_id, None)
+    code, output = _verify(runner)
+    assert code == 1
+    assert f"transaction #{forged} is not signed" in output
