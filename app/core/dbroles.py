@@ -83,6 +83,7 @@ def statements(
         f"""DO $$ DECLARE r record; BEGIN
             FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
+                  AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = c.oid AND e.deptype = 'e')
                   AND pg_get_userbyid(c.relowner) <> {_literal(owner)}
             LOOP EXECUTE format('ALTER TABLE public.%I OWNER TO {o}', r.relname); END LOOP;
             FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -94,16 +95,24 @@ def statements(
             FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
                 JOIN pg_namespace n ON n.oid = p.pronamespace
                 WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> {_literal(owner)}
+                  AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = p.oid AND e.deptype = 'e')
             LOOP EXECUTE format('ALTER FUNCTION %s OWNER TO {o}', r.sig); END LOOP;
             FOR r IN SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
                 WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd')
+                  AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = t.oid AND e.deptype = 'e')
                   AND pg_get_userbyid(t.typowner) <> {_literal(owner)}
             LOOP EXECUTE format('ALTER TYPE public.%I OWNER TO {o}', r.typname); END LOOP;
         END $$""",  # noqa: S608 - names checked by _ident, quoted by _literal
         # The app: what it needs, nothing it could rewrite history with.
         f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC, {a}",
         f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC, {a}",
-        f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC, {a}",
+        # Our functions (the append-only triggers'); an extension's keep their grants.
+        f"""DO $$ DECLARE r record; BEGIN
+            FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
+                JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+                  AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = p.oid AND e.deptype = 'e')
+            LOOP EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, {a}', r.sig); END LOOP;
+        END $$""",  # noqa: S608 - the role name is checked by _ident
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {a}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {a}",
         f"""DO $$ DECLARE t text; BEGIN
