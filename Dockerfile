@@ -11,7 +11,7 @@ COPY app ./app
 RUN pip install .
 COPY wsgi.py worker.py gunicorn.conf.py ./
 COPY migrations ./migrations
-RUN mkdir -p instance && chown -R jackpotx instance
+RUN mkdir -p instance checkpoints && chown -R jackpotx instance checkpoints
 USER jackpotx
 EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 
 import click
-from flask import Flask
+import sqlalchemy as sa
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app import cli_money
 from app.affiliates.jobs import pay_commissions
 from app.cli_money import parse_duration
-from app.core import audit, jobs_admin, outbox, settings
+from app.core import audit, chain, dbroles, jobs_admin, outbox, settings
+from app.core.config import normalize_database_url
 from app.core.db import atomic, use_interactive_timeouts, use_job_timeouts
 from app.core.errors import AppError
 from app.core.events import publish
@@ -21,6 +23,7 @@ from app.originals import studio as service
 from app.payments import deposits, gateways_admin
 from app.seed import SeedRefused
 from app.seed import seed_demo as run_seed
+from app.wallet import integrity
 
 
 def _operator_timeouts() -> None:
@@ -126,15 +129,105 @@ def audit_group() -> None:
     """The audit trail."""
 
 
+def _latest_checkpoint() -> dict | None:
+    try:
+        return chain.latest_checkpoint()
+    except chain.CheckpointError as exc:
+        click.echo(f"checkpoint REFUSED: {exc}", err=True)
+        sys.exit(1)
+
+
 @audit_group.command("verify")
 def audit_verify() -> None:
-    """Recompute the audit hash chain; exit 1 at the first row that does not fit."""
-    report = audit.verify()
+    """Recompute the keyed audit chain and hold it against the latest signed checkpoint;
+    exit 1 at the first row that does not fit."""
+    anchor = _latest_checkpoint()
+    report = audit.verify(anchor=anchor and anchor["audit"])
     if report.ok:
-        click.echo(f"audit chain intact: {report.checked} rows")
+        where = f", checkpoint {anchor['file']} holds" if anchor else ""
+        click.echo(f"audit chain intact: {report.checked} rows{where}")
+        for note in report.notes:
+            click.echo(f"note: {note}")
         return
     click.echo(f"audit chain BROKEN at row {report.broken_at}: {report.problem}", err=True)
     sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+@click.option(
+    "--accept-legacy",
+    is_flag=True,
+    help="First checkpoint only: vouch for rows written before the chain was keyed.",
+)
+def audit_checkpoint(accept_legacy: bool) -> None:
+    """Write a signed checkpoint (count + head of the audit chain and the ledger) to
+    AUDIT_CHECKPOINT_DIR, after checking what was written since the last one (the periodic
+    job does this every 5 minutes); exit 1 if that does not verify."""
+    _latest_checkpoint()
+    try:
+        path = integrity.checkpoint(accept_legacy=accept_legacy)
+    except audit.ChainBroken as exc:
+        click.echo(f"checkpoint REFUSED: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"checkpoint written: {path}")
+
+
+@jackpotx.group("db")
+def db_group() -> None:
+    """The database itself."""
+
+
+@db_group.command("roles")
+@click.option("--owner", required=True, help="Owner role: owns the schema, runs migrations.")
+@click.option("--app", "app_role", required=True, help="App role: what DATABASE_URL logs in as.")
+@click.option("--owner-password", default=None, envvar="JX_OWNER_PASSWORD")
+@click.option("--app-password", default=None, envvar="JX_APP_PASSWORD")
+@click.option(
+    "--url",
+    default=None,
+    help="A superuser's URL (default MIGRATION_DATABASE_URL, else DATABASE_URL).",
+)
+@click.option("--print-sql", is_flag=True, help="Print the SQL instead of running it.")
+def db_roles(
+    owner: str,
+    app_role: str,
+    owner_password: str | None,
+    app_password: str | None,
+    url: str | None,
+    print_sql: bool,
+) -> None:
+    """Create (if missing) and grant the owner and app roles; idempotent: run it again after
+    every `flask db upgrade` (new tables are refused to the app until then)."""
+    kw = {"owner_password": owner_password, "app_password": app_password}
+    try:
+        sql = dbroles.statements(owner, app_role, **kw)
+    except dbroles.RoleError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if print_sql:
+        for stmt in sql:
+            click.echo(stmt + ";")
+        return
+    target = normalize_database_url(
+        url
+        or current_app.config.get("MIGRATION_DATABASE_URL")
+        or current_app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            dbroles.apply(conn, owner, app_role, **kw)
+    except dbroles.RoleError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except sa.exc.DBAPIError as exc:
+        click.echo(f"error: {exc.orig}", err=True)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"roles ready: {owner} owns the schema; {app_role} has DML, append-only on "
+        + ", ".join(dbroles.APPEND_ONLY_TABLES)
+    )
 
 
 @jackpotx.group("gateways")

@@ -15,12 +15,14 @@ from app.bonus import free_spins
 from app.bonus.models import FreeSpinGrant
 from app.conformance import runner as conformance
 from app.conformance.fixtures import SetupError
+from app.core import chain
 from app.core.errors import AppError
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.play import game_lists, games, rounds
 from app.play.callbacks import replay
 from app.play.models import PROVIDER_PROTOCOLS
+from app.wallet import integrity
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction, Wallet
 
@@ -197,6 +199,30 @@ def wallets_reconcile() -> None:
         return
     click.echo(f"ledger DOES NOT reconcile: {len(problems)} problem(s)", err=True)
     for problem in problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
+
+
+@wallets.command("verify")
+def wallets_verify() -> None:
+    """Reconcile, then check every ledger transaction's signature and entries, each wallet's
+    continuity and the latest signed checkpoint's count and head; exit 1 on any problem."""
+    try:
+        anchor = chain.latest_checkpoint()
+    except chain.CheckpointError as exc:
+        click.echo(f"checkpoint REFUSED: {exc}", err=True)
+        sys.exit(1)
+    problems = [str(p) for p in wallet.reconcile()]
+    report = integrity.verify(anchor=anchor and anchor["ledger"])
+    problems += report.problems
+    if not problems:
+        where = f", checkpoint {anchor['file']} holds" if anchor else ""
+        click.echo(f"ledger verified: {report.checked} transactions signed and continuous{where}")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        return
+    click.echo(f"ledger DOES NOT verify: {len(problems)} problem(s)", err=True)
+    for problem in problems[:200]:
         click.echo(f"  {problem}", err=True)
     sys.exit(1)
 

@@ -148,6 +148,7 @@ def app_env(args: argparse.Namespace, db_url: str) -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(48),
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
         "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "AUDIT_CHAIN_KEY": secrets.token_urlsafe(48),
         "LOG_LEVEL": args.log_level,
         # The limiter stays on (its Redis round trip is part of the cost), above bench volume.
         "RATE_LIMIT_CALLBACK": "10000000 per minute",

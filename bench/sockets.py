@@ -187,6 +187,7 @@ def main() -> None:
         JWT_SECRET_KEY=secrets.token_urlsafe(48),
         JWT_ACCESS_TOKEN_EXPIRES="3600",  # noqa: S106 - a lifetime in seconds
         ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        AUDIT_CHAIN_KEY=secrets.token_urlsafe(48),
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         SOCKETIO_CHANNEL=f"jackpotx-bench-{port}",

@@ -142,6 +142,7 @@ def main() -> None:
                 "REDIS_URL": args.redis,
                 "SECRET_KEY": secrets.token_urlsafe(48),
                 "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+                "AUDIT_CHAIN_KEY": secrets.token_urlsafe(48),
                 "LOG_LEVEL": "WARNING",
             }
         )

@@ -14,8 +14,20 @@ fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 
+_migration_engines: dict = {}
+
+
 def get_engine():
-    return current_app.extensions["migrate"].db.engine
+    """The owner role's engine when MIGRATION_DATABASE_URL is set (the app's DATABASE_URL is
+    the least-privilege app role, which cannot change the schema), else the app's."""
+    url = current_app.config.get("MIGRATION_DATABASE_URL")
+    if not url:
+        return current_app.extensions["migrate"].db.engine
+    if url not in _migration_engines:
+        import sqlalchemy as sa
+
+        _migration_engines[url] = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    return _migration_engines[url]
 
 
 def get_engine_url():

@@ -83,6 +83,7 @@ def server_env(database_url: str, redis_url: str, port: int, **extra: str) -> di
         SECRET_KEY=secrets.token_urlsafe(48),
         JWT_SECRET_KEY=secrets.token_urlsafe(48),
         ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        AUDIT_CHAIN_KEY=secrets.token_urlsafe(48),
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         PUBLIC_URL=f"http://127.0.0.1:{port}",

@@ -1,22 +1,28 @@
-"""The audit trail: append-only, hash-chained, written in the caller's transaction.
+"""The audit trail: append-only, keyed hash chain, written in the caller's transaction.
 
 Invariants:
 * ``record()`` joins the caller's transaction: the audit row exists iff the change does.
-* Rows form a chain: ``hash = sha256(prev_hash + canonical(row))``. Writers serialize on a
-  PostgreSQL advisory lock so the chain never forks; ``verify()`` recomputes it.
+* Rows form a chain: ``hash = HMAC-SHA256(AUDIT_CHAIN_KEY, prev_hash + canonical(row))``,
+  the key named by ``key_id`` (``app.core.chain``). Writers serialize on a PostgreSQL
+  advisory lock so the chain never forks; ``verify()`` recomputes it. Rows written before
+  the chain was keyed (``key_id`` NULL, plain SHA-256) verify only up to the ``legacy_until``
+  id a signed checkpoint vouches for: a chain recomputed without the key does not verify.
+* A signed checkpoint outside the database (``snapshot()``: count, last id, head hash)
+  anchors the tail: rows deleted from the end no longer match it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import g, has_request_context, request
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from app.core.base import utcnow
+from app.core.chain import keyring
 from app.core.extensions import db
 from app.core.models import AuditLog
 from app.core.observability import correlation_id
@@ -43,7 +49,8 @@ def _canonical(row: AuditLog) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _digest(prev_hash: str, row: AuditLog) -> str:
+def _legacy_digest(prev_hash: str, row: AuditLog) -> str:
+    """Rows written before the chain was keyed (``key_id`` NULL)."""
     return hashlib.sha256((prev_hash + _canonical(row)).encode()).hexdigest()
 
 
@@ -90,7 +97,9 @@ def record(
         or (correlation_id.get() if correlation_id.get() != "-" else None),
         prev_hash=prev or GENESIS,
     )
-    row.hash = _digest(row.prev_hash, row)
+    ring = keyring()
+    row.key_id = ring.current_id
+    row.hash = ring.mac(row.prev_hash + _canonical(row))
     session.add(row)
     return row
 
@@ -100,28 +109,126 @@ class ChainReport:
     checked: int
     broken_at: int | None = None
     problem: str | None = None
+    #: The last row verified (id, hash): what a checkpoint anchors.
+    last_id: int = 0
+    head: str = GENESIS
+    #: Notes that are no failure (no checkpoint yet).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.broken_at is None
 
 
-def verify(batch: int = 5000) -> ChainReport:
-    """Recompute the chain from the first row; report the first row that does not fit."""
-    prev = GENESIS
+def _check_row(row: AuditLog, prev: str, legacy_until: int) -> str | None:
+    if row.prev_hash != prev:
+        return "previous hash does not match (row removed?)"
+    if row.key_id is None:
+        if row.id > legacy_until:
+            return (
+                "row is not keyed (chain recomputed without AUDIT_CHAIN_KEY?) and no "
+                "checkpoint vouches for it"
+            )
+        if _legacy_digest(prev, row) != row.hash:
+            return "content does not match its hash (row altered)"
+        return None
+    verdict = keyring().matches(row.key_id, prev + _canonical(row), row.hash)
+    if verdict is None:
+        return f"signed with unknown key {row.key_id} (AUDIT_CHAIN_PREVIOUS_KEYS?)"
+    if not verdict:
+        return "content does not match its keyed hash (row altered or forged)"
+    return None
+
+
+def verify(
+    batch: int = 5000,
+    *,
+    anchor: dict[str, Any] | None = None,
+    after_id: int = 0,
+    after_hash: str = GENESIS,
+) -> ChainReport:
+    """Recompute the chain (from the first row, or from ``after_id``/``after_hash``, the head
+    of a checkpoint); report the first row that does not fit. ``anchor``: the ``audit``
+    section of the latest checkpoint, whose count and head the rows must still hold."""
+    legacy_until = int(anchor.get("legacy_until", 0)) if anchor else 0
+    prev = after_hash
     checked = 0
-    last_id = 0
+    last_id = after_id
     while True:
         rows = db.session.scalars(
             select(AuditLog).where(AuditLog.id > last_id).order_by(AuditLog.id).limit(batch)
         ).all()
         if not rows:
-            return ChainReport(checked)
+            break
         for row in rows:
-            if row.prev_hash != prev:
-                return ChainReport(checked, row.id, "previous hash does not match (row removed?)")
-            if _digest(prev, row) != row.hash:
-                return ChainReport(checked, row.id, "content does not match its hash (row altered)")
+            problem = _check_row(row, prev, legacy_until)
+            if problem:
+                return ChainReport(checked, row.id, problem, last_id, prev)
             prev = row.hash
             checked += 1
             last_id = row.id
+    report = ChainReport(checked, last_id=last_id, head=prev)
+    if anchor is None:
+        report.notes.append("no checkpoint yet: a deleted tail cannot be detected")
+        return report
+    want_id, want_count = int(anchor["last_id"]), int(anchor["count"])
+    if want_id:
+        head = db.session.scalar(select(AuditLog.hash).where(AuditLog.id == want_id))
+        if head != anchor["head"]:
+            return ChainReport(
+                checked,
+                want_id,
+                f"checkpoint head row #{want_id} is "
+                + ("missing (tail deleted?)" if head is None else "different (rows replaced?)"),
+                last_id,
+                prev,
+            )
+    have = db.session.scalar(select(func.count(AuditLog.id)).where(AuditLog.id <= want_id))
+    if have != want_count:
+        return ChainReport(
+            checked,
+            want_id,
+            f"checkpoint counted {want_count} rows up to #{want_id}, the table has {have}",
+            last_id,
+            prev,
+        )
+    return report
+
+
+def snapshot(previous: dict[str, Any] | None, *, accept_legacy: bool = False) -> dict[str, Any]:
+    """The ``audit`` section of a new checkpoint, after verifying the rows written since the
+    ``previous`` one (the whole chain when there is none). Raises ``ChainBroken``."""
+    if previous is None:
+        legacy = db.session.scalar(select(func.max(AuditLog.id)).where(AuditLog.key_id.is_(None)))
+        if legacy and not accept_legacy:
+            raise ChainBroken(
+                f"{legacy} is the last of rows written before the chain was keyed: check them "
+                "(audit verify) and vouch for them once with `audit checkpoint --accept-legacy`"
+            )
+        anchor: dict[str, Any] = {
+            "legacy_until": legacy or 0,
+            "last_id": 0,
+            "count": 0,
+            "head": GENESIS,
+        }
+        report = verify(anchor={**anchor, "last_id": 0, "count": 0})
+    else:
+        anchor = previous
+        report = verify(
+            anchor=previous,
+            after_id=int(previous["last_id"]),
+            after_hash=str(previous["head"]) if previous["last_id"] else GENESIS,
+        )
+    if not report.ok:
+        raise ChainBroken(f"audit row {report.broken_at}: {report.problem}")
+    count = db.session.scalar(select(func.count(AuditLog.id)).where(AuditLog.id <= report.last_id))
+    return {
+        "count": count or 0,
+        "last_id": report.last_id,
+        "head": report.head,
+        "legacy_until": int(anchor.get("legacy_until", 0)),
+    }
+
+
+class ChainBroken(RuntimeError):
+    """A checkpoint would anchor a chain that does not verify."""

@@ -19,6 +19,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
 DEV_JWT_SECRET_KEY = "dev-jwt-secret-key-change-me-please"  # noqa: S105 - refused in production
 DEV_ENCRYPTION_KEY = "ZGV2LWVuY3J5cHRpb24ta2V5LWNoYW5nZS1tZS0wMDA="
+DEV_AUDIT_CHAIN_KEY = "dev-audit-chain-key-change-me-not-secret"
 #: The phrase ``SANDBOX_GATEWAY_IN_PRODUCTION`` must hold for the production profile to start
 #: with the sandbox gateway on: only where no real player can deposit (load and fault tests).
 SANDBOX_IN_PRODUCTION_ACK = "no-real-players-deposits-are-not-paid"
@@ -82,7 +83,17 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(
             get("DATABASE_URL", f"sqlite:///{instance_dir / 'jackpotx.sqlite3'}")
         ),
+        # Migrations (``flask db upgrade``) connect here when set: the owner role; the app's
+        # DATABASE_URL names the least-privilege app role (docs/security.md, "Database roles").
+        "MIGRATION_DATABASE_URL": normalize_database_url(get("MIGRATION_DATABASE_URL", "")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # HMAC key of the audit chain and of ledger transactions (app.core.chain): never in the
+        # database. Rotation: the old key moves to AUDIT_CHAIN_PREVIOUS_KEYS (verification).
+        "AUDIT_CHAIN_KEY": get("AUDIT_CHAIN_KEY", DEV_AUDIT_CHAIN_KEY),
+        "AUDIT_CHAIN_PREVIOUS_KEYS": _list(env, "AUDIT_CHAIN_PREVIOUS_KEYS"),
+        # Signed checkpoints (count + head of both chains) go here, outside the database:
+        # a directory on other storage (WORM bucket mount, another host) in production.
+        "AUDIT_CHECKPOINT_DIR": get("AUDIT_CHECKPOINT_DIR", str(instance_dir / "checkpoints")),
         # Empty = embedded mode: fakeredis in-process, RQ jobs run synchronously.
         "REDIS_URL": get("REDIS_URL", ""),
         "INSTANCE_DIR": str(instance_dir),
@@ -281,6 +292,10 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
     ):
         if cfg[key] == dev_value or len(cfg[key]) < 32:
             problems.append(f"{key} is a development default or shorter than 32 characters")
+    if cfg["AUDIT_CHAIN_KEY"] == DEV_AUDIT_CHAIN_KEY or len(cfg["AUDIT_CHAIN_KEY"]) < 32:
+        problems.append("AUDIT_CHAIN_KEY is a development default or shorter than 32 characters")
+    elif cfg["AUDIT_CHAIN_KEY"] in (cfg["SECRET_KEY"], cfg["JWT_SECRET_KEY"]):
+        problems.append("AUDIT_CHAIN_KEY must differ from SECRET_KEY and JWT_SECRET_KEY")
     if cfg["ENCRYPTION_KEY"] == DEV_ENCRYPTION_KEY:
         problems.append("ENCRYPTION_KEY is the development default")
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

@@ -26,9 +26,10 @@ from app.core.extensions import Model
 class AuditLog(Model):
     """Append-only record of every decision: who did what to what, from where.
 
-    Each row carries the SHA-256 of its content chained to the previous row's hash, so a
-    changed or deleted row breaks ``flask jackpotx audit verify``. On PostgreSQL a trigger
-    refuses UPDATE and DELETE outright.
+    Each row carries an HMAC of its content chained to the previous row's hash, keyed with
+    ``AUDIT_CHAIN_KEY`` (which the database never holds), so a changed, deleted or recomputed
+    row breaks ``flask jackpotx audit verify``. On PostgreSQL a trigger refuses UPDATE and
+    DELETE outright, and the app role may only INSERT (docs/security.md).
     """
 
     __tablename__ = "audit_log"
@@ -47,7 +48,10 @@ class AuditLog(Model):
     user_agent: Mapped[str | None] = mapped_column(String(500))
     correlation_id: Mapped[str | None] = mapped_column(String(128))
     prev_hash: Mapped[str] = mapped_column(String(64))
+    #: HMAC-SHA256 (key ``key_id``, app.core.chain) of ``prev_hash`` + the row's content;
+    #: ``key_id`` NULL: a row written before the chain was keyed (plain SHA-256).
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 AUDIT_APPEND_ONLY_SQL = """

@@ -22,6 +22,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.bonus.jobs.pay_cashback", 3600, "default"),
     # Idempotency keys past their 24 hours (a claim replaces its own expired key lazily).
     ("app.core.idempotency.purge_expired", 3600, "default"),
+    # Signed checkpoint of the audit chain and the ledger, outside the database (issue 21).
+    ("app.wallet.jobs.write_checkpoint", 300, "default"),
     # Settles the last closed commission period; a run after it is settled pays nothing.
     ("app.affiliates.jobs.pay_commissions", 6 * 3600, "payouts"),
 ]

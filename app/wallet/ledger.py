@@ -49,27 +49,14 @@ from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.money import MoneyError, format_minor, normalize_currency
 from app.identity.models import User
-from app.wallet.models import LEDGER_TYPES, LedgerEntry, LedgerTransaction, Wallet
-
-#: The house/external account on the other side of each movement type.
-COUNTER_ACCOUNTS: dict[str, str] = {
-    "deposit": "external:payments",
-    "withdrawal": "external:payments",
-    "withdrawal_hold": "external:payments",
-    "withdrawal_release": "external:payments",
-    "bet": "house:games",
-    "win": "house:games",
-    "refund": "house:games",
-    "rollback": "house:games",
-    "bonus_grant": "house:bonus",
-    "bonus_convert": "house:bonus",
-    "bonus_forfeit": "house:bonus",
-    "adjustment": "house:adjustments",
-    "jackpot_win": "house:jackpots",
-    "tournament_prize": "house:tournaments",
-    "tournament_fee": "house:tournaments",
-    "commission": "house:commissions",
-}
+from app.wallet import integrity
+from app.wallet.models import (
+    COUNTER_ACCOUNTS,
+    LEDGER_TYPES,
+    LedgerEntry,
+    LedgerTransaction,
+    Wallet,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +221,7 @@ _LEDGER_COLS = (
     "meta",
     "actor_id",
     "created_at",
+    "mac",
 )
 
 
@@ -616,6 +604,7 @@ def _apply(
         "actor_id": getattr(actor, "id", actor),
         "created_at": now,
     }
+    row["mac"] = integrity.mac_for(row, counter)
     if session.get_bind().dialect.name == "postgresql":
         params = {f"p_{name}": value for name, value in row.items()}
         params.update(

@@ -51,6 +51,26 @@ LEDGER_TYPES = (
     "commission",
 )
 
+#: The house/external account on the other side of each movement type.
+COUNTER_ACCOUNTS: dict[str, str] = {
+    "deposit": "external:payments",
+    "withdrawal": "external:payments",
+    "withdrawal_hold": "external:payments",
+    "withdrawal_release": "external:payments",
+    "bet": "house:games",
+    "win": "house:games",
+    "refund": "house:games",
+    "rollback": "house:games",
+    "bonus_grant": "house:bonus",
+    "bonus_convert": "house:bonus",
+    "bonus_forfeit": "house:bonus",
+    "adjustment": "house:adjustments",
+    "jackpot_win": "house:jackpots",
+    "tournament_prize": "house:tournaments",
+    "tournament_fee": "house:tournaments",
+    "commission": "house:commissions",
+}
+
 #: Wallet-side accounts of an entry; anything else is a house or external account.
 WALLET_ACCOUNTS = ("cash", "bonus", "held")
 
@@ -111,6 +131,9 @@ class LedgerTransaction(Model):
     meta: Mapped[Any] = mapped_column(JSON, nullable=True)
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: ``<key id>:<HMAC-SHA256>`` of the movement (its columns and its house account), keyed
+    #: with ``AUDIT_CHAIN_KEY`` (app.wallet.integrity); NULL only for rows written before.
+    mac: Mapped[str | None] = mapped_column(String(80))
 
 
 class LedgerEntry(Model):

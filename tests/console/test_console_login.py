@@ -290,6 +290,7 @@ def test_lockout_settings_come_from_the_environment_and_production_keeps_30_minu
         "SECRET_KEY": "x" * 40,
         "JWT_SECRET_KEY": "y" * 40,
         "ENCRYPTION_KEY": "a" * 43 + "=",
+        "AUDIT_CHAIN_KEY": "c" * 40,
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "DATABASE_URL": "postgresql://u@db/jackpotx",
         "SANDBOX_GATEWAY_ENABLED": "0",

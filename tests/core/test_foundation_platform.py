@@ -122,6 +122,7 @@ def test_production_refuses_development_secrets():
                 "SECRET_KEY": "x" * 40,
                 "JWT_SECRET_KEY": "y" * 40,
                 "ENCRYPTION_KEY": "k" * 44,
+                "AUDIT_CHAIN_KEY": "c" * 40,
                 "REDIS_URL": "redis://localhost",
             }
         )
@@ -134,6 +135,7 @@ def test_production_starts_with_real_settings():
             "SECRET_KEY": "x" * 40,
             "JWT_SECRET_KEY": "y" * 40,
             "ENCRYPTION_KEY": "a" * 43 + "=",
+            "AUDIT_CHAIN_KEY": "c" * 40,
             "REDIS_URL": "redis://127.0.0.1:6379/0",
             "DATABASE_URL": "postgresql://u@db/jackpotx",
         }

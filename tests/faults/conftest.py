@@ -6,6 +6,8 @@ the terminal summary and ends with ``wallets reconcile`` clean."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,7 +20,9 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
+from app.core import dbroles
 from app.core.config import SANDBOX_IN_PRODUCTION_ACK
 from tests.live import LiveServer, free_port, gunicorn, server_env
 
@@ -109,11 +113,30 @@ def fault_env(database_url: str, redis_url: str, port: int, **extra: str) -> dic
 
 
 @pytest.fixture(scope="module")
-def live(app, database_url, private_redis, tmp_path_factory) -> Iterator[LiveServer]:
+def server_database_url(app, database_url) -> Iterator[str]:
+    """What the live servers log in as: the least-privilege app role of production (issue 21,
+    `db roles`), granted on the test database; the tests themselves stay superuser (they
+    truncate and inspect). Ownership goes back to the superuser afterwards."""
     if not database_url.startswith("postgresql"):
         pytest.skip("the fault suite needs PostgreSQL")
+    suffix = re.sub(r"[^a-z0-9_]", "_", os.environ.get("JX_TEST_DB_SUFFIX", "main").lower())
+    owner, app_role = f"jx_fowner_{suffix}"[:63], f"jx_fapp_{suffix}"[:63]
+    admin = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        dbroles.drop(conn, app_role, owner)
+        dbroles.apply(conn, owner, app_role)
+    try:
+        yield admin.url.set(username=app_role, password=None).render_as_string(False)
+    finally:
+        with admin.begin() as conn:
+            dbroles.drop(conn, app_role, owner)
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def live(app, server_database_url, private_redis, tmp_path_factory) -> Iterator[LiveServer]:
     port = free_port()
-    env = fault_env(database_url, private_redis.url, port)
+    env = fault_env(server_database_url, private_redis.url, port)
     with gunicorn(env, tmp_path_factory.mktemp("faults") / "gunicorn.log") as server:
         yield server
 
@@ -122,6 +145,7 @@ def live(app, database_url, private_redis, tmp_path_factory) -> Iterator[LiveSer
 def as_server(app, live, monkeypatch) -> LiveServer:
     """Rows this process writes (provider secrets, tokens) readable by the live server."""
     monkeypatch.setitem(app.config, "ENCRYPTION_KEY", live.env["ENCRYPTION_KEY"])
+    monkeypatch.setitem(app.config, "AUDIT_CHAIN_KEY", live.env["AUDIT_CHAIN_KEY"])
     monkeypatch.setitem(app.config, "JWT_SECRET_KEY", live.env["JWT_SECRET_KEY"])
     return live
 

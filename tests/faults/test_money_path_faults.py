@@ -28,6 +28,7 @@ from app.identity.models import User
 from app.play import games
 from app.play.callbacks.adapters import native_signature
 from app.play.models import ProviderCallback
+from app.wallet import integrity
 from app.wallet.models import Wallet
 from tests.faults.conftest import SERVER_APP_NAME, Answers, burst, fault_env, figure, post
 from tests.live import free_port, gunicorn
@@ -216,7 +217,7 @@ def test_a_held_wallet_lock_neither_freezes_other_players_nor_the_locked_one(
 def test_a_hot_wallet_and_an_exhausted_pool_answer_retryable_never_500(
     app,
     requires_postgres,
-    database_url,
+    server_database_url,
     private_redis,
     committed_db,
     factory,
@@ -229,10 +230,11 @@ def test_a_hot_wallet_and_an_exhausted_pool_answer_retryable_never_500(
     200 or 503: never a 500, and the money is exactly the ok answers."""
     port = free_port()
     env = fault_env(
-        database_url, private_redis.url, port, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="0",
+        server_database_url, private_redis.url, port, DB_POOL_SIZE="2", DB_MAX_OVERFLOW="0",
         DB_POOL_TIMEOUT="1",
     )  # fmt: skip
     monkeypatch.setitem(app.config, "ENCRYPTION_KEY", env["ENCRYPTION_KEY"])
+    monkeypatch.setitem(app.config, "AUDIT_CHAIN_KEY", env["AUDIT_CHAIN_KEY"])
     with gunicorn(env, tmp_path / "gunicorn.log") as server:
         hot = Provider(server.url, factory, cash=100_00)
         wide = Provider(server.url, factory, players=30, cash=100_00)
@@ -567,6 +569,10 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_retries_apply_once(
         money_delta=f"-{spent / 100:.2f} = 200 bets exactly once",
     )
     reconcile_clean()
+    # Every posting the server made under the kill is signed and each wallet continuous.
+    report = integrity.verify()
+    assert report.ok, report.problems[:5]
+    assert report.checked == 4 + 200
 
 
 def _points(user_id: int) -> int:
