@@ -1648,16 +1648,19 @@ def handle(
                 # what is left of the budget, so the answer comes within the lock timeout.
                 _shorten_lock_timeout(budget - waited)
             with callback_log.pending(
-                provider.code, req, started, signature_valid, remote_ip, replay_of
+                provider.code,
+                req,
+                started,
+                signature_valid,
+                remote_ip,
+                replay_of,
+                rides=req.action in _LOG_WITH_POSTING,
             ) as entry:
-                if req.action not in _LOG_WITH_POSTING:
-                    entry.written = True  # several postings (a batch) or none: logged below
                 result = _apply(provider, req)
-            if entry.written and req.action in _LOG_WITH_POSTING:
-                return result
-            callback_log.record(
-                provider.code, req, result, started, signature_valid, remote_ip, replay_of
-            )
+            if not entry.written:
+                callback_log.record(
+                    provider.code, req, result, started, signature_valid, remote_ip, replay_of
+                )
         return result
     except CallbackError as exc:
         result = CallbackResult("error", code=exc.code, message=exc.message, reason=exc.reason)

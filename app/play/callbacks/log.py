@@ -117,6 +117,8 @@ class Pending:
     signature_valid: bool
     remote_ip: str | None
     replay_of: int | None
+    #: May the row ride with a posting? (Not for a batch: several postings, one row.)
+    rides: bool = True
     written: bool = False
 
 
@@ -131,10 +133,12 @@ def pending(
     signature_valid: bool,
     remote_ip: str | None,
     replay_of: int | None,
+    *,
+    rides: bool = True,
 ) -> Iterator[Pending]:
-    """While the action runs, its log row may ride with its posting; afterwards, check
-    ``written`` and :func:`record` it if it did not (in the same transaction)."""
-    entry = Pending(provider_code, req, started, signature_valid, remote_ip, replay_of)
+    """While the action runs, its log row may ride with its posting (``rides``); afterwards,
+    check ``written`` and :func:`record` it if it did not (in the same transaction)."""
+    entry = Pending(provider_code, req, started, signature_valid, remote_ip, replay_of, rides)
     token = _pending.set(entry)
     try:
         yield entry
@@ -149,7 +153,7 @@ def companions(result: CallbackResult) -> tuple[Companion, ...]:
     row back and the handler logs what it answers instead. Its ``latency_ms`` is measured up
     to the posting (not its round trip and the commit)."""
     entry = _pending.get()
-    if entry is None or entry.written:
+    if entry is None or entry.written or not entry.rides:
         return ()
     entry.written = True
     row = _row(
