@@ -27,10 +27,10 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import BigInteger, and_, case, cast, literal_column, select, update
+from sqlalchemy import BigInteger, and_, case, cast, func, literal_column, select, update
 
 from app.bonus.models import LoyaltyAccount, LoyaltyEvent, LoyaltyLevel
-from app.core import notifications
+from app.core import notifications, settings
 from app.core.base import utcnow
 from app.core.db import atomic, dialect_insert, page_of, table_of
 from app.core.extensions import db
@@ -239,6 +239,11 @@ def _reverse(event: play_events.PlayEvent) -> None:
 #: after-commit queue, which normally runs within milliseconds) deals with it.
 SWEEP_WINDOW = timedelta(days=1)
 SWEEP_GRACE = timedelta(seconds=10)
+#: Ledger rows older than this are committed or gone (callbacks answer within their lock and
+#: statement timeouts, jobs within theirs): the sweep's high-water mark trails by it.
+SWEEP_SETTLED = timedelta(minutes=15)
+#: The highest ledger id below which every stake and reversal was swept (``settings`` row).
+SWEEP_MARK = "loyalty.sweep_mark"
 
 
 def sweep(*, window: timedelta = SWEEP_WINDOW, grace: timedelta = SWEEP_GRACE) -> int:
@@ -252,8 +257,10 @@ def sweep(*, window: timedelta = SWEEP_WINDOW, grace: timedelta = SWEEP_GRACE) -
     claim_id = case(
         (lt.reference_type == "provider_transaction", cast(lt.reference_id, BigInteger))
     )
+    mark = int(settings.get(SWEEP_MARK) or 0)
     recent = and_(
         lt.reference_type == "provider_transaction",
+        lt.id > mark,
         lt.created_at >= now - window,
         lt.created_at <= now - grace,
     )
@@ -301,7 +308,20 @@ def sweep(*, window: timedelta = SWEEP_WINDOW, grace: timedelta = SWEEP_GRACE) -
                 )
             )  # fmt: skip
             handled += 1
+    _advance_mark(mark, now - SWEEP_SETTLED)
     return handled
+
+
+def _advance_mark(mark: int, settled_before: Any) -> None:
+    """Move the mark to the newest ledger row older than ``SWEEP_SETTLED``: the next sweep
+    reads only the rows after it (the primary key), not a day of ledger every minute."""
+    lt = LedgerTransaction
+    with atomic():
+        newest = db.session.scalar(
+            select(func.max(lt.id)).where(lt.id > mark, lt.created_at <= settled_before)
+        )
+        if newest is not None:
+            settings.put_state(SWEEP_MARK, int(newest))
 
 
 # --- reads ----------------------------------------------------------------------------------

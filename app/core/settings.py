@@ -77,3 +77,14 @@ def maintenance_state() -> dict[str, Any]:
 
 def set_maintenance(enabled: bool, *, message: str | None = None, actor: Any = None) -> None:
     put(MAINTENANCE, {"enabled": enabled, "message": message}, actor=actor)
+
+
+def put_state(key: str, value: Any) -> None:
+    """Store a job's own bookkeeping (a sweep's high-water mark) in the same table, without an
+    audit row: no operator decided it, and a per-minute job would flood the audit trail.
+    Caller owns the transaction."""
+    row = db.session.get(Setting, key)
+    if row is None:
+        db.session.add(Setting(key=key, value=value))
+    else:
+        row.value = value

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from freezegun import freeze_time
+
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from app.bonus import loyalty
 from app.bonus.models import LoyaltyAccount, LoyaltyEvent
+from app.core.base import utcnow
 from app.core.db import atomic
 from app.core.extensions import db
 from app.core.models import Notification
@@ -173,6 +176,36 @@ def test_the_sweep_writes_what_a_crash_after_commit_lost_once(client, factory, h
     loyalty.sweep()
     assert points_of(table.user_id) == 12
     reconcile_clean()
+
+
+def test_the_sweep_reads_only_what_came_after_its_high_water_mark(client, factory, held):
+    """The mark trails by SWEEP_SETTLED (15 min): a stake older than that was swept once and
+    is not read again; a newer one still is."""
+    from app.core import settings
+
+    start = utcnow()
+    with freeze_time(start):
+        table = open_table(client, factory, cash=100_00)
+        ok(table.bet("b1", "10.00"))
+    with freeze_time(start + timedelta(minutes=20)):
+        ok(table.bet("b2", "4.00", round_id="r2"))
+        assert loyalty.sweep(grace=timedelta(0)) == 2
+        b1 = db.session.scalar(
+            select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == "b1")
+        )
+        b2 = db.session.scalar(
+            select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == "b2")
+        )
+        assert b1 <= settings.get(loyalty.SWEEP_MARK) < b2
+        # Behind the mark nothing is looked for again: b1's event, gone, is not rewritten.
+        with atomic():
+            db.session.execute(
+                LoyaltyEvent.__table__.delete().where(
+                    LoyaltyEvent.user_id == table.user_id, LoyaltyEvent.points == 10
+                )
+            )
+        assert loyalty.sweep(grace=timedelta(0)) == 0
+    assert points_of(table.user_id) == 14
 
 
 def test_bonus_money_earns_no_points(client, factory):
