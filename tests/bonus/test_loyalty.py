@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from freezegun import freeze_time
-
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
