@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from app.conformance.aggregator import AggregatorApi, ApiCall
 from app.conformance.base import (
@@ -69,6 +69,24 @@ def same_balance(ctx: Context, s: PlayerSession, before: int) -> None:
     after = balance_of(ctx, s)
     if after != before:
         raise Failed(f"a refused call moved money: balance {before} -> {after}")
+
+
+def refused(ctx: Context, s: PlayerSession, send: Callable[[], Reply], *outcomes: str) -> Reply:
+    """``send`` answers one of ``outcomes`` and ``s``'s balance does not move."""
+    before = balance_of(ctx, s)
+    reply = expect(ctx, send(), *outcomes)
+    same_balance(ctx, s, before)
+    return reply
+
+
+AnyDriver = TypeVar("AnyDriver", bound=Driver)
+
+
+def driver_of(ctx: Context, kind: type[AnyDriver]) -> AnyDriver:
+    """The run's driver as the protocol's own (a scenario registered for that protocol)."""
+    if not isinstance(ctx.driver, kind):  # pragma: no cover - registered for it
+        raise Failed(f"a {kind.protocol} scenario run with another driver")
+    return ctx.driver
 
 
 SCENARIOS: list[Scenario] = []
@@ -196,11 +214,9 @@ def exact_win_retry_answers_the_same_and_credits_once(ctx: Context) -> None:
 def _changed_bet(ctx: Context, name: str, outcomes: tuple[str, ...], **change: Any) -> None:
     s, d = ctx.setup.main, ctx.driver
     expect(ctx, d.bet(s, ctx.id(name), ctx.id(f"{name}r"), "1.00"), "ok")
-    before = balance_of(ctx, s)
     round_id = change.pop("round_id", ctx.id(f"{name}r"))
     amount = change.pop("amount", "1.00")
-    expect(ctx, d.bet(s, ctx.id(name), round_id, amount, **change), *outcomes)
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.bet(s, ctx.id(name), round_id, amount, **change), *outcomes)
 
 
 @scenario("idempotency")
@@ -222,17 +238,14 @@ def same_bet_id_in_another_currency_is_refused(ctx: Context) -> None:
 def same_bet_id_from_another_player_is_a_duplicate(ctx: Context) -> None:
     s, other, d = ctx.setup.main, ctx.setup.second, ctx.driver
     expect(ctx, d.bet(s, ctx.id("b15"), ctx.id("r15"), "1.00"), "ok")
-    before = balance_of(ctx, other)
-    expect(ctx, d.bet(other, ctx.id("b15"), ctx.id("r15"), "1.00"), "duplicate")
-    same_balance(ctx, other, before)
+    refused(ctx, other, lambda: d.bet(other, ctx.id("b15"), ctx.id("r15"), "1.00"), "duplicate")
 
 
 @scenario("idempotency")
 def win_for_an_unknown_bet_does_not_exist(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
-    expect(ctx, d.win(s, ctx.id("w16"), ctx.id("r16"), "5.00", bet_tx=ctx.id("b16")), "not_found")
-    same_balance(ctx, s, before)
+    win = partial(d.win, s, ctx.id("w16"), ctx.id("r16"), "5.00", bet_tx=ctx.id("b16"))
+    refused(ctx, s, win, "not_found")
 
 
 @scenario("idempotency")
@@ -333,12 +346,13 @@ def two_players_racing_one_transaction_id_are_kept_apart(ctx: Context) -> None:
 # --- security --------------------------------------------------------------------------------
 
 
-def _refused_bet(ctx: Context, name: str, send: Callable[[str, bytes], Reply]) -> None:
+def _refused_bet(
+    ctx: Context, name: str, send: Callable[[str, bytes], Reply], *outcomes: str
+) -> None:
+    """A bet built as usual, sent by ``send`` (as it signs it): refused, nothing moves."""
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"{name}r"), "1.00"))
-    expect(ctx, send(path, body), "bad_signature")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: send(path, body), *(outcomes or ("bad_signature",)))
 
 
 @scenario("security")
@@ -370,12 +384,10 @@ def another_providers_signature_is_refused(ctx: Context) -> None:
 @scenario("security")
 def tampered_body_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     path, body = d.build("bet", s, d.bet_fields(ctx.id("b33"), ctx.id("r33"), "1.00"))
     headers = d.signature_headers(body)
     _path, tampered = d.build("bet", s, d.bet_fields(ctx.id("b33"), ctx.id("r33"), "0.01"))
-    expect(ctx, d.send(path, tampered, headers), "bad_signature")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.send(path, tampered, headers), "bad_signature")
 
 
 @scenario("security")
@@ -384,20 +396,16 @@ def replayed_signature_with_another_body_is_refused(ctx: Context) -> None:
     path, body = d.build("bet", s, d.bet_fields(ctx.id("b34"), ctx.id("r34"), "1.00"))
     headers = d.signature_headers(body)
     expect(ctx, d.send(path, body, headers), "ok")
-    before = balance_of(ctx, s)
     _path, other = d.build("bet", s, d.bet_fields(ctx.id("b34b"), ctx.id("r34"), "1.00"))
-    expect(ctx, d.send(path, other, headers), "bad_signature")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.send(path, other, headers), "bad_signature")
 
 
 @scenario("security")
 def another_providers_session_token_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     foreign = ctx.setup.foreign
     # Signed correctly by this provider, but the session was opened with the other one.
-    expect(ctx, d.bet(foreign, ctx.id("b35"), ctx.id("r35"), "1.00"), "invalid_token")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.bet(foreign, ctx.id("b35"), ctx.id("r35"), "1.00"), "invalid_token")
 
 
 @scenario("security")
@@ -430,17 +438,13 @@ def suspended_player_may_not_bet_but_is_paid(ctx: Context) -> None:
 @scenario("player")
 def self_excluded_player_may_not_bet(ctx: Context) -> None:
     s = ctx.setup.excluded
-    before = balance_of(ctx, s)
-    expect(ctx, ctx.driver.bet(s, ctx.id("b41"), ctx.id("r41"), "1.00"), "blocked")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: ctx.driver.bet(s, ctx.id("b41"), ctx.id("r41"), "1.00"), "blocked")
 
 
 @scenario("player")
 def wager_limit_refuses_the_bet(ctx: Context) -> None:
     s = ctx.setup.limited
-    before = balance_of(ctx, s)
-    expect(ctx, ctx.driver.bet(s, ctx.id("b42"), ctx.id("r42"), "2.00"), "limit")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: ctx.driver.bet(s, ctx.id("b42"), ctx.id("r42"), "2.00"), "limit")
 
 
 @scenario("player")
@@ -462,11 +466,17 @@ def zero_bet_is_accepted_and_moves_nothing(ctx: Context) -> None:
     expect(ctx, ctx.driver.bet(s, ctx.id("b50"), ctx.id("r50"), "0"), "ok", balance=before)
 
 
-def _bad_amount(ctx: Context, name: str, amount: str | RawJSON) -> None:
+def _refused_main_bet(
+    ctx: Context, name: str, amount: str | RawJSON, *outcomes: str, **over: Any
+) -> None:
+    """The main player's bet ``name`` of ``amount`` is refused (default: a bad request)."""
     s = ctx.setup.main
-    before = balance_of(ctx, s)
-    expect(ctx, ctx.driver.bet(s, ctx.id(name), ctx.id(f"{name}r"), amount), "bad_request")
-    same_balance(ctx, s, before)
+    bet = partial(ctx.driver.bet, s, ctx.id(name), ctx.id(f"{name}r"), amount, **over)
+    refused(ctx, s, bet, *(outcomes or ("bad_request",)))
+
+
+def _bad_amount(ctx: Context, name: str, amount: str | RawJSON) -> None:
+    _refused_main_bet(ctx, name, amount)
 
 
 @scenario("edge")
@@ -508,27 +518,19 @@ def unicode_ids_work_and_retry(ctx: Context) -> None:
 @scenario("edge")
 def very_long_id_is_refused_cleanly(ctx: Context) -> None:
     s = ctx.setup.main
-    before = balance_of(ctx, s)
-    expect(ctx, ctx.driver.bet(s, ctx.id("b57-" + "x" * 300), ctx.id("r57"), "1.00"), "bad_request")
-    same_balance(ctx, s, before)
+    bet = partial(ctx.driver.bet, s, ctx.id("b57-" + "x" * 300), ctx.id("r57"), "1.00")
+    refused(ctx, s, bet, "bad_request")
 
 
 @scenario("edge")
 def wrong_currency_is_refused(ctx: Context) -> None:
-    s = ctx.setup.main
-    before = balance_of(ctx, s)
-    reply = ctx.driver.bet(s, ctx.id("b58"), ctx.id("r58"), "1.00", currency="USD")
-    expect(ctx, reply, "wrong_currency")
-    same_balance(ctx, s, before)
+    _refused_main_bet(ctx, "b58", "1.00", "wrong_currency", currency="USD")
 
 
 @scenario("edge")
 def unknown_game_is_refused(ctx: Context) -> None:
-    s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
-    reply = d.bet(s, ctx.id("b59"), ctx.id("r59"), "1.00", **{d.game_field: "cf-no-such-game"})
-    expect(ctx, reply, "unknown_game")
-    same_balance(ctx, s, before)
+    game = {ctx.driver.game_field: "cf-no-such-game"}
+    _refused_main_bet(ctx, "b59", "1.00", "unknown_game", **game)
 
 
 @scenario("edge")
@@ -541,24 +543,16 @@ def unknown_token_is_refused(ctx: Context) -> None:
 
 @scenario("edge")
 def expired_token_may_not_bet(ctx: Context) -> None:
-    s = ctx.setup.main
-    before = balance_of(ctx, s)
-    expect(
-        ctx,
-        ctx.driver.bet(ctx.setup.expired, ctx.id("b60"), ctx.id("r60"), "1.00"),
-        "expired_token",
-    )
-    same_balance(ctx, s, before)
+    late = partial(ctx.driver.bet, ctx.setup.expired, ctx.id("b60"), ctx.id("r60"), "1.00")
+    refused(ctx, ctx.setup.main, late, "expired_token")
 
 
 @scenario("edge")
 def malformed_json_is_refused(ctx: Context) -> None:
-    s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
-    path, _body = d.build("bet", s, d.bet_fields(ctx.id("b61"), ctx.id("r61"), "1.00"))
+    d = ctx.driver
     body = b'{"transaction": '
-    expect(ctx, d.send(path, body, d.signature_headers(body)), "bad_request")
-    same_balance(ctx, s, before)
+    _refused_bet(ctx, "b61", lambda path, _: d.send(path, body, d.signature_headers(body)),
+                 "bad_request")  # fmt: skip
 
 
 # --- protocol features -----------------------------------------------------------------------
@@ -568,10 +562,8 @@ def malformed_json_is_refused(ctx: Context) -> None:
 def rollback_with_another_amount_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
     expect(ctx, d.bet(s, ctx.id("b70"), ctx.id("r70"), "2.00"), "ok")
-    before = balance_of(ctx, s)
-    reply = d.rollback(s, ctx.id("x70"), ctx.id("b70"), ctx.id("r70"), amount="1.00")
-    expect(ctx, reply, "bad_request")
-    same_balance(ctx, s, before)
+    rollback = partial(d.rollback, s, ctx.id("x70"), ctx.id("b70"), ctx.id("r70"), amount="1.00")
+    refused(ctx, s, rollback, "bad_request")
 
 
 @scenario("protocol", "hub88")
@@ -621,10 +613,8 @@ def unknown_user_is_player_not_found(ctx: Context) -> None:
 @scenario("protocol", "pragmatic")
 def missing_parameter_is_bad_parameters(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     fields = {**d.bet_fields(ctx.id("b80"), ctx.id("r80"), "1.00"), "roundId": None}
-    expect(ctx, d.call("bet", s, fields), "bad_request")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.call("bet", s, fields), "bad_request")
 
 
 @scenario("protocol", "pragmatic")
@@ -657,28 +647,22 @@ def promo_win_credits_once_outside_any_round(ctx: Context) -> None:
 @scenario("protocol", "pragmatic")
 def promo_win_in_another_currency_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     fields = {"reference": ctx.id("pw83"), "campaignId": ctx.id("camp83"), "amount": "1.00",
               "currency": "USD"}  # fmt: skip
-    expect(ctx, d.call("promo_win", s, fields), "wrong_currency")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.call("promo_win", s, fields), "wrong_currency")
 
 
 @scenario("protocol", "pragmatic")
 def jackpot_win_from_an_unknown_pool_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
     expect(ctx, d.bet(s, ctx.id("b84"), ctx.id("r84"), "1.00"), "ok")
-    before = balance_of(ctx, s)
     fields = {"reference": ctx.id("jw84"), "roundId": ctx.id("r84"), "amount": "50.00",
               "jackpotId": "cf-no-such-pool"}  # fmt: skip
-    expect(ctx, d.call("jackpot_win", s, fields), "bad_request")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.call("jackpot_win", s, fields), "bad_request")
 
 
 def _softswiss(ctx: Context) -> SoftSwissDriver:
-    if not isinstance(ctx.driver, SoftSwissDriver):  # pragma: no cover - registered for it
-        raise Failed("a SoftSwiss scenario run with another driver")
-    return ctx.driver
+    return driver_of(ctx, SoftSwissDriver)
 
 
 @scenario("protocol", "softswiss")
@@ -721,16 +705,12 @@ def retried_play_answers_the_same_transactions_and_moves_money_once(ctx: Context
 @scenario("protocol", "softswiss")
 def same_action_id_twice_in_one_play_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, _softswiss(ctx)
-    before = balance_of(ctx, s)
     actions = [("bet", ctx.id("b93"), "1.00"), ("bet", ctx.id("b93"), "1.00")]
-    expect(ctx, d.play(s, ctx.id("r93"), actions), "duplicate")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.play(s, ctx.id("r93"), actions), "duplicate")
 
 
 def _slotegrator(ctx: Context) -> SlotegratorDriver:
-    if not isinstance(ctx.driver, SlotegratorDriver):  # pragma: no cover - registered for it
-        raise Failed("a Slotegrator scenario run with another driver")
-    return ctx.driver
+    return driver_of(ctx, SlotegratorDriver)
 
 
 def _slotegrator_code(reply: Reply, code: str) -> Reply:
@@ -739,24 +719,24 @@ def _slotegrator_code(reply: Reply, code: str) -> Reply:
     return reply
 
 
-@scenario("security", "slotegrator")
-def stale_timestamp_is_refused(ctx: Context) -> None:
+def _bet_signed_at(ctx: Context, name: str, skew: int) -> None:
+    """A bet signed ``skew`` seconds off the clock: REQUEST_EXPIRED, nothing moves."""
     s, d = ctx.setup.main, _slotegrator(ctx)
     before = balance_of(ctx, s)
-    path, body = d.build("bet", s, d.bet_fields(ctx.id("b100"), ctx.id("r100"), "1.00"))
-    headers = d.signed_headers(body, timestamp=int(time.time()) - 600)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"r{name[1:]}"), "1.00"))
+    headers = d.signed_headers(body, timestamp=int(time.time()) + skew)
     _slotegrator_code(d.send(path, body, headers), "REQUEST_EXPIRED")
     same_balance(ctx, s, before)
+
+
+@scenario("security", "slotegrator")
+def stale_timestamp_is_refused(ctx: Context) -> None:
+    _bet_signed_at(ctx, "b100", -600)
 
 
 @scenario("security", "slotegrator")
 def timestamp_from_the_future_is_refused(ctx: Context) -> None:
-    s, d = ctx.setup.main, _slotegrator(ctx)
-    before = balance_of(ctx, s)
-    path, body = d.build("bet", s, d.bet_fields(ctx.id("b101"), ctx.id("r101"), "1.00"))
-    headers = d.signed_headers(body, timestamp=int(time.time()) + 600)
-    _slotegrator_code(d.send(path, body, headers), "REQUEST_EXPIRED")
-    same_balance(ctx, s, before)
+    _bet_signed_at(ctx, "b101", 600)
 
 
 @scenario("security", "slotegrator")
@@ -825,17 +805,12 @@ def refund_without_amount_gives_the_stored_stake_back(ctx: Context) -> None:
 
 
 def _evolution(ctx: Context) -> EvolutionDriver:
-    if not isinstance(ctx.driver, EvolutionDriver):  # pragma: no cover - registered for it
-        raise Failed("an Evolution scenario run with another driver")
-    return ctx.driver
+    return driver_of(ctx, EvolutionDriver)
 
 
 def _evolution_token(ctx: Context, name: str, token: str) -> None:
-    s, d = ctx.setup.main, _evolution(ctx)
-    before = balance_of(ctx, s)
-    path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"{name}r"), "1.00"))
-    expect(ctx, d.send(path, body, d.token_headers(token)), "bad_signature")
-    same_balance(ctx, s, before)
+    d = _evolution(ctx)
+    _refused_bet(ctx, name, lambda path, body: d.send(path, body, d.token_headers(token)))
 
 
 @scenario("security", "evolution")
