@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.bonus import free_spins, promotions
+from app.bonus import free_spins, jobs, promotions
 from app.bonus.models import FreeSpinGrant, PlayerBonus
+from app.core import queues
 from app.core.crypto import generate_rsa_private_key, rsa_public_pem, rsa_sign, rsa_verify
 from app.core.db import atomic
 from app.core.errors import ValidationError
@@ -136,6 +137,90 @@ def test_a_grant_is_issued_through_the_softswiss_api_signed_once(factory, aggreg
     # Nothing is pending: the job sends nothing more.
     assert free_spins.retry_pending(older_than=timedelta(0)) == {}
     assert len(aggregator.calls) == 1
+
+
+# --- the player's claim does not wait for the aggregator --------------------------------------
+
+
+def _claim_by_api(client, token_for, player, promo):
+    answer = client.post(f"/api/promotions/claim/{promo.id}", headers=token_for(player), json={})
+    assert answer.status_code == 201, answer.json
+    db.session.expire_all()
+    grant = db.session.scalars(
+        sa.select(FreeSpinGrant).join(PlayerBonus, PlayerBonus.id == FreeSpinGrant.bonus_id)
+        .where(PlayerBonus.user_id == player.id)
+    ).one()  # fmt: skip
+    return answer, grant
+
+
+def test_a_claim_answers_before_the_issue_call_which_follows_the_answer(
+    client, token_for, factory, aggregator
+):
+    """Embedded mode (jobs in-process): the call goes out once the answer has (the response
+    closed), never while the player waits."""
+    game = _softswiss(aggregator.url)
+    player = factory.player()
+    answer, grant = _claim_by_api(client, token_for, player, _promo(game.id))
+    assert (grant.remote_status, grant.issue_attempts, aggregator.calls) == ("pending", 0, [])
+    answer.close()  # the server has sent the answer
+    grant = _fresh(grant)
+    assert (grant.remote_status, grant.issue_attempts) == ("issued", 1)
+    assert [b["issue_id"] for b in aggregator.bodies("/freespins/issue")] == [grant.public_id]
+
+
+class _AsyncQueue:
+    is_async = True
+
+
+def test_with_a_worker_the_claim_queues_the_issue_job(
+    client, token_for, factory, aggregator, monkeypatch
+):
+    game = _softswiss(aggregator.url)
+    queued: list[tuple[Any, tuple[Any, ...]]] = []
+    monkeypatch.setattr(queues, "queue", lambda name="default": _AsyncQueue())
+    monkeypatch.setattr(queues, "enqueue", lambda func, *args, **kw: queued.append((func, args)))
+    answer, grant = _claim_by_api(client, token_for, factory.player(), _promo(game.id))
+    answer.close()
+    assert queued == [("app.bonus.jobs.issue_free_round", (grant.id,))]
+    assert (_fresh(grant).remote_status, aggregator.calls) == ("pending", [])
+    # The worker runs the job: issued once.
+    assert jobs.issue_free_round(grant.id) == "issued"
+    assert jobs.issue_free_round(grant.id) == "issued"
+    assert len(aggregator.calls) == 1
+
+
+def test_when_redis_refuses_the_job_the_issue_still_follows_the_answer(
+    client, token_for, factory, aggregator, monkeypatch
+):
+    game = _softswiss(aggregator.url)
+
+    def down(*_args: Any, **_kw: Any) -> None:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(queues, "queue", lambda name="default": _AsyncQueue())
+    monkeypatch.setattr(queues, "enqueue", down)
+    answer, grant = _claim_by_api(client, token_for, factory.player(), _promo(game.id))
+    assert (grant.remote_status, aggregator.calls) == ("pending", [])
+    answer.close()
+    assert _fresh(grant).remote_status == "issued"
+    assert len(aggregator.calls) == 1
+
+
+def test_a_forfeit_withdraws_the_grant_after_the_answer(client, token_for, factory, aggregator):
+    game = _softswiss(aggregator.url)
+    player = factory.player()
+    answer, grant = _claim_by_api(client, token_for, player, _promo(game.id))
+    answer.close()
+    assert _fresh(grant).remote_status == "issued"
+    forfeit = client.post(
+        f"/api/promotions/bonuses/{grant.bonus_id}/forfeit", headers=token_for(player)
+    )
+    assert forfeit.status_code == 200, forfeit.json
+    assert (_fresh(grant).remote_status, len(aggregator.bodies("/freespins/cancel"))) == (
+        "issued", 0)  # fmt: skip
+    forfeit.close()
+    assert _fresh(grant).remote_status == "cancelled"
+    assert len(aggregator.bodies("/freespins/cancel")) == 1
 
 
 def test_an_aggregator_that_is_down_leaves_the_grant_pending_and_a_retry_issues_it_once(
