@@ -32,7 +32,7 @@ from app.conformance.base import (
 TOKEN_MARKER = "X-Conformance-Evolution-Auth"  # noqa: S105 - a header name, not a secret
 
 PATHS = {"info": "check", "balance": "balance", "bet": "debit", "win": "credit",
-         "rollback": "cancel", "end_round": "credit"}  # fmt: skip
+         "rollback": "cancel", "end_round": "credit", "promo_payout": "promo_payout"}  # fmt: skip
 
 
 class EvolutionDriver(Driver):
@@ -82,6 +82,16 @@ class EvolutionDriver(Driver):
             if "amount" in fields:
                 tx["amount"] = fields.pop("amount")
             body["transaction"] = {k: v for k, v in tx.items() if v is not None}
+        if path == "promo_payout":
+            game = fields.pop("game", s.game)
+            body["game"] = {"id": None, "type": "slots",
+                            "details": {"table": {"id": game, "vid": None}}}  # fmt: skip
+            promo = {"type": fields.pop("type", "JackpotWin"), "id": fields.pop("id", None)}
+            if "amount" in fields:
+                promo["amount"] = _amount(fields.pop("amount"))
+            if "jackpots" in fields:
+                promo["jackpots"] = fields.pop("jackpots")
+            body["promoTransaction"] = promo
         body.update(fields)
         return path, encode(body)
 

@@ -7,6 +7,7 @@ also checks that the balance did not move.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -847,6 +848,36 @@ def answers_echo_the_uuid_and_check_echoes_the_sid(ctx: Context) -> None:
     expect(ctx, refused, "insufficient")
     if (refused.body or {}).get("uuid") != ctx.id("u114b"):
         raise Failed("a refusal must echo uuid too")
+
+
+@scenario("protocol", "evolution")
+def promo_payout_is_credited_once_and_linked(ctx: Context) -> None:
+    s, d = ctx.setup.main, _evolution(ctx)
+    before = balance_of(ctx, s)
+    jackpots = [
+        {"id": ctx.id("jp115a"), "winAmount": 10},
+        {"id": ctx.id("jp115b"), "winAmount": 2.5},
+    ]
+    fields = {"id": ctx.id("pp115"), "amount": "12.50", "jackpots": jackpots}
+    first = expect(ctx, d.call("promo_payout", s, fields), "ok", balance=before + 12_50)
+    again = expect(ctx, d.call("promo_payout", s, fields), "ok", balance=before + 12_50)
+    if (again.body or {}).get("uuid") != json.loads(again.sent).get("uuid"):
+        raise Failed("a promo payout's answer must echo its uuid")
+    if first.balance != again.balance:
+        raise Failed("the retried promo payout answered differently")
+    changed = {**fields, "amount": "13.50"}
+    refused(ctx, s, lambda: d.call("promo_payout", s, changed), "duplicate")
+    if balance_of(ctx, s) != before + 12_50:
+        raise Failed("the promo payout was not credited exactly once")
+
+
+@scenario("protocol", "evolution")
+def promo_payout_of_nothing_or_in_another_currency_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, _evolution(ctx)
+    zero = {"id": ctx.id("pp116"), "amount": "0"}
+    refused(ctx, s, lambda: d.call("promo_payout", s, zero), "bad_request")
+    usd = {"id": ctx.id("pp116b"), "amount": "1.00", "currency": "USD"}
+    refused(ctx, s, lambda: d.call("promo_payout", s, usd), "wrong_currency")
 
 
 # --- free rounds through the aggregator's API (SoftSwiss, Hub88) ------------------------------

@@ -7,10 +7,13 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from app.core.extensions import db
 from app.play import games
 from app.play.callbacks.adapters.evolution import status_of
 from app.play.callbacks.protocol import CallbackResult
+from app.play.models import ProviderTransaction
 from tests.moneykit import SECRET, fund, make_game, make_provider, reconcile_clean
 
 
@@ -89,6 +92,45 @@ def test_cancel_gives_the_stored_stake_back_once(evo):
     assert call("cancel", _tx("x6", None, ref="d6", round_id="G6"))["balance"] == 100.0
     assert call("cancel", _tx("x6b", None, ref="d6", round_id="G6"))["balance"] == 100.0
     reconcile_clean()
+
+
+def _promo(promo_id: str, amount: Any, **extra: Any) -> dict[str, Any]:
+    game = {"id": None, "type": "blackjack", "details": {"table": {"id": "evo-table"}}}
+    return {
+        "game": game,
+        "promoTransaction": {"type": "JackpotWin", "id": promo_id, "amount": amount, **extra},
+    }
+
+
+def test_a_promo_payout_is_credited_once_and_linked_to_its_promotion(evo):
+    call, player, _token = evo
+    jackpots = [{"id": "444041xyz", "winAmount": 30.0}, {"id": "555739abc", "winAmount": 5.5}]
+    paid = call("promo_payout", _promo("p1", 35.5, jackpots=jackpots))
+    assert (paid["status"], paid["balance"], paid["uuid"]) == ("OK", 135.5, "u-1")
+    assert call("promo_payout", _promo("p1", 35.5, jackpots=jackpots)) == paid
+    assert call("promo_payout", _promo("p1", 36.0, jackpots=jackpots))["status"] == (
+        "BET_ALREADY_EXIST")  # fmt: skip
+    assert call("balance")["balance"] == 135.5
+    row = db.session.scalars(
+        select(ProviderTransaction).where(ProviderTransaction.external_id == "p1")
+    ).one()
+    assert (row.action, row.user_id, row.amount) == ("promo_win", player.id, 35_50)
+    assert row.reference_external_id == "promo:JackpotWin:444041xyz,555739abc"
+    reconcile_clean()
+
+
+def test_a_bad_promo_payout_is_refused_and_moves_nothing(evo):
+    call, _player, _token = evo
+    assert call("promo_payout", _promo("p2", 0))["status"] == "INVALID_PARAMETER"
+    assert call("promo_payout", _promo("p3", -1))["status"] == "INVALID_PARAMETER"
+    assert call("promo_payout", {"promoTransaction": "x"})["status"] == "INVALID_PARAMETER"
+    no_type = _promo("p4", 1)
+    del no_type["promoTransaction"]["type"]
+    assert call("promo_payout", no_type)["status"] == "INVALID_PARAMETER"
+    assert call("promo_payout", {**_promo("p5", 1), "currency": "USD"})["status"] == (
+        "INVALID_PARAMETER")  # fmt: skip
+    assert call("promo_payout", _promo("p6", 1), auth="nope")["status"] == "INVALID_TOKEN_ID"
+    assert call("balance")["balance"] == 100.0
 
 
 def test_an_outage_is_a_temporary_error(evo, monkeypatch):
