@@ -805,6 +805,47 @@ def refund_without_amount_gives_the_stored_stake_back(ctx: Context) -> None:
     expect(ctx, reply, "ok", balance=before)  # fmt: skip
 
 
+@scenario("happy", "slotegrator")
+def rollback_undoes_every_listed_transaction_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    before = balance_of(ctx, s)
+    bet, win, rnd = ctx.id("b106"), ctx.id("w106"), ctx.id("r106")
+    expect(ctx, d.bet(s, bet, rnd, "3.00"), "ok")
+    expect(ctx, d.win(s, win, rnd, "5.00", bet_tx=bet), "ok", balance=before + 200)
+    items = [("bet", bet, "3.00"), ("win", win, "5.00")]
+    first = expect(ctx, d.rollback_listed(s, ctx.id("x106"), rnd, items), "ok", balance=before)
+    if (first.body or {}).get("rollback_transactions") != [bet, win]:
+        raise Failed("the answer must list the rolled-back transaction ids")
+    again = expect(ctx, d.rollback_listed(s, ctx.id("x106"), rnd, items), "ok", balance=before)
+    if again.body != first.body:
+        raise Failed("the retried rollback answered differently")
+    other = d.rollback_listed(s, ctx.id("x106b"), rnd, items[:1])
+    expect(ctx, other, "ok", balance=before)
+    same_balance(ctx, s, before)
+
+
+@scenario("idempotency", "slotegrator")
+def rollback_listing_a_transaction_never_seen_refuses_it_later(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    before = balance_of(ctx, s)
+    bet, rnd = ctx.id("b107"), ctx.id("r107")
+    expect(ctx, d.rollback_listed(s, ctx.id("x107"), rnd, [("bet", bet, "1.00")]), "ok",
+           balance=before)  # fmt: skip
+    refused(ctx, s, lambda: d.bet(s, bet, rnd, "1.00"), "duplicate")
+
+
+@scenario("idempotency", "slotegrator")
+def rollback_that_cannot_undo_one_listed_transaction_undoes_none(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    here, there = ctx.id("b108"), ctx.id("b108b")
+    expect(ctx, d.bet(s, here, ctx.id("r108"), "1.00"), "ok")
+    expect(ctx, d.bet(s, there, ctx.id("r108b"), "1.00"), "ok")
+    items = [("bet", here, "1.00"), ("bet", there, "1.00")]
+    # The second bet is in another round than the rollback's.
+    send = partial(d.rollback_listed, s, ctx.id("x108"), ctx.id("r108"), items)
+    refused(ctx, s, send, "not_found")
+
+
 def _evolution(ctx: Context) -> EvolutionDriver:
     return driver_of(ctx, EvolutionDriver)
 

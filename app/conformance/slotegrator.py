@@ -106,5 +106,17 @@ class SlotegratorDriver(Driver):
         fields = {"transaction_id": tx, "bet_transaction_id": bet_tx, "round_id": round_id}
         return self.call("refund", s, {**fields, **over})
 
+    def rollback_listed(
+        self, s: PlayerSession, tx: str, round_id: str, items: list[tuple[str, str, str]]
+    ) -> Reply:
+        """``action=rollback`` of the listed ``(action, transaction_id, amount)``, as GIS
+        writes its ``rollback_transactions`` (PHP-style indexed fields)."""
+        fields: dict[str, Any] = {"transaction_id": tx, "round_id": round_id,
+                                  "provider_round_id": round_id, "type": "rollback"}  # fmt: skip
+        for i, (action, target, amount) in enumerate(items):
+            item = {"action": action, "amount": amount, "transaction_id": target, "type": action}
+            fields.update({f"rollback_transactions[{i}][{k}]": v for k, v in item.items()})
+        return self.call("rollback", s, fields)
+
     def close_round(self, s: PlayerSession, tx: str, round_id: str, bet_tx: str) -> Reply:
         return self.win(s, tx, round_id, "0", bet_tx=bet_tx, close=True)
