@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from app.conformance.aggregator import AggregatorApi, ApiCall
+from app.conformance.aggregator import GIS_TOTAL_BETS, AggregatorApi, ApiCall
 from app.conformance.base import (
     Driver,
     Failed,
@@ -38,6 +38,8 @@ from app.conformance.fixtures import (
 from app.conformance.slotegrator import SlotegratorDriver
 from app.conformance.softswiss import SoftSwissDriver
 from app.core.crypto import rsa_verify
+from app.play.callbacks.adapters.slotegrator import SIGNED_HEADERS as GIS_HEADERS
+from app.play.callbacks.adapters.slotegrator import slotegrator_signature
 
 
 @dataclass
@@ -1017,3 +1019,48 @@ def free_bet_of_a_reward_is_paid_once(ctx: Context) -> None:
     row = grant_row(grant_id)
     if (row.spins_used, row.won_minor) != (1, 2_50):
         raise Failed(f"the grant shows {row.spins_used} spin(s) and {row.won_minor} won")
+
+
+@scenario("free_rounds", "slotegrator")
+def free_rounds_are_a_slotegrator_freespin_campaign(ctx: Context) -> None:
+    s, grant_id = grant_free_rounds(ctx.setup, "slotegrator", "1")
+    issue_id, reference = _issued(ctx, grant_id)
+    calls = [c for c in _aggregator(ctx).calls_to("/freespins/set")
+             if c.params().get("freespin_id") == issue_id]  # fmt: skip
+    if len(calls) != 1:
+        raise Failed(f"expected one /freespins/set for {issue_id}, the aggregator got {len(calls)}")
+    call = calls[0]
+    sent = call.params()
+    signed = {k: call.headers.get(k) or "" for k in GIS_HEADERS}
+    secret = ctx.driver.creds.secret or ""
+    if call.headers.get("X-Sign") != slotegrator_signature(secret, sent, signed):
+        raise Failed("the /freespins/set call's X-Sign is not the HMAC of its fields and headers")
+    value = FREE_SPIN_VALUE / 100
+    wanted = next(str(k) for k, v in GIS_TOTAL_BETS.items() if v == value)
+    got = (sent.get("player_id"), sent.get("game_uuid"), sent.get("currency"),
+           sent.get("quantity"), sent.get("total_bet_id"))  # fmt: skip
+    if got != (str(s.user_id), s.game, s.currency, str(FREE_SPINS), wanted):
+        raise Failed(f"the campaign does not describe the grant: {sent}")
+    if reference != issue_id:
+        raise Failed("the grant's reference is not its freespin_id")
+
+
+@scenario("free_rounds", "slotegrator")
+def free_spin_bets_debit_nothing_and_their_wins_pay_once(ctx: Context) -> None:
+    d = _slotegrator(ctx)
+    s, grant_id = grant_free_rounds(ctx.setup, "slotegrator", "2")
+    issue_id, _ref = _issued(ctx, grant_id)
+    free = {"type": "freespin", "freespin_id": issue_id}
+    bet, rnd = ctx.id("fsb1"), ctx.id("fsr1")
+    expect(ctx, d.bet(s, bet, rnd, "1.00", **free), "ok", balance=0)
+    expect(ctx, d.bet(s, bet, rnd, "1.00", **free), "ok", balance=0)
+    win = partial(d.win, s, ctx.id("fsw1"), rnd, "2.50", bet_tx=bet, close=True, **free)
+    expect(ctx, win(), "ok", balance=2_50)
+    expect(ctx, win(), "ok", balance=2_50)
+    same_balance(ctx, s, 2_50)
+    row = grant_row(grant_id)
+    if (row.spins_used, row.won_minor) != (1, 2_50):
+        raise Failed(f"the grant shows {row.spins_used} spin(s) and {row.won_minor} won")
+    other = {"type": "freespin", "freespin_id": f"fsg_cf{ctx.setup.run_id}"}
+    refused(ctx, s, partial(d.bet, s, ctx.id("fsb2"), ctx.id("fsr2"), "1.00", **other),
+            "bad_request")  # fmt: skip

@@ -11,6 +11,10 @@
   amounts are decimal strings in major units of ``currency``; ``transaction_id`` is the
   idempotency key; ``refund`` names the bet in ``bet_transaction_id``; ``finished=1`` on a bet
   or win closes its round.
+* Free spins (a grant issued through ``/freespins/set``, ``app.play.aggregator_api``): a bet
+  with ``type=freespin`` names the grant in ``freespin_id`` (our issue id): it uses one spin of
+  it and debits nothing (its ``amount``, the spin's nominal stake, is not taken); its win is
+  the round's win, booked as the grant's winnings.
 * ``rollback`` undoes the transactions its ``rollback_transactions`` list names (``action``
   bet/win/refund, ``transaction_id``, ``amount``, ``type``; form-encoded PHP-style,
   ``rollback_transactions[0][transaction_id]=...``) and no other: one ``batch`` for the wallet
@@ -148,6 +152,11 @@ class SlotegratorAdapter:
             if params.get("amount") in (None, ""):
                 # Without an amount the stored stake applies.
                 req.amount = None
+        if action == "bet" and params.get("type") == "freespin":
+            req.free_round_id = str(params.get("freespin_id") or "").strip() or None
+            if req.free_round_id is None:
+                raise CallbackError("VALIDATION_ERROR", "A freespin bet names its freespin_id")
+            req.amount = "0"  # operator-funded: the nominal stake is not the player's
         if action == "balance":
             req.transaction_id = None
         return req
