@@ -1,8 +1,8 @@
 """The aggregator's own API as the runner plays it: a local HTTP listener (stdlib, in a thread)
 that receives the free-rounds calls JackpotX makes through ``Provider.api_url``
 (``app.play.aggregator_api``), records them and answers as the aggregator would: SoftSwiss
-``/freespins/issue`` and ``/cancel`` with ``{}``, Hub88 ``/freebet/rewards/create`` with a new
-``reward_uuid`` (signed with the runner's aggregator key, as Hub88 signs), Slotegrator
+``/freespins/issue`` and ``/cancel`` with ``{}``, Hub88 ``/freebet/rewards/create`` with the
+reward it names (signed with the runner's aggregator key, as Hub88 signs), Slotegrator
 ``GET /freespins/bets`` with the game's total bets (``GIS_TOTAL_BETS``) and ``/freespins/set``
 with ``{}``."""
 
@@ -67,7 +67,7 @@ class AggregatorApi:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                answer = api._answer(self.path)
+                answer = api._answer(self.path, body)
                 data = json.dumps(answer).encode()
                 with api._lock:
                     api.calls.append(ApiCall(self.path, dict(self.headers.items()), body, answer))
@@ -91,9 +91,16 @@ class AggregatorApi:
         base = f"http://127.0.0.1:{self._server.server_address[1]}"
         return base + HUB88_BASE if self.protocol == "hub88" else base
 
-    def _answer(self, path: str) -> dict[str, Any]:
+    def _answer(self, path: str, body: bytes) -> dict[str, Any]:
         if self.protocol == "hub88" and path.endswith("/freebet/rewards/create"):
-            return {"reward_uuid": str(uuid.uuid4())}
+            try:
+                sent = json.loads(body)
+            except ValueError:
+                sent = {}
+            # Hub88 answers the reward it created, under the operator's reward_uuid.
+            named = sent.get("reward_uuid") if isinstance(sent, dict) else None
+            return {**(sent if isinstance(sent, dict) else {}),
+                    "reward_uuid": named or str(uuid.uuid4())}  # fmt: skip
         if self.protocol == "slotegrator" and urlsplit(path).path == "/freespins/bets":
             bets = [{"bet_id": k, "amount": v} for k, v in GIS_TOTAL_BETS.items()]
             return {"denominations": ["0.01"], "total_bets": bets}

@@ -128,7 +128,9 @@ class EvolutionDriver(Driver):
         return {"id": tx, "refId": bet_tx, "round": round_id, "amount": _amount(amount)}
 
     def rollback(self, s: PlayerSession, tx: str, bet_tx: str, round_id: str, **over: Any) -> Reply:
-        fields = {"id": tx, "refId": bet_tx, "round": round_id, **over}
+        # A cancel names the debit by the debit's own id (it has no id of its own); its refId
+        # is the debit's correlation id (``bet_fields``: the debit's id too).
+        fields = {"id": bet_tx, "refId": bet_tx, "round": round_id, **over}
         if "amount" in fields:
             fields["amount"] = _amount(fields["amount"])
         return self.call("rollback", s, fields)

@@ -38,6 +38,7 @@ from app.conformance.fixtures import (
 from app.conformance.slotegrator import SlotegratorDriver
 from app.conformance.softswiss import SoftSwissDriver
 from app.core.crypto import rsa_verify
+from app.play import aggregator_api
 from app.play.callbacks.adapters.slotegrator import SIGNED_HEADERS as GIS_HEADERS
 from app.play.callbacks.adapters.slotegrator import slotegrator_signature
 
@@ -990,15 +991,16 @@ def free_rounds_report_is_credited_once(ctx: Context) -> None:
 def free_rounds_are_issued_as_a_hub88_reward(ctx: Context) -> None:
     s, grant_id = grant_free_rounds(ctx.setup, "hub88", "1")
     issue_id, reference = _issued(ctx, grant_id)
-    call = _issue_call(ctx, "/freebet/rewards/create", "operator_reference", issue_id)
+    named = aggregator_api.hub88_reward_uuid(issue_id)
+    call = _issue_call(ctx, "/freebet/rewards/create", "reward_uuid", named)
     key = ctx.driver.creds.answer_key or ""
     signature = call.headers.get("X-Hub88-Signature") or ""
     if not signature or not rsa_verify(key, call.body, signature):
         raise Failed("the rewards call's X-Hub88-Signature does not verify with our public key")
     body = call.json() or {}
-    sent = (body.get("user"), body.get("currency"), body.get("game_codes"),
+    sent = (body.get("user"), body.get("currency"), body.get("game_code"),
             body.get("bet_count"), body.get("bet_value"))  # fmt: skip
-    if sent != (str(s.user_id), s.currency, [s.game], FREE_SPINS, FREE_SPIN_VALUE * 1000):
+    if sent != (str(s.user_id), s.currency, s.game, FREE_SPINS, FREE_SPIN_VALUE * 1000):
         raise Failed(f"the rewards call does not describe the grant: {body}")
     if reference != call.answer.get("reward_uuid"):
         raise Failed("the grant does not keep the reward_uuid the aggregator answered")

@@ -9,8 +9,10 @@ retries belong to ``app.bonus.free_spins``.
   ``POST <wallet>/freespins`` callback reports the outcome (``adapters/softswiss.py``).
 * Hub88: ``POST {api_url}/freebet/rewards/create`` and ``/freebet/rewards/cancel`` (``api_url``
   is the Operator API base, ``.../operator/generic/v2``), JSON, ``X-Hub88-Signature`` = base64
-  RSA-SHA256 of the body with our private key. Hub88 answers the reward's ``reward_uuid``, which
-  its free bets then name (``is_free`` + ``reward_uuid`` in ``transaction/bet``).
+  RSA-SHA256 of the body with our private key. The operator names the reward: its
+  ``reward_uuid`` is derived from our issue id (``hub88_reward_uuid``), so a retry names the same
+  reward; Hub88 answers the reward, whose ``reward_uuid`` its free bets then name (``is_free`` +
+  ``reward_uuid`` in ``transaction/bet``).
 * Slotegrator GIS: ``GET {api_url}/freespins/bets`` (the game's possible free-spin bets: the
   ``total_bets`` entry whose ``amount`` is the grant's spin value is chosen), then ``POST
   {api_url}/freespins/set`` (form: ``player_id``, ``player_name``, ``currency``, ``quantity``,
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -179,31 +182,45 @@ class SoftSwissFreeRounds:
         return _post(f"{account.api_url}/{path}", body, {SOFTSWISS_SIGNATURE: signature})
 
 
+def hub88_reward_uuid(issue_id: str) -> str:
+    """The ``reward_uuid`` we give a grant's Hub88 reward: the same for every send."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"jackpotx:free-rounds:{issue_id}"))
+
+
+def _hub88_operator_id() -> int | str:
+    """Hub88 operator ids are numbers; a configured one in digits travels as a number."""
+    value = _operator_id()
+    return int(value) if value.isdigit() else value
+
+
 class Hub88FreeRounds:
-    """Hub88's Freebets API (Operator API): a single-use reward per grant. ``operator_reference``
-    carrying our issue id (so that a retry is recognised) and the ``rewards/cancel`` path are our
-    assumption; the other fields follow Hub88's public reference."""
+    """Hub88's Freebets API (Operator API): a single-use reward per grant, its fields as public
+    Hub88 clients send them (``reward_uuid`` chosen by the operator, one ``game_code``,
+    ``bet_value`` in 1/100,000 units, ``bet_count``, ``start_time``/``end_time``)."""
 
     def issue(self, account: Account, grant: RemoteGrant) -> str:
         payload = {
-            "operator_id": _operator_id(),
-            "operator_reference": grant.issue_id,
+            "operator_id": _hub88_operator_id(),
+            "reward_uuid": hub88_reward_uuid(grant.issue_id),
             "user": str(grant.player_id),
             "currency": grant.currency,
-            "game_codes": [grant.game_external_id],
+            "game_code": grant.game_external_id,
             "bet_value": minor_to_units(grant.spin_value_minor, grant.currency),
             "bet_count": grant.spins,
             "start_time": _iso(datetime.now(UTC)),
             "end_time": _iso(grant.expires_at),
         }
         answer = _answer(self._send(account, "freebet/rewards/create", payload))
-        reference = answer.get("reward_uuid") or answer.get("uuid")
+        reference = answer.get("reward_uuid")
         if not isinstance(reference, str) or not reference or len(reference) > 100:
             raise IssueRefused(f"no reward_uuid in the answer: {str(answer)[:200]}")
         return reference
 
     def cancel(self, account: Account, issue_id: str, reference: str | None) -> None:
-        payload = {"operator_id": _operator_id(), "reward_uuid": reference or issue_id}
+        payload = {
+            "operator_id": _hub88_operator_id(),
+            "reward_uuid": reference or hub88_reward_uuid(issue_id),
+        }
         _answer(self._send(account, "freebet/rewards/cancel", payload))
 
     @staticmethod

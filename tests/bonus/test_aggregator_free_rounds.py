@@ -27,7 +27,7 @@ from app.core.crypto import generate_rsa_private_key, rsa_public_pem, rsa_sign, 
 from app.core.db import atomic
 from app.core.errors import ValidationError
 from app.core.extensions import db
-from app.play import games
+from app.play import aggregator_api, games
 from app.play.callbacks import protocol as callback_protocol
 from app.play.callbacks.adapters.slotegrator import slotegrator_signature
 from app.play.callbacks.adapters.softswiss import SIGNATURE_HEADER, softswiss_signature
@@ -37,6 +37,8 @@ from tests.live import free_port
 from tests.moneykit import SECRET, fund, make_game, make_provider, reconcile_clean
 
 AGGREGATOR_KEY = generate_rsa_private_key()
+#: An answer's ``reward_uuid`` that the fake aggregator replaces by the one the call named.
+ECHO = "<echo>"
 
 
 class FakeAggregator:
@@ -59,6 +61,8 @@ class FakeAggregator:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.calls.append((self.path, dict(self.headers.items()), body))
                 status, payload = outer.by_path.get(self.path.split("?")[0], outer.answer)
+                if payload.get("reward_uuid") == ECHO:  # Hub88 answers the reward named
+                    payload = {**payload, "reward_uuid": json.loads(body)["reward_uuid"]}
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -408,26 +412,23 @@ def test_a_grant_is_a_hub88_reward_and_its_free_bets_pay_once(client, factory, h
         api_url=f"{hub88_aggregator.url}/operator/generic/v2",
     )  # fmt: skip
     game = make_game("hubagg", "hubagg-slot")
-    reward = str(uuid.uuid4())
-    hub88_aggregator.answer = (200, {"reward_uuid": reward})
     player = factory.player()
     token = games.launch(player, game.id).session_token
+    # Hub88 answers the reward the operator named.
+    hub88_aggregator.answer = (200, {"reward_uuid": ECHO})
     grant = _claim(player, _promo(game.id, wagering_multiplier=0))
+    reward = aggregator_api.hub88_reward_uuid(grant.public_id)
     assert (grant.remote_status, grant.provider_ref) == ("issued", reward)
     [(path, headers, body)] = hub88_aggregator.calls
     assert path == "/operator/generic/v2/freebet/rewards/create"
     assert rsa_verify(games.provider_public_key("hubagg"), body, headers["X-Hub88-Signature"])
     sent = json.loads(body)
-    assert (sent["user"], sent["currency"], sent["game_codes"]) == (
+    assert (sent["user"], sent["currency"], sent["game_code"]) == (
         str(player.id),
         "EUR",
-        ["hubagg-slot"],
+        "hubagg-slot",
     )
-    assert (sent["bet_value"], sent["bet_count"], sent["operator_reference"]) == (
-        100_000,
-        5,
-        grant.public_id,
-    )
+    assert (sent["bet_value"], sent["bet_count"], sent["reward_uuid"]) == (100_000, 5, reward)
 
     def post(path: str, fields: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps({"user": str(player.id), "request_uuid": str(uuid.uuid4()),

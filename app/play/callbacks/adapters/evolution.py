@@ -5,10 +5,14 @@
 * Authentication: ``authToken`` in the query string, compared in constant time with the
   provider's secret (the body is not signed: TLS and the token are the whole proof).
 * ``sid`` is the game session token of the launch, ``userId`` our player id; ``uuid`` is
-  echoed; ``transaction.id`` is the idempotency key of a money call, ``transaction.refId``
-  names the debit a credit settles or a cancel undoes (a debit's own ``refId`` is ignored);
-  ``transaction.amount`` is a decimal in major units of ``currency``; ``game.id`` is the round,
-  ``game.details.table.id`` (or ``game.type``) the game.
+  echoed; ``transaction.id`` is the idempotency key of a debit or credit; ``transaction.refId``
+  is the correlation id a debit shares with its credit (``D658...``/``C658...`` both carry
+  ``refId`` ``658...``, as public One Wallet descriptions show it), so a credit settles its
+  debit through the round (``game.id``) it shares with it, not by an id; a ``cancel`` carries
+  the **debit's own** ``transaction.id`` (it is undone by that id only; the cancel's key is
+  ``cancel:<debit id>``, its amount only checked); ``transaction.amount`` is a decimal in major
+  units of ``currency``; ``game.id`` is the round, ``game.details.table.id`` (or
+  ``game.type``) the game.
 * ``promo_payout``: a prize of Evolution's own promotion (``promoTransaction``: ``type`` such as
   ``JackpotWin``, ``id``, ``amount``), outside any round: the wallet core's ``promo_win``, a
   cash win credited once per ``promoTransaction.id`` and linked to its promotion type (and the
@@ -125,8 +129,11 @@ class EvolutionAdapter:
         if action == "promo_win":
             req.round_id = None  # outside any round, whatever game it names
             req.campaign_id = _promotion(tx)
-        if action in ("win", "rollback"):
-            req.reference_transaction_id = tx.get("refId")
+        if action == "rollback":
+            # The cancel names the debit by the debit's own id, and has none of its own.
+            debit = tx.get("id")
+            req.reference_transaction_id = debit
+            req.transaction_id = f"cancel:{debit}" if isinstance(debit, str) and debit else None
         if action == "win":
             # A credit settles its round (game.id): later debits are BET_ALREADY_SETTLED.
             req.close_round = True
