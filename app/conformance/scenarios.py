@@ -939,10 +939,16 @@ def _aggregator(ctx: Context) -> AggregatorApi:
 
 
 def _issue_call(ctx: Context, suffix: str, key: str, value: str) -> ApiCall:
-    calls = [c for c in _aggregator(ctx).calls_to(suffix) if (c.json() or {}).get(key) == value]
+    calls = [c for c in _aggregator(ctx).calls_to(suffix) if _fields(c).get(key) == value]
     if len(calls) != 1:
         raise Failed(f"expected one {suffix} call for {value}, the aggregator got {len(calls)}")
     return calls[0]
+
+
+def _fields(call: ApiCall) -> dict[str, Any]:
+    """A call's JSON object, or its form fields."""
+    body = call.json()
+    return body if isinstance(body, dict) else call.params()
 
 
 def _issued(ctx: Context, grant_id: int) -> tuple[str, str | None]:
@@ -1027,11 +1033,7 @@ def free_bet_of_a_reward_is_paid_once(ctx: Context) -> None:
 def free_rounds_are_a_slotegrator_freespin_campaign(ctx: Context) -> None:
     s, grant_id = grant_free_rounds(ctx.setup, "slotegrator", "1")
     issue_id, reference = _issued(ctx, grant_id)
-    calls = [c for c in _aggregator(ctx).calls_to("/freespins/set")
-             if c.params().get("freespin_id") == issue_id]  # fmt: skip
-    if len(calls) != 1:
-        raise Failed(f"expected one /freespins/set for {issue_id}, the aggregator got {len(calls)}")
-    call = calls[0]
+    call = _issue_call(ctx, "/freespins/set", "freespin_id", issue_id)
     sent = call.params()
     signed = {k: call.headers.get(k) or "" for k in GIS_HEADERS}
     secret = ctx.driver.creds.secret or ""

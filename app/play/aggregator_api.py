@@ -117,13 +117,14 @@ def _iso(when: datetime) -> str:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+    return _request("POST", url, headers={"Content-Type": "application/json", **headers}, data=body)
+
+
+def _request(method: str, url: str, *, headers: dict[str, str], **sent: Any) -> requests.Response:
+    """One call with short timeouts; no answer or a 5xx is ``IssueUnavailable``."""
     try:
-        response = requests.post(
-            url,
-            data=body,
-            headers={"Content-Type": "application/json", **headers},
-            timeout=TIMEOUTS,
-            allow_redirects=False,
+        response = requests.request(
+            method, url, headers=headers, timeout=TIMEOUTS, allow_redirects=False, **sent
         )
     except requests.RequestException as exc:
         raise IssueUnavailable(f"{url}: {type(exc).__name__}") from None
@@ -307,21 +308,9 @@ class SlotegratorFreeRounds:
         }
         headers["X-Sign"] = slotegrator_signature(account.secret, params, headers)
         url = f"{account.api_url}/{path}"
-        try:
-            response = requests.request(
-                method,
-                url,
-                params=params if method == "GET" else None,
-                data=params if method != "GET" else None,
-                headers=headers,
-                timeout=TIMEOUTS,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise IssueUnavailable(f"{url}: {type(exc).__name__}") from None
-        if response.status_code >= 500:
-            raise IssueUnavailable(f"{url}: HTTP {response.status_code}")
-        return response
+        if method == "GET":
+            return _request(method, url, headers=headers, params=params)
+        return _request(method, url, headers=headers, data=params)
 
 
 #: protocol -> its free-rounds client; a provider of another protocol has no outbound API.
