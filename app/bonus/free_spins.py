@@ -34,7 +34,9 @@ How a free round moves through the money path:
 Free rounds through an aggregator (a SoftSwiss- or Hub88-protocol provider with an
 ``api_url``, ``app.play.aggregator_api``): the claim writes the grant with ``remote_status``
 ``pending`` and, once committed, issues it through the aggregator's API with the grant's
-``public_id`` as the issue id. Its answer makes the grant ``issued`` (Hub88's ``reward_uuid``
+``public_id`` as the issue id, where the player does not wait for it (``_send_later``: an RQ
+job when a worker runs them, else once the claim's answer has gone out; at once outside a
+request). Its answer makes the grant ``issued`` (Hub88's ``reward_uuid``
 goes to ``provider_ref``) or ``failed`` (a refusal); no answer leaves it ``pending`` and the job
 ``issue_free_rounds`` (or ``flask jackpotx providers free-rounds-retry``) sends the same issue
 id again: the grant is never lost and the aggregator sees one issue. Its wins come back through
@@ -49,17 +51,27 @@ from __future__ import annotations
 import importlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
+from flask import (
+    Flask,
+    Response,
+    after_this_request,
+    current_app,
+    has_app_context,
+    has_request_context,
+)
 from sqlalchemy import func, or_, select, update
 
 from app.bonus import bonuses
 from app.bonus.models import BONUS_STATES, FreeSpinGrant, FreeSpinRound, PlayerBonus, Promotion
 from app.compliance import risk
 from app.compliance.models import RiskFlag
-from app.core import audit
+from app.core import audit, queues
 from app.core.base import utcnow
 from app.core.db import atomic, on_commit
 from app.core.errors import InsufficientBalance
@@ -176,10 +188,10 @@ def grant(bonus: PlayerBonus, p: Promotion) -> FreeSpinGrant:
         )
     else:
         # Through the aggregator's API, once this claim has committed (never an HTTP call
-        # inside the transaction); until it answers the grant is pending.
+        # inside the transaction) and not in the player's wait; until it answers the grant is
+        # pending.
         row.remote_status = "pending"
-        grant_id = row.id
-        on_commit(lambda: issue_remote(grant_id))
+        _send_later("issue_free_round", issue_remote, row.id)
     bonus.ledger_refs = {**(bonus.ledger_refs or {}), "free_spin_grant": row.public_id}
     audit.record(
         "bonus.free_spins_grant",
@@ -635,8 +647,7 @@ def close_for_bonus(bonus: PlayerBonus, status: str) -> None:
     row.ended_at = utcnow()
     if row.remote_status is not None:
         if row.remote_status == "issued":
-            grant_id = row.id
-            on_commit(lambda: cancel_remote(grant_id))
+            _send_later("cancel_free_round", cancel_remote, row.id)
         elif row.remote_status == "pending":
             row.remote_status = "cancelled"  # never issued: nothing to withdraw there
         return
@@ -647,6 +658,56 @@ def close_for_bonus(bonus: PlayerBonus, status: str) -> None:
 
 
 # --- issuing through an aggregator's API ------------------------------------------------------
+
+
+def _send_later(job_name: str, send: Callable[[int], Any], grant_id: int) -> None:
+    """Once the caller's transaction has committed, ``send(grant_id)`` (an HTTP call to the
+    aggregator, up to ``aggregator_api.TIMEOUTS``) where no one waits for it:
+
+    * outside a request (a job, an operator command) at once: nothing waits on it;
+    * in a request, as the RQ job ``app.bonus.jobs.<job_name>`` when a worker runs jobs;
+    * in a request otherwise (embedded mode, or Redis refused the job): once the answer has
+      gone out (the response's ``call_on_close``), in this process.
+
+    A send lost in between (a crash) leaves the grant ``pending``: ``retry_pending`` sends it.
+    """
+    on_commit(partial(_dispatch, job_name, send, grant_id))
+
+
+def _dispatch(job_name: str, send: Callable[[int], Any], grant_id: int) -> None:
+    if not has_request_context():
+        send(grant_id)
+        return
+    if queues.queue().is_async:
+        try:
+            queues.enqueue(f"app.bonus.jobs.{job_name}", grant_id)
+            return
+        except Exception as exc:  # Redis down: the answer must not fail, nor wait
+            log.warning("free rounds %s of grant %s not queued (%s): sent after the answer",
+                        job_name, grant_id, exc)  # fmt: skip
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    @after_this_request
+    def _after_answer(response: Response) -> Response:
+        response.call_on_close(partial(_run_detached, app, send, grant_id))
+        return response
+
+
+def _run_detached(app: Flask, send: Callable[[int], Any], grant_id: int) -> None:
+    """``send`` once the response is closed (the request's context is gone by then)."""
+    if has_app_context():  # a test client closing the response inside the test's context
+        _run_logged(send, grant_id)
+        return
+    with app.app_context():
+        _run_logged(send, grant_id)
+
+
+def _run_logged(send: Callable[[int], Any], grant_id: int) -> None:
+    try:
+        send(grant_id)
+    except Exception:
+        # The claim is committed; a lost send leaves the grant pending for ``retry_pending``.
+        log.exception("free rounds call for grant %s failed", grant_id)
 
 
 def issue_remote(grant_id: int, *, include_failed: bool = False) -> str | None:

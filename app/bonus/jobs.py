@@ -26,6 +26,19 @@ def sweep_loyalty() -> int:
 
 
 @job
+def issue_free_round(grant_id: int) -> str | None:
+    """A claim's grant issued through the aggregator's API, off the player's request (queued
+    after the claim committed); still pending afterwards, ``issue_free_rounds`` retries it."""
+    return free_spins.issue_remote(grant_id)
+
+
+@job
+def cancel_free_round(grant_id: int) -> None:
+    """An issued grant whose bonus ended withdrawn at the aggregator (best effort)."""
+    free_spins.cancel_remote(grant_id)
+
+
+@job
 def issue_free_rounds() -> dict[str, int]:
     """Free rounds still pending at an aggregator (its API did not answer): sent again with
     the same issue id (periodic)."""

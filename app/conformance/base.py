@@ -8,9 +8,12 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import requests
+
+from app.core.money import MoneyError, parse_minor
 
 #: What scenarios expect; each driver maps them to its protocol's answer codes.
 OUTCOMES = (
@@ -101,6 +104,20 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def plain(value: Any) -> str:
+    """A JSON number read as text (``97.5``, ``1E+2``) as a plain decimal string."""
+    return format(Decimal(str(value)), "f")
+
+
+def minor_total(currency: str, *amounts: Any, numbers: bool = False) -> int | None:
+    """The sum of decimal ``amounts`` (cash, bonus) in minor units of ``currency``; None when
+    one is not an amount. ``numbers``: the amounts are JSON numbers, read through ``plain``."""
+    try:
+        return sum(parse_minor(plain(a) if numbers else a, currency) for a in amounts)
+    except (MoneyError, InvalidOperation):
+        return None
+
+
 class Driver(ABC):
     """One protocol, as the aggregator side speaks it."""
 
@@ -112,6 +129,15 @@ class Driver(ABC):
     #: Shared scenarios that cannot apply to this protocol (a token that does not cover the
     #: body cannot be forged over another body); the driver's own scenarios replace them.
     not_applicable: ClassVar[tuple[str, ...]] = ()
+    #: The field of a balance call that carries the session token.
+    session_field: ClassVar[str]
+    #: How bodies travel.
+    content_type: ClassVar[str] = "application/json"
+    #: Answers' JSON numbers are read as text (exact decimals), not floats.
+    floats_as_text: ClassVar[bool] = False
+    #: A win that closes its round is followed by an ``end_round`` call (else the win's own
+    #: fields close it).
+    ends_round_apart: ClassVar[bool] = False
 
     def __init__(self, base_url: str, creds: Credentials, http: requests.Session) -> None:
         self.base_url = base_url.rstrip("/")
@@ -122,11 +148,11 @@ class Driver(ABC):
 
     # -- what scenarios call ------------------------------------------------------------------
 
-    @abstractmethod
-    def info(self, s: PlayerSession) -> Reply: ...
+    def info(self, s: PlayerSession) -> Reply:
+        return self.call("info", s, {})
 
-    @abstractmethod
-    def balance(self, s: PlayerSession, *, token: str | None = None) -> Reply: ...
+    def balance(self, s: PlayerSession, *, token: str | None = None) -> Reply:
+        return self.call("balance", s, {self.session_field: token} if token else {})
 
     @abstractmethod
     def bet_fields(self, tx: str, round_id: str, amount: Amount) -> dict[str, Any]:
@@ -136,6 +162,11 @@ class Driver(ABC):
         return self.call("bet", s, {**self.bet_fields(tx, round_id, amount), **over})
 
     @abstractmethod
+    def win_fields(
+        self, tx: str, round_id: str, amount: Amount, *, bet_tx: str | None, close: bool
+    ) -> dict[str, Any]:
+        """A win's fields under the protocol's names (``close``: it ends the round)."""
+
     def win(
         self,
         s: PlayerSession,
@@ -146,7 +177,12 @@ class Driver(ABC):
         bet_tx: str | None,
         close: bool = False,
         **over: Any,
-    ) -> Reply: ...
+    ) -> Reply:
+        fields = self.win_fields(tx, round_id, amount, bet_tx=bet_tx, close=close)
+        reply = self.call("win", s, {**fields, **over})
+        if close and self.ends_round_apart and self.expects(reply, "ok"):
+            self.close_round(s, f"{tx}:end", round_id, bet_tx or "")
+        return reply
 
     @abstractmethod
     def rollback(
@@ -166,7 +202,31 @@ class Driver(ABC):
         """The headers that sign ``body`` with ``creds`` (default: the provider's own)."""
 
     @abstractmethod
-    def parse(self, path: str, sent: bytes, response: requests.Response) -> Reply: ...
+    def answer(self, response: requests.Response, body: Any) -> tuple[str | None, int | None]:
+        """(code, balance) of an answer whose JSON is ``body`` (None: not JSON); a None code
+        is reported as ``HTTP <status>``."""
+
+    def answer_signed(self, response: requests.Response) -> bool | None:
+        """Whether the answer carries our valid signature (None: the protocol signs none)."""
+        return None
+
+    def parse(self, path: str, sent: bytes, response: requests.Response) -> Reply:
+        try:
+            body = response.json(parse_float=str) if self.floats_as_text else response.json()
+        except ValueError:
+            body = None
+        code, balance = self.answer(response, body)
+        signed = self.answer_signed(response)
+        return Reply(
+            f"POST /{path}" if path else "POST",
+            sent,
+            response.status_code,
+            body,
+            code or f"HTTP {response.status_code}",
+            balance,
+            signed,
+            raw=response.content,
+        )
 
     # -- shared plumbing ----------------------------------------------------------------------
 
@@ -184,13 +244,21 @@ class Driver(ABC):
         headers: dict[str, str] | None = None,
         *,
         code: str | None = None,
-        content_type: str = "application/json",
     ) -> Reply:
-        all_headers = {"Content-Type": content_type, **(headers or {})}
-        response = self.http.post(self.url(path, code), data=body, headers=all_headers, timeout=30)
-        reply = self.parse(path, body, response)
+        url, wire, headers = self.prepare(self.url(path, code), body, dict(headers or {}))
+        all_headers = {"Content-Type": self.content_type, **headers}
+        response = self.http.post(url, data=wire, headers=all_headers, timeout=30)
+        reply = self.parse(path, wire, response)
         self.log.append(reply)
         return reply
+
+    def prepare(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[str, bytes, dict[str, str]]:
+        """(url, body, headers) as they go on the wire: a protocol whose credential travels in
+        the body or the query moves it there from the marker header ``signature_headers``
+        set."""
+        return url, body, headers
 
     def call(self, call: str, s: PlayerSession, fields: dict[str, Any]) -> Reply:
         path, body = self.build(call, s, fields)
@@ -200,7 +268,8 @@ class Driver(ABC):
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    """JSON of ``payload`` where ``RawJSON`` values are written as their literal tokens."""
+    """JSON of ``payload`` where ``RawJSON`` values, at any depth, are written as their literal
+    tokens."""
     raws: dict[str, str] = {}
     # A placeholder no real value can equal (random per call).
     nonce = secrets.token_hex(8)
@@ -210,9 +279,13 @@ def encode(payload: dict[str, Any]) -> bytes:
             key = f"__raw_{nonce}_{len(raws)}__"
             raws[key] = value.token
             return key
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
         return value
 
-    text = json.dumps({k: mark(v) for k, v in payload.items()}, ensure_ascii=False)
+    text = json.dumps(mark(payload), ensure_ascii=False)
     for key, token in raws.items():
         text = text.replace(json.dumps(key), token)
     return text.encode()

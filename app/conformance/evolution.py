@@ -10,7 +10,6 @@ protocol's own scenarios check wrong and near-miss tokens instead."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,19 +25,21 @@ from app.conformance.base import (
     RawJSON,
     Reply,
     encode,
+    minor_total,
 )
-from app.core.money import MoneyError, parse_minor
 
 #: Where ``signature_headers`` puts the token for ``send`` (never sent as a header).
 TOKEN_MARKER = "X-Conformance-Evolution-Auth"  # noqa: S105 - a header name, not a secret
 
 PATHS = {"info": "check", "balance": "balance", "bet": "debit", "win": "credit",
-         "rollback": "cancel", "end_round": "credit"}  # fmt: skip
+         "rollback": "cancel", "end_round": "credit", "promo_payout": "promo_payout"}  # fmt: skip
 
 
 class EvolutionDriver(Driver):
     protocol = "evolution"
     game_field = "game"
+    session_field = "sid"
+    floats_as_text = True
     not_applicable = (
         "bad_signature_is_refused",
         "tampered_body_is_refused",
@@ -81,8 +82,18 @@ class EvolutionDriver(Driver):
             if "amount" in fields:
                 tx["amount"] = fields.pop("amount")
             body["transaction"] = {k: v for k, v in tx.items() if v is not None}
+        if path == "promo_payout":
+            game = fields.pop("game", s.game)
+            body["game"] = {"id": None, "type": "slots",
+                            "details": {"table": {"id": game, "vid": None}}}  # fmt: skip
+            promo = {"type": fields.pop("type", "JackpotWin"), "id": fields.pop("id", None)}
+            if "amount" in fields:
+                promo["amount"] = _amount(fields.pop("amount"))
+            if "jackpots" in fields:
+                promo["jackpots"] = fields.pop("jackpots")
+            body["promoTransaction"] = promo
         body.update(fields)
-        return path, _encode(body)
+        return path, encode(body)
 
     def signature_headers(self, body: bytes, creds: Credentials | None = None) -> dict[str, str]:
         return self.token_headers((creds or self.creds).secret or "")
@@ -92,72 +103,34 @@ class EvolutionDriver(Driver):
         """Send ``token`` as the query's ``authToken``."""
         return {TOKEN_MARKER: token}
 
-    def send(
-        self,
-        path: str,
-        body: bytes,
-        headers: dict[str, str] | None = None,
-        *,
-        code: str | None = None,
-        content_type: str = "application/json",
-    ) -> Reply:
-        headers = dict(headers or {})
+    def prepare(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[str, bytes, dict[str, str]]:
         token = headers.pop(TOKEN_MARKER, None)
-        url = self.url(path, code)
         if token is not None:
             url += "?" + urlencode({"authToken": token})
-        all_headers = {"Content-Type": content_type, **headers}
-        response = self.http.post(url, data=body, headers=all_headers, timeout=30)
-        reply = self.parse(path, body, response)
-        self.log.append(reply)
-        return reply
+        return url, body, headers
 
-    def parse(self, path: str, sent: bytes, response: requests.Response) -> Reply:
-        try:
-            body = response.json(parse_float=str)
-        except ValueError:
-            body = None
-        code = f"HTTP {response.status_code}"
-        balance = None
-        if response.status_code == 200 and isinstance(body, dict):
-            code = str(body.get("status"))
-            try:
-                if body.get("balance") is not None:
-                    balance = parse_minor(_plain(body["balance"]), "EUR") + parse_minor(
-                        _plain(body.get("bonus") or 0), "EUR"
-                    )
-            except (MoneyError, InvalidOperation):
-                balance = None
-        return Reply(
-            f"POST /{path}", sent, response.status_code, body, code, balance,
-            raw=response.content,
-        )  # fmt: skip
-
-    def info(self, s: PlayerSession) -> Reply:
-        return self.call("info", s, {})
-
-    def balance(self, s: PlayerSession, *, token: str | None = None) -> Reply:
-        return self.call("balance", s, {"sid": token} if token else {})
+    def answer(self, response: requests.Response, body: Any) -> tuple[str | None, int | None]:
+        if response.status_code != 200 or not isinstance(body, dict):
+            return None, None
+        if body.get("balance") is None:
+            return str(body.get("status")), None
+        cash, bonus = body["balance"], body.get("bonus") or 0
+        return str(body.get("status")), minor_total("EUR", cash, bonus, numbers=True)
 
     def bet_fields(self, tx: str, round_id: str, amount: Amount) -> dict[str, Any]:
         return {"id": tx, "refId": tx, "round": round_id, "amount": _amount(amount)}
 
-    def win(
-        self,
-        s: PlayerSession,
-        tx: str,
-        round_id: str,
-        amount: Amount,
-        *,
-        bet_tx: str | None,
-        close: bool = False,
-        **over: Any,
-    ) -> Reply:
-        fields = {"id": tx, "refId": bet_tx, "round": round_id, "amount": _amount(amount)}
-        return self.call("win", s, {**fields, **over})
+    def win_fields(
+        self, tx: str, round_id: str, amount: Amount, *, bet_tx: str | None, close: bool
+    ) -> dict[str, Any]:
+        return {"id": tx, "refId": bet_tx, "round": round_id, "amount": _amount(amount)}
 
     def rollback(self, s: PlayerSession, tx: str, bet_tx: str, round_id: str, **over: Any) -> Reply:
-        fields = {"id": tx, "refId": bet_tx, "round": round_id, **over}
+        # A cancel names the debit by the debit's own id (it has no id of its own); its refId
+        # is the debit's correlation id (``bet_fields``: the debit's id too).
+        fields = {"id": bet_tx, "refId": bet_tx, "round": round_id, **over}
         if "amount" in fields:
             fields["amount"] = _amount(fields["amount"])
         return self.call("rollback", s, fields)
@@ -176,18 +149,3 @@ def _amount(amount: Amount) -> Any:
     except InvalidOperation:
         return amount
     return RawJSON(amount)
-
-
-def _plain(value: Any) -> str:
-    return format(Decimal(str(value)), "f")
-
-
-def _encode(body: dict[str, Any]) -> bytes:
-    """``encode`` with the transaction's raw amount written as its literal token."""
-    tx = body.get("transaction")
-    if not isinstance(tx, dict) or not isinstance(tx.get("amount"), RawJSON):
-        return encode(body)
-    amount = tx["amount"]
-    marker = "__evolution_amount__"
-    text = encode({**body, "transaction": {**tx, "amount": marker}}).decode()
-    return text.replace(json.dumps(marker), amount.token).encode()

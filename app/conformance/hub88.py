@@ -40,6 +40,7 @@ def units(amount: Amount) -> Any:
 class Hub88Driver(Driver):
     protocol = "hub88"
     game_field = "game_code"
+    session_field = "token"
     codes = {
         "ok": ("RS_OK",),
         "duplicate": ("RS_ERROR_DUPLICATE_TRANSACTION",),
@@ -70,32 +71,31 @@ class Hub88Driver(Driver):
         key = (creds or self.creds).private_key or ""
         return {SIGNATURE_HEADER: rsa_sign(key, body)}
 
-    def parse(self, path: str, sent: bytes, response: requests.Response) -> Reply:
+    def answer(self, response: requests.Response, body: Any) -> tuple[str | None, int | None]:
+        if response.status_code != 200 or not isinstance(body, dict):
+            return None, None
+        code = str(body.get("status")) if self._signed(response) else "BAD_ANSWER_SIGNATURE"
+        balance = None
+        try:
+            if isinstance(body.get("balance"), int) and body.get("currency"):
+                exp = exponent(str(body["currency"]))
+                minor = Decimal(body["balance"]).scaleb(exp - 5)
+                balance = int(minor) if minor == minor.to_integral_value() else None
+        except MoneyError:
+            balance = None
+        return code, balance
+
+    def answer_signed(self, response: requests.Response) -> bool | None:
+        # Judged on a well-formed answer only (a 5xx page or HTML is not the protocol's).
+        if response.status_code != 200:
+            return None
         try:
             body = response.json()
         except ValueError:
-            body = None
-        code = f"HTTP {response.status_code}"
-        balance = None
-        signed = None
-        if response.status_code == 200 and isinstance(body, dict):
-            code = str(body.get("status"))
-            signed = self._answer_signed(response)
-            if not signed:
-                code = "BAD_ANSWER_SIGNATURE"
-            try:
-                if isinstance(body.get("balance"), int) and body.get("currency"):
-                    exp = exponent(str(body["currency"]))
-                    minor = Decimal(body["balance"]).scaleb(exp - 5)
-                    balance = int(minor) if minor == minor.to_integral_value() else None
-            except MoneyError:
-                balance = None
-        return Reply(
-            f"POST /{path}", sent, response.status_code, body, code, balance, signed,
-            raw=response.content,
-        )  # fmt: skip
+            return None
+        return self._signed(response) if isinstance(body, dict) else None
 
-    def _answer_signed(self, response: requests.Response) -> bool:
+    def _signed(self, response: requests.Response) -> bool:
         signature = response.headers.get(SIGNATURE_HEADER)
         if not signature or not self.creds.answer_key:
             return False
@@ -104,35 +104,19 @@ class Hub88Driver(Driver):
         except BadKey:
             return False
 
-    def info(self, s: PlayerSession) -> Reply:
-        return self.call("info", s, {})
-
-    def balance(self, s: PlayerSession, *, token: str | None = None) -> Reply:
-        return self.call("balance", s, {"token": token} if token else {})
-
     def bet_fields(self, tx: str, round_id: str, amount: Amount) -> dict[str, Any]:
         return {"transaction_uuid": tx, "round": round_id, "amount": units(amount)}
 
-    def win(
-        self,
-        s: PlayerSession,
-        tx: str,
-        round_id: str,
-        amount: Amount,
-        *,
-        bet_tx: str | None,
-        close: bool = False,
-        **over: Any,
-    ) -> Reply:
-        fields = {
+    def win_fields(
+        self, tx: str, round_id: str, amount: Amount, *, bet_tx: str | None, close: bool
+    ) -> dict[str, Any]:
+        return {
             "transaction_uuid": tx,
             "round": round_id,
             "amount": units(amount),
             "reference_transaction_uuid": bet_tx,
             "round_closed": close,
-            **over,
         }
-        return self.call("win", s, fields)
 
     def rollback(self, s: PlayerSession, tx: str, bet_tx: str, round_id: str, **over: Any) -> Reply:
         fields = {

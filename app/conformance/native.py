@@ -14,14 +14,16 @@ from app.conformance.base import (
     PlayerSession,
     Reply,
     encode,
+    minor_total,
 )
-from app.core.money import MoneyError, parse_minor
 from app.play.callbacks.adapters import native_signature
 
 
 class NativeDriver(Driver):
     protocol = "native"
     game_field = "game_id"
+    session_field = "session_token"
+    ends_round_apart = True
     codes = {
         "ok": ("ok",),
         "duplicate": ("DUPLICATE_MISMATCH",),
@@ -54,58 +56,28 @@ class NativeDriver(Driver):
         secret = (creds or self.creds).secret or ""
         return {"X-Signature": native_signature(secret, body)}
 
-    def parse(self, path: str, sent: bytes, response: requests.Response) -> Reply:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        code = f"HTTP {response.status_code}"
-        balance = None
-        if response.status_code == 200 and isinstance(body, dict):
-            code = "ok" if body.get("status") == "ok" else str(body.get("code"))
-            try:
-                if body.get("balance") is not None and body.get("currency"):
-                    balance = parse_minor(body["balance"], body["currency"]) + parse_minor(
-                        body.get("bonus_balance") or "0", body["currency"]
-                    )
-            except MoneyError:
-                balance = None
-        return Reply(
-            f"POST /{path}" if path else "POST", sent, response.status_code, body, code, balance,
-            raw=response.content,
-        )  # fmt: skip
-
-    def info(self, s: PlayerSession) -> Reply:
-        return self.call("info", s, {})
-
-    def balance(self, s: PlayerSession, *, token: str | None = None) -> Reply:
-        return self.call("balance", s, {"session_token": token} if token else {})
+    def answer(self, response: requests.Response, body: Any) -> tuple[str | None, int | None]:
+        if response.status_code != 200 or not isinstance(body, dict):
+            return None, None
+        code = "ok" if body.get("status") == "ok" else str(body.get("code"))
+        if body.get("balance") is None or not body.get("currency"):
+            return code, None
+        return code, minor_total(
+            body["currency"], body["balance"], body.get("bonus_balance") or "0"
+        )
 
     def bet_fields(self, tx: str, round_id: str, amount: Amount) -> dict[str, Any]:
         return {"transaction_id": tx, "round_id": round_id, "amount": amount}
 
-    def win(
-        self,
-        s: PlayerSession,
-        tx: str,
-        round_id: str,
-        amount: Amount,
-        *,
-        bet_tx: str | None,
-        close: bool = False,
-        **over: Any,
-    ) -> Reply:
-        fields = {
+    def win_fields(
+        self, tx: str, round_id: str, amount: Amount, *, bet_tx: str | None, close: bool
+    ) -> dict[str, Any]:
+        return {
             "transaction_id": tx,
             "round_id": round_id,
             "amount": amount,
             "reference_transaction_id": bet_tx,
-            **over,
         }
-        reply = self.call("win", s, fields)
-        if close and self.expects(reply, "ok"):
-            self.close_round(s, f"{tx}:end", round_id, bet_tx or "")
-        return reply
 
     def rollback(self, s: PlayerSession, tx: str, bet_tx: str, round_id: str, **over: Any) -> Reply:
         fields = {"transaction_id": tx, "reference_transaction_id": bet_tx, "round_id": round_id}

@@ -9,7 +9,6 @@ it exactly as they do a header."""
 from __future__ import annotations
 
 import time
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -22,8 +21,8 @@ from app.conformance.base import (
     PlayerSession,
     Reply,
     amount_text,
+    minor_total,
 )
-from app.core.money import MoneyError, parse_minor
 from app.play.callbacks.adapters.pragmatic import pragmatic_hash
 
 #: Where ``signature_headers`` puts the hash for ``send`` (never sent as a header).
@@ -45,6 +44,10 @@ METHODS = {
 class PragmaticDriver(Driver):
     protocol = "pragmatic"
     game_field = "gameId"
+    session_field = "token"
+    content_type = "application/x-www-form-urlencoded"
+    floats_as_text = True
+    ends_round_apart = True
     codes = {
         "ok": ("0",),
         "duplicate": ("7",),
@@ -81,69 +84,31 @@ class PragmaticDriver(Driver):
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         return {HASH_MARKER: pragmatic_hash(secret, params)}
 
-    def send(
-        self,
-        path: str,
-        body: bytes,
-        headers: dict[str, str] | None = None,
-        *,
-        code: str | None = None,
-        content_type: str = "application/x-www-form-urlencoded",
-    ) -> Reply:
-        headers = dict(headers or {})
+    def prepare(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[str, bytes, dict[str, str]]:
         digest = headers.pop(HASH_MARKER, None)
         if digest is not None:
             body = body + (b"&" if body else b"") + urlencode({"hash": digest}).encode()
-        return super().send(path, body, headers, code=code, content_type=content_type)
+        return url, body, headers
 
-    def parse(self, path: str, sent: bytes, response: requests.Response) -> Reply:
-        try:
-            body = response.json(parse_float=str)
-        except ValueError:
-            body = None
-        code = f"HTTP {response.status_code}"
-        balance = None
-        if response.status_code == 200 and isinstance(body, dict):
-            code = str(body.get("error"))
-            currency = body.get("currency")
-            try:
-                if currency and body.get("cash") is not None:
-                    balance = parse_minor(_plain(body["cash"]), currency) + parse_minor(
-                        _plain(body.get("bonus") or 0), currency
-                    )
-            except (MoneyError, InvalidOperation):
-                balance = None
-        return Reply(
-            f"POST /{path}", sent, response.status_code, body, code, balance,
-            raw=response.content,
-        )  # fmt: skip
-
-    def info(self, s: PlayerSession) -> Reply:
-        return self.call("info", s, {})
-
-    def balance(self, s: PlayerSession, *, token: str | None = None) -> Reply:
-        return self.call("balance", s, {"token": token} if token else {})
+    def answer(self, response: requests.Response, body: Any) -> tuple[str | None, int | None]:
+        if response.status_code != 200 or not isinstance(body, dict):
+            return None, None
+        currency = body.get("currency")
+        if not currency or body.get("cash") is None:
+            return str(body.get("error")), None
+        cash, bonus = body["cash"], body.get("bonus") or 0
+        return str(body.get("error")), minor_total(currency, cash, bonus, numbers=True)
 
     def bet_fields(self, tx: str, round_id: str, amount: Amount) -> dict[str, Any]:
         return {"reference": tx, "roundId": round_id, "amount": amount_text(amount)}
 
-    def win(
-        self,
-        s: PlayerSession,
-        tx: str,
-        round_id: str,
-        amount: Amount,
-        *,
-        bet_tx: str | None,
-        close: bool = False,
-        **over: Any,
-    ) -> Reply:
+    def win_fields(
+        self, tx: str, round_id: str, amount: Amount, *, bet_tx: str | None, close: bool
+    ) -> dict[str, Any]:
         # A Pragmatic result does not name its bet: the round does.
-        fields = {"reference": tx, "roundId": round_id, "amount": amount_text(amount), **over}
-        reply = self.call("win", s, fields)
-        if close and self.expects(reply, "ok"):
-            self.close_round(s, f"{tx}:end", round_id, bet_tx or "")
-        return reply
+        return {"reference": tx, "roundId": round_id, "amount": amount_text(amount)}
 
     def rollback(self, s: PlayerSession, tx: str, bet_tx: str, round_id: str, **over: Any) -> Reply:
         # A refund names the bet by its reference; it has no id of its own.
@@ -151,8 +116,3 @@ class PragmaticDriver(Driver):
 
     def close_round(self, s: PlayerSession, tx: str, round_id: str, bet_tx: str) -> Reply:
         return self.call("end_round", s, {"roundId": round_id})
-
-
-def _plain(value: Any) -> str:
-    """A JSON number read as text (``97.5``) as a plain decimal string."""
-    return format(Decimal(str(value)), "f")

@@ -7,14 +7,15 @@ also checks that the balance did not move.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
-from app.conformance.aggregator import AggregatorApi, ApiCall
+from app.conformance.aggregator import GIS_TOTAL_BETS, AggregatorApi, ApiCall
 from app.conformance.base import (
     Driver,
     Failed,
@@ -37,6 +38,9 @@ from app.conformance.fixtures import (
 from app.conformance.slotegrator import SlotegratorDriver
 from app.conformance.softswiss import SoftSwissDriver
 from app.core.crypto import rsa_verify
+from app.play import aggregator_api
+from app.play.callbacks.adapters.slotegrator import SIGNED_HEADERS as GIS_HEADERS
+from app.play.callbacks.adapters.slotegrator import slotegrator_signature
 
 
 @dataclass
@@ -69,6 +73,24 @@ def same_balance(ctx: Context, s: PlayerSession, before: int) -> None:
     after = balance_of(ctx, s)
     if after != before:
         raise Failed(f"a refused call moved money: balance {before} -> {after}")
+
+
+def refused(ctx: Context, s: PlayerSession, send: Callable[[], Reply], *outcomes: str) -> Reply:
+    """``send`` answers one of ``outcomes`` and ``s``'s balance does not move."""
+    before = balance_of(ctx, s)
+    reply = expect(ctx, send(), *outcomes)
+    same_balance(ctx, s, before)
+    return reply
+
+
+AnyDriver = TypeVar("AnyDriver", bound=Driver)
+
+
+def driver_of(ctx: Context, kind: type[AnyDriver]) -> AnyDriver:
+    """The run's driver as the protocol's own (a scenario registered for that protocol)."""
+    if not isinstance(ctx.driver, kind):  # pragma: no cover - registered for it
+        raise Failed(f"a {kind.protocol} scenario run with another driver")
+    return ctx.driver
 
 
 SCENARIOS: list[Scenario] = []
@@ -196,11 +218,9 @@ def exact_win_retry_answers_the_same_and_credits_once(ctx: Context) -> None:
 def _changed_bet(ctx: Context, name: str, outcomes: tuple[str, ...], **change: Any) -> None:
     s, d = ctx.setup.main, ctx.driver
     expect(ctx, d.bet(s, ctx.id(name), ctx.id(f"{name}r"), "1.00"), "ok")
-    before = balance_of(ctx, s)
     round_id = change.pop("round_id", ctx.id(f"{name}r"))
     amount = change.pop("amount", "1.00")
-    expect(ctx, d.bet(s, ctx.id(name), round_id, amount, **change), *outcomes)
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.bet(s, ctx.id(name), round_id, amount, **change), *outcomes)
 
 
 @scenario("idempotency")
@@ -222,17 +242,14 @@ def same_bet_id_in_another_currency_is_refused(ctx: Context) -> None:
 def same_bet_id_from_another_player_is_a_duplicate(ctx: Context) -> None:
     s, other, d = ctx.setup.main, ctx.setup.second, ctx.driver
     expect(ctx, d.bet(s, ctx.id("b15"), ctx.id("r15"), "1.00"), "ok")
-    before = balance_of(ctx, other)
-    expect(ctx, d.bet(other, ctx.id("b15"), ctx.id("r15"), "1.00"), "duplicate")
-    same_balance(ctx, other, before)
+    refused(ctx, other, lambda: d.bet(other, ctx.id("b15"), ctx.id("r15"), "1.00"), "duplicate")
 
 
 @scenario("idempotency")
 def win_for_an_unknown_bet_does_not_exist(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
-    expect(ctx, d.win(s, ctx.id("w16"), ctx.id("r16"), "5.00", bet_tx=ctx.id("b16")), "not_found")
-    same_balance(ctx, s, before)
+    win = partial(d.win, s, ctx.id("w16"), ctx.id("r16"), "5.00", bet_tx=ctx.id("b16"))
+    refused(ctx, s, win, "not_found")
 
 
 @scenario("idempotency")
@@ -333,12 +350,13 @@ def two_players_racing_one_transaction_id_are_kept_apart(ctx: Context) -> None:
 # --- security --------------------------------------------------------------------------------
 
 
-def _refused_bet(ctx: Context, name: str, send: Callable[[str, bytes], Reply]) -> None:
+def _refused_bet(
+    ctx: Context, name: str, send: Callable[[str, bytes], Reply], *outcomes: str
+) -> None:
+    """A bet built as usual, sent by ``send`` (as it signs it): refused, nothing moves."""
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"{name}r"), "1.00"))
-    expect(ctx, send(path, body), "bad_signature")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: send(path, body), *(outcomes or ("bad_signature",)))
 
 
 @scenario("security")
@@ -370,12 +388,10 @@ def another_providers_signature_is_refused(ctx: Context) -> None:
 @scenario("security")
 def tampered_body_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     path, body = d.build("bet", s, d.bet_fields(ctx.id("b33"), ctx.id("r33"), "1.00"))
     headers = d.signature_headers(body)
     _path, tampered = d.build("bet", s, d.bet_fields(ctx.id("b33"), ctx.id("r33"), "0.01"))
-    expect(ctx, d.send(path, tampered, headers), "bad_signature")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.send(path, tampered, headers), "bad_signature")
 
 
 @scenario("security")
@@ -384,20 +400,16 @@ def replayed_signature_with_another_body_is_refused(ctx: Context) -> None:
     path, body = d.build("bet", s, d.bet_fields(ctx.id("b34"), ctx.id("r34"), "1.00"))
     headers = d.signature_headers(body)
     expect(ctx, d.send(path, body, headers), "ok")
-    before = balance_of(ctx, s)
     _path, other = d.build("bet", s, d.bet_fields(ctx.id("b34b"), ctx.id("r34"), "1.00"))
-    expect(ctx, d.send(path, other, headers), "bad_signature")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.send(path, other, headers), "bad_signature")
 
 
 @scenario("security")
 def another_providers_session_token_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     foreign = ctx.setup.foreign
     # Signed correctly by this provider, but the session was opened with the other one.
-    expect(ctx, d.bet(foreign, ctx.id("b35"), ctx.id("r35"), "1.00"), "invalid_token")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.bet(foreign, ctx.id("b35"), ctx.id("r35"), "1.00"), "invalid_token")
 
 
 @scenario("security")
@@ -430,17 +442,13 @@ def suspended_player_may_not_bet_but_is_paid(ctx: Context) -> None:
 @scenario("player")
 def self_excluded_player_may_not_bet(ctx: Context) -> None:
     s = ctx.setup.excluded
-    before = balance_of(ctx, s)
-    expect(ctx, ctx.driver.bet(s, ctx.id("b41"), ctx.id("r41"), "1.00"), "blocked")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: ctx.driver.bet(s, ctx.id("b41"), ctx.id("r41"), "1.00"), "blocked")
 
 
 @scenario("player")
 def wager_limit_refuses_the_bet(ctx: Context) -> None:
     s = ctx.setup.limited
-    before = balance_of(ctx, s)
-    expect(ctx, ctx.driver.bet(s, ctx.id("b42"), ctx.id("r42"), "2.00"), "limit")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: ctx.driver.bet(s, ctx.id("b42"), ctx.id("r42"), "2.00"), "limit")
 
 
 @scenario("player")
@@ -462,11 +470,17 @@ def zero_bet_is_accepted_and_moves_nothing(ctx: Context) -> None:
     expect(ctx, ctx.driver.bet(s, ctx.id("b50"), ctx.id("r50"), "0"), "ok", balance=before)
 
 
-def _bad_amount(ctx: Context, name: str, amount: str | RawJSON) -> None:
+def _refused_main_bet(
+    ctx: Context, name: str, amount: str | RawJSON, *outcomes: str, **over: Any
+) -> None:
+    """The main player's bet ``name`` of ``amount`` is refused (default: a bad request)."""
     s = ctx.setup.main
-    before = balance_of(ctx, s)
-    expect(ctx, ctx.driver.bet(s, ctx.id(name), ctx.id(f"{name}r"), amount), "bad_request")
-    same_balance(ctx, s, before)
+    bet = partial(ctx.driver.bet, s, ctx.id(name), ctx.id(f"{name}r"), amount, **over)
+    refused(ctx, s, bet, *(outcomes or ("bad_request",)))
+
+
+def _bad_amount(ctx: Context, name: str, amount: str | RawJSON) -> None:
+    _refused_main_bet(ctx, name, amount)
 
 
 @scenario("edge")
@@ -508,27 +522,19 @@ def unicode_ids_work_and_retry(ctx: Context) -> None:
 @scenario("edge")
 def very_long_id_is_refused_cleanly(ctx: Context) -> None:
     s = ctx.setup.main
-    before = balance_of(ctx, s)
-    expect(ctx, ctx.driver.bet(s, ctx.id("b57-" + "x" * 300), ctx.id("r57"), "1.00"), "bad_request")
-    same_balance(ctx, s, before)
+    bet = partial(ctx.driver.bet, s, ctx.id("b57-" + "x" * 300), ctx.id("r57"), "1.00")
+    refused(ctx, s, bet, "bad_request")
 
 
 @scenario("edge")
 def wrong_currency_is_refused(ctx: Context) -> None:
-    s = ctx.setup.main
-    before = balance_of(ctx, s)
-    reply = ctx.driver.bet(s, ctx.id("b58"), ctx.id("r58"), "1.00", currency="USD")
-    expect(ctx, reply, "wrong_currency")
-    same_balance(ctx, s, before)
+    _refused_main_bet(ctx, "b58", "1.00", "wrong_currency", currency="USD")
 
 
 @scenario("edge")
 def unknown_game_is_refused(ctx: Context) -> None:
-    s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
-    reply = d.bet(s, ctx.id("b59"), ctx.id("r59"), "1.00", **{d.game_field: "cf-no-such-game"})
-    expect(ctx, reply, "unknown_game")
-    same_balance(ctx, s, before)
+    game = {ctx.driver.game_field: "cf-no-such-game"}
+    _refused_main_bet(ctx, "b59", "1.00", "unknown_game", **game)
 
 
 @scenario("edge")
@@ -541,24 +547,16 @@ def unknown_token_is_refused(ctx: Context) -> None:
 
 @scenario("edge")
 def expired_token_may_not_bet(ctx: Context) -> None:
-    s = ctx.setup.main
-    before = balance_of(ctx, s)
-    expect(
-        ctx,
-        ctx.driver.bet(ctx.setup.expired, ctx.id("b60"), ctx.id("r60"), "1.00"),
-        "expired_token",
-    )
-    same_balance(ctx, s, before)
+    late = partial(ctx.driver.bet, ctx.setup.expired, ctx.id("b60"), ctx.id("r60"), "1.00")
+    refused(ctx, ctx.setup.main, late, "expired_token")
 
 
 @scenario("edge")
 def malformed_json_is_refused(ctx: Context) -> None:
-    s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
-    path, _body = d.build("bet", s, d.bet_fields(ctx.id("b61"), ctx.id("r61"), "1.00"))
+    d = ctx.driver
     body = b'{"transaction": '
-    expect(ctx, d.send(path, body, d.signature_headers(body)), "bad_request")
-    same_balance(ctx, s, before)
+    _refused_bet(ctx, "b61", lambda path, _: d.send(path, body, d.signature_headers(body)),
+                 "bad_request")  # fmt: skip
 
 
 # --- protocol features -----------------------------------------------------------------------
@@ -568,10 +566,8 @@ def malformed_json_is_refused(ctx: Context) -> None:
 def rollback_with_another_amount_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
     expect(ctx, d.bet(s, ctx.id("b70"), ctx.id("r70"), "2.00"), "ok")
-    before = balance_of(ctx, s)
-    reply = d.rollback(s, ctx.id("x70"), ctx.id("b70"), ctx.id("r70"), amount="1.00")
-    expect(ctx, reply, "bad_request")
-    same_balance(ctx, s, before)
+    rollback = partial(d.rollback, s, ctx.id("x70"), ctx.id("b70"), ctx.id("r70"), amount="1.00")
+    refused(ctx, s, rollback, "bad_request")
 
 
 @scenario("protocol", "hub88")
@@ -621,10 +617,8 @@ def unknown_user_is_player_not_found(ctx: Context) -> None:
 @scenario("protocol", "pragmatic")
 def missing_parameter_is_bad_parameters(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     fields = {**d.bet_fields(ctx.id("b80"), ctx.id("r80"), "1.00"), "roundId": None}
-    expect(ctx, d.call("bet", s, fields), "bad_request")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.call("bet", s, fields), "bad_request")
 
 
 @scenario("protocol", "pragmatic")
@@ -657,28 +651,22 @@ def promo_win_credits_once_outside_any_round(ctx: Context) -> None:
 @scenario("protocol", "pragmatic")
 def promo_win_in_another_currency_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
-    before = balance_of(ctx, s)
     fields = {"reference": ctx.id("pw83"), "campaignId": ctx.id("camp83"), "amount": "1.00",
               "currency": "USD"}  # fmt: skip
-    expect(ctx, d.call("promo_win", s, fields), "wrong_currency")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.call("promo_win", s, fields), "wrong_currency")
 
 
 @scenario("protocol", "pragmatic")
 def jackpot_win_from_an_unknown_pool_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, ctx.driver
     expect(ctx, d.bet(s, ctx.id("b84"), ctx.id("r84"), "1.00"), "ok")
-    before = balance_of(ctx, s)
     fields = {"reference": ctx.id("jw84"), "roundId": ctx.id("r84"), "amount": "50.00",
               "jackpotId": "cf-no-such-pool"}  # fmt: skip
-    expect(ctx, d.call("jackpot_win", s, fields), "bad_request")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.call("jackpot_win", s, fields), "bad_request")
 
 
 def _softswiss(ctx: Context) -> SoftSwissDriver:
-    if not isinstance(ctx.driver, SoftSwissDriver):  # pragma: no cover - registered for it
-        raise Failed("a SoftSwiss scenario run with another driver")
-    return ctx.driver
+    return driver_of(ctx, SoftSwissDriver)
 
 
 @scenario("protocol", "softswiss")
@@ -721,16 +709,12 @@ def retried_play_answers_the_same_transactions_and_moves_money_once(ctx: Context
 @scenario("protocol", "softswiss")
 def same_action_id_twice_in_one_play_is_refused(ctx: Context) -> None:
     s, d = ctx.setup.main, _softswiss(ctx)
-    before = balance_of(ctx, s)
     actions = [("bet", ctx.id("b93"), "1.00"), ("bet", ctx.id("b93"), "1.00")]
-    expect(ctx, d.play(s, ctx.id("r93"), actions), "duplicate")
-    same_balance(ctx, s, before)
+    refused(ctx, s, lambda: d.play(s, ctx.id("r93"), actions), "duplicate")
 
 
 def _slotegrator(ctx: Context) -> SlotegratorDriver:
-    if not isinstance(ctx.driver, SlotegratorDriver):  # pragma: no cover - registered for it
-        raise Failed("a Slotegrator scenario run with another driver")
-    return ctx.driver
+    return driver_of(ctx, SlotegratorDriver)
 
 
 def _slotegrator_code(reply: Reply, code: str) -> Reply:
@@ -739,24 +723,24 @@ def _slotegrator_code(reply: Reply, code: str) -> Reply:
     return reply
 
 
-@scenario("security", "slotegrator")
-def stale_timestamp_is_refused(ctx: Context) -> None:
+def _bet_signed_at(ctx: Context, name: str, skew: int) -> None:
+    """A bet signed ``skew`` seconds off the clock: REQUEST_EXPIRED, nothing moves."""
     s, d = ctx.setup.main, _slotegrator(ctx)
     before = balance_of(ctx, s)
-    path, body = d.build("bet", s, d.bet_fields(ctx.id("b100"), ctx.id("r100"), "1.00"))
-    headers = d.signed_headers(body, timestamp=int(time.time()) - 600)
+    path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"r{name[1:]}"), "1.00"))
+    headers = d.signed_headers(body, timestamp=int(time.time()) + skew)
     _slotegrator_code(d.send(path, body, headers), "REQUEST_EXPIRED")
     same_balance(ctx, s, before)
+
+
+@scenario("security", "slotegrator")
+def stale_timestamp_is_refused(ctx: Context) -> None:
+    _bet_signed_at(ctx, "b100", -600)
 
 
 @scenario("security", "slotegrator")
 def timestamp_from_the_future_is_refused(ctx: Context) -> None:
-    s, d = ctx.setup.main, _slotegrator(ctx)
-    before = balance_of(ctx, s)
-    path, body = d.build("bet", s, d.bet_fields(ctx.id("b101"), ctx.id("r101"), "1.00"))
-    headers = d.signed_headers(body, timestamp=int(time.time()) + 600)
-    _slotegrator_code(d.send(path, body, headers), "REQUEST_EXPIRED")
-    same_balance(ctx, s, before)
+    _bet_signed_at(ctx, "b101", 600)
 
 
 @scenario("security", "slotegrator")
@@ -824,18 +808,54 @@ def refund_without_amount_gives_the_stored_stake_back(ctx: Context) -> None:
     expect(ctx, reply, "ok", balance=before)  # fmt: skip
 
 
+@scenario("happy", "slotegrator")
+def rollback_undoes_every_listed_transaction_once(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    before = balance_of(ctx, s)
+    bet, win, rnd = ctx.id("b106"), ctx.id("w106"), ctx.id("r106")
+    expect(ctx, d.bet(s, bet, rnd, "3.00"), "ok")
+    expect(ctx, d.win(s, win, rnd, "5.00", bet_tx=bet), "ok", balance=before + 200)
+    items = [("bet", bet, "3.00"), ("win", win, "5.00")]
+    first = expect(ctx, d.rollback_listed(s, ctx.id("x106"), rnd, items), "ok", balance=before)
+    if (first.body or {}).get("rollback_transactions") != [bet, win]:
+        raise Failed("the answer must list the rolled-back transaction ids")
+    again = expect(ctx, d.rollback_listed(s, ctx.id("x106"), rnd, items), "ok", balance=before)
+    if again.body != first.body:
+        raise Failed("the retried rollback answered differently")
+    other = d.rollback_listed(s, ctx.id("x106b"), rnd, items[:1])
+    expect(ctx, other, "ok", balance=before)
+    same_balance(ctx, s, before)
+
+
+@scenario("idempotency", "slotegrator")
+def rollback_listing_a_transaction_never_seen_refuses_it_later(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    before = balance_of(ctx, s)
+    bet, rnd = ctx.id("b107"), ctx.id("r107")
+    expect(ctx, d.rollback_listed(s, ctx.id("x107"), rnd, [("bet", bet, "1.00")]), "ok",
+           balance=before)  # fmt: skip
+    refused(ctx, s, lambda: d.bet(s, bet, rnd, "1.00"), "duplicate")
+
+
+@scenario("idempotency", "slotegrator")
+def rollback_that_cannot_undo_one_listed_transaction_undoes_none(ctx: Context) -> None:
+    s, d = ctx.setup.main, _slotegrator(ctx)
+    here, there = ctx.id("b108"), ctx.id("b108b")
+    expect(ctx, d.bet(s, here, ctx.id("r108"), "1.00"), "ok")
+    expect(ctx, d.bet(s, there, ctx.id("r108b"), "1.00"), "ok")
+    items = [("bet", here, "1.00"), ("bet", there, "1.00")]
+    # The second bet is in another round than the rollback's.
+    send = partial(d.rollback_listed, s, ctx.id("x108"), ctx.id("r108"), items)
+    refused(ctx, s, send, "not_found")
+
+
 def _evolution(ctx: Context) -> EvolutionDriver:
-    if not isinstance(ctx.driver, EvolutionDriver):  # pragma: no cover - registered for it
-        raise Failed("an Evolution scenario run with another driver")
-    return ctx.driver
+    return driver_of(ctx, EvolutionDriver)
 
 
 def _evolution_token(ctx: Context, name: str, token: str) -> None:
-    s, d = ctx.setup.main, _evolution(ctx)
-    before = balance_of(ctx, s)
-    path, body = d.build("bet", s, d.bet_fields(ctx.id(name), ctx.id(f"{name}r"), "1.00"))
-    expect(ctx, d.send(path, body, d.token_headers(token)), "bad_signature")
-    same_balance(ctx, s, before)
+    d = _evolution(ctx)
+    _refused_bet(ctx, name, lambda path, body: d.send(path, body, d.token_headers(token)))
 
 
 @scenario("security", "evolution")
@@ -874,6 +894,36 @@ def answers_echo_the_uuid_and_check_echoes_the_sid(ctx: Context) -> None:
         raise Failed("a refusal must echo uuid too")
 
 
+@scenario("protocol", "evolution")
+def promo_payout_is_credited_once_and_linked(ctx: Context) -> None:
+    s, d = ctx.setup.main, _evolution(ctx)
+    before = balance_of(ctx, s)
+    jackpots = [
+        {"id": ctx.id("jp115a"), "winAmount": 10},
+        {"id": ctx.id("jp115b"), "winAmount": 2.5},
+    ]
+    fields = {"id": ctx.id("pp115"), "amount": "12.50", "jackpots": jackpots}
+    first = expect(ctx, d.call("promo_payout", s, fields), "ok", balance=before + 12_50)
+    again = expect(ctx, d.call("promo_payout", s, fields), "ok", balance=before + 12_50)
+    if (again.body or {}).get("uuid") != json.loads(again.sent).get("uuid"):
+        raise Failed("a promo payout's answer must echo its uuid")
+    if first.balance != again.balance:
+        raise Failed("the retried promo payout answered differently")
+    changed = {**fields, "amount": "13.50"}
+    refused(ctx, s, lambda: d.call("promo_payout", s, changed), "duplicate")
+    if balance_of(ctx, s) != before + 12_50:
+        raise Failed("the promo payout was not credited exactly once")
+
+
+@scenario("protocol", "evolution")
+def promo_payout_of_nothing_or_in_another_currency_is_refused(ctx: Context) -> None:
+    s, d = ctx.setup.main, _evolution(ctx)
+    zero = {"id": ctx.id("pp116"), "amount": "0"}
+    refused(ctx, s, lambda: d.call("promo_payout", s, zero), "bad_request")
+    usd = {"id": ctx.id("pp116b"), "amount": "1.00", "currency": "USD"}
+    refused(ctx, s, lambda: d.call("promo_payout", s, usd), "wrong_currency")
+
+
 # --- free rounds through the aggregator's API (SoftSwiss, Hub88) ------------------------------
 #
 # The runner is the aggregator's API too (``aggregator.AggregatorApi``, the provider's
@@ -889,10 +939,16 @@ def _aggregator(ctx: Context) -> AggregatorApi:
 
 
 def _issue_call(ctx: Context, suffix: str, key: str, value: str) -> ApiCall:
-    calls = [c for c in _aggregator(ctx).calls_to(suffix) if (c.json() or {}).get(key) == value]
+    calls = [c for c in _aggregator(ctx).calls_to(suffix) if _fields(c).get(key) == value]
     if len(calls) != 1:
         raise Failed(f"expected one {suffix} call for {value}, the aggregator got {len(calls)}")
     return calls[0]
+
+
+def _fields(call: ApiCall) -> dict[str, Any]:
+    """A call's JSON object, or its form fields."""
+    body = call.json()
+    return body if isinstance(body, dict) else call.params()
 
 
 def _issued(ctx: Context, grant_id: int) -> tuple[str, str | None]:
@@ -941,15 +997,16 @@ def free_rounds_report_is_credited_once(ctx: Context) -> None:
 def free_rounds_are_issued_as_a_hub88_reward(ctx: Context) -> None:
     s, grant_id = grant_free_rounds(ctx.setup, "hub88", "1")
     issue_id, reference = _issued(ctx, grant_id)
-    call = _issue_call(ctx, "/freebet/rewards/create", "operator_reference", issue_id)
+    named = aggregator_api.hub88_reward_uuid(issue_id)
+    call = _issue_call(ctx, "/freebet/rewards/create", "reward_uuid", named)
     key = ctx.driver.creds.answer_key or ""
     signature = call.headers.get("X-Hub88-Signature") or ""
     if not signature or not rsa_verify(key, call.body, signature):
         raise Failed("the rewards call's X-Hub88-Signature does not verify with our public key")
     body = call.json() or {}
-    sent = (body.get("user"), body.get("currency"), body.get("game_codes"),
+    sent = (body.get("user"), body.get("currency"), body.get("game_code"),
             body.get("bet_count"), body.get("bet_value"))  # fmt: skip
-    if sent != (str(s.user_id), s.currency, [s.game], FREE_SPINS, FREE_SPIN_VALUE * 1000):
+    if sent != (str(s.user_id), s.currency, s.game, FREE_SPINS, FREE_SPIN_VALUE * 1000):
         raise Failed(f"the rewards call does not describe the grant: {body}")
     if reference != call.answer.get("reward_uuid"):
         raise Failed("the grant does not keep the reward_uuid the aggregator answered")
@@ -970,3 +1027,44 @@ def free_bet_of_a_reward_is_paid_once(ctx: Context) -> None:
     row = grant_row(grant_id)
     if (row.spins_used, row.won_minor) != (1, 2_50):
         raise Failed(f"the grant shows {row.spins_used} spin(s) and {row.won_minor} won")
+
+
+@scenario("free_rounds", "slotegrator")
+def free_rounds_are_a_slotegrator_freespin_campaign(ctx: Context) -> None:
+    s, grant_id = grant_free_rounds(ctx.setup, "slotegrator", "1")
+    issue_id, reference = _issued(ctx, grant_id)
+    call = _issue_call(ctx, "/freespins/set", "freespin_id", issue_id)
+    sent = call.params()
+    signed = {k: call.headers.get(k) or "" for k in GIS_HEADERS}
+    secret = ctx.driver.creds.secret or ""
+    if call.headers.get("X-Sign") != slotegrator_signature(secret, sent, signed):
+        raise Failed("the /freespins/set call's X-Sign is not the HMAC of its fields and headers")
+    value = FREE_SPIN_VALUE / 100
+    wanted = next(str(k) for k, v in GIS_TOTAL_BETS.items() if v == value)
+    got = (sent.get("player_id"), sent.get("game_uuid"), sent.get("currency"),
+           sent.get("quantity"), sent.get("total_bet_id"))  # fmt: skip
+    if got != (str(s.user_id), s.game, s.currency, str(FREE_SPINS), wanted):
+        raise Failed(f"the campaign does not describe the grant: {sent}")
+    if reference != issue_id:
+        raise Failed("the grant's reference is not its freespin_id")
+
+
+@scenario("free_rounds", "slotegrator")
+def free_spin_bets_debit_nothing_and_their_wins_pay_once(ctx: Context) -> None:
+    d = _slotegrator(ctx)
+    s, grant_id = grant_free_rounds(ctx.setup, "slotegrator", "2")
+    issue_id, _ref = _issued(ctx, grant_id)
+    free = {"type": "freespin", "freespin_id": issue_id}
+    bet, rnd = ctx.id("fsb1"), ctx.id("fsr1")
+    expect(ctx, d.bet(s, bet, rnd, "1.00", **free), "ok", balance=0)
+    expect(ctx, d.bet(s, bet, rnd, "1.00", **free), "ok", balance=0)
+    win = partial(d.win, s, ctx.id("fsw1"), rnd, "2.50", bet_tx=bet, close=True, **free)
+    expect(ctx, win(), "ok", balance=2_50)
+    expect(ctx, win(), "ok", balance=2_50)
+    same_balance(ctx, s, 2_50)
+    row = grant_row(grant_id)
+    if (row.spins_used, row.won_minor) != (1, 2_50):
+        raise Failed(f"the grant shows {row.spins_used} spin(s) and {row.won_minor} won")
+    other = {"type": "freespin", "freespin_id": f"fsg_cf{ctx.setup.run_id}"}
+    refused(ctx, s, partial(d.bet, s, ctx.id("fsb2"), ctx.id("fsr2"), "1.00", **other),
+            "bad_request")  # fmt: skip

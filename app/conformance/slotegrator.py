@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,9 +22,10 @@ from app.conformance.base import (
     PlayerSession,
     Reply,
     amount_text,
+    minor_total,
 )
 from app.conformance.fixtures import CURRENCY
-from app.core.money import MoneyError, parse_minor
+from app.conformance.native import NativeDriver
 from app.play.callbacks.adapters import slotegrator_signature
 
 ACTIONS = {"info": "balance", "end_round": "win"}
@@ -34,22 +34,14 @@ ACTIONS = {"info": "balance", "end_round": "win"}
 class SlotegratorDriver(Driver):
     protocol = "slotegrator"
     game_field = "game_uuid"
+    session_field = "session_id"
+    content_type = "application/x-www-form-urlencoded"
+    floats_as_text = True
+    #: The adapter answers the native protocol's error codes but for these two.
     codes = {
-        "ok": ("ok",),
+        **NativeDriver.codes,
         "duplicate": ("DUPLICATE_TRANSACTION",),
         "not_found": ("TRANSACTION_NOT_FOUND",),
-        # A refund of a bet never seen is recorded and answered ok (the late bet is refused).
-        "rollback_unknown": ("ok",),
-        "insufficient": ("INSUFFICIENT_FUNDS",),
-        "blocked": ("PLAYER_BLOCKED",),
-        "limit": ("LIMIT_EXCEEDED",),
-        "bad_signature": ("INVALID_SIGNATURE",),
-        "invalid_token": ("INVALID_SESSION",),
-        "expired_token": ("INVALID_SESSION",),
-        "wrong_currency": ("VALIDATION_ERROR",),
-        "bad_request": ("VALIDATION_ERROR",),
-        "unknown_game": ("GAME_NOT_FOUND",),
-        "round_closed": ("ROUND_CLOSED",),
     }
 
     def build(self, call: str, s: PlayerSession, fields: dict[str, Any]) -> tuple[str, bytes]:
@@ -89,66 +81,42 @@ class SlotegratorDriver(Driver):
     def signature_headers(self, body: bytes, creds: Credentials | None = None) -> dict[str, str]:
         return self.signed_headers(body, creds)
 
-    def send(
-        self,
-        path: str,
-        body: bytes,
-        headers: dict[str, str] | None = None,
-        *,
-        code: str | None = None,
-        content_type: str = "application/x-www-form-urlencoded",
-    ) -> Reply:
-        return super().send(path, body, headers, code=code, content_type=content_type)
-
-    def parse(self, path: str, sent: bytes, response: requests.Response) -> Reply:
-        try:
-            body = response.json(parse_float=str)
-        except ValueError:
-            body = None
-        code = f"HTTP {response.status_code}"
-        balance = None
-        if response.status_code == 200 and isinstance(body, dict):
-            code = str(body["error_code"]) if "error_code" in body else "ok"
-            try:
-                if body.get("balance") is not None:
-                    plain = format(Decimal(str(body["balance"])), "f")
-                    balance = parse_minor(plain, CURRENCY)  # the answer names none
-            except (MoneyError, InvalidOperation):
-                balance = None
-        return Reply(
-            f"POST /{path}" if path else "POST", sent, response.status_code, body, code, balance,
-            raw=response.content,
-        )  # fmt: skip
-
-    def info(self, s: PlayerSession) -> Reply:
-        return self.call("info", s, {})
-
-    def balance(self, s: PlayerSession, *, token: str | None = None) -> Reply:
-        return self.call("balance", s, {"session_id": token} if token else {})
+    def answer(self, response: requests.Response, body: Any) -> tuple[str | None, int | None]:
+        if response.status_code != 200 or not isinstance(body, dict):
+            return None, None
+        code = str(body["error_code"]) if "error_code" in body else "ok"
+        if body.get("balance") is None:
+            return code, None
+        # The answer names no currency: the runner's.
+        return code, minor_total(CURRENCY, body["balance"], numbers=True)
 
     def bet_fields(self, tx: str, round_id: str, amount: Amount) -> dict[str, Any]:
         return {"transaction_id": tx, "round_id": round_id, "amount": amount, "type": "bet"}
 
-    def win(
-        self,
-        s: PlayerSession,
-        tx: str,
-        round_id: str,
-        amount: Amount,
-        *,
-        bet_tx: str | None,
-        close: bool = False,
-        **over: Any,
-    ) -> Reply:
+    def win_fields(
+        self, tx: str, round_id: str, amount: Amount, *, bet_tx: str | None, close: bool
+    ) -> dict[str, Any]:
         # A win does not name its bet: the round does.
         fields = {"transaction_id": tx, "round_id": round_id, "amount": amount, "type": "win"}
         if close:
             fields["finished"] = "1"
-        return self.call("win", s, {**fields, **over})
+        return fields
 
     def rollback(self, s: PlayerSession, tx: str, bet_tx: str, round_id: str, **over: Any) -> Reply:
         fields = {"transaction_id": tx, "bet_transaction_id": bet_tx, "round_id": round_id}
         return self.call("refund", s, {**fields, **over})
+
+    def rollback_listed(
+        self, s: PlayerSession, tx: str, round_id: str, items: list[tuple[str, str, str]]
+    ) -> Reply:
+        """``action=rollback`` of the listed ``(action, transaction_id, amount)``, as GIS
+        writes its ``rollback_transactions`` (PHP-style indexed fields)."""
+        fields: dict[str, Any] = {"transaction_id": tx, "round_id": round_id,
+                                  "provider_round_id": round_id, "type": "rollback"}  # fmt: skip
+        for i, (action, target, amount) in enumerate(items):
+            item = {"action": action, "amount": amount, "transaction_id": target, "type": action}
+            fields.update({f"rollback_transactions[{i}][{k}]": v for k, v in item.items()})
+        return self.call("rollback", s, fields)
 
     def close_round(self, s: PlayerSession, tx: str, round_id: str, bet_tx: str) -> Reply:
         return self.win(s, tx, round_id, "0", bet_tx=bet_tx, close=True)

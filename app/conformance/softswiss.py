@@ -42,6 +42,7 @@ def minor_units(amount: Amount, currency: str) -> int | RawJSON:
 class SoftSwissDriver(Driver):
     protocol = "softswiss"
     game_field = "game"
+    session_field = "session_id"
     codes = {
         "ok": ("ok",),
         "duplicate": ("107",),
@@ -69,6 +70,8 @@ class SoftSwissDriver(Driver):
             "session_id": s.token,
         }
         action = {k: v for k, v in fields.items() if k not in _BODY_FIELDS}
+        if action.get("amount") is None:
+            action.pop("amount", None)
         body.update({k: v for k, v in fields.items() if k in _BODY_FIELDS})
         if call in ("info", "balance"):
             body.update(action)
@@ -80,63 +83,37 @@ class SoftSwissDriver(Driver):
             body["actions"] = [{"action": "rollback", **action}]
             path = "rollback"
         else:
-            amount = action.pop("amount", None)
-            if amount is not None:
-                action["amount"] = minor_units(amount, str(body["currency"]))
+            if "amount" in action:
+                action["amount"] = minor_units(action.pop("amount"), str(body["currency"]))
             body["actions"] = [{"action": call, **action}]
             path = "play"
-        return path, _encode(body)
+        return path, encode(body)
 
     def signature_headers(self, body: bytes, creds: Credentials | None = None) -> dict[str, str]:
         secret = (creds or self.creds).secret or ""
         return {"X-REQUEST-SIGN": softswiss_signature(secret, body)}
 
-    def parse(self, path: str, sent: bytes, response: requests.Response) -> Reply:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        code = f"HTTP {response.status_code}"
-        balance = None
-        if isinstance(body, dict):
-            error = body.get("code")
-            if response.status_code == 200:
-                code = "ok"
-            elif isinstance(error, int) and not isinstance(error, bool):
-                code = str(error)
-            value = body.get("balance")
-            if isinstance(value, int) and not isinstance(value, bool):
-                balance = value
-        return Reply(
-            f"POST /{path}", sent, response.status_code, body, code, balance,
-            raw=response.content,
-        )  # fmt: skip
-
-    def info(self, s: PlayerSession) -> Reply:
-        return self.call("info", s, {})
-
-    def balance(self, s: PlayerSession, *, token: str | None = None) -> Reply:
-        return self.call("balance", s, {"session_id": token} if token else {})
+    def answer(self, response: requests.Response, body: Any) -> tuple[str | None, int | None]:
+        if not isinstance(body, dict):
+            return None, None
+        code = None
+        if response.status_code == 200:
+            code = "ok"
+        elif _integer(body.get("code")):
+            code = str(body["code"])
+        return code, body["balance"] if _integer(body.get("balance")) else None
 
     def bet_fields(self, tx: str, round_id: str, amount: Amount) -> dict[str, Any]:
         return {"action_id": tx, "game_id": round_id, "amount": amount}
 
-    def win(
-        self,
-        s: PlayerSession,
-        tx: str,
-        round_id: str,
-        amount: Amount,
-        *,
-        bet_tx: str | None,
-        close: bool = False,
-        **over: Any,
-    ) -> Reply:
+    def win_fields(
+        self, tx: str, round_id: str, amount: Amount, *, bet_tx: str | None, close: bool
+    ) -> dict[str, Any]:
         # A SoftSwiss win does not name its bet: the round (``game_id``) does.
-        fields = {"action_id": tx, "game_id": round_id, "amount": amount, **over}
+        fields: dict[str, Any] = {"action_id": tx, "game_id": round_id, "amount": amount}
         if close:
             fields["finished"] = True
-        return self.call("win", s, fields)
+        return fields
 
     def rollback(self, s: PlayerSession, tx: str, bet_tx: str, round_id: str, **over: Any) -> Reply:
         fields = {"action_id": tx, "original_action_id": bet_tx, "game_id": round_id, **over}
@@ -172,18 +149,5 @@ class SoftSwissDriver(Driver):
         return reply
 
 
-def _encode(body: dict[str, Any]) -> bytes:
-    """``encode`` with the actions' raw amounts written as literal tokens too."""
-    actions = body.get("actions")
-    if not actions:
-        return encode(body)
-    raw = dict(actions[0])
-    amount = raw.pop("amount", None)
-    if not isinstance(amount, RawJSON):
-        if amount is not None:
-            raw["amount"] = amount
-        return encode({**body, "actions": [raw]})
-    # One marker the amount token replaces (the action is a JSON object inside the body).
-    marker = "__softswiss_amount__"
-    text = encode({**body, "actions": [{**raw, "amount": marker}]}).decode()
-    return text.replace(f'"{marker}"', amount.token).encode()
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

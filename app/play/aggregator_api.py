@@ -9,8 +9,20 @@ retries belong to ``app.bonus.free_spins``.
   ``POST <wallet>/freespins`` callback reports the outcome (``adapters/softswiss.py``).
 * Hub88: ``POST {api_url}/freebet/rewards/create`` and ``/freebet/rewards/cancel`` (``api_url``
   is the Operator API base, ``.../operator/generic/v2``), JSON, ``X-Hub88-Signature`` = base64
-  RSA-SHA256 of the body with our private key. Hub88 answers the reward's ``reward_uuid``, which
-  its free bets then name (``is_free`` + ``reward_uuid`` in ``transaction/bet``).
+  RSA-SHA256 of the body with our private key. The operator names the reward: its
+  ``reward_uuid`` is derived from our issue id (``hub88_reward_uuid``), so a retry names the same
+  reward; Hub88 answers the reward, whose ``reward_uuid`` its free bets then name (``is_free`` +
+  ``reward_uuid`` in ``transaction/bet``).
+* Slotegrator GIS: ``GET {api_url}/freespins/bets`` (the game's possible free-spin bets: the
+  ``total_bets`` entry whose ``amount`` is the grant's spin value is chosen), then ``POST
+  {api_url}/freespins/set`` (form: ``player_id``, ``player_name``, ``currency``, ``quantity``,
+  ``valid_from``/``valid_until`` Unix seconds, ``freespin_id`` = our issue id, ``game_uuid``,
+  ``total_bet_id``) and ``/freespins/cancel`` (``freespin_id``); every call signed as GIS signs
+  (``X-Merchant-Id``, ``X-Timestamp``, ``X-Nonce``, ``X-Sign`` = HMAC-SHA1 of the sorted
+  parameters merged with those headers, the provider's secret). A refused ``set`` is looked up
+  with ``GET /freespins/get``: a campaign that exists under our id was issued by an earlier
+  call whose answer was lost. Its free spins come back as ``bet``/``win`` callbacks with
+  ``type=freespin`` and ``freespin_id``.
 
 Every call has short timeouts. ``IssueUnavailable``: no answer, a timeout or a 5xx: the call
 may be sent again as it is. ``IssueRefused``: the aggregator answered a refusal.
@@ -19,16 +31,22 @@ may be sent again as it is. ``IssueRefused``: the aggregator answered a refusal.
 from __future__ import annotations
 
 import json
+import secrets
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 import requests
 from flask import current_app
 
 from app.core.crypto import BadKey, decrypt, rsa_sign, rsa_verify
+from app.core.money import exponent
 from app.play.callbacks.adapters.hub88 import SIGNATURE_HEADER as HUB88_SIGNATURE
 from app.play.callbacks.adapters.hub88 import minor_to_units
+from app.play.callbacks.adapters.slotegrator import slotegrator_signature
 from app.play.callbacks.adapters.softswiss import SIGNATURE_HEADER as SOFTSWISS_SIGNATURE
 from app.play.callbacks.adapters.softswiss import softswiss_signature
 from app.play.models import Provider
@@ -99,13 +117,14 @@ def _iso(when: datetime) -> str:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+    return _request("POST", url, headers={"Content-Type": "application/json", **headers}, data=body)
+
+
+def _request(method: str, url: str, *, headers: dict[str, str], **sent: Any) -> requests.Response:
+    """One call with short timeouts; no answer or a 5xx is ``IssueUnavailable``."""
     try:
-        response = requests.post(
-            url,
-            data=body,
-            headers={"Content-Type": "application/json", **headers},
-            timeout=TIMEOUTS,
-            allow_redirects=False,
+        response = requests.request(
+            method, url, headers=headers, timeout=TIMEOUTS, allow_redirects=False, **sent
         )
     except requests.RequestException as exc:
         raise IssueUnavailable(f"{url}: {type(exc).__name__}") from None
@@ -164,31 +183,45 @@ class SoftSwissFreeRounds:
         return _post(f"{account.api_url}/{path}", body, {SOFTSWISS_SIGNATURE: signature})
 
 
+def hub88_reward_uuid(issue_id: str) -> str:
+    """The ``reward_uuid`` we give a grant's Hub88 reward: the same for every send."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"jackpotx:free-rounds:{issue_id}"))
+
+
+def _hub88_operator_id() -> int | str:
+    """Hub88 operator ids are numbers; a configured one in digits travels as a number."""
+    value = _operator_id()
+    return int(value) if value.isdigit() else value
+
+
 class Hub88FreeRounds:
-    """Hub88's Freebets API (Operator API): a single-use reward per grant. ``operator_reference``
-    carrying our issue id (so that a retry is recognised) and the ``rewards/cancel`` path are our
-    assumption; the other fields follow Hub88's public reference."""
+    """Hub88's Freebets API (Operator API): a single-use reward per grant, its fields as public
+    Hub88 clients send them (``reward_uuid`` chosen by the operator, one ``game_code``,
+    ``bet_value`` in 1/100,000 units, ``bet_count``, ``start_time``/``end_time``)."""
 
     def issue(self, account: Account, grant: RemoteGrant) -> str:
         payload = {
-            "operator_id": _operator_id(),
-            "operator_reference": grant.issue_id,
+            "operator_id": _hub88_operator_id(),
+            "reward_uuid": hub88_reward_uuid(grant.issue_id),
             "user": str(grant.player_id),
             "currency": grant.currency,
-            "game_codes": [grant.game_external_id],
+            "game_code": grant.game_external_id,
             "bet_value": minor_to_units(grant.spin_value_minor, grant.currency),
             "bet_count": grant.spins,
             "start_time": _iso(datetime.now(UTC)),
             "end_time": _iso(grant.expires_at),
         }
         answer = _answer(self._send(account, "freebet/rewards/create", payload))
-        reference = answer.get("reward_uuid") or answer.get("uuid")
+        reference = answer.get("reward_uuid")
         if not isinstance(reference, str) or not reference or len(reference) > 100:
             raise IssueRefused(f"no reward_uuid in the answer: {str(answer)[:200]}")
         return reference
 
     def cancel(self, account: Account, issue_id: str, reference: str | None) -> None:
-        payload = {"operator_id": _operator_id(), "reward_uuid": reference or issue_id}
+        payload = {
+            "operator_id": _hub88_operator_id(),
+            "reward_uuid": reference or hub88_reward_uuid(issue_id),
+        }
         _answer(self._send(account, "freebet/rewards/cancel", payload))
 
     @staticmethod
@@ -211,10 +244,80 @@ class Hub88FreeRounds:
         return response
 
 
+class SlotegratorFreeRounds:
+    """Slotegrator GIS ``/freespins/bets``, ``/set``, ``/get`` and ``/cancel`` (above). The
+    merchant id is ``AGGREGATOR_OPERATOR_ID``; ``player_name`` is the player id (no name of
+    ours leaves the casino): both our assumption."""
+
+    def issue(self, account: Account, grant: RemoteGrant) -> str:
+        params = {
+            "player_id": str(grant.player_id),
+            "player_name": str(grant.player_id),
+            "currency": grant.currency,
+            "quantity": str(grant.spins),
+            "valid_from": str(int(time.time())),
+            "valid_until": str(int(grant.expires_at.timestamp())),
+            "freespin_id": grant.issue_id,
+            "game_uuid": grant.game_external_id,
+            "total_bet_id": self._total_bet_id(account, grant),
+        }
+        response = self._send(account, "POST", "freespins/set", params)
+        if response.status_code >= 400:
+            if self._exists(account, grant):
+                return grant.issue_id
+            _answer(response)  # raises IssueRefused with the aggregator's reason
+        return grant.issue_id
+
+    def cancel(self, account: Account, issue_id: str, reference: str | None) -> None:
+        response = self._send(account, "POST", "freespins/cancel", {"freespin_id": issue_id})
+        if response.status_code >= 400:
+            _answer(response)
+
+    def _total_bet_id(self, account: Account, grant: RemoteGrant) -> str:
+        query = {"game_uuid": grant.game_external_id, "currency": grant.currency}
+        answer = _answer(self._send(account, "GET", "freespins/bets", query))
+        value = Decimal(grant.spin_value_minor).scaleb(-exponent(grant.currency))
+        for bet in answer.get("total_bets") or []:
+            if not isinstance(bet, dict) or isinstance(bet.get("amount"), bool):
+                continue
+            try:
+                if Decimal(str(bet.get("amount"))) == value and bet.get("bet_id") is not None:
+                    return str(bet["bet_id"])
+            except ArithmeticError:
+                continue
+        raise IssueRefused(f"the game offers no free-spin total bet of {value} {grant.currency}")
+
+    def _exists(self, account: Account, grant: RemoteGrant) -> bool:
+        try:
+            response = self._send(account, "GET", "freespins/get",
+                                  {"freespin_id": grant.issue_id})  # fmt: skip
+            found = _answer(response)
+        except (IssueRefused, IssueUnavailable):
+            return False
+        return found.get("freespin_id") == grant.issue_id and found.get("player_id") in (
+            grant.player_id, str(grant.player_id))  # fmt: skip
+
+    @staticmethod
+    def _send(
+        account: Account, method: str, path: str, params: dict[str, str]
+    ) -> requests.Response:
+        headers = {
+            "X-Merchant-Id": _operator_id(),
+            "X-Timestamp": str(int(time.time())),
+            "X-Nonce": secrets.token_hex(16),
+        }
+        headers["X-Sign"] = slotegrator_signature(account.secret, params, headers)
+        url = f"{account.api_url}/{path}"
+        if method == "GET":
+            return _request(method, url, headers=headers, params=params)
+        return _request(method, url, headers=headers, data=params)
+
+
 #: protocol -> its free-rounds client; a provider of another protocol has no outbound API.
 CLIENTS: dict[str, FreeRoundsClient] = {
     "softswiss": SoftSwissFreeRounds(),
     "hub88": Hub88FreeRounds(),
+    "slotegrator": SlotegratorFreeRounds(),
 }
 
 

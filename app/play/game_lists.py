@@ -103,6 +103,19 @@ def _status(enabled: bool | None, when_off: str = "inactive") -> str | None:
     return "active" if enabled else when_off
 
 
+def _listed(item: Item, id_key: str, name_key: str, category_key: str, *label_keys: str) -> Item:
+    """The fields every listed game has: its id and name (required), its category and our
+    type from the category and the ``label_keys``' labels. Read in the order an item's first
+    fault is reported: category, id, name, labels."""
+    category = _text(item, category_key)
+    listed = {
+        "external_id": _text(item, id_key, required=True),
+        "name": _text(item, name_key, required=True),
+        "category": category,
+    }
+    return {**listed, "type": _kind(category, *(_text(item, k) for k in label_keys))}
+
+
 # --- formats ---------------------------------------------------------------------------------
 
 
@@ -115,13 +128,9 @@ def map_hub88(item: Any) -> Item:
     """Hub88 ``/operator/generic/v2/game/list`` item: ``game_code``, ``name``, ``category``,
     ``url_thumb``, ``url_background``, ``product``, ``platforms``, ``enabled``, ``rtp``..."""
     item = _object(item)
-    category = _text(item, "category")
     return _drop_none(
         {
-            "external_id": _text(item, "game_code", required=True),
-            "name": _text(item, "name", required=True),
-            "category": category,
-            "type": _kind(category),
+            **_listed(item, "game_code", "name", "category"),
             "rtp": item.get("rtp"),
             "thumbnail": _text(item, "url_thumb"),
             "banner_url": _text(item, "url_background"),
@@ -135,13 +144,9 @@ def map_slotegrator(item: Any) -> Item:
     ``technology``, ``has_lobby``, ``is_mobile``, ``has_freespins``... Only playable games are
     listed, so an imported one is active."""
     item = _object(item)
-    kind = _text(item, "type")
     return _drop_none(
         {
-            "external_id": _text(item, "uuid", required=True),
-            "name": _text(item, "name", required=True),
-            "category": kind,
-            "type": _kind(kind),
+            **_listed(item, "uuid", "name", "type"),
             "rtp": item.get("rtp"),
             "thumbnail": _text(item, "image"),
             "status": "active",
@@ -154,13 +159,9 @@ def map_softswiss(item: Any) -> Item:
     ``category``, ``payout`` (RTP), ``volatility_rating``, ``has_freespins``, ``devices``,
     optional ``image`` and ``demo``."""
     item = _object(item)
-    category = _text(item, "category")
     return _drop_none(
         {
-            "external_id": _text(item, "identifier", required=True),
-            "name": _text(item, "title", required=True),
-            "category": category,
-            "type": _kind(category),
+            **_listed(item, "identifier", "title", "category"),
             "rtp": item.get("payout"),
             "volatility": _text(item, "volatility_rating"),
             "thumbnail": _text(item, "image"),
@@ -209,13 +210,9 @@ def map_pragmatic(item: Any) -> Item:
     ``gameTypeID``, ``typeDescription``, ``technology``, ``platform``,
     ``demoGameAvailable``, ``frbAvailable``..."""
     item = _object(item)
-    description = _text(item, "typeDescription")
     return _drop_none(
         {
-            "external_id": _text(item, "gameID", required=True),
-            "name": _text(item, "gameName", required=True),
-            "category": description,
-            "type": _kind(description, _text(item, "gameTypeID")),
+            **_listed(item, "gameID", "gameName", "typeDescription", "gameTypeID"),
             "has_demo": _flag(item, "demoGameAvailable"),
         }
     )

@@ -104,6 +104,77 @@ def test_a_refund_or_rollback_gives_the_stored_stake_back_once(gis, action):
     reconcile_clean()
 
 
+def test_nested_list_fields_are_signed_in_their_sent_order_under_the_sorted_top_level():
+    params = {"z": "1", "rt[0][b]": "2", "rt[0][a]": "3", "a": "4"}
+    headers = {"X-Merchant-Id": "m", "X-Timestamp": "1700000000", "X-Nonce": "n"}
+    text = ("X-Merchant-Id=m&X-Nonce=n&X-Timestamp=1700000000&a=4"
+            "&rt%5B0%5D%5Bb%5D=2&rt%5B0%5D%5Ba%5D=3&z=1")  # fmt: skip
+    expected = hmac.new(b"s3", text.encode(), hashlib.sha1).hexdigest()
+    assert slotegrator_signature("s3", params, headers) == expected
+
+
+def _listed(tx: str, *items: tuple[str, str, str], round_id: str = "R1") -> dict[str, Any]:
+    form: dict[str, Any] = {"action": "rollback", "type": "rollback", "transaction_id": tx,
+                            "round_id": round_id, "provider_round_id": round_id}  # fmt: skip
+    for i, (action, target, amount) in enumerate(items):
+        form.update({f"rollback_transactions[{i}][action]": action,
+                     f"rollback_transactions[{i}][amount]": amount,
+                     f"rollback_transactions[{i}][transaction_id]": target,
+                     f"rollback_transactions[{i}][type]": action})  # fmt: skip
+    return form
+
+
+def test_a_rollback_undoes_every_listed_transaction_once(gis):
+    call, _player, _provider = gis
+    call(_bet("rb1", "3.00"))
+    call({"action": "win", "transaction_id": "rw1", "round_id": "R1", "amount": "5.00"})
+    assert call({"action": "balance"})["balance"] == 102.0
+    undo = _listed("x1", ("bet", "rb1", "3.00"), ("win", "rw1", "5.00"))
+    answer = call(undo)
+    assert (answer["balance"], answer["rollback_transactions"]) == (100.0, ["rb1", "rw1"])
+    assert answer["transaction_id"]
+    assert call(undo) == answer
+    assert call({"action": "balance"})["balance"] == 100.0
+    # Each listed transaction is undone once, whatever rollback names it again.
+    assert call(_listed("x1b", ("bet", "rb1", "3.00")))["balance"] == 100.0
+    reconcile_clean()
+
+
+def test_a_rollback_of_a_transaction_never_seen_refuses_it_later(gis):
+    call, _player, _provider = gis
+    answer = call(_listed("x2", ("bet", "rb2", "1.00")))
+    assert (answer["balance"], answer["rollback_transactions"]) == (100.0, ["rb2"])
+    assert call(_bet("rb2", "1.00"))["error_code"] == "DUPLICATE_TRANSACTION"
+    assert call({"action": "balance"})["balance"] == 100.0
+
+
+def test_a_refunded_bet_rolled_back_with_its_refund_moves_nothing_more(gis):
+    call, _player, _provider = gis
+    call(_bet("rb3", "2.00"))
+    refund = {"action": "refund", "transaction_id": "rf3", "bet_transaction_id": "rb3",
+              "round_id": "R1"}  # fmt: skip
+    assert call(refund)["balance"] == 100.0
+    answer = call(_listed("x3", ("bet", "rb3", "2.00"), ("refund", "rf3", "2.00")))
+    assert (answer["balance"], answer["rollback_transactions"]) == (100.0, ["rb3", "rf3"])
+    assert call(_listed("x3b", ("refund", "rf3", "2.00")))["error_code"] == "VALIDATION_ERROR"
+    reconcile_clean()
+
+
+def test_a_rollback_that_cannot_apply_moves_nothing(gis):
+    call, _player, _provider = gis
+    call(_bet("rb4", "1.00"))
+    other = call({**_bet("rb5", "1.00", round_id="R5")})
+    assert other["balance"] == 98.0
+    # One of the two is in another round: neither is undone.
+    refused = call(_listed("x4", ("bet", "rb4", "1.00"), ("bet", "rb5", "1.00")))
+    assert refused["error_code"] == "TRANSACTION_NOT_FOUND"
+    assert call({"action": "balance"})["balance"] == 98.0
+    twice = call(_listed("x5", ("bet", "rb4", "1.00"), ("win", "rb4", "1.00")))
+    assert twice["error_code"] == "DUPLICATE_TRANSACTION"
+    assert call(_listed("", ("bet", "rb4", "1.00")))["error_code"] == "VALIDATION_ERROR"
+    assert call({"action": "balance"})["balance"] == 98.0
+
+
 def test_insufficient_funds_carries_the_balance(gis):
     call, _player, _provider = gis
     answer = call(_bet("t4", "500.00"))

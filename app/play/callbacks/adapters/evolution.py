@@ -1,14 +1,22 @@
 """Evolution One Wallet-style seamless wallet, operator side: the provider calls us.
 
-* ``<base>/check``, ``/balance``, ``/debit``, ``/credit``, ``/cancel``, ``<base>`` =
-  ``/api/provider-callback/<code>``; JSON bodies.
+* ``<base>/check``, ``/balance``, ``/debit``, ``/credit``, ``/cancel``, ``/promo_payout``,
+  ``<base>`` = ``/api/provider-callback/<code>``; JSON bodies.
 * Authentication: ``authToken`` in the query string, compared in constant time with the
   provider's secret (the body is not signed: TLS and the token are the whole proof).
 * ``sid`` is the game session token of the launch, ``userId`` our player id; ``uuid`` is
-  echoed; ``transaction.id`` is the idempotency key of a money call, ``transaction.refId``
-  names the debit a credit settles or a cancel undoes (a debit's own ``refId`` is ignored);
-  ``transaction.amount`` is a decimal in major units of ``currency``; ``game.id`` is the round,
-  ``game.details.table.id`` (or ``game.type``) the game.
+  echoed; ``transaction.id`` is the idempotency key of a debit or credit; ``transaction.refId``
+  is the correlation id a debit shares with its credit (``D658...``/``C658...`` both carry
+  ``refId`` ``658...``, as public One Wallet descriptions show it), so a credit settles its
+  debit through the round (``game.id``) it shares with it, not by an id; a ``cancel`` carries
+  the **debit's own** ``transaction.id`` (it is undone by that id only; the cancel's key is
+  ``cancel:<debit id>``, its amount only checked); ``transaction.amount`` is a decimal in major
+  units of ``currency``; ``game.id`` is the round, ``game.details.table.id`` (or
+  ``game.type``) the game.
+* ``promo_payout``: a prize of Evolution's own promotion (``promoTransaction``: ``type`` such as
+  ``JackpotWin``, ``id``, ``amount``), outside any round: the wallet core's ``promo_win``, a
+  cash win credited once per ``promoTransaction.id`` and linked to its promotion type (and the
+  jackpots it names); the same id with another amount is ``BET_ALREADY_EXIST``.
 * Answers are JSON, always HTTP 200: ``{"status", "balance", "bonus", "uuid"}`` (``check``
   adds ``sid``); ``status_of`` maps our codes to Evolution's statuses.
 """
@@ -45,6 +53,7 @@ ACTIONS = {
     "debit": "bet",
     "credit": "win",
     "cancel": "rollback",
+    "promo_payout": "promo_win",
 }
 
 #: Our codes -> Evolution statuses (anything not named is ``UNKNOWN_ERROR``, final).
@@ -94,9 +103,15 @@ class EvolutionAdapter:
             player_id = parse_row_id(body.get("userId"))
             if player_id is None:
                 raise CallbackError("INVALID_SESSION", "userId is not one of our players")
-        tx = body.get("transaction") if action not in ("authenticate", "balance") else {}
+        if action == "promo_win":
+            tx = body.get("promoTransaction")
+        elif action in ("authenticate", "balance"):
+            tx = {}
+        else:
+            tx = body.get("transaction")
         if not isinstance(tx, dict):
-            raise CallbackError("VALIDATION_ERROR", "transaction must be an object")
+            name = "promoTransaction" if action == "promo_win" else "transaction"
+            raise CallbackError("VALIDATION_ERROR", f"{name} must be an object")
         game = _object(body.get("game"))
         table = _object(_object(game.get("details")).get("table"))
         req = CallbackRequest(
@@ -108,11 +123,17 @@ class EvolutionAdapter:
             currency=body.get("currency"),
             payload=payload,
         )
-        if action in ("bet", "win", "rollback"):
+        if action in ("bet", "win", "rollback", "promo_win"):
             req.transaction_id = tx.get("id")
             req.amount = tx.get("amount")
-        if action in ("win", "rollback"):
-            req.reference_transaction_id = tx.get("refId")
+        if action == "promo_win":
+            req.round_id = None  # outside any round, whatever game it names
+            req.campaign_id = _promotion(tx)
+        if action == "rollback":
+            # The cancel names the debit by the debit's own id, and has none of its own.
+            debit = tx.get("id")
+            req.reference_transaction_id = debit
+            req.transaction_id = f"cancel:{debit}" if isinstance(debit, str) and debit else None
         if action == "win":
             # A credit settles its round (game.id): later debits are BET_ALREADY_SETTLED.
             req.close_round = True
@@ -150,6 +171,22 @@ class EvolutionAdapter:
         if path == "check" and result.ok:
             body["sid"] = request.get("sid")
         return body
+
+
+def _promotion(promo: dict[str, Any]) -> str | None:
+    """What a promo payout is linked to: its ``type``, with the ids of the jackpots it pays
+    (``JackpotWin:444041xyz,555739abc``)."""
+    kind = promo.get("type")
+    if not isinstance(kind, str) or not kind.strip():
+        return None
+    jackpots = promo.get("jackpots")
+    ids = [
+        str(j["id"])
+        for j in (jackpots if isinstance(jackpots, list) else [])
+        if isinstance(j, dict) and isinstance(j.get("id"), (str, int))
+    ]
+    linked = f"{kind.strip()}:{','.join(ids)}" if ids else kind.strip()
+    return linked if len(linked) <= 100 else kind.strip()  # the link's limit: the type alone
 
 
 def _object(value: Any) -> dict[str, Any]:
