@@ -85,6 +85,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # Empty = embedded mode: fakeredis in-process, RQ jobs run synchronously.
         "REDIS_URL": get("REDIS_URL", ""),
+        # Embedded only (no REDIS_URL): ``python wsgi.py`` runs the periodic jobs in-process.
+        "EMBEDDED_SCHEDULER": _bool(env, "EMBEDDED_SCHEDULER", True),
         "INSTANCE_DIR": str(instance_dir),
         "JWT_ALGORITHM": "HS256",
         "JWT_DECODE_ALGORITHMS": ["HS256"],
