@@ -119,6 +119,15 @@ def seed_demo() -> None:
     click.echo("Demo logins (username / password):")
     for row in logins:
         click.echo(f"  {row['role']:<8} {row['username']:<12} {row['password']:<21} {row['note']}")
+    uris = [row for row in logins if row.get("otpauth_uri")]
+    if uris:
+        click.echo("Staff TOTP (add to an authenticator app; the codes above go stale in 30 s):")
+        for row in uris:
+            click.echo(f"  {row['username']:<12} {row['otpauth_uri']}")
+        click.echo(
+            "  a fresh code any time: .venv/bin/python -c "
+            "\"import pyotp; print(pyotp.TOTP('<secret>').now())\""
+        )
 
 
 @jackpotx.group("audit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.blueprints import console, health, sandbox
+from app.blueprints import console, health, index, sandbox
 from app.blueprints.api import (
     admin_affiliate,
     admin_auth,
@@ -45,6 +45,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
+    app.register_blueprint(index.bp)  # GET / only: links to the docs, the console, health
     # The back office: session cookie + CSRF token on every form (never exempted).
     app.register_blueprint(console.bp)
 
