@@ -70,6 +70,7 @@ def register_blueprints(app: Flask) -> None:
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)
+    payments.document_spec(rest_api.spec)
 
     register_money_blueprints(app)
     register_engagement_blueprints(app)
