@@ -165,6 +165,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "WELCOME_DUPLICATE_SIGNALS": _list(env, "WELCOME_DUPLICATE_SIGNALS", "device,ip,payment"),
         "MAIL_DIR": get("MAIL_DIR", str(instance_dir / "mail")),
         "CORS_ORIGINS": _list(env, "CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
+        # Origins that may frame the game pages (the player app's); empty: none may.
+        "GAME_EMBED_ORIGINS": _list(env, "GAME_EMBED_ORIGINS", ""),
         "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),
         # Public base URL for links we hand out (launch URLs, checkout pages, e-mails).
         # Default: this machine on the port we serve (`PORT=5070 make run` hands out :5070).
