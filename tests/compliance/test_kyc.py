@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -160,6 +161,10 @@ def test_staff_approve_a_submission_and_the_player_becomes_verified(
     status = client.get("/api/kyc/status", headers=headers).json["data"]
     assert status["status"] == "approved"
     assert status["level"] == 2
+    # ISO-8601, as everywhere else (Flask's default would write RFC 1123 "Sun, 06 Dec ...").
+    for key in ("submitted_at", "decided_at"):
+        stamp = status["submission"][key]
+        assert datetime.fromisoformat(stamp).tzinfo is not None, stamp
     rooms = {(e.name, e.room) for e in events}
     assert ("kyc.update", f"user:{player.id}") in rooms
     assert ("kyc.update", "admin") in rooms
