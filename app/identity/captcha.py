@@ -32,6 +32,9 @@ MAX_TRIES = 3
 class _ReadableCaptcha(ImageCaptcha):
     #: The library shifts each glyph back into the previous one by up to 25 % of a glyph.
     word_offset_dx = 0.0
+    #: ... and inserts a space before a glyph half the time (read as a character, and it
+    #: pushes the last glyph off the image).
+    word_space_probability = 1.0
     character_rotate = (-15, 15)
     character_warp_dx = (0.05, 0.15)
     character_warp_dy = (0.05, 0.15)

@@ -175,6 +175,7 @@ def test_the_captcha_alphabet_has_no_look_alikes():
 
     assert not set("01IL5S2Z8BO") & set(captcha.ALPHABET)
     assert captcha._ReadableCaptcha.word_offset_dx == 0  # glyphs never overlap
+    assert captcha._ReadableCaptcha.word_space_probability == 1  # no stray spaces
 
 
 def test_an_expired_captcha_is_refused(client, app, monkeypatch):
