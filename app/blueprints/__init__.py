@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.blueprints import console, health, index, sandbox
+from app.blueprints import console, health, index, media, sandbox
 from app.blueprints.api import (
     admin_affiliate,
     admin_auth,
@@ -46,6 +46,7 @@ def register_blueprints(app: Flask) -> None:
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
     app.register_blueprint(index.bp)  # GET / only: links to the docs, the console, health
+    app.register_blueprint(media.bp)  # GET /media/games/<name>: uploaded game images
     # The back office: session cookie + CSRF token on every form (never exempted).
     app.register_blueprint(console.bp)
 
