@@ -18,14 +18,14 @@ $(BIN)/python:
 # install downloads ~80 packages and takes a few minutes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo "==> Installing JackpotX and its dependencies (first time: a few minutes)"
-	$(BIN)/pip install --progress-bar off -e . | grep -E '^(Collecting|Successfully)' || true
-	@$(BIN)/python -c "import app" || { echo "install failed: run $(BIN)/pip install -e ."; exit 1; }
+	@{ $(BIN)/pip install --progress-bar off -e . 2>&1; echo $$? > $(VENV)/.pip-status; } \
+		| grep -E '^(Collecting|Successfully|ERROR)'; exit $$(cat $(VENV)/.pip-status)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@echo "==> Installing JackpotX with the test tools (first time: a few minutes)"
-	$(BIN)/pip install --progress-bar off -e '.[test]' | grep -E '^(Collecting|Successfully)' || true
-	@$(BIN)/python -c "import app, pytest" || { echo "install failed: run $(BIN)/pip install -e '.[test]'"; exit 1; }
+	@{ $(BIN)/pip install --progress-bar off -e '.[test]' 2>&1; echo $$? > $(VENV)/.pip-status; } \
+		| grep -E '^(Collecting|Successfully|ERROR)'; exit $$(cat $(VENV)/.pip-status)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
