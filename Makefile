@@ -6,29 +6,46 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test test-embedded lint format install install-test migrate seed bench clean
+.PHONY: run test test-embedded lint format install install-test migrate seed bench clean \
+	reconcile flask
 
 $(BIN)/python:
+	@echo "==> Creating the virtualenv in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when pyproject.toml changed.
+# Reinstall only when pyproject.toml changed. pip prints each package as it goes: the first
+# install downloads ~80 packages and takes a few minutes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	@echo "==> Installing JackpotX and its dependencies (first time: a few minutes)"
+	@{ $(BIN)/pip install --progress-bar off -e . 2>&1; echo $$? > $(VENV)/.pip-status; } \
+		| grep -E '^(Collecting|Successfully|ERROR)'; exit $$(cat $(VENV)/.pip-status)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	@echo "==> Installing JackpotX with the test tools (first time: a few minutes)"
+	@{ $(BIN)/pip install --progress-bar off -e '.[test]' 2>&1; echo $$? > $(VENV)/.pip-status; } \
+		| grep -E '^(Collecting|Successfully|ERROR)'; exit $$(cat $(VENV)/.pip-status)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 migrate: install
+	@echo "==> Migrating the database (SQLite under instance/ unless DATABASE_URL is set)"
 	$(FLASK) db upgrade
 
 seed: migrate
+	@echo "==> Seeding the demo data (safe to re-run)"
 	$(FLASK) jackpotx seed-demo
+
+# Operator commands without activating the venv: `make flask ARGS="jackpotx jobs schedule"`.
+flask: install
+	$(FLASK) $(ARGS)
+
+# The tour's ledger check: exit 1 with the list when a wallet's ledger sum differs.
+reconcile: install
+	$(FLASK) jackpotx wallets reconcile
 
 run: seed
 	@echo ""

@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from app import cli_money
 from app.affiliates.jobs import pay_commissions
 from app.cli_money import parse_duration
-from app.core import audit, chain, dbroles, jobs_admin, outbox, settings
+from app.core import audit, chain, dbroles, jobs_admin, outbox, periodic, settings
 from app.core.config import normalize_database_url
 from app.core.db import atomic, use_interactive_timeouts, use_job_timeouts
 from app.core.errors import AppError
@@ -122,6 +122,15 @@ def seed_demo() -> None:
     click.echo("Demo logins (username / password):")
     for row in logins:
         click.echo(f"  {row['role']:<8} {row['username']:<12} {row['password']:<21} {row['note']}")
+    uris = [row for row in logins if row.get("otpauth_uri")]
+    if uris:
+        click.echo("Staff TOTP (add to an authenticator app; the codes above go stale in 30 s):")
+        for row in uris:
+            click.echo(f"  {row['username']:<12} {row['otpauth_uri']}")
+        click.echo(
+            "  a fresh code any time: .venv/bin/python -c "
+            "\"import pyotp; print(pyotp.TOTP('<secret>').now())\""
+        )
 
 
 @jackpotx.group("audit")
@@ -394,6 +403,19 @@ def realtime_broadcast(name: str, room: str, raw: str, durable: bool) -> None:
         raise click.BadParameter(str(exc), param_hint="--data") from None
     if not isinstance(data, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--data")
+    if periodic.jobs_in_process(current_app):
+        # Embedded: no Redis carries an emit from this process to the server's sockets. The
+        # outbox row (the SQLite file both share) is relayed by the server's periodic
+        # ``relay_outbox`` (every 10 s), which emits to the clients connected there.
+        if not durable:
+            click.echo("embedded mode: only a durable event reaches the server; sent durably")
+        with atomic():
+            outbox.add_event(name, data, room=room, relay_now=False)
+        click.echo(
+            f"queued {name} for {room} in the outbox: the running server (make run) relays it "
+            "to its connected clients within 10 s"
+        )
+        return
     with atomic():
         publish(name, data, room=room, durable=durable)
     click.echo(f"published {name} to {room}")
@@ -406,13 +428,20 @@ def jobs_group() -> None:
 
 @jobs_group.command("schedule")
 def jobs_schedule() -> None:
-    """The periodic jobs: whether a scheduler runs (worker.py), each job's last and next run."""
+    """The periodic jobs: whether a scheduler runs (worker.py), each job's last and next run.
+
+    Embedded (no REDIS_URL): the jobs run inside the `make run` server, whose schedule lives
+    in its memory; this lists the jobs and their intervals and says so (the console's jobs
+    page, served by that process, shows the runs)."""
     data = jobs_admin.schedule()
     beat = data["scheduler"]
     if beat["alive"]:
         click.echo(f"scheduler: running, last tick {beat['last_tick_at']} ({beat['name']})")
+    elif beat["mode"] == "in-process":
+        click.echo("scheduler: embedded mode (no REDIS_URL), not visible from this command")
     else:
         click.echo("scheduler: not running (python worker.py runs it)")
+    click.echo(beat["where"].replace("`", ""))
     for job in data["periodic"]:
         click.echo(
             f"{job['func']} every={job['interval_seconds']}s queue={job['queue']}"

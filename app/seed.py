@@ -15,7 +15,7 @@ from app.compliance import kyc
 from app.compliance.models import KycSubmission
 from app.core.base import utcnow
 from app.core.extensions import db
-from app.identity import access, users
+from app.identity import access, totp, users
 from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
 from app.originals import studio as originals
 from app.originals.wallet_client import PROVIDER_CODE
@@ -99,12 +99,19 @@ def seed_users() -> list[dict[str, str]]:
         if not exists:
             users.create_user(password=password, totp_secret=secret, **spec)
         note = f"TOTP secret {secret} (code now: {pyotp.TOTP(secret).now()})" if secret else ""
+        # The code above is stale 30 s later; the URI goes into any authenticator app.
+        uri = (
+            pyotp.TOTP(secret).provisioning_uri(name=spec["email"], issuer_name=totp.ISSUER)
+            if secret
+            else ""
+        )
         logins.append(
             {
                 "role": ROLE_NAMES[spec["role_id"]],
                 "username": spec["username"],
                 "password": password,
                 "note": note,
+                "otpauth_uri": uri,
             }
         )
     return logins

@@ -33,7 +33,14 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"} and not EMBEDDE
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: One id per ``pytest`` run (xdist workers inherit their controller's): two runs on one machine
+#: (two checkouts, two ``make test``) never share a database or a Redis db by default.
+RUN_ID = os.environ.setdefault("JX_TEST_RUN_ID", f"p{os.getpid()}")
+#: Explicit: used as given. Unset: the first free db of ``AUTO_REDIS_DBS`` (``_claim_redis_db``).
+EXPLICIT_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+REDIS_URL = EXPLICIT_REDIS_URL or "redis://127.0.0.1:6379/15"
+AUTO_REDIS_DBS = range(15, 8, -1)
+REDIS_OWNER_KEY = "jx:test:owner"
 
 
 def _postgres_admin_engine() -> sa.Engine | None:
@@ -62,9 +69,48 @@ def _redis_ok() -> bool:
         return False
 
 
+def _pid_alive(owner: str) -> bool:
+    try:
+        os.kill(int(owner.rsplit(":", 1)[-1]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim_redis_db() -> str:
+    """``TEST_REDIS_URL`` unset: the first db of ``AUTO_REDIS_DBS`` that is empty or owned by a
+    run that is gone, marked with our owner key (put back after every flush, ``_clean_redis``).
+    A db with keys but no owner key belongs to a run given ``TEST_REDIS_URL``: left alone."""
+    import redis
+
+    owner = f"{RUN_ID}:{os.getpid()}"
+    for number in AUTO_REDIS_DBS:
+        url = f"{REDIS_URL.rsplit('/', 1)[0]}/{number}"
+        conn = redis.Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            holder = conn.get(REDIS_OWNER_KEY)
+            holder = holder.decode() if holder else None
+            if holder is None and conn.dbsize() == 0 and conn.set(REDIS_OWNER_KEY, owner, nx=True):
+                return url
+            if holder is not None and (holder == owner or not _pid_alive(holder)):
+                conn.set(REDIS_OWNER_KEY, owner)
+                return url
+        finally:
+            conn.close()
+    pytest.exit(
+        f"no free Redis test db in {list(AUTO_REDIS_DBS)}: set TEST_REDIS_URL", returncode=3
+    )
+
+
 def _worker_suffix() -> str:
-    # Parallel runs on one server (several checkouts, xdist) each get their own database.
-    return os.environ.get("JX_TEST_DB_SUFFIX") or os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # Parallel runs on one server (several checkouts, xdist) each get their own database:
+    # JX_TEST_DB_SUFFIX when given, else this run's id and the xdist worker.
+    explicit = os.environ.get("JX_TEST_DB_SUFFIX")
+    if explicit:
+        return explicit
+    return f"{RUN_ID}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}".lower()
 
 
 @pytest.fixture(scope="session")
@@ -88,12 +134,21 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_url() -> Iterator[str]:
     if _redis_ok():
-        return REDIS_URL
+        if EXPLICIT_REDIS_URL:
+            yield REDIS_URL
+            return
+        url = _claim_redis_db()
+        yield url
+        import redis
+
+        with redis.Redis.from_url(url) as conn:
+            conn.flushdb()  # the claim ends with the run
+        return
     if IN_CI:
         pytest.exit("CI=true but Redis does not answer at TEST_REDIS_URL", returncode=3)
-    return ""
+    yield ""
 
 
 class IsolatedClient(FlaskClient):
@@ -172,6 +227,8 @@ def requires_postgres(is_postgres):
 def _clean_redis(app):
     client = app.extensions["redis"]
     client.flushdb()
+    if app.config["REDIS_URL"] and not EXPLICIT_REDIS_URL:
+        client.set(REDIS_OWNER_KEY, f"{RUN_ID}:{os.getpid()}")  # this run's claim stays
     from app.core.extensions import limiter
 
     limiter.reset()
@@ -275,6 +332,10 @@ def token_for(app):
 
 
 def pytest_report_header(config):
+    if EMBEDDED:
+        return [
+            "jackpotx: database=SQLite, redis=fakeredis (JX_TEST_EMBEDDED=1: the embedded default)"
+        ]
     pg = _postgres_admin_engine()
     where = "PostgreSQL" if pg is not None else "SQLite (PostgreSQL not reachable)"
     if pg is not None:

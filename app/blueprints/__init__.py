@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from app.blueprints import console, health, sandbox
+from app.blueprints import console, health, index, media, sandbox
 from app.blueprints.api import (
     admin_affiliate,
     admin_auth,
@@ -45,6 +45,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
+    app.register_blueprint(index.bp)  # GET / only: links to the docs, the console, health
+    app.register_blueprint(media.bp)  # GET /media/games/<name>: uploaded game images
     # The back office: session cookie + CSRF token on every form (never exempted).
     app.register_blueprint(console.bp)
 
@@ -69,6 +71,7 @@ def register_blueprints(app: Flask) -> None:
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)
+    payments.document_spec(rest_api.spec)
 
     register_money_blueprints(app)
     register_engagement_blueprints(app)

@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from app.compliance import uploads
 from app.compliance.models import (
     DOCUMENT_TYPES,
     SUBMISSION_STATES,
@@ -28,7 +27,7 @@ from app.compliance.models import (
     KycEvent,
     KycSubmission,
 )
-from app.core import audit, events
+from app.core import audit, events, uploads
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one
 from app.core.errors import Conflict, NotFound, ValidationError

@@ -96,6 +96,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "AUDIT_CHECKPOINT_DIR": get("AUDIT_CHECKPOINT_DIR", str(instance_dir / "checkpoints")),
         # Empty = embedded mode: fakeredis in-process, RQ jobs run synchronously.
         "REDIS_URL": get("REDIS_URL", ""),
+        # Embedded only (no REDIS_URL): ``python wsgi.py`` runs the periodic jobs in-process.
+        "EMBEDDED_SCHEDULER": _bool(env, "EMBEDDED_SCHEDULER", True),
         "INSTANCE_DIR": str(instance_dir),
         "JWT_ALGORITHM": "HS256",
         "JWT_DECODE_ALGORITHMS": ["HS256"],
@@ -142,6 +144,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Minor units; withdrawals at or above need approved KYC.
         "KYC_WITHDRAWAL_THRESHOLD": _int(env, "KYC_WITHDRAWAL_THRESHOLD", 200_00),
         "UPLOAD_DIR": get("UPLOAD_DIR", str(instance_dir / "uploads")),
+        # Staff-uploaded game thumbnails and banners (JPEG/PNG/WebP, served /media/games/).
+        "GAME_IMAGE_MAX_BYTES": _int(env, "GAME_IMAGE_MAX_BYTES", 2 * 1024 * 1024),
         # Payments / KYC / responsible gaming (docs/payments.md). Amounts in minor units.
         "KYC_MAX_FILE_BYTES": _int(env, "KYC_MAX_FILE_BYTES", 8 * 1024 * 1024),
         "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD": _int(
@@ -174,6 +178,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "WELCOME_DUPLICATE_SIGNALS": _list(env, "WELCOME_DUPLICATE_SIGNALS", "device,ip,payment"),
         "MAIL_DIR": get("MAIL_DIR", str(instance_dir / "mail")),
         "CORS_ORIGINS": _list(env, "CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
+        # Origins that may frame the game pages (the player app's); empty: none may.
+        "GAME_EMBED_ORIGINS": _list(env, "GAME_EMBED_ORIGINS", ""),
         "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),
         # Public base URL for links we hand out (launch URLs, checkout pages, e-mails).
         # Default: this machine on the port we serve (`PORT=5070 make run` hands out :5070).

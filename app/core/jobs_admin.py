@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
@@ -106,12 +107,38 @@ def schedule() -> dict[str, Any]:
         )
         for func, run in sorted(runs.items())
     ]
+    embedded = periodic.jobs_in_process(current_app)
     scheduler = {
         "alive": beat is not None,
         "name": beat["name"] if beat else None,
         "last_tick_at": beat["at"] if beat else None,
+        # "in-process": the embedded server runs each due job itself; "worker": worker.py's
+        # scheduler enqueues them for its RQ worker.
+        "mode": "in-process" if embedded else "worker",
+        "where": where_jobs_run(embedded=embedded, alive=beat is not None),
     }
     return {"scheduler": scheduler, "periodic": rows}
+
+
+def where_jobs_run(*, embedded: bool, alive: bool) -> str:
+    """One sentence for staff: where the periodic jobs run, or what would run them."""
+    if embedded and alive:
+        return (
+            "Embedded mode (no REDIS_URL): this server process runs each periodic job itself "
+            "when it is due; no worker.py is needed."
+        )
+    if embedded:
+        return (
+            "Embedded mode (no REDIS_URL): the periodic jobs run inside the web server started "
+            "by `make run` (python wsgi.py); this process runs none, and cannot see that "
+            "server's schedule (it lives in the server's memory)."
+        )
+    if alive:
+        return "worker.py's scheduler enqueues each periodic job when due; its RQ worker runs it."
+    return (
+        "No scheduler is running: periodic jobs are not being enqueued. `python worker.py` "
+        "runs one and restarts it when it stops."
+    )
 
 
 def overview(limit: int = 50) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
@@ -86,6 +87,13 @@ class LimitedJSONProvider(DefaultJSONProvider):
     """Flask's JSON provider with the nesting limit on every parsed request body: a body too
     deep is a 400 like any malformed JSON (``request.get_json`` turns ``ValueError`` into
     one), never a ``RecursionError`` 500."""
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        """Dates and times as ISO-8601 everywhere (Flask's default writes RFC 1123)."""
+        if isinstance(o, datetime | date):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         if kwargs:

@@ -58,21 +58,29 @@ def _fast_path() -> None:
         relay()
 
 
-def _add(kind: str, name: str, target: str | None, payload: Any) -> OutboxMessage:
+def _add(
+    kind: str, name: str, target: str | None, payload: Any, *, relay_now: bool = True
+) -> OutboxMessage:
     if not in_atomic():
         raise RuntimeError("outbox rows belong to a business transaction: use atomic()")
     row = OutboxMessage(kind=kind, name=name, target=target, payload=payload, attempts=0)
     db.session.add(row)
     # One fast-path relay per transaction (the list is dropped on rollback, so this stays
     # accurate across savepoints and failed transactions).
-    if _fast_path not in db.session().info.get("jx_on_commit", []):
+    if relay_now and _fast_path not in db.session().info.get("jx_on_commit", []):
         on_commit(_fast_path)
     return row
 
 
-def add_event(name: str, data: dict[str, Any], *, room: str | None = None) -> OutboxMessage:
-    """A Socket.IO event that must reach Redis even if Redis is down right now."""
-    return _add("event", name, room, _checked_json(data, "event data"))
+def add_event(
+    name: str, data: dict[str, Any], *, room: str | None = None, relay_now: bool = True
+) -> OutboxMessage:
+    """A Socket.IO event that must reach Redis even if Redis is down right now.
+
+    ``relay_now=False`` leaves the row to the periodic relay of another process: the embedded
+    default's command line, whose own relay would hand the event to no Socket.IO server (it
+    has no Redis channel to the ``make run`` server; that server's relay delivers it)."""
+    return _add("event", name, room, _checked_json(data, "event data"), relay_now=relay_now)
 
 
 def add_job(func: str, *args: Any, queue: str = "default", **kwargs: Any) -> OutboxMessage:

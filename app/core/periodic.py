@@ -19,6 +19,11 @@ Invariants:
   ``jx:schedule:last_run`` (one field per job), which the jobs page and API read.
 * Redis errors never end the loop: the first one of an outage is logged, the loop retries with
   backoff (up to ``max_backoff``), and says when Redis is back.
+* The embedded default (no ``REDIS_URL``: jobs run in-process, no ``worker.py``) runs the same
+  schedule inside the web server (``InProcessScheduler``, started by ``python wsgi.py``): one
+  scheduler per process (``start_in_process``), its slots and records in the process's
+  fakeredis, each due job called at once in its own app context and recorded as a worker
+  would record it.
 """
 
 from __future__ import annotations
@@ -30,17 +35,20 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Flask
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Callback, Queue
 from rq.job import Job, JobStatus
+from rq.utils import import_attribute
 
+from app.core.extensions import db
 from app.core.schedule import PERIODIC_JOBS, periodic_job_id
 
 log = logging.getLogger(__name__)
@@ -95,17 +103,38 @@ def _iso(ts: float | None) -> str | None:
 # Run records: written by the worker when a periodic run ends (RQ callbacks, by dotted path).
 
 
+def write_record(
+    connection: Redis,
+    name: str,
+    *,
+    started: float | None,
+    finished: float,
+    status: str,
+    error: str | None,
+    job_id: str,
+) -> None:
+    record = {
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "status": status,
+        "error": error,
+        "job_id": job_id,
+    }
+    connection.hset(LAST_RUN_KEY, name, json.dumps(record))
+
+
 def _record(job: Job, connection: Redis, status: str, error: str | None) -> None:
     name = job.meta.get("jackpotx_periodic") or job.func_name
     started = job.started_at.timestamp() if job.started_at else None
-    record = {
-        "started_at": _iso(started),
-        "finished_at": _iso(time.time()),
-        "status": status,
-        "error": error,
-        "job_id": job.id,
-    }
-    connection.hset(LAST_RUN_KEY, name, json.dumps(record))
+    write_record(
+        connection,
+        str(name),
+        started=started,
+        finished=time.time(),
+        status=status,
+        error=error,
+        job_id=job.id,
+    )
 
 
 def record_success(job: Job, connection: Redis, result: Any, *args: Any, **kwargs: Any) -> None:
@@ -161,6 +190,9 @@ def enqueue_run(connection: Redis, job: PeriodicJob, slot: int) -> Job | None:
 class Scheduler:
     """Claims due slots and enqueues their runs, once per ``tick`` seconds, until stopped."""
 
+    #: Where the runs happen, as staff see it (``jobs_admin.schedule``).
+    mode = "worker"
+
     def __init__(
         self,
         connection: Redis,
@@ -168,8 +200,10 @@ class Scheduler:
         *,
         tick: float = 1.0,
         max_backoff: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.connection = connection
+        self.clock = clock
         self.jobs = list(jobs)
         self.tick_seconds = tick
         self.max_backoff = max_backoff
@@ -192,10 +226,10 @@ class Scheduler:
 
     def tick(self, now: float | None = None) -> list[str]:
         """Claim every job's current slot; enqueue the runs claimed. Returns their names."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         if not self._tidied:
             self._tidy()
-        heartbeat = {"name": self.name, "pid": os.getpid(), "at": _iso(now)}
+        heartbeat = {"name": self.name, "pid": os.getpid(), "at": _iso(now), "mode": self.mode}
         with self.connection.pipeline(transaction=False) as pipe:
             for job in self.jobs:
                 key = SLOT_KEY.format(name=job.func, slot=job.slot(now))
@@ -205,9 +239,13 @@ class Scheduler:
             claimed = pipe.execute()[: len(self.jobs)]
         enqueued = []
         for job, won in zip(self.jobs, claimed, strict=True):
-            if won and enqueue_run(self.connection, job, job.slot(now)) is not None:
+            if won and self.start_run(job, job.slot(now)):
                 enqueued.append(job.func)
         return enqueued
+
+    def start_run(self, job: PeriodicJob, slot: int) -> bool:
+        """Start one run of ``job`` (``False``: skipped). Here: enqueue it for ``worker.py``."""
+        return enqueue_run(self.connection, job, slot) is not None
 
     def run(self, stop: threading.Event) -> None:
         """Tick until ``stop`` is set. A Redis outage pauses the schedule; nothing ends it."""
@@ -238,6 +276,75 @@ class Scheduler:
                 backoff = self.tick_seconds
             stop.wait(self.tick_seconds)
         log.info("scheduler %s: stopped", self.name)
+
+
+class InProcessScheduler(Scheduler):
+    """The embedded default's scheduler: the same slots, but a due job is called at once in
+    this process (its own app context and session), as the synchronous queues run every other
+    job there. A run that raises is logged and recorded ``failed``; the loop goes on."""
+
+    mode = "in-process"
+
+    def __init__(self, app: Flask, connection: Redis, jobs: Iterable[PeriodicJob], **kw: Any):
+        super().__init__(connection, jobs, **kw)
+        self.app = app
+
+    def start_run(self, job: PeriodicJob, slot: int) -> bool:
+        started = time.time()
+        status, error = "successful", None
+        try:
+            func = import_attribute(job.func)
+            with self.app.app_context():
+                try:
+                    func()
+                finally:
+                    db.session.remove()
+        except Exception as exc:
+            log.exception("periodic job %s failed", job.func)
+            status, error = "failed", f"{type(exc).__name__}: {exc}"[:300]
+        write_record(
+            self.connection,
+            job.func,
+            started=started,
+            finished=time.time(),
+            status=status,
+            error=error,
+            job_id=f"{periodic_job_id(job.func)}-{slot}",
+        )
+        return True
+
+
+def jobs_in_process(app: Flask) -> bool:
+    """Whether this app runs its jobs in-process (no ``REDIS_URL``: no worker to run them)."""
+    return not app.config.get("REDIS_URL")
+
+
+_in_process: InProcessScheduler | None = None
+_in_process_lock = threading.Lock()
+
+
+def start_in_process(app: Flask, stop: threading.Event | None = None) -> InProcessScheduler | None:
+    """Start the in-process scheduler in a background thread (a greenlet under gevent), once
+    per process. ``None`` when this app's jobs belong to ``worker.py`` (``REDIS_URL`` set) or
+    ``EMBEDDED_SCHEDULER`` is off; the running one when called again."""
+    global _in_process
+    if not jobs_in_process(app) or not app.config.get("EMBEDDED_SCHEDULER", True):
+        return None
+    with _in_process_lock:
+        if _in_process is None:
+            jobs = configured_jobs(os.environ.get("PERIODIC_JOBS_OVERRIDE", ""))
+            tick = float(os.environ.get("SCHEDULER_TICK_SECONDS", "1"))
+            scheduler = InProcessScheduler(app, app.extensions["redis"], jobs, tick=tick)
+            thread = threading.Thread(
+                target=scheduler.run,
+                args=(stop or threading.Event(),),
+                name="jackpotx-scheduler",
+                daemon=True,
+            )
+            thread.start()
+            log.info("periodic jobs run in this process (embedded: no REDIS_URL, no worker.py)")
+            _in_process = scheduler
+        return _in_process
 
 
 # What staff see.

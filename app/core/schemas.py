@@ -8,6 +8,14 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from app.core.money import MoneyError, normalize_currency, to_decimal
 
+#: What an ``Amount`` is in the OpenAPI document (a plain ``Field`` would show ``{}``).
+AMOUNT_OPENAPI = {
+    "oneOf": [{"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}, {"type": "number"}],
+    "description": 'Major units of the currency, e.g. "50.00" (a string keeps it exact) or 50; '
+    "no more decimals than the currency has.",
+    "example": "50.00",
+}
+
 
 class Amount(fields.Field):
     """A JSON number or decimal string, kept as an exact ``Decimal``.
@@ -15,6 +23,10 @@ class Amount(fields.Field):
     The currency's exponent is checked where the currency is known (``parse_minor``); here we
     refuse what can never be money: booleans, NaN/inf (``1e309``), text, empty strings.
     """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs["metadata"] = {**AMOUNT_OPENAPI, **(kwargs.get("metadata") or {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> Decimal:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.core import jsonsafe
@@ -27,6 +27,37 @@ CSP = (
     "script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'; object-src 'none'"
 )
+
+
+#: ``GAME_EMBED_ORIGINS`` entries: an origin (scheme, host, optional port; no path).
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def embed_origins(value: list[str] | str) -> list[str]:
+    """``GAME_EMBED_ORIGINS`` checked: a list of origins, each as a browser sends it."""
+    items = value.split(",") if isinstance(value, str) else value
+    origins = [item.strip().rstrip("/") for item in items if item.strip()]
+    bad = [origin for origin in origins if not _ORIGIN.match(origin)]
+    if bad:
+        raise ValueError(
+            f"GAME_EMBED_ORIGINS: {', '.join(bad)} is not an origin (https://host[:port])"
+        )
+    return origins
+
+
+def allow_embedding(response: Any) -> Any:
+    """For game pages: the player app's origins (``GAME_EMBED_ORIGINS``) may frame them, with
+    CSP ``frame-ancestors`` (X-Frame-Options cannot name an origin, so it is left out). Empty
+    (the default): nobody may, as on every other page."""
+    origins = current_app.config.get("GAME_EMBED_ORIGINS") or []
+    if not origins:
+        return response
+    ancestors = " ".join(["'self'", *origins])
+    response.headers["Content-Security-Policy"] = CSP.replace(
+        "frame-ancestors 'none'", f"frame-ancestors {ancestors}"
+    )
+    g.jx_embeddable = True  # no X-Frame-Options DENY (_security_headers)
+    return response
 
 
 #: Paths whose bodies come from machines that sign small messages: a few KiB at most.
@@ -109,6 +140,7 @@ def _refuse_control_characters() -> None:
 
 def init_app(app: Flask) -> None:
     app.json = jsonsafe.LimitedJSONProvider(app)
+    app.config["GAME_EMBED_ORIGINS"] = embed_origins(app.config.get("GAME_EMBED_ORIGINS") or [])
 
     @app.before_request
     def _body_size_gate():
@@ -145,7 +177,8 @@ def init_app(app: Flask) -> None:
     def _security_headers(response):
         headers = response.headers
         headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
+        if not g.get("jx_embeddable"):
+            headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         headers.setdefault("Content-Security-Policy", CSP)
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")

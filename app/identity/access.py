@@ -72,11 +72,14 @@ ROLES: dict[int, tuple[str, str, list[str]]] = {
     ),
     SUPPORT: (
         "Support",
-        "Customer support: reads players and KYC, manages tickets",
+        # The platform guide's "Tickets, KYC, user support": Support reviews KYC; money
+        # decisions (withdrawals, adjustments) stay with Manager and Admin.
+        "Customer support: reads players, reviews KYC, manages tickets",
         [
             "players.read",
             "players.notes",
             "kyc.read",
+            "kyc.review",
             "support.manage",
             "transactions.read",
         ],

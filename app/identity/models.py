@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
+    Text,
     false,
     func,
 )
@@ -208,6 +209,19 @@ class LoginEvent(Model):
     device_fingerprint: Mapped[str | None] = mapped_column(String(128))
     country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class PlayerNote(Model):
+    """A staff member's note on a player account (append-only; each addition is audited)."""
+
+    __tablename__ = "player_notes"
+    __table_args__ = (Index("ix_player_notes_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    author_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PasswordResetToken(Model):

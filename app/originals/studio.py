@@ -521,7 +521,11 @@ def _player_error(exc: WalletRefused) -> AppError:
     if exc.code == "PLAYER_BLOCKED":
         return AccessDenied("Your account cannot place bets right now")
     if exc.code == "LIMIT_EXCEEDED":
-        return LimitExceeded("This bet would exceed one of your responsible gaming limits")
+        # The casino says which limit (a bonus's maximum bet, a loss limit...): pass it on.
+        return LimitExceeded(
+            exc.message.strip()[:200]
+            or "This bet would exceed one of your limits (responsible gaming or bonus)"
+        )
     if exc.code == "INVALID_SESSION":
         return GameSessionExpired()
     return WalletUnavailable(f"The casino refused the bet ({exc.code})")

@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.core import audit
 from app.core.crypto import decrypt, encrypt
@@ -27,9 +27,7 @@ from app.core.money import exponent, format_minor
 from app.identity.models import User
 from app.payments.gateways import ADAPTERS, GatewayAdapter, GatewayConfig
 from app.payments.gateways.sandbox import SandboxAdapter
-from app.payments.models import (
-    PaymentGateway,
-)
+from app.payments.models import PaymentGateway, PaymentTransaction
 
 SECRET_FIELDS = ("api_key", "api_secret", "webhook_secret")
 
@@ -170,6 +168,33 @@ def toggle_gateway(gateway_id: int, actor: Any = None) -> PaymentGateway:
             after={"is_active": gw.is_active},
         )
     return gw
+
+
+def delete_gateway(gateway_id: int, actor: Any = None) -> dict[str, Any]:
+    """Delete a gateway that never carried a payment. One with payments keeps them traceable
+    (their webhooks, refunds and reports name it): refused with 409, disable it instead."""
+    with atomic():
+        gw = lock_one(PaymentGateway, PaymentGateway.id == gateway_id)
+        if gw is None:
+            raise NotFound("Payment gateway not found")
+        used = db.session.scalar(
+            select(func.count(PaymentTransaction.id)).where(PaymentTransaction.gateway_id == gw.id)
+        )
+        if used:
+            raise Conflict(
+                f"Gateway {gw.code!r} has {used} payment(s) and cannot be deleted: disable it "
+                "instead (POST .../toggle)"
+            )
+        before = _public_fields(gw)
+        audit.record(
+            "gateway.delete",
+            actor=actor,
+            target_type="payment_gateway",
+            target_id=gw.id,
+            before=before,
+        )
+        db.session.delete(gw)
+    return {"id": gateway_id, "code": before["code"], "deleted": True}
 
 
 def all_gateways() -> list[PaymentGateway]:

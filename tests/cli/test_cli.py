@@ -81,6 +81,11 @@ def test_seed_demo_is_idempotent(runner):
     assert second.exit_code == 0, second.output
     assert db.session.scalar(sa.select(sa.func.count(User.id))) == count
     assert "admin" in first.output
+    # The code printed goes stale; the secret also comes as a URI for an authenticator app.
+    assert (
+        "otpauth://totp/JackpotX:admin%40jackpotx.local?secret=JBSWY3DPEHPK3PXPADMINAAA"
+        "&issuer=JackpotX" in first.output
+    )
 
 
 def test_sync_roles_writes_this_releases_permissions_over_stale_ones(runner):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -143,21 +144,27 @@ def test_staff_approve_a_submission_and_the_player_becomes_verified(
     assert {d["type"] for d in submission["documents"]} == {"passport", "proof_of_address"}
     assert "submitted_at" in submission
 
-    # Support reads but does not decide.
-    denied = client.post(f"/api/admin/kyc/{submission['id']}/approve", headers=token_for(support))
+    # Support reviews KYC (the platform guide's role table); an agent does not.
+    agent = factory.staff("agent")
+    denied = client.post(f"/api/admin/kyc/{submission['id']}/approve", headers=token_for(agent))
     assert denied.status_code == 403
     detail = client.get(f"/api/admin/kyc/{submission['id']}", headers=token_for(support)).json
     assert detail["data"]["history"][0]["action"] == "document_uploaded"
+    assert manager.can("kyc.review")
 
     events.clear()
     approved = client.post(
-        f"/api/admin/kyc/{submission['id']}/approve", headers=token_for(manager), json={}
+        f"/api/admin/kyc/{submission['id']}/approve", headers=token_for(support), json={}
     )
     assert approved.status_code == 200, approved.json
     assert approved.json["data"]["status"] == "approved"
     status = client.get("/api/kyc/status", headers=headers).json["data"]
     assert status["status"] == "approved"
     assert status["level"] == 2
+    # ISO-8601, as everywhere else (Flask's default would write RFC 1123 "Sun, 06 Dec ...").
+    for key in ("submitted_at", "decided_at"):
+        stamp = status["submission"][key]
+        assert datetime.fromisoformat(stamp).tzinfo is not None, stamp
     rooms = {(e.name, e.room) for e in events}
     assert ("kyc.update", f"user:{player.id}") in rooms
     assert ("kyc.update", "admin") in rooms
@@ -229,3 +236,25 @@ def test_players_only_see_their_own_documents(client, factory, token_for):
     upload(client, token_for(alice), png_bytes())
     assert client.get("/api/kyc/documents", headers=token_for(bob)).json["data"] == []
     assert len(client.get("/api/kyc/documents", headers=token_for(alice)).json["data"]) == 1
+
+
+def test_support_rejects_kyc_but_makes_no_money_decision(client, factory, token_for):
+    player = factory.player()
+    support = token_for(factory.staff("support"))
+    assert upload(client, token_for(player), png_bytes(), "passport").status_code == 201
+    pending = client.get("/api/admin/kyc/pending", headers=support).json["data"]
+    submission = next(s for s in pending if s["user_id"] == player.id)
+    rejected = client.post(
+        f"/api/admin/kyc/{submission['id']}/reject", headers=support, json={"reason": "Blurry"}
+    )
+    assert rejected.status_code == 200, rejected.json
+    assert rejected.json["data"]["status"] == "rejected"
+    # Money stays with Manager and Admin: adjustments and withdrawal decisions are refused.
+    adjust = client.post(
+        f"/api/admin/users/{player.id}/adjust-balance",
+        headers=support,
+        json={"amount": "10.00", "type": "credit", "reason": "goodwill"},
+    )
+    assert adjust.status_code == 403
+    decide = client.post("/api/admin/payments/withdrawals/1/approve", headers=support)
+    assert decide.status_code == 403

@@ -88,13 +88,25 @@ def test_the_schedule_lists_every_periodic_job_with_last_and_next_run(signed_in,
     )
     html = client.get("/admin/jobs").get_data(as_text=True)
     assert "No scheduler is running" not in html
-    assert "Scheduler running: last tick 20" in html
+    assert "Scheduler running (worker): last tick 20" in html
     row = html[html.index(f'id="periodic-{periodic_job_id(func)}"') :]
     row = row[: row.index("</tr>")]
     assert "600 s" in row
     assert "badge-successful" in row
     assert row.count("20") >= 2  # a last run and a next run (UTC timestamps)
     assert "not since Redis started" not in row
+
+
+def test_in_embedded_mode_the_page_says_the_server_runs_the_jobs(signed_in, app, monkeypatch):
+    client, _ = signed_in("admin")
+    monkeypatch.setitem(app.config, "REDIS_URL", "")  # what make run configures
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    assert "python worker.py" not in html
+    assert "Embedded mode (no REDIS_URL)" in html
+    assert "make run" in html
+    periodic.Scheduler(app.extensions["redis"], []).tick()  # the server's own scheduler ticked
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    assert "this server process runs each periodic job itself" in html
 
 
 def test_redis_lost_after_sign_in_gives_a_503_page_not_a_500(signed_in, app, monkeypatch):

@@ -90,3 +90,12 @@ def test_cors_allows_only_listed_origins(client):
     assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
     denied = client.get("/api/status", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in denied.headers
+
+
+def test_every_json_date_is_iso_8601(app):
+    from datetime import UTC, date, datetime
+
+    from flask import json
+
+    text = json.dumps({"at": datetime(2026, 12, 6, 1, 2, 3, tzinfo=UTC), "on": date(2026, 1, 2)})
+    assert json.loads(text) == {"at": "2026-12-06T01:02:03+00:00", "on": "2026-01-02"}

@@ -14,6 +14,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.core.extensions import db
+from tests.conftest import _worker_suffix
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "migrations")
 
@@ -64,7 +65,7 @@ def test_migrations_match_models_on_sqlite():
 
 def test_migrations_match_models_on_postgres(requires_postgres, database_url):
     admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    name = f"jackpotx_migrations_check_{os.environ.get('JX_TEST_DB_SUFFIX', 'main')}"
+    name = f"jackpotx_migrations_check_{_worker_suffix()}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

@@ -138,13 +138,44 @@ def test_registration_needs_a_solved_captcha_that_works_only_once(client, app, m
     assert again.get_json()["errors"][0]["field"] == "captcha_text"
 
 
-def test_a_wrong_captcha_answer_burns_the_challenge(client, app, monkeypatch):
+def test_a_misread_captcha_can_be_typed_again_but_three_wrong_answers_burn_it(
+    client, app, monkeypatch
+):
     monkeypatch.setitem(app.config, "CAPTCHA_REQUIRED", True)
     challenge = client.get("/api/auth/captcha").get_json()["data"]
     answer = _solve(app, challenge["id"])
     assert _register(client, captcha_id=challenge["id"], captcha_text="WRONG").status_code == 400
     retry = _register(client, captcha_id=challenge["id"], captcha_text=answer)
-    assert retry.status_code == 400
+    assert retry.status_code == 201, retry.get_json()  # a person who misread one glyph
+    burnt = client.get("/api/auth/captcha").get_json()["data"]
+    answer = _solve(app, burnt["id"])
+    for _ in range(3):
+        wrong = _register(
+            client,
+            username="third_user",
+            email="third@example.test",
+            captcha_id=burnt["id"],
+            captcha_text="NOPE",
+        )
+        assert wrong.status_code == 400, wrong.get_json()
+        assert wrong.get_json()["errors"][0]["field"] == "captcha_text", wrong.get_json()
+    late = _register(
+        client,
+        username="third_user",
+        email="third@example.test",
+        captcha_id=burnt["id"],
+        captcha_text=answer,
+    )
+    assert late.status_code == 400
+    assert late.get_json()["errors"][0]["field"] == "captcha_text"
+
+
+def test_the_captcha_alphabet_has_no_look_alikes():
+    from app.identity import captcha
+
+    assert not set("01IL5S2Z8BO") & set(captcha.ALPHABET)
+    assert captcha._ReadableCaptcha.word_offset_dx == 0  # glyphs never overlap
+    assert captcha._ReadableCaptcha.word_space_probability == 1  # no stray spaces
 
 
 def test_an_expired_captcha_is_refused(client, app, monkeypatch):

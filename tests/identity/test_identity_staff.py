@@ -38,6 +38,8 @@ MATRIX = [
     ("POST", "/api/admin/users/{uid}/reset-password", None, "players.manage"),
     ("POST", "/api/admin/users/{uid}/logout", None, "players.manage"),
     ("POST", "/api/admin/users/{uid}/assign-agent", {"agent_id": "{agent}"}, "affiliates.manage"),
+    ("GET", "/api/admin/users/{uid}/notes", None, "players.read"),
+    ("POST", "/api/admin/users/{uid}/notes", {"body": "Called back"}, "players.notes"),
     ("GET", "/api/admin/security/access-rules", None, "settings.manage"),
     (
         "PUT",
@@ -81,7 +83,7 @@ def test_role_matrix(client, factory, token_for, role, method, path, body, permi
         body = {"agent_id": agent.id}
     response = client.open(url, method=method, json=body, headers=token_for(actor))
     if _allowed(role, permission):
-        assert response.status_code == 200, (role, url, response.get_json())
+        assert response.status_code in (200, 201), (role, url, response.get_json())
     else:
         assert response.status_code == 403, (role, url, response.get_json())
         assert response.get_json()["code"] == "ACCESS_DENIED"

@@ -346,3 +346,22 @@ def test_the_studio_settles_over_real_http_against_a_live_server(
         server.shutdown()
         thread.join(5)
         callback_protocol.clear_caches()
+
+
+def test_a_bonus_max_bet_refusal_says_so(client, factory, studio, token_for):
+    from tests.bonus.test_promotions import promo
+
+    player = factory.player()
+    fund(player.id, cash=50_00)
+    p = promo(type="no_deposit", bonus_amount_minor=10_00, match_percent=0, max_bet_minor=5_00)
+    claimed = client.post(f"/api/promotions/claim/{p.id}", headers=token_for(player), json={})
+    assert claimed.status_code == 201, claimed.json
+    token = _open(client, player)
+    response = _play(client, token, "5.01", target="50")
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["code"] == "LIMIT_EXCEEDED"
+    assert "maximum bet while wagering a bonus is 5.00 EUR" in body["message"]
+    assert "responsible gaming" not in body["message"]
+    assert _play(client, token, "5.00", target="50").status_code == 201
+    reconcile_clean()

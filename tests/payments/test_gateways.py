@@ -238,3 +238,35 @@ def test_cli_gateways_add_registers_a_gateway(runner):
         ]
     )
     assert again.exit_code == 1
+
+
+def test_a_gateway_without_payments_is_deleted_and_one_with_payments_is_refused(
+    client, factory, token_for
+):
+    from tests.payments.test_payments import start_deposit
+
+    admin = token_for(factory.staff("admin"))
+    created = client.post("/api/admin/payment-gateways", headers=admin, json=GUIDE_BODY).json
+    unused = created["data"]["id"]
+    gone = client.delete(f"/api/admin/payment-gateways/{unused}", headers=admin)
+    assert gone.status_code == 200, gone.json
+    assert gone.json["data"] == {"id": unused, "code": "stripe", "deleted": True}
+    assert db.session.get(PaymentGateway, unused) is None
+    assert client.delete(f"/api/admin/payment-gateways/{unused}", headers=admin).status_code == 404
+
+    used = sandbox_gateway()
+    start_deposit(client, token_for(factory.player()))
+    refused = client.delete(f"/api/admin/payment-gateways/{used.id}", headers=admin)
+    assert refused.status_code == 409
+    assert "disable it instead" in refused.json["message"]
+    assert db.session.get(PaymentGateway, used.id) is not None
+    manager = token_for(factory.staff("manager"))
+    assert (
+        client.delete(f"/api/admin/payment-gateways/{used.id}", headers=manager).status_code == 403
+    )
+    from app.core.models import AuditLog
+
+    actions = db.session.scalars(
+        select(AuditLog.action).where(AuditLog.target_type == "payment_gateway")
+    ).all()
+    assert "gateway.delete" in actions

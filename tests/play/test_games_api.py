@@ -65,6 +65,18 @@ def test_catalog_lists_only_active_games_with_filters(client, catalog):
     assert _names(client.get("/api/games/featured")) == ["Wolf Gold"]
 
 
+def test_the_guides_filter_names_work_and_unknown_filters_are_refused(client, catalog):
+    assert _names(client.get("/api/games?is_featured=true")) == ["Wolf Gold"]
+    assert _names(client.get("/api/games?is_new=true")) == ["Dice Duel"]
+    assert _names(client.get("/api/games?is_hot=true")) == ["Blackjack"]
+    assert _names(client.get("/api/games?is_hot=false")) == ["Dice Duel", "Wolf Gold"]
+    assert _names(client.get("/api/games?hot=true&is_hot=true")) == ["Blackjack"]
+    assert client.get("/api/games?hot=true&is_hot=false").status_code == 400
+    unknown = client.get("/api/games?featurd=true")
+    assert unknown.status_code == 400
+    assert "featurd" in str(unknown.get_json())
+
+
 def test_catalog_paginates_by_page_or_offset(client, catalog):
     first = client.get("/api/games?limit=2").get_json()
     assert first["meta"] == {"page": 1, "limit": 2, "total": 3, "offset": 0}

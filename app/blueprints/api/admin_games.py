@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.blueprints.api.games import GameSchema
+from app.core.errors import ValidationError
 from app.core.schemas import PageArgs, PageMetaSchema, envelope_of, page_meta
 from app.identity.auth import permission_required
-from app.play import game_lists, games
+from app.play import game_lists, games, media
 from app.play.models import GAME_STATUSES, PROVIDER_PROTOCOLS
 
 blp = Blueprint("admin_games", __name__, url_prefix="/api/admin/games", description="Staff: games")
@@ -165,6 +166,44 @@ class AdminGame(MethodView):
     def put(self, args, game_id: int):
         """Change a game (status, flags, limits, RTP, category ...); audited."""
         game = games.update_game(game_id, args, actor=g.user)
+        return {"data": games.game_json(game, staff=True)}
+
+
+@blp.route("/<int:game_id>/image")
+class AdminGameImage(MethodView):
+    @permission_required("games.manage")
+    @blp.doc(
+        security=[{"bearerAuth": []}],
+        requestBody={
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "kind": {
+                                "type": "string",
+                                "enum": list(media.KINDS),
+                                "default": "thumbnail",
+                            },
+                            "file": {"type": "string", "format": "binary"},
+                        },
+                    }
+                }
+            }
+        },
+    )
+    @blp.response(200, envelope_of(AdminGameSchema))
+    def post(self, game_id: int):
+        """Upload the game's thumbnail or banner (JPEG, PNG or WebP, validated by decoding;
+        at most GAME_IMAGE_MAX_BYTES, 4096 px a side); the game then links /media/games/..."""
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationError.field("file", "A file is required")
+        limit = int(current_app.config.get("GAME_IMAGE_MAX_BYTES", 2 * 1024 * 1024))
+        data = upload.stream.read(limit + 1)
+        kind = request.form.get("kind", "thumbnail")
+        game = media.set_image(game_id, kind, data, actor=g.user)
         return {"data": games.game_json(game, staff=True)}
 
 

@@ -68,6 +68,13 @@ class SchedulerSchema(Schema):
     alive = fields.Boolean(metadata={"description": "a scheduler ticked in the last seconds"})
     name = fields.String(allow_none=True, metadata={"description": "host:pid of the latest"})
     last_tick_at = fields.String(allow_none=True)
+    mode = fields.String(
+        metadata={
+            "description": "in-process: the embedded server runs each due job itself (no "
+            "REDIS_URL); worker: worker.py's scheduler enqueues them for its RQ worker"
+        }
+    )
+    where = fields.String(metadata={"description": "one sentence for staff: where jobs run"})
 
 
 class OverviewSchema(Schema):

@@ -109,6 +109,12 @@ def _clean(args: dict) -> dict:
     return args
 
 
+class GatewayDeletedSchema(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    deleted = fields.Boolean()
+
+
 @blp.route("/payment-gateways")
 class GatewayList(MethodView):
     @permission_required("settings.manage")
@@ -139,6 +145,13 @@ class GatewayItem(MethodView):
         args.pop("code", None)  # the code is the webhook path: immutable
         gw = gateways_admin.update_gateway(gateway_id, _clean(args), actor=g.user)
         return {"data": gateway_admin(gw)}
+
+    @permission_required("settings.manage")
+    @blp.response(200, envelope_of(GatewayDeletedSchema))
+    def delete(self, gateway_id):
+        """Delete a gateway that never carried a payment (audited ``gateway.delete``); one
+        with payments answers 409: disable it instead (``/toggle``)."""
+        return {"data": gateways_admin.delete_gateway(gateway_id, actor=g.user)}
 
 
 @blp.route("/payment-gateways/<int:gateway_id>/toggle")

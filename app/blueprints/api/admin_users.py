@@ -10,14 +10,17 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.blueprints.api.identity_common import ProfileSchema, limit_blueprint
+from app.blueprints.api.responsible_gaming import LimitsSchema, overview_json
 from app.blueprints.api.user_account import LoginEventSchema
+from app.blueprints.api.wallet import WalletSchema
 from app.compliance import access_rules
 from app.core.db import atomic
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
-from app.identity import staff_actions
+from app.identity import player_notes, staff_actions
 from app.identity.auth import permission_required
-from app.identity.models import LoginEvent, TokenFamily, User
+from app.identity.models import PLAYER, LoginEvent, TokenFamily, User
+from app.wallet import ledger as wallet
 
 blp = Blueprint("admin_users", __name__, url_prefix="/api/admin", description="Staff: users")
 limit_blueprint(blp, "RATE_LIMIT_API")
@@ -58,6 +61,28 @@ class SessionSchema(Schema):
 class StaffUserDetailSchema(StaffUserSchema):
     login_history = fields.List(fields.Nested(LoginEventSchema))
     active_sessions = fields.List(fields.Nested(SessionSchema))
+    wallets = fields.List(
+        fields.Nested(WalletSchema),
+        metadata={"description": "Every wallet of the account (decimal strings)"},
+    )
+    responsible_gaming = fields.Nested(
+        LimitsSchema,
+        allow_none=True,
+        metadata={"description": "Players: limits with usage, exclusion, reality check"},
+    )
+
+
+class NoteSchema(Schema):
+    id = fields.Integer()
+    user_id = fields.Integer()
+    author_id = fields.Integer()
+    author = fields.String(allow_none=True)
+    body = fields.String()
+    created_at = fields.String(metadata={"format": "date-time"})
+
+
+class NoteArgs(Schema):
+    body = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
 class _UserDetail:
@@ -70,6 +95,8 @@ class _UserDetail:
         self._user = user
         self.login_history = login_history
         self.active_sessions = active_sessions
+        self.wallets = [wallet.wallet_json(w) for w in wallet.balances(user.id)]
+        self.responsible_gaming = overview_json(user) if user.role_id == PLAYER else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._user, name)
@@ -141,7 +168,7 @@ class UserDetail(MethodView):
     @blp.response(200, envelope_of(StaffUserDetailSchema))
     @blp.doc(security=SECURITY)
     def get(self, user_id: int):
-        """Full account view with recent logins and open sessions."""
+        """Full account view: recent logins, open sessions, balances and (players) RG limits."""
         user = staff_actions.get_user(g.user, user_id)
         history, _total = identity.login_history(user.id, page=1, limit=20)
         return {"data": _UserDetail(user, history, identity.active_sessions(user.id))}
@@ -153,6 +180,31 @@ class UserDetail(MethodView):
     def put(self, args, user_id: int):
         """Edit profile fields, status (with status_reason) or, with staff.manage, role."""
         return {"data": staff_actions.update_user(g.user, user_id, args)}
+
+
+@blp.route("/users/<int:user_id>/notes")
+class Notes(MethodView):
+    @permission_required("players.read")
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, envelope_of(NoteSchema, many=True))
+    @blp.doc(security=SECURITY)
+    def get(self, args, user_id: int):
+        """Staff notes on a player, newest first."""
+        rows, total = player_notes.notes_of(user_id, page=args["page"], limit=args["limit"])
+        authors = player_notes.authors_of(rows)
+        return {
+            "data": [player_notes.note_json(n, authors) for n in rows],
+            "meta": page_meta(args["page"], args["limit"], total),
+        }
+
+    @permission_required("players.notes")
+    @blp.arguments(NoteArgs)
+    @blp.response(201, envelope_of(NoteSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args, user_id: int):
+        """Add a note to a player (append-only; audited ``players.note.add``)."""
+        note = player_notes.add_note(user_id, args["body"], actor=g.user)
+        return {"data": player_notes.note_json(note, {g.user.id: g.user.username})}, 201
 
 
 def _result(message: str, user, revoked: int | None = None) -> dict:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.schemas import Currency, PageMetaSchema, envelope_of
 from app.identity.auth import player_required
@@ -40,16 +42,34 @@ class GameSchema(Schema):
 
 
 class GameArgs(Schema):
+    """Unknown filters are refused (400), never silently ignored."""
+
     provider = fields.String(metadata={"description": "Provider code or name"})
     category = fields.String(metadata={"description": "Category slug or name"})
     featured = fields.Boolean()
     new = fields.Boolean()
     hot = fields.Boolean()
+    # The platform guide's names for the same three filters.
+    is_featured = fields.Boolean(metadata={"description": "Same as featured"})
+    is_new = fields.Boolean(metadata={"description": "Same as new"})
+    is_hot = fields.Boolean(metadata={"description": "Same as hot"})
     type = fields.String()
     search = fields.String(validate=validate.Length(max=100))
     page = fields.Integer(validate=validate.Range(min=1, max=100_000))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     offset = fields.Integer(validate=validate.Range(min=0, max=10_000_000))
+
+    @validates_schema
+    def _one_spelling(self, data: dict[str, Any], **_kw: Any) -> None:
+        for name in ("featured", "new", "hot"):
+            alias = f"is_{name}"
+            if name in data and alias in data and data[name] != data[alias]:
+                raise ValidationError(f"{name} and {alias} disagree", field_name=alias)
+
+
+def _flag(args: dict[str, Any], name: str) -> bool | None:
+    value = args.get(name)
+    return args.get(f"is_{name}") if value is None else value
 
 
 class GamePageMeta(PageMetaSchema):
@@ -119,17 +139,18 @@ def _page(args) -> tuple[int, int, int]:
 
 @blp.route("")
 class Games(MethodView):
-    @blp.arguments(GameArgs, location="query")
+    @blp.arguments(GameArgs, location="query", unknown=RAISE)
     @blp.response(200, GamePage)
     def get(self, args):
-        """Active games (filters: provider, category, featured, new, hot, type, search)."""
+        """Active games (filters: provider, category, featured/is_featured, new/is_new,
+        hot/is_hot, type, search); an unknown filter is a 400."""
         page, limit, offset = _page(args)
         f = games.GameFilter(
             provider=args.get("provider"),
             category=args.get("category"),
-            featured=args.get("featured"),
-            new=args.get("new"),
-            hot=args.get("hot"),
+            featured=_flag(args, "featured"),
+            new=_flag(args, "new"),
+            hot=_flag(args, "hot"),
             type=args.get("type"),
             search=args.get("search"),
         )

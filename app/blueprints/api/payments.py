@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.extensions import client_ip, limiter
 from app.core.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
@@ -111,14 +111,51 @@ class GatewayQuery(Schema):
 
 
 class DepositArgs(Schema):
+    class Meta:
+        description = (
+            "A deposit: `amount`, and the way to pay: `method` (a gateway code such as "
+            '`"sandbox"`, or a kind such as `"card"`; `GET /api/payment/methods` lists them) or '
+            "`gateway_id`. One of the two is required."
+        )
+
     amount = Amount(required=True)
-    currency = Currency(load_default=None)
-    method = fields.String(load_default=None, validate=validate.Length(max=50))
-    gateway_id = fields.Integer(load_default=None)
+    currency = Currency(
+        load_default=None, metadata={"description": "Default: the player's currency"}
+    )
+    method = fields.String(
+        load_default=None,
+        validate=validate.Length(max=50),
+        metadata={
+            "description": "Gateway code or kind (required unless gateway_id is given)",
+            "example": "sandbox",
+        },
+    )
+    gateway_id = fields.Integer(
+        load_default=None,
+        metadata={"description": "Gateway id from /api/payment/methods (or give method)"},
+    )
     type = fields.String(load_default="deposit", validate=validate.Equal("deposit"))
     description = fields.String(load_default=None, validate=validate.Length(max=500))
     return_url = fields.Url(load_default=None, require_tld=False)
     cancel_url = fields.Url(load_default=None, require_tld=False)
+
+    @validates_schema
+    def _a_way_to_pay(self, data: dict[str, Any], **_kw: Any) -> None:
+        if not data.get("method") and data.get("gateway_id") is None:
+            raise ValidationError(
+                'Give a payment method (e.g. "sandbox") or a gateway_id', field_name="method"
+            )
+
+
+#: OpenAPI 3.0 cannot say "one of these two" with ``required``; ``anyOf`` can.
+DEPOSIT_ONE_OF = [{"required": ["method"]}, {"required": ["gateway_id"]}]
+
+
+def document_spec(spec: Any) -> None:
+    """What the schema alone cannot express, added to the generated document."""
+    schema = spec.components.schemas.get("DepositArgs")
+    if schema is not None:
+        schema["anyOf"] = DEPOSIT_ONE_OF
 
 
 class MethodSchema(Schema):

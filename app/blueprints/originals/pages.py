@@ -5,10 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from app.core.errors import AppError, NotFound
+from app.core.security import allow_embedding
 from app.originals import studio as service
 from app.originals.games import GAMES
 
 bp = Blueprint("originals", __name__, url_prefix="/originals")
+# The player app frames these pages when GAME_EMBED_ORIGINS names it (default: no framing).
+bp.after_request(allow_embedding)
 
 
 @bp.get("/launch/<game_code>")

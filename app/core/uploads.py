@@ -1,5 +1,5 @@
-"""Untrusted file uploads: decide what a file is from its bytes, prove it by decoding it, and
-store it outside the web root under a name we choose.
+"""Untrusted file uploads (KYC documents, game images): decide what a file is from its bytes,
+prove it by decoding it, and store it outside the web root under a name we choose.
 
 Invariants:
 * The client's filename and Content-Type are never trusted: the type comes from the magic
@@ -72,13 +72,27 @@ def check_size(size: int) -> None:
         raise FileTooLarge(f"The file is larger than {max_bytes() // (1024 * 1024)} MiB")
 
 
-def inspect(data: bytes) -> CheckedFile:
-    """Identify and validate ``data``; raise unless it is an accepted, intact document."""
-    check_size(len(data))
+#: What a picture (a game's thumbnail or banner) may be: images only.
+IMAGE_TYPES = {mime: ext for mime, ext in ALLOWED_TYPES.items() if mime.startswith("image/")}
+
+
+def inspect(
+    data: bytes, *, allowed: dict[str, str] | None = None, limit: int | None = None
+) -> CheckedFile:
+    """Identify and validate ``data``; raise unless it is an accepted, intact document
+    (``allowed``: MIME type → extension, default KYC's; ``limit``: bytes, default KYC's)."""
+    allowed = ALLOWED_TYPES if allowed is None else allowed
+    if limit is None:
+        check_size(len(data))
+    elif not data:
+        raise ValidationError.field("file", "The file is empty")
+    elif len(data) > limit:
+        raise FileTooLarge(f"The file is larger than {limit // 1024} KiB")
     kind = filetype.guess(data)
     mime = kind.mime if kind is not None else None
-    if mime not in ALLOWED_TYPES:
-        raise UnsupportedFileType("Only JPEG, PNG, WebP images and PDF documents are accepted")
+    if mime not in allowed:
+        names = ", ".join(sorted(ext.upper() for ext in allowed.values()))
+        raise UnsupportedFileType(f"Only these file types are accepted: {names}")
     width = height = None
     if mime == "application/pdf":
         _check_pdf(data)
@@ -87,7 +101,7 @@ def inspect(data: bytes) -> CheckedFile:
     return CheckedFile(
         data=data,
         mime_type=mime,
-        extension=ALLOWED_TYPES[mime],
+        extension=allowed[mime],
         sha256=hashlib.sha256(data).hexdigest(),
         width=width,
         height=height,

@@ -1,0 +1,21 @@
+"""``GET /media/games/<name>``: game images staff uploaded (``app.play.media``)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from app.play import media
+
+bp = Blueprint("media", __name__)
+
+_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
+@bp.get("/media/games/<name>")
+def game_image(name: str):
+    # The name is ours (random hex + the extension we chose from the decoded type); the file
+    # changes name when replaced, so it may be cached for good.
+    path = media.file_of(name)
+    response = Response(path.read_bytes(), mimetype=_TYPES[name.rsplit(".", 1)[1]])
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+    return response
