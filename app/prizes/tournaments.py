@@ -1,10 +1,15 @@
 """Tournaments: scores from play, leaderboards, settlement paid exactly once.
 
 Invariants:
-* Scores live in PostgreSQL (``tournament_participants``) and change only inside the bet/win's
-  money transaction (``play_events`` listener): a score never exists without its bet.
-  The listener reads the running tournaments ``FOR KEY SHARE``; settlement takes the row
-  ``FOR UPDATE``, so it waits for in-flight bets and later bets see the tournament settled.
+* Scores live in PostgreSQL (``tournament_participants``) and move no money: they are written
+  by an after-commit ``play_events`` listener, in its own transaction once the bet/win
+  committed, never inside the callback's. Each (tournament, claim, kind) is scored once (its
+  ``tournament_score_events`` marker, inserted ``ON CONFLICT DO NOTHING``); tournaments are
+  chosen by the claim's time (``provider_transactions.created_at``), not the listener's.
+  A reversal takes back what its bet's marker recorded, applying the bet first if it has not
+  run yet. The listener reads the tournaments ``FOR KEY SHARE``; settlement takes the row
+  ``FOR UPDATE`` and first scores every claim of the window with no marker (:func:`catch_up`),
+  so no bet placed before the end is missed; :func:`sweep` (periodic) redoes lost work.
 * Scoring: ``wagered`` (sum of qualifying stakes), ``won`` (sum of wins), ``net`` (wins minus
   stakes), ``multiplier`` (best win / round stake, stored times 10 000). Refunds and rollbacks
   of a bet take its stake back out of ``wagered``/``net``.
@@ -667,7 +672,8 @@ def _pending_fees(tournament_id: int) -> int:
 
 
 def settle(tournament_id: int) -> Tournament:
-    """Rank from PostgreSQL and pay the prize table (idempotent; refuses before the end)."""
+    """Rank from PostgreSQL and pay the prize table (idempotent; refuses before the end, and
+    until ``TOURNAMENT_SETTLE_GRACE_SECONDS`` after it: see :func:`settle_due`)."""
     with atomic():
         tour = lock_one(Tournament, Tournament.id == tournament_id)
         if tour is None:
@@ -676,6 +682,8 @@ def settle(tournament_id: int) -> Tournament:
             return tour
         if tour.ends_at > utcnow():
             raise Conflict("The tournament has not ended yet")
+        if tour.ends_at > utcnow() - settle_grace():
+            raise Conflict("The tournament has just ended: its last bets may still be in flight")
         # Scores are written after each callback commits: first score every bet, win and
         # refund claimed before the end that is not scored yet (queued, lost in a crash).
         # Under this row lock no listener scores here meanwhile (they read it FOR KEY SHARE).
@@ -767,15 +775,18 @@ def grant_awaiting_prizes() -> int:
     return granted
 
 
+def settle_grace() -> timedelta:
+    return timedelta(seconds=int(current_app.config.get("TOURNAMENT_SETTLE_GRACE_SECONDS", 90)))
+
+
 def settle_due() -> list[int]:
     """Settle the tournaments that ended at least ``TOURNAMENT_SETTLE_GRACE_SECONDS`` ago: a
     bet claimed just before the end commits within its request's timeout, and settlement
     must see it to score it."""
-    grace = timedelta(seconds=int(current_app.config.get("TOURNAMENT_SETTLE_GRACE_SECONDS", 90)))
     ids = list(
         db.session.scalars(
             select(Tournament.id).where(
-                Tournament.status == "scheduled", Tournament.ends_at <= utcnow() - grace
+                Tournament.status == "scheduled", Tournament.ends_at <= utcnow() - settle_grace()
             )
         )
     )

@@ -201,3 +201,17 @@ def test_the_sweep_scores_what_a_crash_after_commit_lost_once(client, factory, h
     ok(table.bet("b3", "3.00", round_id="r3"))
     assert tournaments.sweep() == 0
     assert board(tour.id) == [(table.user_id, -3_00)]
+
+
+def test_settlement_waits_out_the_grace_after_the_end(app, client, factory, monkeypatch):
+    """A bet claimed just before the end may still be in flight: settlement (the job or by
+    hand) waits ``TOURNAMENT_SETTLE_GRACE_SECONDS`` so its catch-up sees it committed."""
+    monkeypatch.setitem(app.config, "TOURNAMENT_SETTLE_GRACE_SECONDS", 60)
+    tour = make_tournament(factory, starts_at=utcnow() - timedelta(minutes=10))
+    set_window(tour.id, ends_at=utcnow() - timedelta(seconds=1))
+    with pytest.raises(tournaments.Conflict):
+        tournaments.settle(tour.id)
+    assert tour.id not in tournaments.settle_due()
+    set_window(tour.id, ends_at=utcnow() - timedelta(seconds=61))
+    assert tour.id in tournaments.settle_due()
+    assert db.session.get(Tournament, tour.id).status == "settled"
