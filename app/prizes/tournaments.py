@@ -374,7 +374,7 @@ def catch_up(tour: Any, until: datetime, since: datetime | None = None) -> int:
     lost in a crash, or a win that ran before its bet). Idempotent; how many scored."""
     pt = ProviderTransaction
     se = TournamentScoreEvent
-    target = table_of(ProviderTransaction).alias("target")
+    target = table_of(ProviderTransaction).alias("reversed_bet")
     own = (
         select(se.id)
         .where(
