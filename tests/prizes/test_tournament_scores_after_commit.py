@@ -215,3 +215,43 @@ def test_settlement_waits_out_the_grace_after_the_end(app, client, factory, monk
     set_window(tour.id, ends_at=utcnow() - timedelta(seconds=61))
     assert tour.id in tournaments.settle_due()
     assert db.session.get(Tournament, tour.id).status == "settled"
+
+
+@pytest.mark.postgres
+def test_two_workers_draining_the_same_events_at_once_score_them_once(
+    app, requires_postgres, committed_db, client, factory, held
+):
+    """The queue of one worker and the sweep (or a second worker) meeting the same bets, win
+    and refund at once: the markers' unique key makes the second wait, then add nothing."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    tour = make_tournament(factory, scoring="net")
+    table = open_table(client, factory)
+    ok(table.bet("b1", "5.00", round_id="r1"))
+    ok(table.win("w1", "2.00", round_id="r1"))
+    ok(table.bet("b2", "1.00", round_id="r2"))
+    ok(table.refund("f2", "b2", round_id="r2"))
+    events, tour_id, user_id = list(held), tour.id, table.user_id
+    db.session.commit()
+    db.session.remove()
+    barrier = threading.Barrier(4, timeout=30)
+
+    def drain(order: int) -> None:
+        with app.app_context():
+            try:
+                barrier.wait()
+                if order == 3:
+                    tournaments.sweep(grace=timedelta(0))
+                else:
+                    play_events.run_after_commit(events if order % 2 else events[::-1])
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(drain, range(4)))
+    assert board(tour_id) == [(user_id, 2_00 - 5_00 - 1_00 + 1_00)]
+    assert sorted(markers(tour_id)) == sorted(
+        [("bet", 5_00), ("win", 2_00), ("bet", 1_00), ("reversal", 1_00)]
+    )
+    reconcile_clean()
