@@ -15,15 +15,18 @@ A bet callback (``app.play.callbacks``), for a player with no special state:
    then the bonus maximum bet (``bonus.promotions.check_bet``).
 2. **Inside the wallet transaction**, after the ledger posting (``app.play.events``), in order:
    bonus wagering (``bonus.promotions.on_play``), jackpot contributions
-   (``prizes.jackpots.on_play``), tournament scores (``prizes.tournaments.on_play``). What
-   they write commits or rolls back with the money; a replayed callback reaches none of them.
+   (``prizes.jackpots.on_play``). What they write commits or rolls back with the money; a
+   replayed callback reaches none of them.
    A bet naming a free round, a win or rollback of one, and the end of a stakeless round go
    to the free-spins contract (``bonus.free_spins``), and a ``jackpot_win`` to the jackpot
    payer (``prizes.jackpots.pay_reported``), both installed on ``app.play.seams``.
 3. **After commit**: loyalty points and their level-up notice (``bonus.loyalty.on_play``, an
    after-commit ``play_events`` listener: its own transaction, in commit order, idempotent by
    the claim id, inline or from a per-process queue per ``PLAY_AFTER_COMMIT``; the periodic
-   ``bonus.jobs.sweep_loyalty`` redoes what a crash lost); then (``app.core.db.on_commit``
+   ``bonus.jobs.sweep_loyalty`` redoes what a crash lost), then tournament scores
+   (``prizes.tournaments.on_play``, the same way: idempotent by tournament, claim and kind,
+   by the claim's time; ``prizes.jobs.sweep_tournament_scores`` and settlement catch up what
+   was not done); then (``app.core.db.on_commit``
    callbacks queued by the steps above) the ``balance.update`` event and other events
    through the bus (``app.core.bus``) to the real-time layer, Redis tournament-board
    mirrors, notifications, enqueued jobs.
@@ -62,13 +65,14 @@ def install() -> None:
     # to do for this bet (no bonus wagered, no pool, no running tournament in the currency).
     play_events.register(promotions.on_play, wanted=promotions.wanted)
     play_events.register(jackpots.on_play, wanted=jackpots.wanted)
-    # A tournament scores a win under the same condition as a bet (one running in the currency).
-    play_events.register(tournaments.on_play, wanted=tournaments.wanted, wanted_for=("bet", "win"))
 
     # 3. After the callback committed, in commit order, idempotent by claim id (no money moves
-    # there): loyalty points and their level-up notice. ``loyalty.sweep`` redoes what a
-    # process that died between commit and this step did not.
+    # there): loyalty points and their level-up notice; tournament scores (by the claim's
+    # time, once per tournament, claim and kind). ``loyalty.sweep`` and ``tournaments.sweep``
+    # redo what a process that died between commit and this step did not; settlement scores
+    # whatever is left before the end first.
     play_events.register(loyalty.on_play, after_commit=True)
+    play_events.register(tournaments.on_play, after_commit=True)
 
     # Inside a callback, for what play cannot decide alone: free rounds, reported jackpots.
     play_seams.install(free_rounds=free_spins, jackpots=jackpots)

@@ -179,6 +179,8 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
             "UPLOAD_DIR": str(instance / "uploads"),
             "MAIL_DIR": str(instance / "mail"),
             "SERVER_NAME": "localhost",
+            # Tests end a tournament by moving its end into the past, then settle it at once.
+            "TOURNAMENT_SETTLE_GRACE_SECONDS": 0,
         }
     )
     from tests.probe import register_probe_routes

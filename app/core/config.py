@@ -167,13 +167,16 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "COMMISSION_PERIOD": get("COMMISSION_PERIOD", "monthly").strip().lower(),
         # Loyalty points per whole currency unit of cash wagered (1 = a point per EUR 1).
         "LOYALTY_POINTS_PER_UNIT": _int(env, "LOYALTY_POINTS_PER_UNIT", 1),
-        # After-commit play listeners (loyalty): "inline" (in the request, once the view
-        # returned) or "background" (a per-process queue drained in batches by one thread).
+        # After-commit play listeners (loyalty, tournament scores): "inline" (in the request,
+        # once the view returned) or "background" (a per-process queue drained in batches).
         "PLAY_AFTER_COMMIT": get(
             "PLAY_AFTER_COMMIT", "background" if profile == "production" else "inline"
         )
         .strip()
         .lower(),
+        # Tournaments are settled this long after their end (scores are written after each
+        # callback commits; a bet claimed before the end commits within its request timeout).
+        "TOURNAMENT_SETTLE_GRACE_SECONDS": _int(env, "TOURNAMENT_SETTLE_GRACE_SECONDS", 90),
         # Which shared identities refuse a second welcome bonus: device, ip, payment.
         "WELCOME_DUPLICATE_SIGNALS": _list(env, "WELCOME_DUPLICATE_SIGNALS", "device,ip,payment"),
         "MAIL_DIR": get("MAIL_DIR", str(instance_dir / "mail")),

@@ -11,6 +11,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.play.jobs.settle_stale_rounds", 600, "settlement"),
     ("app.prizes.jobs.jackpots_periodic", 10, "default"),
     ("app.prizes.jobs.settle_tournaments", 60, "payouts"),
+    # Tournament scores the after-commit step lost to a crash (idempotent by claim id).
+    ("app.prizes.jobs.sweep_tournament_scores", 60, "default"),
     ("app.prizes.jobs.refresh_tournament_boards", 60, "default"),
     ("app.prizes.jobs.run_lottery_draws", 60, "payouts"),
     ("app.bonus.jobs.expire_bonuses", 300, "default"),

@@ -5,14 +5,14 @@ stakes and wins the wallet accepted. They register a listener here instead of ed
 callback service.
 
 Invariants:
-* Listeners that move money (bonus wagering, jackpot contributions) and tournament scores run
-  after the wallet posting, in the same transaction: what they write commits or rolls back
-  with the money (a wagering step can never exist without its bet).
-* Listeners registered ``after_commit=True`` (loyalty points) move no money and run after the
-  callback committed, in their own transaction, in commit order: in the request once the view
-  returned (``PLAY_AFTER_COMMIT=inline``, the default: tests, SQLite; at once outside a
-  request) or from a per-process
-  queue drained in batches by one background thread (``background``, production). They must
+* Listeners that move money (bonus wagering, jackpot contributions) run after the wallet
+  posting, in the same transaction: what they write commits or rolls back with the money (a
+  wagering step can never exist without its bet).
+* Listeners registered ``after_commit=True`` (loyalty points, tournament scores) move no money
+  and run after the callback committed, in their own transaction, in commit order: in the
+  request once the view returned (``PLAY_AFTER_COMMIT=inline``, the default: tests, SQLite; at
+  once outside a request) or from a per-process queue drained in batches by one background
+  thread (``background``, production). They must
   be idempotent by the event's ``transaction_id`` (our claim id): a queue lost in a crash is
   redone by the owner's periodic sweep, and the sweep may meet an event the queue also ran. A
   reversal that runs before its bet's after-commit work must apply the bet first.

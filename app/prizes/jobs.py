@@ -28,6 +28,13 @@ def settle_tournaments() -> list[int]:
 
 
 @job
+def sweep_tournament_scores() -> int:
+    """Tournament scores of recent claims the after-commit step did not reach (a process that
+    died between commit and it); idempotent (periodic)."""
+    return tournaments.sweep()
+
+
+@job
 def refresh_tournament_boards() -> int:
     """Repair the Redis leaderboards of running tournaments from PostgreSQL (writes only what
     a mirror write lost, e.g. while Redis was unreachable)."""

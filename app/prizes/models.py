@@ -256,6 +256,36 @@ class TournamentParticipant(Model):
     fee_refund_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
+TOURNAMENT_SCORE_KINDS = ("bet", "win", "reversal")
+
+
+class TournamentScoreEvent(Model):
+    """What one claim did to one tournament's scores: the processed marker of the after-commit
+    scoring listener (a second run of the same claim finds it and adds nothing)."""
+
+    __tablename__ = "tournament_score_events"
+    __table_args__ = (
+        # Once per (tournament, claim, kind). A reversal is keyed by its *bet's* claim: a
+        # bet's score is taken back at most once, whichever refund or rollback does it.
+        UniqueConstraint(
+            "tournament_id", "provider_transaction_id", "kind", name="uq_tournament_score_event"
+        ),
+        CheckConstraint(_in("kind", TOURNAMENT_SCORE_KINDS), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    tournament_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tournaments.id"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    #: Our provider-transaction claim id: of the bet or win; for a reversal, of the bet undone.
+    provider_transaction_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The stake or win scored (minor units); a reversal takes back its bet's.
+    amount: Mapped[int] = mapped_column(BigInteger)
+    #: For a reversal: the refund's or rollback's own claim id.
+    by_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 LOTTERY_STATUSES = ("scheduled", "drawn", "cancelled")
 LOTTERY_PRIZE_TYPES = ("cash", "item")
 

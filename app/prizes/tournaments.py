@@ -1,10 +1,15 @@
 """Tournaments: scores from play, leaderboards, settlement paid exactly once.
 
 Invariants:
-* Scores live in PostgreSQL (``tournament_participants``) and change only inside the bet/win's
-  money transaction (``play_events`` listener): a score never exists without its bet.
-  The listener reads the running tournaments ``FOR KEY SHARE``; settlement takes the row
-  ``FOR UPDATE``, so it waits for in-flight bets and later bets see the tournament settled.
+* Scores live in PostgreSQL (``tournament_participants``) and move no money: they are written
+  by an after-commit ``play_events`` listener, in its own transaction once the bet/win
+  committed, never inside the callback's. Each (tournament, claim, kind) is scored once (its
+  ``tournament_score_events`` marker, inserted ``ON CONFLICT DO NOTHING``); tournaments are
+  chosen by the claim's time (``provider_transactions.created_at``), not the listener's.
+  A reversal takes back what its bet's marker recorded, applying the bet first if it has not
+  run yet. The listener reads the tournaments ``FOR KEY SHARE``; settlement takes the row
+  ``FOR UPDATE`` and first scores every claim of the window with no marker (:func:`catch_up`),
+  so no bet placed before the end is missed; :func:`sweep` (periodic) redoes lost work.
 * Scoring: ``wagered`` (sum of qualifying stakes), ``won`` (sum of wins), ``net`` (wins minus
   stakes), ``multiplier`` (best win / round stake, stored times 10 000). Refunds and rollbacks
   of a bet take its stake back out of ``wagered``/``net``.
@@ -27,16 +32,17 @@ Invariants:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import (
-    ColumnElement,
     SQLColumnExpression,
+    and_,
     case,
     delete,
     func,
+    or_,
     select,
     text,
     update,
@@ -46,7 +52,15 @@ from app.bonus import promotions
 from app.bonus.models import Promotion
 from app.core import audit, notifications
 from app.core.base import utcnow
-from app.core.db import atomic, dialect_insert, lock_existing, lock_one, on_commit, parse_row_id
+from app.core.db import (
+    atomic,
+    dialect_insert,
+    lock_existing,
+    lock_one,
+    on_commit,
+    parse_row_id,
+    table_of,
+)
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.events import publish
 from app.core.extensions import db, redis_store
@@ -55,6 +69,7 @@ from app.core.money import MoneyError, format_minor, normalize_currency, parse_m
 from app.identity.models import User
 from app.play import events as play_events
 from app.play import guard as play_guard
+from app.play import seams as play_seams
 from app.play.models import GameRound, ProviderTransaction
 from app.prizes import tournament_board
 from app.prizes.models import (
@@ -63,6 +78,7 @@ from app.prizes.models import (
     TOURNAMENT_STATES,
     Tournament,
     TournamentParticipant,
+    TournamentScoreEvent,
 )
 from app.wallet import ledger as wallet
 from app.wallet.models import LedgerTransaction
@@ -98,91 +114,314 @@ def room(tournament_id: int) -> str:
 # --------------------------------------------------------------------------- play path
 
 
-def wanted(_user_id: Any, currency: Any, _game_id: Any, now: Any) -> ColumnElement[bool]:
-    """``play_events`` bet probe: is a tournament running in the bet's currency? (The same
-    conditions as :func:`on_play`'s read: without one it scores nothing.)"""
-    t = Tournament
+def scores(event: play_events.PlayEvent) -> bool:
+    """Could ``event`` move a tournament score? Bets and wins, and refunds and rollbacks of a
+    bet that name it."""
+    if event.amount <= 0:
+        return False
+    if event.kind in ("bet", "win"):
+        return True
     return (
-        select(t.id)
-        .where(
-            t.currency == currency,
-            t.status == "scheduled",
-            t.starts_at <= now,
-            t.ends_at > now,
-        )
-        .exists()
+        event.kind in ("refund", "rollback")
+        and event.reverses == "bet"
+        and event.reverses_transaction_id is not None
     )
 
 
+_Out = list[tuple[int, datetime, tournament_board.Entry]]
+
+
 def on_play(event: play_events.PlayEvent) -> None:
-    """Listener: move the player's score in every running tournament the event qualifies for."""
-    if event.amount <= 0:
+    """After-commit ``play_events`` listener (its own transaction, after the callback's): move
+    the player's score in every tournament that was running when the event's claim was made
+    (the claim's ``created_at``, not the time this runs). Idempotent by (tournament, claim,
+    kind): a second run (the after-commit queue and the sweep, or settlement) adds nothing."""
+    if not scores(event):
         return
-    reverses_bet = event.kind in ("refund", "rollback") and event.reverses == "bet"
-    if event.kind not in ("bet", "win") and not reverses_bet:
-        return
-    now = utcnow()
-    t = Tournament
+    t, pt = Tournament, ProviderTransaction
+    # One statement: the tournaments running at the claim's time, FOR KEY SHARE (settlement
+    # takes the row FOR UPDATE: it waits for this transaction, or this one sees it settled).
     running = db.session.execute(
-        select(
-            t.id,
-            t.game_ids,
-            t.scoring,
-            t.min_bet,
-            t.entry,
-            t.max_participants,
-            t.starts_at,
-            t.ends_at,
-        )
+        select(*_TOUR_COLUMNS, pt.created_at.label("at"))
+        .select_from(t)
+        .join(pt, pt.id == event.transaction_id)
         .where(
             t.currency == event.currency,
             t.status == "scheduled",
-            t.starts_at <= now,
-            t.ends_at > now,
+            t.starts_at <= pt.created_at,
+            t.ends_at > pt.created_at,
         )
-        .with_for_update(read=True, key_share=True)
+        .with_for_update(read=True, key_share=True, of=t)
     ).all()
-    touched: list[int] = []
-    mirrored: list[tuple[int, datetime, tournament_board.Entry]] = []
-    # A refund scores only where its bet scored: same game, minimum bet, placed in the window.
-    undone = _undone_bet(event) if reverses_bet and running else None
-    game_id = undone.game_id if undone is not None else event.game_id
+    out: _Out = []
     for tour in running:
-        if tour.game_ids is not None and game_id not in tour.game_ids:
-            continue
-        if event.kind == "bet" and event.amount < tour.min_bet:
-            continue
-        if undone is not None and (undone.amount < tour.min_bet or undone.at < tour.starts_at):
-            continue
-        if event.kind == "bet" and tour.entry == "free" and not _enrol_free(tour, event.user_id):
-            continue
-        entry = _score(tour, event, now)
-        if entry is not None:
-            touched.append(tour.id)
-            mirrored.append((tour.id, tour.ends_at, entry))
-    if touched:
-        on_commit(lambda: _mirror(mirrored))
+        _apply(tour, event, tour.at, out)
+    _after_commit(out)
+
+
+_TOUR_COLUMNS = (
+    Tournament.id,
+    Tournament.game_ids,
+    Tournament.scoring,
+    Tournament.min_bet,
+    Tournament.entry,
+    Tournament.max_participants,
+    Tournament.starts_at,
+    Tournament.ends_at,
+)
+
+
+def _after_commit(out: _Out) -> None:
+    if out:
+        touched = list(dict.fromkeys(tid for tid, _, _ in out))
+        on_commit(lambda: _mirror(out))
         on_commit(lambda: tick(touched))
 
 
-def _undone_bet(event: play_events.PlayEvent) -> Any:
-    """The bet a refund or rollback undoes: its stake, time and game (None if not named)."""
-    if event.reverses_transaction_id is None:
-        return None
-    tx = ProviderTransaction
-    return db.session.execute(
-        select(tx.amount, tx.created_at.label("at"), GameRound.game_id)
-        .outerjoin(
-            GameRound,
-            (GameRound.provider_id == tx.provider_id)
-            & (GameRound.external_round_id == tx.external_round_id)
-            & (GameRound.user_id == tx.user_id),
+def _apply(tour: Any, event: play_events.PlayEvent, at: datetime, out: _Out) -> bool:
+    """Score ``event`` (claimed at ``at``) in ``tour`` once; True if a score moved."""
+    if not (tour.starts_at <= at < tour.ends_at):
+        return False
+    if event.kind == "bet":
+        return _apply_bet(tour, event, at, out)
+    if event.kind == "win":
+        return _apply_win(tour, event, at, out)
+    return _apply_reversal(tour, event, at, out)
+
+
+def _apply_bet(tour: Any, event: play_events.PlayEvent, at: datetime, out: _Out) -> bool:
+    if tour.game_ids is not None and event.game_id not in tour.game_ids:
+        return False
+    if event.amount < tour.min_bet or not _participates(tour, event.user_id, at, enrol=True):
+        return False
+    if not _mark(tour.id, event.user_id, event.transaction_id, "bet", event.amount):
+        return False
+    return _score(tour, event.user_id, at, out, stake=event.amount)
+
+
+def _apply_win(tour: Any, event: play_events.PlayEvent, at: datetime, out: _Out) -> bool:
+    if tour.game_ids is not None and event.game_id not in tour.game_ids:
+        return False
+    # A win that runs before its bet (another worker's queue) in a free tournament: the
+    # round's earlier bets first (they enrol the player), as they would have run.
+    if not _participates(tour, event.user_id, at, enrol=False) and (
+        tour.entry != "free"
+        or not _apply_claims(
+            tour,
+            out,
+            ProviderTransaction.provider_id == event.provider_id,
+            ProviderTransaction.external_round_id == event.round_id,
+            ProviderTransaction.user_id == event.user_id,
+            ProviderTransaction.action == "bet",
+            ProviderTransaction.id < event.transaction_id,
         )
-        .where(tx.id == event.reverses_transaction_id)
+    ):
+        return False
+    if not _mark(tour.id, event.user_id, event.transaction_id, "win", event.amount):
+        return False
+    multiple = _multiple(event) if tour.scoring == "multiplier" else None
+    return _score(tour, event.user_id, at, out, win=event.amount, multiple=multiple)
+
+
+def _apply_reversal(tour: Any, event: play_events.PlayEvent, at: datetime, out: _Out) -> bool:
+    """A refund or rollback of a bet takes back exactly what that bet scored here (nothing for
+    a bet under the minimum, on another game, placed before the start or before joining)."""
+    bet_claim = event.reverses_transaction_id
+    if bet_claim is None:
+        return False
+    scored = _marked(tour.id, bet_claim, "bet")
+    if scored is None:
+        # The reversal runs before its bet's after-commit work: apply the bet first, so both
+        # end up done exactly once (the bet's late run finds its marker).
+        if not _apply_claims(tour, out, ProviderTransaction.id == bet_claim):
+            return False
+        scored = _marked(tour.id, bet_claim, "bet")
+    if scored is None or scored.user_id != event.user_id:
+        return False
+    if not _mark(
+        tour.id, event.user_id, bet_claim, "reversal", scored.amount, by=event.transaction_id
+    ):
+        return False
+    return _score(tour, event.user_id, at, out, back=scored.amount)
+
+
+def _participates(tour: Any, user_id: int, at: datetime, *, enrol: bool) -> bool:
+    """Does the player take part at ``at``? Opt-in: joined by then. Free: enrolled, or (a bet:
+    ``enrol``) enrolled now while places remain."""
+    p = TournamentParticipant
+    joined = db.session.scalar(
+        select(p.joined_at).where(p.tournament_id == tour.id, p.user_id == user_id)
+    )
+    if joined is not None:
+        return tour.entry == "free" or joined <= at
+    return enrol and tour.entry == "free" and _enrol_free(tour, user_id, at)
+
+
+def _mark(
+    tournament_id: int, user_id: int, claim: int, kind: str, amount: int, by: int | None = None
+) -> bool:
+    """Write the processed marker; False if it was there (this claim already scored here)."""
+    events = table_of(TournamentScoreEvent)
+    return (
+        db.session.execute(
+            dialect_insert(events)
+            .values(
+                tournament_id=tournament_id,
+                user_id=user_id,
+                provider_transaction_id=claim,
+                kind=kind,
+                amount=amount,
+                by_transaction_id=by,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(
+                index_elements=["tournament_id", "provider_transaction_id", "kind"]
+            )
+            .returning(events.c.id)
+        ).scalar_one_or_none()
+        is not None
+    )
+
+
+def _marked(tournament_id: int, claim: int, kind: str) -> Any:
+    se = TournamentScoreEvent
+    return db.session.execute(
+        select(se.user_id, se.amount).where(
+            se.tournament_id == tournament_id,
+            se.provider_transaction_id == claim,
+            se.kind == kind,
+        )
     ).first()
 
 
-def _mirror(items: list[tuple[int, datetime, tournament_board.Entry]]) -> None:
+def _claim_events(*criteria: Any) -> list[tuple[play_events.PlayEvent, datetime]]:
+    """The play events of applied claims (what the callback emitted), with each claim's time,
+    in claim order: for the sweep, settlement, and an event that needs an earlier one first."""
+    pt = table_of(ProviderTransaction).c
+    target = table_of(ProviderTransaction).alias("target")
+    r = table_of(GameRound).c
+    rows = db.session.execute(
+        select(
+            pt.id,
+            pt.action,
+            pt.user_id,
+            pt.currency,
+            pt.amount,
+            pt.provider_id,
+            pt.external_round_id,
+            pt.created_at,
+            r.game_id,
+            r.bet_cash,
+            r.bet_bonus,
+            target.c.id.label("target_id"),
+            target.c.action.label("target_action"),
+            target.c.amount.label("target_amount"),
+        )
+        .select_from(table_of(ProviderTransaction))
+        .outerjoin(
+            table_of(GameRound),
+            and_(
+                r.provider_id == pt.provider_id,
+                r.external_round_id == pt.external_round_id,
+                r.user_id == pt.user_id,
+            ),
+        )
+        .outerjoin(
+            target,
+            and_(
+                pt.action.in_(("refund", "rollback")),
+                target.c.provider_id == pt.provider_id,
+                target.c.external_id == pt.reference_external_id,
+            ),
+        )
+        .where(pt.state == "applied", pt.action.in_(_SCORED_ACTIONS), *criteria)
+        .order_by(pt.id)
+    ).all()
+    events = []
+    for row in rows:
+        reversal = row.action in ("refund", "rollback")
+        # A free round's win is paid by the free-rounds contract: no play event.
+        if (
+            row.action == "win"
+            and not row.bet_cash
+            and not row.bet_bonus
+            and play_seams.free_rounds().free_round(row.provider_id, row.external_round_id)
+        ):
+            continue
+        event = play_events.PlayEvent(
+            row.action, row.user_id, row.currency,
+            (row.target_amount or 0) if reversal else row.amount, 0, 0,
+            row.provider_id, row.game_id, row.external_round_id, row.id,
+            reverses=row.target_action if reversal else None,
+            reverses_transaction_id=row.target_id if reversal else None,
+        )  # fmt: skip
+        if scores(event):
+            events.append((event, row.created_at))
+    return events
+
+
+_SCORED_ACTIONS = ("bet", "win", "refund", "rollback")
+
+
+def _apply_claims(tour: Any, out: _Out, *criteria: Any) -> int:
+    """Apply the claims matching ``criteria`` to ``tour``, in claim order; how many scored."""
+    return sum(_apply(tour, event, at, out) for event, at in _claim_events(*criteria))
+
+
+def catch_up(tour: Any, until: datetime, since: datetime | None = None) -> int:
+    """Score in ``tour`` every qualifying claim made in its window (from ``since``, before
+    ``until``) that has no marker yet: what the after-commit step has not done (still queued,
+    lost in a crash, or a win that ran before its bet). Idempotent; how many scored."""
+    pt = ProviderTransaction
+    se = TournamentScoreEvent
+    target = table_of(ProviderTransaction).alias("reversed_bet")
+    own = (
+        select(se.id)
+        .where(
+            se.tournament_id == tour.id,
+            se.provider_transaction_id == pt.id,
+            se.kind == pt.action,
+        )
+        .exists()
+    )
+    undone = (
+        select(se.id)
+        .where(
+            se.tournament_id == tour.id,
+            se.provider_transaction_id == target.c.id,
+            se.kind == "reversal",
+        )
+        .exists()
+    )
+    reversed_bet = (
+        select(target.c.id)
+        .where(
+            target.c.provider_id == pt.provider_id,
+            target.c.external_id == pt.reference_external_id,
+            target.c.action == "bet",
+            ~undone,
+        )
+        .exists()
+    )
+    criteria = [
+        pt.currency == tour.currency,
+        pt.created_at >= max(tour.starts_at, since or tour.starts_at),
+        pt.created_at < min(tour.ends_at, until),
+        or_(
+            and_(pt.action.in_(("bet", "win")), ~own),
+            and_(pt.action.in_(("refund", "rollback")), reversed_bet),
+        ),
+    ]
+    if tour.entry != "free":
+        p = TournamentParticipant
+        criteria.append(pt.user_id.in_(select(p.user_id).where(p.tournament_id == tour.id)))
+    out: _Out = []
+    done = _apply_claims(tour, out, *criteria)
+    _after_commit(out)
+    return done
+
+
+def _mirror(items: _Out) -> None:
     for tournament_id, ends_at, entry in items:
         tournament_board.mirror(tournament_id, ends_at, [entry])
 
@@ -200,34 +439,43 @@ def enrolment_lock(tournament_id: int) -> None:
         )
 
 
-def _enrol_free(tour: Any, user_id: int) -> bool:
+def _enrol_free(tour: Any, user_id: int, at: datetime) -> bool:
     """Free entry: the first qualifying bet enrols the player (while places remain)."""
     p = TournamentParticipant
-    exists = db.session.scalar(select(p.id).where(p.tournament_id == tour.id, p.user_id == user_id))
-    if exists is not None:
-        return True
     if tour.max_participants is not None:
         # Rare (first bet per player): serialize enrolments to honour the cap. Not the row
-        # lock: this transaction holds the row FOR KEY SHARE, and two bets upgrading it would
-        # deadlock.
+        # lock: this transaction holds the row FOR KEY SHARE, and two listeners upgrading it
+        # would deadlock.
         enrolment_lock(tour.id)
+        exists = db.session.scalar(
+            select(p.id).where(p.tournament_id == tour.id, p.user_id == user_id)
+        )
+        if exists is not None:
+            return True
         count = db.session.scalar(select(func.count(p.id)).where(p.tournament_id == tour.id))
         if count >= tour.max_participants:
             return False
     db.session.execute(
         dialect_insert(p)
-        .values(tournament_id=tour.id, user_id=user_id, joined_at=utcnow(), score_at=utcnow())
+        .values(tournament_id=tour.id, user_id=user_id, joined_at=at, score_at=at)
         .on_conflict_do_nothing(index_elements=["tournament_id", "user_id"])
     )
     return True
 
 
-def _score(tour: Any, event: play_events.PlayEvent, now: datetime) -> tournament_board.Entry | None:
-    """Move the score; the row as committed (``RETURNING``) for the Redis mirror, or None."""
+def _score(
+    tour: Any,
+    user_id: int,
+    at: datetime,
+    out: _Out,
+    *,
+    stake: int = 0,
+    win: int = 0,
+    back: int = 0,
+    multiple: int | None = None,
+) -> bool:
+    """Move the score; the row as committed (``RETURNING``) goes to the Redis mirror."""
     p = TournamentParticipant
-    stake = event.amount if event.kind == "bet" else 0
-    win = event.amount if event.kind == "win" else 0
-    back = event.amount if event.kind in ("refund", "rollback") else 0
     new_score: SQLColumnExpression[int]
     values: dict[str, Any] = {
         "wagered": p.wagered + stake - back,
@@ -240,22 +488,25 @@ def _score(tour: Any, event: play_events.PlayEvent, now: datetime) -> tournament
         new_score = p.score + win
     elif tour.scoring == "net":
         new_score = p.score + win - stake + back
-    else:  # multiplier: best win over the round's stake
-        multiple = _multiple(event) if win else None
-        if multiple is None:
-            new_score = p.score
-        else:
-            new_score = case((p.score < multiple, multiple), else_=p.score)
+    elif multiple is None:  # multiplier: best win over the round's stake
+        new_score = p.score
+    else:
+        new_score = case((p.score < multiple, multiple), else_=p.score)
     values["score"] = new_score
-    values["score_at"] = case((new_score != p.score, now), else_=p.score_at)
+    # When the score was reached: the claim's time (the latest, should claims run out of order).
+    reached = case((p.score_at > at, p.score_at), else_=at)
+    values["score_at"] = case((new_score != p.score, reached), else_=p.score_at)
     row = db.session.execute(
         update(p)
-        .where(p.tournament_id == tour.id, p.user_id == event.user_id)
+        .where(p.tournament_id == tour.id, p.user_id == user_id)
         .values(**values)
         .returning(p.id, p.user_id, p.score, p.score_at, p.bets, p.won, p.wagered)
         .execution_options(synchronize_session=False)
     ).first()
-    return None if row is None else tournament_board.entry_of(row)
+    if row is None:
+        return False
+    out.append((tour.id, tour.ends_at, tournament_board.entry_of(row)))
+    return True
 
 
 def _multiple(event: play_events.PlayEvent) -> int | None:
@@ -421,7 +672,8 @@ def _pending_fees(tournament_id: int) -> int:
 
 
 def settle(tournament_id: int) -> Tournament:
-    """Rank from PostgreSQL and pay the prize table (idempotent; refuses before the end)."""
+    """Rank from PostgreSQL and pay the prize table (idempotent; refuses before the end, and
+    until ``TOURNAMENT_SETTLE_GRACE_SECONDS`` after it: see :func:`settle_due`)."""
     with atomic():
         tour = lock_one(Tournament, Tournament.id == tournament_id)
         if tour is None:
@@ -430,12 +682,19 @@ def settle(tournament_id: int) -> Tournament:
             return tour
         if tour.ends_at > utcnow():
             raise Conflict("The tournament has not ended yet")
+        if tour.ends_at > utcnow() - settle_grace():
+            raise Conflict("The tournament has just ended: its last bets may still be in flight")
+        # Scores are written after each callback commits: first score every bet, win and
+        # refund claimed before the end that is not scored yet (queued, lost in a crash).
+        # Under this row lock no listener scores here meanwhile (they read it FOR KEY SHARE).
+        catch_up(tour, tour.ends_at)
         p = TournamentParticipant
         ranked = db.session.scalars(
             select(p)
             .where(p.tournament_id == tour.id, p.bets > 0)
             .order_by(*tournament_board.ordering())
             .with_for_update(of=p)
+            .execution_options(populate_existing=True)
         ).all()
         table = prize_table(tour)
         for rank, part in enumerate(ranked, start=1):
@@ -516,11 +775,18 @@ def grant_awaiting_prizes() -> int:
     return granted
 
 
+def settle_grace() -> timedelta:
+    return timedelta(seconds=int(current_app.config.get("TOURNAMENT_SETTLE_GRACE_SECONDS", 90)))
+
+
 def settle_due() -> list[int]:
+    """Settle the tournaments that ended at least ``TOURNAMENT_SETTLE_GRACE_SECONDS`` ago: a
+    bet claimed just before the end commits within its request's timeout, and settlement
+    must see it to score it."""
     ids = list(
         db.session.scalars(
             select(Tournament.id).where(
-                Tournament.status == "scheduled", Tournament.ends_at <= utcnow()
+                Tournament.status == "scheduled", Tournament.ends_at <= utcnow() - settle_grace()
             )
         )
     )
@@ -529,6 +795,39 @@ def settle_due() -> list[int]:
     grant_awaiting_prizes()
     finish_cancellations()
     return ids
+
+
+#: How far back the sweep looks, and how old a claim must be before the sweep (rather than the
+#: after-commit queue, which normally runs within milliseconds) deals with it.
+SWEEP_WINDOW = timedelta(days=1)
+SWEEP_GRACE = timedelta(seconds=10)
+
+
+def sweep(*, window: timedelta = SWEEP_WINDOW, grace: timedelta = SWEEP_GRACE) -> int:
+    """Periodic: score what the after-commit listener did not (a process that died between
+    a callback's commit and its queue) in every unsettled tournament, for claims of the last
+    ``window`` older than ``grace``. Each tournament in its own transaction, under its row
+    FOR KEY SHARE like the listener; idempotent. Returns how many claims it scored."""
+    now = utcnow()
+    t = Tournament
+    ids = list(
+        db.session.scalars(
+            select(t.id)
+            .where(t.status == "scheduled", t.starts_at <= now - grace, t.ends_at > now - window)
+            .order_by(t.id)
+        )
+    )
+    done = 0
+    for tid in ids:
+        with atomic():
+            tour = db.session.execute(
+                select(*_TOUR_COLUMNS, t.currency)
+                .where(t.id == tid, t.status == "scheduled")
+                .with_for_update(read=True, key_share=True)
+            ).first()
+            if tour is not None:
+                done += catch_up(tour, now - grace, since=now - window)
+    return done
 
 
 # --------------------------------------------------------------------------- staff
@@ -720,6 +1019,9 @@ def _purge_deleted(tournament_id: int) -> bool:
         tour = lock_one(Tournament, Tournament.id == tournament_id)
         if tour is None or not _deleting(tour) or _pending_fees(tour.id):
             return False
+        db.session.execute(
+            delete(TournamentScoreEvent).where(TournamentScoreEvent.tournament_id == tour.id)
+        )
         db.session.execute(
             delete(TournamentParticipant).where(TournamentParticipant.tournament_id == tour.id)
         )

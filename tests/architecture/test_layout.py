@@ -123,12 +123,8 @@ def test_a_bet_runs_its_hooks_in_the_documented_order(app):
     # app.hooks is the one list of what runs on the money path; create_app installs it once.
     assert play_guard._bet_checks == [responsible_gaming.bet_guard, promotions.check_bet]
     assert play_guard._play_checks == [responsible_gaming.launch_guard]
-    assert play_events._listeners == [
-        promotions.on_play,
-        jackpots.on_play,
-        tournaments.on_play,
-    ]
-    assert play_events._after_commit == [loyalty.on_play]
+    assert play_events._listeners == [promotions.on_play, jackpots.on_play]
+    assert play_events._after_commit == [loyalty.on_play, tournaments.on_play]
 
 
 def test_payments_registration_and_reads_are_wired_by_app_hooks(app):

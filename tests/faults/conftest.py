@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from app.core import dbroles
 from app.core.config import SANDBOX_IN_PRODUCTION_ACK
+from app.core.extensions import db
 from tests.live import LiveServer, free_port, gunicorn, server_env
 
 FIGURES: list[str] = []
@@ -139,6 +140,38 @@ def live(app, server_database_url, private_redis, tmp_path_factory) -> Iterator[
     env = fault_env(server_database_url, private_redis.url, port)
     with gunicorn(env, tmp_path_factory.mktemp("faults") / "gunicorn.log") as server:
         yield server
+
+
+@pytest.fixture
+def committed_db(committed_db: None) -> Iterator[None]:
+    """The suite's ``committed_db``, but the tables are emptied only once the live servers'
+    connections are idle: their after-commit queue (loyalty points, tournament scores) may
+    still be draining the last callbacks, and a TRUNCATE of every table racing it deadlocks."""
+    yield
+    wait_for_servers_idle()
+
+
+def wait_for_servers_idle(timeout: float = 30, quiet: float = 0.3) -> None:
+    """Until no connection of a fault server has had a statement or transaction open for
+    ``quiet`` seconds (gives up after ``timeout``: the TRUNCATE then waits or fails loudly)."""
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    busy = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND state <> 'idle'"
+    )
+    while time.monotonic() < deadline:
+        with db.engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                return
+            working = conn.scalar(busy, {"name": SERVER_APP_NAME})
+        now = time.monotonic()
+        if working:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= quiet:
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -22,12 +22,15 @@ import sqlalchemy as sa
 
 from app.bonus import loyalty
 from app.bonus.models import LoyaltyAccount, LoyaltyEvent
+from app.core.base import utcnow
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import User
 from app.play import games
 from app.play.callbacks.adapters import native_signature
 from app.play.models import ProviderCallback
+from app.prizes import tournaments
+from app.prizes.models import TournamentScoreEvent
 from app.wallet import integrity
 from app.wallet.models import Wallet
 from tests.faults.conftest import SERVER_APP_NAME, Answers, burst, fault_env, figure, post
@@ -616,4 +619,66 @@ def test_loyalty_points_follow_a_bet_within_two_seconds_from_the_background_queu
     ).all()
     assert kinds == ["wager", "wager", "reversal"]
     figure("loyalty after commit", max_lag_ms=round(max(lags) * 1000, 1))
+    reconcile_clean()
+
+
+def _board_reaches(url: str, headers: dict[str, str], expected: str, within: float = 2.0) -> float:
+    """Seconds from now until the live server's leaderboard shows the caller at ``expected``
+    (its own read: Redis while the tournament runs, else PostgreSQL)."""
+    start = time.monotonic()
+    while True:
+        status, body = _get_json(url, headers)
+        elapsed = time.monotonic() - start
+        me = (body.get("data") or {}).get("me") if status == 200 else None
+        if me is not None and me["score"] == expected:
+            return elapsed
+        assert elapsed < within, f"board {status} {body}, expected {expected} within {within} s"
+        time.sleep(0.005)
+
+
+def _get_json(url: str, headers: dict[str, str]) -> tuple[int, Any]:
+    r = requests.get(url, headers=headers, timeout=10)
+    try:
+        return r.status_code, r.json()
+    except ValueError:
+        return r.status_code, None
+
+
+def test_a_tournament_leaderboard_follows_a_bet_within_two_seconds_from_the_background_queue(
+    as_server, committed_db, factory, token_for
+):
+    # Tournament scores are an after-commit listener: the production profile's background
+    # queue writes them after the callback answered; the board must show them within 2 s.
+    table = Provider(as_server.url, factory)
+    user = table.users[0]
+    tour = tournaments.create(
+        {
+            "name": "Lag Sprint",
+            "currency": "EUR",
+            "starts_at": utcnow() - timedelta(minutes=1),
+            "ends_at": utcnow() + timedelta(hours=1),
+            "prizes": ["5.00"],
+        },
+        actor=factory.staff("admin"),
+    )
+    tour_id = tour.id
+    headers = token_for(db.session.get(User, user))
+    board = f"{as_server.url}/api/tournaments/{tour_id}/leaderboard?limit=10"
+    db.session.remove()
+    lags = []
+    assert _ok(*table.bet("t1", "10.00"))
+    lags.append(_board_reaches(board, headers, "10.00"))
+    assert _ok(*table.bet("t1", "10.00"))  # a replay reaches no listener
+    assert _ok(*table.bet("t2", "5.00", round_id="r2"))
+    lags.append(_board_reaches(board, headers, "15.00"))
+    assert _ok(*table.call("refund", transaction_id="t3", reference_transaction_id="t2"))
+    lags.append(_board_reaches(board, headers, "10.00"))
+    assert tournaments.sweep(grace=timedelta(0)) == 0  # the sweep meets what the queue did
+    kinds = db.session.scalars(
+        sa.select(TournamentScoreEvent.kind)
+        .where(TournamentScoreEvent.tournament_id == tour_id)
+        .order_by(TournamentScoreEvent.id)
+    ).all()
+    assert kinds == ["bet", "bet", "reversal"]
+    figure("tournament score after commit", max_lag_ms=round(max(lags) * 1000, 1))
     reconcile_clean()
