@@ -25,9 +25,7 @@ Invariants:
   callback evaluates in a statement it sends anyway, after the wallet lock (the round upsert's
   ``RETURNING``), so it sees what the listener's own read would see. A bet whose probe says
   false skips the listener; every other event (reversals, a caller that evaluated no probe)
-  reaches it as before. A listener whose probe also decides its wins (``wanted_for=("bet",
-  "win")``: its win work has exactly the probe's condition) is skipped for a win the same way,
-  the probe answered with the win's round update.
+  reaches it as before.
 """
 
 from __future__ import annotations
@@ -82,8 +80,6 @@ Listener = Callable[[PlayEvent], None]
 Wanted = Callable[[Any, Any, Any, Any], ColumnElement[bool]]
 _listeners: list[Listener] = []
 _wanted: dict[Listener, Wanted] = {}
-#: The event kinds each listener's ``wanted`` probe decides (``"bet"`` unless registered so).
-_wanted_for: dict[Listener, frozenset[str]] = {}
 #: Listeners that move no money: called after the callback committed (see the module doc).
 _after_commit: list[Listener] = []
 
@@ -92,7 +88,6 @@ def register(
     listener: Listener,
     *,
     wanted: Wanted | None = None,
-    wanted_for: tuple[str, ...] = ("bet",),
     after_commit: bool = False,
 ) -> None:
     if after_commit:
@@ -103,7 +98,6 @@ def register(
         _listeners.append(listener)
     if wanted is not None:
         _wanted[listener] = wanted
-        _wanted_for[listener] = frozenset(wanted_for)
 
 
 def unregister(listener: Listener) -> None:
@@ -112,19 +106,15 @@ def unregister(listener: Listener) -> None:
     if listener in _after_commit:
         _after_commit.remove(listener)
     _wanted.pop(listener, None)
-    _wanted_for.pop(listener, None)
 
 
-def wanted_columns(
-    user_id: Any = None, currency: Any = None, game_id: Any = None
-) -> list[ColumnElement[Any]]:
-    """The probes, labelled ``wanted_<n>``, over the bind parameters ``e_user_id``,
-    ``e_currency``, ``e_game_id`` and ``e_now`` (see :func:`wanted_params`), or over the
-    columns given instead (a win: its round's)."""
+def wanted_columns() -> list[ColumnElement[Any]]:
+    """The bet probes, labelled ``wanted_<n>``, over the bind parameters ``e_user_id``,
+    ``e_currency``, ``e_game_id`` and ``e_now`` (see :func:`wanted_params`)."""
     args: tuple[Any, ...] = (
-        bindparam("e_user_id") if user_id is None else user_id,
-        bindparam("e_currency") if currency is None else currency,
-        bindparam("e_game_id") if game_id is None else game_id,
+        bindparam("e_user_id"),
+        bindparam("e_currency"),
+        bindparam("e_game_id"),
         bindparam("e_now", type_=UTCDateTime()),
     )
     return [
@@ -143,14 +133,14 @@ def wanted_key() -> tuple[int, ...]:
     return tuple(i for i, listener in enumerate(_listeners) if listener in _wanted)
 
 
-def not_wanted(row: Any, kind: str = "bet") -> frozenset[Listener]:
+def not_wanted(row: Any) -> frozenset[Listener]:
     """The listeners whose probe in ``row`` (a result row, or a mapping, of a statement with
-    :func:`wanted_columns`) said no for an event of ``kind``: for :attr:`PlayEvent.not_wanted`."""
+    :func:`wanted_columns`) said no: for :attr:`PlayEvent.not_wanted`."""
     values = getattr(row, "_mapping", row)
     return frozenset(
         listener
         for i, listener in enumerate(_listeners)
-        if listener in _wanted and kind in _wanted_for[listener] and not values[f"wanted_{i}"]
+        if listener in _wanted and not values[f"wanted_{i}"]
     )
 
 

@@ -835,19 +835,8 @@ def _build_win_round(_insert: Any) -> Any:
     )
 
 
-def _build_win_round_probed(_insert: Any) -> Any:
-    """The win's round update that also answers the listeners' probes for a win
-    (``play.events``), over the round's player, currency and game."""
-    r = GameRound.__table__.c
-    return _build_win_round(_insert).returning(
-        *play_events.wanted_columns(r.user_id, r.currency, r.game_id)
-    )
-
-
 def _build_win_round_game(_insert: Any) -> Any:
-    return _build_win_round_probed(_insert).where(
-        GameRound.__table__.c.game_id == bindparam("w_game_id")
-    )
+    return _build_win_round(_insert).where(GameRound.__table__.c.game_id == bindparam("w_game_id"))
 
 
 def _check_round(
@@ -895,17 +884,12 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         "w_currency": currency,
         "amount": amount,
         "now": now,
-        "e_now": now,
     }
     if game_id is None:
-        round_update = Companion(
-            f"seamless.win_round{play_events.wanted_key()}", _build_win_round_probed, params
-        )
+        round_update = Companion("seamless.win_round", _build_win_round, params)
     else:
         params["w_game_id"] = game_id
-        round_update = Companion(
-            f"seamless.win_round_game{play_events.wanted_key()}", _build_win_round_game, params
-        )
+        round_update = Companion("seamless.win_round_game", _build_win_round_game, params)
     claim, w, rnd = _claim_and_lock(
         provider,
         req,
@@ -957,7 +941,6 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         play_events.PlayEvent(
             "win", player.user_id, currency, amount, cash_part, bonus_part,
             provider.id, rnd["game_id"], round_ext, claim,
-            not_wanted=play_events.not_wanted(rnd, "win"),
         )
     )  # fmt: skip
     return result
