@@ -3,7 +3,8 @@
 GET renders the form (in ``#modal-root`` for HTMX, as a plain page otherwise). A valid POST
 calls the service; on success the fragment named by the view (a table row or a detail panel)
 is rendered with ``swapped=True`` so ``after_action.html`` closes the modal and shows the
-flash; without HTMX it redirects. A domain error or an invalid form re-renders the form in the
+flash, and the response triggers ``jx:changed`` so stale panels reload; without HTMX it
+redirects. A domain error or an invalid form re-renders the form in the
 modal (``HX-Retarget``).
 """
 
@@ -17,6 +18,9 @@ from flask_wtf import FlaskForm
 
 from app.blueprints.console.core import is_htmx
 from app.core.errors import AppError
+
+#: The htmx event a successful decision triggers (``hx-trigger="jx:changed from:body"``).
+CHANGED = "jx:changed"
 
 
 def run(
@@ -42,7 +46,10 @@ def run(
             flash(message, "success")
             if not is_htmx():
                 return redirect(url)
-            return render_template(fragment, swapped=True, **values)
+            # Panels that show what the decision changed (a player's ledger and history, KYC
+            # history, pending counts, menu badges) listen for this event and reload.
+            html = render_template(fragment, swapped=True, **values)
+            return html, 200, {"HX-Trigger": CHANGED}
     dialog = {**dialog, "target": contexts[context], "error": error}
     status = 200 if request.method == "GET" else (409 if error else 400)
     if is_htmx():

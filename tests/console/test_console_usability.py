@@ -1,0 +1,175 @@
+"""Issue 20's console items that the server decides: menu, badges, KPI links, confirmations,
+the maintenance banner, panels that reload after a decision, money formatting, favicon."""
+
+from __future__ import annotations
+
+import re
+
+from app.blueprints.console.core import thousands
+from app.core import settings as settings_service
+from app.core.db import atomic
+from app.play.models import Provider
+from tests.console.seeding import kyc_submission, verified_player, withdrawal
+from tests.moneykit import open_table
+
+HX = {"HX-Request": "true"}
+
+
+def _nav(html: str) -> str:
+    start = html.index('<ul class="nav">')
+    return html[start : html.index("</ul>", start)]
+
+
+def test_deposits_and_providers_are_in_the_menu_with_pending_badges(
+    signed_in, factory, player, gateway
+):
+    kyc_submission(player)
+    payee = verified_player(factory, 200_00)
+    withdrawal(payee, "40.00")
+    withdrawal(payee, "60.00")
+    manager, _ = signed_in("manager")
+    nav = _nav(manager.get("/admin/").get_data(as_text=True))
+    assert 'href="/admin/deposits">Deposits</a>' in nav
+    assert 'href="/admin/providers">Providers</a>' in nav
+    assert re.search(r'id="nav-count-withdrawals" data-count="2">2<', nav)
+    assert re.search(r'id="nav-count-kyc" data-count="1">1<', nav)
+    # The badges reload through htmx after a decision or a live notification.
+    fragment = manager.get("/admin/nav-counts", headers=HX).get_data(as_text=True)
+    assert 'id="nav-count-withdrawals" data-count="2" hx-swap-oob="true"' in fragment
+    assert 'id="nav-count-kyc" data-count="1" hx-swap-oob="true"' in fragment
+
+    support, _ = signed_in("support")  # KYC yes, money queues no
+    nav = _nav(support.get("/admin/").get_data(as_text=True))
+    assert "nav-count-kyc" in nav
+    assert "nav-count-withdrawals" not in nav
+    assert "Deposits" not in nav
+    fragment = support.get("/admin/nav-counts", headers=HX).get_data(as_text=True)
+    assert "nav-count-withdrawals" not in fragment
+
+
+def test_an_empty_queue_has_a_hidden_badge(signed_in):
+    admin, _ = signed_in("admin")
+    nav = _nav(admin.get("/admin/").get_data(as_text=True))
+    assert 'id="nav-count-kyc" data-count="0" hidden>' in nav
+
+
+def test_kpi_cards_link_to_the_list_behind_the_figure(signed_in, factory, gateway):
+    payee = verified_player(factory, 1_234_567_89)
+    withdrawal(payee, "40.00")
+    manager, _ = signed_in("manager")
+    html = manager.get("/admin/").get_data(as_text=True)
+    assert (
+        '<a class="kpi" data-kpi="pending_withdrawals" href="/admin/withdrawals?status=pending">'
+        in html
+    )
+    assert '<a class="kpi" data-kpi="pending_kyc" href="/admin/kyc?status=pending">' in html
+    assert 'data-kpi="deposits_today" href="/admin/deposits?status=all"' in html
+    # A Manager may not open the staff list: that card is not a link.
+    assert '<div class="kpi" data-kpi="staff_total">' in html
+    # Amounts with thousands separators.
+    assert '<p class="kpi-value">1,234,567.89 EUR</p>' in html
+
+
+def test_money_has_thousands_separators():
+    assert thousands("1234567.89 EUR") == "1,234,567.89 EUR"
+    assert thousands("-121.73 EUR") == "-121.73 EUR"
+    assert thousands("-12345.00") == "-12,345.00"
+    assert thousands(1500) == "1,500"
+    assert thousands("3 / 4") == "3 / 4"
+
+
+def test_provider_disable_and_promotion_activate_ask_for_confirmation(signed_in, factory, client):
+    from app.bonus import promotions
+
+    table = open_table(client, factory)
+    provider = Provider.query.filter_by(code=table.provider_code).one()
+    promotion = promotions.create_promotion(
+        {"name": "Spring reload", "type": "reload", "currency": "EUR", "match_percent": 50}
+    )
+    manager, _ = signed_in("manager")
+    html = manager.get("/admin/providers").get_data(as_text=True)
+    row = html[html.index(f'id="provider-row-{provider.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert f'hx-confirm="Disable {provider.name}? Its games stop launching' in row
+    assert "data-confirm=" in row
+    disabled = manager.post(f"/admin/providers/{provider.id}/toggle", headers=HX)
+    assert "hx-confirm" not in disabled.get_data(as_text=True)  # enabling needs no question
+
+    html = manager.get("/admin/promotions").get_data(as_text=True)
+    row = html[html.index(f'id="promotion-row-{promotion.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert 'hx-confirm="Activate Spring reload? Players can claim it at once."' in row
+    active = manager.post(f"/admin/promotions/{promotion.id}/activate", headers=HX)
+    assert "hx-confirm" not in active.get_data(as_text=True).split("</tr>")[0]
+
+
+def test_maintenance_asks_before_switching_on_and_a_banner_shows_while_on(signed_in):
+    admin, _ = signed_in("admin")
+    page = admin.get("/admin/settings").get_data(as_text=True)
+    assert 'data-confirm="Turn maintenance mode on?' in page
+    assert 'data-confirm-when="on"' in page
+    assert "maintenance-banner" not in admin.get("/admin/players").get_data(as_text=True)
+
+    with atomic():
+        settings_service.set_maintenance(True, message="Database upgrade")
+    players = admin.get("/admin/players").get_data(as_text=True)
+    assert 'id="maintenance-banner"' in players
+    assert "Maintenance mode is ON: players get 503 (“Database upgrade”)" in players
+    assert 'href="/admin/settings">Turn it off in Settings</a>' in players
+    # Switching it off again asks nothing.
+    assert "data-confirm=" not in admin.get("/admin/settings").get_data(as_text=True)
+    manager, _ = signed_in("manager")
+    banner = manager.get("/admin/").get_data(as_text=True)
+    assert 'id="maintenance-banner"' in banner
+    assert "Turn it off in Settings" not in banner  # Managers cannot change settings
+
+
+def test_a_decision_makes_stale_panels_reload(signed_in, factory, gateway):
+    client, _ = signed_in("manager")
+    player = factory.player(currency="EUR")
+    detail = client.get(f"/admin/players/{player.id}").get_data(as_text=True)
+    for panel in ("player-ledger", "player-bets", "player-history"):
+        assert re.search(
+            rf'id="{panel}" hx-get="/admin/players/{player.id}\??" '
+            rf'hx-trigger="jx:changed from:body" hx-select="#{panel}"',
+            detail,
+        ), panel
+    done = client.post(
+        f"/admin/players/{player.id}/adjust-balance",
+        data={
+            "currency": "EUR",
+            "balance_type": "cash",
+            "amount": "25.00",
+            "reason": "Goodwill",
+            "context": "panel",
+        },
+        headers=HX,
+    )
+    assert done.headers["HX-Trigger"] == "jx:changed"
+    # The reloaded page carries the adjustment in the ledger and the audit history.
+    again = client.get(f"/admin/players/{player.id}", headers=HX).get_data(as_text=True)
+    ledger = again[again.index('id="player-ledger"') : again.index('id="player-bets"')]
+    assert "adjustment" in ledger
+    assert "wallet.adjust" in again[again.index('id="player-history"') :]
+
+    submission = kyc_submission(player)
+    kyc_page = client.get(f"/admin/kyc/{submission.id}").get_data(as_text=True)
+    assert 'hx-select="#kyc-history-panel"' in kyc_page
+    payee = verified_player(factory, 100_00)
+    withdrawal(payee, "40.00")
+    queue = client.get("/admin/withdrawals").get_data(as_text=True)
+    assert 'hx-trigger="jx:changed from:body, jx:admin-notification from:body"' in queue
+    assert 'id="withdrawals-queue"' in queue
+    assert 'hx-trigger="jx:admin-notification from:body" hx-select="#withdrawals-queue"' in queue
+    assert 'hx-select="#kyc-queue"' in client.get("/admin/kyc").get_data(as_text=True)
+
+
+def test_every_console_page_has_a_favicon(client, signed_in):
+    login = client.get("/admin/login").get_data(as_text=True)
+    href = re.search(r'<link rel="icon" href="([^"]+)"', login).group(1)
+    assert href.endswith("/static/console/favicon.svg")
+    icon = client.get(href)
+    assert icon.status_code == 200
+    assert icon.mimetype == "image/svg+xml"
+    assert b"<svg" in icon.get_data()
+    icon.close()
