@@ -249,3 +249,94 @@ def test_phone_menu_button_opens_the_sidebar_and_the_modal_fits(
     browser.get(f"{live_server}/admin/")
     assert browser.find_element(By.ID, "sidebar").is_displayed()
     assert not browser.find_element(By.CSS_SELECTOR, "[data-menu-toggle]").is_displayed()
+
+
+def _contrast(rgb_a: tuple[int, ...], rgb_b: tuple[int, ...]) -> float:
+    def luminance(rgb):
+        channels = []
+        for c in rgb[:3]:
+            c = c / 255
+            channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+    high, low = sorted((luminance(rgb_a), luminance(rgb_b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _rgb(css: str) -> tuple[int, ...]:
+    import re
+
+    return tuple(int(float(n)) for n in re.findall(r"[\d.]+", css)[:3])
+
+
+def test_charts_kpis_and_the_sidebar_focus_ring_are_readable(
+    live_server,  # noqa: F811 - the fixture imported above
+    browser,  # noqa: F811 - the fixture imported above
+    make_staff,
+    records,
+    shots_dir,
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    admin = make_staff("admin")
+    _sign_in(browser, live_server, admin.user.username, admin.code())
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
+    for size in (PHONE, DESKTOP):
+        _set_viewport(browser, size)
+        for path in ("/admin/", "/admin/reports/financial"):
+            browser.get(f"{live_server}{path}")
+            _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "svg.chart"))
+            found = browser.execute_script(
+                """
+                const out = {fonts: [], outside: [], wrapped: []};
+                for (const svg of document.querySelectorAll('svg.chart')) {
+                  const box = svg.getBoundingClientRect();
+                  for (const el of svg.querySelectorAll('text, rect')) {
+                    const r = el.getBoundingClientRect();
+                    if (el.tagName === 'text') out.fonts.push(r.height);
+                    if (r.left < box.left - 1 || r.right > box.right + 1 ||
+                        r.top < box.top - 1 || r.bottom > box.bottom + 1) {
+                      out.outside.push(el.tagName + ' ' + el.textContent);
+                    }
+                  }
+                }
+                for (const v of document.querySelectorAll('.kpi-value')) {
+                  // The text's own width (a Range) against its box: cut off or wrapped?
+                  const range = document.createRange();
+                  range.selectNodeContents(v);
+                  const lines = range.getClientRects().length;
+                  if (range.getBoundingClientRect().width > v.clientWidth + 1 || lines > 1) {
+                    out.wrapped.push(v.textContent);
+                  }
+                }
+                return out;
+                """
+            )
+            where = f"{size[0]}px {path}"
+            assert found["fonts"], where
+            # A text box is ~1.2x its font size: 11 px high means about 9 px text.
+            assert min(found["fonts"]) >= 11, (where, min(found["fonts"]))
+            assert found["outside"] == [], where
+            assert found["wrapped"] == [], where
+        browser.save_screenshot(str(shots_dir / f"charts-{size[0]}.png"))
+
+    # Keyboard focus in the dark sidebar: a ring of at least 3:1 against the sidebar.
+    _set_viewport(browser, DESKTOP)
+    browser.get(f"{live_server}/admin/")
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)  # the skip link
+    body = browser.switch_to.active_element
+    body.send_keys(Keys.TAB)  # the brand link in the sidebar
+    focused = browser.switch_to.active_element
+    assert focused.find_elements(By.XPATH, "ancestor::aside[@id='sidebar']")
+    ring = browser.execute_script(
+        "const s = getComputedStyle(arguments[0]);"
+        "return [s.outlineStyle, s.outlineWidth, s.outlineColor,"
+        " getComputedStyle(document.getElementById('sidebar')).backgroundColor];",
+        focused,
+    )
+    style, width, color, background = ring
+    assert style != "none"
+    assert float(width.rstrip("px")) >= 2
+    assert _contrast(_rgb(color), _rgb(background)) >= 3, ring

@@ -173,3 +173,49 @@ def test_every_console_page_has_a_favicon(client, signed_in):
     assert icon.mimetype == "image/svg+xml"
     assert b"<svg" in icon.get_data()
     icon.close()
+
+
+def _texts(svg: str, klass: str) -> list[tuple[float, str]]:
+    return [
+        (float(x), text)
+        for x, text in re.findall(rf'<text class="{klass}" x="([\d.]+)"[^>]*>([^<]*)</text>', svg)
+    ]
+
+
+def test_a_negative_figure_is_drawn_on_an_axis_that_includes_it():
+    from app.blueprints.console.charts import HEIGHT, PAD_BOTTOM, PAD_TOP, _axis, money_chart
+
+    assert _axis([-121.73, 3.5, 0]) == (-150.0, 50.0, 50.0)
+    assert _axis([0, 4, 1]) == (0.0, 4.0, 1.0)
+    assert _axis([-3, -1]) == (-4.0, 0.0, 1.0)
+    chart = money_chart(
+        "NGR", ["1 Dec", "2 Dec", "3 Dec"], [-121_73, 3_50, 0], "EUR", value_label="NGR"
+    )
+    svg = str(chart.svg())
+    ticks = [text for _x, text in _texts(svg, "axis")[:5]]
+    assert ticks == ["-150", "-100", "-50", "0", "50"]
+    assert '<text class="axis-unit"' in svg
+    assert ">EUR</text>" in svg
+    bars = re.findall(
+        r'<rect class="(bar[^"]*)" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"', svg
+    )
+    for _klass, y, height in bars:  # every bar inside the plot area
+        assert float(y) >= PAD_TOP - 0.1
+        assert float(y) + float(height) <= HEIGHT - PAD_BOTTOM + 0.1
+    negative = [b for b in bars if b[0] == "bar bar-negative"]
+    assert len(negative) == 1
+    baseline = float(re.search(r'<line class="baseline" x1="[\d.]+" y1="([\d.]+)"', svg).group(1))
+    assert float(negative[0][1]) == baseline  # hangs down from the zero line
+
+
+def test_axis_labels_fit_in_the_left_margin():
+    from app.blueprints.console.charts import CHAR_W, money_chart
+
+    chart = money_chart(
+        "Deposits", ["1 Dec", "2 Dec"], [1_234_567_89, 0], "EUR", value_label="Deposits"
+    )
+    svg = str(chart.svg())
+    ticks = [(x, text) for x, text in _texts(svg, "axis") if "Dec" not in text]
+    assert [text for _x, text in ticks] == ["0", "500,000", "1,000,000", "1,500,000"]
+    for x, text in ticks:  # right-aligned at x: the text starts at x - its width
+        assert x - CHAR_W * len(text) >= 0, text
