@@ -131,8 +131,7 @@ def render_svg(chart: Chart) -> Markup:
     ]
     if chart.unit.strip():
         parts.append(
-            f'<text class="axis-unit" x="4" y="{PAD_TOP - 10}">'
-            f"{escape(chart.unit.strip())}</text>"
+            f'<text class="axis-unit" x="4" y="{PAD_TOP - 10}">{escape(chart.unit.strip())}</text>'
         )
     for tick, text in zip(ticks, labels, strict=True):
         y = y_of(tick)
