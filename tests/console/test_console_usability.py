@@ -219,3 +219,66 @@ def test_axis_labels_fit_in_the_left_margin():
     assert [text for _x, text in ticks] == ["0", "500,000", "1,000,000", "1,500,000"]
     for x, text in ticks:  # right-aligned at x: the text starts at x - its width
         assert x - CHAR_W * len(text) >= 0, text
+
+
+def test_validation_messages_are_in_staff_wording():
+    from app.blueprints.console.wording import human
+
+    assert human("Missing data for required field.", "Name *") == "Name is required."
+    assert human("This field is required.", "Reason") == "Reason is required."
+    assert human("Not a valid integer.", "Priority") == "Enter a whole number, e.g. 10."
+    assert human("Must be greater than or equal to 0.", "Max bet") == "Must be at least 0."
+    assert human("Field must be between 3 and 500 characters long.") == "Enter 3 to 500 characters."
+    assert (
+        human("date_to is before date_from", labels={"date_to": "To", "date_from": "From"})
+        == "“To” is before “From”."
+    )
+
+
+def test_a_form_shows_every_problem_at_once_next_to_its_field(signed_in):
+    from tests.console.test_console_promotions import WELCOME, _field_errors
+
+    client, _ = signed_in("manager")
+    response = client.post(
+        "/admin/promotions/new",
+        data={
+            **WELCOME,
+            "name": "",
+            "priority": "soon",
+            "game_contributions": "seven",
+            "starts_at": "not a date",
+        },
+    )
+    assert response.status_code == 400
+    errors = _field_errors(response.get_data(as_text=True))
+    # One round: an unreadable field (game contributions) does not hide the others.
+    assert errors["name"] == ["Name is required."]
+    assert errors["priority"] == ["Enter a whole number, e.g. 10."]
+    assert errors["starts_at"] == ["Enter a date and time (UTC)."]
+    assert errors["game_contributions"]
+    assert "Missing data for required field." not in response.get_data(as_text=True)
+
+
+def test_a_reversed_report_range_is_explained_in_plain_words(signed_in):
+    client, _ = signed_in("manager")
+    html = client.get(
+        "/admin/reports/financial?date_from=2026-11-20&date_to=2026-11-01&currency=E1"
+    ).get_data(as_text=True)
+    assert "The “To” date is before the “From” date." in html
+    assert "is not a currency code" in html  # both problems in one answer
+    assert "Date_to" not in html
+
+
+def test_the_adjustment_amount_error_sits_next_to_the_amount_with_the_others(signed_in, factory):
+    client, _ = signed_in("manager")
+    player = factory.player(currency="EUR")
+    response = client.post(
+        f"/admin/players/{player.id}/adjust-balance",
+        data={"currency": "EUR", "balance_type": "cash", "amount": "12,5x", "reason": ""},
+        headers=HX,
+    )
+    html = response.get_data(as_text=True)
+    amount = html[html.index('id="amount"') : html.index('id="reason"')]
+    assert "Enter an amount in EUR, e.g. 25.00 or -12.50." in amount
+    assert "Reason is required." in html[html.index('id="reason"') :]
+    assert "flash-error" not in html

@@ -32,6 +32,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
+from app.blueprints.console.wording import human
 from app.compliance.models import KycSubmission
 from app.core import settings as settings_service
 from app.core.errors import AppError
@@ -261,6 +262,11 @@ def thousands(value: Any) -> str:
     """``1234567.89 EUR`` → ``1,234,567.89 EUR``: groups the leading whole number only."""
     text = str(value)
     return _LEADING_NUMBER.sub(lambda m: f"{m.group(1)}{int(m.group(2)):,}", text, count=1)
+
+
+@bp.app_template_filter("human_error")
+def _human_error(message: str, label: str = "") -> str:
+    return human(message, label)
 
 
 @bp.app_template_filter("thousands")

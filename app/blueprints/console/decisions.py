@@ -23,6 +23,17 @@ from app.core.errors import AppError
 CHANGED = "jx:changed"
 
 
+def attach_errors(form: FlaskForm, exc: AppError) -> str | None:
+    """A service refusal about a field goes next to that field; the rest on top."""
+    placed = False
+    for problem in exc.errors or []:
+        field = getattr(form, str(problem.get("field") or ""), None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*field.errors, problem.get("message") or exc.message]
+            placed = True
+    return None if placed else exc.message
+
+
 def run(
     form: FlaskForm,
     *,
@@ -41,7 +52,7 @@ def run(
         try:
             fragment, values, message, url = act(context)
         except AppError as exc:
-            error = exc.message
+            error = attach_errors(form, exc)
         else:
             flash(message, "success")
             if not is_htmx():

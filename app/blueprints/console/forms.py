@@ -16,8 +16,16 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    StopValidation,
+)
 
+from app.core.money import parse_minor
 from app.identity.models import ADMIN, AGENT, MANAGER, SUPPORT
 
 _CODE = Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message="Enter the 6-digit code from your app")
@@ -129,6 +137,19 @@ class AdjustBalanceForm(FlaskForm):
         "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
     context = HiddenField(default="panel")
+
+    def validate_amount(self, field: StringField) -> None:
+        """The amount's own problems, in the same round as a missing reason."""
+        currency = self.currency.data or ""
+        try:
+            amount = parse_minor((field.data or "").strip(), currency, allow_negative=True)
+        except (ValueError, ArithmeticError) as exc:
+            text = str(exc)
+            if "decimal places" not in text and "large" not in text:
+                text = f"Enter an amount in {currency}, e.g. 25.00 or -12.50."
+            raise StopValidation(text) from None
+        if amount == 0:
+            raise StopValidation("Enter an amount other than zero.")
 
 
 class JackpotPayoutForm(FlaskForm):
