@@ -282,3 +282,38 @@ def test_the_adjustment_amount_error_sits_next_to_the_amount_with_the_others(sig
     assert "Enter an amount in EUR, e.g. 25.00 or -12.50." in amount
     assert "Reason is required." in html[html.index('id="reason"') :]
     assert "flash-error" not in html
+
+
+def test_callbacks_show_the_player_by_name_the_payload_and_why_a_replay_was_refused(
+    signed_in, factory, client
+):
+    from sqlalchemy import select
+
+    from app.core.extensions import db
+    from app.identity.models import User
+    from app.play.models import ProviderCallback
+
+    table = open_table(client, factory, cash=1_00)
+    table.bet("b-fine", "0.50")
+    table.bet("b-too-big", "50.00")
+    fine, row = (
+        db.session.scalar(
+            select(ProviderCallback).where(ProviderCallback.transaction_id == transaction)
+        )
+        for transaction in ("b-fine", "b-too-big")
+    )
+    assert row.verdict != "ok"
+    username = db.session.get(User, table.user_id).username
+    admin, _ = signed_in("admin")
+    html = admin.get("/admin/callbacks").get_data(as_text=True)
+    line = html[html.index(f'id="callback-row-{fine.id}"') :]
+    line = line[: line.index("</tr>")]
+    assert f'<a href="/admin/players/{table.user_id}">{username}</a>' in line
+    assert "<summary>Payload</summary>" in line
+    assert '"transaction_id": "b-fine"' in line  # the request, pretty-printed
+
+    response = admin.post(f"/admin/callbacks/{row.id}/replay", data={"context": "row"}, headers=HX)
+    answer = response.get_data(as_text=True)
+    assert "flash-warning" in answer
+    assert f"Callback #{row.id} replayed: refused (" in answer
+    assert "This callback was refused; its replay gives the same answer" in answer

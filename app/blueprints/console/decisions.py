@@ -39,7 +39,7 @@ def run(
     *,
     contexts: dict[str, str],
     dialog: dict[str, Any],
-    act: Callable[[str], tuple[str, dict[str, Any], str, str]],
+    act: Callable[[str], tuple[str, dict[str, Any], Any, str]],
 ):
     """``act(context)`` performs the decision and returns
     ``(fragment_template, template_vars, flash_message, redirect_url)``."""
@@ -54,7 +54,9 @@ def run(
         except AppError as exc:
             error = attach_errors(form, exc)
         else:
-            flash(message, "success")
+            # A message may carry its own category: ("...refused...", "warning").
+            text, category = message if isinstance(message, tuple) else (message, "success")
+            flash(text, category)
             if not is_htmx():
                 return redirect(url)
             # Panels that show what the decision changed (a player's ledger and history, KYC

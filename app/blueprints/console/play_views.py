@@ -94,6 +94,7 @@ def callbacks():
     return render_template(
         "console/play/callbacks.html",
         listing=listing,
+        users=users_by_id(cb.user_id for cb in listing.items),
         providers=games.list_providers(active_only=False),
     )
 
@@ -108,13 +109,12 @@ def callback_replay(callback_id: int):
 
     def act(context: str):
         original, result = replay.replay(row.id, actor=current_user)
-        outcome = "ok" if result.ok else result.code
-        note = " (already applied: answered with its first answer)" if result.duplicate else ""
         db.session.expire_all()
+        cb = db.session.get_one(ProviderCallback, original.id)
         return (
             "console/play/_callback_row.html",
-            {"cb": db.session.get(ProviderCallback, original.id)},
-            f"Callback #{original.id} replayed: {outcome}{note}.",
+            {"cb": cb, "users": users_by_id([cb.user_id])},
+            replay_message(original.id, result),
             url_for("console.callbacks"),
         )
 
@@ -133,6 +133,16 @@ def callback_replay(callback_id: int):
         dialog=dialog,
         act=act,
     )
+
+
+def replay_message(callback_id: int, result: Any) -> tuple[str, str]:
+    """What the replay did, with the reason when it was refused (not only a code)."""
+    if result.ok:
+        note = " (already applied: answered with its first answer)" if result.duplicate else ""
+        return f"Callback #{callback_id} replayed: ok{note}.", "success"
+    reason = result.message or result.reason or "no reason given"
+    code = (result.code or "error").replace("_", " ").lower()
+    return f"Callback #{callback_id} replayed: refused ({code}): {reason}.", "warning"
 
 
 GAME_SORTABLE = {
