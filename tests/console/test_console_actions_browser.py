@@ -164,3 +164,49 @@ def test_panels_and_badges_follow_decisions_and_the_queue_follows_the_toast(
     assert browser.execute_script("return window.__stillSamePage === true")
     _shot(browser, "21-queue-follows-toast")
     assert _console_errors(browser) == []
+
+
+def test_the_promotion_form_follows_the_type_and_the_player_picker_suggests(
+    live_server,  # noqa: F811 - the fixture imported above
+    browser,  # noqa: F811 - the fixture imported above
+    make_staff,
+    factory,
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    factory.player(username="picker_ada", email="ada@picker.test")
+    manager = make_staff("manager")
+    _sign_in(browser, live_server, manager.user.username, manager.code())
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
+
+    browser.get(f"{live_server}/admin/promotions/new")
+    kind = Select(_wait(browser, lambda d: d.find_element(By.ID, "type")))
+
+    def shown(field_id: str) -> bool:
+        return browser.find_element(By.ID, field_id).is_displayed()
+
+    kind.select_by_value("deposit_match")
+    assert shown("match_percent")
+    assert not shown("bonus_amount")
+    assert not shown("cashback_percent")
+    assert shown("wagering_multiplier")  # common to every type
+    kind.select_by_value("cashback")
+    assert shown("cashback_percent")
+    assert not shown("match_percent")
+    visible = browser.execute_script(
+        "return [...document.querySelectorAll('#schema-form-panel .field')]"
+        ".filter(e => e.offsetParent !== null).length"
+    )
+    everything = len(browser.find_elements(By.CSS_SELECTOR, "#schema-form-panel .field"))
+    assert visible < everything
+    _shot(browser, "22-promotion-form-cashback")
+
+    browser.get(f"{live_server}/admin/bets")
+    picker = _wait(browser, lambda d: d.find_element(By.ID, "f-player"))
+    picker.send_keys("picker")
+    _wait(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#f-player-options option[value="picker_ada"]'),
+    )
+    assert _console_errors(browser) == []

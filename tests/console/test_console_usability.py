@@ -317,3 +317,109 @@ def test_callbacks_show_the_player_by_name_the_payload_and_why_a_replay_was_refu
     assert "flash-warning" in answer
     assert f"Callback #{row.id} replayed: refused (" in answer
     assert "This callback was refused; its replay gives the same answer" in answer
+
+
+def test_audit_amounts_are_money_not_minor_units(signed_in, factory):
+    client, _ = signed_in("manager")
+    player = factory.player(currency="EUR")
+    client.post(
+        f"/admin/players/{player.id}/adjust-balance",
+        data={
+            "currency": "EUR",
+            "balance_type": "cash",
+            "amount": "1,510.00",  # thousands separators accepted
+            "reason": "Goodwill",
+            "context": "panel",
+        },
+        headers=HX,
+    )
+    html = client.get("/admin/audit?action=wallet.adjust").get_data(as_text=True)
+    changes = html[html.index('class="table table-compact audit-changes"') :]
+    assert '<td>Balance</td><td class="num">0.00 EUR</td><td class="num">1,510.00 EUR</td>' in (
+        changes
+    )
+    assert '<td>Amount</td><td class="num"></td><td class="num">1,510.00 EUR</td>' in changes
+    assert '<td>Bonus balance</td><td class="num">0.00 EUR</td>' in changes
+
+
+def test_enum_values_read_as_words(signed_in):
+    from datetime import timedelta
+
+    from app.core.base import utcnow
+    from app.prizes import lottery
+
+    now = utcnow()
+    lottery.create(
+        {"title": "Words draw", "currency": "EUR", "prize_amount": "10", "ticket_price": "1",
+         "max_tickets": 10, "sales_open_at": now - timedelta(minutes=1),
+         "sales_close_at": now + timedelta(days=1)},
+        actor=None,
+    )  # fmt: skip
+    client, _ = signed_in("manager")
+    html = client.get("/admin/lottery").get_data(as_text=True)
+    assert ">On sale</span>" in html
+    assert "On_sale" not in html
+    assert '<option value="scheduled">Scheduled</option>' in html
+    promotions = client.get("/admin/promotions").get_data(as_text=True)
+    assert '<option value="deposit_match">Deposit match</option>' in promotions
+
+
+def test_the_promotion_form_marks_fields_that_belong_to_one_type(signed_in):
+    client, _ = signed_in("manager")
+    html = client.get("/admin/promotions/new").get_data(as_text=True)
+    assert 'data-type-switch="type"' in html
+    pattern = (
+        r'data-for-types="([a-z_ ]+)">\s*<div class="field[^"]*">\s*'
+        r'(?:<label class="check"><input[^>]*id="([a-z_]+)"|<label for="([a-z_]+)")'
+    )
+    scoped = {checkbox or text: types for types, checkbox, text in re.findall(pattern, html)}
+    assert scoped["match_percent"] == "deposit_match reload"
+    assert scoped["bonus_amount"] == "no_deposit"
+    assert scoped["cashback_percent"] == "cashback"
+    assert scoped["free_spins_count"] == "free_spins"
+    assert (
+        "data-for-types"
+        not in html[
+            html.index('id="wagering_multiplier"') - 300 : html.index('id="wagering_multiplier"')
+        ]
+    )
+    # Amounts say which unit they are in.
+    assert "In the currency above, e.g. 25.00" in html
+
+
+def test_lists_filter_by_player_username_or_email_with_suggestions(signed_in, factory, client):
+    mine = open_table(client, factory, cash=100_00)
+    mine.bet("b-mine", "2.00", round_id="r-mine")
+    other = open_table(client, factory, cash=100_00)
+    other.bet("b-other", "3.00", round_id="r-other")
+    from app.core.extensions import db
+    from app.identity.models import User
+
+    me = db.session.get(User, mine.user_id)
+    support, _ = signed_in("support")
+    by_name = support.get(f"/admin/bets?player={me.username.upper()}").get_data(as_text=True)
+    assert "r-mine" in by_name
+    assert "r-other" not in by_name
+    them = db.session.get(User, other.user_id)
+    by_mail = support.get(f"/admin/transactions?player={me.email}").get_data(as_text=True)
+    ledger = by_mail[by_mail.index('id="ledger-table"') :]
+    assert f">{me.username}</a>" in ledger
+    assert f">{them.username}</a>" not in ledger
+    nobody = support.get("/admin/bets?player=nobody-at-all").get_data(as_text=True)
+    assert "r-mine" not in nobody
+    assert "r-other" not in nobody
+    assert f'value="{me.username.upper()}" list="f-player-options"' in by_name
+    old_links = support.get(f"/admin/bets?user_id={me.id}").get_data(as_text=True)
+    assert "r-mine" in old_links
+    assert "r-other" not in old_links
+
+    options = support.get(f"/admin/players/suggest?player={me.username[:4]}", headers=HX)
+    assert f'<option value="{me.username}">{me.username} · {me.email} · #{me.id}</option>' in (
+        options.get_data(as_text=True)
+    )
+    assert (
+        support.get("/admin/players/suggest?player=%25", headers=HX).get_data(as_text=True).strip()
+        == ""
+    )
+    profile = support.get(f"/admin/players/{me.id}").get_data(as_text=True)
+    assert f'href="/admin/bets?player={me.username}"' in profile

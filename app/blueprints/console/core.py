@@ -264,6 +264,18 @@ def thousands(value: Any) -> str:
     return _LEADING_NUMBER.sub(lambda m: f"{m.group(1)}{int(m.group(2)):,}", text, count=1)
 
 
+def enum_label(value: Any) -> str:
+    """A stored enum value in words: ``"on_sale"`` → ``"On sale"``, ``"deposit_match"`` →
+    ``"Deposit match"`` (never ``"On_sale"``)."""
+    text = str(value or "").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+@bp.app_template_filter("label")
+def _label(value: Any) -> str:
+    return enum_label(value)
+
+
 @bp.app_template_filter("human_error")
 def _human_error(message: str, label: str = "") -> str:
     return human(message, label)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -121,6 +123,15 @@ class ConfirmForm(FlaskForm):
     context = HiddenField(default="panel")
 
 
+_GROUPED = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def without_grouping(text: str) -> str:
+    """``"1,000.50"`` → ``"1000.50"``: staff may type thousands separators."""
+    text = text.strip()
+    return text.replace(",", "") if _GROUPED.match(text) else text
+
+
 class AdjustBalanceForm(FlaskForm):
     currency = SelectField("Currency", choices=[])
     balance_type = RadioField(
@@ -131,7 +142,9 @@ class AdjustBalanceForm(FlaskForm):
     amount = StringField(
         "Amount",
         validators=[DataRequired(), Length(max=32)],
-        description="Positive credits the player, negative (e.g. -12.50) debits.",
+        description="In the currency chosen above, e.g. 25.00 (1,000.00 works too). "
+        "Positive credits the player, negative (e.g. -12.50) debits.",
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
     reason = TextAreaField(
         "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
@@ -142,7 +155,7 @@ class AdjustBalanceForm(FlaskForm):
         """The amount's own problems, in the same round as a missing reason."""
         currency = self.currency.data or ""
         try:
-            amount = parse_minor((field.data or "").strip(), currency, allow_negative=True)
+            amount = parse_minor(without_grouping(field.data or ""), currency, allow_negative=True)
         except (ValueError, ArithmeticError) as exc:
             text = str(exc)
             if "decimal places" not in text and "large" not in text:

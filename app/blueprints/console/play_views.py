@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.forms import ConfirmForm
-from app.blueprints.console.listing import paged, paginate, users_by_id
+from app.blueprints.console.listing import paged, paginate, player_filter, users_by_id
 from app.blueprints.console.payments_views import _day, _day_after
 from app.core.db import parse_row_id
 from app.core.errors import AppError
@@ -37,7 +37,7 @@ def _id_filter(value: str) -> str:
 def bets():
     args = request.args
     filters = {
-        "user_id": _id_filter(args.get("user_id", "")),
+        "player": player_filter(args)[0],
         "provider": args.get("provider", "").strip().lower()[:32],
         "status": args.get("status", "") if args.get("status") in ("open", "closed") else "",
         "outcome": args.get("outcome", "") if args.get("outcome") in ("win", "lose") else "",
@@ -46,7 +46,7 @@ def bets():
         "date_to": args.get("date_to", "") if _day(args.get("date_to")) else "",
     }
     f = rounds.BetFilter(
-        user_id=_int_or_none(filters["user_id"]),
+        user_id=player_filter(args)[1],
         provider=filters["provider"] or None,
         status=filters["status"] or None,
         outcome=filters["outcome"] or None,
@@ -74,7 +74,7 @@ def callbacks():
         "provider": args.get("provider", "").strip().lower()[:32],
         "action": args.get("action", "").strip()[:32],
         "verdict": args.get("verdict", "").strip()[:32],
-        "user_id": _id_filter(args.get("user_id", "")),
+        "player": player_filter(args)[0],
         "transaction_id": args.get("transaction_id", "").strip()[:100],
         "round_id": args.get("round_id", "").strip()[:100],
     }
@@ -83,7 +83,7 @@ def callbacks():
             provider=filters["provider"] or None,
             action=filters["action"] or None,
             verdict=filters["verdict"] or None,
-            user_id=_int_or_none(filters["user_id"]),
+            user_id=player_filter(args)[1],
             transaction_id=filters["transaction_id"] or None,
             round_id=filters["round_id"] or None,
             offset=offset,

@@ -27,6 +27,7 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
+from app.blueprints.console.forms import without_grouping
 from app.blueprints.console.wording import human
 from app.core.errors import AppError
 
@@ -222,6 +223,8 @@ def _wtf_field(name: str, field: fields.Field):
         render["inputmode"] = "numeric"
     elif field.__class__.__name__ == "Amount":
         render["inputmode"] = "decimal"
+        unit = "In the currency above, e.g. 25.00 (1,000.00 works too)."
+        kw["description"] = f"{kw['description']} {unit}" if kw["description"] else unit
     return StringField(label, render_kw=render, **kw)
 
 
@@ -258,6 +261,8 @@ def _from_form(field: fields.Field, raw: Any) -> tuple[bool, Any]:
         return True, bool(raw)
     if raw in (None, ""):
         return (True, None) if field.allow_none else (False, None)
+    if field.__class__.__name__ == "Amount" and isinstance(raw, str):
+        return True, without_grouping(raw)
     if isinstance(field, fields.List):
         return True, [part.strip() for part in raw.split(",") if part.strip()]
     if isinstance(field, fields.Dict):

@@ -88,6 +88,24 @@
     true
   );
 
+  // Forms whose fields depend on a type (promotions): show only the fields of the chosen
+  // type. form[data-type-switch="<select name>"], fields wrapped in [data-for-types="a b"].
+  function applyTypeSwitch(form) {
+    var select = form.querySelector('[name="' + form.getAttribute("data-type-switch") + '"]');
+    if (!select) return;
+    form.querySelectorAll("[data-for-types]").forEach(function (wrapper) {
+      var types = wrapper.getAttribute("data-for-types").split(" ");
+      wrapper.hidden = types.indexOf(select.value) === -1;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-type-switch]").forEach(applyTypeSwitch);
+  });
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-type-switch]");
+    if (form) applyTypeSwitch(form);
+  });
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-dismiss-modal]");
     if (button) {
