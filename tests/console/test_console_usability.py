@@ -423,3 +423,26 @@ def test_lists_filter_by_player_username_or_email_with_suggestions(signed_in, fa
     )
     profile = support.get(f"/admin/players/{me.id}").get_data(as_text=True)
     assert f'href="/admin/bets?player={me.username}"' in profile
+
+
+def test_a_manual_jackpot_payout_finds_the_player_by_e_mail(signed_in, factory):
+    from tests.console.test_console_prizes import _cash, _pool
+
+    pool = _pool()
+    player = factory.player(username="mail_winner", email="Winner@Example.test")
+    client, _ = signed_in("admin")
+    url = f"/admin/jackpots/{pool.id}/payout"
+    assert "Player (username, e-mail or id)" in client.get(url, headers=HX).get_data(as_text=True)
+    nobody = client.post(
+        url,
+        data={"player": "nobody@example.test", "reason": "hit", "confirm": "y"},
+        headers=HX,
+    ).get_data(as_text=True)
+    field = nobody[nobody.index('id="player"') : nobody.index('id="reason"')]
+    assert "No player with this username, e-mail or id." in field  # next to the field
+    client.post(
+        url,
+        data={"player": "winner@example.test", "reason": "provider hit", "confirm": "y"},
+        headers=HX,
+    )
+    assert _cash(player.id) == 100_00

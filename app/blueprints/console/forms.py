@@ -168,7 +168,11 @@ class AdjustBalanceForm(FlaskForm):
 class JackpotPayoutForm(FlaskForm):
     """A manual jackpot payout: who, why, and an explicit confirmation."""
 
-    player = StringField("Player (id or username)", validators=[DataRequired(), Length(max=255)])
+    player = StringField(
+        "Player (username, e-mail or id)",
+        validators=[DataRequired(), Length(max=255)],
+        render_kw={"autocomplete": "off"},
+    )
     reason = TextAreaField(
         "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
