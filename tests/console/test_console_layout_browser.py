@@ -53,14 +53,18 @@ PAGES = [
     "/admin/promotions/new",
     "/admin/jackpots",
     "/admin/jackpots/{pool}",
+    "/admin/jackpots/new",
     "/admin/lottery",
     "/admin/lottery/{draw}",
+    "/admin/lottery/new",
     "/admin/tournaments",
+    "/admin/tournaments/new",
     "/admin/affiliates",
     "/admin/audit",
     "/admin/staff",
     "/admin/staff/new",
     "/admin/settings",
+    "/admin/jobs",
 ]
 
 
@@ -182,9 +186,15 @@ def test_no_console_page_is_wider_than_a_phone_or_a_desktop(
     from selenium.webdriver.common.by import By
 
     admin = make_staff("admin")
+    problems: list[str] = []
+    _set_viewport(browser, PHONE)  # the sign-in page first
+    browser.get(f"{live_server}/admin/login")
+    found = _measure(browser, PHONE[0])
+    if found["scroll"] > PHONE[0]:
+        problems.append(f"390px /admin/login: {found['scroll']}px wide {found['wide']}")
+    browser.save_screenshot(str(shots_dir / "390x844-login.png"))
     _sign_in(browser, live_server, admin.user.username, admin.code())
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
-    problems: list[str] = []
     for size in (PHONE, DESKTOP):
         _set_viewport(browser, size)
         for path in PAGES:
