@@ -23,6 +23,8 @@ ALL_STAFF = {"admin", "manager", "support", "agent"}
 PAGES = {
     "/admin/": ALL_STAFF,
     "/admin/players": {"admin", "manager", "support"},
+    "/admin/players/suggest": {"admin", "manager", "support"},
+    "/admin/nav-counts": ALL_STAFF,
     "/admin/players/{player}": {"admin", "manager", "support"},
     "/admin/players/{player}/suspend": {"admin", "manager"},
     "/admin/players/{player}/ban": {"admin", "manager"},

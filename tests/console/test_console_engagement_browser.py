@@ -84,6 +84,11 @@ def test_operator_creates_a_welcome_bonus_and_a_new_players_first_deposit_receiv
     row_css = f"#promotion-row-{promotion.id}"
     browser.execute_script("window.__stillSamePage = true;")
     browser.find_element(By.CSS_SELECTOR, f'{row_css} button[data-action="activate"]').click()
+    from selenium.webdriver.support.expected_conditions import alert_is_present
+
+    alert = _wait(browser, alert_is_present())  # activating asks first (issue 20)
+    assert "Players can claim it at once" in alert.text
+    alert.accept()
     _wait(
         browser,
         lambda d: (

@@ -199,7 +199,7 @@ def test_a_decision_without_a_reason_changes_nothing_and_reopens_the_modal(signe
     )
     assert response.status_code == 200
     assert response.headers["HX-Retarget"] == "#modal-root"
-    assert "This field is required." in response.get_data(as_text=True)
+    assert "Reason is required." in response.get_data(as_text=True)
     assert db.session.get(User, player.id).status == "active"
     assert _audit("admin.user_ban", player.id) == []
     plain = client.post(f"/admin/players/{player.id}/ban", data={"reason": ""})

@@ -76,7 +76,11 @@ def test_a_manager_adjusts_a_balance_with_a_reason_through_the_modal(signed_in, 
         data={"currency": "EUR", "balance_type": "cash", "amount": "1.005", "reason": "Goodwill"},
         headers=HX,
     )
-    assert "flash-error" in too_precise.get_data(as_text=True)
+    # Next to the Amount field, in staff wording (issue 20), not on top of the form.
+    assert (
+        '<p class="field-error">EUR amounts have at most 2 decimal places.</p>'
+        in too_precise.get_data(as_text=True)
+    )
     assert (
         db.session.scalar(select(LedgerTransaction).where(LedgerTransaction.user_id == player.id))
         is None

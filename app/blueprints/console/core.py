@@ -7,6 +7,7 @@ login page, signed in without the permission → 403 page. Permission names come
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,11 +29,17 @@ from flask import (
 )
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
+from app.blueprints.console.wording import human
+from app.compliance.models import KycSubmission
+from app.core import settings as settings_service
 from app.core.errors import AppError
+from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity import console_sessions
+from app.payments.models import PaymentTransaction
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,23 +56,28 @@ class NavItem:
     permission: str | None
     #: Other endpoints that highlight this item (detail pages of a list).
     also: tuple[str, ...] = ()
+    #: A pending-work badge: the name of a counter in ``PENDING_COUNTS``.
+    count: str | None = None
 
 
 #: The console menu; later areas (KYC, withdrawals, reports...) add a line here.
 NAV: list[NavItem] = [
     NavItem("console.dashboard", "Dashboard", None),
     NavItem("console.players", "Players", "players.read", ("console.player_detail",)),
-    NavItem("console.kyc_queue", "KYC review", "kyc.read", ("console.kyc_detail",)),
+    NavItem("console.kyc_queue", "KYC review", "kyc.read", ("console.kyc_detail",), "kyc"),
     NavItem(
         "console.withdrawals",
         "Withdrawals",
         "withdrawals.read",
-        ("console.withdrawal_detail", "console.deposits"),
+        ("console.withdrawal_detail",),
+        "withdrawals",
     ),
+    NavItem("console.deposits", "Deposits", "withdrawals.read"),
     NavItem("console.transactions", "Ledger", "transactions.read"),
     NavItem("console.bets", "Bets", "transactions.read"),
     NavItem("console.callbacks", "Callbacks", "callbacks.read"),
-    NavItem("console.games_list", "Games", "games.manage", ("console.providers",)),
+    NavItem("console.games_list", "Games", "games.manage"),
+    NavItem("console.providers", "Providers", "games.manage"),
     NavItem(
         "console.financial_report",
         "Reports",
@@ -106,6 +118,30 @@ NAV: list[NavItem] = [
 
 def nav_for(user: Any) -> list[NavItem]:
     return [item for item in NAV if item.permission is None or user.can(item.permission)]
+
+
+def _pending_kyc() -> int:
+    query = select(func.count(KycSubmission.id)).where(KycSubmission.status == "pending")
+    return int(db.session.scalar(query) or 0)
+
+
+def _pending_withdrawals() -> int:
+    query = select(func.count(PaymentTransaction.id)).where(
+        PaymentTransaction.type == "withdrawal", PaymentTransaction.status == "pending"
+    )
+    return int(db.session.scalar(query) or 0)
+
+
+#: Badge counters of the menu (``NavItem.count``): work waiting in a queue.
+PENDING_COUNTS: dict[str, Callable[[], int]] = {
+    "kyc": _pending_kyc,
+    "withdrawals": _pending_withdrawals,
+}
+
+
+def nav_counts(user: Any) -> dict[str, int]:
+    """The badge counts of the menu items ``user`` sees (one COUNT query each)."""
+    return {item.count: PENDING_COUNTS[item.count]() for item in nav_for(user) if item.count}
 
 
 def is_htmx() -> bool:
@@ -179,7 +215,13 @@ def _no_store(response: Response) -> Response:
 
 @bp.app_context_processor
 def _console_globals() -> dict[str, Any]:
-    return {"console_nav": nav_for, "is_htmx": is_htmx, "now_ts": time.time}
+    return {
+        "console_nav": nav_for,
+        "console_nav_counts": nav_counts,
+        "is_htmx": is_htmx,
+        "now_ts": time.time,
+        "maintenance_state": settings_service.maintenance_state,
+    }
 
 
 def _error_page(status: int, title: str, message: str):
@@ -213,7 +255,38 @@ def _http_error(exc: HTTPException):
     return _error_page(status, title, message)
 
 
+_LEADING_NUMBER = re.compile(r"^(-?)(\d{4,})")
+
+
+def thousands(value: Any) -> str:
+    """``1234567.89 EUR`` → ``1,234,567.89 EUR``: groups the leading whole number only."""
+    text = str(value)
+    return _LEADING_NUMBER.sub(lambda m: f"{m.group(1)}{int(m.group(2)):,}", text, count=1)
+
+
+def enum_label(value: Any) -> str:
+    """A stored enum value in words: ``"on_sale"`` → ``"On sale"``, ``"deposit_match"`` →
+    ``"Deposit match"`` (never ``"On_sale"``)."""
+    text = str(value or "").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+@bp.app_template_filter("label")
+def _label(value: Any) -> str:
+    return enum_label(value)
+
+
+@bp.app_template_filter("human_error")
+def _human_error(message: str, label: str = "") -> str:
+    return human(message, label)
+
+
+@bp.app_template_filter("thousands")
+def _thousands(value: Any) -> str:
+    return thousands(value)
+
+
 @bp.app_template_filter("money")
 def _money(minor: int | None, currency: str) -> str:
-    """Integer minor units → ``"152.40 EUR"`` (the currency's own exponent)."""
-    return f"{format_minor(int(minor or 0), currency)} {currency}"
+    """Integer minor units → ``"1,152.40 EUR"`` (the currency's own exponent, grouped)."""
+    return f"{thousands(format_minor(int(minor or 0), currency))} {currency}"

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
-from flask import render_template
+from typing import Any
+
+from flask import render_template, url_for
 from flask_login import current_user
 
 from app.blueprints.console.charts import daily_chart, money_chart
-from app.blueprints.console.core import bp, console_view, nav_for
+from app.blueprints.console.core import bp, console_view, nav_counts, nav_for
 from app.reports import figures as reports
+
+#: KPI key → (endpoint, query, permission): each card links to the list behind its figure.
+KPI_LINKS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "players_total": ("console.players", {}, "players.read"),
+    "players_new_24h": ("console.players", {"sort": "created", "dir": "desc"}, "players.read"),
+    "players_logged_in_24h": ("console.players", {}, "players.read"),
+    "players_restricted": ("console.players", {"status": "suspended"}, "players.read"),
+    "staff_total": ("console.staff", {}, "staff.manage"),
+    "bets_today": ("console.bets", {}, "transactions.read"),
+    "ggr_today": ("console.financial_report", {}, "reports.read"),
+    "ggr_14d": ("console.financial_report", {}, "reports.read"),
+    "deposits_today": ("console.deposits", {"status": "all"}, "withdrawals.read"),
+    "withdrawals_today": ("console.withdrawals", {"status": "completed"}, "withdrawals.read"),
+    "pending_withdrawals": ("console.withdrawals", {"status": "pending"}, "withdrawals.read"),
+    "pending_kyc": ("console.kyc_queue", {"status": "pending"}, "kyc.read"),
+}
+
+
+def kpi_links(user) -> dict[str, str]:
+    return {
+        key: url_for(endpoint, **query)
+        for key, (endpoint, query, permission) in KPI_LINKS.items()
+        if user.can(permission)
+    }
 
 
 @bp.get("/")
@@ -51,4 +77,17 @@ def dashboard():
             ),
         ]
     areas = [item for item in nav_for(current_user) if item.endpoint != "console.dashboard"]
-    return render_template("console/dashboard.html", overview=overview, charts=charts, areas=areas)
+    return render_template(
+        "console/dashboard.html",
+        overview=overview,
+        charts=charts,
+        areas=areas,
+        links=kpi_links(current_user),
+    )
+
+
+@bp.get("/nav-counts", endpoint="nav_counts")
+@console_view()
+def nav_counts_fragment():
+    """The menu's pending badges, refreshed by htmx after a decision or a live notification."""
+    return render_template("console/components/nav_counts.html", counts=nav_counts(current_user))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -16,8 +18,16 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    StopValidation,
+)
 
+from app.core.money import parse_minor
 from app.identity.models import ADMIN, AGENT, MANAGER, SUPPORT
 
 _CODE = Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message="Enter the 6-digit code from your app")
@@ -61,7 +71,11 @@ class SuspendForm(PlayerActionForm):
 
 
 class MaintenanceForm(FlaskForm):
-    enabled = BooleanField("Maintenance mode on (the player API answers 503)")
+    enabled = BooleanField(
+        "Maintenance mode on (the player API answers 503)",
+        # console.js asks for a confirmation when this is ticked (switching it on).
+        render_kw={"data-confirm-when": "on"},
+    )
     message = StringField("Message shown to players", validators=[Optional(), Length(max=300)])
 
 
@@ -109,6 +123,15 @@ class ConfirmForm(FlaskForm):
     context = HiddenField(default="panel")
 
 
+_GROUPED = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def without_grouping(text: str) -> str:
+    """``"1,000.50"`` → ``"1000.50"``: staff may type thousands separators."""
+    text = text.strip()
+    return text.replace(",", "") if _GROUPED.match(text) else text
+
+
 class AdjustBalanceForm(FlaskForm):
     currency = SelectField("Currency", choices=[])
     balance_type = RadioField(
@@ -119,18 +142,37 @@ class AdjustBalanceForm(FlaskForm):
     amount = StringField(
         "Amount",
         validators=[DataRequired(), Length(max=32)],
-        description="Positive credits the player, negative (e.g. -12.50) debits.",
+        description="In the currency chosen above, e.g. 25.00 (1,000.00 works too). "
+        "Positive credits the player, negative (e.g. -12.50) debits.",
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
     reason = TextAreaField(
         "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
     context = HiddenField(default="panel")
 
+    def validate_amount(self, field: StringField) -> None:
+        """The amount's own problems, in the same round as a missing reason."""
+        currency = self.currency.data or ""
+        try:
+            amount = parse_minor(without_grouping(field.data or ""), currency, allow_negative=True)
+        except (ValueError, ArithmeticError) as exc:
+            text = str(exc)
+            if "decimal places" not in text and "large" not in text:
+                text = f"Enter an amount in {currency}, e.g. 25.00 or -12.50."
+            raise StopValidation(text) from None
+        if amount == 0:
+            raise StopValidation("Enter an amount other than zero.")
+
 
 class JackpotPayoutForm(FlaskForm):
     """A manual jackpot payout: who, why, and an explicit confirmation."""
 
-    player = StringField("Player (id or username)", validators=[DataRequired(), Length(max=255)])
+    player = StringField(
+        "Player (username, e-mail or id)",
+        validators=[DataRequired(), Length(max=255)],
+        render_kw={"autocomplete": "off"},
+    )
     reason = TextAreaField(
         "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import request, url_for
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 
+from app.core.db import parse_row_id
 from app.core.extensions import db
 from app.identity.models import User
 
@@ -146,3 +147,32 @@ def users_by_id(ids) -> dict[int, Any]:
     if not wanted:
         return {}
     return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+#: Filter value for "no such player": matches no row (ids are positive).
+NO_PLAYER = -1
+
+
+def find_player_id(text: str) -> int | None:
+    """A player named by staff: id, username or e-mail (case-insensitive). ``None`` when the
+    text is empty, ``NO_PLAYER`` when nobody matches."""
+    text = (text or "").strip()[:255]
+    if not text:
+        return None
+    row_id = parse_row_id(text)
+    if row_id is not None:
+        return row_id
+    lowered = text.lower()
+    found = db.session.scalar(
+        select(User.id)
+        .where(or_(func.lower(User.username) == lowered, func.lower(User.email) == lowered))
+        .limit(1)
+    )
+    return found if found is not None else NO_PLAYER
+
+
+def player_filter(args: Mapping[str, str]) -> tuple[str, int | None]:
+    """The player filter of a list: ``player`` (username, e-mail or id, what the picker
+    sends) or ``user_id`` (links from a profile). Returns ``(text to show, id or None)``."""
+    text = (args.get("player") or args.get("user_id") or "").strip()[:255]
+    return text, find_player_id(text)

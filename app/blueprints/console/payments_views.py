@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view
 from app.blueprints.console.forms import ConfirmForm, DecisionForm
-from app.blueprints.console.listing import paged, paginate, users_by_id
+from app.blueprints.console.listing import paged, paginate, player_filter, users_by_id
 from app.compliance import risk
 from app.compliance.models import RiskFlag
 from app.core.db import parse_row_id
@@ -273,13 +273,13 @@ def transactions():
     filters = {
         "type": args.get("type", "") if args.get("type") in LEDGER_TYPES else "",
         "currency": args.get("currency", "").strip().upper()[:8],
-        "user_id": str(parse_row_id(args.get("user_id", "").strip()) or ""),
+        "player": player_filter(args)[0],
         "source": args.get("source", "").strip()[:64],
         "date_from": args.get("date_from", "") if _day(args.get("date_from")) else "",
         "date_to": args.get("date_to", "") if _day(args.get("date_to")) else "",
     }
     f = wallet.LedgerFilter(
-        user_id=int(filters["user_id"]) if filters["user_id"] else None,
+        user_id=player_filter(args)[1],
         types=[filters["type"]] if filters["type"] else None,
         currency=filters["currency"] or None,
         source=filters["source"] or None,

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.forms import ConfirmForm
-from app.blueprints.console.listing import paged, paginate, users_by_id
+from app.blueprints.console.listing import paged, paginate, player_filter, users_by_id
 from app.blueprints.console.payments_views import _day, _day_after
 from app.core.db import parse_row_id
 from app.core.errors import AppError
@@ -37,7 +37,7 @@ def _id_filter(value: str) -> str:
 def bets():
     args = request.args
     filters = {
-        "user_id": _id_filter(args.get("user_id", "")),
+        "player": player_filter(args)[0],
         "provider": args.get("provider", "").strip().lower()[:32],
         "status": args.get("status", "") if args.get("status") in ("open", "closed") else "",
         "outcome": args.get("outcome", "") if args.get("outcome") in ("win", "lose") else "",
@@ -46,7 +46,7 @@ def bets():
         "date_to": args.get("date_to", "") if _day(args.get("date_to")) else "",
     }
     f = rounds.BetFilter(
-        user_id=_int_or_none(filters["user_id"]),
+        user_id=player_filter(args)[1],
         provider=filters["provider"] or None,
         status=filters["status"] or None,
         outcome=filters["outcome"] or None,
@@ -74,7 +74,7 @@ def callbacks():
         "provider": args.get("provider", "").strip().lower()[:32],
         "action": args.get("action", "").strip()[:32],
         "verdict": args.get("verdict", "").strip()[:32],
-        "user_id": _id_filter(args.get("user_id", "")),
+        "player": player_filter(args)[0],
         "transaction_id": args.get("transaction_id", "").strip()[:100],
         "round_id": args.get("round_id", "").strip()[:100],
     }
@@ -83,7 +83,7 @@ def callbacks():
             provider=filters["provider"] or None,
             action=filters["action"] or None,
             verdict=filters["verdict"] or None,
-            user_id=_int_or_none(filters["user_id"]),
+            user_id=player_filter(args)[1],
             transaction_id=filters["transaction_id"] or None,
             round_id=filters["round_id"] or None,
             offset=offset,
@@ -94,6 +94,7 @@ def callbacks():
     return render_template(
         "console/play/callbacks.html",
         listing=listing,
+        users=users_by_id(cb.user_id for cb in listing.items),
         providers=games.list_providers(active_only=False),
     )
 
@@ -108,13 +109,12 @@ def callback_replay(callback_id: int):
 
     def act(context: str):
         original, result = replay.replay(row.id, actor=current_user)
-        outcome = "ok" if result.ok else result.code
-        note = " (already applied: answered with its first answer)" if result.duplicate else ""
         db.session.expire_all()
+        cb = db.session.get_one(ProviderCallback, original.id)
         return (
             "console/play/_callback_row.html",
-            {"cb": db.session.get(ProviderCallback, original.id)},
-            f"Callback #{original.id} replayed: {outcome}{note}.",
+            {"cb": cb, "users": users_by_id([cb.user_id])},
+            replay_message(original.id, result),
             url_for("console.callbacks"),
         )
 
@@ -133,6 +133,16 @@ def callback_replay(callback_id: int):
         dialog=dialog,
         act=act,
     )
+
+
+def replay_message(callback_id: int, result: Any) -> tuple[str, str]:
+    """What the replay did, with the reason when it was refused (not only a code)."""
+    if result.ok:
+        note = " (already applied: answered with its first answer)" if result.duplicate else ""
+        return f"Callback #{callback_id} replayed: ok{note}.", "success"
+    reason = result.message or result.reason or "no reason given"
+    code = (result.code or "error").replace("_", " ").lower()
+    return f"Callback #{callback_id} replayed: refused ({code}): {reason}.", "warning"
 
 
 GAME_SORTABLE = {

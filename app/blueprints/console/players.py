@@ -10,7 +10,12 @@ from sqlalchemy import func, or_, select
 
 from app.blueprints.console import decisions
 from app.blueprints.console.core import bp, console_view, is_htmx
-from app.blueprints.console.forms import AdjustBalanceForm, PlayerActionForm, SuspendForm
+from app.blueprints.console.forms import (
+    AdjustBalanceForm,
+    PlayerActionForm,
+    SuspendForm,
+    without_grouping,
+)
 from app.blueprints.console.listing import paginate
 from app.compliance import responsible_gaming as rg
 from app.compliance.models import KycSubmission
@@ -44,6 +49,32 @@ def _player_or_404(player_id: int) -> User:
     if user is None or user.role_id != PLAYER:
         abort(404)
     return user
+
+
+@bp.get("/players/suggest")
+@console_view("players.read")
+def player_suggest():
+    """Up to 8 players whose username or e-mail starts with the typed text (the picker's
+    datalist options). A bare number also offers the player with that id."""
+    text = (request.args.get("player") or request.args.get("q") or "").strip()[:100]
+    found: list[User] = []
+    if len(text) >= 2 or parse_row_id(text) is not None:
+        lowered = text.lower()
+        query = (
+            select(User)
+            .where(User.role_id == PLAYER)
+            .where(
+                or_(
+                    func.lower(User.username).startswith(lowered, autoescape=True),
+                    func.lower(User.email).startswith(lowered, autoescape=True),
+                    User.id == (parse_row_id(text) or 0),
+                )
+            )
+            .order_by(User.username)
+            .limit(8)
+        )
+        found = list(db.session.scalars(query))
+    return render_template("console/players/_suggest.html", players=found)
 
 
 @bp.get("/players")
@@ -133,7 +164,9 @@ def player_adjust(player_id: int):
 
     def act(context: str):
         try:
-            amount = parse_minor(form.amount.data, form.currency.data, allow_negative=True)
+            amount = parse_minor(
+                without_grouping(form.amount.data), form.currency.data, allow_negative=True
+            )
         except ValueError as exc:
             raise ValidationError.field("amount", str(exc)) from None
         posting = wallet.adjust(

@@ -120,17 +120,17 @@ def jackpot_edit(pool_id: int):
 
 
 def _player(text: str) -> User:
-    """A player by id or username (the payout form lets staff type either)."""
+    """A player by username, e-mail or id (the payout form lets staff type any)."""
     text = text.strip()
-    query = select(User).where(User.role_id == PLAYER)
+    lowered = text.lower()
+    named = [func.lower(User.username) == lowered, func.lower(User.email) == lowered]
     ident = parse_row_id(text)
     if ident is not None:
-        query = query.where(or_(User.id == ident, func.lower(User.username) == text.lower()))
-    else:
-        query = query.where(func.lower(User.username) == text.lower())
+        named.append(User.id == ident)
+    query = select(User).where(User.role_id == PLAYER, or_(*named))
     user = db.session.scalars(query).first()
     if user is None:
-        raise ValidationError.field("player", "No player with this id or username")
+        raise ValidationError.field("player", "No player with this username, e-mail or id")
     return user
 
 

@@ -72,6 +72,25 @@ def _create_defaults() -> dict[str, Any]:
     return out
 
 
+_DEPOSIT = ("deposit_match", "reload")
+
+#: Fields that mean something for some promotion types only; the form shows them for those
+#: types (console.js, on the Type select). Every other field applies to every type.
+TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "match_percent": _DEPOSIT,
+    "max_bonus": _DEPOSIT,
+    "min_deposit": _DEPOSIT,
+    "first_deposit_only": _DEPOSIT,
+    "bonus_amount": ("no_deposit",),
+    "cashback_percent": ("cashback",),
+    "cashback_period_days": ("cashback",),
+    "free_spins_count": ("free_spins",),
+    "free_spins_game_id": ("free_spins",),
+    "free_spin_value": ("free_spins",),
+    "free_spins_valid_days": ("free_spins",),
+}
+
+
 def _form_page(form, *, title: str, action: str, submit: str, promotion=None, status=200):
     return render_template(
         "console/engagement/promotion_form.html",
@@ -80,6 +99,7 @@ def _form_page(form, *, title: str, action: str, submit: str, promotion=None, st
         action=action,
         submit_label=submit,
         promotion=promotion,
+        type_fields=TYPE_FIELDS,
     ), status
 
 

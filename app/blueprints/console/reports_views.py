@@ -8,6 +8,7 @@ from flask import Response, current_app, render_template, request
 
 from app.blueprints.console.charts import Chart, money_chart
 from app.blueprints.console.core import bp, console_view
+from app.blueprints.console.wording import human
 from app.core.base import utcnow
 from app.reports import financial as financial_reports
 
@@ -15,21 +16,33 @@ from app.reports import financial as financial_reports
 def report_args(args) -> tuple[date, date, str, str, str | None]:
     """Dates, currency and grouping from a query string; an error message instead of a 500."""
     today = utcnow().date()
-    error = None
+    default_from, default_to = today - timedelta(days=29), today
+    problems: list[str] = []
     try:
         date_to = date.fromisoformat(args.get("date_to") or today.isoformat())
         date_from = date.fromisoformat(
             args.get("date_from") or (date_to - timedelta(days=29)).isoformat()
         )
     except ValueError:
-        date_from, date_to, error = today - timedelta(days=29), today, "Dates are YYYY-MM-DD."
+        problems.append("Enter the dates as YYYY-MM-DD.")
+        date_from, date_to = default_from, default_to
+    if date_to < date_from:
+        problems.append("The “To” date is before the “From” date.")
+    elif (date_to - date_from).days + 1 > financial_reports.MAX_DAYS:
+        problems.append(f"A report covers at most {financial_reports.MAX_DAYS} days.")
+    if problems:
+        problems.append("Showing the last 30 days instead.")
+        date_from, date_to = default_from, default_to
     group = args.get("group", "day")
     if group not in financial_reports.GROUPS:
         group = "day"
-    currency = (args.get("currency") or current_app.config["DEFAULT_CURRENCY"]).strip().upper()
+    default_currency = current_app.config["DEFAULT_CURRENCY"]
+    currency = (args.get("currency") or default_currency).strip().upper()
     if not currency.isalpha() or len(currency) > 8:
-        currency, error = current_app.config["DEFAULT_CURRENCY"], "Unknown currency."
-    return date_from, date_to, currency, group, error
+        problems.append(f"“{currency[:12]}” is not a currency code: showing {default_currency}.")
+        currency = default_currency
+    # Every problem at once, in one message above the figures.
+    return date_from, date_to, currency, group, " ".join(problems) or None
 
 
 @bp.get("/reports/financial")
@@ -39,7 +52,7 @@ def financial_report():
     try:
         report = financial_reports.financial(date_from, date_to, currency=currency, group=group)
     except ValueError as exc:
-        error = str(exc).capitalize() + "."
+        error = human(str(exc))
         date_to = utcnow().date()
         date_from = date_to - timedelta(days=29)
         report = financial_reports.financial(date_from, date_to, currency=currency, group=group)
@@ -93,7 +106,7 @@ def providers_report():
     try:
         rows = financial_reports.providers(date_from, date_to, currency=currency)
     except ValueError as exc:
-        error = str(exc).capitalize() + "."
+        error = human(str(exc))
         date_to = utcnow().date()
         date_from = date_to - timedelta(days=29)
         rows = financial_reports.providers(date_from, date_to, currency=currency)
@@ -135,7 +148,7 @@ def players_report():
     try:
         report = financial_reports.players(date_from, date_to)
     except ValueError as exc:
-        error = str(exc).capitalize() + "."
+        error = human(str(exc))
         date_to = utcnow().date()
         date_from = date_to - timedelta(days=29)
         report = financial_reports.players(date_from, date_to)

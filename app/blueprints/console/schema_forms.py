@@ -27,6 +27,8 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
+from app.blueprints.console.forms import without_grouping
+from app.blueprints.console.wording import human
 from app.core.errors import AppError
 
 _CLASSES: dict[tuple[type[Schema], tuple[str, ...]], type[SchemaForm]] = {}
@@ -69,13 +71,18 @@ class SchemaForm(FlaskForm):
                 continue
             if present:
                 data[name] = value
-        if any(self[name].errors for name in self.schema_fields):
-            return None
+        # Every problem at once: the schema checks the rest even when a field's text could
+        # not be read; a field keeps only its first complaint.
+        unreadable = {name for name in self.schema_fields if self[name].errors}
         try:
-            return schema.load(data, partial=initial is not None)
+            loaded = schema.load(data, partial=initial is not None or tuple(unreadable))
         except SchemaError as exc:
-            self.add_errors(exc.messages)
+            messages = exc.messages
+            if isinstance(messages, dict):
+                messages = {k: v for k, v in messages.items() if k not in unreadable}
+            self.add_errors(messages)
             return None
+        return None if unreadable else loaded
 
     # --- errors -------------------------------------------------------------------------
 
@@ -88,11 +95,15 @@ class SchemaForm(FlaskForm):
                 items.extend((key, text) for text in _flatten(value))
         else:
             items.extend((e.get("field", ""), e.get("message", "")) for e in messages or [])
+        labels = {n: self[n].label.text for n in self.schema_fields}
         for name, text in items:
             if name in self.schema_fields:
-                self[name].errors = [*self[name].errors, text]
+                shown = human(text, labels[name], labels)
+                if shown not in self[name].errors:
+                    self[name].errors = [*self[name].errors, shown]
             else:
-                self.form_error = text if not self.form_error else f"{self.form_error} {text}"
+                shown = human(text, "", labels)
+                self.form_error = shown if not self.form_error else f"{self.form_error} {shown}"
 
     def submit(self, save, *, initial: dict[str, Any] | None = None):
         """A POST of this form: validate, build the payload (only the changed fields when
@@ -212,6 +223,8 @@ def _wtf_field(name: str, field: fields.Field):
         render["inputmode"] = "numeric"
     elif field.__class__.__name__ == "Amount":
         render["inputmode"] = "decimal"
+        unit = "In the currency above, e.g. 25.00 (1,000.00 works too)."
+        kw["description"] = f"{kw['description']} {unit}" if kw["description"] else unit
     return StringField(label, render_kw=render, **kw)
 
 
@@ -248,6 +261,8 @@ def _from_form(field: fields.Field, raw: Any) -> tuple[bool, Any]:
         return True, bool(raw)
     if raw in (None, ""):
         return (True, None) if field.allow_none else (False, None)
+    if field.__class__.__name__ == "Amount" and isinstance(raw, str):
+        return True, without_grouping(raw)
     if isinstance(field, fields.List):
         return True, [part.strip() for part in raw.split(",") if part.strip()]
     if isinstance(field, fields.Dict):

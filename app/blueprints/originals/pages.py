@@ -62,3 +62,13 @@ def game_info(game_code: str):
 def fairness():
     """How outcomes are made, and a form that recomputes any of them."""
     return render_template("originals/fairness.html", games=GAMES.values())
+
+
+@bp.app_template_filter("jxo_percent")
+def _percent(value: str) -> str:
+    """``"96.19140625%"`` → ``"96.19%"`` for the player (the exact figure stays in a title and
+    on the rules page)."""
+    try:
+        return f"{float(str(value).rstrip('%')):.2f}%"
+    except ValueError:
+        return str(value)

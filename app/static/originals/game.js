@@ -58,20 +58,57 @@
     while (body.children.length > 20) { body.removeChild(body.lastChild); }
   }
 
+  // A slot cell shows its symbol from the sprite (symbols.svg#s-<name>).
+  function setSymbol(cell, symbol) {
+    var name = String(symbol).toLowerCase();
+    cell.setAttribute("data-symbol", symbol);
+    cell.title = name.charAt(0).toUpperCase() + name.slice(1);
+    var svg = cell.querySelector("svg");
+    svg.setAttribute("aria-label", name);
+    svg.querySelector("use").setAttribute("href", root.dataset.symbolsUrl + "#s-" + name);
+  }
+
   function showResult(round) {
+    var won = round.payout !== "0" && Number(round.payout) > 0;
     if (game === "jxo-dice") {
+      var roll = document.getElementById("jxo-roll");
       text("jxo-roll", round.result.roll);
-      document.getElementById("jxo-roll").classList.toggle("jxo-win", round.result.win);
+      roll.classList.toggle("jxo-win", round.result.win);
+      roll.classList.toggle("jxo-lost", !round.result.win);
+      var marker = document.getElementById("jxo-track-marker");
+      marker.hidden = false;
+      marker.style.left = Math.min(Math.max(Number(round.result.roll), 0), 100) + "%";
     } else {
       var reels = document.querySelectorAll("#jxo-reels .jxo-reel");
       round.result.window.forEach(function (column, i) {
         var cells = reels[i].querySelectorAll(".jxo-cell");
-        column.forEach(function (symbol, j) { cells[j].textContent = symbol; });
+        column.forEach(function (symbol, j) { setSymbol(cells[j], symbol); });
       });
+      var box = document.getElementById("jxo-reels");
+      box.classList.remove("jxo-spinning");
+      box.classList.toggle("jxo-won", won);
     }
-    var won = round.payout !== "0" && Number(round.payout) > 0;
     say(won ? "You win " + round.payout + " " + round.currency + "!" : "No win this time.", false);
   }
+
+  // Stake chips: Min, ½, 2×, Max (kept within the table's limits; display only, the server
+  // checks every stake again).
+  var stakeInput = document.getElementById("jxo-stake");
+  function clampStake(value) {
+    var min = Number(root.dataset.minBet), max = Number(root.dataset.maxBet);
+    if (!isFinite(value)) { value = min; }
+    return Math.min(Math.max(value, min), max).toFixed(2);
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("[data-stake]"), function (chip) {
+    chip.addEventListener("click", function () {
+      var now = Number(stakeInput.value);
+      var how = chip.getAttribute("data-stake");
+      var next = { min: Number(root.dataset.minBet), max: Number(root.dataset.maxBet),
+        half: now / 2, double: now * 2 }[how];
+      stakeInput.value = clampStake(next);
+      stakeInput.dispatchEvent(new Event("input"));
+    });
+  });
 
   function refresh() {
     return api(root.dataset.stateUrl).then(function (answer) {
@@ -82,23 +119,41 @@
   }
 
   if (game === "jxo-dice") {
-    var target = document.querySelector("#jxo-play-form input[name=target]");
+    var target = document.getElementById("jxo-target");
+    var slider = document.getElementById("jxo-target-range");
     var update = function () {
       var t = Number(target.value);
       if (t >= 1 && t <= 98) {
+        var multiplier = Math.floor(9900 / t * 100) / 10000;
         text("jxo-chance", t.toFixed(2));
+        text("jxo-target-shown", t.toFixed(2));
         // Display only; the server computes the exact payout (0.99 x 100 / target).
-        text("jxo-multiplier", (Math.floor(9900 / t * 100) / 10000).toFixed(4));
+        text("jxo-multiplier", multiplier.toFixed(4));
+        var stake = Number(stakeInput.value);
+        text("jxo-payout-on-win", isFinite(stake) && stake > 0
+          ? (Math.floor(stake * multiplier * 100) / 100).toFixed(2) : "—");
+        document.getElementById("jxo-track-win").style.width = t + "%";
       }
     };
-    target.addEventListener("input", update);
+    slider.addEventListener("input", function () {
+      target.value = Number(slider.value).toFixed(2);
+      update();
+    });
+    target.addEventListener("input", function () {
+      slider.value = target.value;
+      update();
+    });
+    stakeInput.addEventListener("input", update);
     update();
   }
 
   function play(body, button) {
     button.disabled = true;
     say(game === "jxo-dice" ? "Rolling..." : "Spinning...", false);
+    var spinning = document.getElementById("jxo-reels");
+    if (spinning) { spinning.classList.remove("jxo-won"); spinning.classList.add("jxo-spinning"); }
     api(root.dataset.playUrl, body).then(function (answer) {
+      if (spinning) { spinning.classList.remove("jxo-spinning"); }
       if (!answer.success) {
         var detail = (answer.errors || []).map(function (e) { return e.field + ": " + e.message; });
         say(answer.message + (detail.length ? " (" + detail.join("; ") + ")" : ""), true);
@@ -116,7 +171,10 @@
       return null;
     }).catch(function () {
       say("Connection lost. Your round is safe: reload to see it.", true);
-    }).then(function () { button.disabled = false; });
+    }).then(function () {
+      button.disabled = false;
+      if (spinning) { spinning.classList.remove("jxo-spinning"); }
+    });
   }
 
   function targetOf(body) {
