@@ -15,7 +15,7 @@ from app.compliance import kyc
 from app.compliance.models import KycSubmission
 from app.core.base import utcnow
 from app.core.extensions import db
-from app.identity import access, users
+from app.identity import access, totp, users
 from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
 from app.originals import studio as originals
 from app.originals.wallet_client import PROVIDER_CODE
@@ -30,7 +30,13 @@ from app.prizes.models import JackpotPool, LotteryDraw, Tournament
 from app.wallet import ledger as wallet
 
 #: Fixed TOTP secrets for demo staff so a newcomer can add them to an authenticator app.
-DEMO_TOTP = {"admin": "JBSWY3DPEHPK3PXPADMINAAA", "manager": "JBSWY3DPEHPK3PXPMANAGERA"}
+#: Every staff role needs TOTP (issue 21), so every demo staff member has one.
+DEMO_TOTP = {
+    "admin": "JBSWY3DPEHPK3PXPADMINAAA",
+    "manager": "JBSWY3DPEHPK3PXPMANAGERA",
+    "support": "JBSWY3DPEHPK3PXPSUPPORTA",
+    "agent": "JBSWY3DPEHPK3PXPAGENTAAA",
+}
 
 DEMO_USERS: list[dict[str, Any]] = [
     {
@@ -93,11 +99,17 @@ def seed_users() -> list[dict[str, str]]:
         spec = dict(spec)
         password = spec.pop("password")
         secret = DEMO_TOTP.get(spec["username"])
-        exists = db.session.scalar(
-            select(User.id).where(func.lower(User.username) == spec["username"])
+        existing = db.session.scalar(
+            select(User).where(func.lower(User.username) == spec["username"])
         )
-        if not exists:
+        if existing is None:
             users.create_user(password=password, totp_secret=secret, **spec)
+        elif secret and not existing.totp_enabled:
+            # A demo database seeded before TOTP was mandatory for this role: enrol the
+            # printed secret, so the demo login keeps working (development only: seed-demo
+            # refuses production).
+            totp.store_secret(existing, secret)
+            existing.totp_enabled = True
         note = f"TOTP secret {secret} (code now: {pyotp.TOTP(secret).now()})" if secret else ""
         logins.append(
             {
