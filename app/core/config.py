@@ -193,6 +193,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": _int(env, "CONSOLE_IDLE_TIMEOUT", 30 * 60),
+        # Absolute console session lifetime: activity never extends a session past it.
+        "CONSOLE_SESSION_MAX_HOURS": _int(env, "CONSOLE_SESSION_MAX_HOURS", 12),
         "WTF_CSRF_TIME_LIMIT": None,
         "API_TITLE": "JackpotX API",
         "API_VERSION": "v1",
@@ -304,6 +306,8 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append("REDIS_URL is required")
     if cfg["LOGIN_LOCKOUT_MINUTES"] < 30:
         problems.append("LOGIN_LOCKOUT_MINUTES must be at least 30 (PCI DSS 8.3.4)")
+    if not 1 <= cfg["CONSOLE_SESSION_MAX_HOURS"] <= 24:
+        problems.append("CONSOLE_SESSION_MAX_HOURS must be between 1 and 24")
     if (
         cfg["SANDBOX_GATEWAY_ENABLED"]
         and cfg.get("SANDBOX_GATEWAY_IN_PRODUCTION") != SANDBOX_IN_PRODUCTION_ACK

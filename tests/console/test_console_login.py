@@ -245,6 +245,56 @@ def test_the_server_side_session_expires_after_the_idle_timeout(app, client, mak
     assert client.get(response.headers["Location"]).status_code == 200
 
 
+def test_an_active_session_ends_at_the_absolute_lifetime(app, client, make_staff):
+    """Issue 21: activity slides the idle timeout, never past CONSOLE_SESSION_MAX_HOURS."""
+    import time
+
+    support = make_staff("support")
+    login(client, support)
+    assert client.get("/admin/").status_code == 200
+    with client.session_transaction() as session:
+        sid = session["console_sid"]
+        started = session["console_started_at"]
+    key = f"jx:console:session:{sid}"
+    max_age = app.config["CONSOLE_SESSION_MAX_HOURS"] * 3600
+    # Sliding never pushes the server-side expiry past the absolute end.
+    assert 0 < redis_store.client().ttl(key) <= max_age
+    # The session started just over the maximum ago, and was used a second ago.
+    old = time.time() - max_age - 1
+    redis_store.client().set(key, f"{support.user.id}:{old:.3f}", ex=600)
+    with client.session_transaction() as session:
+        session["console_started_at"] = old
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert "/admin/login" in response.headers["Location"]
+    assert redis_store.client().get(key) is None
+    assert started > old
+
+
+def test_the_server_side_start_time_is_enforced_even_with_a_fresh_cookie(app, client, make_staff):
+    """The cookie's start time is signed; the registry's own start time holds regardless."""
+    import time
+
+    support = make_staff("support")
+    login(client, support)
+    with client.session_transaction() as session:
+        sid = session["console_sid"]
+    old = time.time() - app.config["CONSOLE_SESSION_MAX_HOURS"] * 3600 - 1
+    redis_store.client().set(f"jx:console:session:{sid}", f"{support.user.id}:{old:.3f}", ex=600)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_the_absolute_lifetime_is_a_setting_checked_in_production():
+    from app.core.config import ConfigError, load_config
+    from tests.payments.test_sandbox_in_production import PRODUCTION
+
+    assert load_config({})["CONSOLE_SESSION_MAX_HOURS"] == 12
+    assert load_config({"CONSOLE_SESSION_MAX_HOURS": "8"})["CONSOLE_SESSION_MAX_HOURS"] == 8
+    assert load_config(PRODUCTION)["CONSOLE_SESSION_MAX_HOURS"] == 12
+    with pytest.raises(ConfigError, match="CONSOLE_SESSION_MAX_HOURS"):
+        load_config({**PRODUCTION, "CONSOLE_SESSION_MAX_HOURS": "72"})
+
+
 def test_revoking_a_staff_members_tokens_also_ends_their_console_session(client, make_staff):
     support = make_staff("support")
     login(client, support)
