@@ -124,6 +124,8 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
             "UPLOAD_DIR": str(instance / "uploads"),
             "MAIL_DIR": str(instance / "mail"),
             "SERVER_NAME": "localhost",
+            # The "remote" aggregators and gateways of the tests listen on 127.0.0.1.
+            "OUTBOUND_ALLOW_LOOPBACK": True,
         }
     )
     from tests.probe import register_probe_routes

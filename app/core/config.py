@@ -124,6 +124,14 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
         # login): on outside production only, and production refuses to start with it on.
         "SANDBOX_GATEWAY_ENABLED": _bool(env, "SANDBOX_GATEWAY_ENABLED", profile != "production"),
+        # Outbound calls to staff-configured URLs (app.core.outbound): optional host
+        # allow-list; private, link-local and reserved addresses are always refused, loopback
+        # only with OUTBOUND_ALLOW_LOOPBACK (development/tests serve the remote side locally).
+        "OUTBOUND_ALLOWED_HOSTS": _list(env, "OUTBOUND_ALLOWED_HOSTS"),
+        "OUTBOUND_ALLOW_LOOPBACK": _bool(env, "OUTBOUND_ALLOW_LOOPBACK", False),
+        # Origins a deposit's return_url/cancel_url may name (app.core.redirects); empty =
+        # CORS_ORIGINS + PUBLIC_URL. Relative paths are always allowed.
+        "REDIRECT_ALLOWED_ORIGINS": _list(env, "REDIRECT_ALLOWED_ORIGINS"),
         # A production-profile environment without real players (load and fault tests,
         # staging) may run it only by also setting this to SANDBOX_IN_PRODUCTION_ACK.
         "SANDBOX_GATEWAY_IN_PRODUCTION": get("SANDBOX_GATEWAY_IN_PRODUCTION", ""),

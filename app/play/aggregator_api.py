@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import requests
 from flask import current_app
 
+from app.core import outbound
 from app.core.crypto import BadKey, decrypt, rsa_sign, rsa_verify
 from app.play.callbacks.adapters.hub88 import SIGNATURE_HEADER as HUB88_SIGNATURE
 from app.play.callbacks.adapters.hub88 import minor_to_units
@@ -99,16 +100,17 @@ def _iso(when: datetime) -> str:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+    # Through the outbound guard (issue 21): no private or internal address, one message for
+    # every network failure (no port oracle in the grant's remote_error).
     try:
-        response = requests.post(
+        response = outbound.post(
             url,
             data=body,
             headers={"Content-Type": "application/json", **headers},
             timeout=TIMEOUTS,
-            allow_redirects=False,
         )
-    except requests.RequestException as exc:
-        raise IssueUnavailable(f"{url}: {type(exc).__name__}") from None
+    except outbound.OutboundError as exc:
+        raise IssueUnavailable(f"{url}: {exc}") from None
     if response.status_code >= 500:
         raise IssueUnavailable(f"{url}: HTTP {response.status_code}")
     return response
