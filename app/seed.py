@@ -30,7 +30,13 @@ from app.prizes.models import JackpotPool, LotteryDraw, Tournament
 from app.wallet import ledger as wallet
 
 #: Fixed TOTP secrets for demo staff so a newcomer can add them to an authenticator app.
-DEMO_TOTP = {"admin": "JBSWY3DPEHPK3PXPADMINAAA", "manager": "JBSWY3DPEHPK3PXPMANAGERA"}
+#: Every staff role needs TOTP (issue 21), so every demo staff member has one.
+DEMO_TOTP = {
+    "admin": "JBSWY3DPEHPK3PXPADMINAAA",
+    "manager": "JBSWY3DPEHPK3PXPMANAGERA",
+    "support": "JBSWY3DPEHPK3PXPSUPPORTA",
+    "agent": "JBSWY3DPEHPK3PXPAGENTAAA",
+}
 
 DEMO_USERS: list[dict[str, Any]] = [
     {
@@ -93,11 +99,17 @@ def seed_users() -> list[dict[str, str]]:
         spec = dict(spec)
         password = spec.pop("password")
         secret = DEMO_TOTP.get(spec["username"])
-        exists = db.session.scalar(
-            select(User.id).where(func.lower(User.username) == spec["username"])
+        existing = db.session.scalar(
+            select(User).where(func.lower(User.username) == spec["username"])
         )
-        if not exists:
+        if existing is None:
             users.create_user(password=password, totp_secret=secret, **spec)
+        elif secret and not existing.totp_enabled:
+            # A demo database seeded before TOTP was mandatory for this role: enrol the
+            # printed secret, so the demo login keeps working (development only: seed-demo
+            # refuses production).
+            totp.store_secret(existing, secret)
+            existing.totp_enabled = True
         note = f"TOTP secret {secret} (code now: {pyotp.TOTP(secret).now()})" if secret else ""
         # The code above is stale 30 s later; the URI goes into any authenticator app.
         uri = (

@@ -181,6 +181,8 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
             "SERVER_NAME": "localhost",
             # Tests end a tournament by moving its end into the past, then settle it at once.
             "TOURNAMENT_SETTLE_GRACE_SECONDS": 0,
+            # The "remote" aggregators and gateways of the tests listen on 127.0.0.1.
+            "OUTBOUND_ALLOW_LOOPBACK": True,
         }
     )
     from tests.probe import register_probe_routes

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request
 
+from app.core import redirects
 from app.core.errors import AppError, NotFound
 from app.payments import gateways_admin, records, sandbox_checkout
 from app.payments.gateways.sandbox import checkout_summary
@@ -38,7 +39,7 @@ def submit(public_id: str, outcome: str):
             "sandbox/result.html", title="Payment not possible", message=exc.message, ok=False
         ), exc.status
     target = txn.return_url if outcome == "pay" else (txn.cancel_url or txn.return_url)
-    if target:
+    if target and redirects.is_allowed(target):  # checked again: stored before the allow-list
         return redirect(target, code=303)
     return render_template(
         "sandbox/result.html",

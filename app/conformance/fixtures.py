@@ -126,6 +126,12 @@ def prepare(protocol: str) -> Setup:
     if protocol in aggregator_api.CLIENTS:
         # The provider's API is the runner's listener for this run (set like staff would).
         aggregator = AggregatorApi(protocol, creds)
+        if not current_app.config.get("OUTBOUND_ALLOW_LOOPBACK"):
+            aggregator.close()
+            raise SetupError(
+                "the runner's aggregator listens on 127.0.0.1: set OUTBOUND_ALLOW_LOOPBACK=true "
+                "for the server and the runner (a staging deployment, never real production)"
+            )
         games.update_provider(games.provider_by_code(code).id, {"api_url": aggregator.url})
         promotion = _free_rounds_promotion(code, game)
     return Setup(

@@ -126,6 +126,14 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
         # login): on outside production only, and production refuses to start with it on.
         "SANDBOX_GATEWAY_ENABLED": _bool(env, "SANDBOX_GATEWAY_ENABLED", profile != "production"),
+        # Outbound calls to staff-configured URLs (app.core.outbound): optional host
+        # allow-list; private, link-local and reserved addresses are always refused, loopback
+        # only with OUTBOUND_ALLOW_LOOPBACK (development/tests serve the remote side locally).
+        "OUTBOUND_ALLOWED_HOSTS": _list(env, "OUTBOUND_ALLOWED_HOSTS"),
+        "OUTBOUND_ALLOW_LOOPBACK": _bool(env, "OUTBOUND_ALLOW_LOOPBACK", False),
+        # Origins a deposit's return_url/cancel_url may name (app.core.redirects); empty =
+        # CORS_ORIGINS + PUBLIC_URL. Relative paths are always allowed.
+        "REDIRECT_ALLOWED_ORIGINS": _list(env, "REDIRECT_ALLOWED_ORIGINS"),
         # A production-profile environment without real players (load and fault tests,
         # staging) may run it only by also setting this to SANDBOX_IN_PRODUCTION_ACK.
         "SANDBOX_GATEWAY_IN_PRODUCTION": get("SANDBOX_GATEWAY_IN_PRODUCTION", ""),
@@ -202,6 +210,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": _int(env, "CONSOLE_IDLE_TIMEOUT", 30 * 60),
+        # Absolute console session lifetime: activity never extends a session past it.
+        "CONSOLE_SESSION_MAX_HOURS": _int(env, "CONSOLE_SESSION_MAX_HOURS", 12),
         "WTF_CSRF_TIME_LIMIT": None,
         "API_TITLE": "JackpotX API",
         "API_VERSION": "v1",
@@ -313,6 +323,8 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append("REDIS_URL is required")
     if cfg["LOGIN_LOCKOUT_MINUTES"] < 30:
         problems.append("LOGIN_LOCKOUT_MINUTES must be at least 30 (PCI DSS 8.3.4)")
+    if not 1 <= cfg["CONSOLE_SESSION_MAX_HOURS"] <= 24:
+        problems.append("CONSOLE_SESSION_MAX_HOURS must be between 1 and 24")
     if (
         cfg["SANDBOX_GATEWAY_ENABLED"]
         and cfg.get("SANDBOX_GATEWAY_IN_PRODUCTION") != SANDBOX_IN_PRODUCTION_ACK

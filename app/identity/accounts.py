@@ -51,10 +51,9 @@ from app.identity import captcha, lockout, passwords, throttle, totp
 from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
 from app.identity.models import (
-    ADMIN,
     AGENT,
-    MANAGER,
     PLAYER,
+    STAFF_ROLES,
     LoginEvent,
     PasswordResetToken,
     RefreshToken,
@@ -64,8 +63,8 @@ from app.identity.models import (
 from app.identity.users import create_user
 
 PLAYER_PORTAL, STAFF_PORTAL = "player", "staff"
-#: Roles that may not use the API without a second factor.
-TOTP_MANDATORY_ROLES = frozenset({ADMIN, MANAGER})
+#: Roles that may not use the API without a second factor: every staff role (issue 21).
+TOTP_MANDATORY_ROLES = STAFF_ROLES
 BAD_CREDENTIALS = "Invalid username/email or password"
 
 #: Profile fields a player may change about themselves (platform guide 5.4.2 + integration guide).
@@ -229,6 +228,17 @@ def refresh(raw_token: str, *, portal: str = PLAYER_PORTAL) -> dict[str, Any]:
             failure = AuthenticationError("This session has been revoked")
         elif blocked := _status_problem(user):
             failure = blocked
+        elif (
+            portal == STAFF_PORTAL
+            and user.role_id in TOTP_MANDATORY_ROLES
+            and not user.totp_enabled
+        ):
+            # A staff session opened before TOTP was mandatory for the role: sign in again
+            # (and enrol). Nothing is spent, so nothing is revoked.
+            failure = AuthenticationError(
+                "Two-factor authentication is mandatory for your role: sign in again",
+                requires_2fa=True,
+            )
         elif row.used_at is not None:
             # Presented again after it was spent: stolen or replayed. The whole session dies.
             revoked = rowcount(
@@ -386,6 +396,7 @@ def _second_factor(
                 enrolment_required=True,
                 qr_code=totp.qr_svg(uri),
                 auth_secret=secret,
+                otpauth_uri=uri,
             ),
             "totp_enrolment",
         )

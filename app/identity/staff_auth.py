@@ -8,10 +8,11 @@ Invariants:
   after which the account is locked for ``LOGIN_LOCKOUT_MINUTES`` (``app.identity.lockout``).
   Each attempt runs in its own transaction with the user row locked, so the counter and the
   TOTP step cannot be raced.
-* TOTP is mandatory for ``TOTP_REQUIRED_ROLES``; anyone who enrolled must give a code. A code is
-  accepted once per time step (``totp.verify_code``), so a replayed code is refused.
-* A staff member of a required role without TOTP gets a pending secret (stored encrypted,
-  ``totp_enabled`` false) and must confirm a code from it before the first session opens.
+* TOTP is mandatory for every staff role (``TOTP_REQUIRED_ROLES`` = all staff: Admin, Manager,
+  Support, Agent; issue 21, ASVS 6.3.3). A code is accepted once per time step
+  (``totp.verify_code``), so a replayed code is refused.
+* A staff member without TOTP gets a pending secret (stored encrypted, ``totp_enabled`` false)
+  and must confirm a code from it before the first session opens.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from app.core import audit
 from app.core.base import utcnow
 from app.core.db import atomic, lock_one
 from app.identity import lockout, passwords, totp, users
-from app.identity.models import ADMIN, MANAGER, User
+from app.identity.models import STAFF_ROLES, User
 
-#: Roles that may not open a console session without a second factor.
-TOTP_REQUIRED_ROLES = frozenset({ADMIN, MANAGER})
+#: Roles that may not open a console session without a second factor: every staff role.
+TOTP_REQUIRED_ROLES = STAFF_ROLES
 
 GENERIC_REFUSAL = (
     "Invalid username, password or authentication code, or the account is temporarily locked."

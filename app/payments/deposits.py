@@ -20,7 +20,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, or_, select
 
-from app.core import audit
+from app.core import audit, redirects
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one
 from app.core.errors import (
@@ -66,6 +66,10 @@ def create_deposit(
         raise ValidationError.field("amount", str(exc)) from None
     if amount_minor <= 0:
         raise ValidationError.field("amount", "Amount must be greater than zero")
+    for name, target in (("return_url", return_url), ("cancel_url", cancel_url)):
+        # The gateway (and the sandbox page) sends the player there: never an open redirect.
+        if target and not redirects.is_allowed(target):
+            raise ValidationError.field(name, redirects.NOT_ALLOWED)
     with atomic():
         # Serialize a player's deposit creations so two cannot both pass the deposit limit.
         lock_one(User, User.id == user.id)

@@ -12,7 +12,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.core import audit
+from app.core import audit, outbound
 from app.core.crypto import decrypt, encrypt
 from app.core.db import atomic, lock_one
 from app.core.errors import (
@@ -78,6 +78,11 @@ def _validate_gateway(gw: PaymentGateway) -> None:
         raise ValidationError.field("max_amount", "Must not be below min_amount")
     if not Decimal(0) <= Decimal(gw.fees_percentage or 0) < Decimal(100):
         raise ValidationError.field("fees_percentage", "Must be between 0 and 100")
+    if gw.api_endpoint:
+        try:
+            outbound.check_url(gw.api_endpoint)
+        except outbound.OutboundRefused as exc:
+            raise ValidationError.field("api_endpoint", str(exc)) from None
 
 
 def _apply_fields(gw: PaymentGateway, data: dict[str, Any]) -> None:

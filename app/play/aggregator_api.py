@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import requests
 from flask import current_app
 
+from app.core import outbound
 from app.core.crypto import BadKey, decrypt, rsa_sign, rsa_verify
 from app.core.money import exponent
 from app.play.callbacks.adapters.hub88 import SIGNATURE_HEADER as HUB88_SIGNATURE
@@ -121,13 +122,13 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
 
 
 def _request(method: str, url: str, *, headers: dict[str, str], **sent: Any) -> requests.Response:
-    """One call with short timeouts; no answer or a 5xx is ``IssueUnavailable``."""
+    """One call with short timeouts, through the outbound guard (issue 21: no private or
+    internal address, one message for every network failure, so no port oracle in the grant's
+    remote_error); no answer or a 5xx is ``IssueUnavailable``."""
     try:
-        response = requests.request(
-            method, url, headers=headers, timeout=TIMEOUTS, allow_redirects=False, **sent
-        )
-    except requests.RequestException as exc:
-        raise IssueUnavailable(f"{url}: {type(exc).__name__}") from None
+        response = outbound.request(method, url, headers=headers, timeout=TIMEOUTS, **sent)
+    except outbound.OutboundError as exc:
+        raise IssueUnavailable(f"{url}: {exc}") from None
     if response.status_code >= 500:
         raise IssueUnavailable(f"{url}: HTTP {response.status_code}")
     return response

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
 
-from app.core import audit
+from app.core import audit, outbound
 from app.core.base import utcnow
 from app.core.crypto import (
     BadKey,
@@ -166,6 +166,10 @@ def _api_url(url: str | None) -> str | None:
         return None
     if not text.startswith(("https://", "http://")) or len(text) > 500:
         raise ValidationError.field("api_url", "An http(s) URL of at most 500 characters")
+    try:
+        outbound.check_url(text)
+    except outbound.OutboundRefused as exc:
+        raise ValidationError.field("api_url", str(exc)) from None
     return text.rstrip("/")
 
 

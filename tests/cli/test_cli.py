@@ -132,3 +132,27 @@ def test_the_demo_logins_meet_the_password_policy_and_the_docs_show_them(client,
         "/api/auth/login", json={"username": "player1", "password": player["password"]}
     )
     assert response.status_code == 200, response.get_json()
+
+
+def test_every_demo_staff_member_signs_in_with_the_printed_totp_secret(client, runner):
+    """Issue 21: TOTP for every staff role; the demo secrets keep the demo logins working."""
+    import pyotp
+
+    from app.seed import DEMO_TOTP, DEMO_USERS
+
+    result = runner.invoke(args=["jackpotx", "seed-demo"])
+    assert result.exit_code == 0, result.output
+    staff = [spec for spec in DEMO_USERS if spec["role_id"] != PLAYER]
+    assert {spec["username"] for spec in staff} == set(DEMO_TOTP)
+    for spec in staff:
+        secret = DEMO_TOTP[spec["username"]]
+        assert secret in result.output
+        response = client.post(
+            "/api/admin/auth/login",
+            json={
+                "username": spec["username"],
+                "password": spec["password"],
+                "auth_code": pyotp.TOTP(secret).now(),
+            },
+        )
+        assert response.status_code == 200, (spec["username"], response.get_json())

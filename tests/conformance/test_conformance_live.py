@@ -22,7 +22,10 @@ def live(app, database_url, redis_url, tmp_path_factory):
     if not database_url.startswith("postgresql") or not redis_url:
         pytest.skip("the live server needs PostgreSQL and Redis")
     port = free_port()
-    env = server_env(database_url, redis_url, port, PROVIDER_CACHE_SECONDS="1")
+    # The runner serves the aggregator's API on 127.0.0.1 (free rounds): loopback allowed.
+    env = server_env(
+        database_url, redis_url, port, PROVIDER_CACHE_SECONDS="1", OUTBOUND_ALLOW_LOOPBACK="true"
+    )
     with gunicorn(env, tmp_path_factory.mktemp("conformance") / "gunicorn.log") as server:
         yield server
 

@@ -26,7 +26,7 @@ def client(new_client):
 
 
 class Staff:
-    """A staff member with their password and (for Admin/Manager) TOTP secret."""
+    """A staff member with their password and TOTP secret (every staff role needs one)."""
 
     def __init__(self, user: User, secret: str | None) -> None:
         self.user = user
@@ -40,7 +40,7 @@ class Staff:
 @pytest.fixture
 def make_staff(factory):
     def make(role: str, *, with_totp: bool | None = None, **kw) -> Staff:
-        with_totp = role in ("admin", "manager") if with_totp is None else with_totp
+        with_totp = True if with_totp is None else with_totp
         secret = totp.new_secret() if with_totp else None
         user = factory.staff(role, password=PASSWORD, totp_secret=secret, **kw)
         return Staff(user, secret)

@@ -195,7 +195,7 @@ def test_support_does_not_see_settings_in_the_navigation(live_server, browser, m
     from selenium.webdriver.common.by import By
 
     support = make_staff("support")
-    _sign_in(browser, live_server, support.user.username)
+    _sign_in(browser, live_server, support.user.username, support.code())
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "nav .nav"))
     labels = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav .nav a")]
     assert "Players" in labels

@@ -80,18 +80,44 @@ def test_wrong_password_gives_the_same_answer_as_an_unknown_user(client, make_st
     assert reasons == ["bad_password", "unknown_login"]
 
 
-def test_support_without_totp_signs_in_with_password_only(client, make_staff):
-    support = make_staff("support")
-    assert login(client, support).status_code == 302
+@pytest.mark.parametrize("role", ["support", "agent"])
+def test_support_and_agent_without_totp_are_forced_through_enrolment(client, make_staff, role):
+    """Issue 21: every staff role needs TOTP; a password alone opens no console page."""
+    staff = make_staff(role, with_totp=False)
+    response = login(client, staff, code="")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/admin/login/totp-setup")
+    for url in ("/admin/", "/admin/players", "/admin/kyc"):
+        assert client.get(url).status_code == 302  # no session before enrolment
+    page = client.get("/admin/login/totp-setup").get_data(as_text=True)
+    from app.identity.totp import secret_of
+
+    secret = secret_of(db.session.get(User, staff.user.id))
+    assert secret in page
+    assert "<svg" in page
+    done = client.post("/admin/login/totp-setup", data={"code": pyotp.TOTP(secret).now()})
+    assert done.status_code == 302
     assert client.get("/admin/").status_code == 200
 
 
-def test_staff_who_enrolled_totp_must_give_it_even_if_their_role_does_not_require_it(
-    client, make_staff
-):
-    support = make_staff("support", with_totp=True)
-    assert login(client, support, code="").status_code == 401
+@pytest.mark.parametrize("role", ["support", "agent"])
+def test_support_and_agent_must_give_their_code(client, make_staff, role):
+    staff = make_staff(role)
+    assert login(client, staff, code="").status_code == 401
+    assert login(client, staff).status_code == 302
+
+
+def test_a_console_session_of_staff_without_totp_ends(client, make_staff):
+    """A session opened before TOTP was mandatory for the role (an upgrade) does not survive."""
+    support = make_staff("support")
     assert login(client, support).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    user = db.session.get(User, support.user.id)
+    user.totp_enabled = False
+    db.session.commit()
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert "/admin/login" in response.headers["Location"]
 
 
 def test_a_player_can_never_enter_even_with_the_right_password(client, factory):
@@ -219,6 +245,56 @@ def test_the_server_side_session_expires_after_the_idle_timeout(app, client, mak
     assert client.get(response.headers["Location"]).status_code == 200
 
 
+def test_an_active_session_ends_at_the_absolute_lifetime(app, client, make_staff):
+    """Issue 21: activity slides the idle timeout, never past CONSOLE_SESSION_MAX_HOURS."""
+    import time
+
+    support = make_staff("support")
+    login(client, support)
+    assert client.get("/admin/").status_code == 200
+    with client.session_transaction() as session:
+        sid = session["console_sid"]
+        started = session["console_started_at"]
+    key = f"jx:console:session:{sid}"
+    max_age = app.config["CONSOLE_SESSION_MAX_HOURS"] * 3600
+    # Sliding never pushes the server-side expiry past the absolute end.
+    assert 0 < redis_store.client().ttl(key) <= max_age
+    # The session started just over the maximum ago, and was used a second ago.
+    old = time.time() - max_age - 1
+    redis_store.client().set(key, f"{support.user.id}:{old:.3f}", ex=600)
+    with client.session_transaction() as session:
+        session["console_started_at"] = old
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert "/admin/login" in response.headers["Location"]
+    assert redis_store.client().get(key) is None
+    assert started > old
+
+
+def test_the_server_side_start_time_is_enforced_even_with_a_fresh_cookie(app, client, make_staff):
+    """The cookie's start time is signed; the registry's own start time holds regardless."""
+    import time
+
+    support = make_staff("support")
+    login(client, support)
+    with client.session_transaction() as session:
+        sid = session["console_sid"]
+    old = time.time() - app.config["CONSOLE_SESSION_MAX_HOURS"] * 3600 - 1
+    redis_store.client().set(f"jx:console:session:{sid}", f"{support.user.id}:{old:.3f}", ex=600)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_the_absolute_lifetime_is_a_setting_checked_in_production():
+    from app.core.config import ConfigError, load_config
+    from tests.payments.test_sandbox_in_production import PRODUCTION
+
+    assert load_config({})["CONSOLE_SESSION_MAX_HOURS"] == 12
+    assert load_config({"CONSOLE_SESSION_MAX_HOURS": "8"})["CONSOLE_SESSION_MAX_HOURS"] == 8
+    assert load_config(PRODUCTION)["CONSOLE_SESSION_MAX_HOURS"] == 12
+    with pytest.raises(ConfigError, match="CONSOLE_SESSION_MAX_HOURS"):
+        load_config({**PRODUCTION, "CONSOLE_SESSION_MAX_HOURS": "72"})
+
+
 def test_revoking_a_staff_members_tokens_also_ends_their_console_session(client, make_staff):
     support = make_staff("support")
     login(client, support)
@@ -230,16 +306,21 @@ def test_revoking_a_staff_members_tokens_also_ends_their_console_session(client,
 
 
 def test_next_parameter_only_redirects_inside_the_console(client, make_staff):
-    support = make_staff("support")
     for target, expected in (
         ("/admin/players", "/admin/players"),
         ("https://evil.example/admin", "/admin/"),
         ("//evil.example/admin", "/admin/"),
     ):
+        support = make_staff("support")  # a code is accepted once per step: one each
         client.post("/admin/logout")
         response = client.post(
             "/admin/login",
-            data={"username": support.user.username, "password": PASSWORD, "next": target},
+            data={
+                "username": support.user.username,
+                "password": PASSWORD,
+                "code": support.code(),
+                "next": target,
+            },
         )
         assert response.status_code == 302
         assert response.headers["Location"] == expected

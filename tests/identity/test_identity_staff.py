@@ -116,16 +116,43 @@ def test_manager_without_2fa_is_told_to_enrol_and_enrols_with_the_given_secret(c
     assert db.session.get(User, manager.id).totp_enabled
 
 
-def test_support_without_2fa_logs_in_and_players_cannot_use_the_staff_login(client, factory):
-    support = factory.staff("support")
-    assert login(client, support.username, staff=True).status_code == 200
+@pytest.mark.parametrize("role", ["support", "agent"])
+def test_support_and_agent_need_totp_on_the_staff_api(client, factory, role):
+    """Issue 21: a password alone no longer opens a staff API session for any staff role."""
+    staff = factory.staff(role)
+    first = login(client, staff.username, staff=True)
+    body = first.get_json()
+    assert first.status_code == 403
+    assert body["enrolment_required"] is True
+    assert body["otpauth_uri"].startswith("otpauth://totp/")
+    assert body["auth_secret"] in body["otpauth_uri"]
+    ok = login(client, staff.username, staff=True, auth_code=code(body["auth_secret"]))
+    assert ok.status_code == 200
+    enrolled = factory.staff(role, totp_secret=ADMIN_SECRET)
+    missing = login(client, enrolled.username, staff=True)
+    assert missing.status_code == 401
+    assert missing.get_json()["requires_2fa"] is True
+
+
+def test_players_cannot_use_the_staff_login(client, factory):
     player = factory.player()
     assert login(client, player.username, staff=True).status_code == 403
 
 
+def test_staff_refresh_without_totp_is_refused(client, factory):
+    support = factory.staff("support", totp_secret=ADMIN_SECRET)
+    pair = tokens(client, support.username, staff=True, auth_code=code(ADMIN_SECRET))
+    user = db.session.get(User, support.id)
+    user.totp_enabled = False  # a session opened before TOTP was mandatory for the role
+    db.session.commit()
+    refused = client.post("/api/admin/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refused.status_code == 401
+    assert refused.get_json()["requires_2fa"] is True
+
+
 def test_staff_refresh_stays_in_the_staff_portal(client, factory):
-    support = factory.staff("support")
-    pair = tokens(client, support.username, staff=True)
+    support = factory.staff("support", totp_secret=ADMIN_SECRET)
+    pair = tokens(client, support.username, staff=True, auth_code=code(ADMIN_SECRET))
     assert (
         client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code
         == 401

@@ -136,8 +136,9 @@ class DepositArgs(Schema):
     )
     type = fields.String(load_default="deposit", validate=validate.Equal("deposit"))
     description = fields.String(load_default=None, validate=validate.Length(max=500))
-    return_url = fields.Url(load_default=None, require_tld=False)
-    cancel_url = fields.Url(load_default=None, require_tld=False)
+    # A relative path or a URL on an allowed origin (app.core.redirects, checked by the domain).
+    return_url = fields.String(load_default=None, validate=validate.Length(max=500))
+    cancel_url = fields.String(load_default=None, validate=validate.Length(max=500))
 
     @validates_schema
     def _a_way_to_pay(self, data: dict[str, Any], **_kw: Any) -> None:

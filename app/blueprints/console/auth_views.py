@@ -35,8 +35,9 @@ def _start_session(user_id: int, next_url: str | None):
     user = db.session.get_one(User, user_id)  # the account that just passed the sign-in
     login_user(user)
     session.permanent = True
-    session[SESSION_ID] = console_sessions.open_session(user.id)
-    session[SESSION_STARTED] = time.time()
+    started = time.time()
+    session[SESSION_ID] = console_sessions.open_session(user.id, started)
+    session[SESSION_STARTED] = started
     return redirect(safe_next(next_url) or url_for("console.dashboard"))
 
 

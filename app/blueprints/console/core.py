@@ -195,6 +195,10 @@ def _live_session_only():
     cutoff = current_user.tokens_valid_after
     if alive and cutoff is not None and cutoff.timestamp() > session.get(SESSION_STARTED, 0):
         alive = False  # revoked (force logout, password change) after this session started
+    if alive and console_sessions.expired(session.get(SESSION_STARTED)):
+        alive = False  # older than CONSOLE_SESSION_MAX_HOURS, however active (issue 21)
+    if alive and not current_user.totp_enabled:
+        alive = False  # opened before TOTP was mandatory for every staff role: enrol first
     if alive:
         session.permanent = True
         return None

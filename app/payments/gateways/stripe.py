@@ -16,9 +16,7 @@ import hashlib
 import hmac
 import time
 
-import requests
-
-from app.core import jsonsafe
+from app.core import jsonsafe, outbound, redirects
 from app.payments.gateways.base import (
     DepositSession,
     GatewayAdapter,
@@ -90,10 +88,17 @@ class StripeAdapter(GatewayAdapter):
             "line_items[0][price_data][unit_amount]": str(request.amount_minor),
             "line_items[0][price_data][product_data][name]": request.description
             or "Account deposit",
-            "success_url": request.return_url or self.config.config.get("success_url", ""),
-            "cancel_url": request.cancel_url or self.config.config.get("cancel_url", ""),
+            # Allow-listed at the deposit (app.core.redirects); Stripe wants absolute URLs.
+            "success_url": redirects.absolute(request.return_url)
+            if request.return_url
+            else self.config.config.get("success_url", ""),
+            "cancel_url": redirects.absolute(request.cancel_url)
+            if request.cancel_url
+            else self.config.config.get("cancel_url", ""),
         }
-        response = requests.post(
+        # Through the outbound guard (issue 21): the endpoint is staff-set, the secret goes
+        # with it; every failure is one OutboundError (no port oracle).
+        response = outbound.post(
             f"{(self.config.api_endpoint or API_BASE).rstrip('/')}/v1/checkout/sessions",
             data=form,
             headers={
@@ -101,8 +106,8 @@ class StripeAdapter(GatewayAdapter):
                 "Idempotency-Key": f"deposit-{request.transaction_id}",
             },
             timeout=15,
+            raise_for_status=True,
         )
-        response.raise_for_status()
         session = response.json()
         return DepositSession(
             payment_url=session["url"], gateway_reference=session["id"], raw={"id": session["id"]}
