@@ -4,7 +4,8 @@
 Invariants:
 
 * ``rollup_day(day)`` is idempotent: it recomputes the day from the source tables and
-  replaces the day's rows (delete + insert) in one transaction. Late callbacks, refunds and
+  replaces the day's rows (delete + insert) in one transaction, under a per-day advisory lock
+  on PostgreSQL (two runs of a day take turns). Late callbacks, refunds and
   rollbacks are folded by rolling their day again; the periodic job re-rolls today's partial
   day and yesterday (``rollup_recent``), ``flask jackpotx reports rollup`` backfills any range.
 * Figures follow the financial report's definitions (``financial._apply``), so the rollups
@@ -26,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, delete, distinct, func, select
+from sqlalchemy import String, and_, case, cast, delete, distinct, func, select, text
 from sqlalchemy.orm import aliased
 
 from app.core.db import atomic
@@ -52,6 +53,8 @@ MONEY_TYPES = (
     "withdrawal",
 )
 GAME_TYPES = ("bet", "refund", "rollback", "win", "jackpot_win")
+#: Advisory lock class of a day being rolled ("JXRU"; the second key is the day's ordinal).
+_ROLLUP_LOCK = 0x4A58_5255
 #: Longest window one analytics request may ask for.
 MAX_DAYS = financial.MAX_DAYS
 
@@ -199,6 +202,13 @@ def rollup_day(day: date) -> int:
     """Recompute ``day`` (UTC) from the ledger, bets and payments and replace its rollup rows,
     in one transaction. Returns the number of ``report_daily`` rows written."""
     with atomic():
+        if db.session.get_bind().dialect.name == "postgresql":
+            # Two runs of one day (the periodic job and a backfill) take turns: the second
+            # would otherwise insert over the first's fresh rows (SQLite serializes writers).
+            db.session.execute(
+                text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                {"a": _ROLLUP_LOCK, "b": day.toordinal()},
+            )
         days, games = _fold_day(day)
         db.session.execute(delete(DailyRollup).where(DailyRollup.day == day))
         db.session.execute(delete(DailyGameRollup).where(DailyGameRollup.day == day))
