@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, delete, distinct, func, select, text
+from sqlalchemy import BigInteger, and_, case, cast, delete, distinct, func, select, text
 from sqlalchemy.orm import aliased
 
 from app.core.db import atomic
@@ -162,16 +162,20 @@ def _fold_games(day: date, start: datetime, end: datetime) -> dict[tuple[str, in
             _moved().label("moved"),
             rnd.game_id.label("game_id"),
         )
-        .join(
-            pt,
-            and_(t.reference_type == "provider_transaction", cast(pt.id, String) == t.reference_id),
-        )
+        # The claim id as a number: the provider transaction's primary key serves the join
+        # (only provider_transaction references reach the cast: the filter is on the scan).
+        .join(pt, cast(t.reference_id, BigInteger) == pt.id)
         .outerjoin(
             ref,
             and_(ref.provider_id == pt.provider_id, ref.external_id == pt.reference_external_id),
         )
         .outerjoin(rnd, and_(rnd.provider_id == pt.provider_id, rnd.external_round_id == round_ext))
-        .where(t.created_at >= start, t.created_at < end, t.type.in_(GAME_TYPES))
+        .where(
+            t.reference_type == "provider_transaction",
+            t.created_at >= start,
+            t.created_at < end,
+            t.type.in_(GAME_TYPES),
+        )
         .subquery()
     )
     a = attributed.c
