@@ -21,6 +21,7 @@ from app.identity import access
 from app.identity import users as users_service
 from app.originals import studio as service
 from app.payments import deposits, gateways_admin
+from app.reports import rollups
 from app.seed import SeedRefused
 from app.seed import seed_demo as run_seed
 from app.wallet import integrity
@@ -448,6 +449,28 @@ def jobs_schedule() -> None:
             f" last={job['last_run_at'] or '-'} status={job['last_status'] or '-'}"
             f" next={job['next_run_at'] or '-'}"
         )
+
+
+@jackpotx.group("reports")
+def reports_group() -> None:
+    """Reports and analytics."""
+
+
+@reports_group.command("rollup")
+@click.option("--from", "date_from", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "date_to", default=None, type=click.DateTime(["%Y-%m-%d"]))
+def reports_rollup(date_from, date_to) -> None:
+    """Recompute the daily rollups of each UTC day from --from to --to (default: --from),
+    one transaction per day; re-runnable (a day's rows are replaced, never added to)."""
+    first = date_from.date()
+    last = date_to.date() if date_to else first
+    if last < first:
+        raise click.BadParameter("--to is before --from")
+    days = list(rollups.days_between(first, last))
+    with click.progressbar(days, label="rolling up", show_pos=True) as bar:
+        for day in bar:
+            rollups.rollup_day(day)
+    click.echo(f"rolled up {len(days)} day(s): {first.isoformat()} .. {last.isoformat()}")
 
 
 def register_cli(app: Flask) -> None:

@@ -14,4 +14,5 @@ from app.originals import models as originals  # noqa: F401
 from app.payments import models as payments  # noqa: F401
 from app.play import models as play  # noqa: F401
 from app.prizes import models as prizes  # noqa: F401
+from app.reports import models as reports  # noqa: F401
 from app.wallet import models as wallet  # noqa: F401

@@ -7,6 +7,7 @@ from flask import Flask, request
 from app.blueprints import console, health, index, media, sandbox
 from app.blueprints.api import (
     admin_affiliate,
+    admin_analytics,
     admin_auth,
     admin_crm,
     admin_games,
@@ -95,7 +96,14 @@ def register_promotion_blueprints(app: Flask) -> None:
 
 def register_money_blueprints(app: Flask) -> None:
     """Wallet, games and the provider callback endpoint (issue 4)."""
-    for blp in (wallet.blp, games.blp, admin_money.blp, admin_games.blp, admin_reports.blp):
+    for blp in (
+        wallet.blp,
+        games.blp,
+        admin_money.blp,
+        admin_games.blp,
+        admin_reports.blp,
+        admin_analytics.blp,
+    ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)
 

@@ -28,6 +28,9 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.wallet.jobs.write_checkpoint", 300, "default"),
     # Settles the last closed commission period; a run after it is settled pays nothing.
     ("app.affiliates.jobs.pay_commissions", 6 * 3600, "payouts"),
+    # Daily rollups for the analytics API: today's partial day and yesterday, re-folded
+    # (idempotent: each day's rows are replaced in one transaction).
+    ("app.reports.jobs.rollup_recent", 300, "default"),
 ]
 
 #: A periodic job keeps one RQ id across its runs (``app.core.periodic`` enqueues them).

@@ -1,0 +1,130 @@
+"""``/api/admin/analytics/{dashboard,users,revenue,games}`` (permission ``reports.read``):
+figures read from the daily rollups (``app.reports.rollups``), never from the live ledger.
+Money as decimal strings in ``currency`` (docs/api.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.core.base import utcnow
+from app.core.errors import ValidationError
+from app.core.schemas import Currency, envelope_of
+from app.identity.auth import permission_required
+from app.reports import financial as financial_reports
+from app.reports import rollups
+
+blp = Blueprint(
+    "admin_analytics",
+    __name__,
+    url_prefix="/api/admin/analytics",
+    description="Staff: analytics from the daily rollups",
+)
+
+
+class RangeArgs(Schema):
+    date_from = fields.Date(metadata={"description": "Default: 29 days before date_to"})
+    date_to = fields.Date(metadata={"description": "Inclusive; default: today (UTC)"})
+    currency = Currency()
+
+
+class RevenueArgs(RangeArgs):
+    group = fields.String(load_default="day", validate=validate.OneOf(financial_reports.GROUPS))
+
+
+class GamesArgs(RangeArgs):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class AnalyticsSchema(Schema):
+    currency = fields.String()
+    date_from = fields.String()
+    date_to = fields.String()
+
+
+class DashboardSchema(AnalyticsSchema):
+    totals = fields.Dict(metadata={"description": "Money as decimal strings, counts as integers"})
+    ggr_per_day = fields.List(fields.Dict())
+    top_games = fields.List(fields.Dict())
+    rolled_at = fields.String(allow_none=True)
+
+
+class RevenueSchema(AnalyticsSchema):
+    group = fields.String()
+    rows = fields.List(fields.Dict())
+    totals = fields.Dict()
+
+
+class UsersSchema(AnalyticsSchema):
+    days = fields.List(fields.Dict())
+    totals = fields.Dict()
+
+
+class GamesSchema(AnalyticsSchema):
+    games = fields.List(fields.Dict())
+
+
+def _range(args):
+    date_to = args.get("date_to") or utcnow().date()
+    date_from = args.get("date_from") or date_to - timedelta(days=29)
+    currency = args.get("currency") or current_app.config["DEFAULT_CURRENCY"]
+    try:
+        rollups.check_range(date_from, date_to)
+    except ValueError as exc:
+        raise ValidationError.field("date_from", str(exc)) from None
+    return date_from, date_to, currency
+
+
+@blp.route("/dashboard")
+class Dashboard(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(RangeArgs, location="query")
+    @blp.response(200, envelope_of(DashboardSchema))
+    def get(self, args):
+        """Totals of the range (stakes, wins, GGR, NGR, RTP, bets, player-days, deposits,
+        withdrawals, bonus cost, fees), GGR per day and the top 5 games by GGR."""
+        date_from, date_to, currency = _range(args)
+        return {"data": rollups.dashboard(date_from, date_to, currency=currency)}
+
+
+@blp.route("/revenue")
+class Revenue(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(RevenueArgs, location="query")
+    @blp.response(200, envelope_of(RevenueSchema))
+    def get(self, args):
+        """Money per day / ISO week / month, zero-filled, with totals."""
+        date_from, date_to, currency = _range(args)
+        data = rollups.revenue(date_from, date_to, currency=currency, group=args["group"])
+        return {"data": data}
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(RangeArgs, location="query")
+    @blp.response(200, envelope_of(UsersSchema))
+    def get(self, args):
+        """Distinct bettors, bets, depositors and first-time depositors per day."""
+        date_from, date_to, currency = _range(args)
+        return {"data": rollups.users(date_from, date_to, currency=currency)}
+
+
+@blp.route("/games")
+class Games(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(GamesArgs, location="query")
+    @blp.response(200, envelope_of(GamesSchema))
+    def get(self, args):
+        """Per game: stakes, wins, GGR, RTP, bets and player-days, highest GGR first."""
+        date_from, date_to, currency = _range(args)
+        data = rollups.games(date_from, date_to, currency=currency, limit=args["limit"])
+        return {"data": data}

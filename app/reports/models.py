@@ -1,0 +1,70 @@
+"""Daily rollups: per UTC day x currency (and x game) summaries folded from the ledger,
+bets and payments by ``app.reports.rollups.rollup_day``, read by the analytics API.
+
+Invariants:
+
+* A rollup row is derived data: ``rollup_day(day)`` recomputes a whole day from the source
+  tables and replaces that day's rows in one transaction, so a re-run (a late callback, a
+  refund, a backfill) leaves exactly what the sources say, never a double count.
+* Money columns are signed minor units of ``currency``, with the financial report's
+  definitions (``app.reports.financial``): ``stakes`` net of refunds and reversed bets,
+  ``wins`` net of reversed wins, ``ggr = stakes - wins``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.base import UTCDateTime, utcnow
+from app.core.db import BigIntPK
+from app.core.extensions import Model
+
+
+class DailyRollup(Model):
+    """One UTC day of one currency."""
+
+    __tablename__ = "report_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(8), primary_key=True)
+    stakes: Mapped[int] = mapped_column(BigInteger, default=0)
+    wins: Mapped[int] = mapped_column(BigInteger, default=0)
+    ggr: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: ``bet`` ledger rows (a refunded bet still counts: it was placed).
+    bets_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Distinct players with a ``bet`` ledger row that day.
+    unique_players: Mapped[int] = mapped_column(Integer, default=0)
+    bonus_cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    payment_fees: Mapped[int] = mapped_column(BigInteger, default=0)
+    deposits: Mapped[int] = mapped_column(BigInteger, default=0)
+    withdrawals: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Distinct players with a ``deposit`` row that day / whose first deposit in this
+    #: currency it was.
+    depositors: Mapped[int] = mapped_column(Integer, default=0)
+    first_depositors: Mapped[int] = mapped_column(Integer, default=0)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DailyGameRollup(Model):
+    """One UTC day of one game in one currency; ``game_id`` NULL gathers the game movements
+    whose round could not be found (unattributed)."""
+
+    __tablename__ = "report_daily_games"
+    __table_args__ = (
+        UniqueConstraint("day", "currency", "game_id", name="uq_report_daily_games"),
+        Index("ix_report_daily_games_game_day", "game_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(8))
+    game_id: Mapped[int | None] = mapped_column(BigInteger)
+    stakes: Mapped[int] = mapped_column(BigInteger, default=0)
+    wins: Mapped[int] = mapped_column(BigInteger, default=0)
+    ggr: Mapped[int] = mapped_column(BigInteger, default=0)
+    bets_count: Mapped[int] = mapped_column(Integer, default=0)
+    unique_players: Mapped[int] = mapped_column(Integer, default=0)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
