@@ -14,6 +14,7 @@ from app.blueprints.api import (
     admin_money,
     admin_payments,
     admin_reports,
+    admin_settings,
     admin_users,
     affiliate,
     auth,
@@ -68,6 +69,7 @@ def register_blueprints(app: Flask) -> None:
         originals_api.blp,
         notifications.blp,
         admin_jobs.blp,
+        admin_settings.blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)
