@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from app.blueprints import console, health, index, media, sandbox
+from app.blueprints import console, health, index, media, metrics, sandbox
 from app.blueprints.api import (
     admin_affiliate,
     admin_auth,
@@ -46,6 +46,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
+    app.register_blueprint(metrics.bp)  # GET /metrics: token or address allow-list
+    limiter.exempt(metrics.bp)
+    csrf.exempt(metrics.bp)
     app.register_blueprint(index.bp)  # GET / only: links to the docs, the console, health
     app.register_blueprint(media.bp)  # GET /media/games/<name>: uploaded game images
     # The back office: session cookie + CSRF token on every form (never exempted).
