@@ -84,7 +84,7 @@ SPECS: tuple[Spec, ...] = (
         minimum=0,
         maximum=_MONEY_MAX,
         unit="minor units",
-        fallback=0,
+        fallback=1000_00,
     ),
     Spec(
         "kyc_withdrawal_threshold",

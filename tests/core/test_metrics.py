@@ -10,6 +10,8 @@ import textwrap
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.core import settings
+from app.core.db import atomic
 from app.core.queues import job
 from tests.moneykit import open_table
 
@@ -51,6 +53,13 @@ def test_loopback_may_scrape_other_addresses_need_the_token(app, client, monkeyp
     assert client.get("/metrics").status_code == 403
     monkeypatch.setitem(app.config, "METRICS_ENABLED", False)
     assert client.get("/metrics").status_code == 404
+
+
+def test_maintenance_does_not_hide_the_figures(client):
+    with atomic():
+        settings.set_maintenance(True, message="upgrade")
+    assert client.get("/api/status").get_json()["data"]["maintenance"] is True
+    assert "jackpotx_http_requests_total" in _scrape(client)
 
 
 def test_requests_are_counted_by_route_template_method_and_status(client):
