@@ -7,6 +7,7 @@ development secrets). Every knob is an environment variable with a safe developm
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -260,6 +261,13 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
             env, "METRICS_ALLOW_IPS", "" if profile == "production" else "127.0.0.1,::1"
         ),
     }
+    for entry in cfg["METRICS_ALLOW_IPS"]:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"METRICS_ALLOW_IPS: {entry!r} is not an address or network"
+            ) from None
     if profile == "testing":
         cfg.update(
             CAPTCHA_REQUIRED=False,

@@ -11,9 +11,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core import settings
+from app.core.config import ConfigError, load_config
 from app.core.db import atomic
 from app.core.queues import job
 from tests.moneykit import open_table
+from tests.payments.test_sandbox_in_production import PRODUCTION
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -53,6 +55,13 @@ def test_loopback_may_scrape_other_addresses_need_the_token(app, client, monkeyp
     assert client.get("/metrics").status_code == 403
     monkeypatch.setitem(app.config, "METRICS_ENABLED", False)
     assert client.get("/metrics").status_code == 404
+
+
+def test_a_bad_allow_list_entry_refuses_to_start():
+    with pytest.raises(ConfigError, match="METRICS_ALLOW_IPS"):
+        load_config({"METRICS_ALLOW_IPS": "10.0.0.0/8,not-an-ip"})
+    assert load_config(PRODUCTION)["METRICS_ALLOW_IPS"] == []  # production: token or explicit
+    assert load_config({})["METRICS_ALLOW_IPS"] == ["127.0.0.1", "::1"]
 
 
 def test_maintenance_does_not_hide_the_figures(client):
