@@ -59,6 +59,25 @@ errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+def on_starting(server):
+    # Prometheus multiprocess mode (docs/operations.md, "Metrics"): the workers' figure files
+    # live in PROMETHEUS_MULTIPROC_DIR; a new server starts from an empty directory.
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.remove(os.path.join(path, name))
+
+
+def child_exit(server, worker):
+    # A dead worker's levels (pool in use, queue depth) leave the sums; its counts stay.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def post_fork(server, worker):
     # psycopg2 blocks the event loop unless it waits through gevent.
     from psycogreen.gevent import patch_psycopg

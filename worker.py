@@ -26,6 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# RQ forks a process per job: per-process figure files would pile up in the web's Prometheus
+# directory. The web's /metrics reads the job queues and workers' totals from Redis instead.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError

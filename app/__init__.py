@@ -45,7 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app import hooks, realtime
     from app.blueprints import docs, register_blueprints
     from app.cli import register_cli
-    from app.core import errors, observability, security
+    from app.core import errors, metrics, observability, security
     from app.core.extensions import (
         api,
         cors,
@@ -61,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     observability.configure_logging(settings["LOG_LEVEL"])
     observability.init_app(app)
+    metrics.init_app(app)  # first request hooks: the gates' answers are timed too
     db.init_app(app)
     from app import models  # noqa: F401 - registers every table on the metadata
     from app.core.db import install_timeouts

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from app.bonus import free_spins, loyalty, promotions
 from app.compliance import reality_check, responsible_gaming, risk
-from app.core import mail
+from app.core import mail, metrics
 from app.identity import accounts, users
 from app.payments import hooks as payment_hooks
 from app.play import events as play_events
@@ -96,3 +96,23 @@ def install() -> None:
     # Reads: the session net result a reality check reports; marketing consent for mail.
     reality_check.register_net_result_source(responsible_gaming.session_results)
     mail.set_marketing_consent_lookup(users.has_marketing_consent)
+
+    # Figures (GET /metrics): this process's after-commit play queue, read (never changed).
+    metrics.sampled_gauge(
+        "jackpotx_after_commit_queue_depth",
+        "After-commit play events waiting in the per-process queues (summed over processes)",
+        _after_commit_depth,
+    )
+    metrics.sampled_gauge(
+        "jackpotx_after_commit_dropped",
+        "After-commit play events left to the sweeps because a queue was full (since start)",
+        _after_commit_dropped,
+    )
+
+
+def _after_commit_depth() -> float:
+    return float(sum(d.queue.qsize() for d in list(play_events._drainers.values())))
+
+
+def _after_commit_dropped() -> float:
+    return float(sum(d.dropped for d in list(play_events._drainers.values())))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from app.blueprints import console, health, index, media, sandbox
+from app.blueprints import console, health, index, media, metrics, sandbox
 from app.blueprints.api import (
     admin_affiliate,
     admin_analytics,
@@ -15,6 +15,7 @@ from app.blueprints.api import (
     admin_money,
     admin_payments,
     admin_reports,
+    admin_settings,
     admin_users,
     affiliate,
     auth,
@@ -46,6 +47,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     limiter.exempt(health.bp)
     csrf.exempt(health.bp)
+    app.register_blueprint(metrics.bp)  # GET /metrics: token or address allow-list
+    limiter.exempt(metrics.bp)
+    csrf.exempt(metrics.bp)
     app.register_blueprint(index.bp)  # GET / only: links to the docs, the console, health
     app.register_blueprint(media.bp)  # GET /media/games/<name>: uploaded game images
     # The back office: session cookie + CSRF token on every form (never exempted).
@@ -69,6 +73,7 @@ def register_blueprints(app: Flask) -> None:
         originals_api.blp,
         notifications.blp,
         admin_jobs.blp,
+        admin_settings.blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies, so no CSRF surface
         rest_api.register_blueprint(blp)

@@ -36,13 +36,12 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import CompoundSelect, Select, and_, or_, select, text, union
 
 from app.bonus.models import PlayerBonus, Promotion
 from app.compliance import risk
 from app.compliance.models import RiskFlag
-from app.core import audit
+from app.core import audit, opsettings
 from app.core.extensions import db
 from app.identity.models import PLAYER, LoginEvent, TokenFamily, User
 from app.payments.models import PaymentTransaction
@@ -98,7 +97,7 @@ class Match:
 
 
 def _enabled() -> set[str]:
-    return {s for s in current_app.config.get("WELCOME_DUPLICATE_SIGNALS", SIGNALS) if s in SIGNALS}
+    return {s for s in opsettings.value("welcome_duplicate_signals") if s in SIGNALS}
 
 
 def _values(user_id: int, kind: str, extra: set[str]) -> set[str]:

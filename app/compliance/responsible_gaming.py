@@ -38,7 +38,7 @@ from app.compliance.models import (
     RgSession,
     RgSettings,
 )
-from app.core import audit, events
+from app.core import audit, events, opsettings
 from app.core.base import utcnow
 from app.core.db import atomic, in_atomic, lock_one, table_of
 from app.core.errors import Conflict, LimitExceeded, NotFound, SelfExcluded, ValidationError
@@ -85,7 +85,7 @@ _WIN_TYPES = ("win", "jackpot_win", "tournament_prize")
 
 
 def _cooling_off() -> timedelta:
-    return timedelta(hours=int(current_app.config.get("RG_COOLING_OFF_HOURS", 24)))
+    return timedelta(hours=int(opsettings.value("rg_cooling_off_hours")))
 
 
 def _session_idle() -> timedelta:

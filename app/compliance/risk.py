@@ -15,12 +15,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from app.compliance.models import RiskFlag
 from app.compliance.responsible_gaming import play_totals
-from app.core import audit, events
+from app.core import audit, events, opsettings
 from app.core.base import utcnow
 from app.core.db import atomic, lock_one, page_of
 from app.core.errors import Conflict, NotFound
@@ -50,7 +49,7 @@ def flag(
 
 
 def _cfg(name: str) -> int:
-    return int(current_app.config[name])
+    return int(opsettings.value(name.lower()))
 
 
 def on_deposit_completed(txn: PaymentTransaction) -> None:

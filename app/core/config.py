@@ -7,6 +7,7 @@ development secrets). Every knob is an environment variable with a safe developm
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -261,7 +262,22 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "API_MAX_JSON_BYTES": _int(env, "API_MAX_JSON_BYTES", 256 * 1024),
         # Request gates (maintenance, access rules) cache their setting this long per process.
         "SETTINGS_CACHE_SECONDS": _int(env, "SETTINGS_CACHE_SECONDS", 2),
+        # GET /metrics (docs/operations.md, "Metrics"): a bearer token accepted from anywhere,
+        # and the addresses that may scrape without it (loopback outside production, none in
+        # production: behind a proxy every caller may look like the proxy).
+        "METRICS_ENABLED": _bool(env, "METRICS_ENABLED", True),
+        "METRICS_TOKEN": get("METRICS_TOKEN", ""),
+        "METRICS_ALLOW_IPS": _list(
+            env, "METRICS_ALLOW_IPS", "" if profile == "production" else "127.0.0.1,::1"
+        ),
     }
+    for entry in cfg["METRICS_ALLOW_IPS"]:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"METRICS_ALLOW_IPS: {entry!r} is not an address or network"
+            ) from None
     if profile == "testing":
         cfg.update(
             CAPTCHA_REQUIRED=False,

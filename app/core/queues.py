@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, has_app_context
 from rq import Queue, Retry
 
+from app.core import metrics
 from app.core.db import on_commit
 from app.core.extensions import db
 
@@ -76,18 +77,29 @@ def _get_app() -> Flask:
 def job(fn: F) -> F:
     """Give ``fn`` an app context (worker processes have none) and always release the session."""
 
+    name = f"{fn.__module__}.{fn.__qualname__}"
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException:
+            metrics.job_finished(name, ok=False)
+            raise
+        metrics.job_finished(name, ok=True)
+        return result
+
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if has_app_context():
             try:
-                return fn(*args, **kwargs)
+                return counted(*args, **kwargs)
             finally:
                 # Synchronous (embedded) jobs share the caller's session: leave it alone.
                 if current_app.extensions["rq_queues"]["default"].is_async:
                     db.session.remove()
         with _get_app().app_context():
             try:
-                return fn(*args, **kwargs)
+                return counted(*args, **kwargs)
             finally:
                 db.session.remove()
 

@@ -20,7 +20,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, or_, select
 
-from app.core import audit, redirects
+from app.core import audit, opsettings, redirects
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one
 from app.core.errors import (
@@ -140,7 +140,7 @@ def deposit_history(user: User, page: int, limit: int) -> tuple[list[PaymentTran
 
 def pending_ttl() -> timedelta | None:
     """How long a deposit waits for its payment (``None``: forever, the setting is 0)."""
-    minutes = int(current_app.config["DEPOSIT_PENDING_TTL_MINUTES"])
+    minutes = int(opsettings.value("deposit_pending_ttl_minutes"))
     return timedelta(minutes=minutes) if minutes > 0 else None
 
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from stdnum import iban as iban_number
 
-from app.core import audit, events
+from app.core import audit, events, opsettings
 from app.core.base import utcnow
 from app.core.db import atomic, lock_one, parse_row_id
 from app.core.errors import (
@@ -95,7 +94,7 @@ def request_withdrawal(
     gw = pick_gateway(user, "withdrawal", currency, gateway_id, method)
     check_amount_bounds(gw, amount_minor, currency)
     clean = _clean_details(gw, details, iban)
-    threshold = int(current_app.config["KYC_WITHDRAWAL_THRESHOLD"])
+    threshold = int(opsettings.value("kyc_withdrawal_threshold"))
     if (amount_minor >= threshold or gw.requires_kyc) and user.kyc_status != "approved":
         raise KycRequired(
             "Verify your identity (KYC) before withdrawing this amount",
@@ -195,7 +194,7 @@ def cancel_withdrawal(user: User, ident: str | int) -> PaymentTransaction:
 
 
 def required_approvals(txn: PaymentTransaction) -> int:
-    threshold = int(current_app.config["WITHDRAWAL_DUAL_APPROVAL_THRESHOLD"])
+    threshold = int(opsettings.value("withdrawal_dual_approval_threshold"))
     return 2 if threshold and txn.amount_minor >= threshold else 1
 
 

@@ -47,6 +47,8 @@ MATRIX = [
         {"ip_blocklist": ["203.0.113.0/24"]},
         "settings.manage",
     ),
+    ("GET", "/api/admin/settings", None, "settings.manage"),
+    ("PUT", "/api/admin/settings", {"settings": {"aml_velocity_count": 6}}, "settings.manage"),
 ]
 PUBLIC = {("POST", "/api/admin/auth/login"), ("POST", "/api/admin/auth/refresh")}
 
@@ -64,7 +66,9 @@ def test_the_matrix_covers_every_admin_route_of_this_area(app):
     mine = {
         (method, rule.rule)
         for rule in app.url_map.iter_rules()
-        if rule.rule.startswith(("/api/admin/auth", "/api/admin/users", "/api/admin/security"))
+        if rule.rule.startswith(
+            ("/api/admin/auth", "/api/admin/users", "/api/admin/security", "/api/admin/settings")
+        )
         # Money movements on a user belong to the wallet area (tests/wallet/test_money_api.py).
         and not rule.rule.endswith("/adjust-balance")
         for method in rule.methods - {"HEAD", "OPTIONS"}

@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.core import errors
+from app.core import errors, metrics
 from app.core.extensions import client_ip
 from app.play.callbacks import actions, protocol
 from app.play.callbacks import log as callback_log
@@ -38,6 +38,31 @@ blp = Blueprint(
 # caller count decides more than that, and a flood with bad signatures is refused by the HMAC
 # check, which costs less than the counter did.
 _callback_windows = strategies.FixedWindowRateLimiter(storage.MemoryStorage())
+
+
+#: Action labels of the callback counter (anything else is counted as "other": the action
+#: comes from the caller and must not grow the label set).
+METRIC_ACTIONS = frozenset(
+    {
+        "batch",
+        "authenticate",
+        "balance",
+        "bet",
+        "win",
+        "refund",
+        "rollback",
+        "end_round",
+        "jackpot_win",
+        "promo_win",
+        "freespins",
+        "unparsed",  # refused before its action was read (signature, address, body)
+    }
+)
+
+
+def _count(provider_code: str, action: str, result: protocol.CallbackResult) -> None:
+    verdict = "ok" if result.status == "ok" else (result.code or "error")
+    metrics.callback(provider_code, action if action in METRIC_ACTIONS else "other", verdict)
 
 
 @lru_cache(maxsize=8)
@@ -89,6 +114,7 @@ def _outage(exc: Exception):
     result = protocol.CallbackResult(
         "error", code=protocol.RETRYABLE_CODE, message="Temporary failure, retry"
     )
+    _count(provider.code, "unparsed", result)
     out = adapter.respond(provider, result, _wire(adapter, view_args.get("action")))
     return Response(out.data, status=out.status, headers=out.headers, mimetype=out.mimetype)
 
@@ -104,7 +130,8 @@ def _dispatch(provider_code: str, path: str | None):
     ip = request.remote_addr
     wire = _wire(adapter, path)
 
-    def answer(result: protocol.CallbackResult) -> Response:
+    def answer(result: protocol.CallbackResult, action: str = "unparsed") -> Response:
+        _count(provider.code, action, result)
         out = adapter.respond(provider, result, wire)
         return Response(out.data, status=out.status, headers=out.headers, mimetype=out.mimetype)
 
@@ -139,7 +166,7 @@ def _dispatch(provider_code: str, path: str | None):
         return refused("INVALID_SIGNATURE", str(exc), signature_valid=False)
     except protocol.CallbackError as exc:
         return refused(exc.code, exc.message, signature_valid=True, reason=exc.reason)
-    return answer(actions.handle(provider, req, remote_ip=ip, started=started))
+    return answer(actions.handle(provider, req, remote_ip=ip, started=started), req.action)
 
 
 @blp.route("/<string:provider_code>")
