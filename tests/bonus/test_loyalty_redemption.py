@@ -276,3 +276,20 @@ def test_racing_redemptions_never_spend_more_than_the_balance(app, committed_db)
         assert db.session.scalar(select(func.count(PlayerBonus.id))) == 1
         reconcile_clean()
         db.session.remove()
+
+
+def test_the_demo_seed_has_a_catalogue_and_a_player_referral_that_paid(runner, client):
+    result = runner.invoke(args=["jackpotx", "seed-demo"])
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    codes = set(db.session.scalars(select(LoyaltyReward.code)))
+    assert codes == {"bonus-5", "bonus-20", "spins-10"}
+    player1 = db.session.scalar(select(User).where(User.username == "player1"))
+    cleo = db.session.scalar(select(User).where(User.username == "ref_cleo"))
+    assert cleo.referred_by_id == player1.id
+    event = db.session.scalar(
+        select(LoyaltyEvent).where(LoyaltyEvent.reference == f"referral:{cleo.id}")
+    )
+    assert event is not None
+    assert event.user_id == player1.id
+    assert event.points == 500
