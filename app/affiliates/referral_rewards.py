@@ -23,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import current_app
@@ -33,17 +34,19 @@ from app.compliance import responsible_gaming as rg
 from app.core import audit, notifications
 from app.core.errors import SelfExcluded
 from app.core.extensions import db
-from app.core.money import format_minor, parse_minor
+from app.core.money import MoneyError, format_minor, parse_minor
 from app.identity.models import PLAYER, User
 from app.payments.models import PaymentTransaction
 from app.play import guard as play_guard
+
+log = logging.getLogger(__name__)
 
 
 def rules() -> dict[str, Any]:
     cfg = current_app.config
     return {
-        "points": int(cfg.get("REFERRAL_REWARD_POINTS", 500)),
-        "min_deposit": str(cfg.get("REFERRAL_MIN_DEPOSIT", "10.00")),
+        "points": int(cfg["REFERRAL_REWARD_POINTS"]),
+        "min_deposit": str(cfg["REFERRAL_MIN_DEPOSIT"]),
     }
 
 
@@ -71,7 +74,14 @@ def on_deposit_completed(txn: PaymentTransaction) -> None:
     if completed != 1:
         return  # not the first deposit
     rule = rules()
-    if rule["points"] <= 0 or txn.amount_minor < parse_minor(rule["min_deposit"], txn.currency):
+    try:
+        minimum = parse_minor(rule["min_deposit"], txn.currency)
+    except MoneyError:
+        # A misconfigured minimum never refuses a deposit; it pays no reward until fixed.
+        log.error("REFERRAL_MIN_DEPOSIT %r is not an amount in %s", rule["min_deposit"],
+                  txn.currency)  # fmt: skip
+        return
+    if rule["points"] <= 0 or txn.amount_minor < minimum:
         return
     reason = _skip_reason(referrer)
     if reason is not None:

@@ -117,6 +117,7 @@ def test_a_small_first_deposit_does_not_qualify_and_a_later_one_does_not_either(
 
 
 def test_the_operator_sets_the_reward_and_the_minimum(app, client, factory, token_for, wire):
+    saved = {k: app.config[k] for k in ("REFERRAL_REWARD_POINTS", "REFERRAL_MIN_DEPOSIT")}
     app.config.update(REFERRAL_REWARD_POINTS=1_200, REFERRAL_MIN_DEPOSIT="30.00")
     try:
         referrer, player = referred_pair(factory)
@@ -125,8 +126,7 @@ def test_the_operator_sets_the_reward_and_the_minimum(app, client, factory, toke
         db.session.expire_all()
         assert db.session.get(LoyaltyAccount, referrer.id).level_code == "silver"
     finally:
-        app.config.pop("REFERRAL_REWARD_POINTS")
-        app.config.pop("REFERRAL_MIN_DEPOSIT")
+        app.config.update(saved)
 
 
 def test_an_agents_referral_earns_the_cpa_not_points(client, factory, token_for, wire):

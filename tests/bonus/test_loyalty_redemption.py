@@ -293,3 +293,7 @@ def test_the_demo_seed_has_a_catalogue_and_a_player_referral_that_paid(runner, c
     assert event is not None
     assert event.user_id == player1.id
     assert event.points == 500
+    # The README's tour: player1 spends those points on free spins.
+    answer = redemption.redeem(player1, "spins-10", request_key="tour-1")
+    assert answer["points_spent"] == 300
+    assert answer["bonus"]["free_spins"]["spins_total"] == 10
