@@ -41,6 +41,7 @@ marketing mail asks identity for consent.
 
 from __future__ import annotations
 
+from app.affiliates import referral_rewards
 from app.bonus import free_spins, loyalty, promotions
 from app.compliance import reality_check, responsible_gaming, risk
 from app.core import mail, metrics
@@ -82,6 +83,8 @@ def install() -> None:
     # Crediting it (wallet row locked), then once it is recorded as completed.
     payment_hooks.deposit_credited.register(promotions.on_deposit_credited)
     payment_hooks.deposit_completed.register(risk.on_deposit_completed)
+    # A referred player's first qualifying deposit earns a referring player their reward.
+    payment_hooks.deposit_completed.register(referral_rewards.on_deposit_completed)
     # A withdrawal request: forfeits first (a refused request forfeits nothing), then checks,
     # then, once the funds are held, AML checks.
     payment_hooks.withdrawal_forfeits.register(promotions.forfeit_for_withdrawal)

@@ -9,12 +9,13 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.affiliates import program as affiliates
-from app.bonus import loyalty, promotions
-from app.bonus.models import Promotion
+from app.bonus import loyalty, promotions, redemption
+from app.bonus.models import LoyaltyReward, Promotion
 from app.compliance import kyc
 from app.compliance.models import KycSubmission
 from app.core.base import utcnow
 from app.core.extensions import db
+from app.core.money import format_minor
 from app.identity import access, totp, users
 from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
 from app.originals import studio as originals
@@ -180,7 +181,7 @@ def seed_demo() -> list[dict[str, str]]:
     seed_affiliates()
     logins += [
         {"role": "Player", "username": name, "password": REFERRAL_PASSWORD, "note": "referred"}
-        for name, *_rest in DEMO_REFERRALS
+        for name in [*(r[0] for r in DEMO_REFERRALS), DEMO_PLAYER_REFERRAL[0]]
     ]
     return logins
 
@@ -212,6 +213,7 @@ def seed_promotions() -> None:
     )
     promotions.set_status(p.id, "active")
     seed_free_spins()
+    seed_loyalty_rewards()
 
 
 def seed_free_spins() -> None:
@@ -238,6 +240,54 @@ def seed_free_spins() -> None:
         }
     )
     promotions.set_status(p.id, "active")
+
+
+#: The demo redemption catalogue: (code, name, points, template promotion).
+DEMO_REWARDS: list[tuple[str, str, int, dict[str, Any]]] = [
+    (
+        "bonus-5",
+        "5.00 EUR bonus",
+        500,
+        {"type": "no_deposit", "bonus_amount_minor": 5_00, "wagering_multiplier": 20},
+    ),
+    (
+        "bonus-20",
+        "20.00 EUR bonus",
+        1_800,
+        {"type": "no_deposit", "bonus_amount_minor": 20_00, "wagering_multiplier": 20},
+    ),
+    (
+        "spins-10",
+        "10 free spins on Fruit Slot",
+        300,
+        {"type": "free_spins", "free_spins_count": 10, "free_spin_value_minor": 20,
+         "free_spins_valid_days": 7, "wagering_multiplier": 20},
+    ),
+]  # fmt: skip
+
+
+def seed_loyalty_rewards() -> None:
+    """The loyalty redemption catalogue (idempotent): each reward's terms are a promotion kept
+    in draft (a template, never offered on its own)."""
+    slot = db.session.scalar(select(Game.id).where(Game.external_id == "jxo-slot"))
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    for code, name, points, terms in DEMO_REWARDS:
+        if db.session.scalar(select(LoyaltyReward.id).where(LoyaltyReward.code == code)):
+            continue
+        if terms["type"] == "free_spins" and slot is None:
+            continue
+        data = {"name": f"Loyalty reward: {name}", "currency": "EUR", "bonus_valid_days": 30,
+                "max_bet_minor": 5_00, **terms}  # fmt: skip
+        if terms["type"] == "free_spins":
+            data["free_spins_game_id"] = slot
+            data.pop("max_bet_minor")
+        p = promotions.create_promotion(data)
+        amount = terms.get("bonus_amount_minor")
+        redemption.admin_put(
+            {"code": code, "name": name, "points": points, "promotion_id": p.id,
+             "bonus_amount": None if amount is None else format_minor(amount, "EUR")},
+            admin,
+        )  # fmt: skip
 
 
 #: Demo webhook secret of the local sandbox gateway (development only; rotate with the API).
@@ -536,7 +586,31 @@ def seed_affiliates() -> list[str]:
         _demo_deposit(player, deposit)
         _demo_play(player, plays)
         lines.append(f"{username}: referred by agent, deposited {deposit} EUR and played")
+    lines += _seed_player_referral()
     return lines
+
+
+#: A player referred by the demo player ``player1``: (username, country, first deposit). Their
+#: first deposit earns player1 the referral reward (loyalty points, docs/engagement.md).
+DEMO_PLAYER_REFERRAL = ("ref_cleo", "ES", "20.00")
+
+
+def _seed_player_referral() -> list[str]:
+    username, country, deposit = DEMO_PLAYER_REFERRAL
+    referrer = db.session.scalar(select(User).where(User.username == "player1"))
+    if referrer is None or db.session.scalar(select(User.id).where(User.username == username)):
+        return []
+    player = users.create_user(
+        username=username,
+        email=f"{username}@jackpotx.local",
+        password=REFERRAL_PASSWORD,
+        role_id=PLAYER,
+        country=country,
+        referred_by_id=referrer.id,
+    )
+    db.session.flush()
+    _demo_deposit(player, deposit)
+    return [f"{username}: referred by player1, deposited {deposit} EUR (player1 earned points)"]
 
 
 def _demo_deposit(player: User, amount: str) -> None:

@@ -94,6 +94,8 @@ def register_promotion_blueprints(app: Flask) -> None:
         admin_crm.blp,
         admin_affiliate.blp,
         loyalty.blp,
+        loyalty.redeem_blp,
+        loyalty.admin_blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)

@@ -17,8 +17,12 @@ Invariants:
 * Crash-safe: :func:`sweep` (periodic) writes the wager events and reversals of recent
   stakes and refunds the after-commit queue did not reach (a process killed between commit
   and queue), by the same idempotent path.
-* ``LoyaltyAccount.points`` = sum of the player's events; the level is the highest
-  ``LoyaltyLevel`` whose ``min_points`` the points reach (a reversal can lower it).
+* ``LoyaltyAccount.points`` = sum of the player's events (the spendable balance);
+  ``redeemed_points`` = points spent on rewards (``bonus.redemption``). The level is the highest
+  ``LoyaltyLevel`` whose ``min_points`` the points *earned* (``points + redeemed_points``)
+  reach: a reversal can lower it, spending points never does.
+* A reversal never takes more than the spendable balance: points of a stake that were already
+  spent when the stake is refunded stay spent (the reversal event records what it took).
 """
 
 from __future__ import annotations
@@ -98,9 +102,10 @@ def _move(user_id: int, delta: int) -> None:
     # The level the new points reach, read by the same statement (no second round trip). The
     # new row's points are named as text: SQLAlchemy does not correlate a subquery in
     # RETURNING with the target table (it would read every account's old points).
+    earned: Any = literal_column(f"{accounts.name}.points + {accounts.name}.redeemed_points")
     reached = (
         select(LoyaltyLevel.code)
-        .where(LoyaltyLevel.min_points <= literal_column(f"{accounts.name}.points"))
+        .where(LoyaltyLevel.min_points <= earned)
         .order_by(LoyaltyLevel.min_points.desc())
         .limit(1)
         .scalar_subquery()
@@ -176,6 +181,34 @@ def _wager(user_id: int, currency: str, cash_part: int, claim_id: int) -> int | 
     )
 
 
+def award(
+    user_id: int, points: int, *, kind: str, reference: str, currency: str, amount: int
+) -> int | None:
+    """Add ``points`` once per ``reference`` (unique; e.g. a referral reward) in the caller's
+    transaction; the new event's id, or None when that reference was already awarded."""
+    if points <= 0:
+        return None
+    events = table_of(LoyaltyEvent)
+    inserted = db.session.execute(
+        dialect_insert(events)
+        .values(
+            user_id=user_id,
+            kind=kind,
+            points=points,
+            currency=currency,
+            amount=amount,
+            reference=reference,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["reference"])
+        .returning(events.c.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        return None
+    _move(user_id, points)
+    return int(inserted)
+
+
 def _stake_of(bet_claim_id: int) -> Any:
     """The cash stake of a bet, from its ledger row: (user, currency, cash) or None."""
     lt = LedgerTransaction
@@ -215,13 +248,22 @@ def _reverse(event: play_events.PlayEvent) -> None:
         wager = _wager_event(bet_claim, event.user_id)
         if wager is None:
             return  # the stake earned no points
+    # Points already spent on a reward stay spent: take back at most the spendable balance
+    # (read under the account's row lock, so a redemption cannot spend them meanwhile).
+    available = db.session.scalar(
+        select(LoyaltyAccount.points)
+        .where(LoyaltyAccount.user_id == event.user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    take = min(wager.points, max(int(available or 0), 0))
     events = table_of(LoyaltyEvent)
     taken = db.session.execute(
         dialect_insert(events)
         .values(
             user_id=event.user_id,
             kind="reversal",
-            points=-wager.points,
+            points=-take,
             currency=event.currency,
             amount=wager.amount,
             provider_transaction_id=event.transaction_id,
@@ -231,8 +273,8 @@ def _reverse(event: play_events.PlayEvent) -> None:
         .on_conflict_do_nothing()
         .returning(events.c.id)
     ).scalar_one_or_none()
-    if taken is not None:
-        _move(event.user_id, -wager.points)
+    if taken is not None and take > 0:
+        _move(event.user_id, -take)
 
 
 #: How far back the sweep looks, and how old a stake must be before the sweep (rather than the
@@ -330,7 +372,10 @@ def _advance_mark(mark: int, settled_before: Any) -> None:
 def progress(user_id: int) -> dict[str, Any]:
     """Points, level, next level and progress towards it (percent of the gap, 0-100)."""
     account = db.session.get(LoyaltyAccount, user_id)
-    points = account.points if account else 0
+    spendable = account.points if account else 0
+    redeemed = account.redeemed_points if account else 0
+    # The level follows the points earned: spending points on rewards never lowers it.
+    points = spendable + redeemed
     table = levels()
     current = None
     following = None
@@ -346,7 +391,9 @@ def progress(user_id: int) -> dict[str, Any]:
         span = following.min_points - floor
         percent = min(100, (points - floor) * 100 // span) if span > 0 else 0
     return {
-        "points": points,
+        "points": spendable,
+        "earned_points": points,
+        "redeemed_points": redeemed,
         "level": _level_json(current),
         "next_level": _level_json(following),
         "points_to_next_level": following.min_points - points if following else None,

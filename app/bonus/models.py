@@ -302,10 +302,14 @@ class FreeSpinRound(Model):
 # * ``LoyaltyAccount``: one per player; ``points`` = sum of the player's ``LoyaltyEvent.points``
 #   (CHECK >= 0), written in the same transaction as the event.
 # * ``LoyaltyEvent``: the history, append-only: ``wager`` (+points for an applied stake) and
-#   ``reversal`` (-points when that stake is refunded or rolled back, at most once per wager).
+#   ``reversal`` (-points when that stake is refunded or rolled back, at most once per wager),
+#   ``redemption`` (-points spent on a ``LoyaltyReward``) and ``referral`` (+points for a referred
+#   player's qualifying first deposit); the last two are keyed by ``reference`` (unique).
+# * ``LoyaltyReward``: the operator's redemption catalogue (points -> bonus money or free spins
+#   on the terms of a promotion).
 
 
-EVENT_KINDS = ("wager", "reversal")
+EVENT_KINDS = ("wager", "reversal", "redemption", "referral")
 
 
 class LoyaltyLevel(Model):
@@ -321,10 +325,17 @@ class LoyaltyLevel(Model):
 
 class LoyaltyAccount(Model):
     __tablename__ = "loyalty_accounts"
-    __table_args__ = (CheckConstraint("points >= 0", name="points_non_negative"),)
+    __table_args__ = (
+        CheckConstraint("points >= 0", name="points_non_negative"),
+        CheckConstraint("redeemed_points >= 0", name="redeemed_points_non_negative"),
+    )
 
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), primary_key=True)
+    #: The spendable balance (sum of the events).
     points: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Points spent on rewards, ever: the level follows ``points + redeemed_points`` (the points
+    #: earned), so spending points never lowers the level.
+    redeemed_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     level_code: Mapped[str | None] = mapped_column(String(32))
     level_reached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -333,7 +344,7 @@ class LoyaltyAccount(Model):
 class LoyaltyEvent(Model):
     __tablename__ = "loyalty_events"
     __table_args__ = (
-        CheckConstraint("kind IN ('wager', 'reversal')", name="kind"),
+        CheckConstraint("kind IN ('wager', 'reversal', 'redemption', 'referral')", name="kind"),
         Index("ix_loyalty_events_user_created", "user_id", "created_at"),
     )
 
@@ -346,9 +357,36 @@ class LoyaltyEvent(Model):
     #: The stake (minor units) that earned or lost the points.
     amount: Mapped[int] = mapped_column(BigInteger)
     #: Our provider-transaction claim id of the bet (wager) or of the refund/rollback.
-    provider_transaction_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    provider_transaction_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    #: What a redemption or referral event is for (``redemption:<user>:<request key>``,
+    #: ``referral:<referred user>``); unique: each happens once.
+    reference: Mapped[str | None] = mapped_column(String(200), unique=True)
     #: For a reversal: the wager event it takes back (unique: taken back once).
     reverses_event_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("loyalty_events.id"), unique=True
     )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoyaltyReward(Model):
+    """One item of the redemption catalogue: ``points`` buy a bonus on the terms of
+    ``promotion_id`` (its currency, wagering multiplier, max bet, validity): ``bonus_amount_minor``
+    of bonus money, or, for a ``free_spins`` promotion, its spins on its game."""
+
+    __tablename__ = "loyalty_rewards"
+    __table_args__ = (
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint(
+            "bonus_amount_minor IS NULL OR bonus_amount_minor > 0", name="bonus_amount_positive"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    points: Mapped[int] = mapped_column(BigInteger)
+    promotion_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("promotions.id"))
+    #: Bonus money granted (minor units of the promotion's currency); None for free spins.
+    bonus_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -519,6 +519,45 @@ def grant_prize(
     return bonus
 
 
+def reward_refusal(user: User, currency: str) -> tuple[str, str] | None:
+    """Why ``user`` may not receive a bonus bought with loyalty points now (wallet locked)."""
+    try:
+        rg.check_promotions_allowed(user)
+    except SelfExcluded:
+        return "self_excluded", "Rewards are not available while you are self-excluded"
+    if play_guard.status_blocks(user.status, user.status_until) or user.role_id != PLAYER:
+        return "restricted", "This account may not receive rewards"
+    if _open_bonus(user.id, currency) is not None:
+        return "bonus_open", "You already have a bonus in progress; finish or forfeit it first"
+    return None
+
+
+def grant_reward(
+    user: User, promotion_id: int, amount: int | None, trigger_ref: str, *, description: str
+) -> PlayerBonus:
+    """A bonus bought with loyalty points, on ``promotion_id``'s terms (which need not be
+    running: the promotion is the reward's template): ``amount`` of bonus money, or for a
+    ``free_spins`` promotion its spins. Keyed by ``trigger_ref`` (unique). Joins the caller's
+    transaction, which holds the player's wallet lock (``reward_refusal`` said yes under it);
+    claim limits and the offer's window do not apply."""
+    p = bonuses.locked_existing(Promotion, promotion_id)
+    bonus = _new_bonus(p, user, "active", trigger_ref=trigger_ref)
+    if p.type == "free_spins":
+        free_spins.grant(bonus, p)
+        bonuses.notify_player(
+            bonus, "free_spins_granted", f"{description}: {p.free_spins_count} free spins"
+        )
+        bonuses.bonus_event(bonus, "granted")
+    else:
+        if not amount or amount <= 0:
+            raise ValidationError.field("amount", "A bonus-money reward needs an amount")
+        _grant(bonus, p, amount, actor=user)
+    audit.record("bonus.loyalty_reward", actor=user, target_type="player_bonus",
+                 target_id=bonus.id,
+                 after={"trigger": trigger_ref, "description": description})  # fmt: skip
+    return bonus
+
+
 def _match_amount(p: Promotion, deposit_minor: int) -> int:
     amount = deposit_minor * p.match_percent // 100
     if p.max_bonus_minor is not None:

@@ -176,6 +176,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "COMMISSION_PERIOD": get("COMMISSION_PERIOD", "monthly").strip().lower(),
         # Loyalty points per whole currency unit of cash wagered (1 = a point per EUR 1).
         "LOYALTY_POINTS_PER_UNIT": _int(env, "LOYALTY_POINTS_PER_UNIT", 1),
+        # What a referring player earns (loyalty points) when the player they referred makes a
+        # first deposit of at least REFERRAL_MIN_DEPOSIT (in the deposit's currency).
+        "REFERRAL_REWARD_POINTS": _int(env, "REFERRAL_REWARD_POINTS", 500),
+        "REFERRAL_MIN_DEPOSIT": get("REFERRAL_MIN_DEPOSIT", "10.00").strip(),
         # After-commit play listeners (loyalty, tournament scores): "inline" (in the request,
         # once the view returned) or "background" (a per-process queue drained in batches).
         "PLAY_AFTER_COMMIT": get(

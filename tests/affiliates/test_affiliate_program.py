@@ -306,7 +306,11 @@ def test_the_demo_agent_has_a_plan_and_referred_players_with_activity(client, to
         seed_gateways()
         first = seed_affiliates()
         again = seed_affiliates()  # idempotent
-    assert (len(first), again) == (2, [])
+    # The agent's two referrals, and ref_cleo, referred by player1 (a player's referral reward).
+    assert (len(first), again) == (3, [])
+    assert first[2].startswith("ref_cleo: referred by player1")
+    player1 = db.session.scalar(select(User).where(User.username == "player1"))
+    assert db.session.get(LoyaltyAccount, player1.id).points == 500
     agent = db.session.scalar(select(User).where(User.username == "agent"))
     stats = client.get("/api/affiliate/stats", headers=token_for(agent)).json["data"]
     assert (stats["referrals"], stats["qualified_referrals"]) == (2, 2)
