@@ -203,26 +203,8 @@ def _build_entries_insert(_insert: Any) -> Any:
     return insert(table_of(LedgerEntry))
 
 
-_LEDGER_COLS = (
-    "wallet_id",
-    "user_id",
-    "currency",
-    "type",
-    "source",
-    "idempotency_key",
-    "reference_type",
-    "reference_id",
-    "cash_delta",
-    "bonus_delta",
-    "held_delta",
-    "balance_after",
-    "bonus_balance_after",
-    "description",
-    "meta",
-    "actor_id",
-    "created_at",
-    "mac",
-)
+#: What a posting inserts: every signed column and the signature.
+_LEDGER_COLS = (*integrity.SIGNED_COLUMNS, "mac")
 
 
 def _build_posting(_insert: Any) -> Any:

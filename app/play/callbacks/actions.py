@@ -995,8 +995,15 @@ def _free_round_win(
         )
     except seams.FreeRoundRefused as exc:
         raise CallbackError(exc.code, exc.message) from None
-    balance, bonus = _balances(player.user_id, currency)
-    # The answer after any conversion; a replay returns exactly this.
+    return _answered_as_it_stands(claim, player.user_id, currency, w)
+
+
+def _answered_as_it_stands(
+    claim: int, user_id: int, currency: str, w: wallet.LockedWallet
+) -> CallbackResult:
+    """The answer of a callback whose money moved through a seam (a free-round contract): the
+    balances as they now stand, after any conversion, stored for a replay to give exactly."""
+    balance, bonus = _balances(user_id, currency)
     _record_answer(claim, balance, bonus)
     return CallbackResult(
         "ok",
@@ -1004,7 +1011,7 @@ def _free_round_win(
         bonus_balance=bonus,
         currency=currency,
         transaction_id=str(claim),
-        user_id=player.user_id,
+        user_id=user_id,
         balance_before=w.balance,
     )
 
@@ -1402,17 +1409,7 @@ def _free_rounds_result(provider: ProviderConfig, req: CallbackRequest) -> Callb
         )
     except seams.FreeRoundRefused as exc:
         raise CallbackError(exc.code, exc.message) from None
-    balance, bonus = _balances(player.user_id, currency)
-    _record_answer(claim, balance, bonus)
-    return CallbackResult(
-        "ok",
-        balance=balance,
-        bonus_balance=bonus,
-        currency=currency,
-        transaction_id=str(claim),
-        user_id=player.user_id,
-        balance_before=w.balance,
-    )
+    return _answered_as_it_stands(claim, player.user_id, currency, w)
 
 
 def _end_round(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
