@@ -45,7 +45,7 @@ from app.affiliates import referral_rewards
 from app.bonus import free_spins, loyalty, promotions
 from app.compliance import reality_check, responsible_gaming, risk
 from app.core import mail, metrics
-from app.identity import accounts, users
+from app.identity import accounts, users, verification
 from app.payments import hooks as payment_hooks
 from app.play import events as play_events
 from app.play import guard as play_guard
@@ -80,6 +80,8 @@ def install() -> None:
 
     # Payments. Creating a deposit (player row locked): exclusions and deposit limits.
     payment_hooks.deposit_checks.register(responsible_gaming.check_deposit_allowed)
+    # An unverified e-mail blocks what the operator says (``unverified_email_blocks``).
+    payment_hooks.deposit_checks.register(verification.check_deposit)
     # Crediting it (wallet row locked), then once it is recorded as completed.
     payment_hooks.deposit_credited.register(promotions.on_deposit_credited)
     payment_hooks.deposit_completed.register(risk.on_deposit_completed)
@@ -89,6 +91,7 @@ def install() -> None:
     # then, once the funds are held, AML checks.
     payment_hooks.withdrawal_forfeits.register(promotions.forfeit_for_withdrawal)
     payment_hooks.withdrawal_checks.register(promotions.check_withdrawal)
+    payment_hooks.withdrawal_checks.register(verification.check_withdrawal)
     payment_hooks.withdrawal_requested.register(risk.on_withdrawal_requested)
     # A refused webhook staff should review (late success, amount mismatch).
     payment_hooks.refusal_flags.register(risk.flag)

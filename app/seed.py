@@ -104,7 +104,10 @@ def seed_users() -> list[dict[str, str]]:
             select(User).where(func.lower(User.username) == spec["username"])
         )
         if existing is None:
-            users.create_user(password=password, totp_secret=secret, **spec)
+            # Demo accounts have a verified e-mail (withdrawals need one by default).
+            users.create_user(
+                password=password, totp_secret=secret, email_verified_at=utcnow(), **spec
+            )
         elif secret and not existing.totp_enabled:
             # A demo database seeded before TOTP was mandatory for this role: enrol the
             # printed secret, so the demo login keeps working (development only: seed-demo
@@ -581,6 +584,7 @@ def seed_affiliates() -> list[str]:
             country=country,
             referred_by_id=agent.id,
             agent_id=agent.id,
+            email_verified_at=utcnow(),
         )
         db.session.flush()
         _demo_deposit(player, deposit)
@@ -607,6 +611,7 @@ def _seed_player_referral() -> list[str]:
         role_id=PLAYER,
         country=country,
         referred_by_id=referrer.id,
+        email_verified_at=utcnow(),
     )
     db.session.flush()
     _demo_deposit(player, deposit)

@@ -22,6 +22,7 @@ from flask_jwt_extended import create_access_token
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
+from app.core.base import utcnow
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
@@ -310,6 +311,8 @@ class Factory:
         n = self._next()
         kw.setdefault("username", f"user{n}_{os.urandom(3).hex()}")
         kw.setdefault("email", f"{kw['username']}@example.test")
+        # An established account: its e-mail is verified (withdrawals need it by default).
+        kw.setdefault("email_verified_at", utcnow())
         with atomic():
             user = create_user(password=password, role_id=role_id, **kw)
         return user

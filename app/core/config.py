@@ -140,6 +140,11 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "SANDBOX_GATEWAY_IN_PRODUCTION": get("SANDBOX_GATEWAY_IN_PRODUCTION", ""),
         "CAPTCHA_TTL": _int(env, "CAPTCHA_TTL", 300),
         "PASSWORD_RESET_TTL": _int(env, "PASSWORD_RESET_TTL", 3600),
+        # E-mail verification: link/code lifetime, resend spacing and daily cap, wrong codes.
+        "EMAIL_VERIFICATION_TTL": _int(env, "EMAIL_VERIFICATION_TTL", 24 * 3600),
+        "EMAIL_VERIFICATION_RESEND_SECONDS": _int(env, "EMAIL_VERIFICATION_RESEND_SECONDS", 60),
+        "EMAIL_VERIFICATION_MAX_PER_DAY": _int(env, "EMAIL_VERIFICATION_MAX_PER_DAY", 5),
+        "EMAIL_VERIFICATION_MAX_ATTEMPTS": _int(env, "EMAIL_VERIFICATION_MAX_ATTEMPTS", 5),
         # ``file`` writes each mail to MAIL_DIR and logs it; ``smtp`` sends through SMTP_HOST.
         "MAIL_BACKEND": get("MAIL_BACKEND", "file"),
         "MAIL_FROM": get("MAIL_FROM", "JackpotX <no-reply@jackpotx.local>"),

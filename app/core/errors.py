@@ -80,6 +80,10 @@ class KycRequired(AppError):
     status, code, message = 400, "KYC_REQUIRED", "Identity verification is required"
 
 
+class EmailNotVerified(AppError):
+    status, code, message = 403, "EMAIL_NOT_VERIFIED", "Verify your e-mail address first"
+
+
 class LimitExceeded(AppError):
     status, code, message = 400, "LIMIT_EXCEEDED", "A responsible gaming limit would be exceeded"
 

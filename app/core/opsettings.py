@@ -97,6 +97,14 @@ SPECS: tuple[Spec, ...] = (
         fallback=200_00,
     ),
     Spec(
+        "unverified_email_blocks",
+        "list",
+        "What a player whose e-mail is not verified may not do",
+        "payments",
+        choices=("withdraw", "deposit"),
+        fallback=["withdraw"],
+    ),
+    Spec(
         "rg_cooling_off_hours",
         "int",
         "Delay before a raised or removed responsible-gaming limit takes effect",

@@ -47,7 +47,7 @@ from app.core.errors import (
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.registry import Hooks
-from app.identity import captcha, lockout, passwords, throttle, totp
+from app.identity import captcha, lockout, passwords, throttle, totp, verification
 from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
 from app.identity.models import (
@@ -533,6 +533,8 @@ def register(
             )
             # Every player has a wallet in their currency from the first second (app.hooks).
             player_created(user.id, user.currency)
+            # The verification mail (link + code) leaves with the committed registration.
+            verification.issue(user)
             secret = totp.new_secret()
             totp.store_secret(user, secret)
             qr = totp.qr_svg(totp.provisioning_uri(user, secret))

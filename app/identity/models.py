@@ -103,6 +103,10 @@ class User(Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_ip: Mapped[str | None] = mapped_column(String(64))
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the player proved they read mail at ``email`` (``None``: not verified).
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the account was pseudonymised by a GDPR erasure (``None``: never).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     kyc_status: Mapped[str] = mapped_column(String(16), default="none")
     kyc_level: Mapped[int] = mapped_column(default=0)
@@ -236,3 +240,46 @@ class PasswordResetToken(Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: ``player`` (forgot-password) or ``staff`` (an admin reset it).
     origin: Mapped[str] = mapped_column(String(8), default="player")
+
+
+class EmailVerification(Model):
+    """One verification e-mail: a link token and a 6-digit code, either spends it (once).
+
+    Both are stored only as SHA-256 digests (the code keyed with the row's token digest, so
+    equal codes of two players never share a digest); ``attempts`` counts wrong codes."""
+
+    __tablename__ = "email_verifications"
+    __table_args__ = (Index("ix_email_verifications_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    #: The address the mail went to: a later change of e-mail makes this row useless.
+    email: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+ERASURE_STATUSES = ("pending", "completed", "rejected")
+
+
+class ErasureRequest(Model):
+    """A player's GDPR erasure request: staff approve (pseudonymise) or reject it."""
+
+    __tablename__ = "erasure_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'completed', 'rejected')", name="status"),
+        Index("ix_erasure_requests_user_status", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    decision_note: Mapped[str | None] = mapped_column(String(500))

@@ -15,7 +15,7 @@ from app.affiliates import referral_rewards
 from app.bonus import free_spins, loyalty, promotions
 from app.compliance import reality_check, responsible_gaming, risk
 from app.core import mail
-from app.identity import accounts, users
+from app.identity import accounts, users, verification
 from app.payments import hooks as payment_hooks
 from app.play import events as play_events
 from app.play import guard as play_guard
@@ -129,14 +129,20 @@ def test_a_bet_runs_its_hooks_in_the_documented_order(app):
 
 
 def test_payments_registration_and_reads_are_wired_by_app_hooks(app):
-    assert list(payment_hooks.deposit_checks) == [responsible_gaming.check_deposit_allowed]
+    assert list(payment_hooks.deposit_checks) == [
+        responsible_gaming.check_deposit_allowed,
+        verification.check_deposit,
+    ]
     assert list(payment_hooks.deposit_credited) == [promotions.on_deposit_credited]
     assert list(payment_hooks.deposit_completed) == [
         risk.on_deposit_completed,
         referral_rewards.on_deposit_completed,
     ]
     assert list(payment_hooks.withdrawal_forfeits) == [promotions.forfeit_for_withdrawal]
-    assert list(payment_hooks.withdrawal_checks) == [promotions.check_withdrawal]
+    assert list(payment_hooks.withdrawal_checks) == [
+        promotions.check_withdrawal,
+        verification.check_withdrawal,
+    ]
     assert list(payment_hooks.withdrawal_requested) == [risk.on_withdrawal_requested]
     assert list(payment_hooks.refusal_flags) == [risk.flag]
     assert seams.free_rounds() is free_spins

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import g
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
@@ -16,10 +17,11 @@ from app.blueprints.api.identity_common import (
     client_info,
     limit_blueprint,
 )
+from app.core.errors import AuthenticationError, ValidationError
 from app.core.schemas import envelope_of
 from app.identity import accounts as identity
-from app.identity import captcha
-from app.identity.auth import login_required
+from app.identity import captcha, verification
+from app.identity.auth import login_optional, login_required
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Player identity")
 limit_blueprint(blp, "RATE_LIMIT_AUTH")
@@ -198,3 +200,39 @@ class ResetPassword(MethodView):
         """Choose a new password with the mailed token; every session ends."""
         identity.reset_password(args["token"], args["new_password"], args.get("confirm_password"))
         return _message("Password has been reset; log in with the new password")
+
+
+class VerifyEmailArgs(Schema):
+    #: The link's token (no login needed) ...
+    token = fields.String(allow_none=True, validate=validate.Length(max=256))
+    #: ... or the 6-digit code from the same mail (with the player's bearer token).
+    code = fields.String(allow_none=True, validate=validate.Regexp(r"^\d{6}$"))
+
+
+@blp.route("/verify-email")
+class VerifyEmail(MethodView):
+    @login_optional
+    @blp.arguments(VerifyEmailArgs)
+    @blp.response(200, MessageEnvelope)
+    def post(self, args):
+        """Verify the e-mail address with the mailed link token or 6-digit code (single use)."""
+        if args.get("token"):
+            verification.verify_token(args["token"])
+        elif args.get("code"):
+            if g.user is None:
+                raise AuthenticationError("Log in to verify with a code (or use the link)")
+            verification.verify_code(g.user, args["code"])
+        else:
+            raise ValidationError.field("token", "Send the link's token or the 6-digit code")
+        return _message("E-mail address verified")
+
+
+@blp.route("/verify-email/resend")
+class VerifyEmailResend(MethodView):
+    @login_required
+    @blp.response(200, MessageEnvelope)
+    @blp.doc(security=[{"bearerAuth": []}])
+    def post(self):
+        """Mail a new verification link and code (spaced and capped per day: 429 beyond)."""
+        verification.resend(g.user)
+        return _message("A new verification e-mail has been sent")
