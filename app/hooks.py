@@ -45,8 +45,9 @@ from app.affiliates import referral_rewards
 from app.bonus import free_spins, loyalty, promotions
 from app.compliance import reality_check, responsible_gaming, risk
 from app.core import mail, metrics
-from app.identity import accounts, users, verification
+from app.identity import accounts, gdpr, users, verification
 from app.payments import hooks as payment_hooks
+from app.payments import withdrawals
 from app.play import events as play_events
 from app.play import guard as play_guard
 from app.play import seams as play_seams
@@ -98,6 +99,9 @@ def install() -> None:
 
     # Registration, inside its transaction: every player has a wallet from the first second.
     accounts.player_created.register(ledger.get_or_create_wallet)
+    # GDPR erasure: refused while the player holds money or a withdrawal is open.
+    gdpr.erasure_checks.register(ledger.check_erasable)
+    gdpr.erasure_checks.register(withdrawals.check_erasable)
 
     # Reads: the session net result a reality check reports; marketing consent for mail.
     reality_check.register_net_result_source(responsible_gaming.session_results)

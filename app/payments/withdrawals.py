@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
 from stdnum import iban as iban_number
 
 from app.core import audit, events, opsettings
@@ -280,4 +281,22 @@ def submit_payout(txn_id: int) -> None:
             target_type="payment",
             target_id=txn.public_id,
             after={"gateway_reference": submission.gateway_reference},
+        )
+
+
+def check_erasable(user_id: int) -> None:
+    """``identity.gdpr.erasure_checks``: no erasure while a withdrawal is still open."""
+    open_ = db.session.scalar(
+        select(func.count())
+        .select_from(PaymentTransaction)
+        .where(
+            PaymentTransaction.user_id == user_id,
+            PaymentTransaction.type == "withdrawal",
+            PaymentTransaction.status.in_(("pending", "approved", "processing")),
+        )
+    )
+    if open_:
+        raise Conflict(
+            "A withdrawal is still pending; erasure can follow once it is settled",
+            reason="pending_withdrawal",
         )

@@ -1061,3 +1061,15 @@ def posting_json(p: Posting) -> dict[str, Any]:
         "bonus_balance": format_minor(p.bonus_balance, c),
         "replayed": p.replayed,
     }
+
+
+def check_erasable(user_id: int) -> None:
+    """``identity.gdpr.erasure_checks``: no erasure while the player holds money (cash or held
+    for a withdrawal): it must be paid out first."""
+    funded = db.session.scalar(
+        select(func.count())
+        .select_from(Wallet)
+        .where(Wallet.user_id == user_id, (Wallet.balance > 0) | (Wallet.held_balance > 0))
+    )
+    if funded:
+        raise Conflict("Withdraw your balance before asking for erasure", reason="positive_balance")

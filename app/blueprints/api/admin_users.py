@@ -17,7 +17,7 @@ from app.compliance import access_rules
 from app.core.db import atomic
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
-from app.identity import player_notes, staff_actions
+from app.identity import gdpr, player_notes, staff_actions
 from app.identity.auth import permission_required
 from app.identity.models import PLAYER, LoginEvent, TokenFamily, User
 from app.wallet import ledger as wallet
@@ -43,6 +43,7 @@ class StaffUserSchema(ProfileSchema):
     status_until = fields.DateTime(allow_none=True)
     agent_id = fields.Integer(allow_none=True)
     referred_by_id = fields.Integer(allow_none=True)
+    erased_at = fields.DateTime(allow_none=True)
     locked_until = fields.DateTime(allow_none=True)
     last_login_ip = fields.String(allow_none=True)
     is_2fa_enabled = fields.Function(lambda user: user.totp_enabled)
@@ -290,3 +291,58 @@ class AccessRules(MethodView):
         with atomic():
             rules = access_rules.set_rules(args, actor=g.user, reason=reason)
         return {"data": rules}
+
+
+class ErasureListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(("pending", "completed", "rejected")))
+
+
+class ErasureRowSchema(Schema):
+    id = fields.Integer()
+    user_id = fields.Integer()
+    status = fields.String()
+    reason = fields.String(allow_none=True)
+    requested_at = fields.DateTime()
+    decided_at = fields.DateTime(allow_none=True)
+    decided_by_id = fields.Integer(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+
+
+class ErasureDecisionArgs(Schema):
+    note = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+@blp.route("/erasure-requests")
+class ErasureRequests(MethodView):
+    @permission_required("players.read")
+    @blp.arguments(ErasureListArgs, location="query")
+    @blp.response(200, envelope_of(ErasureRowSchema, many=True))
+    @blp.doc(security=SECURITY)
+    def get(self, args):
+        """GDPR erasure requests, newest first (``status`` filters)."""
+        rows, total = gdpr.list_requests(
+            status=args.get("status"), page=args["page"], limit=args["limit"]
+        )
+        return {"data": rows, "meta": page_meta(args["page"], args["limit"], total)}
+
+
+@blp.route("/erasure-requests/<int:request_id>/approve")
+class ErasureApprove(MethodView):
+    @permission_required("players.manage")
+    @blp.arguments(ErasureDecisionArgs)
+    @blp.response(200, envelope_of(ErasureRowSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args, request_id: int):
+        """Pseudonymise the player and close the account (idempotent; audited ``user.erasure``)."""
+        return {"data": gdpr.approve(request_id, g.user, args.get("note"))}
+
+
+@blp.route("/erasure-requests/<int:request_id>/reject")
+class ErasureReject(MethodView):
+    @permission_required("players.manage")
+    @blp.arguments(ErasureDecisionArgs)
+    @blp.response(200, envelope_of(ErasureRowSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args, request_id: int):
+        """Refuse the request with a ``note`` saying why (audited)."""
+        return {"data": gdpr.reject(request_id, g.user, args.get("note") or "")}

@@ -17,7 +17,8 @@ from app.blueprints.api.identity_common import (
 from app.bonus import loyalty
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
-from app.identity.auth import login_required
+from app.identity import gdpr
+from app.identity.auth import login_required, player_required
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
 limit_blueprint(blp, "RATE_LIMIT_API")
@@ -220,3 +221,44 @@ class ActivitySummary(MethodView):
     def get(self):
         """Counts over the login history and open sessions."""
         return {"data": identity.activity_summary(g.user)}
+
+
+class ErasureRequestSchema(Schema):
+    id = fields.Integer()
+    status = fields.String()
+    reason = fields.String(allow_none=True)
+    requested_at = fields.DateTime()
+    decided_at = fields.DateTime(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+    #: What an erasure keeps, and why.
+    retained = fields.Function(lambda _row: gdpr.RETAINED)
+
+
+class ErasureArgs(Schema):
+    reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+@blp.route("/data-export")
+class DataExport(MethodView):
+    @player_required
+    @blp.response(200)
+    @blp.doc(security=SECURITY)
+    def get(self):
+        """Everything held about the player as one JSON document (GDPR art. 15/20; audited).
+
+        ``tables`` holds the rows of every exported table; ``withheld_columns`` names secrets
+        left out; ``excluded_tables`` says which tables are not handed out and why."""
+        return {"success": True, "data": gdpr.export(g.user)}
+
+
+@blp.route("/erasure-request")
+class Erasure(MethodView):
+    @player_required
+    @blp.arguments(ErasureArgs)
+    @blp.response(202, envelope_of(ErasureRequestSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Ask for erasure (staff approve it). Refused (409) with a positive balance or an
+        open withdrawal; asking again answers the pending request."""
+        row = gdpr.request_erasure(g.user, args.get("reason"))
+        return {"data": row}, 202
