@@ -27,8 +27,8 @@ from app.core.errors import AccessDenied, Conflict, NotFound, ValidationError
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.identity import accounts as identity
-from app.identity import passwords
-from app.identity.models import AGENT, USER_STATUSES, Role, User
+from app.identity import passwords, verification
+from app.identity.models import AGENT, PLAYER, USER_STATUSES, Role, User
 
 #: Fields staff may set with ``PUT /api/admin/users/<id>``.
 STAFF_EDITABLE = (
@@ -189,9 +189,17 @@ def update_user(actor: User, user_id: int, changes: dict[str, Any]) -> User:
             if taken:
                 raise ValidationError.field("email", "This e-mail belongs to another account")
             changes["email"] = email
+        reverify = "email" in changes and changes["email"] != (user.email or "").lower()
         for name, value in changes.items():
             before[name], after[name] = getattr(user, name), value
             setattr(user, name, value)
+        if reverify and user.role_id == PLAYER:
+            # A new address is unproven: it must be verified again (link + code mailed there).
+            verified_at = user.email_verified_at
+            before["email_verified_at"] = verified_at.isoformat() if verified_at else None
+            after["email_verified_at"] = None
+            user.email_verified_at = None
+            verification.issue(user)
         if ends_sessions:
             identity.revoke_sessions(user, "status_or_role_change", cut_off=True)
             _logout_event(user.id, "account_changed")

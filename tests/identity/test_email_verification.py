@@ -153,3 +153,39 @@ def test_withdrawals_need_a_verified_email_by_default_and_the_operator_decides(
     payment_hooks.withdrawal_checks(unverified.id, 1000, "EUR")
     with pytest.raises(EmailNotVerified):
         payment_hooks.deposit_checks(unverified, 1000, "EUR")
+
+
+def test_staff_changing_the_email_makes_it_unverified_and_mails_the_new_address(
+    client, factory, token_for
+):
+    player = factory.player()
+    assert player.email_verified_at is not None
+    admin = factory.staff("admin")
+    answer = client.put(
+        f"/api/admin/users/{player.id}",
+        json={"email": "New.Address@example.test"},
+        headers=token_for(admin),
+    )
+    assert answer.status_code == 200, answer.json
+    assert answer.json["data"]["email_verified"] is False
+    user = _fresh(player)
+    assert user.email_verified_at is None
+    (mail,) = _mails(user)
+    assert mail.to_address == "new.address@example.test"
+    token, _code = _secrets(mail)
+    assert client.post("/api/auth/verify-email", json={"token": token}).status_code == 200
+    assert _fresh(player).email_verified_at is not None
+
+
+def test_a_link_mailed_to_an_old_address_does_not_verify_a_new_one(client, factory, token_for):
+    user = _register(client, "mover")
+    token, _code = _secrets(_mails(user)[0])
+    admin = factory.staff("admin")
+    answer = client.put(
+        f"/api/admin/users/{user.id}",
+        json={"email": "moved@example.test"},
+        headers=token_for(admin),
+    )
+    assert answer.status_code == 200
+    assert client.post("/api/auth/verify-email", json={"token": token}).status_code == 400
+    assert _fresh(user).email_verified_at is None
