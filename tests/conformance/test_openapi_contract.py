@@ -49,6 +49,11 @@ CONTRACT_CHECKS = (
     oas_checks.response_schema_conformance,
     #: Invalid data (negative mode) is refused with a 4xx.
     oas_checks.negative_data_rejection,
+    oas_checks.ignored_auth,
+    oas_checks.unsupported_method,
+    oas_checks.missing_required_header,
+    oas_checks.use_after_free,
+    oas_checks.ensure_resource_availability,
 )
 #: Schema-valid data (positive mode) is accepted. Not yet strict: the API refuses some values the
 #: document does not rule out (unsupported currencies, short passwords, date ranges, domain
@@ -100,11 +105,12 @@ def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str], report:
         response = case.call(headers=headers)
         report.statuses[response.status_code] += 1
         try:
-            case.validate_response(response, checks=list(CONTRACT_CHECKS))
+            # The credentials are explicit: ignored_auth re-sends without them and expects a 401.
+            case.validate_response(response, checks=list(CONTRACT_CHECKS), headers=headers)
         except FailureGroup as group:  # a BaseExceptionGroup: not an ``Exception``
             report.record(operation, response, group)
         try:
-            case.validate_response(response, checks=list(ADVISORY_CHECKS))
+            case.validate_response(response, checks=list(ADVISORY_CHECKS), headers=headers)
         except FailureGroup as group:
             report.record(operation, response, group, strict=False)
 
