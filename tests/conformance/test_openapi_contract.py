@@ -220,3 +220,17 @@ def test_numeric_bounds_are_numbers(client):
     gateway = spec["components"]["schemas"]["GatewayCreateArgs"]["properties"]
     assert gateway["fees_fixed"]["minimum"] == 0
     assert gateway["fees_percentage"]["maximum"] == 99.999
+
+
+def test_an_id_beyond_64_bits_is_a_400_not_a_500(client, factory, token_for):
+    """schemathesis found these on SQLite (``OverflowError``); every database refuses alike."""
+    huge = 2**70
+    player = token_for(factory.player())
+    admin = token_for(factory.staff("admin"))
+    for url, headers in (
+        (f"/api/user/tickets?draw_id={huge}", player),
+        (f"/api/admin/affiliate/commissions?agent_id={huge}", admin),
+    ):
+        answer = client.get(url, headers=headers)
+        assert answer.status_code == 400, url
+        assert answer.get_json()["code"] == "VALIDATION_ERROR"
