@@ -271,6 +271,10 @@ def _handle_unexpected(exc: Exception):
         return _handle_http(exc)
     if outage_kind(exc) is not None:
         return handle_outage(exc)
+    if isinstance(exc, OverflowError) or isinstance(getattr(exc, "orig", None), OverflowError):
+        # A number from the request too large for the database (SQLite: beyond 64 bits).
+        rollback_quietly()
+        return envelope(400, "VALIDATION_ERROR", "A number in the request is out of range")
     log.exception("unhandled error on %s %s", request.method, request.path)
     message = "An unexpected error occurred"
     if current_app.config.get("ENV") == "development" and current_app.debug:

@@ -10,12 +10,13 @@ from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from app.core.openapi import JxApi
 
 if TYPE_CHECKING:
     import fakeredis
@@ -53,7 +54,7 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=client_ip)
 socketio = SocketIO()
 cors = CORS()
-api = Api()
+api = JxApi()
 
 
 class RedisHolder:

@@ -168,7 +168,7 @@ def overview(limit: int = 50) -> dict[str, Any]:
 def _fetch(job_id: str) -> Job:
     try:
         return Job.fetch(job_id, connection=redis_store.client())
-    except NoSuchJobError:
+    except (NoSuchJobError, ValueError):  # ValueError: not even a valid RQ job id
         raise NotFound("Job not found") from None
 
 

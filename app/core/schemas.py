@@ -47,6 +47,10 @@ class Currency(fields.String):
             raise ValidationError(str(exc)) from None
 
 
+#: A row id: what a BIGINT holds (SQLite refuses a larger Python int outright).
+ID_RANGE = validate.Range(min=1, max=2**63 - 1)
+
+
 class PageArgs(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))

@@ -95,6 +95,14 @@ def test_requeueing_an_unknown_job_is_not_found(client, factory, token_for, real
     assert response.status_code == 404
 
 
+def test_a_job_id_rq_would_refuse_is_not_found_not_a_500(client, factory, token_for, real_redis):
+    headers = token_for(factory.staff("admin"))
+    assert client.get("/api/admin/jobs/free or opt_in", headers=headers).status_code == 404
+    answer = client.post("/api/admin/jobs/a >= 0/requeue", headers=headers)
+    assert answer.status_code == 404
+    assert answer.get_json()["code"] == "NOT_FOUND"
+
+
 def test_the_jobs_api_answers_503_when_redis_is_down(client, factory, token_for, app, monkeypatch):
     admin = factory.staff("admin")
     headers = token_for(admin)

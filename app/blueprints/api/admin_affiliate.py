@@ -17,7 +17,7 @@ from app.blueprints.api.affiliate import (
     MoneyRowSchema,
 )
 from app.core.extensions import db
-from app.core.schemas import Amount, Currency, PageArgs, envelope_of, page_meta
+from app.core.schemas import ID_RANGE, Amount, Currency, PageArgs, envelope_of, page_meta
 from app.identity.auth import permission_required
 from app.identity.models import User
 
@@ -130,7 +130,7 @@ class TreeNodeSchema(Schema):
 
 
 class CommissionStatementQuery(PageArgs):
-    agent_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    agent_id = fields.Integer(load_default=None, validate=ID_RANGE)
 
 
 def _page(rows, total, args):

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from app.core.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
 from app.core.idempotency import idempotent
-from app.core.schemas import Amount, Currency, envelope_of
+from app.core.schemas import ID_RANGE, Amount, Currency, envelope_of
 from app.identity.auth import permission_required, player_required
 from app.prizes import lottery
 from app.prizes.models import LOTTERY_PRIZE_TYPES, LOTTERY_STATUSES
@@ -90,7 +90,7 @@ class BuySchema(Schema):
 
 
 class TicketArgs(Schema):
-    draw_id = fields.Integer()
+    draw_id = fields.Integer(validate=ID_RANGE)
 
 
 class DrawCreateSchema(Schema):

@@ -18,6 +18,13 @@ blp = Blueprint(
 )
 
 
+class StudioAnswerSchema(Schema):
+    """``{"success": true, "data": ...}``: the studio's own answers (the game pages read them)."""
+
+    success = fields.Constant(True, required=True)
+    data = fields.Raw(required=True)
+
+
 class VerifyArgs(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -50,6 +57,7 @@ class SeedArgs(Schema):
 
 @blp.route("/verify")
 class Verify(MethodView):
+    @blp.alt_response(200, schema=StudioAnswerSchema)
     @blp.arguments(VerifyArgs, location="query")
     def get(self, args):
         """Recompute an outcome from server seed, client seed and nonce (public)."""
@@ -67,6 +75,7 @@ class Verify(MethodView):
 
 @blp.route("/api/sessions/<token>")
 class SessionState(MethodView):
+    @blp.alt_response(200, schema=StudioAnswerSchema)
     def get(self, token: str):
         """The game page's state: balance, committed seed hash, recent rounds."""
         return {"success": True, "data": service.session_state(token)}
@@ -74,6 +83,7 @@ class SessionState(MethodView):
 
 @blp.route("/api/sessions/<token>/rounds")
 class Rounds(MethodView):
+    @blp.alt_response(201, schema=StudioAnswerSchema)
     @blp.arguments(OriginalsPlayArgs)
     def post(self, args, token: str):
         """Play one round: the bet, the outcome and the win settle through the wallet."""
@@ -84,6 +94,7 @@ class Rounds(MethodView):
 
 @blp.route("/api/sessions/<token>/seed")
 class Seed(MethodView):
+    @blp.alt_response(200, schema=StudioAnswerSchema)
     @blp.arguments(SeedArgs)
     def post(self, args, token: str):
         """Rotate the seed pair: reveal the server seed, commit a new one."""
@@ -92,6 +103,7 @@ class Seed(MethodView):
 
 @blp.route("/api/rounds/<round_ref>")
 class Round(MethodView):
+    @blp.alt_response(200, schema=StudioAnswerSchema)
     def get(self, round_ref: str):
         """One round with its seeds and, once revealed, an independent recomputation."""
         return {"success": True, "data": service.round_view(round_ref)}
@@ -99,6 +111,7 @@ class Round(MethodView):
 
 @blp.route("/api/games")
 class Games(MethodView):
+    @blp.alt_response(200, schema=StudioAnswerSchema)
     def get(self):
         """The studio's game list, in the shape ``games import`` reads."""
         return {"success": True, "data": service.game_catalog()}

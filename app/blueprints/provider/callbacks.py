@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.core import errors, metrics
 from app.core.extensions import client_ip
+from app.core.openapi import WIRE_FORMAT
 from app.play.callbacks import actions, protocol
 from app.play.callbacks import log as callback_log
 from app.play.callbacks.adapters import ADAPTERS, BadSignature, WireRequest, unsigned_payload
@@ -171,7 +172,7 @@ def _dispatch(provider_code: str, path: str | None):
 
 @blp.route("/<string:provider_code>")
 class ProviderCallback(MethodView):
-    @blp.doc(security=[{"providerSignature": []}])
+    @blp.doc(security=[{"providerSignature": []}], **{WIRE_FORMAT: True})
     def post(self, provider_code: str):
         """Native protocol: JSON body, `X-Signature` = hex HMAC-SHA256 of the raw body.
 
@@ -183,7 +184,7 @@ class ProviderCallback(MethodView):
 
 @blp.route("/<string:provider_code>/<path:action>")
 class ProviderCallbackAction(MethodView):
-    @blp.doc(security=[{"providerSignature": []}])
+    @blp.doc(security=[{"providerSignature": []}], **{WIRE_FORMAT: True})
     def post(self, provider_code: str, action: str):
         """Protocols with one URL per call: Pragmatic-style (`/bet`, form params + `hash`),
         Hub88 (`/transaction/bet`, JSON + `X-Hub88-Signature`), SoftSwiss-style (`/play`,
