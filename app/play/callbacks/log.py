@@ -177,26 +177,8 @@ def _build_log_companion(dialect_insert: Any) -> Any:
     )
 
 
-#: What :func:`_row` fills.
-_LOG_COLUMNS = (
-    "provider_code",
-    "action",
-    "transaction_id",
-    "round_id",
-    "user_id",
-    "payload",
-    "verdict",
-    "response",
-    "signature_valid",
-    "duplicate",
-    "balance_before",
-    "balance_after",
-    "latency_ms",
-    "correlation_id",
-    "remote_ip",
-    "replay_of_id",
-    "created_at",
-)
+#: What :func:`_row` fills: every column but the key.
+_LOG_COLUMNS = tuple(c.name for c in table_of(ProviderCallback).c if c.name != "id")
 
 
 def _latency_ms(started: float) -> float:
