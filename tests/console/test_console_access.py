@@ -241,7 +241,7 @@ def _state_changing_requests(player_id: int, subjects: dict) -> list[tuple[str, 
         (f"/admin/players/{player_id}/ban", reason),
         (f"/admin/players/{player_id}/reactivate", reason),
         (f"/admin/players/{player_id}/force-logout", reason),
-        ("/admin/settings", {"enabled": "y", "message": "Back soon"}),
+        ("/admin/settings/platform", {"maintenance_mode": "y", "maintenance_message": "Back soon"}),
         (
             "/admin/staff/new",
             {

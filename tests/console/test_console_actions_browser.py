@@ -69,15 +69,16 @@ def test_disable_and_maintenance_ask_first_and_the_banner_shows(
     assert not db.session.get(Provider, provider_id).active
 
     browser.find_element(By.LINK_TEXT, "Settings").click()
-    box = _wait(browser, lambda d: d.find_element(By.NAME, "enabled"))
+    box = _wait(browser, lambda d: d.find_element(By.NAME, "maintenance_mode"))
     box.click()
-    browser.find_element(By.CSS_SELECTOR, "#content form button[type=submit]").click()
+    save = "#settings-platform form button.btn-primary"
+    browser.find_element(By.CSS_SELECTOR, save).click()
     alert = _alert(browser)
     assert alert.text.startswith("Turn maintenance mode on?")
     alert.dismiss()
     assert not browser.find_elements(By.ID, "maintenance-banner")
     assert not settings_service.maintenance_state()["enabled"]
-    browser.find_element(By.CSS_SELECTOR, "#content form button[type=submit]").click()
+    browser.find_element(By.CSS_SELECTOR, save).click()
     _alert(browser).accept()
     banner = _wait(browser, lambda d: d.find_element(By.ID, "maintenance-banner"))
     assert "Maintenance mode is ON" in banner.text

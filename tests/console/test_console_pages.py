@@ -253,7 +253,8 @@ def test_audit_log_filters_by_action_actor_target_and_date(signed_in, factory, p
 def test_admin_turns_maintenance_on_and_the_player_api_answers_503(signed_in, client):
     admin_client, admin = signed_in("admin")
     response = admin_client.post(
-        "/admin/settings", data={"enabled": "y", "message": "Upgrading the wallet"}
+        "/admin/settings/platform",
+        data={"maintenance_mode": "y", "maintenance_message": "Upgrading the wallet"},
     )
     assert response.status_code == 302
     assert settings_service.maintenance_state() == {
@@ -268,7 +269,7 @@ def test_admin_turns_maintenance_on_and_the_player_api_answers_503(signed_in, cl
     assert row.actor_id == admin.user.id
     assert row.after == {"value": {"enabled": True, "message": "Upgrading the wallet"}}
 
-    admin_client.post("/admin/settings", data={"message": ""})
+    admin_client.post("/admin/settings/platform", data={"maintenance_message": ""})
     assert settings_service.maintenance_state()["enabled"] is False
     assert client.get("/api/probe/conflict").status_code == 409
 

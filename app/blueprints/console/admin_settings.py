@@ -1,17 +1,18 @@
-"""Settings (maintenance mode) and staff accounts: Admin only."""
+"""Operator settings (generated from ``app.core.opsettings``) and staff accounts: Admin only."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.blueprints.console import settings_forms
 from app.blueprints.console.core import bp, console_view
-from app.blueprints.console.forms import MaintenanceForm, StaffCreateForm
+from app.blueprints.console.forms import StaffCreateForm
 from app.blueprints.console.listing import paginate
-from app.core import settings as settings_service
+from app.core import opsettings
 from app.core.db import atomic
-from app.core.errors import AppError
+from app.core.errors import AppError, ValidationError
 from app.identity import users
 from app.identity.models import STAFF_ROLES, User
 
@@ -24,25 +25,80 @@ STAFF_SORTABLE = {
 }
 
 
-@bp.route("/settings", methods=["GET", "POST"])
+@bp.get("/settings")
 @console_view("settings.manage")
 def settings():
-    state = settings_service.maintenance_state()
-    form = MaintenanceForm(data=state)
-    if form.validate_on_submit():
-        message = (form.message.data or "").strip() or None
-        with atomic():
-            settings_service.set_maintenance(
-                bool(form.enabled.data), message=message, actor=current_user
-            )
-        flash(
-            "Maintenance mode is on: players get 503."
-            if form.enabled.data
-            else "Maintenance mode is off.",
-            "success",
+    described = opsettings.describe()
+    forms = {
+        category: settings_forms.form_class(category)(
+            formdata=None, data=settings_forms.initial(described, category)
         )
-        return redirect(url_for("console.settings"))
-    return render_template("console/settings.html", form=form, state=state)
+        for category in settings_forms.categories()
+    }
+    return _settings_page(described, forms)
+
+
+@bp.post("/settings/<category>")
+@console_view("settings.manage")
+def settings_save(category: str):
+    if category not in settings_forms.categories():
+        abort(404)
+    described = opsettings.describe()
+    form = settings_forms.form_class(category)()
+    current = {row["key"]: row["value"] for row in described}
+    changes = form.validate_on_submit() and form.changes(current)
+    if changes:
+        reason = (request.form.get("reason") or "").strip()[:500] or None
+        try:
+            with atomic():
+                opsettings.put_many(changes, actor=current_user, reason=reason)
+        except ValidationError as exc:
+            form.show_errors(exc.errors or [])
+        else:
+            flash(_saved_message(changes), "success")
+            return redirect(url_for("console.settings") + f"#settings-{category}")
+    elif changes == {}:
+        flash("Nothing changed.", "info")
+        return redirect(url_for("console.settings") + f"#settings-{category}")
+    forms = {
+        name: form
+        if name == category
+        else settings_forms.form_class(name)(
+            formdata=None, data=settings_forms.initial(described, name)
+        )
+        for name in settings_forms.categories()
+    }
+    return _settings_page(described, forms), 400
+
+
+@bp.post("/settings/reset/<key>")
+@console_view("settings.manage")
+def settings_reset(key: str):
+    """Back to the environment's default (the override is removed, audited)."""
+    spec = opsettings.BY_KEY.get(key)
+    if spec is None:
+        abort(404)
+    if spec.type == "bool" and key == "maintenance_mode":
+        abort(400)  # maintenance is switched, not reset
+    with atomic():
+        opsettings.put_many({key: None}, actor=current_user)
+    flash(f"{key} is back to its default.", "success")
+    return redirect(url_for("console.settings") + f"#settings-{spec.category}")
+
+
+def _settings_page(described, forms):
+    rows = {row["key"]: row for row in described}
+    return render_template(
+        "console/settings.html", forms=forms, rows=rows, maintenance=rows["maintenance_mode"]
+    )
+
+
+def _saved_message(changes: dict) -> str:
+    if changes.get("maintenance_mode") is True:
+        return "Maintenance mode is on: players get 503."
+    if changes.get("maintenance_mode") is False:
+        return "Maintenance mode is off."
+    return "Saved: " + ", ".join(sorted(changes)) + "."
 
 
 @bp.get("/staff")

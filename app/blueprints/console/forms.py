@@ -70,15 +70,6 @@ class SuspendForm(PlayerActionForm):
     )
 
 
-class MaintenanceForm(FlaskForm):
-    enabled = BooleanField(
-        "Maintenance mode on (the player API answers 503)",
-        # console.js asks for a confirmation when this is ticked (switching it on).
-        render_kw={"data-confirm-when": "on"},
-    )
-    message = StringField("Message shown to players", validators=[Optional(), Length(max=300)])
-
-
 STAFF_ROLE_CHOICES = [
     SelectChoice(str(SUPPORT), "Support"),
     SelectChoice(str(MANAGER), "Manager"),

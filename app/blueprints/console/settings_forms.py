@@ -1,0 +1,139 @@
+"""Console forms generated from the operator settings registry (``app.core.opsettings``).
+
+The settings page and ``/api/admin/settings`` must agree by construction: each category's
+form is built from ``opsettings.SPECS`` (one field per declared setting, typed by its spec),
+and what it posts is checked by ``opsettings.validate`` and stored by ``opsettings.put_many``,
+the API's own path. A setting added to the registry appears on the page without touching a
+template.
+
+Only the settings the form changed are sent, so saving a category does not turn defaults into
+overrides; "Reset" stores ``null`` (back to the environment's default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.blueprints.console.forms import without_grouping
+from app.core import opsettings
+
+_CLASSES: dict[str, type[SettingsForm]] = {}
+_ACRONYMS = {"aml": "AML", "kyc": "KYC", "ttl": "TTL", "rg": "RG", "rtp": "RTP", "vip": "VIP"}
+
+
+class _Checkboxes(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def pre_validate(self, form: Any) -> None:
+        """``opsettings.validate`` says which values are unknown, in its own words."""
+
+
+class SettingsForm(FlaskForm):
+    category: str = ""
+    specs: tuple[opsettings.Spec, ...] = ()
+
+    def changes(self, current: dict[str, Any]) -> dict[str, Any] | None:
+        """The typed values that differ from ``current`` (key -> value in force);
+        ``None`` with the field errors filled when a value does not parse."""
+        out: dict[str, Any] = {}
+        ok = True
+        for spec in self.specs:
+            field = self[spec.key]
+            raw = field.data
+            if spec.type == "int":
+                text = without_grouping(raw or "")
+                if not text:
+                    continue  # left empty: unchanged (Reset returns to the default)
+                try:
+                    raw = int(text)
+                except ValueError:
+                    field.errors = [*field.errors, "Must be an integer"]
+                    ok = False
+                    continue
+            elif spec.type == "list":
+                raw = list(raw or [])
+            elif spec.type == "bool":
+                raw = bool(raw)
+            else:
+                raw = (raw or "").strip() or None
+            if raw != current.get(spec.key):
+                out[spec.key] = raw
+        return out if ok else None
+
+    def show_errors(self, errors: list[dict[str, Any]]) -> None:
+        for problem in errors:
+            key = str(problem.get("field", "")).removeprefix("settings.")
+            if key in self:
+                self[key].errors = [*self[key].errors, problem["message"]]
+
+
+def _hint(spec: opsettings.Spec) -> str:
+    parts = [spec.description]
+    if spec.unit:
+        parts.append(f"in {spec.unit}")
+    if spec.minimum is not None or spec.maximum is not None:
+        low = "" if spec.minimum is None else f"{spec.minimum:,}"
+        high = "" if spec.maximum is None else f"{spec.maximum:,}"
+        parts.append(f"range {low}…{high}")
+    return "; ".join(parts) + f". Environment default: {spec.env}."
+
+
+def _label(key: str) -> str:
+    """``"aml_velocity_count"`` → ``"AML velocity count"``."""
+    words = [_ACRONYMS.get(word, word) for word in key.split("_")]
+    words[0] = words[0][:1].upper() + words[0][1:]
+    return " ".join(words)
+
+
+def form_class(category: str) -> type[SettingsForm]:
+    """The form of one category's settings (built once per process)."""
+    cls = _CLASSES.get(category)
+    if cls is not None:
+        return cls
+    specs = tuple(spec for spec in opsettings.SPECS if spec.category == category)
+    attrs: dict[str, Any] = {"category": category, "specs": specs}
+    for spec in specs:
+        label = _label(spec.key)
+        hint = _hint(spec)
+        if spec.type == "bool":
+            kw = {"data-confirm-when": "on"} if spec.key == "maintenance_mode" else {}
+            attrs[spec.key] = BooleanField(label, description=hint, render_kw=kw)
+        elif spec.type == "int":
+            attrs[spec.key] = StringField(
+                label, description=hint, render_kw={"inputmode": "numeric"}
+            )
+        elif spec.type == "list":
+            attrs[spec.key] = _Checkboxes(
+                label, description=hint, choices=[SelectChoice(c, c) for c in spec.choices or ()]
+            )
+        else:
+            attrs[spec.key] = StringField(
+                label,
+                description=hint,
+                validators=[Optional(), Length(max=spec.max_length or 10_000)],
+            )
+    cls = _CLASSES[category] = type(f"SettingsForm_{category}", (SettingsForm,), attrs)
+    return cls
+
+
+def categories() -> list[str]:
+    """The registry's categories in declaration order."""
+    return list(dict.fromkeys(spec.category for spec in opsettings.SPECS))
+
+
+def initial(described: list[dict[str, Any]], category: str) -> dict[str, Any]:
+    """Form data of a category from ``opsettings.describe()``."""
+    data: dict[str, Any] = {}
+    for row in described:
+        if row["category"] != category:
+            continue
+        value = row["value"]
+        data[row["key"]] = "" if value is None else str(value) if row["type"] == "int" else value
+    return data
