@@ -61,6 +61,16 @@ class LiveServer:
             raise AssertionError(f"subprocess failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    def scrape(self) -> str:
+        """``GET /metrics`` with the server's token: the Prometheus text."""
+        response = requests.get(
+            f"{self.url}/metrics",
+            headers={"Authorization": f"Bearer {self.env['METRICS_TOKEN']}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.text
+
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         result = subprocess.run(  # noqa: S603 - our own interpreter and scripts
             [sys.executable, *args],
@@ -93,6 +103,8 @@ def server_env(database_url: str, redis_url: str, port: int, **extra: str) -> di
         ACCESS_LOG="/dev/null",
         SOCKETIO_AUTH_RECHECK_SECONDS="1",
         RATELIMIT_ENABLED="false",
+        # Production allows no scraper by address: tests scrape /metrics with this token.
+        METRICS_TOKEN=secrets.token_urlsafe(24),
         PYTHONPATH=str(ROOT),
     )
     env.update(extra)
@@ -100,12 +112,14 @@ def server_env(database_url: str, redis_url: str, port: int, **extra: str) -> di
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path, timeout: float = 30) -> Iterator[LiveServer]:
+def gunicorn(
+    env: dict[str, str], log_path: Path, timeout: float = 30, app_module: str = "wsgi:app"
+) -> Iterator[LiveServer]:
     port = int(env["BIND"].rsplit(":", 1)[1])
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        proc = subprocess.Popen(  # noqa: S603 - our interpreter, gunicorn and app module
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app_module],
             cwd=ROOT,
             env=env,
             stdout=log,

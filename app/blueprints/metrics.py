@@ -1,8 +1,8 @@
 """``GET /metrics``: Prometheus exposition for SREs (docs/operations.md, "Metrics").
 
 Not for the public: a caller needs ``Authorization: Bearer <METRICS_TOKEN>`` or an address in
-``METRICS_ALLOW_IPS``, else 403. The figures a scrape reads anew (outbox backlog, RQ queues
-and workers) cost one query and a few Redis reads per scrape, never per request.
+``METRICS_ALLOW_IPS``, else 403. The figures a scrape reads anew (outbox backlog, lock waits,
+RQ queues and workers) cost two queries and a few Redis reads per scrape, never per request.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from flask import Blueprint, Response, current_app, request
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from rq import Worker
+from sqlalchemy import text
 
 from app.core import errors, metrics, outbox
-from app.core.extensions import client_ip, redis_store
+from app.core.extensions import client_ip, db, redis_store
 from app.core.queues import QUEUE_NAMES, queue
 
 bp = Blueprint("metrics", __name__)
@@ -45,6 +46,36 @@ def _outbox() -> Iterator[GaugeMetricFamily]:
         seconds = max(0.0, (datetime.now(UTC) - then).total_seconds())
     age.add_metric([], seconds)
     yield pending
+    yield age
+
+
+_LOCK_WAITS = text(
+    "SELECT count(*), coalesce(max(extract(epoch FROM clock_timestamp() - state_change)), 0) "
+    "FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+def _lock_waits() -> Iterator[GaugeMetricFamily]:
+    """Connections of this database waiting for a lock now (a wallet row held by a stuck
+    transaction shows here first), and how long the longest has waited. PostgreSQL only."""
+    if db.engine.dialect.name != "postgresql":
+        return
+    try:
+        with db.engine.connect() as conn:
+            waiting, longest = conn.execute(_LOCK_WAITS).one()
+    except Exception:
+        current_app.logger.warning("metrics: lock waits unavailable")
+        return
+    count = GaugeMetricFamily(
+        "jackpotx_db_lock_waiters", "Connections to this database waiting for a lock now"
+    )
+    count.add_metric([], waiting)
+    age = GaugeMetricFamily(
+        "jackpotx_db_lock_wait_longest_seconds",
+        "How long the longest current lock wait has lasted (0: none)",
+    )
+    age.add_metric([], float(longest))
+    yield count
     yield age
 
 
@@ -77,6 +108,7 @@ def _rq() -> Iterator[GaugeMetricFamily]:
 class ScrapeCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from _outbox()
+        yield from _lock_waits()
         yield from _rq()
 
     def describe(self) -> list[Any]:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from app.core import metrics
 from app.core.extensions import db, limiter
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,40 @@ def outage_kind(exc: BaseException) -> str | None:
     return None
 
 
+#: SQLSTATE -> the reason an SRE reads in ``jackpotx_outages_total``.
+_PGCODE_REASONS = {
+    "40001": "serialization",
+    "40P01": "deadlock",
+    "55P03": "lock_timeout",
+    "57014": "statement_timeout",
+    "53300": "too_many_connections",
+    "57P01": "shutdown",
+    "57P03": "shutdown",
+}
+
+
+def outage_reason(exc: BaseException) -> str:
+    """Why ``exc`` is an outage, in one bounded word (a metric label)."""
+    if isinstance(exc, PoolTimeout):
+        return "pool_timeout"
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    if code in _PGCODE_REASONS:
+        return _PGCODE_REASONS[code]
+    if isinstance(exc, DBAPIError | redis.exceptions.ConnectionError):
+        return "connection"
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return "timeout"
+    return "other"
+
+
+def count_outage(exc: BaseException) -> None:
+    """One more ``jackpotx_outages_total`` (never fails the answer)."""
+    try:
+        metrics.outage(outage_kind(exc) or "database", outage_reason(exc))
+    except Exception:  # a figure must never fail a request
+        log.debug("outage metric not counted", exc_info=True)
+
+
 #: SQLSTATEs that mean "try again": serialization failure, deadlock, lock timeout,
 #: statement timeout / cancel, too many connections, admin shutdown, cannot connect now.
 _RETRYABLE_PGCODES = {"40001", "40P01", "55P03", "57014", "53300", "57P01", "57P03"}
@@ -242,6 +277,7 @@ def log_outage(exc: BaseException) -> None:
     """The one log line of an outage: which dependency, which request (the record carries the
     correlation id), the exception."""
     kind = outage_kind(exc) or "database"
+    count_outage(exc)
     log.error(
         "%s unavailable on %s %s: %s",
         kind,

@@ -62,6 +62,18 @@ JOBS = Counter(
     "Background jobs run in this process group, by function and outcome",
     ["job", "outcome"],
 )
+OUTAGES = Counter(
+    "jackpotx_outages",
+    "Requests answered 503 for a dependency failure, by dependency and reason "
+    "(lock_timeout, statement_timeout, deadlock, serialization, pool_timeout, connection, "
+    "too_many_connections, shutdown, other)",
+    ["dependency", "reason"],
+)
+SOCKETS = Gauge(
+    "jackpotx_sockets_connected",
+    "Socket.IO connections admitted and open (summed over live processes)",
+    multiprocess_mode="livesum",
+)
 POOL_CHECKED_OUT = Gauge(
     "jackpotx_db_pool_checked_out",
     "Database connections in use (summed over live processes)",
@@ -98,6 +110,18 @@ def sampled_gauge(name: str, documentation: str, reader: Callable[[], float]) ->
 
 def callback(provider: str, action: str, verdict: str) -> None:
     CALLBACKS.labels(provider, action, verdict).inc()
+
+
+def outage(dependency: str, reason: str) -> None:
+    OUTAGES.labels(dependency, reason).inc()
+
+
+def socket_opened() -> None:
+    SOCKETS.inc()
+
+
+def socket_closed() -> None:
+    SOCKETS.dec()
 
 
 def job_finished(name: str, ok: bool) -> None:

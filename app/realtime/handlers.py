@@ -24,7 +24,7 @@ from flask import current_app, request
 from flask_socketio import emit, join_room, leave_room
 from redis.exceptions import RedisError
 
-from app.core import presence
+from app.core import metrics, presence
 from app.core.events import user_room
 from app.core.extensions import db, redis_store, socketio
 from app.identity.auth import DENYLIST_PREFIX
@@ -161,6 +161,7 @@ def on_connect(auth=None):
     burst, _ = _rate()
     session = LiveSession(principal=principal, tokens=burst)
     _live[request.sid] = session
+    metrics.socket_opened()
     rooms = [user_room(principal.user_id), GLOBAL_ROOM]
     if principal.is_staff:
         rooms.append(ADMIN_ROOM)
@@ -182,6 +183,7 @@ def _authenticate(auth: Any) -> Principal:
 def on_disconnect(reason=None):
     session = _live.pop(request.sid, None)
     if session is not None:
+        metrics.socket_closed()
         try:
             presence.remove(session.principal.user_id, request.sid)
         except RedisError:

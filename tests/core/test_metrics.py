@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.core import settings
 from app.core.config import ConfigError, load_config
 from app.core.db import atomic
+from app.core.extensions import db
 from app.core.queues import job
 from tests.moneykit import open_table
 from tests.payments.test_sandbox_in_production import PRODUCTION
@@ -189,3 +190,30 @@ def test_multiprocess_mode_sums_the_workers_figures(tmp_path):
     assert _value(first, "jackpotx_db_pool_checked_out") == 3
     assert _value(second, "jackpotx_callbacks_total", **labels) == 2  # counts stay
     assert _value(second, "jackpotx_db_pool_checked_out") == 2  # levels of the living only
+
+
+def test_the_grafana_dashboard_queries_only_figures_the_server_exposes(client):
+    """docs/grafana/jackpotx-dashboard.json cannot rot: every metric it queries is in a
+    scrape (the lock-wait figures need PostgreSQL: they are checked there)."""
+    import json
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "jackpotx-dashboard.json"
+    dashboard = json.loads(path.read_text())
+    queried = {
+        re.sub(r"_(bucket|count|sum)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"jackpotx_[a-z_]+", target["expr"])
+    }
+    assert len(queried) >= 15
+    client.get("/api/status")
+    exposed = set()
+    for family in text_string_to_metric_families(_scrape(client)):
+        exposed.add(family.name + ("_total" if family.type == "counter" else ""))
+        exposed.update(sample.name for sample in family.samples)
+    postgres_only = {"jackpotx_db_lock_waiters", "jackpotx_db_lock_wait_longest_seconds"}
+    if db.engine.dialect.name != "postgresql":
+        queried -= postgres_only
+    assert queried <= exposed, sorted(queried - exposed)

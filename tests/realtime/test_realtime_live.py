@@ -392,3 +392,37 @@ def test_connections_per_account_are_capped(live, committed_db, factory, mint, p
     assert held[0].disconnected.wait(5)
     time.sleep(0.3)
     probes().connect(live.url, auth={"token": token})  # the slot was freed
+
+
+def _sockets(live) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(live.scrape()):
+        for sample in family.samples:
+            if sample.name == "jackpotx_sockets_connected":
+                return sample.value
+    raise AssertionError("jackpotx_sockets_connected is not in the scrape")
+
+
+def _until(read, wanted: float, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while (value := read()) != wanted:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{value} never became {wanted}")
+        time.sleep(0.05)
+
+
+def test_the_scrape_counts_open_sockets_and_not_refused_ones(
+    live, committed_db, factory, mint, probes
+):
+    before = _sockets(live)
+    first, second = probes(), probes()
+    first.connect(live.url, auth={"token": mint(factory.player())})
+    second.connect(live.url, auth={"token": mint(factory.player())})
+    _until(lambda: _sockets(live), before + 2)
+    _refusal(probes(), live.url, auth={"token": "forged"})
+    assert _sockets(live) == before + 2  # a refused connection never counted
+    first.close()
+    _until(lambda: _sockets(live), before + 1)
+    second.close()
+    _until(lambda: _sockets(live), before)
