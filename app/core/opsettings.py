@@ -171,6 +171,24 @@ SPECS: tuple[Spec, ...] = (
         choices=("device", "ip", "payment"),
         fallback=["device", "ip", "payment"],
     ),
+    Spec(
+        "chat_messages_per_minute",
+        "int",
+        "A player sends at most this many support messages a minute (live chat and tickets)",
+        "support",
+        minimum=1,
+        maximum=120,
+        unit="messages",
+        fallback=10,
+    ),
+    Spec(
+        "chat_blocked_words",
+        "list",
+        "Words refused in players' support messages (whole words, any case)",
+        "support",
+        max_length=60,
+        fallback=[],
+    ),
 )
 
 BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}
@@ -212,6 +230,12 @@ def coerce(spec: Spec, raw: Any) -> Any:
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
             raise ValueError("Must be a list of strings")
         items = [item.strip().lower() for item in raw]
+        if len(items) > 500:
+            raise ValueError("At most 500 values")
+        if spec.max_length is not None and any(len(i) > spec.max_length for i in items):
+            raise ValueError(f"Each value at most {spec.max_length} characters")
+        if spec.choices is None and not all(items):
+            raise ValueError("Values must not be empty")
         if spec.choices is not None:
             bad = sorted({item for item in items if item not in spec.choices})
             if bad:

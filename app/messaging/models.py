@@ -16,6 +16,9 @@ from app.core.db import BigIntPK
 from app.core.extensions import Model
 
 TICKET_STATUSES = ("open", "answered", "closed")
+#: "ticket": opened with a subject over HTTP; "chat": a live conversation over Socket.IO
+#: (``app.messaging.chat``). Both are answered from the same console inbox.
+TICKET_CHANNELS = ("ticket", "chat")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
 TICKET_CATEGORIES = (
     "account",
@@ -38,6 +41,9 @@ class SupportTicket(Model):
             "priority IN (" + ", ".join(f"'{s}'" for s in TICKET_PRIORITIES) + ")",
             name="priority",
         ),
+        CheckConstraint(
+            "channel IN (" + ", ".join(f"'{s}'" for s in TICKET_CHANNELS) + ")", name="channel"
+        ),
         Index("ix_support_tickets_user_created", "user_id", "created_at"),
         Index("ix_support_tickets_status_updated", "status", "last_message_at"),
     )
@@ -48,6 +54,10 @@ class SupportTicket(Model):
     category: Mapped[str] = mapped_column(String(32), default="other")
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     status: Mapped[str] = mapped_column(String(16), default="open")
+    channel: Mapped[str] = mapped_column(String(8), default="ticket", server_default="ticket")
+    #: The newest message each side has read (unread = the other side's messages after it).
+    player_read_id: Mapped[int | None] = mapped_column(BigInteger)
+    staff_read_id: Mapped[int | None] = mapped_column(BigInteger)
     assigned_to_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("users.id"), index=True
     )
@@ -63,7 +73,11 @@ class SupportTicket(Model):
 
 class SupportMessage(Model):
     __tablename__ = "support_messages"
-    __table_args__ = (CheckConstraint("author_kind IN ('player', 'staff')", name="author_kind"),)
+    __table_args__ = (
+        CheckConstraint("author_kind IN ('player', 'staff')", name="author_kind"),
+        # The per-player chat rate limit counts a player's recent messages.
+        Index("ix_support_messages_author_created", "author_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("support_tickets.id"), index=True)
@@ -71,6 +85,9 @@ class SupportMessage(Model):
     author_kind: Mapped[str] = mapped_column(String(8))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Moderation: a hidden message stays stored (and audited) but reads as removed.
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hidden_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
 
     ticket: Mapped[SupportTicket] = relationship(back_populates="messages")
 

@@ -22,11 +22,10 @@ from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.extensions import db
 from app.identity.models import User
 from app.messaging.models import SupportMessage, SupportTicket
+from app.messaging.moderation import MAX_BODY, moderate, throttle
 
-MAX_BODY = 5000
 
-
-def _body(text: str) -> str:
+def _staff_body(text: str) -> str:
     text = (text or "").strip()
     if not text:
         raise ValidationError.field("message", "Write a message")
@@ -35,7 +34,11 @@ def _body(text: str) -> str:
     return text
 
 
-def _locked(ticket_id: int) -> SupportTicket:
+def closed_for_player() -> Conflict:
+    return Conflict("This ticket is closed; please open a new one")
+
+
+def locked(ticket_id: int) -> SupportTicket:
     # Callers have just read the ticket by id; a missing row raises NoResultFound.
     stmt = (
         select(SupportTicket)
@@ -46,18 +49,23 @@ def _locked(ticket_id: int) -> SupportTicket:
     return db.session.execute(stmt).scalar_one()
 
 
-def message_json(m: SupportMessage) -> dict[str, Any]:
+def message_json(m: SupportMessage, *, for_player: bool = False) -> dict[str, Any]:
+    """A message; a player never reads the text of one hidden by moderation."""
+    hidden = m.hidden_at is not None
     return {
         "id": m.id,
         "ticket_id": m.ticket_id,
         "author_id": m.author_id,
         "author": m.author_kind,
-        "message": m.body,
+        "message": "" if hidden and for_player else m.body,
+        "hidden": hidden,
         "created_at": m.created_at.isoformat(),
     }
 
 
-def ticket_json(t: SupportTicket, *, with_messages: bool = False) -> dict[str, Any]:
+def ticket_json(
+    t: SupportTicket, *, with_messages: bool = False, for_player: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": t.id,
         "user_id": t.user_id,
@@ -70,13 +78,14 @@ def ticket_json(t: SupportTicket, *, with_messages: bool = False) -> dict[str, A
         "last_message_at": t.last_message_at.isoformat(),
         "closed_at": t.closed_at.isoformat() if t.closed_at else None,
         "messages_count": len(t.messages),
+        "channel": t.channel,
     }
     if with_messages:
-        out["messages"] = [message_json(m) for m in t.messages]
+        out["messages"] = [message_json(m, for_player=for_player) for m in t.messages]
     return out
 
 
-def _add(ticket: SupportTicket, author: User, kind: str, body: str) -> SupportMessage:
+def add_message(ticket: SupportTicket, author: User, kind: str, body: str) -> SupportMessage:
     now = utcnow()
     msg = SupportMessage(
         ticket_id=ticket.id, author_id=author.id, author_kind=kind, body=body, created_at=now
@@ -94,8 +103,9 @@ def open_ticket(
     subject = (subject or "").strip()
     if not subject:
         raise ValidationError.field("subject", "Give the ticket a subject")
-    body = _body(message)
+    body = moderate(message)
     with atomic():
+        throttle(user.id)
         ticket = SupportTicket(
             user_id=user.id,
             subject=subject[:200],
@@ -105,7 +115,8 @@ def open_ticket(
         )
         db.session.add(ticket)
         db.session.flush()
-        _add(ticket, user, "player", body)
+        msg = add_message(ticket, user, "player", body)
+        ticket.player_read_id = msg.id
         events.publish(
             "support.ticket.new",
             {**ticket_json(ticket), "username": user.username, "message": body[:500]},
@@ -126,14 +137,16 @@ def get_for_player(user: User, ticket_id: int) -> SupportTicket:
 
 
 def player_reply(user: User, ticket_id: int, message: str) -> SupportMessage:
-    body = _body(message)
+    body = moderate(message)
     with atomic():
+        throttle(user.id)
         get_for_player(user, ticket_id)
-        ticket = _locked(ticket_id)
+        ticket = locked(ticket_id)
         if ticket.status == "closed":
-            raise Conflict("This ticket is closed; please open a new one")
+            raise closed_for_player()
         ticket.status = "open"
-        msg = _add(ticket, user, "player", body)
+        msg = add_message(ticket, user, "player", body)
+        ticket.player_read_id = msg.id
         events.publish(
             "admin.notification",
             {"type": "support_reply", "ticket_id": ticket.id, "user_id": user.id,
@@ -178,19 +191,29 @@ def get(ticket_id: int) -> SupportTicket:
 
 
 def staff_reply(staff: User, ticket_id: int, message: str) -> SupportMessage:
-    body = _body(message)
+    body = _staff_body(message)
     with atomic():
         get(ticket_id)
-        ticket = _locked(ticket_id)
+        ticket = locked(ticket_id)
         if ticket.status == "closed":
             raise Conflict("This ticket is closed")
         ticket.status = "answered"
         if ticket.assigned_to_id is None:
             ticket.assigned_to_id = staff.id
-        msg = _add(ticket, staff, "staff", body)
+        msg = add_message(ticket, staff, "staff", body)
+        ticket.staff_read_id = msg.id  # staff answered having read the conversation
         audit.record("support.reply", actor=staff, target_type="support_ticket",
                      target_id=ticket.id, after={"message_id": msg.id})  # fmt: skip
-        events.publish("chat.message", message_json(msg), room=events.user_room(ticket.user_id))
+        events.publish(
+            "chat.message",
+            message_json(msg, for_player=True),
+            room=events.user_room(ticket.user_id),
+        )
+        events.publish(
+            "support.chat.message",
+            {**message_json(msg), "assigned_to_id": ticket.assigned_to_id},
+            room="admin",
+        )
         notifications.notify(
             ticket.user_id, "support_reply", f"Re: {ticket.subject}", body[:500],
             data={"ticket_id": ticket.id}, dedupe_key=f"support_reply:{msg.id}",
@@ -204,7 +227,7 @@ def assign(staff: User, ticket_id: int, assignee_id: int) -> SupportTicket:
         raise ValidationError.field("staff_id", "Assign the ticket to a support staff member")
     with atomic():
         get(ticket_id)
-        ticket = _locked(ticket_id)
+        ticket = locked(ticket_id)
         before = ticket.assigned_to_id
         ticket.assigned_to_id = assignee.id
         audit.record("support.assign", actor=staff, target_type="support_ticket",
@@ -221,7 +244,7 @@ def assign(staff: User, ticket_id: int, assignee_id: int) -> SupportTicket:
 def close(staff: User, ticket_id: int) -> SupportTicket:
     with atomic():
         get(ticket_id)
-        ticket = _locked(ticket_id)
+        ticket = locked(ticket_id)
         if ticket.status == "closed":
             return ticket  # closing twice is closing once
         before = ticket.status

@@ -25,10 +25,12 @@ from flask_socketio import emit, join_room, leave_room
 from redis.exceptions import RedisError
 
 from app.core import metrics, presence
+from app.core.errors import AppError, outage_kind, rollback_quietly
 from app.core.events import user_room
 from app.core.extensions import db, redis_store, socketio
 from app.identity.auth import DENYLIST_PREFIX
 from app.identity.models import User
+from app.messaging import chat, support
 from app.realtime.auth import Principal, Refused, authenticate, error_payload, principal_from_token
 
 log = logging.getLogger(__name__)
@@ -278,6 +280,80 @@ def reauthenticate(session: LiveSession, data: Any):
         return _reply_error("access_denied", "The token belongs to another account")
     session.principal = fresh
     return {"success": True, "expires_at": fresh.exp}
+
+
+# --- live support chat (app.messaging.chat) ------------------------------------------------
+
+
+def _chat(session: LiveSession, work) -> dict[str, Any]:
+    """Run a chat rule for the connected player; its refusals become error payloads."""
+    if session.principal.is_staff:
+        return _reply_error("access_denied", "Staff answer chats from the console")
+    try:
+        user = db.session.get(User, session.principal.user_id)
+        if user is None or user.status != "active":
+            return _reply_error("access_denied", "This account cannot chat")
+        return {"success": True, **work(user)}
+    except AppError as exc:
+        fields = {e.get("field"): e.get("message") for e in exc.errors or []}
+        message = fields.get("message") or exc.message
+        code = {429: "rate_limited", 404: "not_found", 409: "conflict"}.get(
+            exc.status, "invalid_payload"
+        )
+        return _reply_error(code, message)
+    except Exception as exc:
+        if outage_kind(exc) is None:
+            raise
+        rollback_quietly()
+        log.warning("chat event refused: %s unavailable", outage_kind(exc))
+        return _reply_error("service_unavailable", "Chat is unavailable, retry later")
+    finally:
+        db.session.remove()
+
+
+def _optional_id(data: Any, key: str) -> int | None:
+    if isinstance(data, dict) and data.get(key) is not None:
+        return _positive_id(data, key)
+    return None
+
+
+@_guarded("chat:send")
+def chat_send(session: LiveSession, data: Any):
+    """``{message, ticket_id?}``: a line into the player's conversation (opened if none)."""
+    if not isinstance(data, dict):
+        raise _BadPayload("Expected an object")
+    ticket_id = _optional_id(data, "ticket_id")
+
+    def work(user: User) -> dict[str, Any]:
+        msg = chat.send(user, data.get("message"), ticket_id=ticket_id)
+        return {"message": support.message_json(msg, for_player=True)}
+
+    return _chat(session, work)
+
+
+@_guarded("chat:history")
+def chat_history(session: LiveSession, data: Any):
+    """``{ticket_id?}``: the conversation with its messages (none open: ``null``)."""
+    ticket_id = _optional_id(data, "ticket_id")
+
+    def work(user: User) -> dict[str, Any]:
+        ticket = chat.history(user, ticket_id)
+        return {"conversation": None if ticket is None else chat.conversation_json(ticket)}
+
+    return _chat(session, work)
+
+
+@_guarded("chat:read")
+def chat_read(session: LiveSession, data: Any):
+    """``{ticket_id, message_id}``: the player has read up to ``message_id``."""
+    ticket_id = _positive_id(data, "ticket_id")
+    message_id = _positive_id(data, "message_id")
+
+    def work(user: User) -> dict[str, Any]:
+        ticket = chat.mark_read(user, ticket_id, message_id, side="player")
+        return {"unread": chat.conversation_json(ticket)["unread"]}
+
+    return _chat(session, work)
 
 
 # --- live-session re-check ------------------------------------------------------------------

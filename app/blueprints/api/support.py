@@ -20,7 +20,8 @@ class SupportMessageSchema(Schema):
     ticket_id = fields.Integer()
     author_id = fields.Integer()
     author = fields.String()
-    message = fields.String()
+    message = fields.String(metadata={"description": "Empty for a player when hidden"})
+    hidden = fields.Boolean(metadata={"description": "Hidden by moderation (audited)"})
     created_at = fields.String()
 
 
@@ -36,6 +37,7 @@ class SupportTicketSchema(Schema):
     last_message_at = fields.String()
     closed_at = fields.String(allow_none=True)
     messages_count = fields.Integer()
+    channel = fields.String(metadata={"description": "ticket, or chat (live chat over Socket.IO)"})
     messages = fields.List(fields.Nested(SupportMessageSchema))
 
 
@@ -79,7 +81,7 @@ class Tickets(MethodView):
     def post(self, args):
         """Open a ticket; support staff are told at once."""
         ticket = support.open_ticket(g.user, **args)
-        return {"data": support.ticket_json(ticket, with_messages=True)}, 201
+        return {"data": support.ticket_json(ticket, with_messages=True, for_player=True)}, 201
 
 
 @blp.route("/support/tickets/<int:ticket_id>")
@@ -89,7 +91,7 @@ class Ticket(MethodView):
     def get(self, ticket_id):
         """One of your tickets with its conversation."""
         ticket = support.get_for_player(g.user, ticket_id)
-        return {"data": support.ticket_json(ticket, with_messages=True)}
+        return {"data": support.ticket_json(ticket, with_messages=True, for_player=True)}
 
 
 @blp.route("/support/tickets/<int:ticket_id>/reply")
@@ -100,7 +102,7 @@ class Reply(MethodView):
     def post(self, args, ticket_id):
         """Add a message to your ticket (a closed ticket takes none)."""
         msg = support.player_reply(g.user, ticket_id, args["message"])
-        return {"data": support.message_json(msg)}, 201
+        return {"data": support.message_json(msg, for_player=True)}, 201
 
 
 @blp.route("/admin/support/tickets")

@@ -8,6 +8,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     affiliates_views,
     audit_log,
     auth_views,
+    crm_views,
     dashboard,
     jobs_views,
     kyc_review,
@@ -17,6 +18,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     prizes_views,
     promotions_views,
     reports_views,
+    support_views,
     tournaments_views,
 )
 from app.blueprints.console.core import bp

@@ -39,6 +39,7 @@ from app.core.errors import AppError
 from app.core.extensions import db
 from app.core.money import format_minor
 from app.identity import console_sessions
+from app.messaging import chat
 from app.payments.models import PaymentTransaction
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,6 +109,19 @@ NAV: list[NavItem] = [
         "promotions.manage",
         ("console.tournament_detail", "console.tournament_new", "console.tournament_edit"),
     ),
+    NavItem(
+        "console.support_inbox",
+        "Support",
+        "support.manage",
+        ("console.support_conversation",),
+        "support",
+    ),
+    NavItem(
+        "console.crm_segments",
+        "CRM",
+        "crm.manage",
+        ("console.crm_segment_new", "console.crm_broadcasts", "console.crm_broadcast_new"),
+    ),
     NavItem("console.affiliates_page", "Affiliates", "affiliates.read"),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
@@ -134,6 +148,7 @@ def _pending_withdrawals() -> int:
 
 #: Badge counters of the menu (``NavItem.count``): work waiting in a queue.
 PENDING_COUNTS: dict[str, Callable[[], int]] = {
+    "support": chat.conversations_waiting,
     "kyc": _pending_kyc,
     "withdrawals": _pending_withdrawals,
 }

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectMultipleField, StringField
+from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -57,6 +57,8 @@ class SettingsForm(FlaskForm):
                     field.errors = [*field.errors, "Must be an integer"]
                     ok = False
                     continue
+            elif spec.type == "list" and spec.choices is None:
+                raw = [line.strip() for line in (raw or "").splitlines() if line.strip()]
             elif spec.type == "list":
                 raw = list(raw or [])
             elif spec.type == "bool":
@@ -109,6 +111,8 @@ def form_class(category: str) -> type[SettingsForm]:
             attrs[spec.key] = StringField(
                 label, description=hint, render_kw={"inputmode": "numeric"}
             )
+        elif spec.type == "list" and spec.choices is None:
+            attrs[spec.key] = TextAreaField(label, description=hint + " One value per line.")
         elif spec.type == "list":
             attrs[spec.key] = _Checkboxes(
                 label, description=hint, choices=[SelectChoice(c, c) for c in spec.choices or ()]
@@ -135,5 +139,11 @@ def initial(described: list[dict[str, Any]], category: str) -> dict[str, Any]:
         if row["category"] != category:
             continue
         value = row["value"]
-        data[row["key"]] = "" if value is None else str(value) if row["type"] == "int" else value
+        if value is None:
+            value = ""
+        elif row["type"] == "int":
+            value = str(value)
+        elif row["type"] == "list" and row["choices"] is None:
+            value = "\n".join(value)
+        data[row["key"]] = value
     return data

@@ -9,7 +9,9 @@
   var LINKS = {
     withdrawal_requested: "/admin/withdrawals",
     payout_failed: "/admin/withdrawals",
-    kyc_submitted: "/admin/kyc"
+    kyc_submitted: "/admin/kyc",
+    support_chat: "/admin/support",
+    support_ticket: "/admin/support"
   };
 
   function describe(n) {
@@ -53,6 +55,18 @@
   socket.on("admin.notification", function (n) {
     toast(n || {});
     document.body.dispatchEvent(new CustomEvent("jx:admin-notification", { detail: n }));
+  });
+  // Support: a player's chat line or a new ticket refreshes the inbox and open conversations
+  // (panels listening for jx:support); a new conversation also shows a toast.
+  socket.on("support.chat.message", function (m) {
+    if (m && m.new_conversation) {
+      toast({ type: "support_chat", message: "New chat from " + (m.username || "a player") });
+    }
+    document.body.dispatchEvent(new CustomEvent("jx:support", { detail: m }));
+  });
+  socket.on("support.ticket.new", function (t) {
+    toast({ type: "support_ticket", message: "New ticket: " + ((t && t.subject) || "") });
+    document.body.dispatchEvent(new CustomEvent("jx:support", { detail: t }));
   });
   socket.on("session.logout", function () { window.location.assign("/admin/login"); });
 })();
