@@ -75,7 +75,7 @@ def crm_segment_recount(segment_id: int):
 @console_view("crm.manage")
 def crm_broadcasts():
     rows = db.session.scalars(select(CrmBroadcast).order_by(CrmBroadcast.id.desc()).limit(100))
-    names = dict(db.session.execute(select(CrmSegment.id, CrmSegment.name)).tuples().all())
+    names = {row.id: row.name for row in db.session.execute(select(CrmSegment.id, CrmSegment.name))}
     return render_template("console/crm/broadcasts.html", broadcasts=list(rows), names=names)
 
 
