@@ -27,6 +27,7 @@ from app.blueprints.api import (
     payments,
     promotions,
     responsible_gaming,
+    social_auth,
     support,
     system,
     user_account,
@@ -63,6 +64,7 @@ def register_blueprints(app: Flask) -> None:
     for blp in (
         system.blp,
         auth.blp,
+        social_auth.blp,
         user_account.blp,
         admin_auth.blp,
         admin_users.blp,

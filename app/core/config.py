@@ -8,10 +8,13 @@ development secrets). Every knob is an environment variable with a safe developm
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __version__ = "0.1.0"
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -58,6 +61,44 @@ def normalize_database_url(url: str) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg2://" + url[len("postgresql://") :]
     return url
+
+
+_OIDC_KEYS = {"issuer", "client_id", "client_secret", "scopes", "label"}
+
+
+def _oidc_providers(raw: str) -> dict[str, dict[str, str]]:
+    """``OIDC_PROVIDERS`` parsed and checked (names ``[a-z0-9_-]``, https issuers unless
+    loopback, the three required keys)."""
+    if not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"OIDC_PROVIDERS is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError("OIDC_PROVIDERS must be a JSON object of providers")
+    out: dict[str, dict[str, str]] = {}
+    for name, entry in parsed.items():
+        if not re.fullmatch(r"[a-z0-9_-]{1,40}", str(name)) or not isinstance(entry, dict):
+            raise ConfigError(f"OIDC_PROVIDERS: bad provider {name!r}")
+        missing = {"issuer", "client_id", "client_secret"} - set(entry)
+        unknown = set(entry) - _OIDC_KEYS
+        if missing or unknown:
+            raise ConfigError(
+                f"OIDC_PROVIDERS[{name}]: missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+        issuer = str(entry["issuer"]).rstrip("/")
+        host = urlsplit(issuer).hostname or ""
+        if not issuer.startswith("https://") and host not in ("127.0.0.1", "localhost"):
+            raise ConfigError(f"OIDC_PROVIDERS[{name}]: the issuer must be an https URL")
+        out[name] = {
+            "issuer": issuer,
+            "client_id": str(entry["client_id"]),
+            "client_secret": str(entry["client_secret"]),
+            "scopes": str(entry.get("scopes") or "openid email profile"),
+            "label": str(entry.get("label") or name.capitalize()),
+        }
+    return out
 
 
 def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
@@ -138,6 +179,15 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # A production-profile environment without real players (load and fault tests,
         # staging) may run it only by also setting this to SANDBOX_IN_PRODUCTION_ACK.
         "SANDBOX_GATEWAY_IN_PRODUCTION": get("SANDBOX_GATEWAY_IN_PRODUCTION", ""),
+        # Sign-in through outside identities (app.identity.external): OpenID Connect issuers
+        # as JSON {"name": {"issuer", "client_id", "client_secret", "scopes"?, "label"?}},
+        # the Telegram Login widget's bot token (empty: off) and how old its auth_date may be,
+        # and the lifetime of a sign-in in progress (state) and of its handoff code.
+        "OIDC_PROVIDERS": _oidc_providers(get("OIDC_PROVIDERS", "")),
+        "TELEGRAM_BOT_TOKEN": get("TELEGRAM_BOT_TOKEN", ""),
+        "TELEGRAM_AUTH_MAX_AGE": _int(env, "TELEGRAM_AUTH_MAX_AGE", 600),
+        "EXTERNAL_LOGIN_STATE_TTL": _int(env, "EXTERNAL_LOGIN_STATE_TTL", 600),
+        "EXTERNAL_LOGIN_HANDOFF_TTL": _int(env, "EXTERNAL_LOGIN_HANDOFF_TTL", 120),
         "CAPTCHA_TTL": _int(env, "CAPTCHA_TTL", 300),
         "PASSWORD_RESET_TTL": _int(env, "PASSWORD_RESET_TTL", 3600),
         # E-mail verification: link/code lifetime, resend spacing and daily cap, wrong codes.

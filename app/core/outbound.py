@@ -200,8 +200,13 @@ class _GuardedAdapter(HTTPAdapter):
 
 def session(cfg: Mapping[str, Any] | None = None) -> requests.Session:
     """A ``requests.Session`` whose every connection is checked (see the module docstring)."""
+    return guard(requests.Session(), cfg)
+
+
+def guard(http: requests.Session, cfg: Mapping[str, Any] | None = None) -> requests.Session:
+    """Make an existing session (a library's ``requests.Session`` subclass, e.g. Authlib's
+    OAuth2 client) connect only through the checks of this module; returns it."""
     cfg = _config() if cfg is None else cfg
-    http = requests.Session()
     http.trust_env = False  # no HTTP(S)_PROXY from the environment: we connect ourselves
     adapter = _GuardedAdapter(loopback=bool(cfg.get("OUTBOUND_ALLOW_LOOPBACK")))
     http.mount("http://", adapter)

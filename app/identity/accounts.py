@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -857,3 +858,81 @@ def parse_role(value: Any) -> int:
 
 def now() -> datetime:
     return utcnow()
+
+
+# --- sign-in through an outside identity (app.identity.external) ---------------------------
+
+
+def create_external_player(
+    *, username: str, email: str, password_hash: str, email_verified: bool
+) -> User:
+    """A player created by an OpenID Connect or Telegram sign-in (caller's transaction): a
+    wallet like every player, the verification mail unless the issuer verified the e-mail."""
+    user = create_user(
+        username=username,
+        email=email,
+        password=secrets.token_urlsafe(48),
+        role_id=PLAYER,
+        enforce_policy=False,
+        marketing_consent=False,
+        marketing_consent_at=utcnow(),
+    )
+    user.password_hash = password_hash
+    player_created(user.id, user.currency)
+    if email_verified:
+        user.email_verified_at = utcnow()
+    else:
+        verification.issue(user)
+    return user
+
+
+def external_login(
+    user_id: int,
+    provider: str,
+    *,
+    auth_code: str | None = None,
+    client: ClientInfo | None = None,
+    on_refusal: Callable[[], None] | None = None,
+) -> LoginResult:
+    """Open a session for a player an outside identity vouched for: the account's status and
+    second factor are checked as at a password login (``on_refusal`` runs inside the same
+    transaction when it is refused, e.g. to make a handoff code usable again)."""
+    client = client or ClientInfo()
+    refusal: AppError | None = None
+    with atomic():
+        user = lock_existing(User, User.id == user_id)
+        label = f"{provider}:{user.username}"
+        key = throttle.key_of(label, client.ip)
+        if wait := throttle.retry_after(key):
+            refusal = _throttled(wait)
+            _failed(user, label, PLAYER_PORTAL, client, "throttled")
+        elif problem := _status_problem(user):
+            refusal = problem
+            _failed(user, label, PLAYER_PORTAL, client, user.status)
+        elif user.is_staff:
+            refusal = AccessDenied("Staff accounts sign in at /api/admin/auth/login")
+            _failed(user, label, PLAYER_PORTAL, client, "wrong_portal")
+        else:
+            refusal, reason = _second_factor(user, PLAYER_PORTAL, auth_code, key)
+            if refusal is not None:
+                _failed(user, label, PLAYER_PORTAL, client, reason)
+        if refusal is not None:
+            if on_refusal is not None:
+                on_refusal()
+        else:
+            previous_at, previous_ip = user.last_login_at, user.last_login_ip
+            throttle.succeeded(key)
+            user.last_login_at, user.last_login_ip = utcnow(), client.ip
+            token = _open_session(user, PLAYER_PORTAL, client)
+            _history(user, label, PLAYER_PORTAL, client, success=True)
+            audit.record(
+                "auth.login",
+                actor=user,
+                target_type="user",
+                target_id=user.id,
+                after={"portal": PLAYER_PORTAL, "via": provider},
+            )
+            result = LoginResult(user, token, previous_at, previous_ip)
+    if refusal is not None:
+        raise refusal
+    return result

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, delete, or_, select, update
 
 from app.core import audit
 from app.core.base import utcnow
@@ -37,6 +37,7 @@ from app.identity.models import (
     PLAYER,
     EmailVerification,
     ErasureRequest,
+    IdentityLink,
     LoginEvent,
     TokenFamily,
     User,
@@ -63,6 +64,7 @@ EXPORTED: dict[str, Export] = {
     "password_reset_tokens": Export(omit=("token_hash",)),
     "erasure_requests": Export(),
     "player_notes": Export(),
+    "identity_links": Export(),
     # wallet and payments
     "wallets": Export(),
     "ledger_transactions": Export(omit=("mac",)),
@@ -107,6 +109,7 @@ EXPORTED: dict[str, Export] = {
 EXCLUDED: dict[str, str] = {
     "risk_flags": "AML suspicion records: disclosing them would tip the player off (AMLD art. 39)",
     "refresh_tokens": "session secrets; the sessions themselves are exported as token_families",
+    "external_auth_flows": "sign-in secrets in progress (digests), expired within minutes",
     "idempotency_keys": "a short-lived replay cache of requests whose results are exported",
     "kyc_events": "the staff review trail; its outcomes are exported with kyc_submissions",
     "withdrawal_approvals": "staff decisions; the withdrawals are exported (payment_transactions)",
@@ -255,6 +258,8 @@ def _pseudonymise(user: User, now: datetime) -> None:
     user.status, user.status_reason, user.status_until = "closed", "gdpr_erasure", None
     user.tokens_valid_after = now
     user.erased_at = now
+    # Outside identities name the person (an issuer's subject, a Telegram id): unlinked.
+    db.session.execute(delete(IdentityLink).where(IdentityLink.user_id == user.id))
     db.session.execute(
         update(LoginEvent)
         .where(LoginEvent.user_id == user.id)

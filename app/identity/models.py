@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    UniqueConstraint,
     false,
     func,
 )
@@ -283,3 +284,52 @@ class ErasureRequest(Model):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
     decision_note: Mapped[str | None] = mapped_column(String(500))
+
+
+# Sign-in through an outside identity (OpenID Connect issuers, Telegram): app.identity.external.
+#
+# * ``IdentityLink``: (provider, subject) names one account; a subject links to one account and
+#   an account has at most one link per provider.
+# * ``ExternalAuthFlow``: a short-lived, single-use secret of a sign-in in progress, stored only
+#   as a SHA-256 digest: the OIDC ``state`` (with its nonce and PKCE verifier) between the
+#   redirect and the callback, and the ``handoff`` code the player app exchanges for tokens.
+
+EXTERNAL_FLOW_KINDS = ("oidc_state", "handoff")
+
+
+class IdentityLink(Model):
+    __tablename__ = "identity_links"
+    __table_args__ = (
+        UniqueConstraint("provider", "subject", name="uq_identity_links_provider_subject"),
+        UniqueConstraint("user_id", "provider", name="uq_identity_links_user_provider"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    provider: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(255))
+    #: What the provider said at linking (the e-mail it verified; Telegram: the @username).
+    display: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ExternalAuthFlow(Model):
+    __tablename__ = "external_auth_flows"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{k}'" for k in EXTERNAL_FLOW_KINDS) + ")", name="kind"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    nonce: Mapped[str | None] = mapped_column(String(128))
+    code_verifier: Mapped[str | None] = mapped_column(String(128))
+    return_to: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
