@@ -67,6 +67,15 @@ SPECS: tuple[Spec, ...] = (
         fallback=None,
     ),
     Spec(
+        "content_fallback_language",
+        "string",
+        "The language players get a page, FAQ entry, announcement or banner in when it has no "
+        "version in theirs (a code such as en, de or pt-br)",
+        "platform",
+        max_length=16,
+        fallback="en",
+    ),
+    Spec(
         "deposit_pending_ttl_minutes",
         "int",
         "How long a pending deposit waits for its payment before it expires (0: never)",
