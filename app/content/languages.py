@@ -2,8 +2,8 @@
 
 A code is a lower-case BCP 47 language tag of the common shape ``xx`` or ``xx-yy``
 (``en``, ``pt-br``, ``es-419``). The reader asks with ``?lang=`` (exact, then its primary
-language) or ``Accept-Language`` (werkzeug's parser and matcher: quality values, and a primary
-tag standing in for a region); a missing version falls back to the operator setting
+language) or ``Accept-Language`` (parsed by werkzeug; the tags in order of quality, each exact
+then by its primary language); a missing version falls back to the operator setting
 ``content_fallback_language``.
 """
 
@@ -51,9 +51,16 @@ def choose(
             if wanted in langs:
                 return wanted
     elif accept:
-        best = accept.best_match(langs)
-        if best is not None:
-            return best.lower()
+        # werkzeug parsed the header into (tag, quality), best first. Its ``best_match`` only
+        # tries a region's primary language when nothing matches exactly, so "de-CH,
+        # en;q=0.1" would give en although German is preferred: walk the tags in order.
+        for tag, quality in accept:
+            if quality <= 0 or tag == "*":
+                continue
+            code = tag.lower().replace("_", "-")
+            for wanted in (code, code.split("-", 1)[0]):
+                if wanted in langs:
+                    return wanted
     back = fallback()
     if back in langs:
         return back

@@ -35,6 +35,7 @@ class ItemArgs(Schema):
         allow_none=True, validate=validate.Length(max=64), metadata={"description": "FAQ only"}
     )
     sort_order = fields.Integer(
+        strict=True,
         validate=validate.Range(min=-1_000_000, max=1_000_000),
         metadata={"description": "FAQ and banners: ascending"},
     )
@@ -51,7 +52,10 @@ class ItemArgs(Schema):
     )
     audience = fields.String(validate=validate.OneOf(AUDIENCES))
     segment_id = fields.Integer(
-        allow_none=True, validate=ID_RANGE, metadata={"description": "For the segment audience"}
+        strict=True,
+        allow_none=True,
+        validate=ID_RANGE,
+        metadata={"description": "For the segment audience"},
     )
     vip_level = fields.String(
         allow_none=True,
