@@ -5,6 +5,12 @@ from __future__ import annotations
 import pytest
 
 from app.core.bus import subscribe
+from tests.console.conftest import (  # noqa: F401 - the console's fixtures, for the page tests
+    csrf_enforced,
+    make_staff,
+    new_client,
+    signed_in,
+)
 
 
 @pytest.fixture

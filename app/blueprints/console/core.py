@@ -108,6 +108,17 @@ NAV: list[NavItem] = [
         "promotions.manage",
         ("console.tournament_detail", "console.tournament_new", "console.tournament_edit"),
     ),
+    NavItem(
+        "console.content_list",
+        "Content",
+        "content.manage",
+        (
+            "console.content_new",
+            "console.content_edit",
+            "console.content_version",
+            "console.content_preview",
+        ),
+    ),
     NavItem("console.affiliates_page", "Affiliates", "affiliates.read"),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
