@@ -128,3 +128,29 @@ def test_a_post_without_the_csrf_token_changes_nothing(csrf_enforced, new_client
         data={"kind": "faq", "name": "x", "audience": "all", "csrf_token": csrf_token_of(page)},
     )
     assert r.status_code == 302
+
+
+def test_a_faq_entry_with_an_order_and_a_later_edit_of_it(editor):
+    r = editor.post(
+        "/admin/content/new?kind=faq",
+        data={"kind": "faq", "name": "Deposits", "category": "payments", "sort_order": "3",
+              "audience": "all"},
+    )  # fmt: skip
+    assert r.status_code == 302, r.get_data(as_text=True)[:3000]
+    item_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    assert db.session.get(ContentItem, item_id).sort_order == 3
+    form = editor.get(f"/admin/content/{item_id}").get_data(as_text=True)
+    assert 'value="3"' in form
+    r = editor.post(
+        f"/admin/content/{item_id}",
+        data={"kind": "faq", "name": "Deposits", "category": "payments", "sort_order": "-2",
+              "audience": "all"},
+    )  # fmt: skip
+    assert r.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(ContentItem, item_id).sort_order == -2
+    r = editor.post(
+        f"/admin/content/{item_id}",
+        data={"kind": "faq", "name": "Deposits", "sort_order": "0.001", "audience": "all"},
+    )
+    assert r.status_code == 400

@@ -3,10 +3,13 @@ images. Permission ``content.manage`` (Admin, Manager); every change is audited.
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from marshmallow import ValidationError as MarshmallowError
 
 from app.content import editing, media
 from app.content.models import AUDIENCES, BANNER_POSITIONS, KINDS, ContentItem, ContentVersion
@@ -19,7 +22,17 @@ blp = Blueprint(
     "admin_content", __name__, url_prefix="/api/admin/content", description="Content (staff)"
 )
 
-_LANGUAGE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+
+class WholeNumber(fields.Integer):
+    """An integer, or its decimal digits as text (what a console form posts); never a
+    fraction (0.001 is not silently read as 0) nor a boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool | float) or (
+            isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,19}", value.strip())
+        ):
+            raise MarshmallowError(self.error_messages["invalid"])
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class ItemArgs(Schema):
@@ -34,8 +47,7 @@ class ItemArgs(Schema):
     category = fields.String(
         allow_none=True, validate=validate.Length(max=64), metadata={"description": "FAQ only"}
     )
-    sort_order = fields.Integer(
-        strict=True,
+    sort_order = WholeNumber(
         validate=validate.Range(min=-1_000_000, max=1_000_000),
         metadata={"description": "FAQ and banners: ascending"},
     )
@@ -51,8 +63,7 @@ class ItemArgs(Schema):
         allow_none=True, metadata={"description": "Announcements and banners: shown until"}
     )
     audience = fields.String(validate=validate.OneOf(AUDIENCES))
-    segment_id = fields.Integer(
-        strict=True,
+    segment_id = WholeNumber(
         allow_none=True,
         validate=ID_RANGE,
         metadata={"description": "For the segment audience"},
