@@ -65,6 +65,8 @@ def _lang(requested: str | None) -> str | None:
 
 def page(slug: str, requested: str | None, accept: LanguageAccept | None) -> dict[str, Any]:
     lang = _lang(requested)
+    if len(slug) > 120 or "\x00" in slug:
+        raise NotFound("No such page")
     item = db.session.scalar(
         select(ContentItem).where(ContentItem.kind == "page", ContentItem.slug == slug.lower())
     )

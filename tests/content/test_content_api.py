@@ -284,3 +284,29 @@ def test_a_banner_image_is_checked_stored_and_served(client, make_item, staff_he
         headers=staff_headers,
     )
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("bad", ["Klingon!", "e", "en_US", "x" * 17, "en\x00", 5])
+def test_a_bad_fallback_language_setting_is_a_400_and_changes_nothing(client, staff_headers, bad):
+    r = client.put(
+        "/api/admin/settings",
+        json={"settings": {"content_fallback_language": bad}},
+        headers=staff_headers,
+    )
+    assert r.status_code == 400
+    assert opsettings.value("content_fallback_language") == "en"
+    r = client.put(
+        "/api/admin/settings",
+        json={"settings": {"content_fallback_language": "pt-br"}},
+        headers=staff_headers,
+    )
+    assert r.status_code == 200
+    assert opsettings.value("content_fallback_language") == "pt-br"
+
+
+@pytest.mark.parametrize("slug", ["a" * 121, "terms%00", "TERMS", "no-such-page", "%3Cscript%3E"])
+def test_odd_page_addresses_are_404_or_the_page_never_a_500(client, make_item, slug):
+    make_item("page", slug="terms")
+    r = client.get(f"/api/content/pages/{slug}")
+    # A NUL byte is refused at the edge (400) before it reaches the view.
+    assert r.status_code == {"TERMS": 200, "terms%00": 400}.get(slug, 404)

@@ -73,7 +73,7 @@ class Page(MethodView):
     @blp.response(200, envelope_of(ContentSchema))
     def get(self, args, slug: str):
         """A published CMS page in the reader's language (404 when none is published)."""
-        return {"data": reading.page(slug[:120], args["lang"], _accept())}
+        return {"data": reading.page(slug, args["lang"], _accept())}
 
 
 @blp.route("/faq")
