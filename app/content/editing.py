@@ -8,7 +8,9 @@ Invariants:
 * Publishing an announcement whose window is open pushes ``content.announcement`` (through
   ``core.events.publish``, after commit) to the players it targets: the ``global`` room for
   everyone, else the ``user:<id>`` room of each player in the CRM segment or at/above the
-  loyalty level.
+  loyalty level. One published before its window opens is pushed by the periodic
+  ``push_due_announcements`` once it opens. Each published copy is pushed once
+  (``ContentVersion.pushed_at``, claimed by a conditional UPDATE).
 * Pages and FAQ entries are public: their audience is always ``all`` and they have no window.
 """
 
@@ -18,7 +20,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.bonus.models import LoyaltyAccount, LoyaltyLevel
 from app.content import languages
@@ -26,7 +28,7 @@ from app.content.models import AUDIENCES, BANNER_POSITIONS, KINDS, ContentItem, 
 from app.content.sanitize import clean_html, clean_title
 from app.core import audit, events
 from app.core.base import utcnow
-from app.core.db import atomic
+from app.core.db import atomic, rowcount
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.extensions import db
 from app.messaging import crm
@@ -263,8 +265,10 @@ def publish(item_id: int, language: str, *, actor: Any) -> ContentVersion:
             before=before,
             after={"title": version.published_title, "body": version.published_body},
         )
+        version.pushed_at = None
         if item.kind == "announcement" and in_window(item):
             push_announcement(item, version)
+            version.pushed_at = utcnow()
     return version
 
 
@@ -276,7 +280,7 @@ def unpublish(item_id: int, language: str, *, actor: Any) -> ContentVersion:
             raise Conflict("This version is not published")
         before = {"title": version.published_title, "body": version.published_body}
         version.published_title = version.published_body = None
-        version.published_at = version.published_by_id = None
+        version.published_at = version.published_by_id = version.pushed_at = None
         audit.record(
             "content.unpublish",
             actor=actor,
@@ -335,3 +339,35 @@ def push_announcement(item: ContentItem, version: ContentVersion) -> int | None:
     for user_id in targets:
         events.publish(ANNOUNCEMENT_EVENT, payload, room=events.user_room(user_id))
     return len(targets)
+
+
+def push_due_announcements(now: datetime | None = None) -> int:
+    """Push every published announcement whose window has opened since it was published
+    (periodic; idempotent: a copy is claimed by setting ``pushed_at`` where it is NULL, so
+    two runs never push it twice). Returns how many were pushed."""
+    now = now or utcnow()
+    due = select(ContentVersion.id).join(ContentItem, ContentItem.id == ContentVersion.item_id)
+    due = due.where(
+        ContentItem.kind == "announcement",
+        ContentVersion.published_at.is_not(None),
+        ContentVersion.pushed_at.is_(None),
+        ContentItem.starts_at.is_(None) | (ContentItem.starts_at <= now),
+        ContentItem.ends_at.is_(None) | (ContentItem.ends_at > now),
+    )
+    pushed = 0
+    for version_id in list(db.session.scalars(due.order_by(ContentVersion.id).limit(500))):
+        with atomic():
+            claimed = rowcount(
+                db.session.execute(
+                    update(ContentVersion)
+                    .where(ContentVersion.id == version_id, ContentVersion.pushed_at.is_(None))
+                    .values(pushed_at=now)
+                )
+            )
+            if claimed != 1:
+                continue  # another run took it
+            version = db.session.get_one(ContentVersion, version_id)
+            db.session.refresh(version)
+            push_announcement(version.item, version)
+            pushed += 1
+    return pushed

@@ -113,6 +113,9 @@ class ContentVersion(Model):
     published_body: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     published_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    #: Announcements: when this published copy was pushed live (``None``: not yet; the
+    #: periodic ``push_due_announcements`` pushes it once its window opens).
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

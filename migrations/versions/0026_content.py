@@ -95,6 +95,7 @@ def upgrade():
         sa.Column("published_body", sa.Text(), nullable=True),
         _when("published_at"),
         sa.Column("published_by_id", sa.BigInteger(), nullable=True),
+        _when("pushed_at"),
         sa.Column("updated_by_id", sa.BigInteger(), nullable=True),
         _when("updated_at", False),
         sa.CheckConstraint(

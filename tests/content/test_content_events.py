@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from app.bonus import loyalty
 from app.bonus.models import LoyaltyAccount
+from app.content import editing
 from app.core import opsettings, settings
 from app.core.base import utcnow
 from app.core.db import atomic
@@ -88,3 +89,38 @@ def test_a_rolled_back_maintenance_switch_pushes_nothing(admin, events):
     except RuntimeError:
         pass
     assert _maintenance(events) == []
+
+
+def test_an_announcement_published_ahead_is_pushed_once_when_its_window_opens(
+    client, make_item, staff_headers, events
+):
+    later = utcnow() + timedelta(hours=2)
+    item = make_item("announcement", starts_at=later.isoformat())
+    assert _announcements(events) == []
+    assert editing.push_due_announcements() == 0  # not yet
+    assert editing.push_due_announcements(now=later + timedelta(minutes=1)) == 1
+    [(data, room)] = _announcements(events)
+    assert (data["id"], room) == (item["id"], "global")
+    assert editing.push_due_announcements(now=later + timedelta(minutes=2)) == 0  # once
+    # Publishing again (a new text) makes it due again; inside the window it goes at once.
+    r = client.patch(
+        f"/api/admin/content/items/{item['id']}",
+        json={"starts_at": (utcnow() - timedelta(minutes=1)).isoformat()},
+        headers=staff_headers,
+    )
+    assert r.status_code == 200
+    url = f"/api/admin/content/items/{item['id']}/versions/en/publish"
+    assert client.post(url, headers=staff_headers).status_code == 200
+    assert len(_announcements(events)) == 2
+    assert editing.push_due_announcements() == 0
+
+
+def test_an_announcement_whose_window_closed_unseen_is_never_pushed(make_item, events):
+    start = utcnow() + timedelta(hours=1)
+    make_item(
+        "announcement",
+        starts_at=start.isoformat(),
+        ends_at=(start + timedelta(hours=1)).isoformat(),
+    )
+    assert editing.push_due_announcements(now=start + timedelta(hours=3)) == 0
+    assert _announcements(events) == []
