@@ -8,7 +8,8 @@ Invariants:
 * Publishing an announcement whose window is open pushes ``content.announcement`` (through
   ``core.events.publish``, after commit) to the players it targets: the ``global`` room for
   everyone, else the ``user:<id>`` room of each player in the CRM segment or at/above the
-  loyalty level. One published before its window opens is pushed by the periodic
+  loyalty level (resolved and published by a durable job, ``fan_out_announcement``, outside
+  the request). One published before its window opens is pushed by the periodic
   ``push_due_announcements`` once it opens. Each published copy is pushed once
   (``ContentVersion.pushed_at``, claimed by a conditional UPDATE).
 * Pages and FAQ entries are public: their audience is always ``all`` and they have no window.
@@ -26,7 +27,7 @@ from app.bonus.models import LoyaltyAccount, LoyaltyLevel
 from app.content import languages
 from app.content.models import AUDIENCES, BANNER_POSITIONS, KINDS, ContentItem, ContentVersion
 from app.content.sanitize import clean_html, clean_title
-from app.core import audit, events
+from app.core import audit, events, outbox
 from app.core.base import utcnow
 from app.core.db import atomic, rowcount
 from app.core.errors import Conflict, NotFound, ValidationError
@@ -329,15 +330,44 @@ def audience_user_ids(item: ContentItem) -> list[int] | None:
     return None
 
 
-def push_announcement(item: ContentItem, version: ContentVersion) -> int | None:
-    """Queue the live event for the item's audience (after commit); how many players."""
+#: A targeted announcement's events are published this many players per transaction.
+FAN_OUT_BATCH = 500
+
+
+def push_announcement(item: ContentItem, version: ContentVersion) -> None:
+    """Queue the live event for the item's audience (caller owns the transaction).
+
+    Everyone: one event to the ``global`` room, after commit. A segment or VIP audience: a
+    durable job (outbox) that resolves the players and publishes one event per player, in
+    batches, outside the publishing request."""
+    if item.audience == "all":
+        events.publish(ANNOUNCEMENT_EVENT, announcement_payload(item, version), room=GLOBAL_ROOM)
+        return
+    if version.published_at is None:
+        return  # only a published copy is pushed
+    outbox.add_job(
+        "app.content.jobs.fan_out_announcement",
+        version.id,
+        version.published_at.isoformat(),
+        queue="notifications",
+    )
+
+
+def fan_out_announcement(version_id: int, published_at: str) -> int:
+    """Publish a targeted announcement to each of its players (the job). A copy unpublished
+    or replaced since it was queued is not sent. Returns how many players."""
+    version = db.session.get(ContentVersion, version_id)
+    if version is None or version.published_at is None:
+        return 0
+    if version.published_at.isoformat() != published_at:
+        return 0  # published again since: that publication queued its own fan-out
+    item = version.item
     payload = announcement_payload(item, version)
-    targets = audience_user_ids(item)
-    if targets is None:
-        events.publish(ANNOUNCEMENT_EVENT, payload, room=GLOBAL_ROOM)
-        return None
-    for user_id in targets:
-        events.publish(ANNOUNCEMENT_EVENT, payload, room=events.user_room(user_id))
+    targets = audience_user_ids(item) or []
+    for start in range(0, len(targets), FAN_OUT_BATCH):
+        with atomic():
+            for user_id in targets[start : start + FAN_OUT_BATCH]:
+                events.publish(ANNOUNCEMENT_EVENT, payload, room=events.user_room(user_id))
     return len(targets)
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from app.bonus import loyalty
 from app.bonus.models import LoyaltyAccount
 from app.content import editing
+from app.content.models import ContentItem
 from app.core import opsettings, settings
 from app.core.base import utcnow
 from app.core.db import atomic
@@ -124,3 +125,23 @@ def test_an_announcement_whose_window_closed_unseen_is_never_pushed(make_item, e
     )
     assert editing.push_due_announcements(now=start + timedelta(hours=3)) == 0
     assert _announcements(events) == []
+
+
+def test_a_queued_fan_out_of_a_copy_since_unpublished_or_replaced_sends_nothing(
+    client, make_item, staff_headers, factory, admin, events
+):
+    factory.player(country="DE")
+    segment = crm.create_segment("DE only", "country = 'DE'", None, admin)
+    item = make_item("announcement", audience="segment", segment_id=segment.id)
+    version = db.session.get_one(ContentItem, item["id"]).versions[0]
+    first = version.published_at.isoformat()
+    assert len(_announcements(events)) == 1
+    url = f"/api/admin/content/items/{item['id']}/versions/en"
+    assert client.post(url + "/publish", headers=staff_headers).status_code == 200
+    assert len(_announcements(events)) == 2
+    assert editing.fan_out_announcement(version.id, first) == 0  # replaced since
+    assert client.post(url + "/unpublish", headers=staff_headers).status_code == 200
+    db.session.expire_all()
+    assert editing.fan_out_announcement(version.id, version.published_at or first) == 0
+    assert editing.fan_out_announcement(10**12, first) == 0
+    assert len(_announcements(events)) == 2
