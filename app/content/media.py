@@ -28,7 +28,7 @@ NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|webp)$")
 
 
 def max_bytes() -> int:
-    return int(current_app.config.get("CONTENT_IMAGE_MAX_BYTES", 2 * 1024 * 1024))
+    return int(current_app.config["CONTENT_IMAGE_MAX_BYTES"])
 
 
 def set_image(item_id: int, data: bytes, *, actor: Any) -> ContentItem:

@@ -310,3 +310,22 @@ def test_odd_page_addresses_are_404_or_the_page_never_a_500(client, make_item, s
     r = client.get(f"/api/content/pages/{slug}")
     # A NUL byte is refused at the edge (400) before it reaches the view.
     assert r.status_code == {"TERMS": 200, "terms%00": 400}.get(slug, 404)
+
+
+def test_an_image_over_the_size_limit_is_a_413_and_nothing_changes(
+    app, client, make_item, staff_headers, monkeypatch
+):
+    item = make_item("announcement")
+    monkeypatch.setitem(app.config, "CONTENT_IMAGE_MAX_BYTES", 64)
+    r = client.post(
+        f"/api/admin/content/items/{item['id']}/image",
+        data={"file": (io.BytesIO(_png((64, 64))), "big.png")},
+        headers=staff_headers,
+    )
+    assert r.status_code == 413
+    assert (
+        client.get(f"/api/admin/content/items/{item['id']}", headers=staff_headers).get_json()[
+            "data"
+        ]["image_url"]
+        is None
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from flask import current_app, g, request
+from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -254,6 +254,6 @@ class Image(MethodView):
         upload = request.files.get("file")
         if upload is None:
             raise ValidationError.field("file", "A file is required")
-        limit = int(current_app.config.get("CONTENT_IMAGE_MAX_BYTES", media.max_bytes()))
+        limit = media.max_bytes()
         item = media.set_image(item_id, upload.stream.read(limit + 1), actor=g.user)
         return {"data": item_json(item)}

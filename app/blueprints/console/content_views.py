@@ -5,7 +5,7 @@ with a preview, publish and unpublish. Permission ``content.manage``, as
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.blueprints.api.admin_content import DraftArgs, ItemArgs, NewItemArgs
@@ -197,7 +197,7 @@ def content_image(item_id: int):
     if upload is None or not upload.filename:
         flash("Choose an image file first.", "error")
         return redirect(url_for("console.content_edit", item_id=item_id))
-    limit = int(current_app.config.get("CONTENT_IMAGE_MAX_BYTES", media.max_bytes()))
+    limit = media.max_bytes()
     try:
         media.set_image(item_id, upload.stream.read(limit + 1), actor=current_user)
     except AppError as exc:
