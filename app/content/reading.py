@@ -6,8 +6,10 @@ Invariants:
   audience: ``all`` to anyone; ``segment`` to a signed-in player the CRM segment selects right
   now; ``vip`` to a signed-in player at or above the loyalty level. Anonymous readers get
   ``all`` only.
-* Each item is served in the version ``languages.choose`` picks; an item with no version in the
-  requested language nor in the fallback language is left out (a page: 404).
+* Each item is served in the version ``languages.choose`` picks (announcements and banners
+  for a signed-in player whose request names no language: their profile language); an item
+  with no version in the requested language nor in the fallback language is left out (a
+  page: 404).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from app.bonus.models import LoyaltyAccount, LoyaltyLevel
 from app.content import languages
 from app.content.models import ContentItem, ContentVersion
 from app.core.base import utcnow
-from app.core.errors import NotFound
+from app.core.errors import NotFound, ValidationError
 from app.core.extensions import db
 from app.messaging import crm
 
@@ -147,15 +149,26 @@ def _localized(items: list[ContentItem], lang: str | None, accept: LanguageAccep
     return out
 
 
+def _reader_lang(user: Any, requested: str | None, accept: LanguageAccept | None) -> str | None:
+    """``?lang=``; else, when the request names no language at all, the signed-in player's
+    profile language (an unusable one is ignored)."""
+    if requested or accept or user is None or not getattr(user, "language", None):
+        return _lang(requested)
+    try:
+        return languages.normalize(user.language)
+    except ValidationError:
+        return None
+
+
 def announcements(
     user: Any, requested: str | None, accept: LanguageAccept | None
 ) -> list[dict[str, Any]]:
-    lang = _lang(requested)
+    lang = _reader_lang(user, requested, accept)
     return _localized(_visible("announcement", user), lang, accept)
 
 
 def banners(
     user: Any, position: str | None, requested: str | None, accept: LanguageAccept | None
 ) -> list[dict[str, Any]]:
-    lang = _lang(requested)
+    lang = _reader_lang(user, requested, accept)
     return _localized(_visible("banner", user, position), lang, accept)

@@ -329,3 +329,16 @@ def test_an_image_over_the_size_limit_is_a_413_and_nothing_changes(
         ]["image_url"]
         is None
     )
+
+
+def test_a_signed_in_players_profile_language_applies_when_the_request_names_none(
+    client, make_item, factory, token_for
+):
+    make_item("announcement", versions={"en": ("News", ""), "de": ("Neuigkeiten", "")})
+    german = token_for(factory.player(language="de"))
+    titles = lambda **kw: [a["title"] for a in client.get("/api/content/announcements", **kw)  # noqa: E731
+                           .get_json()["data"]]  # fmt: skip
+    assert titles(headers=german) == ["Neuigkeiten"]
+    assert titles(headers={**german, "Accept-Language": "en"}) == ["News"]
+    assert titles(headers=german, query_string={"lang": "en"}) == ["News"]
+    assert titles() == ["News"]
