@@ -78,16 +78,11 @@ def test_a_page_with_a_script_payload_is_published_sanitised(
     assert "onerror" not in stored
     assert "javascript:" not in stored
 
-    browser.execute_script("window.__stillSamePage = true;")
     browser.find_element(By.CSS_SELECTOR, '#version-row-en button[data-action="publish"]').click()
-    _wait(browser, alert_is_present()).accept()
-    _wait(
-        browser,
-        lambda d: d.find_elements(
-            By.CSS_SELECTOR, '#version-row-en button[data-action="unpublish"]'
-        ),
-    )
-    assert browser.execute_script("return window.__stillSamePage === true")  # HTMX swap
+    _wait(browser, alert_is_present()).accept()  # publishing asks first
+    published = _wait(browser, lambda d: d.find_elements(By.ID, "published-body"))[0]
+    assert published.find_element(By.TAG_NAME, "h2").text == "Fair play"
+    assert published.find_elements(By.TAG_NAME, "script") == []
     assert "published" in browser.find_element(By.ID, "version-row-en").text
     _shot(browser, "content-published")
 
@@ -99,6 +94,22 @@ def test_a_page_with_a_script_payload_is_published_sanitised(
     for marker in ("<script", "onerror", "onload", "javascript:", "<svg", "__pwned"):
         assert marker not in data["body"]
     assert browser.execute_script("return window.__pwned === undefined")
+
+    # The item page: unpublishing swaps the version's row in place (HTMX).
+    browser.find_element(By.CSS_SELECTOR, ".crumbs a:nth-of-type(2)").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "versions-table"))
+    browser.execute_script("window.__stillSamePage = true;")
+    browser.find_element(By.CSS_SELECTOR, '#version-row-en button[data-action="unpublish"]').click()
+    _wait(
+        browser,
+        lambda d: (
+            not d.find_elements(By.CSS_SELECTOR, '#version-row-en button[data-action="unpublish"]')
+        ),
+    )
+    assert browser.execute_script("return window.__stillSamePage === true")
+    assert "draft" in browser.find_element(By.ID, "version-row-en").text
+    gone = requests.get(f"{live_server}/api/content/pages/fair-play", timeout=10)
+    assert gone.status_code == 404
     # The payload's <img src="x"> 404s on purpose (an onerror would have fired); nothing else.
     errors = [e for e in _console_errors(browser) if "Failed to load resource" not in e]
     assert errors == []

@@ -187,6 +187,8 @@ def content_publish(item_id: int, language: str, action: str):
         return render_template(
             "console/content/_version_row.html", item=version.item, v=version, swapped=True
         )
+    if request.form.get("next") == "preview":
+        return redirect(url_for("console.content_preview", item_id=item_id, language=code))
     return redirect(url_for("console.content_edit", item_id=item_id))
 
 
