@@ -7,6 +7,7 @@ exists for the app factory, migrations and tests, which need every table at once
 from app.affiliates import models as affiliates  # noqa: F401
 from app.bonus import models as bonus  # noqa: F401
 from app.compliance import models as compliance  # noqa: F401
+from app.content import models as content  # noqa: F401
 from app.core import models as core  # noqa: F401
 from app.identity import models as identity  # noqa: F401
 from app.messaging import models as messaging  # noqa: F401

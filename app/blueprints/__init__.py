@@ -9,6 +9,7 @@ from app.blueprints.api import (
     admin_affiliate,
     admin_analytics,
     admin_auth,
+    admin_content,
     admin_crm,
     admin_games,
     admin_jobs,
@@ -19,6 +20,7 @@ from app.blueprints.api import (
     admin_users,
     affiliate,
     auth,
+    content,
     games,
     home,
     kyc,
@@ -98,6 +100,8 @@ def register_promotion_blueprints(app: Flask) -> None:
         loyalty.blp,
         loyalty.redeem_blp,
         loyalty.admin_blp,
+        content.blp,
+        admin_content.blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)

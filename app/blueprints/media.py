@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from app.content import media as content_media
 from app.play import media
 
 bp = Blueprint("media", __name__)
@@ -16,6 +17,15 @@ def game_image(name: str):
     # The name is ours (random hex + the extension we chose from the decoded type); the file
     # changes name when replaced, so it may be cached for good.
     path = media.file_of(name)
+    response = Response(path.read_bytes(), mimetype=_TYPES[name.rsplit(".", 1)[1]])
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+    return response
+
+
+@bp.get("/media/content/<name>")
+def content_image(name: str):
+    # Announcement and banner images (``app.content.media``): named and cached like game images.
+    path = content_media.file_of(name)
     response = Response(path.read_bytes(), mimetype=_TYPES[name.rsplit(".", 1)[1]])
     response.headers["Cache-Control"] = "public, max-age=86400, immutable"
     return response

@@ -16,6 +16,7 @@ its audit row (``settings.put``) inside the caller's transaction.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ class Spec:
     maximum: int | None = None
     choices: tuple[str, ...] | None = None
     max_length: int | None = None
+    #: A string setting's shape (``re.fullmatch``) and how to say it when a value misses it.
+    pattern: tuple[str, str] | None = None
     unit: str | None = None
     #: The built-in default when the configuration has no such key.
     fallback: Any = None
@@ -65,6 +68,16 @@ SPECS: tuple[Spec, ...] = (
         "platform",
         max_length=500,
         fallback=None,
+    ),
+    Spec(
+        "content_fallback_language",
+        "string",
+        "The language players get a page, FAQ entry, announcement or banner in when it has no "
+        "version in theirs (a code such as en, de or pt-br)",
+        "platform",
+        max_length=16,
+        pattern=(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", "Must be a language code such as en, de or pt-br"),
+        fallback="en",
     ),
     Spec(
         "deposit_pending_ttl_minutes",
@@ -225,6 +238,8 @@ def coerce(spec: Spec, raw: Any) -> Any:
         text = raw.strip()
         if spec.max_length is not None and len(text) > spec.max_length:
             raise ValueError(f"Must be at most {spec.max_length} characters")
+        if text and spec.pattern is not None and not re.fullmatch(spec.pattern[0], text):
+            raise ValueError(spec.pattern[1])
         return text or None
     if spec.type == "list":
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):

@@ -31,6 +31,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     # Daily rollups for the analytics API: today's partial day and yesterday, re-folded
     # (idempotent: each day's rows are replaced in one transaction).
     ("app.reports.jobs.rollup_recent", 300, "default"),
+    # Announcements published ahead of their window, pushed live once it opens (once each).
+    ("app.content.jobs.push_due_announcements", 60, "notifications"),
 ]
 
 #: A periodic job keeps one RQ id across its runs (``app.core.periodic`` enqueues them).

@@ -13,12 +13,14 @@ from typing import Any
 
 from flask import current_app
 
-from app.core import audit
+from app.core import audit, events
 from app.core.db import on_commit
 from app.core.extensions import db
 from app.core.models import Setting
 
 MAINTENANCE = "maintenance_mode"
+#: Pushed to every socket (room ``global``) when maintenance mode is switched on or off.
+MAINTENANCE_EVENT = "platform.maintenance"
 
 
 def get(key: str, default: Any = None) -> Any:
@@ -68,6 +70,18 @@ def put(key: str, value: Any, *, actor: Any = None, reason: str | None = None) -
         after={"value": value},
         reason=reason,
     )
+    if key == MAINTENANCE:
+        _announce_maintenance(before, value)
+
+
+def _announce_maintenance(before: Any, after: Any) -> None:
+    """Tell every connected player (after commit) when maintenance is switched on or off,
+    or its message changes while it is on."""
+    was, now = before or {}, after or {}
+    on = bool(now.get("enabled"))
+    if on == bool(was.get("enabled")) and (not on or now.get("message") == was.get("message")):
+        return
+    events.publish(MAINTENANCE_EVENT, {"enabled": on, "message": now.get("message")}, room="global")
 
 
 def maintenance_state() -> dict[str, Any]:

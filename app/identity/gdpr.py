@@ -115,6 +115,8 @@ EXCLUDED: dict[str, str] = {
     "withdrawal_approvals": "staff decisions; the withdrawals are exported (payment_transactions)",
     "crm_segments": "staff-authored (created_by_id is a staff member, never a player)",
     "crm_broadcasts": "staff-authored; what a player received is exported as notifications",
+    "content_items": "staff-authored pages, FAQ, announcements and banners (created_by_id)",
+    "content_versions": "staff-authored texts (published_by_id, updated_by_id are staff)",
     "promotions": "staff-authored offers; the player's bonuses are exported",
     "tournaments": "staff-authored; the player's entries are exported (tournament_participants)",
 }

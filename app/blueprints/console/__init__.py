@@ -8,6 +8,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     affiliates_views,
     audit_log,
     auth_views,
+    content_views,
     crm_views,
     dashboard,
     jobs_views,

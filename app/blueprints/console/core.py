@@ -122,6 +122,17 @@ NAV: list[NavItem] = [
         "crm.manage",
         ("console.crm_segment_new", "console.crm_broadcasts", "console.crm_broadcast_new"),
     ),
+    NavItem(
+        "console.content_list",
+        "Content",
+        "content.manage",
+        (
+            "console.content_new",
+            "console.content_edit",
+            "console.content_version",
+            "console.content_preview",
+        ),
+    ),
     NavItem("console.affiliates_page", "Affiliates", "affiliates.read"),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),

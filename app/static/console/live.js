@@ -69,4 +69,26 @@
     document.body.dispatchEvent(new CustomEvent("jx:support", { detail: t }));
   });
   socket.on("session.logout", function () { window.location.assign("/admin/login"); });
+
+  // Maintenance switched on or off (by anyone, anywhere): show or drop the banner at once,
+  // as the server renders it on the next page load.
+  socket.on("platform.maintenance", function (state) {
+    var banner = document.getElementById("maintenance-banner");
+    if (!state || !state.enabled) {
+      if (banner) { banner.remove(); }
+      return;
+    }
+    if (!banner) {
+      banner = document.createElement("div");
+      banner.className = "maintenance-banner";
+      banner.id = "maintenance-banner";
+      banner.setAttribute("role", "status");
+      var topbar = document.querySelector(".topbar");
+      if (topbar) { topbar.after(banner); } else { document.body.prepend(banner); }
+    }
+    var text = document.createElement("span");
+    text.textContent = "Maintenance mode is ON: players get 503" +
+      (state.message ? " (\u201c" + state.message + "\u201d)" : "") + ".";
+    banner.replaceChildren(text);
+  });
 })();
