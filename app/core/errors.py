@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -119,12 +120,33 @@ _HTTP_CODES = {
 }
 
 
+#: Turns an English message into the request's language (``app.core.i18n`` installs it; the
+#: identity until then). Only ``message`` texts are translated: ``code`` is the contract.
+def _untranslated(message: str) -> str:
+    return message
+
+
+_translate: Callable[[str], str] = _untranslated
+
+
+def set_message_translator(translate: Callable[[str], str]) -> None:
+    global _translate
+    _translate = translate
+
+
 def envelope(
     status: int, code: str, message: str, errors: list[dict[str, str]] | None = None, **extra: Any
 ):
-    body: dict[str, Any] = {"success": False, "status": status, "code": code, "message": message}
+    body: dict[str, Any] = {
+        "success": False,
+        "status": status,
+        "code": code,
+        "message": _translate(message),
+    }
     if errors:
-        body["errors"] = errors
+        body["errors"] = [
+            {**item, "message": _translate(item.get("message", ""))} for item in errors
+        ]
     body.update(extra)
     response = jsonify(body)
     response.status_code = status

@@ -27,6 +27,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select
@@ -37,6 +38,7 @@ from app.compliance.models import KycSubmission
 from app.core import settings as settings_service
 from app.core.errors import AppError
 from app.core.extensions import db
+from app.core.i18n import translate_message
 from app.core.money import format_minor
 from app.identity import console_sessions
 from app.payments.models import PaymentTransaction
@@ -112,6 +114,12 @@ NAV: list[NavItem] = [
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
+    NavItem(
+        "console.mail_templates_list",
+        "E-mail templates",
+        "settings.manage",
+        ("console.mail_template_edit",),
+    ),
     NavItem("console.jobs", "Jobs", "jobs.manage"),
 ]
 
@@ -237,23 +245,25 @@ def _error_page(status: int, title: str, message: str):
 @bp.errorhandler(CSRFError)
 def _csrf_error(exc: CSRFError):
     return _error_page(
-        400, "Form expired", "The form was missing its security token. Reload and try again."
+        400,
+        _("Form expired"),
+        _("The form was missing its security token. Reload and try again."),
     )
 
 
 @bp.errorhandler(AppError)
 def _domain_error(exc: AppError):
-    return _error_page(exc.status, "Not possible", exc.message)
+    return _error_page(exc.status, _("Not possible"), translate_message(exc.message))
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     titles = {
-        403: ("Access denied", "Your role does not allow this page or action."),
-        404: ("Not found", "There is nothing here."),
-        405: ("Not allowed", "This address does not accept that kind of request."),
-        429: ("Too many attempts", "Wait a minute before trying again."),
+        403: (_("Access denied"), _("Your role does not allow this page or action.")),
+        404: (_("Not found"), _("There is nothing here.")),
+        405: (_("Not allowed"), _("This address does not accept that kind of request.")),
+        429: (_("Too many attempts"), _("Wait a minute before trying again.")),
     }
     title, message = titles.get(status, (exc.name, exc.description or ""))
     return _error_page(status, title, message)
@@ -273,6 +283,13 @@ def enum_label(value: Any) -> str:
     ``"Deposit match"`` (never ``"On_sale"``)."""
     text = str(value or "").replace("_", " ").strip()
     return text[:1].upper() + text[1:]
+
+
+@bp.app_template_filter("translate")
+def _translate(message: Any) -> Any:
+    """A text that is not in the template (a menu label, a flashed or domain message) in the
+    page's language when the catalogue has it; never %-formatted (it may contain a "%")."""
+    return translate_message(message)
 
 
 @bp.app_template_filter("label")
