@@ -40,6 +40,11 @@ ERROR_KEYWORDS = (
     "ServiceUnavailable",
 )
 
+#: marshmallow/WTForms validators whose ``error=`` is a message shown to the caller.
+VALIDATORS = frozenset(
+    {"Length", "Range", "Regexp", "OneOf", "NoneOf", "Email", "URL", "Equal", "ContainsOnly"}
+)
+
 #: Every keyword, in pybabel's ``-k`` syntax (``name:argument``).
 KEYWORDS: dict[str, Any] = {
     "_": None,
@@ -126,7 +131,19 @@ def _keyword_calls(tree: ast.Module, keywords: Mapping[str, Any]) -> Iterator[tu
         if not isinstance(node, ast.Call):
             continue
         name = _call_name(node)
+        if name in VALIDATORS:
+            for keyword in node.keywords:
+                text = _string(keyword.value) if keyword.arg == "error" else None
+                if text:
+                    yield node.lineno, text
         if name is None or name not in keywords:
+            continue
+        if name in ERROR_KEYWORDS and node.args and isinstance(node.args[0], ast.Dict):
+            # marshmallow's ValidationError({"field": ["message"]})
+            for value in ast.walk(node.args[0]):
+                text = _string(value) if isinstance(value, ast.Constant) else None
+                if text and not any(text == _string(k) for k in node.args[0].keys if k):
+                    yield node.lineno, text
             continue
         spec = keywords[name] or (1,)
         texts = [literal(node.args[i - 1]) if len(node.args) >= i else None for i in spec]
