@@ -147,3 +147,20 @@ def test_the_extractor_reads_error_messages_and_skips_what_is_built_at_run_time(
             "The widget is gone",
         ]
     )
+
+
+def test_every_template_text_survives_jinjas_percent_formatting(code_texts):
+    """Jinja's newstyle ``_()`` always applies ``% variables``: a lone ``%`` in a template
+    text (``_("RTP %")``) would be a 500 on the page; it must be written ``%%``."""
+    german = _german()
+    broken = []
+    for message in code_texts:
+        if not message.id or not any(path.endswith(".html") for path, _ in message.locations):
+            continue
+        for text in [*_forms(message.id), *_forms(german.get(message.id).string)]:
+            names = dict.fromkeys(re.findall(r"%\((\w+)\)", text), 1)
+            try:
+                text % names
+            except (ValueError, TypeError, KeyError) as exc:
+                broken.append(f"{text!r}: {exc}")
+    assert broken == []

@@ -298,8 +298,9 @@ def _label(value: Any) -> str:
 
 
 @bp.app_template_filter("human_error")
-def _human_error(message: str, label: str = "") -> str:
-    return human(message, label)
+def _human_error(message: str, label: Any = "") -> str:
+    # A label may be a lazy (translated) string: the wording rules work on plain text.
+    return human(str(message), str(label))
 
 
 @bp.app_template_filter("thousands")
