@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -36,9 +37,9 @@ def settings():
                 bool(form.enabled.data), message=message, actor=current_user
             )
         flash(
-            "Maintenance mode is on: players get 503."
+            _("Maintenance mode is on: players get 503.")
             if form.enabled.data
-            else "Maintenance mode is off.",
+            else _("Maintenance mode is off."),
             "success",
         )
         return redirect(url_for("console.settings"))
@@ -77,7 +78,7 @@ def staff_new():
                 if field is not None:
                     field.errors = [*field.errors, problem["message"]]
         else:
-            flash(f"Staff account {user.username} created.", "success")
+            flash(_("Staff account %(name)s created.", name=user.username), "success")
             return redirect(url_for("console.staff"))
     status = 400 if form.errors or error else 200
     return render_template("console/staff/new.html", form=form, error=error), status

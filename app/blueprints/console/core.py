@@ -38,7 +38,7 @@ from app.compliance.models import KycSubmission
 from app.core import settings as settings_service
 from app.core.errors import AppError
 from app.core.extensions import db
-from app.core.i18n import translate_message
+from app.core.i18n import N_, translate_message
 from app.core.money import format_minor
 from app.identity import console_sessions
 from app.payments.models import PaymentTransaction
@@ -285,6 +285,100 @@ def enum_label(value: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: The words of the stored values the console shows through ``|label`` (statuses, types,
+#: kinds), so that they are extracted and translated; a value not listed shows in English.
+LABEL_WORDS = (
+    N_("Active"),
+    N_("Adjustment"),
+    N_("All"),
+    N_("Answered"),
+    N_("Approved"),
+    N_("Banned"),
+    N_("Banner"),
+    N_("Bet"),
+    N_("Bonus"),
+    N_("Bonus convert"),
+    N_("Bonus forfeit"),
+    N_("Bonus grant"),
+    N_("Both"),
+    N_("Canceled"),
+    N_("Cancelled"),
+    N_("Cash"),
+    N_("Cashback"),
+    N_("Closed"),
+    N_("Closing"),
+    N_("Commission"),
+    N_("Completed"),
+    N_("Daily"),
+    N_("Deposit"),
+    N_("Deposit match"),
+    N_("Dismissed"),
+    N_("Draft"),
+    N_("Drawn"),
+    N_("Ended"),
+    N_("Excluded"),
+    N_("Expired"),
+    N_("Failed"),
+    N_("Forfeited"),
+    N_("Free spins"),
+    N_("Id back"),
+    N_("Id front"),
+    N_("Inactive"),
+    N_("Issued"),
+    N_("Jackpot win"),
+    N_("Locked"),
+    N_("Loss"),
+    N_("Maintenance"),
+    N_("Monthly"),
+    N_("Multiplier"),
+    N_("Net"),
+    N_("No deposit"),
+    N_("None"),
+    N_("Open"),
+    N_("Paid"),
+    N_("Passport"),
+    N_("Paused"),
+    N_("Pending"),
+    N_("Placing"),
+    N_("Played"),
+    N_("Processing"),
+    N_("Proof of address"),
+    N_("Redemption"),
+    N_("Referral"),
+    N_("Refund"),
+    N_("Rejected"),
+    N_("Reload"),
+    N_("Reversal"),
+    N_("Reversed"),
+    N_("Reviewed"),
+    N_("Rollback"),
+    N_("Rollback pending"),
+    N_("Rolled back"),
+    N_("Running"),
+    N_("Scheduled"),
+    N_("Self exclusion"),
+    N_("Selfie"),
+    N_("Sent"),
+    N_("Session time"),
+    N_("Settled"),
+    N_("Suspended"),
+    N_("Time out"),
+    N_("Tournament fee"),
+    N_("Tournament prize"),
+    N_("Upcoming"),
+    N_("Used"),
+    N_("Wager"),
+    N_("Wagered"),
+    N_("Weekly"),
+    N_("Win"),
+    N_("Win pending"),
+    N_("Withdrawal"),
+    N_("Withdrawal hold"),
+    N_("Withdrawal release"),
+    N_("Won"),
+)
+
+
 @bp.app_template_filter("translate")
 def _translate(message: Any) -> Any:
     """A text that is not in the template (a menu label, a flashed or domain message) in the
@@ -294,7 +388,7 @@ def _translate(message: Any) -> Any:
 
 @bp.app_template_filter("label")
 def _label(value: Any) -> str:
-    return enum_label(value)
+    return translate_message(enum_label(value))
 
 
 @bp.app_template_filter("human_error")
