@@ -199,7 +199,10 @@ def update_catalogs(root: Path = ROOT) -> list[tuple[str, int, int]]:
         else:
             po.parent.mkdir(parents=True, exist_ok=True)
             catalog = Catalog(locale=language, project="JackpotX", charset="utf-8", fuzzy=False)
+        created = catalog.creation_date
         catalog.update(template, update_header_comment=False)
+        # The header's date would change on every run: a merge conflict for nothing.
+        catalog.creation_date = created
         with po.open("wb") as handle:
             # No line numbers: a change elsewhere in a file does not touch the catalogue.
             write_po(
