@@ -135,18 +135,25 @@ def set_message_translator(translate: Callable[[str], str]) -> None:
 
 
 def envelope(
-    status: int, code: str, message: str, errors: list[dict[str, str]] | None = None, **extra: Any
+    status: int,
+    code: str,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
+    *,
+    translate: bool = True,
+    **extra: Any,
 ):
+    """The error body; ``translate=False`` for an outage answer (choosing the language may
+    read a setting from the database that just failed: the 503 must not wait on it)."""
+    tr = _translate if translate else _untranslated
     body: dict[str, Any] = {
         "success": False,
         "status": status,
         "code": code,
-        "message": _translate(message),
+        "message": tr(message),
     }
     if errors:
-        body["errors"] = [
-            {**item, "message": _translate(item.get("message", ""))} for item in errors
-        ]
+        body["errors"] = [{**item, "message": tr(item.get("message", ""))} for item in errors]
     body.update(extra)
     response = jsonify(body)
     response.status_code = status
@@ -254,7 +261,10 @@ _RETRYABLE_PGCODES = {"40001", "40P01", "55P03", "57014", "53300", "57P01", "57P
 
 def outage_response():
     response = envelope(
-        503, "SERVICE_UNAVAILABLE", "A service we depend on is unavailable, retry later"
+        503,
+        "SERVICE_UNAVAILABLE",
+        "A service we depend on is unavailable, retry later",
+        translate=False,
     )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core import opsettings
+from app.core import errors, opsettings
 from app.core.db import atomic
 from app.identity.models import User
 
@@ -129,3 +129,17 @@ def test_a_nul_byte_in_lang_is_a_clear_400_not_a_500(client):
     response = _login(client, GERMAN, "?lang=%00")
     assert response.status_code == 400
     assert response.get_json()["code"] == "VALIDATION_ERROR"
+
+
+def test_an_outage_answer_stays_english_so_it_never_waits_on_the_database(app):
+    # Choosing the language may read the languages setting from the database that just
+    # failed; the 503 goes out without it.
+    with app.test_request_context("/api/wallet", headers=GERMAN):
+        response = errors.outage_response()
+        assert response.status_code == 503
+        assert response.get_json()["message"] == (
+            "A service we depend on is unavailable, retry later"
+        )
+        assert errors.envelope(404, "NOT_FOUND", "Ticket not found").get_json()["message"] == (
+            "Ticket nicht gefunden"
+        )
