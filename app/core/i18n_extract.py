@@ -45,6 +45,14 @@ VALIDATORS = frozenset(
     {"Length", "Range", "Regexp", "OneOf", "NoneOf", "Email", "URL", "Equal", "ContainsOnly"}
 )
 
+#: Keyword arguments that are texts shown as they are (the console's charts and figures).
+KEYWORD_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "Chart": ("title", "value_label", "caption"),
+    "money_chart": ("value_label", "caption"),
+    "daily_chart": ("value_label",),
+    "Kpi": ("hint",),
+}
+
 #: Every keyword, in pybabel's ``-k`` syntax (``name:argument``).
 KEYWORDS: dict[str, Any] = {
     "_": None,
@@ -57,6 +65,9 @@ KEYWORDS: dict[str, Any] = {
     "envelope": (3,),
     "flash": None,
     "NavItem": (2,),
+    "Kpi": (2,),
+    "money_chart": None,
+    "daily_chart": None,
     **dict.fromkeys(ERROR_KEYWORDS),
 }
 
@@ -131,9 +142,10 @@ def _keyword_calls(tree: ast.Module, keywords: Mapping[str, Any]) -> Iterator[tu
         if not isinstance(node, ast.Call):
             continue
         name = _call_name(node)
-        if name in VALIDATORS:
+        if name in VALIDATORS or name in KEYWORD_ARGUMENTS:
+            wanted = KEYWORD_ARGUMENTS.get(name or "", ("error",))
             for keyword in node.keywords:
-                text = _string(keyword.value) if keyword.arg == "error" else None
+                text = _string(keyword.value) if keyword.arg in wanted else None
                 if text:
                     yield node.lineno, text
         if name is None or name not in keywords:

@@ -115,3 +115,12 @@ def test_an_injection_attempt_is_shown_as_an_error_and_changes_nothing(signed_in
     assert preview.status_code == 400
     assert 'id="preview-error"' in preview.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(MailTemplate)) == 0
+
+
+def test_the_dashboard_figures_and_charts_follow_the_language(signed_in):
+    client, _ = signed_in("admin")
+    client.post("/admin/language", data={"language": "de"})
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "Neue Spieler (24 h)" in page
+    assert "GGR pro Tag, letzte 14 Tage" in page
+    assert "Einzahlungen pro UTC-Tag" in page
