@@ -8,7 +8,9 @@ RUN apt-get update \
     && useradd --system --uid 10001 --home /srv/jackpotx jackpotx
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install .
+# The message catalogues are compiled in the build (the .mo files are not in git).
+RUN pip install Babel==2.19.0 && pybabel compile --statistics -d app/translations \
+    && pip install .
 COPY wsgi.py worker.py gunicorn.conf.py ./
 COPY migrations ./migrations
 RUN mkdir -p instance checkpoints && chown -R jackpotx instance checkpoints

@@ -7,7 +7,13 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .PHONY: run test test-embedded lint format install install-test migrate seed bench clean \
-	reconcile flask
+	reconcile flask messages
+
+# The message catalogues (docs/i18n.md): the .po files are in git, the compiled .mo files are
+# build output, rebuilt here whenever a .po changes (the app also compiles a missing one at
+# start outside production).
+PO_FILES := $(wildcard app/translations/*/LC_MESSAGES/messages.po)
+MO_FILES := $(PO_FILES:.po=.mo)
 
 $(BIN)/python:
 	@echo "==> Creating the virtualenv in $(VENV)"
@@ -28,8 +34,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 		| grep -E '^(Collecting|Successfully|ERROR)'; exit $$(cat $(VENV)/.pip-status)
 	touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+%.mo: %.po | $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+install: $(VENV)/.installed $(MO_FILES)
+install-test: $(VENV)/.installed-test $(MO_FILES)
+
+# Re-extract the translatable texts of the code and merge them into each catalogue (new
+# texts empty, changed ones fuzzy): then translate what it reports and commit the .po files.
+messages: install
+	$(BIN)/python -m app.core.i18n_extract
 
 migrate: install
 	@echo "==> Migrating the database (SQLite under instance/ unless DATABASE_URL is set)"

@@ -45,7 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app import hooks, realtime
     from app.blueprints import docs, register_blueprints
     from app.cli import register_cli
-    from app.core import errors, metrics, observability, security
+    from app.core import errors, i18n, metrics, observability, security
     from app.core.extensions import (
         api,
         cors,
@@ -109,6 +109,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     # After api.init_app: our envelope handlers replace flask-smorest's defaults.
     errors.init_app(app)
+    i18n.init_app(app)
     security.init_app(app)
     docs.init_app(app)
     register_blueprints(app)

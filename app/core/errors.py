@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -120,12 +121,40 @@ _HTTP_CODES = {
 }
 
 
+#: Turns an English message into the request's language (``app.core.i18n`` installs it; the
+#: identity until then). Only ``message`` texts are translated: ``code`` is the contract.
+def _untranslated(message: str) -> str:
+    return message
+
+
+_translate: Callable[[str], str] = _untranslated
+
+
+def set_message_translator(translate: Callable[[str], str]) -> None:
+    global _translate
+    _translate = translate
+
+
 def envelope(
-    status: int, code: str, message: str, errors: list[dict[str, str]] | None = None, **extra: Any
+    status: int,
+    code: str,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
+    *,
+    translate: bool = True,
+    **extra: Any,
 ):
-    body: dict[str, Any] = {"success": False, "status": status, "code": code, "message": message}
+    """The error body; ``translate=False`` for an outage answer (choosing the language may
+    read a setting from the database that just failed: the 503 must not wait on it)."""
+    tr = _translate if translate else _untranslated
+    body: dict[str, Any] = {
+        "success": False,
+        "status": status,
+        "code": code,
+        "message": tr(message),
+    }
     if errors:
-        body["errors"] = errors
+        body["errors"] = [{**item, "message": tr(item.get("message", ""))} for item in errors]
     body.update(extra)
     response = jsonify(body)
     response.status_code = status
@@ -267,7 +296,10 @@ _RETRYABLE_PGCODES = {"40001", "40P01", "55P03", "57014", "53300", "57P01", "57P
 
 def outage_response():
     response = envelope(
-        503, "SERVICE_UNAVAILABLE", "A service we depend on is unavailable, retry later"
+        503,
+        "SERVICE_UNAVAILABLE",
+        "A service we depend on is unavailable, retry later",
+        translate=False,
     )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

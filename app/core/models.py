@@ -108,6 +108,25 @@ class OutboxEmail(Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class MailTemplate(Model):
+    """A staff-edited e-mail template for one template key and language.
+
+    Rendered in a sandbox (``app.core.mail_templates``); with no row for a key and language,
+    the file template ``app/templates/mail/<key>/`` (translated through the catalogue) is used.
+    """
+
+    __tablename__ = "mail_templates"
+    __table_args__ = (UniqueConstraint("key", "language", name="uq_mail_templates_key_language"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 # Notifications, the transactional outbox and per-player reality-check settings.
 
 

@@ -80,6 +80,14 @@ SPECS: tuple[Spec, ...] = (
         fallback="en",
     ),
     Spec(
+        "languages_enabled",
+        "list",
+        "Languages of the console, e-mails and API messages; the first is the fallback",
+        "platform",
+        choices=("en", "de"),
+        fallback=["en", "de"],
+    ),
+    Spec(
         "deposit_pending_ttl_minutes",
         "int",
         "How long a pending deposit waits for its payment before it expires (0: never)",

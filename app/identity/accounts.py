@@ -33,7 +33,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token, decode
 from sqlalchemy import distinct, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.core import audit, mail
+from app.core import audit, mail_templates
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one, page_of, parse_row_id, rowcount
 from app.core.errors import (
@@ -598,17 +598,12 @@ def issue_reset_token(user: User, *, origin: str = PLAYER_PORTAL) -> None:
         )
     )
     link = f"{current_app.config['PUBLIC_URL']}/reset-password?token={token}"
-    mail.queue_email(
+    mail_templates.queue_templated(
+        "password_reset",
         to=user.email,
         user_id=user.id,
-        template="password_reset",
-        subject="Reset your JackpotX password",
-        body=(
-            f"Hello {user.username},\n\n"
-            f"Use this link within {ttl // 60} minutes to choose a new password:\n{link}\n\n"
-            f"Or send this token to POST /api/auth/reset-password: {token}\n\n"
-            "If you did not ask for this, ignore this e-mail; your password is unchanged.\n"
-        ),
+        language=user.language,
+        context={"username": user.username, "minutes": ttl // 60, "link": link, "token": token},
     )
 
 

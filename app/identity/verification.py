@@ -25,7 +25,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from app.core import audit, mail, opsettings
+from app.core import audit, mail_templates, opsettings
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, rowcount
 from app.core.errors import EmailNotVerified, RateLimited, ValidationError
@@ -62,17 +62,12 @@ def issue(user: User) -> None:
         )
     )
     link = f"{cfg['PUBLIC_URL']}/verify-email?token={token}"
-    mail.queue_email(
+    mail_templates.queue_templated(
+        "email_verification",
         to=user.email,
         user_id=user.id,
-        template="email_verification",
-        subject="Verify your JackpotX e-mail address",
-        body=(
-            f"Hello {user.username},\n\n"
-            f"Confirm this address with the link below within {ttl // 3600} hours:\n{link}\n\n"
-            f"Or enter this code in the app: {code}\n\n"
-            "If you did not open an account, ignore this e-mail.\n"
-        ),
+        language=user.language,
+        context={"username": user.username, "hours": ttl // 3600, "link": link, "code": code},
     )
 
 

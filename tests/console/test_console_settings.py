@@ -55,7 +55,7 @@ def test_a_change_is_validated_stored_audited_and_seen_by_the_api(signed_in):
     # The unchanged field of the same form (50 is the default) wrote nothing.
     assert _audits("aml_min_play_percent") == []
     page = admin.get("/admin/settings").get_data(as_text=True)
-    assert "Overridden by an operator (default: <code>5</code>)" in page
+    assert "Overridden by an operator (default: 5)." in page
 
 
 @pytest.mark.parametrize(

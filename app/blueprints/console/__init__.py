@@ -13,6 +13,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     dashboard,
     jobs_views,
     kyc_review,
+    languages_views,
     payments_views,
     play_views,
     players,

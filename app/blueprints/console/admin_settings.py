@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -58,7 +59,7 @@ def settings_save(category: str):
             flash(_saved_message(changes), "success")
             return redirect(url_for("console.settings") + f"#settings-{category}")
     elif changes == {}:
-        flash("Nothing changed.", "info")
+        flash(_("Nothing changed."), "info")
         return redirect(url_for("console.settings") + f"#settings-{category}")
     forms = {
         name: form
@@ -82,7 +83,7 @@ def settings_reset(key: str):
         abort(400)  # maintenance is switched, not reset
     with atomic():
         opsettings.put_many({key: None}, actor=current_user)
-    flash(f"{key} is back to its default.", "success")
+    flash(_("%(key)s is back to its default.", key=key), "success")
     return redirect(url_for("console.settings") + f"#settings-{spec.category}")
 
 
@@ -95,10 +96,10 @@ def _settings_page(described, forms):
 
 def _saved_message(changes: dict) -> str:
     if changes.get("maintenance_mode") is True:
-        return "Maintenance mode is on: players get 503."
+        return _("Maintenance mode is on: players get 503.")
     if changes.get("maintenance_mode") is False:
-        return "Maintenance mode is off."
-    return "Saved: " + ", ".join(sorted(changes)) + "."
+        return _("Maintenance mode is off.")
+    return _("Saved: %(keys)s.", keys=", ".join(sorted(changes)))
 
 
 @bp.get("/staff")
@@ -133,7 +134,7 @@ def staff_new():
                 if field is not None:
                     field.errors = [*field.errors, problem["message"]]
         else:
-            flash(f"Staff account {user.username} created.", "success")
+            flash(_("Staff account %(name)s created.", name=user.username), "success")
             return redirect(url_for("console.staff"))
     status = 400 if form.errors or error else 200
     return render_template("console/staff/new.html", form=form, error=error), status

@@ -12,8 +12,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
+from app.core.i18n import translate_message
 from app.core.money import exponent
 
 #: The drawing's own units. The viewBox is close to the size a chart is shown at (a panel on a
@@ -36,6 +38,11 @@ class Chart:
     unit: str = ""
     #: Text under the x axis (what one category is).
     caption: str = ""
+
+    def __post_init__(self) -> None:
+        # The texts are English msgids (extracted by app.core.i18n_extract): shown translated.
+        for name in ("title", "value_label", "caption"):
+            object.__setattr__(self, name, translate_message(getattr(self, name)))
 
     def fmt(self, value: float) -> str:
         return f"{self.tick(value)}{self.unit}"
@@ -198,7 +205,7 @@ def daily_chart(
         kind=kind,
         value_label=value_label,
         unit=unit,
-        caption=f"{value_label} per UTC day",
+        caption=_("%(label)s per UTC day", label=translate_message(value_label)),
     )
 
 
@@ -219,7 +226,7 @@ def money_chart(
         labels=list(labels),
         values=[v / scale for v in minor_values],
         kind=kind,
-        value_label=f"{value_label} ({currency})",
+        value_label=f"{translate_message(value_label)} ({currency})",
         unit=f" {currency}",
         caption=caption,
     )

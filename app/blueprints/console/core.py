@@ -27,6 +27,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select
@@ -37,6 +38,7 @@ from app.compliance.models import KycSubmission
 from app.core import settings as settings_service
 from app.core.errors import AppError
 from app.core.extensions import db
+from app.core.i18n import N_, translate_message
 from app.core.money import format_minor
 from app.identity import console_sessions
 from app.messaging import chat
@@ -137,6 +139,12 @@ NAV: list[NavItem] = [
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
+    NavItem(
+        "console.mail_templates_list",
+        "E-mail templates",
+        "settings.manage",
+        ("console.mail_template_edit",),
+    ),
     NavItem("console.jobs", "Jobs", "jobs.manage"),
 ]
 
@@ -263,23 +271,25 @@ def _error_page(status: int, title: str, message: str):
 @bp.errorhandler(CSRFError)
 def _csrf_error(exc: CSRFError):
     return _error_page(
-        400, "Form expired", "The form was missing its security token. Reload and try again."
+        400,
+        _("Form expired"),
+        _("The form was missing its security token. Reload and try again."),
     )
 
 
 @bp.errorhandler(AppError)
 def _domain_error(exc: AppError):
-    return _error_page(exc.status, "Not possible", exc.message)
+    return _error_page(exc.status, _("Not possible"), translate_message(exc.message))
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     titles = {
-        403: ("Access denied", "Your role does not allow this page or action."),
-        404: ("Not found", "There is nothing here."),
-        405: ("Not allowed", "This address does not accept that kind of request."),
-        429: ("Too many attempts", "Wait a minute before trying again."),
+        403: (_("Access denied"), _("Your role does not allow this page or action.")),
+        404: (_("Not found"), _("There is nothing here.")),
+        405: (_("Not allowed"), _("This address does not accept that kind of request.")),
+        429: (_("Too many attempts"), _("Wait a minute before trying again.")),
     }
     title, message = titles.get(status, (exc.name, exc.description or ""))
     return _error_page(status, title, message)
@@ -301,14 +311,116 @@ def enum_label(value: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: The words of the stored values the console shows through ``|label`` (statuses, types,
+#: kinds), so that they are extracted and translated; a value not listed shows in English.
+LABEL_WORDS = (
+    N_("Active"),
+    N_("Adjustment"),
+    N_("All"),
+    N_("Answered"),
+    N_("Approved"),
+    N_("Banned"),
+    N_("Banner"),
+    N_("Bet"),
+    N_("Bonus"),
+    N_("Bonus convert"),
+    N_("Bonus forfeit"),
+    N_("Bonus grant"),
+    N_("Both"),
+    N_("Canceled"),
+    N_("Cancelled"),
+    N_("Cash"),
+    N_("Cashback"),
+    N_("Closed"),
+    N_("Closing"),
+    N_("Commission"),
+    N_("Completed"),
+    N_("Daily"),
+    N_("Deposit"),
+    N_("Deposit match"),
+    N_("Dismissed"),
+    N_("Draft"),
+    N_("Drawn"),
+    N_("Ended"),
+    N_("Excluded"),
+    N_("Expired"),
+    N_("Failed"),
+    N_("Forfeited"),
+    N_("Free spins"),
+    N_("Id back"),
+    N_("Id front"),
+    N_("Inactive"),
+    N_("Issued"),
+    N_("Jackpot win"),
+    N_("Locked"),
+    N_("Loss"),
+    N_("Maintenance"),
+    N_("Monthly"),
+    N_("Multiplier"),
+    N_("Net"),
+    N_("No deposit"),
+    N_("None"),
+    N_("Open"),
+    N_("Paid"),
+    N_("Passport"),
+    N_("Paused"),
+    N_("Pending"),
+    N_("Placing"),
+    N_("Played"),
+    N_("Processing"),
+    N_("Proof of address"),
+    N_("Redemption"),
+    N_("Referral"),
+    N_("Refund"),
+    N_("Rejected"),
+    N_("Reload"),
+    N_("Reversal"),
+    N_("Reversed"),
+    N_("Reviewed"),
+    N_("Rollback"),
+    N_("Rollback pending"),
+    N_("Rolled back"),
+    N_("Running"),
+    N_("Scheduled"),
+    N_("Self exclusion"),
+    N_("Selfie"),
+    N_("Sent"),
+    N_("Session time"),
+    N_("Settled"),
+    N_("Suspended"),
+    N_("Time out"),
+    N_("Tournament fee"),
+    N_("Tournament prize"),
+    N_("Upcoming"),
+    N_("Used"),
+    N_("Wager"),
+    N_("Wagered"),
+    N_("Weekly"),
+    N_("Win"),
+    N_("Win pending"),
+    N_("Withdrawal"),
+    N_("Withdrawal hold"),
+    N_("Withdrawal release"),
+    N_("Won"),
+)
+
+
+@bp.app_template_filter("translate")
+def _translate(message: Any) -> Any:
+    """A text that is not in the template (a menu label, a flashed or domain message) in the
+    page's language when the catalogue has it; never %-formatted (it may contain a "%")."""
+    return translate_message(message)
+
+
 @bp.app_template_filter("label")
 def _label(value: Any) -> str:
-    return enum_label(value)
+    return translate_message(enum_label(value))
 
 
 @bp.app_template_filter("human_error")
-def _human_error(message: str, label: str = "") -> str:
-    return human(message, label)
+def _human_error(message: str, label: Any = "") -> str:
+    # A label may be a lazy (translated) string: the wording rules work on plain text.
+    return human(str(message), str(label))
 
 
 @bp.app_template_filter("thousands")

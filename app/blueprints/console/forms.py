@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -30,41 +31,41 @@ from wtforms.validators import (
 from app.core.money import parse_minor
 from app.identity.models import ADMIN, AGENT, MANAGER, SUPPORT
 
-_CODE = Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message="Enter the 6-digit code from your app")
+_CODE = Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message=_l("Enter the 6-digit code from your app"))
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username or e-mail", validators=[DataRequired(), Length(max=255)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
+    username = StringField(_l("Username or e-mail"), validators=[DataRequired(), Length(max=255)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
     code = StringField(
-        "Authentication code",
+        _l("Authentication code"),
         validators=[Optional(), Length(max=8)],
-        description="6 digits from your authenticator app (required for Admin and Manager).",
+        description=_l("6 digits from your authenticator app (required for Admin and Manager)."),
     )
     next = HiddenField()
 
 
 class EnrolForm(FlaskForm):
-    code = StringField("Code from your app", validators=[DataRequired(), _CODE])
+    code = StringField(_l("Code from your app"), validators=[DataRequired(), _CODE])
 
 
 class PlayerActionForm(FlaskForm):
     """Every player decision needs a reason; ``context`` says which fragment to swap back."""
 
     reason = TextAreaField(
-        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+        _l("Reason"), validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
     context = HiddenField(default="panel")
 
 
 class SuspendForm(PlayerActionForm):
     duration = RadioField(
-        "Length",
+        _l("Length"),
         choices=[
-            SelectChoice("24h", "24 hours"),
-            SelectChoice("7d", "7 days"),
-            SelectChoice("30d", "30 days"),
-            SelectChoice("indefinite", "Until lifted"),
+            SelectChoice("24h", _l("24 hours")),
+            SelectChoice("7d", _l("7 days")),
+            SelectChoice("30d", _l("30 days")),
+            SelectChoice("indefinite", _l("Until lifted")),
         ],
         default="7d",
     )
@@ -79,16 +80,18 @@ STAFF_ROLE_CHOICES = [
 
 
 class StaffCreateForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=50)])
-    email = EmailField("E-mail", validators=[DataRequired(), Length(max=255)])
-    first_name = StringField("First name", validators=[Optional(), Length(max=100)])
-    last_name = StringField("Last name", validators=[Optional(), Length(max=100)])
-    role = SelectField("Role", choices=STAFF_ROLE_CHOICES, default=str(SUPPORT))
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(min=3, max=50)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=255)])
+    first_name = StringField(_l("First name"), validators=[Optional(), Length(max=100)])
+    last_name = StringField(_l("Last name"), validators=[Optional(), Length(max=100)])
+    role = SelectField(_l("Role"), choices=STAFF_ROLE_CHOICES, default=str(SUPPORT))
     password = PasswordField(
-        "Initial password",
+        _l("Initial password"),
         validators=[DataRequired(), Length(max=128)],
-        description="At least 12 characters, not a common password; a passphrase is welcome. "
-        "Admins and Managers set up their authenticator at first sign-in.",
+        description=_l(
+            "At least 12 characters, not a common password; a passphrase is welcome. "
+            "Admins and Managers set up their authenticator at first sign-in."
+        ),
     )
 
 
@@ -96,7 +99,7 @@ class DecisionForm(FlaskForm):
     """A money or KYC decision with a required reason (rejections)."""
 
     reason = TextAreaField(
-        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+        _l("Reason"), validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
     context = HiddenField(default="panel")
 
@@ -104,7 +107,7 @@ class DecisionForm(FlaskForm):
 class ApproveForm(FlaskForm):
     """An approval: an optional note for the record."""
 
-    note = TextAreaField("Note (optional)", validators=[Optional(), Length(max=500)])
+    note = TextAreaField(_l("Note (optional)"), validators=[Optional(), Length(max=500)])
     context = HiddenField(default="panel")
 
 
@@ -124,21 +127,23 @@ def without_grouping(text: str) -> str:
 
 
 class AdjustBalanceForm(FlaskForm):
-    currency = SelectField("Currency", choices=[])
+    currency = SelectField(_l("Currency"), choices=[])
     balance_type = RadioField(
-        "Balance",
-        choices=[SelectChoice("cash", "Cash"), SelectChoice("bonus", "Bonus")],
+        _l("Balance"),
+        choices=[SelectChoice("cash", _l("Cash")), SelectChoice("bonus", _l("Bonus"))],
         default="cash",
     )
     amount = StringField(
-        "Amount",
+        _l("Amount"),
         validators=[DataRequired(), Length(max=32)],
-        description="In the currency chosen above, e.g. 25.00 (1,000.00 works too). "
-        "Positive credits the player, negative (e.g. -12.50) debits.",
+        description=_l(
+            "In the currency chosen above, e.g. 25.00 (1,000.00 works too). "
+            "Positive credits the player, negative (e.g. -12.50) debits."
+        ),
         render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
     reason = TextAreaField(
-        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+        _l("Reason"), validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
     context = HiddenField(default="panel")
 
@@ -160,16 +165,16 @@ class JackpotPayoutForm(FlaskForm):
     """A manual jackpot payout: who, why, and an explicit confirmation."""
 
     player = StringField(
-        "Player (username, e-mail or id)",
+        _l("Player (username, e-mail or id)"),
         validators=[DataRequired(), Length(max=255)],
         render_kw={"autocomplete": "off"},
     )
     reason = TextAreaField(
-        "Reason", validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
+        _l("Reason"), validators=[DataRequired(), Length(min=3, max=500)], render_kw={"rows": 3}
     )
     confirm = BooleanField(
-        "I confirm: pay the whole current amount of this jackpot to this player",
-        validators=[DataRequired(message="Tick the box to confirm the payout")],
+        _l("I confirm: pay the whole current amount of this jackpot to this player"),
+        validators=[DataRequired(message=_l("Tick the box to confirm the payout"))],
     )
     context = HiddenField(default="panel")
 
@@ -178,53 +183,56 @@ class TournamentForm(FlaskForm):
     """Create/edit a tournament. The prize table is one prize per line, rank 1 first:
     ``100.00`` (cash) or ``25.00 bonus`` (a bonus with the promotion's wagering)."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     description = TextAreaField(
-        "Description", validators=[Optional(), Length(max=2000)], render_kw={"rows": 2}
+        _l("Description"), validators=[Optional(), Length(max=2000)], render_kw={"rows": 2}
     )
-    currency = StringField("Currency", validators=[DataRequired(), Length(max=8)], default="EUR")
-    starts_at = DateTimeLocalField("Starts (UTC)", validators=[DataRequired()])
-    ends_at = DateTimeLocalField("Ends (UTC)", validators=[DataRequired()])
+    currency = StringField(
+        _l("Currency"), validators=[DataRequired(), Length(max=8)], default="EUR"
+    )
+    starts_at = DateTimeLocalField(_l("Starts (UTC)"), validators=[DataRequired()])
+    ends_at = DateTimeLocalField(_l("Ends (UTC)"), validators=[DataRequired()])
     scoring = SelectField(
-        "Scoring",
+        _l("Scoring"),
         choices=[
-            SelectChoice("wagered", "Most wagered"),
-            SelectChoice("won", "Most won"),
-            SelectChoice("multiplier", "Best multiplier"),
-            SelectChoice("net", "Best net result"),
+            SelectChoice("wagered", _l("Most wagered")),
+            SelectChoice("won", _l("Most won")),
+            SelectChoice("multiplier", _l("Best multiplier")),
+            SelectChoice("net", _l("Best net result")),
         ],
     )
     entry = SelectField(
-        "Entry",
+        _l("Entry"),
         choices=[
-            SelectChoice("free", "Free: the first qualifying bet enrols"),
-            SelectChoice("opt_in", "Opt-in: players join first (needed for a fee)"),
+            SelectChoice("free", _l("Free: the first qualifying bet enrols")),
+            SelectChoice("opt_in", _l("Opt-in: players join first (needed for a fee)")),
         ],
     )
     entry_fee = StringField(
-        "Entry fee",
+        _l("Entry fee"),
         validators=[Optional(), Length(max=32)],
         default="0",
-        description="Paid from the cash wallet at join; refunded if cancelled or deleted.",
+        description=_l("Paid from the cash wallet at join; refunded if cancelled or deleted."),
     )
-    min_bet = StringField("Minimum bet", validators=[Optional(), Length(max=32)], default="0")
+    min_bet = StringField(_l("Minimum bet"), validators=[Optional(), Length(max=32)], default="0")
     max_participants = IntegerField(
-        "Maximum participants", validators=[Optional(), NumberRange(min=1, max=1_000_000)]
+        _l("Maximum participants"), validators=[Optional(), NumberRange(min=1, max=1_000_000)]
     )
     game_ids = StringField(
-        "Game ids",
-        validators=[Optional(), Length(max=2000), Regexp(r"^[\d,\s]*$", message="Ids, commas")],
-        description="Comma-separated; empty = every game.",
+        _l("Game ids"),
+        validators=[Optional(), Length(max=2000), Regexp(r"^[\d,\s]*$", message=_l("Ids, commas"))],
+        description=_l("Comma-separated; empty = every game."),
     )
     prizes = TextAreaField(
-        "Prize table",
+        _l("Prize table"),
         validators=[Optional(), Length(max=4000)],
         render_kw={"rows": 4},
-        description="One line per rank, first place first: 100.00 for cash, 25.00 bonus "
-        "for a bonus prize.",
+        description=_l(
+            "One line per rank, first place first: 100.00 for cash, 25.00 bonus for a bonus prize."
+        ),
     )
     bonus_promotion_id = IntegerField(
-        "Bonus terms (promotion id)",
+        _l("Bonus terms (promotion id)"),
         validators=[Optional(), NumberRange(min=1)],
-        description="Bonus prizes are granted with this promotion's wagering terms.",
+        description=_l("Bonus prizes are granted with this promotion's wagering terms."),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from redis.exceptions import RedisError
 
@@ -54,7 +55,15 @@ def job_requeue(job_id: str):
         flash(REDIS_DOWN, "error")
         job = None
     else:
-        flash(f"Job {job['func']} ({job_id}) is queued again on {job['queue']}.", "success")
+        flash(
+            _(
+                "Job %(func)s (%(id)s) is queued again on %(queue)s.",
+                func=job["func"],
+                id=job_id,
+                queue=job["queue"],
+            ),
+            "success",
+        )
     if is_htmx():
         return render_template(
             "console/jobs/_failed_row.html", job=job, job_id=job_id, swapped=True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
@@ -249,7 +250,12 @@ def provider_toggle(provider_id: int):
     provider = games.update_provider(
         provider.id, {"active": not provider.active}, actor=current_user
     )
-    flash(f"Provider {provider.name} {'enabled' if provider.active else 'disabled'}.", "success")
+    flash(
+        _("Provider %(name)s enabled.", name=provider.name)
+        if provider.active
+        else _("Provider %(name)s disabled.", name=provider.name),
+        "success",
+    )
     counts = {
         provider.id: db.session.scalar(
             select(func.count(Game.id)).where(Game.provider_id == provider.id)

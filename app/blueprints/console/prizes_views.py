@@ -6,6 +6,7 @@ and ``/api/admin/lottery``; the manual jackpot payout is Admin-only in the servi
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
@@ -48,7 +49,7 @@ def jackpot_new():
     form = schema_form(PoolCreateSchema, defaults)
     saved = form.submit(lambda args: jackpots.create_pool(args, actor=current_user))
     if saved:
-        flash(f"Jackpot {saved[0].name} created.", "success")
+        flash(_("Jackpot %(name)s created.", name=saved[0].name), "success")
         return redirect(url_for("console.jackpot_detail", pool_id=saved[0].id))
     return render_template(
         "console/engagement/form_page.html",
@@ -104,7 +105,7 @@ def jackpot_edit(pool_id: int):
         lambda args: jackpots.update_pool(pool.id, args, actor=current_user), initial=values
     )
     if saved:
-        flash(saved_message("Jackpot", *saved), "success" if saved[1] else "info")
+        flash(saved_message(_("Jackpot"), *saved), "success" if saved[1] else "info")
         return redirect(url_for("console.jackpot_detail", pool_id=pool.id))
     return render_template(
         "console/engagement/form_page.html",
@@ -204,7 +205,10 @@ def lottery_new():
     form = schema_form(DrawCreateSchema, {"currency": current_app.config["DEFAULT_CURRENCY"]})
     saved = form.submit(lambda args: lottery.create(args, actor=current_user))
     if saved:
-        flash(f"Draw {saved[0].title} created; its seed hash is published.", "success")
+        flash(
+            _("Draw %(title)s created; its seed hash is published.", title=saved[0].title),
+            "success",
+        )
         return redirect(url_for("console.lottery_detail", draw_id=saved[0].id))
     return render_template(
         "console/engagement/form_page.html",

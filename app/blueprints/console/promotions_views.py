@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.blueprints.api.promotions import (
@@ -17,7 +18,7 @@ from app.blueprints.api.promotions import (
     promotion_json,
     to_model,
 )
-from app.blueprints.console.core import bp, console_view, is_htmx
+from app.blueprints.console.core import bp, console_view, enum_label, is_htmx
 from app.blueprints.console.listing import paged, users_by_id
 from app.blueprints.console.schema_forms import saved_message, schema_form
 from app.bonus import bonuses, promotions
@@ -113,7 +114,13 @@ def promotion_new():
         )
     )
     if saved:
-        flash(f"Promotion {saved[0].name} created as a draft: activate it to offer it.", "success")
+        flash(
+            _(
+                "Promotion %(name)s created as a draft: activate it to offer it.",
+                name=saved[0].name,
+            ),
+            "success",
+        )
         return redirect(url_for("console.promotions_list"))
     return _form_page(
         form,
@@ -137,7 +144,7 @@ def promotion_edit(promotion_id: int):
         initial=values,
     )
     if saved:
-        flash(saved_message("Promotion", *saved), "success" if saved[1] else "info")
+        flash(saved_message(_("Promotion"), *saved), "success" if saved[1] else "info")
         return redirect(url_for("console.promotions_list"))
     return _form_page(
         form,
@@ -154,7 +161,10 @@ def promotion_edit(promotion_id: int):
 def promotion_status(promotion_id: int, action: str):
     status = "active" if action == "activate" else "inactive"
     p = promotions.set_status(promotion_id, status, actor=current_user)
-    flash(f"Promotion {p.name} is {p.status}.", "success")
+    flash(
+        _("Promotion %(name)s: %(status)s.", name=p.name, status=_(enum_label(p.status))),
+        "success",
+    )
     if is_htmx():
         return render_template("console/engagement/_promotion_row.html", p=p, swapped=True)
     return redirect(url_for("console.promotions_list"))

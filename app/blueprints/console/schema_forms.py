@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import request
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
@@ -142,8 +143,13 @@ UNCHANGED = object()
 def saved_message(kind: str, result: Any, args: dict[str, Any]) -> str:
     """The flash after ``SchemaForm.submit`` of an edit form."""
     if result is UNCHANGED:
-        return "Nothing changed."
-    return f"{kind} {result.name} saved ({', '.join(sorted(args))})."
+        return _("Nothing changed.")
+    return _(
+        "%(kind)s %(name)s saved (%(fields)s).",
+        kind=kind,
+        name=result.name,
+        fields=", ".join(sorted(args)),
+    )
 
 
 def form_class(schema_cls: type[Schema], *, exclude: tuple[str, ...] = ()) -> type[SchemaForm]:

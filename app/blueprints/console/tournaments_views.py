@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -161,7 +162,7 @@ def tournament_new():
         except AppError as exc:
             error = _show_errors(form, exc)
         else:
-            flash(f"Tournament {tour.name} created.", "success")
+            flash(_("Tournament %(name)s created.", name=tour.name), "success")
             return redirect(url_for("console.tournament_detail", tournament_id=tour.id))
     status = 400 if form.errors or error else 200
     return render_template(
@@ -204,7 +205,7 @@ def tournament_edit(tournament_id: int):
             db.session.rollback()
             error = _show_errors(form, exc)
         else:
-            flash("Tournament saved." if changes else "Nothing changed.", "success")
+            flash(_("Tournament saved.") if changes else _("Nothing changed."), "success")
             return redirect(url_for("console.tournament_detail", tournament_id=tournament_id))
     status = 400 if form.errors or error else 200
     started = tournaments.state(tour) != "upcoming"
