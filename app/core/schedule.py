@@ -31,6 +31,9 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     # Daily rollups for the analytics API: today's partial day and yesterday, re-folded
     # (idempotent: each day's rows are replaced in one transaction).
     ("app.reports.jobs.rollup_recent", 300, "default"),
+    # The ClickHouse event sink (does nothing unless CLICKHOUSE_URL is set); a failed run
+    # loses nothing: the next one resumes from the durable marks.
+    ("app.reports.jobs.export_to_clickhouse", 60, "default"),
 ]
 
 #: A periodic job keeps one RQ id across its runs (``app.core.periodic`` enqueues them).
