@@ -72,10 +72,10 @@ def insert_sql(
     head = f"INSERT INTO `{database}`.`{table}` (" + ", ".join(f"`{c}`" for c in columns) + ")"
     if token is not None:
         head += f" SETTINGS insert_deduplication_token = {format_str(token)}"
-    values = ",\n".join("(" + ", ".join(literal(v) for v in row) + ")" for row in rows)
     for row in rows:
         if len(row) != len(columns):
             raise ValueError(f"{table}: {len(row)} values for {len(columns)} columns")
+    values = ",\n".join("(" + ", ".join(literal(v) for v in row) + ")" for row in rows)
     return f"{head} VALUES\n{values}"
 
 

@@ -271,7 +271,8 @@ def _login_rows(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
 
 
 def _as_tuples(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in rows]
+    """The base select's columns as they are (without the two keyset columns appended)."""
+    return [tuple(r)[:-2] for r in rows]
 
 
 STREAMS: list[Stream] = [
