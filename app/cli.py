@@ -530,14 +530,15 @@ def analytics_sink_run(streams: tuple[str, ...], batches: int | None) -> None:
 @click.option("--verify", is_flag=True, help="Count rows committed behind the mark (slower).")
 def analytics_sink_status(verify: bool) -> None:
     """Each stream's mark and lag: rows behind, age of the oldest unexported, last error."""
-    data = sink.status(verify=verify)
+    data = sink.status(verify=verify, lag=True)
     click.echo(
         f"sink: {'on, ' + str(data['target']) if data['enabled'] else 'off (no CLICKHOUSE_URL)'}"
         f" batch={data['batch']} settle={data['settle_seconds']}s"
     )
     for s in data["streams"]:
         line = (
-            f"{s['stream']:<15} behind={s['behind']} lag={s['lag_seconds']}s"
+            f"{s['stream']:<15} behind={s['behind']}{'+' if s['behind_capped'] else ''}"
+            f" lag={s['lag_seconds']}s"
             f" exported={s['exported_rows']} mark={s['mark_ts'] or '-'}#{s['mark_id']}"
             f" last_batch={s['last_batch_at'] or '-'}"
         )

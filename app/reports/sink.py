@@ -522,27 +522,42 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def status(*, verify: bool = False, now: datetime | None = None) -> dict[str, Any]:
-    """Each stream's mark and lag: ``behind`` source rows (or row changes) not exported yet,
-    the ``ts`` of the oldest of them and its age in seconds, the last batch and error.
-    ``verify`` (append-only streams) adds ``missed``: rows at or before the mark that were
-    never exported (committed later than the settle window; ``sink-rewind`` re-sends)."""
+#: ``behind`` counts at most this many rows (a page view must not count a whole ledger).
+BEHIND_CAP = 100_000
+
+
+def _lag(stream: Stream, last_ts: datetime | None, last_id: int) -> tuple[int, datetime | None]:
+    """Rows after the mark (capped at ``BEHIND_CAP``) and the ``ts`` of the first of them;
+    both are index range scans in keyset order."""
+    after = stream.base().where(_after(stream, last_ts, last_id))
+    behind = db.session.scalar(select(func.count()).select_from(after.limit(BEHIND_CAP).subquery()))
+    oldest = db.session.scalar(
+        after.with_only_columns(stream.ts).order_by(stream.ts, stream.id).limit(1)
+    )
+    return int(behind or 0), oldest
+
+
+def status(
+    *, verify: bool = False, lag: bool | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Each stream's mark and lag: ``behind`` source rows (or row changes) not exported yet
+    (at most ``BEHIND_CAP``: ``behind_capped``), the ``ts`` of the oldest of them and its age
+    in seconds, the last batch and error. ``lag`` (default: when the sink is on) computes
+    those; off, they are ``None``. ``verify`` (append-only streams) adds ``missed``: rows at
+    or before the mark never exported (committed later than the settle window;
+    ``sink-rewind`` re-sends them)."""
     settings = Settings.from_app()
     now = now or datetime.now(UTC)
+    lag = bool(settings.url) if lag is None else lag
     states = {s.stream: s for s in db.session.scalars(select(SinkState))}
     out = []
     for stream in STREAMS:
         st = states.get(stream.name)
         last_ts, last_id = (st.last_ts, st.last_id) if st else (None, 0)
-        pending = (
-            stream.base()
-            .add_columns(stream.ts.label("_sink_ts"))
-            .where(_after(stream, last_ts, last_id))
-            .subquery()
-        )
-        behind, oldest = db.session.execute(
-            select(func.count(), func.min(pending.c._sink_ts))
-        ).one()
+        behind: int | None = None
+        oldest: datetime | None = None
+        if lag:
+            behind, oldest = _lag(stream, last_ts, last_id)
         row: dict[str, Any] = {
             "stream": stream.name,
             "table": stream.table,
@@ -551,9 +566,12 @@ def status(*, verify: bool = False, now: datetime | None = None) -> dict[str, An
             "mark_id": last_id,
             "exported_rows": st.exported_rows if st else 0,
             "batches": st.batches if st else 0,
-            "behind": int(behind),
+            "behind": behind,
+            "behind_capped": behind is not None and behind >= BEHIND_CAP,
             "oldest_unexported_at": _iso(oldest),
-            "lag_seconds": round((now - oldest).total_seconds(), 3) if oldest else 0.0,
+            "lag_seconds": (
+                None if not lag else round((now - oldest).total_seconds(), 3) if oldest else 0.0
+            ),
             "last_batch_at": _iso(st.last_batch_at) if st else None,
             "last_run_at": _iso(st.last_run_at) if st else None,
             "last_error": st.last_error if st else None,

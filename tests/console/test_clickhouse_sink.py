@@ -92,7 +92,9 @@ def test_the_sink_job_is_scheduled_and_does_nothing_without_a_url(app):
     assert ("app.reports.jobs.export_to_clickhouse", 60, "default") in PERIODIC_JOBS
     assert app.config["CLICKHOUSE_URL"] == ""
     assert report_jobs.export_to_clickhouse() == {"enabled": False}
-    assert sink.status()["enabled"] is False
+    off = sink.status()
+    assert off["enabled"] is False
+    assert {s["behind"] for s in off["streams"]} == {None}  # off: no counting
 
 
 def test_a_bad_url_is_refused_clearly():
@@ -277,7 +279,7 @@ def test_a_crash_between_insert_and_mark_sends_the_batch_again_once(client, fact
     assert _ledger_counts(ch) == _pg_ledger()
     state = db.session.get(SinkState, "ledger")
     assert state.exported_rows == pg_count(LedgerTransaction)
-    assert sink.status(verify=True)["streams"][0]["missed"] == 0
+    assert sink.status(verify=True, lag=True)["streams"][0]["missed"] == 0
 
 
 def test_a_changed_round_and_payment_replace_their_older_version(client, factory, ch):
@@ -305,7 +307,7 @@ def test_a_clickhouse_outage_fails_the_job_and_loses_nothing(app, client, factor
     monkeypatch.setitem(app.config, "CLICKHOUSE_SINK_SETTLE_SECONDS", 0)
     with pytest.raises(sink.SinkFailed):
         report_jobs.export_to_clickhouse()
-    status = sink.status()
+    status = sink.status(lag=True)
     assert status["enabled"]
     assert status["target"] == "http://127.0.0.1:9/jackpotx"
     ledger = next(s for s in status["streams"] if s["stream"] == "ledger")
@@ -324,7 +326,7 @@ def test_a_clickhouse_outage_fails_the_job_and_loses_nothing(app, client, factor
     clickhouse.init_schema(ch)
     assert export(ch)["ledger"] == pg_count(LedgerTransaction)
     assert _ledger_counts(ch) == _pg_ledger()
-    after = {s["stream"]: s for s in sink.status()["streams"]}
+    after = {s["stream"]: s for s in sink.status(lag=True)["streams"]}
     assert after["ledger"]["behind"] == 0
     assert after["ledger"]["last_error"] is None
     assert after["ledger"]["lag_seconds"] == 0.0
@@ -350,12 +352,16 @@ def test_a_row_committed_behind_the_mark_is_reported_and_recovered(client, facto
     # A login whose transaction stayed open past the settle window: its timestamp is older
     # than the mark by the time it commits.
     _login(player.id, timedelta(hours=1))
-    logins = next(s for s in sink.status(verify=True)["streams"] if s["stream"] == "logins")
+    logins = next(
+        s for s in sink.status(verify=True, lag=True)["streams"] if s["stream"] == "logins"
+    )
     assert logins["missed"] == 1
     assert logins["behind"] == 0
     sink.rewind("logins", None)
     export(ch, streams=["logins"])
-    logins = next(s for s in sink.status(verify=True)["streams"] if s["stream"] == "logins")
+    logins = next(
+        s for s in sink.status(verify=True, lag=True)["streams"] if s["stream"] == "logins"
+    )
     assert logins["missed"] == 0
     assert scalar(
         ch, "SELECT count() FROM {db}.player_events FINAL WHERE source = 'login_history'"
@@ -365,7 +371,7 @@ def test_a_row_committed_behind_the_mark_is_reported_and_recovered(client, facto
 def test_the_settle_window_holds_back_fresh_rows(client, factory, ch):
     fund(factory.player().id, cash=5_00)
     assert export(ch, settle_seconds=3600)["ledger"] == 0
-    ledger = next(s for s in sink.status()["streams"] if s["stream"] == "ledger")
+    ledger = next(s for s in sink.status(lag=True)["streams"] if s["stream"] == "ledger")
     assert ledger["behind"] == pg_count(LedgerTransaction) > 0
     assert export(ch)["ledger"] == pg_count(LedgerTransaction)
 
@@ -416,16 +422,22 @@ def test_the_cli_inits_runs_and_reports(app, runner, chdb_dir, client, factory, 
         ChdbWriter(chdb_dir, database).command(f"DROP DATABASE IF EXISTS `{database}`")
 
 
-def test_the_jobs_api_shows_the_sink_lag(app, client, factory, token_for):
+def test_the_jobs_api_shows_the_sink_lag(app, client, factory, token_for, monkeypatch):
     if not app.config["REDIS_URL"]:
         pytest.skip("the jobs API needs a Redis server")
     fund(factory.player().id, cash=3_00)
-    response = client.get("/api/admin/jobs", headers=token_for(factory.staff("admin")))
+    headers = token_for(factory.staff("admin"))
+    off = client.get("/api/admin/jobs", headers=headers).get_json()["data"]["analytics_sink"]
+    assert off["enabled"] is False
+    assert {s["lag_seconds"] for s in off["streams"]} == {None}
+    monkeypatch.setitem(app.config, "CLICKHOUSE_URL", "https://jx:pw@ch.example:8443/jackpotx")
+    response = client.get("/api/admin/jobs", headers=headers)
     assert response.status_code == 200, response.json
     sink_data = response.get_json()["data"]["analytics_sink"]
-    assert sink_data["enabled"] is False
+    assert sink_data["target"] == "https://jx:***@ch.example:8443/jackpotx"
     ledger = next(s for s in sink_data["streams"] if s["stream"] == "ledger")
     assert ledger["behind"] == pg_count(LedgerTransaction)
+    assert ledger["behind_capped"] is False
     assert ledger["lag_seconds"] > 0
     assert ledger["oldest_unexported_at"] is not None
 

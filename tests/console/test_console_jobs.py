@@ -131,11 +131,17 @@ def test_redis_lost_after_sign_in_gives_a_503_page_not_a_500(signed_in, app, mon
     assert client.get("/admin/jobs/some-job").status_code == 503
 
 
-def test_the_jobs_page_shows_the_clickhouse_sink_lag(signed_in, real_redis, factory):
+def test_the_jobs_page_shows_the_clickhouse_sink_lag(
+    app, signed_in, real_redis, factory, monkeypatch
+):
     fund(factory.player().id, cash=3_00)
     client, _ = signed_in("admin")
     html = client.get("/admin/jobs").get_data(as_text=True)
     assert "Off: set <code>CLICKHOUSE_URL</code>" in html
+    monkeypatch.setitem(app.config, "CLICKHOUSE_URL", "http://jx:pw@ch.internal:8123/jackpotx")
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    assert "Streaming to <code>http://jx:***@ch.internal:8123/jackpotx</code>" in html
+    assert ":pw@" not in html
     behind = db.session.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction))
     row = html[html.index('id="sink-ledger"') :]
     row = row[: row.index("</tr>")]

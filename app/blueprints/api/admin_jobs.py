@@ -86,9 +86,15 @@ class SinkStreamSchema(Schema):
     mark_id = fields.Integer()
     exported_rows = fields.Integer()
     batches = fields.Integer()
-    behind = fields.Integer(metadata={"description": "source rows (or row changes) not exported"})
+    behind = fields.Integer(
+        allow_none=True,
+        metadata={"description": "source rows (or row changes) not exported; null: sink off"},
+    )
+    behind_capped = fields.Boolean(metadata={"description": "behind is a lower bound"})
     oldest_unexported_at = fields.String(allow_none=True)
-    lag_seconds = fields.Float(metadata={"description": "age of the oldest unexported row"})
+    lag_seconds = fields.Float(
+        allow_none=True, metadata={"description": "age of the oldest unexported row"}
+    )
     last_batch_at = fields.String(allow_none=True)
     last_run_at = fields.String(allow_none=True)
     last_error = fields.String(allow_none=True)
