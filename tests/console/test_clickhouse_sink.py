@@ -452,3 +452,20 @@ def test_the_documented_queries_are_the_tested_ones():
 def test_a_clickhouse_failure_is_one_exception_type(ch):
     with pytest.raises(ClickHouseUnavailable):
         ch.command("SELECT * FROM no_such_database.no_such_table")
+
+
+@pytest.mark.postgres
+def test_a_run_skips_a_stream_another_run_is_exporting(
+    requires_postgres, committed_db, factory, ch
+):
+    fund(factory.player().id, cash=5_00)
+    sink.run(ch, streams=["ledger"], settle_seconds=3600)  # creates the committed mark row
+    with db.engine.connect() as other:
+        # Another run's transaction holds the ledger's mark (mid-batch).
+        other.execute(
+            sa.text("SELECT 1 FROM analytics_sink_state WHERE stream = 'ledger' FOR UPDATE")
+        )
+        assert export(ch, streams=["ledger", "logins"])["ledger"] == 0
+        other.rollback()
+    assert scalar(ch, "SELECT count() FROM {db}.ledger_transactions") == 0
+    assert export(ch, streams=["ledger"])["ledger"] == pg_count(LedgerTransaction) > 0
