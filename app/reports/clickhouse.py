@@ -70,8 +70,11 @@ def insert_sql(
     the column order of ``clickhouse_schema.TABLES[table]``."""
     columns = [name for name, _type in clickhouse_schema.TABLES[table]]
     head = f"INSERT INTO `{database}`.`{table}` (" + ", ".join(f"`{c}`" for c in columns) + ")"
+    # Synchronous: the answer means the rows are stored (a server profile with async inserts
+    # would otherwise acknowledge a buffer), and deduplicated by the batch's token.
+    head += " SETTINGS async_insert = 0, insert_deduplicate = 1"
     if token is not None:
-        head += f" SETTINGS insert_deduplication_token = {format_str(token)}"
+        head += f", insert_deduplication_token = {format_str(token)}"
     for row in rows:
         if len(row) != len(columns):
             raise ValueError(f"{table}: {len(row)} values for {len(columns)} columns")
