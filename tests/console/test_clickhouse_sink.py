@@ -204,6 +204,34 @@ def test_the_example_queries_give_the_postgresql_reports_figures(both, ch):  # n
     assert deposits[(D2, "EUR")] == (0, 0, 1_30)  # the withdrawal's fee
 
 
+def test_todays_play_gives_the_same_figures_in_either_database(client, factory, ch):
+    """Both modes (PostgreSQL and the embedded SQLite): the streamed ledger and the live
+    financial report agree on today's money."""
+    table = open_table(client, factory, cash=60_00, bonus=5_00)
+    table.bet("t1", "4.00", round_id="t")
+    table.win("t2", "9.50", round_id="t")
+    table.bet("t3", "2.00", round_id="u")
+    table.refund("t4", "t3", round_id="u")
+    export(ch)
+    today = datetime.now(UTC).date()
+    live = financial.financial(today, today, currency="EUR").totals
+    (row,) = [
+        r
+        for r in clickhouse.run_query(ch, "financial_per_day", date_from=today, date_to=today)
+        if r["currency"] == "EUR"
+    ]
+    assert (row["stakes"], row["wins"], row["ggr"]) == (live.bets, live.wins, live.ggr)
+    assert (row["deposits"], row["bonus_cost"]) == (live.deposits, live.bonus_cost)
+    assert (row["stakes"], row["wins"]) == (4_00, 9_50)
+    (game,) = [
+        g
+        for g in clickhouse.run_query(ch, "games", date_from=today, date_to=today)
+        if g["currency"] == "EUR"
+    ]
+    assert game["game_id"] is not None
+    assert game["rtp_bp"] == 23750  # 9.50 / 4.00 = 237.50 %
+
+
 # --- exactly once -------------------------------------------------------------------------------
 
 
