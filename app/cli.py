@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC
 
 import click
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from app.identity import access
 from app.identity import users as users_service
 from app.originals import studio as service
 from app.payments import deposits, gateways_admin
-from app.reports import rollups
+from app.reports import clickhouse, rollups, sink
 from app.seed import SeedRefused
 from app.seed import seed_demo as run_seed
 from app.wallet import integrity
@@ -471,6 +472,92 @@ def reports_rollup(date_from, date_to) -> None:
         for day in bar:
             rollups.rollup_day(day)
     click.echo(f"rolled up {len(days)} day(s): {first.isoformat()} .. {last.isoformat()}")
+
+
+@jackpotx.group("analytics")
+def analytics_group() -> None:
+    """The ClickHouse event sink (docs/analytics.md)."""
+
+
+def _clickhouse() -> clickhouse.Writer:
+    url = current_app.config.get("CLICKHOUSE_URL", "")
+    if not url:
+        raise click.ClickException("CLICKHOUSE_URL is not set: the ClickHouse sink is off")
+    try:
+        return clickhouse.connect(url)
+    except (clickhouse.ClickHouseUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@analytics_group.command("clickhouse-init")
+def analytics_clickhouse_init() -> None:
+    """Create the ClickHouse database and tables (idempotent: IF NOT EXISTS)."""
+    writer = _clickhouse()
+    try:
+        tables = clickhouse.init_schema(writer)
+    except clickhouse.ClickHouseUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        writer.close()
+    click.echo(f"ClickHouse database {writer.database}: {', '.join(tables)}")
+
+
+@analytics_group.command("sink-run")
+@click.option("--stream", "streams", multiple=True, type=click.Choice(list(sink.BY_NAME)))
+@click.option("--batches", default=None, type=click.IntRange(1, 100_000), help="per stream")
+def analytics_sink_run(streams: tuple[str, ...], batches: int | None) -> None:
+    """Export the rows waiting for ClickHouse now (what the periodic job does)."""
+    use_job_timeouts()
+    settings = sink.Settings.from_app()
+    writer = _clickhouse()
+    try:
+        done = sink.run(
+            writer,
+            streams=streams or None,
+            batch=settings.batch,
+            max_batches=batches or settings.max_batches,
+            settle_seconds=settings.settle_seconds,
+        )
+    except sink.SinkFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        writer.close()
+    for name, n in done.items():
+        click.echo(f"{name}: {n} row(s) exported")
+
+
+@analytics_group.command("sink-status")
+@click.option("--verify", is_flag=True, help="Count rows committed behind the mark (slower).")
+def analytics_sink_status(verify: bool) -> None:
+    """Each stream's mark and lag: rows behind, age of the oldest unexported, last error."""
+    data = sink.status(verify=verify, lag=True)
+    click.echo(
+        f"sink: {'on, ' + str(data['target']) if data['enabled'] else 'off (no CLICKHOUSE_URL)'}"
+        f" batch={data['batch']} settle={data['settle_seconds']}s"
+    )
+    for s in data["streams"]:
+        line = (
+            f"{s['stream']:<15} behind={s['behind']}{'+' if s['behind_capped'] else ''}"
+            f" lag={s['lag_seconds']}s"
+            f" exported={s['exported_rows']} mark={s['mark_ts'] or '-'}#{s['mark_id']}"
+            f" last_batch={s['last_batch_at'] or '-'}"
+        )
+        if s["missed"] is not None:
+            line += f" missed={s['missed']}"
+        if s["last_error"]:
+            line += f" error={s['last_error']}"
+        click.echo(line)
+
+
+@analytics_group.command("sink-rewind")
+@click.option("--stream", "name", required=True, type=click.Choice(list(sink.BY_NAME)))
+@click.option("--to", "to", default=None, type=click.DateTime(["%Y-%m-%d"]), help="UTC day")
+def analytics_sink_rewind(name: str, to) -> None:
+    """Move a stream's mark back to the start of --to (default: the beginning): its rows are
+    sent again, and ClickHouse keeps one copy of each (nothing counts twice)."""
+    at = to.replace(tzinfo=UTC) if to else None
+    state = sink.rewind(name, at)
+    click.echo(f"{name}: mark moved to {state.last_ts.isoformat() if state.last_ts else 'start'}")
 
 
 def register_cli(app: Flask) -> None:

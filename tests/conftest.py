@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import freezegun
 import pytest
 import sqlalchemy as sa
 from flask import g, has_app_context
@@ -26,6 +27,10 @@ from app.core.base import utcnow
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import ADMIN, AGENT, MANAGER, PLAYER, SUPPORT, User
+
+# freeze_time scans every loaded module's attributes: clickhouse-connect's options module
+# resolves pandas lazily on that scan, and importing pandas under frozen time segfaults.
+freezegun.configure(extend_ignore_list=["clickhouse_connect", "chdb", "pandas", "pyarrow"])
 
 #: ``JX_TEST_EMBEDDED=1``: run on SQLite + fakeredis even where the servers answer (what
 #: ``make run`` uses; CI runs the suite both ways).

@@ -141,6 +141,13 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Embedded only (no REDIS_URL): ``python wsgi.py`` runs the periodic jobs in-process.
         "EMBEDDED_SCHEDULER": _bool(env, "EMBEDDED_SCHEDULER", True),
         "INSTANCE_DIR": str(instance_dir),
+        # The ClickHouse event sink (docs/analytics.md): empty = off. http(s)://user:pass@host:
+        # 8123/database for a server; chdb:///dir for chDB in-process (pip install chdb).
+        "CLICKHOUSE_URL": get("CLICKHOUSE_URL", ""),
+        "CLICKHOUSE_SINK_BATCH": max(1, min(_int(env, "CLICKHOUSE_SINK_BATCH", 5000), 100_000)),
+        "CLICKHOUSE_SINK_MAX_BATCHES": max(1, _int(env, "CLICKHOUSE_SINK_MAX_BATCHES", 20)),
+        # Rows younger than this wait: a transaction still open must not commit behind the mark.
+        "CLICKHOUSE_SINK_SETTLE_SECONDS": max(0, _int(env, "CLICKHOUSE_SINK_SETTLE_SECONDS", 30)),
         "JWT_ALGORITHM": "HS256",
         "JWT_DECODE_ALGORITHMS": ["HS256"],
         "JWT_ACCESS_TOKEN_EXPIRES": _int(env, "JWT_ACCESS_TOKEN_EXPIRES", 15 * 60),

@@ -33,6 +33,9 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.reports.jobs.rollup_recent", 300, "default"),
     # Announcements published ahead of their window, pushed live once it opens (once each).
     ("app.content.jobs.push_due_announcements", 60, "notifications"),
+    # The ClickHouse event sink (does nothing unless CLICKHOUSE_URL is set); a failed run
+    # loses nothing: the next one resumes from the durable marks.
+    ("app.reports.jobs.export_to_clickhouse", 60, "default"),
 ]
 
 #: A periodic job keeps one RQ id across its runs (``app.core.periodic`` enqueues them).

@@ -68,3 +68,24 @@ class DailyGameRollup(Model):
     bets_count: Mapped[int] = mapped_column(Integer, default=0)
     unique_players: Mapped[int] = mapped_column(Integer, default=0)
     rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SinkState(Model):
+    """The ClickHouse sink's durable high-water mark of one stream (``app.reports.sink``):
+    the (timestamp, id) key of the last source row ClickHouse acknowledged. It advances in
+    the transaction that follows the acknowledged insert, never before."""
+
+    __tablename__ = "analytics_sink_state"
+
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The keyset position: rows after (last_ts, last_id) are still to export.
+    last_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Rows ClickHouse acknowledged for this stream (append-only streams: equals the source
+    #: rows at or before the mark, unless a row committed late; ``sink-status --verify``).
+    exported_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    batches: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_batch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

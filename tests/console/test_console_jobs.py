@@ -12,6 +12,8 @@ from app.core import periodic
 from app.core.extensions import db
 from app.core.models import AuditLog
 from app.core.schedule import PERIODIC_JOBS, periodic_job_id
+from app.wallet.models import LedgerTransaction
+from tests.moneykit import fund
 
 HX = {"HX-Request": "true"}
 
@@ -127,3 +129,21 @@ def test_redis_lost_after_sign_in_gives_a_503_page_not_a_500(signed_in, app, mon
     assert response.status_code == 503
     assert "Redis is not reachable" in response.get_data(as_text=True)
     assert client.get("/admin/jobs/some-job").status_code == 503
+
+
+def test_the_jobs_page_shows_the_clickhouse_sink_lag(
+    app, signed_in, real_redis, factory, monkeypatch
+):
+    fund(factory.player().id, cash=3_00)
+    client, _ = signed_in("admin")
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    assert "Off: set <code>CLICKHOUSE_URL</code>" in html
+    monkeypatch.setitem(app.config, "CLICKHOUSE_URL", "http://jx:pw@ch.internal:8123/jackpotx")
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    assert "Streaming to <code>http://jx:***@ch.internal:8123/jackpotx</code>" in html
+    assert ":pw@" not in html
+    behind = db.session.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction))
+    row = html[html.index('id="sink-ledger"') :]
+    row = row[: row.index("</tr>")]
+    assert "<code>ledger_transactions</code>" in row
+    assert f">{behind}</td>" in row

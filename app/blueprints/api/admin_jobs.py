@@ -11,6 +11,7 @@ from app.core import jobs_admin
 from app.core.db import atomic
 from app.core.schemas import envelope_of
 from app.identity.auth import permission_required
+from app.reports import sink
 
 blp = Blueprint(
     "admin_jobs", __name__, url_prefix="/api/admin/jobs", description="Background jobs (staff)"
@@ -77,9 +78,44 @@ class SchedulerSchema(Schema):
     where = fields.String(metadata={"description": "one sentence for staff: where jobs run"})
 
 
+class SinkStreamSchema(Schema):
+    stream = fields.String()
+    table = fields.String(metadata={"description": "the ClickHouse table it fills"})
+    append_only = fields.Boolean()
+    mark_ts = fields.String(allow_none=True, metadata={"description": "high-water mark"})
+    mark_id = fields.Integer()
+    exported_rows = fields.Integer()
+    batches = fields.Integer()
+    behind = fields.Integer(
+        allow_none=True,
+        metadata={"description": "source rows (or row changes) not exported; null: sink off"},
+    )
+    behind_capped = fields.Boolean(metadata={"description": "behind is a lower bound"})
+    oldest_unexported_at = fields.String(allow_none=True)
+    lag_seconds = fields.Float(
+        allow_none=True, metadata={"description": "age of the oldest unexported row"}
+    )
+    last_batch_at = fields.String(allow_none=True)
+    last_run_at = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    last_error_at = fields.String(allow_none=True)
+    missed = fields.Integer(allow_none=True)
+
+
+class AnalyticsSinkSchema(Schema):
+    enabled = fields.Boolean(metadata={"description": "CLICKHOUSE_URL is set"})
+    target = fields.String(allow_none=True, metadata={"description": "the URL, no password"})
+    settle_seconds = fields.Integer()
+    batch = fields.Integer()
+    streams = fields.List(fields.Nested(SinkStreamSchema))
+
+
 class OverviewSchema(Schema):
     queues = fields.List(fields.Nested(JobQueueSchema))
     outbox = fields.Nested(OutboxStatusSchema)
+    analytics_sink = fields.Nested(
+        AnalyticsSinkSchema, metadata={"description": "the ClickHouse event sink and its lag"}
+    )
     scheduler = fields.Nested(SchedulerSchema)
     periodic = fields.List(fields.Nested(PeriodicSchema))
 
@@ -95,8 +131,10 @@ class JobOverview(MethodView):
     @blp.response(200, envelope_of(OverviewSchema))
     def get(self, args):
         """Queues with counts and their newest failed jobs (error summary), outbox, the periodic
-        scheduler and each periodic job's last and next run."""
-        return {"data": jobs_admin.overview(limit=args["limit"])}
+        scheduler and each periodic job's last and next run; the ClickHouse sink's lag."""
+        return {
+            "data": {**jobs_admin.overview(limit=args["limit"]), "analytics_sink": sink.status()}
+        }
 
 
 @blp.route("/<string:job_id>")

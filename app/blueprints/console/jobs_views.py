@@ -1,7 +1,7 @@
 """Background jobs: queues, failed jobs with their error and a re-run button, the periodic
-schedule (last/next run) and the outbox. Permission ``jobs.manage`` as ``/api/admin/jobs``;
-everything comes from ``app.core.jobs_admin`` (RQ's own registries), re-runs audited
-there (``jobs.requeue``)."""
+schedule (last/next run), the outbox and the ClickHouse sink's lag. Permission
+``jobs.manage`` as ``/api/admin/jobs``; everything comes from ``app.core.jobs_admin`` (RQ's
+own registries, re-runs audited there: ``jobs.requeue``) and ``app.reports.sink``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from app.blueprints.console.core import bp, console_view, is_htmx
 from app.core import jobs_admin
 from app.core.db import atomic
 from app.core.errors import AppError
+from app.reports import sink
 
 REDIS_DOWN = "Redis is not reachable: queues and the schedule cannot be read right now."
 
@@ -24,7 +25,7 @@ REDIS_DOWN = "Redis is not reachable: queues and the schedule cannot be read rig
 @console_view("jobs.manage")
 def jobs():
     try:
-        data = jobs_admin.overview(limit=50)
+        data = {**jobs_admin.overview(limit=50), "analytics_sink": sink.status()}
     except RedisError:
         return render_template("console/jobs/overview.html", data=None, error=REDIS_DOWN), 503
     return render_template("console/jobs/overview.html", data=data, error=None)
