@@ -62,6 +62,11 @@ JOBS = Counter(
     "Background jobs run in this process group, by function and outcome",
     ["job", "outcome"],
 )
+REPLICA_SKIPPED = Counter(
+    "jackpotx_replica_skipped",
+    "Replica checks that sent reports to the primary, by reason (down, lagging)",
+    ["reason"],
+)
 POOL_CHECKED_OUT = Gauge(
     "jackpotx_db_pool_checked_out",
     "Database connections in use (summed over live processes)",
@@ -102,6 +107,10 @@ def callback(provider: str, action: str, verdict: str) -> None:
 
 def job_finished(name: str, ok: bool) -> None:
     JOBS.labels(name, "success" if ok else "failure").inc()
+
+
+def replica_skipped(reason: str) -> None:
+    REPLICA_SKIPPED.labels(reason).inc()
 
 
 def sample() -> None:

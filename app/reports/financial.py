@@ -34,6 +34,7 @@ from sqlalchemy import case, func, select
 from app.core import csvsafe
 from app.core.extensions import db
 from app.core.money import format_minor
+from app.core.replica import reads_replica
 from app.identity.models import PLAYER, User
 from app.payments.models import PaymentTransaction
 from app.play.models import GameRound, Provider, ProviderCallback
@@ -141,6 +142,7 @@ def _apply(row: FinancialRow, type_: str, is_credit: bool, amount: int, held: in
         row.withdrawals -= amount + held
 
 
+@reads_replica
 def financial(
     date_from: date, date_to: date, *, currency: str, group: str = "day"
 ) -> FinancialReport:
@@ -264,6 +266,7 @@ class ProviderRow:
         )
 
 
+@reads_replica
 def providers(date_from: date, date_to: date, *, currency: str) -> list[ProviderRow]:
     """Per provider: rounds started, bets, wins, GGR, RTP (from the ledger rows the provider's
     callbacks posted, source ``provider:<code>``) and callbacks / callbacks not answered ok."""
@@ -386,6 +389,7 @@ class PlayersReport:
 RETENTION_DAYS = (1, 7, 30)
 
 
+@reads_replica
 def players(date_from: date, date_to: date) -> PlayersReport:
     """Registrations, first-time depositors (first ``deposit`` ledger row of a player, any
     currency) and active players (distinct players with a ``bet`` ledger row) per UTC day;
