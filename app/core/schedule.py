@@ -31,6 +31,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     # Daily rollups for the analytics API: today's partial day and yesterday, re-folded
     # (idempotent: each day's rows are replaced in one transaction).
     ("app.reports.jobs.rollup_recent", 300, "default"),
+    # Queued CSV exports past EXPORT_TTL_HOURS: file deleted, row marked expired.
+    ("app.reports.jobs.expire_exports", 600, "reports"),
 ]
 
 #: A periodic job keeps one RQ id across its runs (``app.core.periodic`` enqueues them).

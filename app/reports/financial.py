@@ -227,16 +227,27 @@ def report_json(report: FinancialReport) -> dict[str, Any]:
     }
 
 
-def report_csv(report: FinancialReport) -> str:
-    """One line per period plus a total line; amounts as exact decimal strings."""
+def to_csv(header: list[str], rows: list[list[Any]]) -> str:
+    """A header and rows as CSV text, through the formula-injection neutraliser."""
     buf = io.StringIO()
     writer = csvsafe.writer(buf, lineterminator="\n")
-    writer.writerow(["period", "currency", *FIGURES])
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def report_rows(report: FinancialReport) -> tuple[list[str], list[list[Any]]]:
+    """One line per period plus a total line; amounts as exact decimal strings."""
     c = report.currency
+    rows = []
     for row in [*report.rows, report.totals]:
         label = row.period.isoformat() if row is not report.totals else "total"
-        writer.writerow([label, c, *(format_minor(v, c) for v in row.figures().values())])
-    return buf.getvalue()
+        rows.append([label, c, *(format_minor(v, c) for v in row.figures().values())])
+    return ["period", "currency", *FIGURES], rows
+
+
+def report_csv(report: FinancialReport) -> str:
+    return to_csv(*report_rows(report))
 
 
 # --- providers ----------------------------------------------------------------------------------
@@ -344,13 +355,11 @@ def provider_json(row: ProviderRow, currency: str) -> dict[str, Any]:
     }
 
 
-def providers_csv(rows: list[ProviderRow], currency: str) -> str:
-    buf = io.StringIO()
-    writer = csvsafe.writer(buf, lineterminator="\n")
-    writer.writerow(["code", "name", "currency", *PROVIDER_COLUMNS])
+def providers_rows(rows: list[ProviderRow], currency: str) -> tuple[list[str], list[list[Any]]]:
+    out = []
     for row in rows:
         data = provider_json(row, currency)
-        writer.writerow(
+        out.append(
             [
                 row.code,
                 row.name,
@@ -358,7 +367,11 @@ def providers_csv(rows: list[ProviderRow], currency: str) -> str:
                 *("" if data[k] is None else data[k] for k in PROVIDER_COLUMNS),
             ]
         )
-    return buf.getvalue()
+    return ["code", "name", "currency", *PROVIDER_COLUMNS], out
+
+
+def providers_csv(rows: list[ProviderRow], currency: str) -> str:
+    return to_csv(*providers_rows(rows, currency))
 
 
 __all__ = ["FIGURES", "GROUPS", "FinancialReport", "FinancialRow", "financial", "providers"]
@@ -501,10 +514,12 @@ def players_json(report: PlayersReport) -> dict[str, Any]:
     }
 
 
+def players_rows(report: PlayersReport) -> tuple[list[str], list[list[Any]]]:
+    rows: list[list[Any]] = [
+        [d.day.isoformat(), d.registrations, d.first_deposits, d.active] for d in report.days
+    ]
+    return ["day", "registrations", "first_deposits", "active"], rows
+
+
 def players_csv(report: PlayersReport) -> str:
-    buf = io.StringIO()
-    writer = csvsafe.writer(buf, lineterminator="\n")
-    writer.writerow(["day", "registrations", "first_deposits", "active"])
-    for d in report.days:
-        writer.writerow([d.day.isoformat(), d.registrations, d.first_deposits, d.active])
-    return buf.getvalue()
+    return to_csv(*players_rows(report))
