@@ -10,6 +10,7 @@ from app.blueprints.api import (
     admin_analytics,
     admin_auth,
     admin_crm,
+    admin_exports,
     admin_games,
     admin_jobs,
     admin_money,
@@ -110,6 +111,7 @@ def register_money_blueprints(app: Flask) -> None:
         admin_games.blp,
         admin_reports.blp,
         admin_analytics.blp,
+        admin_exports.blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)

@@ -99,7 +99,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Queued CSV exports (docs/analytics.md, "Queued exports"): where the files are kept,
         # how long (then the periodic job deletes them), the most rows one export may hold,
         # and the rows read per batch (one progress update per batch).
-        "EXPORT_DIR": get("EXPORT_DIR", str(instance_dir / "exports")),
+        # Empty: INSTANCE_DIR/exports.
+        "EXPORT_DIR": get("EXPORT_DIR", ""),
         "EXPORT_TTL_HOURS": _int(env, "EXPORT_TTL_HOURS", 24),
         "EXPORT_MAX_ROWS": _int(env, "EXPORT_MAX_ROWS", 1_000_000),
         "EXPORT_BATCH_ROWS": _int(env, "EXPORT_BATCH_ROWS", 2000),

@@ -208,8 +208,9 @@ def _keyset(query: Any, id_column: Any, batch: int, to_row: Callable[[Any], list
     """Count ``query``, then yield it in ``batch``-sized pages by ascending id, up to the
     highest id present now."""
     session = db.session
-    top = session.scalar(select(func.max(id_column)).select_from(query.subquery()))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    matching = query.subquery()
+    top = session.scalar(select(func.max(matching.c.id)))
+    total = session.scalar(select(func.count()).select_from(matching)) or 0
 
     def pages() -> Iterator[list[list[Any]]]:
         last = 0
@@ -447,7 +448,8 @@ def get_for(user: User, public_id: Any) -> ReportExport:
 
 
 def export_dir() -> Path:
-    path = Path(current_app.config["EXPORT_DIR"])
+    config = current_app.config
+    path = Path(config["EXPORT_DIR"] or Path(config["INSTANCE_DIR"]) / "exports")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -561,7 +563,6 @@ def expire(now: datetime | None = None) -> dict[str, int]:
             (export_dir() / export.storage_name).unlink(missing_ok=True)
         expired += _set(export.id, status="expired", storage_name=None, updated_at=now)
     stale = _set_where_stale(now)
-    db.session.remove()
     return {"expired": expired, "interrupted": stale}
 
 

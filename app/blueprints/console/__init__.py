@@ -9,6 +9,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     audit_log,
     auth_views,
     dashboard,
+    exports_views,
     jobs_views,
     kyc_review,
     payments_views,
