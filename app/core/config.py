@@ -88,7 +88,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # DATABASE_URL names the least-privilege app role (docs/security.md, "Database roles").
         "MIGRATION_DATABASE_URL": normalize_database_url(get("MIGRATION_DATABASE_URL", "")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        # A streaming replica of DATABASE_URL (docs/analytics.md, "Read replica"): reports,
+        # A streaming replica of DATABASE_URL (docs/console.md, "Read replica"): reports,
         # analytics and CSV exports read there; empty = everything reads the primary. A replica
         # that does not answer, or is more than REPLICA_MAX_LAG_SECONDS behind, is skipped
         # (the primary answers, with a log line) for REPLICA_CHECK_SECONDS.
@@ -96,7 +96,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "REPLICA_MAX_LAG_SECONDS": _int(env, "REPLICA_MAX_LAG_SECONDS", 30),
         "REPLICA_CHECK_SECONDS": _int(env, "REPLICA_CHECK_SECONDS", 5),
         "REPLICA_CONNECT_TIMEOUT": _int(env, "REPLICA_CONNECT_TIMEOUT", 2),
-        # Queued CSV exports (docs/analytics.md, "Queued exports"): where the files are kept,
+        # Queued CSV exports (docs/console.md, "Queued exports"): where the files are kept,
         # how long (then the periodic job deletes them), the most rows one export may hold,
         # and the rows read per batch (one progress update per batch).
         # Empty: INSTANCE_DIR/exports.

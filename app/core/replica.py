@@ -1,5 +1,5 @@
 """The read replica: reports, analytics and exports read a streaming standby of the primary
-when ``DATABASE_REPLICA_URL`` is set (``docs/analytics.md``, "Read replica").
+when ``DATABASE_REPLICA_URL`` is set (``docs/console.md``, "Read replica").
 
 Report code says "this may read the replica" with :func:`reads` (a context manager) or
 :func:`reads_replica` (a decorator). Inside, the plain SELECTs of ``db.session`` run on the

@@ -176,6 +176,8 @@ def test_an_export_needs_the_permission_of_what_it_exports(client, factory, toke
         == 403
     )
     assert client.get("/api/admin/exports", headers=player).status_code == 403
+    agent = token_for(factory.staff("agent"))  # no export kinds, no exports.own
+    assert client.get("/api/admin/exports", headers=agent).status_code == 403
     assert client.get("/api/admin/exports").status_code == 401
     assert db.session.scalar(sa.select(sa.func.count(ReportExport.id))) == 0
 

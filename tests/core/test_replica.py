@@ -13,6 +13,7 @@ standby, on both databases.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from datetime import date
 
@@ -289,3 +290,42 @@ def test_a_replica_that_never_answers_costs_a_report_nothing_but_a_log_line(
     with other.app_context():
         for engine in db.engines.values():
             engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_queued_export_reads_the_replica(replica_app, standby, manager, factory):
+    client = replica_app.test_client()
+    tag = "rx" + os.urandom(4).hex()
+    with replica_app.app_context():
+        factory.player(username=f"{tag}_old")
+        db.session.remove()
+    wait_for(
+        lambda: standby.scalar("SELECT count(*) FROM users WHERE username = :u", u=f"{tag}_old"),
+        "the player to stream to the standby",
+    )
+
+    def exported() -> str:
+        asked = client.post(
+            "/api/admin/exports", json={"kind": "players", "q": tag}, headers=manager
+        )
+        assert asked.status_code == 202, asked.json
+        answer = client.get(
+            f"/api/admin/exports/{asked.json['data']['id']}/download", headers=manager
+        )
+        try:
+            assert answer.status_code == 200
+            return answer.get_data(as_text=True)
+        finally:
+            answer.close()
+
+    standby.pause_replay()
+    try:
+        with replica_app.app_context():
+            factory.player(username=f"{tag}_new")
+            db.session.remove()
+        text = exported()
+        assert f"{tag}_old" in text
+        assert f"{tag}_new" not in text  # on the primary only: the export read the replica
+    finally:
+        standby.resume_replay()
+    wait_for(lambda: f"{tag}_new" in exported(), "the export to see the replayed player")

@@ -1,5 +1,6 @@
-"""``/api/admin/exports``: queued CSV exports (``app.reports.exports``). Any staff member may
-ask for the kinds their permissions allow, and sees and downloads only their own."""
+"""``/api/admin/exports`` (permission ``exports.own``): queued CSV exports
+(``app.reports.exports``). A staff member asks for the kinds their permissions allow, and
+sees and downloads only their own."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import INCLUDE, Schema, fields, validate
 
-from app.core.errors import AccessDenied
 from app.core.openapi import ErrorSchema
 from app.core.schemas import envelope_of
-from app.identity.auth import login_required
+from app.identity.auth import permission_required
 from app.reports import exports
 from app.reports.models import EXPORT_STATUSES
 
@@ -21,8 +21,6 @@ blp = Blueprint(
 
 
 def _staff():
-    if not g.user.is_staff:
-        raise AccessDenied()
     return g.user
 
 
@@ -70,14 +68,14 @@ class ExportListSchema(Schema):
 
 @blp.route("")
 class Exports(MethodView):
-    @login_required
+    @permission_required("exports.own")
     @blp.doc(security=[{"bearerAuth": []}])
     @blp.response(200, envelope_of(ExportListSchema))
     def get(self):
         """Your exports, newest first (the last 50), with their progress."""
         return {"data": {"exports": exports.list_for(_staff())}}
 
-    @login_required
+    @permission_required("exports.own")
     @blp.doc(security=[{"bearerAuth": []}])
     @blp.arguments(ExportRequestSchema)
     @blp.response(202, envelope_of(ExportSchema))
@@ -90,7 +88,7 @@ class Exports(MethodView):
 
 @blp.route("/<string:export_id>")
 class ExportDetail(MethodView):
-    @login_required
+    @permission_required("exports.own")
     @blp.doc(security=[{"bearerAuth": []}])
     @blp.response(200, envelope_of(ExportSchema))
     def get(self, export_id: str):
@@ -100,7 +98,7 @@ class ExportDetail(MethodView):
 
 @blp.route("/<string:export_id>/download")
 class ExportDownload(MethodView):
-    @login_required
+    @permission_required("exports.own")
     @blp.doc(
         security=[{"bearerAuth": []}],
         responses={

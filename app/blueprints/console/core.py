@@ -113,7 +113,7 @@ NAV: list[NavItem] = [
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
     NavItem("console.jobs", "Jobs", "jobs.manage"),
-    NavItem("console.my_exports", "My exports", None),
+    NavItem("console.my_exports", "My exports", "exports.own"),
 ]
 
 

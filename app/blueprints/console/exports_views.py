@@ -16,7 +16,7 @@ PARAMS = ("date_from", "date_to", "currency", "group", "type", "source", "q", "s
 
 
 @bp.post("/exports")
-@console_view()
+@console_view("exports.own")
 def export_request():
     form = request.form
     params: dict[str, str | int] = {k: form[k] for k in PARAMS if form.get(k)}
@@ -40,7 +40,7 @@ def export_request():
 
 
 @bp.get("/exports")
-@console_view()
+@console_view("exports.own")
 def my_exports():
     rows = exports.list_for(current_user)
     context = {
@@ -54,7 +54,7 @@ def my_exports():
 
 
 @bp.get("/exports/<string:export_id>/download")
-@console_view()
+@console_view("exports.own")
 def export_download(export_id: str):
     path, export = exports.download(current_user, export_id)
     return send_file(path, mimetype="text/csv", as_attachment=True, download_name=export.file_name)
