@@ -100,22 +100,12 @@ class Standby:
             shutil.chown(self.root, "postgres", "postgres")
         os.chmod(self.root, 0o700)
         url = self.primary_url
-        backup = self._run(
-            str(self.bin / "pg_basebackup"),
-            "-h",
-            url.host or "127.0.0.1",
-            "-p",
-            str(url.port or 5432),
-            "-U",
-            url.username or "postgres",
-            "-D",
-            str(self.data),
-            "-R",
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-        )
+        for _attempt in range(3):
+            # A shared server's other users may end our replication connection (a restart, a
+            # pg_terminate_backend): pg_basebackup then removes the copy; take it again.
+            backup = self._basebackup(url)
+            if backup.returncode == 0 or "unexpected termination" not in backup.stderr:
+                break
         if backup.returncode != 0:
             raise StandbyUnavailable(
                 "pg_basebackup failed (replication from 127.0.0.1 allowed? run "
@@ -135,6 +125,25 @@ class Standby:
         self._write("pg_ident.conf", "")
         self.resume()
         return self
+
+    def _basebackup(self, url: sa.URL) -> subprocess.CompletedProcess[str]:
+        assert self.bin is not None
+        return self._run(
+            str(self.bin / "pg_basebackup"),
+            "-h",
+            url.host or "127.0.0.1",
+            "-p",
+            str(url.port or 5432),
+            "-U",
+            url.username or "postgres",
+            "-D",
+            str(self.data),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        )
 
     def _write(self, name: str, text: str) -> None:
         path = self.data / name
