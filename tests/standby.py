@@ -34,6 +34,16 @@ MIRRORED = (
 )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class StandbyUnavailable(Exception):
     """This machine cannot start a standby (no binaries, no replication permission)."""
 
@@ -66,6 +76,9 @@ class Standby:
         self.data = self.root / "data"
         self.bin: Path | None = None
         self.as_postgres = os.geteuid() == 0
+        #: A physical replication slot: the primary keeps the WAL this standby has not
+        #: received (while it is stopped, or slow on a busy machine). Dropped by ``remove``.
+        self.slot = f"jx_standby_{os.getpid()}_{self.port}"
 
     # --- running commands as the server's user ----------------------------------------------
 
@@ -96,6 +109,7 @@ class Standby:
         finally:
             admin.dispose()
         self.bin = self._binaries(major)
+        self._drop_orphan_slots()
         if self.as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         os.chmod(self.root, 0o700)
@@ -103,6 +117,7 @@ class Standby:
         for _attempt in range(3):
             # A shared server's other users may end our replication connection (a restart, a
             # pg_terminate_backend): pg_basebackup then removes the copy; take it again.
+            self._drop_slot(self.slot)  # a failed attempt may have created it
             backup = self._basebackup(url)
             if backup.returncode == 0 or "unexpected termination" not in backup.stderr:
                 break
@@ -143,6 +158,50 @@ class Standby:
             "stream",
             "-c",
             "fast",
+            "-C",
+            "-S",
+            self.slot,
+        )
+
+    def _primary(self, sql: str, **params: Any) -> Any:
+        engine = sa.create_engine(
+            self.primary_url.set(database="postgres"),
+            poolclass=sa.pool.NullPool,
+            isolation_level="AUTOCOMMIT",
+        )
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text(sql), params).scalar()
+        finally:
+            engine.dispose()
+
+    def _drop_slot(self, name: str) -> None:
+        self._primary(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE slot_name = :name AND NOT active",
+            name=name,
+        )
+
+    def _drop_orphan_slots(self) -> None:
+        """Slots of standbys whose test run died (its pid is gone) would keep WAL forever."""
+        names = self._primary(
+            "SELECT string_agg(slot_name, ',') FROM pg_replication_slots"
+            " WHERE slot_name LIKE 'jx\\_standby\\_%' AND NOT active"
+        )
+        for name in (names or "").split(","):
+            parts = name.split("_")
+            if len(parts) == 4 and parts[2].isdigit() and not _alive(int(parts[2])):
+                self._drop_slot(name)
+
+    def catch_up(self, timeout: float = 60.0) -> None:
+        """Wait until the standby has replayed everything the primary has written so far."""
+        target = self._primary("SELECT pg_current_wal_lsn()::text")
+        wait_for(
+            lambda: self.scalar(
+                "SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)", "postgres", lsn=target
+            ),
+            "the standby to replay the primary's WAL",
+            timeout=timeout,
         )
 
     def _write(self, name: str, text: str) -> None:
@@ -184,6 +243,17 @@ class Standby:
     def remove(self) -> None:
         self.halt()
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.bin is not None:
+            wait_for(
+                lambda: (
+                    not self._primary(
+                        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = :n AND active",
+                        n=self.slot,
+                    )
+                ),
+                "the slot to be released",
+            )
+            self._drop_slot(self.slot)
 
     # --- talking to it ----------------------------------------------------------------------------
 

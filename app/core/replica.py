@@ -14,6 +14,9 @@ Invariants:
   behind what it received, is not used: the block reads the primary and one warning per
   ``REPLICA_CHECK_SECONDS`` says why (a report is slower, never wrong or missing). The verdict
   is kept per process for ``REPLICA_CHECK_SECONDS``: a block costs no round trip in between.
+* A block that used the replica ends the session's (read-only) transaction when it exits:
+  the replica connection is returned at once, and objects it loaded are expired (a later
+  access reloads them from the primary).
 * A replica that dies in the middle of a report fails that request like any database outage
   (503 through ``app.core.errors``); the next check skips it.
 """
@@ -35,7 +38,7 @@ from flask import current_app
 from app.core import metrics
 from app.core.db import in_atomic
 from app.core.extensions import db
-from app.core.routing import replica_engine
+from app.core.routing import ATOMIC_DEPTH, replica_engine
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +154,17 @@ def reads() -> Iterator[bool]:
         yield target is not None
     finally:
         replica_engine.reset(token)
+        if target is not None:
+            _release()
+
+
+def _release() -> None:
+    """End the session's read transaction so the replica connection goes back to its pool at
+    once (not at the end of the request), and no later commit of the session waits on it.
+    Only outside ``atomic()``: nothing uncommitted is lost (writes happen in transactions)."""
+    session = db.session()
+    if not session.info.get(ATOMIC_DEPTH):
+        session.rollback()
 
 
 def reads_replica(fn: F) -> F:

@@ -141,11 +141,12 @@ def _reported_stakes(client, headers) -> str:
 
 
 @pytest.fixture
-def manager(replica_app, committed_db, factory, token_for):
+def manager(replica_app, standby, committed_db, factory, token_for):
     replica.forget()
     with replica_app.app_context():
         headers = token_for(factory.staff("manager"))
         db.session.remove()
+    standby.catch_up()  # a test starts from a standby that replayed everything before it
     return headers
 
 
@@ -329,3 +330,23 @@ def test_a_queued_export_reads_the_replica(replica_app, standby, manager, factor
     finally:
         standby.resume_replay()
     wait_for(lambda: f"{tag}_new" in exported(), "the export to see the replayed player")
+
+
+@pytest.mark.postgres
+def test_the_replica_connection_is_the_standbys_and_goes_back_when_the_block_ends(
+    replica_app, standby, manager
+):
+    seen = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'jackpotx-replica'"
+    with replica_app.app_context():
+        engine = replica.engine()
+        assert engine is not None
+        with replica.reads() as on_replica:
+            assert on_replica is True
+            rollups.revenue(DAY, DAY, currency="EUR")
+            assert engine.pool.checkedout() == 1  # held by the session inside the block
+            db.session.scalar(sa.select(DailyRollup.stakes).limit(1))
+            assert standby.scalar(seen) >= 1  # the session's reads: a standby backend
+            with db.engines[None].connect() as primary:
+                assert primary.execute(sa.text(seen)).scalar() == 0
+        assert engine.pool.checkedout() == 0  # released when the block ended
+        db.session.remove()
