@@ -382,6 +382,9 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append("DATABASE_URL must be set to a PostgreSQL URL")
     if not cfg["REDIS_URL"]:
         problems.append("REDIS_URL is required")
+    replica = cfg.get("DATABASE_REPLICA_URL") or ""
+    if replica and not replica.startswith("postgresql"):
+        problems.append("DATABASE_REPLICA_URL must be a PostgreSQL URL (a standby of DATABASE_URL)")
     if cfg["LOGIN_LOCKOUT_MINUTES"] < 30:
         problems.append("LOGIN_LOCKOUT_MINUTES must be at least 30 (PCI DSS 8.3.4)")
     if not 1 <= cfg["CONSOLE_SESSION_MAX_HOURS"] <= 24:
