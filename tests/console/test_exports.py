@@ -388,3 +388,25 @@ def test_a_manager_queues_an_export_and_watches_it_turn_ready(
     assert browser.execute_script("return window.__stillSamePage === true")
     assert not browser.find_elements(By.CSS_SELECTOR, "#exports-table[data-polling=true]")
     _shot(browser, "exports-03-ready-by-polling")
+
+
+def test_the_ledger_page_queues_an_export_of_its_player_filter(signed_in, factory):
+    console, staff = signed_in("support")  # transactions.read, no reports
+    player = factory.player(username="ledger_export_player")
+    fund(player.id, cash=12_34, currency="EUR")
+    page = console.get(f"/admin/transactions?player={player.username}").get_data(as_text=True)
+    assert 'id="queue-export-transactions"' in page
+    assert f'name="player" value="{player.username}"' in page
+    console.post("/admin/exports", data={"kind": "transactions", "player": player.username})
+    (export,) = exports.list_for(staff.user)
+    assert export.params["player_id"] == player.id
+    rows = _csv(console.get(f"/admin/exports/{export.public_id}/download"))
+    assert [r[5] for r in rows[1:]] == ["12.34"]
+
+    refused = console.post(
+        "/admin/exports",
+        data={"kind": "transactions", "player": "nobody_by_that_name"},
+        follow_redirects=True,
+    )
+    assert "No player matches" in refused.get_data(as_text=True)
+    assert len(exports.list_for(staff.user)) == 1

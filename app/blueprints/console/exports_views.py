@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from app.blueprints.console.core import bp, console_view, is_htmx
-from app.blueprints.console.listing import player_filter
+from app.blueprints.console.listing import NO_PLAYER, player_filter
 from app.core.errors import AppError
 from app.reports import exports
 
@@ -24,7 +24,7 @@ def export_request():
     try:
         if kind == "transactions" and form.get("player"):
             text, player_id = player_filter(form)
-            if player_id is None:
+            if player_id is None or player_id == NO_PLAYER:
                 raise AppError(f"No player matches “{text[:40]}”.")
             params["player_id"] = player_id
         export = exports.request_export(current_user, kind, params)
