@@ -11,6 +11,7 @@ from app.blueprints.api import (
     admin_auth,
     admin_content,
     admin_crm,
+    admin_exports,
     admin_games,
     admin_jobs,
     admin_money,
@@ -116,6 +117,7 @@ def register_money_blueprints(app: Flask) -> None:
         admin_games.blp,
         admin_reports.blp,
         admin_analytics.blp,
+        admin_exports.blp,
     ):
         csrf.exempt(blp)  # JSON API: bearer tokens, no cookies
         rest_api.register_blueprint(blp)

@@ -129,6 +129,22 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # DATABASE_URL names the least-privilege app role (docs/security.md, "Database roles").
         "MIGRATION_DATABASE_URL": normalize_database_url(get("MIGRATION_DATABASE_URL", "")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A streaming replica of DATABASE_URL (docs/console.md, "Read replica"): reports,
+        # analytics and CSV exports read there; empty = everything reads the primary. A replica
+        # that does not answer, or is more than REPLICA_MAX_LAG_SECONDS behind, is skipped
+        # (the primary answers, with a log line) for REPLICA_CHECK_SECONDS.
+        "DATABASE_REPLICA_URL": normalize_database_url(get("DATABASE_REPLICA_URL", "")),
+        "REPLICA_MAX_LAG_SECONDS": _int(env, "REPLICA_MAX_LAG_SECONDS", 30),
+        "REPLICA_CHECK_SECONDS": _int(env, "REPLICA_CHECK_SECONDS", 5),
+        "REPLICA_CONNECT_TIMEOUT": _int(env, "REPLICA_CONNECT_TIMEOUT", 2),
+        # Queued CSV exports (docs/console.md, "Queued exports"): where the files are kept,
+        # how long (then the periodic job deletes them), the most rows one export may hold,
+        # and the rows read per batch (one progress update per batch).
+        # Empty: INSTANCE_DIR/exports.
+        "EXPORT_DIR": get("EXPORT_DIR", ""),
+        "EXPORT_TTL_HOURS": _int(env, "EXPORT_TTL_HOURS", 24),
+        "EXPORT_MAX_ROWS": _int(env, "EXPORT_MAX_ROWS", 1_000_000),
+        "EXPORT_BATCH_ROWS": _int(env, "EXPORT_BATCH_ROWS", 2000),
         # HMAC key of the audit chain and of ledger transactions (app.core.chain): never in the
         # database. Rotation: the old key moves to AUDIT_CHAIN_PREVIOUS_KEYS (verification).
         "AUDIT_CHAIN_KEY": get("AUDIT_CHAIN_KEY", DEV_AUDIT_CHAIN_KEY),
@@ -380,9 +396,29 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite serializes writers; wait for the lock instead of failing at once.
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    cfg["DATABASE_REPLICA_URL"] = normalize_database_url(cfg.get("DATABASE_REPLICA_URL") or "")
+    if cfg["DATABASE_REPLICA_URL"]:
+        cfg["SQLALCHEMY_BINDS"] = {"replica": replica_engine_options(cfg)}
     if profile == "production":
         validate_production(cfg)
     return cfg
+
+
+def replica_engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The replica bind (Flask-SQLAlchemy ``SQLALCHEMY_BINDS`` entry): the primary's pool
+    settings, a short connect timeout (a dead replica costs a report seconds, not minutes)
+    and an ``application_name`` that tells its sessions apart in ``pg_stat_activity``."""
+    url = cfg["DATABASE_REPLICA_URL"]
+    options: dict[str, Any] = {"url": url, "pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        options["connect_args"] = {
+            "connect_timeout": int(cfg["REPLICA_CONNECT_TIMEOUT"]),
+            "application_name": "jackpotx-replica",
+        }
+        for key in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle"):
+            if key in cfg["SQLALCHEMY_ENGINE_OPTIONS"]:
+                options[key] = cfg["SQLALCHEMY_ENGINE_OPTIONS"][key]
+    return options
 
 
 def validate_production(cfg: Mapping[str, Any]) -> None:
@@ -404,6 +440,9 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append("DATABASE_URL must be set to a PostgreSQL URL")
     if not cfg["REDIS_URL"]:
         problems.append("REDIS_URL is required")
+    replica = cfg.get("DATABASE_REPLICA_URL") or ""
+    if replica and not replica.startswith("postgresql"):
+        problems.append("DATABASE_REPLICA_URL must be a PostgreSQL URL (a standby of DATABASE_URL)")
     if cfg["LOGIN_LOCKOUT_MINUTES"] < 30:
         problems.append("LOGIN_LOCKOUT_MINUTES must be at least 30 (PCI DSS 8.3.4)")
     if not 1 <= cfg["CONSOLE_SESSION_MAX_HOURS"] <= 24:

@@ -20,6 +20,7 @@ from sqlalchemy import BigInteger, CursorResult, Integer, Result, Table, event, 
 from sqlalchemy.orm import Session
 
 from app.core.extensions import db
+from app.core.routing import ATOMIC_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ T = TypeVar("T")
 #: Primary keys: BIGINT on PostgreSQL, INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements).
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
-_DEPTH = "jx_atomic_depth"
+_DEPTH = ATOMIC_DEPTH
 _CALLBACKS = "jx_on_commit"
 
 
@@ -210,10 +211,14 @@ def install_timeouts(app: Flask) -> None:
     held row lock or a runaway query fails its transaction (SQLSTATE 55P03 / 57014, a
     retryable outage for ``errors.outage_kind``) instead of freezing the worker. Set when the
     pool opens a connection, and again at checkout only if the process switched profile
-    since (an operator command run in-process): the callback hot path pays no round trip."""
-    engine = db.engine
-    if engine.dialect.name != "postgresql":
-        return
+    since (an operator command run in-process): the callback hot path pays no round trip.
+    The read replica's engine (``DATABASE_REPLICA_URL``) gets the same settings."""
+    for engine in db.engines.values():
+        if engine.dialect.name == "postgresql":
+            _install_timeouts(app, engine)
+
+
+def _install_timeouts(app: Flask, engine: Any) -> None:
     config = app.config
 
     def apply(dbapi_connection: Any, record: Any) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.openapi import JxApi
+from app.core.routing import RoutingSession
 
 if TYPE_CHECKING:
     import fakeredis
@@ -40,7 +41,8 @@ def client_ip() -> str:
     return request.remote_addr or "0.0.0.0"  # noqa: S104 - a key, not a bind address
 
 
-db = SQLAlchemy(model_class=Base)
+# SELECTs inside ``app.core.replica.reads`` go to the read replica (``DATABASE_REPLICA_URL``).
+db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 # Models subclass ``Model``: Flask-SQLAlchemy's ``db.Model`` at run time (table names, the
 # session binding), the typed declarative base for the type checker.
 if TYPE_CHECKING:

@@ -74,6 +74,11 @@ SOCKETS = Gauge(
     "Socket.IO connections admitted and open (summed over live processes)",
     multiprocess_mode="livesum",
 )
+REPLICA_SKIPPED = Counter(
+    "jackpotx_replica_skipped",
+    "Replica checks that sent reports to the primary, by reason (down, lagging)",
+    ["reason"],
+)
 POOL_CHECKED_OUT = Gauge(
     "jackpotx_db_pool_checked_out",
     "Database connections in use (summed over live processes)",
@@ -126,6 +131,10 @@ def socket_closed() -> None:
 
 def job_finished(name: str, ok: bool) -> None:
     JOBS.labels(name, "success" if ok else "failure").inc()
+
+
+def replica_skipped(reason: str) -> None:
+    REPLICA_SKIPPED.labels(reason).inc()
 
 
 def sample() -> None:

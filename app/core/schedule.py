@@ -36,6 +36,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     # The ClickHouse event sink (does nothing unless CLICKHOUSE_URL is set); a failed run
     # loses nothing: the next one resumes from the durable marks.
     ("app.reports.jobs.export_to_clickhouse", 60, "default"),
+    # Queued CSV exports past EXPORT_TTL_HOURS: file deleted, row marked expired.
+    ("app.reports.jobs.expire_exports", 600, "reports"),
 ]
 
 #: A periodic job keeps one RQ id across its runs (``app.core.periodic`` enqueues them).

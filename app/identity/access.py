@@ -36,6 +36,7 @@ PERMISSIONS = {
     "staff.manage": "Create staff accounts and change roles",
     "audit.read": "Read the audit log",
     "jobs.manage": "See and re-run background jobs",
+    "exports.own": "Queue CSV exports of what one may read, and download one's own",
 }
 
 ROLES: dict[int, tuple[str, str, list[str]]] = {
@@ -70,6 +71,7 @@ ROLES: dict[int, tuple[str, str, list[str]]] = {
             "content.manage",
             "risk.read",
             "audit.read",
+            "exports.own",
         ],
     ),
     SUPPORT: (
@@ -84,6 +86,7 @@ ROLES: dict[int, tuple[str, str, list[str]]] = {
             "kyc.review",
             "support.manage",
             "transactions.read",
+            "exports.own",
         ],
     ),
 }

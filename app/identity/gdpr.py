@@ -119,6 +119,7 @@ EXCLUDED: dict[str, str] = {
     "content_versions": "staff-authored texts (published_by_id, updated_by_id are staff)",
     "promotions": "staff-authored offers; the player's bonuses are exported",
     "tournaments": "staff-authored; the player's entries are exported (tournament_participants)",
+    "report_exports": "files staff asked for (requested_by_id is a staff member, never a player)",
 }
 
 #: What an erasure keeps, and why (the answer to the player says it too).

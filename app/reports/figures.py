@@ -21,6 +21,7 @@ from app.compliance.models import KycSubmission
 from app.core.base import utcnow
 from app.core.extensions import db
 from app.core.money import format_minor
+from app.core.replica import reads_replica
 from app.identity.models import PLAYER, STAFF_ROLES, User
 from app.payments.models import PaymentTransaction
 from app.reports import financial as financial_reports
@@ -153,6 +154,7 @@ def money_overview(currency: str, *, now: datetime | None = None, days: int = 14
     return {"currency": currency, "kpis": kpis, "series": series}
 
 
+@reads_replica
 def dashboard_overview(
     *, now: datetime | None = None, currency: str | None = None
 ) -> dict[str, Any]:

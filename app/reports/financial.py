@@ -34,6 +34,7 @@ from sqlalchemy import case, func, select
 from app.core import csvsafe
 from app.core.extensions import db
 from app.core.money import format_minor
+from app.core.replica import reads_replica
 from app.identity.models import PLAYER, User
 from app.payments.models import PaymentTransaction
 from app.play.models import GameRound, Provider, ProviderCallback
@@ -141,6 +142,7 @@ def _apply(row: FinancialRow, type_: str, is_credit: bool, amount: int, held: in
         row.withdrawals -= amount + held
 
 
+@reads_replica
 def financial(
     date_from: date, date_to: date, *, currency: str, group: str = "day"
 ) -> FinancialReport:
@@ -225,16 +227,27 @@ def report_json(report: FinancialReport) -> dict[str, Any]:
     }
 
 
-def report_csv(report: FinancialReport) -> str:
-    """One line per period plus a total line; amounts as exact decimal strings."""
+def to_csv(header: list[str], rows: list[list[Any]]) -> str:
+    """A header and rows as CSV text, through the formula-injection neutraliser."""
     buf = io.StringIO()
     writer = csvsafe.writer(buf, lineterminator="\n")
-    writer.writerow(["period", "currency", *FIGURES])
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def report_rows(report: FinancialReport) -> tuple[list[str], list[list[Any]]]:
+    """One line per period plus a total line; amounts as exact decimal strings."""
     c = report.currency
+    rows = []
     for row in [*report.rows, report.totals]:
         label = row.period.isoformat() if row is not report.totals else "total"
-        writer.writerow([label, c, *(format_minor(v, c) for v in row.figures().values())])
-    return buf.getvalue()
+        rows.append([label, c, *(format_minor(v, c) for v in row.figures().values())])
+    return ["period", "currency", *FIGURES], rows
+
+
+def report_csv(report: FinancialReport) -> str:
+    return to_csv(*report_rows(report))
 
 
 # --- providers ----------------------------------------------------------------------------------
@@ -264,6 +277,7 @@ class ProviderRow:
         )
 
 
+@reads_replica
 def providers(date_from: date, date_to: date, *, currency: str) -> list[ProviderRow]:
     """Per provider: rounds started, bets, wins, GGR, RTP (from the ledger rows the provider's
     callbacks posted, source ``provider:<code>``) and callbacks / callbacks not answered ok."""
@@ -341,13 +355,11 @@ def provider_json(row: ProviderRow, currency: str) -> dict[str, Any]:
     }
 
 
-def providers_csv(rows: list[ProviderRow], currency: str) -> str:
-    buf = io.StringIO()
-    writer = csvsafe.writer(buf, lineterminator="\n")
-    writer.writerow(["code", "name", "currency", *PROVIDER_COLUMNS])
+def providers_rows(rows: list[ProviderRow], currency: str) -> tuple[list[str], list[list[Any]]]:
+    out = []
     for row in rows:
         data = provider_json(row, currency)
-        writer.writerow(
+        out.append(
             [
                 row.code,
                 row.name,
@@ -355,7 +367,11 @@ def providers_csv(rows: list[ProviderRow], currency: str) -> str:
                 *("" if data[k] is None else data[k] for k in PROVIDER_COLUMNS),
             ]
         )
-    return buf.getvalue()
+    return ["code", "name", "currency", *PROVIDER_COLUMNS], out
+
+
+def providers_csv(rows: list[ProviderRow], currency: str) -> str:
+    return to_csv(*providers_rows(rows, currency))
 
 
 __all__ = ["FIGURES", "GROUPS", "FinancialReport", "FinancialRow", "financial", "providers"]
@@ -386,6 +402,7 @@ class PlayersReport:
 RETENTION_DAYS = (1, 7, 30)
 
 
+@reads_replica
 def players(date_from: date, date_to: date) -> PlayersReport:
     """Registrations, first-time depositors (first ``deposit`` ledger row of a player, any
     currency) and active players (distinct players with a ``bet`` ledger row) per UTC day;
@@ -497,10 +514,12 @@ def players_json(report: PlayersReport) -> dict[str, Any]:
     }
 
 
+def players_rows(report: PlayersReport) -> tuple[list[str], list[list[Any]]]:
+    rows: list[list[Any]] = [
+        [d.day.isoformat(), d.registrations, d.first_deposits, d.active] for d in report.days
+    ]
+    return ["day", "registrations", "first_deposits", "active"], rows
+
+
 def players_csv(report: PlayersReport) -> str:
-    buf = io.StringIO()
-    writer = csvsafe.writer(buf, lineterminator="\n")
-    writer.writerow(["day", "registrations", "first_deposits", "active"])
-    for d in report.days:
-        writer.writerow([d.day.isoformat(), d.registrations, d.first_deposits, d.active])
-    return buf.getvalue()
+    return to_csv(*players_rows(report))

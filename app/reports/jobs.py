@@ -1,13 +1,16 @@
-"""Report jobs (``app.core.schedule``): the daily rollups and the ClickHouse sink."""
+"""Report jobs (``app.core.schedule``): the daily rollups, the ClickHouse sink, and the
+queued CSV exports (one job per export, on the ``reports`` queue; the periodic expiry of
+their files)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.reports import sink
+from app.core.queues import job
+from app.reports import exports, sink
 from app.reports.rollups import rollup_recent
 
-__all__ = ["export_to_clickhouse", "rollup_recent"]
+__all__ = ["expire_exports", "export_to_clickhouse", "rollup_recent", "run_export"]
 
 
 def export_to_clickhouse() -> dict[str, Any]:
@@ -15,3 +18,13 @@ def export_to_clickhouse() -> dict[str, Any]:
     A ClickHouse outage fails the run (``SinkFailed``: staff see it on the jobs page); the
     marks did not move, so the next run sends what this one could not."""
     return sink.run_configured()
+
+
+@job
+def run_export(export_id: int) -> str:
+    return exports.run(export_id)
+
+
+@job
+def expire_exports() -> dict[str, Any]:
+    return exports.expire()

@@ -1,4 +1,6 @@
-"""Daily rollups: per UTC day x currency (and x game) summaries folded from the ledger,
+"""Daily rollups, and the queued CSV exports (``report_exports``).
+
+Daily rollups: per UTC day x currency (and x game) summaries folded from the ledger,
 bets and payments by ``app.reports.rollups.rollup_day``, read by the analytics API.
 
 Invariants:
@@ -14,8 +16,19 @@ Invariants:
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.base import UTCDateTime, utcnow
@@ -89,3 +102,54 @@ class SinkState(Model):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+EXPORT_STATUSES = ("queued", "running", "ready", "failed", "expired")
+
+
+class ReportExport(Model):
+    """A CSV export a staff member asked for: built by a job (``app.reports.exports``), kept
+    as a file under ``EXPORT_DIR`` until ``expires_at``, downloadable by that staff member only.
+    ``public_id`` names it in URLs (random: ids are not enumerable)."""
+
+    __tablename__ = "report_exports"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'ready', 'failed', 'expired')", name="status"
+        ),
+        CheckConstraint("rows_done >= 0", name="rows_done"),
+        Index("ix_report_exports_requester_created", "requested_by_id", "created_at"),
+        Index("ix_report_exports_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    requested_by_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    #: A key of ``app.reports.exports.KINDS``.
+    kind: Mapped[str] = mapped_column(String(32))
+    #: The kind's filters, as validated when asked (dates as ISO strings).
+    params: Mapped[Any] = mapped_column(JSON, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    #: Rows the export will hold, once counted (``None`` before the job starts).
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    #: The name the download carries; the file on disk is ``storage_name`` (random).
+    file_name: Mapped[str] = mapped_column(String(200))
+    storage_name: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(String(300))
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Last change (each progress update): a running export that stops moving lost its job.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def percent(self) -> int:
+        if self.status == "ready":
+            return 100
+        if not self.rows_total:
+            return 0
+        return min(99, self.rows_done * 100 // self.rows_total)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import aliased
 from app.core.db import atomic
 from app.core.extensions import db
 from app.core.money import format_minor
+from app.core.replica import reads_replica
 from app.payments.models import PaymentTransaction
 from app.play.models import Game, GameRound, ProviderTransaction
 from app.reports import financial
@@ -350,6 +351,7 @@ def _money(t: Totals, currency: str) -> dict[str, str]:
     return out
 
 
+@reads_replica
 def revenue(date_from: date, date_to: date, *, currency: str, group: str = "day") -> dict:
     """Money per period (day / ISO week / month), zero-filled, and the range's totals."""
     if group not in financial.GROUPS:
@@ -376,6 +378,7 @@ def revenue(date_from: date, date_to: date, *, currency: str, group: str = "day"
     }
 
 
+@reads_replica
 def users(date_from: date, date_to: date, *, currency: str) -> dict:
     """Players per day: distinct bettors, bets, depositors, first-time depositors."""
     currency = currency.upper()
@@ -406,6 +409,7 @@ def users(date_from: date, date_to: date, *, currency: str) -> dict:
     }
 
 
+@reads_replica
 def games(date_from: date, date_to: date, *, currency: str, limit: int = 100) -> dict:
     """Per game over the range: stakes, wins, GGR, RTP, bets, player-days; by GGR."""
     check_range(date_from, date_to)
@@ -449,6 +453,7 @@ def games(date_from: date, date_to: date, *, currency: str, limit: int = 100) ->
     }
 
 
+@reads_replica
 def dashboard(date_from: date, date_to: date, *, currency: str) -> dict:
     """The range's money and player totals, a GGR series per day and the top 5 games."""
     currency = currency.upper()

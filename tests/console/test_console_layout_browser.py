@@ -65,6 +65,7 @@ PAGES = [
     "/admin/staff/new",
     "/admin/settings",
     "/admin/jobs",
+    "/admin/exports",
 ]
 
 

@@ -11,6 +11,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     content_views,
     crm_views,
     dashboard,
+    exports_views,
     jobs_views,
     kyc_review,
     languages_views,

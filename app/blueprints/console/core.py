@@ -146,6 +146,7 @@ NAV: list[NavItem] = [
         ("console.mail_template_edit",),
     ),
     NavItem("console.jobs", "Jobs", "jobs.manage"),
+    NavItem("console.my_exports", "My exports", "exports.own"),
 ]
 
 
