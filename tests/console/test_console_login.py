@@ -365,17 +365,9 @@ def test_console_failures_older_than_the_window_are_forgotten(app, client, make_
 
 def test_lockout_settings_come_from_the_environment_and_production_keeps_30_minutes():
     from app.core.config import ConfigError, load_config
+    from tests.prodenv import PRODUCTION_ENV
 
-    production = {
-        "ENV": "production",
-        "SECRET_KEY": "x" * 40,
-        "JWT_SECRET_KEY": "y" * 40,
-        "ENCRYPTION_KEY": "a" * 43 + "=",
-        "AUDIT_CHAIN_KEY": "c" * 40,
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "DATABASE_URL": "postgresql://u@db/jackpotx",
-        "SANDBOX_GATEWAY_ENABLED": "0",
-    }
+    production = {**PRODUCTION_ENV, "SANDBOX_GATEWAY_ENABLED": "0"}
     cfg = load_config({"LOGIN_LOCKOUT_MINUTES": "45", "LOGIN_FAILURE_WINDOW_MINUTES": "60"})
     assert (cfg["LOGIN_LOCKOUT_MINUTES"], cfg["LOGIN_FAILURE_WINDOW_MINUTES"]) == (45, 60)
     with pytest.raises(ConfigError, match="LOGIN_LOCKOUT_MINUTES must be at least 30"):
