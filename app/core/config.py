@@ -184,6 +184,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "GAME_IMAGE_MAX_BYTES": _int(env, "GAME_IMAGE_MAX_BYTES", 2 * 1024 * 1024),
         # Payments / KYC / responsible gaming (docs/payments.md). Amounts in minor units.
         "KYC_MAX_FILE_BYTES": _int(env, "KYC_MAX_FILE_BYTES", 8 * 1024 * 1024),
+        # A KYC PDF must have 1 to this many pages (a statement, a bill, an ID scan).
+        "KYC_PDF_MAX_PAGES": _int(env, "KYC_PDF_MAX_PAGES", 50),
         "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD": _int(
             env, "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD", 1000_00
         ),
