@@ -143,6 +143,11 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "LOGIN_THROTTLE_BASE_SECONDS": _int(env, "LOGIN_THROTTLE_BASE_SECONDS", 30),
         "LOGIN_THROTTLE_MAX_SECONDS": _int(env, "LOGIN_THROTTLE_MAX_SECONDS", 15 * 60),
         "LOGIN_THROTTLE_WINDOW_MINUTES": _int(env, "LOGIN_THROTTLE_WINDOW_MINUTES", 60),
+        # Per login name across all addresses (a botnet): after this many failures within
+        # the window (minutes, from the last failure) its sign-ins need a solved captcha;
+        # 0 turns the challenge off (app.identity.throttle).
+        "LOGIN_NAME_CHALLENGE_AFTER": _int(env, "LOGIN_NAME_CHALLENGE_AFTER", 20),
+        "LOGIN_NAME_WINDOW_MINUTES": _int(env, "LOGIN_NAME_WINDOW_MINUTES", 60),
         # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
         # login): on outside production only, and production refuses to start with it on.
         "SANDBOX_GATEWAY_ENABLED": _bool(env, "SANDBOX_GATEWAY_ENABLED", profile != "production"),

@@ -143,6 +143,8 @@ class Login(MethodView):
             auth_code=args.get("auth_code"),
             portal=identity.PLAYER_PORTAL,
             client=client_info(),
+            captcha_id=args.get("captcha_id"),
+            captcha_text=args.get("captcha_text"),
         )
         return token_answer(result.token, "Logged in successfully", result)
 

@@ -31,14 +31,23 @@ def client_info() -> ClientInfo:
     )
 
 
+#: Sign-ins are not rate limited per login name: a botnet's requests would make the victim's
+#: own sign-in a 429 (a lockout by another name). The name's failures across addresses ask
+#: for a captcha instead (app.identity.throttle); the per-address limit stays.
+_LOGIN_PATHS = frozenset({"/api/auth/login", "/api/admin/auth/login"})
+
+
 def user_rate_key() -> str | None:
-    """The user a request is about: the bearer token's subject, else the login being tried."""
+    """The user a request is about: the bearer token's subject, else the login being tried
+    (except on the sign-in endpoints)."""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         try:
             return "user:" + str(decode_token(header[7:], allow_expired=True)["sub"])
         except Exception:  # an unreadable token is refused later; the IP limit still applies
             return None
+    if request.path in _LOGIN_PATHS:
+        return None
     body = request.get_json(silent=True) if request.is_json else None
     if isinstance(body, dict):
         name = body.get("username") or body.get("email")
@@ -119,6 +128,10 @@ class LoginArgs(Schema):
     email = fields.String(validate=validate.Length(max=255))
     password = fields.String(required=True, validate=validate.Length(max=256))
     auth_code = fields.String(allow_none=True, validate=validate.Length(max=16))
+    #: Needed only when the answer said ``captcha_required`` (a name many addresses failed
+    #: with; docs/security.md): a challenge from ``GET /api/auth/captcha`` and its text.
+    captcha_id = fields.String(allow_none=True, validate=validate.Length(max=100))
+    captcha_text = fields.String(allow_none=True, validate=validate.Length(max=20))
 
     @pre_load
     def _one_login(self, data, **kwargs):
