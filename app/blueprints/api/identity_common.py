@@ -3,6 +3,7 @@ the network access gate, and the schemas several of them answer with."""
 
 from __future__ import annotations
 
+import json
 import zoneinfo
 
 from flask import Flask, current_app, request
@@ -177,6 +178,41 @@ class ProfileSchema(Schema):
     last_login_at = fields.DateTime(allow_none=True)
 
 
+#: A profile edit is a few short fields and small preferences: anything near this is abuse.
+PROFILE_MAX_BODY_BYTES = 16 * 1024
+#: ``preferences``: what a player app keeps (theme, notification switches, favourites).
+PREFERENCES_MAX_BYTES = 4 * 1024
+PREFERENCES_MAX_KEYS = 100
+PREFERENCES_MAX_DEPTH = 4
+PREFERENCES_MAX_KEY_LENGTH = 64
+
+
+def _bounded_preferences(value: dict) -> None:
+    """At most PREFERENCES_MAX_BYTES as compact JSON, PREFERENCES_MAX_KEYS keys in all,
+    PREFERENCES_MAX_DEPTH levels of objects/arrays, keys of at most 64 characters."""
+    keys = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth > PREFERENCES_MAX_DEPTH:
+            raise ValidationError(f"At most {PREFERENCES_MAX_DEPTH} levels of nesting")
+        if isinstance(item, dict):
+            keys += len(item)
+            if keys > PREFERENCES_MAX_KEYS:
+                raise ValidationError(f"At most {PREFERENCES_MAX_KEYS} keys")
+            for key, inner in item.items():
+                if len(str(key)) > PREFERENCES_MAX_KEY_LENGTH:
+                    raise ValidationError(
+                        f"Keys have at most {PREFERENCES_MAX_KEY_LENGTH} characters"
+                    )
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > PREFERENCES_MAX_BYTES:
+        raise ValidationError(f"At most {PREFERENCES_MAX_BYTES} bytes of preferences")
+
+
 def _timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError("Not an IANA time zone (e.g. Europe/Malta)")
@@ -231,7 +267,15 @@ class ProfileEditFields(Schema):
     language = fields.String(
         allow_none=True, validate=validate.Regexp(r"^[a-z]{2}(-[A-Z]{2})?$", error="e.g. en, pt-BR")
     )
-    preferences = fields.Dict(allow_none=True)
+    preferences = fields.Dict(
+        allow_none=True,
+        keys=fields.String(),
+        validate=_bounded_preferences,
+        metadata={
+            "description": f"At most {PREFERENCES_MAX_BYTES} bytes as JSON, "
+            f"{PREFERENCES_MAX_KEYS} keys, {PREFERENCES_MAX_DEPTH} levels"
+        },
+    )
     #: Opt-in to marketing; the change time is recorded (``marketing_consent_at``).
     marketing_consent = fields.Boolean()
 
