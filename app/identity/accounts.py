@@ -47,7 +47,7 @@ from app.core.errors import (
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.registry import Hooks
-from app.identity import captcha, lockout, passwords, throttle, totp, verification
+from app.identity import captcha, lockout, passwords, recovery, throttle, totp, verification
 from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
 from app.identity.models import (
@@ -107,6 +107,9 @@ class LoginResult:
     token: dict[str, Any]
     previous_login_at: datetime | None
     previous_login_ip: str | None
+    #: A staff member's first recovery codes, from the login that enrolled their TOTP (shown
+    #: once, in that answer only).
+    recovery_codes: list[str] | None = None
 
 
 class LoginThrottled(AuthenticationError):
@@ -373,14 +376,17 @@ def _wrong_secret(user: User | None, key: str, name_key: str) -> None:
 def _second_factor(
     user: User, portal: str, auth_code: str | None, key: str, name_key: str
 ) -> tuple[AppError | None, str]:
-    """Check the TOTP step of a login; returns (refusal or None, history reason)."""
+    """Check the TOTP step of a login; returns (refusal or None, history reason). A staff
+    member may give one of their recovery codes instead of a TOTP code."""
     if user.totp_enabled:
         if not auth_code:
             return (
                 AuthenticationError("A two-factor code is required", requires_2fa=True),
                 "totp_required",
             )
-        if not totp.verify_code(user, auth_code):
+        if not totp.verify_code(user, auth_code) and not (
+            portal == STAFF_PORTAL and user.is_staff and recovery.use(user, auth_code)
+        ):
             _wrong_secret(user, key, name_key)
             return AuthenticationError(
                 "Invalid or already used two-factor code", requires_2fa=True
@@ -391,7 +397,7 @@ def _second_factor(
         if secret and auth_code and totp.verify_code(user, auth_code, secret=secret):
             user.totp_enabled = True
             audit.record("auth.2fa_enrolled", actor=user, target_type="user", target_id=user.id)
-            return None, ""
+            return None, "totp_enrolled"
         if not secret:
             secret = totp.new_secret()
             totp.store_secret(user, secret)
@@ -423,6 +429,7 @@ def login(
     client = client or ClientInfo()
     value = (login_name or "").strip().lower()
     refusal: AppError | None = None
+    codes: list[str] | None = None
     key = throttle.key_of(value, client.ip)
     name_key = throttle.name_key(value)
     with atomic():
@@ -474,6 +481,8 @@ def login(
             refusal, reason = _second_factor(user, portal, auth_code, key, name_key)
             if refusal is not None:
                 _failed(user, value, portal, client, reason)
+            elif reason == "totp_enrolled":
+                codes = recovery.generate(user)
         if refusal is None:
             assert user is not None
             previous_at, previous_ip = user.last_login_at, user.last_login_ip
@@ -491,7 +500,7 @@ def login(
                 target_id=user.id,
                 after={"portal": portal, "device": client.device_fingerprint},
             )
-            result = LoginResult(user, token, previous_at, previous_ip)
+            result = LoginResult(user, token, previous_at, previous_ip, codes)
     if refusal is not None:
         raise refusal
     return result

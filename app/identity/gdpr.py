@@ -114,6 +114,7 @@ EXCLUDED: dict[str, str] = {
     "crm_broadcasts": "staff-authored; what a player received is exported as notifications",
     "promotions": "staff-authored offers; the player's bonuses are exported",
     "tournaments": "staff-authored; the player's entries are exported (tournament_participants)",
+    "staff_recovery_codes": "staff sign-in secrets (digests of one-time codes); players have none",
 }
 
 #: What an erasure keeps, and why (the answer to the player says it too).

@@ -96,6 +96,8 @@ def token_answer(token: dict, message: str, result=None) -> dict:
     if result is not None:
         answer["previous_login_at"] = result.previous_login_at
         answer["previous_login_ip"] = result.previous_login_ip
+        if result.recovery_codes:
+            answer["recovery_codes"] = result.recovery_codes
     return answer
 
 

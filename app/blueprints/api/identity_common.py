@@ -118,6 +118,9 @@ class TokenEnvelope(Schema):
     token = fields.Nested(TokenSchema, required=True)
     previous_login_at = fields.DateTime(allow_none=True)
     previous_login_ip = fields.String(allow_none=True)
+    #: Staff only, in the answer of the login that enrolled TOTP: one-time recovery codes,
+    #: shown this once (docs/security.md).
+    recovery_codes = fields.List(fields.String())
 
 
 class MessageSchema(Schema):

@@ -38,14 +38,18 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
     code = StringField(
         "Authentication code",
-        validators=[Optional(), Length(max=8)],
-        description="6 digits from your authenticator app (required for Admin and Manager).",
+        validators=[Optional(), Length(max=16)],
+        description="6 digits from your authenticator app, or one of your recovery codes.",
     )
     next = HiddenField()
 
 
 class EnrolForm(FlaskForm):
     code = StringField("Code from your app", validators=[DataRequired(), _CODE])
+
+
+class RecoveryCodesForm(FlaskForm):
+    code = StringField("Current code from your app", validators=[DataRequired(), _CODE])
 
 
 class PlayerActionForm(FlaskForm):
