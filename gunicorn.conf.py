@@ -92,6 +92,16 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+    # Production: warn once if DATABASE_URL is a superuser or the schema owner (one catalogue
+    # query per worker at start, none on requests; docs/security.md, "Database roles").
+    app = getattr(worker, "wsgi", None)
+    config = getattr(app, "config", None)
+    if config is not None and config.get("ENV") == "production":
+        from app.core import dbroles
+        from app.core.extensions import db
+
+        with app.app_context():
+            dbroles.warn_if_privileged(db.engine)
 
 
 def worker_exit(server, worker):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -13,7 +14,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.core import queues as _queues
-from app.core.config import load_config
+from app.core.config import load_config, production_warnings
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -60,6 +61,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.identity import auth
 
     observability.configure_logging(settings["LOG_LEVEL"])
+    if settings["ENV"] == "production":
+        for warning in production_warnings(settings):
+            logging.getLogger("jackpotx.config").warning("production: %s", warning)
     observability.init_app(app)
     metrics.init_app(app)  # first request hooks: the gates' answers are timed too
     db.init_app(app)

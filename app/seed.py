@@ -494,10 +494,17 @@ def _demo_document(title: str) -> bytes:
     return buf.getvalue()
 
 
-DEMO_PDF = (
-    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-)
+def _demo_pdf() -> bytes:
+    """A one-page blank PDF (a KYC upload must parse and have a page)."""
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
 
 
 def seed_console_queues() -> None:
@@ -512,7 +519,7 @@ def seed_console_queues() -> None:
             player1, doc_type="passport", data=_demo_document("PASSPORT"), filename=None, ip=None
         )
         kyc.upload_document(
-            player1, doc_type="proof_of_address", data=DEMO_PDF, filename=None, ip=None
+            player1, doc_type="proof_of_address", data=_demo_pdf(), filename=None, ip=None
         )
     if player2 and not db.session.scalar(
         select(PaymentTransaction.id).where(

@@ -23,11 +23,16 @@ def jpeg_bytes(size: tuple[int, int] = (320, 200)) -> bytes:
     return buf.getvalue()
 
 
-def pdf_bytes() -> bytes:
-    return (
-        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-    )
+def pdf_bytes(pages: int = 1) -> bytes:
+    """A well-formed PDF of blank A4 pages (pypdf writes it)."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
 
 
 def elf_bytes() -> bytes:

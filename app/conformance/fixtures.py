@@ -130,7 +130,8 @@ def prepare(protocol: str) -> Setup:
             aggregator.close()
             raise SetupError(
                 "the runner's aggregator listens on 127.0.0.1: set OUTBOUND_ALLOW_LOOPBACK=true "
-                "for the server and the runner (a staging deployment, never real production)"
+                "for the server and the runner (a staging deployment, never real production; the "
+                "production profile also needs OUTBOUND_LOOPBACK_IN_PRODUCTION)"
             )
         games.update_provider(games.provider_by_code(code).id, {"api_url": aggregator.url})
         promotion = _free_rounds_promotion(code, game)

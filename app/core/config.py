@@ -7,10 +7,14 @@ development secrets). Every knob is an environment variable with a safe developm
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
+import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,21 @@ DEV_AUDIT_CHAIN_KEY = "dev-audit-chain-key-change-me-not-secret"
 #: The phrase ``SANDBOX_GATEWAY_IN_PRODUCTION`` must hold for the production profile to start
 #: with the sandbox gateway on: only where no real player can deposit (load and fault tests).
 SANDBOX_IN_PRODUCTION_ACK = "no-real-players-deposits-are-not-paid"
+#: The phrase ``OUTBOUND_LOOPBACK_IN_PRODUCTION`` must hold for the production profile to start
+#: with ``OUTBOUND_ALLOW_LOOPBACK`` on: a staging server the conformance runner plays against.
+LOOPBACK_IN_PRODUCTION_ACK = "staging-loopback-services-are-trusted"
+#: A production secret (SECRET_KEY, JWT_SECRET_KEY, AUDIT_CHAIN_KEY) needs at least this many
+#: characters, this many distinct ones, and this many bits of estimated entropy (the Shannon
+#: entropy of its own characters times its length: it underestimates a random key, ~112 bits
+#: for 32 random hex digits and never below ~90 in 200,000 draws), and no repeated block.
+#: ``secrets.token_urlsafe(32)`` and ``secrets.token_hex(16)`` pass; ``"a" * 40``,
+#: ``"abcd" * 10`` or ``"a" * 30 + "bcdefghijk"`` do not.
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_DISTINCT = 10
+SECRET_MIN_BITS = 80
+#: Distinct byte values the 32 bytes of a production ENCRYPTION_KEY must have (random keys
+#: have ~30; the chance of fewer than 16 is below 1e-9).
+FERNET_MIN_DISTINCT_BYTES = 16
 
 
 class ConfigError(RuntimeError):
@@ -188,6 +207,11 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "LOGIN_THROTTLE_BASE_SECONDS": _int(env, "LOGIN_THROTTLE_BASE_SECONDS", 30),
         "LOGIN_THROTTLE_MAX_SECONDS": _int(env, "LOGIN_THROTTLE_MAX_SECONDS", 15 * 60),
         "LOGIN_THROTTLE_WINDOW_MINUTES": _int(env, "LOGIN_THROTTLE_WINDOW_MINUTES", 60),
+        # Per login name across all addresses (a botnet): after this many failures within
+        # the window (minutes, from the last failure) its sign-ins need a solved captcha;
+        # 0 turns the challenge off (app.identity.throttle).
+        "LOGIN_NAME_CHALLENGE_AFTER": _int(env, "LOGIN_NAME_CHALLENGE_AFTER", 20),
+        "LOGIN_NAME_WINDOW_MINUTES": _int(env, "LOGIN_NAME_WINDOW_MINUTES", 60),
         # The sandbox payment gateway credits deposits nobody paid (its checkout page has no
         # login): on outside production only, and production refuses to start with it on.
         "SANDBOX_GATEWAY_ENABLED": _bool(env, "SANDBOX_GATEWAY_ENABLED", profile != "production"),
@@ -196,6 +220,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # only with OUTBOUND_ALLOW_LOOPBACK (development/tests serve the remote side locally).
         "OUTBOUND_ALLOWED_HOSTS": _list(env, "OUTBOUND_ALLOWED_HOSTS"),
         "OUTBOUND_ALLOW_LOOPBACK": _bool(env, "OUTBOUND_ALLOW_LOOPBACK", False),
+        # Production refuses OUTBOUND_ALLOW_LOOPBACK unless this holds LOOPBACK_IN_PRODUCTION_ACK
+        # (a staging server whose loopback services are the conformance runner's).
+        "OUTBOUND_LOOPBACK_IN_PRODUCTION": get("OUTBOUND_LOOPBACK_IN_PRODUCTION", ""),
         # Origins a deposit's return_url/cancel_url may name (app.core.redirects); empty =
         # CORS_ORIGINS + PUBLIC_URL. Relative paths are always allowed.
         "REDIRECT_ALLOWED_ORIGINS": _list(env, "REDIRECT_ALLOWED_ORIGINS"),
@@ -236,6 +263,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "CONTENT_IMAGE_MAX_BYTES": _int(env, "CONTENT_IMAGE_MAX_BYTES", 2 * 1024 * 1024),
         # Payments / KYC / responsible gaming (docs/payments.md). Amounts in minor units.
         "KYC_MAX_FILE_BYTES": _int(env, "KYC_MAX_FILE_BYTES", 8 * 1024 * 1024),
+        # A KYC PDF must have 1 to this many pages (a statement, a bill, an ID scan).
+        "KYC_PDF_MAX_PAGES": _int(env, "KYC_PDF_MAX_PAGES", 50),
         "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD": _int(
             env, "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD", 1000_00
         ),
@@ -421,21 +450,67 @@ def replica_engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+def secret_weakness(value: str) -> str | None:
+    """Why ``value`` is too weak for a production secret, or None.
+
+    Not a proof of randomness: it refuses what a person types as a placeholder (a repeated
+    character or short pattern, a word padded to length). The rule (docs/security.md): at
+    least SECRET_MIN_LENGTH characters, SECRET_MIN_DISTINCT distinct ones, and
+    SECRET_MIN_BITS bits estimated as length x the Shannon entropy of its characters, and no
+    block repeated to fill it (``"Xy7#" * 10``).
+    """
+    if len(value) < SECRET_MIN_LENGTH:
+        return f"shorter than {SECRET_MIN_LENGTH} characters"
+    counts = Counter(value)
+    if len(counts) < SECRET_MIN_DISTINCT:
+        return f"fewer than {SECRET_MIN_DISTINCT} distinct characters"
+    n = len(value)
+    bits = -n * sum(c / n * math.log2(c / n) for c in counts.values())
+    if bits < SECRET_MIN_BITS:
+        return f"about {int(bits)} bits of entropy, fewer than {SECRET_MIN_BITS}"
+    for period in range(1, n // 2 + 1):
+        if all(value[i] == value[i - period] for i in range(period, n)):
+            return "a repeated pattern"
+    return None
+
+
+def fernet_key_problem(value: str) -> str | None:
+    """Why ``value`` is not a usable Fernet key (cryptography's ``Fernet`` refuses it, or its
+    32 bytes are a pattern, like ``"a" * 43 + "="``), or None."""
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(value)
+        raw = base64.urlsafe_b64decode(value.encode())
+        if base64.urlsafe_b64encode(raw).decode() != value:
+            raise ValueError("not canonical base64")  # stray characters base64 would skip
+    except (ValueError, TypeError, binascii.Error):
+        return "not a Fernet key (url-safe base64 of 32 bytes: Fernet.generate_key())"
+    if len(set(raw)) < FERNET_MIN_DISTINCT_BYTES:
+        return "a Fernet key whose bytes are a pattern, not random"
+    return None
+
+
 def validate_production(cfg: Mapping[str, Any]) -> None:
-    """Refuse development secrets and embedded services in production."""
+    """Refuse development secrets, weak or shared secrets and embedded services in production."""
     problems = []
     for key, dev_value in (
         ("SECRET_KEY", DEV_SECRET_KEY),
         ("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY),
+        ("AUDIT_CHAIN_KEY", DEV_AUDIT_CHAIN_KEY),
     ):
-        if cfg[key] == dev_value or len(cfg[key]) < 32:
-            problems.append(f"{key} is a development default or shorter than 32 characters")
-    if cfg["AUDIT_CHAIN_KEY"] == DEV_AUDIT_CHAIN_KEY or len(cfg["AUDIT_CHAIN_KEY"]) < 32:
-        problems.append("AUDIT_CHAIN_KEY is a development default or shorter than 32 characters")
-    elif cfg["AUDIT_CHAIN_KEY"] in (cfg["SECRET_KEY"], cfg["JWT_SECRET_KEY"]):
+        if cfg[key] == dev_value:
+            problems.append(f"{key} is the development default")
+        elif weakness := secret_weakness(cfg[key]):
+            problems.append(f"{key} is too weak ({weakness})")
+    if cfg["SECRET_KEY"] == cfg["JWT_SECRET_KEY"]:
+        problems.append("SECRET_KEY and JWT_SECRET_KEY must differ")
+    if cfg["AUDIT_CHAIN_KEY"] in (cfg["SECRET_KEY"], cfg["JWT_SECRET_KEY"]):
         problems.append("AUDIT_CHAIN_KEY must differ from SECRET_KEY and JWT_SECRET_KEY")
     if cfg["ENCRYPTION_KEY"] == DEV_ENCRYPTION_KEY:
         problems.append("ENCRYPTION_KEY is the development default")
+    elif problem := fernet_key_problem(cfg["ENCRYPTION_KEY"]):
+        problems.append(f"ENCRYPTION_KEY is {problem}")
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         problems.append("DATABASE_URL must be set to a PostgreSQL URL")
     if not cfg["REDIS_URL"]:
@@ -454,8 +529,27 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append(
             "SANDBOX_GATEWAY_ENABLED must be off: the sandbox gateway credits unpaid deposits"
         )
+    if (
+        cfg["OUTBOUND_ALLOW_LOOPBACK"]
+        and cfg.get("OUTBOUND_LOOPBACK_IN_PRODUCTION") != LOOPBACK_IN_PRODUCTION_ACK
+    ):
+        problems.append(
+            "OUTBOUND_ALLOW_LOOPBACK must be off: staff-set URLs could reach this host's services"
+        )
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+def production_warnings(cfg: Mapping[str, Any]) -> list[str]:
+    """What production allows but an operator should know (logged as WARNING at start)."""
+    warnings = []
+    if not cfg["OUTBOUND_ALLOWED_HOSTS"]:
+        warnings.append(
+            "OUTBOUND_ALLOWED_HOSTS is empty: staff-set gateway and provider URLs may name any "
+            "public host (private, loopback and link-local addresses stay refused); list the "
+            "hosts your gateways and aggregators use"
+        )
+    return warnings
 
 
 PROFILES = ("development", "testing", "production")

@@ -16,6 +16,7 @@ Invariants (``tests/core/test_db_roles.py`` connects as the app role and proves 
 
 from __future__ import annotations
 
+import logging
 import re
 
 import sqlalchemy as sa
@@ -156,3 +157,54 @@ def drop(conn: sa.Connection, *roles: str) -> None:
             conn.exec_driver_sql(f"REASSIGN OWNED BY {quoted} TO CURRENT_USER")
             conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
             conn.exec_driver_sql(f"DROP ROLE {quoted}")
+
+
+def login_warnings(conn: sa.Connection) -> list[str]:
+    """What the current login can do that the app role must not (empty: least privilege).
+
+    A superuser, or the owner of schema ``public`` or of one of its tables (or a member of
+    such a role), can rewrite the ledger and disable the append-only triggers. One catalogue
+    query; PostgreSQL only (SQLite has no roles: empty).
+    """
+    if conn.dialect.name != "postgresql":
+        return []
+    row = conn.execute(
+        sa.text(
+            "SELECT r.rolsuper,"
+            " pg_has_role(current_user, n.nspowner, 'USAGE'),"
+            " EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = n.oid"
+            "         AND c.relkind IN ('r', 'p')"
+            "         AND pg_has_role(current_user, c.relowner, 'USAGE'))"
+            " FROM pg_roles r, pg_namespace n"
+            " WHERE r.rolname = current_user AND n.nspname = 'public'"
+        )
+    ).one_or_none()
+    if row is None:
+        return []
+    superuser, schema_owner, table_owner = row
+    user = conn.execute(sa.text("SELECT current_user")).scalar()
+    if superuser:
+        return [f"DATABASE_URL logs in as {user}, a PostgreSQL superuser"]
+    if schema_owner or table_owner:
+        return [f"DATABASE_URL logs in as {user}, which owns the schema or its tables"]
+    return []
+
+
+def warn_if_privileged(engine: sa.Engine, log: logging.Logger | None = None) -> list[str]:
+    """Log a WARNING per :func:`login_warnings` (once per process at start: gunicorn's
+    ``post_worker_init`` in production; never on a request). A database that does not answer
+    logs that the check could not run and never stops the start."""
+    log = log or logging.getLogger("jackpotx.dbroles")
+    try:
+        with engine.connect() as conn:
+            warnings = login_warnings(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not check the database login's privileges: %s", type(exc).__name__)
+        return []
+    for warning in warnings:
+        log.warning(
+            "%s: it can rewrite the ledger and the audit trail; run the app as the app role "
+            "(docs/security.md, 'Database roles')",
+            warning,
+        )
+    return warnings

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -64,11 +65,50 @@ def allow_embedding(response: Any) -> Any:
 _MACHINE_BODIES = ("/api/provider-callback", "/api/payment/webhook")
 
 
+_LIMIT_ATTR = "_jx_max_body_bytes"
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def body_limit(limit: int | str | Callable[[], int]) -> Callable[[_View], _View]:
+    """This route's largest request body, whatever its content type, instead of the default
+    by path (``API_MAX_JSON_BYTES`` for JSON under ``/api/``): bytes, a config key, or a
+    function called per request. On a view function or a ``MethodView`` method, as the
+    outermost decorator; 413 beyond it, before anything reads the body."""
+
+    def mark(view: _View) -> _View:
+        setattr(view, _LIMIT_ATTR, limit)
+        return view
+
+    return mark
+
+
+def _route_limit() -> int | None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None:
+        return None
+    marked = getattr(view, _LIMIT_ATTR, None)
+    view_class = getattr(view, "view_class", None)
+    if marked is None and view_class is not None:
+        marked = getattr(getattr(view_class, request.method.lower(), None), _LIMIT_ATTR, None)
+    if marked is None:
+        return None
+    if isinstance(marked, str):
+        return int(current_app.config[marked])
+    if callable(marked):
+        return int(marked())
+    return int(marked)
+
+
 def _body_limit() -> int | None:
-    """The largest body this request may send, by path (``None``: the app's default)."""
+    """The largest body this request may send: callbacks and webhooks by path, then the
+    route's own (:func:`body_limit`), then JSON under ``/api/`` (``None``: the app's
+    default, ``MAX_CONTENT_LENGTH``)."""
     path = request.path
     if path.startswith(_MACHINE_BODIES):
         return int(current_app.config["CALLBACK_MAX_BODY_BYTES"])
+    route = _route_limit()
+    if route is not None:
+        return route
     if path.startswith("/api/") and request.mimetype == "application/json":
         return int(current_app.config["API_MAX_JSON_BYTES"])
     return None

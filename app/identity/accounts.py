@@ -48,7 +48,7 @@ from app.core.errors import (
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.registry import Hooks
-from app.identity import captcha, lockout, passwords, throttle, totp, verification
+from app.identity import captcha, lockout, passwords, recovery, throttle, totp, verification
 from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
 from app.identity.models import (
@@ -67,6 +67,11 @@ PLAYER_PORTAL, STAFF_PORTAL = "player", "staff"
 #: Roles that may not use the API without a second factor: every staff role (issue 21).
 TOTP_MANDATORY_ROLES = STAFF_ROLES
 BAD_CREDENTIALS = "Invalid username/email or password"
+#: A name under attack from many addresses (app.identity.throttle): same for every name.
+CHALLENGE_REQUIRED = (
+    "Too many failed sign-ins for this name: solve the captcha (GET /api/auth/captcha) and "
+    "send captcha_id and captcha_text with your login"
+)
 
 #: Profile fields a player may change about themselves (platform guide 5.4.2 + integration guide).
 PLAYER_EDITABLE = (
@@ -103,6 +108,9 @@ class LoginResult:
     token: dict[str, Any]
     previous_login_at: datetime | None
     previous_login_ip: str | None
+    #: A staff member's first recovery codes, from the login that enrolled their TOTP (shown
+    #: once, in that answer only).
+    recovery_codes: list[str] | None = None
 
 
 class LoginThrottled(AuthenticationError):
@@ -357,25 +365,30 @@ def _failed(user: User | None, login: str, portal: str, client: ClientInfo, reas
     )
 
 
-def _wrong_secret(user: User | None, key: str) -> None:
-    """Count a failed secret: the throttle for everyone, the lockout for staff accounts."""
+def _wrong_secret(user: User | None, key: str, name_key: str) -> None:
+    """Count a failed secret: the throttle (per address and per name across addresses) for
+    everyone, the lockout for staff accounts."""
     if user is not None and user.is_staff:
         lockout.count_failure(user)
     throttle.failed(key)
+    throttle.name_failed(name_key)
 
 
 def _second_factor(
-    user: User, portal: str, auth_code: str | None, key: str
+    user: User, portal: str, auth_code: str | None, key: str, name_key: str
 ) -> tuple[AppError | None, str]:
-    """Check the TOTP step of a login; returns (refusal or None, history reason)."""
+    """Check the TOTP step of a login; returns (refusal or None, history reason). A staff
+    member may give one of their recovery codes instead of a TOTP code."""
     if user.totp_enabled:
         if not auth_code:
             return (
                 AuthenticationError("A two-factor code is required", requires_2fa=True),
                 "totp_required",
             )
-        if not totp.verify_code(user, auth_code):
-            _wrong_secret(user, key)
+        if not totp.verify_code(user, auth_code) and not (
+            portal == STAFF_PORTAL and user.is_staff and recovery.use(user, auth_code)
+        ):
+            _wrong_secret(user, key, name_key)
             return AuthenticationError(
                 "Invalid or already used two-factor code", requires_2fa=True
             ), "totp_invalid"
@@ -385,7 +398,7 @@ def _second_factor(
         if secret and auth_code and totp.verify_code(user, auth_code, secret=secret):
             user.totp_enabled = True
             audit.record("auth.2fa_enrolled", actor=user, target_type="user", target_id=user.id)
-            return None, ""
+            return None, "totp_enrolled"
         if not secret:
             secret = totp.new_secret()
             totp.store_secret(user, secret)
@@ -411,13 +424,22 @@ def login(
     auth_code: str | None = None,
     portal: str = PLAYER_PORTAL,
     client: ClientInfo | None = None,
+    captcha_id: str | None = None,
+    captcha_text: str | None = None,
 ) -> LoginResult:
     client = client or ClientInfo()
     value = (login_name or "").strip().lower()
     refusal: AppError | None = None
+    codes: list[str] | None = None
     key = throttle.key_of(value, client.ip)
+    name_key = throttle.name_key(value)
     with atomic():
         wait = throttle.retry_after(key)
+        # A name many addresses failed with: no password is checked without a solved captcha
+        # (known and unknown names alike; the captcha is spent only when it is needed).
+        challenged = throttle.challenge_required(name_key) and not captcha.check(
+            captcha_id, captcha_text
+        )
         # The row lock serializes attempts on one account, so failures are counted exactly.
         user = (
             lock_one(User, or_(func.lower(User.username) == value, func.lower(User.email) == value))
@@ -429,19 +451,23 @@ def login(
             # No password is checked while this name waits at this address.
             _failed(user, value, portal, client, "throttled")
             refusal = _throttled(wait)
+        elif challenged:
+            _failed(user, value, portal, client, "challenge_required")
+            refusal = AuthenticationError(CHALLENGE_REQUIRED, captcha_required=True)
         elif user is None:
             passwords.burn_time(password)
             _failed(None, value, portal, client, "bad_credentials")
-            _wrong_secret(None, key)
+            _wrong_secret(None, key, name_key)
             refusal = AuthenticationError(BAD_CREDENTIALS)
         elif user.is_staff and lockout.is_locked(user, now):
             passwords.burn_time(password)
             _failed(user, value, portal, client, "locked")
             throttle.failed(key)
+            throttle.name_failed(name_key)
             refusal = AuthenticationError(BAD_CREDENTIALS)
         elif not passwords.verify_password(user.password_hash, password):
             _failed(user, value, portal, client, "bad_credentials")
-            _wrong_secret(user, key)
+            _wrong_secret(user, key, name_key)
             refusal = AuthenticationError(BAD_CREDENTIALS)
         elif problem := _status_problem(user):
             _failed(user, value, portal, client, user.status)
@@ -453,9 +479,11 @@ def login(
             _failed(user, value, portal, client, "wrong_portal")
             refusal = AccessDenied("This login is for staff accounts")
         else:
-            refusal, reason = _second_factor(user, portal, auth_code, key)
+            refusal, reason = _second_factor(user, portal, auth_code, key, name_key)
             if refusal is not None:
                 _failed(user, value, portal, client, reason)
+            elif reason == "totp_enrolled":
+                codes = recovery.generate(user)
         if refusal is None:
             assert user is not None
             previous_at, previous_ip = user.last_login_at, user.last_login_ip
@@ -473,7 +501,7 @@ def login(
                 target_id=user.id,
                 after={"portal": portal, "device": client.device_fingerprint},
             )
-            result = LoginResult(user, token, previous_at, previous_ip)
+            result = LoginResult(user, token, previous_at, previous_ip, codes)
     if refusal is not None:
         raise refusal
     return result
@@ -908,7 +936,9 @@ def external_login(
             refusal = AccessDenied("Staff accounts sign in at /api/admin/auth/login")
             _failed(user, label, PLAYER_PORTAL, client, "wrong_portal")
         else:
-            refusal, reason = _second_factor(user, PLAYER_PORTAL, auth_code, key)
+            refusal, reason = _second_factor(
+                user, PLAYER_PORTAL, auth_code, key, throttle.name_key(label)
+            )
             if refusal is not None:
                 _failed(user, label, PLAYER_PORTAL, client, reason)
         if refusal is not None:

@@ -120,6 +120,7 @@ EXCLUDED: dict[str, str] = {
     "promotions": "staff-authored offers; the player's bonuses are exported",
     "tournaments": "staff-authored; the player's entries are exported (tournament_participants)",
     "report_exports": "files staff asked for (requested_by_id is a staff member, never a player)",
+    "staff_recovery_codes": "staff sign-in secrets (digests of one-time codes); players have none",
 }
 
 #: What an erasure keeps, and why (the answer to the player says it too).

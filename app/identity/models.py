@@ -333,3 +333,18 @@ class ExternalAuthFlow(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffRecoveryCode(Model):
+    """A one-time recovery code of a staff member (a lost authenticator): signs in once
+    instead of a TOTP code. Stored only as a SHA-256 digest (the code is random, ~46 bits,
+    behind the staff lockout); shown once when generated (app.identity.recovery)."""
+
+    __tablename__ = "staff_recovery_codes"
+    __table_args__ = (Index("ix_staff_recovery_codes_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,7 +12,11 @@ Invariants:
   Support, Agent; issue 21, ASVS 6.3.3). A code is accepted once per time step
   (``totp.verify_code``), so a replayed code is refused.
 * A staff member without TOTP gets a pending secret (stored encrypted, ``totp_enabled`` false)
-  and must confirm a code from it before the first session opens.
+  and must confirm a code from it before the first session opens; the confirmation also
+  generates their one-time recovery codes (``app.identity.recovery``), shown once.
+* A recovery code signs in once instead of a TOTP code. An Admin may reset another staff
+  member's second factor (:func:`reset_totp`: secret and codes gone, every session and token
+  ended, enrolment again at the next sign-in); never their own.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from datetime import datetime
 from app.core import audit
 from app.core.base import utcnow
 from app.core.db import atomic, lock_one
-from app.identity import lockout, passwords, totp, users
-from app.identity.models import STAFF_ROLES, User
+from app.core.errors import AccessDenied, NotFound, ValidationError
+from app.identity import lockout, passwords, recovery, totp, users
+from app.identity.models import ADMIN, STAFF_ROLES, User
 
 #: Roles that may not open a console session without a second factor: every staff role.
 TOTP_REQUIRED_ROLES = STAFF_ROLES
@@ -45,6 +50,8 @@ class Outcome(enum.Enum):
 class Attempt:
     outcome: Outcome
     user_id: int | None = None
+    #: Only from a confirmed enrolment: the new recovery codes, to show once.
+    recovery_codes: tuple[str, ...] = ()
 
 
 def totp_required(user: User) -> bool:
@@ -92,7 +99,7 @@ def authenticate(login: str, password: str, code: str | None) -> Attempt:
         if user.status != "active":
             return _refuse(user, login, f"status_{user.status}", count=False)
         if user.totp_enabled:
-            if not totp.verify_code(user, code):
+            if not totp.verify_code(user, code) and not recovery.use(user, code):
                 return _refuse(user, login, "bad_totp", count=True)
         elif totp_required(user):
             audit.record(
@@ -129,7 +136,59 @@ def confirm_enrolment(user_id: int, code: str | None) -> Attempt:
             return _refuse(user, user.username, "bad_totp_enrolment", count=True)
         user.totp_enabled = True
         audit.record("staff.totp.enrol", actor=user, target_type="user", target_id=user.id)
-        return _signed_in(user, utcnow())
+        codes = recovery.generate(user)
+        signed_in = _signed_in(user, utcnow())
+        return Attempt(signed_in.outcome, signed_in.user_id, tuple(codes))
+
+
+def regenerate_recovery_codes(user_id: int, code: str | None) -> list[str] | None:
+    """New recovery codes for a signed-in staff member who proves their authenticator with a
+    current TOTP code (a stolen session alone cannot mint a lasting way in); None: refused
+    (a wrong code counts towards the lockout)."""
+    with atomic():
+        user = lock_one(User, User.id == user_id)
+        if user is None or not user.is_staff or not user.totp_enabled:
+            return None
+        if lockout.is_locked(user) or not totp.verify_code(user, code):
+            _refuse(user, user.username, "bad_totp_recovery_codes", count=True)
+            return None
+        return recovery.generate(user)
+
+
+def reset_totp(target_id: int, actor: User) -> User:
+    """An Admin resets another staff member's second factor (a lost device): the TOTP secret
+    and recovery codes are deleted, every session and token of theirs ends now, and their
+    next sign-in enrols a new authenticator. Audited ``staff.totp.reset``."""
+    if actor.role_id != ADMIN:
+        raise AccessDenied("Only an Admin can reset another staff member's two-factor")
+    if actor.id == target_id:
+        raise AccessDenied("You cannot reset your own two-factor authentication")
+    with atomic():
+        user = lock_one(User, User.id == target_id)
+        if user is None or not user.is_staff:
+            raise NotFound("Staff account not found")
+        if not user.totp_enabled and user.totp_secret_enc is None:
+            raise ValidationError("This account has no two-factor authentication to reset")
+        now = utcnow()
+        had = {"totp_enabled": user.totp_enabled, "recovery_codes": recovery.remaining(user)}
+        user.totp_enabled = False
+        user.totp_secret_enc = None
+        user.totp_last_step = None
+        user.tokens_valid_after = now
+        recovery.discard(user)
+        audit.record(
+            "staff.totp.reset",
+            actor=actor,
+            target_type="user",
+            target_id=user.id,
+            before=had,
+            after={
+                "totp_enabled": False,
+                "recovery_codes": 0,
+                "sessions_ended_at": now.isoformat(),
+            },
+        )
+    return user
 
 
 def record_logout(user: User) -> None:

@@ -12,8 +12,14 @@ The player, signing in from their own address, is not slowed down by an attacker
   successful sign-in from that address.
 * Kept in Redis (the store of the rate limits); while Redis fails, each process counts in
   memory (the same rule), as the rate limiter does.
-* Many addresses against one account are what the per-address rate limit and the audit
-  trail (``auth.login_failed``) are for; staff accounts also lock (``app.identity.lockout``).
+* Many addresses against one name (a botnet, each address under the free failures): the
+  failures of a login name are also counted **across all addresses**; once
+  ``LOGIN_NAME_CHALLENGE_AFTER`` of them fall within ``LOGIN_NAME_WINDOW_MINUTES`` (counted
+  from the last one), every sign-in with that name must carry a solved captcha
+  (``app.identity.captcha``) before its password is even checked. No lock: the right password
+  with a solved challenge signs in. Unknown names are counted and challenged exactly alike.
+  A successful sign-in does not forget the name's count (the attack may still be running);
+  the window does. Staff accounts also lock (``app.identity.lockout``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from app.core.breaker import redis_breaker
 from app.core.extensions import redis_store
 
 PREFIX = "jx:login:throttle:"
+NAME_PREFIX = "jx:login:name:"
 #: Entries the in-memory fallback keeps per process (oldest forgotten first).
 _MEMORY_CAP = 10_000
 
@@ -39,6 +46,12 @@ def key_of(login: str, ip: str | None) -> str:
     """The throttle's key for a login name from an address (hashed: no names in Redis)."""
     raw = f"{(login or '').strip().lower()}|{ip or '-'}"
     return PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def name_key(login: str) -> str:
+    """The key of a login name's failures across all addresses (hashed)."""
+    raw = (login or "").strip().lower()
+    return NAME_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
 
 
 def _settings() -> tuple[int, int, int, int]:
@@ -156,3 +169,42 @@ def succeeded(key: str) -> None:
             redis_store.client().delete(key)
         except RedisError as exc:
             redis_breaker.failed(exc)
+
+
+_names = _Memory()
+
+
+def _name_settings() -> tuple[int, int]:
+    cfg = current_app.config
+    return int(cfg["LOGIN_NAME_CHALLENGE_AFTER"]), int(cfg["LOGIN_NAME_WINDOW_MINUTES"]) * 60
+
+
+def name_failures(key: str) -> int:
+    """Failures of this login name from every address within the window."""
+    if redis_breaker.allows():
+        try:
+            raw = redis_store.client().get(key)
+            return int(raw) if raw else 0
+        except RedisError as exc:
+            redis_breaker.failed(exc)
+    return _names.get(key, time.time())[0]
+
+
+def name_failed(key: str) -> int:
+    """Count a failure of this login name (any address); returns the name's count."""
+    window = _name_settings()[1]
+    if redis_breaker.allows():
+        try:
+            pipe = redis_store.client().pipeline()
+            pipe.incr(key)
+            pipe.expire(key, window)
+            return int(pipe.execute()[0])
+        except RedisError as exc:
+            redis_breaker.failed(exc)
+    return _names.fail(key, time.time(), window)
+
+
+def challenge_required(key: str) -> bool:
+    """Whether a sign-in with this name must carry a solved captcha (0 turns it off)."""
+    after = _name_settings()[0]
+    return after > 0 and name_failures(key) >= after

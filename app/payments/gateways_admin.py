@@ -12,7 +12,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.core import audit, outbound
+from app.core import audit, outbound, redirects
 from app.core.crypto import decrypt, encrypt
 from app.core.db import atomic, lock_one
 from app.core.errors import (
@@ -63,6 +63,9 @@ def adapter_enabled(adapter: str) -> bool:
 
 
 SANDBOX_DISABLED = "The sandbox payment gateway is disabled in this environment"
+#: Keys of a gateway's ``config`` that send the player somewhere after its payment page: held
+#: to the deposit's own rule (app.core.redirects), or a gateway is an open redirect.
+REDIRECT_CONFIG_KEYS = ("success_url", "cancel_url", "return_url")
 
 
 def _validate_gateway(gw: PaymentGateway) -> None:
@@ -83,6 +86,13 @@ def _validate_gateway(gw: PaymentGateway) -> None:
             outbound.check_url(gw.api_endpoint)
         except outbound.OutboundRefused as exc:
             raise ValidationError.field("api_endpoint", str(exc)) from None
+    config = gw.config if isinstance(gw.config, dict) else {}
+    for key in REDIRECT_CONFIG_KEYS:
+        target = config.get(key)
+        if target in (None, ""):
+            continue
+        if not isinstance(target, str) or not redirects.is_allowed(target):
+            raise ValidationError.field(f"config.{key}", redirects.NOT_ALLOWED)
 
 
 def _apply_fields(gw: PaymentGateway, data: dict[str, Any]) -> None:

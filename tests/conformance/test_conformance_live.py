@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from app.conformance.runner import DRIVERS, scenarios_for
+from app.core.config import LOOPBACK_IN_PRODUCTION_ACK
 from tests.live import free_port, gunicorn, server_env
 
 pytestmark = pytest.mark.slow
@@ -22,9 +23,15 @@ def live(app, database_url, redis_url, tmp_path_factory):
     if not database_url.startswith("postgresql") or not redis_url:
         pytest.skip("the live server needs PostgreSQL and Redis")
     port = free_port()
-    # The runner serves the aggregator's API on 127.0.0.1 (free rounds): loopback allowed.
+    # The runner serves the aggregator's API on 127.0.0.1 (free rounds): loopback allowed,
+    # which the production profile takes only with the staging acknowledgement.
     env = server_env(
-        database_url, redis_url, port, PROVIDER_CACHE_SECONDS="1", OUTBOUND_ALLOW_LOOPBACK="true"
+        database_url,
+        redis_url,
+        port,
+        PROVIDER_CACHE_SECONDS="1",
+        OUTBOUND_ALLOW_LOOPBACK="true",
+        OUTBOUND_LOOPBACK_IN_PRODUCTION=LOOPBACK_IN_PRODUCTION_ACK,
     )
     with gunicorn(env, tmp_path_factory.mktemp("conformance") / "gunicorn.log") as server:
         yield server

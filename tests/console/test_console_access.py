@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from app import create_app
@@ -16,6 +15,7 @@ from app.payments.models import PaymentTransaction
 from app.play.models import Game
 from app.wallet import ledger as wallet
 from tests.console.conftest import PASSWORD, csrf_token_of, login
+from tests.prodenv import PRODUCTION_SECRETS
 
 ALL_STAFF = {"admin", "manager", "support", "agent"}
 
@@ -369,10 +369,7 @@ def test_production_uses_a_host_prefixed_secure_cookie(database_url, redis_url, 
     prod = create_app(
         {
             "ENV": "production",
-            "SECRET_KEY": "s" * 40,
-            "JWT_SECRET_KEY": "j" * 40,
-            "ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "AUDIT_CHAIN_KEY": "c" * 40,
+            **PRODUCTION_SECRETS,
             "SQLALCHEMY_DATABASE_URI": database_url,
             "REDIS_URL": redis_url,
             "INSTANCE_DIR": str(tmp_path),

@@ -219,6 +219,13 @@ def test_a_new_manager_enrols_totp_from_the_qr_page_and_signs_in(live_server, br
     assert re.fullmatch(r"[A-Z2-7]{16,}", secret)
     browser.find_element(By.ID, "code").send_keys(pyotp.TOTP(secret).now())
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    # The recovery codes, shown this once, before going on.
+    codes = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#recovery-codes code"))
+    texts = [c.text for c in codes]
+    assert len(texts) == 10
+    assert all(re.fullmatch(r"[A-Z0-9]{5}-[A-Z0-9]{5}", t) for t in texts)
+    _shot(browser, "08b-recovery-codes")
+    browser.find_element(By.ID, "recovery-codes-continue").click()
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
     assert "Two-factor authentication is set up" in browser.page_source
 
@@ -228,6 +235,18 @@ def test_a_new_manager_enrols_totp_from_the_qr_page_and_signs_in(live_server, br
     _shot(browser, "09-audit-log")
     db.session.remove()
     assert db.session.get(User, manager.user.id).totp_enabled
+
+    # A lost phone: sign out, sign in with a recovery code instead of the 6-digit code.
+    browser.find_element(
+        By.CSS_SELECTOR, ".whoami form[action$='/logout'] button[type=submit]"
+    ).click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "username"))
+    _sign_in(browser, live_server, manager.user.username, texts[0])
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".kpis"))
+    browser.find_element(By.LINK_TEXT, "Recovery codes").click()
+    remaining = _wait(browser, lambda d: d.find_elements(By.ID, "recovery-remaining"))
+    assert remaining[0].text == "9"
+    _shot(browser, "09b-recovery-codes-left")
 
 
 def _open_modal(driver):

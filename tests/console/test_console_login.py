@@ -96,7 +96,8 @@ def test_support_and_agent_without_totp_are_forced_through_enrolment(client, mak
     assert secret in page
     assert "<svg" in page
     done = client.post("/admin/login/totp-setup", data={"code": pyotp.TOTP(secret).now()})
-    assert done.status_code == 302
+    assert done.status_code == 200  # the recovery codes, shown once, then on
+    assert "Your recovery codes" in done.get_data(as_text=True)
     assert client.get("/admin/").status_code == 200
 
 
@@ -194,7 +195,8 @@ def test_manager_without_totp_is_guided_through_enrolment_before_any_session(cli
     wrong = client.post("/admin/login/totp-setup", data={"code": "000000"})
     assert wrong.status_code == 400
     done = client.post("/admin/login/totp-setup", data={"code": pyotp.TOTP(secret).now()})
-    assert done.status_code == 302
+    assert done.status_code == 200
+    assert 'href="/admin/"' in done.get_data(as_text=True)  # continue where the sign-in led
     assert client.get("/admin/").status_code == 200
     assert db.session.get(User, manager.user.id).totp_enabled
     assert len(_audit("staff.totp.enrol", manager.user.id)) == 1
@@ -365,17 +367,9 @@ def test_console_failures_older_than_the_window_are_forgotten(app, client, make_
 
 def test_lockout_settings_come_from_the_environment_and_production_keeps_30_minutes():
     from app.core.config import ConfigError, load_config
+    from tests.prodenv import PRODUCTION_ENV
 
-    production = {
-        "ENV": "production",
-        "SECRET_KEY": "x" * 40,
-        "JWT_SECRET_KEY": "y" * 40,
-        "ENCRYPTION_KEY": "a" * 43 + "=",
-        "AUDIT_CHAIN_KEY": "c" * 40,
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "DATABASE_URL": "postgresql://u@db/jackpotx",
-        "SANDBOX_GATEWAY_ENABLED": "0",
-    }
+    production = {**PRODUCTION_ENV, "SANDBOX_GATEWAY_ENABLED": "0"}
     cfg = load_config({"LOGIN_LOCKOUT_MINUTES": "45", "LOGIN_FAILURE_WINDOW_MINUTES": "60"})
     assert (cfg["LOGIN_LOCKOUT_MINUTES"], cfg["LOGIN_FAILURE_WINDOW_MINUTES"]) == (45, 60)
     with pytest.raises(ConfigError, match="LOGIN_LOCKOUT_MINUTES must be at least 30"):

@@ -16,6 +16,7 @@ from app.core.db import atomic
 from app.core.extensions import db
 from app.core.models import AuditLog
 from app.wallet import integrity
+from tests.prodenv import PRODUCTION_ENV
 
 SECRET = "audit-chain-test-key-0123456789abcdef"
 
@@ -221,16 +222,12 @@ def test_rows_from_before_the_upgrade_need_one_vouching_checkpoint(app, is_postg
 
 
 def test_production_refuses_the_default_chain_key():
-    env = {
-        "ENV": "production",
-        "SECRET_KEY": "x" * 40,
-        "JWT_SECRET_KEY": "y" * 40,
-        "ENCRYPTION_KEY": "a" * 43 + "=",
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "DATABASE_URL": "postgresql://u@db/jackpotx",
-    }
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "AUDIT_CHAIN_KEY"}
     with pytest.raises(ConfigError, match="AUDIT_CHAIN_KEY"):
         load_config(env)
     with pytest.raises(ConfigError, match="AUDIT_CHAIN_KEY must differ"):
-        load_config({**env, "AUDIT_CHAIN_KEY": "x" * 40})
-    assert load_config({**env, "AUDIT_CHAIN_KEY": "c" * 40})["AUDIT_CHAIN_KEY"] == "c" * 40
+        load_config({**env, "AUDIT_CHAIN_KEY": env["SECRET_KEY"]})
+    with pytest.raises(ConfigError, match="AUDIT_CHAIN_KEY is too weak"):
+        load_config({**env, "AUDIT_CHAIN_KEY": "c" * 40})
+    key = PRODUCTION_ENV["AUDIT_CHAIN_KEY"]
+    assert load_config({**env, "AUDIT_CHAIN_KEY": key})["AUDIT_CHAIN_KEY"] == key

@@ -104,7 +104,14 @@ def test_app_role_plays_but_cannot_rewrite_history(roles_db, committed_db, tmp_p
             out = cli.invoke(args=["jackpotx", *args])
             assert out.exit_code == 0, (args, out.output)
 
+        # The start-time check (gunicorn's post_worker_init in production) is quiet for the
+        # app role and warns for the owner and the superuser.
+        owner_engine = sa.create_engine(roles_db["owner"], poolclass=sa.pool.NullPool)
         app_engine = sa.create_engine(roles_db["app"], poolclass=sa.pool.NullPool)
+        assert dbroles.warn_if_privileged(app_engine) == []
+        assert "owns the schema" in dbroles.warn_if_privileged(owner_engine)[0]
+        assert "superuser" in dbroles.warn_if_privileged(su)[0]
+        owner_engine.dispose()
         with app_engine.connect() as conn:
             assert conn.execute(sa.text("SELECT current_user")).scalar() == APP_ROLE
             assert conn.execute(sa.text("SELECT count(*) FROM ledger_entries")).scalar() >= 4

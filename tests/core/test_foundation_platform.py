@@ -12,6 +12,7 @@ from app.core.config import ConfigError, load_config
 from app.core.db import atomic, on_commit
 from app.core.extensions import db
 from app.core.models import Setting
+from tests.prodenv import PRODUCTION_ENV, PRODUCTION_SECRETS
 
 
 def test_health_reports_database_and_redis(client, is_postgres):
@@ -116,30 +117,11 @@ def test_production_refuses_development_secrets():
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         load_config({"ENV": "production"})
     with pytest.raises(ConfigError, match="DATABASE_URL"):
-        load_config(
-            {
-                "ENV": "production",
-                "SECRET_KEY": "x" * 40,
-                "JWT_SECRET_KEY": "y" * 40,
-                "ENCRYPTION_KEY": "k" * 44,
-                "AUDIT_CHAIN_KEY": "c" * 40,
-                "REDIS_URL": "redis://localhost",
-            }
-        )
+        load_config({"ENV": "production", **PRODUCTION_SECRETS, "REDIS_URL": "redis://localhost"})
 
 
 def test_production_starts_with_real_settings():
-    cfg = load_config(
-        {
-            "ENV": "production",
-            "SECRET_KEY": "x" * 40,
-            "JWT_SECRET_KEY": "y" * 40,
-            "ENCRYPTION_KEY": "a" * 43 + "=",
-            "AUDIT_CHAIN_KEY": "c" * 40,
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
-            "DATABASE_URL": "postgresql://u@db/jackpotx",
-        }
-    )
+    cfg = load_config(PRODUCTION_ENV)
     assert cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg2://")
     assert cfg["SESSION_COOKIE_NAME"].startswith("__Host-")
 

@@ -74,16 +74,9 @@ def test_a_replica_url_adds_a_bind_with_a_short_connect_timeout():
 
 def test_production_takes_only_a_postgresql_replica():
     from app.core.config import ConfigError, load_config
+    from tests.prodenv import PRODUCTION_ENV
 
-    production = {
-        "ENV": "production",
-        "SECRET_KEY": "x" * 40,
-        "JWT_SECRET_KEY": "y" * 40,
-        "ENCRYPTION_KEY": "a" * 43 + "=",
-        "AUDIT_CHAIN_KEY": "c" * 40,
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "DATABASE_URL": "postgresql://u@db/jackpotx",
-    }
+    production = dict(PRODUCTION_ENV)
     with pytest.raises(ConfigError, match="DATABASE_REPLICA_URL must be a PostgreSQL URL"):
         load_config({**production, "DATABASE_REPLICA_URL": "sqlite:///copy.sqlite3"})
     cfg = load_config({**production, "DATABASE_REPLICA_URL": "postgresql://u@standby/jackpotx"})

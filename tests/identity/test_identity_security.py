@@ -10,7 +10,7 @@ from flask_jwt_extended import create_access_token
 
 from app.compliance import access_rules
 from app.core.db import atomic
-from tests.identity_helpers import bearer, login
+from tests.identity_helpers import PASSWORD, bearer, login
 
 
 def _claims(user_id: int) -> dict:
@@ -66,16 +66,30 @@ def test_auth_endpoints_are_rate_limited_with_retry_after(client, app, monkeypat
 def test_auth_rate_limit_also_counts_per_login_across_addresses(client, app, monkeypatch):
     monkeypatch.setitem(app.config, "RATE_LIMIT_AUTH", "3 per minute")
     statuses = [
-        login(client, "target", "x", headers={}).status_code
-        if n % 2 == 0
-        else client.post(
-            "/api/auth/login",
-            json={"username": "target", "password": "x"},
+        client.post(
+            "/api/auth/forgot-password",
+            json={"email": "target@example.test"},
             environ_base={"REMOTE_ADDR": f"198.51.100.{n}"},
         ).status_code
         for n in range(4)
     ]
     assert statuses[-1] == 429
+
+
+def test_sign_ins_are_not_rate_limited_per_name_so_a_botnet_cannot_lock_the_victim_out(
+    client, app, monkeypatch, factory
+):
+    # Per name, failures ask for a captcha instead (tests/identity/test_login_throttle.py).
+    monkeypatch.setitem(app.config, "RATE_LIMIT_AUTH", "3 per minute")
+    player = factory.player()
+    for n in range(6):
+        client.post(
+            "/api/auth/login",
+            json={"username": player.username, "password": "x"},
+            environ_base={"REMOTE_ADDR": f"198.51.100.{n}"},
+        )
+    victim = login(client, player.username, PASSWORD, headers={})
+    assert victim.status_code == 200, victim.get_json()
 
 
 @pytest.fixture

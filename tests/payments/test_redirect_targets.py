@@ -85,3 +85,58 @@ def test_the_sandbox_page_redirects_only_to_an_allowed_target(
     response = client.post(f"/sandbox/checkout/{old['transaction_id']}/pay")
     assert response.status_code == 200
     assert "Location" not in response.headers
+
+
+# --- a gateway's own success_url / cancel_url (staff-set, in its config) ----------------------
+
+
+@pytest.mark.parametrize("target", [*EVIL[:9], 123, ["https://evil.example"]])
+@pytest.mark.parametrize("key", ["success_url", "cancel_url", "return_url"])
+def test_staff_cannot_save_a_gateway_redirect_to_a_foreign_origin(
+    client, factory, token_for, key, target
+):
+    from tests.payments.test_gateways import GUIDE_BODY
+
+    headers = token_for(factory.staff("admin"))
+    body = {**GUIDE_BODY, "config": {"test_mode": True, key: target}}
+    created = client.post("/api/admin/payment-gateways", headers=headers, json=body)
+    assert created.status_code == 400, created.json
+    assert [e["field"] for e in created.json["errors"]] == [f"config.{key}"]
+    listed = client.get("/api/admin/payment-gateways", headers=headers).json["data"]
+    assert not [gw for gw in listed if gw["code"] == "stripe"]
+
+
+def test_a_gateway_redirect_on_an_allowed_origin_is_saved_and_a_bad_update_changes_nothing(
+    client, factory, token_for
+):
+    from tests.payments.test_gateways import GUIDE_BODY
+
+    headers = token_for(factory.staff("admin"))
+    good = {"success_url": "http://localhost:3000/wallet?ok=1", "cancel_url": "/wallet"}
+    created = client.post(
+        "/api/admin/payment-gateways", headers=headers, json={**GUIDE_BODY, "config": good}
+    )
+    assert created.status_code == 201, created.json
+    gateway_id = created.json["data"]["id"]
+    bad = client.put(
+        f"/api/admin/payment-gateways/{gateway_id}",
+        headers=headers,
+        json={"config": {**good, "cancel_url": "https://evil.example/"}},
+    )
+    assert bad.status_code == 400
+    assert bad.json["errors"][0]["field"] == "config.cancel_url"
+    with atomic():
+        from app.payments.models import PaymentGateway
+
+        assert db.session.get(PaymentGateway, gateway_id).config == good
+
+
+def test_a_stripe_session_never_sends_a_player_to_a_stored_foreign_default(app):
+    from app.payments.gateways import GatewayConfig
+    from app.payments.gateways.stripe import StripeAdapter
+
+    # A row saved before the check: its foreign default is replaced by the casino's home.
+    config = {"success_url": "https://evil.example/", "cancel_url": "/wallet"}
+    adapter = StripeAdapter(GatewayConfig("stripe", None, "sk_x", "whsec_x", None, config))
+    assert adapter._default("success_url") == "/"
+    assert adapter._default("cancel_url") == "/wallet"

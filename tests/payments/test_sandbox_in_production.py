@@ -7,16 +7,9 @@ import pytest
 
 from app.core.config import SANDBOX_IN_PRODUCTION_ACK, ConfigError, load_config
 from tests.payments_helpers import sandbox_event, signed_sandbox, start_deposit
+from tests.prodenv import PRODUCTION_ENV
 
-PRODUCTION = {
-    "ENV": "production",
-    "SECRET_KEY": "x" * 40,
-    "JWT_SECRET_KEY": "y" * 40,
-    "ENCRYPTION_KEY": "a" * 43 + "=",
-    "AUDIT_CHAIN_KEY": "c" * 40,
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "DATABASE_URL": "postgresql://u@db/jackpotx",
-}
+PRODUCTION = PRODUCTION_ENV
 
 
 def test_production_refuses_to_start_with_the_sandbox_gateway_enabled():

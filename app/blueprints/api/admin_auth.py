@@ -8,7 +8,7 @@ from flask import g
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
-from marshmallow import fields
+from marshmallow import Schema, fields, validate
 
 from app.blueprints.api.auth import MeSchema, MessageEnvelope, token_answer
 from app.blueprints.api.identity_common import (
@@ -18,9 +18,10 @@ from app.blueprints.api.identity_common import (
     client_info,
     limit_blueprint,
 )
-from app.core.errors import AccessDenied
+from app.core.errors import AccessDenied, AuthenticationError
 from app.core.schemas import envelope_of
 from app.identity import accounts as identity
+from app.identity import staff_auth
 from app.identity.auth import login_required
 
 blp = Blueprint("admin_auth", __name__, url_prefix="/api/admin/auth", description="Staff identity")
@@ -57,6 +58,8 @@ class StaffLogin(MethodView):
             auth_code=args.get("auth_code"),
             portal=identity.STAFF_PORTAL,
             client=client_info(),
+            captcha_id=args.get("captcha_id"),
+            captcha_text=args.get("captcha_text"),
         )
         return token_answer(result.token, "Logged in successfully", result)
 
@@ -87,3 +90,26 @@ class StaffLogout(MethodView):
     def post(self):
         identity.logout(g.user, get_jwt())
         return {"message": "Logged out", "data": {"message": "Logged out"}}
+
+
+class RecoveryCodesArgs(Schema):
+    auth_code = fields.String(required=True, validate=validate.Length(max=16))
+
+
+class RecoveryCodesSchema(Schema):
+    recovery_codes = fields.List(fields.String(), required=True)
+
+
+@blp.route("/recovery-codes")
+class StaffRecoveryCodes(MethodView):
+    @staff_required
+    @blp.arguments(RecoveryCodesArgs)
+    @blp.response(200, envelope_of(RecoveryCodesSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """New one-time recovery codes (earlier ones stop working), shown this once; needs a
+        current TOTP code (``auth_code``): a wrong one counts towards the lockout (401)."""
+        codes = staff_auth.regenerate_recovery_codes(g.user.id, args["auth_code"])
+        if codes is None:
+            raise AuthenticationError("Invalid or already used two-factor code")
+        return {"data": {"recovery_codes": codes}}

@@ -17,7 +17,7 @@ from app.compliance import access_rules
 from app.core.db import atomic
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
-from app.identity import gdpr, player_notes, staff_actions
+from app.identity import gdpr, player_notes, staff_actions, staff_auth
 from app.identity.auth import permission_required
 from app.identity.models import PLAYER, LoginEvent, TokenFamily, User
 from app.wallet import ledger as wallet
@@ -258,6 +258,19 @@ class ForceLogout(MethodView):
         """Force logout: every token of the user stops working now."""
         revoked = staff_actions.force_logout(g.user, user_id)
         return _result("User logged out", staff_actions.get_user(g.user, user_id), revoked)
+
+
+@blp.route("/users/<int:user_id>/reset-2fa")
+class ResetTwoFactor(MethodView):
+    @permission_required("staff.manage")
+    @blp.response(200, envelope_of(ActionResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, user_id: int):
+        """Admin only: reset another staff member's two-factor (a lost device). Their TOTP
+        secret and recovery codes are deleted, every session ends, and their next sign-in
+        enrols a new authenticator. Never your own (403). Audited ``staff.totp.reset``."""
+        user = staff_auth.reset_totp(user_id, g.user)
+        return _result("Two-factor reset; the staff member enrols again at next sign-in", user)
 
 
 @blp.route("/users/<int:user_id>/assign-agent")

@@ -96,6 +96,8 @@ def token_answer(token: dict, message: str, result=None) -> dict:
     if result is not None:
         answer["previous_login_at"] = result.previous_login_at
         answer["previous_login_ip"] = result.previous_login_ip
+        if result.recovery_codes:
+            answer["recovery_codes"] = result.recovery_codes
     return answer
 
 
@@ -143,6 +145,8 @@ class Login(MethodView):
             auth_code=args.get("auth_code"),
             portal=identity.PLAYER_PORTAL,
             client=client_info(),
+            captcha_id=args.get("captcha_id"),
+            captcha_text=args.get("captcha_text"),
         )
         return token_answer(result.token, "Logged in successfully", result)
 

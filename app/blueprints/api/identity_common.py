@@ -3,6 +3,7 @@ the network access gate, and the schemas several of them answer with."""
 
 from __future__ import annotations
 
+import json
 import zoneinfo
 
 from flask import Flask, current_app, request
@@ -31,14 +32,23 @@ def client_info() -> ClientInfo:
     )
 
 
+#: Sign-ins are not rate limited per login name: a botnet's requests would make the victim's
+#: own sign-in a 429 (a lockout by another name). The name's failures across addresses ask
+#: for a captcha instead (app.identity.throttle); the per-address limit stays.
+_LOGIN_PATHS = frozenset({"/api/auth/login", "/api/admin/auth/login"})
+
+
 def user_rate_key() -> str | None:
-    """The user a request is about: the bearer token's subject, else the login being tried."""
+    """The user a request is about: the bearer token's subject, else the login being tried
+    (except on the sign-in endpoints)."""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         try:
             return "user:" + str(decode_token(header[7:], allow_expired=True)["sub"])
         except Exception:  # an unreadable token is refused later; the IP limit still applies
             return None
+    if request.path in _LOGIN_PATHS:
+        return None
     body = request.get_json(silent=True) if request.is_json else None
     if isinstance(body, dict):
         name = body.get("username") or body.get("email")
@@ -108,6 +118,9 @@ class TokenEnvelope(Schema):
     token = fields.Nested(TokenSchema, required=True)
     previous_login_at = fields.DateTime(allow_none=True)
     previous_login_ip = fields.String(allow_none=True)
+    #: Staff only, in the answer of the login that enrolled TOTP: one-time recovery codes,
+    #: shown this once (docs/security.md).
+    recovery_codes = fields.List(fields.String())
 
 
 class MessageSchema(Schema):
@@ -119,6 +132,10 @@ class LoginArgs(Schema):
     email = fields.String(validate=validate.Length(max=255))
     password = fields.String(required=True, validate=validate.Length(max=256))
     auth_code = fields.String(allow_none=True, validate=validate.Length(max=16))
+    #: Needed only when the answer said ``captcha_required`` (a name many addresses failed
+    #: with; docs/security.md): a challenge from ``GET /api/auth/captcha`` and its text.
+    captcha_id = fields.String(allow_none=True, validate=validate.Length(max=100))
+    captcha_text = fields.String(allow_none=True, validate=validate.Length(max=20))
 
     @pre_load
     def _one_login(self, data, **kwargs):
@@ -162,6 +179,41 @@ class ProfileSchema(Schema):
     email_verified_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
     last_login_at = fields.DateTime(allow_none=True)
+
+
+#: A profile edit is a few short fields and small preferences: anything near this is abuse.
+PROFILE_MAX_BODY_BYTES = 16 * 1024
+#: ``preferences``: what a player app keeps (theme, notification switches, favourites).
+PREFERENCES_MAX_BYTES = 4 * 1024
+PREFERENCES_MAX_KEYS = 100
+PREFERENCES_MAX_DEPTH = 4
+PREFERENCES_MAX_KEY_LENGTH = 64
+
+
+def _bounded_preferences(value: dict) -> None:
+    """At most PREFERENCES_MAX_BYTES as compact JSON, PREFERENCES_MAX_KEYS keys in all,
+    PREFERENCES_MAX_DEPTH levels of objects/arrays, keys of at most 64 characters."""
+    keys = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth > PREFERENCES_MAX_DEPTH:
+            raise ValidationError(f"At most {PREFERENCES_MAX_DEPTH} levels of nesting")
+        if isinstance(item, dict):
+            keys += len(item)
+            if keys > PREFERENCES_MAX_KEYS:
+                raise ValidationError(f"At most {PREFERENCES_MAX_KEYS} keys")
+            for key, inner in item.items():
+                if len(str(key)) > PREFERENCES_MAX_KEY_LENGTH:
+                    raise ValidationError(
+                        f"Keys have at most {PREFERENCES_MAX_KEY_LENGTH} characters"
+                    )
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > PREFERENCES_MAX_BYTES:
+        raise ValidationError(f"At most {PREFERENCES_MAX_BYTES} bytes of preferences")
 
 
 def _timezone(value: str) -> None:
@@ -218,7 +270,15 @@ class ProfileEditFields(Schema):
     language = fields.String(
         allow_none=True, validate=validate.Regexp(r"^[a-z]{2}(-[A-Z]{2})?$", error="e.g. en, pt-BR")
     )
-    preferences = fields.Dict(allow_none=True)
+    preferences = fields.Dict(
+        allow_none=True,
+        keys=fields.String(),
+        validate=_bounded_preferences,
+        metadata={
+            "description": f"At most {PREFERENCES_MAX_BYTES} bytes as JSON, "
+            f"{PREFERENCES_MAX_KEYS} keys, {PREFERENCES_MAX_DEPTH} levels"
+        },
+    )
     #: Opt-in to marketing; the change time is recorded (``marketing_consent_at``).
     marketing_consent = fields.Boolean()
 

@@ -12,6 +12,7 @@ from app.compliance.models import DOCUMENT_TYPES
 from app.core.errors import ValidationError
 from app.core.extensions import client_ip, db
 from app.core.schemas import envelope_of
+from app.core.security import body_limit
 from app.identity.auth import permission_required, player_required
 from app.identity.models import User
 
@@ -57,8 +58,15 @@ class KycStatusSchema(Schema):
     required_documents = fields.List(fields.String())
 
 
+def _upload_body_limit() -> int:
+    """A document of KYC_MAX_FILE_BYTES as JSON base64 (4/3 of it) plus the form around it:
+    larger than the API's JSON default, which would refuse most scans."""
+    return kyc.uploads.max_bytes() * 4 // 3 + 64 * 1024
+
+
 @blp.route("/kyc/upload")
 class Upload(MethodView):
+    @body_limit(_upload_body_limit)
     @player_required
     @blp.response(201, envelope_of(DocumentSchema))
     @blp.doc(

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.blueprints.api.identity_common import (
+    PROFILE_MAX_BODY_BYTES,
     MessageSchema,
     ProfileEditFields,
     ProfileSchema,
@@ -16,6 +17,7 @@ from app.blueprints.api.identity_common import (
 )
 from app.bonus import loyalty
 from app.core.schemas import PageArgs, envelope_of, page_meta
+from app.core.security import body_limit
 from app.identity import accounts as identity
 from app.identity import gdpr
 from app.identity.auth import login_required, player_required
@@ -112,6 +114,7 @@ class Profile(MethodView):
         """The caller's profile, with loyalty level progress."""
         return {"data": g.user}
 
+    @body_limit(PROFILE_MAX_BODY_BYTES)
     @login_required
     @blp.arguments(ProfileEditFields)
     @blp.response(200, envelope_of(ProfileSchema))
@@ -123,6 +126,7 @@ class Profile(MethodView):
 
 @blp.route("/profile/update")
 class ProfileUpdate(MethodView):
+    @body_limit(PROFILE_MAX_BODY_BYTES)
     @login_required
     @blp.arguments(ProfileEditFields)
     @blp.response(200, envelope_of(ProfileSchema))

@@ -97,7 +97,12 @@ def enrol_totp():
             next_url = session.get(PENDING_ENROLMENT, {}).get("next")
             response = _start_session(user_id, next_url)
             flash("Two-factor authentication is set up. Welcome.", "success")
-            return response
+            # The recovery codes, shown this once: the page links on to where the sign-in led.
+            return render_template(
+                "console/recovery_codes.html",
+                codes=attempt.recovery_codes,
+                next_url=response.location,
+            )
         error = "That code did not match. Check your device's clock and try the next code."
     uri = totp.provisioning_uri(user, secret)
     return render_template(

@@ -39,14 +39,18 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
     code = StringField(
         _l("Authentication code"),
-        validators=[Optional(), Length(max=8)],
-        description=_l("6 digits from your authenticator app (required for Admin and Manager)."),
+        validators=[Optional(), Length(max=16)],
+        description=_l("6 digits from your authenticator app, or one of your recovery codes."),
     )
     next = HiddenField()
 
 
 class EnrolForm(FlaskForm):
     code = StringField(_l("Code from your app"), validators=[DataRequired(), _CODE])
+
+
+class RecoveryCodesForm(FlaskForm):
+    code = StringField("Current code from your app", validators=[DataRequired(), _CODE])
 
 
 class PlayerActionForm(FlaskForm):

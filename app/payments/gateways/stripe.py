@@ -75,6 +75,14 @@ class StripeAdapter(GatewayAdapter):
     name = "stripe"
     supports_payouts = False
 
+    def _default(self, key: str) -> str:
+        """The gateway's own ``success_url``/``cancel_url`` (staff-set, allow-listed when
+        saved); a row saved before that check with another origin sends the player home."""
+        target = str((self.config.config or {}).get(key) or "")
+        if target and not redirects.is_allowed(target):
+            return "/"
+        return target
+
     def create_deposit(self, request: PaymentRequest) -> DepositSession:
         if not self.config.api_secret:
             raise RuntimeError("Stripe gateway has no API secret configured")
@@ -89,12 +97,8 @@ class StripeAdapter(GatewayAdapter):
             "line_items[0][price_data][product_data][name]": request.description
             or "Account deposit",
             # Allow-listed at the deposit (app.core.redirects); Stripe wants absolute URLs.
-            "success_url": redirects.absolute(request.return_url)
-            if request.return_url
-            else self.config.config.get("success_url", ""),
-            "cancel_url": redirects.absolute(request.cancel_url)
-            if request.cancel_url
-            else self.config.config.get("cancel_url", ""),
+            "success_url": redirects.absolute(request.return_url or self._default("success_url")),
+            "cancel_url": redirects.absolute(request.cancel_url or self._default("cancel_url")),
         }
         # Through the outbound guard (issue 21): the endpoint is staff-set, the secret goes
         # with it; every failure is one OutboundError (no port oracle).
