@@ -68,3 +68,37 @@ class DailyGameRollup(Model):
     bets_count: Mapped[int] = mapped_column(Integer, default=0)
     unique_players: Mapped[int] = mapped_column(Integer, default=0)
     rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DailyProviderRollup(Model):
+    """One UTC day of one game provider in one currency: the provider's callback movements
+    (every one names its provider, found round or not), the rounds started and the players
+    who bet."""
+
+    __tablename__ = "report_daily_providers"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(8), primary_key=True)
+    provider_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    stakes: Mapped[int] = mapped_column(BigInteger, default=0)
+    wins: Mapped[int] = mapped_column(BigInteger, default=0)
+    ggr: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The part of ``stakes`` paid with bonus money (net of refunds): the provider's share of
+    #: the bonus cost. Grants and forfeits themselves name no provider (``report_daily``).
+    bonus_stakes: Mapped[int] = mapped_column(BigInteger, default=0)
+    bets_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``game_rounds`` of this provider and currency created that day.
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    unique_players: Mapped[int] = mapped_column(Integer, default=0)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RolledDay(Model):
+    """A UTC day ``rollup_day`` has folded: the readers take its figures from the rollup tables
+    (no row there = nothing happened). A day without this mark (never rolled) and today are
+    folded live from the source tables."""
+
+    __tablename__ = "report_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,5 +1,6 @@
 """``/api/admin/analytics/{dashboard,users,revenue,games}`` (permission ``reports.read``):
-figures read from the daily rollups (``app.reports.rollups``), never from the live ledger.
+figures read from the daily rollups (``app.reports.rollups``); today (and a day never rolled)
+folded live.
 Money as decimal strings in ``currency`` (docs/api.md)."""
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class RevenueArgs(RangeArgs):
 
 class GamesArgs(RangeArgs):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    group_by = fields.String(
+        load_default="game",
+        validate=validate.OneOf(("game", "provider")),
+        metadata={"description": "game (rows in `games`) or provider (rows in `providers`)"},
+    )
 
 
 class AnalyticsSchema(Schema):
@@ -51,6 +57,8 @@ class DashboardSchema(AnalyticsSchema):
     ggr_per_day = fields.List(fields.Dict())
     top_games = fields.List(fields.Dict())
     rolled_at = fields.String(allow_none=True)
+    rolled_until = fields.String(allow_none=True, metadata={"description": "Last rolled day"})
+    live_days = fields.List(fields.String(), metadata={"description": "Days folded live"})
 
 
 class RevenueSchema(AnalyticsSchema):
@@ -65,7 +73,15 @@ class UsersSchema(AnalyticsSchema):
 
 
 class GamesSchema(AnalyticsSchema):
-    games = fields.List(fields.Dict())
+    group_by = fields.String()
+    games = fields.List(fields.Dict(), metadata={"description": "With group_by=game"})
+    providers = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "With group_by=provider: stakes, wins, GGR, RTP, bonus stakes, "
+            "bets, rounds, player-days"
+        },
+    )
 
 
 def _range(args):
@@ -124,7 +140,10 @@ class Games(MethodView):
     @blp.arguments(GamesArgs, location="query")
     @blp.response(200, envelope_of(GamesSchema))
     def get(self, args):
-        """Per game: stakes, wins, GGR, RTP, bets and player-days, highest GGR first."""
+        """Per game (or per provider with ``group_by=provider``): stakes, wins, GGR, RTP, bets
+        and player-days, highest GGR first."""
         date_from, date_to, currency = _range(args)
+        if args["group_by"] == "provider":
+            return {"data": rollups.providers(date_from, date_to, currency=currency)}
         data = rollups.games(date_from, date_to, currency=currency, limit=args["limit"])
         return {"data": data}
