@@ -31,6 +31,9 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     # Daily rollups for the analytics API: today's partial day and yesterday, re-folded
     # (idempotent: each day's rows are replaced in one transaction).
     ("app.reports.jobs.rollup_recent", 300, "default"),
+    # Games whose measured RTP over the window departs from the declared one (idempotent:
+    # one live flag per game and currency, refreshed or cleared by later runs).
+    ("app.reports.jobs.check_rtp", 3600, "default"),
 ]
 
 #: A periodic job keeps one RQ id across its runs (``app.core.periodic`` enqueues them).

@@ -114,6 +114,7 @@ EXCLUDED: dict[str, str] = {
     "crm_broadcasts": "staff-authored; what a player received is exported as notifications",
     "promotions": "staff-authored offers; the player's bonuses are exported",
     "tournaments": "staff-authored; the player's entries are exported (tournament_participants)",
+    "rtp_flags": "game RTP checks; acknowledged_by is a staff member, never a player",
 }
 
 #: What an erasure keeps, and why (the answer to the player says it too).

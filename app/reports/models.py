@@ -14,8 +14,21 @@ Invariants:
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.base import UTCDateTime, utcnow
@@ -102,3 +115,56 @@ class RolledDay(Model):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+RTP_FLAG_STATUSES = ("open", "acknowledged", "cleared")
+#: A game and currency have at most one flag in these states (the partial unique index).
+RTP_FLAG_LIVE = ("open", "acknowledged")
+_LIVE_SQL = "status IN ('open', 'acknowledged')"
+
+
+class RtpFlag(Model):
+    """A game whose measured RTP over the check's window departs from its declared RTP by
+    more than the tolerance (``app.reports.rtp``).
+
+    ``open`` → ``acknowledged`` (a staff member, audited) → ``cleared`` (the check found the
+    game back within tolerance; an open flag clears too). While open or acknowledged, each
+    check refreshes the figures; a later departure after ``cleared`` raises a new flag."""
+
+    __tablename__ = "rtp_flags"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in RTP_FLAG_STATUSES) + ")", name="status"
+        ),
+        CheckConstraint("stakes > 0 AND bets_count > 0", name="significant"),
+        Index(
+            "uq_rtp_flags_live",
+            "game_id",
+            "currency",
+            unique=True,
+            postgresql_where=text(_LIVE_SQL),
+            sqlite_where=text(_LIVE_SQL),
+        ),
+        Index("ix_rtp_flags_status_raised", "status", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    game_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("games.id"))
+    currency: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    #: The games table's RTP when the flag was last refreshed, percent.
+    declared_rtp: Mapped[Any] = mapped_column(Numeric(5, 2))
+    #: Wins / stakes over the window, percent (may exceed 100).
+    measured_rtp: Mapped[Any] = mapped_column(Numeric(9, 2))
+    #: The window's figures, minor units of ``currency``.
+    stakes: Mapped[int] = mapped_column(BigInteger)
+    wins: Mapped[int] = mapped_column(BigInteger)
+    bets_count: Mapped[int] = mapped_column(Integer)
+    window_from: Mapped[date] = mapped_column(Date)
+    window_to: Mapped[date] = mapped_column(Date)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,4 +1,5 @@
-"""report rollups per provider (report_daily_providers), rolled-day marks (report_days)
+"""report rollups per provider (report_daily_providers), rolled-day marks (report_days),
+RTP deviation flags (rtp_flags)
 
 Revision ID: 0025
 Revises: 0020
@@ -39,10 +40,53 @@ def upgrade():
         sa.Column("rolled_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_report_days")),
     )
+    op.create_table(
+        "rtp_flags",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("game_id", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("declared_rtp", sa.Numeric(precision=5, scale=2), nullable=False),
+        sa.Column("measured_rtp", sa.Numeric(precision=9, scale=2), nullable=False),
+        sa.Column("stakes", sa.BigInteger(), nullable=False),
+        sa.Column("wins", sa.BigInteger(), nullable=False),
+        sa.Column("bets_count", sa.Integer(), nullable=False),
+        sa.Column("window_from", sa.Date(), nullable=False),
+        sa.Column("window_to", sa.Date(), nullable=False),
+        sa.Column("raised_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("checked_at", app.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_by", sa.BigInteger(), nullable=True),
+        sa.Column("acknowledged_at", app.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("cleared_at", app.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('open', 'acknowledged', 'cleared')", name=op.f("ck_rtp_flags_status")
+        ),
+        sa.CheckConstraint(
+            "stakes > 0 AND bets_count > 0", name=op.f("ck_rtp_flags_significant")
+        ),
+        sa.ForeignKeyConstraint(["game_id"], ["games.id"], name=op.f("fk_rtp_flags_game_id_games")),
+        sa.ForeignKeyConstraint(
+            ["acknowledged_by"], ["users.id"], name=op.f("fk_rtp_flags_acknowledged_by_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rtp_flags")),
+    )
+    op.create_index(
+        "uq_rtp_flags_live",
+        "rtp_flags",
+        ["game_id", "currency"],
+        unique=True,
+        postgresql_where=sa.text("status IN ('open', 'acknowledged')"),
+        sqlite_where=sa.text("status IN ('open', 'acknowledged')"),
+    )
+    op.create_index("ix_rtp_flags_status_raised", "rtp_flags", ["status", "raised_at"])
     # Days rolled before the marks existed: their per-provider rows are missing, so they stay
     # unmarked (read live) until the next `flask jackpotx reports rollup` over them.
 
 
 def downgrade():
+    op.drop_index("ix_rtp_flags_status_raised", table_name="rtp_flags")
+    op.drop_index("uq_rtp_flags_live", table_name="rtp_flags")
+    op.drop_table("rtp_flags")
     op.drop_table("report_days")
     op.drop_table("report_daily_providers")

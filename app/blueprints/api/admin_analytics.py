@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app
+from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -18,6 +18,8 @@ from app.core.schemas import Currency, envelope_of
 from app.identity.auth import permission_required
 from app.reports import financial as financial_reports
 from app.reports import rollups
+from app.reports import rtp as rtp_check
+from app.reports.models import RTP_FLAG_STATUSES
 
 blp = Blueprint(
     "admin_analytics",
@@ -147,3 +149,81 @@ class Games(MethodView):
             return {"data": rollups.providers(date_from, date_to, currency=currency)}
         data = rollups.games(date_from, date_to, currency=currency, limit=args["limit"])
         return {"data": data}
+
+
+class RtpArgs(Schema):
+    status = fields.String(
+        validate=validate.OneOf(RTP_FLAG_STATUSES),
+        metadata={"description": "open, acknowledged or cleared; default: all"},
+    )
+
+
+class RtpFlagSchema(Schema):
+    id = fields.Integer()
+    game_id = fields.Integer()
+    game_name = fields.String()
+    currency = fields.String()
+    status = fields.String()
+    declared_rtp = fields.String(metadata={"description": "Percent, from the games table"})
+    measured_rtp = fields.String(metadata={"description": "Percent, wins / stakes"})
+    deviation_pp = fields.String(metadata={"description": "measured - declared, in points"})
+    stakes = fields.String()
+    wins = fields.String()
+    bets_count = fields.Integer()
+    window_from = fields.String()
+    window_to = fields.String()
+    raised_at = fields.String(allow_none=True)
+    checked_at = fields.String(allow_none=True)
+    acknowledged_by = fields.Integer(allow_none=True)
+    acknowledged_at = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    cleared_at = fields.String(allow_none=True)
+
+
+class RtpListSchema(Schema):
+    settings = fields.Dict(metadata={"description": "The check's current thresholds"})
+    flags = fields.List(fields.Nested(RtpFlagSchema))
+
+
+class AcknowledgeSchema(Schema):
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+def _thresholds() -> dict:
+    th = rtp_check.Thresholds.current()
+    return {
+        "window_days": th.window_days,
+        "min_bets": th.min_bets,
+        "min_stakes_minor": th.min_stakes,
+        "tolerance_pp": str(th.tolerance),
+    }
+
+
+@blp.route("/rtp")
+class RtpFlags(MethodView):
+    @permission_required("reports.read")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(RtpArgs, location="query")
+    @blp.response(200, envelope_of(RtpListSchema))
+    def get(self, args):
+        """Games whose measured RTP over the check's window departed from the declared RTP
+        beyond the tolerance (the hourly RTP check, ``flask jackpotx reports rtp-check``)."""
+        flags = rtp_check.list_flags(args.get("status"))
+        return {
+            "data": {
+                "settings": _thresholds(),
+                "flags": [rtp_check.flag_json(flag, name) for flag, name in flags],
+            }
+        }
+
+
+@blp.route("/rtp/<int:flag_id>/acknowledge")
+class RtpAcknowledge(MethodView):
+    @permission_required("games.manage")
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(AcknowledgeSchema)
+    @blp.response(200, envelope_of(RtpFlagSchema))
+    def post(self, args, flag_id: int):
+        """Acknowledge an open flag (optional note); audited as the staff member's decision."""
+        flag = rtp_check.acknowledge(flag_id, actor=g.user, note=args.get("note"))
+        return {"data": rtp_check.flag_json(flag)}
