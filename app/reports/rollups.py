@@ -708,6 +708,24 @@ def provider_totals(
     return sorted(out.values(), key=lambda t: (-t.ggr, t.name, t.provider_id))
 
 
+def providers_report(
+    date_from: date, date_to: date, *, currency: str
+) -> list[financial.ProviderRow]:
+    """``financial.providers``'s rows (every provider, by name) with the money and rounds from
+    the rollups (today live) and the callback counts from the callback log."""
+    currency = currency.upper()
+    totals = {t.provider_id: t for t in provider_totals(date_from, date_to, currency=currency)}
+    out: dict[str, financial.ProviderRow] = {}
+    for provider in db.session.scalars(select(Provider).order_by(Provider.name)):
+        row = out[provider.code] = financial.ProviderRow(provider.code, provider.name)
+        t = totals.get(provider.id)
+        if t is not None:
+            row.bets, row.wins, row.rounds = t.stakes, t.wins, t.rounds
+    start, end = financial._bounds(date_from, date_to)
+    financial.add_callback_counts(out, start, end)
+    return list(out.values())
+
+
 def providers(date_from: date, date_to: date, *, currency: str, p: Plan | None = None) -> dict:
     """Per provider over the range: stakes, wins, GGR, RTP, bonus stakes, bets, rounds,
     player-days; by GGR."""
@@ -768,3 +786,92 @@ def dashboard(date_from: date, date_to: date, *, currency: str) -> dict:
         "rolled_until": p.rolled_until.isoformat() if p.rolled_until else None,
         "live_days": [d.isoformat() for d in p.live_days],
     }
+
+
+#: The analytics page's groupings: periods, then games and providers.
+BREAKDOWNS = ("day", "week", "month", "game", "provider")
+
+
+@dataclass
+class BreakdownRow:
+    key: str
+    label: str
+    stakes: int = 0
+    wins: int = 0
+    bets_count: int = 0
+    player_days: int = 0
+
+    @property
+    def ggr(self) -> int:
+        return self.stakes - self.wins
+
+    @property
+    def rtp(self) -> str | None:
+        return rtp(self.wins, self.stakes)
+
+
+@dataclass
+class Breakdown:
+    currency: str
+    group: str
+    date_from: date
+    date_to: date
+    rows: list[BreakdownRow]
+    totals: BreakdownRow
+    rolled_until: date | None
+    live_days: list[date]
+
+
+def breakdown(date_from: date, date_to: date, *, currency: str, group: str) -> Breakdown:
+    """Stakes, wins, GGR, RTP, bets and player-days per period, game or provider (the
+    console's analytics page): one plan, so each live day is folded once."""
+    if group not in BREAKDOWNS:
+        raise ValueError(f"group is one of {', '.join(BREAKDOWNS)}")
+    currency = currency.upper()
+    p = plan(date_from, date_to)
+    rows: list[BreakdownRow] = []
+    if group in financial.GROUPS:
+        daily = _daily(date_from, date_to, currency, p)
+        periods: dict[date, BreakdownRow] = {}
+        for day in days_between(date_from, date_to):
+            start = financial.period_of(day, group)
+            row = periods.setdefault(start, BreakdownRow(start.isoformat(), start.isoformat()))
+            r = daily.get(day)
+            if r is not None:
+                row.stakes += r.stakes
+                row.wins += r.wins
+                row.bets_count += r.bets_count
+                row.player_days += r.unique_players
+        rows = [periods[k] for k in sorted(periods)]
+    elif group == "game":
+        totals = sorted(
+            game_totals(date_from, date_to, currency=currency, p=p),
+            key=lambda t: (-t.ggr, t.game_id is None, t.game_id or 0),
+        )
+        ids = [t.game_id for t in totals if t.game_id is not None]
+        names = dict(db.session.execute(select(Game.id, Game.name).where(Game.id.in_(ids))).all())
+        rows = [
+            BreakdownRow(
+                str(t.game_id) if t.game_id is not None else "-",
+                names.get(t.game_id, f"#{t.game_id}")
+                if t.game_id is not None
+                else "(unattributed)",
+                t.stakes,
+                t.wins,
+                t.bets_count,
+                t.player_days,
+            )
+            for t in totals
+        ]
+    else:
+        rows = [
+            BreakdownRow(t.code, t.name, t.stakes, t.wins, t.bets_count, t.player_days)
+            for t in provider_totals(date_from, date_to, currency=currency, p=p)
+        ]
+    total = BreakdownRow("total", "Total")
+    for row in rows:
+        total.stakes += row.stakes
+        total.wins += row.wins
+        total.bets_count += row.bets_count
+        total.player_days += row.player_days
+    return Breakdown(currency, group, date_from, date_to, rows, total, p.rolled_until, p.live_days)

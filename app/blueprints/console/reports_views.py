@@ -1,4 +1,5 @@
-"""Reports: the financial report with its chart and CSV export."""
+"""Reports: the financial and provider reports (from the analytics service: rollups for past
+days, today live), the analytics page, the players report and the RTP check."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.blueprints.console.wording import human
 from app.core.base import utcnow
 from app.core.extensions import db
 from app.reports import financial as financial_reports
+from app.reports import rollups
 from app.reports import rtp as rtp_check
 from app.reports.models import RTP_FLAG_STATUSES, RtpFlag
 
@@ -56,12 +58,12 @@ def report_args(args) -> tuple[date, date, str, str, str | None]:
 def financial_report():
     date_from, date_to, currency, group, error = report_args(request.args)
     try:
-        report = financial_reports.financial(date_from, date_to, currency=currency, group=group)
+        report = rollups.financial_report(date_from, date_to, currency=currency, group=group)
     except ValueError as exc:
         error = human(str(exc))
         date_to = utcnow().date()
         date_from = date_to - timedelta(days=29)
-        report = financial_reports.financial(date_from, date_to, currency=currency, group=group)
+        report = rollups.financial_report(date_from, date_to, currency=currency, group=group)
     if request.args.get("format") == "csv":
         name = f"financial-{currency}-{date_from}-{date_to}-{group}.csv"
         return Response(
@@ -105,17 +107,50 @@ def financial_report():
     )
 
 
+@bp.get("/reports/analytics")
+@console_view("reports.read")
+def analytics_report():
+    date_from, date_to, currency, _group, error = report_args(request.args)
+    group = request.args.get("group", "day")
+    if group not in rollups.BREAKDOWNS:
+        group = "day"
+    data = rollups.breakdown(date_from, date_to, currency=currency, group=group)
+    charts = [
+        money_chart(
+            f"GGR per {group}",
+            [r.label for r in data.rows],
+            [r.ggr for r in data.rows],
+            currency,
+            value_label="GGR",
+            caption=f"GGR (stakes - wins) per {group}, {date_from} to {date_to} (UTC)",
+        )
+    ]
+    return render_template(
+        "console/reports/analytics.html",
+        data=data,
+        charts=charts,
+        error=error,
+        groups=rollups.BREAKDOWNS,
+        filters={
+            "date_from": date_from.isoformat(),
+            "date_to": date_to.isoformat(),
+            "currency": currency,
+            "group": group,
+        },
+    )
+
+
 @bp.get("/reports/providers")
 @console_view("reports.read")
 def providers_report():
     date_from, date_to, currency, _group, error = report_args(request.args)
     try:
-        rows = financial_reports.providers(date_from, date_to, currency=currency)
+        rows = rollups.providers_report(date_from, date_to, currency=currency)
     except ValueError as exc:
         error = human(str(exc))
         date_to = utcnow().date()
         date_from = date_to - timedelta(days=29)
-        rows = financial_reports.providers(date_from, date_to, currency=currency)
+        rows = rollups.providers_report(date_from, date_to, currency=currency)
     if request.args.get("format") == "csv":
         name = f"providers-{currency}-{date_from}-{date_to}.csv"
         return Response(
