@@ -224,6 +224,10 @@ def _fold_day(day: date) -> Fold:
     )
 
 
+def _game_key(game_id: Any) -> int | None:
+    return None if game_id is None else int(game_id)
+
+
 def _fold_games(
     day: date, start: datetime, end: datetime
 ) -> tuple[dict[tuple[str, int | None], _Game], dict[tuple[str, int], _Provider]]:
@@ -272,41 +276,48 @@ def _fold_games(
         key = (currency, int(provider_id))
         return by_provider.setdefault(key, _Provider(financial.FinancialRow(day)))
 
-    for currency, game_id, type_, is_credit, amount in db.session.execute(
-        select(a.currency, a.game_id, a.type, credit, func.coalesce(func.sum(a.moved), 0)).group_by(
-            a.currency, a.game_id, a.type, credit
-        )
-    ).all():
-        financial._apply(row(currency, game_id).money, type_, is_credit, int(amount), 0)
-    for currency, game_id, n, players in db.session.execute(
-        select(a.currency, a.game_id, func.count(a.id), func.count(distinct(a.user_id)))
-        .where(a.type == "bet")
-        .group_by(a.currency, a.game_id)
-    ).all():
-        g = row(currency, game_id)
-        g.bets_count, g.unique_players = int(n), int(players)
-
-    for currency, provider_id, type_, is_credit, amount, bonus in db.session.execute(
+    # One pass over the day's attributed movements (the join is the fold's cost), grouped
+    # finely enough to give the money per game and per provider (the sums add up) and the
+    # distinct bettors of each (the player is in the key).
+    game_players: dict[tuple[str, int | None], set[int]] = {}
+    provider_players: dict[tuple[str, int], set[int]] = {}
+    for (
+        currency,
+        game_id,
+        provider_id,
+        user_id,
+        type_,
+        is_credit,
+        amount,
+        bonus,
+        n,
+    ) in db.session.execute(
         select(
             a.currency,
+            a.game_id,
             a.provider_id,
+            a.user_id,
             a.type,
             credit,
             func.coalesce(func.sum(a.moved), 0),
             func.coalesce(func.sum(a.bonus), 0),
-        ).group_by(a.currency, a.provider_id, a.type, credit)
+            func.count(a.id),
+        ).group_by(a.currency, a.game_id, a.provider_id, a.user_id, a.type, credit)
     ).all():
-        v = prow(currency, provider_id)
+        g, v = row(currency, game_id), prow(currency, provider_id)
+        financial._apply(g.money, type_, is_credit, int(amount), 0)
         financial._apply(v.money, type_, is_credit, int(amount), 0)
         if type_ in ("bet", "refund") or (type_ == "rollback" and is_credit):
             v.bonus_stakes -= int(bonus)
-    for currency, provider_id, n, players in db.session.execute(
-        select(a.currency, a.provider_id, func.count(a.id), func.count(distinct(a.user_id)))
-        .where(a.type == "bet")
-        .group_by(a.currency, a.provider_id)
-    ).all():
-        v = prow(currency, provider_id)
-        v.bets_count, v.unique_players = int(n), int(players)
+        if type_ == "bet":
+            g.bets_count += int(n)
+            v.bets_count += int(n)
+            game_players.setdefault((currency, _game_key(game_id)), set()).add(int(user_id))
+            provider_players.setdefault((currency, int(provider_id)), set()).add(int(user_id))
+    for key, players in game_players.items():
+        out[key].unique_players = len(players)
+    for pkey, players in provider_players.items():
+        by_provider[pkey].unique_players = len(players)
     r = GameRound
     for currency, provider_id, n in db.session.execute(
         select(r.currency, r.provider_id, func.count(r.id))
