@@ -8,8 +8,8 @@ Invariants:
   replaces the day's rows (delete + insert) in one transaction, under a per-day advisory lock
   on PostgreSQL (two runs of a day take turns), and marks the day rolled (``report_days``).
   Late callbacks, refunds and rollbacks are folded by rolling their day again; the periodic
-  job re-rolls today's partial day and yesterday (``rollup_recent``), ``flask jackpotx
-  reports rollup`` backfills any range.
+  job re-rolls today's partial day and yesterday and catches up on days never rolled
+  (``rollup_recent``), ``flask jackpotx reports rollup`` backfills any range.
 * Figures follow the financial report's definitions (``financial._apply``), so the rollups
   of a day equal ``financial.financial`` for that day.
 * A game's movements are the ledger rows posted by provider callbacks (``reference_type``
@@ -368,11 +368,28 @@ def rollup_range(date_from: date, date_to: date) -> int:
     return n
 
 
-def rollup_recent(now: datetime | None = None) -> None:
-    """The periodic job: today's partial day and yesterday (late callbacks, refunds)."""
+#: How far back the periodic job looks for days never rolled, and how many it rolls per run:
+#: a fresh install or an upgrade catches up by itself (newest first) instead of folding those
+#: days live on every read.
+CATCH_UP_DAYS = 90
+CATCH_UP_PER_RUN = 7
+
+
+def rollup_recent(now: datetime | None = None) -> list[date]:
+    """The periodic job: today's partial day and yesterday (late callbacks, refunds), then up
+    to ``CATCH_UP_PER_RUN`` of the most recent days of the last ``CATCH_UP_DAYS`` never rolled.
+    Returns the days rolled."""
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    for day in (today - timedelta(days=1), today):
+    done = [today - timedelta(days=1), today]
+    for day in done:
         rollup_day(day)
+    oldest = today - timedelta(days=CATCH_UP_DAYS)
+    marked = set(db.session.scalars(select(RolledDay.day).where(RolledDay.day >= oldest)))
+    missing = [d for d in days_between(oldest, today - timedelta(days=2)) if d not in marked]
+    for day in sorted(missing, reverse=True)[:CATCH_UP_PER_RUN]:
+        rollup_day(day)
+        done.append(day)
+    return done
 
 
 # --- readers: rollup tables only ------------------------------------------------------------

@@ -80,8 +80,8 @@ def upgrade():
         sqlite_where=sa.text("status IN ('open', 'acknowledged')"),
     )
     op.create_index("ix_rtp_flags_status_raised", "rtp_flags", ["status", "raised_at"])
-    # Days rolled before the marks existed: their per-provider rows are missing, so they stay
-    # unmarked (read live) until the next `flask jackpotx reports rollup` over them.
+    # Days rolled before the marks existed have no per-provider rows: they stay unmarked (read
+    # live) until the periodic job's catch-up or a `flask jackpotx reports rollup` rolls them.
 
 
 def downgrade():
