@@ -23,6 +23,7 @@ from app.identity import users as users_service
 from app.originals import studio as service
 from app.payments import deposits, gateways_admin
 from app.reports import clickhouse, rollups, sink
+from app.reports import rtp as rtp_check
 from app.seed import SeedRefused
 from app.seed import seed_demo as run_seed
 from app.wallet import integrity
@@ -558,6 +559,30 @@ def analytics_sink_rewind(name: str, to) -> None:
     at = to.replace(tzinfo=UTC) if to else None
     state = sink.rewind(name, at)
     click.echo(f"{name}: mark moved to {state.last_ts.isoformat() if state.last_ts else 'start'}")
+
+
+@reports_group.command("rtp-check")
+def reports_rtp_check() -> None:
+    """Measure each game's RTP over the window (operator settings rtp_*) from the rollups and
+    raise, refresh or clear its flag; the periodic job runs the same check hourly."""
+    result = rtp_check.check()
+    th = result.thresholds
+    click.echo(
+        f"window {result.window_from.isoformat()} .. {result.window_to.isoformat()}"
+        f" ({th.window_days} days), tolerance {th.tolerance} pp,"
+        f" floor {th.min_bets} bets / {th.min_stakes} minor units"
+    )
+    for m in result.measures:
+        click.echo(
+            f"game {m.game_id} {m.currency}: measured {m.measured} % declared {m.declared} %"
+            f" ({m.deviation:+} pp) bets={m.bets_count} stakes={m.stakes} {m.verdict}"
+        )
+    click.echo(
+        f"{result.count('outside')} outside, {result.count('within')} within,"
+        f" {result.count('below_floor')} below the floor;"
+        f" flags raised {len(result.raised)}, refreshed {len(result.refreshed)},"
+        f" cleared {len(result.cleared)}"
+    )
 
 
 def register_cli(app: Flask) -> None:

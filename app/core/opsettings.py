@@ -210,6 +210,46 @@ SPECS: tuple[Spec, ...] = (
         max_length=60,
         fallback=[],
     ),
+    Spec(
+        "rtp_window_days",
+        "int",
+        "The RTP check measures each game over this many complete UTC days before today",
+        "reports",
+        minimum=1,
+        maximum=366,
+        unit="days",
+        fallback=30,
+    ),
+    Spec(
+        "rtp_min_bets",
+        "int",
+        "The RTP check ignores a game with fewer bets than this in the window (too few to tell)",
+        "reports",
+        minimum=1,
+        maximum=10**9,
+        fallback=1000,
+    ),
+    Spec(
+        "rtp_min_stakes",
+        "int",
+        "The RTP check ignores a game whose stakes in the window are below this amount",
+        "reports",
+        minimum=0,
+        maximum=_MONEY_MAX,
+        unit="minor units",
+        fallback=1000_00,
+    ),
+    Spec(
+        "rtp_tolerance_bp",
+        "int",
+        "A game is flagged when its measured RTP departs from the declared one by more than "
+        "this (100 = 1 percentage point)",
+        "reports",
+        minimum=1,
+        maximum=100_00,
+        unit="basis points",
+        fallback=300,
+    ),
 )
 
 BY_KEY: dict[str, Spec] = {spec.key: spec for spec in SPECS}

@@ -38,6 +38,9 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     ("app.reports.jobs.export_to_clickhouse", 60, "default"),
     # Queued CSV exports past EXPORT_TTL_HOURS: file deleted, row marked expired.
     ("app.reports.jobs.expire_exports", 600, "reports"),
+    # Games whose measured RTP over the window departs from the declared one (idempotent:
+    # one live flag per game and currency, refreshed or cleared by later runs).
+    ("app.reports.jobs.check_rtp", 3600, "default"),
 ]
 
 #: A periodic job keeps one RQ id across its runs (``app.core.periodic`` enqueues them).

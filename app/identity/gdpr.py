@@ -121,6 +121,7 @@ EXCLUDED: dict[str, str] = {
     "tournaments": "staff-authored; the player's entries are exported (tournament_participants)",
     "report_exports": "files staff asked for (requested_by_id is a staff member, never a player)",
     "staff_recovery_codes": "staff sign-in secrets (digests of one-time codes); players have none",
+    "rtp_flags": "game RTP checks; acknowledged_by is a staff member, never a player",
 }
 
 #: What an erasure keeps, and why (the answer to the player says it too).

@@ -24,7 +24,7 @@ from app.core.money import format_minor
 from app.core.replica import reads_replica
 from app.identity.models import PLAYER, STAFF_ROLES, User
 from app.payments.models import PaymentTransaction
-from app.reports import financial as financial_reports
+from app.reports import rollups
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,11 @@ def player_kpis(*, now: datetime | None = None) -> list[Kpi]:
 
 
 def money_overview(currency: str, *, now: datetime | None = None, days: int = 14) -> dict:
-    """Today's money KPIs and the per-day money series, from the financial report."""
+    """Today's money KPIs and the per-day money series, from the analytics service (the
+    rollups for past days, today folded live)."""
     now = now or utcnow()
     today = now.astimezone(UTC).date()
-    report = financial_reports.financial(today - timedelta(days=days - 1), today, currency=currency)
+    report = rollups.financial_report(today - timedelta(days=days - 1), today, currency=currency)
     last = report.rows[-1]
     pending_withdrawals = db.session.scalar(
         select(func.count(PaymentTransaction.id)).where(

@@ -322,6 +322,13 @@ def providers(date_from: date, date_to: date, *, currency: str) -> list[Provider
     ).all()
     for code, n in rounds:
         out.setdefault(code, ProviderRow(code, code)).rounds = int(n)
+    add_callback_counts(out, start, end)
+    return list(out.values())
+
+
+def add_callback_counts(out: dict[str, ProviderRow], start: datetime, end: datetime) -> None:
+    """Callbacks received and callbacks not answered ok per provider code, from the callback
+    log (an operations log, not money: no rollup holds it)."""
     c = ProviderCallback
     calls = db.session.execute(
         select(
@@ -335,7 +342,6 @@ def providers(date_from: date, date_to: date, *, currency: str) -> list[Provider
     for code, n, errors in calls:
         row = out.setdefault(code, ProviderRow(code, code))
         row.callbacks, row.callback_errors = int(n), int(errors)
-    return list(out.values())
 
 
 PROVIDER_COLUMNS = ("rounds", "bets", "wins", "ggr", "rtp", "callbacks", "callback_errors")

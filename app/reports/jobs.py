@@ -1,6 +1,6 @@
-"""Report jobs (``app.core.schedule``): the daily rollups, the ClickHouse sink, and the
-queued CSV exports (one job per export, on the ``reports`` queue; the periodic expiry of
-their files)."""
+"""Report jobs (``app.core.schedule``): the daily rollups, the RTP check, the ClickHouse
+sink, and the queued CSV exports (one job per export, on the ``reports`` queue; the periodic
+expiry of their files)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from app.core.queues import job
 from app.reports import exports, sink
 from app.reports.rollups import rollup_recent
+from app.reports.rtp import check as _rtp_check
 
-__all__ = ["expire_exports", "export_to_clickhouse", "rollup_recent", "run_export"]
+__all__ = ["check_rtp", "expire_exports", "export_to_clickhouse", "rollup_recent", "run_export"]
 
 
 def export_to_clickhouse() -> dict[str, Any]:
@@ -28,3 +29,8 @@ def run_export(export_id: int) -> str:
 @job
 def expire_exports() -> dict[str, Any]:
     return exports.expire()
+
+
+def check_rtp() -> None:
+    """Flag the games whose measured RTP departs from the declared one (``app.reports.rtp``)."""
+    _rtp_check()

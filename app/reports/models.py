@@ -26,8 +26,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
+    Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -153,3 +156,90 @@ class ReportExport(Model):
         if not self.rows_total:
             return 0
         return min(99, self.rows_done * 100 // self.rows_total)
+
+
+class DailyProviderRollup(Model):
+    """One UTC day of one game provider in one currency: the provider's callback movements
+    (every one names its provider, found round or not), the rounds started and the players
+    who bet."""
+
+    __tablename__ = "report_daily_providers"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(8), primary_key=True)
+    provider_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    stakes: Mapped[int] = mapped_column(BigInteger, default=0)
+    wins: Mapped[int] = mapped_column(BigInteger, default=0)
+    ggr: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The part of ``stakes`` paid with bonus money (net of refunds): the provider's share of
+    #: the bonus cost. Grants and forfeits themselves name no provider (``report_daily``).
+    bonus_stakes: Mapped[int] = mapped_column(BigInteger, default=0)
+    bets_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``game_rounds`` of this provider and currency created that day.
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    unique_players: Mapped[int] = mapped_column(Integer, default=0)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RolledDay(Model):
+    """A UTC day ``rollup_day`` has folded: the readers take its figures from the rollup tables
+    (no row there = nothing happened). A day without this mark (never rolled) and today are
+    folded live from the source tables."""
+
+    __tablename__ = "report_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+RTP_FLAG_STATUSES = ("open", "acknowledged", "cleared")
+#: A game and currency have at most one flag in these states (the partial unique index).
+RTP_FLAG_LIVE = ("open", "acknowledged")
+_LIVE_SQL = "status IN ('open', 'acknowledged')"
+
+
+class RtpFlag(Model):
+    """A game whose measured RTP over the check's window departs from its declared RTP by
+    more than the tolerance (``app.reports.rtp``).
+
+    ``open`` → ``acknowledged`` (a staff member, audited) → ``cleared`` (the check found the
+    game back within tolerance; an open flag clears too). While open or acknowledged, each
+    check refreshes the figures; a later departure after ``cleared`` raises a new flag."""
+
+    __tablename__ = "rtp_flags"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in RTP_FLAG_STATUSES) + ")", name="status"
+        ),
+        CheckConstraint("stakes > 0 AND bets_count > 0", name="significant"),
+        Index(
+            "uq_rtp_flags_live",
+            "game_id",
+            "currency",
+            unique=True,
+            postgresql_where=text(_LIVE_SQL),
+            sqlite_where=text(_LIVE_SQL),
+        ),
+        Index("ix_rtp_flags_status_raised", "status", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    game_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("games.id"))
+    currency: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    #: The games table's RTP when the flag was last refreshed, percent.
+    declared_rtp: Mapped[Any] = mapped_column(Numeric(5, 2))
+    #: Wins / stakes over the window, percent (may exceed 100).
+    measured_rtp: Mapped[Any] = mapped_column(Numeric(9, 2))
+    #: The window's figures, minor units of ``currency``.
+    stakes: Mapped[int] = mapped_column(BigInteger)
+    wins: Mapped[int] = mapped_column(BigInteger)
+    bets_count: Mapped[int] = mapped_column(Integer)
+    window_from: Mapped[date] = mapped_column(Date)
+    window_to: Mapped[date] = mapped_column(Date)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,21 +1,24 @@
-"""Daily rollups: fold one UTC day of ledger, bets and payments into ``report_daily`` and
-``report_daily_games`` (``app.reports.models``), and read them back for the analytics API.
+"""Daily rollups: fold one UTC day of ledger, bets and payments into ``report_daily``
+(day x currency), ``report_daily_games`` (x game) and ``report_daily_providers`` (x provider)
+(``app.reports.models``), and read them back for the analytics API and the console.
 
 Invariants:
 
 * ``rollup_day(day)`` is idempotent: it recomputes the day from the source tables and
   replaces the day's rows (delete + insert) in one transaction, under a per-day advisory lock
-  on PostgreSQL (two runs of a day take turns). Late callbacks, refunds and
-  rollbacks are folded by rolling their day again; the periodic job re-rolls today's partial
-  day and yesterday (``rollup_recent``), ``flask jackpotx reports rollup`` backfills any range.
+  on PostgreSQL (two runs of a day take turns), and marks the day rolled (``report_days``).
+  Late callbacks, refunds and rollbacks are folded by rolling their day again; the periodic
+  job re-rolls today's partial day and yesterday and catches up on days never rolled
+  (``rollup_recent``), ``flask jackpotx reports rollup`` backfills any range.
 * Figures follow the financial report's definitions (``financial._apply``), so the rollups
   of a day equal ``financial.financial`` for that day.
 * A game's movements are the ledger rows posted by provider callbacks (``reference_type``
   ``provider_transaction``), attributed through the callback's round (a refund or rollback
   through the round of the transaction it names); what no round claims goes to ``game_id``
-  NULL.
-* The readers (``revenue``, ``dashboard``, ``users``, ``games``) read only the rollup tables
-  (and ``games`` for names): never the ledger.
+  NULL. Every such movement names its provider (the callback's), round found or not.
+* The readers take past days from the rollup tables and fold today, and any past day never
+  rolled, live from the source tables (``plan``): the same fold, never written by a read.
+  A range of rolled past days reads no ledger row.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ from app.core.extensions import db
 from app.core.money import format_minor
 from app.core.replica import reads_replica
 from app.payments.models import PaymentTransaction
-from app.play.models import Game, GameRound, ProviderTransaction
+from app.play.models import Game, GameRound, Provider, ProviderTransaction
 from app.reports import financial
-from app.reports.models import DailyGameRollup, DailyRollup
+from app.reports.models import DailyGameRollup, DailyProviderRollup, DailyRollup, RolledDay
 from app.wallet.models import LedgerTransaction
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,26 @@ class _Game:
     unique_players: int = 0
 
 
+@dataclass
+class _Provider:
+    money: financial.FinancialRow
+    bonus_stakes: int = 0
+    bets_count: int = 0
+    rounds: int = 0
+    unique_players: int = 0
+
+
+@dataclass
+class Fold:
+    """One day's rollup rows, not attached to the session: what ``rollup_day`` writes and
+    what the readers use as they are for a day folded live."""
+
+    day: date
+    daily: list[DailyRollup]
+    games: list[DailyGameRollup]
+    providers: list[DailyProviderRollup]
+
+
 def _moved() -> Any:
     t = LedgerTransaction
     return t.cash_delta + t.bonus_delta
@@ -85,7 +108,8 @@ def _credit() -> Any:
     return case((_moved() > 0, True), else_=False).label("credit")
 
 
-def _fold_day(day: date) -> tuple[dict[str, _Day], dict[tuple[str, int | None], _Game]]:
+def _fold_day(day: date) -> Fold:
+    """Compute ``day`` from the source tables (read-only)."""
     start, end = financial._bounds(day, day)
     t = LedgerTransaction
     in_day = (t.created_at >= start, t.created_at < end)
@@ -145,10 +169,69 @@ def _fold_day(day: date) -> tuple[dict[str, _Day], dict[tuple[str, int | None], 
     ).all():
         row(currency).money.payment_fees += int(fees)
 
-    return out, _fold_games(day, start, end)
+    games, providers = _fold_games(day, start, end)
+    now = datetime.now(UTC)
+    return Fold(
+        day,
+        [
+            DailyRollup(
+                day=day,
+                currency=currency,
+                stakes=d.money.bets,
+                wins=d.money.wins,
+                ggr=d.money.ggr,
+                bets_count=d.bets_count,
+                unique_players=d.unique_players,
+                bonus_cost=d.money.bonus_cost,
+                payment_fees=d.money.payment_fees,
+                deposits=d.money.deposits,
+                withdrawals=d.money.withdrawals,
+                depositors=d.depositors,
+                first_depositors=d.first_depositors,
+                rolled_at=now,
+            )
+            for currency, d in sorted(out.items())
+        ],
+        [
+            DailyGameRollup(
+                day=day,
+                currency=currency,
+                game_id=game_id,
+                stakes=g.money.bets,
+                wins=g.money.wins,
+                ggr=g.money.ggr,
+                bets_count=g.bets_count,
+                unique_players=g.unique_players,
+                rolled_at=now,
+            )
+            for (currency, game_id), g in games.items()
+        ],
+        [
+            DailyProviderRollup(
+                day=day,
+                currency=currency,
+                provider_id=provider_id,
+                stakes=v.money.bets,
+                wins=v.money.wins,
+                ggr=v.money.ggr,
+                bonus_stakes=v.bonus_stakes,
+                bets_count=v.bets_count,
+                rounds=v.rounds,
+                unique_players=v.unique_players,
+                rolled_at=now,
+            )
+            for (currency, provider_id), v in sorted(providers.items())
+        ],
+    )
 
 
-def _fold_games(day: date, start: datetime, end: datetime) -> dict[tuple[str, int | None], _Game]:
+def _game_key(game_id: Any) -> int | None:
+    return None if game_id is None else int(game_id)
+
+
+def _fold_games(
+    day: date, start: datetime, end: datetime
+) -> tuple[dict[tuple[str, int | None], _Game], dict[tuple[str, int], _Provider]]:
     t = LedgerTransaction
     pt = aliased(ProviderTransaction)
     ref = aliased(ProviderTransaction)
@@ -161,6 +244,8 @@ def _fold_games(day: date, start: datetime, end: datetime) -> dict[tuple[str, in
             t.type.label("type"),
             t.user_id.label("user_id"),
             _moved().label("moved"),
+            t.bonus_delta.label("bonus"),
+            pt.provider_id.label("provider_id"),
             rnd.game_id.label("game_id"),
         )
         # The claim id as a number: the provider transaction's primary key serves the join
@@ -182,30 +267,72 @@ def _fold_games(day: date, start: datetime, end: datetime) -> dict[tuple[str, in
     a = attributed.c
     credit = case((a.moved > 0, True), else_=False)
     out: dict[tuple[str, int | None], _Game] = {}
+    by_provider: dict[tuple[str, int], _Provider] = {}
 
     def row(currency: str, game_id: Any) -> _Game:
         key = (currency, None if game_id is None else int(game_id))
         return out.setdefault(key, _Game(financial.FinancialRow(day)))
 
-    for currency, game_id, type_, is_credit, amount in db.session.execute(
-        select(a.currency, a.game_id, a.type, credit, func.coalesce(func.sum(a.moved), 0)).group_by(
-            a.currency, a.game_id, a.type, credit
-        )
+    def prow(currency: str, provider_id: Any) -> _Provider:
+        key = (currency, int(provider_id))
+        return by_provider.setdefault(key, _Provider(financial.FinancialRow(day)))
+
+    # One pass over the day's attributed movements (the join is the fold's cost), grouped
+    # finely enough to give the money per game and per provider (the sums add up) and the
+    # distinct bettors of each (the player is in the key).
+    game_players: dict[tuple[str, int | None], set[int]] = {}
+    provider_players: dict[tuple[str, int], set[int]] = {}
+    for (
+        currency,
+        game_id,
+        provider_id,
+        user_id,
+        type_,
+        is_credit,
+        amount,
+        bonus,
+        n,
+    ) in db.session.execute(
+        select(
+            a.currency,
+            a.game_id,
+            a.provider_id,
+            a.user_id,
+            a.type,
+            credit,
+            func.coalesce(func.sum(a.moved), 0),
+            func.coalesce(func.sum(a.bonus), 0),
+            func.count(a.id),
+        ).group_by(a.currency, a.game_id, a.provider_id, a.user_id, a.type, credit)
     ).all():
-        financial._apply(row(currency, game_id).money, type_, is_credit, int(amount), 0)
-    for currency, game_id, n, players in db.session.execute(
-        select(a.currency, a.game_id, func.count(a.id), func.count(distinct(a.user_id)))
-        .where(a.type == "bet")
-        .group_by(a.currency, a.game_id)
+        g, v = row(currency, game_id), prow(currency, provider_id)
+        financial._apply(g.money, type_, is_credit, int(amount), 0)
+        financial._apply(v.money, type_, is_credit, int(amount), 0)
+        if type_ in ("bet", "refund") or (type_ == "rollback" and is_credit):
+            v.bonus_stakes -= int(bonus)
+        if type_ == "bet":
+            g.bets_count += int(n)
+            v.bets_count += int(n)
+            game_players.setdefault((currency, _game_key(game_id)), set()).add(int(user_id))
+            provider_players.setdefault((currency, int(provider_id)), set()).add(int(user_id))
+    for key, players in game_players.items():
+        out[key].unique_players = len(players)
+    for pkey, players in provider_players.items():
+        by_provider[pkey].unique_players = len(players)
+    r = GameRound
+    for currency, provider_id, n in db.session.execute(
+        select(r.currency, r.provider_id, func.count(r.id))
+        .where(r.created_at >= start, r.created_at < end)
+        .group_by(r.currency, r.provider_id)
     ).all():
-        g = row(currency, game_id)
-        g.bets_count, g.unique_players = int(n), int(players)
-    return out
+        prow(currency, provider_id).rounds = int(n)
+    return out, by_provider
 
 
 def rollup_day(day: date) -> int:
     """Recompute ``day`` (UTC) from the ledger, bets and payments and replace its rollup rows,
-    in one transaction. Returns the number of ``report_daily`` rows written."""
+    in one transaction, and mark the day rolled. Returns the number of ``report_daily`` rows
+    written."""
     with atomic():
         if db.session.get_bind().dialect.name == "postgresql":
             # Two runs of one day (the periodic job and a backfill) take turns: the second
@@ -214,45 +341,16 @@ def rollup_day(day: date) -> int:
                 text("SELECT pg_advisory_xact_lock(:a, :b)"),
                 {"a": _ROLLUP_LOCK, "b": day.toordinal()},
             )
-        days, games = _fold_day(day)
-        db.session.execute(delete(DailyRollup).where(DailyRollup.day == day))
-        db.session.execute(delete(DailyGameRollup).where(DailyGameRollup.day == day))
-        now = datetime.now(UTC)
-        for currency, d in sorted(days.items()):
-            m = d.money
-            db.session.add(
-                DailyRollup(
-                    day=day,
-                    currency=currency,
-                    stakes=m.bets,
-                    wins=m.wins,
-                    ggr=m.ggr,
-                    bets_count=d.bets_count,
-                    unique_players=d.unique_players,
-                    bonus_cost=m.bonus_cost,
-                    payment_fees=m.payment_fees,
-                    deposits=m.deposits,
-                    withdrawals=m.withdrawals,
-                    depositors=d.depositors,
-                    first_depositors=d.first_depositors,
-                    rolled_at=now,
-                )
-            )
-        for (currency, game_id), g in games.items():
-            db.session.add(
-                DailyGameRollup(
-                    day=day,
-                    currency=currency,
-                    game_id=game_id,
-                    stakes=g.money.bets,
-                    wins=g.money.wins,
-                    ggr=g.money.ggr,
-                    bets_count=g.bets_count,
-                    unique_players=g.unique_players,
-                    rolled_at=now,
-                )
-            )
-    return len(days)
+        fold = _fold_day(day)
+        for model in (DailyRollup, DailyGameRollup, DailyProviderRollup):
+            db.session.execute(delete(model).where(model.day == day))
+        db.session.add_all([*fold.daily, *fold.games, *fold.providers])
+        mark = db.session.get(RolledDay, day)
+        if mark is None:
+            db.session.add(RolledDay(day=day, rolled_at=datetime.now(UTC)))
+        else:
+            mark.rolled_at = datetime.now(UTC)
+    return len(fold.daily)
 
 
 def days_between(date_from: date, date_to: date) -> Iterator[date]:
@@ -271,11 +369,28 @@ def rollup_range(date_from: date, date_to: date) -> int:
     return n
 
 
-def rollup_recent(now: datetime | None = None) -> None:
-    """The periodic job: today's partial day and yesterday (late callbacks, refunds)."""
+#: How far back the periodic job looks for days never rolled, and how many it rolls per run:
+#: a fresh install or an upgrade catches up by itself (newest first) instead of folding those
+#: days live on every read.
+CATCH_UP_DAYS = 90
+CATCH_UP_PER_RUN = 7
+
+
+def rollup_recent(now: datetime | None = None) -> list[date]:
+    """The periodic job: today's partial day and yesterday (late callbacks, refunds), then up
+    to ``CATCH_UP_PER_RUN`` of the most recent days of the last ``CATCH_UP_DAYS`` never rolled.
+    Returns the days rolled."""
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    for day in (today - timedelta(days=1), today):
+    done = [today - timedelta(days=1), today]
+    for day in done:
         rollup_day(day)
+    oldest = today - timedelta(days=CATCH_UP_DAYS)
+    marked = set(db.session.scalars(select(RolledDay.day).where(RolledDay.day >= oldest)))
+    missing = [d for d in days_between(oldest, today - timedelta(days=2)) if d not in marked]
+    for day in sorted(missing, reverse=True)[:CATCH_UP_PER_RUN]:
+        rollup_day(day)
+        done.append(day)
+    return done
 
 
 # --- readers: rollup tables only ------------------------------------------------------------
@@ -331,16 +446,57 @@ def rtp(wins: int, stakes: int) -> str | None:
     return str((Decimal(wins) * 100 / Decimal(stakes)).quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
-def _daily(date_from: date, date_to: date, currency: str) -> dict[date, DailyRollup]:
+@dataclass
+class Plan:
+    """Where each day of a range comes from: the rollup tables (``rolled``) or a live fold of
+    the source tables (today, and any past day never rolled). Days after today hold nothing."""
+
+    date_from: date
+    date_to: date
+    rolled_until: date | None
+    live: dict[date, Fold]
+
+    @property
+    def live_days(self) -> list[date]:
+        return sorted(self.live)
+
+
+def plan(date_from: date, date_to: date, *, today: date | None = None) -> Plan:
     check_range(date_from, date_to)
-    rows = db.session.scalars(
-        select(DailyRollup).where(
-            DailyRollup.currency == currency.upper(),
-            DailyRollup.day >= date_from,
-            DailyRollup.day <= date_to,
+    today = today or datetime.now(UTC).date()
+    last = min(date_to, today)
+    rolled = set(
+        db.session.scalars(
+            select(RolledDay.day).where(
+                RolledDay.day >= date_from, RolledDay.day <= last, RolledDay.day < today
+            )
         )
+    )
+    live = {d: _fold_day(d) for d in days_between(date_from, last) if d not in rolled}
+    return Plan(date_from, date_to, max(rolled) if rolled else None, live)
+
+
+def _rolled_filter(model: Any, p: Plan) -> list[Any]:
+    cond = [model.day >= p.date_from, model.day <= p.date_to]
+    if p.live:
+        cond.append(model.day.notin_(p.live_days))
+    return cond
+
+
+def _daily(
+    date_from: date, date_to: date, currency: str, p: Plan | None = None
+) -> dict[date, DailyRollup]:
+    p = p or plan(date_from, date_to)
+    currency = currency.upper()
+    rows = db.session.scalars(
+        select(DailyRollup).where(DailyRollup.currency == currency, *_rolled_filter(DailyRollup, p))
     ).all()
-    return {r.day: r for r in rows}
+    out = {r.day: r for r in rows}
+    for fold in p.live.values():
+        for r in fold.daily:
+            if r.currency == currency:
+                out[r.day] = r
+    return out
 
 
 def _money(t: Totals, currency: str) -> dict[str, str]:
@@ -349,6 +505,40 @@ def _money(t: Totals, currency: str) -> dict[str, str]:
     out["deposits"] = format_minor(t.deposits, currency)
     out["withdrawals"] = format_minor(t.withdrawals, currency)
     return out
+
+
+@reads_replica
+def financial_report(
+    date_from: date, date_to: date, *, currency: str, group: str = "day"
+) -> financial.FinancialReport:
+    """``financial.financial``'s report, from the rollups (and today live): the same figures,
+    without scanning the ledger for the past days."""
+    if group not in financial.GROUPS:
+        raise ValueError(f"group is one of {', '.join(financial.GROUPS)}")
+    currency = currency.upper()
+    daily = _daily(date_from, date_to, currency)
+    rows: dict[date, financial.FinancialRow] = {}
+    for day in days_between(date_from, date_to):
+        period = financial.period_of(day, group)
+        row = rows.setdefault(period, financial.FinancialRow(period))
+        r = daily.get(day)
+        if r is not None:
+            row.add(
+                financial.FinancialRow(
+                    period,
+                    bets=r.stakes,
+                    wins=r.wins,
+                    bonus_cost=r.bonus_cost,
+                    payment_fees=r.payment_fees,
+                    deposits=r.deposits,
+                    withdrawals=r.withdrawals,
+                )
+            )
+    ordered = [rows[k] for k in sorted(rows)]
+    totals = financial.FinancialRow(date_from)
+    for row in ordered:
+        totals.add(row)
+    return financial.FinancialReport(currency, group, date_from, date_to, ordered, totals)
 
 
 @reads_replica
@@ -409,46 +599,192 @@ def users(date_from: date, date_to: date, *, currency: str) -> dict:
     }
 
 
-@reads_replica
-def games(date_from: date, date_to: date, *, currency: str, limit: int = 100) -> dict:
-    """Per game over the range: stakes, wins, GGR, RTP, bets, player-days; by GGR."""
-    check_range(date_from, date_to)
-    currency = currency.upper()
+@dataclass
+class GameTotals:
+    game_id: int | None
+    currency: str
+    stakes: int = 0
+    wins: int = 0
+    bets_count: int = 0
+    player_days: int = 0
+
+    @property
+    def ggr(self) -> int:
+        return self.stakes - self.wins
+
+
+def game_totals(
+    date_from: date, date_to: date, *, currency: str | None = None, p: Plan | None = None
+) -> list[GameTotals]:
+    """Per (game, currency) over the range (one currency, or all when ``None``)."""
+    p = p or plan(date_from, date_to)
     g = DailyGameRollup
-    stakes = func.sum(g.stakes)
-    wins = func.sum(g.wins)
-    rows = db.session.execute(
+    cond = _rolled_filter(g, p)
+    if currency is not None:
+        cond.append(g.currency == currency.upper())
+    out: dict[tuple[int | None, str], GameTotals] = {}
+    for game_id, cur, s_, w, n, players in db.session.execute(
         select(
             g.game_id,
-            Game.name,
-            stakes,
-            wins,
-            func.sum(g.ggr).label("ggr"),
+            g.currency,
+            func.sum(g.stakes),
+            func.sum(g.wins),
             func.sum(g.bets_count),
             func.sum(g.unique_players),
         )
-        .outerjoin(Game, Game.id == g.game_id)
-        .where(g.currency == currency, g.day >= date_from, g.day <= date_to)
-        .group_by(g.game_id, Game.name)
-        .order_by(func.sum(g.ggr).desc(), g.game_id)
-        .limit(limit)
-    ).all()
+        .where(*cond)
+        .group_by(g.game_id, g.currency)
+    ).all():
+        out[(game_id, cur)] = GameTotals(game_id, cur, int(s_), int(w), int(n), int(players))
+    for fold in p.live.values():
+        for r in fold.games:
+            if currency is not None and r.currency != currency.upper():
+                continue
+            t = out.setdefault((r.game_id, r.currency), GameTotals(r.game_id, r.currency))
+            t.stakes += r.stakes
+            t.wins += r.wins
+            t.bets_count += r.bets_count
+            t.player_days += r.unique_players
+    return list(out.values())
+
+
+@reads_replica
+def games(
+    date_from: date, date_to: date, *, currency: str, limit: int = 100, p: Plan | None = None
+) -> dict:
+    """Per game over the range: stakes, wins, GGR, RTP, bets, player-days; by GGR."""
+    currency = currency.upper()
+    rows = sorted(
+        game_totals(date_from, date_to, currency=currency, p=p),
+        key=lambda t: (-t.ggr, t.game_id is None, t.game_id or 0),
+    )[:limit]
+    ids = [t.game_id for t in rows if t.game_id is not None]
+    names = dict(db.session.execute(select(Game.id, Game.name).where(Game.id.in_(ids))).all())
     return {
         "currency": currency,
+        "group_by": "game",
         "date_from": date_from.isoformat(),
         "date_to": date_to.isoformat(),
         "games": [
             {
-                "game_id": game_id,
-                "name": name if game_id is not None else "(unattributed)",
-                "stakes": format_minor(int(s), currency),
-                "wins": format_minor(int(w), currency),
-                "ggr": format_minor(int(ggr), currency),
-                "rtp": rtp(int(w), int(s)),
-                "bets_count": int(n),
-                "player_days": int(players),
+                "game_id": t.game_id,
+                "name": names.get(t.game_id, "") if t.game_id is not None else "(unattributed)",
+                "stakes": format_minor(t.stakes, currency),
+                "wins": format_minor(t.wins, currency),
+                "ggr": format_minor(t.ggr, currency),
+                "rtp": rtp(t.wins, t.stakes),
+                "bets_count": t.bets_count,
+                "player_days": t.player_days,
             }
-            for game_id, name, s, w, ggr, n, players in rows
+            for t in rows
+        ],
+    }
+
+
+@dataclass
+class ProviderTotals:
+    provider_id: int
+    code: str = ""
+    name: str = ""
+    stakes: int = 0
+    wins: int = 0
+    bonus_stakes: int = 0
+    bets_count: int = 0
+    rounds: int = 0
+    player_days: int = 0
+
+    @property
+    def ggr(self) -> int:
+        return self.stakes - self.wins
+
+    def add(self, r: DailyProviderRollup) -> None:
+        self.stakes += r.stakes
+        self.wins += r.wins
+        self.bonus_stakes += r.bonus_stakes
+        self.bets_count += r.bets_count
+        self.rounds += r.rounds
+        self.player_days += r.unique_players
+
+
+def provider_totals(
+    date_from: date, date_to: date, *, currency: str, p: Plan | None = None
+) -> list[ProviderTotals]:
+    """Per provider over the range in ``currency``, highest GGR first."""
+    p = p or plan(date_from, date_to)
+    currency = currency.upper()
+    v = DailyProviderRollup
+    out: dict[int, ProviderTotals] = {}
+    for provider_id, s_, w, b, n, rounds, players in db.session.execute(
+        select(
+            v.provider_id,
+            func.sum(v.stakes),
+            func.sum(v.wins),
+            func.sum(v.bonus_stakes),
+            func.sum(v.bets_count),
+            func.sum(v.rounds),
+            func.sum(v.unique_players),
+        )
+        .where(v.currency == currency, *_rolled_filter(v, p))
+        .group_by(v.provider_id)
+    ).all():
+        out[provider_id] = ProviderTotals(
+            provider_id, "", "", int(s_), int(w), int(b), int(n), int(rounds), int(players)
+        )
+    for fold in p.live.values():
+        for r in fold.providers:
+            if r.currency == currency:
+                out.setdefault(r.provider_id, ProviderTotals(r.provider_id)).add(r)
+    for pid, code, name in db.session.execute(
+        select(Provider.id, Provider.code, Provider.name).where(Provider.id.in_(list(out)))
+    ).all():
+        out[pid].code, out[pid].name = code, name
+    return sorted(out.values(), key=lambda t: (-t.ggr, t.name, t.provider_id))
+
+
+@reads_replica
+def providers_report(
+    date_from: date, date_to: date, *, currency: str
+) -> list[financial.ProviderRow]:
+    """``financial.providers``'s rows (every provider, by name) with the money and rounds from
+    the rollups (today live) and the callback counts from the callback log."""
+    currency = currency.upper()
+    totals = {t.provider_id: t for t in provider_totals(date_from, date_to, currency=currency)}
+    out: dict[str, financial.ProviderRow] = {}
+    for provider in db.session.scalars(select(Provider).order_by(Provider.name)):
+        row = out[provider.code] = financial.ProviderRow(provider.code, provider.name)
+        t = totals.get(provider.id)
+        if t is not None:
+            row.bets, row.wins, row.rounds = t.stakes, t.wins, t.rounds
+    start, end = financial._bounds(date_from, date_to)
+    financial.add_callback_counts(out, start, end)
+    return list(out.values())
+
+
+@reads_replica
+def providers(date_from: date, date_to: date, *, currency: str, p: Plan | None = None) -> dict:
+    """Per provider over the range: stakes, wins, GGR, RTP, bonus stakes, bets, rounds,
+    player-days; by GGR."""
+    currency = currency.upper()
+    return {
+        "currency": currency,
+        "group_by": "provider",
+        "date_from": date_from.isoformat(),
+        "date_to": date_to.isoformat(),
+        "providers": [
+            {
+                "provider_id": t.provider_id,
+                "code": t.code,
+                "name": t.name,
+                "stakes": format_minor(t.stakes, currency),
+                "wins": format_minor(t.wins, currency),
+                "ggr": format_minor(t.ggr, currency),
+                "rtp": rtp(t.wins, t.stakes),
+                "bonus_stakes": format_minor(t.bonus_stakes, currency),
+                "bets_count": t.bets_count,
+                "rounds": t.rounds,
+                "player_days": t.player_days,
+            }
+            for t in provider_totals(date_from, date_to, currency=currency, p=p)
         ],
     }
 
@@ -457,7 +793,8 @@ def games(date_from: date, date_to: date, *, currency: str, limit: int = 100) ->
 def dashboard(date_from: date, date_to: date, *, currency: str) -> dict:
     """The range's money and player totals, a GGR series per day and the top 5 games."""
     currency = currency.upper()
-    daily = _daily(date_from, date_to, currency)
+    p = plan(date_from, date_to)
+    daily = _daily(date_from, date_to, currency, p)
     totals = Totals()
     for r in daily.values():
         totals.add(r)
@@ -480,6 +817,98 @@ def dashboard(date_from: date, date_to: date, *, currency: str) -> dict:
             }
             for day in days_between(date_from, date_to)
         ],
-        "top_games": games(date_from, date_to, currency=currency, limit=5)["games"],
+        "top_games": games(date_from, date_to, currency=currency, limit=5, p=p)["games"],
         "rolled_at": max(rolled).isoformat() if rolled else None,
+        "rolled_until": p.rolled_until.isoformat() if p.rolled_until else None,
+        "live_days": [d.isoformat() for d in p.live_days],
     }
+
+
+#: The analytics page's groupings: periods, then games and providers.
+BREAKDOWNS = ("day", "week", "month", "game", "provider")
+
+
+@dataclass
+class BreakdownRow:
+    key: str
+    label: str
+    stakes: int = 0
+    wins: int = 0
+    bets_count: int = 0
+    player_days: int = 0
+
+    @property
+    def ggr(self) -> int:
+        return self.stakes - self.wins
+
+    @property
+    def rtp(self) -> str | None:
+        return rtp(self.wins, self.stakes)
+
+
+@dataclass
+class Breakdown:
+    currency: str
+    group: str
+    date_from: date
+    date_to: date
+    rows: list[BreakdownRow]
+    totals: BreakdownRow
+    rolled_until: date | None
+    live_days: list[date]
+
+
+@reads_replica
+def breakdown(date_from: date, date_to: date, *, currency: str, group: str) -> Breakdown:
+    """Stakes, wins, GGR, RTP, bets and player-days per period, game or provider (the
+    console's analytics page): one plan, so each live day is folded once."""
+    if group not in BREAKDOWNS:
+        raise ValueError(f"group is one of {', '.join(BREAKDOWNS)}")
+    currency = currency.upper()
+    p = plan(date_from, date_to)
+    rows: list[BreakdownRow] = []
+    if group in financial.GROUPS:
+        daily = _daily(date_from, date_to, currency, p)
+        periods: dict[date, BreakdownRow] = {}
+        for day in days_between(date_from, date_to):
+            start = financial.period_of(day, group)
+            row = periods.setdefault(start, BreakdownRow(start.isoformat(), start.isoformat()))
+            r = daily.get(day)
+            if r is not None:
+                row.stakes += r.stakes
+                row.wins += r.wins
+                row.bets_count += r.bets_count
+                row.player_days += r.unique_players
+        rows = [periods[k] for k in sorted(periods)]
+    elif group == "game":
+        totals = sorted(
+            game_totals(date_from, date_to, currency=currency, p=p),
+            key=lambda t: (-t.ggr, t.game_id is None, t.game_id or 0),
+        )
+        ids = [t.game_id for t in totals if t.game_id is not None]
+        names = dict(db.session.execute(select(Game.id, Game.name).where(Game.id.in_(ids))).all())
+        rows = [
+            BreakdownRow(
+                str(t.game_id) if t.game_id is not None else "-",
+                names.get(t.game_id, f"#{t.game_id}")
+                if t.game_id is not None
+                else "(unattributed)",
+                t.stakes,
+                t.wins,
+                t.bets_count,
+                t.player_days,
+            )
+            for t in totals
+        ]
+    else:
+        rows = [
+            BreakdownRow(t.code, t.name, t.stakes, t.wins, t.bets_count, t.player_days)
+            for t in provider_totals(date_from, date_to, currency=currency, p=p)
+        ]
+    total = BreakdownRow("total", "Total")
+    for row in rows:
+        total.stakes += row.stakes
+        total.wins += row.wins
+        total.bets_count += row.bets_count
+        total.player_days += row.player_days
+    return Breakdown(currency, group, date_from, date_to, rows, total, p.rolled_until, p.live_days)

@@ -17,7 +17,7 @@ plus a second EUR player on game B on day 1: deposit 30.00, bet 7.00, win 2.00.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -117,10 +117,19 @@ def test_rolling_a_day_again_replaces_it_and_folds_late_movements(both):
 
 def test_the_periodic_job_rolls_today_and_yesterday(both):
     assert ("app.reports.jobs.rollup_recent", 300, "default") in PERIODIC_JOBS
-    report_jobs.rollup_recent(now=datetime(2026, 11, 22, 0, 5, tzinfo=UTC))
+    now = datetime(2026, 11, 22, 0, 5, tzinfo=UTC)
+    rolled = report_jobs.rollup_recent(now=now)
     assert _daily(D3).stakes == 1_00  # today's partial day
     assert _daily(D2).ggr == 17_00  # yesterday
-    assert db.session.get(DailyRollup, (D1, "EUR")) is None  # older days: backfill
+    # Then the most recent days never rolled, a few per run (a fresh install catches up).
+    assert rolled[:3] == [D2, D3, D1]
+    assert len(rolled) == 2 + rollups.CATCH_UP_PER_RUN
+    assert _daily(D1).ggr == 11_00
+    again = report_jobs.rollup_recent(now=now)
+    assert again[2] == D1 - timedelta(days=rollups.CATCH_UP_PER_RUN)
+    # Once every day of the horizon is marked, a run rolls today and yesterday only.
+    rollups.rollup_range(D3 - timedelta(days=rollups.CATCH_UP_DAYS), D3)
+    assert report_jobs.rollup_recent(now=now) == [D2, D3]
 
 
 def test_the_backfill_command_rolls_a_range(both, runner):

@@ -26,7 +26,7 @@ from app.core.db import atomic
 from app.core.extensions import db
 from app.core.routing import replica_engine, routed_to_replica
 from app.reports import rollups
-from app.reports.models import DailyRollup
+from app.reports.models import DailyRollup, RolledDay
 from tests.conftest import IN_CI, IsolatedClient
 from tests.standby import Standby, StandbyUnavailable, free_port, wait_for
 
@@ -135,10 +135,12 @@ def replica_app(app, standby, tmp_path_factory):
 
 
 def _set_stakes(application, stakes: int) -> None:
-    """Write the day's rollup on the primary (committed)."""
+    """Write the day's rollup on the primary (committed), marked rolled: the readers take a
+    rolled day from the rollup tables."""
     with application.app_context():
         with atomic():
             db.session.merge(DailyRollup(day=DAY, currency="EUR", stakes=stakes, ggr=stakes))
+            db.session.merge(RolledDay(day=DAY))
         db.session.remove()
 
 

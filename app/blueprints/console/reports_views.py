@@ -1,16 +1,24 @@
-"""Reports: the financial report with its chart and CSV export."""
+"""Reports: the financial and provider reports (from the analytics service: rollups for past
+days, today live), the analytics page, the players report and the RTP check."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Response, current_app, render_template, request
+from flask import Response, abort, current_app, render_template, request, url_for
+from flask_login import current_user
 
+from app.blueprints.console import decisions
 from app.blueprints.console.charts import Chart, money_chart
 from app.blueprints.console.core import bp, console_view
+from app.blueprints.console.forms import ApproveForm
 from app.blueprints.console.wording import human
 from app.core.base import utcnow
+from app.core.extensions import db
 from app.reports import financial as financial_reports
+from app.reports import rollups
+from app.reports import rtp as rtp_check
+from app.reports.models import RTP_FLAG_STATUSES, RtpFlag
 
 
 def report_args(args) -> tuple[date, date, str, str, str | None]:
@@ -50,12 +58,12 @@ def report_args(args) -> tuple[date, date, str, str, str | None]:
 def financial_report():
     date_from, date_to, currency, group, error = report_args(request.args)
     try:
-        report = financial_reports.financial(date_from, date_to, currency=currency, group=group)
+        report = rollups.financial_report(date_from, date_to, currency=currency, group=group)
     except ValueError as exc:
         error = human(str(exc))
         date_to = utcnow().date()
         date_from = date_to - timedelta(days=29)
-        report = financial_reports.financial(date_from, date_to, currency=currency, group=group)
+        report = rollups.financial_report(date_from, date_to, currency=currency, group=group)
     if request.args.get("format") == "csv":
         name = f"financial-{currency}-{date_from}-{date_to}-{group}.csv"
         return Response(
@@ -99,17 +107,50 @@ def financial_report():
     )
 
 
+@bp.get("/reports/analytics")
+@console_view("reports.read")
+def analytics_report():
+    date_from, date_to, currency, _group, error = report_args(request.args)
+    group = request.args.get("group", "day")
+    if group not in rollups.BREAKDOWNS:
+        group = "day"
+    data = rollups.breakdown(date_from, date_to, currency=currency, group=group)
+    charts = [
+        money_chart(
+            f"GGR per {group}",
+            [r.label for r in data.rows],
+            [r.ggr for r in data.rows],
+            currency,
+            value_label="GGR",
+            caption=f"GGR (stakes - wins) per {group}, {date_from} to {date_to} (UTC)",
+        )
+    ]
+    return render_template(
+        "console/reports/analytics.html",
+        data=data,
+        charts=charts,
+        error=error,
+        groups=rollups.BREAKDOWNS,
+        filters={
+            "date_from": date_from.isoformat(),
+            "date_to": date_to.isoformat(),
+            "currency": currency,
+            "group": group,
+        },
+    )
+
+
 @bp.get("/reports/providers")
 @console_view("reports.read")
 def providers_report():
     date_from, date_to, currency, _group, error = report_args(request.args)
     try:
-        rows = financial_reports.providers(date_from, date_to, currency=currency)
+        rows = rollups.providers_report(date_from, date_to, currency=currency)
     except ValueError as exc:
         error = human(str(exc))
         date_to = utcnow().date()
         date_from = date_to - timedelta(days=29)
-        rows = financial_reports.providers(date_from, date_to, currency=currency)
+        rows = rollups.providers_report(date_from, date_to, currency=currency)
     if request.args.get("format") == "csv":
         name = f"providers-{currency}-{date_from}-{date_to}.csv"
         return Response(
@@ -181,4 +222,57 @@ def players_report():
     ]
     return render_template(
         "console/reports/players.html", report=report, charts=charts, error=error, filters=filters
+    )
+
+
+@bp.get("/reports/rtp")
+@console_view("reports.read")
+def rtp_report():
+    status = request.args.get("status", "open")
+    if status not in (*RTP_FLAG_STATUSES, "all"):
+        status = "open"
+    flags = rtp_check.list_flags(None if status == "all" else status)
+    return render_template(
+        "console/reports/rtp.html",
+        flags=flags,
+        status=status,
+        statuses=("open", "acknowledged", "cleared", "all"),
+        thresholds=rtp_check.Thresholds.current(),
+    )
+
+
+@bp.route("/reports/rtp/<int:flag_id>/acknowledge", methods=["GET", "POST"])
+@console_view("games.manage")
+def rtp_acknowledge(flag_id: int):
+    flag = db.session.get(RtpFlag, flag_id)
+    if flag is None:
+        abort(404)
+    form = ApproveForm()
+
+    def act(context: str):
+        rtp_check.acknowledge(flag_id, actor=current_user, note=form.note.data)
+        db.session.expire_all()
+        ((row, name),) = [(f, n) for f, n in rtp_check.list_flags() if f.id == flag_id]
+        return (
+            "console/reports/_rtp_row.html",
+            {"flag": row, "name": name},
+            f"RTP flag #{flag_id} acknowledged.",
+            url_for("console.rtp_report"),
+        )
+
+    dialog = {
+        "title": f"Acknowledge RTP flag #{flag.id}",
+        "action_url": url_for("console.rtp_acknowledge", flag_id=flag.id),
+        "submit_label": "Acknowledge",
+        "danger": False,
+        "description": f"Game #{flag.game_id} ({flag.currency}): measured {flag.measured_rtp} % "
+        f"against {flag.declared_rtp} % declared, {flag.window_from} to {flag.window_to}. "
+        "The flag stays on the list as acknowledged; the check clears it when the game is "
+        "back within tolerance.",
+    }
+    return decisions.run(
+        form,
+        contexts={"row": f"#rtp-flag-{flag.id}", "panel": f"#rtp-flag-{flag.id}"},
+        dialog=dialog,
+        act=act,
     )
