@@ -23,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, delete, or_, select, update
 
 from app.core import audit
 from app.core.base import utcnow
@@ -38,8 +38,10 @@ from app.identity.models import (
     EmailVerification,
     ErasureRequest,
     LoginEvent,
+    OneTimeCode,
     TokenFamily,
     User,
+    UserPhone,
 )
 
 FORMAT = "jackpotx.gdpr-export/1"
@@ -60,6 +62,8 @@ EXPORTED: dict[str, Export] = {
     "login_history": Export(),
     "token_families": Export(),
     "email_verifications": Export(omit=("token_hash", "code_hash")),
+    "user_phones": Export(),
+    "one_time_codes": Export(omit=("salt", "code_hash")),
     "password_reset_tokens": Export(omit=("token_hash",)),
     "erasure_requests": Export(),
     "player_notes": Export(),
@@ -274,6 +278,12 @@ def _pseudonymise(user: User, now: datetime) -> None:
         update(EmailVerification)
         .where(EmailVerification.user_id == user.id)
         .values(email=user.email, used_at=now)
+    )
+    db.session.execute(delete(UserPhone).where(UserPhone.user_id == user.id))
+    db.session.execute(
+        update(OneTimeCode)
+        .where(OneTimeCode.user_id == user.id)
+        .values(destination=alias, ip=None, used_at=now)
     )
 
 
