@@ -113,6 +113,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", True),
         "RATE_LIMIT_AUTH": get("RATE_LIMIT_AUTH", "20 per minute"),
         "RATE_LIMIT_API": get("RATE_LIMIT_API", "300 per minute"),
+        # The availability checks (/api/auth/check/*), per client address, on top of the above.
+        "RATE_LIMIT_AVAILABILITY": get("RATE_LIMIT_AVAILABILITY", "30 per hour"),
         "RATE_LIMIT_CALLBACK": get("RATE_LIMIT_CALLBACK", "20000 per minute"),
         "RATELIMIT_HEADERS_ENABLED": True,
         # Staff accounts (console and staff API): LOGIN_MAX_FAILURES failed secrets within

@@ -32,7 +32,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token, decode
 from sqlalchemy import distinct, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.core import audit, mail
+from app.core import audit, mail, opsettings
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one, page_of, parse_row_id, rowcount
 from app.core.errors import (
@@ -457,25 +457,62 @@ def login(
                 _failed(user, value, portal, client, reason)
         if refusal is None:
             assert user is not None
-            previous_at, previous_ip = user.last_login_at, user.last_login_ip
             lockout.clear(user)
             throttle.succeeded(key)
-            user.last_login_at, user.last_login_ip = now, client.ip
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)
-            token = _open_session(user, portal, client)
-            _history(user, value, portal, client, success=True)
-            audit.record(
-                "auth.login",
-                actor=user,
-                target_type="user",
-                target_id=user.id,
-                after={"portal": portal, "device": client.device_fingerprint},
-            )
-            result = LoginResult(user, token, previous_at, previous_ip)
+            result = signed_in(user, value, portal, client)
     if refusal is not None:
         raise refusal
     return result
+
+
+def signed_in(
+    user: User, login_name: str, portal: str, client: ClientInfo, *, method: str = "password"
+) -> LoginResult:
+    """The success half of a sign-in (caller's transaction): session, history, audit."""
+    previous_at, previous_ip = user.last_login_at, user.last_login_ip
+    user.last_login_at, user.last_login_ip = utcnow(), client.ip
+    token = _open_session(user, portal, client)
+    _history(user, login_name, portal, client, success=True)
+    audit.record(
+        "auth.login",
+        actor=user,
+        target_type="user",
+        target_id=user.id,
+        after={"portal": portal, "device": client.device_fingerprint, "method": method},
+    )
+    return LoginResult(user, token, previous_at, previous_ip)
+
+
+def status_problem(user: User) -> AppError | None:
+    """Why this account may not sign in (banned, suspended, closed, locked), or ``None``."""
+    return _status_problem(user)
+
+
+def failed_sign_in(user: User | None, login_name: str, client: ClientInfo, reason: str) -> None:
+    """Record a refused player sign-in (history + audit), caller's transaction."""
+    _failed(user, login_name, PLAYER_PORTAL, client, reason)
+
+
+def username_available(username: str) -> bool:
+    """Whether no account has this username (case-insensitively)."""
+    name = (username or "").strip().lower()
+    return bool(name) and (
+        db.session.scalar(select(User.id).where(func.lower(User.username) == name)) is None
+    )
+
+
+def referrer_of(ref_code: str | None) -> User | None:
+    """The account behind a referral code (400 naming ``ref_code`` when unknown)."""
+    if not ref_code:
+        return None
+    referrer = db.session.scalar(
+        select(User).where(func.upper(User.referral_code) == ref_code.strip().upper())
+    )
+    if referrer is None:
+        raise ValidationError.field("ref_code", "Unknown referral code")
+    return referrer
 
 
 # --- registration -------------------------------------------------------------------------
@@ -504,6 +541,11 @@ def register(
     marketing_consent: bool = False,
     client: ClientInfo | None = None,
 ) -> Registration:
+    if opsettings.value("signup_mode") == "otp":
+        raise AccessDenied(
+            "Accounts are opened with a one-time code: POST /api/auth/otp/request",
+            signup_mode="otp",
+        )
     if current_app.config["CAPTCHA_REQUIRED"] and not captcha.check(captcha_id, captcha_text):
         raise ValidationError.field(
             "captcha_text", "The captcha answer is wrong or expired; request a new captcha"
@@ -511,13 +553,7 @@ def register(
     passwords.check_policy(password)
     try:
         with atomic():
-            referrer = None
-            if ref_code:
-                referrer = db.session.scalar(
-                    select(User).where(func.upper(User.referral_code) == ref_code.strip().upper())
-                )
-                if referrer is None:
-                    raise ValidationError.field("ref_code", "Unknown referral code")
+            referrer = referrer_of(ref_code)
             user = create_user(
                 username=username,
                 email=email,

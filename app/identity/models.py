@@ -15,6 +15,7 @@ from sqlalchemy import (
     false,
     func,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -109,6 +110,9 @@ class User(Model):
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the account was pseudonymised by a GDPR erasure (``None``: never).
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: False for an account opened with a one-time code and no password: its stored hash is
+    #: of a random secret nobody knows, and the player may set a first password later.
+    has_password: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     kyc_status: Mapped[str] = mapped_column(String(16), default="none")
     kyc_level: Mapped[int] = mapped_column(default=0)

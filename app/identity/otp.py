@@ -122,11 +122,13 @@ def issue(
     user_id: int | None = None,
     ip: str | None = None,
     context: dict[str, Any] | None = None,
-) -> Outgoing:
+    send: bool = True,
+) -> Outgoing | None:
     """Record a new code (caller's transaction) within the send limits; answer what to send.
 
     E-mail codes are queued in the outbox here; SMS codes go out with :func:`deliver` after
-    the caller's commit."""
+    the caller's commit. ``send=False`` records a code nobody receives (answers ``None``):
+    the send limits then count a request that must look like any other."""
     check_send_limits(destination, ip)
     now = utcnow()
     ttl = int(current_app.config["OTP_TTL_SECONDS"])
@@ -156,6 +158,8 @@ def issue(
         )
     )
     db.session.flush()
+    if not send:
+        return None
     values = {**(context or {}), "code": code, "minutes": max(1, ttl // 60)}
     outgoing = Outgoing(channel, destination, template, values, user_id)
     if channel == "email":
@@ -182,24 +186,20 @@ def deliver(outgoing: Outgoing | None) -> None:
     outgoing.sent_id = sent.id if sent else None
 
 
-def spend(
-    purpose: str, destination: str, code: str, *, user_id: int | None = None
+def find_open(
+    purposes: tuple[str, ...], destination: str, *, user_id: int | None = None
 ) -> OneTimeCode | None:
-    """Spend the newest open code for (purpose, destination) if ``code`` is it.
-
-    A wrong code counts an attempt on that row; the caller commits before refusing (the
-    count must stay). Answers the spent row, or ``None``."""
-    code = (code or "").strip()
-    max_attempts = int(current_app.config["OTP_MAX_ATTEMPTS"])
+    """The newest usable code for ``destination`` among ``purposes``, locked (caller's
+    transaction): not spent, not expired, attempts left."""
     now = utcnow()
     query = (
         select(OneTimeCode)
         .where(
-            OneTimeCode.purpose == purpose,
+            OneTimeCode.purpose.in_(purposes),
             OneTimeCode.destination == destination,
             OneTimeCode.used_at.is_(None),
             OneTimeCode.expires_at > now,
-            OneTimeCode.attempts < max_attempts,
+            OneTimeCode.attempts < int(current_app.config["OTP_MAX_ATTEMPTS"]),
         )
         .order_by(OneTimeCode.created_at.desc(), OneTimeCode.id.desc())
         .limit(1)
@@ -207,28 +207,57 @@ def spend(
     )
     if user_id is not None:
         query = query.where(OneTimeCode.user_id == user_id)
-    row = db.session.scalar(query)
-    if row is None:
-        return None
-    if not (
+    return db.session.scalar(query)
+
+
+def matches(row: OneTimeCode, code: str) -> bool:
+    """Is ``code`` this row's code? A wrong one counts an attempt (the caller commits it)."""
+    code = (code or "").strip()
+    good = (
         len(code) == 6
+        and code.isascii()
         and code.isdigit()
         and hmac.compare_digest(row.code_hash, digest(row.salt, code))
-    ):
-        db.session.execute(
-            update(OneTimeCode)
-            .where(OneTimeCode.id == row.id)
-            .values(attempts=OneTimeCode.attempts + 1)
-        )
-        return None
-    spent = rowcount(
-        db.session.execute(
-            update(OneTimeCode)
-            .where(OneTimeCode.id == row.id, OneTimeCode.used_at.is_(None))
-            .values(used_at=now)
-        )
     )
-    return row if spent == 1 else None
+    if not good:
+        count_wrong(row)
+    return good
+
+
+def count_wrong(row: OneTimeCode) -> None:
+    """One more wrong guess against this code (a wrong second factor counts too)."""
+    db.session.execute(
+        update(OneTimeCode)
+        .where(OneTimeCode.id == row.id)
+        .values(attempts=OneTimeCode.attempts + 1)
+    )
+
+
+def consume(row: OneTimeCode) -> bool:
+    """Spend the row: one conditional UPDATE, so of two racing requests one wins."""
+    return (
+        rowcount(
+            db.session.execute(
+                update(OneTimeCode)
+                .where(OneTimeCode.id == row.id, OneTimeCode.used_at.is_(None))
+                .values(used_at=utcnow())
+            )
+        )
+        == 1
+    )
+
+
+def spend(
+    purpose: str, destination: str, code: str, *, user_id: int | None = None
+) -> OneTimeCode | None:
+    """Spend the newest open code for (purpose, destination) if ``code`` is it.
+
+    A wrong code counts an attempt on that row; the caller commits before refusing (the
+    count must stay). Answers the spent row, or ``None``."""
+    row = find_open((purpose,), destination, user_id=user_id)
+    if row is None or not matches(row, code) or not consume(row):
+        return None
+    return row
 
 
 def open_count(purpose: str, destination: str) -> int:

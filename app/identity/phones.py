@@ -77,7 +77,7 @@ def _own(user: User, phone_id: int) -> UserPhone:
     return phone
 
 
-def add(user: User, raw: str, *, ip: str | None = None) -> tuple[UserPhone, otp.Outgoing]:
+def add(user: User, raw: str, *, ip: str | None = None) -> tuple[UserPhone, otp.Outgoing | None]:
     """Add an unverified number and text it a code (sent after commit by the caller)."""
     number = to_e164(raw, user.country)
     with atomic():
@@ -103,7 +103,7 @@ def add(user: User, raw: str, *, ip: str | None = None) -> tuple[UserPhone, otp.
     return phone, outgoing
 
 
-def resend(user: User, phone_id: int, *, ip: str | None = None) -> otp.Outgoing:
+def resend(user: User, phone_id: int, *, ip: str | None = None) -> otp.Outgoing | None:
     with atomic():
         phone = _own(user, phone_id)
         if phone.verified_at is not None:

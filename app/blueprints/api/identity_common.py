@@ -160,6 +160,7 @@ class ProfileSchema(Schema):
     two_factor_enabled = fields.Boolean(attribute="totp_enabled")
     email_verified = fields.Function(lambda user: user.email_verified_at is not None)
     email_verified_at = fields.DateTime(allow_none=True)
+    has_password = fields.Boolean()
     created_at = fields.DateTime()
     last_login_at = fields.DateTime(allow_none=True)
 

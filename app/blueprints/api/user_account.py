@@ -8,6 +8,7 @@ from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.blueprints.api.auth import MessageEnvelope
 from app.blueprints.api.identity_common import (
     MessageSchema,
     ProfileEditFields,
@@ -17,7 +18,7 @@ from app.blueprints.api.identity_common import (
 from app.bonus import loyalty
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
-from app.identity import gdpr
+from app.identity import gdpr, otp_signup
 from app.identity.auth import login_required, player_required
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
@@ -29,6 +30,10 @@ class PasswordChangeArgs(Schema):
     current_password = fields.String(required=True, validate=validate.Length(max=256))
     new_password = fields.String(required=True, validate=validate.Length(max=256))
     confirm_password = fields.String(allow_none=True, validate=validate.Length(max=256))
+
+
+class PasswordSetArgs(Schema):
+    new_password = fields.String(required=True, validate=validate.Length(max=256))
 
 
 class PasswordChangedSchema(MessageSchema):
@@ -142,6 +147,18 @@ class PasswordChange(MethodView):
         """Change the password; every other session is logged out."""
         revoked = identity.change_password(g.user, current_session=get_jwt().get("fam"), **args)
         return {"data": {"message": "Password changed", "sessions_revoked": revoked}}
+
+
+@blp.route("/password/set")
+class PasswordSet(MethodView):
+    @player_required
+    @blp.arguments(PasswordSetArgs)
+    @blp.response(200, MessageEnvelope)
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Add a first password to an account opened with a one-time code (409 if it has one)."""
+        otp_signup.set_first_password(g.user, args["new_password"])
+        return {"message": "Password set", "data": {"message": "Password set"}}
 
 
 @blp.route("/2fa/status")
