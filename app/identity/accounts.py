@@ -41,13 +41,14 @@ from app.core.errors import (
     AuthenticationError,
     Conflict,
     NotFound,
+    RateLimited,
     TokenExpired,
     ValidationError,
 )
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.registry import Hooks
-from app.identity import captcha, lockout, passwords, throttle, totp, verification
+from app.identity import captcha, lockout, otp, passwords, phones, throttle, totp, verification
 from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
 from app.identity.models import (
@@ -363,6 +364,55 @@ def _wrong_secret(user: User | None, key: str) -> None:
     throttle.failed(key)
 
 
+def _sms_second_factor(
+    user: User, auth_code: str | None, key: str, client: ClientInfo
+) -> tuple[AppError | None, str, otp.Outgoing | None]:
+    """A player's SMS step: no code → text one to the primary verified phone; a code → spend
+    it (a wrong one counts on the code and on the throttle)."""
+    phone = phones.primary_verified(user.id)
+    if phone is None:
+        # Cannot happen through the API (the primary of an SMS-2FA account cannot be
+        # deleted); refuse rather than let the second factor silently vanish.
+        return (
+            AccessDenied("No verified phone for SMS two-factor: contact support"),
+            "sms_no_phone",
+            None,
+        )
+    hint = phone.number[:4] + "*" * max(0, len(phone.number) - 7) + phone.number[-3:]
+    if not auth_code:
+        try:
+            outgoing = otp.issue(
+                "login_2fa",
+                "sms",
+                phone.number,
+                template="login_code",
+                user_id=user.id,
+                ip=client.ip,
+            )
+        except RateLimited as exc:
+            return exc, "sms_rate_limited", None
+        return (
+            AuthenticationError(
+                "A code has been texted to your phone",
+                requires_2fa=True,
+                method="sms",
+                phone=hint,
+            ),
+            "sms_sent",
+            outgoing,
+        )
+    if otp.spend("login_2fa", phone.number, auth_code, user_id=user.id) is None:
+        _wrong_secret(user, key)
+        return (
+            AuthenticationError(
+                "Invalid, used or expired SMS code", requires_2fa=True, method="sms", phone=hint
+            ),
+            "sms_invalid",
+            None,
+        )
+    return None, "", None
+
+
 def _second_factor(
     user: User, portal: str, auth_code: str | None, key: str
 ) -> tuple[AppError | None, str]:
@@ -414,6 +464,7 @@ def login(
     client = client or ClientInfo()
     value = (login_name or "").strip().lower()
     refusal: AppError | None = None
+    outgoing: otp.Outgoing | None = None
     key = throttle.key_of(value, client.ip)
     with atomic():
         wait = throttle.retry_after(key)
@@ -451,6 +502,10 @@ def login(
         elif portal == STAFF_PORTAL and not user.is_staff:
             _failed(user, value, portal, client, "wrong_portal")
             refusal = AccessDenied("This login is for staff accounts")
+        elif portal == PLAYER_PORTAL and user.sms_2fa_enabled and not user.totp_enabled:
+            refusal, reason, outgoing = _sms_second_factor(user, auth_code, key, client)
+            if refusal is not None:
+                _failed(user, value, portal, client, reason)
         else:
             refusal, reason = _second_factor(user, portal, auth_code, key)
             if refusal is not None:
@@ -462,6 +517,8 @@ def login(
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)
             result = signed_in(user, value, portal, client)
+    # The texted code leaves only once its row is committed (503 if the provider fails).
+    otp.deliver(outgoing)
     if refusal is not None:
         raise refusal
     return result
@@ -705,9 +762,48 @@ def two_factor_status(user: User) -> dict[str, Any]:
         "has_secret": user.totp_secret_enc is not None,
         "has_secret_setup": user.totp_secret_enc is not None,
         "mandatory": mandatory,
-        "can_skip": not mandatory and not user.totp_enabled,
+        "can_skip": not mandatory and not user.totp_enabled and not user.sms_2fa_enabled,
+        "sms_enabled": user.sms_2fa_enabled,
+        "method": "totp" if user.totp_enabled else ("sms" if user.sms_2fa_enabled else None),
         "skipped": user.totp_skipped_at is not None,
     }
+
+
+def sms_two_factor_enable(user: User, password: str) -> None:
+    """Players with a verified primary phone: texted codes become the second factor."""
+    if user.is_staff:
+        raise AccessDenied("Staff accounts use an authenticator app (TOTP)")
+    if not passwords.verify_password(user.password_hash, password or ""):
+        raise ValidationError.field("password", "The password is incorrect")
+    with atomic():
+        user = lock_existing(User, User.id == user.id)
+        if user.sms_2fa_enabled:
+            raise Conflict("SMS two-factor is already enabled")
+        if user.totp_enabled:
+            raise Conflict("An authenticator app is your second factor; disable it first")
+        phone = phones.primary_verified(user.id)
+        if phone is None:
+            raise Conflict("Verify a phone number (it becomes primary) before enabling SMS codes")
+        user.sms_2fa_enabled = True
+        user.totp_skipped_at = None
+        audit.record(
+            "user.2fa_sms_enable",
+            actor=user,
+            target_type="user",
+            target_id=user.id,
+            after={"phone": phone.number},
+        )
+
+
+def sms_two_factor_disable(user: User, password: str) -> None:
+    if not passwords.verify_password(user.password_hash, password or ""):
+        raise ValidationError.field("password", "The password is incorrect")
+    with atomic():
+        user = lock_existing(User, User.id == user.id)
+        if not user.sms_2fa_enabled:
+            raise Conflict("SMS two-factor is not enabled")
+        user.sms_2fa_enabled = False
+        audit.record("user.2fa_sms_disable", actor=user, target_type="user", target_id=user.id)
 
 
 def two_factor_setup(user: User) -> dict[str, str]:

@@ -255,6 +255,7 @@ def _pseudonymise(user: User, now: datetime) -> None:
     ):
         setattr(user, field, None)
     user.totp_enabled = False
+    user.sms_2fa_enabled = False
     user.marketing_consent, user.marketing_consent_at = False, now
     user.status, user.status_reason, user.status_until = "closed", "gdpr_erasure", None
     user.tokens_valid_after = now

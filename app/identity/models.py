@@ -94,6 +94,9 @@ class User(Model):
     totp_enabled: Mapped[bool] = mapped_column(default=False)
     #: Last accepted TOTP time step: a code is accepted once per step.
     totp_last_step: Mapped[int | None] = mapped_column()
+    #: Players only: a code texted to the primary verified phone is the second factor
+    #: (TOTP, when enabled, takes precedence; staff always use TOTP).
+    sms_2fa_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: The player chose to skip 2FA enrolment (never possible for Admin and Manager).
     totp_skipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

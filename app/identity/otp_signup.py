@@ -16,7 +16,8 @@ Invariants:
   or a verified primary phone) and signs it in; the password is optional (``has_password``
   false: the stored hash is of a random secret; ``POST /api/user/password/set`` adds one).
 * A sign-in code signs the player in; with TOTP on, ``auth_code`` is required too, and a
-  wrong one counts as a wrong code. Staff never sign in here.
+  wrong one counts as a wrong code. An account with SMS two-factor is refused (a code alone
+  would skip the password). Staff never sign in here.
 """
 
 from __future__ import annotations
@@ -161,6 +162,14 @@ def _sign_in(dest, row, auth_code, client) -> tuple[AppError | None, OtpResult |
         otp.consume(row)
         accounts.failed_sign_in(user, dest.value, client, user.status)
         return problem, None
+    if user.sms_2fa_enabled and not user.totp_enabled:
+        # A one-time code alone would skip the texted second factor (or be it, without the
+        # password): such accounts sign in with the password and the texted code.
+        otp.consume(row)
+        accounts.failed_sign_in(user, dest.value, client, "sms_2fa_account")
+        return AccessDenied(
+            "This account uses SMS two-factor: sign in with your password", method="sms"
+        ), None
     if user.totp_enabled:
         if not auth_code:
             # The code stays open: send it again with the authenticator's code.

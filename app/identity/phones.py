@@ -188,7 +188,7 @@ def delete(user: User, phone_id: int) -> None:
     with atomic():
         user = lock_existing(User, User.id == user.id)
         phone = _own(user, phone_id)
-        if phone.is_primary and getattr(user, "sms_2fa_enabled", False):
+        if phone.is_primary and user.sms_2fa_enabled:
             raise Conflict(
                 "This number receives your sign-in codes: turn SMS two-factor off or make "
                 "another verified number primary first"

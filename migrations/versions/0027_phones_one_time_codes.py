@@ -1,5 +1,5 @@
 """phone numbers (user_phones), one-time codes (one_time_codes) for SMS/e-mail OTP,
-users.has_password (OTP sign-up without a password)
+users.has_password (OTP sign-up without a password), users.sms_2fa_enabled
 
 Revision ID: 0027
 Revises: 0020
@@ -47,6 +47,9 @@ def upgrade():
     with _quiet_reflection(), _users() as batch_op:
         batch_op.add_column(
             sa.Column("has_password", sa.Boolean(), server_default=sa.true(), nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("sms_2fa_enabled", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
     op.create_table(
         "user_phones",
@@ -120,4 +123,5 @@ def downgrade():
     op.drop_index(op.f("ix_user_phones_user_id"), table_name="user_phones")
     op.drop_table("user_phones")
     with _quiet_reflection(), _users() as batch_op:
+        batch_op.drop_column("sms_2fa_enabled")
         batch_op.drop_column("has_password")

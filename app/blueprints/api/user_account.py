@@ -47,6 +47,8 @@ class TwoFactorStatusSchema(Schema):
     mandatory = fields.Boolean()
     can_skip = fields.Boolean()
     skipped = fields.Boolean()
+    sms_enabled = fields.Boolean(metadata={"description": "players: texted codes (SMS 2FA)"})
+    method = fields.String(allow_none=True, metadata={"description": "totp | sms | null"})
 
 
 class TwoFactorSetupSchema(Schema):
@@ -159,6 +161,30 @@ class PasswordSet(MethodView):
         """Add a first password to an account opened with a one-time code (409 if it has one)."""
         otp_signup.set_first_password(g.user, args["new_password"])
         return {"message": "Password set", "data": {"message": "Password set"}}
+
+
+@blp.route("/2fa/sms/enable")
+class SmsTwoFactorEnable(MethodView):
+    @player_required
+    @blp.arguments(PasswordArgs)
+    @blp.response(200, envelope_of(TwoFactorResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Texted codes to the primary verified phone become the second factor (players)."""
+        identity.sms_two_factor_enable(g.user, args["password"])
+        return {"data": {"message": "SMS two-factor enabled", "is_enabled": True}}
+
+
+@blp.route("/2fa/sms/disable")
+class SmsTwoFactorDisable(MethodView):
+    @player_required
+    @blp.arguments(PasswordArgs)
+    @blp.response(200, envelope_of(TwoFactorResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Turn texted sign-in codes off (password required)."""
+        identity.sms_two_factor_disable(g.user, args["password"])
+        return {"data": {"message": "SMS two-factor disabled", "is_enabled": False}}
 
 
 @blp.route("/2fa/status")
