@@ -11,6 +11,8 @@ Invariants:
   outbound guard (``app.core.outbound``: no redirects, no internal addresses, timeouts).
 * Any failure (not configured, unreachable, an error answer) raises :class:`SmsError` with a
   message free of secrets; the caller decides (the identity services answer 503).
+* A message to a user goes only if their preferences let SMS carry its category
+  (``app.core.preferences``: codes are ``security``, always sent).
 * Callers send after their transaction committed (a code row must exist before its text
   leaves) and pass plain values, never model objects.
 """
@@ -20,14 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from flask import current_app, render_template
 
-from app.core import outbound
+from app.core import outbound, preferences
 from app.core.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -117,17 +119,6 @@ def backend() -> SmsBackend:
     return FileBackend(cfg["SMS_DIR"])
 
 
-#: ``allowed(user_id, category, channel) -> bool``: the recipient's notification preferences.
-#: Installed by ``app.hooks`` (identity owns them); without one everything is allowed.
-PreferenceLookup = Callable[[int, str, str], bool]
-_allowed: PreferenceLookup | None = None
-
-
-def set_preference_lookup(lookup: PreferenceLookup | None) -> None:
-    global _allowed
-    _allowed = lookup
-
-
 def render(template: str, context: Mapping[str, Any]) -> str:
     """The text of ``templates/sms/<template>.txt`` (surrounding whitespace trimmed)."""
     return render_template(f"sms/{template}.txt", **context).strip()
@@ -144,7 +135,7 @@ def send_sms(
     """Render and send one SMS now; ``None`` when the recipient turned this category off.
 
     Raises :class:`SmsError` when the backend does not accept it."""
-    if user_id is not None and _allowed is not None and not _allowed(user_id, category, "sms"):
+    if not preferences.allowed(user_id, category, "sms"):
         log.info("sms %r not sent: user %s turned %s SMS off", template, user_id, category)
         return None
     body = render(template, context or {})

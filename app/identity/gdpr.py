@@ -98,6 +98,7 @@ EXPORTED: dict[str, Export] = {
     "tournament_score_events": Export(),
     # messaging
     "notifications": Export(),
+    "notification_preferences": Export(),
     "support_tickets": Export(),
     "support_messages": Export(by=("author_id",)),
     # affiliates (the player as a referred player or as an agent)

@@ -1,5 +1,6 @@
 """phone numbers (user_phones), one-time codes (one_time_codes) for SMS/e-mail OTP,
-users.has_password (OTP sign-up without a password), users.sms_2fa_enabled
+users.has_password (OTP sign-up without a password), users.sms_2fa_enabled,
+notification_preferences
 
 Revision ID: 0027
 Revises: 0020
@@ -111,9 +112,26 @@ def upgrade():
     )
     op.create_index("ix_one_time_codes_ip", "one_time_codes", ["ip", "created_at"])
     op.create_index(op.f("ix_one_time_codes_user_id"), "one_time_codes", ["user_id"])
+    op.create_table(
+        "notification_preferences",
+        _id(),
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        _when("updated_at"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_notification_preferences_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_preferences")),
+        sa.UniqueConstraint(
+            "user_id", "category", "channel", name="uq_notification_preferences_user_key"
+        ),
+    )
 
 
 def downgrade():
+    op.drop_table("notification_preferences")
     op.drop_index(op.f("ix_one_time_codes_user_id"), table_name="one_time_codes")
     op.drop_index("ix_one_time_codes_ip", table_name="one_time_codes")
     op.drop_index("ix_one_time_codes_destination", table_name="one_time_codes")

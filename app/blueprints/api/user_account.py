@@ -16,6 +16,8 @@ from app.blueprints.api.identity_common import (
     limit_blueprint,
 )
 from app.bonus import loyalty
+from app.core import preferences
+from app.core.db import atomic
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
 from app.identity import gdpr, otp_signup
@@ -185,6 +187,49 @@ class SmsTwoFactorDisable(MethodView):
         """Turn texted sign-in codes off (password required)."""
         identity.sms_two_factor_disable(g.user, args["password"])
         return {"data": {"message": "SMS two-factor disabled", "is_enabled": False}}
+
+
+class PreferenceCategorySchema(Schema):
+    category = fields.String()
+    mandatory = fields.Boolean(metadata={"description": "cannot be turned off"})
+    description = fields.String()
+    channels = fields.Dict(
+        keys=fields.String(),
+        values=fields.Boolean(),
+        metadata={"description": "email, sms, push, in_app -> on/off"},
+    )
+
+
+class PreferencesArgs(Schema):
+    preferences = fields.Dict(
+        required=True,
+        keys=fields.String(validate=validate.Length(max=32)),
+        values=fields.Dict(
+            keys=fields.String(validate=validate.Length(max=16)), values=fields.Raw()
+        ),
+        metadata={"description": '{"marketing": {"sms": false}, "rewards": {"email": false}}'},
+    )
+
+
+@blp.route("/notification-preferences")
+class NotificationPreferences(MethodView):
+    @player_required
+    @blp.response(200, envelope_of(PreferenceCategorySchema, many=True))
+    @blp.doc(security=SECURITY)
+    def get(self):
+        """Which channels carry which categories (security, account and responsible-gaming
+        messages are mandatory)."""
+        return {"data": preferences.of(g.user.id)}
+
+    @player_required
+    @blp.arguments(PreferencesArgs)
+    @blp.response(200, envelope_of(PreferenceCategorySchema, many=True))
+    @blp.doc(security=SECURITY)
+    def put(self, args):
+        """Turn channels of optional categories on or off (400 for a mandatory one)."""
+        with atomic():
+            data = preferences.update(g.user.id, args["preferences"], actor=g.user)
+        return {"data": data}
 
 
 @blp.route("/2fa/status")
