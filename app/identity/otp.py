@@ -11,7 +11,9 @@ Invariants:
   at ``OTP_MAX_ATTEMPTS`` the code is dead. With sends spaced ``OTP_RESEND_SECONDS`` and
   capped at ``OTP_MAX_PER_DESTINATION_PER_DAY`` per destination and
   ``OTP_MAX_PER_IP_PER_HOUR`` per client address, a guesser gets at most
-  attempts x sends-per-day tries a day at a 10^-6 chance each.
+  attempts x sends-per-day tries a day at a 10^-6 chance each. The per-destination budget is
+  kept per kind of code (``LIMIT_GROUPS``) so that nobody can use up, with sign-up requests,
+  the texts a player needs to sign in.
 * An SMS leaves after the row is committed (:func:`deliver`, outside the transaction); an
   e-mail code is queued in the outbox inside it. A provider failure answers 503.
 """
@@ -68,14 +70,29 @@ def _wait(until, now) -> int:
     return max(1, int((until - now).total_seconds()) + 1)
 
 
-def check_send_limits(destination: str, ip: str | None) -> None:
-    """429 with ``Retry-After`` when this destination or this address had enough codes."""
+#: Purposes whose codes share one per-destination budget. Separate budgets keep one use from
+#: starving another: strangers asking sign-up codes for a number cannot use up the texts its
+#: owner needs to sign in (``login_2fa`` codes are sent only after the right password).
+LIMIT_GROUPS: dict[str, tuple[str, ...]] = {
+    "phone_verify": ("phone_verify",),
+    "login_2fa": ("login_2fa",),
+    "signup": ("signup", "signin"),
+    "signin": ("signup", "signin"),
+}
+#: Purposes anyone can trigger without a password: also limited per client address.
+PER_IP_PURPOSES = ("phone_verify", "signup", "signin")
+
+
+def check_send_limits(purpose: str, destination: str, ip: str | None) -> None:
+    """429 with ``Retry-After`` when this destination (for this kind of code) or this address
+    had enough codes."""
     cfg = current_app.config
     now = utcnow()
     sent = list(
         db.session.scalars(
             select(OneTimeCode.created_at).where(
                 OneTimeCode.destination == destination,
+                OneTimeCode.purpose.in_(LIMIT_GROUPS[purpose]),
                 OneTimeCode.created_at > now - timedelta(days=1),
             )
         )
@@ -95,12 +112,14 @@ def check_send_limits(destination: str, ip: str | None) -> None:
             headers={"Retry-After": str(wait)},
             retry_after=wait,
         )
-    if ip:
+    if ip and purpose in PER_IP_PURPOSES:
         hour = now - timedelta(hours=1)
         from_ip = list(
             db.session.scalars(
                 select(OneTimeCode.created_at).where(
-                    OneTimeCode.ip == ip, OneTimeCode.created_at > hour
+                    OneTimeCode.ip == ip,
+                    OneTimeCode.purpose.in_(PER_IP_PURPOSES),
+                    OneTimeCode.created_at > hour,
                 )
             )
         )
@@ -129,7 +148,7 @@ def issue(
     E-mail codes are queued in the outbox here; SMS codes go out with :func:`deliver` after
     the caller's commit. ``send=False`` records a code nobody receives (answers ``None``):
     the send limits then count a request that must look like any other."""
-    check_send_limits(destination, ip)
+    check_send_limits(purpose, destination, ip)
     now = utcnow()
     ttl = int(current_app.config["OTP_TTL_SECONDS"])
     db.session.execute(

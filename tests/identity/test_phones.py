@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from app.core.base import utcnow
+from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import OneTimeCode, User, UserPhone
 from tests.identity.sms_helpers import last_code, messages_to
@@ -241,3 +242,105 @@ def test_staff_see_phone_verification_state(client, factory, token_for):
     assert phones[MALTA]["verified"] is True
     assert phones[MALTA]["is_primary"] is True
     assert phones[UK]["verified"] is False
+
+
+def test_sign_up_requests_cannot_use_up_the_texts_a_player_needs_to_sign_in(
+    client, factory, token_for, app
+):
+    """Strangers asking codes for a number spend that kind of code's budget only."""
+    from tests.identity.identity_helpers_otp import set_mode
+
+    set_mode(factory, "both")
+    player = factory.player()
+    with atomic():
+        db.session.add(
+            UserPhone(user_id=player.id, number=MALTA, is_primary=True, verified_at=utcnow())
+        )
+    assert (
+        client.post(
+            "/api/user/2fa/sms/enable",
+            json={"password": "Passw0rd-Long-1!"},
+            headers=token_for(player),
+        ).status_code
+        == 200
+    )
+    start = utcnow()
+    step = app.config["OTP_RESEND_SECONDS"] + 1
+    for n in range(app.config["OTP_MAX_PER_DESTINATION_PER_DAY"] + 1):
+        with freeze_time(start + timedelta(seconds=step * n)):
+            client.post("/api/auth/otp/request", json={"phone": MALTA})
+    with freeze_time(start + timedelta(seconds=step * 20)):
+        exhausted = client.post("/api/auth/otp/request", json={"phone": MALTA})
+        assert exhausted.status_code == 429
+        answer = client.post(
+            "/api/auth/login", json={"username": player.username, "password": "Passw0rd-Long-1!"}
+        )
+    assert answer.status_code == 401
+    assert answer.json["method"] == "sms"
+    assert "sign-in code" in messages_to(MALTA)[-1]["body"]
+
+
+def test_erasure_removes_the_numbers_and_the_codes_destinations(client, factory, token_for):
+    from app.identity import gdpr
+
+    player = factory.player()
+    phone_id = _add(client, token_for(player)).json["data"]["id"]
+    client.post(
+        f"/api/user/phones/{phone_id}/verify",
+        json={"code": last_code(MALTA)},
+        headers=token_for(player),
+    )
+    admin = factory.staff("admin")
+    request_id = client.post("/api/user/erasure-request", json={}, headers=token_for(player)).json[
+        "data"
+    ]["id"]
+    gdpr.approve(request_id, admin)
+    db.session.expire_all()
+    assert (
+        db.session.scalars(sa.select(UserPhone).where(UserPhone.user_id == player.id)).all() == []
+    )
+    destinations = set(
+        db.session.scalars(
+            sa.select(OneTimeCode.destination).where(OneTimeCode.user_id == player.id)
+        )
+    )
+    assert MALTA not in destinations
+    assert _fresh(User, player.id).phone is None
+
+
+@pytest.mark.postgres
+def test_two_racing_submissions_of_one_code_open_one_account(app, requires_postgres, committed_db):
+    """Real commits on separate connections: the conditional UPDATE lets exactly one request
+    spend the code, so one account is opened, never two."""
+    import threading
+
+    from tests.conftest import Factory
+    from tests.identity.identity_helpers_otp import set_mode
+
+    set_mode(Factory(), "otp")
+    client = app.test_client()
+    assert client.post("/api/auth/otp/request", json={"phone": MALTA}).status_code == 200
+    with app.app_context():
+        code = last_code(MALTA)
+    barrier = threading.Barrier(4)
+    results: list[int] = []
+
+    def race(n: int) -> None:
+        local = app.test_client()
+        barrier.wait(timeout=10)
+        answer = local.post(
+            "/api/auth/otp/verify", json={"phone": MALTA, "code": code, "username": f"racer{n}"}
+        )
+        results.append(answer.status_code)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results.count(200) == 1, results
+    assert set(results) <= {200, 400, 409}
+    with app.app_context():
+        opened = db.session.scalars(sa.select(User).where(User.username.like("racer%"))).all()
+        assert len(opened) == 1
+        db.session.remove()
