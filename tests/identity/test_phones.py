@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.core.base import utcnow
 from app.core.db import atomic
@@ -344,3 +347,29 @@ def test_two_racing_submissions_of_one_code_open_one_account(app, requires_postg
         opened = db.session.scalars(sa.select(User).where(User.username.like("racer%"))).all()
         assert len(opened) == 1
         db.session.remove()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    raw=st.one_of(
+        st.text(max_size=40),
+        st.from_regex(r"\+?[0-9 ()\-.]{0,24}", fullmatch=True),
+    ),
+    region=st.sampled_from([None, "", "MT", "GB", "US", "ZZ", "mt"]),
+)
+def test_any_input_is_either_e164_or_a_clear_error_naming_the_field(app, raw, region):
+    from app.core.errors import ValidationError
+    from app.identity.phones import to_e164
+
+    number, error = None, None
+    try:
+        number = to_e164(raw, region)
+    except ValidationError as exc:
+        error = exc
+    if error is not None:
+        assert error.status == 400
+        assert [e["field"] for e in error.errors or []] == ["number"]
+        return
+    assert number is not None
+    assert re.fullmatch(r"\+[1-9]\d{6,14}", number), number
+    assert to_e164(number) == number  # stable: E.164 parses to itself
