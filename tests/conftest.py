@@ -184,6 +184,7 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
             "INSTANCE_DIR": str(instance),
             "UPLOAD_DIR": str(instance / "uploads"),
             "MAIL_DIR": str(instance / "mail"),
+            "SMS_DIR": str(instance / "sms"),
             "SERVER_NAME": "localhost",
             # Tests end a tournament by moving its end into the past, then settle it at once.
             "TOURNAMENT_SETTLE_GRACE_SECONDS": 0,

@@ -34,6 +34,7 @@ from app.blueprints.api import (
     support,
     system,
     user_account,
+    user_phones,
     wallet,
 )
 from app.blueprints.api import jackpots as jackpots_api
@@ -69,6 +70,7 @@ def register_blueprints(app: Flask) -> None:
         auth.blp,
         social_auth.blp,
         user_account.blp,
+        user_phones.blp,
         admin_auth.blp,
         admin_users.blp,
         payments.blp,

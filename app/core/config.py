@@ -46,6 +46,10 @@ SECRET_MIN_BITS = 80
 #: Distinct byte values the 32 bytes of a production ENCRYPTION_KEY must have (random keys
 #: have ~30; the chance of fewer than 16 is below 1e-9).
 FERNET_MIN_DISTINCT_BYTES = 16
+#: The phrase ``SMS_FILE_IN_PRODUCTION`` must hold for production to write SMS to files
+#: instead of sending them (no player receives a code: only where no real player signs in).
+SMS_FILE_IN_PRODUCTION_ACK = "no-real-players-sms-are-not-sent"
+SMS_BACKENDS = ("file", "twilio")
 
 
 class ConfigError(RuntimeError):
@@ -192,6 +196,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", True),
         "RATE_LIMIT_AUTH": get("RATE_LIMIT_AUTH", "20 per minute"),
         "RATE_LIMIT_API": get("RATE_LIMIT_API", "300 per minute"),
+        # The availability checks (/api/auth/check/*), per client address, on top of the above.
+        "RATE_LIMIT_AVAILABILITY": get("RATE_LIMIT_AVAILABILITY", "30 per hour"),
         "RATE_LIMIT_CALLBACK": get("RATE_LIMIT_CALLBACK", "20000 per minute"),
         "RATELIMIT_HEADERS_ENABLED": True,
         # Staff accounts (console and staff API): LOGIN_MAX_FAILURES failed secrets within
@@ -253,6 +259,28 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "SMTP_USERNAME": get("SMTP_USERNAME", ""),
         "SMTP_PASSWORD": get("SMTP_PASSWORD", ""),
         "SMTP_STARTTLS": _bool(env, "SMTP_STARTTLS", True),
+        # SMS (docs/identity.md): ``file`` writes each message to SMS_DIR (development, tests;
+        # production refuses it unless SMS_FILE_IN_PRODUCTION is SMS_FILE_IN_PRODUCTION_ACK),
+        # ``twilio`` calls Twilio's Messages API (default in production).
+        "SMS_BACKEND": get("SMS_BACKEND", "twilio" if profile == "production" else "file")
+        .strip()
+        .lower(),
+        "SMS_DIR": get("SMS_DIR", str(instance_dir / "sms")),
+        "SMS_FILE_IN_PRODUCTION": get("SMS_FILE_IN_PRODUCTION", ""),
+        "SMS_TIMEOUT": float(get("SMS_TIMEOUT", "10") or 10),
+        "TWILIO_ACCOUNT_SID": get("TWILIO_ACCOUNT_SID", ""),
+        "TWILIO_AUTH_TOKEN": get("TWILIO_AUTH_TOKEN", ""),
+        # The sender: a Twilio number (E.164) or, instead, a Messaging Service SID (MG...).
+        "TWILIO_FROM": get("TWILIO_FROM", ""),
+        "TWILIO_MESSAGING_SERVICE_SID": get("TWILIO_MESSAGING_SERVICE_SID", ""),
+        "TWILIO_API_BASE": get("TWILIO_API_BASE", "https://api.twilio.com").rstrip("/"),
+        # One-time codes sent by SMS or e-mail (phone verification, SMS 2FA, OTP sign-up).
+        "OTP_TTL_SECONDS": _int(env, "OTP_TTL_SECONDS", 600),
+        "OTP_MAX_ATTEMPTS": _int(env, "OTP_MAX_ATTEMPTS", 5),
+        "OTP_RESEND_SECONDS": _int(env, "OTP_RESEND_SECONDS", 60),
+        "OTP_MAX_PER_DESTINATION_PER_DAY": _int(env, "OTP_MAX_PER_DESTINATION_PER_DAY", 5),
+        "OTP_MAX_PER_IP_PER_HOUR": _int(env, "OTP_MAX_PER_IP_PER_HOUR", 10),
+        "PHONE_MAX_PER_USER": _int(env, "PHONE_MAX_PER_USER", 5),
         "API_DOCS_PASSWORD": get("API_DOCS_PASSWORD", ""),
         "DEFAULT_CURRENCY": get("DEFAULT_CURRENCY", "EUR").upper(),
         # Minor units; withdrawals at or above need approved KYC.
@@ -383,6 +411,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
             env, "METRICS_ALLOW_IPS", "" if profile == "production" else "127.0.0.1,::1"
         ),
     }
+    if cfg["SMS_BACKEND"] not in SMS_BACKENDS:
+        raise ConfigError(f"SMS_BACKEND must be one of {', '.join(SMS_BACKENDS)}")
     for entry in cfg["METRICS_ALLOW_IPS"]:
         try:
             ipaddress.ip_network(entry, strict=False)
@@ -536,6 +566,10 @@ def validate_production(cfg: Mapping[str, Any]) -> None:
         problems.append(
             "OUTBOUND_ALLOW_LOOPBACK must be off: staff-set URLs could reach this host's services"
         )
+    if cfg["SMS_BACKEND"] == "file" and (
+        cfg.get("SMS_FILE_IN_PRODUCTION") != SMS_FILE_IN_PRODUCTION_ACK
+    ):
+        problems.append("SMS_BACKEND=file writes codes to disk instead of sending them")
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))
 

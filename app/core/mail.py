@@ -6,6 +6,9 @@ Invariants:
 * ``deliver`` locks the row, sends at most once per success and records failures for retry.
 * Marketing mail (``MARKETING_TEMPLATES``) is queued only for a user whose
   ``marketing_consent`` column is true at queueing time; service mail ignores consent.
+* A mail to a user is queued only if their notification preferences let e-mail carry its
+  category (``TEMPLATE_CATEGORIES``, default ``account``; ``app.core.preferences``:
+  security and account mail always go).
 * The transport is chosen by ``MAIL_BACKEND``: ``file`` (development, tests: one ``.eml`` per
   mail in ``MAIL_DIR`` and a log line) or ``smtp`` (``SMTP_HOST`` ...).
 """
@@ -22,6 +25,7 @@ from typing import Protocol
 from flask import current_app
 from sqlalchemy import select
 
+from app.core import preferences
 from app.core.base import utcnow
 from app.core.db import atomic, lock_one
 from app.core.extensions import db
@@ -33,6 +37,14 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 #: Templates that are marketing: never sent to someone who did not opt in.
 MARKETING_TEMPLATES = frozenset({"crm_broadcast"})
+#: Template -> notification category (``app.core.preferences``); unlisted: ``account``.
+TEMPLATE_CATEGORIES = {
+    "crm_broadcast": "marketing",
+    "password_reset": "security",
+    "signup_code": "security",
+    "signin_code": "security",
+    "email_verification": "account",
+}
 
 
 class MailTransport(Protocol):
@@ -85,12 +97,22 @@ def set_marketing_consent_lookup(lookup: ConsentLookup | None) -> None:
 
 
 def queue_email(
-    *, to: str, subject: str, body: str, template: str, user_id: int | None = None
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    template: str,
+    user_id: int | None = None,
+    category: str | None = None,
 ) -> OutboxEmail | None:
     """Add a mail to the outbox in the caller's transaction; delivery runs after commit.
 
-    A marketing template for a user without marketing consent (or for no user) is not
-    queued: answers ``None``."""
+    A marketing template for a user without marketing consent (or for no user), or a mail
+    whose category the user turned off for e-mail, is not queued: answers ``None``."""
+    category = category or TEMPLATE_CATEGORIES.get(template, "account")
+    if not preferences.allowed(user_id, category, "email"):
+        log.info("mail %r not queued: user %s turned %s e-mail off", template, user_id, category)
+        return None
     if template in MARKETING_TEMPLATES:
         consent = user_id is not None and _consent_of is not None and _consent_of(user_id)
         if not consent:

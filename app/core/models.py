@@ -150,6 +150,27 @@ class Notification(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class NotificationPreference(Model):
+    """A user's choice for one (category, channel) that differs from the default (on).
+
+    Rows exist only for choices made; mandatory categories (``app.core.preferences``) are
+    never stored off."""
+
+    __tablename__ = "notification_preferences"
+    __table_args__ = (
+        UniqueConstraint(
+            "user_id", "category", "channel", name="uq_notification_preferences_user_key"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    category: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class OutboxMessage(Model):
     """An event or job written in the business transaction, relayed to Redis afterwards.
 

@@ -5,6 +5,8 @@ Invariants:
 * A producer that may run twice (a retried job, a periodic scan) passes ``dedupe_key``; the
   unique index turns the second insert into a no-op and nothing is pushed twice.
 * Users read and mark only their own notifications (another user's id is "not found").
+* A notification whose category (``preferences.category_of_type``) the user turned off for
+  ``in_app`` is neither stored nor pushed (``None``); mandatory categories always are.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.core import preferences
 from app.core.base import utcnow
 from app.core.db import rowcount
 from app.core.errors import NotFound
@@ -46,8 +49,12 @@ def notify(
     *,
     data: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
+    category: str | None = None,
 ) -> Notification | None:
-    """Store a notification and push it after commit; ``None`` if ``dedupe_key`` was seen."""
+    """Store a notification and push it after commit; ``None`` if ``dedupe_key`` was seen
+    or the user turned this category off in the app."""
+    if not preferences.allowed(user_id, category or preferences.category_of_type(type), "in_app"):
+        return None
     values = {
         "user_id": user_id,
         "type": type[:32],

@@ -126,6 +126,15 @@ SPECS: tuple[Spec, ...] = (
         fallback=["withdraw"],
     ),
     Spec(
+        "signup_mode",
+        "string",
+        "How players open an account: password (username, e-mail, password, captcha), otp "
+        "(an e-mail address or phone number and a one-time code; password optional), or both",
+        "identity",
+        choices=("password", "otp", "both"),
+        fallback="password",
+    ),
+    Spec(
         "rg_cooling_off_hours",
         "int",
         "Delay before a raised or removed responsible-gaming limit takes effect",
@@ -288,6 +297,8 @@ def coerce(spec: Spec, raw: Any) -> Any:
             raise ValueError(f"Must be at most {spec.max_length} characters")
         if text and spec.pattern is not None and not re.fullmatch(spec.pattern[0], text):
             raise ValueError(spec.pattern[1])
+        if spec.choices is not None and text not in spec.choices:
+            raise ValueError(f"Choose one of {', '.join(spec.choices)}")
         return text or None
     if spec.type == "list":
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):

@@ -33,7 +33,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token, decode
 from sqlalchemy import distinct, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.core import audit, mail_templates
+from app.core import audit, mail_templates, opsettings
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one, page_of, parse_row_id, rowcount
 from app.core.errors import (
@@ -42,13 +42,24 @@ from app.core.errors import (
     AuthenticationError,
     Conflict,
     NotFound,
+    RateLimited,
     TokenExpired,
     ValidationError,
 )
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.registry import Hooks
-from app.identity import captcha, lockout, passwords, recovery, throttle, totp, verification
+from app.identity import (
+    captcha,
+    lockout,
+    otp,
+    passwords,
+    phones,
+    recovery,
+    throttle,
+    totp,
+    verification,
+)
 from app.identity.access import ROLES, role_id_from_name
 from app.identity.auth import deny_jti, issued_at_us
 from app.identity.models import (
@@ -374,6 +385,55 @@ def _wrong_secret(user: User | None, key: str, name_key: str) -> None:
     throttle.name_failed(name_key)
 
 
+def _sms_second_factor(
+    user: User, auth_code: str | None, key: str, client: ClientInfo, name_key: str
+) -> tuple[AppError | None, str, otp.Outgoing | None]:
+    """A player's SMS step: no code → text one to the primary verified phone; a code → spend
+    it (a wrong one counts on the code and on the throttle)."""
+    phone = phones.primary_verified(user.id)
+    if phone is None:
+        # Cannot happen through the API (the primary of an SMS-2FA account cannot be
+        # deleted); refuse rather than let the second factor silently vanish.
+        return (
+            AccessDenied("No verified phone for SMS two-factor: contact support"),
+            "sms_no_phone",
+            None,
+        )
+    hint = phone.number[:4] + "*" * max(0, len(phone.number) - 7) + phone.number[-3:]
+    if not auth_code:
+        try:
+            outgoing = otp.issue(
+                "login_2fa",
+                "sms",
+                phone.number,
+                template="login_code",
+                user_id=user.id,
+                ip=client.ip,
+            )
+        except RateLimited as exc:
+            return exc, "sms_rate_limited", None
+        return (
+            AuthenticationError(
+                "A code has been texted to your phone",
+                requires_2fa=True,
+                method="sms",
+                phone=hint,
+            ),
+            "sms_sent",
+            outgoing,
+        )
+    if otp.spend("login_2fa", phone.number, auth_code, user_id=user.id) is None:
+        _wrong_secret(user, key, name_key)
+        return (
+            AuthenticationError(
+                "Invalid, used or expired SMS code", requires_2fa=True, method="sms", phone=hint
+            ),
+            "sms_invalid",
+            None,
+        )
+    return None, "", None
+
+
 def _second_factor(
     user: User, portal: str, auth_code: str | None, key: str, name_key: str
 ) -> tuple[AppError | None, str]:
@@ -431,6 +491,7 @@ def login(
     value = (login_name or "").strip().lower()
     refusal: AppError | None = None
     codes: list[str] | None = None
+    outgoing: otp.Outgoing | None = None
     key = throttle.key_of(value, client.ip)
     name_key = throttle.name_key(value)
     with atomic():
@@ -478,6 +539,12 @@ def login(
         elif portal == STAFF_PORTAL and not user.is_staff:
             _failed(user, value, portal, client, "wrong_portal")
             refusal = AccessDenied("This login is for staff accounts")
+        elif portal == PLAYER_PORTAL and user.sms_2fa_enabled and not user.totp_enabled:
+            refusal, reason, outgoing = _sms_second_factor(
+                user, auth_code, key, client, name_key
+            )
+            if refusal is not None:
+                _failed(user, value, portal, client, reason)
         else:
             refusal, reason = _second_factor(user, portal, auth_code, key, name_key)
             if refusal is not None:
@@ -486,25 +553,65 @@ def login(
                 codes = recovery.generate(user)
         if refusal is None:
             assert user is not None
-            previous_at, previous_ip = user.last_login_at, user.last_login_ip
             lockout.clear(user)
             throttle.succeeded(key)
-            user.last_login_at, user.last_login_ip = now, client.ip
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)
-            token = _open_session(user, portal, client)
-            _history(user, value, portal, client, success=True)
-            audit.record(
-                "auth.login",
-                actor=user,
-                target_type="user",
-                target_id=user.id,
-                after={"portal": portal, "device": client.device_fingerprint},
-            )
-            result = LoginResult(user, token, previous_at, previous_ip, codes)
+            result = signed_in(user, value, portal, client)
+            result.recovery_codes = codes
+    # The texted code leaves only once its row is committed (503 if the provider fails).
+    otp.deliver(outgoing)
     if refusal is not None:
         raise refusal
     return result
+
+
+def signed_in(
+    user: User, login_name: str, portal: str, client: ClientInfo, *, method: str = "password"
+) -> LoginResult:
+    """The success half of a sign-in (caller's transaction): session, history, audit."""
+    previous_at, previous_ip = user.last_login_at, user.last_login_ip
+    user.last_login_at, user.last_login_ip = utcnow(), client.ip
+    token = _open_session(user, portal, client)
+    _history(user, login_name, portal, client, success=True)
+    audit.record(
+        "auth.login",
+        actor=user,
+        target_type="user",
+        target_id=user.id,
+        after={"portal": portal, "device": client.device_fingerprint, "method": method},
+    )
+    return LoginResult(user, token, previous_at, previous_ip)
+
+
+def status_problem(user: User) -> AppError | None:
+    """Why this account may not sign in (banned, suspended, closed, locked), or ``None``."""
+    return _status_problem(user)
+
+
+def failed_sign_in(user: User | None, login_name: str, client: ClientInfo, reason: str) -> None:
+    """Record a refused player sign-in (history + audit), caller's transaction."""
+    _failed(user, login_name, PLAYER_PORTAL, client, reason)
+
+
+def username_available(username: str) -> bool:
+    """Whether no account has this username (case-insensitively)."""
+    name = (username or "").strip().lower()
+    return bool(name) and (
+        db.session.scalar(select(User.id).where(func.lower(User.username) == name)) is None
+    )
+
+
+def referrer_of(ref_code: str | None) -> User | None:
+    """The account behind a referral code (400 naming ``ref_code`` when unknown)."""
+    if not ref_code:
+        return None
+    referrer = db.session.scalar(
+        select(User).where(func.upper(User.referral_code) == ref_code.strip().upper())
+    )
+    if referrer is None:
+        raise ValidationError.field("ref_code", "Unknown referral code")
+    return referrer
 
 
 # --- registration -------------------------------------------------------------------------
@@ -533,6 +640,11 @@ def register(
     marketing_consent: bool = False,
     client: ClientInfo | None = None,
 ) -> Registration:
+    if opsettings.value("signup_mode") == "otp":
+        raise AccessDenied(
+            "Accounts are opened with a one-time code: POST /api/auth/otp/request",
+            signup_mode="otp",
+        )
     if current_app.config["CAPTCHA_REQUIRED"] and not captcha.check(captcha_id, captcha_text):
         raise ValidationError.field(
             "captcha_text", "The captcha answer is wrong or expired; request a new captcha"
@@ -540,13 +652,7 @@ def register(
     passwords.check_policy(password)
     try:
         with atomic():
-            referrer = None
-            if ref_code:
-                referrer = db.session.scalar(
-                    select(User).where(func.upper(User.referral_code) == ref_code.strip().upper())
-                )
-                if referrer is None:
-                    raise ValidationError.field("ref_code", "Unknown referral code")
+            referrer = referrer_of(ref_code)
             user = create_user(
                 username=username,
                 email=email,
@@ -693,9 +799,48 @@ def two_factor_status(user: User) -> dict[str, Any]:
         "has_secret": user.totp_secret_enc is not None,
         "has_secret_setup": user.totp_secret_enc is not None,
         "mandatory": mandatory,
-        "can_skip": not mandatory and not user.totp_enabled,
+        "can_skip": not mandatory and not user.totp_enabled and not user.sms_2fa_enabled,
+        "sms_enabled": user.sms_2fa_enabled,
+        "method": "totp" if user.totp_enabled else ("sms" if user.sms_2fa_enabled else None),
         "skipped": user.totp_skipped_at is not None,
     }
+
+
+def sms_two_factor_enable(user: User, password: str) -> None:
+    """Players with a verified primary phone: texted codes become the second factor."""
+    if user.is_staff:
+        raise AccessDenied("Staff accounts use an authenticator app (TOTP)")
+    if not passwords.verify_password(user.password_hash, password or ""):
+        raise ValidationError.field("password", "The password is incorrect")
+    with atomic():
+        user = lock_existing(User, User.id == user.id)
+        if user.sms_2fa_enabled:
+            raise Conflict("SMS two-factor is already enabled")
+        if user.totp_enabled:
+            raise Conflict("An authenticator app is your second factor; disable it first")
+        phone = phones.primary_verified(user.id)
+        if phone is None:
+            raise Conflict("Verify a phone number (it becomes primary) before enabling SMS codes")
+        user.sms_2fa_enabled = True
+        user.totp_skipped_at = None
+        audit.record(
+            "user.2fa_sms_enable",
+            actor=user,
+            target_type="user",
+            target_id=user.id,
+            after={"phone": phone.number},
+        )
+
+
+def sms_two_factor_disable(user: User, password: str) -> None:
+    if not passwords.verify_password(user.password_hash, password or ""):
+        raise ValidationError.field("password", "The password is incorrect")
+    with atomic():
+        user = lock_existing(User, User.id == user.id)
+        if not user.sms_2fa_enabled:
+            raise Conflict("SMS two-factor is not enabled")
+        user.sms_2fa_enabled = False
+        audit.record("user.2fa_sms_disable", actor=user, target_type="user", target_id=user.id)
 
 
 def two_factor_setup(user: User) -> dict[str, str]:
@@ -922,6 +1067,7 @@ def external_login(
     transaction when it is refused, e.g. to make a handoff code usable again)."""
     client = client or ClientInfo()
     refusal: AppError | None = None
+    outgoing: otp.Outgoing | None = None
     with atomic():
         user = lock_existing(User, User.id == user_id)
         label = f"{provider}:{user.username}"
@@ -935,6 +1081,12 @@ def external_login(
         elif user.is_staff:
             refusal = AccessDenied("Staff accounts sign in at /api/admin/auth/login")
             _failed(user, label, PLAYER_PORTAL, client, "wrong_portal")
+        elif user.sms_2fa_enabled and not user.totp_enabled:
+            refusal, reason, outgoing = _sms_second_factor(
+                user, auth_code, key, client, throttle.name_key(label)
+            )
+            if refusal is not None:
+                _failed(user, label, PLAYER_PORTAL, client, reason)
         else:
             refusal, reason = _second_factor(
                 user, PLAYER_PORTAL, auth_code, key, throttle.name_key(label)
@@ -945,19 +1097,9 @@ def external_login(
             if on_refusal is not None:
                 on_refusal()
         else:
-            previous_at, previous_ip = user.last_login_at, user.last_login_ip
             throttle.succeeded(key)
-            user.last_login_at, user.last_login_ip = utcnow(), client.ip
-            token = _open_session(user, PLAYER_PORTAL, client)
-            _history(user, label, PLAYER_PORTAL, client, success=True)
-            audit.record(
-                "auth.login",
-                actor=user,
-                target_type="user",
-                target_id=user.id,
-                after={"portal": PLAYER_PORTAL, "via": provider},
-            )
-            result = LoginResult(user, token, previous_at, previous_ip)
+            result = signed_in(user, label, PLAYER_PORTAL, client, method=provider)
+    otp.deliver(outgoing)
     if refusal is not None:
         raise refusal
     return result

@@ -39,8 +39,10 @@ from app.identity.models import (
     ErasureRequest,
     IdentityLink,
     LoginEvent,
+    OneTimeCode,
     TokenFamily,
     User,
+    UserPhone,
 )
 
 FORMAT = "jackpotx.gdpr-export/1"
@@ -61,6 +63,8 @@ EXPORTED: dict[str, Export] = {
     "login_history": Export(),
     "token_families": Export(),
     "email_verifications": Export(omit=("token_hash", "code_hash")),
+    "user_phones": Export(),
+    "one_time_codes": Export(omit=("salt", "code_hash")),
     "password_reset_tokens": Export(omit=("token_hash",)),
     "erasure_requests": Export(),
     "player_notes": Export(),
@@ -96,6 +100,7 @@ EXPORTED: dict[str, Export] = {
     "tournament_score_events": Export(),
     # messaging
     "notifications": Export(),
+    "notification_preferences": Export(),
     "support_tickets": Export(),
     "support_messages": Export(by=("author_id",)),
     # affiliates (the player as a referred player or as an agent)
@@ -259,6 +264,7 @@ def _pseudonymise(user: User, now: datetime) -> None:
     ):
         setattr(user, field, None)
     user.totp_enabled = False
+    user.sms_2fa_enabled = False
     user.marketing_consent, user.marketing_consent_at = False, now
     user.status, user.status_reason, user.status_until = "closed", "gdpr_erasure", None
     user.tokens_valid_after = now
@@ -284,6 +290,12 @@ def _pseudonymise(user: User, now: datetime) -> None:
         update(EmailVerification)
         .where(EmailVerification.user_id == user.id)
         .values(email=user.email, used_at=now)
+    )
+    db.session.execute(delete(UserPhone).where(UserPhone.user_id == user.id))
+    db.session.execute(
+        update(OneTimeCode)
+        .where(OneTimeCode.user_id == user.id)
+        .values(destination=alias, ip=None, used_at=now)
     )
 
 

@@ -14,6 +14,8 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -92,6 +94,9 @@ class User(Model):
     totp_enabled: Mapped[bool] = mapped_column(default=False)
     #: Last accepted TOTP time step: a code is accepted once per step.
     totp_last_step: Mapped[int | None] = mapped_column()
+    #: Players only: a code texted to the primary verified phone is the second factor
+    #: (TOTP, when enabled, takes precedence; staff always use TOTP).
+    sms_2fa_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: The player chose to skip 2FA enrolment (never possible for Admin and Manager).
     totp_skipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -108,6 +113,9 @@ class User(Model):
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the account was pseudonymised by a GDPR erasure (``None``: never).
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: False for an account opened with a one-time code and no password: its stored hash is
+    #: of a random secret nobody knows, and the player may set a first password later.
+    has_password: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     kyc_status: Mapped[str] = mapped_column(String(16), default="none")
     kyc_level: Mapped[int] = mapped_column(default=0)
@@ -259,6 +267,75 @@ class EmailVerification(Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserPhone(Model):
+    """One of a player's phone numbers, in E.164 (``+35699123456``).
+
+    At most one primary per player (partial unique index) and a number verified by one
+    account cannot be verified by another (it may sign that account in by SMS)."""
+
+    __tablename__ = "user_phones"
+    __table_args__ = (
+        UniqueConstraint("user_id", "number", name="uq_user_phones_user_number"),
+        Index(
+            "uq_user_phones_primary",
+            "user_id",
+            unique=True,
+            postgresql_where=text("is_primary"),
+            sqlite_where=text("is_primary"),
+        ),
+        Index(
+            "uq_user_phones_verified_number",
+            "number",
+            unique=True,
+            postgresql_where=text("verified_at IS NOT NULL"),
+            sqlite_where=text("verified_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    #: E.164, as ``phonenumbers`` formats it: ``+`` and at most 15 digits.
+    number: Mapped[str] = mapped_column(String(16))
+    is_primary: Mapped[bool] = mapped_column(default=False, server_default=false())
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+OTP_PURPOSES = ("phone_verify", "login_2fa", "signup", "signin")
+
+
+class OneTimeCode(Model):
+    """A 6-digit code sent by SMS or e-mail (phone verification, SMS 2FA, OTP sign-up).
+
+    Only an HMAC of the code is stored (keyed with a server secret and the row's salt: a
+    leaked table cannot be brute-forced offline in a million tries). ``attempts`` counts wrong
+    codes; a row is spent by one conditional UPDATE (``used_at IS NULL``)."""
+
+    __tablename__ = "one_time_codes"
+    __table_args__ = (
+        CheckConstraint(
+            "purpose IN ('phone_verify', 'login_2fa', 'signup', 'signin')", name="purpose"
+        ),
+        CheckConstraint("channel IN ('sms', 'email')", name="channel"),
+        Index("ix_one_time_codes_destination", "destination", "created_at"),
+        Index("ix_one_time_codes_ip", "ip", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(8))
+    #: E.164 number or lower-cased e-mail address the code went to.
+    destination: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    ip: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

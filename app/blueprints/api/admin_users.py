@@ -12,12 +12,13 @@ from marshmallow import Schema, fields, validate
 from app.blueprints.api.identity_common import ProfileSchema, limit_blueprint
 from app.blueprints.api.responsible_gaming import LimitsSchema, overview_json
 from app.blueprints.api.user_account import LoginEventSchema
+from app.blueprints.api.user_phones import PhoneSchema
 from app.blueprints.api.wallet import WalletSchema
 from app.compliance import access_rules
 from app.core.db import atomic
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
-from app.identity import gdpr, player_notes, staff_actions, staff_auth
+from app.identity import gdpr, phones, player_notes, staff_actions, staff_auth
 from app.identity.auth import permission_required
 from app.identity.models import PLAYER, LoginEvent, TokenFamily, User
 from app.wallet import ledger as wallet
@@ -71,6 +72,10 @@ class StaffUserDetailSchema(StaffUserSchema):
         allow_none=True,
         metadata={"description": "Players: limits with usage, exclusion, reality check"},
     )
+    phones = fields.List(
+        fields.Nested(PhoneSchema),
+        metadata={"description": "Phone numbers (E.164), primary first, verification state"},
+    )
 
 
 class NoteSchema(Schema):
@@ -98,6 +103,7 @@ class _UserDetail:
         self.active_sessions = active_sessions
         self.wallets = [wallet.wallet_json(w) for w in wallet.balances(user.id)]
         self.responsible_gaming = overview_json(user) if user.role_id == PLAYER else None
+        self.phones = phones.list_of(user.id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._user, name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import current_app, g
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
@@ -18,9 +18,10 @@ from app.blueprints.api.identity_common import (
     limit_blueprint,
 )
 from app.core.errors import AuthenticationError, ValidationError
+from app.core.extensions import client_ip, limiter
 from app.core.schemas import envelope_of
 from app.identity import accounts as identity
-from app.identity import captcha, verification
+from app.identity import captcha, otp, otp_signup, verification
 from app.identity.auth import login_optional, login_required
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Player identity")
@@ -240,3 +241,169 @@ class VerifyEmailResend(MethodView):
         """Mail a new verification link and code (spaced and capped per day: 429 beyond)."""
         verification.resend(g.user)
         return _message("A new verification e-mail has been sent")
+
+
+# --- OTP sign-up / sign-in and availability checks (docs/identity.md) -----------------------
+
+USERNAME_RULES = RegisterArgs._declared_fields["username"].validators
+
+
+class OtpRequestArgs(Schema):
+    email = fields.Email(allow_none=True, validate=validate.Length(max=255))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=32))
+
+
+class OtpVerifyArgs(OtpRequestArgs):
+    code = fields.String(required=True, validate=validate.Length(max=16))
+    #: Sign-up only (a code for a new address): the account's username, optional password.
+    username = fields.String(allow_none=True, validate=USERNAME_RULES)
+    password = fields.String(allow_none=True, validate=validate.Length(max=256))
+    marketing_consent = fields.Boolean(load_default=False)
+    ref_code = fields.String(allow_none=True, validate=validate.Length(max=32))
+    #: Sign-in of an account with TOTP on: the authenticator's code.
+    auth_code = fields.String(allow_none=True, validate=validate.Length(max=16))
+
+
+class OtpVerifiedEnvelope(TokenEnvelope):
+    created = fields.Boolean(metadata={"description": "true: a new account was opened"})
+    user = fields.Nested(RegisteredUserSchema)
+
+
+class SignupModeSchema(Schema):
+    mode = fields.String(metadata={"description": "password | otp | both"})
+
+
+class UsernameArgs(Schema):
+    username = fields.String(required=True, validate=validate.Length(max=64))
+
+
+class UsernameAvailabilitySchema(Schema):
+    username = fields.String()
+    available = fields.Boolean()
+
+
+class EmailCheckArgs(Schema):
+    email = fields.String(required=True, validate=validate.Length(max=255))
+
+
+class EmailCheckSchema(Schema):
+    email = fields.String(metadata={"description": "normalised (lower case)"})
+    acceptable = fields.Boolean()
+    message = fields.String()
+
+
+class PhoneCheckArgs(Schema):
+    phone = fields.String(required=True, validate=validate.Length(max=32))
+
+
+class PhoneCheckSchema(Schema):
+    phone = fields.String(metadata={"description": "E.164"})
+    acceptable = fields.Boolean()
+    message = fields.String()
+
+
+def _destination(args) -> otp_signup.Destination:
+    return otp_signup.destination(args.get("email"), args.get("phone"), client_info().country)
+
+
+@blp.route("/signup-mode")
+class SignupMode(MethodView):
+    @blp.response(200, envelope_of(SignupModeSchema))
+    def get(self):
+        """How accounts are opened here: ``password``, ``otp`` or ``both`` (operator setting)."""
+        return {"data": {"mode": otp_signup.mode()}}
+
+
+@blp.route("/otp/request")
+class OtpRequest(MethodView):
+    @blp.arguments(OtpRequestArgs)
+    @blp.response(200, MessageEnvelope)
+    def post(self, args):
+        """Send a one-time code to an e-mail address or phone (sign-up, or sign-in when the
+        address has an account); the answer is the same either way. 429 past the limits."""
+        outgoing = otp_signup.request_code(_destination(args), ip=client_info().ip)
+        otp.deliver(outgoing)
+        return _message("If this address can be used, a code has been sent to it")
+
+
+@blp.route("/otp/verify")
+class OtpVerify(MethodView):
+    @blp.arguments(OtpVerifyArgs)
+    @blp.response(200, OtpVerifiedEnvelope)
+    def post(self, args):
+        """Spend the code: opens the account (with ``username``) or signs it in."""
+        result = otp_signup.verify(
+            _destination(args),
+            args["code"],
+            username=args.get("username"),
+            password=args.get("password"),
+            marketing_consent=args["marketing_consent"],
+            ref_code=args.get("ref_code"),
+            auth_code=args.get("auth_code"),
+            client=client_info(),
+        )
+        user = result.login.user
+        answer = token_answer(
+            result.login.token,
+            "Account created" if result.created else "Logged in successfully",
+            result.login,
+        )
+        answer["created"] = result.created
+        answer["user"] = {"id": user.id, "username": user.username, "email": user.email}
+        return answer
+
+
+def _availability_limit() -> str:
+    return current_app.config["RATE_LIMIT_AVAILABILITY"]
+
+
+_check_limit = limiter.shared_limit(_availability_limit, scope="availability", key_func=client_ip)
+
+
+@blp.route("/check/username")
+class CheckUsername(MethodView):
+    decorators = [_check_limit]
+
+    @blp.arguments(UsernameArgs)
+    @blp.response(200, envelope_of(UsernameAvailabilitySchema))
+    def post(self, args):
+        """Is this username free? (Registration answers the same: usernames are public.)"""
+        name = args["username"].strip()
+        return {"data": {"username": name, "available": identity.username_available(name)}}
+
+
+@blp.route("/check/email")
+class CheckEmail(MethodView):
+    decorators = [_check_limit]
+
+    @blp.arguments(EmailCheckArgs)
+    @blp.response(200, envelope_of(EmailCheckSchema))
+    def post(self, args):
+        """Can this address be used to sign up? Says whether it is well formed, never whether
+        an account has it: the code sent to it tells its owner (docs/identity.md)."""
+        dest = otp_signup.destination(args["email"], None, None)
+        return {
+            "data": {
+                "email": dest.value,
+                "acceptable": True,
+                "message": "A code will be sent to this address",
+            }
+        }
+
+
+@blp.route("/check/phone")
+class CheckPhone(MethodView):
+    decorators = [_check_limit]
+
+    @blp.arguments(PhoneCheckArgs)
+    @blp.response(200, envelope_of(PhoneCheckSchema))
+    def post(self, args):
+        """Is this a valid phone number (answered in E.164)? Never whether an account has it."""
+        dest = otp_signup.destination(None, args["phone"], client_info().country)
+        return {
+            "data": {
+                "phone": dest.value,
+                "acceptable": True,
+                "message": "A code will be texted to this number",
+            }
+        }

@@ -175,8 +175,10 @@ class ProfileSchema(Schema):
     kyc_level = fields.Integer()
     referral_code = fields.String(allow_none=True)
     two_factor_enabled = fields.Boolean(attribute="totp_enabled")
+    sms_two_factor_enabled = fields.Boolean(attribute="sms_2fa_enabled")
     email_verified = fields.Function(lambda user: user.email_verified_at is not None)
     email_verified_at = fields.DateTime(allow_none=True)
+    has_password = fields.Boolean()
     created_at = fields.DateTime()
     last_login_at = fields.DateTime(allow_none=True)
 

@@ -8,6 +8,7 @@ from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.blueprints.api.auth import MessageEnvelope
 from app.blueprints.api.identity_common import (
     PROFILE_MAX_BODY_BYTES,
     MessageSchema,
@@ -16,10 +17,12 @@ from app.blueprints.api.identity_common import (
     limit_blueprint,
 )
 from app.bonus import loyalty
+from app.core import preferences
+from app.core.db import atomic
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.core.security import body_limit
 from app.identity import accounts as identity
-from app.identity import gdpr
+from app.identity import gdpr, otp_signup
 from app.identity.auth import login_required, player_required
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
@@ -33,6 +36,10 @@ class PasswordChangeArgs(Schema):
     confirm_password = fields.String(allow_none=True, validate=validate.Length(max=256))
 
 
+class PasswordSetArgs(Schema):
+    new_password = fields.String(required=True, validate=validate.Length(max=256))
+
+
 class PasswordChangedSchema(MessageSchema):
     sessions_revoked = fields.Integer()
 
@@ -44,6 +51,8 @@ class TwoFactorStatusSchema(Schema):
     mandatory = fields.Boolean()
     can_skip = fields.Boolean()
     skipped = fields.Boolean()
+    sms_enabled = fields.Boolean(metadata={"description": "players: texted codes (SMS 2FA)"})
+    method = fields.String(allow_none=True, metadata={"description": "totp | sms | null"})
 
 
 class TwoFactorSetupSchema(Schema):
@@ -146,6 +155,85 @@ class PasswordChange(MethodView):
         """Change the password; every other session is logged out."""
         revoked = identity.change_password(g.user, current_session=get_jwt().get("fam"), **args)
         return {"data": {"message": "Password changed", "sessions_revoked": revoked}}
+
+
+@blp.route("/password/set")
+class PasswordSet(MethodView):
+    @player_required
+    @blp.arguments(PasswordSetArgs)
+    @blp.response(200, MessageEnvelope)
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Add a first password to an account opened with a one-time code (409 if it has one)."""
+        otp_signup.set_first_password(g.user, args["new_password"])
+        return {"message": "Password set", "data": {"message": "Password set"}}
+
+
+@blp.route("/2fa/sms/enable")
+class SmsTwoFactorEnable(MethodView):
+    @player_required
+    @blp.arguments(PasswordArgs)
+    @blp.response(200, envelope_of(TwoFactorResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Texted codes to the primary verified phone become the second factor (players)."""
+        identity.sms_two_factor_enable(g.user, args["password"])
+        return {"data": {"message": "SMS two-factor enabled", "is_enabled": True}}
+
+
+@blp.route("/2fa/sms/disable")
+class SmsTwoFactorDisable(MethodView):
+    @player_required
+    @blp.arguments(PasswordArgs)
+    @blp.response(200, envelope_of(TwoFactorResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Turn texted sign-in codes off (password required)."""
+        identity.sms_two_factor_disable(g.user, args["password"])
+        return {"data": {"message": "SMS two-factor disabled", "is_enabled": False}}
+
+
+class PreferenceCategorySchema(Schema):
+    category = fields.String()
+    mandatory = fields.Boolean(metadata={"description": "cannot be turned off"})
+    description = fields.String()
+    channels = fields.Dict(
+        keys=fields.String(),
+        values=fields.Boolean(),
+        metadata={"description": "email, sms, push, in_app -> on/off"},
+    )
+
+
+class PreferencesArgs(Schema):
+    preferences = fields.Dict(
+        required=True,
+        keys=fields.String(validate=validate.Length(max=32)),
+        values=fields.Dict(
+            keys=fields.String(validate=validate.Length(max=16)), values=fields.Raw()
+        ),
+        metadata={"description": '{"marketing": {"sms": false}, "rewards": {"email": false}}'},
+    )
+
+
+@blp.route("/notification-preferences")
+class NotificationPreferences(MethodView):
+    @player_required
+    @blp.response(200, envelope_of(PreferenceCategorySchema, many=True))
+    @blp.doc(security=SECURITY)
+    def get(self):
+        """Which channels carry which categories (security, account and responsible-gaming
+        messages are mandatory)."""
+        return {"data": preferences.of(g.user.id)}
+
+    @player_required
+    @blp.arguments(PreferencesArgs)
+    @blp.response(200, envelope_of(PreferenceCategorySchema, many=True))
+    @blp.doc(security=SECURITY)
+    def put(self, args):
+        """Turn channels of optional categories on or off (400 for a mandatory one)."""
+        with atomic():
+            data = preferences.update(g.user.id, args["preferences"], actor=g.user)
+        return {"data": data}
 
 
 @blp.route("/2fa/status")

@@ -25,7 +25,7 @@ from app.core.extensions import db
 from app.core.models import AuditLog
 from app.core.money import format_minor, parse_minor
 from app.identity import accounts as identity
-from app.identity import player_admin
+from app.identity import phones, player_admin
 from app.identity.models import PLAYER, USER_STATUSES, User
 from app.play import rounds
 from app.wallet import ledger as wallet
@@ -148,6 +148,7 @@ def _profile_context(player: User) -> dict:
         .limit(5)
     ).all()
     context["logins"], context["logins_total"] = identity.login_history(player.id, page=1, limit=10)
+    context["phones"] = phones.list_of(player.id)
     return context
 
 
