@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 
-from flask import Response, current_app, jsonify, request
+from flask import Request, Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from limits import RateLimitItem, parse, storage, strategies
@@ -73,11 +73,16 @@ def _callback_limit(text: str) -> RateLimitItem:
 
 @blp.before_request
 def _callback_rate_limit() -> Response | None:
+    return rate_limited(str((request.view_args or {}).get("provider_code")), client_ip())
+
+
+def rate_limited(provider_code: str, ip: str) -> Response | None:
+    """Count the callback against its provider's per-worker limit; the 429 when it is over."""
     config = current_app.config
     if not config.get("RATELIMIT_ENABLED", True):
         return None
     item = _callback_limit(config["RATE_LIMIT_CALLBACK"])
-    key = ("cb", str((request.view_args or {}).get("provider_code")), client_ip())
+    key = ("cb", provider_code, ip)
     if _callback_windows.hit(item, *key):
         return None
     reset_at, _remaining = _callback_windows.get_window_stats(item, *key)
@@ -86,12 +91,12 @@ def _callback_rate_limit() -> Response | None:
     return response
 
 
-def _wire(adapter, path: str | None) -> WireRequest:
+def _wire(adapter, path: str | None, http: Request) -> WireRequest:
     return WireRequest(
-        body=request.get_data(cache=True),
-        headers=request.headers,
-        query=request.args,
-        form=request.form if adapter.form_encoded else {},
+        body=http.get_data(cache=True),
+        headers=http.headers,
+        query=http.args,
+        form=http.form if adapter.form_encoded else {},
         path=path,
     )
 
@@ -116,11 +121,13 @@ def _outage(exc: Exception):
         "error", code=protocol.RETRYABLE_CODE, message="Temporary failure, retry"
     )
     _count(provider.code, "unparsed", result)
-    out = adapter.respond(provider, result, _wire(adapter, view_args.get("action")))
+    out = adapter.respond(provider, result, _wire(adapter, view_args.get("action"), request))
     return Response(out.data, status=out.status, headers=out.headers, mimetype=out.mimetype)
 
 
-def _dispatch(provider_code: str, path: str | None):
+def dispatch(provider_code: str, path: str | None, http: Request) -> Response:
+    """One callback (``http``: the Flask request, or the lane's request outside Flask's request
+    cycle, see ``lane``); its answer in the provider's protocol."""
     started = time.perf_counter()
     provider = protocol.provider_config(provider_code)
     if provider is None:
@@ -128,8 +135,8 @@ def _dispatch(provider_code: str, path: str | None):
         response.status_code = 404
         return response
     adapter = ADAPTERS[provider.protocol]
-    ip = request.remote_addr
-    wire = _wire(adapter, path)
+    ip = http.remote_addr
+    wire = _wire(adapter, path, http)
 
     def answer(result: protocol.CallbackResult, action: str = "unparsed") -> Response:
         _count(provider.code, action, result)
@@ -179,7 +186,7 @@ class ProviderCallback(MethodView):
         Actions authenticate, balance, bet, win, refund, rollback, end_round. Always HTTP 200
         with `{"status": "ok", ...}` or `{"status": "error", "code", "message"}`.
         """
-        return _dispatch(provider_code, None)
+        return dispatch(provider_code, None, request)
 
 
 @blp.route("/<string:provider_code>/<path:action>")
@@ -190,4 +197,4 @@ class ProviderCallbackAction(MethodView):
         Hub88 (`/transaction/bet`, JSON + `X-Hub88-Signature`), SoftSwiss-style (`/play`,
         `/rollback`, JSON + `X-REQUEST-SIGN`), Evolution-style (`/debit` ..., JSON +
         `?authToken=`). See docs/providers.md."""
-        return _dispatch(provider_code, action)
+        return dispatch(provider_code, action, request)
