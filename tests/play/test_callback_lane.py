@@ -23,11 +23,12 @@ def table(client, factory) -> Table:
 
 
 def _post(app, client, path: str, body: bytes, *, lane: bool, **headers: str):
+    before = app.config["CALLBACK_LANE"]
     app.config["CALLBACK_LANE"] = lane
     try:
         return client.post(path, data=body, headers={**CORR, **headers})
     finally:
-        app.config["CALLBACK_LANE"] = True
+        app.config["CALLBACK_LANE"] = before
 
 
 def _seen(response) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -112,15 +113,13 @@ def test_refusals_are_answered_the_same_by_the_lane_and_by_flask(app, client, ta
     assert table.balances() == ((99_00, 0) if case == "path" else (100_00, 0))
 
 
-def test_the_rate_limit_refuses_the_same_way(app, client, table):
-    app.config.update(RATELIMIT_ENABLED=True, RATE_LIMIT_CALLBACK="2/minute")
-    try:
-        body, headers = _signed(table, "balance")
-        for lane in (False, True):  # the two allowed calls, one each way
-            assert _post(app, client, _url(table), body, lane=lane, **headers).status_code == 200
-        via_flask, via_lane = _both(app, client, _url(table), body, **headers)
-    finally:
-        app.config.update(RATELIMIT_ENABLED=False)
+def test_the_rate_limit_refuses_the_same_way(app, client, table, monkeypatch):
+    monkeypatch.setitem(app.config, "RATELIMIT_ENABLED", True)
+    monkeypatch.setitem(app.config, "RATE_LIMIT_CALLBACK", "2/minute")
+    body, headers = _signed(table, "balance")
+    for lane in (False, True):  # the two allowed calls, one each way
+        assert _post(app, client, _url(table), body, lane=lane, **headers).status_code == 200
+    via_flask, via_lane = _both(app, client, _url(table), body, **headers)
     assert via_flask[0] == via_lane[0] == 429
 
     def without_retry_after(seen):
@@ -137,7 +136,6 @@ def test_what_the_lane_leaves_to_flask_is_answered_by_flask(app, client, table, 
         body = b" " * (int(app.config["CALLBACK_MAX_BODY_BYTES"]) + 1)
     elif case == "origin":
         headers["Origin"] = "http://localhost:3000"
-    app.config["CALLBACK_LANE"] = True
     if case == "get":
         response = client.get(_url(table), headers=CORR)
         assert response.status_code == 405

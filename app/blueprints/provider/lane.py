@@ -37,9 +37,10 @@ import io
 import re
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response, current_app, g, has_app_context
 from flask_cors.core import get_cors_headers, get_cors_options, parse_resources, try_match_pattern
 from werkzeug.datastructures import Headers
 
@@ -89,7 +90,7 @@ class CallbackLane:
         token = observability.correlation_id.set(corr)
         body = b""
         try:
-            with self.app.app_context():
+            with self._app_context():
                 req = self.app.request_class(environ)
                 try:
                     body = req.get_data(cache=True)
@@ -107,6 +108,13 @@ class CallbackLane:
                 return response
         finally:
             observability.correlation_id.reset(token)
+
+    def _app_context(self) -> AbstractContextManager[Any]:
+        """A new app context, unless this app's is current already (a test holding one), as
+        Flask's request context does: the callback then shares that context's session."""
+        if has_app_context() and current_app._get_current_object() is self.app:  # type: ignore[attr-defined]
+            return nullcontext()
+        return self.app.app_context()
 
     def _finish(self, response: Response, path: str, corr: str) -> None:
         """What the app's after-request hooks add to a callback's answer, in their order."""
