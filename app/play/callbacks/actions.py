@@ -71,6 +71,7 @@ from sqlalchemy import (
 from app.core.base import utcnow
 from app.core.db import (
     atomic,
+    core_execute,
     first_mapping,
     parse_row_id,
     returned_by_writes,
@@ -473,7 +474,7 @@ def _player(
             stmt = hot_statement(f"{name}+dup", lambda ins: _with_duplicate_log(build(ins)))
         else:
             stmt = hot_statement(name, build)
-        row = db.session.execute(stmt, {**params, "token": token}).one_or_none()
+        row = core_execute(stmt, {**params, "token": token}).one_or_none()
         if row is None or row.provider_id != provider.id:
             raise CallbackError("INVALID_SESSION", "Unknown session token")
         if req.player_id is not None and req.player_id != row.user_id:
@@ -495,7 +496,7 @@ def _player(
             stmt = _with_prior(stmt, provider.id)
         if dup:
             stmt = _with_duplicate_log(stmt)
-        row = db.session.execute(stmt, params).one_or_none()
+        row = core_execute(stmt, params).one_or_none()
         if row is None:
             raise CallbackError(
                 "INVALID_SESSION", "No game session for this player", reason="player"
@@ -628,7 +629,7 @@ def _claim_and_lock(
         stmt = hot_statement(
             f"seamless.claim_lock+{also.name}", lambda ins: _build_claim_lock(ins, also)
         )
-    row = db.session.execute(stmt, params).one_or_none()
+    row = core_execute(stmt, params).one_or_none()
     if row is None:
         return None, None, None
     w = wallet.locked_from(row, user_id, currency)
