@@ -89,8 +89,9 @@ class CallbackLane:
         corr = observability.correlation_from(environ.get("HTTP_X_CORRELATION_ID"))
         token = observability.correlation_id.set(corr)
         body = b""
+        ctx = self._app_context()
         try:
-            with self._app_context():
+            with ctx:
                 req = self.app.request_class(environ)
                 try:
                     body = req.get_data(cache=True)
@@ -108,6 +109,11 @@ class CallbackLane:
                 return response
         finally:
             observability.correlation_id.reset(token)
+            preserve = environ.get("werkzeug.debug.preserve_context")
+            if preserve is not None and not isinstance(ctx, nullcontext):
+                # Flask's test client inside ``with client:`` keeps the request's context
+                # after the answer (Flask.wsgi_app hands it over the same way).
+                preserve(ctx)
 
     def _app_context(self) -> AbstractContextManager[Any]:
         """A new app context, unless this app's is current already (a test holding one), as
