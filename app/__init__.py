@@ -39,6 +39,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_HEADER_RETRY_AFTER="X-RateLimit-Retry-After",
         JSON_SORT_KEYS=False,
     )
+    # Provider callbacks without Flask's request cycle (app/blueprints/provider/lane.py),
+    # right above Flask itself: under ProxyFix, which resolves the caller's address first.
+    from app.blueprints.provider import lane
+
+    lane.install(app)
     if settings["PROXY_COUNT"]:
         n = settings["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
@@ -81,11 +86,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
-    cors.init_app(
-        app,
-        resources={r"/api/*": {"origins": settings["CORS_ORIGINS"]}},
-        expose_headers=["X-Correlation-ID", "Retry-After", "Idempotent-Replayed", "Allow"],
-        allow_headers=[
+    cors_options: dict[str, Any] = {
+        "resources": {r"/api/*": {"origins": settings["CORS_ORIGINS"]}},
+        "expose_headers": ["X-Correlation-ID", "Retry-After", "Idempotent-Replayed", "Allow"],
+        "allow_headers": [
             "Authorization",
             "Content-Type",
             "Idempotency-Key",
@@ -93,8 +97,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             "X-Device-Fingerprint",
             "X-Device-Id",
         ],
-        supports_credentials=False,
-    )
+        "supports_credentials": False,
+    }
+    cors.init_app(app, **cors_options)
+    app.extensions["jx_cors_options"] = cors_options  # the callback lane's CORS headers
     realtime.init_app(app)
     api.init_app(
         app,

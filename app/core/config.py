@@ -398,6 +398,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "CALLBACK_MAX_INFLIGHT_PER_PLAYER": _int(env, "CALLBACK_MAX_INFLIGHT_PER_PLAYER", 1),
         # Largest callback or webhook body (bytes); larger is refused with 413 before parsing.
         "CALLBACK_MAX_BODY_BYTES": _int(env, "CALLBACK_MAX_BODY_BYTES", 16 * 1024),
+        # Serve provider callbacks without Flask's request cycle (an app context only, the same
+        # answers; docs/perf.md "fifth slice"). Off: every callback goes through Flask.
+        "CALLBACK_LANE": _bool(env, "CALLBACK_LANE", True),
         # Largest JSON body of the player and staff API (uploads have their own limit).
         "API_MAX_JSON_BYTES": _int(env, "API_MAX_JSON_BYTES", 256 * 1024),
         # Request gates (maintenance, access rules) cache their setting this long per process.

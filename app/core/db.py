@@ -173,6 +173,17 @@ def returned_by_writes(row: Any, count: int) -> tuple[dict[str, Any] | None, ...
     return tuple(out)
 
 
+def core_execute(stmt: Any, params: Any = None) -> Any:
+    """``stmt`` (a Core statement: it loads no ORM entities) on the session's connection, in
+    its transaction, past the ORM's execute layer (~0.15 ms of CPU a statement: the money hot
+    path's statements). The session is flushed first, as ``Session.execute`` would autoflush,
+    so the statement sees every pending change."""
+    session = _session()
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(stmt, params)
+
+
 def dialect_insert(table: Any) -> Any:
     """``INSERT`` with ``ON CONFLICT`` support for the session's database (PostgreSQL, SQLite)."""
     from sqlalchemy.dialects import postgresql, sqlite

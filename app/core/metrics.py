@@ -167,15 +167,20 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _count(response: Response) -> Response:
-        started = g.pop("metrics_started", None)
-        route = _route()
-        method = request.method if request.method in _METHODS else "OTHER"
-        REQUESTS.labels(route, method, str(response.status_code)).inc()
-        if started is not None:
-            LATENCY.labels(route, method).observe(time.perf_counter() - started)
-        if time.monotonic() >= _next_sample:
-            sample()
+        count_request(
+            _route(), request.method, response.status_code, g.pop("metrics_started", None)
+        )
         return response
+
+
+def count_request(route: str, method: str, status: int, started: float | None) -> None:
+    """One answer of ``route`` (its URL rule) in the request figures."""
+    method = method if method in _METHODS else "OTHER"
+    REQUESTS.labels(route, method, str(status)).inc()
+    if started is not None:
+        LATENCY.labels(route, method).observe(time.perf_counter() - started)
+    if time.monotonic() >= _next_sample:
+        sample()
 
 
 # --- the scrape ------------------------------------------------------------------------------

@@ -58,11 +58,15 @@ def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
 
+def correlation_from(incoming: str | None) -> str:
+    """The caller's correlation id when it is well formed, else a new one."""
+    return incoming if incoming and _VALID.match(incoming) else new_correlation_id()
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def _take_correlation_id() -> None:
-        incoming = request.headers.get(HEADER, "")
-        value = incoming if _VALID.match(incoming) else new_correlation_id()
+        value = correlation_from(request.headers.get(HEADER, ""))
         g.correlation_id = value
         g.correlation_token = correlation_id.set(value)
 

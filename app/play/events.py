@@ -34,7 +34,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,25 @@ from app.core.extensions import db
 
 log = logging.getLogger(__name__)
 _PENDING = "jackpotx.play_after_commit"
+#: Inline events of a request served outside Flask's request cycle (the callback lane):
+#: run once its answer is built, as ``after_this_request`` does for a Flask request.
+_lane_pending: ContextVar[list[PlayEvent] | None] = ContextVar(
+    "jackpotx_play_lane_pending", default=None
+)
+
+
+@contextmanager
+def after_answer() -> Iterator[None]:
+    """A request served without Flask's request cycle: inline after-commit events wait for the
+    end of this block (the answer built, the per-player gate left), then run."""
+    pending: list[PlayEvent] = []
+    token = _lane_pending.set(pending)
+    try:
+        yield
+    finally:
+        _lane_pending.reset(token)
+        if pending:
+            run_after_commit(pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +177,13 @@ def emit(event: PlayEvent) -> None:
 
 
 def _dispatch(event: PlayEvent) -> None:
+    lane = _lane_pending.get()
+    if lane is not None and not has_request_context():
+        if current_app.config.get("PLAY_AFTER_COMMIT", "inline") == "background":
+            _drainer(current_app._get_current_object()).submit(event)  # type: ignore[attr-defined]
+        else:
+            lane.append(event)
+        return
     if not has_request_context():
         # A job or an operator command: nothing waits on it, and an RQ work-horse exits
         # right after its job (a queue would be left to the sweep).

@@ -37,6 +37,7 @@ from app.core import audit
 from app.core.base import utcnow
 from app.core.db import (
     atomic,
+    core_execute,
     dialect_insert,
     first_mapping,
     in_atomic,
@@ -603,7 +604,7 @@ def _apply(
                 params.update(companion.params)
         else:
             stmt = hot_statement("wallet.posting", _build_posting)
-        result = session.execute(stmt, params).one_or_none()
+        result = core_execute(stmt, params).one_or_none()
         tx_id = None if result is None else result[0]
         if tx_id is None:
             return _replay_concurrent(source, key, w, type_, deltas)

@@ -7,13 +7,14 @@ No JWT and no CSRF: the provider proves itself with a signature over the exact b
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import lru_cache
 
-from flask import Response, current_app, jsonify, request
+from flask import Request, Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from limits import RateLimitItem, parse, storage, strategies
+from limits import RateLimitItem, parse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -33,12 +34,46 @@ blp = Blueprint(
     description="Seamless-wallet callbacks from game providers (signed; see docs/money.md)",
 )
 
+
 # Providers sign every request and call at casino throughput: their own, high limit, counted
 # per provider and source address in this worker's memory (a Redis round trip per callback
 # cost ~5% of a worker's CPU). With N workers a provider gets up to N times the limit; its own
 # caller count decides more than that, and a flood with bad signatures is refused by the HMAC
 # check, which costs less than the counter did.
-_callback_windows = strategies.FixedWindowRateLimiter(storage.MemoryStorage())
+class _Windows:
+    """Fixed windows counted in this worker's memory, as ``limits``' ``FixedWindowRateLimiter``
+    over its ``MemoryStorage`` counts them (a window opens at a key's first hit and lasts the
+    limit's period; every hit counts, refused ones too), without that storage's expiry timer:
+    it started a thread (a greenlet under gevent) for nearly every hit, ~2 ms of a loaded
+    worker per callback. Expired windows are dropped while counting, at most every
+    ``SWEEP_EVERY`` hits, so the map holds only live windows (the key names the provider code
+    from the URL, which anyone can vary)."""
+
+    SWEEP_EVERY = 1024
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, ...], list[float]] = {}
+        self._lock = threading.Lock()
+        self._hits = 0
+
+    def hit(self, item: RateLimitItem, *key: str) -> bool:
+        now = time.time()
+        with self._lock:
+            self._hits += 1
+            if self._hits % self.SWEEP_EVERY == 0:
+                self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+            window = self._windows.get(key)
+            if window is None or window[1] <= now:
+                window = self._windows[key] = [0, now + item.get_expiry()]
+            window[0] += 1
+            return window[0] <= item.amount
+
+    def reset_at(self, *key: str) -> float:
+        window = self._windows.get(key)
+        return time.time() if window is None else window[1]
+
+
+_callback_windows = _Windows()
 
 
 #: Action labels of the callback counter (anything else is counted as "other": the action
@@ -73,25 +108,30 @@ def _callback_limit(text: str) -> RateLimitItem:
 
 @blp.before_request
 def _callback_rate_limit() -> Response | None:
+    return rate_limited(str((request.view_args or {}).get("provider_code")), client_ip())
+
+
+def rate_limited(provider_code: str, ip: str) -> Response | None:
+    """Count the callback against its provider's per-worker limit; the 429 when it is over."""
     config = current_app.config
     if not config.get("RATELIMIT_ENABLED", True):
         return None
     item = _callback_limit(config["RATE_LIMIT_CALLBACK"])
-    key = ("cb", str((request.view_args or {}).get("provider_code")), client_ip())
+    key = (item.key_for("cb", provider_code, ip),)  # a new limit counts afresh
     if _callback_windows.hit(item, *key):
         return None
-    reset_at, _remaining = _callback_windows.get_window_stats(item, *key)
     response = errors.envelope(429, "RATE_LIMITED", "Too many requests, slow down and retry later")
-    response.headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
+    retry_in = int(_callback_windows.reset_at(*key) - time.time())
+    response.headers["Retry-After"] = str(max(1, retry_in))
     return response
 
 
-def _wire(adapter, path: str | None) -> WireRequest:
+def _wire(adapter, path: str | None, http: Request) -> WireRequest:
     return WireRequest(
-        body=request.get_data(cache=True),
-        headers=request.headers,
-        query=request.args,
-        form=request.form if adapter.form_encoded else {},
+        body=http.get_data(cache=True),
+        headers=http.headers,
+        query=http.args,
+        form=http.form if adapter.form_encoded else {},
         path=path,
     )
 
@@ -116,11 +156,13 @@ def _outage(exc: Exception):
         "error", code=protocol.RETRYABLE_CODE, message="Temporary failure, retry"
     )
     _count(provider.code, "unparsed", result)
-    out = adapter.respond(provider, result, _wire(adapter, view_args.get("action")))
+    out = adapter.respond(provider, result, _wire(adapter, view_args.get("action"), request))
     return Response(out.data, status=out.status, headers=out.headers, mimetype=out.mimetype)
 
 
-def _dispatch(provider_code: str, path: str | None):
+def dispatch(provider_code: str, path: str | None, http: Request) -> Response:
+    """One callback (``http``: the Flask request, or the lane's request outside Flask's request
+    cycle, see ``lane``); its answer in the provider's protocol."""
     started = time.perf_counter()
     provider = protocol.provider_config(provider_code)
     if provider is None:
@@ -128,8 +170,8 @@ def _dispatch(provider_code: str, path: str | None):
         response.status_code = 404
         return response
     adapter = ADAPTERS[provider.protocol]
-    ip = request.remote_addr
-    wire = _wire(adapter, path)
+    ip = http.remote_addr
+    wire = _wire(adapter, path, http)
 
     def answer(result: protocol.CallbackResult, action: str = "unparsed") -> Response:
         _count(provider.code, action, result)
@@ -179,7 +221,7 @@ class ProviderCallback(MethodView):
         Actions authenticate, balance, bet, win, refund, rollback, end_round. Always HTTP 200
         with `{"status": "ok", ...}` or `{"status": "error", "code", "message"}`.
         """
-        return _dispatch(provider_code, None)
+        return dispatch(provider_code, None, request)
 
 
 @blp.route("/<string:provider_code>/<path:action>")
@@ -190,4 +232,4 @@ class ProviderCallbackAction(MethodView):
         Hub88 (`/transaction/bet`, JSON + `X-Hub88-Signature`), SoftSwiss-style (`/play`,
         `/rollback`, JSON + `X-REQUEST-SIGN`), Evolution-style (`/debit` ..., JSON +
         `?authToken=`). See docs/providers.md."""
-        return _dispatch(provider_code, action)
+        return dispatch(provider_code, action, request)

@@ -49,11 +49,29 @@ from decimal import Decimal
 from typing import Any, Literal, overload
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, exists, func, select, true, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from app.core.base import utcnow
 from app.core.db import (
     atomic,
+    core_execute,
     first_mapping,
     parse_row_id,
     returned_by_writes,
@@ -80,6 +98,7 @@ from app.play.callbacks.protocol import (
 from app.play.models import (
     GameRound,
     GameSession,
+    ProviderCallback,
     ProviderTransaction,
 )
 from app.wallet import ledger as wallet
@@ -178,6 +197,9 @@ class _Player:
     #: The claim already made under this callback's transaction id and its stored answer,
     #: read with the session (``_prior_columns``): a duplicate answers from it.
     prior: Any = None
+    #: The answer the session read logged for this duplicate (``_with_duplicate_log``), or
+    #: ``None`` when it wrote no log row.
+    logged: dict[str, Any] | None = None
 
 
 _SESSION_COLS = (
@@ -251,6 +273,161 @@ def _build_bettor_by_token(_insert: Any) -> Any:
     return _build_player_by_token_prior(_insert).add_columns(*_probe_columns())
 
 
+# --- a duplicate answered and logged by the session read (PostgreSQL) -------------------------
+
+_J = (",", ":")
+
+
+def _sha256_hex(text: Any) -> Any:
+    return func.encode(func.sha256(func.convert_to(text, literal("UTF8"))), "hex")
+
+
+def _fingerprint_sql(user_id: Any) -> Any:
+    """``_fingerprint(action, user_id, *rest)`` (then ``_fingerprint(that, nest)`` when
+    ``d_fp_nest`` is set) in SQL, for the session's ``user_id``: Python renders the JSON
+    around the id (``d_fp_head``, ``d_fp_tail``, ``d_fp_nest``), PostgreSQL hashes it."""
+    first = _sha256_hex(
+        bindparam("d_fp_head", type_=String)
+        + cast(user_id, String)
+        + bindparam("d_fp_tail", type_=String)
+    )
+    nest = bindparam("d_fp_nest", type_=String)
+    return case((nest.is_(None), first), else_=_sha256_hex(literal('["', String) + first + nest))
+
+
+def _fingerprint_params(action: str, rest: list[Any], nest: Any) -> dict[str, Any]:
+    """The JSON around the user id of ``_fingerprint(action, <user>, *rest)`` (and of its
+    nesting with ``nest``), for :func:`_fingerprint_sql`."""
+    return {
+        "d_fp_head": json.dumps([action], separators=_J)[:-1] + ",",
+        "d_fp_tail": "," + json.dumps(rest, separators=_J)[1:],
+        "d_fp_nest": None if nest is None else '",' + json.dumps([nest], separators=_J)[1:],
+    }
+
+
+def _format_minor_sql(minor: Any) -> Any:
+    """``format_minor(minor, currency)`` in SQL; ``d_exp`` / ``d_scale`` are the currency's
+    exponent and 10 ** exponent."""
+    exp = bindparam("d_exp", type_=Integer)
+    scale = bindparam("d_scale", type_=BigInteger)
+    magnitude = func.abs(minor)
+    return case(
+        (exp == 0, cast(minor, String)),
+        else_=case((minor < 0, literal("-", String)), else_=literal("", String))
+        + cast(func.div(magnitude, scale), String)
+        + literal(".", String)
+        + func.lpad(cast(func.mod(magnitude, scale), String), exp, "0"),
+    )
+
+
+def _native_duplicate_answer_sql(s: Any) -> Any:
+    """``CallbackResult(ok, prior balances, currency, prior id).as_native()`` as the JSON text
+    the log column would store (``json.dumps``' default separators, the same key order)."""
+    return cast(
+        literal('{"status": "ok", "balance": "', String)
+        + _format_minor_sql(s.c.prior_balance)
+        + literal('", "bonus_balance": "', String)
+        + _format_minor_sql(s.c.prior_bonus)
+        + literal('", "currency": "', String)
+        + s.c.prior_currency
+        + literal('", "transaction_id": "', String)
+        + cast(s.c.prior_id, String)
+        + literal('"}', String),
+        JSON,
+    )
+
+
+def _with_duplicate_log(stmt: Any) -> Any:
+    """``stmt`` (the session read with the prior claim) that also writes the callback's log
+    row, answered from the claim, when the claim is a duplicate the handler would answer
+    from it: the same session and provider (and player, when named), not a demo, the
+    request's currency, not a tombstone, the same fingerprint. One statement, no row lock;
+    the handler checks the logged answer against its own (a disagreement raises and rolls
+    the row back). Columns ``dup_log_id`` / ``dup_log_response``."""
+    s = stmt.cte("s")
+    t = table_of(ProviderCallback)
+    filled = {
+        "user_id": s.c.prior_user_id,
+        "balance_after": s.c.prior_balance,
+        "response": _native_duplicate_answer_sql(s),
+    }
+    names = [c.name for c in t.c if c.name != "id"]
+    player_id = bindparam("d_player_id", type_=BigInteger)
+    values = select(
+        *(filled.get(name, bindparam(f"d_{name}", type_=t.c[name].type)) for name in names)
+    ).where(
+        s.c.prior_id.is_not(None),
+        s.c.provider_id == bindparam("d_provider_id"),
+        s.c.demo.is_(False),
+        s.c.currency == bindparam("d_currency"),
+        or_(player_id.is_(None), s.c.user_id == player_id),
+        s.c.prior_state != "tombstone",
+        s.c.prior_fingerprint == _fingerprint_sql(s.c.user_id),
+    )
+    logged = insert(t).from_select(names, values).returning(t.c.id, t.c.response).cte("logged")
+    return select(
+        *s.c, logged.c.id.label("dup_log_id"), logged.c.response.label("dup_log_response")
+    ).select_from(s.outerjoin(logged, true()))
+
+
+def _duplicate_params(
+    provider: ProviderConfig,
+    req: CallbackRequest,
+    action: str,
+    round_ext: str,
+    amount: int,
+    currency: str,
+    nest: str | None,
+) -> dict[str, Any] | None:
+    """The parameters of :func:`_with_duplicate_log` for a bet or win whose fingerprint is
+    ``_fingerprint(action, <user>, round_ext, req.game_id, amount, currency)`` (nested with
+    ``nest``); ``None`` where the read writes no log (SQLite, a batch, no pending row)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    row = callback_log.pending_duplicate_row()
+    if row is None:
+        return None
+    exp = exponent(currency)
+    return {
+        **row,
+        **_fingerprint_params(action, [round_ext, req.game_id, amount, currency], nest),
+        "d_exp": exp,
+        "d_scale": 10**exp,
+        "d_provider_id": provider.id,
+        "d_currency": currency,
+        "d_player_id": req.player_id,
+    }
+
+
+def _precheck_money(provider: ProviderConfig, req: CallbackRequest) -> tuple[str, int] | None:
+    """The currency and amount of a bet or win when the request alone decides them and they
+    pass the checks that come before a duplicate's answer (else ``None``: the usual path
+    then refuses in its usual order)."""
+    if req.currency is None and req.currency_from_player:
+        return None
+    try:
+        currency = _currency(req.currency)
+        amount = _amount(req.amount, currency)
+    except CallbackError:
+        return None
+    if provider.currencies and currency not in provider.currencies:
+        return None
+    return currency, amount
+
+
+def _answer_logged_duplicate(
+    provider: ProviderConfig, player: _Player, fingerprint: str
+) -> CallbackResult:
+    """A duplicate's answer from its claim; when the session read already logged it, the
+    logged answer must be this one (else raise: the transaction rolls the row back)."""
+    result = _answer_duplicate(provider, player.prior, fingerprint)
+    if player.logged is not None:
+        if player.logged != result.as_native():
+            raise RuntimeError("the duplicate's logged answer does not match its claim")
+        callback_log.mark_written()
+    return result
+
+
 def _player(
     provider: ProviderConfig,
     req: CallbackRequest,
@@ -258,6 +435,7 @@ def _player(
     live: bool,
     probe: bool = False,
     prior: bool = False,
+    duplicate_log: dict[str, Any] | None = None,
 ) -> _Player:
     """Who the callback is about: its session token, or (adapters) our player id.
 
@@ -266,6 +444,8 @@ def _player(
     ``probe=True`` (bet): the same statement reads the bet checks' probes (``play.guard``).
     ``prior=True`` (money callbacks; implied by ``probe``): it also reads the claim already
     made under ``req.transaction_id`` and its answer (``_Player.prior``).
+    ``duplicate_log`` (PostgreSQL, with ``prior``): the parameters of
+    :func:`_with_duplicate_log`; a duplicate's log row is then written by this read.
     """
     token = _text(req.session_token, "session_token", required=False, limit=200)
     prior = prior or probe
@@ -277,16 +457,24 @@ def _player(
         }
     if probe:
         params["g_now"] = utcnow()
+    dup = prior and duplicate_log is not None
+    if dup:
+        params.update(duplicate_log or {})
     if token:
         if probe:
-            stmt = hot_statement(
-                f"seamless.bettor_by_token{play_guard.probes_key()}", _build_bettor_by_token
+            name, build = (
+                f"seamless.bettor_by_token{play_guard.probes_key()}",
+                _build_bettor_by_token,
             )
         elif prior:
-            stmt = hot_statement("seamless.player_by_token_prior", _build_player_by_token_prior)
+            name, build = "seamless.player_by_token_prior", _build_player_by_token_prior
         else:
-            stmt = hot_statement("seamless.player_by_token", _build_player_by_token)
-        row = db.session.execute(stmt, {**params, "token": token}).one_or_none()
+            name, build = "seamless.player_by_token", _build_player_by_token
+        if dup:
+            stmt = hot_statement(f"{name}+dup", lambda ins: _with_duplicate_log(build(ins)))
+        else:
+            stmt = hot_statement(name, build)
+        row = core_execute(stmt, {**params, "token": token}).one_or_none()
         if row is None or row.provider_id != provider.id:
             raise CallbackError("INVALID_SESSION", "Unknown session token")
         if req.player_id is not None and req.player_id != row.user_id:
@@ -306,7 +494,9 @@ def _player(
         )
         if prior:
             stmt = _with_prior(stmt, provider.id)
-        row = db.session.execute(stmt, params).one_or_none()
+        if dup:
+            stmt = _with_duplicate_log(stmt)
+        row = core_execute(stmt, params).one_or_none()
         if row is None:
             raise CallbackError(
                 "INVALID_SESSION", "No game session for this player", reason="player"
@@ -328,6 +518,7 @@ def _player(
         is_live,
         play_guard.probed_from(row) if probe else None,
         found,
+        row.dup_log_response if dup and row.dup_log_id is not None else None,
     )
 
 
@@ -438,7 +629,7 @@ def _claim_and_lock(
         stmt = hot_statement(
             f"seamless.claim_lock+{also.name}", lambda ins: _build_claim_lock(ins, also)
         )
-    row = db.session.execute(stmt, params).one_or_none()
+    row = core_execute(stmt, params).one_or_none()
     if row is None:
         return None, None, None
     w = wallet.locked_from(row, user_id, currency)
@@ -660,7 +851,13 @@ def _build_round_upsert_probed(dialect_insert: Any) -> Any:
 def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     tx_ext = _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
-    player = _player(provider, req, live=True, probe=True)
+    player = _player(
+        provider,
+        req,
+        live=True,
+        probe=True,
+        duplicate_log=_bet_duplicate_log(provider, req, round_ext),
+    )
     currency, amount = _money(req, player)
     _check_currency(provider, currency, player.currency)
     free_round = _text(req.free_round_id, "free_round_id", required=False, limit=40)
@@ -672,7 +869,7 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     if player.prior is not None:
         # A duplicate answers from its claim, read with the session: before the bet checks
         # (they decided the first time) and without any lock.
-        return _answer_duplicate(provider, player.prior, fingerprint)
+        return _answer_logged_duplicate(provider, player, fingerprint)
     try:
         play_guard.check_bet_allowed(
             player.user_id,
@@ -785,6 +982,22 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     return result
 
 
+def _bet_duplicate_log(
+    provider: ProviderConfig, req: CallbackRequest, round_ext: str
+) -> dict[str, Any] | None:
+    money = _precheck_money(provider, req)
+    if money is None:
+        return None
+    currency, amount = money
+    try:
+        free_round = _text(req.free_round_id, "free_round_id", required=False, limit=40)
+    except CallbackError:
+        return None
+    if free_round is not None and amount != 0:
+        return None
+    return _duplicate_params(provider, req, "bet", round_ext, amount, currency, free_round)
+
+
 def _check_posting(posting: wallet.Posting, result: CallbackResult) -> None:
     """The posting moved what the answer (already in its log row) says, or nothing stands."""
     if posting.replayed or (posting.balance, posting.bonus_balance) != (
@@ -862,7 +1075,13 @@ def _check_round(
 def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     tx_ext = _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
-    player = _player(provider, req, live=False, prior=True)
+    player = _player(
+        provider,
+        req,
+        live=False,
+        prior=True,
+        duplicate_log=_win_duplicate_log(provider, req, round_ext),
+    )
     currency, amount = _money(req, player)
     _check_currency(provider, currency, player.currency)
     fingerprint = _fingerprint("win", player.user_id, round_ext, req.game_id, amount, currency)
@@ -870,7 +1089,7 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     if reference is not None:
         fingerprint = _fingerprint(fingerprint, reference)
     if player.prior is not None:
-        return _answer_duplicate(provider, player.prior, fingerprint)
+        return _answer_logged_duplicate(provider, player, fingerprint)
     game_id = _resolve_game(provider, req, for_bet=False)
     if reference is not None:
         _check_win_reference(provider, reference, player.user_id, round_ext)
@@ -944,6 +1163,20 @@ def _win(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
         )
     )  # fmt: skip
     return result
+
+
+def _win_duplicate_log(
+    provider: ProviderConfig, req: CallbackRequest, round_ext: str
+) -> dict[str, Any] | None:
+    money = _precheck_money(provider, req)
+    if money is None:
+        return None
+    try:
+        reference = _text(req.reference_transaction_id, "reference_transaction_id", required=False)
+    except CallbackError:
+        return None
+    currency, amount = money
+    return _duplicate_params(provider, req, "win", round_ext, amount, currency, reference)
 
 
 def _check_win_reference(

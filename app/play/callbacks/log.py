@@ -168,6 +168,37 @@ def companions(result: CallbackResult) -> tuple[Companion, ...]:
     return (Companion("seamless.log", _build_log_companion, {f"l_{k}": v for k, v in row.items()}),)
 
 
+def pending_duplicate_row() -> dict[str, Any] | None:
+    """The pending log row's columns for a duplicate answered by the session read itself
+    (``actions``: PostgreSQL, a bet or win whose claim is read with its session), prefixed
+    ``d_``; the read's SQL fills what it knows (``user_id``, ``balance_after``, ``response``).
+    ``None`` when no row is pending, it is written or it may not ride (a batch)."""
+    entry = _pending.get()
+    if entry is None or entry.written or not entry.rides:
+        return None
+    row = _row(
+        entry.provider_code,
+        entry.req,
+        CallbackResult("ok", duplicate=True),
+        entry.started,
+        entry.signature_valid,
+        entry.remote_ip,
+        entry.replay_of,
+    )
+    return {f"d_{k}": v for k, v in row.items() if k not in _FILLED_BY_READ}
+
+
+#: Columns of a duplicate's log row that the session read computes from the claim.
+_FILLED_BY_READ = frozenset({"user_id", "balance_after", "response"})
+
+
+def mark_written() -> None:
+    """The pending row was written by a statement of the action's own (the duplicate read)."""
+    entry = _pending.get()
+    if entry is not None:
+        entry.written = True
+
+
 def _build_log_companion(dialect_insert: Any) -> Any:
     t = table_of(ProviderCallback)
     return (
