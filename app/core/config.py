@@ -166,6 +166,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # Empty: INSTANCE_DIR/exports.
         "EXPORT_DIR": get("EXPORT_DIR", ""),
         "EXPORT_TTL_HOURS": _int(env, "EXPORT_TTL_HOURS", 24),
+        # A player's GDPR data archive waits this long for its one download.
+        "GDPR_ARCHIVE_TTL_HOURS": _int(env, "GDPR_ARCHIVE_TTL_HOURS", 72),
         "EXPORT_MAX_ROWS": _int(env, "EXPORT_MAX_ROWS", 1_000_000),
         "EXPORT_BATCH_ROWS": _int(env, "EXPORT_BATCH_ROWS", 2000),
         # HMAC key of the audit chain and of ledger transactions (app.core.chain): never in the

@@ -36,6 +36,8 @@ PERIODIC_JOBS: list[tuple[str, int, str]] = [
     # The ClickHouse event sink (does nothing unless CLICKHOUSE_URL is set); a failed run
     # loses nothing: the next one resumes from the durable marks.
     ("app.reports.jobs.export_to_clickhouse", 60, "default"),
+    # GDPR data archives not downloaded within GDPR_ARCHIVE_TTL_HOURS: file deleted.
+    ("app.identity.jobs.expire_data_archives", 600, "default"),
     # Queued CSV exports past EXPORT_TTL_HOURS: file deleted, row marked expired.
     ("app.reports.jobs.expire_exports", 600, "reports"),
     # Games whose measured RTP over the window departs from the declared one (idempotent:

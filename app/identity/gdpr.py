@@ -67,6 +67,7 @@ EXPORTED: dict[str, Export] = {
     "one_time_codes": Export(omit=("salt", "code_hash")),
     "password_reset_tokens": Export(omit=("token_hash",)),
     "erasure_requests": Export(),
+    "data_export_archives": Export(omit=("storage_name",)),
     "player_notes": Export(),
     "identity_links": Export(),
     # wallet and payments
@@ -141,6 +142,9 @@ RETAINED: dict[str, str] = {
 
 #: ``check(user_id)`` raises to refuse an erasure (positive balance, pending withdrawal ...).
 erasure_checks: Hooks[[int]] = Hooks()
+#: ``erased(user_id)`` runs in the erasure's transaction after the pseudonymisation (the
+#: data archives delete their files: ``app.identity.archive.erase_for``).
+erased: Hooks[[int]] = Hooks()
 
 
 def referencing_tables() -> dict[str, list[str]]:
@@ -314,6 +318,7 @@ def approve(request_id: int, actor: User, note: str | None = None) -> ErasureReq
         if user.erased_at is None:
             erasure_checks(user.id)
             _pseudonymise(user, now)
+            erased(user.id)
         row.status, row.decided_at, row.decided_by_id = "completed", now, actor.id
         row.decision_note = (note or "").strip()[:500] or None
         audit.record(

@@ -425,3 +425,32 @@ class StaffRecoveryCode(Model):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+ARCHIVE_STATUSES = ("queued", "ready", "downloaded", "failed", "expired")
+
+
+class DataExportArchive(Model):
+    """A player's GDPR data archive (art. 15/20): built by a job (``app.identity.archive``),
+    kept as a file until it is downloaded once or expires. ``public_id`` names it in URLs
+    (random, not enumerable)."""
+
+    __tablename__ = "data_export_archives"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in ARCHIVE_STATUSES) + ")", name="status"
+        ),
+        Index("ix_data_export_archives_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    storage_name: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    downloaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import g, make_response
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
@@ -19,10 +19,11 @@ from app.blueprints.api.identity_common import (
 from app.bonus import loyalty
 from app.core import preferences
 from app.core.db import atomic
+from app.core.openapi import ErrorSchema
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.core.security import body_limit
 from app.identity import accounts as identity
-from app.identity import gdpr, otp_signup
+from app.identity import archive, gdpr, otp_signup
 from app.identity.auth import login_required, player_required
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
@@ -326,6 +327,16 @@ class ErasureRequestSchema(Schema):
     retained = fields.Function(lambda _row: gdpr.RETAINED)
 
 
+class DataArchiveSchema(Schema):
+    id = fields.String(metadata={"description": "Random id of the archive"})
+    status = fields.String()
+    size_bytes = fields.Integer(allow_none=True)
+    created_at = fields.String()
+    ready_at = fields.String(allow_none=True)
+    expires_at = fields.String(allow_none=True)
+    downloaded_at = fields.String(allow_none=True)
+
+
 class ErasureArgs(Schema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
@@ -341,6 +352,48 @@ class DataExport(MethodView):
         ``tables`` holds the rows of every exported table; ``withheld_columns`` names secrets
         left out; ``excluded_tables`` says which tables are not handed out and why."""
         return {"success": True, "data": gdpr.export(g.user)}
+
+    @player_required
+    @blp.response(202, envelope_of(DataArchiveSchema))
+    @blp.doc(security=SECURITY)
+    def post(self):
+        """Ask for the same data as a ZIP archive built in the background (``export.json`` +
+        one file per table); a notification says when it is ready. Download it once within
+        ``GDPR_ARCHIVE_TTL_HOURS``. Asking again while one is coming answers that one."""
+        return {"data": archive.archive_json(archive.request(g.user))}, 202
+
+
+@blp.route("/data-export/archives/<string:archive_id>")
+class DataArchive(MethodView):
+    @player_required
+    @blp.response(200, envelope_of(DataArchiveSchema))
+    @blp.doc(security=SECURITY)
+    def get(self, archive_id):
+        """An archive's state (queued, ready, downloaded, failed, expired)."""
+        return {"data": archive.archive_json(archive.get_for(g.user, archive_id))}
+
+
+@blp.route("/data-export/archives/<string:archive_id>/download")
+class DataArchiveDownload(MethodView):
+    @player_required
+    @blp.doc(
+        security=SECURITY,
+        responses={
+            "200": {
+                "description": "The ZIP archive",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
+    @blp.alt_response(410, schema=ErrorSchema, description="Downloaded already, or expired")
+    def get(self, archive_id):
+        """The ZIP, once: the file is deleted as it is handed over."""
+        name, data = archive.download(g.user, archive_id)
+        response = make_response(data)
+        response.headers["Content-Type"] = "application/zip"
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
 
 @blp.route("/erasure-request")
