@@ -50,7 +50,11 @@ and why. Ask support if anything is unclear.
 
 
 class ArchiveGone(AppError):
-    status, code, message = 410, "ARCHIVE_GONE", "This archive was already downloaded or has expired"
+    status, code, message = (
+        410,
+        "ARCHIVE_GONE",
+        "This archive was already downloaded or has expired",
+    )
 
 
 def archive_json(row: DataExportArchive) -> dict[str, Any]:
