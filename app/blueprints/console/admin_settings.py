@@ -15,7 +15,7 @@ from app.core import opsettings
 from app.core.db import atomic
 from app.core.errors import AppError, ValidationError
 from app.core.extensions import db
-from app.identity import staff_auth, users
+from app.identity import recovery, staff_auth, users
 from app.identity.models import ADMIN, STAFF_ROLES, User
 
 STAFF_SORTABLE = {
@@ -186,8 +186,6 @@ def staff_reset_2fa(user_id: int):
 def recovery_codes():
     """The signed-in staff member's recovery codes: how many are left; new ones (shown once)
     for a current authenticator code."""
-    from app.identity import recovery
-
     form = RecoveryCodesForm()
     error = None
     if form.validate_on_submit():
