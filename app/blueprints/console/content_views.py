@@ -24,6 +24,13 @@ KIND_LABELS = {
     "announcement": N_("Announcement"),
     "banner": N_("Banner"),
 }
+#: The "New ..." buttons and page titles (one text per kind: German capitalises the noun).
+NEW_LABELS = {
+    "page": N_("New page"),
+    "faq": N_("New FAQ entry"),
+    "announcement": N_("New announcement"),
+    "banner": N_("New banner"),
+}
 #: Fields that mean something for some kinds only (console.js shows them for those kinds).
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "slug": ("page",),
@@ -57,7 +64,11 @@ def content_list():
         filters={"kind": kind},
     )
     return render_template(
-        "console/content/list.html", listing=listing, kinds=KINDS, kind_labels=KIND_LABELS
+        "console/content/list.html",
+        listing=listing,
+        kinds=KINDS,
+        kind_labels=KIND_LABELS,
+        new_labels=NEW_LABELS,
     )
 
 
@@ -95,7 +106,7 @@ def content_new():
         return redirect(url_for("console.content_edit", item_id=item.id))
     return _item_form_page(
         form,
-        title=_("New %(kind)s", kind=_kind(kind).lower()),
+        title=translate_message(NEW_LABELS[kind]),
         action=url_for("console.content_new", kind=kind),
         submit=_("Create"),
         kind=kind,
