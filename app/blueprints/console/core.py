@@ -441,6 +441,7 @@ LABEL_WORDS_MORE = (
     N_("Queued"),
     N_("Ready"),
     N_("Published"),
+    N_("Money"),
 )
 
 
