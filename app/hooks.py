@@ -44,7 +44,7 @@ from __future__ import annotations
 from app.affiliates import referral_rewards
 from app.bonus import free_spins, loyalty, promotions
 from app.compliance import reality_check, responsible_gaming, risk
-from app.core import mail, metrics
+from app.core import i18n, mail, metrics
 from app.identity import accounts, archive, gdpr, users, verification
 from app.payments import hooks as payment_hooks
 from app.payments import withdrawals
@@ -107,6 +107,8 @@ def install() -> None:
     # Reads: the session net result a reality check reports; marketing consent for mail.
     reality_check.register_net_result_source(responsible_gaming.session_results)
     mail.set_marketing_consent_lookup(users.has_marketing_consent)
+    # The language notifications and SMS are written in: the user's stored one.
+    i18n.set_user_language_lookup(users.stored_language)
 
     # Figures (GET /metrics): this process's after-commit play queue, read (never changed).
     metrics.sampled_gauge(

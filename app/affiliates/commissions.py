@@ -44,6 +44,7 @@ from app.core.base import utcnow
 from app.core.db import atomic, on_commit, page_of
 from app.core.errors import ValidationError
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import format_minor
 from app.identity.models import AGENT, PLAYER, User
 from app.payments.models import PaymentTransaction
@@ -374,9 +375,14 @@ def _notify(agent_id: int, statement_id: int) -> None:
         notifications.notify(
             agent_id,
             "commission",
-            "Commission paid",
-            f"{format_minor(stmt.total, stmt.currency)} {stmt.currency} commission for "
-            f"{stmt.period_start.date().isoformat()} to {stmt.period_end.date().isoformat()}",
+            Msg("Commission paid"),
+            Msg(
+                "%(amount)s %(currency)s commission for %(start)s to %(end)s",
+                amount=format_minor(stmt.total, stmt.currency),
+                currency=stmt.currency,
+                start=stmt.period_start.date().isoformat(),
+                end=stmt.period_end.date().isoformat(),
+            ),
             data={"statement_id": statement_id},
             dedupe_key=f"commission:{statement_id}",
         )

@@ -35,6 +35,7 @@ from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one, page_of
 from app.core.errors import AccessDenied, Conflict, NotFound, SelfExcluded, ValidationError
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor, to_decimal
 from app.identity import accounts as identity
 from app.identity.models import AGENT, PLAYER, User
@@ -285,12 +286,14 @@ def decide_application(
 def _notify_applicant(row: AffiliateApplication) -> None:
     if row.status == "approved":
         title, text = (
-            "Affiliate application approved",
-            "You are now an agent. Sign in to the agent area with your usual credentials.",
+            Msg("Affiliate application approved"),
+            Msg("You are now an agent. Sign in to the agent area with your usual credentials."),
         )
     else:
-        title = "Affiliate application declined"
-        text = f"Your affiliate application was declined: {row.decision_reason}"
+        title = Msg("Affiliate application declined")
+        text = Msg(
+            "Your affiliate application was declined: %(reason)s", reason=row.decision_reason
+        )
     notifications.notify(row.user_id, "affiliate", title, text, data={"application_id": row.id})
 
 

@@ -34,6 +34,7 @@ from app.compliance import responsible_gaming as rg
 from app.core import audit, notifications
 from app.core.errors import SelfExcluded
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import MoneyError, format_minor, parse_minor
 from app.identity.models import PLAYER, User
 from app.payments.models import PaymentTransaction
@@ -113,8 +114,12 @@ def on_deposit_completed(txn: PaymentTransaction) -> None:
     notifications.notify(
         referrer.id,
         "referral",
-        "Referral reward",
-        f"{player.username} made their first deposit: you earned {rule['points']} loyalty points.",
+        Msg("Referral reward"),
+        Msg(
+            "%(player)s made their first deposit: you earned %(points)s loyalty points.",
+            player=player.username,
+            points=rule["points"],
+        ),
         data={"points": rule["points"]},
         dedupe_key=reference_for(player.id),
     )

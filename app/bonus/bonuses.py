@@ -19,6 +19,7 @@ from app.core import audit, events, notifications
 from app.core.base import utcnow
 from app.core.db import lock_existing, lock_one
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import format_minor
 from app.play.models import Game
 from app.wallet import ledger as wallet
@@ -78,8 +79,11 @@ def complete(bonus: PlayerBonus) -> None:
     notify_player(
         bonus,
         "bonus_converted",
-        f"Wagering complete: {format_minor(convert, bonus.currency)} "
-        f"{bonus.currency} moved to your cash balance",
+        Msg(
+            "Wagering complete: %(amount)s %(currency)s moved to your cash balance",
+            amount=format_minor(convert, bonus.currency),
+            currency=bonus.currency,
+        ),
     )
     bonus_event(bonus, "completed")
 
@@ -129,9 +133,9 @@ def bonus_event(bonus: PlayerBonus, action: str) -> None:
     )
 
 
-def notify_player(bonus: PlayerBonus, kind: str, message: str) -> None:
+def notify_player(bonus: PlayerBonus, kind: str, message: str | Msg) -> None:
     notifications.notify(
-        bonus.user_id, kind, "Bonus", message, data={"bonus_id": bonus.id},
+        bonus.user_id, kind, Msg("Bonus"), message, data={"bonus_id": bonus.id},
         dedupe_key=f"{kind}:{bonus.id}",
     )  # fmt: skip
 

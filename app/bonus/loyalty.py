@@ -38,6 +38,7 @@ from app.core import notifications, settings
 from app.core.base import utcnow
 from app.core.db import atomic, dialect_insert, page_of, table_of
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import exponent, format_minor
 from app.play import events as play_events
 from app.play.models import ProviderTransaction
@@ -134,8 +135,8 @@ def _level_up_notice(user_id: int, code: str) -> None:
     notifications.notify(
         user_id,
         "loyalty",
-        f"Welcome to {name}",
-        f"You reached the {name} loyalty level.",
+        Msg("Welcome to %(name)s", name=name),
+        Msg("You reached the %(name)s loyalty level.", name=name),
         data={"level": code},
         dedupe_key=f"loyalty-level:{user_id}:{code}",
     )

@@ -33,6 +33,7 @@ from app.core.base import utcnow
 from app.core.db import atomic, page_of, parse_row_id
 from app.core.errors import AppError, Conflict, NotFound, SelfExcluded, ValidationError
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import format_minor, normalize_currency
 from app.identity.models import PLAYER, User
 from app.messaging import crm
@@ -431,7 +432,9 @@ def _claim(user: User, promotion_id: int, *, voucher: str | None) -> PlayerBonus
             bonus = _new_bonus(p, user, "active", voucher_code=voucher)
             free_spins.grant(bonus, p)
             bonuses.notify_player(
-                bonus, "free_spins_granted", f"{p.name}: {p.free_spins_count} free spins"
+                bonus,
+                "free_spins_granted",
+                Msg("%(name)s: %(count)s free spins", name=p.name, count=p.free_spins_count),
             )
             bonuses.bonus_event(bonus, "granted")
         else:
@@ -481,7 +484,12 @@ def _grant(bonus: PlayerBonus, p: Promotion, amount: int, *, actor: Any = None) 
     bonuses.notify_player(
         bonus,
         "bonus_granted",
-        f"{p.name}: {format_minor(amount, bonus.currency)} {bonus.currency} bonus credited",
+        Msg(
+            "%(name)s: %(amount)s %(currency)s bonus credited",
+            name=p.name,
+            amount=format_minor(amount, bonus.currency),
+            currency=bonus.currency,
+        ),
     )
     bonuses.bonus_event(bonus, "granted")
     if bonus.wagering_required_minor == 0:
@@ -545,7 +553,9 @@ def grant_reward(
     if p.type == "free_spins":
         free_spins.grant(bonus, p)
         bonuses.notify_player(
-            bonus, "free_spins_granted", f"{description}: {p.free_spins_count} free spins"
+            bonus,
+            "free_spins_granted",
+            Msg("%(name)s: %(count)s free spins", name=description, count=p.free_spins_count),
         )
         bonuses.bonus_event(bonus, "granted")
     else:
@@ -932,7 +942,12 @@ def pay_cashback(now: datetime | None = None) -> dict[str, int]:
                     bonuses.notify_player(
                         bonus,
                         "cashback",
-                        f"{p.name}: {format_minor(amount, p.currency)} {p.currency} cashback paid",
+                        Msg(
+                            "%(name)s: %(amount)s %(currency)s cashback paid",
+                            name=p.name,
+                            amount=format_minor(amount, p.currency),
+                            currency=p.currency,
+                        ),
                     )
                     bonuses.bonus_event(bonus, "completed")
                 elif _open_bonus(user_id, p.currency) is not None:

@@ -27,6 +27,7 @@ from app.core import audit, notifications, presence
 from app.core.db import atomic
 from app.core.errors import ValidationError
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import format_minor
 from app.identity.models import PLAYER, User
 
@@ -100,14 +101,26 @@ def _net_result(user_id: int, start: datetime) -> list[dict[str, Any]] | None:
     ]
 
 
-def _message(elapsed: float, net: list[dict[str, Any]] | None) -> str:
-    text = f"You have been playing for {_duration(elapsed)}."
+def _message(elapsed: float, net: list[dict[str, Any]] | None) -> Msg:
+    """The reminder's text, translated in the player's language by ``notify``."""
+    duration = _duration(elapsed)
     if net is None:
-        return text + " Your session result is not available right now."
+        return Msg(
+            "You have been playing for %(duration)s. Your session result is not available "
+            "right now.",
+            duration=duration,
+        )
     if not net:
-        return text + " You have not placed any bets this session."
+        return Msg(
+            "You have been playing for %(duration)s. You have not placed any bets this session.",
+            duration=duration,
+        )
     results = ", ".join(f"{r['net']} {r['currency']}" for r in net)
-    return text + f" Net result this session: {results}."
+    return Msg(
+        "You have been playing for %(duration)s. Net result this session: %(results)s.",
+        duration=duration,
+        results=results,
+    )
 
 
 def send_due(now: datetime | None = None) -> int:
@@ -142,7 +155,7 @@ def send_due(now: datetime | None = None) -> int:
                 created = notifications.notify(
                     row.id,
                     "reality_check",
-                    "Reality check",
+                    Msg("Reality check"),
                     _message(elapsed, net),
                     data={
                         "session_started_at": start.isoformat(),

@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,53 @@ TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
     """Mark ``message`` for extraction without translating it now (translated where shown)."""
     return message
+
+
+class Msg:
+    """A text written in English now and shown later in someone else's language: the
+    recipient's (a notification, an SMS), not the request's. ``Msg("Rank %(rank)s", rank=2)``
+    is extracted like ``_()``; :meth:`render` translates it in the locale in force
+    (``force_locale``) and fills in the values."""
+
+    __slots__ = ("params", "text")
+
+    def __init__(self, text: str, **params: Any) -> None:
+        self.text = text
+        self.params = params
+
+    def render(self) -> str:
+        return gettext(self.text, **self.params) if self.params else gettext(self.text)
+
+    def __repr__(self) -> str:
+        return f"Msg({self.text!r}, **{self.params!r})"
+
+
+#: ``user id -> stored language`` (``app.hooks`` installs identity's lookup; core never
+#: imports the user model).
+_stored_language_of: Callable[[int], str | None] | None = None
+
+
+def set_user_language_lookup(lookup: Callable[[int], str | None] | None) -> None:
+    global _stored_language_of
+    _stored_language_of = lookup
+
+
+def language_of_user(user_id: int | None) -> str:
+    """The language to write to this user in: their stored one if enabled, else the
+    fallback (the first enabled language)."""
+    stored = (
+        _stored_language_of(user_id)
+        if user_id is not None and _stored_language_of is not None
+        else None
+    )
+    return language_for(stored)
+
+
+def in_language(language: str, *texts: str | Msg) -> list[str]:
+    """Each text in ``language``: a :class:`Msg` translated and filled in, a plain string
+    (a name, staff-written text) as it is."""
+    with force_locale(language):
+        return [t.render() if isinstance(t, Msg) else t for t in texts]
 
 
 def enabled_languages() -> list[str]:

@@ -51,6 +51,8 @@ KEYWORD_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "money_chart": ("value_label", "caption"),
     "daily_chart": ("value_label",),
     "Kpi": ("hint",),
+    # The generic console form page (console/engagement/form_page.html shows them translated).
+    "render_template": ("title", "submit_label", "back_label", "intro"),
 }
 
 #: Every keyword, in pybabel's ``-k`` syntax (``name:argument``).
@@ -64,6 +66,7 @@ KEYWORDS: dict[str, Any] = {
     "field": (2,),
     "envelope": (3,),
     "flash": None,
+    "Msg": None,
     "NavItem": (2,),
     "Kpi": (2,),
     "money_chart": None,
@@ -127,6 +130,20 @@ def _module_constants(tree: ast.Module) -> dict[str, str]:
     return out
 
 
+def _setting_texts(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """The operator settings' labels and descriptions: ``Spec("key", "type", "description",
+    ...)`` in ``app.core.opsettings`` (the console's settings page shows both translated)."""
+    from app.core.opsettings import label
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _call_name(node) == "Spec" and len(node.args) >= 3:
+            key, description = _string(node.args[0]), _string(node.args[2])
+            if key:
+                yield node.lineno, label(key)
+            if description:
+                yield node.lineno, description
+
+
 def _keyword_calls(tree: ast.Module, keywords: Mapping[str, Any]) -> Iterator[tuple[int, Any]]:
     """Literal arguments of keyword calls (or a module constant holding one). An f-string, a
     ``", ".join(...)`` or another variable is no msgid and is skipped (Babel's tokenizer would
@@ -176,6 +193,8 @@ def extract(
         # is already the message.
         yield lineno, ("ngettext" if isinstance(message, tuple) else None), message, []
     for lineno, message in _class_messages(tree):
+        yield lineno, None, message, []
+    for lineno, message in _setting_texts(tree):
         yield lineno, None, message, []
 
 

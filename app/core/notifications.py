@@ -5,6 +5,8 @@ Invariants:
 * A producer that may run twice (a retried job, a periodic scan) passes ``dedupe_key``; the
   unique index turns the second insert into a no-op and nothing is pushed twice.
 * Users read and mark only their own notifications (another user's id is "not found").
+* Title and message are written in the recipient's language: a ``Msg`` (``app.core.i18n``) is
+  translated in the user's stored language when it is created (a name, staff text: as is).
 * A notification whose category (``preferences.category_of_type``) the user turned off for
   ``in_app`` is neither stored nor pushed (``None``); mandatory categories always are.
 """
@@ -16,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.core import preferences
+from app.core import i18n, preferences
 from app.core.base import utcnow
 from app.core.db import rowcount
 from app.core.errors import NotFound
@@ -44,8 +46,8 @@ def as_json(n: Notification) -> dict[str, Any]:
 def notify(
     user_id: int,
     type: str,
-    title: str,
-    message: str,
+    title: str | i18n.Msg,
+    message: str | i18n.Msg,
     *,
     data: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
@@ -55,6 +57,8 @@ def notify(
     or the user turned this category off in the app."""
     if not preferences.allowed(user_id, category or preferences.category_of_type(type), "in_app"):
         return None
+    if isinstance(title, i18n.Msg) or isinstance(message, i18n.Msg):
+        title, message = i18n.in_language(i18n.language_of_user(user_id), title, message)
     values = {
         "user_id": user_id,
         "type": type[:32],

@@ -51,6 +51,23 @@ class Spec:
     def env(self) -> str:
         return self.key.upper()
 
+    @property
+    def label(self) -> str:
+        """The setting's name in words, an English msgid: ``"AML velocity count"``."""
+        return label(self.key)
+
+
+#: Words written in capitals in a setting's label.
+_ACRONYMS = {"aml": "AML", "kyc": "KYC", "ttl": "TTL", "rg": "RG", "rtp": "RTP", "vip": "VIP"}
+
+
+def label(key: str) -> str:
+    """``"aml_velocity_count"`` → ``"AML velocity count"`` (``app.core.i18n_extract`` extracts
+    it from each ``Spec(...)`` and the console shows it translated)."""
+    words = [_ACRONYMS.get(word, word) for word in key.split("_")]
+    words[0] = words[0][:1].upper() + words[0][1:]
+    return " ".join(words)
+
 
 SPECS: tuple[Spec, ...] = (
     Spec(

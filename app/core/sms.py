@@ -13,6 +13,8 @@ Invariants:
   message free of secrets; the caller decides (the identity services answer 503).
 * A message to a user goes only if their preferences let SMS carry its category
   (``app.core.preferences``: codes are ``security``, always sent).
+* The text is in the recipient's language: the user's stored one (``app.core.i18n``), else
+  (a code to a number with no account yet) the request's.
 * Callers send after their transaction committed (a code row must exist before its text
   leaves) and pass plain values, never model objects.
 """
@@ -29,7 +31,7 @@ from typing import Any, Protocol
 
 from flask import current_app, render_template
 
-from app.core import outbound, preferences
+from app.core import i18n, outbound, preferences
 from app.core.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -119,9 +121,13 @@ def backend() -> SmsBackend:
     return FileBackend(cfg["SMS_DIR"])
 
 
-def render(template: str, context: Mapping[str, Any]) -> str:
-    """The text of ``templates/sms/<template>.txt`` (surrounding whitespace trimmed)."""
-    return render_template(f"sms/{template}.txt", **context).strip()
+def render(template: str, context: Mapping[str, Any], language: str | None = None) -> str:
+    """The text of ``templates/sms/<template>.txt`` (surrounding whitespace trimmed), in
+    ``language`` (default: the request's)."""
+    if language is None:
+        return render_template(f"sms/{template}.txt", **context).strip()
+    with i18n.force_locale(language):
+        return render_template(f"sms/{template}.txt", **context).strip()
 
 
 def send_sms(
@@ -138,6 +144,7 @@ def send_sms(
     if not preferences.allowed(user_id, category, "sms"):
         log.info("sms %r not sent: user %s turned %s SMS off", template, user_id, category)
         return None
-    body = render(template, context or {})
+    language = i18n.language_of_user(user_id) if user_id is not None else None
+    body = render(template, context or {}, language)
     message_id = backend().send(to, body)
     return SentSms(id=message_id, to=to, body=body)

@@ -76,6 +76,11 @@ def create_user(
     return user
 
 
+def stored_language(user_id: int) -> str | None:
+    """The language the user chose (``app.core.i18n`` writes notifications and SMS in it)."""
+    return db.session.scalar(select(User.language).where(User.id == user_id))
+
+
 def has_marketing_consent(user_id: int) -> bool:
     """Whether the user opted in to marketing mail (``app.core.mail`` asks before queueing)."""
     return bool(db.session.scalar(select(User.marketing_consent).where(User.id == user_id)))

@@ -14,6 +14,7 @@ from app.core.errors import (
     NotFound,
 )
 from app.core.extensions import db
+from app.core.i18n import Msg, in_language, language_of_user
 from app.core.money import format_minor
 from app.identity.models import User
 from app.payments.models import (
@@ -49,7 +50,9 @@ def history_of(user: User, type_: str, page: int, limit: int):
     return page_of(query, PaymentTransaction.id.desc(), page=page, limit=limit)
 
 
-def notify_player(user_id: int, kind: str, message: str, **data: Any) -> None:
+def notify_player(user_id: int, kind: str, message: str | Msg, **data: Any) -> None:
+    """Tell the player live, in their language (``app.core.i18n``)."""
+    (message,) = in_language(language_of_user(user_id), message)
     events.publish(
         "notification", {"type": kind, "message": message, **data}, room=events.user_room(user_id)
     )

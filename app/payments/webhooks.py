@@ -28,6 +28,7 @@ from app.core.errors import (
     ValidationError,
 )
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import format_minor
 from app.payments import hooks, status
 from app.payments.gateways import WebhookMalformed, WebhookRejected
@@ -217,7 +218,11 @@ def _deposit_succeeded(txn: PaymentTransaction, event: Any) -> str:
     notify_player(
         txn.user_id,
         "deposit_completed",
-        f"Your deposit of {format_minor(txn.amount_minor, txn.currency)} {txn.currency} arrived",
+        Msg(
+            "Your deposit of %(amount)s %(currency)s arrived",
+            amount=format_minor(txn.amount_minor, txn.currency),
+            currency=txn.currency,
+        ),
         transaction_id=txn.public_id,
     )
     return "applied"
@@ -232,7 +237,10 @@ def _deposit_failed(txn: PaymentTransaction, event: Any) -> str:
     txn.processed_at = utcnow()
     _record_response(txn, event)
     notify_player(
-        txn.user_id, "deposit_failed", "Your deposit was declined", transaction_id=txn.public_id
+        txn.user_id,
+        "deposit_failed",
+        Msg("Your deposit was declined"),
+        transaction_id=txn.public_id,
     )
     return "applied"
 

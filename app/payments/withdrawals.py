@@ -29,6 +29,7 @@ from app.core.errors import (
     ValidationError,
 )
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import format_minor, parse_minor
 from app.core.queues import enqueue_after_commit, job
 from app.identity.models import User
@@ -246,7 +247,10 @@ def reject_withdrawal(ident: str | int, staff: User, reason: str) -> PaymentTran
         notify_player(
             txn.user_id,
             "withdrawal_rejected",
-            f"Your withdrawal was rejected: {txn.reason}. The funds are back in your balance",
+            Msg(
+                "Your withdrawal was rejected: %(reason)s. The funds are back in your balance",
+                reason=txn.reason,
+            ),
             transaction_id=txn.public_id,
         )
     return txn

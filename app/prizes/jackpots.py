@@ -46,6 +46,7 @@ from app.core.db import atomic, dialect_insert, lock_one, on_commit, parse_row_i
 from app.core.errors import AccessDenied, Conflict, NotFound, ValidationError
 from app.core.events import publish
 from app.core.extensions import db, redis_store
+from app.core.i18n import Msg
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor, to_decimal
 from app.core.queues import enqueue_after_commit
 from app.identity.models import ADMIN, User
@@ -416,8 +417,13 @@ def _pay_locked(pool: JackpotPool, win: JackpotWin, pay: int | None = None) -> N
     notifications.notify(
         win.user_id,
         "jackpot_win",
-        "Jackpot!",
-        f"You won {format_minor(won, win.currency)} {win.currency} ({pool.name})",
+        Msg("Jackpot!"),
+        Msg(
+            "You won %(amount)s %(currency)s (%(pool)s)",
+            amount=format_minor(won, win.currency),
+            currency=win.currency,
+            pool=pool.name,
+        ),
         data={"win_id": win.id, "pool_id": pool.id},
         dedupe_key=f"jackpot_win:{win.id}",
     )

@@ -30,6 +30,7 @@ from app.core.base import utcnow
 from app.core.db import atomic, lock_one
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.extensions import db
+from app.core.i18n import Msg
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.play import guard as play_guard
 from app.prizes.models import LotteryDraw, LotteryTicket
@@ -297,7 +298,7 @@ def _draw_locked(draw: LotteryDraw) -> None:
         ticket.user_id,
         "lottery_win",
         draw.title,
-        f"Your ticket #{ticket.number} won the draw",
+        Msg("Your ticket #%(number)s won the draw", number=ticket.number),
         data={"draw_id": draw.id, "ticket_id": ticket.id},
         dedupe_key=f"lottery_win:{draw.id}",
     )

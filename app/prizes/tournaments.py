@@ -64,6 +64,7 @@ from app.core.db import (
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.events import publish
 from app.core.extensions import db, redis_store
+from app.core.i18n import Msg
 from app.core.models import AuditLog
 from app.core.money import MoneyError, format_minor, normalize_currency, parse_minor
 from app.identity.models import User
@@ -725,7 +726,12 @@ def settle(tournament_id: int) -> Tournament:
                 part.user_id,
                 "tournament_prize",
                 tour.name,
-                f"Rank {rank}: you won {format_minor(prize, tour.currency)} {tour.currency}",
+                Msg(
+                    "Rank %(rank)s: you won %(amount)s %(currency)s",
+                    rank=rank,
+                    amount=format_minor(prize, tour.currency),
+                    currency=tour.currency,
+                ),
                 data={"tournament_id": tour.id, "rank": rank},
                 dedupe_key=f"tournament_prize:{tour.id}:{rank}",
             )

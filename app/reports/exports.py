@@ -39,6 +39,7 @@ from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, parse_row_id, rowcount
 from app.core.errors import AccessDenied, AppError, Conflict, NotFound, ValidationError
 from app.core.extensions import db
+from app.core.i18n import N_
 from app.core.money import format_minor
 from app.core.queues import enqueue_after_commit
 from app.core.replica import reads
@@ -330,35 +331,35 @@ def _name(prefix: str, *keys: str) -> Callable[[dict[str, Any]], str]:
 
 KINDS: dict[str, Kind] = {
     "financial": Kind(
-        "Financial report",
+        N_("Financial report"),
         "reports.read",
         lambda raw: _report_params(raw, currency=True, group=True),
         _name("financial", "currency", "date_from", "date_to", "group"),
         _financial,
     ),
     "providers": Kind(
-        "Providers report",
+        N_("Providers report"),
         "reports.read",
         lambda raw: _report_params(raw, currency=True, group=False),
         _name("providers", "currency", "date_from", "date_to"),
         _providers,
     ),
     "players_report": Kind(
-        "Players report",
+        N_("Players report"),
         "reports.read",
         lambda raw: _report_params(raw, currency=False, group=False),
         _name("players-report", "date_from", "date_to"),
         _players_report,
     ),
     "transactions": Kind(
-        "Ledger transactions",
+        N_("Ledger transactions"),
         "transactions.read",
         _transactions_params,
         _name("transactions", "currency", "type", "date_from", "date_to"),
         _transactions,
     ),
     "players": Kind(
-        "Players",
+        N_("Players"),
         "players.read",
         _players_params,
         _name("players", "status", "country"),

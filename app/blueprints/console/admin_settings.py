@@ -194,7 +194,7 @@ def recovery_codes():
             return render_template(
                 "console/recovery_codes.html", codes=codes, next_url=url_for("console.dashboard")
             )
-        error = "That code did not match. Enter the current code from your authenticator app."
+        error = _("That code did not match. Enter the current code from your authenticator app.")
     remaining = recovery.remaining(current_user)
     status = 400 if error or form.errors else 200
     return render_template(

@@ -6,6 +6,7 @@ with a preview, publish and unpublish. Permission ``content.manage``, as
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.blueprints.api.admin_content import DraftArgs, ItemArgs, NewItemArgs
@@ -15,12 +16,20 @@ from app.blueprints.console.schema_forms import UNCHANGED, schema_form
 from app.content import editing, languages, media
 from app.content.models import KINDS
 from app.core.errors import AppError, ValidationError
+from app.core.i18n import N_, translate_message
 
 KIND_LABELS = {
-    "page": "Page",
-    "faq": "FAQ entry",
-    "announcement": "Announcement",
-    "banner": "Banner",
+    "page": N_("Page"),
+    "faq": N_("FAQ entry"),
+    "announcement": N_("Announcement"),
+    "banner": N_("Banner"),
+}
+#: The "New ..." buttons and page titles (one text per kind: German capitalises the noun).
+NEW_LABELS = {
+    "page": N_("New page"),
+    "faq": N_("New FAQ entry"),
+    "announcement": N_("New announcement"),
+    "banner": N_("New banner"),
 }
 #: Fields that mean something for some kinds only (console.js shows them for those kinds).
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
@@ -34,6 +43,11 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "segment_id": ("announcement", "banner"),
     "vip_level": ("announcement", "banner"),
 }
+
+
+def _kind(kind: str) -> str:
+    """A content kind in the reader's language."""
+    return translate_message(KIND_LABELS[kind])
 
 
 def _kind_arg() -> str:
@@ -50,7 +64,11 @@ def content_list():
         filters={"kind": kind},
     )
     return render_template(
-        "console/content/list.html", listing=listing, kinds=KINDS, kind_labels=KIND_LABELS
+        "console/content/list.html",
+        listing=listing,
+        kinds=KINDS,
+        kind_labels=KIND_LABELS,
+        new_labels=NEW_LABELS,
     )
 
 
@@ -77,13 +95,20 @@ def content_new():
     )
     if saved:
         item = saved[0]
-        flash(f"{KIND_LABELS[item.kind]} {item.name} created: write its first language.", "success")
+        flash(
+            _(
+                "%(kind)s %(name)s created: write its first language.",
+                kind=_kind(item.kind),
+                name=item.name,
+            ),
+            "success",
+        )
         return redirect(url_for("console.content_edit", item_id=item.id))
     return _item_form_page(
         form,
-        title=f"New {KIND_LABELS[kind].lower()}",
+        title=translate_message(NEW_LABELS[kind]),
         action=url_for("console.content_new", kind=kind),
-        submit="Create",
+        submit=_("Create"),
         kind=kind,
         status=400 if request.method == "POST" else 200,
     )
@@ -100,17 +125,17 @@ def content_edit(item_id: int):
     )
     if saved:
         changed = (
-            "Nothing changed."
+            _("Nothing changed.")
             if saved[0] is UNCHANGED
-            else f"Saved ({', '.join(sorted(saved[1]))})."
+            else _("Saved (%(fields)s).", fields=", ".join(sorted(saved[1])))
         )
         flash(changed, "success" if saved[0] is not UNCHANGED else "info")
         return redirect(url_for("console.content_edit", item_id=item.id))
     return _item_form_page(
         form,
-        title=f"{KIND_LABELS[item.kind]} #{item.id}: {item.name}",
+        title=f"{_kind(item.kind)} #{item.id}: {item.name}",
         action=url_for("console.content_edit", item_id=item.id),
-        submit="Save settings",
+        submit=_("Save settings"),
         item=item,
         status=400 if request.method == "POST" else 200,
     )
@@ -149,7 +174,10 @@ def content_version(item_id: int, language: str):
         )
     )
     if saved:
-        flash(f"Draft ({code}) saved and sanitised: check the preview, then publish.", "success")
+        flash(
+            _("Draft (%(code)s) saved and sanitised: check the preview, then publish.", code=code),
+            "success",
+        )
         return redirect(url_for("console.content_preview", item_id=item.id, language=code))
     return render_template(
         "console/content/version_form.html",
@@ -179,10 +207,10 @@ def content_publish(item_id: int, language: str, action: str):
     code = _code(language)
     if action == "publish":
         version = editing.publish(item_id, code, actor=current_user)
-        flash(f"Version {code} published: players see it now.", "success")
+        flash(_("Version %(code)s published: players see it now.", code=code), "success")
     else:
         version = editing.unpublish(item_id, code, actor=current_user)
-        flash(f"Version {code} unpublished: players no longer see it.", "success")
+        flash(_("Version %(code)s unpublished: players no longer see it.", code=code), "success")
     if is_htmx():
         return render_template(
             "console/content/_version_row.html", item=version.item, v=version, swapped=True
@@ -203,7 +231,8 @@ def content_image(item_id: int):
     try:
         media.set_image(item_id, upload.stream.read(limit + 1), actor=current_user)
     except AppError as exc:
-        flash(f"Image refused: {exc.errors[0]['message'] if exc.errors else exc.message}", "error")
+        reason = exc.errors[0]["message"] if exc.errors else exc.message
+        flash(_("Image refused: %(reason)s", reason=translate_message(reason)), "error")
     else:
         flash("Image uploaded.", "success")
     return redirect(url_for("console.content_edit", item_id=item_id))

@@ -406,6 +406,45 @@ LABEL_WORDS = (
 )
 
 
+#: More stored values shown through ``|label`` (support, content, reports, settings pages).
+LABEL_WORDS_MORE = (
+    N_("Acknowledged"),
+    N_("Cleared"),
+    N_("Verified"),
+    N_("Unverified"),
+    N_("Unassigned"),
+    N_("Anyone"),
+    N_("Me"),
+    N_("Account"),
+    N_("Payments"),
+    N_("Games"),
+    N_("Technical"),
+    N_("Responsible gaming"),
+    N_("Other"),
+    N_("Platform"),
+    N_("Identity"),
+    N_("Reports"),
+    N_("Risk"),
+    N_("Support"),
+    N_("Day"),
+    N_("Week"),
+    N_("Month"),
+    N_("Game"),
+    N_("Provider"),
+    N_("Segment"),
+    N_("Vip"),
+    N_("Home top"),
+    N_("Home middle"),
+    N_("Lobby"),
+    N_("Cashier"),
+    N_("Sidebar"),
+    N_("Queued"),
+    N_("Ready"),
+    N_("Published"),
+    N_("Money"),
+)
+
+
 @bp.app_template_filter("translate")
 def _translate(message: Any) -> Any:
     """A text that is not in the template (a menu label, a flashed or domain message) in the

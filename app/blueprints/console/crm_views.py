@@ -7,6 +7,7 @@ what ``/api/admin/crm`` accepts.
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -48,7 +49,14 @@ def crm_segment_new():
     )
     if saved:
         seg = saved[0]
-        flash(f"Segment {seg.name} saved: {seg.last_count} players match today.", "success")
+        flash(
+            _(
+                "Segment %(name)s saved: %(count)s players match today.",
+                name=seg.name,
+                count=seg.last_count,
+            ),
+            "success",
+        )
         return redirect(url_for("console.crm_segments"))
     return render_template(
         "console/engagement/form_page.html",
@@ -58,8 +66,11 @@ def crm_segment_new():
         submit_label="Save segment",
         back_url=url_for("console.crm_segments"),
         back_label="CRM segments",
-        intro="Fields: " + ", ".join(sorted(crm.FIELDS)) + ". Example: country = 'MT' AND "
-        "deposits_30d > 100 AND NOT kyc_status = 'approved'.",
+        intro=_(
+            "Fields: %(fields)s. Example: %(example)s.",
+            fields=", ".join(sorted(crm.FIELDS)),
+            example="country = 'MT' AND deposits_30d > 100 AND NOT kyc_status = 'approved'",
+        ),
     ), (400 if request.method == "POST" else 200)
 
 
@@ -67,7 +78,10 @@ def crm_segment_new():
 @console_view("crm.manage")
 def crm_segment_recount(segment_id: int):
     seg = crm.recount(segment_id)
-    flash(f"{seg.name}: {seg.last_count} players match now.", "success")
+    flash(
+        _("%(name)s: %(count)s players match now.", name=seg.name, count=seg.last_count),
+        "success",
+    )
     return redirect(url_for("console.crm_segments"))
 
 
@@ -90,9 +104,9 @@ def crm_broadcast_new():
         )
     )
     if saved:
-        flash(f"Broadcast {saved[0].title!r} queued.", "success")
+        flash(_("Broadcast “%(title)s” queued.", title=saved[0].title), "success")
         return redirect(url_for("console.crm_broadcasts"))
-    segments = ", ".join(f"{s.id} = {s.name}" for s in crm.list_segments()) or "none yet"
+    segments = ", ".join(f"{s.id} = {s.name}" for s in crm.list_segments()) or _("none yet")
     return render_template(
         "console/engagement/form_page.html",
         form=form,
@@ -101,6 +115,9 @@ def crm_broadcast_new():
         submit_label="Queue broadcast",
         back_url=url_for("console.crm_broadcasts"),
         back_label="Broadcasts",
-        intro="Sent as an in-app notification (and e-mail when ticked) to the segment's "
-        f"players who opted in to marketing and are not self-excluded. Segments: {segments}.",
+        intro=_(
+            "Sent as an in-app notification (and e-mail when ticked) to the segment's players "
+            "who opted in to marketing and are not self-excluded. Segments: %(segments)s.",
+            segments=segments,
+        ),
     ), (400 if request.method == "POST" else 200)

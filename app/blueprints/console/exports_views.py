@@ -4,11 +4,13 @@ polling while one is in progress), download it (``app.reports.exports``)."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.listing import NO_PLAYER, player_filter
 from app.core.errors import AppError
+from app.core.i18n import translate_message
 from app.reports import exports
 
 #: What a page's "Export CSV" form may carry besides ``kind`` (its current filters).
@@ -29,11 +31,13 @@ def export_request():
             params["player_id"] = player_id
         export = exports.request_export(current_user, kind, params)
     except AppError as exc:
-        flash(f"Export not queued: {exc.message}", "error")
+        flash(_("Export not queued: %(reason)s", reason=translate_message(exc.message)), "error")
     else:
         flash(
-            f"{exports.KINDS[export.kind].label}: export queued. It stays here for "
-            "download until it expires.",
+            _(
+                "%(kind)s: export queued. It stays here for download until it expires.",
+                kind=translate_message(exports.KINDS[export.kind].label),
+            ),
             "success",
         )
     return redirect(url_for("console.my_exports"))

@@ -50,7 +50,7 @@ class EnrolForm(FlaskForm):
 
 
 class RecoveryCodesForm(FlaskForm):
-    code = StringField("Current code from your app", validators=[DataRequired(), _CODE])
+    code = StringField(_l("Current code from your app"), validators=[DataRequired(), _CODE])
 
 
 class PlayerActionForm(FlaskForm):

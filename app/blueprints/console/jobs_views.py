@@ -16,6 +16,7 @@ from app.blueprints.console.core import bp, console_view, is_htmx
 from app.core import jobs_admin
 from app.core.db import atomic
 from app.core.errors import AppError
+from app.core.i18n import translate_message
 from app.reports import sink
 
 REDIS_DOWN = "Redis is not reachable: queues and the schedule cannot be read right now."
@@ -50,7 +51,9 @@ def job_requeue(job_id: str):
         with atomic():
             job = jobs_admin.requeue(job_id, actor=current_user)
     except AppError as exc:
-        flash(f"Job {job_id}: {exc.message}", "error")
+        flash(
+            _("Job %(id)s: %(reason)s", id=job_id, reason=translate_message(exc.message)), "error"
+        )
         job = None
     except RedisError:
         flash(REDIS_DOWN, "error")

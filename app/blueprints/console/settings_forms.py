@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import LazyString
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -22,9 +24,20 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.blueprints.console.forms import without_grouping
 from app.core import opsettings
+from app.core.i18n import N_, translate_message
 
 _CLASSES: dict[str, type[SettingsForm]] = {}
-_ACRONYMS = {"aml": "AML", "kyc": "KYC", "ttl": "TTL", "rg": "RG", "rtp": "RTP", "vip": "VIP"}
+#: The units of ``Spec.unit``, so that they are extracted and translated.
+UNITS = (
+    N_("basis points"),
+    N_("days"),
+    N_("hours"),
+    N_("messages"),
+    N_("minor units"),
+    N_("minutes"),
+    N_("percent"),
+    N_("seconds"),
+)
 
 
 class _Checkboxes(SelectMultipleField):
@@ -54,7 +67,7 @@ class SettingsForm(FlaskForm):
                 try:
                     raw = int(text)
                 except ValueError:
-                    field.errors = [*field.errors, "Must be an integer"]
+                    field.errors = [*field.errors, _("Must be an integer")]
                     ok = False
                     continue
             elif spec.type == "list" and spec.choices is None:
@@ -73,25 +86,29 @@ class SettingsForm(FlaskForm):
         for problem in errors:
             key = str(problem.get("field", "")).removeprefix("settings.")
             if key in self:
-                self[key].errors = [*self[key].errors, problem["message"]]
+                self[key].errors = [*self[key].errors, translate_message(problem["message"])]
 
 
-def _hint(spec: opsettings.Spec) -> str:
-    parts = [spec.description]
+def _hint(spec: opsettings.Spec, extra: str = "") -> str:
+    """The help text under a field, in the reader's language (built when shown)."""
+    parts = [translate_message(spec.description)]
     if spec.unit:
-        parts.append(f"in {spec.unit}")
+        parts.append(_("in %(unit)s", unit=translate_message(spec.unit)))
     if spec.minimum is not None or spec.maximum is not None:
         low = "" if spec.minimum is None else f"{spec.minimum:,}"
         high = "" if spec.maximum is None else f"{spec.maximum:,}"
-        parts.append(f"range {low}…{high}")
-    return "; ".join(parts) + f". Environment default: {spec.env}."
+        parts.append(_("range %(low)s…%(high)s", low=low, high=high))
+    text = "; ".join(parts) + ". " + _("Environment default: %(env)s.", env=spec.env)
+    return text + (" " + translate_message(extra) if extra else "")
 
 
-def _label(key: str) -> str:
-    """``"aml_velocity_count"`` → ``"AML velocity count"``."""
-    words = [_ACRONYMS.get(word, word) for word in key.split("_")]
-    words[0] = words[0][:1].upper() + words[0][1:]
-    return " ".join(words)
+def _lazy_label(spec: opsettings.Spec) -> LazyString:
+    return LazyString(lambda: translate_message(spec.label))
+
+
+def _lazy_hint(spec: opsettings.Spec, extra: str = "") -> LazyString:
+    # The form class is built once per process: label and hint are looked up when rendered.
+    return LazyString(lambda: _hint(spec, extra))
 
 
 def form_class(category: str) -> type[SettingsForm]:
@@ -102,8 +119,8 @@ def form_class(category: str) -> type[SettingsForm]:
     specs = tuple(spec for spec in opsettings.SPECS if spec.category == category)
     attrs: dict[str, Any] = {"category": category, "specs": specs}
     for spec in specs:
-        label = _label(spec.key)
-        hint = _hint(spec)
+        label = _lazy_label(spec)
+        hint = _lazy_hint(spec)
         if spec.type == "bool":
             kw = {"data-confirm-when": "on"} if spec.key == "maintenance_mode" else {}
             attrs[spec.key] = BooleanField(label, description=hint, render_kw=kw)
@@ -112,7 +129,9 @@ def form_class(category: str) -> type[SettingsForm]:
                 label, description=hint, render_kw={"inputmode": "numeric"}
             )
         elif spec.type == "list" and spec.choices is None:
-            attrs[spec.key] = TextAreaField(label, description=hint + " One value per line.")
+            attrs[spec.key] = TextAreaField(
+                label, description=_lazy_hint(spec, N_("One value per line."))
+            )
         elif spec.type == "list":
             attrs[spec.key] = _Checkboxes(
                 label, description=hint, choices=[SelectChoice(c, c) for c in spec.choices or ()]

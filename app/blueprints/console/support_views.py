@@ -10,6 +10,7 @@ from app.blueprints.console.core import bp, console_view, is_htmx
 from app.blueprints.console.listing import paginate
 from app.core.errors import AppError
 from app.core.extensions import db
+from app.core.i18n import N_
 from app.identity.models import STAFF_ROLES, User
 from app.messaging import chat, support
 from app.messaging.models import TICKET_CHANNELS, TICKET_STATUSES, SupportTicket
@@ -116,7 +117,9 @@ def support_assign(ticket_id: int):
 @bp.post("/support/<int:ticket_id>/close")
 @console_view("support.manage")
 def support_close(ticket_id: int):
-    return _act(ticket_id, lambda: support.close(current_user, ticket_id), "Conversation closed.")
+    return _act(
+        ticket_id, lambda: support.close(current_user, ticket_id), N_("Conversation closed.")
+    )
 
 
 @bp.post("/support/messages/<int:message_id>/hide")
