@@ -63,6 +63,9 @@ class User(Model):
     status_reason: Mapped[str | None] = mapped_column(String(500))
     #: A suspension ends by itself at this time; ``None`` = until lifted.
     status_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Self-service closure (``POST /api/user/close``): when, and the player's reason.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closure_reason: Mapped[str | None] = mapped_column(String(500))
 
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))

@@ -22,7 +22,7 @@ from app.core.db import atomic
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.core.security import body_limit
 from app.identity import accounts as identity
-from app.identity import gdpr, otp_signup
+from app.identity import closure, gdpr, otp_signup
 from app.identity.auth import login_required, player_required
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
@@ -354,3 +354,42 @@ class Erasure(MethodView):
         open withdrawal; asking again answers the pending request."""
         row = gdpr.request_erasure(g.user, args.get("reason"))
         return {"data": row}, 202
+
+
+class CloseArgs(Schema):
+    reason = fields.String(required=True, validate=validate.OneOf(closure.CLOSURE_REASONS))
+    comment = fields.String(allow_none=True, validate=validate.Length(max=400))
+    password = fields.String(allow_none=True, validate=validate.Length(max=256))
+
+
+class ClosedSchema(Schema):
+    status = fields.String()
+    closed_at = fields.DateTime()
+    reason = fields.String()
+    #: When the player may reopen by signing in with ``reopen: true``.
+    reopenable_at = fields.DateTime(allow_none=True)
+
+
+@blp.route("/close")
+class Close(MethodView):
+    @player_required
+    @blp.arguments(CloseArgs)
+    @blp.response(200, envelope_of(ClosedSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Close the account (not a self-exclusion: see /api/responsible-gaming). Password
+        required; refused (409) with a balance or an open withdrawal; every session ends."""
+        user = closure.close_account(
+            g.user,
+            reason=args["reason"],
+            password=args.get("password"),
+            comment=args.get("comment"),
+        )
+        return {
+            "data": {
+                "status": user.status,
+                "closed_at": user.closed_at,
+                "reason": args["reason"],
+                "reopenable_at": closure.reopenable_at(user),
+            }
+        }
