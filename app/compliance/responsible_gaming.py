@@ -393,6 +393,17 @@ def confirm_lift(user: User) -> RgExclusion:
             )
         row.lifted_at = now
         row.lifted_by_id = user.id
+        # An extended self-exclusion left its shorter, already ended rows behind: they end too.
+        for older in db.session.scalars(
+            select(RgExclusion).where(
+                RgExclusion.user_id == user.id,
+                RgExclusion.kind == "self_exclusion",
+                RgExclusion.lifted_at.is_(None),
+                RgExclusion.ends_at.is_not(None),
+                RgExclusion.ends_at <= now,
+            )
+        ):
+            older.lifted_at, older.lifted_by_id = now, user.id
         audit.record(
             "rg.exclusion.lift",
             actor=user,

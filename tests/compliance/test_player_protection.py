@@ -272,6 +272,26 @@ def test_the_cooling_off_follows_the_setting(client, factory, token_for):
         assert client.post(LIFT_CONFIRM, headers=token_for(player)).status_code == 200
 
 
+def test_an_extended_self_exclusion_lifts_in_one_go_after_its_longest_period(
+    client, factory, token_for
+):
+    player = factory.player()
+    start = utcnow()
+    with freeze_time(start):
+        _exclude(player, "7_days")
+        _exclude(player, "1_month")  # extended
+    with freeze_time(start + timedelta(days=10)):
+        assert client.post(LIFT_REQUEST, headers=token_for(player)).json["reason"] == (
+            "minimum_period"
+        )
+    with freeze_time(start + timedelta(days=30, seconds=1)):
+        assert client.post(LIFT_REQUEST, headers=token_for(player)).status_code == 200
+    with freeze_time(start + timedelta(days=31, seconds=2)):
+        assert client.post(LIFT_CONFIRM, headers=token_for(player)).status_code == 200
+        assert rg.active_exclusion(player.id) is None
+    assert all(row.lifted_at is not None for row in rg.exclusions_of(player.id))
+
+
 def test_a_time_out_or_no_exclusion_has_nothing_to_lift(client, factory, token_for):
     player = factory.player()
     assert client.post(LIFT_REQUEST, headers=token_for(player)).status_code == 404
