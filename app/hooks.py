@@ -45,7 +45,7 @@ from app.affiliates import referral_rewards
 from app.bonus import free_spins, loyalty, promotions
 from app.compliance import reality_check, responsible_gaming, risk
 from app.core import i18n, mail, metrics
-from app.identity import accounts, archive, gdpr, users, verification
+from app.identity import accounts, archive, closure, gdpr, users, verification
 from app.payments import hooks as payment_hooks
 from app.payments import withdrawals
 from app.play import events as play_events
@@ -103,6 +103,8 @@ def install() -> None:
     gdpr.erasure_checks.register(ledger.check_erasable)
     gdpr.erasure_checks.register(withdrawals.check_erasable)
     gdpr.erased.register(archive.erase_for)
+    # A closed account never reopens while its player is self-excluded.
+    closure.reopen_checks.register(responsible_gaming.check_reopen_allowed)
 
     # Reads: the session net result a reality check reports; marketing consent for mail.
     reality_check.register_net_result_source(responsible_gaming.session_results)

@@ -190,6 +190,9 @@ def app(database_url: str, redis_url: str, tmp_path_factory):
             "TOURNAMENT_SETTLE_GRACE_SECONDS": 0,
             # The "remote" aggregators and gateways of the tests listen on 127.0.0.1.
             "OUTBOUND_ALLOW_LOOPBACK": True,
+            # The deposit-limit prompt gate (on by default) is tested on its own
+            # (tests/compliance/test_player_protection.py); the other deposit tests skip it.
+            "DEPOSIT_LIMIT_PROMPT_REQUIRED": False,
         }
     )
     from tests.probe import register_probe_routes

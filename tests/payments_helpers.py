@@ -105,3 +105,18 @@ def cash_and_held(user_id: int, currency: str = "EUR") -> tuple[int, int]:
         select(Wallet).where(Wallet.user_id == user_id, Wallet.currency == currency)
     )
     return (0, 0) if wallet is None else (wallet.balance, wallet.held_balance)
+
+
+def set_opsetting(factory, key: str, value) -> None:
+    """Change one operator setting in a test, as an admin would (audited)."""
+    from app.core import opsettings
+    from app.core.db import atomic
+
+    admin = factory.staff("admin")
+    with atomic():
+        opsettings.put_many({key: value}, actor=admin, reason="test")
+
+
+def allow_withdrawal_reversal(factory) -> None:
+    """Operators outside the UK may let players cancel a pending withdrawal (default off)."""
+    set_opsetting(factory, "withdrawal_reversal_allowed", True)

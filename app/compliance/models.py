@@ -166,6 +166,10 @@ class RgExclusion(Model):
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lifted_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    #: The player asked to lift it (after its minimum period); the cooling-off runs from here.
+    lift_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the player's confirmation can lift it (``lift_requested_at`` + cooling-off).
+    lift_confirmable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RgSettings(Model):
@@ -176,6 +180,10 @@ class RgSettings(Model):
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), primary_key=True)
     #: Minutes between reality-check reminders; None = off.
     reality_check_minutes: Mapped[int | None] = mapped_column()
+    #: The player's answer to the deposit-limit prompt (UKGC RTS 12A): ``set`` or ``declined``;
+    #: None = not answered yet.
+    deposit_limit_prompt: Mapped[str | None] = mapped_column(String(8))
+    deposit_limit_prompt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

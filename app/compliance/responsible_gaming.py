@@ -323,6 +323,194 @@ def lift_exclusion(exclusion_id: int, staff: User, reason: str) -> RgExclusion:
     return row
 
 
+def _lift_minimum_end(row: RgExclusion) -> datetime:
+    """When a self-exclusion's minimum period is over: its end, or for an indefinite one the
+    start plus ``rg_indefinite_exclusion_minimum_days``."""
+    if row.ends_at is not None:
+        return row.ends_at
+    return row.starts_at + timedelta(
+        days=int(opsettings.value("rg_indefinite_exclusion_minimum_days"))
+    )
+
+
+def _lift_cooling(row: RgExclusion) -> timedelta:
+    if row.ends_at is None:
+        return timedelta(days=int(opsettings.value("rg_indefinite_exclusion_lift_cooling_days")))
+    return timedelta(hours=int(opsettings.value("rg_exclusion_lift_cooling_hours")))
+
+
+def _own_self_exclusion(user: User) -> RgExclusion:
+    row = active_exclusion(user.id)
+    if row is None or row.kind != "self_exclusion":
+        raise NotFound("There is no self-exclusion to lift")
+    locked = lock_one(RgExclusion, RgExclusion.id == row.id)
+    assert locked is not None
+    return locked
+
+
+def request_lift(user: User) -> RgExclusion:
+    """Step one of a player lifting their own self-exclusion (UKGC RTS 13): allowed once the
+    minimum period is over; starts the cooling-off (24 h fixed-term / 7 days indefinite) after
+    which ``confirm_lift`` lifts it. Asking again while a request runs changes nothing."""
+    now = utcnow()
+    with atomic():
+        lock_one(User, User.id == user.id)
+        row = _own_self_exclusion(user)
+        earliest = _lift_minimum_end(row)
+        if now < earliest:
+            raise Conflict(
+                "Your self-exclusion cannot be lifted before its minimum period has ended",
+                reason="minimum_period",
+                until=earliest.isoformat(),
+            )
+        if row.lift_requested_at is not None:
+            return row
+        row.lift_requested_at = now
+        row.lift_confirmable_at = now + _lift_cooling(row)
+        audit.record(
+            "rg.exclusion.lift_requested",
+            actor=user,
+            target_type="user",
+            target_id=user.id,
+            after={"exclusion_id": row.id, "confirmable_at": row.lift_confirmable_at},
+        )
+    return row
+
+
+def confirm_lift(user: User) -> RgExclusion:
+    """Step two: the player confirms after the cooling-off; the self-exclusion is lifted."""
+    now = utcnow()
+    with atomic():
+        lock_one(User, User.id == user.id)
+        row = _own_self_exclusion(user)
+        if row.lift_requested_at is None or row.lift_confirmable_at is None:
+            raise Conflict("Ask to lift the self-exclusion first", reason="not_requested")
+        if now < row.lift_confirmable_at:
+            raise Conflict(
+                "The cooling-off period has not ended yet",
+                reason="cooling_off",
+                until=row.lift_confirmable_at.isoformat(),
+            )
+        row.lifted_at = now
+        row.lifted_by_id = user.id
+        # An extended self-exclusion left its shorter, already ended rows behind: they end too.
+        for older in db.session.scalars(
+            select(RgExclusion).where(
+                RgExclusion.user_id == user.id,
+                RgExclusion.kind == "self_exclusion",
+                RgExclusion.lifted_at.is_(None),
+                RgExclusion.ends_at.is_not(None),
+                RgExclusion.ends_at <= now,
+            )
+        ):
+            older.lifted_at, older.lifted_by_id = now, user.id
+        audit.record(
+            "rg.exclusion.lift",
+            actor=user,
+            target_type="user",
+            target_id=user.id,
+            before={"exclusion_id": row.id, "ends_at": row.ends_at},
+            after={"lifted_by": "player", "requested_at": row.lift_requested_at},
+        )
+    return row
+
+
+# --- deposit-limit prompt (UKGC RTS 12A, PA 814a) -----------------------------------------------
+
+PROMPT_ACTIONS = ("set", "declined")
+
+
+def _has_deposit_limit(user_id: int) -> bool:
+    return (
+        db.session.scalar(
+            select(RgLimit.id)
+            .where(RgLimit.user_id == user_id, RgLimit.limit_type == "deposit")
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _has_deposited(user_id: int) -> bool:
+    return (
+        db.session.scalar(
+            select(PaymentTransaction.id)
+            .where(
+                PaymentTransaction.user_id == user_id,
+                PaymentTransaction.type == "deposit",
+                PaymentTransaction.status == "completed",
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def deposit_limit_prompt(user_id: int) -> dict[str, Any]:
+    """The prompt's state for the registration and deposit answers: ``due`` while the player
+    neither answered it nor holds a deposit limit; ``blocks_deposit`` when a due prompt will
+    refuse the first deposit (``deposit_limit_prompt_required``)."""
+    row = db.session.get(RgSettings, user_id)
+    answer = None if row is None else row.deposit_limit_prompt
+    due = answer is None and not _has_deposit_limit(user_id)
+    return {
+        "due": due,
+        "answer": answer,
+        "answered_at": None if row is None else row.deposit_limit_prompt_at,
+        "blocks_deposit": bool(
+            due
+            and opsettings.value("deposit_limit_prompt_required")
+            and not _has_deposited(user_id)
+        ),
+    }
+
+
+def answer_deposit_limit_prompt(
+    user: User,
+    action: str,
+    *,
+    amount_minor: int | None = None,
+    period: str = "daily",
+    currency: str = "",
+) -> dict[str, Any]:
+    """Record the player's answer to the prompt. ``set`` needs a deposit limit: the one given
+    here (set through ``set_limit``, in the same transaction) or one already held."""
+    if action not in PROMPT_ACTIONS:
+        raise ValidationError.field("action", f"Must be one of: {', '.join(PROMPT_ACTIONS)}")
+    with atomic():
+        if action == "set":
+            if amount_minor is not None:
+                set_limit(
+                    user,
+                    limit_type="deposit",
+                    period=period,
+                    value=amount_minor,
+                    currency=currency or user.currency,
+                )
+            elif not _has_deposit_limit(user.id):
+                raise ValidationError.field("amount", "Give the deposit limit to set")
+        elif amount_minor is not None:
+            raise ValidationError.field("amount", "A declined prompt sets no limit")
+        lock_one(User, User.id == user.id)
+        row = db.session.get(RgSettings, user.id)
+        if row is None:
+            row = RgSettings(user_id=user.id)
+            db.session.add(row)
+        before = row.deposit_limit_prompt
+        row.deposit_limit_prompt = action
+        row.deposit_limit_prompt_at = utcnow()
+        audit.record(
+            "rg.deposit_limit_prompt",
+            actor=user,
+            target_type="user",
+            target_id=user.id,
+            before={"answer": before},
+            after={"answer": action},
+        )
+        db.session.flush()
+        return deposit_limit_prompt(user.id)
+
+
 def exclusions_of(user_id: int) -> list[RgExclusion]:
     return list(
         db.session.scalars(
@@ -526,13 +714,32 @@ def _expire_session(session_id: int) -> None:
 
 
 def check_deposit_allowed(user: User, amount_minor: int, currency: str) -> None:
-    """Refuse a deposit of ``amount_minor`` that an exclusion or a deposit limit forbids."""
+    """Refuse a deposit of ``amount_minor`` that an exclusion or a deposit limit forbids, and a
+    first deposit while the deposit-limit prompt is unanswered (when that is required)."""
     _raise_if_excluded(user, "depositing")
+    if deposit_limit_prompt(user.id)["blocks_deposit"]:
+        raise Conflict(
+            "Before your first deposit, set a deposit limit or decline the prompt "
+            "(POST /api/responsible-gaming/deposit-limit-prompt)",
+            reason="deposit_limit_prompt_required",
+        )
     now = utcnow()
     for limit, value in _binding(user.id, "deposit", currency):
         used = deposited_since(user.id, currency, now - PERIOD_WINDOWS[limit.period])
         if used + amount_minor > value:
             raise _exceeded(limit, value, used, currency=currency)
+
+
+def check_reopen_allowed(user_id: int) -> None:
+    """``identity.closure.reopen_checks``: a closed account stays closed while its player is
+    self-excluded (a time-out does not block re-opening)."""
+    row = active_exclusion(user_id)
+    if row is not None and row.kind == "self_exclusion":
+        raise SelfExcluded(
+            "The account is self-excluded: it cannot be reopened until the self-exclusion is "
+            "lifted",
+            until=row.ends_at.isoformat() if row.ends_at else None,
+        )
 
 
 def check_game_launch_allowed(user: User) -> None:

@@ -290,6 +290,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "UPLOAD_DIR": get("UPLOAD_DIR", str(instance_dir / "uploads")),
         # Staff-uploaded game thumbnails and banners (JPEG/PNG/WebP, served /media/games/).
         "GAME_IMAGE_MAX_BYTES": _int(env, "GAME_IMAGE_MAX_BYTES", 2 * 1024 * 1024),
+        "AVATAR_MAX_BYTES": _int(env, "AVATAR_MAX_BYTES", 2 * 1024 * 1024),
         "CONTENT_IMAGE_MAX_BYTES": _int(env, "CONTENT_IMAGE_MAX_BYTES", 2 * 1024 * 1024),
         # Payments / KYC / responsible gaming (docs/payments.md). Amounts in minor units.
         "KYC_MAX_FILE_BYTES": _int(env, "KYC_MAX_FILE_BYTES", 8 * 1024 * 1024),

@@ -21,6 +21,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po, write_po
 
+from app.core.opsettings import label
+
 #: The error classes whose first argument is a message (``field``: the second).
 ERROR_KEYWORDS = (
     "AppError",
@@ -133,8 +135,6 @@ def _module_constants(tree: ast.Module) -> dict[str, str]:
 def _setting_texts(tree: ast.AST) -> Iterator[tuple[int, str]]:
     """The operator settings' labels and descriptions: ``Spec("key", "type", "description",
     ...)`` in ``app.core.opsettings`` (the console's settings page shows both translated)."""
-    from app.core.opsettings import label
-
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _call_name(node) == "Spec" and len(node.args) >= 3:
             key, description = _string(node.args[0]), _string(node.args[2])

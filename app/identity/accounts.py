@@ -51,6 +51,7 @@ from app.core.extensions import db
 from app.core.registry import Hooks
 from app.identity import (
     captcha,
+    closure,
     lockout,
     otp,
     passwords,
@@ -486,7 +487,10 @@ def login(
     client: ClientInfo | None = None,
     captcha_id: str | None = None,
     captcha_text: str | None = None,
+    reopen: bool = False,
 ) -> LoginResult:
+    """Sign in. ``reopen``: a player who closed their account reopens it by signing in, once
+    its cooling period is over (``closure``); it reopens only if the whole sign-in succeeds."""
     client = client or ClientInfo()
     value = (login_name or "").strip().lower()
     refusal: AppError | None = None
@@ -530,7 +534,11 @@ def login(
             _failed(user, value, portal, client, "bad_credentials")
             _wrong_secret(user, key, name_key)
             refusal = AuthenticationError(BAD_CREDENTIALS)
-        elif problem := _status_problem(user):
+        elif problem := (
+            closure.reopen_problem(user, now)
+            if reopen and portal == PLAYER_PORTAL and user.status == "closed"
+            else _status_problem(user)
+        ):
             _failed(user, value, portal, client, user.status)
             refusal = problem
         elif portal == PLAYER_PORTAL and user.is_staff:
@@ -551,6 +559,8 @@ def login(
                 codes = recovery.generate(user)
         if refusal is None:
             assert user is not None
+            if user.status == "closed":  # only a reopening sign-in gets here
+                closure.reopen(user)
             lockout.clear(user)
             throttle.succeeded(key)
             if passwords.needs_rehash(user.password_hash):

@@ -32,7 +32,7 @@ from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.events import publish, user_room
 from app.core.extensions import db
 from app.core.registry import Hooks
-from app.identity import passwords
+from app.identity import avatars, passwords
 from app.identity.models import (
     PLAYER,
     EmailVerification,
@@ -42,6 +42,7 @@ from app.identity.models import (
     OneTimeCode,
     TokenFamily,
     User,
+    UserAddress,
     UserPhone,
 )
 
@@ -64,6 +65,7 @@ EXPORTED: dict[str, Export] = {
     "token_families": Export(),
     "email_verifications": Export(omit=("token_hash", "code_hash")),
     "user_phones": Export(),
+    "user_addresses": Export(),
     "one_time_codes": Export(omit=("salt", "code_hash")),
     "password_reset_tokens": Export(omit=("token_hash",)),
     "erasure_requests": Export(),
@@ -244,6 +246,8 @@ def list_requests(*, status: str | None, page: int, limit: int):
 
 def _pseudonymise(user: User, now: datetime) -> None:
     alias = f"erased-{user.id}"
+    # The picture's file goes once the erasure commits (its URL is cleared below).
+    avatars.forget_file(user.avatar_url)
     user.username = alias
     user.email = f"{alias}@erased.invalid"
     user.password_hash = passwords.hash_password(secrets.token_urlsafe(32))
@@ -296,6 +300,7 @@ def _pseudonymise(user: User, now: datetime) -> None:
         .values(email=user.email, used_at=now)
     )
     db.session.execute(delete(UserPhone).where(UserPhone.user_id == user.id))
+    db.session.execute(delete(UserAddress).where(UserAddress.user_id == user.id))
     db.session.execute(
         update(OneTimeCode)
         .where(OneTimeCode.user_id == user.id)

@@ -63,6 +63,9 @@ class User(Model):
     status_reason: Mapped[str | None] = mapped_column(String(500))
     #: A suspension ends by itself at this time; ``None`` = until lifted.
     status_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Self-service closure (``POST /api/user/close``): when, and the player's reason.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closure_reason: Mapped[str | None] = mapped_column(String(500))
 
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))
@@ -304,6 +307,37 @@ class UserPhone(Model):
     is_primary: Mapped[bool] = mapped_column(default=False, server_default=false())
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserAddress(Model):
+    """One of a player's postal addresses; at most one default per player (partial unique
+    index). The profile's single ``users.address`` columns stay for KYC compatibility."""
+
+    __tablename__ = "user_addresses"
+    __table_args__ = (
+        Index(
+            "uq_user_addresses_default",
+            "user_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+            sqlite_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    #: The player's own name for it ("Home", "Work").
+    label: Mapped[str | None] = mapped_column(String(50))
+    line1: Mapped[str] = mapped_column(String(200))
+    line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    #: ISO 3166-1 alpha-2, upper case.
+    country: Mapped[str] = mapped_column(String(2))
+    is_default: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 OTP_PURPOSES = ("phone_verify", "login_2fa", "signup", "signin")

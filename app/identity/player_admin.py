@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.extensions import db
-from app.identity import staff_actions
+from app.identity import closure, staff_actions
 from app.identity.models import PLAYER, User
 
 #: Suspension lengths offered to staff, in days; ``None`` = until lifted.
@@ -65,12 +65,20 @@ def force_logout_player(player_id: int, *, actor: User, reason: str | None) -> U
     return user
 
 
+def reopen_player(player_id: int, *, actor: User, reason: str | None) -> User:
+    """Reopen an account its player closed (``closure.reopen_by_staff``: audited, refused while
+    the player is self-excluded)."""
+    _player(player_id, "reopen")
+    return closure.reopen_by_staff(player_id, actor=actor, reason=_reason(reason))
+
+
 #: The decisions the console offers, by URL name: (service, label, permission).
 ACTIONS = {
     "ban": (ban_player, "Ban", "players.manage"),
     "suspend": (suspend_player, "Suspend", "players.manage"),
     "reactivate": (reactivate_player, "Reactivate", "players.manage"),
     "force-logout": (force_logout_player, "Force logout", "players.manage"),
+    "reopen": (reopen_player, "Reopen", "players.manage"),
 }
 
 
@@ -83,5 +91,7 @@ def available_actions(user: User) -> list[str]:
         names.append("ban")
     if user.status in ("suspended", "banned", "locked"):
         names.append("reactivate")
+    if closure.reopenable_at(user) is not None:  # closed by the player (not erased)
+        names.append("reopen")
     names.append("force-logout")
     return names

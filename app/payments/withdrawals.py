@@ -5,6 +5,8 @@ Invariants:
 * A request holds the funds (ledger ``withdrawal_hold``) in the transaction that creates it;
   the wallet row lock makes two racing requests unable to hold more than the balance.
   Rejection, cancellation and payout failure release the hold; payout success settles.
+* A player cancels (reverses) a pending withdrawal only while ``withdrawal_reversal_allowed``
+  (default off: UKGC forbids reverse withdrawals).
 * At or above ``WITHDRAWAL_DUAL_APPROVAL_THRESHOLD`` two different approvers are needed;
   nobody approves their own withdrawal. The payout job is enqueued only after the approval
   committed.
@@ -182,10 +184,18 @@ def _find_withdrawal(ident: str | int, *, user_id: int | None = None) -> Payment
 
 
 def cancel_withdrawal(user: User, ident: str | int) -> PaymentTransaction:
+    """The player takes a pending withdrawal back: only where ``withdrawal_reversal_allowed``."""
     with atomic():
         txn = _find_withdrawal(ident, user_id=user.id)
         if not WITHDRAWAL_STATES.allows(txn.status, "cancelled"):
             raise Conflict(f"Only a pending withdrawal can be cancelled; this one is {txn.status}")
+        if not opsettings.value("withdrawal_reversal_allowed"):
+            # UKGC: no reverse withdrawals; the held funds never go back to the playable
+            # balance at the player's request (staff may still reject the withdrawal).
+            raise Conflict(
+                "A withdrawal cannot be reversed into your balance once requested",
+                reason="withdrawal_reversal_not_allowed",
+            )
         release_hold(txn, "cancelled", actor=user)
         status.move(txn, "cancelled")
         txn.processed_at = utcnow()

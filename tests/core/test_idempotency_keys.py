@@ -23,7 +23,7 @@ from app.payments.models import PaymentGateway, PaymentTransaction
 from app.prizes import tournaments
 from app.wallet.models import LedgerTransaction, Wallet
 from tests.moneykit import fund, reconcile_clean
-from tests.payments_helpers import sandbox_gateway
+from tests.payments_helpers import allow_withdrawal_reversal, sandbox_gateway
 
 WITHDRAW = "/api/withdrawals/request"
 BODY = {"amount": "30.00", "currency": "EUR", "method": "sandbox"}
@@ -151,6 +151,7 @@ def test_the_same_key_on_another_endpoint_is_refused(client, factory, token_for,
 
 
 def test_a_retried_cancel_releases_the_hold_once(client, factory, token_for, gateway):
+    allow_withdrawal_reversal(factory)
     player = funded_player(factory)
     created = post(client, token_for, player, WITHDRAW, BODY).get_json()["data"]
     cancel = f"/api/withdraw/{created['transaction_id']}/cancel"

@@ -56,6 +56,8 @@ PUBLIC = {("POST", "/api/admin/auth/login"), ("POST", "/api/admin/auth/refresh")
 ELSEWHERE = {
     ("POST", "/api/admin/auth/recovery-codes"),
     ("POST", "/api/admin/users/<int:user_id>/reset-2fa"),
+    # Needs a closed account: tests/identity/test_account_closure.py (manager yes, support no).
+    ("POST", "/api/admin/users/<int:user_id>/reopen"),
 }
 
 

@@ -15,7 +15,12 @@ from app.identity.models import User
 from app.payments.jobs import expire_pending_deposits
 from app.payments.models import PaymentTransaction
 from tests.moneykit import fund
-from tests.payments_helpers import sandbox_event, signed_sandbox, start_deposit
+from tests.payments_helpers import (
+    allow_withdrawal_reversal,
+    sandbox_event,
+    signed_sandbox,
+    start_deposit,
+)
 
 EVENT = "payment:status:update"
 
@@ -141,6 +146,7 @@ def test_cancelled_rejected_and_failed_withdrawals_are_announced(
     player = verified_player(factory, 300_00)
     headers = token_for(player)
     manager = token_for(factory.staff("manager"))
+    allow_withdrawal_reversal(factory)
     cancelled = withdraw(client, headers, "10.00")
     client.post(f"/api/withdrawals/{cancelled['id']}/cancel", headers=headers)
     rejected = withdraw(client, headers, "20.00")

@@ -15,7 +15,7 @@ from app.payments.gateways import sandbox
 from app.payments.models import PaymentTransaction
 from app.wallet.models import LedgerTransaction, Wallet
 from tests.moneykit import fund, reconcile_clean
-from tests.payments_helpers import SANDBOX_SECRET
+from tests.payments_helpers import SANDBOX_SECRET, allow_withdrawal_reversal
 
 
 def balances(user_id, currency="EUR"):
@@ -252,6 +252,7 @@ def test_withdrawal_refuses_more_than_the_balance_and_bad_ibans(
 
 
 def test_cancel_releases_the_hold(client, factory, token_for, gateway):
+    allow_withdrawal_reversal(factory)
     player = verified_player(factory, 100_00)
     headers = token_for(player)
     txn = withdraw(client, headers, "60.00").json["data"]

@@ -18,7 +18,7 @@ from app.compliance import access_rules
 from app.core.db import atomic
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.identity import accounts as identity
-from app.identity import gdpr, phones, player_notes, staff_actions, staff_auth
+from app.identity import closure, gdpr, phones, player_notes, staff_actions, staff_auth
 from app.identity.auth import permission_required
 from app.identity.models import PLAYER, LoginEvent, TokenFamily, User
 from app.wallet import ledger as wallet
@@ -242,6 +242,19 @@ class Suspend(MethodView):
         """Suspend for ``duration_days`` (none = until lifted); tokens revoked."""
         user = staff_actions.suspend(g.user, user_id, args["reason"], args.get("duration_days"))
         return _result("User suspended", user)
+
+
+@blp.route("/users/<int:user_id>/reopen")
+class Reopen(MethodView):
+    @permission_required("players.manage")
+    @blp.arguments(ReasonArgs)
+    @blp.response(200, envelope_of(ActionResultSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args, user_id: int):
+        """Reopen an account its player closed (not an erased one, never while self-excluded);
+        audited with the reason."""
+        user = closure.reopen_by_staff(user_id, actor=g.user, reason=args["reason"])
+        return _result("Account reopened", user)
 
 
 @blp.route("/users/<int:user_id>/reset-password")

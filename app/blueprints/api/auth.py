@@ -17,6 +17,8 @@ from app.blueprints.api.identity_common import (
     client_info,
     limit_blueprint,
 )
+from app.blueprints.api.responsible_gaming import PromptSchema
+from app.compliance import responsible_gaming as rg
 from app.core.errors import AuthenticationError, ValidationError
 from app.core.extensions import client_ip, limiter
 from app.core.schemas import envelope_of
@@ -60,6 +62,9 @@ class RegistrationSchema(Schema):
     qr_code = fields.String(required=True)
     auth_secret = fields.String(required=True)
     user = fields.Nested(RegisteredUserSchema)
+    #: The deposit-limit prompt (UKGC RTS 12A): answer it at POST
+    #: /api/responsible-gaming/deposit-limit-prompt before the first deposit.
+    deposit_limit_prompt = fields.Nested(PromptSchema)
 
 
 class RegisteredEnvelope(Schema):
@@ -130,13 +135,20 @@ class Register(MethodView):
                 "qr_code": result.qr_code,
                 "auth_secret": result.auth_secret,
                 "user": {"id": user.id, "username": user.username, "email": user.email},
+                "deposit_limit_prompt": rg.deposit_limit_prompt(user.id),
             },
         }
 
 
+class PlayerLoginArgs(LoginArgs):
+    #: Reopen an account the player closed themselves (after ``account_reopen_cooling_days``,
+    #: never while self-excluded); the reopening holds only if the sign-in succeeds.
+    reopen = fields.Boolean(load_default=False)
+
+
 @blp.route("/login")
 class Login(MethodView):
-    @blp.arguments(LoginArgs)
+    @blp.arguments(PlayerLoginArgs)
     @blp.response(200, TokenEnvelope)
     def post(self, args):
         """Log in with username or e-mail (+ ``auth_code`` when 2FA is on)."""
@@ -148,6 +160,7 @@ class Login(MethodView):
             client=client_info(),
             captcha_id=args.get("captcha_id"),
             captcha_text=args.get("captcha_text"),
+            reopen=args["reopen"],
         )
         return token_answer(result.token, "Logged in successfully", result)
 

@@ -9,6 +9,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.blueprints.api.responsible_gaming import PromptSchema
+from app.compliance import responsible_gaming as rg
 from app.core.extensions import client_ip, limiter
 from app.core.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_KEY
 from app.core.idempotency import idempotent
@@ -81,6 +83,11 @@ class PaymentSchema(Schema):
     reason = fields.String(allow_none=True)
     created_at = fields.DateTime()
     processed_at = fields.DateTime(allow_none=True)
+
+
+class DepositSchema(PaymentSchema):
+    #: The deposit-limit prompt (UKGC RTS 12A) while it is due.
+    deposit_limit_prompt = fields.Nested(PromptSchema)
 
 
 def payment_json(txn) -> dict:
@@ -202,7 +209,9 @@ def _create_deposit(args):
         cancel_url=args["cancel_url"],
         ip=client_ip(),
     )
-    return {"data": payment_json(txn)}, 201
+    return {
+        "data": {**payment_json(txn), "deposit_limit_prompt": rg.deposit_limit_prompt(g.user.id)}
+    }, 201
 
 
 # Two phases: create_deposit commits the pending payment before it calls the gateway, and no
@@ -217,7 +226,7 @@ class Deposit(MethodView):
     @player_required
     @blp.arguments(DepositArgs)
     @deposit_idempotency
-    @blp.response(201, envelope_of(PaymentSchema))
+    @blp.response(201, envelope_of(DepositSchema))
     @blp.doc(parameters=[IDEMPOTENCY_KEY])
     def post(self, args):
         """Start a deposit: a pending payment and the gateway page to pay it on."""
@@ -229,7 +238,7 @@ class CreatePayment(MethodView):
     @player_required
     @blp.arguments(DepositArgs)
     @deposit_idempotency
-    @blp.response(201, envelope_of(PaymentSchema))
+    @blp.response(201, envelope_of(DepositSchema))
     @blp.doc(parameters=[IDEMPOTENCY_KEY])
     def post(self, args):
         """The integration guide's spelling of ``/payment/deposit``."""

@@ -179,6 +179,86 @@ class TimeOut(MethodView):
         return {"data": exclusion_json(row)}, 201
 
 
+class PromptSchema(Schema):
+    due = fields.Boolean()
+    answer = fields.String(allow_none=True)
+    answered_at = fields.DateTime(allow_none=True)
+    blocks_deposit = fields.Boolean()
+
+
+class PromptArgs(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(rg.PROMPT_ACTIONS))
+    amount = Amount(load_default=None, allow_none=True)
+    period = fields.String(load_default="daily", validate=validate.OneOf(LIMIT_PERIODS))
+    currency = Currency(load_default=None)
+
+
+@blp.route("/responsible-gaming/deposit-limit-prompt")
+class DepositLimitPrompt(MethodView):
+    @player_required
+    @blp.response(200, envelope_of(PromptSchema))
+    def get(self):
+        """Whether the deposit-limit prompt is due (and would refuse a first deposit)."""
+        return {"data": rg.deposit_limit_prompt(g.user.id)}
+
+    @player_required
+    @blp.arguments(PromptArgs)
+    @blp.response(200, envelope_of(PromptSchema))
+    def post(self, args):
+        """Answer the prompt: ``set`` (with ``amount``/``period``, or a deposit limit already
+        held) or ``declined``. Recorded and audited; answering again replaces the answer."""
+        user = g.user
+        currency = args["currency"] or user.currency
+        amount_minor = None
+        if args["amount"] is not None:
+            try:
+                amount_minor = parse_minor(args["amount"], currency)
+            except MoneyError as exc:
+                raise ValidationError.field("amount", str(exc)) from None
+        data = rg.answer_deposit_limit_prompt(
+            user,
+            args["action"],
+            amount_minor=amount_minor,
+            period=args["period"],
+            currency=currency,
+        )
+        return {"data": data}
+
+
+class LiftRequestSchema(ExclusionSchema):
+    lift_requested_at = fields.String(allow_none=True)
+    lift_confirmable_at = fields.String(allow_none=True)
+
+
+def lift_json(row) -> dict:
+    return {
+        **(exclusion_json(row) or {}),
+        "lift_requested_at": row.lift_requested_at.isoformat() if row.lift_requested_at else None,
+        "lift_confirmable_at": row.lift_confirmable_at.isoformat()
+        if row.lift_confirmable_at
+        else None,
+    }
+
+
+@blp.route("/responsible-gaming/self-exclusion/lift-request")
+class LiftRequest(MethodView):
+    @player_required
+    @blp.response(200, envelope_of(LiftRequestSchema))
+    def post(self):
+        """Ask to lift an ended self-exclusion; it can be confirmed after the cooling-off
+        (24 h after a fixed-term one, 7 days for an indefinite one)."""
+        return {"data": lift_json(rg.request_lift(g.user))}
+
+
+@blp.route("/responsible-gaming/self-exclusion/lift-confirm")
+class LiftConfirm(MethodView):
+    @player_required
+    @blp.response(200, envelope_of(LiftRequestSchema))
+    def post(self):
+        """Confirm a lift request once its cooling-off has passed: the self-exclusion ends."""
+        return {"data": lift_json(rg.confirm_lift(g.user))}
+
+
 class RealityArgs(Schema):
     interval_minutes = fields.Integer(required=True, allow_none=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, make_response
+from flask import g, make_response, request
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
 from flask_smorest import Blueprint
@@ -19,11 +19,12 @@ from app.blueprints.api.identity_common import (
 from app.bonus import loyalty
 from app.core import preferences
 from app.core.db import atomic
+from app.core.errors import ValidationError
 from app.core.openapi import ErrorSchema
 from app.core.schemas import PageArgs, envelope_of, page_meta
 from app.core.security import body_limit
 from app.identity import accounts as identity
-from app.identity import archive, gdpr, otp_signup
+from app.identity import addresses, archive, avatars, closure, gdpr, otp_signup
 from app.identity.auth import login_required, player_required
 
 blp = Blueprint("user_account", __name__, url_prefix="/api/user", description="Player account")
@@ -407,3 +408,169 @@ class Erasure(MethodView):
         open withdrawal; asking again answers the pending request."""
         row = gdpr.request_erasure(g.user, args.get("reason"))
         return {"data": row}, 202
+
+
+class CloseArgs(Schema):
+    reason = fields.String(required=True, validate=validate.OneOf(closure.CLOSURE_REASONS))
+    comment = fields.String(allow_none=True, validate=validate.Length(max=400))
+    password = fields.String(allow_none=True, validate=validate.Length(max=256))
+
+
+class ClosedSchema(Schema):
+    status = fields.String()
+    closed_at = fields.DateTime()
+    reason = fields.String()
+    #: When the player may reopen by signing in with ``reopen: true``.
+    reopenable_at = fields.DateTime(allow_none=True)
+
+
+@blp.route("/close")
+class Close(MethodView):
+    @player_required
+    @blp.arguments(CloseArgs)
+    @blp.response(200, envelope_of(ClosedSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Close the account (not a self-exclusion: see /api/responsible-gaming). Password
+        required; refused (409) with a balance or an open withdrawal; every session ends."""
+        user = closure.close_account(
+            g.user,
+            reason=args["reason"],
+            password=args.get("password"),
+            comment=args.get("comment"),
+        )
+        return {
+            "data": {
+                "status": user.status,
+                "closed_at": user.closed_at,
+                "reason": args["reason"],
+                "reopenable_at": closure.reopenable_at(user),
+            }
+        }
+
+
+# --- addresses and profile picture -------------------------------------------------------------
+
+
+class AddressSchema(Schema):
+    id = fields.Integer()
+    label = fields.String(allow_none=True)
+    line1 = fields.String()
+    line2 = fields.String(allow_none=True)
+    city = fields.String()
+    region = fields.String(allow_none=True)
+    postal_code = fields.String(allow_none=True)
+    country = fields.String()
+    is_default = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class AddressArgs(Schema):
+    label = fields.String(allow_none=True, validate=validate.Length(max=50))
+    line1 = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    line2 = fields.String(allow_none=True, validate=validate.Length(max=200))
+    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    region = fields.String(allow_none=True, validate=validate.Length(max=100))
+    postal_code = fields.String(allow_none=True, validate=validate.Length(max=20))
+    country = fields.String(required=True, validate=validate.Length(equal=2))
+    is_default = fields.Boolean(load_default=False)
+
+
+class AddressChangeArgs(Schema):
+    """Only the fields given change; ``is_default: true`` makes it the default."""
+
+    label = fields.String(allow_none=True, validate=validate.Length(max=50))
+    line1 = fields.String(validate=validate.Length(min=1, max=200))
+    line2 = fields.String(allow_none=True, validate=validate.Length(max=200))
+    city = fields.String(validate=validate.Length(min=1, max=100))
+    region = fields.String(allow_none=True, validate=validate.Length(max=100))
+    postal_code = fields.String(allow_none=True, validate=validate.Length(max=20))
+    country = fields.String(validate=validate.Length(equal=2))
+    is_default = fields.Boolean()
+
+
+@blp.route("/addresses")
+class Addresses(MethodView):
+    @player_required
+    @blp.response(200, envelope_of(AddressSchema, many=True))
+    @blp.doc(security=SECURITY)
+    def get(self):
+        """The player's postal addresses, the default first."""
+        return {"data": addresses.addresses_of(g.user.id)}
+
+    @player_required
+    @blp.arguments(AddressArgs)
+    @blp.response(201, envelope_of(AddressSchema))
+    @blp.doc(security=SECURITY)
+    def post(self, args):
+        """Add an address (at most 10; the first becomes the default); audited."""
+        make_default = args.pop("is_default", False)
+        return {"data": addresses.add_address(g.user, args, make_default=make_default)}, 201
+
+
+@blp.route("/addresses/<int:address_id>")
+class Address(MethodView):
+    @player_required
+    @blp.arguments(AddressChangeArgs)
+    @blp.response(200, envelope_of(AddressSchema))
+    @blp.doc(security=SECURITY)
+    def put(self, args, address_id: int):
+        """Change an address, or make it the default (``is_default: true``); audited."""
+        make_default = bool(args.pop("is_default", False))
+        row = addresses.update_address(g.user, address_id, args, make_default=make_default)
+        return {"data": row}
+
+    @player_required
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    def delete(self, address_id: int):
+        """Remove an address (the oldest other one becomes the default); audited."""
+        addresses.delete_address(g.user, address_id)
+
+
+class AvatarSchema(Schema):
+    avatar_url = fields.String(allow_none=True)
+
+
+def _avatar_body_limit() -> int:
+    return avatars.max_bytes() + 64 * 1024  # the picture plus the multipart framing
+
+
+@blp.route("/avatar")
+class Avatar(MethodView):
+    @body_limit(_avatar_body_limit)
+    @player_required
+    @blp.doc(
+        security=SECURITY,
+        requestBody={
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            }
+        },
+    )
+    @blp.response(200, envelope_of(AvatarSchema))
+    def put(self):
+        """Upload the profile picture (JPEG, PNG or WebP, at most AVATAR_MAX_BYTES and 4096 px a
+        side): re-encoded as a metadata-free PNG of at most 512 px, served from
+        /media/avatars/...; audited."""
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationError.field("file", "A file is required")
+        data = upload.stream.read(avatars.max_bytes() + 1)
+        user = avatars.set_avatar(g.user, data)
+        return {"data": {"avatar_url": user.avatar_url}}
+
+    @player_required
+    @blp.response(200, envelope_of(AvatarSchema))
+    @blp.doc(security=SECURITY)
+    def delete(self):
+        """Remove the profile picture."""
+        avatars.remove_avatar(g.user)
+        return {"data": {"avatar_url": None}}

@@ -25,7 +25,7 @@ from app.core.extensions import db
 from app.core.models import AuditLog
 from app.core.money import format_minor, parse_minor
 from app.identity import accounts as identity
-from app.identity import phones, player_admin
+from app.identity import addresses, closure, phones, player_admin
 from app.identity.models import PLAYER, USER_STATUSES, User
 from app.play import rounds
 from app.wallet import ledger as wallet
@@ -149,6 +149,8 @@ def _profile_context(player: User) -> dict:
     ).all()
     context["logins"], context["logins_total"] = identity.login_history(player.id, page=1, limit=10)
     context["phones"] = phones.list_of(player.id)
+    context["addresses"] = addresses.addresses_of(player.id)
+    context["rg_prompt"] = rg.deposit_limit_prompt(player.id)
     return context
 
 
@@ -199,7 +201,7 @@ def player_adjust(player_id: int):
 
 
 @bp.route(
-    "/players/<int:player_id>/<any(ban, suspend, reactivate, 'force-logout'):action>",
+    "/players/<int:player_id>/<any(ban, suspend, reactivate, 'force-logout', reopen):action>",
     methods=["GET", "POST"],
 )
 @console_view("players.manage")
@@ -255,6 +257,8 @@ def _describe(action: str, player: User) -> str:
         "reactivate": f"The account goes from {player.status} back to active.",
         "force-logout": "Every token and session of this player stops working now. "
         "The account status does not change.",
+        "reopen": "The player closed this account; it goes back to active and the player can "
+        "sign in again. Refused while the player is self-excluded.",
     }[action]
 
 
@@ -263,4 +267,5 @@ def _player_helpers() -> dict:
     return {
         "player_actions": player_admin.available_actions,
         "action_label": lambda name: player_admin.ACTIONS[name][1],
+        "closure_reopenable_at": closure.reopenable_at,
     }
