@@ -540,9 +540,7 @@ def login(
             _failed(user, value, portal, client, "wrong_portal")
             refusal = AccessDenied("This login is for staff accounts")
         elif portal == PLAYER_PORTAL and user.sms_2fa_enabled and not user.totp_enabled:
-            refusal, reason, outgoing = _sms_second_factor(
-                user, auth_code, key, client, name_key
-            )
+            refusal, reason, outgoing = _sms_second_factor(user, auth_code, key, client, name_key)
             if refusal is not None:
                 _failed(user, value, portal, client, reason)
         else:
