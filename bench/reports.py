@@ -66,6 +66,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     p.add_argument("--keep-db", action="store_true", help="do not drop the database afterwards")
     p.add_argument(
+        "--callbacks",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="then run bench/callbacks.py's signed bets (4 connections, one gunicorn worker)\n"
+        "against this database for SECONDS per phase: alone, while the rollup reports loop,\n"
+        "while the raw 90-day report loops, alone again (callback p50/p99 of each)",
+    )
+    p.add_argument(
         "--no-raw-dashboard",
         action="store_true",
         help="skip the dashboard folded live over 90 days (minutes at millions of bets)",
@@ -79,7 +88,7 @@ SEED_SQL = [
     INSERT INTO users (id, username, email, password_hash, role_id, status, currency,
         marketing_consent, totp_enabled, failed_logins, kyc_status, kyc_level,
         created_at, updated_at)
-    SELECT :uid0 + k, 'bench' || k, 'bench' || k || '@example.test', 'x', 2, 'active', 'EUR',
+    SELECT :uid0 + k, 'player' || k, 'player' || k || '@example.test', 'x', 2, 'active', 'EUR',
         false, false, 0, 'none', 0, :t0, :t0
     FROM generate_series(1, :players) AS k
     """,
@@ -286,6 +295,84 @@ def median(fn: Callable[[], Any], n: int) -> tuple[float, Any]:
     return statistics.median(r[0] for r in runs), runs[-1][1]
 
 
+def _report_loop(app: Any, fns: list[Callable[[], Any]], stop: Any, done: list[int]) -> None:
+    """Run the reports back to back until ``stop`` is set (one request's session each)."""
+    from app.core.extensions import db
+
+    with app.app_context():
+        while not stop.is_set():
+            for fn in fns:
+                fn()
+                db.session.rollback()
+                done[0] += 1
+
+
+def callbacks_under_reports(
+    args: argparse.Namespace,
+    app: Any,
+    db_url: str,
+    raw: Callable[[], Any],
+    rolled: list[Callable[[], Any]],
+) -> None:
+    """Signed bet callbacks against a live gunicorn on this database, in phases of
+    ``--callbacks`` seconds: alone, while the rollup reports run back to back in this process,
+    while the raw 90-day financial report runs, alone again. Prints p50/p99 of each."""
+    import threading
+
+    from bench import callbacks as cb
+
+    cb_args = argparse.Namespace(
+        seconds=args.callbacks, redis=args.redis, log_level="WARNING", workers=1
+    )
+    env = cb.app_env(cb_args, db_url)
+    saved = dict(os.environ)
+    secret, tokens, _ = cb.seed(env, 100)
+    os.environ.clear()
+    os.environ.update(saved)
+    port = cb.free_port()
+    server = cb.start_server(env, port)
+    target = cb.Target("jackpotx", port, f"/api/provider-callback/{cb.PROVIDER}", server)
+    print(f"callbacks while reports run (4 connections, {args.callbacks:.0f} s per phase):")
+    reports_done: dict[str, int] = {}
+    try:
+        phases: list[tuple[str, list[Callable[[], Any]]]] = [
+            ("idle", []),
+            ("roll", rolled),
+            ("raw", [raw]),
+            ("idl2", []),
+        ]
+        for phase, fns in phases:
+            stop = threading.Event()
+            done = [0]
+            thread = (
+                threading.Thread(target=_report_loop, args=(app, fns, stop, done), daemon=True)
+                if fns
+                else None
+            )
+            if thread is not None:
+                thread.start()
+            cb.load(cb_args, target, secret, tokens, phase=phase, connections=4)
+            stop.set()
+            if thread is not None:
+                thread.join()
+            reports_done[phase] = done[0]
+    finally:
+        cb.stop_server(target.proc)
+    r = target.results
+    print(
+        "  reports answered during the phase: "
+        + ", ".join(f"{k} {v}" for k, v in reports_done.items() if v)
+    )
+    print(
+        f"callbacks_p50_ms idle={r['idle']['p50']:.1f} rollup_reports={r['roll']['p50']:.1f}"
+        f" raw_report={r['raw']['p50']:.1f} idle_again={r['idl2']['p50']:.1f}"
+        f" callbacks_p99_ms idle={r['idle']['p99']:.1f} rollup_reports={r['roll']['p99']:.1f}"
+        f" raw_report={r['raw']['p99']:.1f} idle_again={r['idl2']['p99']:.1f}"
+        f" load={os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+
 def main() -> None:
     args = parse_args()
     db_url = create_database(args.pg, args.db_name)
@@ -403,6 +490,8 @@ def main() -> None:
                 f" rollup_day_max_s={max(per_day):.2f} rtp_check_s={rtp_s:.3f}"
                 f" today_full_s={today_full_s:.3f} today_incremental_s={today_inc_s:.3f}"
             )
+            if args.callbacks > 0:
+                callbacks_under_reports(args, app, db_url, fin_raw, [fin_rolled, dash])
             db.session.remove()
             db.engine.dispose()
     finally:
