@@ -14,19 +14,28 @@ What it does:
    one provider transaction and one ``bet`` ledger row each, spread uniformly over the 90 days
    up to now; a third of the rounds win (paid so that each game's RTP comes near 96 %, one
    game near 90 %: the RTP check must flag it), each win with its provider transaction and
-   ``win`` ledger row; one deposit per 25 bets. Then ``ANALYZE``.
+   ``win`` ledger row; one deposit per 25 bets, in large ``INSERT ... SELECT`` statements,
+   with the big tables' secondary indexes, unique and foreign-key constraints dropped during
+   the load and built once after it. Then ``VACUUM ANALYZE``.
 3. Times, from the raw tables (nothing rolled yet): ``financial.financial`` over the 90 days
    (what the financial report did before the rollups) and ``rollups.dashboard`` (every day
    folded live: the same figures computed from the ledger).
 4. Rolls every day (``rollups.rollup_day``, what the periodic job and ``flask jackpotx
    reports rollup`` run) and times each.
-5. Times the same answers from the rollups (``rollups.financial_report`` and
+5. Times today folded whole from the raw tables (what every read did before the incremental
+   fold) against ``rollups.plan`` for today (the rollup rows to the cutoff + the rows since),
+   and the same answers from the rollups (``rollups.financial_report`` and
    ``rollups.dashboard``: the 89 past days from the rollup tables, today folded live), the
    per-provider analytics and the RTP check; checks that raw and rolled answers agree.
 6. Prints, as its last line:
    ``bets=<n> financial_raw_s=.. financial_rollup_s=.. dashboard_raw_s=..
    dashboard_rollup_s=.. rollup_day_mean_s=.. rollup_day_max_s=.. rtp_check_s=..``
-   (a rollup-based figure is the median of ``--reads`` runs; a raw one is the best of 2).
+   (a rollup-based figure is the median of ``--reads`` runs; a raw one is the best of 2),
+   plus ``today_full_s`` / ``today_incremental_s``.
+7. ``--callbacks SECONDS``: signed bet callbacks (``bench/callbacks.py``'s players, provider,
+   gunicorn and load generator, 4 connections, one worker) against this database, in four
+   phases: alone, while the rollup reports loop, while the raw 90-day report loops, alone
+   again; prints ``callbacks_p50_ms ... callbacks_p99_ms ...`` for each.
 """
 
 from __future__ import annotations
