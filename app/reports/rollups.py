@@ -16,9 +16,11 @@ Invariants:
   ``provider_transaction``), attributed through the callback's round (a refund or rollback
   through the round of the transaction it names); what no round claims goes to ``game_id``
   NULL. Every such movement names its provider (the callback's), round found or not.
-* The readers take past days from the rollup tables and fold today, and any past day never
-  rolled, live from the source tables (``plan``): the same fold, never written by a read.
-  A range of rolled past days reads no ledger row.
+* The readers take past days from the rollup tables; today (rolled by the job up to a
+  cutoff ``FOLD_LAG`` behind its clock, marked on ``report_days``) is its rollup rows plus a
+  live fold of the rows since the cutoff, its distinct players counted once across the
+  cutoff (``_fold_since``); a day never rolled is folded live whole (``plan``): the same
+  fold, never written by a read. A range of rolled past days reads no ledger row.
 """
 
 from __future__ import annotations
@@ -699,7 +701,7 @@ def _money(t: Totals, currency: str) -> dict[str, str]:
 def financial_report(
     date_from: date, date_to: date, *, currency: str, group: str = "day"
 ) -> financial.FinancialReport:
-    """``financial.financial``'s report, from the rollups (and today live): the same figures,
+    """``financial.financial``'s report, from the rollups (today incrementally): the same figures,
     without scanning the ledger for the past days."""
     if group not in financial.GROUPS:
         raise ValueError(f"group is one of {', '.join(financial.GROUPS)}")
@@ -934,7 +936,7 @@ def providers_report(
     date_from: date, date_to: date, *, currency: str
 ) -> list[financial.ProviderRow]:
     """``financial.providers``'s rows (every provider, by name) with the money and rounds from
-    the rollups (today live) and the callback counts from the callback log."""
+    the rollups (today incrementally) and the callback counts from the callback log."""
     currency = currency.upper()
     totals = {t.provider_id: t for t in provider_totals(date_from, date_to, currency=currency)}
     out: dict[str, financial.ProviderRow] = {}
