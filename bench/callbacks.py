@@ -183,7 +183,9 @@ def seed(
             games.import_games(
                 PROVIDER, [{"external_id": GAME, "name": "Bench", "category": "dice"}]
             )
-        game_id = db.session.execute(sa.text("SELECT id FROM games")).scalar_one()
+        game_id = db.session.execute(
+            sa.text("SELECT id FROM games WHERE external_id = :g"), {"g": GAME}
+        ).scalar_one()
         if engagement:
             seed_engagement()
         for i in range(players):

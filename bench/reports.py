@@ -14,19 +14,28 @@ What it does:
    one provider transaction and one ``bet`` ledger row each, spread uniformly over the 90 days
    up to now; a third of the rounds win (paid so that each game's RTP comes near 96 %, one
    game near 90 %: the RTP check must flag it), each win with its provider transaction and
-   ``win`` ledger row; one deposit per 25 bets. Then ``ANALYZE``.
+   ``win`` ledger row; one deposit per 25 bets, in large ``INSERT ... SELECT`` statements,
+   with the big tables' secondary indexes, unique and foreign-key constraints dropped during
+   the load and built once after it. Then ``VACUUM ANALYZE``.
 3. Times, from the raw tables (nothing rolled yet): ``financial.financial`` over the 90 days
    (what the financial report did before the rollups) and ``rollups.dashboard`` (every day
    folded live: the same figures computed from the ledger).
 4. Rolls every day (``rollups.rollup_day``, what the periodic job and ``flask jackpotx
    reports rollup`` run) and times each.
-5. Times the same answers from the rollups (``rollups.financial_report`` and
+5. Times today folded whole from the raw tables (what every read did before the incremental
+   fold) against ``rollups.plan`` for today (the rollup rows to the cutoff + the rows since),
+   and the same answers from the rollups (``rollups.financial_report`` and
    ``rollups.dashboard``: the 89 past days from the rollup tables, today folded live), the
    per-provider analytics and the RTP check; checks that raw and rolled answers agree.
 6. Prints, as its last line:
    ``bets=<n> financial_raw_s=.. financial_rollup_s=.. dashboard_raw_s=..
    dashboard_rollup_s=.. rollup_day_mean_s=.. rollup_day_max_s=.. rtp_check_s=..``
-   (a rollup-based figure is the median of ``--reads`` runs; a raw one is the best of 2).
+   (a rollup-based figure is the median of ``--reads`` runs; a raw one is the best of 2),
+   plus ``today_full_s`` / ``today_incremental_s``.
+7. ``--callbacks SECONDS``: signed bet callbacks (``bench/callbacks.py``'s players, provider,
+   gunicorn and load generator, 4 connections, one worker) against this database, in four
+   phases: alone, while the rollup reports loop, while the raw 90-day report loops, alone
+   again; prints ``callbacks_p50_ms ... callbacks_p99_ms ...`` for each.
 """
 
 from __future__ import annotations
@@ -65,6 +74,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--db-name", default="jackpotx_bench_reports")
     p.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     p.add_argument("--keep-db", action="store_true", help="do not drop the database afterwards")
+    p.add_argument(
+        "--callbacks",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="then run bench/callbacks.py's signed bets (4 connections, one gunicorn worker)\n"
+        "against this database for SECONDS per phase: alone, while the rollup reports loop,\n"
+        "while the raw 90-day report loops, alone again (callback p50/p99 of each)",
+    )
+    p.add_argument(
+        "--no-raw-dashboard",
+        action="store_true",
+        help="skip the dashboard folded live over 90 days (minutes at millions of bets)",
+    )
     return p.parse_args()
 
 
@@ -74,7 +97,7 @@ SEED_SQL = [
     INSERT INTO users (id, username, email, password_hash, role_id, status, currency,
         marketing_consent, totp_enabled, failed_logins, kyc_status, kyc_level,
         created_at, updated_at)
-    SELECT :uid0 + k, 'bench' || k, 'bench' || k || '@example.test', 'x', 2, 'active', 'EUR',
+    SELECT :uid0 + k, 'player' || k, 'player' || k || '@example.test', 'x', 2, 'active', 'EUR',
         false, false, 0, 'none', 0, :t0, :t0
     FROM generate_series(1, :players) AS k
     """,
@@ -154,6 +177,41 @@ SEED_SQL = [
 ]
 
 
+#: The tables the seed fills with millions of rows.
+BIG_TABLES = ("ledger_transactions", "game_rounds", "provider_transactions")
+
+
+def _drop_secondary(conn: Any) -> list[str]:
+    """Drop the big tables' secondary indexes and their unique and foreign-key constraints;
+    return the statements that put them back (constraints after indexes)."""
+    tables = {"t": list(BIG_TABLES)}
+    constraints = conn.execute(
+        sa.text(
+            "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.contype"
+            " FROM pg_constraint c WHERE c.conrelid::regclass::text = ANY(:t)"
+            " AND c.contype IN ('u', 'f')"
+        ),
+        tables,
+    ).all()
+    indexes = conn.execute(
+        sa.text(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = ANY(:t)"
+            " AND i.indexname NOT IN (SELECT conname FROM pg_constraint"
+            " WHERE contype IN ('p', 'u'))"
+        ),
+        tables,
+    ).all()
+    restore = [defn for _, defn in indexes]
+    # Unique constraints first (their indexes), foreign keys last.
+    for table, name, _defn, _ in sorted(constraints, key=lambda c: c[3] == "f", reverse=True):
+        conn.execute(sa.text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
+    for table, name, defn, _ in sorted(constraints, key=lambda c: c[3] == "f"):
+        restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {defn}')
+    for name, _ in indexes:
+        conn.execute(sa.text(f'DROP INDEX "{name}"'))
+    return restore
+
+
 def seed(args: argparse.Namespace, now: datetime) -> None:
     from decimal import Decimal
 
@@ -197,6 +255,12 @@ def seed(args: argparse.Namespace, now: datetime) -> None:
     }
     with db.engine.begin() as conn:
         conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+        conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
+        # Bulk load: the big tables' secondary indexes, unique and foreign-key constraints
+        # are dropped before the load and built once after it (a b-tree built from sorted
+        # input instead of millions of single inserts, no per-row FK lookups).
+        deferred = _drop_secondary(conn)
         conn.execute(sa.text("CREATE UNLOGGED TABLE bench_games (n int, game_id bigint)"))
         conn.execute(
             sa.text("INSERT INTO bench_games VALUES (:n, :g)"),
@@ -209,6 +273,13 @@ def seed(args: argparse.Namespace, now: datetime) -> None:
             print(f"  {time.perf_counter() - t0:6.1f} s  {first}", flush=True)
         conn.execute(sa.text("DROP TABLE bench_games"))
         conn.execute(sa.text("UPDATE games SET rtp = 96.00"))
+        t0 = time.perf_counter()
+        for statement in deferred:
+            conn.execute(sa.text(statement))
+        print(
+            f"  {time.perf_counter() - t0:6.1f} s  {len(deferred)} indexes and constraints built",
+            flush=True,
+        )
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
 
@@ -231,6 +302,84 @@ def best(fn: Callable[[], Any], n: int) -> tuple[float, Any]:
 def median(fn: Callable[[], Any], n: int) -> tuple[float, Any]:
     runs = [timed(fn) for _ in range(n)]
     return statistics.median(r[0] for r in runs), runs[-1][1]
+
+
+def _report_loop(app: Any, fns: list[Callable[[], Any]], stop: Any, done: list[int]) -> None:
+    """Run the reports back to back until ``stop`` is set (one request's session each)."""
+    from app.core.extensions import db
+
+    with app.app_context():
+        while not stop.is_set():
+            for fn in fns:
+                fn()
+                db.session.rollback()
+                done[0] += 1
+
+
+def callbacks_under_reports(
+    args: argparse.Namespace,
+    app: Any,
+    db_url: str,
+    raw: Callable[[], Any],
+    rolled: list[Callable[[], Any]],
+) -> None:
+    """Signed bet callbacks against a live gunicorn on this database, in phases of
+    ``--callbacks`` seconds: alone, while the rollup reports run back to back in this process,
+    while the raw 90-day financial report runs, alone again. Prints p50/p99 of each."""
+    import threading
+
+    from bench import callbacks as cb
+
+    cb_args = argparse.Namespace(
+        seconds=args.callbacks, redis=args.redis, log_level="WARNING", workers=1
+    )
+    env = cb.app_env(cb_args, db_url)
+    saved = dict(os.environ)
+    secret, tokens, _ = cb.seed(env, 100)
+    os.environ.clear()
+    os.environ.update(saved)
+    port = cb.free_port()
+    server = cb.start_server(env, port)
+    target = cb.Target("jackpotx", port, f"/api/provider-callback/{cb.PROVIDER}", server)
+    print(f"callbacks while reports run (4 connections, {args.callbacks:.0f} s per phase):")
+    reports_done: dict[str, int] = {}
+    try:
+        phases: list[tuple[str, list[Callable[[], Any]]]] = [
+            ("idle", []),
+            ("roll", rolled),
+            ("raw", [raw]),
+            ("idl2", []),
+        ]
+        for phase, fns in phases:
+            stop = threading.Event()
+            done = [0]
+            thread = (
+                threading.Thread(target=_report_loop, args=(app, fns, stop, done), daemon=True)
+                if fns
+                else None
+            )
+            if thread is not None:
+                thread.start()
+            cb.load(cb_args, target, secret, tokens, phase=phase, connections=4)
+            stop.set()
+            if thread is not None:
+                thread.join()
+            reports_done[phase] = done[0]
+    finally:
+        cb.stop_server(target.proc)
+    r = target.results
+    print(
+        "  reports answered during the phase: "
+        + ", ".join(f"{k} {v}" for k, v in reports_done.items() if v)
+    )
+    print(
+        f"callbacks_p50_ms idle={r['idle']['p50']:.1f} rollup_reports={r['roll']['p50']:.1f}"
+        f" raw_report={r['raw']['p50']:.1f} idle_again={r['idl2']['p50']:.1f}"
+        f" callbacks_p99_ms idle={r['idle']['p99']:.1f} rollup_reports={r['roll']['p99']:.1f}"
+        f" raw_report={r['raw']['p99']:.1f} idle_again={r['idl2']['p99']:.1f}"
+        f" load={os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -296,8 +445,10 @@ def main() -> None:
 
             fin_raw_s, raw_report = best(fin_raw, 2)
             print(f"financial report, 90 days, raw ledger: {fin_raw_s:.2f} s", flush=True)
-            dash_raw_s, raw_dash = timed(dash)
-            print(f"dashboard, 90 days, every day folded live: {dash_raw_s:.2f} s", flush=True)
+            dash_raw_s, raw_dash = float("nan"), None
+            if not args.no_raw_dashboard:
+                dash_raw_s, raw_dash = timed(dash)
+                print(f"dashboard, 90 days, every day folded live: {dash_raw_s:.2f} s", flush=True)
 
             per_day: list[float] = []
             for i, day in enumerate(rollups.days_between(first - timedelta(days=1), today)):
@@ -312,6 +463,15 @@ def main() -> None:
                 flush=True,
             )
 
+            # Today: folded whole from the raw tables (what every read did before the
+            # incremental fold) vs its rollup rows up to the cutoff plus the rows since.
+            today_full_s, _ = median(lambda: rollups._fold_day(today), args.reads)
+            today_inc_s, _ = median(lambda: rollups.plan(today, today), args.reads)
+            print(
+                f"today: whole day folded live {today_full_s * 1000:.0f} ms,"
+                f" rollup to the cutoff + live since {today_inc_s * 1000:.0f} ms",
+                flush=True,
+            )
             fin_rolled_s, rolled_report = median(fin_rolled, args.reads)
             dash_rolled_s, rolled_dash = median(dash, args.reads)
             prov_s, _ = median(by_provider, args.reads)
@@ -319,7 +479,9 @@ def main() -> None:
             assert [r.figures() for r in rolled_report.rows] == [
                 r.figures() for r in raw_report.rows
             ], "the rollups and the ledger disagree"
-            assert rolled_dash["totals"] == raw_dash["totals"], "dashboards disagree"
+            assert raw_dash is None or rolled_dash["totals"] == raw_dash["totals"], (
+                "dashboards disagree"
+            )
             flagged = [m for m in result.measures if m.verdict == "outside"]
             print(
                 f"from rollups (today live): financial {fin_rolled_s * 1000:.0f} ms,"
@@ -335,7 +497,10 @@ def main() -> None:
                 f" dashboard_rollup_s={dash_rolled_s:.3f}"
                 f" rollup_day_mean_s={statistics.mean(per_day):.2f}"
                 f" rollup_day_max_s={max(per_day):.2f} rtp_check_s={rtp_s:.3f}"
+                f" today_full_s={today_full_s:.3f} today_incremental_s={today_inc_s:.3f}"
             )
+            if args.callbacks > 0:
+                callbacks_under_reports(args, app, db_url, fin_raw, [fin_rolled, dash])
             db.session.remove()
             db.engine.dispose()
     finally:

@@ -183,13 +183,15 @@ class DailyProviderRollup(Model):
 
 class RolledDay(Model):
     """A UTC day ``rollup_day`` has folded: the readers take its figures from the rollup tables
-    (no row there = nothing happened). A day without this mark (never rolled) and today are
-    folded live from the source tables."""
+    (no row there = nothing happened). A day without this mark (never rolled) is folded live
+    from the source tables. ``cutoff`` set: the rows hold the day up to that instant only
+    (today, folded incrementally); the readers add a live fold of the rest."""
 
     __tablename__ = "report_days"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     rolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cutoff: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 RTP_FLAG_STATUSES = ("open", "acknowledged", "cleared")

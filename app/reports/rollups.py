@@ -16,9 +16,11 @@ Invariants:
   ``provider_transaction``), attributed through the callback's round (a refund or rollback
   through the round of the transaction it names); what no round claims goes to ``game_id``
   NULL. Every such movement names its provider (the callback's), round found or not.
-* The readers take past days from the rollup tables and fold today, and any past day never
-  rolled, live from the source tables (``plan``): the same fold, never written by a read.
-  A range of rolled past days reads no ledger row.
+* The readers take past days from the rollup tables; today (rolled by the job up to a
+  cutoff ``FOLD_LAG`` behind its clock, marked on ``report_days``) is its rollup rows plus a
+  live fold of the rows since the cutoff, its distinct players counted once across the
+  cutoff (``_fold_since``); a day never rolled is folded live whole (``plan``): the same
+  fold, never written by a read. A range of rolled past days reads no ledger row.
 """
 
 from __future__ import annotations
@@ -108,9 +110,12 @@ def _credit() -> Any:
     return case((_moved() > 0, True), else_=False).label("credit")
 
 
-def _fold_day(day: date) -> Fold:
-    """Compute ``day`` from the source tables (read-only)."""
-    start, end = financial._bounds(day, day)
+def _fold_day(day: date, start: datetime | None = None, end: datetime | None = None) -> Fold:
+    """Compute ``day`` from the source tables (read-only); with ``start`` / ``end``, only the
+    part of the day in ``[start, end)`` (a first deposit is still one with no deposit before
+    the day)."""
+    day_start, day_end = financial._bounds(day, day)
+    start, end = start or day_start, end or day_end
     t = LedgerTransaction
     in_day = (t.created_at >= start, t.created_at < end)
     out: dict[str, _Day] = {}
@@ -146,7 +151,7 @@ def _fold_day(day: date) -> Fold:
             earlier.user_id == t.user_id,
             earlier.currency == t.currency,
             earlier.type == "deposit",
-            earlier.created_at < start,
+            earlier.created_at < day_start,
         )
         .exists()
     )
@@ -229,15 +234,14 @@ def _game_key(game_id: Any) -> int | None:
     return None if game_id is None else int(game_id)
 
 
-def _fold_games(
-    day: date, start: datetime, end: datetime
-) -> tuple[dict[tuple[str, int | None], _Game], dict[tuple[str, int], _Provider]]:
+def _attributed(start: datetime, end: datetime, *extra: Any) -> Any:
+    """The game movements of ``[start, end)`` with their provider and game (a subquery)."""
     t = LedgerTransaction
     pt = aliased(ProviderTransaction)
     ref = aliased(ProviderTransaction)
     rnd = aliased(GameRound)
     round_ext = func.coalesce(pt.external_round_id, ref.external_round_id)
-    attributed = (
+    return (
         select(
             t.id.label("id"),
             t.currency.label("currency"),
@@ -261,9 +265,16 @@ def _fold_games(
             t.created_at >= start,
             t.created_at < end,
             t.type.in_(GAME_TYPES),
+            *extra,
         )
         .subquery()
     )
+
+
+def _fold_games(
+    day: date, start: datetime, end: datetime
+) -> tuple[dict[tuple[str, int | None], _Game], dict[tuple[str, int], _Provider]]:
+    attributed = _attributed(start, end)
     a = attributed.c
     credit = case((a.moved > 0, True), else_=False)
     out: dict[tuple[str, int | None], _Game] = {}
@@ -329,10 +340,23 @@ def _fold_games(
     return out, by_provider
 
 
-def rollup_day(day: date) -> int:
+#: How far behind the clock an incremental fold stops: a row dated before the cutoff but
+#: committed after the fold read the day (a transaction still open when the fold ran) is
+#: only missed if it commits more than this after its ``created_at``; the next fold (every
+#: 5 minutes, and the day re-folded whole once it is over) counts it in any case.
+FOLD_LAG = timedelta(minutes=2)
+
+
+def rollup_day(day: date, *, now: datetime | None = None) -> int:
     """Recompute ``day`` (UTC) from the ledger, bets and payments and replace its rollup rows,
-    in one transaction, and mark the day rolled. Returns the number of ``report_daily`` rows
-    written."""
+    in one transaction, and mark the day rolled. A day not over ``FOLD_LAG`` ago (today) is
+    folded up to ``now - FOLD_LAG`` only, and the mark carries that cutoff: the readers add
+    the rest live. Returns the number of ``report_daily`` rows written."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    day_start, day_end = financial._bounds(day, day)
+    cutoff: datetime | None = None
+    if day_end > now - FOLD_LAG:
+        cutoff = max(day_start, now - FOLD_LAG)
     with atomic():
         if db.session.get_bind().dialect.name == "postgresql":
             # Two runs of one day (the periodic job and a backfill) take turns: the second
@@ -341,15 +365,16 @@ def rollup_day(day: date) -> int:
                 text("SELECT pg_advisory_xact_lock(:a, :b)"),
                 {"a": _ROLLUP_LOCK, "b": day.toordinal()},
             )
-        fold = _fold_day(day)
+        fold = _fold_day(day, day_start, cutoff or day_end)
         for model in (DailyRollup, DailyGameRollup, DailyProviderRollup):
             db.session.execute(delete(model).where(model.day == day))
         db.session.add_all([*fold.daily, *fold.games, *fold.providers])
         mark = db.session.get(RolledDay, day)
         if mark is None:
-            db.session.add(RolledDay(day=day, rolled_at=datetime.now(UTC)))
+            db.session.add(RolledDay(day=day, rolled_at=datetime.now(UTC), cutoff=cutoff))
         else:
             mark.rolled_at = datetime.now(UTC)
+            mark.cutoff = cutoff
     return len(fold.daily)
 
 
@@ -380,15 +405,16 @@ def rollup_recent(now: datetime | None = None) -> list[date]:
     """The periodic job: today's partial day and yesterday (late callbacks, refunds), then up
     to ``CATCH_UP_PER_RUN`` of the most recent days of the last ``CATCH_UP_DAYS`` never rolled.
     Returns the days rolled."""
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    today = now.date()
     done = [today - timedelta(days=1), today]
     for day in done:
-        rollup_day(day)
+        rollup_day(day, now=now)
     oldest = today - timedelta(days=CATCH_UP_DAYS)
     marked = set(db.session.scalars(select(RolledDay.day).where(RolledDay.day >= oldest)))
     missing = [d for d in days_between(oldest, today - timedelta(days=2)) if d not in marked]
     for day in sorted(missing, reverse=True)[:CATCH_UP_PER_RUN]:
-        rollup_day(day)
+        rollup_day(day, now=now)
         done.append(day)
     return done
 
@@ -461,19 +487,183 @@ class Plan:
         return sorted(self.live)
 
 
-def plan(date_from: date, date_to: date, *, today: date | None = None) -> Plan:
+def plan(date_from: date, date_to: date, *, now: datetime | None = None) -> Plan:
+    """Past days rolled whole come from the rollup tables; a day rolled up to a cutoff
+    (today) is its rollup rows plus a live fold since the cutoff (minutes of rows); a day
+    never rolled is folded live whole."""
     check_range(date_from, date_to)
-    today = today or datetime.now(UTC).date()
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    today = now.date()
     last = min(date_to, today)
-    rolled = set(
-        db.session.scalars(
-            select(RolledDay.day).where(
-                RolledDay.day >= date_from, RolledDay.day <= last, RolledDay.day < today
+    marks = dict(
+        db.session.execute(
+            select(RolledDay.day, RolledDay.cutoff).where(
+                RolledDay.day >= date_from, RolledDay.day <= last
             )
-        )
+        ).all()
     )
-    live = {d: _fold_day(d) for d in days_between(date_from, last) if d not in rolled}
+    rolled = {d for d, cutoff in marks.items() if cutoff is None and d < today}
+    live: dict[date, Fold] = {}
+    for d in days_between(date_from, last):
+        if d in rolled:
+            continue
+        cutoff = marks.get(d)
+        live[d] = _fold_since(d, cutoff) if cutoff is not None else _fold_day(d)
     return Plan(date_from, date_to, max(rolled) if rolled else None, live)
+
+
+@dataclass
+class _Players:
+    """Who did what in a window, per key: the distinct counts of two windows of one day do
+    not add up, their sets do."""
+
+    bettors: dict[str, set[int]] = field(default_factory=dict)
+    depositors: dict[str, set[int]] = field(default_factory=dict)
+    first_depositors: dict[str, set[int]] = field(default_factory=dict)
+    games: dict[tuple[str, int | None], set[int]] = field(default_factory=dict)
+    providers: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+
+    def users(self) -> set[int]:
+        out: set[int] = set()
+        for group in (self.bettors, self.depositors):
+            for users in group.values():
+                out |= users
+        return out
+
+
+#: Users per ``IN`` list when a window's players are looked up in the earlier part of the day.
+_USERS_CHUNK = 2000
+
+
+def _players(day: date, start: datetime, end: datetime, users: set[int] | None = None) -> _Players:
+    """The bettors (per currency, game, provider) and depositors of ``[start, end)`` of
+    ``day``; with ``users``, only those (looked up through the (user, created_at) index)."""
+    out = _Players()
+    if users is not None and not users:
+        return out
+    chunks: list[list[int] | None] = [None]
+    if users is not None:
+        ordered = sorted(users)
+        chunks = [ordered[i : i + _USERS_CHUNK] for i in range(0, len(ordered), _USERS_CHUNK)]
+    day_start = financial._bounds(day, day)[0]
+    t = LedgerTransaction
+    for chunk in chunks:
+        only = [t.user_id.in_(chunk)] if chunk is not None else []
+        in_window = (t.created_at >= start, t.created_at < end, *only)
+        for currency, user_id in db.session.execute(
+            select(t.currency, t.user_id).where(*in_window, t.type == "bet").distinct()
+        ).all():
+            out.bettors.setdefault(currency, set()).add(int(user_id))
+        earlier = aliased(LedgerTransaction)
+        first = (
+            select(earlier.id)
+            .where(
+                earlier.user_id == t.user_id,
+                earlier.currency == t.currency,
+                earlier.type == "deposit",
+                earlier.created_at < day_start,
+            )
+            .exists()
+        )
+        for currency, user_id, is_first in db.session.execute(
+            select(t.currency, t.user_id, ~first).where(*in_window, t.type == "deposit").distinct()
+        ).all():
+            out.depositors.setdefault(currency, set()).add(int(user_id))
+            if is_first:
+                out.first_depositors.setdefault(currency, set()).add(int(user_id))
+        a = _attributed(start, end, *only).c
+        for currency, game_id, provider_id, user_id in db.session.execute(
+            select(a.currency, a.game_id, a.provider_id, a.user_id)
+            .where(a.type == "bet")
+            .distinct()
+        ).all():
+            out.games.setdefault((currency, _game_key(game_id)), set()).add(int(user_id))
+            out.providers.setdefault((currency, int(provider_id)), set()).add(int(user_id))
+    return out
+
+
+def _new(now: set[int] | None, before: set[int] | None) -> int:
+    return len((now or set()) - (before or set()))
+
+
+def _copy(row: Any) -> Any:
+    """A detached copy of a rollup row (the reader adds to it; the session never sees it)."""
+    model = type(row)
+    return model(**{c.key: getattr(row, c.key) for c in model.__table__.columns})
+
+
+def _fold_since(day: date, cutoff: datetime) -> Fold:
+    """``day`` as its rollup rows (folded up to ``cutoff``) plus a live fold of
+    ``[cutoff, end of day)``: the money adds up, the distinct players of the live part are
+    counted only if the earlier part of the day does not hold them already."""
+    day_start, day_end = financial._bounds(day, day)
+    delta = _fold_day(day, cutoff, day_end)
+    since = _players(day, cutoff, day_end)
+    before = _players(day, day_start, cutoff, since.users())
+    daily = {
+        r.currency: _copy(r)
+        for r in db.session.scalars(select(DailyRollup).where(DailyRollup.day == day))
+    }
+    for r in delta.daily:
+        d = daily.setdefault(r.currency, _zero(DailyRollup, day, currency=r.currency))
+        for name in (
+            "stakes",
+            "wins",
+            "ggr",
+            "bets_count",
+            "bonus_cost",
+            "payment_fees",
+            "deposits",
+            "withdrawals",
+        ):
+            setattr(d, name, getattr(d, name) + getattr(r, name))
+        d.rolled_at = r.rolled_at
+        d.unique_players += _new(since.bettors.get(r.currency), before.bettors.get(r.currency))
+        d.depositors += _new(since.depositors.get(r.currency), before.depositors.get(r.currency))
+        d.first_depositors += _new(
+            since.first_depositors.get(r.currency), before.depositors.get(r.currency)
+        )
+    games: dict[tuple[str, int | None], DailyGameRollup] = {
+        (rg.currency, _game_key(rg.game_id)): _copy(rg)
+        for rg in db.session.scalars(select(DailyGameRollup).where(DailyGameRollup.day == day))
+    }
+    for rg in delta.games:
+        key = (rg.currency, _game_key(rg.game_id))
+        g = games.setdefault(
+            key, _zero(DailyGameRollup, day, currency=rg.currency, game_id=rg.game_id)
+        )
+        for name in ("stakes", "wins", "ggr", "bets_count"):
+            setattr(g, name, getattr(g, name) + getattr(rg, name))
+        g.unique_players += _new(since.games.get(key), before.games.get(key))
+    providers: dict[tuple[str, int], DailyProviderRollup] = {
+        (rp.currency, int(rp.provider_id)): _copy(rp)
+        for rp in db.session.scalars(
+            select(DailyProviderRollup).where(DailyProviderRollup.day == day)
+        )
+    }
+    for rp in delta.providers:
+        pkey = (rp.currency, int(rp.provider_id))
+        v = providers.setdefault(
+            pkey, _zero(DailyProviderRollup, day, currency=rp.currency, provider_id=rp.provider_id)
+        )
+        for name in ("stakes", "wins", "ggr", "bonus_stakes", "bets_count", "rounds"):
+            setattr(v, name, getattr(v, name) + getattr(rp, name))
+        v.unique_players += _new(since.providers.get(pkey), before.providers.get(pkey))
+    return Fold(
+        day,
+        [daily[k] for k in sorted(daily)],
+        list(games.values()),
+        [providers[k] for k in sorted(providers)],
+    )
+
+
+def _zero(model: Any, day: date, **keys: Any) -> Any:
+    values: dict[str, Any] = {
+        c.key: 0
+        for c in model.__table__.columns
+        if c.key not in ("id", "day", "rolled_at", *keys) and not c.primary_key
+    }
+    return model(day=day, rolled_at=datetime.now(UTC), **keys, **values)
 
 
 def _rolled_filter(model: Any, p: Plan) -> list[Any]:
@@ -511,7 +701,7 @@ def _money(t: Totals, currency: str) -> dict[str, str]:
 def financial_report(
     date_from: date, date_to: date, *, currency: str, group: str = "day"
 ) -> financial.FinancialReport:
-    """``financial.financial``'s report, from the rollups (and today live): the same figures,
+    """``financial.financial``'s report, from the rollups (today incrementally): the same figures,
     without scanning the ledger for the past days."""
     if group not in financial.GROUPS:
         raise ValueError(f"group is one of {', '.join(financial.GROUPS)}")
@@ -746,7 +936,7 @@ def providers_report(
     date_from: date, date_to: date, *, currency: str
 ) -> list[financial.ProviderRow]:
     """``financial.providers``'s rows (every provider, by name) with the money and rounds from
-    the rollups (today live) and the callback counts from the callback log."""
+    the rollups (today incrementally) and the callback counts from the callback log."""
     currency = currency.upper()
     totals = {t.provider_id: t for t in provider_totals(date_from, date_to, currency=currency)}
     out: dict[str, financial.ProviderRow] = {}
