@@ -1,7 +1,7 @@
 """report_days.cutoff: a day folded up to a point in time (today's incremental fold)
 
 Revision ID: 0032
-Revises: 0027
+Revises: 0031
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import app.core.base
 
 revision = "0032"
-down_revision = "0027"
+down_revision = "0031"
 branch_labels = None
 depends_on = None
 
