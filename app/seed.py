@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.affiliates import program as affiliates
 from app.bonus import loyalty, promotions, redemption
 from app.bonus.models import LoyaltyReward, Promotion
-from app.compliance import kyc
+from app.compliance import kyc, responsible_gaming
 from app.compliance.models import KycSubmission
 from app.core.base import utcnow
 from app.core.extensions import db
@@ -628,6 +628,9 @@ def _seed_player_referral() -> list[str]:
 def _demo_deposit(player: User, amount: str) -> None:
     import json
 
+    # The demo player answered the deposit-limit prompt (UKGC RTS 12A) before depositing.
+    if responsible_gaming.deposit_limit_prompt(player.id)["answer"] is None:
+        responsible_gaming.answer_deposit_limit_prompt(player, "declined")
     txn = deposits.create_deposit(player, amount=amount, currency="EUR", method="sandbox")
     body = json.dumps(
         {

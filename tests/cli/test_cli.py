@@ -73,7 +73,9 @@ def test_users_create_refuses_weak_password_and_unknown_role(runner):
     )
 
 
-def test_seed_demo_is_idempotent(runner):
+def test_seed_demo_is_idempotent(runner, app, monkeypatch):
+    # As `make run` seeds: the deposit-limit prompt gates first deposits (the default).
+    monkeypatch.setitem(app.config, "DEPOSIT_LIMIT_PROMPT_REQUIRED", True)
     first = runner.invoke(args=["jackpotx", "seed-demo"])
     assert first.exit_code == 0, first.output
     count = db.session.scalar(sa.select(sa.func.count(User.id)))
