@@ -52,6 +52,7 @@ PAGES = {
     "/admin/reports/players": {"admin", "manager"},
     "/admin/settings": {"admin"},
     "/admin/support": {"admin", "manager", "support"},
+    "/admin/erasure-requests": {"admin", "manager", "support"},
     "/admin/crm/segments": {"admin", "manager"},
     "/admin/crm/segments/new": {"admin", "manager"},
     "/admin/crm/broadcasts": {"admin", "manager"},

@@ -66,6 +66,10 @@ PAGES = [
     "/admin/settings",
     "/admin/jobs",
     "/admin/exports",
+    "/admin/support",
+    "/admin/crm/segments",
+    "/admin/crm/broadcasts",
+    "/admin/erasure-requests",
 ]
 
 

@@ -18,6 +18,7 @@ from app.blueprints.console import (  # noqa: F401 - each module registers its v
     payments_views,
     play_views,
     players,
+    privacy_views,
     prizes_views,
     promotions_views,
     reports_views,

@@ -136,6 +136,7 @@ NAV: list[NavItem] = [
         ),
     ),
     NavItem("console.affiliates_page", "Affiliates", "affiliates.read"),
+    NavItem("console.erasure_requests", "Erasure requests", "players.read"),
     NavItem("console.audit_log", "Audit log", "audit.read"),
     NavItem("console.staff", "Staff", "staff.manage", ("console.staff_new",)),
     NavItem("console.settings", "Settings", "settings.manage"),
