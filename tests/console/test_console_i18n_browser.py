@@ -31,6 +31,17 @@ def _set_field(driver, element_id: str, text: str) -> None:
     field.send_keys(text)
 
 
+def _page_language(driver) -> str | None:
+    """The page's ``lang``; ``None`` while the browser is between two documents (the old
+    ``<html>`` node is gone: Chrome answers a WebDriverException, not a stale element)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return driver.execute_script("return document.documentElement.lang")
+    except WebDriverException:
+        return None
+
+
 def test_an_admin_switches_to_german_and_edits_an_email_template(
     live_server,  # noqa: F811 - the fixture imported above
     browser,  # noqa: F811 - the fixture imported above
@@ -47,7 +58,7 @@ def test_an_admin_switches_to_german_and_edits_an_email_template(
 
     Select(browser.find_element(By.ID, "language-select")).select_by_value("de")
     browser.find_element(By.CSS_SELECTOR, "#language-switcher button[type=submit]").click()
-    _wait(browser, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de")
+    _wait(browser, lambda d: _page_language(d) == "de")
     labels = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav .nav a")]
     assert {"Spieler", "Auszahlungen", "Einstellungen", "E-Mail-Vorlagen"} <= set(labels)
     assert "Dashboard" in browser.title
