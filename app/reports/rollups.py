@@ -110,6 +110,21 @@ def _credit() -> Any:
     return case((_moved() > 0, True), else_=False).label("credit")
 
 
+def _deposited_before(t: Any, day_start: datetime) -> Any:
+    """EXISTS: the ledger row's player deposited in its currency before ``day_start``."""
+    earlier = aliased(LedgerTransaction)
+    return (
+        select(earlier.id)
+        .where(
+            earlier.user_id == t.user_id,
+            earlier.currency == t.currency,
+            earlier.type == "deposit",
+            earlier.created_at < day_start,
+        )
+        .exists()
+    )
+
+
 def _fold_day(day: date, start: datetime | None = None, end: datetime | None = None) -> Fold:
     """Compute ``day`` from the source tables (read-only); with ``start`` / ``end``, only the
     part of the day in ``[start, end)`` (a first deposit is still one with no deposit before
@@ -144,17 +159,7 @@ def _fold_day(day: date, start: datetime | None = None, end: datetime | None = N
     ).all():
         row(currency).bets_count, row(currency).unique_players = int(n), int(players)
 
-    earlier = aliased(LedgerTransaction)
-    first = (
-        select(earlier.id)
-        .where(
-            earlier.user_id == t.user_id,
-            earlier.currency == t.currency,
-            earlier.type == "deposit",
-            earlier.created_at < day_start,
-        )
-        .exists()
-    )
+    first = _deposited_before(t, day_start)
     for currency, depositors, firsts in db.session.execute(
         select(
             t.currency,
@@ -554,17 +559,7 @@ def _players(day: date, start: datetime, end: datetime, users: set[int] | None =
             select(t.currency, t.user_id).where(*in_window, t.type == "bet").distinct()
         ).all():
             out.bettors.setdefault(currency, set()).add(int(user_id))
-        earlier = aliased(LedgerTransaction)
-        first = (
-            select(earlier.id)
-            .where(
-                earlier.user_id == t.user_id,
-                earlier.currency == t.currency,
-                earlier.type == "deposit",
-                earlier.created_at < day_start,
-            )
-            .exists()
-        )
+        first = _deposited_before(t, day_start)
         for currency, user_id, is_first in db.session.execute(
             select(t.currency, t.user_id, ~first).where(*in_window, t.type == "deposit").distinct()
         ).all():
