@@ -73,10 +73,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)  # first request hooks: the gates' answers are timed too
     db.init_app(app)
     from app import models  # noqa: F401 - registers every table on the metadata
+    from app.core import prepared
     from app.core.db import install_timeouts
 
     with app.app_context():
         install_timeouts(app)
+        prepared.install(app)
 
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     redis_store.init_app(app)

@@ -73,8 +73,8 @@ def install() -> None:
     # time, once per tournament, claim and kind). ``loyalty.sweep`` and ``tournaments.sweep``
     # redo what a process that died between commit and this step did not; settlement scores
     # whatever is left before the end first.
-    play_events.register(loyalty.on_play, after_commit=True)
-    play_events.register(tournaments.on_play, after_commit=True)
+    play_events.register(loyalty.on_play, after_commit=True, batch=loyalty.on_play_batch)
+    play_events.register(tournaments.on_play, after_commit=True, batch=tournaments.on_play_batch)
 
     # Inside a callback, for what play cannot decide alone: free rounds, reported jackpots.
     play_seams.install(free_rounds=free_spins, jackpots=jackpots)

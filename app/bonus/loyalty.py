@@ -31,11 +31,11 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import BigInteger, and_, case, cast, func, literal_column, select, update
+from sqlalchemy import BigInteger, and_, case, cast, func, literal, literal_column, select, update
 
 from app.bonus.models import LoyaltyAccount, LoyaltyEvent, LoyaltyLevel
 from app.core import notifications, settings
-from app.core.base import utcnow
+from app.core.base import UTCDateTime, utcnow
 from app.core.db import atomic, dialect_insert, page_of, table_of
 from app.core.extensions import db
 from app.core.i18n import Msg
@@ -100,9 +100,16 @@ def _move(user_id: int, delta: int) -> None:
             .where(a.user_id == user_id)
             .values(points=a.points + delta, updated_at=utcnow())
         )
-    # The level the new points reach, read by the same statement (no second round trip). The
-    # new row's points are named as text: SQLAlchemy does not correlate a subquery in
-    # RETURNING with the target table (it would read every account's old points).
+    row = db.session.execute(stmt.returning(*_returned_level())).one()
+    _follow_level(user_id, row, raised=delta > 0)
+
+
+def _returned_level() -> tuple[Any, ...]:
+    """``RETURNING`` columns of an account write: the user, the level it holds and the level
+    its new points reach, read by the same statement (no second round trip). The new row's
+    points are named as text: SQLAlchemy does not correlate a subquery in RETURNING with the
+    target table (it would read every account's old points)."""
+    accounts = table_of(LoyaltyAccount)
     earned: Any = literal_column(f"{accounts.name}.points + {accounts.name}.redeemed_points")
     reached = (
         select(LoyaltyLevel.code)
@@ -111,15 +118,20 @@ def _move(user_id: int, delta: int) -> None:
         .limit(1)
         .scalar_subquery()
     )
-    row = db.session.execute(stmt.returning(a.points, a.level_code, reached.label("reached"))).one()
+    return accounts.c.user_id, accounts.c.level_code, reached.label("reached")
+
+
+def _follow_level(user_id: int, row: Any, *, raised: bool) -> None:
+    """Keep the account's level in step with what its write returned (``_returned_level``)."""
+    accounts = table_of(LoyaltyAccount)
     level = row.reached
     if level != row.level_code:
         db.session.execute(
             update(accounts)
-            .where(a.user_id == user_id)
+            .where(accounts.c.user_id == user_id)
             .values(level_code=level, level_reached_at=utcnow())
         )
-        if delta > 0 and level is not None:
+        if raised and level is not None:
             _level_up_notice(user_id, level)
     # The ORM may hold a stale copy of this row (profile read earlier in the request).
     cached = db.session.identity_map.get(db.session.identity_key(LoyaltyAccount, (user_id,)))
@@ -148,6 +160,77 @@ def on_play(event: play_events.PlayEvent) -> None:
         _wager(event.user_id, event.currency, event.cash_part, event.transaction_id)
     elif event.kind in ("refund", "rollback") and event.reverses == "bet":
         _reverse(event)
+
+
+def on_play_batch(events: list[play_events.PlayEvent]) -> None:
+    """``on_play`` over ``events`` in order, in the caller's transaction: runs of bets are
+    written by one statement (PostgreSQL: the wager events, and each player's points summed
+    into their account); a reversal first flushes the bets before it."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        for event in events:
+            on_play(event)
+        return
+    bets: list[play_events.PlayEvent] = []
+    for event in events:
+        if event.kind == "bet":
+            bets.append(event)
+            continue
+        _wager_many(bets)
+        bets = []
+        on_play(event)
+    _wager_many(bets)
+
+
+def _wager_many(bets: list[play_events.PlayEvent]) -> None:
+    """``_wager`` for each of ``bets`` in one statement (PostgreSQL): the wager events inserted
+    once per claim, then the points each player's new events earned added to their account
+    (one row per player, in player order: two batches lock accounts in the same order)."""
+    now = utcnow()
+    rows = [
+        {
+            "user_id": e.user_id,
+            "kind": "wager",
+            "points": points,
+            "currency": e.currency,
+            "amount": e.cash_part,
+            "provider_transaction_id": e.transaction_id,
+            "created_at": now,
+        }
+        for e in bets
+        if (points := points_for(e.cash_part, e.currency)) > 0
+    ]
+    if not rows:
+        return
+    events, accounts = table_of(LoyaltyEvent), table_of(LoyaltyAccount)
+    inserted = (
+        dialect_insert(events)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["provider_transaction_id"])
+        .returning(events.c.user_id, events.c.points)
+        .cte("inserted")
+    )
+    earned = (
+        select(
+            inserted.c.user_id,
+            cast(func.sum(inserted.c.points), BigInteger).label("points"),
+            literal(0, BigInteger()).label("redeemed_points"),
+            literal(now, UTCDateTime()).label("updated_at"),
+        )
+        .group_by(inserted.c.user_id)
+        .order_by(inserted.c.user_id)
+    )
+    stmt = dialect_insert(accounts).from_select(
+        ["user_id", "points", "redeemed_points", "updated_at"], earned
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={
+            "points": accounts.c.points + stmt.excluded.points,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    for row in db.session.execute(stmt.returning(*_returned_level())).all():
+        _follow_level(row.user_id, row, raised=True)
 
 
 def _wager(user_id: int, currency: str, cash_part: int, claim_id: int) -> int | None:

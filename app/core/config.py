@@ -388,6 +388,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         "DB_STATEMENT_TIMEOUT_MS": _int(env, "DB_STATEMENT_TIMEOUT_MS", 15000),
         "DB_JOB_LOCK_TIMEOUT_MS": _int(env, "DB_JOB_LOCK_TIMEOUT_MS", 15000),
         "DB_JOB_STATEMENT_TIMEOUT_MS": _int(env, "DB_JOB_STATEMENT_TIMEOUT_MS", 600000),
+        # The callback path's statements are PREPAREd once per connection (core/prepared.py);
+        # false behind a transaction-pooling proxy (PgBouncer "transaction" mode).
+        "DB_PREPARED_STATEMENTS": _bool(env, "DB_PREPARED_STATEMENTS", True),
         # Connection pool per process; past size + overflow a request waits at most
         # DB_POOL_TIMEOUT seconds, then answers 503 (never queues for half a minute).
         "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 10),

@@ -105,15 +105,24 @@ _wanted: dict[Listener, Wanted] = {}
 _after_commit: list[Listener] = []
 
 
+#: An after-commit listener's batch form: does for a list of events, in one transaction, what
+#: calling the listener on each of them in order would (fewer statements per event).
+BatchListener = Callable[[list[PlayEvent]], None]
+_batch: dict[Listener, BatchListener] = {}
+
+
 def register(
     listener: Listener,
     *,
     wanted: Wanted | None = None,
     after_commit: bool = False,
+    batch: BatchListener | None = None,
 ) -> None:
     if after_commit:
         if listener not in _after_commit:
             _after_commit.append(listener)
+        if batch is not None:
+            _batch[listener] = batch
         return
     if listener not in _listeners:
         _listeners.append(listener)
@@ -127,6 +136,7 @@ def unregister(listener: Listener) -> None:
     if listener in _after_commit:
         _after_commit.remove(listener)
     _wanted.pop(listener, None)
+    _batch.pop(listener, None)
 
 
 def wanted_columns() -> list[ColumnElement[Any]]:
@@ -207,13 +217,18 @@ def _dispatch(event: PlayEvent) -> None:
 
 
 def run_after_commit(events: list[PlayEvent]) -> None:
-    """Run the after-commit listeners over ``events`` (in order) in one transaction; if the
-    batch fails, each event in its own, so one bad event does not hold back the others (what
-    still fails is logged and left to the owner's sweep)."""
+    """Run the after-commit listeners over ``events`` in one transaction: each listener sees
+    every event in order (its batch form once, if it has one; the listeners share no rows).
+    If the batch fails, each event in its own, so one bad event does not hold back the others
+    (what still fails is logged and left to the owner's sweep)."""
     try:
         with atomic():
-            for event in events:
-                for listener in _after_commit:
+            for listener in _after_commit:
+                batch = _batch.get(listener)
+                if batch is not None:
+                    batch(events)
+                    continue
+                for event in events:
                     listener(event)
         return
     except Exception:
@@ -229,6 +244,10 @@ class _Drainer:
     that applies them in batches, in commit order."""
 
     BATCH = 200
+    #: Seconds the thread waits after an event for more to commit, so that a quiet stream of
+    #: bets is applied a few at a time (one transaction and one statement per listener for
+    #: several events) at the price of that much lag.
+    LINGER = 0.05
     #: Events waiting at most (memory bound): past it, an event is left to the owner's sweep
     #: (it loses nothing but lag; the sweep redoes what the queue never ran).
     LIMIT = 20_000
@@ -257,6 +276,8 @@ class _Drainer:
         while True:
             batch = [self.queue.get()]
             self.busy = True
+            if self.queue.qsize() < self.BATCH:
+                time.sleep(self.LINGER)  # under gevent: yields to the requests
             while len(batch) < self.BATCH:
                 try:
                     batch.append(self.queue.get_nowait())

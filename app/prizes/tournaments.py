@@ -160,6 +160,40 @@ def on_play(event: play_events.PlayEvent) -> None:
     _after_commit(out)
 
 
+def on_play_batch(events: list[play_events.PlayEvent]) -> None:
+    """``on_play`` over ``events`` in order, in the caller's transaction, with one read of the
+    tournaments running at each event's claim time for the whole batch (most batches find
+    none and stop there)."""
+    scoring = [event for event in events if scores(event)]
+    if not scoring:
+        return
+    t, pt = Tournament, ProviderTransaction
+    rows = db.session.execute(
+        select(*_TOUR_COLUMNS, t.currency, pt.id.label("claim"), pt.created_at.label("at"))
+        .select_from(t)
+        .join(pt, pt.id.in_({event.transaction_id for event in scoring}))
+        .where(
+            t.currency.in_({event.currency for event in scoring}),
+            t.status == "scheduled",
+            t.starts_at <= pt.created_at,
+            t.ends_at > pt.created_at,
+        )
+        .order_by(pt.id, t.id)
+        .with_for_update(read=True, key_share=True, of=t)
+    ).all()
+    if not rows:
+        return
+    running: dict[int, list[Any]] = {}
+    for row in rows:
+        running.setdefault(row.claim, []).append(row)
+    out: _Out = []
+    for event in scoring:
+        for tour in running.get(event.transaction_id, ()):
+            if tour.currency == event.currency:
+                _apply(tour, event, tour.at, out)
+    _after_commit(out)
+
+
 _TOUR_COLUMNS = (
     Tournament.id,
     Tournament.game_ids,

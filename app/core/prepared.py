@@ -1,0 +1,194 @@
+"""Server-side prepared statements for the money hot path (PostgreSQL).
+
+psycopg2 sends every statement as text, so PostgreSQL parses and plans each one on every
+execution. The callback path's statements are large CTEs (the session read with its probes,
+claim + lock, the posting with its companions): planning them cost ~1.5 ms of the database's
+CPU a bet, more than executing them (``docs/perf.md``). A statement executed with the execution
+option ``jx_prepare`` (``core.db.core_execute`` sets it) is instead ``PREPARE``d once per
+database connection and sent as ``EXECUTE name(<parameters>)``: PostgreSQL reuses the parse and,
+after its first five runs, a generic plan (``plan_cache_mode`` stays ``auto``: it keeps
+planning per value only when that is clearly cheaper).
+
+Invariants:
+* The same SQL, parameters and transaction: only the way the text reaches the server changes.
+  SQLAlchemy still binds the parameters and reads the result (the columns are the same).
+* Parameter types are inferred by PostgreSQL from their place in the statement (``unknown``),
+  as it infers the type of psycopg2's quoted literals. A statement PostgreSQL cannot prepare
+  that way is prepared with the types SQLAlchemy knows; one it still refuses runs as text,
+  once logged. The ``PREPARE`` runs in a savepoint, so a refusal never aborts the caller's
+  transaction.
+* A connection that lost its prepared statements (``DISCARD ALL`` by a proxy, SQLSTATE 26000)
+  or whose statement's result shape changed under it (0A000 after a migration) is invalidated:
+  the error is a retryable outage and the next connection prepares again.
+* ``DB_PREPARED_STATEMENTS=false`` turns it off (a transaction-pooling proxy such as PgBouncer
+  in ``transaction`` mode does not keep a session's prepared statements).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import threading
+import weakref
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event, types
+
+from app.core.extensions import db
+
+log = logging.getLogger(__name__)
+
+OPTION = "jx_prepare"
+#: Distinct statement texts prepared per process (a statement whose text varies by value
+#: would otherwise grow the server's memory on every connection).
+LIMIT = 256
+_TOKEN = re.compile(r"%%|%\(([^)]+)\)s")
+#: Codes after which the connection's prepared statements cannot be trusted.
+_STALE = {"26000", "0A000"}
+
+
+class _Plan:
+    __slots__ = ("execute", "name", "prepare")
+
+    def __init__(self, name: str, prepare: str, execute: str) -> None:
+        self.name = name
+        self.prepare = prepare
+        self.execute = execute
+
+
+#: statement text -> its plan, or None when PostgreSQL refused to prepare it.
+_plans: dict[str, _Plan | None] = {}
+_lock = threading.Lock()
+_names = itertools.count(1)
+
+
+def _convert(statement: str) -> tuple[str, list[str]]:
+    """psycopg2's ``%(name)s`` placeholders as ``$n`` (a name used twice is one parameter), and
+    ``%%`` as ``%``: the text of a ``PREPARE``, and the names in their order."""
+    names: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _TOKEN.sub(replace, statement), names
+
+
+def _declared(context: Any, names: list[str]) -> list[str]:
+    """The type of each parameter as SQLAlchemy knows it (``unknown`` where it does not)."""
+    binds = getattr(context.compiled, "binds", {})
+    dialect = context.dialect
+    out = []
+    for name in names:
+        bind = binds.get(name)
+        sql_type = getattr(bind, "type", None)
+        if sql_type is None or isinstance(sql_type, types.NullType | types.JSON):
+            out.append("unknown")
+            continue
+        try:
+            out.append(dialect.type_compiler_instance.process(sql_type))
+        except Exception:  # a type PostgreSQL names differently: let it infer
+            out.append("unknown")
+    return out
+
+
+def _plan(cursor: Any, statement: str, context: Any) -> _Plan | None:
+    """The process's plan for ``statement``, preparing it on this connection (first time in the
+    process: find the parameter types PostgreSQL accepts)."""
+    with _lock:
+        if statement in _plans:
+            return _plans[statement]
+        if len(_plans) >= LIMIT:
+            return None
+        name = f"jx_p{next(_names)}"
+    text, names = _convert(statement)
+    execute = f"EXECUTE {name}" + (
+        "(" + ", ".join(f"%({n})s" for n in names) + ")" if names else ""
+    )
+    for declared in (["unknown"] * len(names), _declared(context, names)):
+        head = f"PREPARE {name} ({', '.join(declared)})" if names else f"PREPARE {name}"
+        plan = _Plan(name, f"{head} AS {text}", execute)
+        if _try_prepare(cursor, plan):
+            with _lock:
+                _plans.setdefault(statement, plan)
+                return _plans[statement]
+    log.warning("statement not prepared (PostgreSQL refused it): %s", statement[:200])
+    with _lock:
+        _plans.setdefault(statement, None)
+    return None
+
+
+def _try_prepare(cursor: Any, plan: _Plan) -> bool:
+    """``PREPARE`` on this connection inside a savepoint: a refusal leaves the caller's
+    transaction as it was. A lost connection raises (the caller's statement would fail)."""
+    import psycopg2
+
+    connection = cursor.connection
+    if connection.autocommit:
+        try:
+            cursor.execute(plan.prepare)
+        except psycopg2.ProgrammingError:
+            return False
+    else:
+        try:
+            cursor.execute(f"SAVEPOINT jx_prepare; {plan.prepare}; RELEASE SAVEPOINT jx_prepare")
+        except (psycopg2.ProgrammingError, psycopg2.DataError, psycopg2.NotSupportedError):
+            cursor.execute("ROLLBACK TO SAVEPOINT jx_prepare; RELEASE SAVEPOINT jx_prepare")
+            return False
+    _prepared_on(connection).add(plan.name)
+    return True
+
+
+#: Names prepared per DBAPI connection (gone with the connection).
+_by_connection: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _prepared_on(dbapi_connection: Any) -> set[str]:
+    prepared = _by_connection.get(dbapi_connection)
+    if prepared is None:
+        prepared = _by_connection[dbapi_connection] = set()
+    return prepared
+
+
+_state = {"on": True}
+
+
+def install(app: Flask) -> None:
+    """Serve ``jx_prepare`` statements prepared on every PostgreSQL engine of the app, unless
+    ``DB_PREPARED_STATEMENTS`` is off (for the whole process: one database server per process)."""
+    _state["on"] = bool(app.config.get("DB_PREPARED_STATEMENTS", True))
+    for engine in db.engines.values():
+        if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg2":
+            continue
+        if not event.contains(engine, "do_execute", _do_execute):
+            event.listen(engine, "do_execute", _do_execute)
+            event.listen(engine, "handle_error", _handle_error)
+
+
+def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    if not (_state["on"] and context.execution_options.get(OPTION)):
+        return False
+    plan = _plans.get(statement)
+    if plan is None:
+        if statement in _plans:
+            return False  # refused once: text from now on
+        plan = _plan(cursor, statement, context)
+        if plan is None:
+            return False
+    if plan.name not in _prepared_on(cursor.connection) and not _try_prepare(cursor, plan):
+        return False
+    cursor.execute(plan.execute, parameters)
+    return True
+
+
+def _handle_error(ctx: Any) -> None:
+    code = getattr(ctx.original_exception, "pgcode", None)
+    if code in _STALE and ctx.execution_context is not None:
+        if ctx.execution_context.execution_options.get(OPTION):
+            ctx.is_disconnect = True  # a new connection prepares again

@@ -1,0 +1,117 @@
+"""The callback path's statements are PREPAREd once per connection (``app.core.prepared``):
+the same answers and money as text, a statement PostgreSQL refuses still runs (as text, in
+the same transaction), and a connection that lost its statements recovers."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from app.core import prepared
+from app.core.db import atomic, core_execute
+from app.core.extensions import db
+from app.play.models import ProviderCallback
+from app.wallet.models import LedgerTransaction
+from tests.moneykit import Table, open_table, reconcile_clean
+
+pytestmark = pytest.mark.usefixtures("requires_postgres")
+
+
+@pytest.fixture
+def table(client, factory) -> Table:
+    return open_table(client, factory)
+
+
+def _prepared_here() -> dict[str, tuple[int, int]]:
+    """This connection's prepared statements: name -> (generic plans, custom plans)."""
+    rows = db.session.execute(
+        sa.text("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements")
+    ).all()
+    return {name: (generic, custom) for name, generic, custom in rows}
+
+
+def test_bets_and_wins_run_their_statements_prepared_with_generic_plans_and_answer_as_before(
+    table,
+):
+    balances = []
+    for i in range(8):
+        bet = table.bet(f"pb{i}", "1.00", round_id=f"pr{i}")
+        win = table.win(f"pw{i}", "0.50", round_id=f"pr{i}")
+        assert bet["status"] == win["status"] == "ok"
+        balances.append((bet["balance"], win["balance"]))
+    assert balances[-1] == ("95.50", "96.00")  # 100.00 - 8 x 0.50
+    assert table.bet("pb0", "1.00", round_id="pr0")["balance"] == balances[0][0]  # a replay
+    mine = {plan.name for plan in prepared._plans.values() if plan is not None}
+    here = _prepared_here()
+    used = {name: plans for name, plans in here.items() if name in mine}
+    # The session read, claim + lock and the posting of bets and wins, each prepared once.
+    assert len(used) >= 3
+    assert any(generic > 0 for generic, _ in used.values())  # past five runs: one plan
+    reconcile_clean()
+
+
+def test_turned_off_nothing_is_prepared_and_the_money_is_the_same(app, table, monkeypatch):
+    assert table.bet("on0", "1.00", round_id="on0")["balance"] == "99.00"
+    before = _prepared_here()
+    monkeypatch.setitem(app.config, "DB_PREPARED_STATEMENTS", False)
+    prepared.install(app)
+    try:
+        answer = table.bet("off1", "2.00", round_id="off1")
+        assert answer.get("balance") == "97.00", answer
+        assert _prepared_here() == before  # no statement prepared or executed prepared
+    finally:
+        monkeypatch.setitem(app.config, "DB_PREPARED_STATEMENTS", True)
+        prepared.install(app)
+    assert table.bet("on1", "2.00", round_id="on1")["balance"] == "95.00"
+    assert _prepared_here() != before
+    reconcile_clean()
+
+
+def test_a_statement_postgres_cannot_prepare_runs_as_text_in_the_same_transaction(table):
+    # ``unknown + unknown``: no operator without the literals' types, so PREPARE fails twice
+    # (inferred, then SQLAlchemy's types: none known); the transaction must go on.
+    stmt = sa.text("SELECT :a + :b AS v").bindparams(sa.bindparam("a"), sa.bindparam("b"))
+    with atomic():
+        db.session.add(
+            ProviderCallback(provider_code="x", action="probe", verdict="ok", payload={})
+        )
+        db.session.flush()
+        assert core_execute(stmt, {"a": 2, "b": 3}).scalar_one() == 5
+        assert core_execute(stmt, {"a": 4, "b": 3}).scalar_one() == 7
+    compiled = [text for text in prepared._plans if "+ %(b)s" in text]
+    assert compiled and prepared._plans[compiled[0]] is None
+    assert db.session.scalar(
+        sa.select(sa.func.count()).where(ProviderCallback.action == "probe")
+    ) == 1
+
+
+def test_a_connection_that_lost_its_statements_answers_retryable_and_recovers(
+    committed_db, client, factory
+):
+    table = open_table(client, factory)
+    assert table.bet("lost1", "1.00", round_id="lr1")["status"] == "ok"
+    discarded = []
+
+    def discard(dbapi_connection, _record, _proxy):
+        # What a pooling proxy's DISCARD ALL does to a connection between transactions.
+        if not discarded:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("DEALLOCATE ALL")
+            cursor.close()
+            dbapi_connection.commit()
+            discarded.append(True)
+
+    sa.event.listen(db.engine, "checkout", discard)
+    try:
+        first = table.bet("lost2", "1.00", round_id="lr2")
+    finally:
+        sa.event.remove(db.engine, "checkout", discard)
+    assert discarded
+    assert first["status"] == "error", first  # the protocol's retryable answer
+    assert not db.session.scalar(
+        sa.select(sa.func.count()).where(LedgerTransaction.idempotency_key == "lost2")
+    )
+    again = table.bet("lost2", "1.00", round_id="lr2")  # the provider's retry
+    assert again["status"] == "ok", again
+    assert again["balance"] == "98.00"
+    reconcile_clean()
