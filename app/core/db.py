@@ -19,6 +19,7 @@ from flask import Flask
 from sqlalchemy import BigInteger, CursorResult, Integer, Result, Table, event, func, select
 from sqlalchemy.orm import Session
 
+from app.core import prepared
 from app.core.extensions import db
 from app.core.routing import ATOMIC_DEPTH
 
@@ -178,14 +179,12 @@ def core_execute(stmt: Any, params: Any = None) -> Any:
     its transaction, past the ORM's execute layer (~0.15 ms of CPU a statement: the money hot
     path's statements). The session is flushed first, as ``Session.execute`` would autoflush,
     so the statement sees every pending change. On PostgreSQL the statement is prepared once
-    per connection (``core.prepared``)."""
+    per connection, and a statement built once (``prepared.HOT``) runs on the DBAPI cursor
+    after its first execution (``core.prepared``)."""
     session = _session()
     if session.autoflush:
         session.flush()
-    return session.connection().execute(stmt, params, execution_options=_PREPARE)
-
-
-_PREPARE = {"jx_prepare": True}
+    return prepared.execute_hot(session.connection(), stmt, params or {})
 
 
 def dialect_insert(table: Any) -> Any:

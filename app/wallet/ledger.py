@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from app.core import audit
+from app.core import audit, prepared
 from app.core.base import utcnow
 from app.core.db import (
     atomic,
@@ -131,7 +131,7 @@ def hot_statement(name: str, build: Callable[[Callable[[Any], Any]], Any]) -> An
     key = (dialect, name)
     stmt = _statements.get(key)
     if stmt is None:
-        stmt = _statements[key] = build(dialect_insert)
+        stmt = _statements[key] = build(dialect_insert).execution_options(**{prepared.HOT: True})
     return stmt
 
 

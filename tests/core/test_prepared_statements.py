@@ -79,10 +79,11 @@ def test_a_statement_postgres_cannot_prepare_runs_as_text_in_the_same_transactio
         assert core_execute(stmt, {"a": 2, "b": 3}).scalar_one() == 5
         assert core_execute(stmt, {"a": 4, "b": 3}).scalar_one() == 7
     compiled = [text for text in prepared._plans if "+ %(b)s" in text]
-    assert compiled and prepared._plans[compiled[0]] is None
-    assert db.session.scalar(
-        sa.select(sa.func.count()).where(ProviderCallback.action == "probe")
-    ) == 1
+    assert compiled
+    assert prepared._plans[compiled[0]] is None
+    assert (
+        db.session.scalar(sa.select(sa.func.count()).where(ProviderCallback.action == "probe")) == 1
+    )
 
 
 def test_a_connection_that_lost_its_statements_answers_retryable_and_recovers(
@@ -115,3 +116,52 @@ def test_a_connection_that_lost_its_statements_answers_retryable_and_recovers(
     assert again["status"] == "ok", again
     assert again["balance"] == "98.00"
     reconcile_clean()
+
+
+def test_a_hot_statement_runs_on_the_cursor_after_its_first_run_with_the_same_rows(table):
+    from app.identity.models import User
+
+    stmt = (
+        sa.select(
+            User.id,
+            User.created_at,
+            User.status,
+            sa.literal("constant").label("c"),
+            sa.cast(sa.bindparam("meta", type_=sa.JSON), sa.Text).label("meta"),
+        )
+        .where(User.id == sa.bindparam("uid"), User.status.in_(["active", "suspended"]))
+        .execution_options(**{prepared.HOT: True})
+    )
+    params = {"uid": table.user_id, "meta": {"a": [1, "b"]}}
+    expected = db.session.execute(stmt, params).one_or_none()
+    executes, cursors = [], []
+    engine = db.engine
+
+    def on_execute(*_args):
+        executes.append(1)
+
+    def on_cursor(*_args):
+        cursors.append(1)
+
+    sa.event.listen(engine, "before_execute", on_execute)
+    sa.event.listen(engine, "before_cursor_execute", on_cursor)
+    try:
+        first = core_execute(stmt, params).one_or_none()  # through SQLAlchemy: learns it
+        assert id(stmt) in prepared._hot
+        learned = len(executes)
+        second = core_execute(stmt, params).one_or_none()  # on the cursor
+        assert len(executes) == learned  # SQLAlchemy's execute layer was not entered
+        assert len(cursors) == 2  # statement listeners see each statement
+        missing = core_execute(stmt, {"uid": -1, "meta": None}).one_or_none()
+    finally:
+        sa.event.remove(engine, "before_execute", on_execute)
+        sa.event.remove(engine, "before_cursor_execute", on_cursor)
+    for row in (first, second):
+        assert tuple(row) == tuple(expected)
+        assert dict(row._mapping) == dict(expected._mapping)
+        assert row.created_at.tzinfo is not None
+    assert second.meta == '{"a": [1, "b"]}'
+    assert missing is None
+    # Other parameter names than the learned ones: through SQLAlchemy, same answer.
+    other = core_execute(stmt, {"uid": table.user_id, "meta": {}, "extra": 1}).one_or_none()
+    assert other.id == table.user_id
