@@ -229,7 +229,8 @@ class _Hot:
         self.keys = frozenset(params)
         self.constants = {k: v for k, v in final.items() if k not in params}
         processors = compiled._bind_processors
-        self.bind = {k: processors[k] for k in params if k in processors}
+        #: The caller's parameters the SQL uses (a caller may pass more), with their processor.
+        self.bind = [(k, processors.get(k)) for k in params if k in final]
         description = result.cursor.description if result.cursor is not None else None
         self.result: list[Any] | None = None
         self.make_row: Any = None
@@ -248,9 +249,8 @@ class _Hot:
 
     def run(self, connection: Any, params: dict[str, Any]) -> _Rows:
         values = self.constants.copy()
-        bind = self.bind
-        for key, value in params.items():
-            processor = bind.get(key)
+        for key, processor in self.bind:
+            value = params[key]
             values[key] = value if processor is None else processor(value)
         dbapi_connection = connection.connection.dbapi_connection
         cursor = dbapi_connection.cursor()
@@ -297,7 +297,6 @@ def execute_hot(connection: Any, stmt: Any, params: dict[str, Any]) -> Any:
         and connection.dialect.driver == "psycopg2"
         and stmt.get_execution_options().get(HOT)
         and isinstance(result.context.parameters[0], dict)
-        and all(k in result.context.parameters[0] for k in params)
         and len(_hot) < LIMIT
     ):
         _hot[id(stmt)] = _Hot(stmt, dict(params), result)

@@ -163,5 +163,11 @@ def test_a_hot_statement_runs_on_the_cursor_after_its_first_run_with_the_same_ro
     assert second.meta == '{"a": [1, "b"]}'
     assert missing is None
     # Other parameter names than the learned ones: through SQLAlchemy, same answer.
-    other = core_execute(stmt, {"uid": table.user_id, "meta": {}, "extra": 1}).one_or_none()
+    other = core_execute(stmt, {"uid": table.user_id, "meta": {}, "other": 2}).one_or_none()
     assert other.id == table.user_id
+    # A caller's parameter the SQL does not use is left out, as SQLAlchemy leaves it out.
+    again = stmt.execution_options(**{prepared.HOT: True})  # another statement, same SQL
+    extra = {"uid": table.user_id, "meta": {}, "extra": 1}
+    learned_with_extra = core_execute(again, extra).one_or_none()
+    assert id(again) in prepared._hot
+    assert tuple(core_execute(again, extra).one_or_none()) == tuple(learned_with_extra)
