@@ -21,15 +21,17 @@ What it does:
    round each, 1.00 EUR) over keep-alive connections from ``bench/loadgen.py`` (gevent, a
    child process whose CPU is measured and printed) for ``--seconds``:
    ``seq`` one connection (the per-bet time), ``c4`` 4 connections, ``sat``
-   ``--concurrency`` connections (saturation). Then ``dup`` on JackpotX: 4 connections,
-   every bet resent at once with the same bytes (a provider retry): the replay's p50 against
-   the first-time bet's, and every replay must answer what the bet answered.
+   ``--concurrency`` connections (saturation). Then ``dup1`` and ``dup`` on JackpotX: 1 and 4
+   connections, every bet resent at once with the same bytes (a provider retry): the replay's
+   p50 against the first-time bet's (at one connection each one's own cost; at four the wait
+   for the busy worker is in both), and every replay must answer what the bet answered.
 4. Checks JackpotX's books (``wallet.reconcile()``), then runs the raw SQL of the ledger's
    shape straight through psycopg2 threads at ``--concurrency`` (the pgbench-style baseline).
 5. Prints a same-run table (bets/s, p50/p99, sequential ms, server CPU per bet, JackpotX /
    floor ratios) and, as its last line:
    ``vs_floor=<n> jackpotx_bets_per_s=<n> floor_bets_per_s=<n> jackpotx_p99_4_ms=<n>
-   floor_p99_4_ms=<n> jackpotx_seq_ms=<n> floor_seq_ms=<n> replay_vs_bet=<n> raw_tx_per_s=<n>``
+   floor_p99_4_ms=<n> jackpotx_seq_ms=<n> floor_seq_ms=<n> replay_vs_bet=<n> replay_vs_bet_1=<n>
+   raw_tx_per_s=<n>``
 
 ``--workers 1,2`` then runs a scale-out phase: saturation at each worker count against
 JackpotX's callbacks / JSON API group (``wsgi_api:app``: no Socket.IO, plain gevent workers)
@@ -552,6 +554,9 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
         ("replay p50 / first bet p50 ms (4 conn)",
          f"{j['dup']['dup_p50']:.1f} / {j['dup']['p50']:.1f}", "",
          ratio(j["dup"]["dup_p50"], j["dup"]["p50"])),
+        ("replay p50 / first bet p50 ms (1 conn)",
+         f"{j['dup1']['dup_p50']:.1f} / {j['dup1']['p50']:.1f}", "",
+         ratio(j["dup1"]["dup_p50"], j["dup1"]["p50"])),
     ]  # fmt: skip
     print(f"\n{'figure (same run)':42} {'JackpotX':>15} {'floor':>15} {'ratio':>6}")
     for name, a, b, r in rows:
@@ -565,6 +570,7 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
         f"jackpotx_p99_4_ms={j['c4']['p99']:.1f} floor_p99_4_ms={f['c4']['p99']:.1f} "
         f"jackpotx_seq_ms={j['seq']['mean']:.1f} floor_seq_ms={f['seq']['mean']:.1f} "
         f"replay_vs_bet={j['dup']['dup_p50'] / j['dup']['p50']:.2f} "
+        f"replay_vs_bet_1={j['dup1']['dup_p50'] / j['dup1']['p50']:.2f} "
         f"raw_tx_per_s={raw_per_s:.0f}"
     )
 
@@ -648,6 +654,7 @@ def main() -> None:
                         load(args, target, secret, tokens, phase=phase, connections=connections)
                         if profiler is not None:
                             profiler.wait(60)
+                load(args, jx, secret, tokens, phase="dup1", connections=1, mode="dup")
                 load(args, jx, secret, tokens, phase="dup", connections=4, mode="dup")
             finally:
                 stop_server(floor.proc)
@@ -655,7 +662,7 @@ def main() -> None:
             stop_server(jx.proc)
         scale = scale_out(args, env, floor_env, secret, tokens) if args.scale else []
         problems = reconcile(env)
-        mismatched = jx.results["dup"]["mismatched"]
+        mismatched = jx.results["dup"]["mismatched"] + jx.results["dup1"]["mismatched"]
         print(f"duplicates answered differently: {mismatched}")
         print(f"reconcile: {'clean' if not problems else f'{len(problems)} PROBLEMS'}")
         for problem in problems[:10]:
