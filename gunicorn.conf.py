@@ -107,6 +107,8 @@ def post_worker_init(worker):
 def worker_exit(server, worker):
     # A worker stopped gracefully (restart, scale-down, max-requests) first applies the
     # after-commit play work it queued (loyalty points), within 5 s; the sweep redoes the rest.
+    from app.core import events as live_events
     from app.play import events
 
     events.drain(5.0)
+    live_events.drain(2.0)  # then the live events those listeners published

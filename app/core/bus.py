@@ -7,7 +7,8 @@ events to ``deliver``; the real-time layer subscribes a Socket.IO emitter, tests
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,3 +43,22 @@ def deliver(event: Event, *, strict: bool = False) -> None:
             if strict:
                 raise
             log.exception("event subscriber failed for %s", event.name)
+
+
+#: Subscribers' batch contexts: inside ``batched()`` a subscriber may hold what it sends and
+#: send it all at the end (one Redis round trip for many events), raising there instead.
+_batchers: list[Callable[[], AbstractContextManager[Any]]] = []
+
+
+def add_batcher(batcher: Callable[[], AbstractContextManager[Any]]) -> None:
+    if batcher not in _batchers:
+        _batchers.append(batcher)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Deliver the events of the block together; a failure to send them raises at its end."""
+    with ExitStack() as stack:
+        for batcher in list(_batchers):
+            stack.enter_context(batcher())
+        yield

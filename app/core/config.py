@@ -321,6 +321,13 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # first deposit of at least REFERRAL_MIN_DEPOSIT (in the deposit's currency).
         "REFERRAL_REWARD_POINTS": _int(env, "REFERRAL_REWARD_POINTS", 500),
         "REFERRAL_MIN_DEPOSIT": get("REFERRAL_MIN_DEPOSIT", "10.00").strip(),
+        # Live events (balance updates, ...) of a request: "background" (a per-process
+        # publisher sends them in batches after the answer) or "inline" (before the answer).
+        "EVENTS_AFTER_COMMIT": get(
+            "EVENTS_AFTER_COMMIT", "background" if profile == "production" else "inline"
+        )
+        .strip()
+        .lower(),
         # After-commit play listeners (loyalty, tournament scores): "inline" (in the request,
         # once the view returned) or "background" (a per-process queue drained in batches).
         "PLAY_AFTER_COMMIT": get(

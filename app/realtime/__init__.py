@@ -42,12 +42,14 @@ def init_app(app: Flask) -> None:
     from app.core import bus
     from app.core.extensions import socketio
     from app.realtime import delivery, handlers, lean  # noqa: F401 - registers the handlers
+    from app.realtime.emitter import batch as emitter_batch
     from app.realtime.emitter import channel_for, make_emitter
 
     lean.install()
     app.extensions["jx_emitter"] = make_emitter(app)
     if not _subscribed:
         bus.subscribe(delivery.deliver)
+        bus.add_batcher(emitter_batch)
         _subscribed = True
     if app.config["REDIS_URL"] and not app.config["SOCKETIO_SERVER"]:
         # A callbacks / JSON API process group (wsgi_api.py): it publishes on the Redis

@@ -12,6 +12,9 @@ outbox relay must know, so ``StrictRedisManager`` raises instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -23,19 +26,36 @@ from app.core.extensions import socketio as ext
 log = logging.getLogger(__name__)
 
 
+#: Messages held by ``batch()`` in this thread or greenlet (None: publish at once).
+_held: ContextVar[list[str] | None] = ContextVar("jackpotx_emitter_held", default=None)
+
+
 class StrictRedisManager(socketio.RedisManager):
     """A Redis client manager whose publish raises when Redis is unreachable."""
 
     connected: bool  # set by RedisManager.__init__ (python-socketio ships no types)
 
     def _publish(self, data: Any) -> Any:
+        held = _held.get()
+        if held is not None:
+            held.append(self.json.dumps(data))
+            return None
+        return self._send([self.json.dumps(data)])
+
+    def _send(self, messages: list[str]) -> Any:
+        """PUBLISH each message, in order, in one round trip (a pipeline for several)."""
         from redis.exceptions import RedisError
 
         for attempt in (1, 2):
             try:
                 if not self.connected:
                     self._redis_connect()
-                return self.redis.publish(self.channel, self.json.dumps(data))
+                if len(messages) == 1:
+                    return self.redis.publish(self.channel, messages[0])
+                pipe = self.redis.pipeline(transaction=False)
+                for message in messages:
+                    pipe.publish(self.channel, message)
+                return pipe.execute()
             except RedisError:
                 # A dropped connection is retried once on a fresh one; then the caller knows.
                 self.connected = False
@@ -64,6 +84,8 @@ class Emitter(Protocol):
 
     def disconnect(self, sids: list[str], namespace: str = "/") -> None: ...
 
+    def batch(self) -> AbstractContextManager[None]: ...
+
 
 class QueueEmitter:
     """Publishes on the Redis channel; raises ``redis.RedisError`` when Redis is down."""
@@ -84,6 +106,19 @@ class QueueEmitter:
         for sid in sids:
             self.server.disconnect(sid, namespace=namespace)
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold this thread's publishes until the end of the block, then send them in order in
+        one round trip (raises ``redis.RedisError`` there: none or some may have gone out)."""
+        held: list[str] = []
+        token = _held.set(held)
+        try:
+            yield
+        finally:
+            _held.reset(token)
+        if held:
+            self.server.manager._send(held)
+
 
 class LocalEmitter:
     """Embedded mode: the one process holds every client."""
@@ -95,6 +130,9 @@ class LocalEmitter:
         for sid in sids:
             ext.server.disconnect(sid, namespace=namespace)
 
+    def batch(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
 
 def make_emitter(app: Flask) -> Emitter:
     if app.config["REDIS_URL"]:
@@ -104,3 +142,8 @@ def make_emitter(app: Flask) -> Emitter:
 
 def emitter() -> Emitter:
     return current_app.extensions["jx_emitter"]
+
+
+def batch() -> AbstractContextManager[None]:
+    """``bus.batched()``'s part here: the current app's emitter holds its publishes."""
+    return emitter().batch()

@@ -45,7 +45,7 @@ from flask_cors.core import get_cors_headers, get_cors_options, parse_resources,
 from werkzeug.datastructures import Headers
 
 from app.blueprints.provider import callbacks
-from app.core import metrics, observability, security
+from app.core import events, metrics, observability, security
 from app.core.extensions import cors
 from app.play import events as play_events
 
@@ -64,7 +64,7 @@ class CallbackLane:
         self.wsgi_app = wsgi_app
         self._cors: list[tuple[str, Any]] | None = None
         #: Headers ``_finish`` appends, by the (lower-cased) names the answer carries.
-        self._tails: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self._tails: dict[tuple[str, ...], tuple[list[tuple[str, str]], int]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -90,6 +90,7 @@ class CallbackLane:
         started = time.perf_counter()
         corr = observability.correlation_from(environ.get("HTTP_X_CORRELATION_ID"))
         token = observability.correlation_id.set(corr)
+        serving = events.serving.set(True)
         body = b""
         ctx = self._app_context()
         try:
@@ -110,6 +111,7 @@ class CallbackLane:
                 )
                 return response
         finally:
+            events.serving.reset(serving)
             observability.correlation_id.reset(token)
             preserve = environ.get("werkzeug.debug.preserve_context")
             if preserve is not None and not isinstance(ctx, nullcontext):
@@ -128,7 +130,7 @@ class CallbackLane:
         """What the app's after-request hooks add to a callback's answer, in their order
         (``_finish_slowly``), from a cache of what they add to an answer of this shape."""
         headers = response.headers
-        names = tuple(name.lower() for name, _ in headers._list)  # type: ignore[attr-defined]
+        names = tuple(name.lower() for name, _ in headers._list)
         if "vary" in names or observability.HEADER.lower() in names:
             self._finish_slowly(response, path, corr)
             return
@@ -143,8 +145,8 @@ class CallbackLane:
             shape = self._tails[names] = (tail, tail.index((observability.HEADER, _MARK)))
         tail, at = shape
         # Validated values, appended as ``Headers.add`` would (without re-checking each one).
-        headers._list.extend(tail)  # type: ignore[attr-defined]
-        headers._list[len(names) + at] = (observability.HEADER, corr)  # type: ignore[attr-defined]
+        headers._list.extend(tail)
+        headers._list[len(names) + at] = (observability.HEADER, corr)
 
     def _finish_slowly(self, response: Response, path: str, corr: str) -> None:
         security.security_headers(response, path)
