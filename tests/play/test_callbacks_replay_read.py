@@ -162,3 +162,21 @@ def test_the_sql_fingerprint_is_the_python_one(app, nest):
             sa.select(actions._fingerprint_sql(sa.literal(4242, sa.BigInteger))), params
         )
     assert got == expected
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_only_a_transaction_that_logged_a_duplicate_skips_the_wal_flush(table):
+    """``synchronous_commit`` is off for the transaction of a replay (it moves no money) and
+    stays on for a first bet or a changed duplicate. The test's outer transaction holds the
+    callbacks' (savepoints), so the transaction-local setting is still visible here."""
+
+    def setting() -> str:
+        return db.session.scalar(sa.text("SHOW synchronous_commit"))
+
+    assert table.bet("s1", "1.00", round_id="sr1")["status"] == "ok"
+    assert setting() == "on"
+    assert table.bet("s1", "2.00", round_id="sr1")["code"] == "DUPLICATE_MISMATCH"
+    assert setting() == "on"
+    assert table.bet("s1", "1.00", round_id="sr1")["status"] == "ok"  # the replay
+    assert setting() == "off"
+    reconcile_clean()

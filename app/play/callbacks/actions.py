@@ -364,9 +364,19 @@ def _with_duplicate_log(stmt: Any) -> Any:
         s.c.prior_state != "tombstone",
         s.c.prior_fingerprint == _fingerprint_sql(s.c.user_id),
     )
-    logged = insert(t).from_select(names, values).returning(t.c.id, t.c.response).cte("logged")
+    # A transaction that logged a duplicate moves no money (the handler answers from the claim
+    # or raises): it commits without waiting for the WAL flush (``synchronous_commit`` off
+    # for this transaction only, set by the returned row). A database crash right after may
+    # lose that log row, never money.
+    relaxed = func.set_config("synchronous_commit", "off", true()).label("relaxed")
+    logged = (
+        insert(t).from_select(names, values).returning(t.c.id, t.c.response, relaxed).cte("logged")
+    )
     return select(
-        *s.c, logged.c.id.label("dup_log_id"), logged.c.response.label("dup_log_response")
+        *s.c,
+        logged.c.id.label("dup_log_id"),
+        logged.c.response.label("dup_log_response"),
+        logged.c.relaxed.label("dup_log_relaxed"),
     ).select_from(s.outerjoin(logged, true()))
 
 
