@@ -174,11 +174,20 @@ def install(app: Flask) -> None:
 
 
 def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-    if not (_state["on"] and context.execution_options.get(OPTION)):
+    if not context.execution_options.get(OPTION):
+        return False
+    return _execute_prepared(cursor, statement, parameters, context)
+
+
+def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """``EXECUTE`` the statement's plan on this cursor, preparing it on the connection first;
+    False when it is not prepared (off, refused, or no ``context`` to learn its types from):
+    the caller sends the text."""
+    if not _state["on"]:
         return False
     plan = _plans.get(statement)
     if plan is None:
-        if statement in _plans:
+        if statement in _plans or context is None:
             return False  # refused once: text from now on
         plan = _plan(cursor, statement, context)
         if plan is None:
@@ -252,18 +261,12 @@ class _Hot:
         for key, processor in self.bind:
             value = params[key]
             values[key] = value if processor is None else processor(value)
-        dbapi_connection = connection.connection.dbapi_connection
-        cursor = dbapi_connection.cursor()
+        cursor = connection.connection.dbapi_connection.cursor()
         try:
             if connection._has_events or connection.engine._has_events:
                 for fn in connection.dispatch.before_cursor_execute:
                     fn(connection, cursor, self.sql, values, None, False)
-            plan = _plans.get(self.sql) if _state["on"] else None
-            if plan is not None and (
-                plan.name in _prepared_on(dbapi_connection) or _try_prepare(cursor, plan)
-            ):
-                cursor.execute(plan.execute, values)
-            else:
+            if not _execute_prepared(cursor, self.sql, values, None):
                 cursor.execute(self.sql, values)
             fetched = cursor.fetchall() if cursor.description is not None else []
         except Exception as exc:

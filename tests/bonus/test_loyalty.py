@@ -276,3 +276,33 @@ def test_a_stale_round_refund_takes_the_points_back(client, factory):
     assert points_of(table.user_id) == 0
     assert events_of(table.user_id) == [("wager", 30), ("reversal", -30)]
     reconcile_clean()
+
+
+def test_a_batch_of_two_players_bets_with_a_refund_inside_counts_each_stake_once(
+    client, factory, monkeypatch
+):
+    """The after-commit queue hands listeners a batch: the bets of a run are written by one
+    statement (PostgreSQL), a refund in the middle first flushes the bets before it, and the
+    same batch run again (the queue and the sweep both met it) adds nothing."""
+    first = open_table(client, factory, cash=100_00)
+    second = open_table(client, factory, cash=100_00)
+    held: list[play_events.PlayEvent] = []
+    monkeypatch.setattr(play_events, "run_after_commit", held.extend)
+    ok(first.bet("a1", "3.00", round_id="ra1"))
+    ok(second.bet("c1", "5.00", round_id="rc1"))
+    ok(first.bet("a2", "4.00", round_id="ra2"))
+    ok(first.refund("a1r", "a1", round_id="ra1"))
+    ok(first.bet("a3", "2.00", round_id="ra3"))
+    ok(second.bet("c2", "1.00", round_id="rc2"))
+    monkeypatch.undo()
+    assert [e.kind for e in held] == ["bet", "bet", "bet", "refund", "bet", "bet"]
+    assert points_of(first.user_id) == points_of(second.user_id) == 0  # nothing ran yet
+    for _ in range(2):
+        play_events.run_after_commit(held)
+        assert points_of(first.user_id) == 4 + 2  # 3 earned, then taken back by the refund
+        assert points_of(second.user_id) == 5 + 1
+    assert events_of(second.user_id) == [("wager", 5), ("wager", 1)]
+    assert sorted(events_of(first.user_id)) == sorted(
+        [("wager", 3), ("wager", 4), ("wager", 2), ("reversal", -3)]
+    )
+    reconcile_clean()
