@@ -62,6 +62,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     true,
@@ -270,7 +271,13 @@ def _probe_columns() -> list[Any]:
 
 
 def _build_bettor_by_token(_insert: Any) -> Any:
-    return _build_player_by_token_prior(_insert).add_columns(*_probe_columns())
+    # A duplicate (a claim under this transaction id exists) answers from its claim before any
+    # bet check: PostgreSQL skips its probes (a CASE evaluates the subquery only when reached).
+    probes = [
+        case((_pt.c.id.is_(None), column.element), else_=null()).label(column.name)
+        for column in _probe_columns()
+    ]
+    return _build_player_by_token_prior(_insert).add_columns(*probes)
 
 
 # --- a duplicate answered and logged by the session read (PostgreSQL) -------------------------
