@@ -533,7 +533,7 @@ def _player(
         row.status_until,
         row.game_id,
         is_live,
-        play_guard.probed_from(row) if probe else None,
+        play_guard.probed_from(row) if probe and found is None else None,
         found,
         row.dup_log_response if dup and row.dup_log_id is not None else None,
     )
