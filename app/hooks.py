@@ -126,8 +126,8 @@ def install() -> None:
 
 
 def _after_commit_depth() -> float:
-    return float(sum(d.queue.qsize() for d in list(play_events._drainers.values())))
+    return float(sum(d.queue.qsize() for d in play_events._drainers.values()))
 
 
 def _after_commit_dropped() -> float:
-    return float(sum(d.dropped for d in list(play_events._drainers.values())))
+    return float(sum(d.dropped for d in play_events._drainers.values()))

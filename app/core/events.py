@@ -13,9 +13,6 @@ delivers them later). Elsewhere they are delivered before ``atomic()`` returns.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -23,10 +20,10 @@ from flask import Flask, current_app, has_request_context
 from redis.exceptions import RedisError
 
 from app.core import bus, outbox
+from app.core.batchqueue import BatchQueue, PerApp
 from app.core.breaker import redis_breaker
 from app.core.bus import Event, deliver
 from app.core.db import atomic, on_commit
-from app.core.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -68,28 +65,14 @@ def _deliver_or_park(event: Event) -> None:
     """Deliver now; if Redis is down (or was a moment ago), park the event in the outbox in
     its own transaction, so the relay delivers it when Redis is back. The business change
     has committed either way: nothing here may fail the request."""
-    if redis_breaker.allows():
-        try:
-            deliver(event, strict=True)
-        except RedisError as exc:
-            redis_breaker.failed(exc)
-        except Exception:
-            log.exception("event subscriber failed for %s", event.name)
-            return
-        else:
-            redis_breaker.succeeded()
-            return
-    try:
-        with atomic():
-            outbox.add_event(event.name, event.data, room=event.room)
-    except Exception:
-        log.exception("event %s lost: Redis down and the outbox not writable", event.name)
+    _deliver_batch([event])
 
 
 def _deliver_batch(events: list[Event]) -> None:
-    """``_deliver_or_park`` for several events in order, sent in one Redis round trip. If Redis
-    fails, every event of the batch is parked: a subscriber may see some twice (at least
-    once), never none."""
+    """Deliver ``events`` in order, in one Redis round trip; if Redis is down (or was a moment
+    ago), park them all in the outbox in one transaction, so the relay delivers them when Redis
+    is back (a subscriber may then see some twice: at least once, never none). A subscriber's
+    own failure is logged and skips only its event."""
     if redis_breaker.allows():
         try:
             with bus.batched():
@@ -113,73 +96,24 @@ def _deliver_batch(events: list[Event]) -> None:
         log.exception("%d events lost: Redis down and the outbox not writable", len(events))
 
 
-class _Publisher:
-    """One per process and app: committed events in a queue, and the thread (a greenlet under
-    gevent) that sends them in batches, in commit order."""
-
-    BATCH = 500
-    #: Events waiting at most (memory bound); past it an event is delivered by its request.
-    LIMIT = 20_000
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.busy = False
-        self.queue: queue.Queue[Event] = queue.Queue(maxsize=self.LIMIT)
-        self.thread = threading.Thread(target=self._run, name="jx-events", daemon=True)
-        self.thread.start()
-
-    def submit(self, event: Event) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except queue.Full:
-            _deliver_or_park(event)
-
-    def _run(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            self.busy = True
-            while len(batch) < self.BATCH:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            with self.app.app_context():
-                try:
-                    _deliver_batch(batch)
-                except Exception:  # never let the thread die
-                    log.exception("event batch failed")
-                finally:
-                    db.session.remove()
-                    self.busy = not self.queue.empty()
-
-    def idle(self) -> bool:
-        return not self.busy and self.queue.empty()
+#: Per process and app: committed events sent in commit order, up to 500 a Redis round trip;
+#: past 20,000 waiting, an event is delivered by its own request.
+_publishers: PerApp[Event] = PerApp(
+    lambda app: BatchQueue(
+        app, _deliver_batch, name="jx-events", batch=500, limit=20_000, overflow=_deliver_or_park
+    )
+)
 
 
-_publishers: dict[int, _Publisher] = {}
-_publishers_lock = threading.Lock()
-
-
-def _publisher(app: Flask) -> _Publisher:
-    publisher = _publishers.get(id(app))
-    if publisher is None:
-        with _publishers_lock:
-            publisher = _publishers.get(id(app))
-            if publisher is None:
-                publisher = _publishers[id(app)] = _Publisher(app)
-    return publisher
+def _publisher(app: Flask) -> BatchQueue[Event]:
+    return _publishers.get(app)
 
 
 def drain(timeout: float = 5.0) -> bool:
     """Wait (at most ``timeout`` seconds) until this process's publishers sent what they hold:
     for a worker about to exit. True when drained; what is left is lost to live clients only
     (events that must arrive are ``durable``, in the outbox)."""
-    deadline = time.monotonic() + timeout
-    while not all(p.idle() for p in list(_publishers.values())):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)  # under gevent: yields to the publisher greenlet
-    return True
+    return _publishers.drain(timeout)
 
 
 def user_room(user_id: int) -> str:

@@ -31,9 +31,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -44,8 +41,8 @@ from flask import Flask, Response, after_this_request, current_app, has_request_
 from sqlalchemy import ColumnElement, bindparam
 
 from app.core.base import UTCDateTime
+from app.core.batchqueue import BatchQueue, PerApp
 from app.core.db import atomic, on_commit
-from app.core.extensions import db
 
 log = logging.getLogger(__name__)
 _PENDING = "jackpotx.play_after_commit"
@@ -239,83 +236,32 @@ def run_after_commit(events: list[PlayEvent]) -> None:
         run_after_commit([event])
 
 
-class _Drainer:
-    """One per process: a queue of committed events and the thread (a greenlet under gevent)
-    that applies them in batches, in commit order."""
-
-    BATCH = 200
-    #: Seconds the thread waits after an event for more to commit, so that a quiet stream of
-    #: bets is applied a few at a time (one transaction and one statement per listener for
-    #: several events) at the price of that much lag.
-    LINGER = 0.05
-    #: Events waiting at most (memory bound): past it, an event is left to the owner's sweep
-    #: (it loses nothing but lag; the sweep redoes what the queue never ran).
-    LIMIT = 20_000
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.dropped = 0
-        self.busy = False
-        self.queue: queue.Queue[PlayEvent] = queue.Queue(maxsize=self.LIMIT)
-        self.thread = threading.Thread(target=self._run, name="jx-play-after-commit", daemon=True)
-        self.thread.start()
-
-    def submit(self, event: PlayEvent) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except queue.Full:
-            self.dropped += 1
-            if self.dropped % 1000 == 1:
-                log.warning(
-                    "after-commit play queue full (%d events): %d left to the sweep so far",
-                    self.LIMIT,
-                    self.dropped,
-                )
-
-    def _run(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            self.busy = True
-            if self.queue.qsize() < self.BATCH:
-                time.sleep(self.LINGER)  # under gevent: yields to the requests
-            while len(batch) < self.BATCH:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            with self.app.app_context():
-                try:
-                    run_after_commit(batch)
-                finally:
-                    db.session.remove()
-                    self.busy = not self.queue.empty()
-
-    def idle(self) -> bool:
-        return not self.busy and self.queue.empty()
+def _left_to_sweep(_event: PlayEvent) -> None:
+    """A full queue: the event is left to its owners' sweeps (they redo what never ran)."""
 
 
-_drainers: dict[int, _Drainer] = {}
-_drainers_lock = threading.Lock()
+#: Per process and app: committed events applied in batches of up to 200, in commit order,
+#: 50 ms after the first (a quiet stream is applied a few at a time: one transaction and one
+#: statement per listener for several events); past 20,000 waiting, left to the sweeps.
+_drainers: PerApp[PlayEvent] = PerApp(
+    lambda app: BatchQueue(
+        app,
+        run_after_commit,
+        name="jx-play-after-commit",
+        batch=200,
+        limit=20_000,
+        linger=0.05,
+        overflow=_left_to_sweep,
+    )
+)
 
 
 def drain(timeout: float = 5.0) -> bool:
     """Wait (at most ``timeout`` seconds) until this process's after-commit queues are empty
     and idle: for a worker that is about to exit (gunicorn's ``worker_exit``) and for tools.
     True when drained; what is left otherwise is redone by the owners' sweeps."""
-    deadline = time.monotonic() + timeout
-    while not all(d.idle() for d in list(_drainers.values())):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)  # under gevent: yields to the drainer greenlet
-    return True
+    return _drainers.drain(timeout)
 
 
-def _drainer(app: Flask) -> _Drainer:
-    key = id(app)
-    drainer = _drainers.get(key)
-    if drainer is None:
-        with _drainers_lock:
-            drainer = _drainers.get(key)
-            if drainer is None:
-                drainer = _drainers[key] = _Drainer(app)
-    return drainer
+def _drainer(app: Flask) -> BatchQueue[PlayEvent]:
+    return _drainers.get(app)

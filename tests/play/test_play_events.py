@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.batchqueue import BatchQueue
 from app.play import events as play_events
 from tests import moneykit
 
@@ -64,11 +65,10 @@ def test_a_failing_listener_aborts_the_callback_and_moves_no_money(client, facto
 def test_the_after_commit_queue_is_bounded_and_leaves_the_overflow_to_the_sweep():
     """A worker whose queue cannot keep up does not grow without bound: past the limit an
     event is counted and left to the owner's sweep (which redoes what was never run)."""
-    import queue as queue_mod
-
-    drainer = object.__new__(play_events._Drainer)  # no drain thread: the queue stays full
-    drainer.dropped = 0
-    drainer.queue = queue_mod.Queue(maxsize=2)
+    drainer = BatchQueue(
+        None, play_events.run_after_commit, name="t", batch=10, limit=2,
+        overflow=play_events._left_to_sweep, start=False,  # no thread: the queue stays full
+    )  # fmt: skip
     event = play_events.PlayEvent("bet", 1, "EUR", 100, 100, 0, 1, None, "r", 1)
     for _ in range(5):
         drainer.submit(event)
@@ -77,12 +77,8 @@ def test_the_after_commit_queue_is_bounded_and_leaves_the_overflow_to_the_sweep(
 
 
 def test_drain_waits_for_the_after_commit_queue_and_says_when_it_could_not():
-    import queue as queue_mod
-
-    drainer = object.__new__(play_events._Drainer)
-    drainer.busy = False
-    drainer.queue = queue_mod.Queue()
-    play_events._drainers[-1] = drainer
+    drainer = BatchQueue(None, print, name="t", batch=10, limit=10, start=False)
+    play_events._drainers.queues[-1] = drainer
     try:
         assert play_events.drain(0.05)
         drainer.queue.put_nowait(object())  # nobody drains it
@@ -93,4 +89,4 @@ def test_drain_waits_for_the_after_commit_queue_and_says_when_it_could_not():
         drainer.busy = False
         assert play_events.drain(0.05)
     finally:
-        del play_events._drainers[-1]
+        del play_events._drainers.queues[-1]
