@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import DateTime, TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def iso_or_none(value: date | None) -> str | None:
+    """``value.isoformat()``, or None for None (a JSON answer's optional date or time)."""
+    return None if value is None else value.isoformat()
 
 
 class UTCDateTime(TypeDecorator):

@@ -18,14 +18,11 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from app.core import audit, outbox, periodic
+from app.core.base import iso_or_none as _iso
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import redis_store
 from app.core.queues import QUEUE_NAMES, queue
 from app.core.schedule import periodic_job_id
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _exc_summary(exc_info: str | None) -> str | None:

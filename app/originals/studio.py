@@ -27,7 +27,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.core import crypto
+from app.core.base import iso_or_none as _iso
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, lock_one
 from app.core.errors import (
@@ -138,10 +139,6 @@ def wallet_client() -> WalletClient:
 def _bet_limits(currency: str) -> tuple[int, int]:
     scale = 10 ** exponent(currency)
     return max(1, int(MIN_BET * scale)), int(MAX_BET * scale)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _minor(answer: dict[str, Any], key: str, currency: str) -> int | None:

@@ -41,6 +41,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, String, cast, func, literal, select
 
 from app.core import audit, notifications
+from app.core.base import iso_or_none as _iso
 from app.core.base import utcnow
 from app.core.db import atomic, dialect_insert, lock_one, on_commit, parse_row_id
 from app.core.errors import AccessDenied, Conflict, NotFound, ValidationError
@@ -1031,10 +1032,6 @@ def pool_admin_json(pool: JackpotPool) -> dict[str, Any]:
         "drop_window_seconds": pool.drop_window_seconds,
         "provider_id": pool.provider_id,
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def win_json(win: JackpotWin, *, staff: bool = False) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 
 from app.core import audit, csvsafe
+from app.core.base import iso_or_none as _iso
 from app.core.base import utcnow
 from app.core.db import atomic, lock_existing, parse_row_id, rowcount
 from app.core.errors import AccessDenied, AppError, Conflict, NotFound, ValidationError
@@ -119,10 +120,6 @@ def _currency(raw: Mapping[str, Any], *, default: str | None) -> str:
     if value and not value.isalpha():
         raise ValidationError.field("currency", "A currency code, like EUR")
     return value
-
-
-def _iso(value: date | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _report_params(raw: Mapping[str, Any], *, currency: bool, group: bool) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, and_, func, or_, select, true, update
 
+from app.core.base import iso_or_none as _iso
 from app.core.db import atomic, dialect_insert, table_of
 from app.core.extensions import db
 from app.identity.models import PLAYER, LoginEvent, User
@@ -516,10 +517,6 @@ def _count(stream: Stream, *, before: datetime | None) -> int:
         return 0
     query = stream.base().where(stream.ts < before)
     return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 #: ``behind`` counts at most this many rows (a page view must not count a whole ledger).

@@ -69,6 +69,7 @@ from sqlalchemy import (
     update,
 )
 
+from app.core.base import iso_or_none as _iso
 from app.core.base import utcnow
 from app.core.db import (
     atomic,
@@ -1784,10 +1785,6 @@ def _batch(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
             ]
         },
     )
-
-
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
 
 
 _HANDLERS = {
