@@ -339,6 +339,23 @@ def worker_cpu(master: int) -> float:
     return total / ticks
 
 
+def database_cpu() -> float:
+    """CPU seconds (user + system) every PostgreSQL process of this machine has used so far
+    (its backends, WAL writer, checkpointer: the server shares the machine's cores with the
+    worker, so what a bet costs the database is part of what it costs)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        if head.partition("(")[2].startswith("postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def load(
     args: argparse.Namespace,
     target: Target,
@@ -364,7 +381,7 @@ def load(
         "game": GAME,
         "currency": CURRENCY,
     }
-    cpu0 = worker_cpu(target.proc.pid)
+    cpu0, db0 = worker_cpu(target.proc.pid), database_cpu()
     out = subprocess.run(  # noqa: S603 - our own load generator
         [sys.executable, str(ROOT / "bench" / "loadgen.py")],
         input=json.dumps(job),
@@ -376,6 +393,7 @@ def load(
         raise SystemExit(f"load generator failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout)
     result["server_cpu_s"] = worker_cpu(target.proc.pid) - cpu0
+    result["db_cpu_s"] = database_cpu() - db0
     lat = sorted(result["latencies"])
     result["n"] = len(lat)
     result["per_s"] = len(lat) / result["elapsed"]
@@ -387,7 +405,8 @@ def load(
     print(
         f"  {target.name:8} {phase:4} {connections:2} conn: {result['per_s']:7.1f} bets/s "
         f"p50 {result['p50']:7.1f} ms p99 {result['p99']:7.1f} ms; server CPU "
-        f"{1000 * result['server_cpu_s'] / max(result['n'], 1):5.2f} ms/bet; client CPU "
+        f"{1000 * result['server_cpu_s'] / max(result['n'], 1):5.2f} ms/bet, database "
+        f"{1000 * result['db_cpu_s'] / max(result['n'], 1):5.2f} ms/bet; client CPU "
         f"{100 * result['client_cpu_s'] / result['elapsed']:3.0f}% of a core; {result['verdicts']}",
         flush=True,
     )
@@ -535,6 +554,9 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
     def cpu_ms(r: dict) -> float:
         return 1000 * r["server_cpu_s"] / max(r["n"], 1)
 
+    def db_ms(r: dict) -> float:
+        return 1000 * r["db_cpu_s"] / max(r["n"], 1)
+
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.2f}" if b else "-"
 
@@ -551,6 +573,8 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
          ratio(j["seq"]["mean"], f["seq"]["mean"])),
         (f"server CPU ms per bet, {c} connections", f"{cpu_ms(j['sat']):.2f}",
          f"{cpu_ms(f['sat']):.2f}", ratio(cpu_ms(j["sat"]), cpu_ms(f["sat"]))),
+        (f"database CPU ms per bet, {c} connections", f"{db_ms(j['sat']):.2f}",
+         f"{db_ms(f['sat']):.2f}", ratio(db_ms(j["sat"]), db_ms(f["sat"]))),
         ("replay p50 / first bet p50 ms (4 conn)",
          f"{j['dup']['dup_p50']:.1f} / {j['dup']['p50']:.1f}", "",
          ratio(j["dup"]["dup_p50"], j["dup"]["p50"])),
@@ -571,7 +595,8 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
         f"jackpotx_seq_ms={j['seq']['mean']:.1f} floor_seq_ms={f['seq']['mean']:.1f} "
         f"replay_vs_bet={j['dup']['dup_p50'] / j['dup']['p50']:.2f} "
         f"replay_vs_bet_1={j['dup1']['dup_p50'] / j['dup1']['p50']:.2f} "
-        f"raw_tx_per_s={raw_per_s:.0f}"
+        f"raw_tx_per_s={raw_per_s:.0f} "
+        f"jackpotx_db_ms={db_ms(j['sat']):.2f} floor_db_ms={db_ms(f['sat']):.2f}"
     )
 
 

@@ -28,15 +28,29 @@ Invariants:
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import BigInteger, and_, case, cast, func, literal, literal_column, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.bonus.models import LoyaltyAccount, LoyaltyEvent, LoyaltyLevel
 from app.core import notifications, settings
 from app.core.base import UTCDateTime, utcnow
-from app.core.db import atomic, dialect_insert, page_of, table_of
+from app.core.db import atomic, core_execute, dialect_insert, page_of, table_of
 from app.core.extensions import db
 from app.core.i18n import Msg
 from app.core.money import exponent, format_minor
@@ -184,27 +198,63 @@ def on_play_batch(events: list[play_events.PlayEvent]) -> None:
 def _wager_many(bets: list[play_events.PlayEvent]) -> None:
     """``_wager`` for each of ``bets`` in one statement (PostgreSQL): the wager events inserted
     once per claim, then the points each player's new events earned added to their account
-    (one row per player, in player order: two batches lock accounts in the same order)."""
-    now = utcnow()
-    rows = [
-        {
-            "user_id": e.user_id,
-            "kind": "wager",
-            "points": points,
-            "currency": e.currency,
-            "amount": e.cash_part,
-            "provider_transaction_id": e.transaction_id,
-            "created_at": now,
-        }
-        for e in bets
-        if (points := points_for(e.cash_part, e.currency)) > 0
-    ]
-    if not rows:
+    (one row per player, in player order: two batches lock accounts in the same order). The
+    bets arrive as arrays, so the statement is the same for any batch (compiled and prepared
+    once)."""
+    earning = [(e, points) for e in bets if (points := points_for(e.cash_part, e.currency)) > 0]
+    if not earning:
         return
+    params = {
+        "user_ids": [e.user_id for e, _ in earning],
+        "points": [points for _, points in earning],
+        "currencies": [e.currency for e, _ in earning],
+        "amounts": [e.cash_part for e, _ in earning],
+        "claims": [e.transaction_id for e, _ in earning],
+        "now": utcnow(),
+    }
+    for row in core_execute(_wager_many_statement(), params):
+        _follow_level(row.user_id, row, raised=True)
+
+
+@cache
+def _wager_many_statement() -> Any:
+    from sqlalchemy.dialects.postgresql import insert
+
     events, accounts = table_of(LoyaltyEvent), table_of(LoyaltyAccount)
+    now = bindparam("now", type_=UTCDateTime())
+    batch = (
+        func.unnest(
+            bindparam("user_ids", type_=ARRAY(BigInteger)),
+            bindparam("points", type_=ARRAY(BigInteger)),
+            bindparam("currencies", type_=ARRAY(String)),
+            bindparam("amounts", type_=ARRAY(BigInteger)),
+            bindparam("claims", type_=ARRAY(BigInteger)),
+        )
+        .table_valued("user_id", "points", "currency", "amount", "claim")
+        .render_derived()
+    )
     inserted = (
-        dialect_insert(events)
-        .values(rows)
+        insert(events)
+        .from_select(
+            [
+                "user_id",
+                "kind",
+                "points",
+                "currency",
+                "amount",
+                "provider_transaction_id",
+                "created_at",
+            ],
+            select(
+                batch.c.user_id,
+                literal("wager"),
+                batch.c.points,
+                batch.c.currency,
+                batch.c.amount,
+                batch.c.claim,
+                now,
+            ),
+        )
         .on_conflict_do_nothing(index_elements=["provider_transaction_id"])
         .returning(events.c.user_id, events.c.points)
         .cte("inserted")
@@ -214,12 +264,12 @@ def _wager_many(bets: list[play_events.PlayEvent]) -> None:
             inserted.c.user_id,
             cast(func.sum(inserted.c.points), BigInteger).label("points"),
             literal(0, BigInteger()).label("redeemed_points"),
-            literal(now, UTCDateTime()).label("updated_at"),
+            now.label("updated_at"),
         )
         .group_by(inserted.c.user_id)
         .order_by(inserted.c.user_id)
     )
-    stmt = dialect_insert(accounts).from_select(
+    stmt = insert(accounts).from_select(
         ["user_id", "points", "redeemed_points", "updated_at"], earned
     )
     stmt = stmt.on_conflict_do_update(
@@ -229,8 +279,7 @@ def _wager_many(bets: list[play_events.PlayEvent]) -> None:
             "updated_at": stmt.excluded.updated_at,
         },
     )
-    for row in db.session.execute(stmt.returning(*_returned_level())).all():
-        _follow_level(row.user_id, row, raised=True)
+    return stmt.returning(*_returned_level())
 
 
 def _wager(user_id: int, currency: str, cash_part: int, claim_id: int) -> int | None:

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 import threading
 import weakref
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from flask import Flask
@@ -52,12 +55,83 @@ _STALE = {"26000", "0A000"}
 
 
 class _Plan:
-    __slots__ = ("execute", "name", "prepare")
+    __slots__ = ("execute", "name", "names", "prepare")
 
-    def __init__(self, name: str, prepare: str, execute: str) -> None:
+    def __init__(self, name: str, prepare: str, execute: str, names: list[str]) -> None:
         self.name = name
         self.prepare = prepare
         self.execute = execute
+        self.names = names
+
+    def execute_text(self, cursor: Any, parameters: dict[str, Any]) -> str | None:
+        """The ``EXECUTE`` with its arguments rendered as psycopg2 would render them, or None
+        when this connection's settings are not the ones the fast rendering assumes."""
+        connection = cursor.connection
+        if (
+            connection.encoding != "UTF8"
+            or connection.get_parameter_status("standard_conforming_strings") != "on"
+        ):
+            return None
+        if not self.names:
+            return self.execute
+        return (
+            f"EXECUTE {self.name}("
+            + ", ".join([_literal(cursor, parameters[n]) for n in self.names])
+            + ")"
+        )
+
+
+def _signed(text: str) -> str:
+    # psycopg2 puts a space before a negative number (``- -1`` must not become a comment).
+    return " " + text if text.startswith("-") else text
+
+
+def _str_literal(cursor: Any, value: str) -> str:
+    if "\x00" in value:  # psycopg2 refuses it with its own error
+        return _adapted(cursor, value)
+    # standard_conforming_strings is on (checked): doubling the quote is the whole escaping.
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _float_literal(cursor: Any, value: float) -> str:
+    if math.isfinite(value):
+        return _signed(repr(value))
+    return _adapted(cursor, value)
+
+
+def _decimal_literal(cursor: Any, value: Decimal) -> str:
+    if value.is_finite():
+        return _signed(str(value))
+    return _adapted(cursor, value)
+
+
+def _datetime_literal(_cursor: Any, value: datetime) -> str:
+    kind = "timestamp" if value.tzinfo is None else "timestamptz"
+    return f"'{value.isoformat()}'::{kind}"
+
+
+def _adapted(cursor: Any, value: Any) -> str:
+    return str(cursor.mogrify("%s", (value,)).decode())
+
+
+#: psycopg2's rendering of a parameter as an SQL literal, per exact type, for the types the hot
+#: path binds (~0.25 µs a parameter against psycopg2's ~1 µs); any other type is psycopg2's.
+#: ``tests/core/test_prepared_statements.py`` compares the two on generated values.
+_LITERALS: dict[type, Any] = {
+    str: _str_literal,
+    int: lambda _c, v: _signed(str(v)),
+    bool: lambda _c, v: "true" if v else "false",
+    type(None): lambda _c, _v: "NULL",
+    float: _float_literal,
+    Decimal: _decimal_literal,
+    datetime: _datetime_literal,
+    date: lambda _c, v: f"'{v.isoformat()}'::date",
+}
+
+
+def _literal(cursor: Any, value: Any) -> str:
+    render = _LITERALS.get(type(value))
+    return _adapted(cursor, value) if render is None else str(render(cursor, value))
 
 
 #: statement text -> its plan, or None when PostgreSQL refused to prepare it.
@@ -115,7 +189,7 @@ def _plan(cursor: Any, statement: str, context: Any) -> _Plan | None:
     )
     for declared in (["unknown"] * len(names), _declared(context, names)):
         head = f"PREPARE {name} ({', '.join(declared)})" if names else f"PREPARE {name}"
-        plan = _Plan(name, f"{head} AS {text}", execute)
+        plan = _Plan(name, f"{head} AS {text}", execute, names)
         if _try_prepare(cursor, plan):
             with _lock:
                 _plans.setdefault(statement, plan)
@@ -194,7 +268,11 @@ def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any
             return False
     if plan.name not in _prepared_on(cursor.connection) and not _try_prepare(cursor, plan):
         return False
-    cursor.execute(plan.execute, parameters)
+    text = plan.execute_text(cursor, parameters) if isinstance(parameters, dict) else None
+    if text is None:
+        cursor.execute(plan.execute, parameters)
+    else:
+        cursor.execute(text)
     return True
 
 
