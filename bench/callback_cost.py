@@ -119,6 +119,7 @@ def main() -> None:
                     for sql in after:
                         print(f"    {sql}")
         cpu = {"bet": 0.0, "win": 0.0, "replay": 0.0}
+        database = dict.fromkeys(cpu, 0.0)
         profiler = cProfile.Profile() if args.cprofile else None
         if profiler is not None:
             profiler.enable()
@@ -129,9 +130,10 @@ def main() -> None:
                 ("win", win(f"m{i}", "2.00" if i % 2 else "0")),
                 ("replay", bet(f"m{i}")),
             ):
-                t0 = time.process_time()
+                t0, d0 = time.process_time(), bench.database_cpu()
                 send(payload)
                 cpu[kind] += time.process_time() - t0
+                database[kind] += bench.database_cpu() - d0
         wall = time.perf_counter() - wall0
         if profiler is not None:
             profiler.disable()
@@ -150,6 +152,11 @@ def main() -> None:
             f"statements_bet={counts['bet']} statements_win={counts['win']} "
             f"statements_replay={counts['replay']} "
             f"cpu_ms_per_callback={1000 * sum(cpu.values()) / (3 * n):.2f}"
+        )
+        print(  # clock ticks: meaningful over a few hundred rounds
+            f"database_cpu_ms_per_bet={1000 * database['bet'] / n:.2f} "
+            f"database_cpu_ms_per_win={1000 * database['win'] / n:.2f} "
+            f"database_cpu_ms_per_replay={1000 * database['replay'] / n:.2f}"
         )
         from app.play import events
 

@@ -342,18 +342,52 @@ def worker_cpu(master: int) -> float:
 def database_cpu() -> float:
     """CPU seconds (user + system) every PostgreSQL process of this machine has used so far
     (its backends, WAL writer, checkpointer: the server shares the machine's cores with the
-    worker, so what a bet costs the database is part of what it costs)."""
+    worker, so what a bet costs the database is part of what it costs). A backend that exited
+    is counted in its parent's (the postmaster's) children's time."""
+    return sum(own + children for _kind, own, children in database_processes().values())
+
+
+def database_processes() -> dict[int, tuple[str, float, float]]:
+    """Every PostgreSQL process: pid -> (kind, its CPU seconds, its reaped children's)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    out = {}
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            head, _, rest = stat.read_text().rpartition(")")
+            head, _, rest = (proc / "stat").read_text().rpartition(")")
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if head.partition("(")[2].startswith("postgres"):
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+        if not head.partition("(")[2].startswith("postgres"):
+            continue
+        if not title.startswith("postgres: "):
+            kind = "postmaster"
+        elif "(" in title:
+            kind = "connections"
+        elif title.startswith("postgres: autovacuum"):
+            kind = "autovacuum"
+        else:
+            kind = " ".join(title.split()[1:3])
+        fields = rest.split()
+        own, children = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        out[int(proc.name)] = (kind, own / ticks, children / ticks)
+    return out
+
+
+def database_cpu_by_process(
+    before: dict[int, tuple[str, float, float]], after: dict[int, tuple[str, float, float]]
+) -> dict[str, float]:
+    """The database's CPU between two ``database_processes`` snapshots by kind of process.
+    Processes that exited in between (``exited``: connections closed) count their whole life in
+    their parent's children's time, less what they had used before the first snapshot."""
+    out: dict[str, float] = {}
+    for pid, (kind, own, children) in after.items():
+        was = before.get(pid, (kind, 0.0, 0.0))
+        out[kind] = out.get(kind, 0.0) + own - was[1]
+        out["exited"] = out.get("exited", 0.0) + children - was[2]
+    for pid, (_kind, own, children) in before.items():
+        if pid not in after:
+            out["exited"] = out.get("exited", 0.0) - own - children
+    return out
 
 
 def load(
@@ -381,7 +415,7 @@ def load(
         "game": GAME,
         "currency": CURRENCY,
     }
-    cpu0, db0 = worker_cpu(target.proc.pid), database_cpu()
+    cpu0, db0 = worker_cpu(target.proc.pid), database_processes()
     out = subprocess.run(  # noqa: S603 - our own load generator
         [sys.executable, str(ROOT / "bench" / "loadgen.py")],
         input=json.dumps(job),
@@ -393,7 +427,8 @@ def load(
         raise SystemExit(f"load generator failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout)
     result["server_cpu_s"] = worker_cpu(target.proc.pid) - cpu0
-    result["db_cpu_s"] = database_cpu() - db0
+    result["db_by_process"] = database_cpu_by_process(db0, database_processes())
+    result["db_cpu_s"] = sum(result["db_by_process"].values())
     lat = sorted(result["latencies"])
     result["n"] = len(lat)
     result["per_s"] = len(lat) / result["elapsed"]
@@ -588,6 +623,10 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
     busiest = max(r["client_cpu_s"] / r["elapsed"] for r in (*j.values(), *f.values()))
     print(f"{'raw SQL tx/s, ' + str(c) + ' clients (psycopg2)':42} {raw_per_s:>15.0f}")
     print(f"load generator: at most {100 * busiest:.0f}% of one core in any phase")
+    for who, r in (("JackpotX", j["sat"]), ("floor", f["sat"])):
+        parts = sorted(r["db_by_process"].items(), key=lambda kv: -kv[1])
+        shown = ", ".join(f"{kind} {1000 * v / max(r['n'], 1):.2f}" for kind, v in parts if v > 0)
+        print(f"database CPU ms per bet by process, {who}, {c} connections: {shown}")
     return (
         f"vs_floor={j['sat']['per_s'] / f['sat']['per_s']:.2f} "
         f"jackpotx_bets_per_s={j['sat']['per_s']:.0f} floor_bets_per_s={f['sat']['per_s']:.0f} "
