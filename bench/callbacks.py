@@ -427,7 +427,11 @@ def load(
         raise SystemExit(f"load generator failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout)
     result["server_cpu_s"] = worker_cpu(target.proc.pid) - cpu0
-    result["db_by_process"] = database_cpu_by_process(db0, database_processes())
+    db1 = database_processes()
+    result["db_by_process"] = database_cpu_by_process(db0, db1)
+    result["db_closed"] = sum(
+        1 for pid, p in db0.items() if p[0] == "connections" and pid not in db1
+    )
     result["db_cpu_s"] = sum(result["db_by_process"].values())
     lat = sorted(result["latencies"])
     result["n"] = len(lat)
@@ -626,7 +630,10 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
     for who, r in (("JackpotX", j["sat"]), ("floor", f["sat"])):
         parts = sorted(r["db_by_process"].items(), key=lambda kv: -kv[1])
         shown = ", ".join(f"{kind} {1000 * v / max(r['n'], 1):.2f}" for kind, v in parts if v > 0)
-        print(f"database CPU ms per bet by process, {who}, {c} connections: {shown}")
+        print(
+            f"database CPU ms per bet by process, {who}, {c} connections: {shown}; "
+            f"connections closed during the phase: {r['db_closed']}"
+        )
     return (
         f"vs_floor={j['sat']['per_s'] / f['sat']['per_s']:.2f} "
         f"jackpotx_bets_per_s={j['sat']['per_s']:.0f} floor_bets_per_s={f['sat']['per_s']:.0f} "

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -232,7 +233,15 @@ class ProviderTransaction(Model):
         UniqueConstraint(
             "provider_id", "external_id", name="uq_provider_transactions_provider_external"
         ),
-        Index("ix_provider_transactions_reference", "provider_id", "reference_external_id"),
+        # Only rows that name a reference (refunds, rollbacks, wins of another transaction):
+        # a bet adds no entry, and a claim's lookup by transaction id cannot pick this index.
+        Index(
+            "ix_provider_transactions_reference",
+            "provider_id",
+            "reference_external_id",
+            postgresql_where=text("reference_external_id IS NOT NULL"),
+            sqlite_where=text("reference_external_id IS NOT NULL"),
+        ),
         CheckConstraint("state IN ('applied', 'noop', 'tombstone')", name="state"),
     )
 

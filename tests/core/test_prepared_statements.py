@@ -220,3 +220,26 @@ def test_rendered_arguments_reach_postgres_as_the_values_they_were(app):
         assert tuple(row) == (tricky, -42, when)
     mine = {plan.name for plan in prepared._plans.values() if plan is not None}
     assert mine & set(_prepared_here())
+
+
+def test_a_claim_is_looked_up_by_its_unique_index_even_on_a_small_table(table):
+    """The claim lookup (``provider_id`` + ``external_id``) must not pick the reference index:
+    it did on a small table (equal costs), and a callback's prepared generic plan then kept
+    scanning every claim of the provider as the table grew. That index is partial now (only
+    rows naming a reference) and still serves the reference lookups."""
+    for i in range(3):
+        table.bet(f"ix{i}", "1.00", round_id=f"ixr{i}")
+    provider_id = db.session.scalar(sa.text("SELECT max(provider_id) FROM provider_transactions"))
+
+    def index_of(where: str, value: str) -> str:
+        plan = db.session.execute(
+            sa.text(
+                "EXPLAIN (FORMAT JSON) SELECT id FROM provider_transactions "
+                f"WHERE provider_id = :p AND {where} = :v"
+            ),
+            {"p": provider_id, "v": value},
+        ).scalar_one()
+        return plan[0]["Plan"].get("Index Name", "")
+
+    assert index_of("external_id", "ix1") == "uq_provider_transactions_provider_external"
+    assert index_of("reference_external_id", "ix1") == "ix_provider_transactions_reference"
