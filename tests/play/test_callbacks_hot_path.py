@@ -15,9 +15,10 @@ from app.core.base import utcnow
 from app.core.db import atomic
 from app.core.extensions import db
 from app.identity.models import User
-from app.play.models import GameRound, ProviderCallback
+from app.play.callbacks import actions
+from app.play.models import GameRound, ProviderCallback, ProviderTransaction
 from app.wallet.models import LedgerEntry, LedgerTransaction
-from tests.moneykit import Table, make_game, open_table, reconcile_clean
+from tests.moneykit import Table, fund, make_game, open_table, reconcile_clean
 
 
 @pytest.fixture
@@ -240,11 +241,11 @@ def _statements_of(app, call) -> list[str]:
 @pytest.mark.usefixtures("requires_postgres")
 def test_the_round_trip_budget_of_a_plain_bet_and_win(app, table):
     """A player with no special state (no bonus, pool or tournament; the play session fresh).
-    Bet: session read; claim + lock; posting + round upsert + log row. Win: session read;
+    Bet: session read + claim + lock; posting + round upsert + log row. Win: session read;
     claim + lock + round update (its split needs the round's stakes); posting + log row."""
     assert table.bet("warm", "1.00", round_id="warm")["status"] == "ok"
     bet = _statements_of(app, lambda: table.bet("b1", "1.00"))
-    assert len(bet) <= 3, [s[:60] for s in bet]
+    assert len(bet) <= 2, [s[:60] for s in bet]
     assert sum("FOR UPDATE" in s for s in bet) == 1
     win = _statements_of(app, lambda: table.win("w1", "2.00"))
     assert len(win) <= 3, [s[:60] for s in win]
@@ -271,4 +272,58 @@ def test_a_bet_refused_by_its_round_leaves_no_money_and_one_refusal_in_the_log(t
         sa.select(ProviderCallback).where(ProviderCallback.transaction_id == "b2")
     ).all()
     assert [c.verdict for c in logged] == ["ROUND_CLOSED"]
+    reconcile_clean()
+
+
+def _claims(tx: str) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count(ProviderTransaction.id)).where(
+            ProviderTransaction.external_id == tx
+        )
+    )
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_a_bet_refused_after_the_session_read_claimed_it_leaves_no_claim(table):
+    """The session read claims a first bet and locks the wallet before the bet checks run in
+    Python: a refusal (no funds, a blocked player, a limit) rolls the claim back, so the same
+    transaction id is checked anew when the provider sends it again, and applied once."""
+    cash, bonus = table.balances()
+    assert table.bet("big", "500.00")["code"] == "INSUFFICIENT_FUNDS"
+    assert _claims("big") == 0
+    player = _user(table.user_id)
+    with atomic():
+        player.status = "suspended"
+    assert table.bet("s1", "1.00", round_id="s1")["code"] == "PLAYER_BLOCKED"
+    assert _claims("s1") == 0
+    assert table.balances() == (cash, bonus)
+    with atomic():
+        player.status = "active"
+    fund(table.user_id, 500_00)
+    for tx, amount in (("big", "500.00"), ("s1", "1.00")):
+        assert table.bet(tx, amount, round_id=tx)["status"] == "ok"
+        assert table.bet(tx, amount, round_id=tx)["status"] == "ok"  # a replay
+        assert _claims(tx) == 1
+    assert table.balances() == (cash + 500_00 - 501_00, bonus)
+    rg.set_limit(player, limit_type="wager", period="daily", value=50, currency="EUR")
+    assert table.bet("l1", "1.00", round_id="l1")["code"] == "LIMIT_EXCEEDED"
+    assert _claims("l1") == 0
+    reconcile_clean()
+
+
+@pytest.mark.usefixtures("requires_postgres")
+def test_the_claim_made_with_the_session_carries_the_handlers_fingerprint(app, table):
+    """Quotes, backslashes and non-ASCII in the round id go into the fingerprint the session
+    read computes in SQL; the handler applies the bet only when it equals its own."""
+    round_id = 'r"\\é😀'
+    statements = _statements_of(app, lambda: table.bet("f1", "1.00", round_id=round_id))
+    assert len(statements) <= 2
+    stored = db.session.scalar(
+        sa.select(ProviderTransaction.fingerprint).where(ProviderTransaction.external_id == "f1")
+    )
+    assert stored == actions._fingerprint(
+        "bet", table.user_id, round_id, table.game_external, 1_00, table.currency
+    )
+    assert table.bet("f1", "1.00", round_id=round_id)["status"] == "ok"  # its replay
+    assert _claims("f1") == 1
     reconcile_clean()

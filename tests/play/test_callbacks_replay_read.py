@@ -11,7 +11,7 @@ from app.core.extensions import db
 from app.core.money import format_minor
 from app.play.callbacks import actions
 from app.play.models import ProviderCallback
-from tests.moneykit import Table, open_table, reconcile_clean
+from tests.moneykit import Table, open_table, reconcile_clean, wallet_row_locked
 
 
 @pytest.fixture
@@ -82,7 +82,6 @@ def test_a_duplicate_is_answered_and_logged_as_the_first_answer(app, table, kind
     _same_log(rows[0], rows[1], first)
     if db.engine.dialect.name == "postgresql":
         assert len(statements) == 1, statements
-        assert "FOR UPDATE" not in statements[0]
         # The stored text is the one SQLAlchemy stores for the first answer (json.dumps).
         texts = db.session.scalars(
             sa.select(sa.cast(ProviderCallback.response, sa.Text))
@@ -179,4 +178,22 @@ def test_only_a_transaction_that_logged_a_duplicate_skips_the_wal_flush(table):
     assert setting() == "on"
     assert table.bet("s1", "1.00", round_id="sr1")["status"] == "ok"  # the replay
     assert setting() == "off"
+    reconcile_clean()
+
+
+@pytest.mark.parametrize("kind", ["bet", "win"])
+def test_a_duplicate_answers_while_another_transaction_holds_the_wallet_lock(
+    app, requires_postgres, committed_db, client, factory, kind
+):
+    """The replay's one statement claims and locks only when no claim exists: a duplicate
+    takes no row lock, so a stuck transaction on the wallet does not hold up its answer
+    (a lock wait would end in the retryable error after the lock timeout)."""
+    table = open_table(client, factory, cash=100_00)
+    table.bet("b0", "1.00")
+    call = (lambda: table.bet("b1", "2.50")) if kind == "bet" else (lambda: table.win("w1", "3.00"))
+    first = call()
+    assert first["status"] == "ok"
+    with wallet_row_locked(table.user_id):
+        again = call()
+    assert again == first
     reconcile_clean()

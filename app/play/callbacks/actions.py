@@ -202,6 +202,10 @@ class _Player:
     #: The answer the session read logged for this duplicate (``_with_duplicate_log``), or
     #: ``None`` when it wrote no log row.
     logged: dict[str, Any] | None = None
+    #: A bet's claim made by the session read and the wallet it locked (``_with_claim``):
+    #: the row's ``claim_id``, ``claim_fingerprint`` and ``lock_*`` columns; ``None`` when
+    #: the read made no claim (the handler then claims as usual).
+    claimed: Any = None
 
 
 _SESSION_COLS = (
@@ -345,7 +349,7 @@ def _native_duplicate_answer_sql(s: Any) -> Any:
     )
 
 
-def _with_duplicate_log(stmt: Any) -> Any:
+def _with_duplicate_log(stmt: Any, *, claim: bool = False) -> Any:
     """``stmt`` (the session read with the prior claim) that also writes the callback's log
     row, answered from the claim, when the claim is a duplicate the handler would answer
     from it: the same session and provider (and player, when named), not a demo, the
@@ -380,12 +384,94 @@ def _with_duplicate_log(stmt: Any) -> Any:
     logged = (
         insert(t).from_select(names, values).returning(t.c.id, t.c.response, relaxed).cte("logged")
     )
-    return select(
+    out = select(
         *s.c,
         logged.c.id.label("dup_log_id"),
         logged.c.response.label("dup_log_response"),
         logged.c.relaxed.label("dup_log_relaxed"),
     ).select_from(s.outerjoin(logged, true()))
+    return _with_claim(out, s) if claim else out
+
+
+def _with_claim(stmt: Any, s: Any) -> Any:
+    """``stmt`` (the bet's session read, ``s`` its CTE) that also claims the transaction id and
+    locks the player's wallet when no claim exists yet and the session takes this bet as the
+    usual path would claim it: the same provider (and player, when named), not a demo, live,
+    the request's currency. The claim's fingerprint is computed in SQL as the duplicate log's
+    (``_fingerprint_sql``); the handler checks it against its own before it uses the claim.
+    The bet checks run afterwards in Python: a refusal raises and rolls the claim and the lock
+    back, as a refusal after the usual claim does. One round trip less per bet (PostgreSQL).
+    Columns ``claim_id``, ``claim_fingerprint``, ``lock_id``, ``lock_balance``,
+    ``lock_bonus_balance``, ``lock_held_balance`` (NULL when nothing was claimed or locked)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    pt = table_of(ProviderTransaction)
+    player_id = bindparam("d_player_id", type_=BigInteger)
+    fingerprint = _fingerprint_sql(s.c.user_id)
+    source = select(
+        bindparam("d_provider_id", type_=BigInteger),
+        bindparam("prior_ext", type_=String),
+        play_guard.now_param(),
+        literal("bet", String),
+        literal("applied", String),
+        s.c.user_id,
+        bindparam("c_round", type_=String),
+        bindparam("d_currency", type_=String),
+        bindparam("c_amount", type_=BigInteger),
+        fingerprint,
+    ).where(
+        s.c.prior_id.is_(None),
+        s.c.provider_id == bindparam("d_provider_id", type_=BigInteger),
+        s.c.demo.is_(False),
+        s.c.currency == bindparam("d_currency", type_=String),
+        or_(player_id.is_(None), s.c.user_id == player_id),
+        s.c.expires_at > play_guard.now_param(),
+    )
+    claimed = (
+        pg_insert(pt)
+        .from_select(
+            [
+                "provider_id",
+                "external_id",
+                "created_at",
+                "action",
+                "state",
+                "user_id",
+                "external_round_id",
+                "currency",
+                "amount",
+                "fingerprint",
+            ],
+            source,
+            include_defaults=False,
+        )
+        .on_conflict_do_nothing(index_elements=["provider_id", "external_id"])
+        .returning(pt.c.id, pt.c.fingerprint)
+        .cte("claimed")
+    )
+    w = table_of(Wallet)
+    locked = (
+        select(w.c.id, w.c.balance, w.c.bonus_balance, w.c.held_balance)
+        .where(
+            w.c.user_id == select(s.c.user_id).scalar_subquery(),
+            w.c.currency == bindparam("d_currency", type_=String),
+            exists(select(claimed.c.id)),
+        )
+        .with_for_update()
+        .cte("locked")
+    )
+    return (
+        stmt.add_columns(
+            claimed.c.id.label("claim_id"),
+            claimed.c.fingerprint.label("claim_fingerprint"),
+            locked.c.id.label("lock_id"),
+            locked.c.balance.label("lock_balance"),
+            locked.c.bonus_balance.label("lock_bonus_balance"),
+            locked.c.held_balance.label("lock_held_balance"),
+        )
+        .outerjoin(claimed, true())
+        .outerjoin(locked, true())
+    )
 
 
 def _duplicate_params(
@@ -454,6 +540,7 @@ def _player(
     probe: bool = False,
     prior: bool = False,
     duplicate_log: dict[str, Any] | None = None,
+    claim: dict[str, Any] | None = None,
 ) -> _Player:
     """Who the callback is about: its session token, or (adapters) our player id.
 
@@ -464,6 +551,8 @@ def _player(
     made under ``req.transaction_id`` and its answer (``_Player.prior``).
     ``duplicate_log`` (PostgreSQL, with ``prior``): the parameters of
     :func:`_with_duplicate_log`; a duplicate's log row is then written by this read.
+    ``claim`` (a bet by session token, with ``probe`` and ``duplicate_log``): the parameters
+    of :func:`_with_claim`; a first bet's claim and wallet lock are then made by this read.
     """
     token = _text(req.session_token, "session_token", required=False, limit=200)
     prior = prior or probe
@@ -488,7 +577,12 @@ def _player(
             name, build = "seamless.player_by_token_prior", _build_player_by_token_prior
         else:
             name, build = "seamless.player_by_token", _build_player_by_token
-        if dup:
+        if dup and claim is not None and probe:
+            params.update(claim)
+            stmt = hot_statement(
+                f"{name}+dup+claim", lambda ins: _with_duplicate_log(build(ins), claim=True)
+            )
+        elif dup:
             stmt = hot_statement(f"{name}+dup", lambda ins: _with_duplicate_log(build(ins)))
         else:
             stmt = hot_statement(name, build)
@@ -537,6 +631,7 @@ def _player(
         play_guard.probed_from(row) if probe and found is None else None,
         found,
         row.dup_log_response if dup and row.dup_log_id is not None else None,
+        row if token and claim is not None and row.claim_id is not None else None,
     )
 
 
@@ -869,12 +964,14 @@ def _build_round_upsert_probed(dialect_insert: Any) -> Any:
 def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     tx_ext = _text(req.transaction_id, "transaction_id")
     round_ext = _text(req.round_id, "round_id")
+    duplicate_log = _bet_duplicate_log(provider, req, round_ext)
     player = _player(
         provider,
         req,
         live=True,
         probe=True,
-        duplicate_log=_bet_duplicate_log(provider, req, round_ext),
+        duplicate_log=duplicate_log,
+        claim=_bet_claim(req, round_ext, duplicate_log),
     )
     currency, amount = _money(req, player)
     _check_currency(provider, currency, player.currency)
@@ -902,16 +999,19 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     except AppError as exc:
         raise CallbackError("LIMIT_EXCEEDED", exc.message) from None
     game_id = _resolve_game(provider, req, for_bet=True)
-    claim, w, _ = _claim_and_lock(
-        provider,
-        req,
-        action="bet",
-        user_id=player.user_id,
-        external_round_id=round_ext,
-        currency=currency,
-        amount=amount,
-        fingerprint=fingerprint,
-    )
+    if player.claimed is not None:
+        claim, w = _claimed_by_read(player, currency, fingerprint)
+    else:
+        claim, w, _ = _claim_and_lock(
+            provider,
+            req,
+            action="bet",
+            user_id=player.user_id,
+            external_round_id=round_ext,
+            currency=currency,
+            amount=amount,
+            fingerprint=fingerprint,
+        )
     if claim is None or w is None:
         return _replay(provider, req, fingerprint)
     if free_round is not None:
@@ -1014,6 +1114,38 @@ def _bet_duplicate_log(
     if free_round is not None and amount != 0:
         return None
     return _duplicate_params(provider, req, "bet", round_ext, amount, currency, free_round)
+
+
+def _bet_claim(
+    req: CallbackRequest, round_ext: str, duplicate_log: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The parameters of :func:`_with_claim` for a bet the session read may claim: one whose
+    currency and amount the request alone decides (the duplicate log's parameters exist),
+    by session token, not a free round (its grant is consumed before the balance check)."""
+    if duplicate_log is None or not req.session_token or req.free_round_id is not None:
+        return None
+    amount = _amount(req.amount, duplicate_log["d_currency"])
+    return {"c_round": round_ext, "c_amount": amount}
+
+
+def _claimed_by_read(
+    player: _Player, currency: str, fingerprint: str
+) -> tuple[int, wallet.LockedWallet]:
+    """The claim and the locked wallet the session read made (``_with_claim``), once its
+    fingerprint is the handler's (else raise: the transaction rolls the claim back)."""
+    row = player.claimed
+    if row.claim_fingerprint != fingerprint:
+        raise RuntimeError("the claim made with the session does not match the bet")
+    if row.lock_id is None:  # no wallet in this currency yet: create it, locked
+        return row.claim_id, wallet.lock(player.user_id, currency)
+    return row.claim_id, wallet.LockedWallet(
+        row.lock_id,
+        player.user_id,
+        currency,
+        row.lock_balance,
+        row.lock_bonus_balance,
+        row.lock_held_balance,
+    )
 
 
 def _check_posting(posting: wallet.Posting, result: CallbackResult) -> None:
