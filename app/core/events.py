@@ -97,18 +97,10 @@ def _deliver_batch(events: list[Event]) -> None:
 
 
 #: Per process and app: committed events sent in commit order, up to 500 a Redis round trip;
-#: past 20,000 waiting, an event is delivered by its own request. The thread waits 5 ms after
-#: an event for more: under load a round trip (and an app context) serves a few requests'
-#: events instead of one each; a live balance arrives at most that much later.
+#: past 20,000 waiting, an event is delivered by its own request.
 _publishers: PerApp[Event] = PerApp(
     lambda app: BatchQueue(
-        app,
-        _deliver_batch,
-        name="jx-events",
-        batch=500,
-        limit=20_000,
-        overflow=_deliver_or_park,
-        linger=0.005,
+        app, _deliver_batch, name="jx-events", batch=500, limit=20_000, overflow=_deliver_or_park
     )
 )
 
