@@ -347,6 +347,21 @@ def database_cpu() -> float:
     return sum(own + children for _kind, own, children in database_processes().values())
 
 
+def connections_opened(admin_url: str, database: str) -> int:
+    """Sessions ever opened on ``database`` (``pg_stat_database.sessions``; PostgreSQL 14+):
+    a pool that closes and reopens connections under load pays a backend start, and its
+    prepared statements planned again, each time."""
+    conn = psycopg2.connect(admin_url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (database,))
+            row = cur.fetchone()
+        return int(row[0] or 0) if row else 0
+    finally:
+        conn.close()
+
+
 def database_processes() -> dict[int, tuple[str, float, float]]:
     """Every PostgreSQL process: pid -> (kind, its CPU seconds, its reaped children's)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -415,6 +430,8 @@ def load(
         "game": GAME,
         "currency": CURRENCY,
     }
+    database = f"{args.db_name}_floor" if target.name == "floor" else args.db_name
+    opened0 = connections_opened(args.pg, database)
     cpu0, db0 = worker_cpu(target.proc.pid), database_processes()
     out = subprocess.run(  # noqa: S603 - our own load generator
         [sys.executable, str(ROOT / "bench" / "loadgen.py")],
@@ -429,6 +446,7 @@ def load(
     result["server_cpu_s"] = worker_cpu(target.proc.pid) - cpu0
     db1 = database_processes()
     result["db_by_process"] = database_cpu_by_process(db0, db1)
+    result["db_opened"] = connections_opened(args.pg, database) - opened0
     result["db_closed"] = sum(
         1 for pid, p in db0.items() if p[0] == "connections" and pid not in db1
     )
@@ -632,7 +650,7 @@ def report(args: argparse.Namespace, jx: Target, floor: Target, raw_per_s: float
         shown = ", ".join(f"{kind} {1000 * v / max(r['n'], 1):.2f}" for kind, v in parts if v > 0)
         print(
             f"database CPU ms per bet by process, {who}, {c} connections: {shown}; "
-            f"connections closed during the phase: {r['db_closed']}"
+            f"connections opened during the phase: {r['db_opened']}, closed: {r['db_closed']}"
         )
     return (
         f"vs_floor={j['sat']['per_s'] / f['sat']['per_s']:.2f} "

@@ -401,9 +401,12 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # false behind a transaction-pooling proxy (PgBouncer "transaction" mode).
         "DB_PREPARED_STATEMENTS": _bool(env, "DB_PREPARED_STATEMENTS", True),
         # Connection pool per process; past size + overflow a request waits at most
-        # DB_POOL_TIMEOUT seconds, then answers 503 (never queues for half a minute).
-        "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 10),
-        "DB_MAX_OVERFLOW": _int(env, "DB_MAX_OVERFLOW", 5),
+        # DB_POOL_TIMEOUT seconds, then answers 503 (never queues for half a minute). No
+        # overflow by default: a gevent worker's load swings fill and drain the pool many times
+        # a second, and every overflow connection closed and reopened cost a backend start and
+        # its prepared statements planned again (docs/perf.md, item 26).
+        "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 15),
+        "DB_MAX_OVERFLOW": _int(env, "DB_MAX_OVERFLOW", 0),
         "DB_POOL_TIMEOUT": _int(env, "DB_POOL_TIMEOUT", 3),
         # Callbacks of one player (session token or player id) in flight per process: more
         # wait up to the lock timeout for a slot without holding a database connection, then
@@ -459,8 +462,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
             SQLALCHEMY_ENGINE_OPTIONS={
                 "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", False),
                 "pool_recycle": _int(env, "DB_POOL_RECYCLE", 1800),
-                "pool_size": _int(env, "DB_POOL_SIZE", 10),
-                "max_overflow": _int(env, "DB_MAX_OVERFLOW", 5),
+                "pool_size": _int(env, "DB_POOL_SIZE", 15),
+                "max_overflow": _int(env, "DB_MAX_OVERFLOW", 0),
                 "pool_timeout": _int(env, "DB_POOL_TIMEOUT", 3),
             },
             SESSION_COOKIE_SECURE=True,

@@ -82,7 +82,7 @@ def test_production_takes_only_a_postgresql_replica():
     cfg = load_config({**production, "DATABASE_REPLICA_URL": "postgresql://u@standby/jackpotx"})
     bind = cfg["SQLALCHEMY_BINDS"]["replica"]
     # The production pool settings apply to the replica's pool too.
-    assert (bind["pool_size"], bind["max_overflow"], bind["pool_timeout"]) == (10, 5, 3)
+    assert (bind["pool_size"], bind["max_overflow"], bind["pool_timeout"]) == (15, 0, 3)
     assert "replica" not in load_config(production).get("SQLALCHEMY_BINDS", {})
 
 
