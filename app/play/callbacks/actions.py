@@ -11,8 +11,11 @@ Invariants:
   Bets, wins and reversals read an existing claim and its answer with the session (one
   statement): a duplicate answers from it before the bet checks, without a lock, whatever
   changed since (a since-banned player, an expired session get the stored first answer).
-* Validation (session, player status, currency, precision, game) happens before the lock;
-  the wallet lock covers only the round update and the ledger insert.
+* Validation (session, player status, currency, precision, game) happens before anything is
+  written or locked, except for a first bet on PostgreSQL: its session read also claims and
+  locks the wallet (``_with_claim``, one round trip less) and the checks then run under that
+  lock; a refusal raises and rolls the claim and the lock back, so the outcome is the same.
+  The wallet lock is held only for the checks, the round update and the ledger insert.
 * Every change a callback makes to a player's rounds and money happens under that player's
   wallet row lock, so bets, wins, refunds and rollbacks of one player are serialized.
 * Any refusal raises ``CallbackError`` inside the transaction: nothing is written except the
