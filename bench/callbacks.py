@@ -100,6 +100,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--profile-idle", action="store_true", help="py-spy also samples waits (wall time)"
     )
+    p.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="py-spy also records C frames (psycopg2, libpq; pauses the worker while sampling)",
+    )
     p.add_argument("--keep-db", action="store_true", help="do not drop the database afterwards")
     p.add_argument(
         "--engagement",
@@ -593,7 +598,7 @@ def start_profiler(args: argparse.Namespace, server: subprocess.Popen) -> subpro
             str(int(args.seconds)),
             "--rate",
             "200",
-            "--nonblocking",
+            *(["--native"] if args.profile_native else ["--nonblocking"]),
             "--pid",
             str(worker_pids(server.pid)[0]),
             *(["--idle"] if args.profile_idle else []),

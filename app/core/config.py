@@ -404,7 +404,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
         # DB_POOL_TIMEOUT seconds, then answers 503 (never queues for half a minute). No
         # overflow by default: a gevent worker's load swings fill and drain the pool many times
         # a second, and every overflow connection closed and reopened cost a backend start and
-        # its prepared statements planned again (docs/perf.md, item 26).
+        # its prepared statements planned again (docs/perf.md, item 28).
         "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 15),
         "DB_MAX_OVERFLOW": _int(env, "DB_MAX_OVERFLOW", 0),
         "DB_POOL_TIMEOUT": _int(env, "DB_POOL_TIMEOUT", 3),
