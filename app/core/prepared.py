@@ -16,7 +16,10 @@ Invariants:
   as it infers the type of psycopg2's quoted literals. A statement PostgreSQL cannot prepare
   that way is prepared with the types SQLAlchemy knows; one it still refuses runs as text,
   once logged. The ``PREPARE`` runs in a savepoint, so a refusal never aborts the caller's
-  transaction.
+  transaction. psycopg2 does not quote numbers, so a bare parameter a prepared statement
+  only *selects* (``SELECT $1``) reads as text where the text statement read a number: a
+  statement run here casts what it selects from a parameter (``CAST(:x AS BIGINT)``);
+  parameters compared with, or inserted into, a column take the column's type.
 * A connection that lost its prepared statements (``DISCARD ALL`` by a proxy, SQLSTATE 26000)
   or whose statement's result shape changed under it (0A000 after a migration) is invalidated:
   the error is a retryable outage and the next connection prepares again.

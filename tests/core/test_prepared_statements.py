@@ -243,3 +243,12 @@ def test_a_claim_is_looked_up_by_its_unique_index_even_on_a_small_table(table):
 
     assert index_of("external_id", "ix1") == "uq_provider_transactions_provider_external"
     assert index_of("reference_external_id", "ix1") == "ix_provider_transactions_reference"
+
+
+def test_a_selected_parameter_keeps_its_type_only_when_the_statement_casts_it(app):
+    """The rule in ``core.prepared``'s invariants: a prepared statement types a bare selected
+    parameter as text (psycopg2's text statement read the unquoted number); a cast keeps it."""
+    bare = sa.select(sa.bindparam("x", type_=sa.BigInteger).label("x"))
+    cast = sa.select(sa.cast(sa.bindparam("x", type_=sa.BigInteger), sa.BigInteger).label("x"))
+    assert core_execute(bare, {"x": 5}).scalar_one() == "5"
+    assert core_execute(cast, {"x": 5}).scalar_one() == 5

@@ -1002,6 +1002,8 @@ def _bet(provider: ProviderConfig, req: CallbackRequest) -> CallbackResult:
     except AppError as exc:
         raise CallbackError("LIMIT_EXCEEDED", exc.message) from None
     game_id = _resolve_game(provider, req, for_bet=True)
+    claim: int | None
+    w: wallet.LockedWallet | None
     if player.claimed is not None:
         claim, w = _claimed_by_read(player, currency, fingerprint)
     else:
