@@ -147,9 +147,10 @@ def _build_lock(_insert: Any) -> Any:
     )
 
 
-def lock_after(claimed: Any) -> Any:
+def lock_after(claimed: Any, user_id: Any = None, currency: Any = None) -> Any:
     """The wallet lock of :func:`lock` as a CTE (``locked``) for a caller's statement: it
-    locks (and reads) the wallet of ``lock_user_id``/``lock_currency`` only if ``claimed`` (a
+    locks (and reads) the wallet of ``user_id``/``currency`` (SQL expressions; by default the
+    bind parameters ``lock_user_id``/``lock_currency``) only if ``claimed`` (a
     CTE with an ``id`` column, e.g. an ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``)
     returned a row. One round trip for "claim this request, then lock its wallet"
     (PostgreSQL). Bind parameters are not column names: an ``UPDATE`` in the same statement
@@ -160,8 +161,8 @@ def lock_after(claimed: Any) -> Any:
     return (
         select(_wt.id, _wt.user_id, _wt.balance, _wt.bonus_balance, _wt.held_balance)
         .where(
-            _wt.user_id == bindparam("lock_user_id"),
-            _wt.currency == bindparam("lock_currency"),
+            _wt.user_id == (bindparam("lock_user_id") if user_id is None else user_id),
+            _wt.currency == (bindparam("lock_currency") if currency is None else currency),
             exists(select(claimed.c.id)),
         )
         .with_for_update()

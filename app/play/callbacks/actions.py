@@ -452,16 +452,10 @@ def _with_claim(stmt: Any, s: Any) -> Any:
         .returning(pt.c.id, pt.c.fingerprint)
         .cte("claimed")
     )
-    w = table_of(Wallet)
-    locked = (
-        select(w.c.id, w.c.balance, w.c.bonus_balance, w.c.held_balance)
-        .where(
-            w.c.user_id == select(s.c.user_id).scalar_subquery(),
-            w.c.currency == bindparam("d_currency", type_=String),
-            exists(select(claimed.c.id)),
-        )
-        .with_for_update()
-        .cte("locked")
+    locked = wallet.lock_after(
+        claimed,
+        user_id=select(s.c.user_id).scalar_subquery(),
+        currency=bindparam("d_currency", type_=String),
     )
     return (
         stmt.add_columns(
