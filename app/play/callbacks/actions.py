@@ -367,15 +367,11 @@ def _with_duplicate_log(stmt: Any, *, claim: bool = False) -> Any:
         "response": _native_duplicate_answer_sql(s),
     }
     names = [c.name for c in t.c if c.name != "id"]
-    player_id = bindparam("d_player_id", type_=BigInteger)
     values = select(
         *(filled.get(name, bindparam(f"d_{name}", type_=t.c[name].type)) for name in names)
     ).where(
         s.c.prior_id.is_not(None),
-        s.c.provider_id == bindparam("d_provider_id"),
-        s.c.demo.is_(False),
-        s.c.currency == bindparam("d_currency"),
-        or_(player_id.is_(None), s.c.user_id == player_id),
+        *_session_takes_request(s),
         s.c.prior_state != "tombstone",
         s.c.prior_fingerprint == _fingerprint_sql(s.c.user_id),
     )
@@ -396,6 +392,19 @@ def _with_duplicate_log(stmt: Any, *, claim: bool = False) -> Any:
     return _with_claim(out, s) if claim else out
 
 
+def _session_takes_request(s: Any) -> list[Any]:
+    """Conditions on the session read ``s`` under which the handler would go on with this
+    request (the duplicate log's and the claim's): the same provider, not a demo, the request's
+    currency, and the named player when the protocol names one."""
+    player_id = bindparam("d_player_id", type_=BigInteger)
+    return [
+        s.c.provider_id == bindparam("d_provider_id"),
+        s.c.demo.is_(False),
+        s.c.currency == bindparam("d_currency"),
+        or_(player_id.is_(None), s.c.user_id == player_id),
+    ]
+
+
 def _with_claim(stmt: Any, s: Any) -> Any:
     """``stmt`` (the bet's session read, ``s`` its CTE) that also claims the transaction id and
     locks the player's wallet when no claim exists yet and the session takes this bet as the
@@ -409,45 +418,27 @@ def _with_claim(stmt: Any, s: Any) -> Any:
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     pt = table_of(ProviderTransaction)
-    player_id = bindparam("d_player_id", type_=BigInteger)
-    fingerprint = _fingerprint_sql(s.c.user_id)
-    source = select(
-        bindparam("d_provider_id", type_=BigInteger),
-        bindparam("prior_ext", type_=String),
-        play_guard.now_param(),
-        literal("bet", String),
-        literal("applied", String),
-        s.c.user_id,
-        bindparam("c_round", type_=String),
-        bindparam("d_currency", type_=String),
-        bindparam("c_amount", type_=BigInteger),
-        fingerprint,
-    ).where(
-        s.c.prior_id.is_(None),
-        s.c.provider_id == bindparam("d_provider_id", type_=BigInteger),
-        s.c.demo.is_(False),
-        s.c.currency == bindparam("d_currency", type_=String),
-        or_(player_id.is_(None), s.c.user_id == player_id),
-        s.c.expires_at > play_guard.now_param(),
+    now = play_guard.now_param()
+    values = {  # the columns of the usual claim (``_CLAIM_COLUMNS``), and its state
+        "provider_id": bindparam("d_provider_id"),
+        "external_id": bindparam("prior_ext", type_=String),
+        "created_at": now,
+        "action": literal("bet", String),
+        "user_id": s.c.user_id,
+        "external_round_id": bindparam("c_round", type_=String),
+        "currency": bindparam("d_currency"),
+        "amount": bindparam("c_amount", type_=BigInteger),
+        "fingerprint": _fingerprint_sql(s.c.user_id),
+        "state": literal("applied", String),
+    }
+    if set(values) != {*_CLAIM_COLUMNS, "state"}:  # built once per process
+        raise RuntimeError("the session read's claim writes other columns than the usual claim")
+    source = select(*values.values()).where(
+        s.c.prior_id.is_(None), *_session_takes_request(s), s.c.expires_at > now
     )
     claimed = (
         pg_insert(pt)
-        .from_select(
-            [
-                "provider_id",
-                "external_id",
-                "created_at",
-                "action",
-                "state",
-                "user_id",
-                "external_round_id",
-                "currency",
-                "amount",
-                "fingerprint",
-            ],
-            source,
-            include_defaults=False,
-        )
+        .from_select(list(values), source, include_defaults=False)
         .on_conflict_do_nothing(index_elements=["provider_id", "external_id"])
         .returning(pt.c.id, pt.c.fingerprint)
         .cte("claimed")
