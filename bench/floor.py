@@ -14,8 +14,12 @@ psycogreen patch), that does what a signed bet must do and nothing else:
 7. commit and answer the balance.
 
 Its own tables (``floor_*``) in its own database, created by :func:`create_schema`; psycopg2
-connections in a pool of the size SQLAlchemy gives JackpotX (5 + 10 overflow). Configured by
-the environment: ``FLOOR_DSN`` and ``FLOOR_SECRET``.
+connections in a pool of at most 15, opened on demand (JackpotX's production pool: 15, no
+overflow). Configured by the environment: ``FLOOR_DSN`` and ``FLOOR_SECRET``;
+``FLOOR_DRIVER=psycopg`` serves the same statements on psycopg 3 instead (``pip install
+'psycopg[binary]'``, not a dependency of the project: a measurement of what the driver alone
+would change, ``docs/perf.md`` item 30; psycopg 3 prepares a statement on the server from its
+fifth run on a connection, and supports gevent by itself).
 """
 
 from __future__ import annotations
@@ -28,11 +32,21 @@ import queue
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 
 import psycopg2
 from flask import Flask, Response, request
 
-POOL_SIZE = 15  # SQLAlchemy's QueuePool default: pool_size 5 + max_overflow 10
+POOL_SIZE = 15  # JackpotX's production pool: DB_POOL_SIZE=15, DB_MAX_OVERFLOW=0
+
+
+def _connector() -> Any:
+    if os.environ.get("FLOOR_DRIVER", "psycopg2") == "psycopg":
+        import psycopg  # psycopg 3: only for the driver comparison
+
+        return psycopg.connect
+    return psycopg2.connect
+
 
 SCHEMA = """
 CREATE TABLE floor_wallets (
@@ -96,6 +110,7 @@ class Pool:
 
     def __init__(self, dsn: str, size: int) -> None:
         self.dsn = dsn
+        self.connect = _connector()
         self.free: queue.LifoQueue = queue.LifoQueue()
         self.slots = queue.Queue()
         for _ in range(size):
@@ -108,7 +123,7 @@ class Pool:
         except queue.Empty:
             try:
                 self.slots.get_nowait()
-                conn = psycopg2.connect(self.dsn)
+                conn = self.connect(self.dsn)
             except queue.Empty:
                 conn = self.free.get()
         try:
