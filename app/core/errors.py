@@ -190,7 +190,8 @@ def _handle_app_error(exc: AppError):
     return response
 
 
-def _handle_http(exc: HTTPException):
+def handle_http(exc: HTTPException):
+    """An HTTP error (404, 405, 429, a schema's 400...) as the standard JSON envelope."""
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
     messages = data.get("messages")
@@ -336,7 +337,7 @@ def rollback_quietly() -> None:
 
 def _handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
-        return _handle_http(exc)
+        return handle_http(exc)
     if outage_kind(exc) is not None:
         return handle_outage(exc)
     if isinstance(exc, OverflowError) or isinstance(getattr(exc, "orig", None), OverflowError):
@@ -352,7 +353,7 @@ def _handle_unexpected(exc: Exception):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(AppError, _handle_app_error)
-    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(redis.exceptions.ConnectionError, handle_outage)
     app.register_error_handler(redis.exceptions.TimeoutError, handle_outage)
     app.register_error_handler(PoolTimeout, handle_outage)

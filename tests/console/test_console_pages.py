@@ -346,3 +346,37 @@ def test_dashboard_for_support_lists_their_areas_without_figures(signed_in, crow
     html = client.get("/admin/").get_data(as_text=True)
     assert 'data-kpi="players_total"' not in html
     assert "These are the areas you can work in" in html
+
+
+def test_an_admin_address_no_page_serves_answers_the_consoles_error_page(signed_in, client):
+    staff_client, _ = signed_in("manager")
+    missing = staff_client.get("/admin/no-such-page")
+    assert missing.status_code == 404
+    assert missing.mimetype == "text/html"
+    html = missing.get_data(as_text=True)
+    assert "There is nothing here." in html
+    assert "Back to the dashboard" in html
+    assert 'href="/admin/players"' in html  # inside the console's frame, with its menu
+    anonymous = client.get("/admin/no-such-page")
+    assert anonymous.status_code == 404
+    assert "Go to sign in" in anonymous.get_data(as_text=True)
+    # A console address that exists, asked with a method it does not take.
+    wrong = staff_client.get("/admin/logout")
+    assert wrong.status_code == 405
+    assert wrong.mimetype == "text/html"
+    assert "does not accept that kind of request" in wrong.get_data(as_text=True)
+    # Everywhere else the API's envelope stays.
+    api = client.get("/api/no-such-endpoint")
+    assert api.status_code == 404
+    assert api.get_json()["code"] == "NOT_FOUND"
+    assert client.get("/admin-api-typo").get_json()["code"] == "NOT_FOUND"
+
+
+def test_the_reports_address_opens_the_menus_reports_page(signed_in, client):
+    manager, _ = signed_in("manager")
+    response = manager.get("/admin/reports")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/admin/reports/financial")
+    support, _ = signed_in("support")
+    assert support.get("/admin/reports").status_code == 403  # the reports' own permission
+    assert "/admin/login" in client.get("/admin/reports").headers["Location"]

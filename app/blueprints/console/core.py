@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.blueprints.console.wording import human
 from app.compliance.models import KycSubmission
+from app.core import errors
 from app.core import settings as settings_service
 from app.core.errors import AppError
 from app.core.extensions import db
@@ -295,6 +296,18 @@ def _http_error(exc: HTTPException):
     }
     title, message = titles.get(status, (exc.name, exc.description or ""))
     return _error_page(status, title, message)
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _routing_error(exc: HTTPException):
+    """An address under ``/admin`` that no console page serves (a mistyped or stale link, a
+    bookmark of ``/admin/reports``) answers the console's error page, as the console's own
+    404s do, not the API's JSON envelope. Flask matches the URL before it knows the
+    blueprint, so only an app-wide handler sees these; every other path keeps the envelope."""
+    if request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/"):
+        return _http_error(exc)
+    return errors.handle_http(exc)
 
 
 _LEADING_NUMBER = re.compile(r"^(-?)(\d{4,})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Response, abort, current_app, render_template, request, url_for
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.blueprints.console import decisions
@@ -51,6 +51,13 @@ def report_args(args) -> tuple[date, date, str, str, str | None]:
         currency = default_currency
     # Every problem at once, in one message above the figures.
     return date_from, date_to, currency, group, " ".join(problems) or None
+
+
+@bp.get("/reports")
+@console_view("reports.read")
+def reports_index():
+    """``/admin/reports`` (a typed or bookmarked address): the menu's Reports page."""
+    return redirect(url_for("console.financial_report"))
 
 
 @bp.get("/reports/financial")
