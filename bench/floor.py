@@ -18,7 +18,7 @@ connections in a pool of at most 15, opened on demand (JackpotX's production poo
 overflow). Configured by the environment: ``FLOOR_DSN`` and ``FLOOR_SECRET``;
 ``FLOOR_DRIVER=psycopg`` serves the same statements on psycopg 3 instead (``pip install
 'psycopg[binary]'``, not a dependency of the project: a measurement of what the driver alone
-would change, ``docs/perf.md`` item 30; psycopg 3 prepares a statement on the server from its
+would change, ``docs/perf.md`` item 31; psycopg 3 prepares a statement on the server from its
 fifth run on a connection, and supports gevent by itself).
 """
 
