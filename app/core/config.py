@@ -462,9 +462,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> dict[
             SQLALCHEMY_ENGINE_OPTIONS={
                 "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", False),
                 "pool_recycle": _int(env, "DB_POOL_RECYCLE", 1800),
-                "pool_size": _int(env, "DB_POOL_SIZE", 15),
-                "max_overflow": _int(env, "DB_MAX_OVERFLOW", 0),
-                "pool_timeout": _int(env, "DB_POOL_TIMEOUT", 3),
+                "pool_size": cfg["DB_POOL_SIZE"],
+                "max_overflow": cfg["DB_MAX_OVERFLOW"],
+                "pool_timeout": cfg["DB_POOL_TIMEOUT"],
             },
             SESSION_COOKIE_SECURE=True,
             SESSION_COOKIE_NAME="__Host-jackpotx",
